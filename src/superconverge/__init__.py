@@ -1,0 +1,51 @@
+"""superconverge: Leslie Smith's disciplined approach to neural-network hyper-parameters.
+
+The schedule math (`superconverge.schedules`) is plain Python; names that need PyTorch are
+imported on first use, so ``import superconverge.schedules`` never loads torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from superconverge.schedules import (
+    Plan,
+    constant,
+    cyclic,
+    fastai_one_cycle,
+    one_cycle,
+    piecewise_constant,
+    smith_one_cycle,
+)
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; loaded lazily because these modules import torch
+_LAZY = {
+    "HyperparamScheduler": "superconverge.pytorch",
+}
+
+__all__ = [
+    "HyperparamScheduler",
+    "Plan",
+    "constant",
+    "cyclic",
+    "fastai_one_cycle",
+    "one_cycle",
+    "piecewise_constant",
+    "smith_one_cycle",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'superconverge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,206 @@
+"""The PyTorch adapter: writes a `Plan`'s values into an optimizer's param groups.
+
+This module is the only code in superconverge that writes ``optimizer.param_groups``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from superconverge.schedules import Plan
+from superconverge.schedules._checks import check_positive
+
+LR_SCALE_KEY = "lr_scale"  # per-group multiplier of the plan's LR (discriminative LRs)
+
+
+def momentum_key(group: dict[str, Any]) -> str | None:
+    """Where a param group keeps its momentum: ``"momentum"`` (SGD, RMSprop), ``"betas"``
+    (Adam, AdamW, NAdam, RAdam, Adamax: beta1 is the momentum), or None."""
+    if "momentum" in group:
+        return "momentum"
+    if "betas" in group:
+        return "betas"
+    return None
+
+
+def get_momentum(group: dict[str, Any]) -> float | None:
+    """The momentum a param group uses now (SGD momentum or Adam's beta1), or None."""
+    key = momentum_key(group)
+    if key is None:
+        return None
+    value = group["momentum"] if key == "momentum" else group["betas"][0]
+    return float(value)
+
+
+def set_momentum(group: dict[str, Any], value: float) -> None:
+    """Write `value` as SGD/RMSprop ``momentum`` or Adam's ``betas[0]``; beta2 is never touched."""
+    key = momentum_key(group)
+    if key == "momentum":
+        _write(group, "momentum", value)
+    elif key == "betas":
+        betas = group["betas"]
+        if isinstance(betas[0], torch.Tensor):
+            betas[0].fill_(value)
+        else:
+            group["betas"] = (value, *tuple(betas)[1:])
+    else:
+        raise ValueError("this param group has no momentum or betas to set")
+
+
+def set_lr(group: dict[str, Any], value: float) -> None:
+    """Write a param group's LR, keeping a tensor LR (capturable/fused optimizers) a tensor."""
+    _write(group, "lr", value)
+
+
+def _write(group: dict[str, Any], key: str, value: float) -> None:
+    current = group.get(key)
+    if isinstance(current, torch.Tensor):
+        current.fill_(value)
+    else:
+        group[key] = value
+
+
+def spread_max_lr(max_lr: float | Sequence[float] | slice, num_groups: int) -> list[float]:
+    """Per-group peak LRs from a float, a per-group list, or a ``(low, high)`` pair.
+
+    A tuple ``(low, high)`` (or ``slice(low, high)``, as in fastai) is spread geometrically over
+    the groups, from the first (the body's earliest layers) to the last (the head):
+    ``low * (high / low) ** (i / (n - 1))``. A list must hold one value per group.
+
+    Example:
+        >>> spread_max_lr((1e-4, 1e-2), 3)
+        [0.0001, 0.001, 0.01]
+    """
+    if isinstance(max_lr, slice):
+        if max_lr.step is not None:
+            raise ValueError(f"max_lr as a slice takes (low, high) only, got {max_lr!r}")
+        if max_lr.start is None:
+            return [check_positive("max_lr", max_lr.stop)] * num_groups
+        max_lr = (max_lr.start, max_lr.stop)
+    if isinstance(max_lr, tuple):
+        if len(max_lr) != 2:
+            raise ValueError(f"max_lr as a tuple must be a (low, high) pair, got {max_lr!r}")
+        low = check_positive("max_lr", max_lr[0])
+        high = check_positive("max_lr", max_lr[1])
+        if low > high:
+            raise ValueError(f"max_lr must be (low, high) with low <= high, got {max_lr!r}")
+        if num_groups == 1:
+            return [high]
+        ratio = high / low
+        return [
+            float(low * ratio ** (index / (num_groups - 1))) for index in range(num_groups - 1)
+        ] + [high]
+    if isinstance(max_lr, Sequence) and not isinstance(max_lr, (str, bytes)):
+        values = [check_positive("max_lr", value) for value in max_lr]
+        if len(values) != num_groups:
+            raise ValueError(
+                f"max_lr must hold one value per param group ({num_groups}), got {len(values)}: "
+                f"{list(max_lr)!r}"
+            )
+        return values
+    return [check_positive("max_lr", max_lr)] * num_groups
+
+
+class HyperparamScheduler:
+    """Sets every param group's LR (and momentum) from a `Plan`; call `step()` after
+    ``optimizer.step()``.
+
+    The values for update k are written when the scheduler has been stepped k times, and already
+    at construction for update 0. Group i gets ``plan.lr(k) * lr_scale_i``; the scale comes from
+    `max_lr` (discriminative LRs) and is kept in the group under ``"lr_scale"`` (default 1).
+    The only state is the step count, so ``state_dict()`` is one integer.
+
+    Args:
+        optimizer: any ``torch.optim.Optimizer``.
+        plan: the schedules, e.g. ``superconverge.one_cycle(total_steps, max_lr=0.1)``.
+        max_lr: per-group peak LRs: a list (one per group) or a ``(low, high)`` pair spread
+            geometrically over the groups. None: every group follows the plan as is.
+
+    Raises:
+        ValueError: the plan cycles momentum and the optimizer has none (e.g. Adagrad): build
+            the plan with ``momentum=None``.
+
+    Example:
+        >>> model = torch.nn.Linear(2, 1)
+        >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> from superconverge.schedules import one_cycle
+        >>> scheduler = HyperparamScheduler(optimizer, one_cycle(10, max_lr=1.0))
+        >>> optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["momentum"]
+        (0.04, 0.95)
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        plan: Plan,
+        *,
+        max_lr: float | Sequence[float] | slice | None = None,
+    ) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {optimizer!r}")
+        if not isinstance(plan, Plan):
+            raise TypeError(f"plan must be a superconverge Plan, got {plan!r}")
+        if plan.momentum is not None:
+            missing = [i for i, g in enumerate(optimizer.param_groups) if momentum_key(g) is None]
+            if missing:
+                raise ValueError(
+                    f"momentum: {type(optimizer).__name__} has no momentum (SGD/RMSprop "
+                    "'momentum' or Adam-style 'betas') to cycle; build the plan with "
+                    "momentum=None"
+                )
+        self.optimizer = optimizer
+        self.plan = plan
+        self.step_count = 0
+        self._warned_past_end = False
+        if max_lr is not None:
+            if plan.max_lr is None:
+                raise ValueError("max_lr per group needs a plan with a max_lr to scale from")
+            peaks = spread_max_lr(max_lr, len(optimizer.param_groups))
+            for group, peak in zip(optimizer.param_groups, peaks, strict=True):
+                group[LR_SCALE_KEY] = peak / plan.max_lr
+        self._apply()
+
+    def step(self) -> None:
+        """Advance one optimizer update and write that update's values."""
+        self.step_count += 1
+        total = self.plan.total_steps
+        if total is not None and self.step_count > total and not self._warned_past_end:
+            self._warned_past_end = True
+            warnings.warn(
+                f"the plan has {total} steps and the scheduler was stepped {self.step_count} "
+                "times; holding the final values",
+                stacklevel=2,
+            )
+        self._apply()
+
+    def current(self) -> list[dict[str, float | None]]:
+        """The lr and momentum each param group holds now."""
+        return [
+            {"lr": float(group["lr"]), "momentum": get_momentum(group)}
+            for group in self.optimizer.param_groups
+        ]
+
+    def state_dict(self) -> dict[str, int]:
+        return {"step_count": self.step_count}  # everything else is recomputed from the plan
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        step_count = state.get("step_count") if isinstance(state, dict) else None
+        if isinstance(step_count, bool) or not isinstance(step_count, int) or step_count < 0:
+            raise ValueError(f"state must be {{'step_count': int >= 0}}, got {state!r}")
+        self.step_count = step_count
+        self._apply()
+
+    def _apply(self) -> None:
+        lr = self.plan.lr(self.step_count)
+        momentum = None if self.plan.momentum is None else self.plan.momentum(self.step_count)
+        if not math.isfinite(lr):  # pragma: no cover - schedules validate their values
+            raise RuntimeError(f"the plan gave a non-finite lr {lr!r} at step {self.step_count}")
+        for group in self.optimizer.param_groups:
+            set_lr(group, lr * group.get(LR_SCALE_KEY, 1.0))
+            if momentum is not None:
+                set_momentum(group, momentum)

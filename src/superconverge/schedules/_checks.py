@@ -1,0 +1,75 @@
+"""Argument checks shared by the schedule constructors.
+
+Every check raises ``ValueError`` (or ``TypeError`` for a wrong type) whose message starts with
+the parameter's name, then says what is allowed and the value that was given. The CLI relies on
+that shape to name the flag.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def check_number(name: str, value: object) -> float:
+    """Return `value` as a float, or raise if it is not a real, finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_positive(name: str, value: object) -> float:
+    """A finite number > 0, such as a learning rate."""
+    number = check_number(name, value)
+    if number <= 0.0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return number
+
+
+def check_count(name: str, value: object, minimum: int = 1) -> int:
+    """An integer count >= `minimum`, such as `total_steps` or `step_size`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def check_open_fraction(name: str, value: object, upper: float = 1.0) -> float:
+    """A fraction strictly inside (0, upper)."""
+    number = check_number(name, value)
+    if not 0.0 < number < upper:
+        raise ValueError(f"{name} must be in (0, {upper:g}), got {value!r}")
+    return number
+
+
+def check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
+    """One of the strings in `allowed`."""
+    if value not in allowed:
+        options = ", ".join(repr(option) for option in allowed)
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return str(value)
+
+
+def check_not_above(name: str, value: float, other_name: str, other: float) -> None:
+    """`value` <= `other`, e.g. min_lr <= max_lr."""
+    if value > other:
+        raise ValueError(f"{name} must be <= {other_name} ({other!r}), got {value!r}")
+
+
+def check_momentum(value: object) -> tuple[float, float] | None:
+    """`None`, or a `(high, low)` pair with 0 <= low <= high < 1."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ValueError(f"momentum must be None or a (high, low) pair, got {value!r}")
+    high = check_number("momentum", value[0])
+    low = check_number("momentum", value[1])
+    for bound in (high, low):
+        if not 0.0 <= bound < 1.0:
+            raise ValueError(f"momentum values must be in [0, 1), got {tuple(value)!r}")
+    if high < low:
+        raise ValueError(f"momentum must be (high, low) with high >= low, got {tuple(value)!r}")
+    return high, low

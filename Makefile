@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/superconverge schedule smith --total-steps 1000 --max-lr 0.8 --out runs/default/schedule.png
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 test: $(STAMP) lint

@@ -1,0 +1,17 @@
+"""Real data sets as in-memory tensors, and a loader that batches them on the device."""
+
+from superconverge.data.datasets import DATASETS, ArrayData, DataSplits, default_root, load
+from superconverge.data.formats import DataFormatError, read_idx
+from superconverge.data.loader import ArrayLoader, Augment
+
+__all__ = [
+    "DATASETS",
+    "ArrayData",
+    "ArrayLoader",
+    "Augment",
+    "DataFormatError",
+    "DataSplits",
+    "default_root",
+    "load",
+    "read_idx",
+]

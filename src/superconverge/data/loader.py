@@ -1,0 +1,223 @@
+"""`ArrayLoader`: batches by slicing tensors that live on the training device.
+
+A per-sample Python loader (``DataLoader(TensorDataset(...))``) indexes, collates and copies
+every sample; here one epoch is one permutation of indices and each batch one gather, and
+augmentation runs on the whole batch on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from superconverge.data.datasets import ArrayData
+
+_MIX = 0x9E3779B1  # spreads (seed, epoch, batch) over the generator's seed space
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Tensor-level augmentation of image batches ``(B, C, H, W)``.
+
+    The standard CIFAR-10 recipe (He et al. 2016): pad by `crop_padding` pixels (reflect),
+    take a random crop of the original size, and flip horizontally with probability 1/2.
+    """
+
+    crop_padding: int = 4
+    flip: bool = True
+    padding_mode: str = "reflect"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, int):
+            raise TypeError(f"crop_padding must be an integer, got {self.crop_padding!r}")
+        if self.crop_padding < 0:
+            raise ValueError(f"crop_padding must be >= 0, got {self.crop_padding!r}")
+        if self.padding_mode not in ("reflect", "constant", "replicate"):
+            raise ValueError(
+                f"padding_mode must be one of 'reflect', 'constant', 'replicate', "
+                f"got {self.padding_mode!r}"
+            )
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if images.ndim != 4:
+            shape = tuple(images.shape)
+            raise ValueError(f"augmentation needs image batches (B, C, H, W), got {shape}")
+        count, channels, height, width = images.shape
+        device = images.device
+        pad = self.crop_padding
+        if pad == 0 and not self.flip:
+            return images
+        padded = F.pad(images, (pad, pad, pad, pad), mode=self.padding_mode) if pad else images
+        padded_width = width + 2 * pad
+        # One gather does crop and flip: each output pixel's flat index in its padded image.
+        # (4x faster on CPU than advanced indexing of (batch, row, column), measured at B=512.)
+        rows = torch.arange(height, device=device)[:, None] * padded_width
+        cols = torch.arange(width, device=device)[None, :]
+        window = (rows + cols).reshape(-1)
+        if pad:
+            shifts = torch.randint(0, 2 * pad + 1, (2, count), generator=generator, device=device)
+            start = shifts[0] * padded_width + shifts[1]
+        else:
+            start = torch.zeros(count, dtype=torch.long, device=device)
+        index = start[:, None] + window[None, :]
+        if self.flip:
+            mirrored = (rows + (width - 1 - cols)).reshape(-1)
+            flips = torch.rand(count, generator=generator, device=device) < 0.5
+            index = torch.where(flips[:, None], start[:, None] + mirrored[None, :], index)
+        flat = padded.reshape(count, channels, -1)
+        out = flat.gather(2, index[:, None, :].expand(count, channels, height * width))
+        return out.reshape(count, channels, height, width)
+
+
+class ArrayLoader:
+    """Batches of ``(inputs, targets)`` sliced from tensors held on `device`.
+
+    Each epoch draws a permutation from a generator seeded with ``(seed, epoch)``, so the order
+    is the same on every run and every rank. Augmentation randomness is seeded with
+    ``(seed, epoch, batch)``, so a run resumed at a saved position sees the same batches.
+    Iterating continues from the current position: an epoch interrupted after k batches resumes
+    at batch k (which is what resuming a checkpoint needs); a finished epoch starts the next.
+
+    Args:
+        data: an `ArrayData` (or a ``(inputs, targets)`` pair of tensors).
+        batch_size: samples per batch on this rank; may change between epochs.
+        shuffle: permute each epoch (False: the stored order).
+        drop_last: drop the last incomplete batch.
+        seed: seeds the permutations and augmentation.
+        device: where the tensors live and batches come out; default: where `data` is.
+        augment: an `Augment` for image batches, or None.
+        rank, world_size: under DDP, each rank takes every `world_size`-th sample of the
+            permutation, padded by wrapping around (as ``DistributedSampler``) so that every
+            rank gets the same number of batches.
+
+    Example:
+        >>> data = (torch.arange(10.0), torch.arange(10))
+        >>> [targets.tolist() for _, targets in ArrayLoader(data, batch_size=4, shuffle=False)]
+        [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    """
+
+    def __init__(
+        self,
+        data: ArrayData | tuple[torch.Tensor, torch.Tensor],
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+        augment: Augment | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if isinstance(data, tuple):
+            data = ArrayData(*data)
+        if not isinstance(data, ArrayData):
+            raise TypeError(f"data must be ArrayData or an (inputs, targets) pair, got {data!r}")
+        if len(data) == 0:
+            raise ValueError("data must hold at least one sample, got an empty data set")
+        if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+            raise ValueError(f"world_size must be an integer >= 1, got {world_size!r}")
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank!r}")
+        if augment is not None and not isinstance(augment, Augment):
+            raise TypeError(f"augment must be an Augment or None, got {augment!r}")
+        target_device = torch.device(device) if device is not None else data.inputs.device
+        self.inputs = data.inputs.to(target_device)
+        self.targets = data.targets.to(target_device)
+        self.device = target_device
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = int(seed)
+        self.augment = augment
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.batch_index = 0  # the next batch of the current epoch
+        self._batch_size = 0
+        self.batch_size = batch_size
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {value!r}")
+        if self.batch_index != 0:
+            raise RuntimeError(
+                f"batch_size can change between epochs only; epoch {self.epoch} is at batch "
+                f"{self.batch_index}"
+            )
+        self._batch_size = value
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this rank sees per epoch."""
+        return -(-len(self.inputs) // self.world_size)
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.num_samples, self._batch_size)
+        return full if self.drop_last or rest == 0 else full + 1
+
+    def _generator(self, *keys: int) -> torch.Generator:
+        seed = self.seed
+        for key in keys:
+            seed = (seed * _MIX + key + 1) % (2**63)
+        device = self.device if self.device.type == "cuda" else torch.device("cpu")
+        return torch.Generator(device=device).manual_seed(seed)
+
+    def _order(self) -> torch.Tensor:
+        """This rank's sample indices for the current epoch, on the device."""
+        count = len(self.inputs)
+        if self.shuffle:
+            order = torch.randperm(count, generator=self._generator(self.epoch))
+        else:
+            order = torch.arange(count)
+        if self.world_size > 1:
+            total = self.num_samples * self.world_size
+            if total > count:  # wrap around so every rank gets as many samples
+                order = torch.cat([order, order[: total - count]])
+            order = order[self.rank : total : self.world_size]
+        return order.to(self.device)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self._order()
+        batches = len(self)
+        while self.batch_index < batches:
+            start = self.batch_index * self._batch_size
+            index = order[start : start + self._batch_size]
+            inputs = self.inputs[index]
+            if self.augment is not None:
+                inputs = self.augment(inputs, self._generator(self.epoch, self.batch_index))
+            self.batch_index += 1
+            yield inputs, self.targets[index]
+        self.epoch += 1
+        self.batch_index = 0
+
+    def state_dict(self) -> dict[str, int]:
+        """The position: the epoch, the next batch in it, the batch size and the seed."""
+        return {
+            "epoch": self.epoch,
+            "batch_index": self.batch_index,
+            "batch_size": self._batch_size,
+            "seed": self.seed,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        expected = {"epoch", "batch_index", "batch_size", "seed"}
+        if not isinstance(state, dict) or set(state) != expected:
+            raise ValueError(f"state must have the keys {sorted(expected)}, got {state!r}")
+        for key in expected:
+            value = state[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"state[{key!r}] must be an integer >= 0, got {value!r}")
+        self.batch_index = 0
+        self.batch_size = state["batch_size"]
+        self.epoch = state["epoch"]
+        self.seed = state["seed"]
+        self.batch_index = state["batch_index"]

@@ -24,14 +24,18 @@ __version__ = "0.1.0"
 # public name -> module that defines it; loaded lazily because these modules import torch
 _LAZY = {
     "HyperparamScheduler": "superconverge.pytorch",
+    "lr_find": "superconverge.finder.runner",
+    "RangeTestResult": "superconverge.finder.result",
 }
 
 __all__ = [
     "HyperparamScheduler",
     "Plan",
+    "RangeTestResult",
     "constant",
     "cyclic",
     "fastai_one_cycle",
+    "lr_find",
     "one_cycle",
     "piecewise_constant",
     "smith_one_cycle",

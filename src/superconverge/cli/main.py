@@ -81,6 +81,123 @@ def _schedule_parser(subparsers: Any) -> None:
     p.set_defaults(handler=_run_schedule, parser=p)
 
 
+IMAGE_MODELS = {"mnist-cnn": (1, 28, 28), "cifar-resnet": (3, 32, 32), "resnet56": (3, 32, 32),
+                "resnet9": (3, 32, 32)}  # fmt: skip
+
+
+def _lr_find_parser(subparsers: Any) -> None:
+    from superconverge.data.datasets import DATASETS
+    from superconverge.models.zoo import MODELS
+
+    p = subparsers.add_parser(
+        "lr-find",
+        help="run the LR range test and suggest max_lr / min_lr",
+        description="Run the LR range test on a data set and model, print the suggested bounds "
+        "and why, and write lr_find.png and lr_find.json into --out.",
+    )
+    p.add_argument("--data", choices=[d for d in DATASETS if d != "csv"], default="digits")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the data files (default $SUPERCONVERGE_DATA/<data>)",
+    )
+    p.add_argument("--model", choices=sorted(MODELS), default="mlp")
+    p.add_argument("--width", type=float, help="width option of cifar-resnet / resnet9")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=10.0)
+    p.add_argument("--num-steps", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--rule", choices=("minimum", "valley", "steepest"), default="minimum")
+    p.add_argument("--policy", choices=("one_cycle", "cyclic"), default="one_cycle")
+    p.add_argument("--no-val", action="store_true", help="skip the validation-accuracy variant")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("runs/lr_find"), help="output folder")
+    p.add_argument("--force", action="store_true", help="overwrite lr_find.* already in --out")
+    p.set_defaults(handler=_run_lr_find, parser=p)
+
+
+def make_model_for(
+    name: str, input_shape: tuple[int, ...], num_classes: int, width: float | None
+) -> Any:
+    """A reference model sized for the data, or a UsageError naming the mismatch."""
+    import math
+
+    from superconverge.models import build
+
+    needed = IMAGE_MODELS.get(name)
+    if needed is not None and tuple(input_shape) != needed:
+        shape = "x".join(map(str, input_shape))
+        raise UsageError(
+            f"--model {name} needs {'x'.join(map(str, needed))} inputs; the data has {shape} "
+            "(use --model mlp, or data of that shape)"
+        )
+    options: dict[str, Any] = {"num_classes": num_classes}
+    if name == "mlp":
+        options["in_features"] = math.prod(input_shape)
+    if width is not None:
+        if name not in ("cifar-resnet", "resnet9"):
+            raise UsageError(f"--width applies to cifar-resnet and resnet9, not {name}")
+        options["width"] = width
+    return build(name, **options)
+
+
+def make_optimizer(name: str, parameters: Any) -> Any:
+    import torch
+
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=0.01, momentum=0.9)
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=1e-3)
+    return torch.optim.AdamW(parameters, lr=1e-3)
+
+
+def _check_outputs(folder: Path, names: Sequence[str], force: bool) -> None:
+    existing = [name for name in names if (folder / name).exists()]
+    if existing and not force:
+        raise UsageError(
+            f"--out {folder} already holds {', '.join(existing)}; pass --force to overwrite "
+            "or choose another --out"
+        )
+
+
+def _run_lr_find(args: argparse.Namespace) -> int:
+    _check_outputs(args.out, ("lr_find.json", "lr_find.png"), args.force)
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    import torch
+
+    from superconverge import lr_find
+    from superconverge.data import ArrayLoader, load
+
+    splits = load(args.data, args.data_dir, seed=args.seed)
+    torch.manual_seed(args.seed)
+    model = make_model_for(args.model, splits.input_shape, splits.num_classes or 1, args.width)
+    optimizer = make_optimizer(args.optimizer, model.parameters())
+    train = ArrayLoader(splits.train, args.batch_size, seed=args.seed)
+    val = None
+    if splits.val is not None and not args.no_val:
+        val = ArrayLoader(splits.val, max(args.batch_size, 256), shuffle=False)
+    print(f"LR range test: {args.data} ({len(splits.train)} training samples), {args.model}, "
+          f"{args.optimizer}, batch {args.batch_size}, {args.num_steps} steps "
+          f"from {args.start_lr:g} to {args.end_lr:g}")  # fmt: skip
+    result = lr_find(
+        model, torch.nn.functional.cross_entropy, train, optimizer=optimizer,
+        start_lr=args.start_lr, end_lr=args.end_lr, num_steps=args.num_steps,
+        repeats=args.repeats, rule=args.rule, policy=args.policy, val_data=val,
+    )  # fmt: skip
+    print(result.summary())
+    print(f"stopped: {result.stop_reason}")
+    figure = result.plot()
+    write_atomically(
+        args.out / "lr_find.png", lambda path: figure.savefig(path, dpi=120, format="png")
+    )
+    write_atomically(args.out / "lr_find.json", lambda path: path.write_text(result.to_json()))
+    print(f"wrote {args.out / 'lr_find.png'} and {args.out / 'lr_find.json'}")
+    return 0
+
+
 def _require(args: argparse.Namespace, *names: str) -> None:
     for name in names:
         if getattr(args, name) is None:
@@ -192,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"superconverge {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _schedule_parser(subparsers)
+    _lr_find_parser(subparsers)
     return parser
 
 
@@ -206,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except UsageError as error:
         message = str(error)
-    except ValueError as error:  # the library's messages start with the parameter's name
+    except (ValueError, FileNotFoundError) as error:  # library messages start with the name
         message = _flag_message(error, args.parser)
     print(f"{args.parser.prog}: error: {message}", file=sys.stderr)
     return EXIT_USAGE

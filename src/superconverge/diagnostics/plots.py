@@ -90,3 +90,80 @@ def _label(ax: Any, x: float, y: float, text: str, align: str) -> None:
         ha=align,
         fontsize=9,
     )
+
+
+SUGGESTION_STYLES = {
+    "steepest": ("#7b3294", "v"),
+    "valley": ("#008837", "o"),
+    "minimum": ("#e66101", "s"),
+    "divergence": ("#b2182b", "x"),
+}
+
+
+def plot_range_test(result: Any, ax: Any = None) -> Figure:
+    """The LR range test: loss against LR (log axis), raw and smoothed, each rule's suggestion,
+    the chosen bounds shaded, and validation accuracy on a second axis when it was recorded.
+
+    Args:
+        result: a `RangeTestResult`.
+        ax: an axes to draw into; default a new figure.
+
+    Returns:
+        The `Figure` holding the axes.
+    """
+    import math
+
+    if ax is None:
+        fig = _figure(figsize=(8.0, 4.8), layout="constrained")
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    lrs, raw, smoothed = list(result.lrs), list(result.losses), list(result.smoothed_losses)
+    finite = [(lr, r) for lr, r in zip(lrs, raw, strict=True) if math.isfinite(r)]
+    if finite:
+        ax.plot(*zip(*finite, strict=True), color="#9db8d9", linewidth=1, label="loss (raw)")
+    good = [(lr, s) for lr, s in zip(lrs, smoothed, strict=True) if math.isfinite(s)]
+    if good:
+        ax.plot(*zip(*good, strict=True), color=LR_COLOR, linewidth=2, label="loss (smoothed)")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    # keep the blow-up from flattening the interesting part of the curve
+    if good:
+        values = [s for _, s in good]
+        low, start = min(values), values[0]
+        ax.set_ylim(
+            low - 0.05 * abs(start - low) - 1e-12, max(start, low) + 0.6 * abs(start - low) + 1e-12
+        )
+    if result.max_lr is not None and result.min_lr is not None:
+        ax.axvspan(result.min_lr, result.max_lr, color="#ffd92f", alpha=0.3,
+                   label=f"chosen range {result.min_lr:.2g}–{result.max_lr:.2g}")  # fmt: skip
+        ax.axvline(result.max_lr, color="#b8860b", linewidth=1.5)
+    for name, value in result.suggestions.items():
+        if value is None:
+            continue
+        color, marker = SUGGESTION_STYLES.get(name, ("black", "o"))
+        index = min(range(len(lrs)), key=lambda i: abs(math.log(lrs[i]) - math.log(value)))
+        y = smoothed[index] if math.isfinite(smoothed[index]) else (good[-1][1] if good else 0.0)
+        label = f"{name} {value:.2g}" if name != "minimum" else f"minimum/10 {value:.2g}"
+        ax.scatter([value], [y], color=color, marker=marker, s=60, zorder=4, label=label)
+    accuracies = [
+        (lrs[step], acc)
+        for step, acc in zip(result.val_steps, result.val_accuracies, strict=True)
+        if acc is not None
+    ]
+    handles, labels = ax.get_legend_handles_labels()
+    if accuracies:
+        twin = ax.twinx()
+        line = twin.plot(*zip(*accuracies, strict=True), color="#4d4d4d", linestyle="--",
+                         marker=".", label="validation accuracy")  # fmt: skip
+        twin.set_ylabel("validation accuracy")
+        twin.set_ylim(0, 1.02)
+        handles += line
+        labels.append("validation accuracy")
+    ax.legend(handles, labels, loc="upper left", fontsize=8, framealpha=0.9)
+    ax.grid(True, which="both", alpha=0.25)
+    title = "LR range test"
+    title += f": max_lr {result.max_lr:.3g}" if result.max_lr is not None else ": no max_lr"
+    ax.set_title(title)
+    return fig

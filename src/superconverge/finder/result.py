@@ -1,0 +1,257 @@
+"""`RangeTestResult`: the recorded curve, what the rules say about it, and the chosen bounds."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from superconverge.finder.analysis import agreement, analyse, min_lr_for
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+SUPERCONVERGENCE_LR = (
+    1.0  # Smith & Topin's resnet-56 kept high accuracy up to LR 3 (arXiv:1708.07120)
+)
+ACCURACY_DROP = 0.05  # "stays high": within 5 points of the best validation accuracy
+
+
+@dataclass(frozen=True)
+class Superconvergence:
+    """Does validation accuracy stay high up to large LRs (a sign of super-convergence)?"""
+
+    likely: bool
+    explanation: str
+    lrs: tuple[float, ...] = ()
+    accuracies: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """Whether the rules (and the repeats) agree on max_lr."""
+
+    level: str  # "high", "medium" or "low"
+    explanation: str
+    method_ratio: float | None = None  # largest / smallest suggestion among the rules
+    repeat_ratio: float | None = None  # largest / smallest max_lr among repeats
+
+
+@dataclass(frozen=True)
+class RangeTestResult:
+    """One LR range test: the curve, the suggestions and the recommended bounds.
+
+    ``max_lr`` is None when the curve gives no honest answer; ``reason`` then says why in
+    plain words. ``min_lr`` follows `policy` (see `bounds`).
+    """
+
+    lrs: tuple[float, ...]
+    losses: tuple[float, ...]
+    smoothed_losses: tuple[float, ...]
+    stop_reason: str
+    suggestions: dict[str, float | None]
+    max_lr: float | None
+    min_lr: float | None
+    rule: str
+    reason: str
+    policy: str = "one_cycle"
+    val_steps: tuple[int, ...] = ()
+    val_losses: tuple[float, ...] = ()
+    val_accuracies: tuple[float | None, ...] = ()
+    repeat_max_lrs: tuple[float | None, ...] = ()
+    confidence: Confidence | None = None
+    superconvergence: Superconvergence | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def bounds(self, policy: str = "one_cycle") -> tuple[float | None, float | None]:
+        """``(min_lr, max_lr)`` for one cycle (min = max/10) or several cycles (min = max/4)."""
+        if self.max_lr is None:
+            return None, None
+        return min_lr_for(self.max_lr, policy)[0], self.max_lr
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = _jsonable(asdict(self))
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RangeTestResult:
+        names = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown range-test result fields: {unknown}")
+        values = {key: _restore(value) for key, value in data.items()}
+        for key in ("lrs", "losses", "smoothed_losses", "val_steps", "val_losses",
+                    "val_accuracies", "repeat_max_lrs", "notes"):  # fmt: skip
+            if key in values:
+                values[key] = tuple(values[key])
+        if values.get("confidence") is not None:
+            values["confidence"] = Confidence(**values["confidence"])
+        if values.get("superconvergence") is not None:
+            sc = dict(values["superconvergence"])
+            sc["lrs"], sc["accuracies"] = tuple(sc["lrs"]), tuple(sc["accuracies"])
+            values["superconvergence"] = Superconvergence(**sc)
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> RangeTestResult:
+        return cls.from_dict(json.loads(text))
+
+    def plot(self, ax: Any = None) -> Figure:
+        """Loss against LR (log axis), raw and smoothed, with the suggestions and the bounds."""
+        from superconverge.diagnostics.plots import plot_range_test
+
+        return plot_range_test(self, ax=ax)
+
+    def summary(self) -> str:
+        """A few lines for people: the bounds and the reason, or why there are none."""
+        if self.max_lr is None:
+            return f"no max_lr: {self.reason}"
+        lines = [
+            f"max_lr {self.max_lr:.3g}, min_lr {self.min_lr:.3g} ({self.policy}, rule {self.rule})",
+            f"why: {self.reason}",
+        ]
+        others = ", ".join(
+            f"{name} {value:.3g}" for name, value in self.suggestions.items() if value is not None
+        )
+        lines.append(f"rules: {others}")
+        if self.confidence is not None:
+            lines.append(f"confidence: {self.confidence.level} ({self.confidence.explanation})")
+        if self.superconvergence is not None:
+            lines.append(f"super-convergence: {self.superconvergence.explanation}")
+        return "\n".join(lines)
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN/inf become strings so the JSON stays standard."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def _restore(value: Any) -> Any:
+    if value in ("nan", "inf", "-inf"):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: _restore(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_restore(item) for item in value]
+    return value
+
+
+def superconvergence_check(
+    lrs: tuple[float, ...], accuracies: tuple[float | None, ...]
+) -> Superconvergence | None:
+    """Smith's sign of super-convergence: validation accuracy that stays near its best up to
+    large LRs (>= 1), as in the range tests of arXiv:1708.07120 (resnet-56 up to LR 3)."""
+    points = [(lr, acc) for lr, acc in zip(lrs, accuracies, strict=True) if acc is not None]
+    if len(points) < 3:
+        return None
+    best_index = max(range(len(points)), key=lambda i: points[i][1])
+    best = points[best_index][1]
+    high_until = points[best_index][0]
+    for lr, acc in points[best_index:]:
+        if acc < best - ACCURACY_DROP or not math.isfinite(acc):
+            break
+        high_until = lr
+    evidence_lrs = tuple(p[0] for p in points)
+    evidence_accs = tuple(p[1] for p in points)
+    if high_until >= SUPERCONVERGENCE_LR:
+        return Superconvergence(
+            True,
+            f"validation accuracy stays within {ACCURACY_DROP:.0%} of its best ({best:.3f}) up to "
+            f"LR {high_until:.3g}: the architecture can likely super-converge (large max_lr)",
+            evidence_lrs,
+            evidence_accs,
+        )
+    return Superconvergence(
+        False,
+        f"validation accuracy falls more than {ACCURACY_DROP:.0%} below its best ({best:.3f}) "
+        f"past LR {high_until:.3g} (< {SUPERCONVERGENCE_LR:g}): no sign of super-convergence",
+        evidence_lrs,
+        evidence_accs,
+    )
+
+
+def confidence_of(
+    suggestions: dict[str, float | None], repeat_max_lrs: list[float | None]
+) -> Confidence:
+    method_ratio = agreement([suggestions.get(k) for k in ("valley", "minimum", "steepest")])
+    repeat_ratio = agreement(repeat_max_lrs) if len(repeat_max_lrs) > 1 else None
+    parts = []
+    if method_ratio is not None:
+        parts.append(f"the rules span a factor of {method_ratio:.1f}")
+    if repeat_ratio is not None:
+        parts.append(f"{len(repeat_max_lrs)} repeats span a factor of {repeat_ratio:.1f}")
+    if any(v is None for v in repeat_max_lrs) and len(repeat_max_lrs) > 1:
+        parts.append("some repeats gave no max_lr")
+        return Confidence("low", "; ".join(parts), method_ratio, repeat_ratio)
+    worst = max(r for r in (method_ratio, repeat_ratio, 1.0) if r is not None)
+    level = "high" if worst <= 3.0 else "medium" if worst <= 10.0 else "low"
+    return Confidence(
+        level, "; ".join(parts) or "a single rule answered", method_ratio, repeat_ratio
+    )
+
+
+def build_result(
+    curves: list[dict[str, Any]],
+    *,
+    diverge_factor: float,
+    rule: str,
+    policy: str,
+    settings: dict[str, Any],
+) -> RangeTestResult:
+    """Analyse each repeat's curve; the first curve is the one shown, max_lr is the median."""
+    analyses = [
+        analyse(c["lrs"], c["losses"], c["smoothed"], diverge_factor=diverge_factor, rule=rule)
+        for c in curves
+    ]
+    first, main = curves[0], analyses[0]
+    repeat_max_lrs = [a.max_lr for a in analyses]
+    found = sorted(v for v in repeat_max_lrs if v is not None)
+    max_lr: float | None
+    if len(curves) == 1:
+        max_lr, reason = main.max_lr, main.reason
+    elif 2 * len(found) > len(curves):  # most repeats answered: their median
+        middle = len(found) // 2
+        max_lr = found[middle] if len(found) % 2 else math.sqrt(found[middle - 1] * found[middle])
+        reason = f"median of {len(found)} of {len(curves)} repeats; first repeat: {main.reason}"
+    else:
+        max_lr = None
+        reason = f"only {len(found)} of {len(curves)} repeats gave a max_lr; first: {main.reason}"
+    min_lr = None if max_lr is None else min_lr_for(max_lr, policy)[0]
+    accuracies = tuple(first.get("val_accuracies", ()))
+    val_steps = tuple(first.get("val_steps", ()))
+    sc = (
+        superconvergence_check(tuple(first["lrs"][s] for s in val_steps), accuracies)
+        if val_steps
+        else None
+    )
+    return RangeTestResult(
+        lrs=tuple(first["lrs"]),
+        losses=tuple(first["losses"]),
+        smoothed_losses=tuple(first["smoothed"]),
+        stop_reason=first["stop_reason"],
+        suggestions=main.suggestions,
+        max_lr=max_lr,
+        min_lr=min_lr,
+        rule=rule,
+        reason=reason,
+        policy=policy,
+        val_steps=val_steps,
+        val_losses=tuple(first.get("val_losses", ())),
+        val_accuracies=accuracies,
+        repeat_max_lrs=tuple(repeat_max_lrs),
+        confidence=None if max_lr is None else confidence_of(main.suggestions, repeat_max_lrs),
+        superconvergence=sc,
+        settings=settings,
+        notes=main.warnings,
+    )

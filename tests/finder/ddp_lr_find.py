@@ -1,0 +1,45 @@
+"""Run by test_distributed.py under torchrun: lr_find on a DDP model, 2 gloo ranks on CPU."""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+import superconverge as sc
+from superconverge.data import ArrayData, ArrayLoader
+
+
+def main(out: Path) -> None:
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(0)  # the same initial weights on every rank
+    model = nn.parallel.DistributedDataParallel(
+        nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    )
+    g = torch.Generator().manual_seed(0)
+    data = ArrayData(torch.randn(256, 6, generator=g), torch.randint(0, 3, (256,), generator=g))
+    loader = ArrayLoader(data, 16, seed=0, rank=rank, world_size=world)
+    before = [p.detach().clone() for p in model.parameters()]
+    result = sc.lr_find(
+        model, nn.functional.cross_entropy, loader, start_lr=1e-4, end_lr=1e4, num_steps=80
+    )
+    restored = all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    (out / f"rank{rank}.json").write_text(
+        json.dumps(
+            {
+                "losses": result.losses,
+                "stop": result.stop_reason,
+                "max_lr": result.max_lr,
+                "world": result.settings["world_size"],
+                "restored": restored,
+            }
+        )
+    )
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

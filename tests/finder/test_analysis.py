@@ -1,0 +1,152 @@
+import math
+
+import pytest
+
+from superconverge.finder import (
+    RangeTestResult,
+    analyse,
+    divergence_lr,
+    smooth,
+    suggest_minimum,
+    suggest_steepest,
+    suggest_valley,
+)
+from superconverge.finder.result import build_result, superconvergence_check
+
+LRS = [10 ** (-6 + 7 * i / 99) for i in range(100)]
+
+
+def bowl(lr, lowest=-1.0):
+    """A range-test-like curve: flat, falls around 1e-3, lowest at 10**lowest, then blows up."""
+    x = math.log10(lr)
+    fall = 1 / (1 + math.exp(4 * (x + 3)))
+    rise = math.exp(3 * (x - lowest)) if x > lowest else 0.0
+    return 0.5 + 2 * fall + rise
+
+
+def test_smoothing_is_bias_corrected_and_matches_hand_values():
+    assert smooth([1.0, 3.0], 0.5) == pytest.approx([1.0, 1.75 / 0.75])
+    assert smooth([2.0] * 5, 0.98) == pytest.approx([2.0] * 5)
+    assert smooth([1.0, float("nan"), 1.0], 0.5)[1:] == [pytest.approx(math.nan, nan_ok=True)] * 2
+
+
+def test_steepest_point_of_a_synthetic_loss_curve():
+    lrs = [10 ** (-6 + 5 * i / 99) for i in range(100)]
+    losses = [1 / (1 + math.exp(4 * (math.log10(lr) + 3))) for lr in lrs]  # steepest at 1e-3
+    assert suggest_steepest(lrs, losses) == pytest.approx(1e-3, rel=0.15)
+
+
+def test_steepest_ignores_the_fall_after_a_blow_up():
+    losses = [bowl(lr) for lr in LRS]
+    losses[-10:] = [5.0 - 0.4 * i for i in range(10)]  # the loss falling back after exploding
+    assert suggest_steepest(LRS, losses) == pytest.approx(1e-3, rel=0.3)
+
+
+def test_minimum_rule_is_the_lowest_loss_divided_by_ten():
+    losses = [bowl(lr, lowest=-1.0) for lr in LRS]
+    lowest = LRS[losses.index(min(losses))]
+    assert suggest_minimum(LRS, losses) == pytest.approx(lowest / 10)
+    assert 0.05 < lowest < 0.2
+
+
+def test_valley_lies_inside_the_descent():
+    losses = [bowl(lr) for lr in LRS]
+    valley = suggest_valley(LRS, losses)
+    assert 1e-4 < valley < 1e-1
+
+
+def test_divergence_point_by_hand():
+    assert divergence_lr([1, 2, 3, 4], [2.0, 1.0, 3.0, 5.0], 4.0) == 4
+    assert divergence_lr([1, 2, 3], [2.0, 1.0, float("nan")], 4.0) == 3
+    assert divergence_lr([1, 2, 3], [2.0, 1.0, 3.0], 4.0) is None
+
+
+def test_analyse_recommends_minimum_over_ten_by_default():
+    losses = [bowl(lr) for lr in LRS]
+    analysis = analyse(LRS, losses, losses)
+    assert analysis.rule == "minimum"
+    assert analysis.max_lr == pytest.approx(analysis.suggestions["minimum"])
+    assert "lowest at LR" in analysis.reason
+    assert analysis.suggestions["divergence"] is not None
+
+
+@pytest.mark.parametrize(
+    ("losses", "phrase"),
+    [
+        ([2.0 + 0.001 * math.sin(i) for i in range(100)], "the loss is flat"),
+        ([1.0 + 0.05 * i for i in range(100)], "never went down"),
+        ([3.0 - 0.02 * i for i in range(100)], "still falling at the end"),
+        ([1.0] * 30 + [math.nan] * 70, "were NaN or infinite"),
+    ],
+    ids=["flat", "never-descends", "never-diverges", "mostly-nan"],
+)
+def test_honest_failure_gives_no_max_lr_and_a_reason(losses, phrase):
+    smoothed = smooth(losses, 0.0)
+    analysis = analyse(LRS, losses, smoothed)
+    assert analysis.max_lr is None
+    assert phrase in analysis.reason
+
+
+def test_too_few_points():
+    analysis = analyse(LRS[:5], [1.0, 0.9, 0.8, 5.0, 9.0], [1.0, 0.9, 0.8, 5.0, 9.0])
+    assert analysis.max_lr is None and "only 5 points" in analysis.reason
+
+
+def test_unknown_rule_is_rejected():
+    with pytest.raises(
+        ValueError, match="rule must be one of minimum, valley, steepest, got 'consensus'"
+    ):
+        analyse(LRS, LRS, LRS, rule="consensus")
+
+
+def _curve(shift=0.0):
+    losses = [bowl(lr * 10**shift) for lr in LRS]
+    return {"lrs": LRS, "losses": losses, "smoothed": losses, "stop_reason": "test"}
+
+
+def test_repeats_report_their_median_and_spread():
+    result = build_result(
+        [_curve(0.0), _curve(0.2), _curve(-0.2)],
+        diverge_factor=4.0,
+        rule="minimum",
+        policy="one_cycle",
+        settings={},
+    )
+    singles = sorted(r for r in result.repeat_max_lrs)
+    assert result.max_lr == singles[1]
+    assert result.min_lr == pytest.approx(result.max_lr / 10)
+    assert result.confidence.repeat_ratio == pytest.approx(singles[2] / singles[0])
+    assert result.bounds("cyclic") == (pytest.approx(result.max_lr / 4), result.max_lr)
+
+
+def test_superconvergence_check():
+    lrs = (0.01, 0.1, 0.3, 1.0, 3.0)
+    likely = superconvergence_check(lrs, (0.5, 0.8, 0.85, 0.84, 0.83))
+    assert likely.likely and "3" in likely.explanation
+    unlikely = superconvergence_check(lrs, (0.5, 0.8, 0.6, 0.2, 0.1))
+    assert not unlikely.likely and unlikely.lrs == lrs
+
+
+def test_result_round_trips_through_json_with_nan():
+    curve = _curve()
+    curve["losses"] = [*curve["losses"][:-1], math.nan]
+    result = build_result(
+        [curve], diverge_factor=4.0, rule="minimum", policy="one_cycle", settings={"a": 1}
+    )
+    text = result.to_json()
+    assert "NaN" not in text  # standard JSON
+    back = RangeTestResult.from_json(text)
+    assert math.isnan(back.losses[-1])
+    assert back.max_lr == result.max_lr and back.suggestions == result.suggestions
+    assert back.lrs == result.lrs and back.confidence == result.confidence
+
+
+def test_plot_returns_a_figure_with_the_bounds(tmp_path):
+    result = build_result(
+        [_curve()], diverge_factor=4.0, rule="minimum", policy="one_cycle", settings={}
+    )
+    figure = result.plot()
+    assert figure.axes[0].get_xscale() == "log"
+    assert "max_lr" in figure.axes[0].get_title()
+    figure.savefig(tmp_path / "lr.png")
+    assert (tmp_path / "lr.png").stat().st_size > 10_000

@@ -26,12 +26,16 @@ _LAZY = {
     "HyperparamScheduler": "superconverge.pytorch",
     "lr_find": "superconverge.finder.runner",
     "RangeTestResult": "superconverge.finder.result",
+    "Trainer": "superconverge.training",
+    "History": "superconverge.training",
 }
 
 __all__ = [
+    "History",
     "HyperparamScheduler",
     "Plan",
     "RangeTestResult",
+    "Trainer",
     "constant",
     "cyclic",
     "fastai_one_cycle",

@@ -167,3 +167,51 @@ def plot_range_test(result: Any, ax: Any = None) -> Figure:
     title += f": max_lr {result.max_lr:.3g}" if result.max_lr is not None else ": no max_lr"
     ax.set_title(title)
     return fig
+
+
+def plot_history(history: Any) -> Figure:
+    """Training (per step, smoothed) and validation (per epoch) loss with the LR on a second
+    axis; validation accuracy below when recorded."""
+    import math
+
+    has_accuracy = any("val_accuracy" in row for row in history.epochs)
+    fig = _figure(figsize=(8.0, 6.2 if has_accuracy else 4.0), layout="constrained")
+    axes = fig.subplots(2 if has_accuracy else 1, 1, sharex=True, squeeze=False)[:, 0]
+    ax = axes[0]
+    steps = len(history.step_losses)
+    per_epoch = steps / max(1, len(history.epochs)) if history.epochs else float(max(steps, 1))
+    if steps:
+        smoothed, average = [], 0.0
+        for count, value in enumerate(history.step_losses, start=1):
+            if not math.isfinite(value):
+                break
+            average = 0.98 * average + 0.02 * value
+            smoothed.append(average / (1 - 0.98**count))
+        x = [i / per_epoch for i in range(len(smoothed))]
+        ax.plot(x, smoothed, color=LR_COLOR, linewidth=1.5, label="train loss (smoothed, per step)")
+    epochs_x = [row["epoch"] for row in history.epochs]
+    if any("val_loss" in row for row in history.epochs):
+        ax.plot(epochs_x, [row.get("val_loss", math.nan) for row in history.epochs], "o-",
+                color=MOMENTUM_COLOR, label="validation loss")  # fmt: skip
+    ax.set_ylabel("loss")
+    ax.grid(True, alpha=0.3)
+    if history.step_lrs:
+        twin = ax.twinx()
+        steps_x = [i / per_epoch for i in range(len(history.step_lrs))]
+        head_lrs = [lrs[-1] for lrs in history.step_lrs]
+        twin.plot(steps_x, head_lrs, color="#999999", linewidth=1, label="lr")
+        twin.set_ylabel("learning rate")
+        handles, labels = ax.get_legend_handles_labels()
+        more, more_labels = twin.get_legend_handles_labels()
+        ax.legend(handles + more, labels + more_labels, loc="upper right", fontsize=8)
+    if has_accuracy:
+        axes[1].plot(epochs_x, [row.get("val_accuracy", math.nan) for row in history.epochs], "o-",
+                     color="#008837")  # fmt: skip
+        axes[1].set_ylabel("validation accuracy")
+        axes[1].grid(True, alpha=0.3)
+    axes[-1].set_xlabel("epoch")
+    title = f"training: {history.status}"
+    if history.epochs and "val_accuracy" in history.epochs[-1]:
+        title += f", final validation accuracy {history.epochs[-1]['val_accuracy']:.4f}"
+    fig.suptitle(title)
+    return fig

@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from superconverge._json import decode_nonfinite, encode_nonfinite
 from superconverge.finder.analysis import agreement, analyse, min_lr_for
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class RangeTestResult:
         return min_lr_for(self.max_lr, policy)[0], self.max_lr
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = _jsonable(asdict(self))
+        data: dict[str, Any] = encode_nonfinite(asdict(self))
         return data
 
     def to_json(self) -> str:
@@ -84,7 +85,7 @@ class RangeTestResult:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown range-test result fields: {unknown}")
-        values = {key: _restore(value) for key, value in data.items()}
+        values = {key: decode_nonfinite(value) for key, value in data.items()}
         for key in ("lrs", "losses", "smoothed_losses", "val_steps", "val_losses",
                     "val_accuracies", "repeat_max_lrs", "notes"):  # fmt: skip
             if key in values:
@@ -124,27 +125,6 @@ class RangeTestResult:
         if self.superconvergence is not None:
             lines.append(f"super-convergence: {self.superconvergence.explanation}")
         return "\n".join(lines)
-
-
-def _jsonable(value: Any) -> Any:
-    """NaN/inf become strings so the JSON stays standard."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    return value
-
-
-def _restore(value: Any) -> Any:
-    if value in ("nan", "inf", "-inf"):
-        return float(value)
-    if isinstance(value, dict):
-        return {key: _restore(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_restore(item) for item in value]
-    return value
 
 
 def superconvergence_check(

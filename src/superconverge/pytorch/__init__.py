@@ -5,7 +5,17 @@ from superconverge.pytorch.scheduler import (
     get_momentum,
     set_lr,
     set_momentum,
+    set_weight_decay,
     spread_max_lr,
 )
+from superconverge.pytorch.snapshot import TrainingSnapshot
 
-__all__ = ["HyperparamScheduler", "get_momentum", "set_lr", "set_momentum", "spread_max_lr"]
+__all__ = [
+    "HyperparamScheduler",
+    "TrainingSnapshot",
+    "get_momentum",
+    "set_lr",
+    "set_momentum",
+    "set_weight_decay",
+    "spread_max_lr",
+]

@@ -65,6 +65,18 @@ def _write(group: dict[str, Any], key: str, value: float) -> None:
         group[key] = value
 
 
+def set_weight_decay(optimizer: torch.optim.Optimizer, value: float) -> None:
+    """Set every param group's ``weight_decay`` (L2 for SGD/Adam, decoupled for AdamW)."""
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {value!r}")
+    for group in optimizer.param_groups:
+        if "weight_decay" not in group:
+            raise ValueError(
+                f"weight_decay: {type(optimizer).__name__} has no weight_decay setting"
+            )
+        group["weight_decay"] = value
+
+
 def spread_max_lr(max_lr: float | Sequence[float] | slice, num_groups: int) -> list[float]:
     """Per-group peak LRs from a float, a per-group list, or a ``(low, high)`` pair.
 
@@ -200,6 +212,7 @@ class HyperparamScheduler:
         momentum = None if self.plan.momentum is None else self.plan.momentum(self.step_count)
         if not math.isfinite(lr):  # pragma: no cover - schedules validate their values
             raise RuntimeError(f"the plan gave a non-finite lr {lr!r} at step {self.step_count}")
+        self.last_lr, self.last_momentum = lr, momentum  # what was written, for recording
         for group in self.optimizer.param_groups:
             set_lr(group, lr * group.get(LR_SCALE_KEY, 1.0))
             if momentum is not None:

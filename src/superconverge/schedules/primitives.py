@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from superconverge.schedules._checks import check_choice, check_count, check_number
@@ -39,8 +39,9 @@ class Schedule:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible dict; `Schedule.from_dict` rebuilds an equal schedule."""
         out: dict[str, Any] = {"type": type(self).__name__}
-        for field in dataclasses.fields(self):  # type: ignore[arg-type]
-            out[field.name] = _encode(getattr(self, field.name))
+        for item in dataclasses.fields(self):  # type: ignore[arg-type]
+            if item.init:  # derived caches are not settings
+                out[item.name] = _encode(getattr(self, item.name))
         return out
 
     @staticmethod
@@ -53,7 +54,7 @@ class Schedule:
         if cls is None:
             known = sorted(Schedule._registry)
             raise ValueError(f"unknown schedule type {kind!r}; known types: {known}")
-        names = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        names = {item.name for item in dataclasses.fields(cls) if item.init}  # type: ignore[arg-type]
         unknown = sorted(set(data) - names - {"type"})
         if unknown:
             raise ValueError(f"unknown {kind} settings: {unknown}")
@@ -168,26 +169,32 @@ class Chain(Schedule):
     """
 
     phases: tuple[Schedule, ...]
+    _ends: tuple[float, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.phases, list):
             object.__setattr__(self, "phases", tuple(self.phases))
         if not self.phases or not all(isinstance(p, Schedule) for p in self.phases):
             raise ValueError(f"phases must be a non-empty tuple of schedules, got {self.phases!r}")
+        ends: list[float] = []
+        offset = 0.0
         for index, phase in enumerate(self.phases[:-1]):
-            if phase.duration is None:
+            length = phase.duration
+            if length is None:
                 raise ValueError(f"phases[{index}] ({phase!r}) never ends, so it must be last")
+            ends.append(offset + length)
+            offset += length
+        # where each phase ends, computed once: a schedule is called on every training step
+        object.__setattr__(self, "_ends", tuple(ends))
 
     def __call__(self, step: float) -> float:
         _check_step(step)
-        offset = 0.0
-        last = len(self.phases) - 1
-        for index, phase in enumerate(self.phases):
-            length = phase.duration
-            if index == last or length is None or step <= offset + length:
-                return phase(max(step - offset, 0.0))
-            offset += length
-        raise AssertionError("unreachable: the last phase always answers")  # pragma: no cover
+        start = 0.0
+        for phase, end in zip(self.phases, self._ends):  # noqa: B905 - the last phase has no end
+            if step <= end:
+                return phase(max(step - start, 0.0))
+            start = end
+        return self.phases[-1](max(step - start, 0.0))
 
     @property
     def duration(self) -> float | None:

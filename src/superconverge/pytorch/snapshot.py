@@ -1,0 +1,111 @@
+"""`TrainingSnapshot`: an exact, restorable CPU copy of everything a short training run changes."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from superconverge.data.loader import ArrayLoader
+
+
+def _to_cpu(value: Any) -> Any:
+    """A deep copy with every tensor cloned to the CPU (the snapshot never stays on the GPU)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _to_cpu(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_to_cpu(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_to_cpu(item) for item in value)
+    return value
+
+
+class TrainingSnapshot:
+    """Everything a short training run can change, copied to CPU memory, restorable exactly.
+
+    Parameters (values, ``requires_grad``, ``.grad``), every buffer (persistent or not, e.g.
+    BatchNorm running statistics and ``num_batches_tracked``), each module's train/eval mode,
+    the optimizer's state and param-group hyper-parameters, a grad scaler, ``ArrayLoader``
+    positions, and the Python, NumPy and torch (CPU and CUDA) RNG states.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        grad_scaler: Any = None,
+        loaders: Iterable[object] = (),
+        *,
+        rng: bool = True,
+    ) -> None:
+        self.model = model
+        self.params = [
+            (p, _to_cpu(p), p.requires_grad, None if p.grad is None else _to_cpu(p.grad))
+            for p in model.parameters()
+        ]
+        self.buffers = [
+            (module, name, tensor, _to_cpu(tensor))
+            for module in model.modules()
+            for name, tensor in module._buffers.items()  # noqa: SLF001 - non-persistent ones too
+            if tensor is not None
+        ]
+        self.modes = [(module, module.training) for module in model.modules()]
+        self.optimizer = optimizer
+        self.optimizer_state = None if optimizer is None else _to_cpu(optimizer.state_dict())
+        self.grad_scaler = grad_scaler
+        self.scaler_state = None if grad_scaler is None else _to_cpu(grad_scaler.state_dict())
+        self.loaders = [
+            (loader, loader.state_dict()) for loader in loaders if isinstance(loader, ArrayLoader)
+        ]
+        self.rng = rng
+        if not rng:  # weights and optimizer only (the trainer's last-good copy)
+            return
+        self.python_rng = random.getstate()
+        self.numpy_rng = np.random.get_state()
+        self.torch_rng = torch.get_rng_state()
+        initialized = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
+        cuda = torch.cuda.is_available() and bool(initialized)
+        self.cuda_rng = torch.cuda.get_rng_state_all() if cuda else None
+
+    def restore_training_state(self) -> None:
+        """Weights, buffers, modes, grads and optimizer state (not the RNGs or loaders)."""
+        with torch.no_grad():
+            for param, value, requires_grad, grad in self.params:
+                param.copy_(value)
+                param.requires_grad_(requires_grad)
+                if grad is None:
+                    param.grad = None
+                elif param.grad is None:
+                    param.grad = grad.to(param.device, copy=True)  # never alias the snapshot
+                else:
+                    param.grad.copy_(grad)
+            for module, name, tensor, value in self.buffers:
+                tensor.copy_(value)
+                module._buffers[name] = tensor  # noqa: SLF001 - undo a buffer a forward replaced
+        for module, training in self.modes:
+            module.training = training  # per module: train() would overwrite the children
+        # load_state_dict keeps tensors already on the right device as they are: give it copies,
+        # or the next steps would update the snapshot in place (caught by the repeats test)
+        if self.optimizer is not None and self.optimizer_state is not None:
+            self.optimizer.load_state_dict(_to_cpu(self.optimizer_state))
+        if self.grad_scaler is not None and self.scaler_state is not None:
+            self.grad_scaler.load_state_dict(_to_cpu(self.scaler_state))
+
+    def restore(self) -> None:
+        """Everything, RNGs and loader positions included."""
+        self.restore_training_state()
+        for loader, state in self.loaders:
+            loader.load_state_dict(state)
+        if not self.rng:
+            return
+        random.setstate(self.python_rng)
+        np.random.set_state(self.numpy_rng)
+        torch.set_rng_state(self.torch_rng)
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self.cuda_rng)

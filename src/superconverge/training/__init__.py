@@ -1,0 +1,19 @@
+"""The training loop: `Trainer` (fit_one_cycle, fit, fine_tune, resume) and `History`."""
+
+from superconverge.training.history import History
+from superconverge.training.trainer import (
+    Callback,
+    TensorBoardLogger,
+    Trainer,
+    default_splitter,
+    scale_lr_for_batch,
+)
+
+__all__ = [
+    "Callback",
+    "History",
+    "TensorBoardLogger",
+    "Trainer",
+    "default_splitter",
+    "scale_lr_for_batch",
+]

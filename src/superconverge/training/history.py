@@ -1,0 +1,128 @@
+"""`History`: what a training run recorded, per optimizer step and per epoch."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from superconverge._json import decode_nonfinite, encode_nonfinite
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+STATUSES = ("running", "completed", "diverged", "interrupted")
+
+
+@dataclass
+class History:
+    """Per step: the loss and every param group's lr and momentum; per epoch: a dict with
+    ``epoch``, ``train_loss``, ``val_loss``, ``val_<metric>``, ``seconds``, ``samples_per_s``.
+
+    ``status`` is ``completed``, ``diverged`` (``message`` says what to do) or ``interrupted``.
+    """
+
+    step_losses: list[float] = field(default_factory=list)
+    step_lrs: list[list[float]] = field(default_factory=list)
+    step_momenta: list[list[float | None]] = field(default_factory=list)
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    status: str = "running"
+    message: str = ""
+    plan: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        return len(self.step_losses)
+
+    def epoch_values(self, key: str) -> list[float]:
+        """One column of the epoch table (NaN where an epoch lacks it)."""
+        return [float(row.get(key, math.nan)) for row in self.epochs]
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = encode_nonfinite(
+            {
+                "status": self.status,
+                "message": self.message,
+                "plan": self.plan,
+                "notes": self.notes,
+                "epochs": self.epochs,
+                "step_losses": self.step_losses,
+                "step_lrs": self.step_lrs,
+                "step_momenta": self.step_momenta,
+            }
+        )
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> History:
+        known = {
+            "status",
+            "message",
+            "plan",
+            "notes",
+            "epochs",
+            "step_losses",
+            "step_lrs",
+            "step_momenta",
+        }
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown history fields: {unknown}")
+        values = decode_nonfinite(data)
+        return cls(
+            step_losses=list(values.get("step_losses", [])),
+            step_lrs=[list(v) for v in values.get("step_lrs", [])],
+            step_momenta=[list(v) for v in values.get("step_momenta", [])],
+            epochs=[dict(row) for row in values.get("epochs", [])],
+            status=values.get("status", "completed"),
+            message=values.get("message", ""),
+            plan=dict(values.get("plan", {})),
+            notes=list(values.get("notes", [])),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> History:
+        return cls.from_dict(json.loads(text))
+
+    def to_csv(self, path: str | Path | None = None, *, per: str = "epoch") -> str:
+        """The epoch table (``per="epoch"``) or the step table (``per="step"``) as CSV text,
+        also written to `path` when given."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        if per == "epoch":
+            columns: list[str] = []
+            for row in self.epochs:
+                columns += [key for key in row if key not in columns]
+            writer.writerow(columns)
+            for row in self.epochs:
+                writer.writerow([row.get(column, "") for column in columns])
+        elif per == "step":
+            groups = len(self.step_lrs[0]) if self.step_lrs else 0
+            header = ["step", "loss"]
+            header += [f"lr_{g}" for g in range(groups)] + [f"momentum_{g}" for g in range(groups)]
+            writer.writerow(header)
+            for step, loss in enumerate(self.step_losses):
+                moms = self.step_momenta[step] if step < len(self.step_momenta) else []
+                writer.writerow(
+                    [step, loss, *self.step_lrs[step], *["" if m is None else m for m in moms]]
+                )
+        else:
+            raise ValueError(f"per must be 'epoch' or 'step', got {per!r}")
+        text = buffer.getvalue()
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def plot(self) -> Figure:
+        """Training and validation loss with the LR on a second axis; accuracy below."""
+        from superconverge.diagnostics.plots import plot_history
+
+        return plot_history(self)

@@ -1,0 +1,47 @@
+"""Run by test_distributed.py under torchrun: Trainer.fit_one_cycle with 2 gloo ranks on CPU."""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from superconverge.data import load
+from superconverge.models import build
+from superconverge.training import Trainer
+
+
+def main(out: Path) -> None:
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    splits = load("digits")
+    torch.manual_seed(0)
+    model = build("mlp")
+    trainer = Trainer(
+        model,
+        torch.nn.functional.cross_entropy,
+        splits.train,
+        splits.val,
+        batch_size=16,
+        out_dir=out / "run",
+        progress=False,
+    )
+    history = trainer.fit_one_cycle(2, 0.05)
+    torch.save(model.state_dict(), out / f"weights{rank}.pt")
+    (out / f"rank{rank}.json").write_text(
+        json.dumps(
+            {
+                "steps": history.steps,
+                "status": history.status,
+                "epochs": history.epochs,
+                "world": trainer.world_size,
+                "per_rank_batches": len(trainer.train_loader),
+            }
+        )
+    )
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,42 @@
+import json
+import math
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_fit_one_cycle_under_torchrun_with_two_gloo_processes(tmp_path):
+    script = Path(__file__).with_name("ddp_train.py")
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        "--master_addr=127.0.0.1",
+        str(script),
+        str(tmp_path),
+    ]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert all(r["world"] == 2 and r["status"] == "completed" for r in ranks)
+    # the per-rank sampler splits 1295 samples into 648 per rank: 41 batches of 16
+    assert ranks[0]["per_rank_batches"] == math.ceil(math.ceil(1295 / 2) / 16) == 41
+    # the schedule counts optimizer steps, the same on both ranks
+    assert ranks[0]["steps"] == ranks[1]["steps"] == 2 * 41
+    # metrics are reduced across ranks: both report the same validation numbers
+    assert ranks[0]["epochs"][-1]["val_loss"] == ranks[1]["epochs"][-1]["val_loss"]
+    assert ranks[0]["epochs"][-1]["val_accuracy"] > 0.8
+    w0, w1 = (torch.load(tmp_path / f"weights{r}.pt", weights_only=True) for r in range(2))
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)  # DDP kept the replicas identical
+    assert (tmp_path / "run" / "checkpoint.pt").exists()  # written once, by rank 0

@@ -1,0 +1,325 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import superconverge as sc
+from superconverge.data import ArrayData, load
+from superconverge.models import build
+from superconverge.training import Callback, History, Trainer
+
+LOSS = nn.functional.cross_entropy
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits")
+
+
+def _trainer(digits, model=None, **kwargs):
+    torch.manual_seed(0)
+    kwargs.setdefault("batch_size", 32)
+    kwargs.setdefault("progress", False)
+    return Trainer(model or build("mlp"), LOSS, digits.train, digits.val, **kwargs)
+
+
+def test_fit_one_cycle_follows_the_plan_step_by_step(digits):
+    trainer = _trainer(digits)
+    history = trainer.fit_one_cycle(2, 0.05)
+    steps = 2 * 41
+    assert history.status == "completed" and history.steps == steps
+    plan = sc.smith_one_cycle(steps, 0.05)
+    assert [lrs[0] for lrs in history.step_lrs] == pytest.approx([plan.lr(k) for k in range(steps)])
+    assert [m[0] for m in history.step_momenta] == pytest.approx(
+        [plan.momentum(k) for k in range(steps)]
+    )
+    assert len(history.epochs) == 2 and history.epochs[-1]["val_accuracy"] > 0.8
+    assert set(history.epochs[0]) >= {
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "seconds",
+        "samples_per_s",
+    }
+
+
+@pytest.mark.parametrize(
+    ("policy", "builder"), [("torch", sc.one_cycle), ("fastai", sc.fastai_one_cycle)]
+)
+def test_other_policies(digits, policy, builder):
+    history = _trainer(digits).fit_one_cycle(1, 0.05, policy=policy)
+    plan = builder(41, 0.05)
+    assert [lrs[0] for lrs in history.step_lrs] == pytest.approx([plan.lr(k) for k in range(41)])
+
+
+def test_max_lr_none_runs_the_range_test_and_says_so(digits):
+    trainer = _trainer(digits)
+    history = trainer.fit_one_cycle(1)
+    assert trainer.last_range_test is not None
+    assert history.notes and "from the range test" in history.notes[0]
+    assert history.plan["max_lr"] == pytest.approx(trainer.last_range_test.max_lr)
+
+
+def test_discriminative_lrs_over_param_groups(digits):
+    trainer = _trainer(digits)
+    assert len(trainer.optimizer.param_groups) == 1  # one group is cheaper per step...
+    trainer.fit_one_cycle(1, 0.05)
+    momentum_buffers = {
+        id(p): s["momentum_buffer"].clone() for p, s in trainer.optimizer.state.items()
+    }
+    history = trainer.fit_one_cycle(1, (1e-3, 1e-1), policy="torch")
+    assert len(trainer.optimizer.param_groups) == 3  # ...until discriminative LRs need the split
+    assert set(momentum_buffers) <= {id(p) for p in trainer.optimizer.state}  # state carried over
+    first = history.step_lrs[10]
+    assert first[1] / first[0] == pytest.approx(10.0) and first[2] / first[1] == pytest.approx(10.0)
+    assert max(lrs[2] for lrs in history.step_lrs) == pytest.approx(
+        0.1, rel=1e-2
+    )  # torch: peak at 11.3
+
+
+def test_freeze_keeps_batchnorm_trainable_and_frozen_weights_fixed():
+    torch.manual_seed(0)
+    data = ArrayData(torch.randn(96, 3, 32, 32), torch.randint(0, 10, (96,)))
+    model = build("cifar-resnet", width=0.125, blocks=1)
+    trainer = Trainer(model, LOSS, data, batch_size=32, progress=False)
+    trainer.freeze()
+    conv = model[0][0].conv.weight
+    bn = model[0][1].weight
+    assert not conv.requires_grad and bn.requires_grad and model[-1].weight.requires_grad
+    conv_before, bn_before = conv.detach().clone(), bn.detach().clone()
+    trainer.fit_one_cycle(2, 0.05)  # 3 steps per epoch; the paper's policy needs at least 4
+    assert torch.equal(conv, conv_before) and not torch.equal(bn, bn_before)
+    trainer.unfreeze()
+    assert all(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match=r"n must be in \[-"):
+        trainer.freeze_to(99)
+
+
+def test_fine_tune_trains_the_head_first_then_everything(digits):
+    trainer = _trainer(digits)
+    body = trainer.module[1].weight
+    seen = []
+
+    class Watch(Callback):
+        def on_epoch_end(self, trainer, record):
+            seen.append(body.detach().clone())
+
+    trainer.callbacks.append(Watch())
+    before = body.detach().clone()
+    history = trainer.fine_tune(1, base_lr=0.05, freeze_epochs=1)
+    assert torch.equal(seen[0], before)  # frozen during the first phase
+    assert not torch.equal(seen[1], before)
+    assert history.status == "completed" and history.notes[0].startswith("after 1 frozen epoch")
+    lrs = history.step_lrs[20]
+    assert len(lrs) == 3 and lrs[2] / lrs[0] == pytest.approx(100.0)
+
+
+def test_gradient_accumulation_counts_optimizer_steps(digits):
+    trainer = _trainer(digits, accumulation_steps=4)
+    history = trainer.fit_one_cycle(1, 0.05)
+    assert trainer.steps_per_epoch == math.ceil(41 / 4) == history.steps
+
+
+def test_accumulated_half_batches_equal_full_batches():
+    torch.manual_seed(0)
+    data = ArrayData(torch.randn(64, 5), torch.randint(0, 3, (64,)))
+    results = []
+    for batch, accumulation in ((32, 1), (16, 2)):
+        torch.manual_seed(1)
+        model = nn.Linear(5, 3)
+        trainer = Trainer(model, LOSS, data, batch_size=batch, accumulation_steps=accumulation,
+                          progress=False, seed=0)  # fmt: skip
+        trainer.train_loader.shuffle = False
+        trainer.fit(2, sc.constant(0.1, momentum=0.9))
+        results.append(model.weight.detach().clone())
+    torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_clipping_limits_the_update(digits):
+    trainer = _trainer(digits, max_grad_norm=1e-8)
+    before = [p.detach().clone() for p in trainer.module.parameters()]
+    trainer.fit(1, sc.constant(0.1, momentum=0.0))
+    change = max(
+        (p - b).abs().max().item() for p, b in zip(trainer.module.parameters(), before, strict=True)
+    )
+    assert change < 1e-6
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_runs_on_cpu(digits, precision):
+    history = _trainer(digits, precision=precision).fit_one_cycle(1, 0.05)
+    assert history.status == "completed" and math.isfinite(history.epochs[0]["train_loss"])
+
+
+def test_divergence_stops_restores_the_last_good_weights_and_keeps_the_checkpoint(digits, tmp_path):
+    trainer = _trainer(digits, out_dir=tmp_path)
+    plan = sc.piecewise_constant([0.05, 1e5], [41])  # fine for epoch 1, explodes in epoch 2
+    with pytest.warns(
+        RuntimeWarning, match=r"max_lr 1e\+05 diverged at step 4\d.*try a lower max_lr"
+    ):
+        history = trainer.fit(3, plan)
+    assert history.status == "diverged" and "last good weights were restored" in history.message
+    assert len(history.epochs) == 1
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert saved["fit"]["epochs_done"] == 1
+    for name, tensor in trainer.module.state_dict().items():
+        assert torch.equal(tensor, saved["model"][name]), name  # the epoch-1 weights are back
+    assert trainer.evaluate()["accuracy"] > 0.5
+
+
+def test_checkpoints_best_and_csv(digits, tmp_path):
+    trainer = _trainer(digits, out_dir=tmp_path)
+    history = trainer.fit_one_cycle(3, 0.05)
+    assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "best.pt").exists()
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["best_val_loss"] == pytest.approx(min(history.epoch_values("val_loss")))
+    csv_text = (tmp_path / "history.csv").read_text().splitlines()
+    assert csv_text[0].startswith("epoch,train_loss") and len(csv_text) == 4
+    assert History.from_json((tmp_path / "history.json").read_text()).epochs == history.epochs
+
+
+def test_an_existing_checkpoint_is_not_overwritten(digits, tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"an older run")
+    trainer = _trainer(digits, out_dir=tmp_path)
+    with pytest.raises(FileExistsError, match=r"already holds checkpoint\.pt"):
+        trainer.fit_one_cycle(1, 0.05)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"an older run"
+
+
+def test_resume_rejects_a_checkpoint_from_another_model(digits, tmp_path):
+    _trainer(digits, out_dir=tmp_path).fit_one_cycle(1, 0.05)
+    other = build("mlp", hidden=(32,))
+    with pytest.raises(ValueError, match="written for another model"):
+        Trainer.resume(tmp_path / "checkpoint.pt", other, LOSS, digits.train)
+
+
+def test_history_round_trips_and_plots(digits, tmp_path):
+    history = _trainer(digits).fit_one_cycle(2, 0.05)
+    again = History.from_json(history.to_json())
+    assert again.step_lrs == history.step_lrs and again.epochs == history.epochs
+    assert history.to_csv(per="step").splitlines()[0] == "step,loss,lr_0,momentum_0"
+    figure = history.plot()
+    assert len(figure.axes) == 3  # loss, lr twin, accuracy
+    figure.savefig(tmp_path / "h.png")
+
+
+def test_evaluate_and_predict(digits):
+    trainer = _trainer(digits)
+    trainer.fit_one_cycle(2, 0.05)
+    metrics = trainer.evaluate(digits.test)
+    assert set(metrics) == {"loss", "accuracy"} and metrics["accuracy"] > 0.8
+    assert trainer.predict(digits.test).shape == (len(digits.test), 10)
+
+
+def test_other_optimizers_and_plans(digits):
+    adam = _trainer(digits, optimizer="adamw", weight_decay=1e-4)
+    history = adam.fit_one_cycle(1, 3e-3)
+    assert adam.optimizer.param_groups[0]["betas"][1] == 0.999  # beta2 untouched
+    assert history.step_momenta[0][0] == pytest.approx(0.95)
+    custom = _trainer(digits, optimizer=lambda groups: torch.optim.Adagrad(groups, lr=0.01))
+    with pytest.raises(ValueError, match="momentum=None"):
+        custom.fit_one_cycle(1, 0.05)
+    assert custom.fit_one_cycle(1, 0.05, momentum=None).status == "completed"
+    cyclic = _trainer(digits).fit_cyclic(2, 0.005, 0.05, step_size=10)
+    assert cyclic.step_lrs[10][0] == pytest.approx(0.05)
+
+
+class Wide(nn.Module):
+    def forward(self, x):
+        return x.flatten(1)[:, :5]
+
+
+@pytest.mark.parametrize(
+    ("build_trainer", "call", "error", "message"),
+    [
+        (lambda d: Trainer(Wide(), LOSS, d.train), None, ValueError, "no trainable parameters"),
+        (
+            lambda d: Trainer(nn.Linear(64, 10), LOSS, d.train, progress=False),
+            lambda t: t.fit_one_cycle(1, 0.1),
+            ValueError,
+            r"cannot take the training inputs of shape \(2, 1, 8, 8\)",
+        ),
+        (
+            lambda d: Trainer(
+                build("mlp", num_classes=5), nn.functional.mse_loss, d.train, progress=False
+            ),
+            lambda t: t.fit_one_cycle(1, 0.1),
+            ValueError,
+            r"model outputs of shape \(2, 5\) and targets of shape \(2,\)",
+        ),
+        (
+            lambda d: Trainer(
+                build("mlp", num_classes=1),
+                nn.functional.mse_loss,
+                ArrayData(d.train.inputs, d.train.targets.float()),
+                progress=False,
+            ),
+            lambda t: t.fit_one_cycle(1, 0.1),
+            ValueError,
+            r"outputs of shape \(2, 1\) and targets of shape \(2,\).*size",
+        ),
+        (
+            lambda d: _trainer(d),
+            lambda t: t.fit_one_cycle(0, 0.1),
+            ValueError,
+            "epochs must be an integer >= 1, got 0",
+        ),
+        (
+            lambda d: Trainer(build("mlp"), LOSS, d.train, optimizer="lamb"),
+            None,
+            ValueError,
+            "optimizer must be one of sgd, adam, adamw",
+        ),
+        (
+            lambda d: Trainer(build("mlp"), LOSS, d.train, weight_decay=-1.0),
+            None,
+            ValueError,
+            "weight_decay must be a finite number >= 0, got -1.0",
+        ),
+        (
+            lambda d: Trainer(build("mlp"), LOSS, ArrayData(torch.zeros(0, 64), torch.zeros(0))),
+            None,
+            ValueError,
+            "train_data is empty",
+        ),
+        (
+            lambda d: _trainer(d),
+            lambda t: t.fit_one_cycle(1, 0.1, policy="cosine"),
+            ValueError,
+            "policy must be one of smith, torch, fastai",
+        ),
+        (
+            lambda d: _trainer(d),
+            lambda t: t.fit_one_cycle(1, -0.1),
+            ValueError,
+            "max_lr must be a finite number > 0",
+        ),
+    ],
+)
+def test_bad_input_fails_before_any_step(digits, build_trainer, call, error, message):
+    if call is None:
+        with pytest.raises(error, match=message):
+            build_trainer(digits)
+        return
+    trainer = build_trainer(digits)
+    before = [p.detach().clone() for p in trainer.module.parameters()]
+    with pytest.raises(error, match=message):
+        call(trainer)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.module.parameters(), strict=True))
+
+
+def test_tensorboard_logger_writes_events(digits, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from superconverge.training import TensorBoardLogger
+
+    trainer = _trainer(digits, callbacks=[TensorBoardLogger(tmp_path / "tb")])
+    trainer.fit_one_cycle(2, 0.05)
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss_step", "train/lr", "epoch/val_loss", "epoch/val_accuracy"} <= tags
+    assert len(events.Scalars("train/loss_step")) == 82

@@ -1,0 +1,73 @@
+"""Run by test_resume.py in a subprocess: train the digits MLP, maybe get killed, maybe resume.
+
+usage: train_script.py OUT_DIR MODE [KILL_AT]
+MODE: full (uninterrupted), kill (SIGKILL self at global step KILL_AT), kill-in-save (SIGKILL
+while writing the second checkpoint), resume (continue from OUT_DIR/checkpoint.pt).
+"""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import torch
+
+from superconverge.data import load
+from superconverge.models import build
+from superconverge.training import Callback, Trainer
+from superconverge.training import checkpoint as checkpoint_module
+
+EPOCHS = 4
+
+
+class KillAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, trainer, step, loss):
+        if step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main():
+    out, mode = Path(sys.argv[1]), sys.argv[2]
+    torch.set_num_threads(1)
+    splits = load("digits")
+    torch.manual_seed(0)
+    model = build("mlp", dropout=0.1)  # dropout: the RNG state must survive the restart too
+    kwargs = {"batch_size": 32, "out_dir": out, "seed": 3, "overwrite": True, "progress": False}
+    if mode == "resume":
+        Trainer.resume(
+            out / "checkpoint.pt",
+            model,
+            torch.nn.functional.cross_entropy,
+            splits.train,
+            splits.val,
+            **kwargs,
+        )
+    else:
+        callbacks = [KillAt(int(sys.argv[3]))] if mode == "kill" else []
+        if mode == "kill-in-save":
+            real_replace, calls = os.replace, {"n": 0}
+
+            def replace_then_die(src, dst):
+                calls["n"] += 1
+                if calls["n"] == 2:  # the second checkpoint: its temp file is written, not renamed
+                    os.kill(os.getpid(), signal.SIGKILL)
+                real_replace(src, dst)
+
+            checkpoint_module.os.replace = replace_then_die
+        trainer = Trainer(
+            model,
+            torch.nn.functional.cross_entropy,
+            splits.train,
+            splits.val,
+            callbacks=callbacks,
+            **kwargs,
+        )
+        trainer.fit_one_cycle(EPOCHS, 0.05)
+    torch.save(model.state_dict(), out / "final_weights.pt")
+
+
+if __name__ == "__main__":
+    main()

@@ -15,11 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-# the main job on its embedded default (scikit-learn's digits): the range test, then a schedule;
+# the main job on its embedded default (scikit-learn's digits, an MLP): the whole recipe;
 # --force because `make run` regenerates its own folder, runs/default
 run: $(STAMP)
-	$(BIN)/superconverge lr-find --data digits --model mlp --out runs/default --force
-	$(BIN)/superconverge schedule smith --total-steps 1000 --max-lr 0.8 --out runs/default/schedule.png
+	$(BIN)/superconverge tune --out runs/default --force
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

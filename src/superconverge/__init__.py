@@ -28,6 +28,9 @@ _LAZY = {
     "RangeTestResult": "superconverge.finder.result",
     "Trainer": "superconverge.training",
     "History": "superconverge.training",
+    "tune": "superconverge.tuning",
+    "TunePlan": "superconverge.tuning",
+    "diagnose": "superconverge.diagnostics.verdicts",
 }
 
 __all__ = [
@@ -36,13 +39,16 @@ __all__ = [
     "Plan",
     "RangeTestResult",
     "Trainer",
+    "TunePlan",
     "constant",
     "cyclic",
+    "diagnose",
     "fastai_one_cycle",
     "lr_find",
     "one_cycle",
     "piecewise_constant",
     "smith_one_cycle",
+    "tune",
 ]
 
 

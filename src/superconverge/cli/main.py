@@ -198,6 +198,236 @@ def _run_lr_find(args: argparse.Namespace) -> int:
     return 0
 
 
+def _entry_point(spec: str, flag: str) -> Any:
+    """``module:function`` → the function, or a UsageError naming the flag."""
+    import importlib
+
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise UsageError(f"{flag} must be a name or module:function, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise UsageError(f"{flag} {spec}: cannot import {module_name} ({error})") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise UsageError(f"{flag} {spec}: {module_name} has no function {function_name}")
+    return function
+
+
+def _resolve_data(args: argparse.Namespace) -> Any:
+    """DataSplits from a data set name, or from a user's ``module:function`` returning them."""
+    from superconverge.data import DATASETS, DataSplits, load
+
+    if ":" in args.data:
+        splits = _entry_point(args.data, "--data")()
+        if not isinstance(splits, DataSplits):
+            raise UsageError(f"--data {args.data} must return superconverge.data.DataSplits")
+        return splits
+    if args.data not in DATASETS or args.data == "csv":
+        names = ", ".join(d for d in DATASETS if d != "csv")
+        raise UsageError(f"--data must be one of {names} or module:function, got {args.data!r}")
+    return load(args.data, args.data_dir, seed=args.seed)
+
+
+class _ModelFactory:
+    """A picklable ``() -> nn.Module`` (worker processes rebuild the model by name)."""
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name, self.options = name, options
+
+    def __call__(self) -> Any:
+        from superconverge.models import build
+
+        return build(self.name, **self.options)
+
+
+def _model_factory(args: argparse.Namespace, splits: Any) -> tuple[Any, str, dict[str, Any]]:
+    from superconverge.tuning.decisions import default_model_for
+
+    if args.model and ":" in args.model:
+        return _entry_point(args.model, "--model"), args.model, {}
+    name, options = default_model_for(splits.name, splits.input_shape)
+    if args.model:
+        name = args.model
+        options = {}
+        make_model_for(name, splits.input_shape, splits.num_classes or 1, args.width)  # checks fit
+        if name == "mlp":
+            import math
+
+            options["in_features"] = math.prod(splits.input_shape)
+        if args.width is not None:
+            options["width"] = args.width
+    options["num_classes"] = splits.num_classes or 1
+    return _ModelFactory(name, options), name, options
+
+
+def _claim_out_dir(folder: Path, force: bool) -> None:
+    if folder.exists() and any(folder.iterdir()) and not force:
+        raise UsageError(
+            f"--out {folder} already exists and is not empty; pass --force to overwrite"
+        )
+
+
+def _tune_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "tune",
+        help="the whole recipe: batch size, LR bounds, weight decay, momentum, 1cycle, diagnosis",
+        description="Choose batch size, LR bounds, weight decay and momentum by short runs, train "
+        "with 1cycle, diagnose the validation curve and write runs/NAME/ with report.html.",
+    )
+    p.add_argument(
+        "--data", default="digits", help="digits, mnist, fashion-mnist, cifar10, or module:function"
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the data files (default $SUPERCONVERGE_DATA/<data>)",
+    )
+    p.add_argument("--model", help="mlp, mnist-cnn, cifar-resnet, resnet56, resnet9, or module:function "
+                   "(default: chosen for the data)")  # fmt: skip
+    p.add_argument("--width", type=float, help="width option of cifar-resnet / resnet9")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", default="auto", help="auto or an integer")
+    p.add_argument("--weight-decays", type=float, nargs="+", default=[1e-3, 1e-4, 1e-5, 0.0])
+    p.add_argument("--compare-momentum", action="store_true", help="also try constant momenta")
+    p.add_argument("--workers", type=int, default=1, help="processes for the candidate runs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="output folder (default runs/<data>-<model>)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.set_defaults(handler=_run_tune, parser=p)
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    import time
+
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    batch_size: Any = args.batch_size
+    if batch_size != "auto":
+        try:
+            batch_size = int(batch_size)
+        except ValueError:
+            raise UsageError(
+                f"--batch-size must be 'auto' or an integer, got {args.batch_size!r}"
+            ) from None
+        if batch_size < 1:
+            raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    splits = _resolve_data(args)
+    model_fn, model_name, options = _model_factory(args, splits)
+    out = args.out or Path("runs") / f"{splits.name}-{model_name.replace(':', '.')}"
+    _claim_out_dir(out, args.force)
+    if splits.val is None:
+        raise UsageError("--data gives no validation split; tune needs one to compare candidates")
+    from superconverge.data import Augment
+    from superconverge.diagnostics.report import save_run, write_report
+    from superconverge.tuning import tune
+
+    augment = Augment() if splits.name == "cifar10" else None
+    print(f"tune: {splits.name} ({len(splits.train)} train / {len(splits.val)} val"
+          f"{f' / {len(splits.test)} test' if splits.test is not None else ''}), model {model_name}, "
+          f"{args.epochs} epochs")  # fmt: skip
+    start = time.perf_counter()
+    plan = tune(
+        model_fn, splits.train, splits.val, epochs=args.epochs, test_data=splits.test,
+        batch_size=batch_size, weight_decays=tuple(args.weight_decays),
+        compare_momentum=args.compare_momentum, workers=args.workers, seed=args.seed,
+        out_dir=out, augment=augment, overwrite=True,
+    )  # fmt: skip
+    plan.data, plan.model, plan.model_options = splits.name, model_name, options
+    history = plan.history  # type: ignore[attr-defined]
+    save_run(out, plan, history, plan.range_tests)  # type: ignore[attr-defined]
+    write_report(out, plan, history, plan.range_tests, f"{splits.name}, {model_name}")  # type: ignore[attr-defined]
+    seconds = time.perf_counter() - start
+    for step in plan.evidence:
+        print(f"  {step['step']:<13} {step['seconds']:6.1f} s  {_short(step['decision'])}")
+    test = plan.results.get("test", {})
+    verdict = plan.results["verdict"]
+    print(f"chosen: batch {plan.batch_size}, max_lr {plan.max_lr:.3g}, min_lr {plan.min_lr:.3g}, "
+          f"weight decay {plan.weight_decay:g}, momentum {_short(plan.momentum)}")  # fmt: skip
+    if test:
+        print(
+            f"test accuracy {test.get('accuracy', float('nan')):.4f}, test loss {test['loss']:.4f}"
+        )
+    print(f"verdict: {verdict['kind']}: {verdict['explanation']}; next: {verdict['next_step']}")
+    print(f"total {seconds:.1f} s; report: {out / 'report.html'}")
+    return 0
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()
+        )
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(f"{v:g}" for v in value) + ")"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _fit_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("fit", help="re-run a saved plan (runs/NAME/plan.json)")
+    p.add_argument("--plan", type=Path, required=True, help="a plan.json written by tune")
+    p.add_argument("--data-dir", type=Path)
+    p.add_argument("--out", type=Path, help="output folder (default: <plan folder>/refit)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(handler=_run_fit, parser=p)
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    from superconverge.tuning import TunePlan
+
+    if not args.plan.is_file():
+        raise UsageError(f"--plan {args.plan} not found")
+    try:
+        plan = TunePlan.from_json(args.plan.read_text())
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"--plan {args.plan} is not a tune plan ({error})") from None
+    if plan.data is None or plan.model is None:
+        raise UsageError(
+            f"--plan {args.plan} names no data/model to rebuild (it came from the Python API)"
+        )
+    out = args.out or args.plan.parent / "refit"
+    _claim_out_dir(out, args.force)
+    from superconverge.data import Augment, load
+
+    splits = load(plan.data, args.data_dir, seed=plan.seed)
+    factory = (
+        _ModelFactory(plan.model, plan.model_options)
+        if ":" not in plan.model
+        else _entry_point(plan.model, "--model")
+    )
+    augment = Augment() if plan.data == "cifar10" else None
+    history = plan.run(factory, splits.train, splits.val, test_data=splits.test, out_dir=out,
+                       augment=augment, overwrite=True)  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "history.json").write_text(history.to_json())
+    (out / "plan.json").write_text(plan.to_json())
+    test = plan.results.get("test", {})
+    print(f"{history.status}: {len(history.epochs)} epochs; verdict {plan.results['verdict']['kind']}"
+          + (f"; test accuracy {test['accuracy']:.4f}" if "accuracy" in test else ""))  # fmt: skip
+    print(f"wrote {out}")
+    return 0
+
+
+def _report_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("report", help="re-render report.html / report.md of a tune run")
+    p.add_argument("folder", type=Path, help="a runs/NAME folder written by tune")
+    p.set_defaults(handler=_run_report, parser=p)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from superconverge.diagnostics.report import load_run, write_report
+
+    try:
+        plan, history, range_tests = load_run(args.folder)
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
+    title = f"{plan.data}, {plan.model}" if plan.data else ""
+    written = write_report(args.folder, plan, history, range_tests, title)
+    print(f"wrote {written['report.html']} and {written['report.md']}")
+    return 0
+
+
 def _require(args: argparse.Namespace, *names: str) -> None:
     for name in names:
         if getattr(args, name) is None:
@@ -310,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _schedule_parser(subparsers)
     _lr_find_parser(subparsers)
+    _tune_parser(subparsers)
+    _fit_parser(subparsers)
+    _report_parser(subparsers)
     return parser
 
 

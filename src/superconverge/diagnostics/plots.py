@@ -215,3 +215,38 @@ def plot_history(history: Any) -> Figure:
         title += f", final validation accuracy {history.epochs[-1]['val_accuracy']:.4f}"
     fig.suptitle(title)
     return fig
+
+
+def plot_range_tests(results: dict[str, Any]) -> Figure:
+    """Several LR range tests on one log axis (e.g. one per weight decay), smoothed loss each,
+    with each curve's suggested max_lr marked."""
+    import math
+
+    fig = _figure(figsize=(8.0, 4.6), layout="constrained")
+    ax = fig.subplots()
+    colors = ["#1f5fa8", "#c2571a", "#008837", "#7b3294", "#b2182b", "#4d4d4d"]
+    lows, starts = [], []
+    for index, (label, result) in enumerate(results.items()):
+        color = colors[index % len(colors)]
+        points = [
+            (lr, s)
+            for lr, s in zip(result.lrs, result.smoothed_losses, strict=True)
+            if math.isfinite(s)
+        ]
+        if not points:
+            continue
+        ax.plot(*zip(*points, strict=True), color=color, linewidth=1.8, label=label)
+        lows.append(min(s for _, s in points))
+        starts.append(points[0][1])
+        if result.max_lr is not None:
+            ax.axvline(result.max_lr, color=color, linestyle=":", linewidth=1.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss (smoothed)")
+    if lows:
+        low, high = min(lows), max(starts)
+        ax.set_ylim(low - 0.05 * (high - low) - 1e-12, high + 0.5 * (high - low) + 1e-12)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("LR range tests (dotted: each curve's suggested max_lr)")
+    return fig

@@ -1,0 +1,158 @@
+"""The run report: ``report.html`` (self-contained, images embedded) and ``report.md``."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+REPORT_FILES = ("report.html", "report.md", "lr_find.png", "schedule.png", "losses.png")
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_value(v) for v in value) + ")"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def write_report(
+    folder: str | Path, plan: Any, history: Any, range_tests: dict[str, Any], title: str = ""
+) -> dict[str, Path]:
+    """Render the plots and both reports into `folder`; returns the paths written."""
+    from superconverge.diagnostics.plots import plot_plan, plot_range_tests
+    from superconverge.schedules import Plan
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = {
+        "lr_find.png": (
+            "LR range tests, one per weight decay",
+            _png(plot_range_tests(range_tests)),
+        ),
+        "losses.png": ("Training and validation loss, LR, accuracy", _png(history.plot())),
+    }
+    if history.plan:
+        schedule = Plan.from_dict(history.plan)
+        images["schedule.png"] = ("The 1cycle schedule of the final run", _png(plot_plan(schedule)))
+    written = {}
+    for name, (_, data) in images.items():
+        (folder / name).write_bytes(data)
+        written[name] = folder / name
+
+    verdict = plan.results.get("verdict", {})
+    test = plan.results.get("test", {})
+    chosen = [
+        ("batch size", plan.batch_size), ("max_lr", plan.max_lr), ("min_lr", plan.min_lr),
+        ("weight decay", plan.weight_decay), ("momentum", plan.momentum), ("epochs", plan.epochs),
+        ("policy", plan.policy),
+    ]  # fmt: skip
+    results = [("status", plan.results.get("status")),
+               ("final validation loss", plan.results.get("final_val_loss")),
+               ("final validation accuracy", plan.results.get("final_val_accuracy"))]  # fmt: skip
+    results += [(f"test {k}", v) for k, v in test.items()]
+    total = sum(step.get("seconds", 0.0) for step in plan.evidence)
+    heading = title or "superconverge tune report"
+
+    md = [f"# {heading}", "", f"**Verdict: {verdict.get('kind', '?')}** — {verdict.get('explanation', '')}",
+          "", f"Next step: {verdict.get('next_step', '')}", "", "## Chosen values", "",
+          "| setting | value |", "|---|---|"]  # fmt: skip
+    md += [f"| {name} | {_value(value)} |" for name, value in chosen]
+    md += ["", "## Results", "", "| result | value |", "|---|---|"]
+    md += [f"| {name} | {_value(value)} |" for name, value in results if value is not None]
+    md += ["", f"## Evidence (total {total:.1f} s)", "", "| step | decision | why | seconds |",
+           "|---|---|---|---|"]  # fmt: skip
+    md += [
+        f"| {s['step']} | {_value(s['decision'])} | {s['why']} | {s['seconds']:.1f} |"
+        for s in plan.evidence
+    ]
+    md += [""]
+    for name, (caption, _) in images.items():
+        md += [f"![{caption}]({name})", ""]
+    (folder / "report.md").write_text("\n".join(md))
+    written["report.md"] = folder / "report.md"
+
+    def table(rows: list[tuple[str, Any]]) -> str:
+        body = "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_value(v))}</td></tr>"
+            for k, v in rows
+            if v is not None
+        )
+        return f"<table>{body}</table>"
+
+    evidence_rows = "".join(
+        f"<tr><td>{html.escape(s['step'])}</td><td>{html.escape(_value(s['decision']))}</td>"
+        f"<td>{html.escape(str(s['why']))}</td><td>{s['seconds']:.1f}</td></tr>"
+        for s in plan.evidence
+    )
+    figures = "".join(
+        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
+        f'{base64.b64encode(data).decode()}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+        for caption, data in images.values()
+    )
+    kind = html.escape(str(verdict.get("kind", "?")))
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 960px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: left; vertical-align: top; }}
+th {{ background: #f4f4f4; }}
+.verdict {{ padding: 0.8em 1em; border-left: 6px solid #1f5fa8; background: #eef4fb; }}
+.verdict.overfitting, .verdict.diverged, .verdict.unstable {{ border-color: #b2182b; background: #fbeeee; }}
+figure {{ margin: 1em 0; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
+figcaption {{ color: #555; font-size: 0.9em; }}
+</style></head><body>
+<h1>{html.escape(heading)}</h1>
+<div class="verdict {kind}"><strong>Verdict: {kind}</strong> — {html.escape(str(verdict.get("explanation", "")))}<br>
+Next step: {html.escape(str(verdict.get("next_step", "")))}</div>
+<h2>Chosen values</h2>{table(chosen)}
+<h2>Results</h2>{table(results)}
+<h2>Evidence (total {total:.1f} s)</h2>
+<table><tr><th>step</th><th>decision</th><th>why</th><th>seconds</th></tr>{evidence_rows}</table>
+<h2>Plots</h2>{figures}
+</body></html>
+"""
+    (folder / "report.html").write_text(page)
+    written["report.html"] = folder / "report.html"
+    return written
+
+
+def save_run(folder: str | Path, plan: Any, history: Any, range_tests: dict[str, Any]) -> None:
+    """plan.json, history.json and range_tests.json: everything `superconverge report` needs."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "plan.json").write_text(plan.to_json())
+    (folder / "history.json").write_text(history.to_json())
+    tests = {label: result.to_dict() for label, result in range_tests.items()}
+    (folder / "range_tests.json").write_text(json.dumps(tests, allow_nan=False))
+
+
+def load_run(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
+    """The plan, history and range tests saved by `save_run`."""
+    from superconverge.finder.result import RangeTestResult
+    from superconverge.training.history import History
+    from superconverge.tuning.runner import TunePlan
+
+    folder = Path(folder)
+    missing = [
+        n for n in ("plan.json", "history.json", "range_tests.json") if not (folder / n).is_file()
+    ]
+    if missing:
+        raise FileNotFoundError(f"{folder} is not a tune run folder: {', '.join(missing)} missing")
+    plan = TunePlan.from_json((folder / "plan.json").read_text())
+    history = History.from_json((folder / "history.json").read_text())
+    raw = json.loads((folder / "range_tests.json").read_text())
+    return plan, history, {label: RangeTestResult.from_dict(data) for label, data in raw.items()}

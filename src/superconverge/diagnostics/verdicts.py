@@ -1,0 +1,124 @@
+"""Diagnosis of a finished run from its validation loss (Smith, arXiv:1803.09820, Remark 1).
+
+Validation loss that is still falling at the end → underfitting; one that fell, then rose while
+the training loss kept falling → overfitting. Pure functions on the numbers of a `History`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+VERDICTS = ("good", "underfitting", "overfitting", "diverged", "unstable", "inconclusive")
+STILL_FALLING = 0.10  # the last epoch still removed > 10% of the run's whole improvement
+ROSE = 0.02  # the final validation loss is > 2% above its minimum
+UNSTABLE_SWINGS = 2  # at least this many rises of > 5% of the range, in the middle of the run
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What happened, in one word, why, and what to do next."""
+
+    kind: str
+    explanation: str
+    next_step: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "explanation": self.explanation, "next_step": self.next_step,
+                "evidence": self.evidence}  # fmt: skip
+
+
+def diagnose_losses(
+    train_losses: Sequence[float],
+    val_losses: Sequence[float],
+    *,
+    status: str = "completed",
+    message: str = "",
+) -> Verdict:
+    """Judge a run from its per-epoch training and validation losses.
+
+    Example:
+        >>> diagnose_losses([2.0, 1.0, 0.5], [2.0, 1.0, 0.6]).kind
+        'underfitting'
+        >>> diagnose_losses([2.0, 1.0, 0.5, 0.3], [2.0, 1.0, 1.1, 1.3]).kind
+        'overfitting'
+    """
+    train = [float(v) for v in train_losses]
+    val = [float(v) for v in val_losses if v is not None]
+    evidence: dict[str, Any] = {"train_losses": train, "val_losses": val}
+    if status == "diverged" or any(not math.isfinite(v) for v in val + train):
+        return Verdict(
+            "diverged",
+            message or "the loss became NaN/inf or blew up during training",
+            "lower max_lr (a third of it is a good next try) or add gradient clipping",
+            evidence,
+        )
+    if len(val) < 2:
+        return Verdict(
+            "inconclusive",
+            f"only {len(val)} validation point(s); the trend of the validation loss is unknown",
+            "train for at least 2 epochs with validation data",
+            evidence,
+        )
+    lowest = min(range(len(val)), key=val.__getitem__)
+    span = max(val) - min(val)
+    improvement = val[0] - val[lowest]
+    evidence |= {"best_epoch": lowest + 1, "best_val_loss": val[lowest], "final_val_loss": val[-1]}
+    swings = sum(1 for a, b in itertools.pairwise(val) if b - a > 0.05 * span and span > 0)
+    rises_then_falls = swings >= UNSTABLE_SWINGS and lowest == len(val) - 1
+    if rises_then_falls:
+        return Verdict(
+            "unstable",
+            f"the validation loss went up {swings} times before reaching its minimum at the end",
+            "lower max_lr or raise the batch size; check the data order and augmentation",
+            evidence,
+        )
+    final_rise = (val[-1] - val[lowest]) / max(abs(val[lowest]), 1e-12)
+    train_fell_after = len(train) == len(val) and train[-1] < train[lowest]
+    if lowest < len(val) - 1 and final_rise > ROSE and train_fell_after:
+        return Verdict(
+            "overfitting",
+            f"the validation loss was lowest at epoch {lowest + 1} ({val[lowest]:.4g}) and rose "
+            f"{100 * final_rise:.1f}% by the end while the training loss kept falling",
+            "raise weight decay, add augmentation or dropout, or train for fewer epochs",
+            evidence,
+        )
+    last_drop = val[-2] - val[-1]
+    if lowest == len(val) - 1 and improvement > 0 and last_drop > STILL_FALLING * improvement:
+        return Verdict(
+            "underfitting",
+            f"the validation loss was still falling in the last epoch ({val[-2]:.4g} → "
+            f"{val[-1]:.4g}, {100 * last_drop / improvement:.0f}% of the run's improvement)",
+            "train longer or raise max_lr; a larger model can help too",
+            evidence,
+        )
+    if swings >= UNSTABLE_SWINGS:
+        return Verdict(
+            "unstable",
+            f"the validation loss rose {swings} times during the run",
+            "lower max_lr or raise the batch size",
+            evidence,
+        )
+    return Verdict(
+        "good",
+        f"the validation loss levelled off at {val[-1]:.4g} (best {val[lowest]:.4g} at epoch "
+        f"{lowest + 1}) without rising",
+        "keep these settings; more epochs may still add a little",
+        evidence,
+    )
+
+
+def diagnose(history: Any) -> Verdict:
+    """Diagnose any `History` (from `Trainer`, `tune` or `History.from_json`)."""
+    train = [row.get("train_loss", math.nan) for row in history.epochs]
+    val = [row["val_loss"] for row in history.epochs if "val_loss" in row]
+    if history.status == "diverged":
+        return diagnose_losses(train, val, status="diverged", message=history.message)
+    if not val:
+        return Verdict("inconclusive", "the run recorded no validation loss",
+                       "pass val_data to see under- or over-fitting", {})  # fmt: skip
+    return diagnose_losses(train, val, status=history.status)

@@ -1,0 +1,80 @@
+"""The recipe's decisions: pure functions on measured numbers (no torch)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+
+THROUGHPUT_GAIN = 0.10  # a doubling of the batch must buy > 10% samples/s to be worth it
+CLOSE_LOSSES = 0.02  # two weight decays whose validation losses differ < 2% are "close"
+
+
+def choose_batch_size(throughput: Mapping[int, float], max_batch: int) -> tuple[int, str]:
+    """The batch where samples/s stops growing: the first size whose next doubling gains less
+    than 10%, never above `max_batch` (the training set allows no more).
+
+    Example:
+        >>> choose_batch_size({32: 1000.0, 64: 1800.0, 128: 1900.0, 256: 1950.0}, 10_000)
+        (64, '128 gave 1,900 samples/s, only 6% more than 64 (1,800)')
+    """
+    sizes = sorted(size for size in throughput if size <= max_batch)
+    if not sizes:
+        raise ValueError(f"no measured batch size fits the training set ({max_batch} samples)")
+    for small, large in itertools.pairwise(sizes):
+        gain = throughput[large] / throughput[small] - 1.0
+        if gain < THROUGHPUT_GAIN:
+            return small, (
+                f"{large} gave {throughput[large]:,.0f} samples/s, only {100 * gain:.0f}% more "
+                f"than {small} ({throughput[small]:,.0f})"
+            )
+    last = sizes[-1]
+    return last, f"samples/s still grew up to {last}, the largest size tried"
+
+
+def weight_decay_midpoint(results: Mapping[float, float]) -> float | None:
+    """If the best two neighbouring weight decays are close, the midpoint of their exponents.
+
+    Weight decays are compared on validation loss (lower is better); zero has no exponent, so
+    it never takes part in a midpoint (arXiv:1803.09820 §4.3: e.g. 10^-3.5 between 1e-3 and 1e-4).
+
+    Example:
+        >>> round(weight_decay_midpoint({1e-3: 0.300, 1e-4: 0.302, 1e-5: 0.4, 0.0: 0.5}), 6)
+        0.000316
+    """
+    positive = sorted((wd for wd in results if wd > 0), reverse=True)
+    if len(positive) < 2:
+        return None
+    best = min(positive, key=lambda wd: results[wd])
+    index = positive.index(best)
+    neighbours = [positive[i] for i in (index - 1, index + 1) if 0 <= i < len(positive)]
+    partner = min(neighbours, key=lambda wd: results[wd])
+    if abs(results[partner] - results[best]) > CLOSE_LOSSES * abs(results[best]):
+        return None
+    middle = 10 ** ((math.log10(best) + math.log10(partner)) / 2)
+    return None if middle in results else middle
+
+
+def choose_weight_decay(results: Mapping[float, float]) -> tuple[float, str]:
+    """The weight decay with the lowest validation loss, and a sentence saying why."""
+    if not results:
+        raise ValueError("results must hold at least one weight decay")
+    finite = {wd: loss for wd, loss in results.items() if math.isfinite(loss)}
+    if not finite:
+        return 0.0, "every candidate diverged; weight decay 0 by default"
+    best = min(finite, key=lambda wd: finite[wd])
+    ranking = ", ".join(
+        f"{wd:g}: {finite[wd]:.4f}" for wd in sorted(finite, key=lambda w: finite[w])
+    )
+    return best, f"lowest validation loss after the short runs ({ranking})"
+
+
+def default_model_for(data: str, input_shape: Sequence[int]) -> tuple[str, dict[str, object]]:
+    """The reference model for a data set: a small CNN for 28x28, a CPU-sized CIFAR ResNet for
+    32x32 colour images, an MLP otherwise."""
+    shape = tuple(input_shape)
+    if shape == (1, 28, 28):
+        return "mnist-cnn", {}
+    if shape == (3, 32, 32):
+        return "cifar-resnet", {"width": 0.25, "bn_momentum": 0.05}
+    return "mlp", {"in_features": math.prod(shape)}

@@ -1,0 +1,50 @@
+import math
+
+import pytest
+
+from superconverge.diagnostics.verdicts import diagnose, diagnose_losses
+from superconverge.training import History
+
+
+@pytest.mark.parametrize(
+    ("train", "val", "kind", "advice"),
+    [
+        (
+            [2.0, 1.0, 0.6, 0.4],
+            [2.0, 1.2, 0.8, 0.5],
+            "underfitting",
+            "train longer or raise max_lr",
+        ),
+        ([2.0, 1.0, 0.5, 0.3], [1.5, 0.8, 0.9, 1.0], "overfitting", "raise weight decay"),
+        ([2.0, 1.0, 0.5, 0.45], [1.5, 0.70, 0.62, 0.615], "good", "keep these settings"),
+        ([2.0, 1.0, math.nan], [1.5, 0.8, math.nan], "diverged", "lower max_lr"),
+        ([2.0, 1.9, 1.8, 1.7, 1.6], [1.0, 1.5, 0.9, 1.4, 0.5], "unstable", "lower max_lr"),
+        ([2.0], [1.5], "inconclusive", "at least 2 epochs"),
+    ],
+)
+def test_remark_1_verdicts_with_next_steps(train, val, kind, advice):
+    verdict = diagnose_losses(train, val)
+    assert verdict.kind == kind, verdict.explanation
+    assert advice in verdict.next_step
+
+
+def test_overfitting_needs_the_training_loss_to_keep_falling():
+    # both losses rose together: that is not overfitting
+    assert diagnose_losses([1.0, 0.5, 0.6, 0.7], [1.0, 0.5, 0.6, 0.7]).kind != "overfitting"
+
+
+def test_diagnose_any_history():
+    history = History(status="completed", epochs=[
+        {"epoch": 1.0, "train_loss": 2.0, "val_loss": 1.5},
+        {"epoch": 2.0, "train_loss": 1.0, "val_loss": 0.8},
+        {"epoch": 3.0, "train_loss": 0.5, "val_loss": 0.9},
+        {"epoch": 4.0, "train_loss": 0.3, "val_loss": 1.1},
+    ])  # fmt: skip
+    verdict = diagnose(History.from_json(history.to_json()))
+    assert verdict.kind == "overfitting" and verdict.evidence["best_epoch"] == 2
+    diverged = History(status="diverged", message="max_lr 3 diverged at step 412", epochs=[])
+    assert diagnose(diverged).kind == "diverged" and "412" in diagnose(diverged).explanation
+    assert (
+        diagnose(History(status="completed", epochs=[{"epoch": 1.0, "train_loss": 1.0}])).kind
+        == "inconclusive"
+    )

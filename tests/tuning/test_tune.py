@@ -1,0 +1,139 @@
+import base64
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import superconverge as sc
+from superconverge.cli.main import main
+from superconverge.data import load
+from superconverge.diagnostics.report import load_run
+from superconverge.models import build
+
+
+def make_mlp():
+    return build("mlp")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits")
+
+
+def test_tune_records_every_step_with_its_cost_and_trains(digits, tmp_path):
+    plan = sc.tune(
+        make_mlp, digits.train, digits.val, epochs=4, test_data=digits.test, out_dir=tmp_path
+    )
+    steps = [step["step"] for step in plan.evidence]
+    assert steps == [
+        "batch_size",
+        "lr_bounds",
+        "weight_decay",
+        "momentum",
+        "final_run",
+        "diagnosis",
+    ]
+    assert all(step["seconds"] >= 0 and step["why"] for step in plan.evidence)
+    assert plan.batch_size <= len(digits.train) // 10
+    assert plan.min_lr == pytest.approx(plan.max_lr / 10)
+    runs = plan.evidence[2]["details"]["runs"]
+    assert {"0.001", "0.0001", "1e-05", "0"} <= set(runs)
+    assert plan.weight_decay in [float(k) for k in runs]
+    assert plan.results["test"]["accuracy"] > 0.85
+    assert plan.results["verdict"]["kind"] in ("good", "underfitting", "overfitting", "unstable")
+    assert (tmp_path / "checkpoint.pt").exists()
+    again = sc.TunePlan.from_json(plan.to_json())
+    assert again.max_lr == plan.max_lr and again.evidence == json.loads(plan.to_json())["evidence"]
+
+
+def test_explicit_batch_size_wins_and_momentum_can_be_compared(digits):
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, batch_size=48, compare_momentum=True,
+                   weight_decays=(1e-4, 0.0))  # fmt: skip
+    assert plan.batch_size == 48 and plan.evidence[0]["why"] == "given"
+    assert set(plan.evidence[3]["details"]["runs"]) == {
+        "(0.95, 0.85)",
+        "0.99",
+        "0.97",
+        "0.95",
+        "0.9",
+    }
+
+
+def test_weight_decay_candidates_run_in_worker_processes(digits):
+    plan = sc.tune(
+        make_mlp, digits.train, digits.val, epochs=2, workers=2, weight_decays=(1e-3, 0.0)
+    )
+    single = sc.tune(
+        make_mlp, digits.train, digits.val, epochs=2, workers=1, weight_decays=(1e-3, 0.0)
+    )
+    runs, reference = plan.evidence[2]["details"]["runs"], single.evidence[2]["details"]["runs"]
+    assert runs["0.001"]["val_loss"] == pytest.approx(reference["0.001"]["val_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+        ({"epochs": 2, "weight_decays": (-1.0,)}, "weight_decays must be finite numbers >= 0"),
+        ({"epochs": 2, "batch_size": "big"}, "batch_size must be 'auto' or an integer"),
+        ({"epochs": 2, "budget_fraction": 0.0}, r"budget_fraction must be in \(0, 1\]"),
+    ],
+)
+def test_bad_arguments(digits, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        sc.tune(make_mlp, digits.train, digits.val, **kwargs)
+
+
+def test_cli_tune_writes_the_run_folder_and_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["tune", "--epochs", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "chosen: batch" in printed and "verdict:" in printed and "test accuracy" in printed
+    for name in ("report.html", "report.md", "plan.json", "history.json", "checkpoint.pt",
+                 "lr_find.png", "schedule.png", "losses.png", "range_tests.json"):  # fmt: skip
+        assert (out / name).is_file(), name
+    page = (out / "report.html").read_text()
+    images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 3
+    assert all(
+        base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for data in images
+    )  # self-contained
+    assert "Verdict:" in page and "weight decay" in page
+    plan, _, range_tests = load_run(out)
+    assert plan.data == "digits" and plan.model == "mlp" and len(range_tests) == 5
+
+    run = subprocess.run([sys.executable, "-m", "superconverge", "tune", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 2 and "pass --force" in run.stderr and "Traceback" not in run.stderr
+    assert main(["report", str(out)]) == 0
+    assert main(["fit", "--plan", str(out / "plan.json"), "--out", str(tmp_path / "refit")]) == 0
+    refit = json.loads((tmp_path / "refit" / "plan.json").read_text())
+    assert refit["results"]["status"] == "completed"
+
+
+def test_report_renders_in_headless_chromium_with_every_image_loaded(tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    out = tmp_path / "run"
+    assert main(["tune", "--epochs", "2", "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    probe = ("<script>window.addEventListener('load', () => { const ok = [...document.images].every("
+             "i => i.complete && i.naturalWidth > 0); document.title = 'images:' + document.images.length"
+             " + ':' + ok; });</script></body>")  # fmt: skip
+    (out / "probe.html").write_text(page.replace("</body>", probe))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]  # fmt: skip
+    dom = subprocess.run([chromium, *flags, "--dump-dom", (out / "probe.html").as_uri()],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "<title>images:3:true</title>" in dom.stdout, dom.stderr[-2000:]
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, *flags, "--window-size=1100,2600", f"--screenshot={shot}",
+                    (out / "report.html").as_uri()], capture_output=True, timeout=120)  # fmt: skip
+    assert shot.stat().st_size > 50_000
+    Path("/tmp/superconverge-report-screenshot.png").write_bytes(shot.read_bytes())

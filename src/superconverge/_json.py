@@ -26,3 +26,10 @@ def decode_nonfinite(value: Any) -> Any:
     if isinstance(value, list):
         return [decode_nonfinite(item) for item in value]
     return value
+
+
+def reject_unknown_keys(data: dict[str, Any], known: Any, what: str) -> None:
+    """Raise ``ValueError: unknown <what>: [...]`` naming keys that are not in `known`."""
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what}: {unknown}")

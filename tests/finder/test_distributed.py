@@ -1,30 +1,12 @@
 import json
 import math
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.torchrun import run_two_ranks
 
 
 def test_lr_find_under_torchrun_with_two_gloo_processes(tmp_path):
-    script = Path(__file__).with_name("ddp_lr_find.py")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={_free_port()}",
-        "--master_addr=127.0.0.1",
-        str(script),
-        str(tmp_path),
-    ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    run = run_two_ranks(Path(__file__).with_name("ddp_lr_find.py"), str(tmp_path))
     assert run.returncode == 0, run.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert ranks[0]["world"] == ranks[1]["world"] == 2

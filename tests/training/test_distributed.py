@@ -1,32 +1,14 @@
 import json
 import math
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.torchrun import run_two_ranks
 
 
 def test_fit_one_cycle_under_torchrun_with_two_gloo_processes(tmp_path):
-    script = Path(__file__).with_name("ddp_train.py")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={_free_port()}",
-        "--master_addr=127.0.0.1",
-        str(script),
-        str(tmp_path),
-    ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    run = run_two_ranks(Path(__file__).with_name("ddp_train.py"), str(tmp_path))
     assert run.returncode == 0, run.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert all(r["world"] == 2 and r["status"] == "completed" for r in ranks)

@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from superconverge._json import decode_nonfinite, encode_nonfinite
+from superconverge._json import decode_nonfinite, encode_nonfinite, reject_unknown_keys
 from superconverge.finder.analysis import agreement, analyse, min_lr_for
 
 if TYPE_CHECKING:
@@ -81,10 +81,7 @@ class RangeTestResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RangeTestResult:
-        names = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown range-test result fields: {unknown}")
+        reject_unknown_keys(data, cls.__dataclass_fields__, "range-test result fields")
         values = {key: decode_nonfinite(value) for key, value in data.items()}
         for key in ("lrs", "losses", "smoothed_losses", "val_steps", "val_losses",
                     "val_accuracies", "repeat_max_lrs", "notes"):  # fmt: skip

@@ -1,6 +1,7 @@
 """`tune`: Smith's disciplined recipe (arXiv:1803.09820) as one call.
 
-1. batch size (the largest that pays, measured), 2. LR bounds (range test), 3. weight decay
+1. batch size (the largest that pays, measured), 2. LR bounds (range test, then short runs
+at its lowest-loss LR / 10, / 5 and / 3), 3. weight decay
 (range tests and short 1cycle runs per candidate, refined between close neighbours),
 4. momentum (cyclical 0.95 → 0.85, optionally compared with constants), 5. the final 1cycle run,
 6. a diagnosis of its validation curve. Every step is recorded with its evidence and its cost.
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from superconverge._json import decode_nonfinite, encode_nonfinite
+from superconverge._json import decode_nonfinite, encode_nonfinite, reject_unknown_keys
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import ArrayLoader, Augment
 from superconverge.diagnostics.verdicts import diagnose
@@ -41,6 +42,7 @@ BATCH_CANDIDATES = (16, 32, 64, 128, 256, 512, 1024)
 MIN_STEPS_PER_EPOCH = 10  # 1cycle needs room for its phases: the batch may not eat the epoch
 CONSTANT_MOMENTA = (0.99, 0.97, 0.95, 0.9)  # the paper's comparison (arXiv:1803.09820 §4.2)
 GPU_MEMORY_MARGIN = 0.8  # use at most 80% of the GPU's memory at the chosen batch
+LR_DIVISORS = (10.0, 5.0, 3.0)  # max_lr candidates: the lowest-loss LR of the range test / these
 
 
 @dataclass
@@ -70,9 +72,7 @@ class TunePlan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TunePlan:
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown plan settings: {unknown}")
+        reject_unknown_keys(data, cls.__dataclass_fields__, "plan settings")
         values = decode_nonfinite(data)
         if isinstance(values.get("momentum"), list):
             values["momentum"] = tuple(values["momentum"])
@@ -317,34 +317,52 @@ def tune(
     range_test = probe.lr_find(val_data=probe.val_loader)
     if range_test.max_lr is None:
         raise ValueError(f"max_lr: the LR range test found none ({range_test.reason})")
-    max_lr, min_lr = range_test.max_lr, range_test.min_lr or range_test.max_lr / 10
     range_tests: dict[str, RangeTestResult] = {"weight decay 0 (bounds)": range_test}
-    evidence.append(_step("lr_bounds", {"max_lr": max_lr, "min_lr": min_lr}, range_test.reason,
+    short_epochs = max(1, math.ceil(budget_fraction * epochs))
+
+    def job(wd: float, mom: Any, peak: float) -> tuple[Any, ...]:
+        return (model_fn, loss_fn, train_data, val_data, chosen_batch, short_epochs, peak,
+                peak / 10, wd, mom, seed, augment)  # fmt: skip
+
+    # the range test's minimum/10 is safe but can be timid at large batches (docs/benchmarks.md):
+    # settle max_lr by short runs among minimum/10, /5 and /3, all well below the divergence point
+    lowest = 10 * range_test.max_lr
+    ceiling = (range_test.suggestions.get("divergence") or math.inf) / 2
+    lr_candidates = sorted({min(lowest / d, ceiling) for d in LR_DIVISORS})
+    lr_runs = _run_many([job(0.0, momentum, peak) for peak in lr_candidates], workers)
+    losses = {peak: r["val_loss"] for peak, r in zip(lr_candidates, lr_runs, strict=True)}
+    finite = {peak: loss for peak, loss in losses.items() if math.isfinite(loss)}
+    max_lr = min(finite, key=lambda peak: finite[peak]) if finite else range_test.max_lr
+    min_lr = max_lr / 10
+    ranking = ", ".join(f"{peak:.3g}: {losses[peak]:.4f}" for peak in lr_candidates)
+    evidence.append(_step("lr_bounds", {"max_lr": max_lr, "min_lr": min_lr},
+                          f"range test: {range_test.reason}; short runs at lowest-loss LR "
+                          f"/{'/'.join(f'{d:g}' for d in LR_DIVISORS)} → validation loss {ranking}",
                           time.perf_counter() - start, suggestions=range_test.suggestions,
+                          short_runs={f"{p:.4g}": r for p, r in zip(lr_candidates, lr_runs, strict=True)},
                           confidence=None if range_test.confidence is None else asdict(range_test.confidence),
                           superconvergence=None if range_test.superconvergence is None
                           else range_test.superconvergence.explanation))  # fmt: skip
 
     # 3. weight decay: a range test per candidate (the curves), then short 1cycle runs (the choice)
     start = time.perf_counter()
-    short_epochs = max(1, math.ceil(budget_fraction * epochs))
     for wd in weight_decays:
         torch.manual_seed(seed)
         trial = Trainer(model_fn(), loss_fn, train_data, batch_size=chosen_batch, weight_decay=wd,
                         seed=seed, augment=augment, progress=False, device=run_device)  # fmt: skip
         range_tests[f"weight decay {wd:g}"] = trial.lr_find()
 
-    def job(wd: float, mom: Any) -> tuple[Any, ...]:
-        return (model_fn, loss_fn, train_data, val_data, chosen_batch, short_epochs, max_lr, min_lr,
-                wd, mom, seed, augment)  # fmt: skip
-
     candidates = list(dict.fromkeys(float(w) for w in weight_decays))
     outcomes = dict(
-        zip(candidates, _run_many([job(wd, momentum) for wd in candidates], workers), strict=True)
+        zip(
+            candidates,
+            _run_many([job(wd, momentum, max_lr) for wd in candidates], workers),
+            strict=True,
+        )
     )
     middle = weight_decay_midpoint({wd: o["val_loss"] for wd, o in outcomes.items()})
     if middle is not None:
-        outcomes[middle] = _run_many([job(middle, momentum)], 1)[0]
+        outcomes[middle] = _run_many([job(middle, momentum, max_lr)], 1)[0]
     chosen_wd, wd_why = choose_weight_decay({wd: o["val_loss"] for wd, o in outcomes.items()})
     evidence.append(_step("weight_decay", chosen_wd, wd_why, time.perf_counter() - start,
                           short_run_epochs=short_epochs, midpoint=middle,
@@ -357,7 +375,7 @@ def tune(
     momentum_runs: dict[str, Any] = {}
     if compare_momentum:
         options: list[tuple[float, float] | float] = [tuple(momentum), *CONSTANT_MOMENTA]  # type: ignore[list-item]
-        results = _run_many([job(chosen_wd, m) for m in options], workers)
+        results = _run_many([job(chosen_wd, m, max_lr) for m in options], workers)
         momentum_runs = {str(m): r for m, r in zip(options, results, strict=True)}
         best = min(
             range(len(options)),

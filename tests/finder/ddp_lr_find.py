@@ -1,5 +1,6 @@
 """Run by test_distributed.py under torchrun: lr_find on a DDP model, 2 gloo ranks on CPU."""
 
+import gc
 import json
 import sys
 from pathlib import Path
@@ -38,6 +39,11 @@ def main(out: Path) -> None:
             }
         )
     )
+    # tear down in order: a DDP model still holding the process group when the interpreter exits
+    # aborts the process now and then ("terminate called without an active exception")
+    dist.barrier()
+    del model, result
+    gc.collect()
     dist.destroy_process_group()
 
 

@@ -428,6 +428,46 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("reproduce", help="re-run a published comparison (see --list)")
+    p.add_argument("name", nargs="?", help="the experiment (see --list)")
+    p.add_argument("--list", action="store_true", help="list the experiments")
+    p.add_argument(
+        "--quick", action="store_true", help="a reduced version that runs in about a minute"
+    )
+    p.add_argument("--seeds", type=int, help="seeds per contender (default 3; 1 with --quick)")
+    p.add_argument("--data-dir", type=Path)
+    p.add_argument("--out", type=Path, help="output folder (default runs/reproduce-NAME)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(handler=_run_reproduce, parser=p)
+
+
+def _run_reproduce(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from superconverge.experiments import EXPERIMENTS
+
+    if args.list or args.name is None:
+        for name, text in EXPERIMENTS.items():
+            print(f"{name:12} {text}")
+        return 0 if args.list else EXIT_USAGE
+    if args.name not in EXPERIMENTS:
+        raise UsageError(f"NAME must be one of {', '.join(EXPERIMENTS)}, got {args.name!r}")
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    out = args.out or Path("runs") / f"reproduce-{args.name}"
+    _claim_out_dir(out, args.force)
+    from superconverge.experiments import mnist_clr
+
+    settings = mnist_clr.QUICK if args.quick else mnist_clr.FULL
+    if args.seeds is not None:
+        settings = dataclasses.replace(settings, seeds=args.seeds)
+    mnist_clr.run(out, settings, args.data_dir)
+    print((out / "results.md").read_text())
+    print(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'accuracy.png'}")
+    return 0
+
+
 def _require(args: argparse.Namespace, *names: str) -> None:
     for name in names:
         if getattr(args, name) is None:
@@ -543,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     _tune_parser(subparsers)
     _fit_parser(subparsers)
     _report_parser(subparsers)
+    _reproduce_parser(subparsers)
     return parser
 
 

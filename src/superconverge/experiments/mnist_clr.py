@@ -1,0 +1,173 @@
+"""``mnist-clr``: the published Keras comparison of CLR, Adam and SGD on MNIST, re-run.
+
+The original (a Keras notebook accompanying the CLR paper, arXiv:1506.01186): the small CNN
+(`mnist-cnn`, Keras initialisation), one epoch, batch 32, categorical cross-entropy, raw 0-255
+pixels; test accuracy CLR 0.9664, Adam 0.9705, SGD 0.9630. We add our 1cycle (max_lr from the
+range test) and the recipe (`tune`, one epoch), and run both raw and [0, 1]-scaled inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from superconverge import schedules
+from superconverge.data import ArrayData, load
+from superconverge.models import build
+from superconverge.training import Callback, Trainer
+
+PUBLISHED = {"CLR": 0.9664, "Adam": 0.9705, "SGD": 0.9630}
+BATCH = 32
+LOSS = torch.nn.functional.cross_entropy
+CONTENDERS = ("CLR", "Adam", "SGD", "1cycle (range test)", "recipe (tune)")
+SCALINGS = ("raw", "unit")
+
+
+@dataclass(frozen=True)
+class Settings:
+    seeds: int = 3
+    train_samples: int | None = None  # None: all 60,000 (no validation split, as published)
+    test_samples: int | None = None
+    evaluations: int = 10  # test-accuracy points along the epoch, for the curves
+
+
+QUICK = Settings(seeds=1, train_samples=3000, test_samples=1000, evaluations=4)
+FULL = Settings()
+
+
+class TestCurve(Callback):
+    """Test accuracy every `every` optimizer steps (the curves of the published notebook)."""
+
+    def __init__(self, test: ArrayData, every: int) -> None:
+        self.test, self.every = test, max(1, every)
+        self.points: list[tuple[int, float]] = []
+
+    def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None:
+        if (step + 1) % self.every == 0:
+            self.points.append((step + 1, trainer.evaluate(self.test)["accuracy"]))
+
+
+def _model(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build("mnist-cnn", init="keras")
+
+
+def _contender(name: str, seed: int, train: ArrayData, val: ArrayData, test: ArrayData,
+               settings: Settings) -> dict[str, Any]:  # fmt: skip
+    """One contender, one seed: final test accuracy, the curve, and the LR it used."""
+    steps = math.ceil(len(train) / BATCH)
+    curve = TestCurve(test, steps // settings.evaluations)
+    start = time.perf_counter()
+    if name == "recipe (tune)":
+        from superconverge.tuning import tune
+
+        tuned = tune(lambda: _model(seed), train, val, epochs=1, test_data=test, seed=seed)
+        return {"accuracy": tuned.results["test"]["accuracy"], "curve": [], "max_lr": tuned.max_lr,
+                "batch_size": tuned.batch_size, "seconds": time.perf_counter() - start}  # fmt: skip
+    optimizer = "adam" if name == "Adam" else "sgd"
+    trainer = Trainer(_model(seed), LOSS, train, batch_size=BATCH, optimizer=optimizer,
+                      callbacks=[curve], seed=seed, progress=False)  # fmt: skip
+    if name == "CLR":  # triangular 0.0005-0.002, momentum 0.95 -> 0.8, step size 40 iterations
+        plan = schedules.cyclic(0.0005, 0.002, 40, momentum=(0.95, 0.8), total_steps=steps)
+        history, max_lr = trainer.fit(1, plan), 0.002
+    elif name == "Adam":
+        history, max_lr = trainer.fit(1, schedules.constant(1e-3)), 1e-3
+    elif name == "SGD":
+        history, max_lr = trainer.fit(1, schedules.constant(0.001, momentum=0.8)), 0.001
+    else:
+        result = trainer.lr_find()
+        if result.max_lr is None:
+            return {"accuracy": math.nan, "curve": [], "max_lr": None, "note": result.reason,
+                    "seconds": time.perf_counter() - start}  # fmt: skip
+        history, max_lr = trainer.fit_one_cycle(1, result.max_lr), result.max_lr
+    accuracy = trainer.evaluate(test)["accuracy"] if history.status == "completed" else math.nan
+    return {"accuracy": accuracy, "curve": curve.points, "max_lr": max_lr, "status": history.status,
+            "seconds": time.perf_counter() - start}  # fmt: skip
+
+
+def run(out: Path, settings: Settings, data_dir: str | None = None) -> dict[str, Any]:
+    """Run every contender on both input scalings for `settings.seeds` seeds; write the table
+    (``results.md``, ``results.json``) and the curves (``accuracy.png``) into `out`."""
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for scaling in SCALINGS:
+        splits = load("mnist", data_dir, val_fraction=0.0, normalize=scaling)
+        train, test = splits.train, splits.test
+        assert test is not None
+        if settings.train_samples:
+            train = ArrayData(
+                train.inputs[: settings.train_samples], train.targets[: settings.train_samples]
+            )
+        if settings.test_samples:
+            test = ArrayData(
+                test.inputs[: settings.test_samples], test.targets[: settings.test_samples]
+            )
+        # the recipe needs validation data to compare candidates: the last 5,000 training images
+        held = min(5000, len(train) // 10)
+        fit_part = ArrayData(train.inputs[:-held], train.targets[:-held])
+        val = ArrayData(train.inputs[-held:], train.targets[-held:])
+        results[scaling] = {}
+        for name in CONTENDERS:
+            runs = []
+            for seed in range(settings.seeds):
+                data = fit_part if name == "recipe (tune)" else train
+                runs.append(_contender(name, seed, data, val, test, settings))
+            results[scaling][name] = runs
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(
+        json.dumps({"settings": settings.__dict__, "results": results}, indent=1)
+    )
+    (out / "results.md").write_text(_table(results, settings))
+    _plot(results).savefig(out / "accuracy.png", dpi=110)
+    return results
+
+
+def _mean_sd(values: list[float]) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "diverged"
+    sd = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    return f"{statistics.mean(finite):.4f} ± {sd:.4f}" + (
+        "" if len(finite) == len(values) else f" ({len(values) - len(finite)} diverged)"
+    )
+
+
+def _table(results: dict[str, Any], settings: Settings) -> str:
+    lines = [f"# mnist-clr: test accuracy after one epoch, batch {BATCH} (mean ± sd over {settings.seeds} seed(s))", "",
+             "| contender | published (raw pixels) | raw 0-255 | [0, 1] | max_lr |", "|---|---|---|---|---|"]  # fmt: skip
+    for name in CONTENDERS:
+        raw = [r["accuracy"] for r in results["raw"][name]]
+        unit = [r["accuracy"] for r in results["unit"][name]]
+        lrs = sorted(
+            {f"{r['max_lr']:.3g}" for s in SCALINGS for r in results[s][name] if r.get("max_lr")}
+        )
+        published = PUBLISHED.get(name)
+        lines.append(
+            f"| {name} | {published if published else '-'} | {_mean_sd(raw)} | {_mean_sd(unit)} | {', '.join(lrs)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _plot(results: dict[str, Any]) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10.0, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, scaling in zip(axes, SCALINGS, strict=True):
+        for name in CONTENDERS:
+            curve = results[scaling][name][0].get("curve") or []
+            if curve:
+                ax.plot(*zip(*curve, strict=True), marker="o", label=name)
+        ax.set_title(f"inputs: {'raw 0-255' if scaling == 'raw' else '[0, 1]'} (seed 0)")
+        ax.set_xlabel("optimizer step")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("test accuracy")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("mnist-clr: one epoch, batch 32, mnist-cnn with Keras initialisation")
+    return fig

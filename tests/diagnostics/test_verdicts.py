@@ -48,3 +48,16 @@ def test_diagnose_any_history():
         diagnose(History(status="completed", epochs=[{"epoch": 1.0, "train_loss": 1.0}])).kind
         == "inconclusive"
     )
+
+
+def test_a_run_that_never_learned_is_flagged_even_without_nan():
+    stuck = History(status="completed", step_losses=[2.30 + 0.01 * (i % 3) for i in range(200)],
+                    epochs=[{"epoch": 1.0, "train_loss": 2.31, "val_loss": 2.30}])  # fmt: skip
+    verdict = diagnose(stuck)
+    assert verdict.kind == "diverged" and "did not learn" in verdict.explanation
+    assert "lower max_lr" in verdict.next_step
+    learned = History(status="completed", step_losses=[2.3 * 0.99**i for i in range(200)],
+                      epochs=[{"epoch": 1.0, "train_loss": 1.0, "val_loss": 0.9}])  # fmt: skip
+    assert (
+        diagnose(learned).kind == "inconclusive"
+    )  # one epoch: the trend is unknown, but it learned

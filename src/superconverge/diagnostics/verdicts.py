@@ -112,12 +112,39 @@ def diagnose_losses(
     )
 
 
+NEVER_LEARNED = 0.95  # the last steps' loss is still >= 95% of the first steps': no learning
+EDGE_STEPS = 10
+
+
+def never_learned(step_losses: Sequence[float]) -> Verdict | None:
+    """A run whose training loss never fell (e.g. dead ReLUs after a too-large LR: the loss sits
+    at chance level without ever becoming NaN), or None when the loss did fall."""
+    finite = [v for v in step_losses if math.isfinite(v)]
+    if len(finite) < 2 * EDGE_STEPS:
+        return None
+    first = sum(finite[:EDGE_STEPS]) / EDGE_STEPS
+    last = sum(finite[-EDGE_STEPS:]) / EDGE_STEPS
+    if first <= 0 or last < NEVER_LEARNED * first:
+        return None
+    return Verdict(
+        "diverged",
+        f"the model did not learn: the training loss of the last {EDGE_STEPS} steps ({last:.4g}) "
+        f"is {100 * last / first:.0f}% of the first {EDGE_STEPS} steps' ({first:.4g}); a too-large "
+        "LR can leave a network stuck (dead ReLUs) without any NaN",
+        "lower max_lr (a third of it is a good next try) and check the inputs' scale",
+        {"first_steps_loss": first, "last_steps_loss": last},
+    )
+
+
 def diagnose(history: Any) -> Verdict:
     """Diagnose any `History` (from `Trainer`, `tune` or `History.from_json`)."""
     train = [row.get("train_loss", math.nan) for row in history.epochs]
     val = [row["val_loss"] for row in history.epochs if "val_loss" in row]
     if history.status == "diverged":
         return diagnose_losses(train, val, status="diverged", message=history.message)
+    stuck = never_learned(history.step_losses)
+    if stuck is not None:
+        return stuck
     if not val:
         return Verdict("inconclusive", "the run recorded no validation loss",
                        "pass val_data to see under- or over-fitting", {})  # fmt: skip

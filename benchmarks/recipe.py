@@ -81,7 +81,8 @@ def main() -> None:
         start = time.perf_counter()
         plan = sc.tune(factory, splits.train, splits.val, epochs=epochs, test_data=splits.test,
                        augment=augment)  # fmt: skip
-        recipe = {"max_lr": plan.max_lr, "test_accuracy": plan.results["test"]["accuracy"],
+        test_accuracy = plan.results.get("test", {}).get("accuracy", float("nan"))  # NaN: diverged
+        recipe = {"max_lr": plan.max_lr, "test_accuracy": test_accuracy,
                   "status": plan.results["status"], "seconds": time.perf_counter() - start,
                   "batch_size": plan.batch_size, "weight_decay": plan.weight_decay,
                   "verdict": plan.results["verdict"]["kind"],

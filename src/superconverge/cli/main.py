@@ -118,13 +118,12 @@ def _lr_find_parser(subparsers: Any) -> None:
     p.set_defaults(handler=_run_lr_find, parser=p)
 
 
-def make_model_for(
+def model_options_for(
     name: str, input_shape: tuple[int, ...], num_classes: int, width: float | None
-) -> Any:
-    """A reference model sized for the data, or a UsageError naming the mismatch."""
+) -> dict[str, Any]:
+    """The `build` options that size a reference model for the data, or a UsageError naming
+    the mismatch."""
     import math
-
-    from superconverge.models import build
 
     needed = IMAGE_MODELS.get(name)
     if needed is not None and tuple(input_shape) != needed:
@@ -140,7 +139,16 @@ def make_model_for(
         if name not in ("cifar-resnet", "resnet9"):
             raise UsageError(f"--width applies to cifar-resnet and resnet9, not {name}")
         options["width"] = width
-    return build(name, **options)
+    return options
+
+
+def make_model_for(
+    name: str, input_shape: tuple[int, ...], num_classes: int, width: float | None
+) -> Any:
+    """A reference model sized for the data, or a UsageError naming the mismatch."""
+    from superconverge.models import build
+
+    return build(name, **model_options_for(name, input_shape, num_classes, width))
 
 
 def make_optimizer(name: str, parameters: Any) -> Any:
@@ -247,18 +255,13 @@ def _model_factory(args: argparse.Namespace, splits: Any) -> tuple[Any, str, dic
 
     if args.model and ":" in args.model:
         return _entry_point(args.model, "--model"), args.model, {}
-    name, options = default_model_for(splits.name, splits.input_shape)
+    num_classes = splits.num_classes or 1
     if args.model:
         name = args.model
-        options = {}
-        make_model_for(name, splits.input_shape, splits.num_classes or 1, args.width)  # checks fit
-        if name == "mlp":
-            import math
-
-            options["in_features"] = math.prod(splits.input_shape)
-        if args.width is not None:
-            options["width"] = args.width
-    options["num_classes"] = splits.num_classes or 1
+        options = model_options_for(name, splits.input_shape, num_classes, args.width)
+    else:
+        name, options = default_model_for(splits.name, splits.input_shape)
+        options["num_classes"] = num_classes
     return _ModelFactory(name, options), name, options
 
 

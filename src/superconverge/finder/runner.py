@@ -16,6 +16,7 @@ from torch import nn
 
 from superconverge.finder.analysis import MIN_POINTS, RULES
 from superconverge.finder.result import RangeTestResult, build_result
+from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.schedules import Plan, Ramp
@@ -25,13 +26,6 @@ logger = logging.getLogger(__name__)
 MODES = ("exp", "linear")
 DEFAULT_VAL_BATCHES = 4
 _REPEAT_EPOCH_STRIDE = 7919  # repeats read far-apart epochs of an ArrayLoader: other orders
-
-
-def _world() -> tuple[int, int]:
-    """(rank, world size) under torch.distributed, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def _mean_across_ranks(value: torch.Tensor, world: int) -> float:
@@ -236,7 +230,7 @@ def lr_find(
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {optimizer!r}")
     run_device = torch.device(device) if device is not None else next(model.parameters()).device
-    rank, world = _world()
+    rank, world = process_world()
     every = val_every if val_every is not None else max(1, num_steps // 20)
     sweep = Ramp(
         float(start_lr), float(end_lr), num_steps - 1, "exponential" if mode == "exp" else "linear"

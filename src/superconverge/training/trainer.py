@@ -18,6 +18,7 @@ from torch import nn
 from superconverge import schedules
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import ArrayLoader, Augment
+from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.scheduler import (
     HyperparamScheduler,
     get_momentum,
@@ -96,12 +97,6 @@ class TensorBoardLogger(Callback):
 
     def on_fit_end(self, trainer: Trainer, history: History) -> None:
         self.writer.close()
-
-
-def _world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def default_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
@@ -222,7 +217,7 @@ class Trainer:
             if not isinstance(callback, Callback):
                 raise TypeError(f"callbacks must be Callback objects, got {callback!r}")
 
-        self.rank, self.world_size = _world()
+        self.rank, self.world_size = process_world()
         self.device = _resolve_device(device)
         self.precision = _resolve_precision(precision, self.device)
         self.seed = int(seed)

@@ -7,23 +7,20 @@ step, stop when the loss blows up, restore everything exactly, and analyse the c
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
-from superconverge.finder.analysis import MIN_POINTS, RULES
 from superconverge.finder.result import RangeTestResult, build_result
+from superconverge.finder.sweep import SweepRecord, check_sweep_arguments, sweep_plan
 from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
-from superconverge.schedules import Plan, Ramp
 
 logger = logging.getLogger(__name__)
 
-MODES = ("exp", "linear")
 DEFAULT_VAL_BATCHES = 4
 _REPEAT_EPOCH_STRIDE = 7919  # repeats read far-apart epochs of an ArrayLoader: other orders
 
@@ -130,37 +127,12 @@ def _validate_arguments(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("model has no trainable parameters (every requires_grad is False)")
-    for name, value in (("start_lr", start_lr), ("end_lr", end_lr)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    if start_lr >= end_lr:
-        raise ValueError(f"start_lr must be < end_lr ({end_lr!r}), got {start_lr!r}")
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < MIN_POINTS:
-        raise ValueError(
-            f"num_steps must be an integer >= {MIN_POINTS} to analyse, got {num_steps!r}"
-        )
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if not isinstance(smoothing, (int, float)) or not 0.0 <= smoothing < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
-    if not isinstance(diverge_factor, (int, float)) or not diverge_factor > 1.0:
-        raise ValueError(f"diverge_factor must be > 1, got {diverge_factor!r}")
+    check_sweep_arguments(
+        start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, policy, val_every
+    )
     for name, count in (("accumulation_steps", accumulation_steps), ("repeats", repeats)):
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {count!r}")
-    if val_every is not None and (
-        isinstance(val_every, bool) or not isinstance(val_every, int) or val_every < 1
-    ):
-        raise ValueError(f"val_every must be an integer >= 1 or None, got {val_every!r}")
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
-    if policy not in ("one_cycle", "cyclic"):
-        raise ValueError(f"policy must be 'one_cycle' or 'cyclic', got {policy!r}")
 
 
 def lr_find(
@@ -232,10 +204,7 @@ def lr_find(
     run_device = torch.device(device) if device is not None else next(model.parameters()).device
     rank, world = process_world()
     every = val_every if val_every is not None else max(1, num_steps // 20)
-    sweep = Ramp(
-        float(start_lr), float(end_lr), num_steps - 1, "exponential" if mode == "exp" else "linear"
-    )
-    plan = Plan(sweep, None, num_steps, float(end_lr), "lr_range_test")
+    plan = sweep_plan(start_lr, end_lr, num_steps, mode)
 
     snapshot = TrainingSnapshot(model, optimizer, grad_scaler, [train_data, val_data])
     curves: list[dict[str, Any]] = []
@@ -301,14 +270,7 @@ def _sweep(
     grad_scaler: Any,
     world: int,
 ) -> dict[str, Any]:
-    lrs: list[float] = []
-    losses: list[float] = []
-    smoothed: list[float] = []
-    val_steps: list[int] = []
-    val_losses: list[float] = []
-    val_accuracies: list[float | None] = []
-    average, best = 0.0, math.inf
-    stop_reason = f"reached end_lr after {num_steps} steps"
+    record = SweepRecord(num_steps, smoothing, diverge_factor)
     model.train()
     optimizer.zero_grad(set_to_none=True)
     for step in range(num_steps):
@@ -324,16 +286,7 @@ def _sweep(
             (grad_scaler.scale(scaled) if grad_scaler is not None else scaled).backward()
             total += loss.detach()
         value = _mean_across_ranks(total / accumulation_steps, world)
-        if not math.isfinite(value):
-            if step == 0:
-                raise ValueError(
-                    f"the loss is not finite at the first step (lr={lr:.3g}): {value}; check the "
-                    "inputs, the targets and loss_fn before searching for an LR"
-                )
-            lrs.append(lr)
-            losses.append(value)
-            smoothed.append(math.nan)
-            stop_reason = f"non-finite loss at step {step} (lr {lr:.3g})"
+        if not record.add(step, lr, value):
             break
         if grad_scaler is not None:
             grad_scaler.step(optimizer)
@@ -341,30 +294,9 @@ def _sweep(
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        average = smoothing * average + (1 - smoothing) * value
-        current = average / (1 - smoothing ** (step + 1))
-        lrs.append(lr)
-        losses.append(value)
-        smoothed.append(current)
         if val_subset is not None and (step % val_every == 0 or step == num_steps - 1):
-            val_loss, val_accuracy = _evaluate(model, loss_fn, val_subset, world)
-            val_steps.append(step)
-            val_losses.append(val_loss)
-            val_accuracies.append(val_accuracy)
-        best = min(best, current)
-        if best > 0 and current > diverge_factor * best:
-            stop_reason = (
-                f"diverged at step {step} (lr {lr:.3g}): smoothed loss {current:.3g} > "
-                f"{diverge_factor:g} x its minimum {best:.3g}"
-            )
+            record.add_validation(step, *_evaluate(model, loss_fn, val_subset, world))
+        if record.diverged():
             break
         scheduler.step()
-    return {
-        "lrs": lrs,
-        "losses": losses,
-        "smoothed": smoothed,
-        "stop_reason": stop_reason,
-        "val_steps": val_steps,
-        "val_losses": val_losses,
-        "val_accuracies": val_accuracies,
-    }
+    return record.curve()

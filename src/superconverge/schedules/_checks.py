@@ -59,17 +59,17 @@ def check_not_above(name: str, value: float, other_name: str, other: float) -> N
         raise ValueError(f"{name} must be <= {other_name} ({other!r}), got {value!r}")
 
 
-def check_momentum(value: object) -> tuple[float, float] | None:
-    """`None`, or a `(high, low)` pair with 0 <= low <= high < 1."""
+def check_momentum(value: object, name: str = "momentum") -> tuple[float, float] | None:
+    """`None`, or a `(high, low)` pair with 0 <= low <= high < 1; messages name `name`."""
     if value is None:
         return None
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-        raise ValueError(f"momentum must be None or a (high, low) pair, got {value!r}")
-    high = check_number("momentum", value[0])
-    low = check_number("momentum", value[1])
+        raise ValueError(f"{name} must be None or a (high, low) pair, got {value!r}")
+    high = check_number(name, value[0])
+    low = check_number(name, value[1])
     for bound in (high, low):
         if not 0.0 <= bound < 1.0:
-            raise ValueError(f"momentum values must be in [0, 1), got {tuple(value)!r}")
+            raise ValueError(f"{name} values must be in [0, 1), got {tuple(value)!r}")
     if high < low:
-        raise ValueError(f"momentum must be (high, low) with high >= low, got {tuple(value)!r}")
+        raise ValueError(f"{name} must be (high, low) with high >= low, got {tuple(value)!r}")
     return high, low

@@ -1,0 +1,106 @@
+"""`CyclicMomentum`: cycle the momentum of Keras's own optimizers in step with a schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import keras
+from superconverge.keras.schedules import PlanSchedule, concrete_step
+from superconverge.schedules import Plan
+
+# the attribute that plays the part of momentum, per optimizer (Adam-like ones: beta_1)
+_MOMENTUM_ATTRIBUTES = ("momentum", "beta_1")
+
+
+def _momentum_attribute(optimizer: Any) -> str:
+    for name in _MOMENTUM_ATTRIBUTES:
+        if isinstance(getattr(optimizer, name, None), (int, float)):
+            return name
+    raise ValueError(
+        f"optimizer {type(optimizer).__name__} has neither a float `momentum` (SGD, RMSprop) "
+        "nor a float `beta_1` (Adam, AdamW, Nadam, Adamax, Lion) to cycle"
+    )
+
+
+class CyclicMomentum(keras.callbacks.Callback):
+    """Set the optimizer's momentum (SGD, RMSprop) or ``beta_1`` (Adam family) before every
+    batch from a plan, in step with the LR schedule, and record the LR and momentum of each batch.
+
+    Pass the same `OneCycle`/`SmithOneCycle`/`Cyclic` (or any `PlanSchedule` or `Plan`) that the
+    optimizer uses as its ``learning_rate``: the momentum of batch k is ``plan.momentum(k)``,
+    with k the optimizer's ``iterations``, so it stays in step across several ``fit`` calls and
+    after loading a saved model. After training, ``callback.lrs`` and ``callback.momenta`` hold
+    one value per batch of every ``fit`` call, and the ``History`` that ``fit`` returns gets them
+    as ``history.history["batch_lr"]`` and ``["batch_momentum"]``.
+
+    Keras's SGD and RMSprop only keep a velocity when built with momentum > 0: compile them with
+    e.g. ``SGD(momentum=0.9)``. The value is set from Python before each batch, so the train step
+    must read it afresh: the torch backend (without ``jit_compile``) or ``run_eagerly=True``.
+    `CyclicSGD` computes its momentum inside the step and needs neither.
+    """
+
+    def __init__(self, schedule: PlanSchedule | Plan) -> None:
+        super().__init__()
+        if isinstance(schedule, Plan):
+            schedule = PlanSchedule(schedule)
+        if not isinstance(schedule, PlanSchedule):
+            raise TypeError(
+                "schedule must be a superconverge.keras schedule (OneCycle, SmithOneCycle, "
+                f"Cyclic, PlanSchedule) or a Plan, got {type(schedule).__name__}"
+            )
+        if not schedule.cycles_momentum:
+            raise ValueError(
+                f"schedule has no momentum schedule (momentum=None): nothing to cycle in {schedule!r}"
+            )
+        self.schedule = schedule
+        self.lrs: list[float] = []
+        self.momenta: list[float] = []
+        self._attribute = "momentum"
+        self._first = 0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        model, optimizer = self.model, self.model.optimizer
+        eager = bool(model.run_eagerly) or (
+            keras.backend.backend() == "torch" and not model.jit_compile
+        )
+        if not eager:
+            raise ValueError(
+                f"CyclicMomentum needs a train step that reads momentum afresh each batch: on the "
+                f"{keras.backend.backend()} backend compile with run_eagerly=True (and "
+                "jit_compile=False), or use CyclicSGD, which cycles momentum inside the step"
+            )
+        self._attribute = _momentum_attribute(optimizer)
+        if (
+            self._attribute == "momentum"
+            and optimizer.built
+            and float(getattr(optimizer, "momentum", 0.0)) == 0.0
+        ):
+            raise ValueError(
+                f"{type(optimizer).__name__} was built with momentum=0, so it has no velocity to "
+                "cycle; compile with e.g. SGD(momentum=0.9)"
+            )
+        self._first = len(self.lrs)
+        self._set(self._step())
+
+    def _step(self) -> int:
+        step = concrete_step(self.model.optimizer.iterations)
+        return 0 if step is None else step
+
+    def _set(self, step: int) -> float:
+        value = float(self.schedule.momentum(step))
+        setattr(self.model.optimizer, self._attribute, value)
+        return value
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        step = self._step()
+        self.momenta.append(self._set(step))
+        optimizer = self.model.optimizer
+        self.lrs.append(float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate))))
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        history = getattr(self.model, "history", None)
+        if isinstance(history, keras.callbacks.History):
+            history.history["batch_lr"] = self.lrs[self._first :]
+            history.history["batch_momentum"] = self.momenta[self._first :]

@@ -1,0 +1,213 @@
+"""The LR range test for a compiled Keras 3 model: the same sweep, analysis and result as
+`superconverge.lr_find`, with the model and its optimizer left exactly as they were."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+import keras
+from superconverge.finder.result import RangeTestResult, build_result
+from superconverge.finder.sweep import SweepRecord, check_sweep_arguments, sweep_plan
+from superconverge.keras.optimizers import CyclicSGD
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_VAL_BATCHES = 4
+
+
+class _Batches:
+    """Endless batches: shuffled slices of arrays (own RNG), or a cycled iterable of pairs."""
+
+    def __init__(self, x: Any, y: Any, batch_size: int, seed: int) -> None:
+        self.iterable = y is None and not isinstance(x, np.ndarray) and isinstance(x, Iterable)
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.rng = np.random.default_rng(seed)
+        if self.iterable:
+            self.iterator: Iterator[Any] = iter(x)
+            self.served = 0
+        else:
+            if y is None:
+                raise ValueError("y is None: pass targets, or x as an iterable of (x, y) batches")
+            size = len(x)
+            if size != len(y):
+                raise ValueError(f"x has {size} samples but y has {len(y)}")
+            if size == 0:
+                raise ValueError("x is empty")
+            self.order = self.rng.permutation(size)
+            self.position = 0
+
+    def __next__(self) -> tuple[Any, Any]:
+        if self.iterable:
+            return self._from_iterable()
+        if self.position >= len(self.order):
+            self.order, self.position = self.rng.permutation(len(self.order)), 0
+        index = np.sort(self.order[self.position : self.position + self.batch_size])
+        self.position += self.batch_size
+        return self.x[index], self.y[index]
+
+    def _from_iterable(self) -> tuple[Any, Any]:
+        try:
+            batch = next(self.iterator)
+        except StopIteration:
+            if self.served == 0:
+                raise ValueError("x yielded no batches: it is empty") from None
+            self.iterator = iter(self.x)
+            batch = next(self.iterator)
+        self.served += 1
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise TypeError(f"x must yield (inputs, targets) batches, got {type(batch).__name__}")
+        return batch[0], batch[1]
+
+
+def _sweep_optimizer(compiled: Any, start_lr: float) -> keras.optimizers.Optimizer:
+    """A fresh optimizer like the compiled one, with a plain float LR the sweep can set."""
+    if isinstance(compiled, CyclicSGD):
+        high = 0.0 if compiled.momentum_bounds is None else compiled.momentum_bounds[0]
+        return keras.optimizers.SGD(start_lr, momentum=high, nesterov=compiled.nesterov)
+    config = compiled.get_config()
+    config["learning_rate"] = start_lr
+    config.pop("name", None)
+    return type(compiled).from_config(config)
+
+
+def _accuracy_of(logs: dict[str, Any]) -> float | None:
+    for key, value in logs.items():
+        if "accuracy" in key and isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def lr_find(
+    model: keras.Model,
+    x: Any,
+    y: Any = None,
+    *,
+    batch_size: int = 32,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    mode: str = "exp",
+    optimizer: keras.optimizers.Optimizer | None = None,
+    validation_data: tuple[Any, Any] | None = None,
+    val_every: int | None = None,
+    val_batches: int = DEFAULT_VAL_BATCHES,
+    smoothing: float = 0.98,
+    diverge_factor: float = 4.0,
+    rule: str = "minimum",
+    policy: str = "one_cycle",
+    seed: int = 0,
+) -> RangeTestResult:
+    """Run the LR range test on a compiled Keras model and return the curve and the bounds.
+
+    Each point is one ``train_on_batch`` with the LR of step k at ``start_lr * (end_lr /
+    start_lr) ** (k / (num_steps - 1))`` (``mode="exp"``) or linear; the sweep stops at a
+    non-finite loss or when the smoothed loss exceeds `diverge_factor` x its minimum; the
+    analysis (`rule`, `policy`, the honest failures) is the PyTorch finder's. The sweep trains a
+    fresh copy of the compiled optimizer (same class and settings, a float LR; `CyclicSGD`
+    becomes SGD at its high momentum) unless `optimizer` is given. Afterwards every model
+    variable (weights, BatchNorm statistics, dropout seeds), the compiled optimizer (its state
+    and ``iterations``) and the metrics are bitwise what they were — also after an exception.
+
+    Args:
+        model: a compiled ``keras.Model`` (``model.compile(optimizer=..., loss=...)``).
+        x, y: arrays (or tensors) of inputs and targets, drawn in shuffled batches of
+            `batch_size` from a private RNG seeded by `seed`; or `x` an iterable of
+            ``(inputs, targets)`` batches with ``y=None`` (a ``keras.utils.PyDataset``,
+            a generator function's output, a ``tf.data.Dataset``), cycled if shorter.
+        start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, policy: as in
+            `superconverge.lr_find`.
+        optimizer: the optimizer to sweep with; it must have a float learning rate.
+        validation_data: ``(x_val, y_val)``: Smith's variant, loss (and accuracy, if compiled
+            with an accuracy metric) on its first `val_batches` batches every `val_every` steps.
+
+    Returns:
+        A `RangeTestResult` (``settings["framework"] == "keras"``).
+
+    Raises:
+        ValueError: bad arguments, an uncompiled model, empty data, a non-finite first loss.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        raise ValueError(
+            "model must be compiled first: model.compile(optimizer=..., loss=...) — the range "
+            "test trains with its loss and a copy of its optimizer"
+        )
+    check_sweep_arguments(
+        start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, policy, val_every
+    )
+    for name, count in (("batch_size", batch_size), ("val_batches", val_batches)):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {count!r}")
+    if optimizer is not None and not isinstance(optimizer, keras.optimizers.Optimizer):
+        raise TypeError(f"optimizer must be a keras optimizer or None, got {optimizer!r}")
+
+    plan = sweep_plan(start_lr, end_lr, num_steps, mode)
+    batches = _Batches(x, y, batch_size, seed)
+    every = val_every if val_every is not None else max(1, num_steps // 20)
+    compiled = model.optimizer
+    sweeper = optimizer if optimizer is not None else _sweep_optimizer(compiled, start_lr)
+    first = next(batches)
+    if not model.built:  # create the weights now, so that the snapshot holds them
+        model(first[0])
+    saved = [(v, np.array(keras.ops.convert_to_numpy(v), copy=True)) for v in _state(model)]
+    record = SweepRecord(num_steps, smoothing, diverge_factor)
+    try:
+        sweeper.learning_rate = float(start_lr)
+        model.optimizer = sweeper
+        model.make_train_function(force=True)
+        val = None
+        if validation_data is not None:
+            xv, yv = validation_data
+            val = (xv[: val_batches * batch_size], yv[: val_batches * batch_size])
+        for step in range(num_steps):
+            lr = plan.lr(step)
+            sweeper.learning_rate = lr
+            inputs, targets = first if step == 0 else next(batches)
+            logs = model.train_on_batch(inputs, targets, return_dict=True)
+            # train_on_batch has updated the weights already: a non-finite loss ends the sweep
+            if not record.add(step, lr, float(logs["loss"])):
+                break
+            if val is not None and (step % every == 0 or step == num_steps - 1):
+                result = model.evaluate(
+                    val[0], val[1], batch_size=batch_size, verbose=0, return_dict=True
+                )
+                record.add_validation(step, float(result["loss"]), _accuracy_of(result))
+            if record.diverged():
+                break
+    finally:
+        model.optimizer = compiled
+        model.make_train_function(force=True)
+        model.reset_metrics()  # metrics the sweep built lazily start empty; the others are restored
+        for variable, value in saved:
+            variable.assign(value)
+    settings = {
+        "framework": "keras", "start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps,
+        "mode": mode, "smoothing": smoothing, "diverge_factor": diverge_factor,
+        "batch_size": batch_size, "repeats": 1, "val_every": every,
+        "optimizer": type(sweeper).__name__, "world_size": 1,
+    }  # fmt: skip
+    result = build_result(
+        [record.curve()], diverge_factor=diverge_factor, rule=rule, policy=policy, settings=settings
+    )
+    logger.info("keras lr_find: %s", result.summary().replace("\n", "; "))
+    return result
+
+
+def _state(model: keras.Model) -> list[Any]:
+    """Every variable the sweep may change: the model's, its metrics', the compiled optimizer's."""
+    seen: set[int] = set()
+    out = []
+    groups = (model.variables, model.metrics_variables, model.optimizer.variables)
+    for variable in (v for group in groups for v in group):
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            out.append(variable)
+    return out
+
+
+__all__ = ["lr_find"]

@@ -1,0 +1,76 @@
+"""CyclicMomentum: Keras's own optimizers get the plan's momentum before every batch."""
+
+import pytest
+
+import keras
+from superconverge.keras import Cyclic, CyclicMomentum, OneCycle, PlanSchedule
+from superconverge.schedules import constant, one_cycle
+from tests.keras.conftest import make_model
+
+
+def test_sgd_gets_the_plans_momentum_and_history_records_each_batch(digits):
+    x, y = digits
+    x, y = x[:320], y[:320]  # 10 batches an epoch
+    schedule = OneCycle(30, 0.1)
+    model = make_model(keras.optimizers.SGD(schedule, momentum=0.9))
+    callback = CyclicMomentum(schedule)
+    history = model.fit(x, y, batch_size=32, epochs=3, verbose=0, callbacks=[callback])
+    lrs, moms = one_cycle(30, 0.1).values()
+    assert history.history["batch_lr"] == pytest.approx(lrs, rel=1e-12)
+    assert history.history["batch_momentum"] == moms
+    assert model.optimizer.momentum == moms[-1]
+    assert len(history.history["loss"]) == 3  # the per-epoch keys are untouched
+
+
+def test_adam_beta_1_follows_the_schedule_and_a_second_fit_continues(digits):
+    x, y = digits
+    x, y = x[:320], y[:320]
+    schedule = Cyclic(0.001, 0.004, 5, momentum=(0.95, 0.85))
+    model = make_model(keras.optimizers.Adam(schedule))
+    callback = CyclicMomentum(schedule)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
+    second = model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
+    expected = [schedule.momentum(k) for k in range(20)]
+    assert callback.momenta == expected
+    assert second.history["batch_momentum"] == expected[10:]  # steps 10..19, not 0..9
+    assert model.optimizer.beta_1 == expected[-1]
+
+
+def test_a_plain_plan_works_too(digits):
+    x, y = digits
+    callback = CyclicMomentum(one_cycle(10, 0.05))
+    model = make_model(keras.optimizers.RMSprop(0.001, momentum=0.5))
+    model.fit(x[:320], y[:320], batch_size=32, verbose=0, callbacks=[callback])
+    assert callback.momenta[0] == 0.95 and model.optimizer.momentum == pytest.approx(0.95)
+
+
+def test_sgd_built_without_momentum_is_refused_with_the_fix(digits):
+    x, y = digits
+    model = make_model(keras.optimizers.SGD(0.01))  # momentum=0: Keras keeps no velocity
+    model.fit(x[:32], y[:32], verbose=0)
+    with pytest.raises(ValueError, match=r"built with momentum=0.*SGD\(momentum=0.9\)"):
+        model.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(OneCycle(10, 0.1))])
+
+
+def test_optimizer_without_momentum_is_refused(digits):
+    x, y = digits
+    model = make_model(keras.optimizers.Adagrad(0.01))
+    with pytest.raises(ValueError, match=r"neither a float `momentum`.*nor a float `beta_1`"):
+        model.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(OneCycle(10, 0.1))])
+
+
+def test_bad_schedules_are_refused():
+    with pytest.raises(ValueError, match="no momentum schedule"):
+        CyclicMomentum(OneCycle(10, 0.1, momentum=None))
+    with pytest.raises(ValueError, match="no momentum schedule"):
+        CyclicMomentum(PlanSchedule(constant(0.1)))
+    with pytest.raises(TypeError, match=r"schedule must be a superconverge.keras schedule"):
+        CyclicMomentum(keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9))
+
+
+def test_a_compiled_train_step_is_refused_because_it_would_freeze_momentum(digits):
+    x, y = digits
+    model = make_model(keras.optimizers.SGD(0.01, momentum=0.9))
+    model.compile(optimizer=model.optimizer, loss=model.loss, jit_compile=True)
+    with pytest.raises(ValueError, match=r"run_eagerly=True.*or use CyclicSGD"):
+        model.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(OneCycle(10, 0.1))])

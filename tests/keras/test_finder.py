@@ -1,0 +1,138 @@
+"""The Keras LR range test: the PyTorch finder's result and analysis, nothing left changed."""
+
+import numpy as np
+import pytest
+
+import keras
+from superconverge.finder.result import RangeTestResult
+from superconverge.keras import CyclicSGD, lr_find
+from tests.keras.conftest import assert_bitwise_equal, make_model, values
+
+
+def _everything(model):
+    return (
+        values(model.variables)
+        + values(model.optimizer.variables)
+        + values(model.metrics_variables)
+    )
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd_momentum", "cyclic_sgd"])
+def test_finds_an_lr_on_digits_and_restores_model_and_optimizer_bitwise(digits, optimizer):
+    x, y = digits
+    build = {
+        "adam": lambda: keras.optimizers.Adam(0.001),
+        "sgd_momentum": lambda: keras.optimizers.SGD(0.01, momentum=0.9),
+        "cyclic_sgd": lambda: CyclicSGD((0.01, 0.1), (0.95, 0.8), steps=20),
+    }[optimizer]
+    model = make_model(build(), dropout=0.2)
+    model.fit(x[:256], y[:256], batch_size=32, verbose=0)  # optimizer state that must survive
+    before = _everything(model)
+    result = lr_find(model, x, y, batch_size=32, num_steps=60, start_lr=1e-5, end_lr=10)
+    assert isinstance(result, RangeTestResult)
+    assert result.settings["framework"] == "keras"
+    assert result.max_lr is not None and 1e-4 < result.max_lr < 1.0, result.summary()
+    assert len(result.lrs) <= 60 and result.lrs[0] == pytest.approx(1e-5)
+    assert_bitwise_equal(_everything(model), before)
+    assert type(model.optimizer).__name__ == type(build()).__name__
+
+
+def test_training_after_the_test_is_bitwise_what_it_would_have_been_without_it(digits):
+    """Covers every piece of state: weights, dropout seeds, optimizer slots, iterations."""
+    x, y = digits
+    twins = [make_model(keras.optimizers.SGD(0.05, momentum=0.9), dropout=0.3) for _ in range(2)]
+    for model in twins:
+        model.fit(x[:128], y[:128], batch_size=32, shuffle=False, verbose=0)
+    lr_find(twins[0], x, y, num_steps=30)
+    for model in twins:
+        model.fit(x[:256], y[:256], batch_size=32, shuffle=False, verbose=0)
+    assert_bitwise_equal(values(twins[0].variables), values(twins[1].variables))
+
+
+def test_validation_points_and_iterable_batches(digits):
+    x, y = digits
+    model = make_model(keras.optimizers.SGD(0.01, momentum=0.9))
+    batches = [(x[i : i + 64], y[i : i + 64]) for i in range(0, 640, 64)]  # cycled: 10 batches
+    result = lr_find(model, batches, num_steps=40, validation_data=(x[1500:], y[1500:]),
+                     val_every=10)  # fmt: skip
+    assert result.settings["val_every"] == 10
+    assert result.superconvergence is not None
+
+
+def test_exception_mid_sweep_still_restores_everything(digits):
+    x, y = digits
+    model = make_model(keras.optimizers.Adam(0.001))
+    model.fit(x[:64], y[:64], verbose=0)
+    before = _everything(model)
+
+    def batches():
+        for i in range(5):
+            yield x[i * 32 : (i + 1) * 32], y[i * 32 : (i + 1) * 32]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lr_find(model, batches(), num_steps=20)
+    assert_bitwise_equal(_everything(model), before)
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+
+
+def test_non_finite_first_loss_is_one_clear_error(digits):
+    x, y = digits
+    model = make_model(keras.optimizers.SGD(0.01))
+    bad = x[:64].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="the loss is not finite at the first step"):
+        lr_find(model, bad, y[:64], batch_size=64, num_steps=10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"start_lr": 1.0, "end_lr": 0.1}, r"start_lr must be < end_lr"),
+        ({"num_steps": 5}, "num_steps must be an integer >= 10"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"rule": "best"}, "rule must be one of minimum, valley, steepest"),
+        ({"smoothing": 1.0}, r"smoothing must be in \[0, 1\)"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(digits, kwargs, message):
+    x, y = digits
+    model = make_model(keras.optimizers.SGD(0.01))
+    with pytest.raises(ValueError, match=message):
+        lr_find(model, x, y, **kwargs)
+
+
+def test_uncompiled_model_and_missing_targets_are_refused(digits):
+    x, y = digits
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
+    with pytest.raises(ValueError, match=r"model must be compiled first: model.compile"):
+        lr_find(model, x, y)
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="y is None"):
+        lr_find(model, x)
+    with pytest.raises(ValueError, match="x has 1797 samples but y has 10"):
+        lr_find(model, x, y[:10])
+
+
+class _Net(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(16, activation="relu")
+        self.out = keras.layers.Dense(10)
+
+    def call(self, inputs):
+        return self.out(self.hidden(inputs))
+
+
+def test_an_unbuilt_subclassed_model_is_left_with_its_initial_weights(digits):
+    x, y = digits
+    models = []
+    for _ in range(2):
+        keras.utils.set_random_seed(3)
+        model = _Net()
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+        models.append(model)
+    lr_find(models[0], x, y, num_steps=20)
+    models[1](x[:32])  # built, never trained
+    assert_bitwise_equal(values(models[0].weights), values(models[1].weights))

@@ -44,4 +44,7 @@ def test_reproduce_list_and_bad_names(tmp_path):
     assert run.returncode == 0 and "mnist-clr" in run.stdout
     run = subprocess.run([sys.executable, "-m", "superconverge", "reproduce", "imagenet"],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert run.returncode == 2 and "NAME must be one of mnist-clr, got 'imagenet'" in run.stderr
+    assert (
+        run.returncode == 2
+        and "NAME must be one of mnist-clr, cifar10-superconvergence, got 'imagenet'" in run.stderr
+    )

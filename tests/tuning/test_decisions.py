@@ -2,6 +2,7 @@ import pytest
 
 from superconverge.tuning.decisions import (
     choose_batch_size,
+    choose_max_lr,
     choose_weight_decay,
     default_model_for,
     weight_decay_midpoint,
@@ -34,3 +35,15 @@ def test_choose_weight_decay_and_default_models():
         {"width": 0.25, "bn_momentum": 0.05},
     )
     assert default_model_for("digits", (1, 8, 8)) == ("mlp", {"in_features": 64})
+
+
+def test_max_lr_moves_up_only_when_clearly_better():
+    # the lowest finite candidate by default
+    assert choose_max_lr({0.01: 0.30, 0.02: 0.299, 0.033: 0.298})[0] == 0.01
+    # a higher one that wins by more than 2% is taken; the next must beat *it* by 2%
+    assert choose_max_lr({0.01: 0.30, 0.02: 0.25, 0.033: 0.248})[0] == 0.02
+    assert choose_max_lr({0.01: 0.30, 0.02: 0.25, 0.033: 0.20})[0] == 0.033
+    # a diverged run is never chosen, and a diverged low run does not block a finite high one
+    assert choose_max_lr({0.01: float("nan"), 0.02: 0.4, 0.033: float("inf")})[0] == 0.02
+    chosen, why = choose_max_lr({0.01: float("nan")})
+    assert chosen is None and why == "every short run diverged"

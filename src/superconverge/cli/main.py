@@ -439,7 +439,11 @@ def _reproduce_parser(subparsers: Any) -> None:
         "--quick", action="store_true", help="a reduced version that runs in about a minute"
     )
     p.add_argument("--seeds", type=int, help="seeds per contender (default 3; 1 with --quick)")
-    p.add_argument("--data-dir", type=Path)
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the data set's folder (default $SUPERCONVERGE_DATA/<data set>)",
+    )
     p.add_argument("--out", type=Path, help="output folder (default runs/reproduce-NAME)")
     p.add_argument("--force", action="store_true")
     p.set_defaults(handler=_run_reproduce, parser=p)
@@ -447,25 +451,27 @@ def _reproduce_parser(subparsers: Any) -> None:
 
 def _run_reproduce(args: argparse.Namespace) -> int:
     import dataclasses
+    import importlib
 
-    from superconverge.experiments import EXPERIMENTS
+    from superconverge.experiments import EXPERIMENTS, MODULES
 
     if args.list or args.name is None:
         for name, text in EXPERIMENTS.items():
-            print(f"{name:12} {text}")
+            print(f"{name:25} {text}")
         return 0 if args.list else EXIT_USAGE
     if args.name not in EXPERIMENTS:
         raise UsageError(f"NAME must be one of {', '.join(EXPERIMENTS)}, got {args.name!r}")
-    if args.seeds is not None and args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    experiment = importlib.import_module(MODULES[args.name])
+    settings = experiment.QUICK if args.quick else experiment.FULL
+    if args.seeds is not None:
+        if not hasattr(settings, "seeds"):
+            raise UsageError(f"--seeds is not an option of {args.name}: it runs one seed")
+        if args.seeds < 1:
+            raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+        settings = dataclasses.replace(settings, seeds=args.seeds)
     out = args.out or Path("runs") / f"reproduce-{args.name}"
     _claim_out_dir(out, args.force)
-    from superconverge.experiments import mnist_clr
-
-    settings = mnist_clr.QUICK if args.quick else mnist_clr.FULL
-    if args.seeds is not None:
-        settings = dataclasses.replace(settings, seeds=args.seeds)
-    mnist_clr.run(out, settings, args.data_dir)
+    experiment.run(out, settings, args.data_dir)
     print((out / "results.md").read_text())
     print(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'accuracy.png'}")
     return 0

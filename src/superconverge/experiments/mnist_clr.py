@@ -20,8 +20,9 @@ import torch
 
 from superconverge import schedules
 from superconverge.data import ArrayData, load
+from superconverge.experiments.curves import TestCurve
 from superconverge.models import build
-from superconverge.training import Callback, Trainer
+from superconverge.training import Trainer
 
 PUBLISHED = {"CLR": 0.9664, "Adam": 0.9705, "SGD": 0.9630}
 BATCH = 32
@@ -40,18 +41,6 @@ class Settings:
 
 QUICK = Settings(seeds=1, train_samples=3000, test_samples=1000, evaluations=4)
 FULL = Settings()
-
-
-class TestCurve(Callback):
-    """Test accuracy every `every` optimizer steps (the curves of the published notebook)."""
-
-    def __init__(self, test: ArrayData, every: int) -> None:
-        self.test, self.every = test, max(1, every)
-        self.points: list[tuple[int, float]] = []
-
-    def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None:
-        if (step + 1) % self.every == 0:
-            self.points.append((step + 1, trainer.evaluate(self.test)["accuracy"]))
 
 
 def _model(seed: int) -> torch.nn.Module:
@@ -167,7 +156,7 @@ def _plot(results: dict[str, Any]) -> Any:
         for name in CONTENDERS:
             curve = results[scaling][name][0].get("curve") or []
             if curve:
-                ax.plot(*zip(*curve, strict=True), marker="o", label=name)
+                ax.plot([p[0] for p in curve], [p[-1] for p in curve], marker="o", label=name)
         ax.set_title(f"inputs: {'raw 0-255' if scaling == 'raw' else '[0, 1]'} (seed 0)")
         ax.set_xlabel("optimizer step")
         ax.grid(True, alpha=0.3)

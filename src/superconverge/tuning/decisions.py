@@ -8,6 +8,9 @@ from collections.abc import Mapping, Sequence
 
 THROUGHPUT_GAIN = 0.10  # a doubling of the batch must buy > 10% samples/s to be worth it
 CLOSE_LOSSES = 0.02  # two weight decays whose validation losses differ < 2% are "close"
+# a higher max_lr must beat the lower one's validation loss by more than this to be chosen: the
+# short runs are noisy, and the highest candidate sits nearest the edge of stability
+LR_SAFETY_MARGIN = 0.02
 
 
 def choose_batch_size(throughput: Mapping[int, float], max_batch: int) -> tuple[int, str]:
@@ -53,6 +56,35 @@ def weight_decay_midpoint(results: Mapping[float, float]) -> float | None:
         return None
     middle = 10 ** ((math.log10(best) + math.log10(partner)) / 2)
     return None if middle in results else middle
+
+
+def choose_max_lr(losses: Mapping[float, float]) -> tuple[float | None, str]:
+    """The max_lr candidate to keep after the short runs, and a sentence saying why.
+
+    Start from the lowest LR whose run stayed finite; move up to a higher candidate only when its
+    validation loss is more than `LR_SAFETY_MARGIN` (2%) below the current choice. None when
+    every run diverged.
+
+    Example:
+        >>> choose_max_lr({0.01: 0.300, 0.02: 0.297, 0.033: 0.250})
+        (0.033, '0.033 beat 0.01 by 17% (> 2%) on validation loss')
+        >>> choose_max_lr({0.01: 0.300, 0.02: 0.297})[0]  # 1% better: not worth the risk
+        0.01
+    """
+    finite = sorted((lr, loss) for lr, loss in losses.items() if math.isfinite(loss))
+    if not finite:
+        return None, "every short run diverged"
+    chosen, chosen_loss = finite[0]
+    why = f"{chosen:.3g}: the lowest candidate; no higher one beat it by > {LR_SAFETY_MARGIN:.0%}"
+    for lr, loss in finite[1:]:
+        if loss < chosen_loss * (1.0 - LR_SAFETY_MARGIN):
+            gain = 1.0 - loss / chosen_loss
+            why = (
+                f"{lr:.3g} beat {chosen:.3g} by {gain:.0%} (> {LR_SAFETY_MARGIN:.0%}) on "
+                "validation loss"
+            )
+            chosen, chosen_loss = lr, loss
+    return chosen, why
 
 
 def choose_weight_decay(results: Mapping[float, float]) -> tuple[float, str]:

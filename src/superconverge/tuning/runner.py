@@ -32,6 +32,7 @@ from superconverge.training.history import History
 from superconverge.training.trainer import Trainer
 from superconverge.tuning.decisions import (
     choose_batch_size,
+    choose_max_lr,
     choose_weight_decay,
     weight_decay_midpoint,
 )
@@ -331,13 +332,14 @@ def tune(
     lr_candidates = sorted({min(lowest / d, ceiling) for d in LR_DIVISORS})
     lr_runs = _run_many([job(0.0, momentum, peak) for peak in lr_candidates], workers)
     losses = {peak: r["val_loss"] for peak, r in zip(lr_candidates, lr_runs, strict=True)}
-    finite = {peak: loss for peak, loss in losses.items() if math.isfinite(loss)}
-    max_lr = min(finite, key=lambda peak: finite[peak]) if finite else range_test.max_lr
+    chosen, lr_why = choose_max_lr(losses)
+    max_lr = range_test.max_lr if chosen is None else chosen
     min_lr = max_lr / 10
     ranking = ", ".join(f"{peak:.3g}: {losses[peak]:.4f}" for peak in lr_candidates)
     evidence.append(_step("lr_bounds", {"max_lr": max_lr, "min_lr": min_lr},
                           f"range test: {range_test.reason}; short runs at lowest-loss LR "
-                          f"/{'/'.join(f'{d:g}' for d in LR_DIVISORS)} → validation loss {ranking}",
+                          f"/{'/'.join(f'{d:g}' for d in LR_DIVISORS)} → validation loss {ranking}; "
+                          f"chosen {lr_why}",
                           time.perf_counter() - start, suggestions=range_test.suggestions,
                           short_runs={f"{p:.4g}": r for p, r in zip(lr_candidates, lr_runs, strict=True)},
                           confidence=None if range_test.confidence is None else asdict(range_test.confidence),

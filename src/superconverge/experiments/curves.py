@@ -1,0 +1,50 @@
+"""Test accuracy along a run: what the reproductions plot and what time-to-accuracy reads."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from superconverge.training import Callback, History, Trainer
+
+
+class TestCurve(Callback):
+    """Test accuracy every `every` optimizer steps, or at every epoch end with ``every=None``.
+
+    Each point is ``(step, train_seconds, accuracy)``: the optimizer steps so far, the wall time
+    spent training so far (the evaluations themselves are not counted), and the test accuracy.
+    """
+
+    def __init__(self, test: Any, every: int | None = None) -> None:
+        self.test, self.every = test, None if every is None else max(1, every)
+        self.points: list[tuple[int, float, float]] = []
+        self.steps, self._start, self._evaluating = 0, 0.0, 0.0
+
+    def on_fit_start(self, trainer: Trainer, history: History) -> None:
+        self._start, self._evaluating = time.perf_counter(), 0.0
+
+    def _record(self, trainer: Trainer) -> None:
+        now = time.perf_counter()
+        accuracy = trainer.evaluate(self.test)["accuracy"]
+        self.points.append((self.steps, now - self._start - self._evaluating, accuracy))
+        self._evaluating += time.perf_counter() - now
+
+    def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None:
+        self.steps += 1
+        if self.every is not None and self.steps % self.every == 0:
+            self._record(trainer)
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
+        if self.every is None:
+            self._record(trainer)
+
+
+def first_reaching(points: list[Any], target: float) -> tuple[int, float] | None:
+    """The (step, train seconds) of the first point whose accuracy is >= `target`, or None."""
+    for step, seconds, accuracy in points:
+        if math.isfinite(accuracy) and accuracy >= target:
+            return int(step), float(seconds)
+    return None

@@ -463,6 +463,11 @@ def _run_reproduce(args: argparse.Namespace) -> int:
         raise UsageError(f"NAME must be one of {', '.join(EXPERIMENTS)}, got {args.name!r}")
     experiment = importlib.import_module(MODULES[args.name])
     settings = experiment.QUICK if args.quick else experiment.FULL
+    if not args.quick and hasattr(experiment, "FULL_CUDA"):
+        import torch
+
+        if torch.cuda.is_available():  # the published network size where there is a GPU
+            settings = experiment.FULL_CUDA
     if args.seeds is not None:
         if not hasattr(settings, "seeds"):
             raise UsageError(f"--seeds is not an option of {args.name}: it runs one seed")

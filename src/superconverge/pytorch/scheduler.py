@@ -214,6 +214,15 @@ class HyperparamScheduler:
             raise RuntimeError(f"the plan gave a non-finite lr {lr!r} at step {self.step_count}")
         self.last_lr, self.last_momentum = lr, momentum  # what was written, for recording
         for group in self.optimizer.param_groups:
-            set_lr(group, lr * group.get(LR_SCALE_KEY, 1.0))
+            # plain float hyper-parameters (the common case) are written directly: this runs on
+            # every step, and the helpers' checks cost more than the step on small models
+            scaled = lr * group.get(LR_SCALE_KEY, 1.0)
+            if type(group["lr"]) is float:
+                group["lr"] = scaled
+            else:
+                set_lr(group, scaled)
             if momentum is not None:
-                set_momentum(group, momentum)
+                if type(group.get("momentum")) is float:
+                    group["momentum"] = momentum
+                else:
+                    set_momentum(group, momentum)

@@ -904,6 +904,8 @@ class Trainer:
             logger.warning(history.message)
 
     def _log_epoch(self, record: dict[str, float], epochs: int) -> None:
+        if not self.progress and not logger.isEnabledFor(logging.INFO):
+            return  # nobody reads it: skip the formatting (short epochs pay for it)
         parts = [f"epoch {int(record['epoch'])}/{epochs}", f"train_loss {record['train_loss']:.4f}"]
         parts += [f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_")]
         parts.append(f"{record['samples_per_s']:.0f} samples/s")

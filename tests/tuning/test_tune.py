@@ -145,3 +145,32 @@ def test_a_diverged_final_run_is_reported_not_raised(digits):
     assert history.status == "diverged"
     assert plan.results["status"] == "diverged" and "test" not in plan.results
     assert plan.results["verdict"]["kind"] == "diverged"
+
+
+def test_a_final_run_that_falls_apart_is_redone_once_at_a_third_of_max_lr(
+    digits, tmp_path, monkeypatch
+):
+    # every final run counts as fallen apart (factor 0): the real retry path, on real data
+    monkeypatch.setattr("superconverge.tuning.decisions.RETRY_LOSS_FACTOR", 0.0)
+    kwargs = {"epochs": 2, "weight_decays": (1e-4,), "batch_size": 64, "test_data": digits.test}
+    plan = sc.tune(make_mlp, digits.train, digits.val, out_dir=tmp_path, **kwargs)
+    steps = [step["step"] for step in plan.evidence]
+    assert steps[-3:] == ["final_run", "final_run", "diagnosis"]
+    first, second = plan.evidence[-3], plan.evidence[-2]
+    assert "redone at max_lr / 3" in first["why"] and "x that of its short run" in first["why"]
+    chosen = plan.evidence[1]["decision"]["max_lr"]
+    assert plan.max_lr == pytest.approx(chosen / 3)
+    assert plan.min_lr == pytest.approx(plan.max_lr / 10)
+    assert f"max_lr {plan.max_lr:.3g}" in second["decision"]
+    assert plan.results["status"] == "completed" and plan.results["test"]["accuracy"] > 0.5
+    assert (tmp_path / "checkpoint.pt").exists()
+
+
+def test_final_run_failure_rule():
+    from superconverge.tuning.decisions import final_run_failed
+
+    assert final_run_failed("diverged", 0.1, 0.1) == "it diverged"
+    assert final_run_failed("completed", float("nan"), 0.1) == "its validation loss is nan"
+    assert final_run_failed("completed", 0.14, 0.1) is None  # within 1.5x: noise
+    assert final_run_failed("completed", 0.16, 0.1).startswith("its validation loss 0.16 is 1.6x")
+    assert final_run_failed("completed", 5.0, float("nan")) is None  # no reference to judge by

@@ -30,7 +30,7 @@ import torch
 
 from superconverge import schedules
 from superconverge.data import ArrayData, load
-from superconverge.experiments.curves import TestCurve
+from superconverge.experiments.curves import TestCurve, head, split_tail
 from superconverge.models import build
 from superconverge.training import Trainer
 
@@ -133,17 +133,9 @@ def run(out: Path, settings: Settings, data_dir: str | None = None,
     splits = load("cifar10", data_dir, val_fraction=0.0)
     train, test = splits.train, splits.test
     assert test is not None
-    if settings.train_samples:
-        train = ArrayData(
-            train.inputs[: settings.train_samples], train.targets[: settings.train_samples]
-        )
-    if settings.test_samples:
-        test = ArrayData(
-            test.inputs[: settings.test_samples], test.targets[: settings.test_samples]
-        )
+    train, test = head(train, settings.train_samples), head(test, settings.test_samples)
     held = max(1, len(train) // 10)  # the recipe compares candidates on validation data
-    fit_part = ArrayData(train.inputs[:-held], train.targets[:-held])
-    val = ArrayData(train.inputs[-held:], train.targets[-held:])
+    fit_part, val = split_tail(train, held)
     results: dict[str, Any] = {}
     for name in CONTENDERS:
         data = fit_part if name == "recipe (tune)" else train

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from superconverge.data import ArrayData
 from superconverge.training import Callback, History, Trainer
 
 
@@ -40,6 +41,19 @@ class TestCurve(Callback):
     def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
         if self.every is None:
             self._record(trainer)
+
+
+def head(data: ArrayData, count: int | None) -> ArrayData:
+    """The first `count` samples (all of them for None): the reduced runs of ``--quick``."""
+    return data if not count else ArrayData(data.inputs[:count], data.targets[:count])
+
+
+def split_tail(data: ArrayData, held: int) -> tuple[ArrayData, ArrayData]:
+    """(all but the last `held` samples, the last `held`): validation data for the recipe."""
+    return (
+        ArrayData(data.inputs[:-held], data.targets[:-held]),
+        ArrayData(data.inputs[-held:], data.targets[-held:]),
+    )
 
 
 def first_reaching(points: list[Any], target: float) -> tuple[int, float] | None:

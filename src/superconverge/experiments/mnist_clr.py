@@ -20,7 +20,7 @@ import torch
 
 from superconverge import schedules
 from superconverge.data import ArrayData, load
-from superconverge.experiments.curves import TestCurve
+from superconverge.experiments.curves import TestCurve, head, split_tail
 from superconverge.models import build
 from superconverge.training import Trainer
 
@@ -93,18 +93,10 @@ def run(out: Path, settings: Settings, data_dir: str | None = None) -> dict[str,
         splits = load("mnist", data_dir, val_fraction=0.0, normalize=scaling)
         train, test = splits.train, splits.test
         assert test is not None
-        if settings.train_samples:
-            train = ArrayData(
-                train.inputs[: settings.train_samples], train.targets[: settings.train_samples]
-            )
-        if settings.test_samples:
-            test = ArrayData(
-                test.inputs[: settings.test_samples], test.targets[: settings.test_samples]
-            )
+        train, test = head(train, settings.train_samples), head(test, settings.test_samples)
         # the recipe needs validation data to compare candidates: the last 5,000 training images
         held = min(5000, len(train) // 10)
-        fit_part = ArrayData(train.inputs[:-held], train.targets[:-held])
-        val = ArrayData(train.inputs[-held:], train.targets[-held:])
+        fit_part, val = split_tail(train, held)
         results[scaling] = {}
         for name in CONTENDERS:
             runs = []

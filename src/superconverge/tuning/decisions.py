@@ -11,6 +11,10 @@ CLOSE_LOSSES = 0.02  # two weight decays whose validation losses differ < 2% are
 # a higher max_lr must beat the lower one's validation loss by more than this to be chosen: the
 # short runs are noisy, and the highest candidate sits nearest the edge of stability
 LR_SAFETY_MARGIN = 0.02
+# a final run whose validation loss ends this many times above its short run's (same settings,
+# fewer epochs) fell apart near the edge of stability: it is run once more at max_lr / 3
+RETRY_LOSS_FACTOR = 1.5
+RETRY_LR_DIVISOR = 3.0
 
 
 def choose_batch_size(throughput: Mapping[int, float], max_batch: int) -> tuple[int, str]:
@@ -85,6 +89,28 @@ def choose_max_lr(losses: Mapping[float, float]) -> tuple[float | None, str]:
             )
             chosen, chosen_loss = lr, loss
     return chosen, why
+
+
+def final_run_failed(status: str, final_loss: float | None, short_run_loss: float) -> str | None:
+    """Why the final run must be redone at a lower LR, or None when it is fine.
+
+    Example:
+        >>> final_run_failed("completed", 1.31, 0.12)
+        'its validation loss 1.31 is 10.9x that of its short run (0.12)'
+        >>> final_run_failed("completed", 0.10, 0.12) is None
+        True
+    """
+    if status == "diverged":
+        return "it diverged"
+    if final_loss is None or not math.isfinite(final_loss):
+        return f"its validation loss is {final_loss}"
+    if math.isfinite(short_run_loss) and final_loss > RETRY_LOSS_FACTOR * short_run_loss:
+        ratio = final_loss / short_run_loss
+        return (
+            f"its validation loss {final_loss:.3g} is {ratio:.1f}x that of its short run "
+            f"({short_run_loss:.3g})"
+        )
+    return None
 
 
 def choose_weight_decay(results: Mapping[float, float]) -> tuple[float, str]:

@@ -31,9 +31,11 @@ from superconverge.finder.result import RangeTestResult
 from superconverge.training.history import History
 from superconverge.training.trainer import Trainer
 from superconverge.tuning.decisions import (
+    RETRY_LR_DIVISOR,
     choose_batch_size,
     choose_max_lr,
     choose_weight_decay,
+    final_run_failed,
     weight_decay_midpoint,
 )
 
@@ -393,12 +395,24 @@ def tune(
     plan = TunePlan(epochs=epochs, batch_size=chosen_batch, max_lr=max_lr, min_lr=min_lr,
                     weight_decay=chosen_wd, momentum=chosen_momentum, seed=seed, evidence=evidence)  # fmt: skip
 
-    # 5. the final run, 6. the diagnosis
+    # 5. the final run, 6. the diagnosis. A final run that falls apart where its short run (same
+    # settings, fewer epochs) did not sits at the edge of stability: run it once more, lower
     start = time.perf_counter()
     history = plan.run(model_fn, train_data, val_data, test_data=test_data, out_dir=out_dir,
                        loss_fn=loss_fn, augment=augment, overwrite=overwrite)  # fmt: skip
-    evidence.append(_step("final_run", f"{epochs} epochs of 1cycle", history.status,
-                          time.perf_counter() - start, epochs=history.epochs))  # fmt: skip
+    failure = final_run_failed(history.status, plan.results.get("final_val_loss"),
+                               outcomes[chosen_wd]["val_loss"])  # fmt: skip
+    if failure is not None:
+        evidence.append(_step("final_run", f"{epochs} epochs of 1cycle at max_lr {max_lr:.3g}",
+                              f"redone at max_lr / {RETRY_LR_DIVISOR:g}: {failure}",
+                              time.perf_counter() - start, epochs=history.epochs))  # fmt: skip
+        start = time.perf_counter()
+        plan.max_lr, plan.min_lr = max_lr / RETRY_LR_DIVISOR, min_lr / RETRY_LR_DIVISOR
+        # the first attempt's files in out_dir are this call's own: replace them
+        history = plan.run(model_fn, train_data, val_data, test_data=test_data, out_dir=out_dir,
+                           loss_fn=loss_fn, augment=augment, overwrite=True)  # fmt: skip
+    evidence.append(_step("final_run", f"{epochs} epochs of 1cycle at max_lr {plan.max_lr:.3g}",
+                          history.status, time.perf_counter() - start, epochs=history.epochs))  # fmt: skip
     verdict = plan.results["verdict"]
     evidence.append(_step("diagnosis", verdict["kind"], verdict["explanation"], 0.0,
                           next_step=verdict["next_step"]))  # fmt: skip

@@ -47,3 +47,13 @@ def test_max_lr_moves_up_only_when_clearly_better():
     assert choose_max_lr({0.01: float("nan"), 0.02: 0.4, 0.033: float("inf")})[0] == 0.02
     chosen, why = choose_max_lr({0.01: float("nan")})
     assert chosen is None and why == "every short run diverged"
+
+
+def test_lower_candidate_only_at_the_low_edge_of_the_grid():
+    from superconverge.tuning.decisions import lower_candidate
+
+    assert lower_candidate({0.05: 1.7, 0.1: 2.3, 0.17: float("nan")}, 0.05) == pytest.approx(
+        0.05 / 3
+    )
+    assert lower_candidate({0.05: 0.3, 0.1: 0.2}, 0.1) is None
+    assert lower_candidate({0.05: float("nan"), 0.1: float("nan")}, None) == pytest.approx(0.05 / 3)

@@ -174,3 +174,18 @@ def test_final_run_failure_rule():
     assert final_run_failed("completed", 0.14, 0.1) is None  # within 1.5x: noise
     assert final_run_failed("completed", 0.16, 0.1).startswith("its validation loss 0.16 is 1.6x")
     assert final_run_failed("completed", 5.0, float("nan")) is None  # no reference to judge by
+
+
+def test_when_the_lowest_candidate_wins_the_grid_extends_downwards(digits, monkeypatch):
+    # candidates at the range test's lowest-loss LR itself and twice it: far too high, so the
+    # lowest (or nothing) wins and the recipe must look below the grid
+    monkeypatch.setattr("superconverge.tuning.runner.LR_DIVISORS", (1.0, 0.5))
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, weight_decays=(0.0,),
+                   batch_size=64, test_data=digits.test)  # fmt: skip
+    details = plan.evidence[1]["details"]
+    extended = details["extended_below"]
+    assert 1 <= len(extended) <= 3
+    grid = sorted(float(k) for k in details["short_runs"])[len(extended) :]
+    assert extended[0] == pytest.approx(grid[0] / 3, rel=1e-3)  # keys carry 4 digits
+    assert plan.max_lr <= grid[0] * 1.001
+    assert plan.results["test"]["accuracy"] > 0.8

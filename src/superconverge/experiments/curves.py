@@ -19,6 +19,8 @@ class TestCurve(Callback):
     spent training so far (the evaluations themselves are not counted), and the test accuracy.
     """
 
+    __test__ = False  # a callback, not a pytest test class
+
     def __init__(self, test: Any, every: int | None = None) -> None:
         self.test, self.every = test, None if every is None else max(1, every)
         self.points: list[tuple[int, float, float]] = []

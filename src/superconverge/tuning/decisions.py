@@ -14,6 +14,10 @@ LR_SAFETY_MARGIN = 0.02
 # a final run whose validation loss ends this many times above its short run's (same settings,
 # fewer epochs) fell apart near the edge of stability: it is run once more at max_lr / 3
 RETRY_LOSS_FACTOR = 1.5
+# when the lowest max_lr candidate wins, the grid is extended downwards (each step / 3) while a
+# lower LR keeps giving a lower validation loss, at most this many times
+LR_EXTENSIONS = 3
+LR_EXTENSION_DIVISOR = 3.0
 RETRY_LR_DIVISOR = 3.0
 
 
@@ -89,6 +93,22 @@ def choose_max_lr(losses: Mapping[float, float]) -> tuple[float | None, str]:
             )
             chosen, chosen_loss = lr, loss
     return chosen, why
+
+
+def lower_candidate(losses: Mapping[float, float], chosen: float | None) -> float | None:
+    """The next LR to try below those in `losses`, or None when `chosen` is not the lowest tried.
+    (None for `chosen` means every run diverged: look lower too.)
+
+    Example:
+        >>> lower_candidate({0.05: 1.7, 0.1: 2.3}, 0.05)
+        0.016666666666666666
+        >>> lower_candidate({0.05: 1.7, 0.1: 2.3}, 0.1) is None  # not at the edge of the grid
+        True
+    """
+    lowest = min(losses)
+    if chosen is not None and chosen != lowest:
+        return None
+    return lowest / LR_EXTENSION_DIVISOR
 
 
 def final_run_failed(status: str, final_loss: float | None, short_run_loss: float) -> str | None:

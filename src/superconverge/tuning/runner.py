@@ -31,11 +31,13 @@ from superconverge.finder.result import RangeTestResult
 from superconverge.training.history import History
 from superconverge.training.trainer import Trainer
 from superconverge.tuning.decisions import (
+    LR_EXTENSIONS,
     RETRY_LR_DIVISOR,
     choose_batch_size,
     choose_max_lr,
     choose_weight_decay,
     final_run_failed,
+    lower_candidate,
     weight_decay_midpoint,
 )
 
@@ -335,6 +337,23 @@ def tune(
     lr_runs = _run_many([job(0.0, momentum, peak) for peak in lr_candidates], workers)
     losses = {peak: r["val_loss"] for peak, r in zip(lr_candidates, lr_runs, strict=True)}
     chosen, lr_why = choose_max_lr(losses)
+    lr_candidates = list(lr_candidates)
+    # the winner at the low edge of the grid (or nothing finite): the range test may have pointed
+    # too high (raw pixels, one seed in three); look lower while lower keeps doing better
+    extended: list[float] = []
+    for _ in range(LR_EXTENSIONS):
+        lower = lower_candidate(losses, chosen)
+        if lower is None:
+            break
+        result = _run_many([job(0.0, momentum, lower)], 1)[0]
+        lr_runs.append(result)
+        lr_candidates.append(lower)
+        extended.append(lower)
+        losses[lower] = loss = result["val_loss"]
+        current = math.inf if chosen is None else losses[chosen]
+        if not (math.isfinite(loss) and loss < current):  # lower is safer: any gain will do
+            break
+        chosen, lr_why = lower, f"{lower:.3g}: below the grid, a lower validation loss than above"
     max_lr = range_test.max_lr if chosen is None else chosen
     min_lr = max_lr / 10
     ranking = ", ".join(f"{peak:.3g}: {losses[peak]:.4f}" for peak in lr_candidates)
@@ -343,6 +362,7 @@ def tune(
                           f"/{'/'.join(f'{d:g}' for d in LR_DIVISORS)} → validation loss {ranking}; "
                           f"chosen {lr_why}",
                           time.perf_counter() - start, suggestions=range_test.suggestions,
+                          extended_below=extended,
                           short_runs={f"{p:.4g}": r for p, r in zip(lr_candidates, lr_runs, strict=True)},
                           confidence=None if range_test.confidence is None else asdict(range_test.confidence),
                           superconvergence=None if range_test.superconvergence is None

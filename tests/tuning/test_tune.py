@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import superconverge as sc
 from superconverge.cli.main import main
@@ -189,3 +190,25 @@ def test_when_the_lowest_candidate_wins_the_grid_extends_downwards(digits, monke
     assert extended[0] == pytest.approx(grid[0] / 3, rel=1e-3)  # keys carry 4 digits
     assert plan.max_lr <= grid[0] * 1.001
     assert plan.results["test"]["accuracy"] > 0.8
+
+
+class _Scale(torch.nn.Module):
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, inputs):
+        return inputs * self.factor
+
+
+def _tiny_logits_mlp():
+    # outputs scaled by 3e-3: the loss stays flat up to LR 10 and only falls beyond it
+    return torch.nn.Sequential(build("mlp"), _Scale(3e-3))
+
+
+def test_a_range_test_flat_up_to_lr_10_is_swept_two_decades_further(digits):
+    plan = sc.tune(_tiny_logits_mlp, digits.train, digits.val, epochs=1, weight_decays=(0.0,),
+                   batch_size=64)  # fmt: skip
+    why = plan.evidence[1]["why"]
+    assert "first sweep to LR 10: the loss is flat" in why and "swept again to LR 1000" in why
+    assert plan.max_lr > 1.0  # found beyond the first sweep's end

@@ -320,6 +320,15 @@ def tune(
     probe = Trainer(model_fn(), loss_fn, train_data, val_data, batch_size=chosen_batch, seed=seed,
                     augment=augment, progress=False, device=run_device)  # fmt: skip
     range_test = probe.lr_find(val_data=probe.val_loader)
+    if range_test.max_lr is None and "raise end_lr" in range_test.reason:
+        # a loss still falling (or flat) at LR 10: BatchNorm networks can keep improving there
+        # (the super-convergence regime), badly scaled ones only start to; sweep two decades
+        # further, at the same density of points, instead of giving up
+        first_reason = range_test.reason
+        range_test = probe.lr_find(val_data=probe.val_loader, end_lr=1000.0, num_steps=125)
+        range_test_note = f"first sweep to LR 10: {first_reason}; swept again to LR 1000"
+    else:
+        range_test_note = ""
     if range_test.max_lr is None:
         raise ValueError(f"max_lr: the LR range test found none ({range_test.reason})")
     range_tests: dict[str, RangeTestResult] = {"weight decay 0 (bounds)": range_test}
@@ -358,7 +367,8 @@ def tune(
     min_lr = max_lr / 10
     ranking = ", ".join(f"{peak:.3g}: {losses[peak]:.4f}" for peak in lr_candidates)
     evidence.append(_step("lr_bounds", {"max_lr": max_lr, "min_lr": min_lr},
-                          f"range test: {range_test.reason}; short runs at lowest-loss LR "
+                          f"range test: {range_test_note + '; ' if range_test_note else ''}"
+                          f"{range_test.reason}; short runs at lowest-loss LR "
                           f"/{'/'.join(f'{d:g}' for d in LR_DIVISORS)} → validation loss {ranking}; "
                           f"chosen {lr_why}",
                           time.perf_counter() - start, suggestions=range_test.suggestions,

@@ -212,3 +212,10 @@ def test_a_range_test_flat_up_to_lr_10_is_swept_two_decades_further(digits):
     why = plan.evidence[1]["why"]
     assert "first sweep to LR 10: the loss is flat" in why and "swept again to LR 1000" in why
     assert plan.max_lr > 1.0  # found beyond the first sweep's end
+
+
+def test_auto_batch_leaves_the_final_run_enough_updates(digits):
+    # 1,293 training images for 2 epochs: at most 1,293 * 2 / 300 = 8 per batch
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, weight_decays=(0.0,))
+    assert plan.batch_size <= 8
+    assert "fewer than 300 updates" in plan.evidence[0]["why"]

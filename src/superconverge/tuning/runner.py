@@ -355,7 +355,6 @@ def tune(
     lr_runs = _run_many([job(0.0, momentum, peak) for peak in lr_candidates], workers)
     losses = {peak: r["val_loss"] for peak, r in zip(lr_candidates, lr_runs, strict=True)}
     chosen, lr_why = choose_max_lr(losses)
-    lr_candidates = list(lr_candidates)
     # the winner at the low edge of the grid (or nothing finite): the range test may have pointed
     # too high (raw pixels, one seed in three); look lower while lower keeps doing better
     extended: list[float] = []

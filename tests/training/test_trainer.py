@@ -129,8 +129,16 @@ def test_accumulated_half_batches_equal_full_batches():
     for batch, accumulation in ((32, 1), (16, 2)):
         torch.manual_seed(1)
         model = nn.Linear(5, 3)
-        trainer = Trainer(model, LOSS, data, batch_size=batch, accumulation_steps=accumulation,
-                          progress=False, seed=0)  # fmt: skip
+        trainer = Trainer(
+            model,
+            LOSS,
+            data,
+            batch_size=batch,
+            accumulation_steps=accumulation,
+            progress=False,
+            seed=0,
+            precision="32",
+        )  # fmt: skip (a GPU: not bf16)
         trainer.train_loader.shuffle = False
         trainer.fit(2, sc.constant(0.1, momentum=0.9))
         results.append(model.weight.detach().clone())

@@ -59,14 +59,18 @@ class Augment:
         cols = torch.arange(width, device=device)[None, :]
         window = (rows + cols).reshape(-1)
         if pad:
-            shifts = torch.randint(0, 2 * pad + 1, (2, count), generator=generator, device=device)
+            shifts = torch.randint(
+                0, 2 * pad + 1, (2, count), generator=generator, device=generator.device
+            ).to(device, non_blocking=True)
             start = shifts[0] * padded_width + shifts[1]
         else:
             start = torch.zeros(count, dtype=torch.long, device=device)
         index = start[:, None] + window[None, :]
         if self.flip:
             mirrored = (rows + (width - 1 - cols)).reshape(-1)
-            flips = torch.rand(count, generator=generator, device=device) < 0.5
+            flips = (torch.rand(count, generator=generator, device=generator.device) < 0.5).to(
+                device, non_blocking=True
+            )
             index = torch.where(flips[:, None], start[:, None] + mirrored[None, :], index)
         flat = padded.reshape(count, channels, -1)
         out = flat.gather(2, index[:, None, :].expand(count, channels, height * width))
@@ -78,7 +82,9 @@ class ArrayLoader:
 
     Each epoch draws a permutation from a generator seeded with ``(seed, epoch)``, so the order
     is the same on every run and every rank. Augmentation randomness is seeded with
-    ``(seed, epoch, batch)``, so a run resumed at a saved position sees the same batches.
+    ``(seed, epoch, batch)``, so a run resumed at a saved position sees the same batches. Both
+    are drawn on the CPU (a few bytes per sample, then copied): the order and the crops are the
+    same on the CPU and on a GPU.
     Iterating continues from the current position: an epoch interrupted after k batches resumes
     at batch k (which is what resuming a checkpoint needs); a finished epoch starts the next.
 
@@ -168,8 +174,9 @@ class ArrayLoader:
         seed = self.seed
         for key in keys:
             seed = (seed * _MIX + key + 1) % (2**63)
-        device = self.device if self.device.type == "cuda" else torch.device("cpu")
-        return torch.Generator(device=device).manual_seed(seed)
+        # always a CPU generator: the same draws on every device (a CUDA generator would give
+        # another order, and torch.randperm refuses one without an explicit device)
+        return torch.Generator().manual_seed(seed)
 
     def _order(self) -> torch.Tensor:
         """This rank's sample indices for the current epoch, on the device."""

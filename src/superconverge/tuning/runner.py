@@ -176,15 +176,16 @@ def measure_throughput(
 
 def largest_batch_on_gpu(
     model_fn: Callable[[], nn.Module], data: ArrayData, loss_fn: Callable[..., torch.Tensor],
-    device: torch.device, max_batch: int,
+    device: torch.device, max_batch: int, margin: float = GPU_MEMORY_MARGIN,
 ) -> tuple[int, dict[int, float]]:  # fmt: skip
-    """Double the batch while the measured peak memory of 3 steps stays under 80% of the GPU."""
+    """Double the batch while the measured peak memory of 3 steps stays under `margin` (a
+    fraction of the GPU's memory; 80% by default)."""
     total = torch.cuda.get_device_properties(device).total_memory
     peaks: dict[int, float] = {}
-    best = BATCH_CANDIDATES[0]
-    for size in BATCH_CANDIDATES:
-        if size > max_batch:
-            break
+    # the training set may allow less than the smallest candidate: then that is the only size
+    sizes = [size for size in BATCH_CANDIDATES if size <= max_batch] or [max_batch]
+    best = sizes[0]
+    for size in sizes:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         try:
@@ -200,7 +201,7 @@ def largest_batch_on_gpu(
         except torch.cuda.OutOfMemoryError:
             break
         peaks[size] = torch.cuda.max_memory_allocated(device) / total
-        if peaks[size] > GPU_MEMORY_MARGIN:
+        if peaks[size] > margin:
             break
         best = size
         del model, optimizer

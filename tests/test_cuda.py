@@ -1,0 +1,139 @@
+"""The GPU paths (marker `gpu`, out of the default run): `pytest -m gpu` on a machine with CUDA.
+
+Each test checks numbers, not only that a step ran: where the CPU gives a reference the GPU run
+is compared with it, and the CUDA-only decisions (the batch-size probe) are checked against the
+memory they measured.
+"""
+
+import math
+
+import pytest
+import torch
+
+import superconverge as sc
+from superconverge.data import ArrayData, ArrayLoader, Augment, load
+from superconverge.models import build
+from superconverge.training import Trainer
+from superconverge.tuning import runner
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+LOSS = torch.nn.functional.cross_entropy
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits")
+
+
+def images(count: int, size: int = 28, channels: int = 1, seed: int = 0) -> ArrayData:
+    """Two classes told apart by the mean brightness of the image: learnable in a few steps."""
+    generator = torch.Generator().manual_seed(seed)
+    targets = torch.randint(0, 2, (count,), generator=generator)
+    inputs = torch.randn(count, channels, size, size, generator=generator) * 0.5
+    inputs += (targets.float() * 2 - 1).view(-1, 1, 1, 1)
+    return ArrayData(inputs, targets)
+
+
+def mlp() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build("mlp")
+
+
+def test_one_cycle_on_cuda_follows_the_cpu_run(digits):
+    """Same weights, data order and plan: the GPU's losses track the CPU's (float32 rounding)."""
+    runs = {}
+    for device in ("cpu", "cuda"):
+        trainer = Trainer(mlp(), LOSS, digits.train, digits.val, batch_size=64, device=device,
+                          precision="32", progress=False)  # fmt: skip
+        history = trainer.fit_one_cycle(3, 0.1)
+        assert next(trainer.module.parameters()).device.type == device
+        runs[device] = history
+    cpu, gpu = (torch.tensor(runs[d].step_losses) for d in ("cpu", "cuda"))
+    assert len(cpu) == len(gpu)
+    assert torch.allclose(cpu, gpu, rtol=1e-3, atol=1e-4)
+    assert runs["cpu"].step_lrs == runs["cuda"].step_lrs
+    assert runs["cuda"].epochs[-1]["val_accuracy"] == pytest.approx(
+        runs["cpu"].epochs[-1]["val_accuracy"], abs=0.01
+    )
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_a_cnn_in_channels_last(precision):
+    data = images(512)
+    torch.manual_seed(0)
+    trainer = Trainer(build("mnist-cnn", num_classes=2), LOSS, data, images(256, seed=1),
+                      batch_size=64, device="cuda", precision=precision, progress=False)  # fmt: skip
+    history = trainer.fit_one_cycle(2, 0.05)
+    assert history.status == "completed"
+    assert all(math.isfinite(loss) for loss in history.step_losses)
+    assert history.epochs[-1]["val_accuracy"] > 0.95
+    if precision == "fp16":
+        assert trainer.scaler is not None and trainer.scaler.get_scale() > 0
+
+
+def test_lr_find_on_cuda_restores_weights_and_optimizer_bitwise(digits):
+    trainer = Trainer(mlp(), LOSS, digits.train, digits.val, batch_size=64, device="cuda",
+                      progress=False)  # fmt: skip
+    trainer.fit_one_cycle(1, 0.05)  # the optimizer now has momentum buffers on the GPU
+    weights = {k: v.clone() for k, v in trainer.module.state_dict().items()}
+    buffers = [s["momentum_buffer"].clone() for s in trainer.optimizer.state.values()]
+    result = trainer.lr_find()
+    assert result.max_lr is not None and 1e-4 < result.max_lr < 10
+    for key, value in trainer.module.state_dict().items():
+        assert value.device.type == "cuda"
+        assert torch.equal(value, weights[key]), key
+    after = [s["momentum_buffer"] for s in trainer.optimizer.state.values()]
+    assert all(torch.equal(a, b) for a, b in zip(after, buffers, strict=True))
+
+
+def test_checkpoint_written_on_cuda_resumes_on_the_cpu(digits, tmp_path):
+    trainer = Trainer(mlp(), LOSS, digits.train, digits.val, batch_size=64, device="cuda",
+                      out_dir=tmp_path, progress=False)  # fmt: skip
+    trainer.fit_one_cycle(2, 0.05)
+    expected = trainer.evaluate(digits.test)
+    history = Trainer.resume(tmp_path / "checkpoint.pt", mlp(), LOSS, digits.train, digits.val,
+                             batch_size=64, device="cpu", out_dir=tmp_path, progress=False)  # fmt: skip
+    assert history.status == "completed"
+    restored = Trainer(mlp(), LOSS, digits.train, device="cpu", batch_size=64, progress=False)
+    restored.load_checkpoint(tmp_path / "checkpoint.pt")
+    assert restored.evaluate(digits.test)["accuracy"] == pytest.approx(expected["accuracy"])
+
+
+def test_loader_and_augment_run_on_the_gpu():
+    data = images(300, size=32, channels=3)
+    loader = ArrayLoader(data, 64, seed=0, device=torch.device("cuda"), augment=Augment())
+    batches = list(loader)
+    assert sum(len(targets) for _, targets in batches) == 300
+    inputs, targets = batches[0]
+    assert inputs.device.type == "cuda" and targets.device.type == "cuda"
+    assert inputs.shape == (64, 3, 32, 32)
+
+
+def test_largest_batch_probe_measures_peak_memory_under_the_margin():
+    data = images(4096, size=32, channels=3)
+
+    def resnet() -> torch.nn.Module:
+        return build("cifar-resnet", num_classes=2)
+
+    device = torch.device("cuda")
+    best, peaks = runner.largest_batch_on_gpu(resnet, data, LOSS, device, max_batch=4096)
+    assert best in peaks and peaks[best] <= runner.GPU_MEMORY_MARGIN
+    assert all(peaks[size] < peaks[size * 2] for size in peaks if size * 2 in peaks)
+    # with a quarter of the measured peak as the room the probe must stop at a smaller batch, by the same measurements
+    fraction = peaks[best] / 4
+    smaller, peaks_again = runner.largest_batch_on_gpu(resnet, data, LOSS, device, max_batch=4096,
+                                                       margin=fraction)  # fmt: skip
+    assert smaller < best
+    assert peaks_again[smaller] <= fraction
+
+
+def test_tune_on_cuda_probes_memory_and_trains(digits, tmp_path):
+    plan = sc.tune(mlp, digits.train, digits.val, epochs=4, test_data=digits.test, out_dir=tmp_path)
+    batch_step = plan.evidence[0]
+    assert "peak_memory_fraction" in batch_step["details"]
+    assert plan.batch_size <= len(digits.train) // runner.MIN_STEPS_PER_EPOCH
+    assert plan.results["status"] == "completed"
+    assert plan.results["test"]["accuracy"] > 0.9

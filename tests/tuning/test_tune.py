@@ -215,7 +215,9 @@ def test_a_range_test_flat_up_to_lr_10_is_swept_two_decades_further(digits):
 
 
 def test_auto_batch_leaves_the_final_run_enough_updates(digits):
-    # 1,293 training images for 2 epochs: at most 1,293 * 2 / 300 = 8 per batch
+    # 1,293 training images for 2 epochs: 1,293 * 2 / 1,000 = 2 per batch would give 1,000
+    # updates, but the update floor stops at 16 (a tenth of the set would allow 129)
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, weight_decays=(0.0,))
-    assert plan.batch_size <= 8
-    assert "fewer than 300 updates" in plan.evidence[0]["why"]
+    assert plan.batch_size == 16
+    assert "sizes above 16 were not tried" in plan.evidence[0]["why"]
+    assert "fewer than 1000 updates" in plan.evidence[0]["why"]

@@ -18,6 +18,10 @@ RETRY_LOSS_FACTOR = 1.5
 # lower LR keeps giving a lower validation loss, at most this many times
 LR_EXTENSIONS = 3
 LR_EXTENSION_DIVISOR = 3.0
+# when the highest candidate wins (by the margin above), the grid is extended upwards, each step
+# x 2, while a higher LR keeps winning by that margin, at most LR_EXTENSIONS times and never past
+# the ceiling (half the range test's divergence point): at large batches minimum/3 is still timid
+LR_RAISE_FACTOR = 2.0
 RETRY_LR_DIVISOR = 3.0
 
 
@@ -109,6 +113,26 @@ def lower_candidate(losses: Mapping[float, float], chosen: float | None) -> floa
     if chosen is not None and chosen != lowest:
         return None
     return lowest / LR_EXTENSION_DIVISOR
+
+
+def higher_candidate(
+    losses: Mapping[float, float], chosen: float | None, ceiling: float = math.inf
+) -> float | None:
+    """The next LR to try above those in `losses` (x `LR_RAISE_FACTOR`, at most `ceiling`), or
+    None when `chosen` is not the highest tried or the grid already reaches the ceiling.
+
+    Example:
+        >>> higher_candidate({0.02: 0.4, 0.05: 0.3}, 0.05)
+        0.1
+        >>> higher_candidate({0.02: 0.4, 0.05: 0.3}, 0.05, ceiling=0.08)
+        0.08
+        >>> higher_candidate({0.02: 0.3, 0.05: 0.4}, 0.02) is None  # a lower LR won
+        True
+    """
+    highest = max(losses)
+    if chosen is None or chosen != highest or highest >= ceiling:
+        return None
+    return min(highest * LR_RAISE_FACTOR, ceiling)
 
 
 def final_run_failed(status: str, final_loss: float | None, short_run_loss: float) -> str | None:

@@ -1,4 +1,5 @@
 import base64
+import itertools
 import json
 import re
 import shutil
@@ -190,6 +191,25 @@ def test_when_the_lowest_candidate_wins_the_grid_extends_downwards(digits, monke
     assert extended[0] == pytest.approx(grid[0] / 3, rel=1e-3)  # keys carry 4 digits
     assert plan.max_lr <= grid[0] * 1.001
     assert plan.results["test"]["accuracy"] > 0.8
+
+
+def test_when_the_highest_candidate_wins_the_grid_extends_upwards(digits, monkeypatch):
+    # candidates a hundred and thirty times below the range test's lowest-loss LR: far
+    # too timid, so the highest wins and the recipe must look above the grid, doubling each time
+    monkeypatch.setattr("superconverge.tuning.runner.LR_DIVISORS", (100.0, 30.0))
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, weight_decays=(0.0,),
+                   batch_size=64, test_data=digits.test)  # fmt: skip
+    details = plan.evidence[1]["details"]
+    above = details["extended_above"]
+    assert details["extended_below"] == []
+    assert 1 <= len(above) <= 3
+    grid_top = max(float(k) for k in details["short_runs"] if float(k) < above[0] * 0.99)
+    assert above[0] == pytest.approx(2 * grid_top, rel=1e-3)  # keys carry 4 digits
+    assert all(b == pytest.approx(2 * a) for a, b in itertools.pairwise(above))
+    lowest_loss_lr = 10 * details["suggestions"]["minimum"]
+    assert max(above) <= lowest_loss_lr * 1.0001
+    assert plan.max_lr > grid_top * 1.5  # it moved up
+    assert "above the grid" in plan.evidence[1]["why"]
 
 
 class _Scale(torch.nn.Module):

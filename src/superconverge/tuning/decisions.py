@@ -20,7 +20,8 @@ LR_EXTENSIONS = 3
 LR_EXTENSION_DIVISOR = 3.0
 # when the highest candidate wins (by the margin above), the grid is extended upwards, each step
 # x 2, while a higher LR keeps winning by that margin, at most LR_EXTENSIONS times and never past
-# the ceiling (half the range test's divergence point): at large batches minimum/3 is still timid
+# the range test's lowest-loss LR (nor half its divergence point): at large batches minimum/3 is
+# still timid
 LR_RAISE_FACTOR = 2.0
 RETRY_LR_DIVISOR = 3.0
 

@@ -50,8 +50,8 @@ BATCH_CANDIDATES = (16, 32, 64, 128, 256, 512, 1024)
 MIN_STEPS_PER_EPOCH = 10  # 1cycle needs room for its phases: the batch may not eat the epoch
 # ... nor the run: on small data a throughput-chosen batch left too few updates (digits, 10 epochs:
 # batch 128 = 110 updates, 97.5% test accuracy; batch 32 = 410 updates, 98.6%)
-# 300 was not enough either: MNIST, 3 epochs, one seed each: batch 256 (632 updates) 98.75%,
-# batch 128 (1,266) 98.97%; on a GPU batch 512 (315 updates) 97.8% (docs/benchmarks.md)
+# 300 was not enough either: MNIST, 3 epochs, one seed each: batch 256 (633 updates) 98.75%,
+# batch 128 (1,266) 98.97%; on a GPU batch 512 (318 updates) 97.8% (docs/benchmarks.md)
 MIN_TOTAL_STEPS = 1000
 MIN_AUTO_BATCH = 16  # ... but the update floor alone never pushes the batch below this
 CONSTANT_MOMENTA = (0.99, 0.97, 0.95, 0.9)  # the paper's comparison (arXiv:1803.09820 §4.2)
@@ -280,7 +280,8 @@ def tune(
         test_data: evaluated once, after the final run.
         batch_size: ``"auto"`` or a fixed size. Auto on CUDA: the largest batch whose measured
             peak memory stays under 80% of the GPU; on the CPU: the batch where samples/s stops
-            growing (a doubling gains < 10%). Never more than 1/10 of the training set.
+            growing (a doubling gains < 10%). Never more than 1/10 of the training set, nor so
+            large that the final run gets fewer than 1,000 updates (that floor alone stops at 16).
         weight_decays: candidates (the paper: 1e-3, 1e-4, 1e-5, 0); close neighbours get a run
             at the midpoint of their exponents.
         momentum: the cyclical momentum (high, low) of the final run.

@@ -13,6 +13,8 @@ def test_batch_size_where_throughput_stops_growing():
     assert choose_batch_size({16: 100.0, 32: 200.0, 64: 215.0, 128: 220.0}, 1000)[0] == 32
     assert choose_batch_size({16: 100.0, 32: 200.0, 64: 400.0}, 1000)[0] == 64  # still growing
     assert choose_batch_size({16: 100.0, 32: 200.0, 64: 400.0}, 40)[0] == 32  # capped by the data
+    size, why = choose_batch_size({16: 100.0, 32: 200.0}, 16)  # nothing to compare with
+    assert size == 16 and "only candidate size allowed" in why and "grew" not in why
     with pytest.raises(ValueError, match="no measured batch size fits"):
         choose_batch_size({64: 1.0}, 10)
 

@@ -45,6 +45,11 @@ def choose_batch_size(throughput: Mapping[int, float], max_batch: int) -> tuple[
                 f"than {small} ({throughput[small]:,.0f})"
             )
     last = sizes[-1]
+    if len(sizes) == 1:
+        return (
+            last,
+            f"{last} is the only candidate size allowed ({throughput[last]:,.0f} samples/s)",
+        )
     return last, f"samples/s still grew up to {last}, the largest size tried"
 
 

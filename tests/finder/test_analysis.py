@@ -11,6 +11,7 @@ from superconverge.finder import (
     suggest_steepest,
     suggest_valley,
 )
+from superconverge.finder.analysis import FAILURES, SWEEP_FURTHER
 from superconverge.finder.result import build_result, superconvergence_check
 
 LRS = [10 ** (-6 + 7 * i / 99) for i in range(100)]
@@ -71,25 +72,34 @@ def test_analyse_recommends_minimum_over_ten_by_default():
 
 
 @pytest.mark.parametrize(
-    ("losses", "phrase"),
+    ("losses", "phrase", "kind"),
     [
-        ([2.0 + 0.001 * math.sin(i) for i in range(100)], "the loss is flat"),
-        ([1.0 + 0.05 * i for i in range(100)], "never went down"),
-        ([3.0 - 0.02 * i for i in range(100)], "still falling at the end"),
-        ([1.0] * 30 + [math.nan] * 70, "were NaN or infinite"),
+        ([2.0 + 0.001 * math.sin(i) for i in range(100)], "the loss is flat", "flat"),
+        ([1.0 + 0.05 * i for i in range(100)], "never went down", "never_down"),
+        ([3.0 - 0.02 * i for i in range(100)], "still falling at the end", "still_falling"),
+        ([1.0] * 30 + [math.nan] * 70, "were NaN or infinite", "unstable"),
     ],
     ids=["flat", "never-descends", "never-diverges", "mostly-nan"],
 )
-def test_honest_failure_gives_no_max_lr_and_a_reason(losses, phrase):
+def test_honest_failure_gives_no_max_lr_and_a_reason(losses, phrase, kind):
     smoothed = smooth(losses, 0.0)
     analysis = analyse(LRS, losses, smoothed)
     assert analysis.max_lr is None
     assert phrase in analysis.reason
+    assert analysis.failure == kind and kind in FAILURES
+    assert (kind in SWEEP_FURTHER) == ("raise end_lr" in analysis.reason)
+
+
+def test_a_usable_curve_has_no_failure_kind():
+    losses = [bowl(lr) for lr in LRS]
+    analysis = analyse(LRS, losses, smooth(losses, 0.0))
+    assert analysis.max_lr is not None and analysis.failure is None
 
 
 def test_too_few_points():
     analysis = analyse(LRS[:5], [1.0, 0.9, 0.8, 5.0, 9.0], [1.0, 0.9, 0.8, 5.0, 9.0])
     assert analysis.max_lr is None and "only 5 points" in analysis.reason
+    assert analysis.failure == "too_few_points"
 
 
 def test_unknown_rule_is_rejected():
@@ -139,6 +149,24 @@ def test_result_round_trips_through_json_with_nan():
     assert math.isnan(back.losses[-1])
     assert back.max_lr == result.max_lr and back.suggestions == result.suggestions
     assert back.lrs == result.lrs and back.confidence == result.confidence
+
+
+def test_the_failure_kind_survives_json_and_repeats_and_old_files_load():
+    still = {"lrs": LRS, "losses": [3.0 - 0.02 * i for i in range(100)], "stop_reason": "test"}
+    still["smoothed"] = still["losses"]
+    single = build_result([still], diverge_factor=4.0, rule="minimum", policy="one_cycle",
+                          settings={})  # fmt: skip
+    assert single.max_lr is None and single.failure == "still_falling"
+    assert RangeTestResult.from_json(single.to_json()).failure == "still_falling"
+    # two of three repeats still falling: no answer, and the kind the repeats gave most
+    mixed = build_result([_curve(), still, still], diverge_factor=4.0, rule="minimum",
+                         policy="one_cycle", settings={})  # fmt: skip
+    assert mixed.max_lr is None and mixed.failure == "still_falling"
+    # a result saved before the field existed loads, with no failure kind
+    data = build_result([_curve()], diverge_factor=4.0, rule="minimum", policy="one_cycle",
+                        settings={}).to_dict()  # fmt: skip
+    del data["failure"]
+    assert RangeTestResult.from_dict(data).failure is None
 
 
 def test_plot_returns_a_figure_with_the_bounds(tmp_path):

@@ -135,31 +135,44 @@ class Analysis:
     rule: str
     reason: str
     warnings: tuple[str, ...] = field(default=())
+    failure: str | None = None  # one of FAILURES when the curve supports no choice
+
+
+# why a curve supports no suggestion, as a kind callers can act on (the reason says it in words):
+# the sweep was too short or too unstable to read; the loss did not move, or was still falling
+# at end_lr (both: sweep further); it only rose (start lower); the chosen rule found no point
+FAILURES = ("too_few_points", "unstable", "too_few_finite", "flat", "still_falling",
+            "never_down", "no_point")  # fmt: skip
+SWEEP_FURTHER = ("flat", "still_falling")
 
 
 def _failure(
     lrs: Sequence[float], raw: Sequence[float], smoothed: Sequence[float], diverge_factor: float
-) -> str | None:
-    """A plain-words reason why this curve supports no suggestion, or None if it does."""
+) -> tuple[str, str] | None:
+    """The kind (one of FAILURES) and a plain-words reason why this curve supports no
+    suggestion, or None if it does."""
     count = len(raw)
     if count < MIN_POINTS:
-        return (
+        return "too_few_points", (
             f"only {count} points were recorded before the sweep stopped; at least {MIN_POINTS} "
             "are needed: lower start_lr or end_lr, or check why the loss blew up at once"
         )
     finite = [v for v in raw if math.isfinite(v)]
     if len(finite) < count / 2:
-        return (
+        return "unstable", (
             f"{count - len(finite)} of {count} losses were NaN or infinite; the model or loss "
             "is numerically unstable at these LRs: lower start_lr and check the inputs"
         )
     x, y = _usable(lrs, smoothed, diverge_factor)
     if len(y) < 3:
-        return "too few finite points after the noisy start to analyse; lower end_lr"
+        return (
+            "too_few_finite",
+            "too few finite points after the noisy start to analyse; lower end_lr",
+        )
     top, bottom = float(np.max(y)), float(np.min(y))
     scale = max(abs(top), abs(bottom), 1e-12)
     if (top - bottom) / scale < FLAT_RELATIVE_CHANGE:
-        return (
+        return "flat", (
             f"the loss is flat (it moved {100 * (top - bottom) / scale:.1f}% between LR "
             f"{x[0]:.2g} and {x[-1]:.2g}): the range is too low, or the model does not learn "
             "(frozen layers, wrong targets); raise end_lr or check the model"
@@ -167,12 +180,12 @@ def _failure(
     lowest = int(np.argmin(y))
     diverged = divergence_lr(lrs, smoothed, diverge_factor) is not None
     if not diverged and lowest >= len(y) - max(1, len(y) // 20):
-        return (
+        return "still_falling", (
             f"the loss was still falling at the end of the sweep (LR {x[-1]:.3g}), so the top "
             "of the useful range is unknown; raise end_lr"
         )
     if lowest <= max(1, len(y) // 20) and y[-1] > y[0]:
-        return (
+        return "never_down", (
             f"the loss never went down: it rises from the first LRs ({x[0]:.2g}); start_lr is "
             "already too high or the model diverges at any LR; lower start_lr"
         )
@@ -224,7 +237,7 @@ def analyse(
     }
     failure = _failure(lrs, raw_losses, smoothed_losses, diverge_factor)
     if failure is not None:
-        return Analysis(suggestions, None, rule, failure)
+        return Analysis(suggestions, None, rule, failure[1], failure=failure[0])
     notes: list[str] = []
     if suggestions["divergence"] is None:
         notes.append("the smoothed loss turned upward but never passed the divergence threshold")
@@ -239,7 +252,10 @@ def analyse(
         )
     chosen_value = suggestions[rule]
     if chosen_value is None:
-        return Analysis(suggestions, None, rule, f"the {rule} rule found no point on this curve")
+        return Analysis(
+            suggestions, None, rule, f"the {rule} rule found no point on this curve",
+            failure="no_point",
+        )  # fmt: skip
     lowest = 10 * minimum if minimum is not None else None
     explanation = {
         "minimum": f"minimum/10: the smoothed loss was lowest at LR {lowest:.3g}" if lowest else "",

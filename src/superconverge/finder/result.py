@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -65,6 +66,8 @@ class RangeTestResult:
     superconvergence: Superconvergence | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # when max_lr is None: why, as one of analysis.FAILURES (e.g. "still_falling": sweep further)
+    failure: str | None = None
 
     def bounds(self, policy: str = "one_cycle") -> tuple[float | None, float | None]:
         """``(min_lr, max_lr)`` for one cycle (min = max/10) or several cycles (min = max/4)."""
@@ -195,8 +198,9 @@ def build_result(
     repeat_max_lrs = [a.max_lr for a in analyses]
     found = sorted(v for v in repeat_max_lrs if v is not None)
     max_lr: float | None
+    failure: str | None = None
     if len(curves) == 1:
-        max_lr, reason = main.max_lr, main.reason
+        max_lr, reason, failure = main.max_lr, main.reason, main.failure
     elif 2 * len(found) > len(curves):  # most repeats answered: their median
         middle = len(found) // 2
         max_lr = found[middle] if len(found) % 2 else math.sqrt(found[middle - 1] * found[middle])
@@ -204,6 +208,9 @@ def build_result(
     else:
         max_lr = None
         reason = f"only {len(found)} of {len(curves)} repeats gave a max_lr; first: {main.reason}"
+        failures = [a.failure for a in analyses if a.failure is not None]
+        # the most common kind (ties: the first repeat's)
+        failure = collections.Counter(failures).most_common(1)[0][0] if failures else None
     min_lr = None if max_lr is None else min_lr_for(max_lr, policy)[0]
     accuracies = tuple(first.get("val_accuracies", ()))
     val_steps = tuple(first.get("val_steps", ()))
@@ -231,4 +238,5 @@ def build_result(
         superconvergence=sc,
         settings=settings,
         notes=main.warnings,
+        failure=failure,
     )

@@ -28,6 +28,7 @@ from superconverge._json import decode_nonfinite, encode_nonfinite, reject_unkno
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import ArrayLoader, Augment
 from superconverge.diagnostics.verdicts import diagnose
+from superconverge.finder.analysis import SWEEP_FURTHER
 from superconverge.finder.result import RangeTestResult
 from superconverge.training.history import History
 from superconverge.training.trainer import Trainer
@@ -349,7 +350,7 @@ def tune(
     probe = Trainer(model_fn(), loss_fn, train_data, val_data, batch_size=chosen_batch, seed=seed,
                     augment=augment, progress=False, device=run_device)  # fmt: skip
     range_test = probe.lr_find(val_data=probe.val_loader)
-    if range_test.max_lr is None and "raise end_lr" in range_test.reason:
+    if range_test.max_lr is None and range_test.failure in SWEEP_FURTHER:
         # a loss still falling (or flat) at LR 10: BatchNorm networks can keep improving there
         # (the super-convergence regime), badly scaled ones only start to; sweep two decades
         # further, at the same density of points, instead of giving up

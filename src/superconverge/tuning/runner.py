@@ -34,7 +34,6 @@ from superconverge.training.history import History
 from superconverge.training.trainer import Trainer
 from superconverge.tuning.decisions import (
     LR_EXTENSIONS,
-    LR_SAFETY_MARGIN,
     RETRY_LR_DIVISOR,
     choose_batch_size,
     choose_max_lr,
@@ -387,17 +386,16 @@ def tune(
     upper = min(ceiling, lowest)
     for _ in range(LR_EXTENSIONS):
         lower = lower_candidate(losses, chosen)
-        higher = None if lower is not None else higher_candidate(losses, chosen, upper)
-        candidate = lower if lower is not None else higher
+        candidate = lower if lower is not None else higher_candidate(losses, chosen, upper)
         if candidate is None:
             break
         result = _run_many([job(0.0, momentum, candidate)], 1)[0]
         lr_runs.append(result)
         lr_candidates.append(candidate)
-        (extended if lower is not None else extended_above).append(candidate)
         losses[candidate] = loss = result["val_loss"]
-        current = math.inf if chosen is None else losses[chosen]
         if lower is not None:
+            extended.append(lower)
+            current = math.inf if chosen is None else losses[chosen]
             if not (math.isfinite(loss) and loss < current):  # lower is safer: any gain will do
                 break
             chosen, lr_why = (
@@ -405,16 +403,13 @@ def tune(
                 f"{lower:.3g}: below the grid, a lower validation loss than above",
             )
         else:
-            if not (math.isfinite(loss) and loss < current * (1.0 - LR_SAFETY_MARGIN)):
+            assert chosen is not None  # higher_candidate needs a winner to look above
+            extended_above.append(candidate)
+            # higher is riskier: the same margin as inside the grid
+            winner, why = choose_max_lr({chosen: losses[chosen], candidate: loss})
+            if winner != candidate:
                 break
-            gain = 1.0 - loss / current
-            chosen, lr_why = (
-                candidate,
-                (
-                    f"{candidate:.3g}: above the grid, beat {chosen:.3g} by {gain:.0%} "
-                    f"(> {LR_SAFETY_MARGIN:.0%}) on validation loss"
-                ),
-            )
+            chosen, lr_why = candidate, f"above the grid, {why}"
     max_lr = range_test.max_lr if chosen is None else chosen
     min_lr = max_lr / 10
     ranking = ", ".join(f"{peak:.3g}: {losses[peak]:.4f}" for peak in lr_candidates)

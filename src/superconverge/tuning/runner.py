@@ -158,21 +158,23 @@ def measure_throughput(
     """Training samples/s at each batch size, on a fresh model per size: after two warm-up
     steps each, `rounds` rounds of `steps` steps per size, the sizes interleaved within a round
     so that a busy spell of the machine hits them all; the median over the rounds."""
-    setups: list[list[Any]] = []
+    setups = []
     for size in sizes:
         model = model_fn().to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-        loader = ArrayLoader(data, size, seed=0, device=device)
-        setups.append([size, model, optimizer, loader, iter(loader)])
+        setups.append((size, model, optimizer, ArrayLoader(data, size, seed=0, device=device)))
 
-    def train(setup: list[Any], count: int) -> float:
-        size, model, optimizer, loader, batches = setup
+    def train(
+        size: int, model: nn.Module, optimizer: Any, loader: ArrayLoader, count: int
+    ) -> float:
+        # a new iterator continues the loader where the last one stopped (a new epoch at the end)
+        batches = iter(loader)
         elapsed = 0.0
         for _ in range(count):
             try:
                 inputs, targets = next(batches)
             except StopIteration:
-                setup[4] = batches = iter(loader)
+                batches = iter(loader)
                 inputs, targets = next(batches)
             start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
@@ -184,11 +186,11 @@ def measure_throughput(
         return float(size * count / elapsed)
 
     for setup in setups:
-        train(setup, 2)  # warm-up: allocator, kernels, caches
+        train(*setup, count=2)  # warm-up: allocator, kernels, caches
     measured: dict[int, list[float]] = {size: [] for size in sizes}
     for _ in range(rounds):
         for setup in setups:
-            measured[setup[0]].append(train(setup, steps))
+            measured[setup[0]].append(train(*setup, count=steps))
     return {size: statistics.median(values) for size, values in measured.items()}
 
 

@@ -278,7 +278,7 @@ class Wide(nn.Module):
             lambda d: Trainer(build("mlp"), LOSS, d.train, optimizer="lamb"),
             None,
             ValueError,
-            "optimizer must be one of sgd, adam, adamw",
+            "optimizer must be one of 'sgd', 'adam', 'adamw'",
         ),
         (
             lambda d: Trainer(build("mlp"), LOSS, d.train, weight_decay=-1.0),

@@ -104,7 +104,7 @@ def _lr_find_parser(subparsers: Any) -> None:
     p.add_argument("--model", choices=sorted(MODELS), default="mlp")
     p.add_argument("--width", type=float, help="width option of cifar-resnet / resnet9")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")  # OPTIMIZERS
     p.add_argument("--start-lr", type=float, default=1e-7)
     p.add_argument("--end-lr", type=float, default=10.0)
     p.add_argument("--num-steps", type=int, default=100)
@@ -151,16 +151,6 @@ def make_model_for(
     return build(name, **model_options_for(name, input_shape, num_classes, width))
 
 
-def make_optimizer(name: str, parameters: Any) -> Any:
-    import torch
-
-    if name == "sgd":
-        return torch.optim.SGD(parameters, lr=0.01, momentum=0.9)
-    if name == "adam":
-        return torch.optim.Adam(parameters, lr=1e-3)
-    return torch.optim.AdamW(parameters, lr=1e-3)
-
-
 def _check_outputs(folder: Path, names: Sequence[str], force: bool) -> None:
     existing = [name for name in names if (folder / name).exists()]
     if existing and not force:
@@ -182,7 +172,9 @@ def _run_lr_find(args: argparse.Namespace) -> int:
     splits = load(args.data, args.data_dir, seed=args.seed)
     torch.manual_seed(args.seed)
     model = make_model_for(args.model, splits.input_shape, splits.num_classes or 1, args.width)
-    optimizer = make_optimizer(args.optimizer, model.parameters())
+    from superconverge.pytorch.optimizers import build_optimizer
+
+    optimizer = build_optimizer(args.optimizer, model.parameters())
     train = ArrayLoader(splits.train, args.batch_size, seed=args.seed)
     val = None
     if splits.val is not None and not args.no_val:

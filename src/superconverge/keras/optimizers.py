@@ -8,8 +8,8 @@ from typing import Any
 
 import keras
 from keras import ops
+from superconverge._checks import check_choice, check_count, check_momentum, check_number
 from superconverge.keras.schedules import PACKAGE, Cyclic
-from superconverge.schedules._checks import check_choice, check_count, check_momentum, check_number
 from superconverge.schedules.primitives import CYCLIC_MODES
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
+from superconverge._checks import check_positive
 from superconverge.schedules import Plan
-from superconverge.schedules._checks import check_positive
 
 LR_SCALE_KEY = "lr_scale"  # per-group multiplier of the plan's LR (discriminative LRs)
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from superconverge.schedules._checks import (
+from superconverge._checks import (
     check_choice,
     check_count,
     check_momentum,

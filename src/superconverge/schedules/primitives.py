@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from superconverge.schedules._checks import check_choice, check_count, check_number
+from superconverge._checks import check_choice, check_count, check_number
 
 RAMP_SHAPES = ("linear", "cosine", "exponential")
 CYCLIC_MODES = ("triangular", "triangular2", "exp_range")

@@ -19,6 +19,13 @@ from superconverge import schedules
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import ArrayLoader, Augment
 from superconverge.pytorch.distributed import world as process_world
+from superconverge.pytorch.optimizers import (
+    OptimizerSpec,
+    build_optimizer,
+    check_optimizer_spec,
+    default_splitter,
+    regroup,
+)
 from superconverge.pytorch.scheduler import (
     HyperparamScheduler,
     get_momentum,
@@ -41,7 +48,6 @@ from superconverge.training.history import History
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
 METRICS = ("accuracy",)
 PRECISIONS = ("auto", "32", "bf16", "fp16")
 POLICIES = ("smith", "torch", "fastai")
@@ -97,15 +103,6 @@ class TensorBoardLogger(Callback):
 
     def on_fit_end(self, trainer: Trainer, history: History) -> None:
         self.writer.close()
-
-
-def default_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
-    """Param groups for discriminative LRs: one per top-level child that has parameters,
-    in order (body first, head last); parameters registered on the root come first."""
-    own = model._parameters.values()  # noqa: SLF001 - parameters registered on the root
-    groups: list[list[nn.Parameter]] = [[p for p in own if p is not None]]
-    groups += [list(child.parameters()) for child in model.children()]
-    return [group for group in groups if group]
 
 
 def scale_lr_for_batch(max_lr: float, reference_batch: int, batch: int) -> float:
@@ -183,12 +180,7 @@ class Trainer:
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable, got {loss_fn!r}")
-        if isinstance(optimizer, str) and optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {', '.join(OPTIMIZERS)} or a callable, got {optimizer!r}"
-            )
-        if not isinstance(optimizer, str) and not callable(optimizer):
-            raise TypeError(f"optimizer must be a name or a callable, got {optimizer!r}")
+        check_optimizer_spec(optimizer)
         _check_weight_decay(weight_decay)
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
@@ -302,28 +294,10 @@ class Trainer:
             raise ValueError(f"{name} is empty (0 batches)")
         return data
 
-    def _make_optimizer(
-        self, optimizer: str | Callable[..., torch.optim.Optimizer], split: bool = False
-    ) -> torch.optim.Optimizer:
-        """One param group (per-group work costs time on every step) unless `split` asks for
-        the splitter's groups, which discriminative LRs need."""
-        if split:
-            groups = [{"params": group} for group in self.param_groups]
-        else:
-            groups = [{"params": [p for group in self.param_groups for p in group]}]
-        decay = self.weight_decay
-        if optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=0.01, momentum=0.9, weight_decay=decay)
-        if optimizer == "adam":
-            return torch.optim.Adam(groups, lr=1e-3, weight_decay=decay)
-        if optimizer == "adamw":
-            return torch.optim.AdamW(groups, lr=1e-3, weight_decay=decay)
-        built = optimizer(groups)  # type: ignore[operator]
-        if not isinstance(built, torch.optim.Optimizer):
-            raise TypeError(
-                f"optimizer callable must return a torch.optim.Optimizer, got {built!r}"
-            )
-        return built
+    def _make_optimizer(self, optimizer: OptimizerSpec) -> torch.optim.Optimizer:
+        """One param group: per-group work costs time on every step (`_split_groups` splits)."""
+        params = [p for group in self.param_groups for p in group]
+        return build_optimizer(optimizer, [{"params": params}], self.weight_decay)
 
     # ----------------------------------------------------------------- freezing
     def freeze_to(self, n: int, *, train_bn: bool = True) -> None:
@@ -925,17 +899,11 @@ class Trainer:
         return max(peaks), max_lr
 
     def _split_groups(self) -> None:
-        """Rebuild the optimizer with one group per splitter group, keeping each parameter's
-        state (momentum buffers, Adam moments) and the hyper-parameters."""
-        if len(self.optimizer.param_groups) == len(self.param_groups):
-            return
-        old = self.optimizer
-        settings = {k: v for k, v in old.param_groups[0].items() if k != "params"}
-        self.optimizer = self._make_optimizer(self._optimizer_spec, split=True)
-        for group in self.optimizer.param_groups:
-            group.update(settings)
-        for param, state in old.state.items():
-            self.optimizer.state[param] = state
+        """One optimizer group per splitter group (discriminative LRs), keeping the state."""
+        if len(self.optimizer.param_groups) != len(self.param_groups):
+            self.optimizer = regroup(
+                self.optimizer, self._optimizer_spec, self.param_groups, self.weight_decay
+            )
 
 
 def _check_epochs(epochs: object) -> None:

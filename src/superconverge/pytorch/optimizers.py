@@ -1,0 +1,80 @@
+"""Building optimizers and their param groups: the one place that turns a name into an optimizer.
+
+With `pytorch/scheduler.py`, the only code that writes ``optimizer.param_groups``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from superconverge._checks import check_choice
+
+# name -> (class, the settings it starts from; the scheduler overwrites lr and momentum)
+OPTIMIZERS: dict[str, tuple[Callable[..., torch.optim.Optimizer], dict[str, Any]]] = {
+    "sgd": (torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}),
+    "adam": (torch.optim.Adam, {"lr": 1e-3}),
+    "adamw": (torch.optim.AdamW, {"lr": 1e-3}),
+}
+
+OptimizerSpec = str | Callable[..., torch.optim.Optimizer]
+
+
+def default_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
+    """Param groups for discriminative LRs: one per top-level child that has parameters,
+    in order (body first, head last); parameters registered on the root come first."""
+    own = model._parameters.values()  # noqa: SLF001 - parameters registered on the root
+    groups: list[list[nn.Parameter]] = [[p for p in own if p is not None]]
+    groups += [list(child.parameters()) for child in model.children()]
+    return [group for group in groups if group]
+
+
+def check_optimizer_spec(optimizer: object) -> None:
+    """A known name or a callable; raises naming ``optimizer`` otherwise."""
+    if isinstance(optimizer, str):
+        check_choice("optimizer", optimizer, tuple(OPTIMIZERS))
+    elif not callable(optimizer):
+        raise TypeError(f"optimizer must be a name or a callable, got {optimizer!r}")
+
+
+def build_optimizer(
+    optimizer: OptimizerSpec, groups: Sequence[dict[str, Any]] | Any, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
+    """An optimizer over `groups` (param-group dicts or an iterable of parameters).
+
+    Args:
+        optimizer: a name from `OPTIMIZERS` or a callable ``groups -> Optimizer``.
+        groups: what torch optimizers take as their first argument.
+        weight_decay: L2 penalty (SGD, Adam) or decoupled decay (AdamW); ignored by callables.
+
+    Raises:
+        ValueError: an unknown name. TypeError: a callable that returns no Optimizer.
+    """
+    check_optimizer_spec(optimizer)
+    if isinstance(optimizer, str):
+        cls, settings = OPTIMIZERS[optimizer]
+        return cls(groups, **settings, weight_decay=weight_decay)
+    built = optimizer(groups)
+    if not isinstance(built, torch.optim.Optimizer):
+        raise TypeError(f"optimizer callable must return a torch.optim.Optimizer, got {built!r}")
+    return built
+
+
+def regroup(
+    old: torch.optim.Optimizer,
+    optimizer: OptimizerSpec,
+    param_groups: Sequence[Sequence[nn.Parameter]],
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
+    """A new optimizer with one group per entry of `param_groups`, keeping each parameter's
+    state (momentum buffers, Adam moments) and the first old group's hyper-parameters."""
+    settings = {k: v for k, v in old.param_groups[0].items() if k != "params"}
+    new = build_optimizer(optimizer, [{"params": list(g)} for g in param_groups], weight_decay)
+    for group in new.param_groups:
+        group.update(settings)
+    for param, state in old.state.items():
+        new.state[param] = state
+    return new

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
+from superconverge import _files as files_module
 from superconverge.data import load
 from superconverge.models import build
 from superconverge.training import Callback, Trainer
-from superconverge.training import checkpoint as checkpoint_module
 
 EPOCHS = 4
 
@@ -56,7 +56,7 @@ def main():
                     os.kill(os.getpid(), signal.SIGKILL)
                 real_replace(src, dst)
 
-            checkpoint_module.os.replace = replace_then_die
+            files_module.os.replace = replace_then_die
         trainer = Trainer(
             model,
             torch.nn.functional.cross_entropy,

@@ -6,12 +6,13 @@ Bad flags or values end with one line on stderr naming the flag, and exit status
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
+
+from superconverge._files import write_atomically, write_text_atomically
 
 EXIT_USAGE = 2
 PLOT_FORMATS = (".png", ".svg", ".pdf")
@@ -190,10 +191,8 @@ def _run_lr_find(args: argparse.Namespace) -> int:
     print(result.summary())
     print(f"stopped: {result.stop_reason}")
     figure = result.plot()
-    write_atomically(
-        args.out / "lr_find.png", lambda path: figure.savefig(path, dpi=120, format="png")
-    )
-    write_atomically(args.out / "lr_find.json", lambda path: path.write_text(result.to_json()))
+    write_atomically(args.out / "lr_find.png", lambda f: figure.savefig(f, dpi=120, format="png"))
+    write_text_atomically(args.out / "lr_find.json", result.to_json())
     print(f"wrote {args.out / 'lr_find.png'} and {args.out / 'lr_find.json'}")
     return 0
 
@@ -555,23 +554,9 @@ def _run_schedule(args: argparse.Namespace) -> int:
     from superconverge.diagnostics.plots import plot_plan
 
     figure = plot_plan(plan, args.total_steps)
-    write_atomically(
-        args.out, lambda path: figure.savefig(path, dpi=120, format=args.out.suffix[1:])
-    )
+    write_atomically(args.out, lambda f: figure.savefig(f, dpi=120, format=args.out.suffix[1:]))
     print(f"wrote {args.out}")
     return 0
-
-
-def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        write(partial)
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
 
 
 def build_parser() -> argparse.ArgumentParser:

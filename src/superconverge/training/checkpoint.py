@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import torch
+
+from superconverge._files import write_atomically
 
 FORMAT_VERSION = 1
 
@@ -19,19 +20,7 @@ def save_atomically(payload: dict[str, Any], path: str | Path) -> Path:
     A crash (even SIGKILL) at any moment leaves either the previous file or the new one, never
     a truncated mix: the rename is atomic on POSIX file systems.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with open(partial, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return path
+    return write_atomically(path, lambda handle: torch.save(payload, handle))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

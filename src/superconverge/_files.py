@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; FolderLock then guards nothing
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_NAME = ".superconverge.lock"
 
 
 def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
@@ -75,3 +85,85 @@ def _alive(pid: int) -> bool:
 def write_text_atomically(path: str | Path, text: str) -> Path:
     """`write_atomically` for UTF-8 text."""
     return write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+class FolderBusyError(RuntimeError):
+    """Another process is writing to the run folder."""
+
+
+# folders this process holds, resolved path -> [open lock file, hold count]: a run folder is
+# locked once per process however many writers (tune, its final Trainer) nest inside it
+_HELD: dict[Path, list[Any]] = {}
+
+
+class FolderLock:
+    """One writer per run folder: an exclusive lock on ``FOLDER/.superconverge.lock``.
+
+    The lock is the operating system's (``flock``), so it dies with its process: a run that
+    crashed or was killed never leaves a stale lock behind, and the next run simply takes it.
+    The lock file records the holder's pid and command line, for the message a second writer gets.
+    Re-entrant within a process. Use as a context manager.
+
+    Raises:
+        FolderBusyError: another live process holds the folder.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> with FolderLock(folder):
+        ...     with FolderLock(folder):  # the same process may nest
+        ...         pass
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._key: Path | None = None
+
+    def acquire(self) -> FolderLock:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        key = self.folder.resolve()
+        if key in _HELD:
+            _HELD[key][1] += 1
+            self._key = key
+            return self
+        handle = open(key / LOCK_NAME, "a+")  # noqa: SIM115 - held open while the lock lives
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                handle.close()
+                raise FolderBusyError(
+                    f"{self.folder} is being written by {holder}; wait for it to finish, "
+                    "or choose another folder"
+                ) from None
+        handle.seek(0)
+        handle.truncate()
+        command = " ".join(sys.argv)[:200]
+        handle.write(f"pid {os.getpid()} ({command}) since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        _HELD[key] = [handle, 1]
+        self._key = key
+        return self
+
+    def release(self) -> None:
+        if self._key is None:
+            return
+        entry = _HELD[self._key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _HELD[self._key]
+            entry[0].close()  # closing the file releases the flock
+        self._key = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.release()

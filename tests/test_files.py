@@ -1,0 +1,93 @@
+"""The one writer of files: atomic writes, a full disk named, one writer per run folder."""
+
+import errno
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from superconverge import _files
+from superconverge._files import (
+    FolderBusyError,
+    FolderLock,
+    write_atomically,
+    write_text_atomically,
+)
+
+
+def test_write_replaces_whole_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "sub" / "a.json"
+    write_text_atomically(target, "one")
+    write_text_atomically(target, "two")
+    assert target.read_text() == "two"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.json"]
+
+
+def test_a_failed_write_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "a.txt"
+    write_text_atomically(target, "good")
+
+    def fail(handle):
+        handle.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match=f"no space left on device while writing {target}"):
+        write_atomically(target, fail)
+    assert target.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_a_dead_writers_leftover_is_removed_by_the_next_write(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    leftover = tmp_path / f".a.txt.{dead.stdout.strip()}.xyz.partial"
+    leftover.write_text("half")
+    alive = tmp_path / f".a.txt.{os.getpid()}.abc.partial"  # a live writer's: kept
+    alive.write_text("in progress")
+    write_text_atomically(tmp_path / "a.txt", "whole")
+    assert not leftover.exists()
+    assert alive.exists()
+
+
+def test_second_process_is_refused_while_the_first_holds_the_folder(tmp_path):
+    with FolderLock(tmp_path):
+        code = textwrap.dedent(f"""
+            from superconverge._files import FolderLock, FolderBusyError
+            try:
+                FolderLock({str(tmp_path)!r}).acquire()
+            except FolderBusyError as error:
+                print("busy:", error)
+        """)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "busy:" in out.stdout, out.stderr
+    assert f"pid {os.getpid()}" in out.stdout  # names the holder
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
+    code = textwrap.dedent(f"""
+        import os, signal
+        from superconverge._files import FolderLock
+        FolderLock({str(tmp_path)!r}).acquire()
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == -9
+    assert (tmp_path / _files.LOCK_NAME).exists()  # the file stays; the lock died with it
+    with FolderLock(tmp_path):
+        pass
+
+
+def test_lock_is_reentrant_and_released(tmp_path):
+    outer = FolderLock(tmp_path).acquire()
+    with FolderLock(tmp_path):
+        pass
+    outer.release()
+    assert not _files._HELD
+    with FolderLock(tmp_path):
+        assert len(_files._HELD) == 1
+
+
+def test_busy_error_is_a_runtime_error():
+    assert issubclass(FolderBusyError, RuntimeError)

@@ -22,28 +22,6 @@ MIN_POINTS = 10  # fewer points than this cannot be analysed
 FLAT_RELATIVE_CHANGE = 0.02  # a smoothed curve moving less than 2% is "flat"
 
 
-def smooth(losses: Sequence[float], beta: float) -> list[float]:
-    """Bias-corrected exponential moving average: ``avg_k / (1 - beta ** (k + 1))``.
-
-    ``beta=0`` returns the losses unchanged. Non-finite losses end the smoothing (NaN after).
-
-    Example:
-        >>> smooth([1.0, 1.0, 1.0], 0.9)
-        [1.0, 1.0, 1.0]
-    """
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), got {beta!r}")
-    out: list[float] = []
-    average = 0.0
-    for index, loss in enumerate(losses):
-        if not math.isfinite(loss):
-            out.extend([math.nan] * (len(losses) - index))
-            break
-        average = beta * average + (1 - beta) * loss
-        out.append(average / (1 - beta ** (index + 1)))
-    return out
-
-
 def _usable(
     lrs: Sequence[float], losses: Sequence[float], diverge_factor: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -61,12 +61,12 @@ class LossSmoother:
             return "the loss became non-finite"
         if self.count <= self.warmup_steps:
             return None
-        if 0 < self.best and self.current > self.diverge_factor * self.best:
+        if self.best > 0 and self.current > self.diverge_factor * self.best:
             return (
                 f"the smoothed loss {self.current:.3g} passed {self.diverge_factor:g}x "
                 f"its minimum {self.best:.3g}"
             )
-        if 0 < self.first and self.current > self.diverge_factor * self.first:
+        if self.first > 0 and self.current > self.diverge_factor * self.first:
             return (
                 f"the smoothed loss {self.current:.3g} passed {self.diverge_factor:g}x "
                 f"the first loss {self.first:.3g}"

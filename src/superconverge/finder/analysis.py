@@ -119,8 +119,15 @@ class Analysis:
 # why a curve supports no suggestion, as a kind callers can act on (the reason says it in words):
 # the sweep was too short or too unstable to read; the loss did not move, or was still falling
 # at end_lr (both: sweep further); it only rose (start lower); the chosen rule found no point
-FAILURES = ("too_few_points", "unstable", "too_few_finite", "flat", "still_falling",
-            "never_down", "no_point")  # fmt: skip
+FAILURES = (
+    "too_few_points",
+    "unstable",
+    "too_few_finite",
+    "flat",
+    "still_falling",
+    "never_down",
+    "no_point",
+)
 SWEEP_FURTHER = ("flat", "still_falling")
 
 
@@ -230,10 +237,8 @@ def analyse(
         )
     chosen_value = suggestions[rule]
     if chosen_value is None:
-        return Analysis(
-            suggestions, None, rule, f"the {rule} rule found no point on this curve",
-            failure="no_point",
-        )  # fmt: skip
+        reason = f"the {rule} rule found no point on this curve"
+        return Analysis(suggestions, None, rule, reason, failure="no_point")
     lowest = 10 * minimum if minimum is not None else None
     explanation = {
         "minimum": f"minimum/10: the smoothed loss was lowest at LR {lowest:.3g}" if lowest else "",

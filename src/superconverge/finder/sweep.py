@@ -6,7 +6,7 @@ finders both drive a `SweepRecord` from their own training step.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 from superconverge.finder.analysis import MIN_POINTS, RULES
 from superconverge.finder.smoothing import LossSmoother
@@ -35,7 +35,7 @@ def check_sweep_arguments(
             or value <= 0
         ):
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    if start_lr >= end_lr:  # type: ignore[operator]
+    if cast(float, start_lr) >= cast(float, end_lr):  # both numbers: checked just above
         raise ValueError(f"start_lr must be < end_lr ({end_lr!r}), got {start_lr!r}")
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < MIN_POINTS:
         raise ValueError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from typing import Any
 
 import torch
@@ -102,7 +102,7 @@ def make_loader(
         if batch_size is not None and name == "train_data":
             data.batch_size = batch_size
         return data
-    if not isinstance(data, Iterable) or not hasattr(data, "__len__"):
+    if not isinstance(data, Iterable) or not isinstance(data, Sized):
         raise TypeError(
             f"{name} must be ArrayData, an ArrayLoader or a sized iterable of batches, "
             f"got {type(data).__name__}"

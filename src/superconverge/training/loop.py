@@ -12,7 +12,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from superconverge.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)
+backward = torch.autograd.backward  # Tensor.backward without its untyped wrapper
 
 WARMUP_STEPS = 10  # no divergence verdict before the smoothed loss has settled
 
@@ -150,7 +151,7 @@ class FitLoop:
         checked against the model and loss before any step, without drawing an extra one."""
         loader = self.trainer.train_loader
         if self._first_checked:
-            return loader
+            return cast(Iterable[Any], loader)
         self._first_checked = True
         iterator: Iterator[Any] = iter(loader)
         first = next(iterator, None)
@@ -173,7 +174,7 @@ class FitLoop:
         )
         max_grad_norm = trainer.max_grad_norm
         clipped = list(trainer.module.parameters()) if max_grad_norm is not None else None
-        no_sync = model.no_sync if trainer.world_size > 1 and accumulation > 1 else None
+        no_sync = cast(Any, model).no_sync if trainer.world_size > 1 and accumulation > 1 else None
         free = contextlib.nullcontext()
         scales = [group.get("lr_scale", 1.0) for group in optimizer.param_groups]
         fixed_momenta = (
@@ -214,7 +215,7 @@ class FitLoop:
                 with no_sync() if no_sync is not None and not stepping else free:
                     with autocast:
                         loss = loss_fn(model(inputs), targets)
-                    scaler.scale(loss / accumulation if accumulation > 1 else loss).backward()
+                    backward(scaler.scale(loss / accumulation if accumulation > 1 else loss))
                 if not stepping:
                     micro_losses.append(loss.detach())
                     continue

@@ -254,7 +254,7 @@ class Trainer:
             warmup_fraction: the rise's share (torch and fastai policies).
         """
         check_count("epochs", epochs)
-        check_choice("policy", policy, POLICIES)
+        check_choice("policy", policy, tuple(POLICIES))
         notes = []
         if max_lr is None:
             result = self.lr_find()
@@ -357,11 +357,11 @@ class Trainer:
     # ----------------------------------------------------------------- evaluation
     def evaluate(self, data: Any = None) -> dict[str, float]:
         """Loss and metrics on `data` (default: the validation data), reduced across ranks."""
-        if data is None and self.val_loader is None:
-            raise ValueError("data must be given when the trainer has no val_data")
         loader = self.val_loader
         if data is not None:
             loader = self._loader(data, "data", EVAL_BATCH_SIZE, shuffle=False)
+        elif loader is None:
+            raise ValueError("data must be given when the trainer has no val_data")
         return evaluate_batches(
             self.model,
             self.loss_fn,

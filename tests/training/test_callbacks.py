@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from superconverge.data import ArrayData
+from superconverge.schedules import constant
 from superconverge.training import Callback, CancelEpoch, CancelFit, Trainer
 
 LOSS = nn.functional.cross_entropy
@@ -57,7 +58,7 @@ def test_events_come_in_fastai_order_once_per_optimizer_step():
 
 def test_accumulated_micro_batches_make_one_batch_event():
     events = Events()
-    _trainer([events], accumulation_steps=2).fit_one_cycle(1, 0.05)
+    _trainer([events], accumulation_steps=2).fit(1, constant(0.05))
     assert events.events.count("before_batch") == 2
     assert [e for e in events.events if e.startswith("after_batch")] == [
         "after_batch 0",

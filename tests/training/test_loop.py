@@ -50,7 +50,7 @@ def test_the_loop_sees_the_batches_of_a_plain_loop_over_a_seeded_dataloader():
 
 
 def test_a_bad_first_batch_of_a_dataloader_fails_before_any_step():
-    data = TensorDataset(torch.randn(16, 5), torch.randint(0, 3, (16,)))  # 5 features, model 4
+    data = TensorDataset(torch.randn(32, 5), torch.randint(0, 3, (32,)))  # 5 features, model 4
     model = Recorder()
     before = model.linear.weight.detach().clone()
     with pytest.raises(ValueError, match=r"cannot take the training inputs of shape \(8, 5\)"):

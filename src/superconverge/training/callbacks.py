@@ -3,7 +3,7 @@
 Events, in order: ``before_fit``, then per epoch ``before_epoch``, per optimizer step
 ``before_batch`` / ``after_batch``, ``after_epoch``, and ``after_fit`` (always, also after a
 divergence, a cancel or an exception). Each receives the running `FitLoop`, which carries
-``trainer``, ``history``, ``epoch``, ``step``, ``loss`` and ``record``. A callback raises
+``trainer``, ``history``, ``epoch``, ``step``, ``loss``, ``lr`` and ``record``. A callback raises
 `CancelEpoch` to end the current epoch early (validation and checkpoint still run) or
 `CancelFit` to stop the fit (status ``"cancelled"``).
 
@@ -84,7 +84,7 @@ class TensorBoardLogger(Callback):
 
     def after_batch(self, fit: FitLoop) -> None:
         self.writer.add_scalar("train/loss_step", float(fit.loss), fit.step)
-        self.writer.add_scalar("train/lr", fit.scheduler.last_lr, fit.step)
+        self.writer.add_scalar("train/lr", fit.lr, fit.step)
 
     def after_epoch(self, fit: FitLoop) -> None:
         for key, value in fit.record.items():

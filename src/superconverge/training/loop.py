@@ -39,7 +39,7 @@ class FitLoop:
     """One fit of `trainer` following `scheduler` from `start_epoch` to `epochs`.
 
     Callbacks read the attributes: ``epoch`` (0-based), ``step`` (the optimizer step just
-    made), ``loss`` (its loss, a tensor), ``record`` (the latest epoch's row).
+    made), ``loss`` (its loss, a tensor), ``lr`` (its LR), ``record`` (the latest epoch's row).
     """
 
     def __init__(
@@ -59,6 +59,7 @@ class FitLoop:
         self.epoch = start_epoch
         self.step = scheduler.step_count
         self.loss: torch.Tensor = torch.zeros(())
+        self.lr = math.nan  # the LR of step `step`
         self.record: dict[str, float] = {}
         callbacks = trainer.callbacks
         self._before_batch = [c for c in callbacks if overrides(c, "before_batch")]
@@ -235,13 +236,13 @@ class FitLoop:
                     step_momenta.append(
                         fixed_momenta or [momentum if m else None for m in has_momentum]
                     )
-                if after_batch:
-                    self.step, self.loss = scheduler.step_count, step_loss
-                    for callback in after_batch:
-                        callback.after_batch(self)
                 scheduler.step()
                 epoch_steps += 1
                 pending.append(step_loss)
+                if after_batch:  # after the bookkeeping: a CancelEpoch here loses nothing
+                    self.step, self.loss, self.lr = scheduler.step_count - 1, step_loss, lr
+                    for callback in after_batch:
+                        callback.after_batch(self)
                 if len(pending) >= sync_every:
                     if not self._flush(pending):
                         break
@@ -252,7 +253,10 @@ class FitLoop:
                             loss_text = f"{history.step_losses[-1]:.4f}"
                             bar.set_postfix(loss=loss_text, lr=f"{lr:.3g}", refresh=False)
         except CancelEpoch:
-            pass
+            if isinstance(loader, ArrayLoader) and loader.batch_index:  # the next epoch's order
+                loader.load_state_dict(
+                    {**loader.state_dict(), "epoch": loader.epoch + 1, "batch_index": 0}
+                )
         finally:
             if bar is not None:
                 bar.close()

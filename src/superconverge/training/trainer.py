@@ -439,8 +439,8 @@ class Trainer:
         return -(-len(self.train_loader) // self.accumulation_steps)
 
     def scheduler_lr(self) -> float:
-        """The LR of the latest step of the running fit (NaN outside a fit)."""
-        return float(self._fit.scheduler.last_lr) if self._fit is not None else math.nan
+        """The LR of the step a callback's `after_batch` is told of (NaN outside a fit)."""
+        return self._fit.lr if self._fit is not None else math.nan
 
     def _to_device(self, value: Any) -> Any:
         return to_device(value, self.device)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from superconverge._files import write_atomically, write_text_atomically
+from superconverge.pytorch.snapshot import cuda_in_use
 
 if TYPE_CHECKING:
     from superconverge.pytorch.scheduler import HyperparamScheduler
@@ -66,7 +67,7 @@ def rng_state() -> dict[str, Any]:
         },
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+    if cuda_in_use():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 

@@ -136,7 +136,7 @@ def test_the_grid_extends_upwards_by_the_margin_and_never_past_the_ceiling():
     timid = extend_lr_grid({0.01: 0.5, 0.02: 0.4}, 0.02, "0.02 won", 1.0, lambda lr: 0.395)
     assert timid.above == (0.04,) and timid.max_lr == 0.02 and timid.why == "0.02 won"
     # at most lr_extensions runs
-    once = extend_lr_grid({0.02: 0.4}, 0.02, "", 1.0, lambda lr: 0.1 / lr,
+    once = extend_lr_grid({0.01: 0.5, 0.02: 0.4}, 0.02, "", 1.0, lambda lr: 0.4 - lr,
                           RecipeSettings(lr_extensions=1))  # fmt: skip
     assert once.above == (0.04,) and once.max_lr == 0.04
 

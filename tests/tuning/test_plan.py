@@ -31,7 +31,7 @@ def _range_test() -> RangeTestResult:
 def test_plan_round_trips_through_json_with_its_evidence():
     plan = _plan(data="digits", model="mlp", model_options={"width": 2})
     again = TunePlan.from_json(plan.to_json())
-    assert again == plan  # NaN compares unequal: compare the text as well
+    assert again.evidence[0] == plan.evidence[0]  # (NaN compares unequal: compare the text)
     assert again.to_json() == plan.to_json()
     assert math.isnan(again.evidence[1]["details"]["short_runs"]["0.2"]["val_loss"])
     assert again.momentum == (0.95, 0.85) and again.evidence[1]["details"]["extended_below"] == [

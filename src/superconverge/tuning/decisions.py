@@ -218,10 +218,10 @@ def extend_lr_grid(
 
     Example:
         >>> losses = {0.01: 0.5, 0.02: 0.4}
-        >>> extend_lr_grid(losses, 0.02, "0.02 won", 1.0, lambda lr: 0.5 - lr).above
+        >>> extend_lr_grid(losses, 0.02, "0.02 won", 1.0, lambda lr: 0.4 - lr).above
         (0.04, 0.08, 0.16)
-        >>> extend_lr_grid({0.01: 0.5, 0.02: 0.6}, 0.01, "", 1.0, lambda lr: 0.3).max_lr
-        0.001111111111111111
+        >>> extend_lr_grid({0.01: 0.5, 0.02: 0.6}, 0.01, "", 1.0, lambda lr: 0.3).below  # no gain
+        (0.0033333333333333335, 0.0011111111111111111)
     """
     below: list[float] = []
     above: list[float] = []

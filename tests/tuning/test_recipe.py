@@ -88,6 +88,11 @@ def test_bad_arguments(digits, kwargs, message):
         sc.tune(make_mlp, digits.train, digits.val, **kwargs)
 
 
+def test_settings_must_be_recipe_settings(digits):
+    with pytest.raises(TypeError, match="settings must be a RecipeSettings, got dict"):
+        sc.tune(make_mlp, digits.train, digits.val, epochs=1, settings={"lr_divisors": (2.0,)})
+
+
 def test_cli_tune_writes_the_run_folder_and_report(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["tune", "--epochs", "3", "--out", str(out)]) == 0

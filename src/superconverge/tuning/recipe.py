@@ -101,7 +101,7 @@ def tune(
         results (test metrics, diagnosis), ``history`` and ``trainer``, and ``range_tests``.
     """
     _check_arguments(
-        epochs, train_data, val_data, budget_fraction, weight_decays, workers, batch_size
+        epochs, train_data, val_data, budget_fraction, weight_decays, workers, batch_size, settings
     )
     setup = _Setup(
         model_fn, train_data, val_data, loss_fn, augment, seed, _device(device), workers, settings
@@ -200,7 +200,10 @@ def _check_arguments(
     weight_decays: Sequence[float],
     workers: int,
     batch_size: int | str,
+    settings: RecipeSettings,
 ) -> None:
+    if not isinstance(settings, RecipeSettings):
+        raise TypeError(f"settings must be a RecipeSettings, got {type(settings).__name__}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
     if not isinstance(train_data, ArrayData) or not isinstance(val_data, ArrayData):

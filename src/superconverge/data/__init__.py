@@ -2,7 +2,7 @@
 
 from superconverge.data.datasets import DATASETS, ArrayData, DataSplits, default_root, load
 from superconverge.data.formats import DataFormatError, read_idx
-from superconverge.data.loader import ArrayLoader, Augment
+from superconverge.data.loader import ArrayLoader, Augment, default_augment
 
 __all__ = [
     "DATASETS",
@@ -11,6 +11,7 @@ __all__ = [
     "Augment",
     "DataFormatError",
     "DataSplits",
+    "default_augment",
     "default_root",
     "load",
     "read_idx",

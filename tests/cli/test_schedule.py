@@ -116,18 +116,15 @@ def test_schedule_table_values_and_steps(tmp_path, capsys):
         ),
     ],
 )
-def test_bad_flags_exit_2_with_one_line_naming_the_flag(tmp_path, flags, expected):
-    result = subprocess.run(
-        [sys.executable, "-m", "superconverge", "schedule", *flags],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert expected in result.stderr
+def test_bad_flags_exit_2_with_one_line_naming_the_flag(
+    tmp_path, monkeypatch, capsys, flags, expected
+):
+    monkeypatch.chdir(tmp_path)
+    assert main(["schedule", *flags]) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1, error
+    assert expected in error
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 

@@ -1,0 +1,137 @@
+"""``superconverge tune``: the whole recipe on a data set, written into runs/NAME/."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from superconverge.cli._common import (
+    UsageError,
+    claim_out_dir,
+    data_names,
+    entry_point,
+    resolve_data,
+    short,
+)
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from superconverge.models import MODELS
+
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "tune",
+        help="the whole recipe: batch size, LR bounds, weight decay, momentum, 1cycle, diagnosis",
+        description="Choose batch size, LR bounds, weight decay and momentum by short runs, train "
+        "with 1cycle, diagnose the validation curve and write runs/NAME/ with report.html.",
+    )
+    p.add_argument(
+        "--data", default="digits", help=f"{', '.join(data_names())}, or module:function"
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the data files (default $SUPERCONVERGE_DATA/<data>)",
+    )
+    p.add_argument(
+        "--model",
+        help=f"{', '.join(MODELS)}, or module:function (default: chosen for the data)",
+    )
+    p.add_argument("--width", type=float, help="width option of cifar-resnet / resnet9")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", default="auto", help="auto or an integer")
+    p.add_argument("--weight-decays", type=float, nargs="+", default=[1e-3, 1e-4, 1e-5, 0.0])
+    p.add_argument("--compare-momentum", action="store_true", help="also try constant momenta")
+    p.add_argument("--workers", type=int, default=1, help="processes for the candidate runs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="output folder (default runs/<data>-<model>)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.set_defaults(handler=run, parser=p)
+    return p
+
+
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        size = int(text)
+    except ValueError:
+        raise UsageError(f"--batch-size must be 'auto' or an integer, got {text!r}") from None
+    if size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {size}")
+    return size
+
+
+def model_factory(args: argparse.Namespace, splits: Any) -> tuple[Any, str, dict[str, Any]]:
+    """The model builder the flags name: (factory, name, build options)."""
+    from superconverge.models import ModelFactory, default_model_for, model_options_for
+
+    if args.model and ":" in args.model:
+        return entry_point(args.model, "--model"), args.model, {}
+    num_classes = splits.num_classes or 1
+    if args.model:
+        name = args.model
+        options = model_options_for(name, splits.input_shape, num_classes, args.width)
+    else:
+        name, options = default_model_for(splits.name, splits.input_shape)
+        options["num_classes"] = num_classes
+    return ModelFactory(name, options), name, options
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    batch_size = _batch_size(args.batch_size)
+    splits = resolve_data(args.data, args.data_dir, args.seed)
+    model_fn, model_name, options = model_factory(args, splits)
+    out = args.out or Path("runs") / f"{splits.name}-{model_name.replace(':', '.')}"
+    claim_out_dir(out, args.force)
+    if splits.val is None:
+        raise UsageError("--data gives no validation split; tune needs one to compare candidates")
+    from superconverge.data import default_augment
+    from superconverge.diagnostics.report import save_run, write_report
+    from superconverge.tuning import tune
+
+    test_part = f" / {len(splits.test)} test" if splits.test is not None else ""
+    print(
+        f"tune: {splits.name} ({len(splits.train)} train / {len(splits.val)} val{test_part}), "
+        f"model {model_name}, {args.epochs} epochs"
+    )
+    start = time.perf_counter()
+    plan = tune(
+        model_fn,
+        splits.train,
+        splits.val,
+        epochs=args.epochs,
+        test_data=splits.test,
+        batch_size=batch_size,
+        weight_decays=tuple(args.weight_decays),
+        compare_momentum=args.compare_momentum,
+        workers=args.workers,
+        seed=args.seed,
+        out_dir=out,
+        augment=default_augment(splits.name),
+        overwrite=True,
+    )
+    plan.data, plan.model, plan.model_options = splits.name, model_name, options
+    history = getattr(plan, "history")  # noqa: B009 - becomes a declared field of TunePlan
+    range_tests = getattr(plan, "range_tests")  # noqa: B009 - likewise
+    save_run(out, plan, history, range_tests)
+    write_report(out, plan, history, range_tests, f"{splits.name}, {model_name}")
+    seconds = time.perf_counter() - start
+    for step in plan.evidence:
+        print(f"  {step['step']:<13} {step['seconds']:6.1f} s  {short(step['decision'])}")
+    test = plan.results.get("test", {})
+    verdict = plan.results["verdict"]
+    print(
+        f"chosen: batch {plan.batch_size}, max_lr {plan.max_lr:.3g}, min_lr {plan.min_lr:.3g}, "
+        f"weight decay {plan.weight_decay:g}, momentum {short(plan.momentum)}"
+    )
+    if test:
+        print(
+            f"test accuracy {test.get('accuracy', float('nan')):.4f}, test loss {test['loss']:.4f}"
+        )
+    print(f"verdict: {verdict['kind']}: {verdict['explanation']}; next: {verdict['next_step']}")
+    print(f"total {seconds:.1f} s; report: {out / 'report.html'}")
+    return 0

@@ -1,0 +1,31 @@
+import subprocess
+import sys
+
+from superconverge.cli import fit, lr_find, report, reproduce, schedule, tune
+from superconverge.cli.main import SUBCOMMANDS, build_parser, main
+
+
+def test_one_module_per_subcommand_each_with_add_parser_and_run():
+    assert (schedule, lr_find, tune, fit, report, reproduce) == SUBCOMMANDS
+    for module in SUBCOMMANDS:
+        assert callable(module.add_parser) and callable(module.run)
+
+
+def test_each_subcommand_dispatches_to_its_module():
+    parser = build_parser()
+    assert parser.parse_args(["report", "x"]).handler is report.run
+    assert parser.parse_args(["reproduce", "--list"]).handler is reproduce.run
+    assert parser.parse_args(["fit", "--plan", "p.json"]).handler is fit.run
+    assert parser.parse_args(["tune"]).handler is tune.run
+
+
+def test_no_subcommand_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "schedule" in capsys.readouterr().out
+
+
+def test_python_dash_m_and_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "superconverge", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "lr-find" in result.stdout

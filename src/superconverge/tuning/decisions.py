@@ -175,4 +175,3 @@ def choose_weight_decay(results: Mapping[float, float]) -> tuple[float, str]:
         f"{wd:g}: {finite[wd]:.4f}" for wd in sorted(finite, key=lambda w: finite[w])
     )
     return best, f"lowest validation loss after the short runs ({ranking})"
-

@@ -32,3 +32,12 @@ def needs_arguments(width: int) -> torch.nn.Module:
 
 def not_data_splits() -> list:
     return [1, 2, 3]
+
+
+def raises() -> torch.nn.Module:
+    raise RuntimeError("the user's code failed")
+
+
+def no_validation() -> DataSplits:
+    splits = load("digits", val_fraction=0.0)
+    return DataSplits("digits-no-val", splits.train, None, splits.test, 10)

@@ -1,7 +1,10 @@
 import subprocess
 import sys
 
+import pytest
+
 from superconverge.cli import fit, lr_find, report, reproduce, schedule, tune
+from superconverge.cli._common import RunFailure
 from superconverge.cli.main import SUBCOMMANDS, build_parser, main
 
 
@@ -29,3 +32,25 @@ def test_python_dash_m_and_help():
         [sys.executable, "-m", "superconverge", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "lr-find" in result.stdout
+
+
+def test_debug_shows_the_traceback_of_a_runtime_failure(tmp_path, capsys):
+    flags = ["--model", "tests.cli.entry:raises", "--out", str(tmp_path / "run")]
+    assert main(["tune", *flags]) == 1
+    assert "raised RuntimeError" in capsys.readouterr().err
+    with pytest.raises(RunFailure, match="raised RuntimeError"):
+        main(["tune", *flags, "--debug"])
+    with pytest.raises(RunFailure):
+        main(["--debug", "tune", *flags])
+
+
+def test_interrupt_exits_130_in_one_line(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "run", interrupted)
+    assert main(["report", "x"]) == 130
+    assert (
+        capsys.readouterr().err.strip()
+        == "superconverge report: error: interrupted; files already written were left complete"
+    )

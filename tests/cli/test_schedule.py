@@ -144,3 +144,13 @@ def test_console_script_and_help():
     assert result.returncode == 0 and "schedule" in result.stdout
     result = _run_cli()
     assert result.returncode == 2
+
+
+def test_force_overwrites_an_existing_plot(tmp_path, capsys):
+    out = tmp_path / "s.png"
+    out.write_bytes(b"old")
+    flags = ["one-cycle", "--total-steps", "20", "--max-lr", "0.1", "--out", str(out)]
+    assert main(["schedule", *flags]) == 2
+    assert out.read_bytes() == b"old"
+    assert main(["schedule", *flags, "--force"]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"

@@ -47,7 +47,7 @@ def test_bad_flags_exit_2_before_any_training(tmp_path, capsys, flags, message):
 
 
 @pytest.mark.slow
-def test_tune_then_report_on_tiny_data(tmp_path, capsys):
+def test_tune_then_fit_then_report_on_tiny_data(tmp_path, capsys):
     out = tmp_path / "run"
     tiny = ["--data", "tests.cli.entry:tiny_digits", "--model", "tests.cli.entry:small_mlp"]
     flags = [*tiny, "--epochs", "2", "--batch-size", "32", "--weight-decays", "0"]
@@ -56,7 +56,14 @@ def test_tune_then_report_on_tiny_data(tmp_path, capsys):
     plan = json.loads((out / "plan.json").read_text())
     assert (plan["batch_size"], plan["epochs"], plan["weight_decay"]) == (32, 2, 0.0)
     assert plan["model"] == "tests.cli.entry:small_mlp"
+    assert plan["data"] == "tests.cli.entry:tiny_digits"  # recorded, not run by fit unasked
     assert (out / "report.html").is_file()
+
+    refit = tmp_path / "refit"
+    assert main(["fit", "--plan", str(out / "plan.json"), "--out", str(refit)]) == 2
+    assert "--trust-plan-code" in capsys.readouterr().err
+    assert main(["fit", "--plan", str(out / "plan.json"), *tiny, "--out", str(refit)]) == 0
+    assert json.loads((refit / "plan.json").read_text())["results"]["status"] == "completed"
 
     assert main(["report", str(out)]) == 0
     assert "report.html" in capsys.readouterr().out

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from superconverge._files import write_atomically, write_text_atomically
-from superconverge.cli._common import UsageError, check_outputs, data_names
+from superconverge.cli._common import (
+    UsageError,
+    check_outputs,
+    check_seed,
+    data_names,
+    resolve_data,
+)
 
 OUTPUTS = ("lr_find.json", "lr_find.png")
 
@@ -46,18 +52,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_outputs(args.out, OUTPUTS, args.force)
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_seed(args.seed)
     import torch
 
     from superconverge import lr_find
-    from superconverge.data import ArrayLoader, load
+    from superconverge.data import ArrayLoader
     from superconverge.models import build, model_options_for
     from superconverge.pytorch.optimizers import build_optimizer
 
-    splits = load(args.data, args.data_dir, seed=args.seed)
+    splits = resolve_data(args.data, args.data_dir, args.seed)
+    if args.batch_size > len(splits.train):
+        raise UsageError(
+            f"--batch-size must be <= the {len(splits.train)} training samples of {args.data}, "
+            f"got {args.batch_size}"
+        )
     options = model_options_for(args.model, splits.input_shape, splits.num_classes or 1, args.width)
+    check_outputs(args.out, OUTPUTS, args.force)
     torch.manual_seed(args.seed)
     model = build(args.model, **options)
     optimizer = build_optimizer(args.optimizer, model.parameters())

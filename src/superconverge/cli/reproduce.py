@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         if args.seeds < 1:
             raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
         settings = dataclasses.replace(settings, seeds=args.seeds)
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise UsageError(f"--data-dir {args.data_dir} is not a folder")
     out = args.out or Path("runs") / f"reproduce-{args.name}"
     claim_out_dir(out, args.force)
     experiment.run(out, settings, args.data_dir)

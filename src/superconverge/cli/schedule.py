@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from superconverge._files import write_atomically
-from superconverge.cli._common import UsageError
+from superconverge.cli._common import UsageError, check_output_file
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
+# the table and the plot evaluate every step: 1e6 steps take ~100 MB and a few seconds
+MAX_STEPS = 1_000_000
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -52,6 +54,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--out", type=Path, default=Path("schedule.png"), help="plot file (.png/.svg/.pdf)"
     )
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.set_defaults(handler=run, parser=p)
     return p
 
@@ -124,7 +127,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--out must end in one of {', '.join(PLOT_FORMATS)}, got {str(args.out)!r}"
         )
+    if args.total_steps > MAX_STEPS:
+        raise UsageError(
+            f"--total-steps must be <= {MAX_STEPS} (every step is evaluated and drawn), "
+            f"got {args.total_steps}"
+        )
     plan = build_plan(args)
+    check_output_file(args.out, args.force)
     lrs, moms = plan.values(args.total_steps)
     rows = _summary_rows("lr", lrs, "peak")
     if moms is not None:

@@ -9,9 +9,10 @@ from typing import Any
 
 from superconverge.cli._common import (
     UsageError,
+    check_seed,
     claim_out_dir,
     data_names,
-    entry_point,
+    model_from_flag,
     resolve_data,
     short,
 )
@@ -64,18 +65,17 @@ def _batch_size(text: str) -> int | str:
 
 
 def model_factory(args: argparse.Namespace, splits: Any) -> tuple[Any, str, dict[str, Any]]:
-    """The model builder the flags name: (factory, name, build options)."""
+    """The model builder the flags name: (factory, name, build options); without --model, the
+    library's default for the data."""
     from superconverge.models import ModelFactory, default_model_for, model_options_for
 
-    if args.model and ":" in args.model:
-        return entry_point(args.model, "--model"), args.model, {}
+    if args.model is not None:
+        return model_from_flag(args.model, args.width, splits)
     num_classes = splits.num_classes or 1
-    if args.model:
-        name = args.model
-        options = model_options_for(name, splits.input_shape, num_classes, args.width)
-    else:
-        name, options = default_model_for(splits.name, splits.input_shape)
-        options["num_classes"] = num_classes
+    name, options = default_model_for(splits.name, splits.input_shape)
+    if args.width is not None:
+        options.update(model_options_for(name, splits.input_shape, num_classes, args.width))
+    options["num_classes"] = num_classes
     return ModelFactory(name, options), name, options
 
 
@@ -83,15 +83,19 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
     batch_size = _batch_size(args.batch_size)
+    check_seed(args.seed)
     splits = resolve_data(args.data, args.data_dir, args.seed)
+    if splits.val is None:
+        raise UsageError("--data gives no validation split; tune needs one to compare candidates")
+    if isinstance(batch_size, int) and batch_size > len(splits.train):
+        raise UsageError(
+            f"--batch-size must be <= the {len(splits.train)} training samples of "
+            f"{splits.name}, got {batch_size}"
+        )
     model_fn, model_name, options = model_factory(args, splits)
     out = args.out or Path("runs") / f"{splits.name}-{model_name.replace(':', '.')}"
     claim_out_dir(out, args.force)
-    if splits.val is None:
-        raise UsageError("--data gives no validation split; tune needs one to compare candidates")
-    from superconverge.data import default_augment
     from superconverge.diagnostics.report import save_run, write_report
-    from superconverge.tuning import tune
 
     test_part = f" / {len(splits.test)} test" if splits.test is not None else ""
     print(
@@ -99,7 +103,34 @@ def run(args: argparse.Namespace) -> int:
         f"model {model_name}, {args.epochs} epochs"
     )
     start = time.perf_counter()
-    plan = tune(
+    try:
+        plan = _tune(args, splits, model_fn, batch_size, out)
+    except ValueError as error:
+        if str(error).startswith("total_steps"):  # the final run's updates: epochs x batches
+            raise UsageError(
+                f"--batch-size {args.batch_size} with --epochs {args.epochs} leaves too few "
+                f"optimizer steps ({error}); lower --batch-size or raise --epochs"
+            ) from None
+        raise
+    # the names fit needs to rebuild the run; an entry point is recorded, never run by fit
+    # unless the user names it again (or passes --trust-plan-code)
+    plan.data = args.data if ":" in args.data else splits.name
+    plan.model, plan.model_options = model_name, options
+    history = getattr(plan, "history")  # noqa: B009 - becomes a declared field of TunePlan
+    range_tests = getattr(plan, "range_tests")  # noqa: B009 - likewise
+    save_run(out, plan, history, range_tests)
+    write_report(out, plan, history, range_tests, f"{splits.name}, {model_name}")
+    seconds = time.perf_counter() - start
+    _print_plan(plan)
+    print(f"total {seconds:.1f} s; report: {out / 'report.html'}")
+    return 0
+
+
+def _tune(args: argparse.Namespace, splits: Any, model_fn: Any, batch_size: Any, out: Path) -> Any:
+    from superconverge.data import default_augment
+    from superconverge.tuning import tune
+
+    return tune(
         model_fn,
         splits.train,
         splits.val,
@@ -114,12 +145,9 @@ def run(args: argparse.Namespace) -> int:
         augment=default_augment(splits.name),
         overwrite=True,
     )
-    plan.data, plan.model, plan.model_options = splits.name, model_name, options
-    history = getattr(plan, "history")  # noqa: B009 - becomes a declared field of TunePlan
-    range_tests = getattr(plan, "range_tests")  # noqa: B009 - likewise
-    save_run(out, plan, history, range_tests)
-    write_report(out, plan, history, range_tests, f"{splits.name}, {model_name}")
-    seconds = time.perf_counter() - start
+
+
+def _print_plan(plan: Any) -> None:
     for step in plan.evidence:
         print(f"  {step['step']:<13} {step['seconds']:6.1f} s  {short(step['decision'])}")
     test = plan.results.get("test", {})
@@ -133,5 +161,3 @@ def run(args: argparse.Namespace) -> int:
             f"test accuracy {test.get('accuracy', float('nan')):.4f}, test loss {test['loss']:.4f}"
         )
     print(f"verdict: {verdict['kind']}: {verdict['explanation']}; next: {verdict['next_step']}")
-    print(f"total {seconds:.1f} s; report: {out / 'report.html'}")
-    return 0

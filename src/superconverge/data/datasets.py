@@ -21,6 +21,7 @@ from superconverge.data.formats import (
 )
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "csv")
+BUNDLED_DATASETS = ("digits",)  # shipped with scikit-learn: no files, so no root
 NORMALIZATIONS = ("standard", "unit", "raw")
 DATA_ENV = "SUPERCONVERGE_DATA"
 DIGITS_TEST_FRACTION = 0.2  # scikit-learn's digits has no official test split

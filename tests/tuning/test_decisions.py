@@ -8,7 +8,6 @@ from superconverge.tuning.decisions import (
     choose_max_lr,
     choose_momentum,
     choose_weight_decay,
-    default_model_for,
     extend_lr_grid,
     final_run_failed,
     higher_candidate,
@@ -38,16 +37,10 @@ def test_weight_decay_midpoint_between_close_neighbours_only():
     assert weight_decay_midpoint({1e-3: 0.3, 10**-3.5: 0.5, 1e-4: 0.3001}) is None
 
 
-def test_choose_weight_decay_and_default_models():
+def test_choose_weight_decay():
     wd, why = choose_weight_decay({1e-3: 0.5, 1e-4: 0.3, 0.0: float("nan")})
     assert wd == 1e-4 and "1e-04: 0.3000" in why.replace("0.0001", "1e-04")
     assert choose_weight_decay({1e-3: float("nan")})[0] == 0.0
-    assert default_model_for("mnist", (1, 28, 28))[0] == "mnist-cnn"
-    assert default_model_for("cifar10", (3, 32, 32)) == (
-        "cifar-resnet",
-        {"width": 0.25, "bn_momentum": 0.05},
-    )
-    assert default_model_for("digits", (1, 8, 8)) == ("mlp", {"in_features": 64})
 
 
 def test_max_lr_moves_up_only_when_clearly_better():

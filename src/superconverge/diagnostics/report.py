@@ -151,14 +151,3 @@ Next step: {html.escape(str(verdict.get("next_step", "")))}</div>
 """
     written["report.html"] = write_text_atomically(folder / "report.html", page)
     return written
-
-
-def __getattr__(name: str) -> Any:
-    # the CLI still imports save_run/load_run from here: they live in superconverge.tuning.plan
-    # now (the run folder is the recipe's data, not presentation). Loaded lazily, so importing
-    # this module loads nothing above it; delete once the CLI imports the new path.
-    if name in ("save_run", "load_run"):
-        from superconverge.tuning import plan
-
-        return getattr(plan, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

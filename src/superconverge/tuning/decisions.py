@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from superconverge.tuning.settings import DEFAULT_SETTINGS, RecipeSettings
@@ -302,14 +302,3 @@ def choose_weight_decay(results: Mapping[float, float]) -> tuple[float, str]:
         f"{wd:g}: {finite[wd]:.4f}" for wd in sorted(finite, key=lambda w: finite[w])
     )
     return best, f"lowest validation loss after the short runs ({ranking})"
-
-
-def default_model_for(data: str, input_shape: Sequence[int]) -> tuple[str, dict[str, object]]:
-    """The reference model for a data set: a small CNN for 28x28, a CPU-sized CIFAR ResNet for
-    32x32 colour images, an MLP otherwise."""
-    shape = tuple(input_shape)
-    if shape == (1, 28, 28):
-        return "mnist-cnn", {}
-    if shape == (3, 32, 32):
-        return "cifar-resnet", {"width": 0.25, "bn_momentum": 0.05}
-    return "mlp", {"in_features": math.prod(shape)}

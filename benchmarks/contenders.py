@@ -449,7 +449,8 @@ def run_recipe(task: Task, factory: CountingFactory) -> dict:
             "setting": f"batch {plan.batch_size}, max_lr {plan.max_lr:.3g}, "
                        f"wd {plan.weight_decay:g}",
             "val": {"accuracy": plan.results.get("final_val_accuracy") or 0.0}, "test": test,
-            "recipe_seconds": {s["step"]: round(s["seconds"], 1) for s in plan.evidence}}  # fmt: skip
+            "recipe_seconds": {s["step"]: round(s["seconds"], 1) for s in plan.evidence},
+            "recipe_why": {s["step"]: s["why"] for s in plan.evidence}}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- orchestration

@@ -13,6 +13,8 @@ CPU protocol (one thread, as on the shared 2-core machine):
         --data-dir ../shared/data/cifar10-full --out runs/cifar-full
 
 GPU protocol (the published width, 64-epoch baseline, ResNet-56 sweep): benchmarks/cifar_full_gpu.sh.
+``--epochs`` and ``--contenders`` change the Keras experiment; ``--sizes``, ``--seeds``, ``--cycle-steps`` and ``--batch-size`` cut the sweep to a time budget
+(the baseline always runs the protocol's ``piecewise_factor`` times the cycle's steps).
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--protocol", choices=("cpu", "cuda", "quick"), default="cpu")
     parser.add_argument("--skip", nargs="*", default=[], choices=("keras", "sweep", "recipe"))
+    parser.add_argument("--epochs", type=int, help="the Keras experiment's E")
+    parser.add_argument("--contenders", nargs="+", help="the Keras experiment's contenders")
+    parser.add_argument("--sizes", type=int, nargs="+", help="the sweep's training-set sizes")
+    parser.add_argument("--seeds", type=int, help="the sweep's number of seeds")
+    parser.add_argument("--cycle-steps", type=int, help="the sweep's one-cycle steps")
+    parser.add_argument("--batch-size", type=int, help="the sweep's batch size")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -43,10 +51,20 @@ def main() -> None:
         "cuda": (cifar_full.FULL_CUDA, cifar_data_size.FULL_CUDA),
         "quick": (cifar_full.QUICK, cifar_data_size.QUICK),
     }[args.protocol]
+    overrides = {"sizes": tuple(args.sizes) if args.sizes else None, "seeds": args.seeds,
+                 "cycle_steps": args.cycle_steps, "batch_size": args.batch_size}  # fmt: skip
+    sweep = dataclasses.replace(sweep, **{k: v for k, v in overrides.items() if v is not None})
+    if args.epochs:
+        keras = dataclasses.replace(keras, epochs=args.epochs)
+    if args.contenders:
+        unknown = sorted(set(args.contenders) - set(keras.contenders))
+        if unknown:
+            parser.error(f"--contenders must be among {list(keras.contenders)}, got {unknown}")
+        keras = dataclasses.replace(keras, contenders=tuple(args.contenders))
     device = "cuda" if args.protocol == "cuda" else "auto"
     print(machine(), flush=True)
-    core = keras.contenders[:2]  # the question: one cycle against the piecewise baseline
-    rest = tuple(name for name in keras.contenders[2:] if name != "recipe (tune)")
+    core = tuple(name for name in keras.contenders if name.startswith(("one cycle", "piecewise")))
+    rest = tuple(n for n in keras.contenders if n not in core and n != "recipe (tune)")
     steps: list[tuple[str, object]] = []
     if "keras" not in args.skip:
         steps.append(("keras", dataclasses.replace(keras, contenders=core)))

@@ -179,7 +179,8 @@ def main() -> None:
     parser.add_argument("--from-json", type=Path, help="summarise curves saved by --json instead")
     args = parser.parse_args()
     print(machine())
-    print(f"batch {BATCH}, weight decay {WEIGHT_DECAY}; medians over seeds")
+    if args.data or args.from_json:  # the races this script runs itself
+        print(f"batch {BATCH}, weight decay {WEIGHT_DECAY}; medians over seeds")
     everything: dict[str, Any] = {}
     if args.from_json:
         everything = json.loads(args.from_json.read_text())

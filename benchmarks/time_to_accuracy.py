@@ -12,10 +12,14 @@ Policies on digits and MNIST (batch 128, weight decay 1e-4, E epochs for 1cycle,
 - piecewise: SGD momentum 0.9, LR r / (r/10) / (r/100) dropping at 50% and 75%, 8E epochs;
 - constant: SGD momentum 0.9, LR r, 8E epochs; Adam: lr 0.001, 8E epochs;
 with r = 0.1 on digits and 0.02 on MNIST (0.1 left mnist-cnn at chance in 2 of 3 seeds).
-CIFAR-10 is read from a `reproduce cifar10-superconvergence` run (its curves, one per epoch):
+CIFAR-10 is read from a `reproduce cifar10-superconvergence` or `cifar10-full` run (its curves,
+one per epoch), and from a `cifar10-data-size` sweep (one race per training-set size, each seed
+a race; its curves have a point every `test_every` steps and at the end):
 
     SUPERCONVERGE_DATA=../shared/data python benchmarks/time_to_accuracy.py --data digits mnist \
         --cifar-results runs/reproduce-cifar10-superconvergence/results.json
+    python benchmarks/time_to_accuracy.py --data --cifar-results runs/cifar-full/keras/results.json \
+        --sweep-results runs/cifar-full/data-size/results.json
 """
 
 from __future__ import annotations
@@ -115,6 +119,18 @@ def _cifar(path: Path) -> dict[str, dict[str, Any]]:
     return {name: {"curve": row["curve"]} for name, row in results.items() if row.get("curve")}
 
 
+def _sweep(path: Path) -> dict[str, list[dict[str, dict[str, Any]]]]:
+    """``cifar10 <size> images`` -> one race per seed, each {policy: {"curve": points}}."""
+    runs = json.loads(path.read_text())["runs"]
+    races: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
+    for row in runs.values():
+        if row.get("curve"):
+            race = races.setdefault(f"cifar10 {row['size']} images", {}).setdefault(row["seed"], {})
+            race[row["policy"]] = {"curve": row["curve"]}
+    return {name: [by_seed[seed] for seed in sorted(by_seed) if len(by_seed[seed]) == 2]
+            for name, by_seed in races.items()}  # fmt: skip
+
+
 def _report(name: str, per_seed: list[dict[str, dict[str, Any]]], cycle: str) -> None:
     baselines = tuple(p for p in per_seed[0] if p != cycle)
     claim = [summarise(r, best_baseline(r, baselines)) for r in per_seed]
@@ -158,11 +174,13 @@ def main() -> None:
     parser.add_argument("--data", nargs="*", default=["digits"], choices=sorted(SETTINGS))
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--cifar-results", type=Path)
+    parser.add_argument("--sweep-results", type=Path, help="a cifar10-data-size results.json")
     parser.add_argument("--json", type=Path, help="also write every curve here")
     parser.add_argument("--from-json", type=Path, help="summarise curves saved by --json instead")
     args = parser.parse_args()
     print(machine())
-    print(f"batch {BATCH}, weight decay {WEIGHT_DECAY}; medians over seeds")
+    if args.data or args.from_json:  # the races this script runs itself
+        print(f"batch {BATCH}, weight decay {WEIGHT_DECAY}; medians over seeds")
     everything: dict[str, Any] = {}
     if args.from_json:
         everything = json.loads(args.from_json.read_text())
@@ -171,6 +189,8 @@ def main() -> None:
             everything[name] = [race(name, seed) for seed in range(args.seeds)]
         if args.cifar_results:
             everything["cifar10"] = [_cifar(args.cifar_results)]
+        if args.sweep_results:
+            everything |= {k: v for k, v in _sweep(args.sweep_results).items() if v}
     for name, per_seed in everything.items():
         if name in SETTINGS:
             model, epochs, _, lr = SETTINGS[name]
@@ -178,9 +198,11 @@ def main() -> None:
                 f"{name} ({model}, 1cycle {epochs} epochs, the others {8 * epochs}, SGD LR {lr:g})"
             )
             _report(label, per_seed, "1cycle")
-        else:
+        elif name == "cifar10":
             _report(f"{name} (the reproduction's curves, one point per epoch)", per_seed,
                     "one cycle 0.1-3.5")  # fmt: skip
+        else:
+            _report(f"{name} (the data-size sweep, {len(per_seed)} seeds)", per_seed, "one cycle")
     if args.json and not args.from_json:
         args.json.write_text(json.dumps(everything, indent=1))
 

@@ -41,10 +41,14 @@ def test_mnist_clr_quick_writes_table_json_and_plot(tmp_path, capsys):
 def test_reproduce_list_and_bad_names(tmp_path):
     run = subprocess.run([sys.executable, "-m", "superconverge", "reproduce", "--list"],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert run.returncode == 0 and "mnist-clr" in run.stdout
+    assert run.returncode == 0
+    for name in ("mnist-clr", "cifar10-superconvergence", "cifar10-full", "cifar10-data-size"):
+        assert name in run.stdout
     run = subprocess.run([sys.executable, "-m", "superconverge", "reproduce", "imagenet"],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert (
         run.returncode == 2
-        and "NAME must be one of mnist-clr, cifar10-superconvergence, got 'imagenet'" in run.stderr
+        and "NAME must be one of mnist-clr, cifar10-superconvergence, cifar10-full, "
+        "cifar10-data-size, got 'imagenet'"
+        in run.stderr
     )

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from superconverge import schedules
+from superconverge._files import write_text_atomically
 from superconverge.data import ArrayData, load
 from superconverge.experiments.curves import TestCurve, head, split_tail
 from superconverge.models import build
@@ -56,6 +57,12 @@ class Settings:
     train_samples: int | None = None  # None: the whole archive (10,000)
     test_samples: int | None = None  # None: the whole test batch (1,000)
     seed: int = 0
+    # None: the recipe validates on the last 10% of the training images (which the others also
+    # train on); a count: the images right after the training ones are the validation set and
+    # nobody trains on them, as Keras's validation_split=0.2 did (40,000 train / 10,000 val)
+    val_samples: int | None = None
+    piecewise_factor: int = 8  # the piecewise baseline runs this many times E epochs
+    contenders: tuple[str, ...] = CONTENDERS  # which to run, in this order
 
 
 FULL = Settings()  # CPU-sized: about 25 minutes on 2 cores
@@ -98,7 +105,7 @@ def _contender(name: str, train: ArrayData, val: ArrayData, test: ArrayData,
         plan = schedules.cyclic(0.1, 3.5, half, momentum=None, total_steps=total)
         optimizer: Any = _sgd(0.0)
     elif name.startswith("piecewise"):
-        epochs = 8 * settings.epochs
+        epochs = settings.piecewise_factor * settings.epochs
         total = epochs * steps_per_epoch
         plan = schedules.piecewise_constant(
             [0.35, 0.035, 0.0035], [total // 2, (3 * total) // 4], total_steps=total
@@ -127,28 +134,76 @@ def _adam(groups: Any) -> torch.optim.Optimizer:
 
 def run(out: Path, settings: Settings, data_dir: str | None = None,
         device: str = "auto") -> dict[str, Any]:  # fmt: skip
-    """Run every contender; write ``results.md``, ``results.json`` and ``accuracy.png``."""
+    """Run every contender; write ``results.md``, ``results.json`` and ``accuracy.png``.
+
+    ``results.json`` is rewritten after each contender, and a contender already recorded there
+    under the same settings is not run again: an interrupted run resumes where it stopped.
+    """
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     splits = load("cifar10", data_dir, val_fraction=0.0)
-    train, test = splits.train, splits.test
-    assert test is not None
-    train, test = head(train, settings.train_samples), head(test, settings.test_samples)
-    held = max(1, len(train) // 10)  # the recipe compares candidates on validation data
-    fit_part, val = split_tail(train, held)
-    results: dict[str, Any] = {}
-    for name in CONTENDERS:
+    everything, test = splits.train, splits.test
+    if test is None:
+        raise ValueError(f"{data_dir}: the CIFAR-10 archive has no test_batch")
+    train, test = head(everything, settings.train_samples), head(test, settings.test_samples)
+    if settings.val_samples is None:
+        held = max(1, len(train) // 10)  # the recipe compares candidates on validation data
+        fit_part, val = split_tail(train, held)
+    else:
+        fit_part, val = train, _slice(everything, len(train), len(train) + settings.val_samples)
+        if len(val) < settings.val_samples:
+            raise ValueError(
+                f"val_samples={settings.val_samples} needs {len(train) + settings.val_samples} "
+                f"training images; {data_dir} has {len(everything)}"
+            )
+    environment = {"device": device, "torch": torch.__version__, "train": len(train),
+                   "val": len(val), "test": len(test), "threads": torch.get_num_threads()}  # fmt: skip
+    results = _resume(out / "results.json", settings)
+    for name in settings.contenders:
+        if name in results:
+            continue
         data = fit_part if name == "recipe (tune)" else train
         results[name] = _contender(name, data, val, test, settings, device)
-    environment = {"device": device, "torch": torch.__version__, "train": len(train),
-                   "test": len(test)}  # fmt: skip
+        _write(out, settings, environment, results)
+    _write(out, settings, environment, results)
+    return results
+
+
+def _slice(data: ArrayData, start: int, stop: int) -> ArrayData:
+    return ArrayData(data.inputs[start:stop], data.targets[start:stop])
+
+
+def _resume(path: Path, settings: Settings) -> dict[str, Any]:
+    """The contenders recorded at `path` that `settings` would run the same way.
+
+    The settings must match but for ``contenders`` (a later call may run others) and
+    ``piecewise_factor``, which only the piecewise contender reads: its row is kept only when
+    its recorded epochs are ``piecewise_factor * epochs``.
+    """
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text())
+    mine = json.loads(json.dumps(asdict(settings)))
+    theirs = dict(saved.get("settings", {}))
+    for key in ("contenders", "piecewise_factor"):
+        mine.pop(key), theirs.pop(key, None)
+    if theirs != mine:
+        return {}
+    results = dict(saved.get("results", {}))
+    piecewise = results.get("piecewise 0.35/0.035/0.0035")
+    if piecewise is not None and piecewise["epochs"] != settings.piecewise_factor * settings.epochs:
+        del results["piecewise 0.35/0.035/0.0035"]
+    return results
+
+
+def _write(out: Path, settings: Settings, environment: dict[str, Any],
+           results: dict[str, Any]) -> None:  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(
+    write_text_atomically(out / "results.json", json.dumps(
         {"settings": asdict(settings), "environment": environment, "results": results}, indent=1
     ))  # fmt: skip
-    (out / "results.md").write_text(_table(results, settings, environment))
+    write_text_atomically(out / "results.md", _table(results, settings, environment))
     _plot(results, settings).savefig(out / "accuracy.png", dpi=110)
-    return results
 
 
 def _table(results: dict[str, Any], settings: Settings, environment: dict[str, Any]) -> str:
@@ -160,7 +215,10 @@ def _table(results: dict[str, Any], settings: Settings, environment: dict[str, A
         "| contender | epochs | test accuracy | published | wall time (s) |",
         "|---|---|---|---|---|",
     ]
-    for name in CONTENDERS:
+    for name in settings.contenders:
+        if name not in results:
+            lines.append(f"| {name} | - | not run | - | - |")
+            continue
         row = results[name]
         accuracy = row["accuracy"]
         shown = f"{accuracy:.4f}" if math.isfinite(accuracy) else row.get("status", "diverged")
@@ -175,7 +233,9 @@ def _plot(results: dict[str, Any], settings: Settings) -> Any:
 
     fig = Figure(figsize=(8.0, 4.5), layout="constrained")
     ax = fig.subplots()
-    for name in CONTENDERS:
+    for name in settings.contenders:
+        if name not in results:
+            continue
         curve = results[name].get("curve") or []
         if curve:
             ax.plot([p[0] for p in curve], [p[-1] for p in curve], marker=".", label=name)

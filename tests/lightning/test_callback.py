@@ -102,6 +102,7 @@ def test_adamw_beta1_cycles_and_accumulation_counts_optimizer_steps(tmp_path):
     assert record.seen[0][1] == 0.95 and min(m for _, m in record.seen) < 0.86  # beta1 cycles
 
 
+@pytest.mark.slow  # a second range test with accumulation: about 20 s here
 def test_range_test_with_accumulation_steps_the_optimizer_once_per_window(tmp_path):
     callback = OneCycle(**SWEEP)
     trainer([callback], tmp_path, accumulate_grad_batches=2, max_epochs=1).fit(

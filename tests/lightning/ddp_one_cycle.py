@@ -7,11 +7,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import lightning.pytorch as pl
+import pytest
 import torch
 
-from superconverge.lightning import OneCycle
-from tests.lightning.digits_module import (
+pl = pytest.importorskip("lightning.pytorch")  # a skip, not an error, where it is missing
+
+from superconverge.lightning import OneCycle  # noqa: E402
+from tests.lightning.digits_module import (  # noqa: E402
     DigitsModule,
     RecordOptimizerSteps,
     digits_loader,

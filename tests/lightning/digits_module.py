@@ -1,11 +1,13 @@
 """A small LightningModule on scikit-learn's digits, shared by the Lightning tests and the
 DDP script: BatchNorm (buffers the range test must restore) and dropout (RNG it must restore)."""
 
-import lightning.pytorch as pl
+import pytest
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+pl = pytest.importorskip("lightning.pytorch")  # a skip, not an error, where it is missing
 
 
 def digits_dataset(size=512):

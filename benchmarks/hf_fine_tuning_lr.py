@@ -10,6 +10,7 @@ of peak LRs, next to the suggestion. Prints a markdown table (docs/integrations.
     SUPERCONVERGE_DATA=../shared/data python benchmarks/hf_fine_tuning_lr.py
 """
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -61,24 +62,40 @@ def accuracy(model, dataset):
 
 
 def main():
-    torch.set_num_threads(2)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pretrain-size", type=int, default=8192)
+    parser.add_argument("--pretrain-epochs", type=int, default=3)
+    parser.add_argument("--pretrain-lr", type=float, default=3e-3)
+    parser.add_argument("--finetune-size", type=int, default=1024)
+    parser.add_argument("--sweep-steps", type=int, default=40)
+    parser.add_argument("--skip-random", action="store_true", help="no range test on random init")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
     start = time.time()
     sentences, labels = read_split("train")
     vocabulary = build_vocabulary(sentences, 5000)
-    pretrain = Sst2Dataset(sentences[:4096], labels[:4096], vocabulary)
-    finetune = Sst2Dataset(sentences[20000:21024], labels[20000:21024], vocabulary)
+    pretrain = Sst2Dataset(
+        sentences[: args.pretrain_size], labels[: args.pretrain_size], vocabulary
+    )
+    end = 20000 + args.finetune_size
+    finetune = Sst2Dataset(sentences[20000:end], labels[20000:end], vocabulary)
     dev_sentences, dev_labels = read_split("dev")
     dev = Sst2Dataset(dev_sentences, dev_labels, vocabulary)
-    sweep = {"start_lr": 1e-6, "end_lr": 1.0, "num_steps": 60}
+    sweep = {"start_lr": 1e-6, "end_lr": 1.0, "num_steps": args.sweep_steps}
 
-    random_model = tiny_bert(5000, seed=0)
-    random_result = lr_find(random_model, loader(finetune, 1), **sweep)
-    print(f"random init: {random_result.summary()}", flush=True)
+    random_result = None
+    if not args.skip_random:
+        random_model = tiny_bert(5000, seed=0)
+        random_result = lr_find(random_model, loader(finetune, 1), **sweep)
+        print(f"random init: {random_result.summary()}", flush=True)
 
     pretrained = tiny_bert(5000, seed=0)
-    train(pretrained, pretrain, 1e-3, epochs=2)
+    train(pretrained, pretrain, args.pretrain_lr, epochs=args.pretrain_epochs)
     base_accuracy = accuracy(pretrained, dev)
-    print(f"pretrained-like: dev accuracy {base_accuracy:.3f} ({time.time() - start:.0f}s)")
+    print(
+        f"pretrained-like: dev accuracy {base_accuracy:.3f} ({time.time() - start:.0f}s)",
+        flush=True,
+    )
     state = {k: v.clone() for k, v in pretrained.state_dict().items()}
     tuned_result = lr_find(pretrained, loader(finetune, 1), **sweep)
     print(f"pretrained-like: {tuned_result.summary()}", flush=True)
@@ -86,19 +103,24 @@ def main():
     rows = []
     suggestion = tuned_result.max_lr
     extra = [] if suggestion is None else [suggestion, suggestion / FINE_TUNING_DIVISOR]
-    for max_lr in sorted({*GRID, *extra}):
+    for max_lr in sorted({round(v, 12) for v in (*GRID, *extra)}):
         pretrained.load_state_dict(state)
         train(pretrained, finetune, max_lr, epochs=1)
         rows.append((max_lr, accuracy(pretrained, dev)))
         print(f"fine-tune max_lr {max_lr:.3g}: dev accuracy {rows[-1][1]:.3f}", flush=True)
+    print(f"pretrained-like: dev accuracy {base_accuracy:.3f} ({time.time() - start:.0f}s)")
     best = max(rows, key=lambda row: row[1])
     print("\n| model | range test max_lr (rule minimum) | valley | steepest |")
     print("|---|---|---|---|")
     for name, result in (("random init", random_result), ("pretrained-like", tuned_result)):
+        if result is None:
+            continue
         s = result.suggestions
         print(f"| {name} | {result.max_lr} | {s.get('valley')} | {s.get('steepest')} |")
     print(f"\npretrained-like before fine-tuning: dev accuracy {base_accuracy:.3f}")
-    print("\n| fine-tuning peak LR (1cycle, 1 epoch, 1024 samples) | dev accuracy |")
+    print(
+        f"\n| fine-tuning peak LR (1cycle, 1 epoch, {args.finetune_size} samples) | dev accuracy |"
+    )
     print("|---|---|")
     for max_lr, acc in rows:
         mark = " (suggestion)" if max_lr == suggestion else ""

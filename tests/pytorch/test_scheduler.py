@@ -68,7 +68,8 @@ def test_optimizer_without_momentum_needs_a_plan_without_momentum():
         HyperparamScheduler(optimizer, one_cycle(10, 0.1))
     scheduler = HyperparamScheduler(optimizer, one_cycle(10, 0.1, momentum=None))
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 / 25)
-    assert scheduler.current()[0]["momentum"] is None
+    assert scheduler.last_momentum is None
+    assert "momentum" not in optimizer.param_groups[0]
 
 
 def test_same_training_as_torch_one_cycle_lr():
@@ -226,3 +227,149 @@ def test_bad_state_and_bad_arguments_are_rejected():
         HyperparamScheduler("sgd", one_cycle(5, 1.0))
     with pytest.raises(TypeError, match="Plan"):
         HyperparamScheduler(optimizer, lambda step: 0.1)
+
+
+# torch's own protocol, tested the way torch's test_lrscheduler.py tests its schedulers: against
+# the closed form step by step, inside SequentialLR / ChainedScheduler, and through state_dict
+
+
+def _lrs_and_momenta(optimizer, scheduler, steps):
+    seen = []
+    for _ in range(steps):
+        group = optimizer.param_groups[0]
+        momentum = group["betas"][0] if "betas" in group else group["momentum"]
+        epoch = getattr(scheduler, "last_epoch", None)  # ChainedScheduler has none
+        seen.append((epoch, scheduler.get_last_lr(), group["lr"], momentum))
+        optimizer.step()
+        scheduler.step()
+    return seen
+
+
+def test_is_a_torch_lr_scheduler():
+    optimizer = torch.optim.SGD(_model().parameters(), lr=0.1, momentum=0.9)
+    scheduler = HyperparamScheduler(optimizer, one_cycle(10, 1.0))
+    assert isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler)
+    assert scheduler.last_epoch == scheduler.step_count == 0
+    assert scheduler.get_last_lr() == [optimizer.param_groups[0]["lr"]] == [0.04]
+    assert optimizer.param_groups[0]["initial_lr"] == 0.04  # as OneCycleLR sets it
+    optimizer.step()
+    scheduler.step()
+    assert scheduler.last_epoch == scheduler.step_count == 1
+    assert (
+        scheduler.get_last_lr() == [optimizer.param_groups[0]["lr"]] == [one_cycle(10, 1.0).lr(1)]
+    )
+
+
+@pytest.mark.parametrize("optimizer_name", ["sgd", "adamw"])
+def test_get_last_lr_last_epoch_and_momentum_equal_one_cycle_lr_at_every_step(optimizer_name):
+    def make():
+        params = _model().parameters()
+        if optimizer_name == "sgd":
+            return torch.optim.SGD(params, lr=0.1, momentum=0.9)
+        return torch.optim.AdamW(params, lr=0.1)
+
+    ours_opt, torch_opt = make(), make()
+    ours = HyperparamScheduler(ours_opt, one_cycle(25, 0.3))
+    theirs = torch.optim.lr_scheduler.OneCycleLR(torch_opt, max_lr=0.3, total_steps=25)
+    got, want = _lrs_and_momenta(ours_opt, ours, 25), _lrs_and_momenta(torch_opt, theirs, 25)
+    for (epoch, last, lr, momentum), (t_epoch, t_last, t_lr, t_momentum) in zip(
+        got, want, strict=True
+    ):
+        assert epoch == t_epoch
+        assert last == pytest.approx(t_last, rel=1e-12)
+        assert lr == pytest.approx(t_lr, rel=1e-12)
+        assert momentum == pytest.approx(t_momentum, rel=1e-12)
+
+
+def _flat(seen):
+    return [float(v) for _, last, lr, momentum in seen for v in (*last, lr, momentum)]
+
+
+def _sequential(optimizer, second):
+    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=4)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, second], milestones=[5])
+
+
+def test_inside_sequential_lr_it_behaves_as_one_cycle_lr():
+    ours_opt = torch.optim.SGD(_model().parameters(), lr=0.1, momentum=0.9)
+    torch_opt = torch.optim.SGD(_model().parameters(), lr=0.1, momentum=0.9)
+    ours = _sequential(ours_opt, HyperparamScheduler(ours_opt, one_cycle(20, 0.5)))
+    theirs = _sequential(
+        torch_opt, torch.optim.lr_scheduler.OneCycleLR(torch_opt, max_lr=0.5, total_steps=20)
+    )
+    got, want = _lrs_and_momenta(ours_opt, ours, 25), _lrs_and_momenta(torch_opt, theirs, 25)
+    assert _flat(got) == pytest.approx(_flat(want), rel=1e-12)
+    plan = one_cycle(20, 0.5)
+    assert [g[2] for g in got[5:]] == pytest.approx([plan.lr(k) for k in range(20)], rel=1e-12)
+
+
+def test_resume_inside_sequential_lr_continues_exactly():
+    def make():
+        optimizer = torch.optim.SGD(_model().parameters(), lr=0.1, momentum=0.9)
+        return optimizer, _sequential(optimizer, HyperparamScheduler(optimizer, one_cycle(20, 0.5)))
+
+    full_opt, full = make()
+    want = _lrs_and_momenta(full_opt, full, 25)
+    first_opt, first = make()
+    got = _lrs_and_momenta(first_opt, first, 9)  # past the milestone, mid-cycle
+    buffer = io.BytesIO()
+    torch.save({"optimizer": first_opt.state_dict(), "scheduler": first.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    optimizer, scheduler = make()
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    got += _lrs_and_momenta(optimizer, scheduler, 16)
+    assert got == want
+
+
+def test_inside_chained_scheduler_it_behaves_as_one_cycle_lr():
+    ours_opt = torch.optim.SGD(_model().parameters(), lr=0.1, momentum=0.9)
+    torch_opt = torch.optim.SGD(_model().parameters(), lr=0.1, momentum=0.9)
+    chained = torch.optim.lr_scheduler.ChainedScheduler
+    ours = chained(
+        [
+            HyperparamScheduler(ours_opt, one_cycle(15, 0.5)),
+            torch.optim.lr_scheduler.ExponentialLR(ours_opt, gamma=0.9),
+        ]
+    )
+    theirs = chained(
+        [
+            torch.optim.lr_scheduler.OneCycleLR(torch_opt, max_lr=0.5, total_steps=15),
+            torch.optim.lr_scheduler.ExponentialLR(torch_opt, gamma=0.9),
+        ]
+    )
+    got, want = _lrs_and_momenta(ours_opt, ours, 15), _lrs_and_momenta(torch_opt, theirs, 15)
+    assert _flat(got) == pytest.approx(_flat(want), rel=1e-12)
+
+
+def test_torch_step_order_gives_no_warning_and_past_the_end_never_raises():
+    optimizer = torch.optim.SGD(_model().parameters(), lr=0.1, momentum=0.9)
+    scheduler = HyperparamScheduler(optimizer, one_cycle(5, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(5):
+            optimizer.step()
+            scheduler.step()
+    with pytest.warns(UserWarning, match="holding the final values"):
+        for _ in range(3):  # OneCycleLR raises "Tried to step 7 times" here
+            optimizer.step()
+            scheduler.step()
+    assert scheduler.get_last_lr() == [one_cycle(5, 1.0).lr(4)]
+
+
+def test_a_tensor_lr_is_returned_as_a_copy_by_get_last_lr():
+    optimizer = torch.optim.Adam(_model().parameters(), lr=torch.tensor(0.01))
+    scheduler = HyperparamScheduler(optimizer, one_cycle(5, 1.0))
+    scheduler.step()
+    last = scheduler.get_last_lr()[0]
+    assert isinstance(last, torch.Tensor)
+    assert last is not optimizer.param_groups[0]["lr"]
+    assert float(last) == pytest.approx(one_cycle(5, 1.0).lr(1))
+
+
+def test_step_with_an_epoch_is_refused():
+    optimizer = torch.optim.SGD(_model().parameters(), lr=0.1, momentum=0.9)
+    scheduler = HyperparamScheduler(optimizer, one_cycle(5, 1.0))
+    with pytest.raises(TypeError, match="step_count"):
+        scheduler.step(3)

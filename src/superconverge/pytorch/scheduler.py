@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch.optim.lr_scheduler import LRScheduler
 
 from superconverge._checks import check_positive
 from superconverge.schedules import Plan
@@ -118,14 +119,23 @@ def spread_max_lr(max_lr: float | Sequence[float] | slice, num_groups: int) -> l
     return [check_positive("max_lr", max_lr)] * num_groups
 
 
-class HyperparamScheduler:
-    """Sets every param group's LR (and momentum) from a `Plan`; call `step()` after
-    ``optimizer.step()``.
+class HyperparamScheduler(LRScheduler):
+    """Sets every param group's LR (and momentum) from a `Plan`; a torch ``LRScheduler``: call
+    `step()` after ``optimizer.step()``.
 
     The values for update k are written when the scheduler has been stepped k times, and already
-    at construction for update 0. Group i gets ``plan.lr(k) * lr_scale_i``; the scale comes from
-    `max_lr` (discriminative LRs) and is kept in the group under ``"lr_scale"`` (default 1).
-    The only state is the step count, so ``state_dict()`` is one integer.
+    at construction for update 0, as torch's schedulers do: ``last_epoch`` (also `step_count`)
+    is k, and ``get_last_lr()`` holds the LRs update k uses. Group i gets ``plan.lr(k) *
+    lr_scale_i``; the scale comes from `max_lr` (discriminative LRs) and is kept in the group
+    under ``"lr_scale"`` (default 1). The only state is the step count, so ``state_dict()`` is
+    one integer. Past the plan's last step the final values are held (warned once), never
+    torch's "Tried to step N times" error.
+
+    With ``one_cycle(total_steps, max_lr)`` it gives, step for step, the LRs and momenta of
+    ``OneCycleLR(optimizer, max_lr, total_steps)`` (also inside ``SequentialLR`` and
+    ``ChainedScheduler``), and like ``OneCycleLR`` it writes ``initial_lr`` (the LR of step 0)
+    into each group. Hugging Face's ``Trainer(optimizers=(optimizer, scheduler))`` and
+    Lightning's ``configure_optimizers`` take it as they take any torch scheduler.
 
     Args:
         optimizer: any ``torch.optim.Optimizer``.
@@ -144,6 +154,8 @@ class HyperparamScheduler:
         >>> scheduler = HyperparamScheduler(optimizer, one_cycle(10, max_lr=1.0))
         >>> optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["momentum"]
         (0.04, 0.95)
+        >>> scheduler.last_epoch, scheduler.get_last_lr()
+        (0, [0.04])
     """
 
     def __init__(
@@ -165,9 +177,7 @@ class HyperparamScheduler:
                     "'momentum' or Adam-style 'betas') to cycle; build the plan with "
                     "momentum=None"
                 )
-        self.optimizer = optimizer
         self.plan = plan
-        self.step_count = 0
         self._warned_past_end = False
         if max_lr is not None:
             if plan.max_lr is None:
@@ -175,54 +185,85 @@ class HyperparamScheduler:
             peaks = spread_max_lr(max_lr, len(optimizer.param_groups))
             for group, peak in zip(optimizer.param_groups, peaks, strict=True):
                 group[LR_SCALE_KEY] = peak / plan.max_lr
-        self._apply()
+        first_lr = plan.lr(0)
+        for group in optimizer.param_groups:
+            # as OneCycleLR: torch's SequentialLR resets every group to its initial_lr
+            group["initial_lr"] = first_lr * group.get(LR_SCALE_KEY, 1.0)
+        # torch's __init__ sets last_epoch = -1, then calls step() once: the values of update 0
+        super().__init__(optimizer)
 
-    def step(self) -> None:
+    @property
+    def step_count(self) -> int:
+        """Optimizer updates made so far: the values written are those of this update."""
+        return self.last_epoch
+
+    def step(self, epoch: None = None) -> None:  # type: ignore[override]
         """Advance one optimizer update and write that update's values."""
-        self.step_count += 1
-        total = self.plan.total_steps
-        if total is not None and self.step_count > total and not self._warned_past_end:
-            self._warned_past_end = True
-            warnings.warn(
-                f"the plan has {total} steps and the scheduler was stepped {self.step_count} "
-                "times; holding the final values",
-                stacklevel=2,
+        if epoch is not None:
+            raise TypeError(
+                f"step() takes no epoch (got {epoch!r}): torch deprecated it; use "
+                "load_state_dict({'step_count': n}) to jump to update n"
             )
+        self._step_count += 1  # torch's own call counter (its order check reads it)
+        self.last_epoch += 1
         self._apply()
 
-    def current(self) -> list[dict[str, float | None]]:
-        """The lr and momentum each param group holds now."""
-        return [
-            {"lr": float(group["lr"]), "momentum": get_momentum(group)}
-            for group in self.optimizer.param_groups
-        ]
+    def get_lr(self) -> list[float | torch.Tensor]:
+        """The LRs of update ``last_epoch``; writes its momentum too, as ``OneCycleLR`` does.
+
+        torch calls it (``SequentialLR`` at a milestone); `step()` does not need it.
+        """
+        lr, momentum = self._values()
+        if momentum is not None:
+            for group in self.optimizer.param_groups:
+                set_momentum(group, momentum)
+        return [lr * group.get(LR_SCALE_KEY, 1.0) for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict[str, int]:
-        return {"step_count": self.step_count}  # everything else is recomputed from the plan
+        return {"step_count": self.last_epoch}  # everything else is recomputed from the plan
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         step_count = state.get("step_count") if isinstance(state, dict) else None
         if isinstance(step_count, bool) or not isinstance(step_count, int) or step_count < 0:
             raise ValueError(f"state must be {{'step_count': int >= 0}}, got {state!r}")
-        self.step_count = step_count
+        self.last_epoch = step_count
+        self._step_count = max(self._step_count, step_count + 1)
         self._apply()
 
-    def _apply(self) -> None:
-        lr = self.plan.lr(self.step_count)
-        momentum = None if self.plan.momentum is None else self.plan.momentum(self.step_count)
+    def _values(self) -> tuple[float, float | None]:
+        """The plan's lr and momentum for update ``last_epoch`` (held past the end)."""
+        step = max(self.last_epoch, 0)  # -1 only inside SequentialLR, before its milestone
+        total = self.plan.total_steps
+        if total is not None and step > total and not self._warned_past_end:
+            self._warned_past_end = True
+            warnings.warn(
+                f"the plan has {total} steps and the scheduler was stepped {step} "
+                "times; holding the final values",
+                stacklevel=4,
+            )
+        lr = self.plan.lr(step)
+        momentum = None if self.plan.momentum is None else self.plan.momentum(step)
         if not math.isfinite(lr):  # pragma: no cover - schedules validate their values
-            raise RuntimeError(f"the plan gave a non-finite lr {lr!r} at step {self.step_count}")
+            raise RuntimeError(f"the plan gave a non-finite lr {lr!r} at step {step}")
         self.last_lr, self.last_momentum = lr, momentum  # what was written, for recording
+        return lr, momentum
+
+    def _apply(self) -> None:
+        lr, momentum = self._values()
+        last = []
         for group in self.optimizer.param_groups:
             # plain float hyper-parameters (the common case) are written directly: this runs on
             # every step, and the helpers' checks cost more than the step on small models
             scaled = lr * group.get(LR_SCALE_KEY, 1.0)
             if type(group["lr"]) is float:
                 group["lr"] = scaled
+                last.append(scaled)
             else:
                 set_lr(group, scaled)
+                last.append(group["lr"].clone())  # torch's get_last_lr never aliases a group
             if momentum is not None:
                 if type(group.get("momentum")) is float:
                     group["momentum"] = momentum
                 else:
                     set_momentum(group, momentum)
+        self._last_lr = last

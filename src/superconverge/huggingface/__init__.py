@@ -1,0 +1,17 @@
+"""Hugging Face Transformers front end (``pip install superconverge[huggingface]``).
+
+`lr_find` runs the range test on a ``PreTrainedModel`` with dict batches and the model's own
+loss; `one_cycle_scheduler` is a ``Trainer.create_scheduler``-compatible 1cycle (LR and β1);
+`OneCycleTrainer` is a ``Trainer`` that uses it, running the range test first when no max_lr
+is given. `HyperparamScheduler` is a torch ``LRScheduler``, so
+``Trainer(optimizers=(optimizer, HyperparamScheduler(optimizer, plan)))`` works as well.
+"""
+
+from superconverge.huggingface.trainer import (
+    FINE_TUNING_DIVISOR,
+    OneCycleTrainer,
+    lr_find,
+    one_cycle_scheduler,
+)
+
+__all__ = ["FINE_TUNING_DIVISOR", "OneCycleTrainer", "lr_find", "one_cycle_scheduler"]

@@ -1,0 +1,283 @@
+"""The range test and 1cycle for Hugging Face ``Trainer``s and ``PreTrainedModel``s."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+
+from superconverge.finder.result import RangeTestResult
+from superconverge.pytorch.external_loop import Cycle, LoaderGenerators, sweep
+from superconverge.pytorch.scheduler import HyperparamScheduler
+from superconverge.pytorch.snapshot import TrainingSnapshot
+from superconverge.schedules import one_cycle
+
+logger = logging.getLogger(__name__)
+
+# Fine-tuning a pretrained transformer: the range test's max_lr (rule "minimum") was this many
+# times the best fine-tuning peak LR in docs/integrations.md's measurement (tiny BERT, SST-2);
+# `lr_find(..., fine_tuning=True)` divides by it and says so
+FINE_TUNING_DIVISOR = 10.0
+LR_FIND_FILE = "lr_find.json"  # beside the Trainer's checkpoints: a resumed run reuses max_lr
+
+
+def _model_loss(model: torch.nn.Module, batch: Any) -> torch.Tensor:
+    """The model's own loss: ``model(**batch).loss`` (the batch must hold ``labels``)."""
+    if not isinstance(batch, Mapping):
+        raise TypeError(
+            f"batches must be dicts of model inputs (with 'labels'), got {type(batch).__name__}; "
+            "pass compute_loss=... for other batches"
+        )
+    output = model(**batch)
+    loss = output.get("loss") if isinstance(output, Mapping) else getattr(output, "loss", None)
+    if loss is None:
+        raise ValueError(
+            "the model returned no loss: the batches need 'labels' (or pass compute_loss=...)"
+        )
+    return loss  # type: ignore[no-any-return]
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, Mapping):
+        return {key: _to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(value, device) for value in batch)
+    return batch
+
+
+def lr_find(
+    model: torch.nn.Module,
+    train_data: Iterable[Any],
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    compute_loss: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
+    start_lr: float = 1e-7,
+    end_lr: float = 1.0,
+    num_steps: int = 100,
+    mode: str = "exp",
+    smoothing: float = 0.98,
+    diverge_factor: float = 4.0,
+    accumulation_steps: int = 1,
+    rule: str = "minimum",
+    fine_tuning: bool = False,
+    prepare: Callable[[Any], Any] | None = None,
+) -> RangeTestResult:
+    """The LR range test on a ``PreTrainedModel`` (or any module) with dict batches.
+
+    The sweep, its stop rules and the analysis are `superconverge.lr_find`'s; each step is one
+    optimizer update on `accumulation_steps` batches, the loss is the model's own
+    (``model(**batch).loss``) unless `compute_loss` is given. Afterwards the weights, buffers,
+    modes, gradients, the optimizer's state, every global RNG and the loader's own generators
+    are exactly as before, also after an exception.
+
+    Fine-tuning: for a pretrained transformer the curve's max_lr lies far above the LRs that
+    fine-tune well (docs/integrations.md: about 10x on a tiny BERT; Hugging Face declined a
+    finder for this reason). ``fine_tuning=True`` divides max_lr and min_lr by
+    `FINE_TUNING_DIVISOR` and adds a note; without it, the result's notes carry a warning.
+
+    Args:
+        model: the model to probe (left untouched).
+        train_data: an iterable of batches (a ``DataLoader`` of dicts), cycled if short.
+        optimizer: used as is (its momentum/β1, weight decay). None: AdamW(β=(0.9, 0.999),
+            weight_decay=0), the ``Trainer``'s default.
+        compute_loss: ``compute_loss(model, batch) -> scalar tensor`` for other batches.
+        start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule: as in
+            `superconverge.lr_find` (end_lr defaults to 1: transformers diverge far below 10).
+        accumulation_steps: batches per optimizer update.
+        fine_tuning: the model is pretrained and is being fine-tuned (see above).
+        prepare: called on each batch before the model (default: move tensors to the model's
+            device); `OneCycleTrainer` passes its ``_prepare_inputs``.
+
+    Returns:
+        A `RangeTestResult` (``settings["framework"] == "huggingface"``).
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if (
+        isinstance(accumulation_steps, bool)
+        or not isinstance(accumulation_steps, int)
+        or (accumulation_steps < 1)
+    ):
+        raise ValueError(f"accumulation_steps must be an integer >= 1, got {accumulation_steps!r}")
+    loss_of = compute_loss or _model_loss
+    device = next(model.parameters()).device
+    move = prepare or (lambda batch: _to_device(batch, device))
+    sweeper = optimizer or torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=start_lr, weight_decay=0.0
+    )
+    # before the first iter(train_data): creating a DataLoader iterator draws from the RNGs
+    snapshot = TrainingSnapshot(model, sweeper)
+    generators = LoaderGenerators(train_data)
+    try:
+        batches = Cycle(train_data, "train_data")
+        model.train()
+
+        def train_step() -> float:
+            total = 0.0
+            for _ in range(accumulation_steps):
+                loss = loss_of(model, move(next(batches)))
+                (loss / accumulation_steps).backward()  # type: ignore[no-untyped-call]
+                total += float(loss.detach())
+            return total / accumulation_steps
+
+        result = sweep(
+            sweeper, train_step, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
+            mode=mode, smoothing=smoothing, diverge_factor=diverge_factor, rule=rule,
+            settings={"framework": "huggingface", "accumulation_steps": accumulation_steps,
+                      "world_size": 1, "fine_tuning": fine_tuning},
+        )  # fmt: skip
+    finally:
+        snapshot.restore()
+        generators.restore()
+    return _for_fine_tuning(result) if fine_tuning else _warn_about_fine_tuning(result)
+
+
+def _for_fine_tuning(result: RangeTestResult) -> RangeTestResult:
+    if result.max_lr is None:
+        return result
+    max_lr = result.max_lr / FINE_TUNING_DIVISOR
+    min_lr = None if result.min_lr is None else result.min_lr / FINE_TUNING_DIVISOR
+    note = (
+        f"fine-tuning: max_lr is the curve's {result.max_lr:.3g} / {FINE_TUNING_DIVISOR:g} "
+        "(pretrained transformers fine-tune best far below the range test's suggestion; "
+        "docs/integrations.md)"
+    )
+    return replace(
+        result, max_lr=max_lr, min_lr=min_lr, reason=f"{result.reason}; {note}",
+        notes=(*result.notes, note),
+    )  # fmt: skip
+
+
+def _warn_about_fine_tuning(result: RangeTestResult) -> RangeTestResult:
+    note = (
+        "if this model is pretrained and being fine-tuned, this max_lr is likely too high "
+        f"(measured about {FINE_TUNING_DIVISOR:g}x): pass fine_tuning=True"
+    )
+    return replace(result, notes=(*result.notes, note))
+
+
+def one_cycle_scheduler(
+    num_training_steps: int,
+    optimizer: torch.optim.Optimizer,
+    *,
+    max_lr: float,
+    momentum: tuple[float, float] | None = (0.95, 0.85),
+    **one_cycle_settings: Any,
+) -> HyperparamScheduler:
+    """1cycle for a ``Trainer``: the arguments of ``Trainer.create_scheduler(num_training_steps,
+    optimizer)`` plus the plan's; β1 (AdamW) or momentum (SGD) cycles from `momentum`.
+
+    Example:
+        >>> model = torch.nn.Linear(2, 1)
+        >>> optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        >>> scheduler = one_cycle_scheduler(100, optimizer, max_lr=1e-3)
+        >>> optimizer.param_groups[0]["betas"][0], scheduler.get_last_lr()
+        (0.95, [4e-05])
+    """
+    plan = one_cycle(num_training_steps, max_lr, momentum=momentum, **one_cycle_settings)
+    return HyperparamScheduler(optimizer, plan)
+
+
+class OneCycleTrainer(transformers.Trainer):
+    """A ``transformers.Trainer`` that trains with 1cycle and cyclical β1 (or momentum).
+
+    ``max_lr=None`` runs `lr_find` on the Trainer's own train dataloader, optimizer settings and
+    loss before training (the model and every RNG are restored) and uses its max_lr; the result
+    is kept in `lr_find_result` and written to ``output_dir/lr_find.json``, so that
+    ``train(resume_from_checkpoint=...)`` continues the same cycle without a new range test.
+    The scheduler is `HyperparamScheduler`: ``get_last_lr()`` logs the real LR, and its state
+    (one integer) is saved with each checkpoint.
+
+    Args:
+        max_lr: the peak LR; None: the range test's suggestion.
+        fine_tuning: passed to `lr_find` (the model is pretrained: divide its max_lr).
+        momentum: ``(high, low)`` of β1/momentum over the cycle, or None.
+        one_cycle_settings: more arguments of `superconverge.one_cycle` (warmup_fraction, ...).
+        lr_find_settings: more arguments of `lr_find` (num_steps, end_lr, ...).
+        *args, **kwargs: the ``Trainer``'s.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        max_lr: float | None = None,
+        fine_tuning: bool = False,
+        momentum: tuple[float, float] | None = (0.95, 0.85),
+        one_cycle_settings: dict[str, Any] | None = None,
+        lr_find_settings: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if max_lr is not None and not (math.isfinite(max_lr) and max_lr > 0):
+            raise ValueError(f"max_lr must be a finite number > 0 or None, got {max_lr!r}")
+        self.max_lr, self.fine_tuning, self.momentum = max_lr, fine_tuning, momentum
+        self.one_cycle_settings = dict(one_cycle_settings or {})
+        self.lr_find_settings = dict(lr_find_settings or {})
+        self.lr_find_result: RangeTestResult | None = None
+
+    def train(self, resume_from_checkpoint: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if self.max_lr is None:
+            saved = Path(str(self.args.output_dir)) / LR_FIND_FILE
+            if resume_from_checkpoint and saved.is_file():
+                self.lr_find_result = RangeTestResult.from_json(saved.read_text())
+            else:
+                self.lr_find_result = self.run_lr_find()
+                if self.is_world_process_zero():
+                    saved.parent.mkdir(parents=True, exist_ok=True)
+                    saved.write_text(self.lr_find_result.to_json())
+            if self.lr_find_result.max_lr is None:
+                raise RuntimeError(
+                    f"the range test gave no max_lr: {self.lr_find_result.reason}; pass max_lr"
+                )
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def run_lr_find(self) -> RangeTestResult:
+        """`lr_find` with this Trainer's data, collator, AdamW settings and loss."""
+        args, model = self.args, self.model
+        if not isinstance(model, torch.nn.Module):
+            raise RuntimeError("OneCycleTrainer needs a model to run the range test on")
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=1e-7,
+            betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
+            weight_decay=args.weight_decay,
+        )  # fmt: skip
+
+        def loss_of(module: torch.nn.Module, batch: Any) -> torch.Tensor:
+            loss = self.compute_loss(module, batch)
+            return loss[0] if isinstance(loss, tuple) else loss
+
+        settings = {"accumulation_steps": args.gradient_accumulation_steps, **self.lr_find_settings}
+        result = lr_find(
+            model, self.get_train_dataloader(), optimizer=optimizer, compute_loss=loss_of,
+            fine_tuning=self.fine_tuning, prepare=self._prepare_inputs, **settings,
+        )  # fmt: skip
+        if self.is_world_process_zero():
+            logger.warning("OneCycleTrainer range test: %s", result.summary().replace("\n", "; "))
+        return result
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> Any:
+        if self.lr_scheduler is None:
+            max_lr = self.max_lr
+            if max_lr is None:
+                if self.lr_find_result is None or self.lr_find_result.max_lr is None:
+                    raise RuntimeError("OneCycleTrainer: no max_lr (call train(), not this)")
+                max_lr = self.lr_find_result.max_lr
+            target = optimizer or self.optimizer
+            if target is None:
+                raise RuntimeError("OneCycleTrainer: create the optimizer before the scheduler")
+            self.lr_scheduler = one_cycle_scheduler(  # type: ignore[assignment]
+                num_training_steps, target, max_lr=max_lr,
+                momentum=self.momentum, **self.one_cycle_settings,
+            )  # fmt: skip
+            self._created_lr_scheduler = True
+        return self.lr_scheduler

@@ -1,0 +1,264 @@
+"""`OneCycle`: Smith's recipe as a Lightning callback — range test, then 1cycle with momentum."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+
+from superconverge.finder.result import RangeTestResult
+from superconverge.pytorch.external_loop import (
+    Cycle,
+    LoaderGenerators,
+    average_gradients,
+    mean_across_ranks,
+    sweep,
+)
+from superconverge.pytorch.scheduler import HyperparamScheduler
+from superconverge.pytorch.snapshot import TrainingSnapshot
+from superconverge.schedules import Plan, one_cycle
+
+logger = logging.getLogger(__name__)
+
+
+def _loss_of(output: Any) -> torch.Tensor:
+    """The loss a ``training_step`` returned: a tensor, or a mapping with a ``"loss"`` key."""
+    loss = output.get("loss") if isinstance(output, Mapping) else output
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise TypeError(
+            "OneCycle's range test needs training_step to return the loss (a scalar tensor or "
+            f"a dict with 'loss'), got {type(output).__name__}"
+        )
+    return loss
+
+
+class _NoLogging:
+    """Silences ``self.log``/``self.log_dict`` while the range test calls ``training_step``:
+    the sweep's losses are not the run's, and Lightning allows no step logging at this point."""
+
+    def __init__(self, module: pl.LightningModule) -> None:
+        self.module = module
+
+    def __enter__(self) -> None:
+        self.module.log = _ignore  # type: ignore[method-assign]
+        self.module.log_dict = _ignore  # type: ignore[method-assign]
+
+    def __exit__(self, *exc: object) -> None:
+        del self.module.log, self.module.log_dict  # the class's methods again
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+class OneCycle(pl.Callback):
+    """Run the LR range test at the start of ``fit``, then train with 1cycle and cyclical
+    momentum (SGD ``momentum`` or Adam's β1), whatever the ``LightningModule`` and data.
+
+    At ``on_train_start`` (data and optimizer are set up), unless `max_lr` is given: the range
+    test sweeps the LR of the module's own optimizer from `start_lr` to `end_lr` over
+    `num_steps` optimizer steps of the module's own ``training_step`` on the train dataloader
+    (``accumulate_grad_batches`` micro-batches per step; under DDP the gradients and the loss are
+    averaged over the ranks, so every rank takes the same decisions). Then the weights, buffers
+    (BatchNorm), train/eval modes, gradients, the optimizer's state and every RNG (the global
+    ones and the data loader's own generators) are restored exactly (`TrainingSnapshot`), also
+    when the sweep fails: the run that follows is bitwise the run ``OneCycle(max_lr=...)`` with
+    the same value would make. The suggestion is shown
+    (``rank_zero_info``), logged to the trainer's loggers as ``lr_find/max_lr`` and
+    ``lr_find/min_lr``, and kept in `result`.
+
+    Training then follows ``one_cycle(trainer.estimated_stepping_batches, max_lr, ...)``: before
+    optimizer update k the optimizer holds the plan's values of step k, with k Lightning's
+    ``global_step`` (optimizer steps: accumulation and DDP count once). The plan is saved in
+    the checkpoint (this callback's state), so ``fit(ckpt_path=...)`` continues the same cycle
+    mid-way without a new range test.
+
+    Args:
+        max_lr: the peak LR; None runs the range test and uses its ``max_lr``.
+        momentum: ``(high, low)`` momentum/β1 of the cycle (Smith: 0.95 → 0.85), or None to
+            leave it alone (needed for optimizers without momentum).
+        warmup_fraction, min_lr, final_lr: as in `superconverge.one_cycle` (torch's
+            ``OneCycleLR`` defaults: min_lr = max_lr / 25, final_lr = min_lr / 1e4).
+        start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule: the range test's
+            settings, as in `superconverge.lr_find`.
+
+    Raises:
+        RuntimeError (at fit): the range test found no honest max_lr (its reason is in the
+            message), the module has several optimizers, manual optimization or a scheduler of
+            its own.
+
+    Example:
+        >>> callback = OneCycle(max_lr=0.1)
+        >>> callback.plan is None  # built when fit starts, from the trainer's step count
+        True
+    """
+
+    def __init__(
+        self,
+        max_lr: float | None = None,
+        *,
+        momentum: tuple[float, float] | None = (0.95, 0.85),
+        warmup_fraction: float = 0.3,
+        min_lr: float | None = None,
+        final_lr: float | None = None,
+        start_lr: float = 1e-7,
+        end_lr: float = 10.0,
+        num_steps: int = 100,
+        mode: str = "exp",
+        smoothing: float = 0.98,
+        diverge_factor: float = 4.0,
+        rule: str = "minimum",
+    ) -> None:
+        if max_lr is not None and (
+            isinstance(max_lr, bool) or not isinstance(max_lr, (int, float))
+            or not math.isfinite(max_lr) or max_lr <= 0
+        ):  # fmt: skip
+            raise ValueError(f"max_lr must be a finite number > 0 or None, got {max_lr!r}")
+        one_cycle(10, 1.0, warmup_fraction=warmup_fraction, momentum=momentum)  # checks them
+        self.max_lr = None if max_lr is None else float(max_lr)
+        self.momentum, self.warmup_fraction = momentum, warmup_fraction
+        self.min_lr, self.final_lr = min_lr, final_lr
+        self.sweep_settings: dict[str, Any] = {
+            "start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps, "mode": mode,
+            "smoothing": smoothing, "diverge_factor": diverge_factor, "rule": rule,
+        }  # fmt: skip
+        self.result: RangeTestResult | None = None
+        self.plan: Plan | None = None
+        self.scheduler: HyperparamScheduler | None = None
+        self._restored: dict[str, Any] | None = None
+
+    # --- Lightning hooks -----------------------------------------------------------------
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        optimizer = self._the_optimizer(trainer, pl_module)
+        if self._restored is not None:  # resuming: the same plan, no new range test
+            self.plan = Plan.from_dict(self._restored["plan"])
+            result = self._restored.get("result")
+            self.result = None if result is None else RangeTestResult.from_dict(result)
+            self._restored = None
+        else:
+            max_lr = self.max_lr
+            if max_lr is None:
+                self.result = self.range_test(trainer, pl_module, optimizer)
+                max_lr = self._suggestion(trainer, self.result)
+            total = trainer.estimated_stepping_batches
+            if not math.isfinite(total):
+                raise RuntimeError(
+                    "OneCycle needs a finite run: set max_epochs or max_steps on the Trainer"
+                )
+            self.plan = one_cycle(
+                max(int(total), 2), max_lr, min_lr=self.min_lr, final_lr=self.final_lr,
+                warmup_fraction=self.warmup_fraction, momentum=self.momentum,
+            )  # fmt: skip
+        self.scheduler = HyperparamScheduler(optimizer, self.plan)
+        self.scheduler.load_state_dict({"step_count": trainer.global_step})
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
+    ) -> None:
+        # the values of update global_step (they are written after each update already; this
+        # only acts when something else moved the step, e.g. a loop restarted mid-epoch)
+        if self.scheduler is not None and self.scheduler.step_count != trainer.global_step:
+            self.scheduler.load_state_dict({"step_count": trainer.global_step})
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
+    ) -> None:
+        # after an update (not after a micro-batch of an accumulation), write the next values
+        scheduler = self.scheduler
+        if scheduler is not None and scheduler.step_count < trainer.global_step:
+            scheduler.step()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.scheduler = None
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.plan is None:
+            return {}
+        return {
+            "plan": self.plan.to_dict(),
+            "result": None if self.result is None else self.result.to_dict(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored = dict(state_dict) if state_dict.get("plan") is not None else None
+
+    # --- the range test ------------------------------------------------------------------
+
+    def range_test(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> RangeTestResult:
+        """Sweep the LR over the module's ``training_step``; leave everything as it was."""
+        data = trainer.train_dataloader
+        if data is None:
+            raise RuntimeError("OneCycle's range test needs a train dataloader")
+        # before the first iter(data): creating a DataLoader iterator draws from the RNGs
+        snapshot, generators = TrainingSnapshot(pl_module, optimizer), LoaderGenerators(data)
+        accumulate = int(trainer.accumulate_grad_batches)
+        world = trainer.world_size if torch.distributed.is_initialized() else 1
+        params = [p for p in pl_module.parameters() if p.requires_grad]
+        batch_index = 0
+
+        def train_step() -> float:
+            nonlocal batch_index
+            total = 0.0
+            for _ in range(accumulate):
+                batch = trainer.strategy.batch_to_device(next(batches))
+                with trainer.precision_plugin.train_step_context():
+                    loss = _loss_of(pl_module.training_step(batch, batch_index))
+                (loss / accumulate).backward()  # type: ignore[no-untyped-call]
+                total += float(loss.detach())
+                batch_index += 1
+            average_gradients(params, world)
+            return mean_across_ranks(total / accumulate, world)
+
+        try:
+            batches = Cycle(data, "train_dataloader")
+            pl_module.train()
+            with _NoLogging(pl_module):
+                return sweep(
+                    optimizer, train_step, **self.sweep_settings,
+                    settings={"framework": "lightning", "accumulation_steps": accumulate,
+                              "world_size": world},
+                )  # fmt: skip
+        finally:
+            snapshot.restore()
+            generators.restore()
+
+    def _suggestion(self, trainer: pl.Trainer, result: RangeTestResult) -> float:
+        if result.max_lr is None:
+            raise RuntimeError(
+                f"OneCycle: the range test gave no max_lr: {result.reason} (stopped: "
+                f"{result.stop_reason}); pass OneCycle(max_lr=...) or change the sweep"
+            )
+        rank_zero_info(f"OneCycle range test: {result.summary()}")
+        logger.info("lightning range test: %s", result.summary().replace("\n", "; "))
+        if trainer.is_global_zero:
+            for each in trainer.loggers:
+                each.log_metrics(
+                    {"lr_find/max_lr": result.max_lr, "lr_find/min_lr": result.min_lr or 0.0},
+                    step=trainer.global_step,
+                )
+        return result.max_lr
+
+    @staticmethod
+    def _the_optimizer(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Any:
+        if not pl_module.automatic_optimization:
+            raise RuntimeError(
+                "OneCycle needs automatic optimization (one optimizer step per step)"
+            )
+        if len(trainer.optimizers) != 1:
+            raise RuntimeError(
+                f"OneCycle drives one optimizer; configure_optimizers gave {len(trainer.optimizers)}"
+            )
+        if trainer.lr_scheduler_configs:
+            raise RuntimeError(
+                "OneCycle sets the LR itself: remove the scheduler configure_optimizers returns "
+                f"({type(trainer.lr_scheduler_configs[0].scheduler).__name__})"
+            )
+        return trainer.optimizers[0]

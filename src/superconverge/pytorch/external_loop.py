@@ -1,0 +1,124 @@
+"""The LR range test inside another framework's training step (Lightning, Hugging Face).
+
+The framework supplies one callable that runs forward and backward for one optimizer step and
+returns that step's loss; this module sweeps the LR over it with the finder's `sweep_plan`,
+`SweepRecord` and `build_result`, so the curve, the stop rules and the analysis are those of
+`superconverge.lr_find`. The caller restores the training state (a `TrainingSnapshot`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import torch
+
+from superconverge.finder.result import RangeTestResult, build_result
+from superconverge.finder.sweep import SweepRecord, check_sweep_arguments, sweep_plan
+from superconverge.pytorch.scheduler import HyperparamScheduler
+
+
+class Cycle:
+    """Batches from an iterable, restarting it when it runs out; empty data is an error."""
+
+    def __init__(self, data: Iterable[Any], name: str) -> None:
+        self.data, self.name = data, name
+        self.iterator: Iterator[Any] = iter(data)
+        self.served = 0
+
+    def __next__(self) -> Any:
+        try:
+            batch = next(self.iterator)
+        except StopIteration:
+            if self.served == 0:
+                raise ValueError(f"{self.name} yielded no batches: it is empty") from None
+            self.iterator = iter(self.data)
+            batch = next(self.iterator)
+        self.served += 1
+        return batch
+
+
+class LoaderGenerators:
+    """The private ``torch.Generator``s of a DataLoader (its own, its sampler's, its batch
+    sampler's sampler), saved and restored: iterating the loader for the sweep advances them, and
+    the run that follows must see the batch order it would have seen without the sweep."""
+
+    def __init__(self, loader: object) -> None:
+        found: dict[int, torch.Generator] = {}
+        sampler = getattr(loader, "sampler", None)
+        batch_sampler = getattr(loader, "batch_sampler", None)
+        for owner in (loader, sampler, batch_sampler, getattr(batch_sampler, "sampler", None)):
+            generator = getattr(owner, "generator", None)
+            if isinstance(generator, torch.Generator):
+                found[id(generator)] = generator
+        self.states = [(g, g.get_state()) for g in found.values()]
+
+    def restore(self) -> None:
+        for generator, state in self.states:
+            generator.set_state(state)
+
+
+def mean_across_ranks(value: float, world: int) -> float:
+    """The mean of `value` over the DDP ranks (every rank then takes the same decisions)."""
+    if world <= 1:
+        return value
+    tensor = torch.tensor(value, dtype=torch.float64)
+    torch.distributed.all_reduce(tensor)
+    return float(tensor) / world
+
+
+def average_gradients(parameters: Iterable[torch.nn.Parameter], world: int) -> None:
+    """DDP's all-reduce, for a sweep that calls the module directly rather than its DDP wrapper."""
+    if world <= 1:
+        return
+    for param in parameters:
+        if param.grad is not None:
+            torch.distributed.all_reduce(param.grad)
+            param.grad /= world
+
+
+def sweep(
+    optimizer: torch.optim.Optimizer,
+    train_step: Callable[[], float],
+    *,
+    start_lr: float,
+    end_lr: float,
+    num_steps: int,
+    mode: str,
+    smoothing: float,
+    diverge_factor: float,
+    rule: str,
+    settings: dict[str, Any],
+) -> RangeTestResult:
+    """Sweep the LR of `optimizer` over `train_step` calls and analyse the curve.
+
+    Step k sets the LR of update k (`sweep_plan`), zeroes the gradients, calls `train_step`
+    (forward and backward of one optimizer step; it returns the loss, averaged over the
+    micro-batches and the ranks), records it, then steps the optimizer unless the loss is not
+    finite; the sweep stops where `SweepRecord` says so. The optimizer's other settings
+    (momentum, weight decay) are used as they are.
+    """
+    check_sweep_arguments(
+        start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, "one_cycle", None
+    )
+    plan = sweep_plan(start_lr, end_lr, num_steps, mode)
+    scheduler = HyperparamScheduler(optimizer, plan)
+    record = SweepRecord(num_steps, smoothing, diverge_factor)
+    for step in range(num_steps):
+        optimizer.zero_grad(set_to_none=True)
+        if not record.add(step, scheduler.last_lr, train_step()):
+            break
+        optimizer.step()
+        if record.diverged():
+            break
+        scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    settings = {
+        "start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps, "mode": mode,
+        "smoothing": smoothing, "diverge_factor": diverge_factor, "repeats": 1,
+        "optimizer": type(optimizer).__name__, **settings,
+    }  # fmt: skip
+    return build_result(
+        [record.curve()], diverge_factor=diverge_factor, rule=rule, policy="one_cycle",
+        settings=settings,
+    )  # fmt: skip

@@ -1,0 +1,173 @@
+import random
+
+import numpy as np
+import pytest
+
+pytest.importorskip("lightning")
+torch = pytest.importorskip("torch")
+
+import lightning.pytorch as pl  # noqa: E402
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
+
+from superconverge import HyperparamScheduler, one_cycle  # noqa: E402
+from superconverge.lightning import OneCycle  # noqa: E402
+from tests.lightning.digits_module import (  # noqa: E402
+    DigitsModule,
+    RecordOptimizerSteps,
+    digits_loader,
+    trainer,
+)
+
+SWEEP = {"start_lr": 1e-4, "end_lr": 10.0, "num_steps": 40}  # a short sweep keeps tests fast
+
+
+def _planned(plan, steps):
+    return [(plan.lr(k), plan.momentum(k)) for k in range(steps)]
+
+
+class _State(pl.Callback):
+    """Everything the range test may change, captured when on_train_start reaches it."""
+
+    def __init__(self):
+        self.state = None
+
+    def on_train_start(self, trainer, pl_module):
+        self.state = {
+            "model": {k: v.clone() for k, v in pl_module.state_dict().items()},
+            "modes": [m.training for m in pl_module.modules()],
+            "grads": [p.grad for p in pl_module.parameters()],
+            # lr, momentum and initial_lr are the 1cycle's once OneCycle has run: the rest must match
+            "optimizer": repr(
+                {
+                    "state": trainer.optimizers[0].state_dict()["state"],
+                    "groups": [
+                        {k: v for k, v in g.items() if k not in ("lr", "momentum", "initial_lr")}
+                        for g in trainer.optimizers[0].state_dict()["param_groups"]
+                    ],
+                }
+            ),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state()[1].copy(),
+            "python_rng": random.getstate(),
+        }
+
+
+def _same_state(a, b):
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert a["modes"] == b["modes"]
+    assert a["grads"] == b["grads"]  # all None
+    assert a["optimizer"] == b["optimizer"]
+    assert torch.equal(a["torch_rng"], b["torch_rng"])
+    assert np.array_equal(a["numpy_rng"], b["numpy_rng"])
+    assert a["python_rng"] == b["python_rng"]
+
+
+def test_range_test_then_one_cycle_with_the_plans_values_at_every_step(tmp_path):
+    callback, record = OneCycle(**SWEEP), RecordOptimizerSteps()
+    before, after = _State(), _State()
+    module = DigitsModule()
+    trainer([before, callback, after, record], tmp_path).fit(module, digits_loader())
+
+    _same_state(before.state, after.state)  # the range test left nothing behind
+    result = callback.result
+    assert result is not None and result.max_lr is not None
+    assert result.settings["framework"] == "lightning"
+    plan = callback.plan
+    assert plan.max_lr == result.max_lr
+    assert plan.total_steps == 2 * 16  # 512 samples / 32 per batch, 2 epochs
+    assert record.seen == _planned(plan, 32)  # what each optimizer update used, exactly
+
+
+def test_a_run_after_the_range_test_is_bitwise_the_run_given_its_max_lr(tmp_path):
+    searched, given = OneCycle(**SWEEP), None
+    first = DigitsModule()
+    trainer([searched], tmp_path).fit(first, digits_loader())
+    given = OneCycle(max_lr=searched.result.max_lr)
+    second = DigitsModule()
+    trainer([given], tmp_path).fit(second, digits_loader())
+    assert given.result is None  # no range test when max_lr is given
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_adamw_beta1_cycles_and_accumulation_counts_optimizer_steps(tmp_path):
+    callback, record = OneCycle(max_lr=0.01), RecordOptimizerSteps()
+    trainer([callback, record], tmp_path, accumulate_grad_batches=2).fit(
+        DigitsModule("adamw"), digits_loader()
+    )
+    assert callback.plan.total_steps == 16  # 32 micro-batches, 2 per optimizer step
+    assert record.seen == _planned(callback.plan, 16)
+    assert record.seen[0][1] == 0.95 and min(m for _, m in record.seen) < 0.86  # beta1 cycles
+
+
+@pytest.mark.slow  # a second range test with accumulation: about 20 s here
+def test_range_test_with_accumulation_steps_the_optimizer_once_per_window(tmp_path):
+    callback = OneCycle(**SWEEP)
+    trainer([callback], tmp_path, accumulate_grad_batches=2, max_epochs=1).fit(
+        DigitsModule(), digits_loader()
+    )
+    assert callback.result.settings["accumulation_steps"] == 2
+    assert callback.result.max_lr is not None
+
+
+def test_resume_from_a_mid_cycle_checkpoint_continues_the_schedule_exactly(tmp_path):
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    full_cb, full_record = OneCycle(**SWEEP), RecordOptimizerSteps()
+    full = DigitsModule(dropout=0.0)
+    trainer([full_cb, full_record, checkpoints], tmp_path, enable_checkpointing=True).fit(
+        full, digits_loader(shuffle=False)
+    )
+    middle = sorted((tmp_path / "ckpt").glob("epoch=0*.ckpt"))[0]  # after 16 of 32 steps
+
+    resumed_cb, resumed_record = OneCycle(**SWEEP), RecordOptimizerSteps()
+    resumed = DigitsModule(dropout=0.0, seed=123)  # other weights: all must come from the file
+    trainer([resumed_cb, resumed_record], tmp_path).fit(
+        resumed, digits_loader(shuffle=False), ckpt_path=middle
+    )
+    assert resumed_cb.plan == full_cb.plan  # from the checkpoint: no second range test
+    assert resumed_cb.result == full_cb.result
+    assert resumed_record.seen == full_record.seen[16:]
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+class _ModuleWithOurScheduler(DigitsModule):
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+        scheduler = HyperparamScheduler(optimizer, one_cycle(32, max_lr=0.2))
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+def test_configure_optimizers_takes_hyperparam_scheduler_and_resumes_it(tmp_path):
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    full_record = RecordOptimizerSteps()
+    full = _ModuleWithOurScheduler(dropout=0.0)
+    trainer([full_record, checkpoints], tmp_path, enable_checkpointing=True).fit(
+        full, digits_loader(shuffle=False)
+    )
+    assert full_record.seen == _planned(one_cycle(32, max_lr=0.2), 32)
+    middle = sorted((tmp_path / "ckpt").glob("epoch=0*.ckpt"))[0]
+    assert torch.load(middle, weights_only=True)["lr_schedulers"] == [{"step_count": 16}]
+    resumed_record = RecordOptimizerSteps()
+    resumed = _ModuleWithOurScheduler(dropout=0.0, seed=5)
+    trainer([resumed_record], tmp_path).fit(resumed, digits_loader(shuffle=False), ckpt_path=middle)
+    assert resumed_record.seen == full_record.seen[16:]
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_module_with_its_own_scheduler_is_refused(tmp_path):
+    with pytest.raises(RuntimeError, match="OneCycle sets the LR itself"):
+        trainer([OneCycle(max_lr=0.1)], tmp_path).fit(_ModuleWithOurScheduler(), digits_loader())
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="max_lr"):
+        OneCycle(max_lr=-1.0)
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        OneCycle(warmup_fraction=1.5)

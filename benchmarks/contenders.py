@@ -66,9 +66,8 @@ import superconverge as sc
 from _common import machine, table
 from lr_finder import fastai_valley, torch_lr_finder_steepest
 from superconverge.data import ArrayData, ArrayLoader, Augment, load
-from superconverge.models import build
+from superconverge.models import build, default_model_for
 from superconverge.training import Callback, Trainer
-from superconverge.tuning.decisions import default_model_for
 
 LOSS = nn.functional.cross_entropy
 BATCH = 64  # every contender but the recipe (fastai's default; recipe.py's baselines)

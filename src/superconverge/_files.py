@@ -17,10 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-try:
+if sys.platform != "win32":
     import fcntl
-except ImportError:  # Windows: no advisory locks; FolderLock then guards nothing
-    fcntl = None  # type: ignore[assignment]
 
 LOCK_NAME = ".superconverge.lock"
 
@@ -127,7 +125,7 @@ class FolderLock:
             self._key = key
             return self
         handle = open(key / LOCK_NAME, "a+")  # noqa: SIM115 - held open while the lock lives
-        if fcntl is not None:
+        if sys.platform != "win32":  # Windows has no flock: there the lock guards nothing
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -15,14 +15,13 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from superconverge._files import write_text_atomically
 from superconverge._json import decode_nonfinite, encode_nonfinite
 
 JOURNAL = "journal.json"
 FORMAT_VERSION = 1
-T = TypeVar("T")
 
 
 class Journal:
@@ -154,18 +153,19 @@ class Journal:
     def keys(self) -> list[str]:
         return list(self.records)
 
-    def record(self, key: str, value: T) -> T:
-        """Add (or replace) one record and save the journal; returns `value` unchanged."""
+    def record(self, key: str, value: Any) -> Any:
+        """Add (or replace) one record and save the journal; returns the record as it will be
+        read back on resume (JSON's lists for tuples), so that a run that recorded a value and
+        one that resumed from it go on with the same thing."""
         self.records[key] = _plain(value)
         self.save()
-        return value
+        return self.records[key]
 
-    def remember(self, key: str, compute: Callable[[], T]) -> T:
-        """The record `key` if it was made before (as JSON gives it back), else ``compute()``,
-        recorded before it is returned."""
+    def remember(self, key: str, compute: Callable[[], Any]) -> Any:
+        """The record `key` if it was made before, else ``compute()`` recorded; either way the
+        value as the journal holds it."""
         if key in self.records:
-            recorded: T = self.records[key]
-            return recorded
+            return self.records[key]
         return self.record(key, compute())
 
     def forget(self, key: str) -> None:

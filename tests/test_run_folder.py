@@ -43,7 +43,7 @@ def test_two_moves_in_one_second_get_two_subfolders(tmp_path):
     assert (second / "plan.json").read_text() == "second"
 
 
-def test_dead_writers_temporary_files_count_as_the_runs(tmp_path):
-    (tmp_path / ".checkpoint.pt.123.abc.partial").write_bytes(b"half")
-    (tmp_path / ".unrelated.partial").write_bytes(b"")
-    assert [p.name for p in run_files(tmp_path)] == [".checkpoint.pt.123.abc.partial"]
+def test_temporary_files_are_not_a_run(tmp_path):
+    (tmp_path / ".journal.json.123.abc.partial").write_bytes(b"half")  # a writer killed mid-write
+    assert run_files(tmp_path) == []
+    assert is_empty_but_for_us(tmp_path)

@@ -26,7 +26,8 @@ _STAGING = ".moving-aside"  # prefix of a subfolder still being filled (a kill m
 
 
 def run_files(folder: str | Path) -> list[Path]:
-    """The files of a run present in `folder` (including dead writers' temporary files).
+    """The files of a run present in `folder`. Temporary files are not a run's: a dead
+    writer's are removed by the next write of the same file (`write_atomically`).
 
     Example:
         >>> import tempfile
@@ -38,13 +39,7 @@ def run_files(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = []
-    for entry in sorted(folder.iterdir()):
-        name = entry.name
-        temporary = name.startswith(".") and name.endswith(".partial")
-        if name in RUN_FILES or (temporary and name[1:].split(".partial")[0].startswith(RUN_FILES)):
-            found.append(entry)
-    return found
+    return [entry for entry in sorted(folder.iterdir()) if entry.name in RUN_FILES]
 
 
 def move_aside(folder: str | Path) -> Path | None:
@@ -85,12 +80,15 @@ def discard(aside: Path) -> None:
 
 
 def is_empty_but_for_us(folder: str | Path) -> bool:
-    """True when `folder` is missing or holds nothing but the lock and runs moved aside."""
+    """True when `folder` is missing or holds nothing but the lock, runs moved aside and
+    temporary files."""
     folder = Path(folder)
     if not folder.is_dir():
         return True
     return all(
-        entry.name == LOCK_NAME or (entry.is_dir() and entry.name.startswith(PREVIOUS))
+        entry.name == LOCK_NAME
+        or (entry.name.startswith(".") and entry.name.endswith(".partial"))  # a dead writer's
+        or (entry.is_dir() and entry.name.startswith(PREVIOUS))
         for entry in folder.iterdir()
     )
 

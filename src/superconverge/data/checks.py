@@ -94,14 +94,15 @@ def check_labels(
     label = int(flat[first][outside[first]][0])
     values = flat[outside]
     largest, smallest = int(values.max()), int(values.min())
+    found = f"label {largest}" if largest == smallest else f"labels from {smallest} to {largest}"
     if largest >= num_classes:
         fix = f"build the model with at least {largest + 1} outputs (num_classes) or fix the labels"
     else:
         fix = "labels are class indices from 0: fix the labels"
     raise DataError(
         f"{name} {unit} {first} has label {label}, but the model has {num_classes} outputs: "
-        f"class labels must be in [0, {num_classes - 1}] (labels from {smallest} to {largest} "
-        f"found; {_count(bad_rows, unit)}); {fix}"
+        f"class labels must be in [0, {num_classes - 1}] ({found} found; "
+        f"{_count(bad_rows, unit)}); {fix}"
     )
 
 

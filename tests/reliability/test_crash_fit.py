@@ -28,9 +28,6 @@ from tests.reliability.harness import (
 STEPS_PER_EPOCH = -(-crash.TRAIN // crash.BATCH)  # 13
 TOTAL_STEPS = crash.FIT_EPOCHS * STEPS_PER_EPOCH
 WRITES = ("checkpoint.pt", "best.pt", "history.csv", "history.json")
-# what the Trainer does not do yet (wired in phase 2 of issue 17): strict, so a fix is noticed
-PENDING_ATOMIC = pytest.mark.xfail(strict=True, reason="history.csv/json are written in place")
-PENDING_LOCK = pytest.mark.xfail(strict=True, reason="the Trainer takes no FolderLock yet")
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +81,13 @@ def test_killed_while_writing_the_second_checkpoint(tmp_path, reference):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("write", [
-    pytest.param(f"{name}:{n}", marks=PENDING_ATOMIC if name.startswith("history") else ())
-    for name in WRITES for n in (1, 2) if (name, n) != ("history.json", 2)])  # fmt: skip
+@pytest.mark.parametrize("write", [f"{name}:{n}" for name in WRITES for n in (1, 2)
+                                   if (name, n) != ("history.json", 2)])  # fmt: skip
 def test_killed_while_writing_each_kind_of_file(tmp_path, reference, write):
     kill_and_finish(tmp_path, reference, "--kill-write", write)
 
 
-@pytest.mark.parametrize("write", ["checkpoint.pt:2", pytest.param("history.csv:2", marks=(pytest.mark.slow, PENDING_ATOMIC)),
+@pytest.mark.parametrize("write", ["checkpoint.pt:2", pytest.param("history.csv:2", marks=pytest.mark.slow),
                                    pytest.param("best.pt:2", marks=pytest.mark.slow)])  # fmt: skip
 def test_a_full_disk_is_named_and_loses_nothing(tmp_path, reference, write):
     name = write.split(":")[0]
@@ -118,7 +114,6 @@ def test_a_full_tmpfs_then_more_space_resumes_to_the_same_weights(tmp_path, refe
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-@PENDING_LOCK
 def test_a_second_writer_is_refused_at_once(tmp_path, reference):
     with FolderLock(tmp_path):  # this process holds the folder, as a running fit would
         refused = run("fit", tmp_path, expect=1)
@@ -127,7 +122,6 @@ def test_a_second_writer_is_refused_at_once(tmp_path, reference):
 
 
 @pytest.mark.slow
-@PENDING_LOCK
 def test_two_fits_into_one_folder_the_second_fails_and_the_first_is_intact(tmp_path, reference):
     gate = tmp_path.parent / f"{tmp_path.name}-gate"
     first = start("fit", tmp_path, cues=("--pause-step", "5", "--pause-file", str(gate)))

@@ -8,13 +8,11 @@ The child runs `tune` on 400 digits (MLP, batch 32, 2 epochs, weight decays 1e-3
 default suite runs a few representative cases; ``-m slow`` runs the full matrix.
 """
 
-import inspect
 import json
 import random
 
 import pytest
 
-import superconverge
 from superconverge._files import FolderLock
 from superconverge.training.checkpoint import load_checkpoint
 from superconverge.tuning.journal import JOURNAL, Journal
@@ -29,11 +27,6 @@ from tests.reliability.harness import (
     wait_for,
 )
 
-# until the recipe is wired to its journal (phase 2 of issue 17)
-pytestmark = pytest.mark.skipif(
-    "resume" not in inspect.signature(superconverge.tune).parameters,
-    reason="tune(resume=...) is not wired yet",
-)
 INTERRUPTED = 130  # the CLI's exit status after Ctrl-C (128 + SIGINT)
 STAGES = ("batch_size", "lr_bounds", "weight_decay", "momentum", "final_run", "diagnosis")
 WRITES = ("journal.json", "checkpoint.pt", "best.pt", "history.csv", "history.json", "plan.json",

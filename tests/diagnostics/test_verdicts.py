@@ -61,3 +61,19 @@ def test_a_run_that_never_learned_is_flagged_even_without_nan():
     assert (
         diagnose(learned).kind == "inconclusive"
     )  # one epoch: the trend is unknown, but it learned
+
+
+def test_a_rise_within_the_noise_is_not_overfitting():
+    # issue 17: the validation loss rose by 5e-4 at 100% validation accuracy, after falling by
+    # 2: a rise of 4% of its minimum, but 0.03% of the run's improvement
+    verdict = diagnose_losses([2.0, 0.3, 0.1, 0.05], [2.0, 0.3, 0.0120, 0.0125])
+    assert verdict.kind == "good"
+    assert "within the curve's noise" in verdict.explanation
+    assert verdict.evidence["rise"] == pytest.approx(5e-4)
+
+
+def test_a_rise_no_bigger_than_an_earlier_wobble_is_noise_a_bigger_one_overfitting():
+    train = [2.0, 1.0, 0.8, 0.6, 0.5, 0.4]
+    wobbly = [2.0, 1.0, 1.2, 0.9, 0.95, 1.05]  # rose 0.2 mid-run; the final rise is 0.15
+    assert diagnose_losses(train, wobbly).kind != "overfitting"
+    assert diagnose_losses(train, [2.0, 1.0, 1.2, 0.9, 1.0, 1.2]).kind == "overfitting"  # 0.3

@@ -3,8 +3,9 @@
 import math
 
 import pytest
+import torch
 
-from superconverge.finder.result import RangeTestResult, build_result
+from superconverge.finder.result import RangeTestResult, build_result, superconvergence_check
 
 LRS = [10 ** (-6 + 7 * i / 99) for i in range(100)]
 
@@ -34,3 +35,25 @@ def test_the_lowest_loss_lr_survives_json_and_old_files_load_without_it():
     old = result.to_dict()
     del old["lowest_loss_lr"]  # a file saved before the field existed
     assert RangeTestResult.from_dict(old).lowest_loss_lr is None
+
+
+def test_no_superconvergence_claim_at_chance():
+    # issue 17: a CIFAR-10 network whose validation accuracy never left chance (best 0.115) was
+    # said to "likely super-converge"
+    lrs = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0)
+    flat = (0.10, 0.105, 0.115, 0.11, 0.112, 0.108)
+    verdict = superconvergence_check(lrs, flat, chance=0.1)
+    assert not verdict.likely
+    assert "never rose clearly above chance (best 0.115, chance 0.100, needed 0.235)" in (
+        verdict.explanation
+    )
+    assert superconvergence_check(lrs, (0.3, 0.6, 0.7, 0.72, 0.7, 0.69), chance=0.1).likely
+
+
+def test_chance_is_the_most_common_class_of_the_validation_batches():
+    from superconverge.finder.runner import _chance
+
+    labels = torch.tensor([0, 0, 0, 1, 2, 3, 0, 1])
+    assert _chance([(None, labels[:4]), (None, labels[4:])]) == pytest.approx(4 / 8)
+    assert _chance([(None, torch.randn(4))]) is None  # regression targets: no chance level
+    assert _chance(None) is None

@@ -331,3 +331,26 @@ def test_tensorboard_logger_writes_events(digits, tmp_path):
     tags = set(events.Tags()["scalars"])
     assert {"train/loss_step", "train/lr", "epoch/val_loss", "epoch/val_accuracy"} <= tags
     assert len(events.Scalars("train/loss_step")) == 82
+
+
+def test_bad_labels_and_nan_inputs_are_named_before_training(digits, tmp_path):
+    from superconverge.data.checks import DataError
+
+    labels = digits.train.targets.clone()
+    labels[5] = 15  # issue 17: torch's "IndexError: Target 15 is out of bounds" mid-training
+    bad_labels = ArrayData(digits.train.inputs, labels)
+    trainer = Trainer(build("mlp"), nn.functional.cross_entropy, bad_labels, digits.val,
+                      out_dir=tmp_path, progress=False)  # fmt: skip
+    with pytest.raises(DataError, match="train_data sample 5 has label 15, but the model has 10"):
+        trainer.fit_one_cycle(1, 0.1)
+    inputs = digits.train.inputs.clone()
+    inputs[9, 0, 1, 1] = float("nan")  # was blamed on the LR: "try a lower max_lr"
+    trainer = Trainer(build("mlp"), nn.functional.cross_entropy, ArrayData(inputs, digits.train.targets),
+                      digits.val, progress=False)  # fmt: skip
+    with pytest.raises(DataError, match=r"sample 9 has nan in its inputs.*whatever the learning"):
+        trainer.fit_one_cycle(1, 0.1)
+    batches = [(digits.train.inputs[:8], torch.tensor([0, 1, 2, 3, 4, 5, 6, 12]))] * 4
+    trainer = Trainer(build("mlp"), nn.functional.cross_entropy, batches, progress=False)
+    with pytest.raises(DataError, match="train_data batch 0, row 7 has label 12"):
+        trainer.fit_one_cycle(1, 0.1)
+    assert not (tmp_path / "checkpoint.pt").exists()

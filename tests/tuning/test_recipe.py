@@ -244,3 +244,14 @@ def test_auto_batch_leaves_the_final_run_enough_updates(digits):
     assert plan.batch_size == 16
     assert "sizes above 16 were not tried" in plan.evidence[0]["why"]
     assert "fewer than 1000 updates" in plan.evidence[0]["why"]
+
+
+def test_tune_names_a_bad_label_before_any_training(digits, tmp_path):
+    from superconverge.data.checks import DataError
+
+    def five_outputs():
+        return build("mlp", num_classes=5)  # the digits have 10 classes
+
+    with pytest.raises(DataError, match=r"train_data sample .* but the model has 5 outputs"):
+        sc.tune(five_outputs, digits.train, digits.val, epochs=1, out_dir=tmp_path)
+    assert not (tmp_path / "journal.json").exists()  # nothing was started

@@ -75,11 +75,14 @@ def one_line(text: str) -> str:
 
 def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int, str]:
     """The exit status and one-line message for an exception that ended a subcommand."""
+    from superconverge._files import FolderBusyError
     from superconverge.data import DataFormatError
 
     if isinstance(error, UsageError):
         return EXIT_USAGE, str(error)
     if isinstance(error, RunFailure):
+        return EXIT_FAILURE, str(error)
+    if isinstance(error, FolderBusyError):  # another run writes there: nothing wrong with the flags
         return EXIT_FAILURE, str(error)
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "interrupted; files already written were left complete"
@@ -224,7 +227,10 @@ def check_output_file(path: Path, force: bool) -> None:
 
 def claim_out_dir(folder: Path, force: bool) -> None:
     """Refuse a non-empty output folder without --force, or an unusable one."""
-    if folder.is_dir() and any(folder.iterdir()) and not force:
+    from superconverge._run_folder import is_empty_but_for_us
+
+    # the lock file, runs moved aside and dead writers' temporary files are not a run
+    if not force and not is_empty_but_for_us(folder):
         raise UsageError(
             f"--out {folder} already exists and is not empty; pass --force to overwrite "
             "or choose another --out"

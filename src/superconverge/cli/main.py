@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return EXIT_USAGE
+    args.argv = list(argv if argv is not None else sys.argv[1:])  # e.g. for tune --resume
     try:
         return int(args.handler(args))
     except (Exception, KeyboardInterrupt) as error:

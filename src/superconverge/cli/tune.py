@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="processes for the candidate runs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="output folder (default runs/<data>-<model>)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the run in --out: it is moved "
+        "into --out/previous-<time>/ first and deleted once the new run has finished",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="continue the interrupted run in DIR, with the flags it was started with",
+    )
     p.set_defaults(handler=run, parser=p)
     return p
 
@@ -80,6 +92,8 @@ def model_factory(args: argparse.Namespace, splits: Any) -> tuple[Any, str, dict
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        args = _resumed(args)
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
     batch_size = _batch_size(args.batch_size)
@@ -94,9 +108,7 @@ def run(args: argparse.Namespace) -> int:
         )
     model_fn, model_name, options = model_factory(args, splits)
     out = args.out or Path("runs") / f"{splits.name}-{model_name.replace(':', '.')}"
-    claim_out_dir(out, args.force)
-    from superconverge.diagnostics.report import write_report
-    from superconverge.tuning.plan import save_run
+    from superconverge._files import FolderLock
 
     test_part = f" / {len(splits.test)} test" if splits.test is not None else ""
     print(
@@ -104,8 +116,34 @@ def run(args: argparse.Namespace) -> int:
         f"model {model_name}, {args.epochs} epochs"
     )
     start = time.perf_counter()
+    claim_out_dir(out, force=True)  # a usable folder (its contents are checked under the lock)
+    if args.resume is None:  # what --resume repeats: this command's flags, without --force
+        given = list(getattr(args, "argv", None) or [])
+        flags = given[given.index("tune") + 1 :] if "tune" in given else given
+        args.command = [flag for flag in flags if flag != "--force"]
+    # one writer from the check of the folder to the last report file: a second run fails here
+    with FolderLock(out):
+        if args.resume is None:
+            claim_out_dir(out, args.force)
+        return _tune_and_report(args, splits, model_fn, model_name, options, batch_size, out, start)
+
+
+def _tune_and_report(
+    args: argparse.Namespace, splits: Any, model_fn: Any, model_name: str,
+    options: dict[str, Any], batch_size: Any, out: Path, start: float,
+) -> int:  # fmt: skip
+    from superconverge.diagnostics.report import write_report
+    from superconverge.tuning.plan import save_run
+
     try:
         plan = _tune(args, splits, model_fn, batch_size, out)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the decisions made so far are kept in {out}; continue with: "
+            f"superconverge tune --resume {out}",
+            file=sys.stderr,
+        )
+        raise
     except ValueError as error:
         if str(error).startswith("total_steps"):  # the final run's updates: epochs x batches
             raise UsageError(
@@ -142,8 +180,30 @@ def _tune(args: argparse.Namespace, splits: Any, model_fn: Any, batch_size: Any,
         seed=args.seed,
         out_dir=out,
         augment=default_augment(splits.name),
-        overwrite=True,
+        overwrite=args.force,
+        resume=args.resume is not None,
+        command=args.command,
     )
+
+
+def _resumed(args: argparse.Namespace) -> argparse.Namespace:
+    """The flags the run in ``--resume DIR`` was started with, read from its journal."""
+    from superconverge.tuning.journal import Journal
+
+    try:
+        journal = Journal.load(args.resume)
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(f"--resume {args.resume}: {error}") from None
+    if not journal.command:
+        raise UsageError(
+            f"--resume {args.resume}: that run was not started by the CLI; resume it with "
+            "superconverge.tune(..., resume=True)"
+        )
+    resumed: argparse.Namespace = args.parser.parse_args(journal.command)
+    resumed.out, resumed.resume, resumed.force = args.resume, args.resume, False
+    resumed.command, resumed.debug = journal.command, getattr(args, "debug", False)
+    print(f"resuming {args.resume}: {journal.summary()}")
+    return resumed
 
 
 def _print_plan(plan: Any) -> None:

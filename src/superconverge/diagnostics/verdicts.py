@@ -15,6 +15,10 @@ from typing import Any
 VERDICTS = ("good", "underfitting", "overfitting", "diverged", "unstable", "inconclusive")
 STILL_FALLING = 0.10  # the last epoch still removed > 10% of the run's whole improvement
 ROSE = 0.02  # the final validation loss is > 2% above its minimum
+# ... and the rise matters against the noise of the curve: more than 5% of the run's whole
+# improvement and more than any rise the curve already made, and recovered from, before its
+# minimum. A rise of 5e-4 at 100% validation accuracy was called overfitting without this
+NOISE_OF_IMPROVEMENT = 0.05
 UNSTABLE_SWINGS = 2  # at least this many rises of > 5% of the range, in the middle of the run
 
 
@@ -50,6 +54,8 @@ def diagnose_losses(
         'underfitting'
         >>> diagnose_losses([2.0, 1.0, 0.5, 0.3], [2.0, 1.0, 1.1, 1.3]).kind
         'overfitting'
+        >>> diagnose_losses([2.0, 0.3, 0.1, 0.05], [2.0, 0.3, 0.0120, 0.0125]).kind  # noise
+        'good'
     """
     train = [float(v) for v in train_losses]
     val = [float(v) for v in val_losses if v is not None]
@@ -81,9 +87,13 @@ def diagnose_losses(
             "lower max_lr or raise the batch size; check the data order and augmentation",
             evidence,
         )
-    final_rise = (val[-1] - val[lowest]) / max(abs(val[lowest]), 1e-12)
+    rise = val[-1] - val[lowest]
+    final_rise = rise / max(abs(val[lowest]), 1e-12)
+    earlier_rises = [b - a for a, b in itertools.pairwise(val[: lowest + 1])]
+    noise = max([NOISE_OF_IMPROVEMENT * improvement, *earlier_rises])
+    evidence |= {"rise": rise, "noise": noise}
     train_fell_after = len(train) == len(val) and train[-1] < train[lowest]
-    if lowest < len(val) - 1 and final_rise > ROSE and train_fell_after:
+    if lowest < len(val) - 1 and final_rise > ROSE and rise > noise and train_fell_after:
         return Verdict(
             "overfitting",
             f"the validation loss was lowest at epoch {lowest + 1} ({val[lowest]:.4g}) and rose "
@@ -107,10 +117,16 @@ def diagnose_losses(
             "lower max_lr or raise the batch size",
             evidence,
         )
+    within = (
+        f"; its rise of {rise:.2g} after epoch {lowest + 1} is within the curve's noise "
+        f"({noise:.2g})"
+        if rise > 0
+        else " without rising"
+    )
     return Verdict(
         "good",
         f"the validation loss levelled off at {val[-1]:.4g} (best {val[lowest]:.4g} at epoch "
-        f"{lowest + 1}) without rising",
+        f"{lowest + 1}){within}",
         "keep these settings; more epochs may still add a little",
         evidence,
     )

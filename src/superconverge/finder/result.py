@@ -18,6 +18,10 @@ SUPERCONVERGENCE_LR = (
     1.0  # Smith & Topin's resnet-56 kept high accuracy up to LR 3 (arXiv:1708.07120)
 )
 ACCURACY_DROP = 0.05  # "stays high": within 5 points of the best validation accuracy
+# "high" must first be clearly above chance: 15% of the way from chance to perfect (10 balanced
+# classes: 0.235). A CIFAR-10 network that never left chance (best 0.115) was called "likely to
+# super-converge" without this floor (issue 17)
+CLEAR_OF_CHANCE = 0.15
 
 
 @dataclass(frozen=True)
@@ -139,22 +143,44 @@ class RangeTestResult:
 
 
 def superconvergence_check(
-    lrs: tuple[float, ...], accuracies: tuple[float | None, ...]
+    lrs: tuple[float, ...], accuracies: tuple[float | None, ...], chance: float | None = None
 ) -> Superconvergence | None:
     """Smith's sign of super-convergence: validation accuracy that stays near its best up to
-    large LRs (>= 1), as in the range tests of arXiv:1708.07120 (resnet-56 up to LR 3)."""
+    large LRs (>= 1), as in the range tests of arXiv:1708.07120 (resnet-56 up to LR 3).
+
+    The best accuracy must be clearly above `chance` (the accuracy of always answering the most
+    common class): at least ``chance + CLEAR_OF_CHANCE * (1 - chance)``. A network that learned
+    nothing stays "near its best" at every LR, which says nothing about super-convergence.
+
+    Example:
+        >>> lrs = (0.01, 0.1, 1.0, 3.0)
+        >>> superconvergence_check(lrs, (0.10, 0.11, 0.115, 0.11), chance=0.1).likely
+        False
+        >>> superconvergence_check(lrs, (0.5, 0.8, 0.82, 0.8), chance=0.1).likely
+        True
+    """
     points = [(lr, acc) for lr, acc in zip(lrs, accuracies, strict=True) if acc is not None]
     if len(points) < 3:
         return None
     best_index = max(range(len(points)), key=lambda i: points[i][1])
     best = points[best_index][1]
-    high_until = points[best_index][0]
-    for lr, acc in points[best_index:]:
-        if acc < best - ACCURACY_DROP or not math.isfinite(acc):
-            break
-        high_until = lr
     evidence_lrs = tuple(p[0] for p in points)
     evidence_accs = tuple(p[1] for p in points)
+    floor = -math.inf if chance is None else chance + CLEAR_OF_CHANCE * (1 - chance)
+    if not best >= floor:
+        return Superconvergence(
+            False,
+            f"validation accuracy never rose clearly above chance (best {best:.3f}, chance "
+            f"{chance:.3f}, needed {floor:.3f}): the range test says nothing about "
+            "super-convergence",
+            evidence_lrs,
+            evidence_accs,
+        )
+    high_until = points[best_index][0]
+    for lr, acc in points[best_index:]:
+        if acc < max(best - ACCURACY_DROP, floor) or not math.isfinite(acc):
+            break
+        high_until = lr
     if high_until >= SUPERCONVERGENCE_LR:
         return Superconvergence(
             True,
@@ -199,6 +225,7 @@ def build_result(
     rule: str,
     policy: str,
     settings: dict[str, Any],
+    chance: float | None = None,
 ) -> RangeTestResult:
     """Analyse each repeat's curve; the first curve is the one shown, max_lr is the median."""
     analyses = [
@@ -228,7 +255,7 @@ def build_result(
     accuracies = tuple(first.get("val_accuracies", ()))
     val_steps = tuple(first.get("val_steps", ()))
     sc = (
-        superconvergence_check(tuple(first["lrs"][s] for s in val_steps), accuracies)
+        superconvergence_check(tuple(first["lrs"][s] for s in val_steps), accuracies, chance)
         if val_steps
         else None
     )

@@ -73,6 +73,24 @@ class _Cycle:
         return _check_batch(batch)
 
 
+def _chance(batches: list[tuple[Any, Any]] | None) -> float | None:
+    """The accuracy of always answering the most common class of the validation batches, or
+    None when their targets are not class indices (the super-convergence check's floor)."""
+    if not batches:
+        return None
+    targets = [y for _, y in batches]
+    if not all(
+        isinstance(y, torch.Tensor) and y.ndim == 1 and not y.is_floating_point() and len(y)
+        for y in targets
+    ):
+        return None
+    labels = torch.cat([y.cpu() for y in targets])
+    if int(labels.min()) < 0:
+        return None
+    counts = torch.bincount(labels)
+    return float(counts.max()) / float(counts.sum())
+
+
 def _evaluate(
     model: nn.Module,
     loss_fn: Callable[..., torch.Tensor],
@@ -245,7 +263,12 @@ def lr_find(
         "world_size": world,
     }
     result = build_result(
-        curves, diverge_factor=diverge_factor, rule=rule, policy=policy, settings=settings
+        curves,
+        diverge_factor=diverge_factor,
+        rule=rule,
+        policy=policy,
+        settings=settings,
+        chance=_chance(val_subset),
     )
     if rank == 0:
         logger.info("lr_find: %s", result.summary().replace("\n", "; "))

@@ -19,6 +19,7 @@ from superconverge._checks import (
     check_optional_count,
     check_positive,
 )
+from superconverge.data.checks import check_batch, class_count
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import ArrayLoader, Augment
 from superconverge.pytorch.optimizers import check_optimizer_spec
@@ -118,10 +119,15 @@ def check_batch_fits(
     inputs: Any,
     targets: Any,
     autocast: contextlib.AbstractContextManager[Any],
-) -> None:
-    """One forward pass in eval mode, so that shape errors surface before any step.
+) -> int | None:
+    """One forward pass in eval mode, so that shape errors surface before any step; the batch's
+    labels are checked against the outputs and its inputs for NaN/inf (naming the row).
+
+    Returns:
+        The number of classes the model predicts, when `targets` are class indices, else None.
 
     Raises:
+        DataError: a label outside the model's outputs, or a NaN/inf input.
         ValueError: the model cannot take `inputs`, its outputs do not fit `loss_fn` with
             `targets`, or the loss is not a scalar.
     """
@@ -136,6 +142,8 @@ def check_batch_fits(
                     "the model cannot take the training inputs of shape "
                     f"{tuple(inputs.shape)}: {error}"
                 ) from error
+            classes = class_count(outputs, targets)
+            check_batch(inputs, targets, "train_data", classes)
             try:
                 with warnings.catch_warnings():
                     # torch only warns when MSE-style losses broadcast mismatched shapes
@@ -154,3 +162,4 @@ def check_batch_fits(
             )
     finally:
         module.train(was_training)
+    return classes

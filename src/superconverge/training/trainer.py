@@ -7,6 +7,7 @@ training/callbacks.py; checkpoints and the run folder: training/checkpoint.py.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -24,6 +25,9 @@ from superconverge._checks import (
     check_count,
     check_non_negative,
 )
+from superconverge._files import FolderLock
+from superconverge.data.checks import check_array_data, check_labels
+from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import ArrayLoader, Augment
 from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.optimizers import (
@@ -335,8 +339,14 @@ class Trainer:
         if weight_decay is not None:
             check_non_negative("weight_decay", weight_decay)
         self._check_array_shapes()
-        if self.run_folder is not None:
-            self.run_folder.check_free()
+        with self._holding_out_dir():  # one writer per out_dir, from this check to the last save
+            if self.run_folder is not None:
+                self.run_folder.check_free()
+            return self._fit_plan(epochs, plan, max_lr, weight_decay, notes)
+
+    def _fit_plan(
+        self, epochs: int, plan: Plan, max_lr: Any, weight_decay: float | None, notes: Sequence[str]
+    ) -> History:
         if weight_decay is not None:
             set_weight_decay(self.optimizer, weight_decay)
         total = epochs * self.steps_per_epoch
@@ -403,7 +413,20 @@ class Trainer:
         check_signature(payload["signature"], model, path)
         kwargs.setdefault("overwrite", True)  # continuing the same run may replace its checkpoint
         trainer = cls(model, loss_fn, train_data, val_data, **kwargs)
-        return trainer._run(trainer.load_checkpoint(path, payload))
+        return trainer.resume_from(path, payload)
+
+    def resume_from(self, path: str | Path, payload: dict[str, Any] | None = None) -> History:
+        """Continue the fit saved in `path` on this trainer (built like the one that saved it)
+        and return the finished History."""
+        with self._holding_out_dir():
+            return self._run(self.load_checkpoint(path, payload))
+
+    def _holding_out_dir(self) -> contextlib.AbstractContextManager[Any]:
+        """One writer per out_dir: rank 0 holds `FolderLock` for the fit; a second process
+        writing there fails at once with FolderBusyError, naming the first."""
+        if self.run_folder is None or not self.run_folder.writer:
+            return contextlib.nullcontext()
+        return FolderLock(self.run_folder.path)
 
     def load_checkpoint(self, path: str | Path, payload: dict[str, Any] | None = None) -> FitLoop:
         """Load weights, optimizer, loader position, RNG and history; return the interrupted
@@ -446,15 +469,25 @@ class Trainer:
         return to_device(value, self.device)
 
     def _check_array_shapes(self) -> None:
-        """An ArrayLoader's first samples are checked before the fit, without drawing a batch;
-        other loaders' first batch is checked by the loop, before its first step."""
+        """An ArrayLoader's first samples are checked before the fit, without drawing a batch,
+        and its whole tensors (and the validation ones) for NaN/inf inputs and labels outside
+        the model's outputs, naming the sample; other loaders' first batch is checked by the
+        loop, before its first step."""
         loader = self.train_loader
         if isinstance(loader, ArrayLoader):
-            self.check_batch(loader.inputs[:2], loader.targets[:2])
+            data = ArrayData(loader.inputs, loader.targets)
+            check_array_data(data, "train_data")  # finite: before a NaN reaches the model
+            classes = self.check_batch(loader.inputs[:2], loader.targets[:2])
+            if classes is not None:
+                check_labels(data.targets, classes, "train_data")
+            if isinstance(self.val_loader, ArrayLoader):
+                val = ArrayData(self.val_loader.inputs, self.val_loader.targets)
+                check_array_data(val, "val_data", classes)
 
-    def check_batch(self, inputs: Any, targets: Any) -> None:
-        """One forward pass in eval mode, so shape errors surface before any step."""
-        check_batch_fits(
+    def check_batch(self, inputs: Any, targets: Any) -> int | None:
+        """One forward pass in eval mode, so shape errors (and bad labels or NaN inputs in this
+        batch) surface before any step; returns the model's number of classes, if any."""
+        return check_batch_fits(
             self.module,
             self.loss_fn,
             self._to_device(inputs),

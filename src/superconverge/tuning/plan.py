@@ -24,6 +24,7 @@ from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import Augment
 from superconverge.diagnostics.verdicts import diagnose
 from superconverge.finder.result import RangeTestResult
+from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
 from superconverge.training.history import History
 from superconverge.training.trainer import Trainer
 
@@ -93,9 +94,11 @@ class TunePlan:
         loss_fn: Callable[..., torch.Tensor] = nn.functional.cross_entropy,
         augment: Augment | None = None,
         overwrite: bool = False,
+        resume: bool = False,
     ) -> History:
         """Train with these settings (the recipe's final 1cycle run); fills ``results``,
-        ``history`` and ``trainer``."""
+        ``history`` and ``trainer``. With `resume`, a ``checkpoint.pt`` in `out_dir` saved by a
+        run of these settings is continued from its last epoch instead of starting again."""
         torch.manual_seed(self.seed)
         trainer = Trainer(
             model_fn(),
@@ -113,9 +116,13 @@ class TunePlan:
         momentum = self.momentum
         if isinstance(momentum, float):
             momentum = (momentum, momentum)
-        history = trainer.fit_one_cycle(
-            self.epochs, self.max_lr, policy=self.policy, min_lr=self.min_lr, momentum=momentum
-        )
+        checkpoint = None if out_dir is None else Path(out_dir) / CHECKPOINT
+        if resume and checkpoint is not None and self._saved_by_this_run(checkpoint):
+            history = trainer.resume_from(checkpoint)
+        else:
+            history = trainer.fit_one_cycle(
+                self.epochs, self.max_lr, policy=self.policy, min_lr=self.min_lr, momentum=momentum
+            )
         last = history.epochs[-1] if history.epochs else {}
         self.results = {
             "status": history.status,
@@ -128,6 +135,15 @@ class TunePlan:
             self.results["test"] = trainer.evaluate(test_data)
         self.history, self.trainer = history, trainer
         return history
+
+    def _saved_by_this_run(self, path: Path) -> bool:
+        """Whether the checkpoint at `path` is this plan's final run (its peak LR and epochs)."""
+        if not path.is_file():
+            return False
+        saved = load_checkpoint(path)
+        return bool(
+            saved["plan"].get("max_lr") == self.max_lr and saved["fit"]["epochs"] == self.epochs
+        )
 
 
 def save_run(

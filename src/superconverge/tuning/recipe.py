@@ -39,6 +39,7 @@ from superconverge.tuning.decisions import (
     lr_grid,
     weight_decay_midpoint,
 )
+from superconverge.tuning.journal import Journal
 from superconverge.tuning.plan import TunePlan
 from superconverge.tuning.probes import (
     Momentum,
@@ -47,6 +48,12 @@ from superconverge.tuning.probes import (
     measure_throughput,
     run_short,
     run_short_runs,
+)
+from superconverge.tuning.resumable import (
+    check_recipe_data,
+    recipe_folder,
+    remembered_runs,
+    tune_settings,
 )
 from superconverge.tuning.settings import DEFAULT_SETTINGS, RecipeSettings
 
@@ -73,6 +80,8 @@ def tune(
     device: str | torch.device = "auto",
     overwrite: bool = False,
     settings: RecipeSettings = DEFAULT_SETTINGS,
+    resume: bool = False,
+    command: Sequence[str] | None = None,
 ) -> TunePlan:
     """Choose batch size, LR bounds, weight decay and momentum by short runs, then train.
 
@@ -90,11 +99,23 @@ def tune(
         momentum: the cyclical momentum (high, low) of the final run.
         compare_momentum: also compare constant momenta 0.99/0.97/0.95/0.9 by short runs.
         budget_fraction: each short run lasts ``ceil(budget_fraction * epochs)`` epochs.
-        out_dir: where the final run's checkpoints go.
+        out_dir: the run folder: the journal of every stage (``journal.json``, saved as each
+            record is made) and the final run's checkpoints. One writer at a time.
         workers: worker processes for the weight-decay and momentum candidates.
         loss_fn, augment, seed, device: as for `Trainer`.
-        overwrite: allow replacing a checkpoint already in `out_dir`.
+        overwrite: replace an earlier run in `out_dir`: it is first moved, whole, into
+            ``out_dir/previous-<time>/``, and deleted once this run has finished.
         settings: the recipe's constants (the numbers above are the defaults').
+        resume: continue the interrupted run in `out_dir` (give the same arguments): the
+            journal's records are read back instead of recomputed, and the final run continues
+            from its last epoch checkpoint (see `superconverge.tuning.resumable`).
+        command: the command line that started the run, kept for ``superconverge tune
+            --resume`` (the CLI passes it).
+
+    Raises:
+        DataError: a label outside the model's outputs or a NaN/inf input (before any training).
+        FolderBusyError: another process is writing to `out_dir`.
+        FileExistsError: `out_dir` holds an earlier run, without `resume` or `overwrite`.
 
     Returns:
         A `TunePlan`: the chosen values, each stage's evidence and seconds, the final run's
@@ -103,21 +124,60 @@ def tune(
     _check_arguments(
         epochs, train_data, val_data, budget_fraction, weight_decays, workers, batch_size, settings
     )
-    setup = _Setup(
-        model_fn, train_data, val_data, loss_fn, augment, seed, _device(device), workers, settings
+    run_device = _device(device)
+    model = model_fn()
+    check_recipe_data(
+        model, [("train_data", train_data), ("val_data", val_data), ("test_data", test_data)],
+        run_device,
+    )  # fmt: skip
+    made_with = tune_settings(
+        model, train_data, val_data, test_data, loss_fn=loss_fn, augment=augment, epochs=epochs,
+        batch_size=batch_size, weight_decays=[float(w) for w in weight_decays],
+        momentum=list(momentum), compare_momentum=compare_momentum,
+        budget_fraction=budget_fraction, seed=seed, settings=asdict(settings),
+    )  # fmt: skip
+    with recipe_folder(
+        out_dir, made_with, resume=resume, overwrite=overwrite, command=command
+    ) as journal:
+        setup = _Setup(model_fn, train_data, val_data, loss_fn, augment, seed, run_device,
+                       workers, settings, journal)  # fmt: skip
+        return _recipe(setup, epochs, batch_size, weight_decays, momentum, compare_momentum,
+                       budget_fraction, test_data, out_dir)  # fmt: skip
+
+
+def _recipe(
+    setup: _Setup,
+    epochs: int,
+    batch_size: int | str,
+    weight_decays: Sequence[float],
+    momentum: tuple[float, float],
+    compare_momentum: bool,
+    budget_fraction: float,
+    test_data: ArrayData | None,
+    out_dir: str | Path | None,
+) -> TunePlan:
+    """The stages, each record kept in the journal as it is made. On resume every stage runs
+    again, but what it measured (the batch timing, range tests, short runs, the final run) is
+    read back, so its decision and evidence are the recorded ones."""
+    journal, settings, seed = setup.journal, setup.settings, setup.seed
+    batch_record = journal.remember(
+        "batch_size", lambda: _batch_size_stage(setup, batch_size, epochs)[1]
     )
-    chosen_batch, batch_record = _batch_size_stage(setup, batch_size, epochs)
+    chosen_batch = int(batch_record["decision"])
     short_epochs = max(1, math.ceil(budget_fraction * epochs))  # the budget of each short run
     short = setup.short_run(chosen_batch, short_epochs, (momentum[0], momentum[1]))
     range_tests: dict[str, RangeTestResult] = {}
     max_lr, bounds_record = _lr_bounds_stage(setup, short, range_tests)
+    bounds_record = journal.remember("lr_bounds", lambda: bounds_record)
     min_lr = max_lr / settings.min_lr_divisor
     weight_decay, short_loss, wd_record = _weight_decay_stage(
         setup, short.at(max_lr, min_lr), weight_decays, range_tests
     )
+    wd_record = journal.remember("weight_decay", lambda: wd_record)
     chosen_momentum, momentum_record = _momentum_stage(
         setup, short.at(max_lr, min_lr, weight_decay), compare_momentum
     )
+    momentum_record = journal.remember("momentum", lambda: momentum_record)
     plan = TunePlan(
         epochs=epochs,
         batch_size=chosen_batch,
@@ -129,8 +189,8 @@ def tune(
         evidence=[batch_record, bounds_record, wd_record, momentum_record],
         range_tests=range_tests,
     )
-    final = _final_run_stage(setup, plan, short_loss, test_data, out_dir, overwrite)
-    plan.evidence += [*final, _diagnosis_stage(plan)]
+    final = _final_run_stage(setup, plan, short_loss, test_data, out_dir)
+    plan.evidence += [*final, journal.remember("diagnosis", lambda: _diagnosis_stage(plan))]
     return plan
 
 
@@ -147,6 +207,7 @@ class _Setup:
     device: torch.device
     workers: int
     settings: RecipeSettings
+    journal: Journal  # what was measured, kept as it is made; read back on resume
 
     def short_run(self, batch_size: int, epochs: int, momentum: Momentum) -> ShortRun:
         """A short run at these settings (its LRs and weight decay set by `ShortRun.at`)."""
@@ -165,6 +226,27 @@ class _Setup:
             augment=self.augment,
         )
 
+    def run_short_runs(self, runs: Sequence[ShortRun]) -> list[dict[str, Any]]:
+        """`run_short_runs`, each result recorded in the journal as its batch ends; a run
+        recorded before (on resume, or the same settings in an earlier stage) is not run."""
+        labels = [_short_run_label(run) for run in runs]
+        return remembered_runs(
+            self.journal, "short_run", labels, list(runs),
+            lambda todo: run_short_runs(todo, self.workers),
+        )  # fmt: skip
+
+    def run_short(self, run: ShortRun) -> dict[str, Any]:
+        return remembered_runs(
+            self.journal, "short_run", [_short_run_label(run)], [run],
+            lambda todo: [run_short(todo[0])],
+        )[0]  # fmt: skip
+
+    def range_test(self, label: str, measure: Callable[[], Any]) -> RangeTestResult:
+        """A range test, recorded in the journal as ``range_test/<label>`` (read back on
+        resume): the same `RangeTestResult` either way."""
+        recorded = self.journal.remember(f"range_test/{label}", lambda: measure().to_dict())
+        return RangeTestResult.from_dict(recorded)
+
     def trainer(
         self, batch_size: int, weight_decay: float = 0.0, validate: bool = False
     ) -> Trainer:
@@ -182,6 +264,15 @@ class _Setup:
             progress=False,
             device=self.device,
         )
+
+
+def _short_run_label(run: ShortRun) -> str:
+    """A short run's journal label: what varies between the recipe's short runs."""
+    momentum = run.momentum if isinstance(run.momentum, float) else tuple(run.momentum)
+    return (
+        f"max_lr={run.max_lr!r} min_lr={run.min_lr!r} wd={float(run.weight_decay)!r} "
+        f"momentum={momentum} epochs={run.epochs} batch={run.batch_size}"
+    )
 
 
 def _evidence(
@@ -266,16 +357,29 @@ def _batch_size_stage(
 
 def _bounds_range_test(setup: _Setup, batch_size: int) -> tuple[RangeTestResult, str]:
     """The range test behind the LR bounds (with validation), and a note when it was redone."""
-    probe = setup.trainer(batch_size, validate=True)
-    range_test = probe.lr_find(val_data=probe.val_loader)
+    probe: Trainer | None = None
+
+    def first_sweep() -> Any:  # a RangeTestResult
+        nonlocal probe
+        probe = setup.trainer(batch_size, validate=True)
+        return probe.lr_find(val_data=probe.val_loader)
+
+    range_test = setup.range_test("bounds", first_sweep)
     if range_test.max_lr is None and range_test.failure in SWEEP_FURTHER:
         # a loss still falling (or flat) at the sweep's end: sweep two decades further, at the
         # same density of points, instead of giving up (RecipeSettings.wide_sweep_end_lr)
         first_reason = range_test.reason
         end_lr = setup.settings.wide_sweep_end_lr
-        range_test = probe.lr_find(
-            val_data=probe.val_loader, end_lr=end_lr, num_steps=setup.settings.wide_sweep_steps
-        )
+
+        def wide_sweep() -> Any:
+            trainer = probe or setup.trainer(batch_size, validate=True)
+            return trainer.lr_find(
+                val_data=trainer.val_loader,
+                end_lr=end_lr,
+                num_steps=setup.settings.wide_sweep_steps,
+            )
+
+        range_test = setup.range_test("bounds, wide", wide_sweep)
         return range_test, f"first sweep to LR 10: {first_reason}; swept again to LR {end_lr:g}"
     return range_test, ""
 
@@ -298,12 +402,12 @@ def _lr_bounds_stage(
     def at(lr: float) -> ShortRun:
         return short.at(lr, lr / settings.min_lr_divisor)
 
-    runs = dict(zip(grid, run_short_runs([at(lr) for lr in grid], setup.workers), strict=True))
+    runs = dict(zip(grid, setup.run_short_runs([at(lr) for lr in grid]), strict=True))
     losses = {lr: run["val_loss"] for lr, run in runs.items()}
     chosen, chosen_why = choose_max_lr(losses, settings)
 
     def loss_at(lr: float) -> float:
-        runs[lr] = run_short(at(lr))
+        runs[lr] = setup.run_short(at(lr))
         return float(runs[lr]["val_loss"])
 
     extension = extend_lr_grid(losses, chosen, chosen_why, ceiling, loss_at, settings)
@@ -341,20 +445,23 @@ def _weight_decay_stage(
     the choice, its short run's validation loss and the evidence."""
     start = time.perf_counter()
     for wd in weight_decays:
-        trial = setup.trainer(short.batch_size, weight_decay=wd)
-        range_tests[f"weight decay {wd:g}"] = trial.lr_find()
+
+        def measure(wd: float = wd) -> Any:
+            return setup.trainer(short.batch_size, weight_decay=wd).lr_find()
+
+        range_tests[f"weight decay {wd:g}"] = setup.range_test(f"weight decay {wd!r}", measure)
 
     def at(wd: float) -> ShortRun:
         return short.at(short.max_lr, short.min_lr, wd)
 
     candidates = list(dict.fromkeys(float(w) for w in weight_decays))
-    results = run_short_runs([at(wd) for wd in candidates], setup.workers)
+    results = setup.run_short_runs([at(wd) for wd in candidates])
     outcomes = dict(zip(candidates, results, strict=True))
     middle = weight_decay_midpoint(
         {wd: o["val_loss"] for wd, o in outcomes.items()}, setup.settings
     )
     if middle is not None:
-        outcomes[middle] = run_short(at(middle))
+        outcomes[middle] = setup.run_short(at(middle))
     losses = {wd: float(o["val_loss"]) for wd, o in outcomes.items()}
     chosen, why = choose_weight_decay(losses)
     return (
@@ -384,7 +491,7 @@ def _momentum_stage(
         constants = setup.settings.constant_momenta
         options: list[Momentum] = [short.momentum, *constants]
         short_runs = [short.at(short.max_lr, short.min_lr, short.weight_decay, m) for m in options]
-        results = run_short_runs(short_runs, setup.workers)
+        results = setup.run_short_runs(short_runs)
         runs = {str(m): r for m, r in zip(options, results, strict=True)}
         chosen = choose_momentum({m: r["val_loss"] for m, r in zip(options, results, strict=True)})
         why = f"lowest validation loss among cyclical {short.momentum} and constants {constants}"
@@ -397,13 +504,14 @@ def _final_run_stage(
     short_run_loss: float,
     test_data: ArrayData | None,
     out_dir: str | Path | None,
-    overwrite: bool,
 ) -> list[dict[str, Any]]:
     """5. The final 1cycle run. One that falls apart where its short run (same settings, fewer
-    epochs) did not sits at the edge of stability: it is run once more, lower (one more record)."""
-    settings = setup.settings
+    epochs) did not sits at the edge of stability: it is run once more, lower (one more record).
+    A run in the journal continues from its last epoch checkpoint; the folder is this run's own
+    (`recipe_folder` moved any earlier run aside), so its files may be replaced."""
+    settings, journal = setup.settings, setup.journal
 
-    def final_run(replace: bool) -> Any:
+    def final_run() -> Any:
         return plan.run(
             setup.model_fn,
             setup.train_data,
@@ -412,7 +520,8 @@ def _final_run_stage(
             out_dir=out_dir,
             loss_fn=setup.loss_fn,
             augment=setup.augment,
-            overwrite=replace,
+            overwrite=True,
+            resume=True,
         )
 
     def record(why: str) -> dict[str, Any]:
@@ -423,17 +532,22 @@ def _final_run_stage(
 
     records = []
     start = time.perf_counter()
-    history = final_run(overwrite)
-    failure = final_run_failed(
-        history.status, plan.results.get("final_val_loss"), short_run_loss, settings
-    )
-    if failure is not None:
-        records.append(record(f"redone at max_lr / {settings.retry_lr_divisor:g}: {failure}"))
+    first_attempt = journal.get("final_run/first_attempt")
+    if first_attempt is None:
+        history = final_run()
+        failure = final_run_failed(
+            history.status, plan.results.get("final_val_loss"), short_run_loss, settings
+        )
+        if failure is not None:
+            why = f"redone at max_lr / {settings.retry_lr_divisor:g}: {failure}"
+            first_attempt = journal.record("final_run/first_attempt", record(why))
+    if first_attempt is not None:
+        records.append(first_attempt)
         start = time.perf_counter()
         plan.max_lr /= settings.retry_lr_divisor
         plan.min_lr /= settings.retry_lr_divisor
-        history = final_run(True)  # the first attempt's files in out_dir are this call's own
-    records.append(record(history.status))
+        history = final_run()
+    records.append(journal.remember("final_run", lambda: record(history.status)))
     return records
 
 

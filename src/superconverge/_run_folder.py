@@ -1,0 +1,118 @@
+"""A run folder holds one run: an earlier run is moved aside, whole, before a new one writes.
+
+`tune --force` over a finished run used to overwrite it file by file, so a kill in between left
+the old plan and report next to the new checkpoint and history, and the old weights gone. Now
+the earlier run's files go first into one dated subfolder, ``previous-<UTC time>/``: the folder
+then holds either the old run (intact, moved) or the new one, never a mix of the two. Only the
+files a run writes are moved; anything else the user keeps there stays put. Plain Python.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from superconverge._files import LOCK_NAME
+
+# every file a run (the recipe, its final Trainer, the CLI's report) leaves in its folder
+RUN_FILES = (
+    "journal.json", "checkpoint.pt", "best.pt", "history.json", "history.csv", "plan.json",
+    "range_tests.json", "report.html", "report.md", "lr_find.png", "schedule.png", "losses.png",
+)  # fmt: skip
+PREVIOUS = "previous-"  # prefix of the subfolders earlier runs are moved into
+_STAGING = ".moving-aside"  # prefix of a subfolder still being filled (a kill may leave one)
+
+
+def run_files(folder: str | Path) -> list[Path]:
+    """The files of a run present in `folder`. Temporary files are not a run's: a dead
+    writer's are removed by the next write of the same file (`write_atomically`).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "notes.txt").write_text("mine"), (folder / "plan.json").write_text("{}")
+        >>> [p.name for p in run_files(folder)]
+        ['plan.json']
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return [entry for entry in sorted(folder.iterdir()) if entry.name in RUN_FILES]
+
+
+def move_aside(folder: str | Path) -> Path | None:
+    """Move the run in `folder` into ``folder/previous-<UTC time>/``; None when there is none.
+
+    Each file moves by an atomic rename inside one file system. The subfolder is filled under a
+    hidden name and renamed when complete; a move that a kill interrupted is completed by the
+    next call, into the same subfolder, so one earlier run never ends up split in two.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "checkpoint.pt").write_bytes(b"old weights")
+        >>> aside = move_aside(folder)
+        >>> aside.name.startswith("previous-"), (aside / "checkpoint.pt").read_bytes()
+        (True, b'old weights')
+        >>> run_files(folder), move_aside(folder)
+        ([], None)
+    """
+    folder = Path(folder)
+    unfinished = sorted(folder.glob(f"{_STAGING}-*")) if folder.is_dir() else []
+    files = run_files(folder)
+    if not files and not unfinished:
+        return None
+    staging = unfinished[0] if unfinished else _new_staging(folder)
+    for path in files:
+        os.replace(path, staging / path.name)
+    final = folder / (PREVIOUS + staging.name[len(_STAGING) + 1 :])
+    os.replace(staging, final)
+    _sync(folder)
+    return final
+
+
+def discard(aside: Path) -> None:
+    """Delete a run moved aside by `move_aside` (once the run that replaced it has finished)."""
+    if aside.name.startswith(PREVIOUS) and aside.is_dir():
+        shutil.rmtree(aside)
+
+
+def is_empty_but_for_us(folder: str | Path) -> bool:
+    """True when `folder` is missing or holds nothing but the lock, runs moved aside and
+    temporary files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return True
+    return all(
+        entry.name == LOCK_NAME
+        or (entry.name.startswith(".") and entry.name.endswith(".partial"))  # a dead writer's
+        or (entry.is_dir() and entry.name.startswith(PREVIOUS))
+        for entry in folder.iterdir()
+    )
+
+
+def _new_staging(folder: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    for suffix in ("", *(f"-{n}" for n in range(2, 100))):
+        name = f"{stamp}{suffix}"
+        if not (folder / (PREVIOUS + name)).exists():
+            staging = folder / f"{_STAGING}-{name}"
+            staging.mkdir()
+            return staging
+    raise FileExistsError(f"{folder} already holds 99 runs moved aside at {stamp}")
+
+
+def _sync(folder: Path) -> None:
+    """Make the renames durable (a power cut after this keeps the new names)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows: no directory handles
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

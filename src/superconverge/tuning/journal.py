@@ -1,0 +1,209 @@
+"""The recipe's journal: each stage's decision and evidence, saved the moment it is made.
+
+`tune` used to keep everything in memory until its very end: a kill (or Ctrl-C) in the final
+run lost every decision. Now each completed stage (and each short run inside a stage) is a
+record in ``journal.json`` in the run folder, rewritten atomically after every record, so a
+kill at any moment leaves the journal as it was after the last completed record. Resuming
+(``tune(..., resume=True)``, ``superconverge tune --resume DIR``) reads the records back
+instead of recomputing them, after checking that the settings are the ones that made them.
+Plain Python (no torch): the records are JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from superconverge._files import write_text_atomically
+from superconverge._json import decode_nonfinite, encode_nonfinite
+
+JOURNAL = "journal.json"
+FORMAT_VERSION = 1
+
+
+class Journal:
+    """Ordered records ``key -> JSON value``, saved atomically in ``folder/journal.json``.
+
+    With ``folder=None`` nothing is saved (a run without an output folder) and `remember`
+    simply computes. Records come back as JSON gives them: lists for tuples, string keys.
+
+    Args:
+        folder: the run folder, or None.
+        settings: what made the records (epochs, seed, data sizes, ...); a resume must match.
+        command: the command line that started the run, for ``superconverge tune --resume``.
+        replaces: the subfolder an earlier run was moved into, deleted when this one finishes.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> journal = Journal.start(folder, {"epochs": 2})
+        >>> journal.remember("batch_size", lambda: 32)
+        32
+        >>> again = Journal.resume(folder, {"epochs": 2})
+        >>> again.remember("batch_size", lambda: 64)  # recorded: not computed again
+        32
+        >>> again.keys()
+        ['batch_size']
+    """
+
+    def __init__(
+        self,
+        folder: str | Path | None,
+        settings: dict[str, Any],
+        *,
+        records: dict[str, Any] | None = None,
+        command: Sequence[str] | None = None,
+        replaces: str | None = None,
+        started: str | None = None,
+        finished: bool = False,
+    ) -> None:
+        self.folder = None if folder is None else Path(folder)
+        self.settings = _plain(settings)
+        self.records: dict[str, Any] = dict(records or {})
+        self.command = None if command is None else list(command)
+        self.replaces = replaces
+        self.started = started or time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        self.finished = finished
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.folder is None else self.folder / JOURNAL
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def start(
+        cls,
+        folder: str | Path | None,
+        settings: dict[str, Any],
+        *,
+        command: Sequence[str] | None = None,
+        replaces: str | None = None,
+    ) -> Journal:
+        """A new, empty journal, saved at once (so even a run killed in its first second
+        leaves a folder that says what it was)."""
+        journal = cls(folder, settings, command=command, replaces=replaces)
+        journal.save()
+        return journal
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Journal:
+        """The journal saved in `folder`.
+
+        Raises:
+            FileNotFoundError: `folder` holds no journal (no run was started there, or one
+                from before journals existed).
+            ValueError: the file is not a journal (it names the file).
+        """
+        path = Path(folder) / JOURNAL
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{folder} holds no {JOURNAL}: there is no tune run to resume there"
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path} cannot be read as a tune journal ({error})") from error
+        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path} is not a tune journal (format {FORMAT_VERSION})")
+        return cls(
+            folder,
+            decode_nonfinite(data.get("settings", {})),
+            records=decode_nonfinite(data.get("records", {})),
+            command=data.get("command"),
+            replaces=data.get("replaces"),
+            started=data.get("started"),
+            finished=bool(data.get("finished", False)),
+        )
+
+    @classmethod
+    def resume(cls, folder: str | Path, settings: dict[str, Any]) -> Journal:
+        """`load`, then check that `settings` are the ones the records were made with.
+
+        Raises:
+            ValueError: a setting differs; the message names it with both values.
+        """
+        journal = cls.load(folder)
+        journal.check_settings(settings)
+        return journal
+
+    def check_settings(self, settings: dict[str, Any]) -> None:
+        current = _plain(settings)
+        differ = [
+            f"{key} {self.settings.get(key, 'unset')!r} there, {current.get(key, 'unset')!r} now"
+            for key in sorted(set(self.settings) | set(current))
+            if self.settings.get(key) != current.get(key)
+        ]
+        if differ:
+            raise ValueError(
+                f"{self.folder} holds a tune run made with other settings ({'; '.join(differ)}); "
+                "resume it with the settings it was started with, or start a new run "
+                "(overwrite=True / --force moves this one aside)"
+            )
+
+    # ------------------------------------------------------------------ records
+    def __contains__(self, key: str) -> bool:
+        return key in self.records
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.records.get(key, default)
+
+    def keys(self) -> list[str]:
+        return list(self.records)
+
+    def record(self, key: str, value: Any) -> Any:
+        """Add (or replace) one record and save the journal; returns the record as it will be
+        read back on resume (JSON's lists for tuples), so that a run that recorded a value and
+        one that resumed from it go on with the same thing."""
+        self.records[key] = _plain(value)
+        self.save()
+        return self.records[key]
+
+    def remember(self, key: str, compute: Callable[[], Any]) -> Any:
+        """The record `key` if it was made before, else ``compute()`` recorded; either way the
+        value as the journal holds it."""
+        if key in self.records:
+            return self.records[key]
+        return self.record(key, compute())
+
+    def forget(self, key: str) -> None:
+        """Drop a record (e.g. a final-run attempt that is redone) and save."""
+        if self.records.pop(key, None) is not None:
+            self.save()
+
+    def finish(self) -> None:
+        """Mark the run finished (a resume then has nothing left to do but report)."""
+        self.finished = True
+        self.save()
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        data = {
+            "format": FORMAT_VERSION,
+            "started": self.started,
+            "finished": self.finished,
+            "settings": encode_nonfinite(self.settings),
+            "command": self.command,
+            "replaces": self.replaces,
+            "records": encode_nonfinite(self.records),
+        }
+        write_text_atomically(self.path, json.dumps(data, indent=1, allow_nan=False))
+
+    def summary(self) -> str:
+        """One line for people: what is done."""
+        done = ", ".join(self.keys()) or "nothing yet"
+        state = "finished" if self.finished else "unfinished"
+        return f"tune run started {self.started}, {state}; recorded: {done}"
+
+
+def _plain(value: Any) -> Any:
+    """`value` as JSON holds it (tuples as lists, NaN/inf as strings); fails early, naming the
+    type, on anything JSON cannot hold, so a bad record is never half-saved."""
+    encoded = encode_nonfinite(value)
+    try:
+        return decode_nonfinite(json.loads(json.dumps(encoded, allow_nan=False)))
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"a journal record must be JSON data: {error}") from error

@@ -1,0 +1,242 @@
+"""What makes the recipe safe to interrupt: one writer per run folder, an earlier run moved
+aside (never mixed with the new one), the journal opened (or read back to resume), the data
+checked before any training time is spent, and Ctrl-C answered with how to resume.
+
+What a resume covers: every record in the journal (each stage's decision and evidence, each
+short run and range test inside a stage) is read back, not recomputed; the stage that was cut
+short is redone from its last recorded short run; the final run continues from its last epoch
+checkpoint (a kill inside its first epoch redoes that epoch). On the CPU the resumed recipe
+ends with the same decisions and the same weights as an uninterrupted one. Not covered: an
+automatic batch size measured by timing is measured again if its stage was cut short (it may
+then differ), and the settings must be the ones the run was started with (checked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from superconverge._files import FolderLock
+from superconverge._run_folder import discard, move_aside, run_files
+from superconverge.data.checks import check_array_data, check_batch, class_count
+from superconverge.data.datasets import ArrayData
+from superconverge.tuning.journal import JOURNAL, Journal
+
+logger = logging.getLogger(__name__)
+
+
+def resume_hint(folder: str | Path) -> str:
+    """How to continue an interrupted run, for people (Python and the CLI)."""
+    return (
+        f"continue it with tune(..., out_dir={str(folder)!r}, resume=True) and the same "
+        f"arguments, or `superconverge tune --resume {folder}` for a run the CLI started"
+    )
+
+
+@contextlib.contextmanager
+def recipe_folder(
+    out_dir: str | Path | None,
+    settings: dict[str, Any],
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    command: Sequence[str] | None = None,
+) -> Iterator[Journal]:
+    """Hold `out_dir` for one run of the recipe and yield its journal.
+
+    The folder is locked first (a second writer fails at once, naming the first). Then:
+    with `resume`, the journal there is read back (its settings must match); otherwise the
+    folder must hold no earlier run, or, with `overwrite`, the earlier run is moved whole into
+    ``previous-<time>/`` and deleted once this run has finished. A KeyboardInterrupt leaves
+    with a note saying how to resume. Without `out_dir` the journal only computes.
+
+    Raises:
+        FolderBusyError: another process is writing to `out_dir`.
+        FileExistsError: `out_dir` holds an earlier run and neither `resume` nor `overwrite`.
+        FileNotFoundError, ValueError: `resume` without a journal, or with other settings.
+    """
+    if out_dir is None:
+        if resume:
+            raise ValueError("resume=True needs out_dir: the folder of the run to resume")
+        yield Journal(None, settings)
+        return
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"out_dir {folder} is a file, not a folder")
+    with FolderLock(folder):
+        if resume:
+            journal = Journal.resume(folder, settings)
+            logger.warning("resuming %s: %s", folder, journal.summary())
+        else:
+            earlier = run_files(folder)
+            if earlier and not overwrite:
+                names = ", ".join(p.name for p in earlier[:4])
+                raise FileExistsError(
+                    f"out_dir {folder} already holds a run ({names}); pass resume=True to "
+                    "continue it, overwrite=True to replace it (it is moved aside first), or "
+                    "choose another out_dir"
+                )
+            aside = move_aside(folder) if earlier else None
+            if aside is not None:
+                logger.warning(
+                    "moved the previous run to %s; it is deleted once this run finishes", aside
+                )
+            journal = Journal.start(
+                folder, settings, command=command, replaces=None if aside is None else aside.name
+            )
+        try:
+            yield journal
+        except KeyboardInterrupt as error:
+            error.add_note(interrupted_note(journal))
+            logger.warning("%s", interrupted_note(journal))
+            raise
+        journal.finish()
+        if journal.replaces:
+            aside = folder / journal.replaces
+            discard(aside)
+            logger.warning("deleted the previous run %s, replaced by this finished one", aside)
+
+
+def interrupted_note(journal: Journal) -> str:
+    done = [key for key in journal.records if "/" not in key]
+    kept = f"the stages done ({', '.join(done)})" if done else "nothing yet"
+    return (
+        f"tune was interrupted: {kept} and the final run's last epoch checkpoint are kept in "
+        f"{journal.folder}; {resume_hint(journal.folder or '.')}"
+    )
+
+
+def tune_settings(
+    model: nn.Module,
+    train_data: Any,
+    val_data: Any,
+    test_data: Any,
+    *,
+    loss_fn: Callable[..., Any],
+    augment: Any,
+    **arguments: Any,
+) -> dict[str, Any]:
+    """What the journal's records depend on, for the check on resume: the recipe's arguments,
+    the data (sizes and, for in-memory data, sums of the tensors) and the model's architecture
+    (parameter names and shapes). Cheap: no training, one pass over in-memory tensors."""
+    signature = {name: list(t.shape) for name, t in model.state_dict().items()}
+    digest = hashlib.sha256(json.dumps(signature, sort_keys=True).encode()).hexdigest()[:16]
+    return {
+        **arguments,
+        "model": f"{type(model).__name__} {digest}",
+        "loss_fn": getattr(loss_fn, "__qualname__", type(loss_fn).__name__),
+        "augment": None if augment is None else repr(augment),
+        "train_data": _data_fingerprint(train_data),
+        "val_data": _data_fingerprint(val_data),
+        "test_data": _data_fingerprint(test_data),
+    }
+
+
+def _data_fingerprint(data: Any) -> Any:
+    if data is None:
+        return None
+    if isinstance(data, ArrayData):
+        return {
+            "samples": len(data),
+            "inputs": [list(data.inputs.shape[1:]), _sum(data.inputs)],
+            "targets": [list(data.targets.shape[1:]), _sum(data.targets)],
+        }
+    try:
+        return {"samples": len(data)}
+    except TypeError:
+        return {"samples": None}
+
+
+def _sum(tensor: torch.Tensor) -> float:
+    if tensor.is_complex():
+        tensor = tensor.abs()
+    # float64: the same bits for the same data; rounded so a JSON round trip cannot change it
+    return round(float(tensor.double().sum()), 6)
+
+
+def check_recipe_data(
+    model: nn.Module, splits: Sequence[tuple[str, Any]], device: torch.device | None = None
+) -> None:
+    """Before any training: one forward pass of `model` on two training samples tells the
+    number of classes; then each split's labels must fit it and its inputs be finite.
+
+    In-memory data (`ArrayData`) is scanned whole; other data only in its first batch.
+
+    Raises:
+        DataError: naming the split, the sample, the value and what to do.
+    """
+    first = _first_batch(splits[0][1])
+    if first is None:
+        return
+    inputs, targets = first
+    classes = None
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            parameter = next(model.parameters(), None)
+            where = device or (parameter.device if parameter is not None else None)
+            outputs = model(inputs.to(where) if where is not None else inputs)
+        classes = class_count(outputs, targets)
+    except Exception:  # a model that cannot take the data: the trainer's shape check says why
+        logger.debug("data check: the model did not take two samples", exc_info=True)
+    finally:
+        model.train(was_training)
+    for name, data in splits:
+        if isinstance(data, ArrayData):
+            check_array_data(data, name, classes)
+        elif data is not None:
+            batch = _first_batch(data)
+            if batch is not None:
+                check_batch(*batch, name, classes)
+
+
+def _first_batch(data: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if isinstance(data, ArrayData):
+        return data.inputs[:2], data.targets[:2]
+    try:
+        batch = next(iter(data))
+    except (TypeError, StopIteration):
+        return None
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        inputs, targets = batch
+        if isinstance(inputs, torch.Tensor) and isinstance(targets, torch.Tensor):
+            return inputs, targets
+    return None
+
+
+def remembered_runs(
+    journal: Journal,
+    prefix: str,
+    labels: Sequence[str],
+    jobs: Sequence[Any],
+    run_many: Callable[[list[Any]], list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """Short runs, each recorded as ``prefix/label`` as soon as its batch of jobs is done; on
+    resume only the runs not yet recorded are run. Returns the records, in `labels` order."""
+    keys = [f"{prefix}/{label}" for label in labels]
+    missing = [i for i, key in enumerate(keys) if key not in journal]
+    if missing:
+        results = run_many([jobs[i] for i in missing])
+        for i, result in zip(missing, results, strict=True):
+            journal.record(keys[i], result)
+    return [journal.get(key) for key in keys]
+
+
+__all__ = [
+    "JOURNAL",
+    "check_recipe_data",
+    "interrupted_note",
+    "recipe_folder",
+    "remembered_runs",
+    "resume_hint",
+    "tune_settings",
+]

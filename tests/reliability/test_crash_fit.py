@@ -1,0 +1,137 @@
+"""Crash tests of `Trainer` with an ``out_dir``: kills at any step and inside every file write,
+a full disk, two writers. After each: every file present reads back, and finishing the run
+(``Trainer.resume``, or a rerun when no checkpoint was saved yet) gives, on the CPU, the same
+weights as a run that was never interrupted.
+
+The child (`crash.py fit`) trains the digits MLP (with dropout) on 400 samples for 3 epochs of
+13 steps. The default suite runs a few representative cases; ``-m slow`` runs the full matrix.
+"""
+
+import random
+import subprocess
+
+import pytest
+import torch
+
+from superconverge._files import FolderLock
+from superconverge.training.checkpoint import load_checkpoint
+from tests.reliability import crash
+from tests.reliability.harness import (
+    KILLED,
+    assert_same_weights,
+    loadable_files,
+    run,
+    start,
+    wait_for,
+)
+
+STEPS_PER_EPOCH = -(-crash.TRAIN // crash.BATCH)  # 13
+TOTAL_STEPS = crash.FIT_EPOCHS * STEPS_PER_EPOCH
+WRITES = ("checkpoint.pt", "best.pt", "history.csv", "history.json")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted")
+    done = run("fit", out)
+    return {"weights": torch.load(out / "final_weights.pt", weights_only=True), "run": done}
+
+
+def finish(out):
+    """Complete an interrupted run the way a user would: resume from the checkpoint, or start
+    again when the first epoch did not finish."""
+    if (out / "checkpoint.pt").exists():
+        run("fit", out, "--resume")
+    else:
+        run("fit", out)
+    return torch.load(out / "final_weights.pt", weights_only=True)
+
+
+def kill_and_finish(out, reference, *cues, expect=KILLED):
+    died = run("fit", out, cues=cues, expect=expect)
+    assert loadable_files(out) == {}, f"after {cues}"
+    assert not (out / "final_weights.pt").exists()
+    assert_same_weights(reference["weights"], finish(out), f"after {cues}")
+    assert not list(out.glob(".*.partial")), "a temporary file outlived the run that finished it"
+    return died
+
+
+def test_killed_in_the_first_epoch_a_rerun_loses_only_that_epoch(tmp_path, reference):
+    kill_at = random.Random().randint(1, STEPS_PER_EPOCH)
+    kill_and_finish(tmp_path, reference, "--kill-step", str(kill_at))
+
+
+def test_killed_at_a_random_later_step_resumes_to_the_same_weights(tmp_path, reference):
+    kill_at = random.Random().randint(STEPS_PER_EPOCH + 1, TOTAL_STEPS)
+    run("fit", tmp_path, cues=("--kill-step", str(kill_at)), expect=KILLED)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["fit"]["epochs_done"] == (
+        (kill_at - 1) // STEPS_PER_EPOCH
+    )
+    assert_same_weights(reference["weights"], finish(tmp_path), f"killed at step {kill_at}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at", [1, STEPS_PER_EPOCH, STEPS_PER_EPOCH + 1, TOTAL_STEPS - 1])
+def test_kill_at_each_edge_of_an_epoch(tmp_path, reference, kill_at):
+    kill_and_finish(tmp_path, reference, "--kill-step", str(kill_at))
+
+
+def test_killed_while_writing_the_second_checkpoint(tmp_path, reference):
+    kill_and_finish(tmp_path, reference, "--kill-write", "checkpoint.pt:2")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("write", [f"{name}:{n}" for name in WRITES for n in (1, 2)
+                                   if (name, n) != ("history.json", 2)])  # fmt: skip
+def test_killed_while_writing_each_kind_of_file(tmp_path, reference, write):
+    kill_and_finish(tmp_path, reference, "--kill-write", write)
+
+
+@pytest.mark.parametrize("write", ["checkpoint.pt:2", pytest.param("history.csv:2", marks=pytest.mark.slow),
+                                   pytest.param("best.pt:2", marks=pytest.mark.slow)])  # fmt: skip
+def test_a_full_disk_is_named_and_loses_nothing(tmp_path, reference, write):
+    name = write.split(":")[0]
+    failed = kill_and_finish(tmp_path, reference, "--enospc", write, expect=1)
+    assert f"no space left on device while writing {tmp_path / name}" in failed.stderr
+
+
+@pytest.mark.slow
+def test_a_full_tmpfs_then_more_space_resumes_to_the_same_weights(tmp_path, reference):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=360k", "tmpfs", str(disk)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        out = disk / "run"
+        failed = run("fit", out, expect=1)
+        assert "no space left on device while writing" in failed.stderr, failed.stderr[-2000:]
+        assert loadable_files(out) == {}
+        subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+        assert_same_weights(reference["weights"], finish(out), "after a full disk")
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_second_writer_is_refused_at_once(tmp_path, reference):
+    with FolderLock(tmp_path):  # this process holds the folder, as a running fit would
+        refused = run("fit", tmp_path, expect=1)
+    assert f"{tmp_path} is being written by pid" in refused.stderr
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+def test_two_fits_into_one_folder_the_second_fails_and_the_first_is_intact(tmp_path, reference):
+    gate = tmp_path.parent / f"{tmp_path.name}-gate"
+    first = start("fit", tmp_path, cues=("--pause-step", "5", "--pause-file", str(gate)))
+    try:
+        wait_for(gate.with_suffix(".paused"), first)
+        refused = run("fit", tmp_path, expect=1)
+        assert "is being written by pid" in refused.stderr
+    finally:
+        gate.touch()
+        finished = first.wait()
+    assert finished.returncode == 0, finished.output[-3000:]
+    weights = torch.load(tmp_path / "final_weights.pt", weights_only=True)
+    assert_same_weights(reference["weights"], weights, "of the first writer")

@@ -1,0 +1,151 @@
+"""The recipe's run folder: one writer, an earlier run moved aside, Ctrl-C says how to resume."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from superconverge._files import FolderBusyError
+from superconverge.data import ArrayData
+from superconverge.data.checks import DataError
+from superconverge.tuning.journal import Journal
+from superconverge.tuning.resumable import (
+    check_recipe_data,
+    recipe_folder,
+    remembered_runs,
+    tune_settings,
+)
+
+
+def test_a_new_run_is_journalled_and_marked_finished(tmp_path):
+    with recipe_folder(tmp_path, {"epochs": 2}) as journal:
+        journal.record("batch_size", 32)
+        assert not Journal.load(tmp_path).finished
+    assert Journal.load(tmp_path).finished
+
+
+def test_an_earlier_run_is_refused_without_overwrite(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"old")
+    expected = r"already holds a run.*resume=True.*overwrite=True"
+    with pytest.raises(FileExistsError, match=expected), recipe_folder(tmp_path, {}):
+        pass
+
+
+def test_overwrite_moves_the_earlier_run_aside_until_the_new_one_finishes(tmp_path, caplog):
+    (tmp_path / "checkpoint.pt").write_bytes(b"old weights")
+    with (
+        pytest.raises(KeyboardInterrupt) as caught,
+        recipe_folder(tmp_path, {}, overwrite=True) as journal,
+    ):
+        journal.record("batch_size", 32)
+        raise KeyboardInterrupt
+    (aside,) = tmp_path.glob("previous-*")
+    assert (
+        aside / "checkpoint.pt"
+    ).read_bytes() == b"old weights"  # kept: the new run is unfinished
+    assert "moved the previous run to" in caplog.text
+    note = caught.value.__notes__[0]
+    assert "stages done (batch_size)" in note and "resume=True" in note
+    assert f"superconverge tune --resume {tmp_path}" in note
+    with recipe_folder(tmp_path, {}, resume=True) as journal:
+        assert journal.get("batch_size") == 32
+    assert not aside.exists()  # deleted once the run that replaced it finished
+    assert "deleted the previous run" in caplog.text
+
+
+def test_resume_needs_a_journal_with_the_same_settings(tmp_path):
+    with (
+        pytest.raises(FileNotFoundError, match="no tune run to resume"),
+        recipe_folder(tmp_path, {}, resume=True),
+    ):
+        pass
+    with recipe_folder(tmp_path, {"seed": 0}):
+        pass
+    with (
+        pytest.raises(ValueError, match="seed 0 there, 1 now"),
+        recipe_folder(tmp_path, {"seed": 1}, resume=True),
+    ):
+        pass
+    with pytest.raises(ValueError, match="needs out_dir"), recipe_folder(None, {}, resume=True):
+        pass
+
+
+def test_another_process_holding_the_folder_is_named(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from superconverge._files import FolderLock
+            with FolderLock({str(tmp_path)!r}):
+                print("held", flush=True)
+                sys.stdin.read()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with (
+            pytest.raises(
+                FolderBusyError, match=f"{tmp_path} is being written by pid {holder.pid}"
+            ),
+            recipe_folder(tmp_path, {}, overwrite=True),
+        ):
+            pass
+    finally:
+        holder.communicate("")
+    assert not list(tmp_path.glob("previous-*"))
+
+
+def test_remembered_runs_run_only_what_is_not_recorded(tmp_path):
+    journal = Journal.start(tmp_path, {})
+    journal.record("wd/0.001", {"val_loss": 0.5})
+    ran = []
+
+    def run_many(jobs):
+        ran.extend(jobs)
+        return [{"val_loss": float(job)} for job in jobs]
+
+    results = remembered_runs(journal, "wd", ["0.001", "0"], [1e-3, 0.0], run_many)
+    assert ran == [0.0]
+    assert results == [{"val_loss": 0.5}, {"val_loss": 0.0}]
+    assert Journal.load(tmp_path).keys() == ["wd/0.001", "wd/0"]
+
+
+def _mlp(classes=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(4, classes))
+
+
+def test_recipe_data_is_checked_against_the_models_outputs():
+    good = ArrayData(torch.randn(20, 4), torch.arange(20) % 10)
+    check_recipe_data(_mlp(), [("train_data", good), ("val_data", good)])
+    labels = torch.arange(20) % 10
+    labels[7] = 15
+    with pytest.raises(DataError, match="val_data sample 7 has label 15, but the model has 10"):
+        check_recipe_data(
+            _mlp(), [("train_data", good), ("val_data", ArrayData(good.inputs, labels))]
+        )
+    nan = good.inputs.clone()
+    nan[3, 1] = float("nan")
+    with pytest.raises(DataError, match="train_data sample 3 has nan in its inputs"):
+        check_recipe_data(_mlp(), [("train_data", ArrayData(nan, good.targets))])
+
+
+def test_a_model_that_cannot_take_the_data_is_left_to_the_shape_check():
+    data = ArrayData(torch.randn(20, 5), torch.arange(20) % 10)  # 5 features, the model takes 4
+    check_recipe_data(_mlp(), [("train_data", data)])
+
+
+def test_settings_tell_other_data_and_other_models_apart():
+    data = ArrayData(torch.randn(20, 4), torch.arange(20) % 10)
+    other = ArrayData(data.inputs + 1, data.targets)
+
+    def settings(model, train):
+        return tune_settings(model, train, data, None, loss_fn=nn.functional.cross_entropy,
+                             augment=None, epochs=2)  # fmt: skip
+
+    torch.manual_seed(0)
+    assert settings(_mlp(), data) == settings(_mlp(), data)  # weights do not matter, shapes do
+    assert settings(_mlp(), data)["train_data"] != settings(_mlp(), other)["train_data"]
+    assert settings(_mlp(), data)["model"] != settings(_mlp(5), data)["model"]

@@ -268,3 +268,11 @@ def test_position_state_is_checked():
         loader.load_state_dict({"epoch": 0})
     with pytest.raises(ValueError, match=r"state\['epoch'\] must be an integer >= 0, got -1"):
         loader.load_state_dict({"epoch": -1, "batch_index": 0, "batch_size": 2, "seed": 0})
+
+
+def test_loaders_with_a_position_are_known():
+    from superconverge.data.sources import has_position
+
+    assert has_position(ArrayLoader(_arrays(4), 2)) and has_position(DatasetLoader(Counting(4), 2))
+    assert has_position(as_source(Stream(), steps_per_epoch=1).loader(2))
+    assert not has_position(DataLoader(Counting(4), batch_size=2))

@@ -658,6 +658,12 @@ def as_source(
     )
 
 
+def has_position(loader: object) -> bool:
+    """The loader keeps a position (``state_dict``/``load_state_dict``): an `ArrayLoader` or a
+    loader built here. Checkpoints and the range test's snapshot save and restore it."""
+    return isinstance(loader, ArrayLoader | _PositionLoader)
+
+
 def _has_len(data: object) -> bool:
     """``len(data)`` works (a ``DataLoader`` over an ``IterableDataset`` is Sized but raises)."""
     try:

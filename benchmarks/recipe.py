@@ -28,10 +28,9 @@ import torch
 import superconverge as sc
 from _common import machine, table
 from lr_finder import fastai_valley, torch_lr_finder_steepest
-from superconverge.data import Augment, load
-from superconverge.models import build
+from superconverge.data import default_augment, load
+from superconverge.models import build, default_model_for
 from superconverge.training import Trainer
-from superconverge.tuning.decisions import default_model_for
 
 EPOCHS = {"digits": 10, "mnist": 3, "cifar10": 5}
 BASELINE_BATCH = 64
@@ -91,7 +90,7 @@ def main() -> None:
         splits = load(name)
         model_name, options = default_model_for(name, splits.input_shape)
         epochs = EPOCHS[name]
-        augment = Augment() if name == "cifar10" else None
+        augment = default_augment(name)
         per_seed = []
         for seed in range(args.seeds):
             results = one_seed(

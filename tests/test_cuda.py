@@ -14,7 +14,8 @@ import superconverge as sc
 from superconverge.data import ArrayData, ArrayLoader, Augment, load
 from superconverge.models import build
 from superconverge.training import Trainer
-from superconverge.tuning import runner
+from superconverge.tuning import probes
+from superconverge.tuning.settings import DEFAULT_SETTINGS
 
 pytestmark = [
     pytest.mark.gpu,
@@ -119,12 +120,12 @@ def test_largest_batch_probe_measures_peak_memory_under_the_margin():
         return build("cifar-resnet", num_classes=2)
 
     device = torch.device("cuda")
-    best, peaks = runner.largest_batch_on_gpu(resnet, data, LOSS, device, max_batch=4096)
-    assert best in peaks and peaks[best] <= runner.GPU_MEMORY_MARGIN
+    best, peaks = probes.largest_batch_on_gpu(resnet, data, LOSS, device, max_batch=4096)
+    assert best in peaks and peaks[best] <= DEFAULT_SETTINGS.gpu_memory_margin
     assert all(peaks[size] < peaks[size * 2] for size in peaks if size * 2 in peaks)
     # with a quarter of the measured peak as the room the probe must stop at a smaller batch, by the same measurements
     fraction = peaks[best] / 4
-    smaller, peaks_again = runner.largest_batch_on_gpu(resnet, data, LOSS, device, max_batch=4096,
+    smaller, peaks_again = probes.largest_batch_on_gpu(resnet, data, LOSS, device, max_batch=4096,
                                                        margin=fraction)  # fmt: skip
     assert smaller < best
     assert peaks_again[smaller] <= fraction
@@ -134,6 +135,6 @@ def test_tune_on_cuda_probes_memory_and_trains(digits, tmp_path):
     plan = sc.tune(mlp, digits.train, digits.val, epochs=4, test_data=digits.test, out_dir=tmp_path)
     batch_step = plan.evidence[0]
     assert "peak_memory_fraction" in batch_step["details"]
-    assert plan.batch_size <= len(digits.train) // runner.MIN_STEPS_PER_EPOCH
+    assert plan.batch_size <= len(digits.train) // DEFAULT_SETTINGS.min_steps_per_epoch
     assert plan.results["status"] == "completed"
     assert plan.results["test"]["accuracy"] > 0.9

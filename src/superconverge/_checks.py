@@ -1,4 +1,4 @@
-"""Argument checks shared by the schedule constructors.
+"""Argument checks shared by the schedule constructors, the trainer and the range test.
 
 Every check raises ``ValueError`` (or ``TypeError`` for a wrong type) whose message starts with
 the parameter's name, then says what is allowed and the value that was given. The CLI relies on
@@ -73,3 +73,16 @@ def check_momentum(value: object, name: str = "momentum") -> tuple[float, float]
     if high < low:
         raise ValueError(f"{name} must be (high, low) with high >= low, got {tuple(value)!r}")
     return high, low
+
+
+def check_non_negative(name: str, value: object) -> float:
+    """A finite number >= 0, such as a weight decay."""
+    number = check_number(name, value)
+    if number < 0.0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return number
+
+
+def check_optional_count(name: str, value: object, minimum: int = 1) -> int | None:
+    """None, or an integer count >= `minimum`."""
+    return None if value is None else check_count(name, value, minimum)

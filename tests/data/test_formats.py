@@ -102,3 +102,28 @@ def test_cifar_unpickler_refuses_arbitrary_objects():
         parse_cifar_batch(pickle.dumps({b"data": Evil()}), "evil")
     with pytest.raises(DataFormatError, match="not a readable CIFAR-10 batch"):
         parse_cifar_batch(b"garbage", "garbage")
+
+
+def test_a_gzip_bomb_is_refused_after_the_declared_size(tmp_path, monkeypatch):
+    import superconverge.data.formats as formats
+
+    # 16 MiB of zeros behind a header that declares 2x2 bytes: about 16 KiB compressed
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(
+        gzip.compress(b"\x00\x00\x08\x02" + (2).to_bytes(4, "big") * 2 + bytes(1 << 24))
+    )
+    reads = []
+    real = formats._read_exactly
+    monkeypatch.setattr(formats, "_read_exactly", lambda s, n: reads.append(n) or real(s, n))
+    with pytest.raises(
+        DataFormatError, match=r"train-labels-idx1-ubyte.gz: has trailing bytes.*\(2, 2\)"
+    ):
+        read_idx(path)
+    assert sum(reads) == 4 + 8 + 4  # header, dimensions, payload: nothing past the declared size
+
+
+def test_a_header_declaring_more_than_the_file_holds_is_truncated(tmp_path):
+    path = tmp_path / "x.idx"
+    path.write_bytes(b"\x00\x00\x08\x01" + (1 << 30).to_bytes(4, "big") + b"\x01\x02")
+    with pytest.raises(DataFormatError, match=r"x.idx: truncated.*1073741824 bytes\), found 2"):
+        read_idx(path)

@@ -3,7 +3,7 @@ import io
 import pytest
 import torch
 
-from superconverge.data import ArrayData, ArrayLoader, Augment
+from superconverge.data import ArrayData, ArrayLoader, Augment, default_augment
 
 
 def _data(count=10):
@@ -140,3 +140,9 @@ def test_batched_crop_and_flip_equal_a_per_sample_reference(padding_mode):
         if flips[i]:
             expected = expected.flip(2)
         assert torch.equal(out[i], expected)
+
+
+def test_default_augment_crops_and_flips_cifar10_only():
+    assert default_augment("cifar10") == Augment(crop_padding=4, flip=True)
+    assert default_augment("mnist") is None
+    assert default_augment("digits") is None

@@ -6,7 +6,6 @@ from superconverge.finder import (
     RangeTestResult,
     analyse,
     divergence_lr,
-    smooth,
     suggest_minimum,
     suggest_steepest,
     suggest_valley,
@@ -25,10 +24,10 @@ def bowl(lr, lowest=-1.0):
     return 0.5 + 2 * fall + rise
 
 
-def test_smoothing_is_bias_corrected_and_matches_hand_values():
-    assert smooth([1.0, 3.0], 0.5) == pytest.approx([1.0, 1.75 / 0.75])
-    assert smooth([2.0] * 5, 0.98) == pytest.approx([2.0] * 5)
-    assert smooth([1.0, float("nan"), 1.0], 0.5)[1:] == [pytest.approx(math.nan, nan_ok=True)] * 2
+def _unsmoothed(losses):
+    """The losses up to the first non-finite one, NaN from there (what a sweep records)."""
+    first_bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), len(losses))
+    return list(losses[:first_bad]) + [math.nan] * (len(losses) - first_bad)
 
 
 def test_steepest_point_of_a_synthetic_loss_curve():
@@ -82,7 +81,7 @@ def test_analyse_recommends_minimum_over_ten_by_default():
     ids=["flat", "never-descends", "never-diverges", "mostly-nan"],
 )
 def test_honest_failure_gives_no_max_lr_and_a_reason(losses, phrase, kind):
-    smoothed = smooth(losses, 0.0)
+    smoothed = _unsmoothed(losses)
     analysis = analyse(LRS, losses, smoothed)
     assert analysis.max_lr is None
     assert phrase in analysis.reason
@@ -92,7 +91,7 @@ def test_honest_failure_gives_no_max_lr_and_a_reason(losses, phrase, kind):
 
 def test_a_usable_curve_has_no_failure_kind():
     losses = [bowl(lr) for lr in LRS]
-    analysis = analyse(LRS, losses, smooth(losses, 0.0))
+    analysis = analyse(LRS, losses, _unsmoothed(losses))
     assert analysis.max_lr is not None and analysis.failure is None
 
 

@@ -196,7 +196,7 @@ def test_repeats_use_other_batch_orders_and_restore_between():
         (
             {"accumulation_steps": 0},
             ValueError,
-            "accumulation_steps must be an integer >= 1, got 0",
+            "accumulation_steps must be >= 1, got 0",
         ),
         ({"rule": "steep"}, ValueError, "rule must be one of minimum, valley, steepest"),
     ],

@@ -272,7 +272,7 @@ class Wide(nn.Module):
             lambda d: _trainer(d),
             lambda t: t.fit_one_cycle(0, 0.1),
             ValueError,
-            "epochs must be an integer >= 1, got 0",
+            "epochs must be >= 1, got 0",
         ),
         (
             lambda d: Trainer(build("mlp"), LOSS, d.train, optimizer="lamb"),
@@ -284,19 +284,19 @@ class Wide(nn.Module):
             lambda d: Trainer(build("mlp"), LOSS, d.train, weight_decay=-1.0),
             None,
             ValueError,
-            "weight_decay must be a finite number >= 0, got -1.0",
+            "weight_decay must be >= 0, got -1.0",
         ),
         (
             lambda d: Trainer(build("mlp"), LOSS, ArrayData(torch.zeros(0, 64), torch.zeros(0))),
             None,
             ValueError,
-            "train_data is empty",
+            "train_data must not be empty, got 0 samples",
         ),
         (
             lambda d: _trainer(d),
             lambda t: t.fit_one_cycle(1, 0.1, policy="cosine"),
             ValueError,
-            "policy must be one of smith, torch, fastai",
+            "policy must be one of 'smith', 'torch', 'fastai'",
         ),
         (
             lambda d: _trainer(d),

@@ -1,12 +1,22 @@
+import math
+
 import pytest
 
 from superconverge.tuning.decisions import (
+    batch_sizes_to_try,
     choose_batch_size,
     choose_max_lr,
+    choose_momentum,
     choose_weight_decay,
-    default_model_for,
+    extend_lr_grid,
+    final_run_failed,
+    higher_candidate,
+    largest_batch_allowed,
+    lower_candidate,
+    lr_grid,
     weight_decay_midpoint,
 )
+from superconverge.tuning.settings import RecipeSettings
 
 
 def test_batch_size_where_throughput_stops_growing():
@@ -27,16 +37,10 @@ def test_weight_decay_midpoint_between_close_neighbours_only():
     assert weight_decay_midpoint({1e-3: 0.3, 10**-3.5: 0.5, 1e-4: 0.3001}) is None
 
 
-def test_choose_weight_decay_and_default_models():
+def test_choose_weight_decay():
     wd, why = choose_weight_decay({1e-3: 0.5, 1e-4: 0.3, 0.0: float("nan")})
     assert wd == 1e-4 and "1e-04: 0.3000" in why.replace("0.0001", "1e-04")
     assert choose_weight_decay({1e-3: float("nan")})[0] == 0.0
-    assert default_model_for("mnist", (1, 28, 28))[0] == "mnist-cnn"
-    assert default_model_for("cifar10", (3, 32, 32)) == (
-        "cifar-resnet",
-        {"width": 0.25, "bn_momentum": 0.05},
-    )
-    assert default_model_for("digits", (1, 8, 8)) == ("mlp", {"in_features": 64})
 
 
 def test_max_lr_moves_up_only_when_clearly_better():
@@ -52,10 +56,85 @@ def test_max_lr_moves_up_only_when_clearly_better():
 
 
 def test_lower_candidate_only_at_the_low_edge_of_the_grid():
-    from superconverge.tuning.decisions import lower_candidate
-
     assert lower_candidate({0.05: 1.7, 0.1: 2.3, 0.17: float("nan")}, 0.05) == pytest.approx(
         0.05 / 3
     )
     assert lower_candidate({0.05: 0.3, 0.1: 0.2}, 0.1) is None
     assert lower_candidate({0.05: float("nan"), 0.1: float("nan")}, None) == pytest.approx(0.05 / 3)
+
+
+def test_settings_reach_every_decision():
+    strict = RecipeSettings(throughput_gain=0.5, close_losses=0.0, lr_safety_margin=0.5,
+                            lr_extension_divisor=10.0, lr_raise_factor=4.0,
+                            retry_loss_factor=0.0)  # fmt: skip
+    # a 40% gain is not worth a doubling when 50% is asked for
+    assert choose_batch_size({16: 100.0, 32: 140.0}, 1000, strict)[0] == 16
+    assert weight_decay_midpoint({1e-3: 0.300, 1e-4: 0.301}, strict) is None
+    assert choose_max_lr({0.01: 0.30, 0.02: 0.20}, strict)[0] == 0.01  # 33% < 50%
+    assert lower_candidate({0.05: 1.0}, 0.05, strict) == pytest.approx(0.005)
+    assert higher_candidate({0.05: 1.0}, 0.05, settings=strict) == pytest.approx(0.2)
+    assert final_run_failed("completed", 0.1, 0.12, strict) is not None
+
+
+def test_largest_batch_allowed_and_the_sizes_tried():
+    assert largest_batch_allowed(60_000, 3) == 180  # 1,000 updates for 3 epochs
+    assert largest_batch_allowed(60_000, 100) == 6_000  # a tenth of the set per update at most
+    assert largest_batch_allowed(1_293, 2) == 16  # the update floor stops at 16
+    assert largest_batch_allowed(5, 1) == 1  # never 0
+    few = RecipeSettings(min_total_steps=1, min_steps_per_epoch=1)
+    assert largest_batch_allowed(500, 1, few) == 500
+    assert batch_sizes_to_try(180) == [16, 32, 64, 128]
+    assert batch_sizes_to_try(16) == [16]
+    assert batch_sizes_to_try(15) == [15]  # below every candidate: that size alone
+
+
+def test_lr_grid_below_the_lowest_loss_lr_and_half_the_divergence_point():
+    grid, ceiling = lr_grid(0.3, None)
+    assert grid == pytest.approx([0.03, 0.06, 0.1]) and ceiling == 0.3
+    grid, ceiling = lr_grid(0.3, 0.16)  # half of 0.16 caps the /3 candidate and the ceiling
+    assert grid == pytest.approx([0.03, 0.06, 0.08]) and ceiling == pytest.approx(0.08)
+    grid, _ = lr_grid(0.3, 0.02)  # every candidate capped: one run, not three equal ones
+    assert grid == [0.01]
+    own = RecipeSettings(lr_divisors=(1.0, 0.5), divergence_divisor=4.0)
+    assert lr_grid(0.3, 2.0, own) == (pytest.approx([0.3, 0.5]), 0.3)
+
+
+def test_the_grid_extends_downwards_while_lower_keeps_winning():
+    losses = {0.03: 0.5, 0.06: 0.6}
+    tried = []
+
+    def loss_at(lr):  # lower is better down to 0.003, then worse
+        tried.append(lr)
+        return 0.4 if lr > 0.005 else 0.45
+
+    extension = extend_lr_grid(losses, 0.03, "0.03 won", 0.3, loss_at)
+    assert extension.below == pytest.approx((0.01, 0.01 / 3)) and extension.above == ()
+    assert extension.max_lr == pytest.approx(0.01)
+    assert "below the grid" in extension.why
+    assert list(losses) == pytest.approx([0.03, 0.06, 0.01, 0.01 / 3])  # every run recorded
+
+
+def test_every_diverged_run_looks_lower_and_nothing_finite_keeps_none():
+    extension = extend_lr_grid({0.1: math.nan}, None, "every short run diverged", 1.0,
+                               lambda lr: math.nan)  # fmt: skip
+    assert extension.max_lr is None and len(extension.below) == 1  # no gain: stop at once
+
+
+def test_the_grid_extends_upwards_by_the_margin_and_never_past_the_ceiling():
+    losses = {0.01: 0.5, 0.02: 0.4}
+    extension = extend_lr_grid(losses, 0.02, "0.02 won", 0.1, lambda lr: 0.4 - lr)
+    assert extension.above == pytest.approx((0.04, 0.08, 0.1))  # the third capped at 0.1
+    assert extension.max_lr == pytest.approx(0.1)
+    # a higher LR that wins by less than the margin (2%) is not taken, and the search stops
+    timid = extend_lr_grid({0.01: 0.5, 0.02: 0.4}, 0.02, "0.02 won", 1.0, lambda lr: 0.395)
+    assert timid.above == (0.04,) and timid.max_lr == 0.02 and timid.why == "0.02 won"
+    # at most lr_extensions runs
+    once = extend_lr_grid({0.01: 0.5, 0.02: 0.4}, 0.02, "", 1.0, lambda lr: 0.4 - lr,
+                          RecipeSettings(lr_extensions=1))  # fmt: skip
+    assert once.above == (0.04,) and once.max_lr == 0.04
+
+
+def test_choose_momentum_lowest_finite_loss_and_the_first_on_ties():
+    assert choose_momentum({(0.95, 0.85): 0.3, 0.9: 0.2, 0.99: math.nan}) == 0.9
+    assert choose_momentum({(0.95, 0.85): 0.3, 0.9: 0.3}) == (0.95, 0.85)
+    assert choose_momentum({(0.95, 0.85): math.nan, 0.9: math.inf}) == (0.95, 0.85)

@@ -21,6 +21,7 @@ from superconverge.data.formats import (
 )
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "csv")
+BUNDLED_DATASETS = ("digits",)  # shipped with scikit-learn: no files, so no root
 NORMALIZATIONS = ("standard", "unit", "raw")
 DATA_ENV = "SUPERCONVERGE_DATA"
 DIGITS_TEST_FRACTION = 0.2  # scikit-learn's digits has no official test split
@@ -40,12 +41,29 @@ MNIST_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 CIFAR_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)  # fmt: skip
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 @dataclass(frozen=True)
@@ -190,8 +208,9 @@ def _load_digits(test_fraction: float) -> DataSplits:
     keep, test = _split(len(data), test_fraction, SPLIT_SEED)
     classes = tuple(str(c) for c in range(10))
     note = f"scikit-learn digits: pixels 0-16; a fixed {test_fraction:.0%} test split"
-    return DataSplits("digits", data.subset(keep), None, data.subset(test), 10, classes,
-                      notes=(note,))  # fmt: skip
+    return DataSplits(
+        "digits", data.subset(keep), None, data.subset(test), 10, classes, notes=(note,)
+    )
 
 
 def _mnist_file(root: Path, stem: str, name: str) -> Path:
@@ -300,8 +319,15 @@ def _load_csv(path: Path, target: str, test_fraction: float) -> DataSplits:
     data = ArrayData(torch.from_numpy(inputs), labels)
     keep, test = _split(len(data), test_fraction, SPLIT_SEED)
     num_classes = len(classes) if classes else None
-    return DataSplits("csv", data.subset(keep), None, data.subset(test), num_classes, classes,
-                      notes=(f"{path.name}: target {target!r}, features {features}",))  # fmt: skip
+    return DataSplits(
+        "csv",
+        data.subset(keep),
+        None,
+        data.subset(test),
+        num_classes,
+        classes,
+        notes=(f"{path.name}: target {target!r}, features {features}",),
+    )
 
 
 def _csv_targets(values: list[str]) -> tuple[torch.Tensor, tuple[str, ...]]:

@@ -81,14 +81,20 @@ def check_md5(path: Path, dataset: str) -> bool | None:
     return True
 
 
-def _read_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b":  # not gzip: an already decompressed file
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataFormatError(f"{path}: corrupt or truncated gzip file ({error})") from error
+IDX_CHUNK_BYTES = 1 << 20  # read payloads in 1 MiB pieces, never more than the header declares
+
+
+def _read_exactly(stream: io.BufferedIOBase, count: int) -> bytes:
+    """Up to `count` bytes, in chunks, stopping early only at the end of the stream."""
+    parts = []
+    left = count
+    while left > 0:
+        part = stream.read(min(left, IDX_CHUNK_BYTES))
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -96,33 +102,54 @@ def read_idx(path: str | Path) -> np.ndarray:
 
     The header is two zero bytes, a type code (0x08 = unsigned byte), the number of
     dimensions, then each dimension as a big-endian uint32 (LeCun et al., the MNIST page).
+    The header is checked while reading: nothing past the declared payload is inflated
+    (one byte tells that there is more), so a gzip "bomb" costs no more memory than the
+    size its header declares.
 
     Raises:
         DataFormatError: wrong magic, unknown type, or a payload shorter or longer than declared.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise DataFormatError(f"{path}: not an IDX file (magic {data[:4].hex() or 'empty'})")
-    dtype = IDX_DTYPES.get(data[2])
-    if dtype is None:
-        raise DataFormatError(f"{path}: unknown IDX type code 0x{data[2]:02x}")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataFormatError(f"{path}: truncated IDX header ({len(data)} bytes)")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    actual = len(data) - header
-    if actual != expected:
-        problem = "truncated" if actual < expected else "has trailing bytes"
-        raise DataFormatError(
-            f"{path}: {problem}: header declares shape {shape} ({expected} bytes), "
-            f"found {actual} bytes"
-        )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    with path.open("rb") as handle:
+        compressed = handle.read(2) == b"\x1f\x8b"
+        handle.seek(0)
+        stream = gzip.GzipFile(fileobj=handle, mode="rb") if compressed else handle
+        try:
+            shape, dtype, payload = _read_idx_stream(path, stream)
+        except (OSError, EOFError, zlib.error) as error:
+            raise DataFormatError(f"{path}: corrupt or truncated gzip file ({error})") from error
+    array = np.frombuffer(payload, dtype=dtype).reshape(shape)
     native: np.ndarray = array.astype(dtype.newbyteorder("="))  # a writable, native-order copy
     return native
+
+
+def _read_idx_stream(
+    path: Path, stream: io.BufferedIOBase
+) -> tuple[tuple[int, ...], np.dtype[Any], bytes]:
+    magic = _read_exactly(stream, 4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
+        raise DataFormatError(f"{path}: not an IDX file (magic {magic[:4].hex() or 'empty'})")
+    dtype = IDX_DTYPES.get(magic[2])
+    if dtype is None:
+        raise DataFormatError(f"{path}: unknown IDX type code 0x{magic[2]:02x}")
+    ndim = magic[3]
+    dims = _read_exactly(stream, 4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise DataFormatError(f"{path}: truncated IDX header ({4 + len(dims)} bytes)")
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    payload = _read_exactly(stream, expected)
+    if len(payload) < expected:
+        raise DataFormatError(
+            f"{path}: truncated: header declares shape {shape} ({expected} bytes), "
+            f"found {len(payload)} bytes"
+        )
+    if stream.read(1):
+        raise DataFormatError(
+            f"{path}: has trailing bytes: header declares shape {shape} ({expected} bytes) "
+            "and the file holds more; refusing to read past the declared size"
+        )
+    return shape, dtype, payload
 
 
 class _ArrayUnpickler(pickle.Unpickler):

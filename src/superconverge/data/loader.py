@@ -77,6 +77,23 @@ class Augment:
         return out.reshape(count, channels, height, width)
 
 
+# data sets trained with the standard crop-and-flip augmentation (He et al. 2016; the
+# super-convergence runs, arXiv:1708.07120); digits and MNIST-style digits are not flipped
+AUGMENTED_DATASETS = ("cifar10",)
+
+
+def default_augment(name: str) -> Augment | None:
+    """The augmentation a data set is trained with by default: `Augment()` for CIFAR-10, else None.
+
+    Example:
+        >>> default_augment("cifar10")
+        Augment(crop_padding=4, flip=True, padding_mode='reflect')
+        >>> default_augment("mnist") is None
+        True
+    """
+    return Augment() if name in AUGMENTED_DATASETS else None
+
+
 class ArrayLoader:
     """Batches of ``(inputs, targets)`` sliced from tensors held on `device`.
 

@@ -136,8 +136,13 @@ def plot_range_test(result: Any, ax: Any = None) -> Figure:
             low - 0.05 * abs(start - low) - 1e-12, max(start, low) + 0.6 * abs(start - low) + 1e-12
         )
     if result.max_lr is not None and result.min_lr is not None:
-        ax.axvspan(result.min_lr, result.max_lr, color="#ffd92f", alpha=0.3,
-                   label=f"chosen range {result.min_lr:.2g}–{result.max_lr:.2g}")  # fmt: skip
+        ax.axvspan(
+            result.min_lr,
+            result.max_lr,
+            color="#ffd92f",
+            alpha=0.3,
+            label=f"chosen range {result.min_lr:.2g}–{result.max_lr:.2g}",
+        )
         ax.axvline(result.max_lr, color="#b8860b", linewidth=1.5)
     for name, value in result.suggestions.items():
         if value is None:
@@ -155,8 +160,13 @@ def plot_range_test(result: Any, ax: Any = None) -> Figure:
     handles, labels = ax.get_legend_handles_labels()
     if accuracies:
         twin = ax.twinx()
-        line = twin.plot(*zip(*accuracies, strict=True), color="#4d4d4d", linestyle="--",
-                         marker=".", label="validation accuracy")  # fmt: skip
+        line = twin.plot(
+            *zip(*accuracies, strict=True),
+            color="#4d4d4d",
+            linestyle="--",
+            marker=".",
+            label="validation accuracy",
+        )
         twin.set_ylabel("validation accuracy")
         twin.set_ylim(0, 1.02)
         handles += line
@@ -191,8 +201,13 @@ def plot_history(history: Any) -> Figure:
         ax.plot(x, smoothed, color=LR_COLOR, linewidth=1.5, label="train loss (smoothed, per step)")
     epochs_x = [row["epoch"] for row in history.epochs]
     if any("val_loss" in row for row in history.epochs):
-        ax.plot(epochs_x, [row.get("val_loss", math.nan) for row in history.epochs], "o-",
-                color=MOMENTUM_COLOR, label="validation loss")  # fmt: skip
+        ax.plot(
+            epochs_x,
+            [row.get("val_loss", math.nan) for row in history.epochs],
+            "o-",
+            color=MOMENTUM_COLOR,
+            label="validation loss",
+        )
     ax.set_ylabel("loss")
     ax.grid(True, alpha=0.3)
     if history.step_lrs:
@@ -205,8 +220,12 @@ def plot_history(history: Any) -> Figure:
         more, more_labels = twin.get_legend_handles_labels()
         ax.legend(handles + more, labels + more_labels, loc="upper right", fontsize=8)
     if has_accuracy:
-        axes[1].plot(epochs_x, [row.get("val_accuracy", math.nan) for row in history.epochs], "o-",
-                     color="#008837")  # fmt: skip
+        axes[1].plot(
+            epochs_x,
+            [row.get("val_accuracy", math.nan) for row in history.epochs],
+            "o-",
+            color="#008837",
+        )
         axes[1].set_ylabel("validation accuracy")
         axes[1].grid(True, alpha=0.3)
     axes[-1].set_xlabel("epoch")

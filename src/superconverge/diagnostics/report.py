@@ -1,13 +1,20 @@
-"""The run report: ``report.html`` (self-contained, images embedded) and ``report.md``."""
+"""The run report: ``report.html`` (self-contained, images embedded) and ``report.md``.
+
+Presentation only: it renders the plan, history and range tests it is given (the run folder's
+``plan.json`` and friends are saved and loaded by `superconverge.tuning.plan`), and writes
+every file through `superconverge._files.write_atomically`.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from superconverge._files import write_atomically, write_text_atomically
 
 REPORT_FILES = ("report.html", "report.md", "lr_find.png", "schedule.png", "losses.png")
 
@@ -16,6 +23,10 @@ def _png(figure: Any) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
+
+
+def _bytes_writer(data: bytes) -> Callable[[IO[bytes]], int]:
+    return lambda handle: handle.write(data)
 
 
 def _value(value: Any) -> str:
@@ -49,31 +60,45 @@ def write_report(
         images["schedule.png"] = ("The 1cycle schedule of the final run", _png(plot_plan(schedule)))
     written = {}
     for name, (_, data) in images.items():
-        (folder / name).write_bytes(data)
-        written[name] = folder / name
+        written[name] = write_atomically(folder / name, _bytes_writer(data))
 
     verdict = plan.results.get("verdict", {})
     test = plan.results.get("test", {})
     chosen = [
-        ("batch size", plan.batch_size), ("max_lr", plan.max_lr), ("min_lr", plan.min_lr),
-        ("weight decay", plan.weight_decay), ("momentum", plan.momentum), ("epochs", plan.epochs),
+        ("batch size", plan.batch_size),
+        ("max_lr", plan.max_lr),
+        ("min_lr", plan.min_lr),
+        ("weight decay", plan.weight_decay),
+        ("momentum", plan.momentum),
+        ("epochs", plan.epochs),
         ("policy", plan.policy),
-    ]  # fmt: skip
-    results = [("status", plan.results.get("status")),
-               ("final validation loss", plan.results.get("final_val_loss")),
-               ("final validation accuracy", plan.results.get("final_val_accuracy"))]  # fmt: skip
+    ]
+    results = [
+        ("status", plan.results.get("status")),
+        ("final validation loss", plan.results.get("final_val_loss")),
+        ("final validation accuracy", plan.results.get("final_val_accuracy")),
+    ]
     results += [(f"test {k}", v) for k, v in test.items()]
     total = sum(step.get("seconds", 0.0) for step in plan.evidence)
     heading = title or "superconverge tune report"
 
-    md = [f"# {heading}", "", f"**Verdict: {verdict.get('kind', '?')}** — {verdict.get('explanation', '')}",
-          "", f"Next step: {verdict.get('next_step', '')}", "", "## Chosen values", "",
-          "| setting | value |", "|---|---|"]  # fmt: skip
+    md = [
+        f"# {heading}",
+        "",
+        f"**Verdict: {verdict.get('kind', '?')}** — {verdict.get('explanation', '')}",
+        "",
+        f"Next step: {verdict.get('next_step', '')}",
+        "",
+        "## Chosen values",
+        "",
+        "| setting | value |",
+        "|---|---|",
+    ]
     md += [f"| {name} | {_value(value)} |" for name, value in chosen]
     md += ["", "## Results", "", "| result | value |", "|---|---|"]
     md += [f"| {name} | {_value(value)} |" for name, value in results if value is not None]
-    md += ["", f"## Evidence (total {total:.1f} s)", "", "| step | decision | why | seconds |",
-           "|---|---|---|---|"]  # fmt: skip
+    md += ["", f"## Evidence (total {total:.1f} s)", "", "| step | decision | why | seconds |"]
+    md += ["|---|---|---|---|"]
     md += [
         f"| {s['step']} | {_value(s['decision'])} | {s['why']} | {s['seconds']:.1f} |"
         for s in plan.evidence
@@ -81,8 +106,7 @@ def write_report(
     md += [""]
     for name, (caption, _) in images.items():
         md += [f"![{caption}]({name})", ""]
-    (folder / "report.md").write_text("\n".join(md))
-    written["report.md"] = folder / "report.md"
+    written["report.md"] = write_text_atomically(folder / "report.md", "\n".join(md))
 
     def table(rows: list[tuple[str, Any]]) -> str:
         body = "".join(
@@ -125,34 +149,5 @@ Next step: {html.escape(str(verdict.get("next_step", "")))}</div>
 <h2>Plots</h2>{figures}
 </body></html>
 """
-    (folder / "report.html").write_text(page)
-    written["report.html"] = folder / "report.html"
+    written["report.html"] = write_text_atomically(folder / "report.html", page)
     return written
-
-
-def save_run(folder: str | Path, plan: Any, history: Any, range_tests: dict[str, Any]) -> None:
-    """plan.json, history.json and range_tests.json: everything `superconverge report` needs."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "plan.json").write_text(plan.to_json())
-    (folder / "history.json").write_text(history.to_json())
-    tests = {label: result.to_dict() for label, result in range_tests.items()}
-    (folder / "range_tests.json").write_text(json.dumps(tests, allow_nan=False))
-
-
-def load_run(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
-    """The plan, history and range tests saved by `save_run`."""
-    from superconverge.finder.result import RangeTestResult
-    from superconverge.training.history import History
-    from superconverge.tuning.runner import TunePlan
-
-    folder = Path(folder)
-    missing = [
-        n for n in ("plan.json", "history.json", "range_tests.json") if not (folder / n).is_file()
-    ]
-    if missing:
-        raise FileNotFoundError(f"{folder} is not a tune run folder: {', '.join(missing)} missing")
-    plan = TunePlan.from_json((folder / "plan.json").read_text())
-    history = History.from_json((folder / "history.json").read_text())
-    raw = json.loads((folder / "range_tests.json").read_text())
-    return plan, history, {label: RangeTestResult.from_dict(data) for label, data in raw.items()}

@@ -28,8 +28,12 @@ class Verdict:
     evidence: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "explanation": self.explanation, "next_step": self.next_step,
-                "evidence": self.evidence}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "explanation": self.explanation,
+            "next_step": self.next_step,
+            "evidence": self.evidence,
+        }
 
 
 def diagnose_losses(
@@ -146,6 +150,10 @@ def diagnose(history: Any) -> Verdict:
     if stuck is not None:
         return stuck
     if not val:
-        return Verdict("inconclusive", "the run recorded no validation loss",
-                       "pass val_data to see under- or over-fitting", {})  # fmt: skip
+        return Verdict(
+            "inconclusive",
+            "the run recorded no validation loss",
+            "pass val_data to see under- or over-fitting",
+            {},
+        )
     return diagnose_losses(train, val, status=history.status)

@@ -3,7 +3,6 @@
 from superconverge.finder.analysis import (
     analyse,
     divergence_lr,
-    smooth,
     suggest_minimum,
     suggest_steepest,
     suggest_valley,
@@ -16,7 +15,6 @@ __all__ = [
     "Superconvergence",
     "analyse",
     "divergence_lr",
-    "smooth",
     "suggest_minimum",
     "suggest_steepest",
     "suggest_valley",

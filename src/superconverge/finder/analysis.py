@@ -22,28 +22,6 @@ MIN_POINTS = 10  # fewer points than this cannot be analysed
 FLAT_RELATIVE_CHANGE = 0.02  # a smoothed curve moving less than 2% is "flat"
 
 
-def smooth(losses: Sequence[float], beta: float) -> list[float]:
-    """Bias-corrected exponential moving average: ``avg_k / (1 - beta ** (k + 1))``.
-
-    ``beta=0`` returns the losses unchanged. Non-finite losses end the smoothing (NaN after).
-
-    Example:
-        >>> smooth([1.0, 1.0, 1.0], 0.9)
-        [1.0, 1.0, 1.0]
-    """
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), got {beta!r}")
-    out: list[float] = []
-    average = 0.0
-    for index, loss in enumerate(losses):
-        if not math.isfinite(loss):
-            out.extend([math.nan] * (len(losses) - index))
-            break
-        average = beta * average + (1 - beta) * loss
-        out.append(average / (1 - beta ** (index + 1)))
-    return out
-
-
 def _usable(
     lrs: Sequence[float], losses: Sequence[float], diverge_factor: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -141,8 +119,15 @@ class Analysis:
 # why a curve supports no suggestion, as a kind callers can act on (the reason says it in words):
 # the sweep was too short or too unstable to read; the loss did not move, or was still falling
 # at end_lr (both: sweep further); it only rose (start lower); the chosen rule found no point
-FAILURES = ("too_few_points", "unstable", "too_few_finite", "flat", "still_falling",
-            "never_down", "no_point")  # fmt: skip
+FAILURES = (
+    "too_few_points",
+    "unstable",
+    "too_few_finite",
+    "flat",
+    "still_falling",
+    "never_down",
+    "no_point",
+)
 SWEEP_FURTHER = ("flat", "still_falling")
 
 
@@ -252,10 +237,8 @@ def analyse(
         )
     chosen_value = suggestions[rule]
     if chosen_value is None:
-        return Analysis(
-            suggestions, None, rule, f"the {rule} rule found no point on this curve",
-            failure="no_point",
-        )  # fmt: skip
+        reason = f"the {rule} rule found no point on this curve"
+        return Analysis(suggestions, None, rule, reason, failure="no_point")
     lowest = 10 * minimum if minimum is not None else None
     explanation = {
         "minimum": f"minimum/10: the smoothed loss was lowest at LR {lowest:.3g}" if lowest else "",

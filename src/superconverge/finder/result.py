@@ -68,6 +68,9 @@ class RangeTestResult:
     notes: tuple[str, ...] = ()
     # when max_lr is None: why, as one of analysis.FAILURES (e.g. "still_falling": sweep further)
     failure: str | None = None
+    # the LR of the lowest smoothed loss (of the first repeat), whatever the rule: the recipe
+    # places its max_lr candidates below it (None in files saved before it was recorded)
+    lowest_loss_lr: float | None = None
 
     def bounds(self, policy: str = "one_cycle") -> tuple[float | None, float | None]:
         """``(min_lr, max_lr)`` for one cycle (min = max/10) or several cycles (min = max/4)."""
@@ -86,8 +89,16 @@ class RangeTestResult:
     def from_dict(cls, data: dict[str, Any]) -> RangeTestResult:
         reject_unknown_keys(data, cls.__dataclass_fields__, "range-test result fields")
         values = {key: decode_nonfinite(value) for key, value in data.items()}
-        for key in ("lrs", "losses", "smoothed_losses", "val_steps", "val_losses",
-                    "val_accuracies", "repeat_max_lrs", "notes"):  # fmt: skip
+        for key in (
+            "lrs",
+            "losses",
+            "smoothed_losses",
+            "val_steps",
+            "val_losses",
+            "val_accuracies",
+            "repeat_max_lrs",
+            "notes",
+        ):
             if key in values:
                 values[key] = tuple(values[key])
         if values.get("confidence") is not None:
@@ -212,6 +223,8 @@ def build_result(
         # the most common kind (ties: the first repeat's)
         failure = collections.Counter(failures).most_common(1)[0][0] if failures else None
     min_lr = None if max_lr is None else min_lr_for(max_lr, policy)[0]
+    # fastai's minimum rule is, by its definition, the lowest-loss LR / 10 (analysis.py)
+    minimum = main.suggestions.get("minimum")
     accuracies = tuple(first.get("val_accuracies", ()))
     val_steps = tuple(first.get("val_steps", ()))
     sc = (
@@ -239,4 +252,5 @@ def build_result(
         settings=settings,
         notes=main.warnings,
         failure=failure,
+        lowest_loss_lr=None if minimum is None else 10 * minimum,
     )

@@ -7,17 +7,23 @@ step, stop when the loss blows up, restore everything exactly, and analyse the c
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from superconverge._checks import check_count
 from superconverge.finder.result import RangeTestResult, build_result
 from superconverge.finder.sweep import SweepRecord, check_sweep_arguments, sweep_plan
 from superconverge.pytorch.distributed import world as process_world
+from superconverge.pytorch.optimizers import optimizer_step
 from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
+from superconverge.training.device import to_device
+from superconverge.training.evaluation import evaluate_batches
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +50,6 @@ def _check_batch(batch: object) -> tuple[Any, Any]:
     return batch[0], batch[1]
 
 
-def _to_device(value: Any, device: torch.device) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
-    if isinstance(value, (tuple, list)):
-        return type(value)(_to_device(item, device) for item in value)
-    return value
-
-
 class _Cycle:
     """Batches from an iterable, restarting it when it runs out; empty data is an error."""
 
@@ -75,38 +73,17 @@ class _Cycle:
         return _check_batch(batch)
 
 
-def _accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
-    """Correct predictions for classification outputs (N, C) and integer targets (N,)."""
-    if outputs.ndim != 2 or targets.ndim != 1 or targets.dtype.is_floating_point:
-        return None
-    return (outputs.argmax(dim=1) == targets).sum()
-
-
 def _evaluate(
     model: nn.Module,
     loss_fn: Callable[..., torch.Tensor],
     batches: list[tuple[Any, Any]],
+    device: torch.device,
     world: int,
 ) -> tuple[float, float | None]:
-    was_training = model.training
-    model.eval()
-    total_loss = torch.zeros((), dtype=torch.float64)
-    correct, count, classified = 0.0, 0, True
-    with torch.no_grad():
-        for inputs, targets in batches:
-            outputs = model(inputs)
-            size = len(targets)
-            total_loss += float(loss_fn(outputs, targets)) * size
-            hits = _accuracy(outputs, targets)
-            classified = classified and hits is not None
-            correct += 0.0 if hits is None else float(hits)
-            count += size
-    model.train(was_training)
-    stats = torch.tensor([float(total_loss), correct, float(count)], dtype=torch.float64)
-    if world > 1:
-        torch.distributed.all_reduce(stats)
-    loss = float(stats[0] / stats[2])
-    return loss, (float(stats[1] / stats[2]) if classified else None)
+    """Loss and accuracy (None where targets are not class indices), as `Trainer.evaluate`."""
+    metrics = evaluate_batches(model, loss_fn, batches, device=device, world_size=world)
+    accuracy = metrics["accuracy"]
+    return metrics["loss"], None if math.isnan(accuracy) else accuracy
 
 
 def _validate_arguments(
@@ -130,9 +107,8 @@ def _validate_arguments(
     check_sweep_arguments(
         start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, policy, val_every
     )
-    for name, count in (("accumulation_steps", accumulation_steps), ("repeats", repeats)):
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {count!r}")
+    check_count("accumulation_steps", accumulation_steps)
+    check_count("repeats", repeats)
 
 
 def lr_find(
@@ -196,9 +172,19 @@ def lr_find(
         TypeError: a batch that is not an ``(inputs, targets)`` pair.
     """
     _validate_arguments(
-        model, start_lr, end_lr, num_steps, mode, smoothing, diverge_factor,
-        accumulation_steps, repeats, rule, policy, val_every,
-    )  # fmt: skip
+        model,
+        start_lr,
+        end_lr,
+        num_steps,
+        mode,
+        smoothing,
+        diverge_factor,
+        accumulation_steps,
+        repeats,
+        rule,
+        policy,
+        val_every,
+    )
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {optimizer!r}")
     run_device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -213,7 +199,7 @@ def lr_find(
         if val_data is not None:
             source = _Cycle(val_data, "val_data")
             val_subset = [
-                (_to_device(x, run_device), _to_device(y, run_device))
+                (to_device(x, run_device), to_device(y, run_device))
                 for x, y in (next(source) for _ in range(val_batches))
             ]
         for repeat in range(repeats):
@@ -230,22 +216,34 @@ def lr_find(
             sweep_optimizer = optimizer or torch.optim.SGD(
                 [p for p in model.parameters() if p.requires_grad], lr=start_lr, momentum=0.9
             )
-            curves.append(
-                _sweep(
-                    model, loss_fn, _Cycle(train_data, "train_data"), sweep_optimizer,
-                    HyperparamScheduler(sweep_optimizer, plan), num_steps, accumulation_steps,
-                    smoothing, diverge_factor, val_subset, every, run_device, grad_scaler, world,
-                )
-            )  # fmt: skip
+            sweep = _Sweep(
+                model=model,
+                loss_fn=loss_fn,
+                optimizer=sweep_optimizer,
+                scaler=grad_scaler or torch.amp.GradScaler(run_device.type, enabled=False),
+                accumulation_steps=accumulation_steps,
+                device=run_device,
+                world=world,
+            )
+            record = SweepRecord(num_steps, smoothing, diverge_factor)
+            scheduler = HyperparamScheduler(sweep_optimizer, plan)
+            batches = _Cycle(train_data, "train_data")
+            curves.append(sweep.run(record, scheduler, batches, num_steps, val_subset, every))
     finally:
         snapshot.restore()
     settings = {
-        "start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps, "mode": mode,
-        "smoothing": smoothing, "diverge_factor": diverge_factor,
-        "accumulation_steps": accumulation_steps, "repeats": repeats, "val_every": every,
+        "start_lr": start_lr,
+        "end_lr": end_lr,
+        "num_steps": num_steps,
+        "mode": mode,
+        "smoothing": smoothing,
+        "diverge_factor": diverge_factor,
+        "accumulation_steps": accumulation_steps,
+        "repeats": repeats,
+        "val_every": every,
         "optimizer": type(optimizer).__name__ if optimizer is not None else "SGD(momentum=0.9)",
         "world_size": world,
-    }  # fmt: skip
+    }
     result = build_result(
         curves, diverge_factor=diverge_factor, rule=rule, policy=policy, settings=settings
     )
@@ -254,49 +252,50 @@ def lr_find(
     return result
 
 
-def _sweep(
-    model: nn.Module,
-    loss_fn: Callable[..., torch.Tensor],
-    batches: _Cycle,
-    optimizer: torch.optim.Optimizer,
-    scheduler: HyperparamScheduler,
-    num_steps: int,
-    accumulation_steps: int,
-    smoothing: float,
-    diverge_factor: float,
-    val_subset: list[tuple[Any, Any]] | None,
-    val_every: int,
-    device: torch.device,
-    grad_scaler: Any,
-    world: int,
-) -> dict[str, Any]:
-    record = SweepRecord(num_steps, smoothing, diverge_factor)
-    model.train()
-    optimizer.zero_grad(set_to_none=True)
-    for step in range(num_steps):
-        lr = scheduler.plan.lr(step)
-        total = torch.zeros((), device=device)
-        for _ in range(accumulation_steps):
-            inputs, targets = next(batches)
-            inputs, targets = _to_device(inputs, device), _to_device(targets, device)
-            loss = loss_fn(model(inputs), targets)
-            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise TypeError(f"loss_fn must return a scalar tensor, got {loss!r:.80}")
-            scaled = loss / accumulation_steps
-            (grad_scaler.scale(scaled) if grad_scaler is not None else scaled).backward()
-            total += loss.detach()
-        value = _mean_across_ranks(total / accumulation_steps, world)
-        if not record.add(step, lr, value):
-            break
-        if grad_scaler is not None:
-            grad_scaler.step(optimizer)
-            grad_scaler.update()
-        else:
-            optimizer.step()
+@dataclass
+class _Sweep:
+    """What one sweep trains with; `run` makes the steps."""
+
+    model: nn.Module
+    loss_fn: Callable[..., torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    accumulation_steps: int
+    device: torch.device
+    world: int
+
+    def run(
+        self,
+        record: SweepRecord,
+        scheduler: HyperparamScheduler,
+        batches: _Cycle,
+        num_steps: int,
+        val_subset: list[tuple[Any, Any]] | None,
+        val_every: int,
+    ) -> dict[str, Any]:
+        model, optimizer, scaler = self.model, self.optimizer, self.scaler
+        accumulation, device = self.accumulation_steps, self.device
+        model.train()
         optimizer.zero_grad(set_to_none=True)
-        if val_subset is not None and (step % val_every == 0 or step == num_steps - 1):
-            record.add_validation(step, *_evaluate(model, loss_fn, val_subset, world))
-        if record.diverged():
-            break
-        scheduler.step()
-    return record.curve()
+        for step in range(num_steps):
+            total = torch.zeros((), device=device)
+            for _ in range(accumulation):
+                inputs, targets = next(batches)
+                loss = self.loss_fn(model(to_device(inputs, device)), to_device(targets, device))
+                if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                    raise TypeError(f"loss_fn must return a scalar tensor, got {loss!r:.80}")
+                torch.autograd.backward(scaler.scale(loss / accumulation))
+                total += loss.detach()
+            value = _mean_across_ranks(total / accumulation, self.world)
+            if not record.add(step, scheduler.plan.lr(step), value):
+                break
+            optimizer_step(optimizer, scaler)
+            if val_subset is not None and (step % val_every == 0 or step == num_steps - 1):
+                loss_value, accuracy = _evaluate(
+                    model, self.loss_fn, val_subset, device, self.world
+                )
+                record.add_validation(step, loss_value, accuracy)
+            if record.diverged():
+                break
+            scheduler.step()
+        return record.curve()

@@ -6,9 +6,10 @@ finders both drive a `SweepRecord` from their own training step.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 from superconverge.finder.analysis import MIN_POINTS, RULES
+from superconverge.finder.smoothing import LossSmoother
 from superconverge.schedules import Plan, Ramp
 
 MODES = ("exp", "linear")
@@ -34,7 +35,7 @@ def check_sweep_arguments(
             or value <= 0
         ):
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    if start_lr >= end_lr:  # type: ignore[operator]
+    if cast(float, start_lr) >= cast(float, end_lr):  # both numbers: checked just above
         raise ValueError(f"start_lr must be < end_lr ({end_lr!r}), got {start_lr!r}")
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < MIN_POINTS:
         raise ValueError(
@@ -72,7 +73,7 @@ class SweepRecord:
     """
 
     def __init__(self, num_steps: int, smoothing: float, diverge_factor: float) -> None:
-        self.smoothing, self.diverge_factor = float(smoothing), float(diverge_factor)
+        self.smoother = LossSmoother(smoothing, diverge_factor)
         self.lrs: list[float] = []
         self.losses: list[float] = []
         self.smoothed: list[float] = []
@@ -80,7 +81,6 @@ class SweepRecord:
         self.val_losses: list[float] = []
         self.val_accuracies: list[float | None] = []
         self.stop_reason = f"reached end_lr after {num_steps} steps"
-        self._average, self._best = 0.0, math.inf
 
     def add(self, step: int, lr: float, value: float) -> bool:
         """Record step `step`'s loss; False if it is not finite (the sweep ends there)."""
@@ -95,8 +95,7 @@ class SweepRecord:
             self.smoothed.append(math.nan)
             self.stop_reason = f"non-finite loss at step {step} (lr {lr:.3g})"
             return False
-        self._average = self.smoothing * self._average + (1 - self.smoothing) * value
-        current = self._average / (1 - self.smoothing ** (step + 1))
+        current = self.smoother.add(value)
         self.lrs.append(lr)
         self.losses.append(value)
         self.smoothed.append(current)
@@ -109,15 +108,12 @@ class SweepRecord:
 
     def diverged(self) -> bool:
         """True when the latest smoothed loss passed `diverge_factor` x the lowest so far."""
-        current, step, lr = self.smoothed[-1], len(self.smoothed) - 1, self.lrs[-1]
-        self._best = min(self._best, current)
-        if self._best > 0 and current > self.diverge_factor * self._best:
-            self.stop_reason = (
-                f"diverged at step {step} (lr {lr:.3g}): smoothed loss {current:.3g} > "
-                f"{self.diverge_factor:g} x its minimum {self._best:.3g}"
-            )
-            return True
-        return False
+        reason = self.smoother.divergence()
+        if reason is None:
+            return False
+        step, lr = len(self.smoothed) - 1, self.lrs[-1]
+        self.stop_reason = f"diverged at step {step} (lr {lr:.3g}): {reason}"
+        return True
 
     def curve(self) -> dict[str, Any]:
         """The dict `build_result` analyses."""

@@ -78,3 +78,43 @@ def regroup(
     for param, state in old.state.items():
         new.state[param] = state
     return new
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    parameters: Any = None,
+    max_grad_norm: float | None = None,
+) -> None:
+    """One update from the accumulated gradients, then clear them: unscale and clip the
+    gradient norm to `max_grad_norm` (when given), step through the scaler (a disabled scaler
+    just calls ``optimizer.step()``), update its scale.
+
+    Shared by the training loop and the LR range test, so both step the same way.
+    """
+    if max_grad_norm is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def freeze_groups(
+    model: nn.Module, param_groups: Sequence[Sequence[nn.Parameter]], n: int, *, train_bn: bool
+) -> None:
+    """Freeze the first `n` of `param_groups` (negative counts from the end) and unfreeze the
+    rest; with `train_bn`, BatchNorm layers stay trainable, as in fastai (their statistics
+    adapt to the new task)."""
+    count = len(param_groups)
+    index = n if n >= 0 else count + n
+    if not 0 <= index <= count:
+        raise ValueError(f"n must be in [-{count}, {count}], got {n!r}")
+    bn_params = set()
+    if train_bn:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):  # noqa: SLF001
+                bn_params |= {id(p) for p in module.parameters(recurse=False)}
+    for position, group in enumerate(param_groups):
+        for param in group:
+            param.requires_grad_(position >= index or id(param) in bn_params)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,14 @@ import torch
 from torch import nn
 
 from superconverge.data.loader import ArrayLoader
+
+# torch leaves is_initialized unannotated; typed here once instead of silencing each call
+_cuda_initialized: Callable[[], bool] = torch.cuda.is_initialized
+
+
+def cuda_in_use() -> bool:
+    """Whether CUDA is available and this process already uses it (so it has RNG state)."""
+    return torch.cuda.is_available() and bool(_cuda_initialized())
 
 
 def _to_cpu(value: Any) -> Any:
@@ -69,8 +77,7 @@ class TrainingSnapshot:
         self.python_rng = random.getstate()
         self.numpy_rng = np.random.get_state()
         self.torch_rng = torch.get_rng_state()
-        initialized = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
-        cuda = torch.cuda.is_available() and bool(initialized)
+        cuda = cuda_in_use()
         self.cuda_rng = torch.cuda.get_rng_state_all() if cuda else None
 
     def restore_training_state(self) -> None:

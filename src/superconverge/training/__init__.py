@@ -1,19 +1,18 @@
-"""The training loop: `Trainer` (fit_one_cycle, fit, fine_tune, resume) and `History`."""
+"""The training loop: `Trainer` (fit_one_cycle, fit, fine_tune, resume), `History`, callbacks."""
 
 from superconverge.pytorch.optimizers import default_splitter
+from superconverge.training.callbacks import Callback, CancelEpoch, CancelFit, TensorBoardLogger
 from superconverge.training.history import History
-from superconverge.training.trainer import (
-    Callback,
-    TensorBoardLogger,
-    Trainer,
-    scale_lr_for_batch,
-)
+from superconverge.training.loop import FitLoop
+from superconverge.training.trainer import Trainer
 
 __all__ = [
     "Callback",
+    "CancelEpoch",
+    "CancelFit",
+    "FitLoop",
     "History",
     "TensorBoardLogger",
     "Trainer",
     "default_splitter",
-    "scale_lr_for_batch",
 ]

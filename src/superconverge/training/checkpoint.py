@@ -1,17 +1,25 @@
-"""Checkpoints that are never half-written and load with ``torch.load(weights_only=True)``."""
+"""Checkpoints that are never half-written and load with ``torch.load(weights_only=True)``,
+and the run folder: every file the training package writes goes through `RunFolder`."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 
-from superconverge._files import write_atomically
+from superconverge._files import write_atomically, write_text_atomically
+from superconverge.pytorch.snapshot import cuda_in_use
+
+if TYPE_CHECKING:
+    from superconverge.pytorch.scheduler import HyperparamScheduler
+    from superconverge.training.history import History
 
 FORMAT_VERSION = 1
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
 
 
 def save_atomically(payload: dict[str, Any], path: str | Path) -> Path:
@@ -59,7 +67,7 @@ def rng_state() -> dict[str, Any]:
         },
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+    if cuda_in_use():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -103,3 +111,87 @@ def check_signature(saved: dict[str, list[int]], model: torch.nn.Module, path: s
             key = shapes[0]
             details.append(f"shape of {key}: checkpoint {saved[key]}, model {current[key]}")
         raise ValueError(f"checkpoint {path} was written for another model ({'; '.join(details)})")
+
+
+def build_payload(
+    *,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: HyperparamScheduler,
+    loader_state: dict[str, Any] | None,
+    scaler: torch.amp.GradScaler,
+    history: History,
+    epochs: int,
+    epochs_done: int,
+    best_val_loss: float,
+) -> dict[str, Any]:
+    """Everything a resume needs after `epochs_done` of `epochs` epochs; `best_val_loss`
+    includes the epoch being saved, so a resumed run compares later epochs with the true best."""
+    return {
+        "format": FORMAT_VERSION,
+        "model": module.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "plan": scheduler.plan.to_dict(),
+        "fit": {"epochs": epochs, "epochs_done": epochs_done},
+        "loader": loader_state,
+        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+        "rng": rng_state(),
+        "history": history.to_dict(),
+        "best_val_loss": best_val_loss,
+        "signature": model_signature(module),
+    }
+
+
+class RunFolder:
+    """The files of one run folder (``checkpoint.pt``, ``best.pt``, ``history.csv``,
+    ``history.json``), each written atomically, by rank 0 only.
+
+    A folder that holds another run's checkpoint is refused unless `overwrite`.
+    """
+
+    def __init__(self, path: str | Path, *, overwrite: bool, writer: bool) -> None:
+        self.path, self.overwrite, self.writer = Path(path), overwrite, writer
+        self._written: set[Path] = set()
+
+    def check_free(self) -> None:
+        """Raise FileExistsError when a checkpoint this object did not write is in the way."""
+        if self.overwrite or not self.writer:
+            return
+        for name in (CHECKPOINT, BEST):
+            path = self.path / name
+            if path.exists() and path not in self._written:
+                raise FileExistsError(
+                    f"out_dir {self.path} already holds {name} from another run; pass "
+                    "overwrite=True, choose another out_dir, or Trainer.resume() it"
+                )
+
+    def save(self, name: str, payload: dict[str, Any]) -> None:
+        if self.writer:
+            self._written.add(save_atomically(payload, self.path / name))
+
+    def write_history(self, history: History, *, table: bool = True) -> None:
+        """``history.json`` (always) and the epoch table ``history.csv`` (with `table`)."""
+        if not self.writer:
+            return
+        write_text_atomically(self.path / "history.json", history.to_json())
+        if table:
+            write_text_atomically(self.path / "history.csv", history.to_csv())
+
+
+def restore_training_state(
+    payload: dict[str, Any],
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: Any,
+    scaler: torch.amp.GradScaler,
+) -> None:
+    """Load a payload's weights, optimizer, loader position (when `loader` is given and one was
+    saved), grad-scaler state and RNG states."""
+    module.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    if loader is not None and payload.get("loader") is not None:
+        loader.load_state_dict(payload["loader"])
+    if payload.get("scaler") is not None:
+        scaler.load_state_dict(payload["scaler"])
+    set_rng_state(payload["rng"])

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from superconverge._files import write_text_atomically
 from superconverge._json import decode_nonfinite, encode_nonfinite
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-STATUSES = ("running", "completed", "diverged", "interrupted")
+STATUSES = ("running", "completed", "diverged", "interrupted", "cancelled")
 
 
 @dataclass
@@ -23,7 +24,8 @@ class History:
     """Per step: the loss and every param group's lr and momentum; per epoch: a dict with
     ``epoch``, ``train_loss``, ``val_loss``, ``val_<metric>``, ``seconds``, ``samples_per_s``.
 
-    ``status`` is ``completed``, ``diverged`` (``message`` says what to do) or ``interrupted``.
+    ``status`` is ``completed``, ``diverged`` (``message`` says what to do), ``interrupted``
+    or ``cancelled`` (a callback raised `CancelFit`).
     """
 
     step_losses: list[float] = field(default_factory=list)
@@ -118,7 +120,7 @@ class History:
             raise ValueError(f"per must be 'epoch' or 'step', got {per!r}")
         text = buffer.getvalue()
         if path is not None:
-            Path(path).write_text(text)
+            write_text_atomically(path, text)
         return text
 
     def plot(self) -> Figure:

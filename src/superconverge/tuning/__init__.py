@@ -1,5 +1,7 @@
-"""The disciplined recipe: `tune` and `TunePlan`."""
+"""The disciplined recipe: `tune`, `TunePlan` and the constants it runs on, `RecipeSettings`."""
 
-from superconverge.tuning.runner import TunePlan, tune
+from superconverge.tuning.plan import TunePlan, load_run, save_run
+from superconverge.tuning.recipe import tune
+from superconverge.tuning.settings import RecipeSettings
 
-__all__ = ["TunePlan", "tune"]
+__all__ = ["RecipeSettings", "TunePlan", "load_run", "save_run", "tune"]

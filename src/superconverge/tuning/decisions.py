@@ -4,31 +4,48 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-THROUGHPUT_GAIN = 0.10  # a doubling of the batch must buy > 10% samples/s to be worth it
-CLOSE_LOSSES = 0.02  # two weight decays whose validation losses differ < 2% are "close"
-# a higher max_lr must beat the lower one's validation loss by more than this to be chosen: the
-# short runs are noisy, and the highest candidate sits nearest the edge of stability
-LR_SAFETY_MARGIN = 0.02
-# a final run whose validation loss ends this many times above its short run's (same settings,
-# fewer epochs) fell apart near the edge of stability: it is run once more at max_lr / 3
-RETRY_LOSS_FACTOR = 1.5
-# when the lowest max_lr candidate wins, the grid is extended downwards (each step / 3) while a
-# lower LR keeps giving a lower validation loss, at most this many times
-LR_EXTENSIONS = 3
-LR_EXTENSION_DIVISOR = 3.0
-# when the highest candidate wins (by the margin above), the grid is extended upwards, each step
-# x 2, while a higher LR keeps winning by that margin, at most LR_EXTENSIONS times and never past
-# the range test's lowest-loss LR (nor half its divergence point): at large batches minimum/3 is
-# still timid
-LR_RAISE_FACTOR = 2.0
-RETRY_LR_DIVISOR = 3.0
+from superconverge.tuning.settings import DEFAULT_SETTINGS, RecipeSettings
 
 
-def choose_batch_size(throughput: Mapping[int, float], max_batch: int) -> tuple[int, str]:
+def largest_batch_allowed(
+    train_size: int, epochs: int, settings: RecipeSettings = DEFAULT_SETTINGS
+) -> int:
+    """The largest batch the automatic choice may take: at most 1/`min_steps_per_epoch` of the
+    training set, and small enough that the final run gets `min_total_steps` updates (that floor
+    alone never goes below `min_auto_batch`); at least 1.
+
+    Example:
+        >>> largest_batch_allowed(60_000, 3)  # 1/10 of the set allows 6,000; 1,000 updates 180
+        180
+        >>> largest_batch_allowed(1_293, 2)  # the update floor stops at 16
+        16
+    """
+    by_epoch = train_size // settings.min_steps_per_epoch
+    by_run = max(settings.min_auto_batch, train_size * epochs // settings.min_total_steps)
+    return max(1, min(by_epoch, by_run))
+
+
+def batch_sizes_to_try(max_batch: int, settings: RecipeSettings = DEFAULT_SETTINGS) -> list[int]:
+    """The candidate sizes up to `max_batch`, or `max_batch` alone when every candidate is larger.
+
+    Example:
+        >>> batch_sizes_to_try(100)
+        [16, 32, 64]
+        >>> batch_sizes_to_try(10)
+        [10]
+    """
+    return [size for size in settings.batch_candidates if size <= max_batch] or [max_batch]
+
+
+def choose_batch_size(
+    throughput: Mapping[int, float], max_batch: int, settings: RecipeSettings = DEFAULT_SETTINGS
+) -> tuple[int, str]:
     """The batch where samples/s stops growing: the first size whose next doubling gains less
-    than 10%, never above `max_batch` (the training set allows no more).
+    than `settings.throughput_gain` (10%), never above `max_batch` (the training set allows no
+    more).
 
     Example:
         >>> choose_batch_size({32: 1000.0, 64: 1800.0, 128: 1900.0, 256: 1950.0}, 10_000)
@@ -39,7 +56,7 @@ def choose_batch_size(throughput: Mapping[int, float], max_batch: int) -> tuple[
         raise ValueError(f"no measured batch size fits the training set ({max_batch} samples)")
     for small, large in itertools.pairwise(sizes):
         gain = throughput[large] / throughput[small] - 1.0
-        if gain < THROUGHPUT_GAIN:
+        if gain < settings.throughput_gain:
             return small, (
                 f"{large} gave {throughput[large]:,.0f} samples/s, only {100 * gain:.0f}% more "
                 f"than {small} ({throughput[small]:,.0f})"
@@ -53,7 +70,9 @@ def choose_batch_size(throughput: Mapping[int, float], max_batch: int) -> tuple[
     return last, f"samples/s still grew up to {last}, the largest size tried"
 
 
-def weight_decay_midpoint(results: Mapping[float, float]) -> float | None:
+def weight_decay_midpoint(
+    results: Mapping[float, float], settings: RecipeSettings = DEFAULT_SETTINGS
+) -> float | None:
     """If the best two neighbouring weight decays are close, the midpoint of their exponents.
 
     Weight decays are compared on validation loss (lower is better); zero has no exponent, so
@@ -70,17 +89,19 @@ def weight_decay_midpoint(results: Mapping[float, float]) -> float | None:
     index = positive.index(best)
     neighbours = [positive[i] for i in (index - 1, index + 1) if 0 <= i < len(positive)]
     partner = min(neighbours, key=lambda wd: results[wd])
-    if abs(results[partner] - results[best]) > CLOSE_LOSSES * abs(results[best]):
+    if abs(results[partner] - results[best]) > settings.close_losses * abs(results[best]):
         return None
     middle = 10 ** ((math.log10(best) + math.log10(partner)) / 2)
     return None if middle in results else middle
 
 
-def choose_max_lr(losses: Mapping[float, float]) -> tuple[float | None, str]:
+def choose_max_lr(
+    losses: Mapping[float, float], settings: RecipeSettings = DEFAULT_SETTINGS
+) -> tuple[float | None, str]:
     """The max_lr candidate to keep after the short runs, and a sentence saying why.
 
     Start from the lowest LR whose run stayed finite; move up to a higher candidate only when its
-    validation loss is more than `LR_SAFETY_MARGIN` (2%) below the current choice. None when
+    validation loss is more than `settings.lr_safety_margin` (2%) below the current choice. None when
     every run diverged.
 
     Example:
@@ -92,22 +113,25 @@ def choose_max_lr(losses: Mapping[float, float]) -> tuple[float | None, str]:
     finite = sorted((lr, loss) for lr, loss in losses.items() if math.isfinite(loss))
     if not finite:
         return None, "every short run diverged"
+    margin = settings.lr_safety_margin
     chosen, chosen_loss = finite[0]
-    why = f"{chosen:.3g}: the lowest candidate; no higher one beat it by > {LR_SAFETY_MARGIN:.0%}"
+    why = f"{chosen:.3g}: the lowest candidate; no higher one beat it by > {margin:.0%}"
     for lr, loss in finite[1:]:
-        if loss < chosen_loss * (1.0 - LR_SAFETY_MARGIN):
+        if loss < chosen_loss * (1.0 - margin):
             gain = 1.0 - loss / chosen_loss
-            why = (
-                f"{lr:.3g} beat {chosen:.3g} by {gain:.0%} (> {LR_SAFETY_MARGIN:.0%}) on "
-                "validation loss"
-            )
+            why = f"{lr:.3g} beat {chosen:.3g} by {gain:.0%} (> {margin:.0%}) on validation loss"
             chosen, chosen_loss = lr, loss
     return chosen, why
 
 
-def lower_candidate(losses: Mapping[float, float], chosen: float | None) -> float | None:
-    """The next LR to try below those in `losses`, or None when `chosen` is not the lowest tried.
-    (None for `chosen` means every run diverged: look lower too.)
+def lower_candidate(
+    losses: Mapping[float, float],
+    chosen: float | None,
+    settings: RecipeSettings = DEFAULT_SETTINGS,
+) -> float | None:
+    """The next LR to try below those in `losses` (/ `settings.lr_extension_divisor`), or None
+    when `chosen` is not the lowest tried. (None for `chosen` means every run diverged: look
+    lower too.)
 
     Example:
         >>> lower_candidate({0.05: 1.7, 0.1: 2.3}, 0.05)
@@ -118,13 +142,17 @@ def lower_candidate(losses: Mapping[float, float], chosen: float | None) -> floa
     lowest = min(losses)
     if chosen is not None and chosen != lowest:
         return None
-    return lowest / LR_EXTENSION_DIVISOR
+    return lowest / settings.lr_extension_divisor
 
 
 def higher_candidate(
-    losses: Mapping[float, float], chosen: float | None, ceiling: float = math.inf
+    losses: Mapping[float, float],
+    chosen: float | None,
+    ceiling: float = math.inf,
+    settings: RecipeSettings = DEFAULT_SETTINGS,
 ) -> float | None:
-    """The next LR to try above those in `losses` (x `LR_RAISE_FACTOR`, at most `ceiling`), or
+    """The next LR to try above those in `losses` (x `settings.lr_raise_factor`, at most
+    `ceiling`), or
     None when `chosen` is not the highest tried or the grid already reaches the ceiling.
 
     Example:
@@ -138,11 +166,110 @@ def higher_candidate(
     highest = max(losses)
     if chosen is None or chosen != highest or highest >= ceiling:
         return None
-    return min(highest * LR_RAISE_FACTOR, ceiling)
+    return min(highest * settings.lr_raise_factor, ceiling)
 
 
-def final_run_failed(status: str, final_loss: float | None, short_run_loss: float) -> str | None:
-    """Why the final run must be redone at a lower LR, or None when it is fine.
+def lr_grid(
+    lowest_loss_lr: float,
+    divergence_lr: float | None,
+    settings: RecipeSettings = DEFAULT_SETTINGS,
+) -> tuple[list[float], float]:
+    """The max_lr candidates of the short runs, and the ceiling an upward extension may reach.
+
+    The candidates are the range test's lowest-loss LR / each of `settings.lr_divisors`, none
+    above the divergence LR / `settings.divergence_divisor`; the ceiling is the lower of that
+    bound and the lowest-loss LR itself (past it the loss was rising).
+
+    Example:
+        >>> lr_grid(0.3, None)
+        ([0.03, 0.06, 0.09999999999999999], 0.3)
+        >>> lr_grid(0.3, 0.16)  # half the divergence LR caps the grid
+        ([0.03, 0.06, 0.08], 0.08)
+    """
+    ceiling = (divergence_lr or math.inf) / settings.divergence_divisor
+    candidates = sorted({min(lowest_loss_lr / d, ceiling) for d in settings.lr_divisors})
+    return candidates, min(ceiling, lowest_loss_lr)
+
+
+@dataclass(frozen=True)
+class LrExtension:
+    """The outcome of extending the LR grid past its edges (`extend_lr_grid`)."""
+
+    max_lr: float | None  # the chosen candidate (None: every run diverged)
+    why: str  # a sentence saying why it was chosen
+    below: tuple[float, ...] = ()  # LRs tried under the grid, in order
+    above: tuple[float, ...] = ()  # LRs tried over the grid, in order
+
+
+def extend_lr_grid(
+    losses: dict[float, float],
+    chosen: float | None,
+    why: str,
+    ceiling: float,
+    loss_at: Callable[[float], float],
+    settings: RecipeSettings = DEFAULT_SETTINGS,
+) -> LrExtension:
+    """Look past the edge of the LR grid while the edge keeps winning.
+
+    The lowest candidate won (or nothing finite): try / `lr_extension_divisor` while a lower LR
+    gives any lower validation loss (lower is safer). The highest won: try x `lr_raise_factor`,
+    never past `ceiling`, while a higher LR wins by `lr_safety_margin` (higher is riskier). At most
+    `lr_extensions` extra runs. `loss_at(lr)` runs one short run; each result is added to `losses`.
+
+    Example:
+        >>> losses = {0.01: 0.5, 0.02: 0.4}
+        >>> extend_lr_grid(losses, 0.02, "0.02 won", 1.0, lambda lr: 0.4 - lr).above
+        (0.04, 0.08, 0.16)
+        >>> extend_lr_grid({0.01: 0.5, 0.02: 0.6}, 0.01, "", 1.0, lambda lr: 0.3).below  # no gain
+        (0.0033333333333333335, 0.0011111111111111111)
+    """
+    below: list[float] = []
+    above: list[float] = []
+    for _ in range(settings.lr_extensions):
+        lower = lower_candidate(losses, chosen, settings)
+        if lower is not None:
+            losses[lower] = loss = loss_at(lower)
+            below.append(lower)
+            current = math.inf if chosen is None else losses[chosen]
+            if not (math.isfinite(loss) and loss < current):  # lower is safer: any gain will do
+                break
+            chosen, why = lower, f"{lower:.3g}: below the grid, a lower validation loss than above"
+            continue
+        higher = higher_candidate(losses, chosen, ceiling, settings)
+        if higher is None or chosen is None:
+            break
+        losses[higher] = loss = loss_at(higher)
+        above.append(higher)
+        # higher is riskier: the same margin as inside the grid
+        winner, higher_why = choose_max_lr({chosen: losses[chosen], higher: loss}, settings)
+        if winner != higher:
+            break
+        chosen, why = higher, f"above the grid, {higher_why}"
+    return LrExtension(chosen, why, tuple(below), tuple(above))
+
+
+def choose_momentum(
+    losses: Mapping[tuple[float, float] | float, float],
+) -> tuple[float, float] | float:
+    """The momentum (cyclical pair or constant) with the lowest finite validation loss; the
+    first one listed (the cyclical default) when every run diverged or on a tie.
+
+    Example:
+        >>> choose_momentum({(0.95, 0.85): 0.31, 0.9: 0.30, 0.99: float("nan")})
+        0.9
+    """
+    options = list(losses)
+    return min(options, key=lambda m: losses[m] if math.isfinite(losses[m]) else math.inf)
+
+
+def final_run_failed(
+    status: str,
+    final_loss: float | None,
+    short_run_loss: float,
+    settings: RecipeSettings = DEFAULT_SETTINGS,
+) -> str | None:
+    """Why the final run must be redone at a lower LR, or None when it is fine: it diverged, or
+    its validation loss ends above `settings.retry_loss_factor` x its short run's.
 
     Example:
         >>> final_run_failed("completed", 1.31, 0.12)
@@ -154,7 +281,7 @@ def final_run_failed(status: str, final_loss: float | None, short_run_loss: floa
         return "it diverged"
     if final_loss is None or not math.isfinite(final_loss):
         return f"its validation loss is {final_loss}"
-    if math.isfinite(short_run_loss) and final_loss > RETRY_LOSS_FACTOR * short_run_loss:
+    if math.isfinite(short_run_loss) and final_loss > settings.retry_loss_factor * short_run_loss:
         ratio = final_loss / short_run_loss
         return (
             f"its validation loss {final_loss:.3g} is {ratio:.1f}x that of its short run "
@@ -175,14 +302,3 @@ def choose_weight_decay(results: Mapping[float, float]) -> tuple[float, str]:
         f"{wd:g}: {finite[wd]:.4f}" for wd in sorted(finite, key=lambda w: finite[w])
     )
     return best, f"lowest validation loss after the short runs ({ranking})"
-
-
-def default_model_for(data: str, input_shape: Sequence[int]) -> tuple[str, dict[str, object]]:
-    """The reference model for a data set: a small CNN for 28x28, a CPU-sized CIFAR ResNet for
-    32x32 colour images, an MLP otherwise."""
-    shape = tuple(input_shape)
-    if shape == (1, 28, 28):
-        return "mnist-cnn", {}
-    if shape == (3, 32, 32):
-        return "cifar-resnet", {"width": 0.25, "bn_momentum": 0.05}
-    return "mlp", {"in_features": math.prod(shape)}

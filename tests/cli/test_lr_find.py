@@ -63,6 +63,6 @@ def test_model_that_does_not_fit_the_data_is_one_line(tmp_path):
     assert run.returncode == 2
     assert run.stderr.strip() == (
         "superconverge lr-find: error: --model resnet9 needs 3x32x32 inputs; the data has 1x8x8 "
-        "(use --model mlp, or data of that shape)"
+        "(use mlp, or data of that shape)"
     )
     assert not (tmp_path / "x").exists()

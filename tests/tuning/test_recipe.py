@@ -13,8 +13,8 @@ import torch
 import superconverge as sc
 from superconverge.cli.main import main
 from superconverge.data import load
-from superconverge.diagnostics.report import load_run
 from superconverge.models import build
+from superconverge.tuning import RecipeSettings, load_run
 
 
 def make_mlp():
@@ -88,6 +88,11 @@ def test_bad_arguments(digits, kwargs, message):
         sc.tune(make_mlp, digits.train, digits.val, **kwargs)
 
 
+def test_settings_must_be_recipe_settings(digits):
+    with pytest.raises(TypeError, match="settings must be a RecipeSettings, got dict"):
+        sc.tune(make_mlp, digits.train, digits.val, epochs=1, settings={"lr_divisors": (2.0,)})
+
+
 def test_cli_tune_writes_the_run_folder_and_report(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["tune", "--epochs", "3", "--out", str(out)]) == 0
@@ -149,12 +154,10 @@ def test_a_diverged_final_run_is_reported_not_raised(digits):
     assert plan.results["verdict"]["kind"] == "diverged"
 
 
-def test_a_final_run_that_falls_apart_is_redone_once_at_a_third_of_max_lr(
-    digits, tmp_path, monkeypatch
-):
+def test_a_final_run_that_falls_apart_is_redone_once_at_a_third_of_max_lr(digits, tmp_path):
     # every final run counts as fallen apart (factor 0): the real retry path, on real data
-    monkeypatch.setattr("superconverge.tuning.decisions.RETRY_LOSS_FACTOR", 0.0)
-    kwargs = {"epochs": 2, "weight_decays": (1e-4,), "batch_size": 64, "test_data": digits.test}
+    kwargs = {"epochs": 2, "weight_decays": (1e-4,), "batch_size": 64, "test_data": digits.test,
+              "settings": RecipeSettings(retry_loss_factor=0.0)}  # fmt: skip
     plan = sc.tune(make_mlp, digits.train, digits.val, out_dir=tmp_path, **kwargs)
     steps = [step["step"] for step in plan.evidence]
     assert steps[-3:] == ["final_run", "final_run", "diagnosis"]
@@ -178,12 +181,12 @@ def test_final_run_failure_rule():
     assert final_run_failed("completed", 5.0, float("nan")) is None  # no reference to judge by
 
 
-def test_when_the_lowest_candidate_wins_the_grid_extends_downwards(digits, monkeypatch):
+def test_when_the_lowest_candidate_wins_the_grid_extends_downwards(digits):
     # candidates at the range test's lowest-loss LR itself and twice it: far too high, so the
     # lowest (or nothing) wins and the recipe must look below the grid
-    monkeypatch.setattr("superconverge.tuning.runner.LR_DIVISORS", (1.0, 0.5))
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, weight_decays=(0.0,),
-                   batch_size=64, test_data=digits.test)  # fmt: skip
+                   batch_size=64, test_data=digits.test,
+                   settings=RecipeSettings(lr_divisors=(1.0, 0.5)))  # fmt: skip
     details = plan.evidence[1]["details"]
     extended = details["extended_below"]
     assert 1 <= len(extended) <= 3
@@ -193,12 +196,12 @@ def test_when_the_lowest_candidate_wins_the_grid_extends_downwards(digits, monke
     assert plan.results["test"]["accuracy"] > 0.8
 
 
-def test_when_the_highest_candidate_wins_the_grid_extends_upwards(digits, monkeypatch):
+def test_when_the_highest_candidate_wins_the_grid_extends_upwards(digits):
     # candidates a hundred and thirty times below the range test's lowest-loss LR: far
     # too timid, so the highest wins and the recipe must look above the grid, doubling each time
-    monkeypatch.setattr("superconverge.tuning.runner.LR_DIVISORS", (100.0, 30.0))
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, weight_decays=(0.0,),
-                   batch_size=64, test_data=digits.test)  # fmt: skip
+                   batch_size=64, test_data=digits.test,
+                   settings=RecipeSettings(lr_divisors=(100.0, 30.0)))  # fmt: skip
     details = plan.evidence[1]["details"]
     above = details["extended_above"]
     assert details["extended_below"] == []

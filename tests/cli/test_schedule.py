@@ -116,18 +116,15 @@ def test_schedule_table_values_and_steps(tmp_path, capsys):
         ),
     ],
 )
-def test_bad_flags_exit_2_with_one_line_naming_the_flag(tmp_path, flags, expected):
-    result = subprocess.run(
-        [sys.executable, "-m", "superconverge", "schedule", *flags],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert expected in result.stderr
+def test_bad_flags_exit_2_with_one_line_naming_the_flag(
+    tmp_path, monkeypatch, capsys, flags, expected
+):
+    monkeypatch.chdir(tmp_path)
+    assert main(["schedule", *flags]) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1, error
+    assert expected in error
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
@@ -147,3 +144,13 @@ def test_console_script_and_help():
     assert result.returncode == 0 and "schedule" in result.stdout
     result = _run_cli()
     assert result.returncode == 2
+
+
+def test_force_overwrites_an_existing_plot(tmp_path, capsys):
+    out = tmp_path / "s.png"
+    out.write_bytes(b"old")
+    flags = ["one-cycle", "--total-steps", "20", "--max-lr", "0.1", "--out", str(out)]
+    assert main(["schedule", *flags]) == 2
+    assert out.read_bytes() == b"old"
+    assert main(["schedule", *flags, "--force"]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,303 @@
+"""What the subcommands share: the error kinds and exit codes, the parser, flag names in library
+messages, ``module:function`` entry points, output-folder claims and data resolution.
+
+The contract: a usage error (a bad flag or value, an output that exists) exits 2 with one line
+naming the flag, the value and what is allowed; a runtime failure exits 1 with one line naming
+what failed and what to do; no traceback unless ``--debug``; nothing already saved is
+overwritten without ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import inspect
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the command was fine; running it failed (disk full, diverged, bad data file)
+EXIT_USAGE = 2  # a bad flag or value: nothing was run
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+MAX_SEED = 2**32 - 1  # numpy's and the loaders' seed range
+
+
+class UsageError(Exception):
+    """A bad flag or value: reported in one line, exit status 2."""
+
+
+class RunFailure(Exception):
+    """The command was valid but running it failed: reported in one line, exit status 1."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (argparse prints the whole usage block by default)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags every subcommand takes (``--debug`` may also come before the subcommand)."""
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,  # keeps a --debug given before the subcommand
+        help="print the Python traceback of a failure instead of one line",
+    )
+
+
+def flag_of(name: str, parser: argparse.ArgumentParser) -> str | None:
+    """``--flag-name`` when `parser` has a flag for the library parameter `name`."""
+    flag = "--" + name.replace("_", "-")
+    return flag if flag in parser._option_string_actions else None  # noqa: SLF001 - argparse's table
+
+
+def flag_message(error: Exception, parser: argparse.ArgumentParser) -> str | None:
+    """A library message that starts with a parameter name, restated to name the flag; None when
+    the message names no flag of this subcommand."""
+    text = str(error)
+    match = re.match(r"([a-z][a-z0-9_]*)", text)
+    if match:
+        flag = flag_of(match.group(1), parser)
+        if flag is not None:
+            return flag + text[match.end() :]
+    return None
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "(no message)"
+
+
+def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int, str]:
+    """The exit status and one-line message for an exception that ended a subcommand."""
+    from superconverge.data import DataFormatError
+
+    if isinstance(error, UsageError):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, RunFailure):
+        return EXIT_FAILURE, str(error)
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted; files already written were left complete"
+    if isinstance(error, DataFormatError):
+        return EXIT_FAILURE, f"{error}; replace the file with the original (see --data-dir)"
+    if isinstance(error, (ValueError, TypeError)):
+        named = flag_message(error, parser)
+        if named is not None:  # a library check of a value this subcommand's flag passed in
+            return EXIT_USAGE, named
+    if isinstance(error, OSError):
+        text = error.strerror or str(error)  # without the "[Errno 28]" prefix
+        if error.filename and str(error.filename) not in text:
+            text = f"{text}: {error.filename}"
+        if error.errno == errno.ENOSPC:
+            return EXIT_FAILURE, f"{text}; free some space or choose another --out"
+        return EXIT_FAILURE, f"{text}; check the path and its permissions"
+    if isinstance(error, MemoryError):
+        return EXIT_FAILURE, "out of memory; lower --batch-size or use a smaller --model"
+    return (
+        EXIT_FAILURE,
+        f"{type(error).__name__}: {error} (run again with --debug for the traceback)",
+    )
+
+
+def check_seed(seed: int) -> int:
+    if not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"--seed must be in [0, {MAX_SEED}], got {seed}")
+    return seed
+
+
+def entry_point(spec: str, flag: str) -> Callable[[], Any]:
+    """``module:function`` → the function, checked to be callable with no arguments, or a
+    UsageError naming the flag. Importing the module runs its code: only call this for a name
+    the user typed on the command line (or explicitly trusted)."""
+    import importlib
+
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise UsageError(f"{flag} must be a name or module:function, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise UsageError(f"{flag} {spec}: cannot import {module_name} ({error})") from None
+    except Exception as error:  # the module itself failed while being imported
+        raise RunFailure(
+            f"{flag} {spec}: importing {module_name} raised {type(error).__name__}: {error}"
+        ) from error
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise UsageError(f"{flag} {spec}: {module_name} has no function {function_name}")
+    try:
+        inspect.signature(function).bind()
+    except TypeError:
+        raise UsageError(
+            f"{flag} {spec}: the function must take no arguments, it has "
+            f"{inspect.signature(function)}"
+        ) from None
+    except ValueError:  # builtins without a signature: calling them will tell
+        pass
+    checked: Callable[[], Any] = function
+    return checked
+
+
+def call_entry_point(function: Callable[[], Any], spec: str, flag: str) -> Any:
+    """`function()`, with what it raised restated as a runtime failure naming the flag."""
+    try:
+        return function()
+    except Exception as error:
+        raise RunFailure(
+            f"{flag} {spec} raised {type(error).__name__}: {error}; fix that function"
+        ) from error
+
+
+def model_from_flag(
+    model: str, width: float | None, splits: Any, flag: str = "--model"
+) -> tuple[Any, str, dict[str, Any]]:
+    """(factory, name, build options) for a model name or a ``module:function`` the user named.
+
+    An entry point is called once here, so that one returning no model fails before training.
+    """
+    from superconverge.models import MODELS, ModelFactory, model_options_for
+
+    if ":" in model:
+        if width is not None:
+            raise UsageError(f"--width applies to the built-in models, not {flag} {model}")
+        function = entry_point(model, flag)
+        check_model(call_entry_point(function, model, flag), model, flag)
+        return function, model, {}
+    if model not in MODELS:
+        names = ", ".join(MODELS)
+        raise UsageError(f"{flag} must be one of {names} or module:function, got {model!r}")
+    options = model_options_for(model, splits.input_shape, splits.num_classes or 1, width)
+    return ModelFactory(model, options), model, options
+
+
+def check_model(model: Any, spec: str, flag: str) -> None:
+    """A UsageError unless an entry point returned a torch module."""
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"{flag} {spec} must return a torch.nn.Module, got {type(model).__name__}")
+
+
+def _usable_folder(folder: Path, flag: str, given: Path | None = None) -> None:
+    """Refuse a folder that cannot be created or written, without creating anything; messages
+    show the flag's value `given` (default `folder`)."""
+    shown = folder if given is None else given
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{flag} {shown}: {folder} is a file, not a folder; choose a folder")
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(
+            f"{flag} {shown}: cannot create the folder, {existing} is a file; choose another {flag}"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {shown}: {existing} is not writable; choose another {flag}")
+
+
+def check_outputs(folder: Path, names: Sequence[str], force: bool) -> None:
+    """Refuse to overwrite any of `names` in `folder` without --force, or an unusable folder."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--out {folder} is a file, not a folder; choose a folder")
+    existing = [name for name in names if (folder / name).exists()]
+    if existing and not force:
+        raise UsageError(
+            f"--out {folder} already holds {', '.join(existing)}; pass --force to overwrite "
+            "or choose another --out"
+        )
+    _usable_folder(folder, "--out")
+
+
+def check_output_file(path: Path, force: bool) -> None:
+    """Refuse to overwrite `path` without --force, or a path whose folder cannot be made."""
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a folder; name a file such as {path / 'schedule.png'}")
+    if path.exists() and not force:
+        raise UsageError(f"--out {path} already exists; pass --force to overwrite it")
+    _usable_folder(path.parent, "--out", path)
+
+
+def claim_out_dir(folder: Path, force: bool) -> None:
+    """Refuse a non-empty output folder without --force, or an unusable one."""
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        raise UsageError(
+            f"--out {folder} already exists and is not empty; pass --force to overwrite "
+            "or choose another --out"
+        )
+    _usable_folder(folder, "--out")
+
+
+def data_names() -> list[str]:
+    """The data sets the CLI loads by name (csv needs a label column: the Python API only)."""
+    from superconverge.data import DATASETS
+
+    return [name for name in DATASETS if name != "csv"]
+
+
+def resolve_data(data: str, data_dir: Path | None, seed: int, flag: str = "--data") -> Any:
+    """DataSplits from a data set name, or from a user's ``module:function`` returning them."""
+    from superconverge.data import BUNDLED_DATASETS, DataSplits, load
+
+    if ":" in data:
+        if data_dir is not None:
+            raise UsageError(
+                f"--data-dir applies to the data sets read from files, not {flag} {data}"
+            )
+        splits = call_entry_point(entry_point(data, flag), data, flag)
+        if not isinstance(splits, DataSplits):
+            raise UsageError(
+                f"{flag} {data} must return superconverge.data.DataSplits, "
+                f"got {type(splits).__name__}"
+            )
+        return splits
+    if data not in data_names():
+        names = ", ".join(data_names())
+        raise UsageError(f"{flag} must be one of {names} or module:function, got {data!r}")
+    if data_dir is not None:
+        if data in BUNDLED_DATASETS:
+            raise UsageError(
+                f"--data-dir applies to the data sets read from files; {data} is built in"
+            )
+        if not data_dir.is_dir():
+            raise UsageError(f"--data-dir {data_dir} is not a folder")
+    try:
+        return load(data, data_dir, seed=seed)
+    except FileNotFoundError as error:
+        raise UsageError(f"--data-dir: {error}") from None
+
+
+def read_json(path: Path, flag: str) -> Any:
+    """The JSON in `path`, or a UsageError naming the flag, the file and what is wrong."""
+    if not path.exists():
+        raise UsageError(f"{flag} {path} not found")
+    if not path.is_file():
+        raise UsageError(f"{flag} {path} is not a file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UsageError(f"{flag} {path}: cannot read it ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{flag} {path} is not a JSON text file (not UTF-8)") from None
+    except json.JSONDecodeError as error:
+        raise UsageError(
+            f"{flag} {path} is not valid JSON (line {error.lineno} column {error.colno}: "
+            f"{error.msg})"
+        ) from None
+    except RecursionError:
+        raise UsageError(f"{flag} {path} is nested too deeply to be a tune file") from None
+
+
+def short(value: Any) -> str:
+    """A value in a few characters: floats to 3 significant digits, dicts as ``k v`` pairs."""
+    if isinstance(value, dict):
+        return ", ".join(
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()
+        )
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(f"{v:g}" for v in value) + ")"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,231 @@
+"""``superconverge fit``: re-run a plan saved by ``tune`` (runs/NAME/plan.json).
+
+A plan is data. It records the names of the model and data it was made with; when those are
+``module:function`` entry points, importing them runs code, so fit runs them only when the user
+names them on the command line (``--model``/``--data``) or passes ``--trust-plan-code``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from superconverge._files import write_text_atomically
+from superconverge.cli._common import (
+    MAX_SEED,
+    UsageError,
+    claim_out_dir,
+    data_names,
+    model_from_flag,
+    read_json,
+    resolve_data,
+)
+
+# the plan's settings as the library names them in its messages (epochs, max_lr, ...)
+PLAN_FIELDS = (
+    "epochs",
+    "batch_size",
+    "max_lr",
+    "min_lr",
+    "weight_decay",
+    "momentum",
+    "policy",
+    "seed",
+    "total_steps",
+)
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "fit",
+        help="re-run a saved plan (runs/NAME/plan.json)",
+        description="Train once more with the batch size, LRs, weight decay and momentum a tune "
+        "run chose. A plan's module:function names are never imported unless you name them "
+        "again with --model/--data, or pass --trust-plan-code.",
+    )
+    p.add_argument("--plan", type=Path, required=True, help="a plan.json written by tune")
+    p.add_argument(
+        "--data", help="data set name or module:function (default: the one the plan names)"
+    )
+    p.add_argument("--data-dir", type=Path, help="folder with the data files")
+    p.add_argument(
+        "--model", help="model name or module:function (default: the one the plan names)"
+    )
+    p.add_argument(
+        "--trust-plan-code",
+        action="store_true",
+        help="import and call the module:function entry points the plan names (they run "
+        "arbitrary code: only for plans you made or checked)",
+    )
+    p.add_argument("--out", type=Path, help="output folder (default: <plan folder>/refit)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.set_defaults(handler=run, parser=p)
+    return p
+
+
+def _field_matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a dataclass field's annotation (the subset plans use)."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_field_matches(value, option) for option in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is tuple:
+        options = typing.get_args(hint)
+        return isinstance(value, (list, tuple)) and len(value) == len(options)
+    if origin is not None:
+        return isinstance(value, origin)
+    return isinstance(value, hint)
+
+
+def _type_text(hint: Any) -> str:
+    """``int``, ``str | null``, ``tuple[float, float] | float | null``: the JSON reader's view."""
+    text = hint.__name__ if isinstance(hint, type) else str(hint)
+    return text.replace("typing.", "").replace("NoneType", "null")
+
+
+def load_plan(path: Path) -> Any:
+    """The TunePlan in `path`, with each field's type checked, or a UsageError naming the file."""
+    from superconverge.tuning import TunePlan
+
+    data = read_json(path, "--plan")
+    if not isinstance(data, dict):
+        raise UsageError(f"--plan {path} must hold a JSON object, got {type(data).__name__}")
+    required = [
+        field.name
+        for field in dataclasses.fields(TunePlan)
+        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+    ]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise UsageError(f"--plan {path} is not a tune plan: {', '.join(missing)} missing")
+    try:
+        hints = typing.get_type_hints(TunePlan)
+    except NameError:  # an annotation only importable for type checkers: TunePlan checks itself
+        hints = {}
+    for field in dataclasses.fields(TunePlan):
+        hint = hints.get(field.name, Any)
+        if field.name in data and not _field_matches(data[field.name], hint):
+            raise UsageError(
+                f"--plan {path}: field {field.name} must be {_type_text(hint)}, "
+                f"got {data[field.name]!r}"
+            )
+    try:
+        return TunePlan.from_dict(data)
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"--plan {path} is not a tune plan ({error})") from None
+
+
+def _refuse_plan_code(args: argparse.Namespace, plan: Any) -> None:
+    """A plan's entry points run only when the user named them or trusts the plan."""
+    if args.trust_plan_code:
+        return
+    named = [
+        (flag, spec)
+        for flag, given, spec in (
+            ("--model", args.model, plan.model),
+            ("--data", args.data, plan.data),
+        )
+        if given is None and spec is not None and ":" in spec
+    ]
+    if named:
+        listed = " ".join(f"{flag} {spec}" for flag, spec in named)
+        raise UsageError(
+            f"--plan {args.plan} names code to run ({listed}); a plan is data, so its code runs "
+            f"only when you name it: pass {listed} once you have checked that code, or "
+            "--trust-plan-code"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = load_plan(args.plan)
+    if (plan.data is None and args.data is None) or (plan.model is None and args.model is None):
+        raise UsageError(
+            f"--plan {args.plan} names no data/model to rebuild (it came from the Python API); "
+            "pass --data and --model"
+        )
+    if not 0 <= plan.seed <= MAX_SEED:
+        raise UsageError(f"--plan {args.plan}: seed must be in [0, {MAX_SEED}], got {plan.seed}")
+    _refuse_plan_code(args, plan)
+    data = args.data or plan.data
+    if args.data is None and ":" not in data and data not in data_names():
+        raise UsageError(
+            f"--plan {args.plan} names data {data!r}, which is no built-in data set; "
+            "pass --data NAME or module:function"
+        )
+    splits = resolve_data(data, args.data_dir, plan.seed)
+    if splits.val is None:
+        raise UsageError(f"--data {data} gives no validation split; fit needs one")
+    if plan.batch_size > len(splits.train):
+        raise UsageError(
+            f"--plan {args.plan}: batch_size {plan.batch_size} is more than the "
+            f"{len(splits.train)} training samples of {splits.name}"
+        )
+    factory = _factory(args, plan, splits)
+    out = args.out or args.plan.parent / "refit"
+    claim_out_dir(out, args.force)
+    from superconverge.data import default_augment
+
+    try:
+        history = plan.run(
+            factory,
+            splits.train,
+            splits.val,
+            test_data=splits.test,
+            out_dir=out,
+            augment=default_augment(splits.name),
+            overwrite=True,
+        )
+    except (ValueError, TypeError) as error:
+        if str(error).split(" ", 1)[0] in PLAN_FIELDS:  # a value the plan file holds
+            raise UsageError(f"--plan {args.plan}: {error}") from None
+        raise
+    write_text_atomically(out / "history.json", history.to_json())
+    write_text_atomically(out / "plan.json", plan.to_json())
+    test = plan.results.get("test", {})
+    accuracy = f"; test accuracy {test['accuracy']:.4f}" if "accuracy" in test else ""
+    epochs = len(history.epochs)
+    print(f"{history.status}: {epochs} epochs; verdict {plan.results['verdict']['kind']}{accuracy}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _factory(args: argparse.Namespace, plan: Any, splits: Any) -> Any:
+    """The model builder: the plan's zoo model with its recorded options, or what --model (or
+    a trusted plan) names."""
+    from superconverge.models import IMAGE_SHAPES, MODELS, ModelFactory
+
+    spec = args.model or plan.model
+    if ":" in spec or (args.model is not None and args.model != plan.model):
+        flag = "--model" if args.model is not None else f"--plan {args.plan}: model"
+        return model_from_flag(spec, None, splits, flag)[0]
+    if spec not in MODELS:
+        raise UsageError(
+            f"--plan {args.plan}: model must be one of {', '.join(MODELS)} or module:function, "
+            f"got {spec!r}"
+        )
+    needed = IMAGE_SHAPES.get(spec)
+    if needed is not None and tuple(splits.input_shape) != needed:
+        raise UsageError(
+            f"--plan {args.plan}: model {spec} needs {'x'.join(map(str, needed))} inputs; the "
+            f"data has {'x'.join(map(str, splits.input_shape))}"
+        )
+    factory = ModelFactory(spec, plan.model_options)
+    try:
+        factory()
+    except (ValueError, TypeError) as error:
+        raise UsageError(
+            f"--plan {args.plan}: model_options {plan.model_options!r} do not build {spec} "
+            f"({error})"
+        ) from None
+    return factory

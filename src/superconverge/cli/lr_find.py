@@ -1,0 +1,104 @@
+"""``superconverge lr-find``: the LR range test on a data set and a reference model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from superconverge._files import write_atomically, write_text_atomically
+from superconverge.cli._common import (
+    UsageError,
+    check_outputs,
+    check_seed,
+    data_names,
+    resolve_data,
+)
+
+OUTPUTS = ("lr_find.json", "lr_find.png")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from superconverge.models import MODELS
+
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "lr-find",
+        help="run the LR range test and suggest max_lr / min_lr",
+        description="Run the LR range test on a data set and model, print the suggested bounds "
+        "and why, and write lr_find.png and lr_find.json into --out.",
+    )
+    p.add_argument("--data", choices=data_names(), default="digits")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the data files (default $SUPERCONVERGE_DATA/<data>)",
+    )
+    p.add_argument("--model", choices=sorted(MODELS), default="mlp")
+    p.add_argument("--width", type=float, help="width option of cifar-resnet / resnet9")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")  # OPTIMIZERS
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=10.0)
+    p.add_argument("--num-steps", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--rule", choices=("minimum", "valley", "steepest"), default="minimum")
+    p.add_argument("--policy", choices=("one_cycle", "cyclic"), default="one_cycle")
+    p.add_argument("--no-val", action="store_true", help="skip the validation-accuracy variant")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("runs/lr_find"), help="output folder")
+    p.add_argument("--force", action="store_true", help="overwrite lr_find.* already in --out")
+    p.set_defaults(handler=run, parser=p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_seed(args.seed)
+    import torch
+
+    from superconverge import lr_find
+    from superconverge.data import ArrayLoader
+    from superconverge.models import build, model_options_for
+    from superconverge.pytorch.optimizers import build_optimizer
+
+    splits = resolve_data(args.data, args.data_dir, args.seed)
+    if args.batch_size > len(splits.train):
+        raise UsageError(
+            f"--batch-size must be <= the {len(splits.train)} training samples of {args.data}, "
+            f"got {args.batch_size}"
+        )
+    options = model_options_for(args.model, splits.input_shape, splits.num_classes or 1, args.width)
+    check_outputs(args.out, OUTPUTS, args.force)
+    torch.manual_seed(args.seed)
+    model = build(args.model, **options)
+    optimizer = build_optimizer(args.optimizer, model.parameters())
+    train = ArrayLoader(splits.train, args.batch_size, seed=args.seed)
+    val = None
+    if splits.val is not None and not args.no_val:
+        val = ArrayLoader(splits.val, max(args.batch_size, 256), shuffle=False)
+    print(
+        f"LR range test: {args.data} ({len(splits.train)} training samples), {args.model}, "
+        f"{args.optimizer}, batch {args.batch_size}, {args.num_steps} steps "
+        f"from {args.start_lr:g} to {args.end_lr:g}"
+    )
+    result = lr_find(
+        model,
+        torch.nn.functional.cross_entropy,
+        train,
+        optimizer=optimizer,
+        start_lr=args.start_lr,
+        end_lr=args.end_lr,
+        num_steps=args.num_steps,
+        repeats=args.repeats,
+        rule=args.rule,
+        policy=args.policy,
+        val_data=val,
+    )
+    print(result.summary())
+    print(f"stopped: {result.stop_reason}")
+    figure = result.plot()
+    write_atomically(args.out / "lr_find.png", lambda f: figure.savefig(f, dpi=120, format="png"))
+    write_text_atomically(args.out / "lr_find.json", result.to_json())
+    print(f"wrote {args.out / 'lr_find.png'} and {args.out / 'lr_find.json'}")
+    return 0

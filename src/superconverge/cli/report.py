@@ -1,0 +1,54 @@
+"""``superconverge report``: re-render report.html / report.md of a tune run.
+
+The report and its plots are derived from plan.json, history.json and range_tests.json, which
+this command only reads; re-rendering them is what it is for, so it needs no --force.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from superconverge.cli._common import UsageError, read_json
+
+RUN_FILES = ("plan.json", "history.json", "range_tests.json")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "report",
+        help="re-render report.html / report.md of a tune run",
+        description="Re-render report.html, report.md and the plots of a tune run from its "
+        "plan.json, history.json and range_tests.json (which it does not change).",
+    )
+    p.add_argument("folder", type=Path, help="a runs/NAME folder written by tune")
+    p.set_defaults(handler=run, parser=p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from superconverge.diagnostics.report import write_report
+    from superconverge.tuning.plan import load_run
+
+    folder: Path = args.folder
+    if not folder.is_dir():
+        raise UsageError(
+            f"FOLDER {folder} is not a folder; name a runs/NAME folder written by tune"
+        )
+    missing = [name for name in RUN_FILES if not (folder / name).is_file()]
+    if missing:
+        raise UsageError(f"FOLDER {folder} is not a tune run folder: {', '.join(missing)} missing")
+    for name in RUN_FILES:  # names the file that is not JSON, which load_run would not
+        read_json(folder / name, "FOLDER")
+    try:
+        plan, history, range_tests = load_run(folder)
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise UsageError(
+            f"FOLDER {folder} holds a run that cannot be read ({type(error).__name__}: {error}); "
+            "re-run tune or restore its files"
+        ) from None
+    title = f"{plan.data}, {plan.model}" if plan.data else ""
+    written = write_report(folder, plan, history, range_tests, title)
+    print(f"wrote {written['report.html']} and {written['report.md']}")
+    return 0

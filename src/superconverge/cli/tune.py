@@ -1,0 +1,162 @@
+"""``superconverge tune``: the whole recipe on a data set, written into runs/NAME/."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from superconverge.cli._common import (
+    UsageError,
+    check_seed,
+    claim_out_dir,
+    data_names,
+    model_from_flag,
+    resolve_data,
+    short,
+)
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from superconverge.models import MODELS
+
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "tune",
+        help="the whole recipe: batch size, LR bounds, weight decay, momentum, 1cycle, diagnosis",
+        description="Choose batch size, LR bounds, weight decay and momentum by short runs, train "
+        "with 1cycle, diagnose the validation curve and write runs/NAME/ with report.html.",
+    )
+    p.add_argument(
+        "--data", default="digits", help=f"{', '.join(data_names())}, or module:function"
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the data files (default $SUPERCONVERGE_DATA/<data>)",
+    )
+    p.add_argument(
+        "--model",
+        help=f"{', '.join(MODELS)}, or module:function (default: chosen for the data)",
+    )
+    p.add_argument("--width", type=float, help="width option of cifar-resnet / resnet9")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", default="auto", help="auto or an integer")
+    p.add_argument("--weight-decays", type=float, nargs="+", default=[1e-3, 1e-4, 1e-5, 0.0])
+    p.add_argument("--compare-momentum", action="store_true", help="also try constant momenta")
+    p.add_argument("--workers", type=int, default=1, help="processes for the candidate runs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="output folder (default runs/<data>-<model>)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.set_defaults(handler=run, parser=p)
+    return p
+
+
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        size = int(text)
+    except ValueError:
+        raise UsageError(f"--batch-size must be 'auto' or an integer, got {text!r}") from None
+    if size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {size}")
+    return size
+
+
+def model_factory(args: argparse.Namespace, splits: Any) -> tuple[Any, str, dict[str, Any]]:
+    """The model builder the flags name: (factory, name, build options); without --model, the
+    library's default for the data."""
+    from superconverge.models import ModelFactory, default_model_for, model_options_for
+
+    if args.model is not None:
+        return model_from_flag(args.model, args.width, splits)
+    num_classes = splits.num_classes or 1
+    name, options = default_model_for(splits.name, splits.input_shape)
+    if args.width is not None:
+        options.update(model_options_for(name, splits.input_shape, num_classes, args.width))
+    options["num_classes"] = num_classes
+    return ModelFactory(name, options), name, options
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    batch_size = _batch_size(args.batch_size)
+    check_seed(args.seed)
+    splits = resolve_data(args.data, args.data_dir, args.seed)
+    if splits.val is None:
+        raise UsageError("--data gives no validation split; tune needs one to compare candidates")
+    if isinstance(batch_size, int) and batch_size > len(splits.train):
+        raise UsageError(
+            f"--batch-size must be <= the {len(splits.train)} training samples of "
+            f"{splits.name}, got {batch_size}"
+        )
+    model_fn, model_name, options = model_factory(args, splits)
+    out = args.out or Path("runs") / f"{splits.name}-{model_name.replace(':', '.')}"
+    claim_out_dir(out, args.force)
+    from superconverge.diagnostics.report import write_report
+    from superconverge.tuning.plan import save_run
+
+    test_part = f" / {len(splits.test)} test" if splits.test is not None else ""
+    print(
+        f"tune: {splits.name} ({len(splits.train)} train / {len(splits.val)} val{test_part}), "
+        f"model {model_name}, {args.epochs} epochs"
+    )
+    start = time.perf_counter()
+    try:
+        plan = _tune(args, splits, model_fn, batch_size, out)
+    except ValueError as error:
+        if str(error).startswith("total_steps"):  # the final run's updates: epochs x batches
+            raise UsageError(
+                f"--batch-size {args.batch_size} with --epochs {args.epochs} leaves too few "
+                f"optimizer steps ({error}); lower --batch-size or raise --epochs"
+            ) from None
+        raise
+    # the names fit needs to rebuild the run; an entry point is recorded, never run by fit
+    # unless the user names it again (or passes --trust-plan-code)
+    plan.data = args.data if ":" in args.data else splits.name
+    plan.model, plan.model_options = model_name, options
+    save_run(out, plan)
+    write_report(out, plan, plan.history, plan.range_tests, f"{splits.name}, {model_name}")
+    seconds = time.perf_counter() - start
+    _print_plan(plan)
+    print(f"total {seconds:.1f} s; report: {out / 'report.html'}")
+    return 0
+
+
+def _tune(args: argparse.Namespace, splits: Any, model_fn: Any, batch_size: Any, out: Path) -> Any:
+    from superconverge.data import default_augment
+    from superconverge.tuning import tune
+
+    return tune(
+        model_fn,
+        splits.train,
+        splits.val,
+        epochs=args.epochs,
+        test_data=splits.test,
+        batch_size=batch_size,
+        weight_decays=tuple(args.weight_decays),
+        compare_momentum=args.compare_momentum,
+        workers=args.workers,
+        seed=args.seed,
+        out_dir=out,
+        augment=default_augment(splits.name),
+        overwrite=True,
+    )
+
+
+def _print_plan(plan: Any) -> None:
+    for step in plan.evidence:
+        print(f"  {step['step']:<13} {step['seconds']:6.1f} s  {short(step['decision'])}")
+    test = plan.results.get("test", {})
+    verdict = plan.results["verdict"]
+    print(
+        f"chosen: batch {plan.batch_size}, max_lr {plan.max_lr:.3g}, min_lr {plan.min_lr:.3g}, "
+        f"weight decay {plan.weight_decay:g}, momentum {short(plan.momentum)}"
+    )
+    if test:
+        print(
+            f"test accuracy {test.get('accuracy', float('nan')):.4f}, test loss {test['loss']:.4f}"
+        )
+    print(f"verdict: {verdict['kind']}: {verdict['explanation']}; next: {verdict['next_step']}")

@@ -1,0 +1,74 @@
+"""The one loss smoother and divergence rule, shared by the range test and the training loop.
+
+Plain Python, no torch: the PyTorch and Keras range tests and `Trainer`'s loop feed it one loss
+per optimizer step.
+"""
+
+from __future__ import annotations
+
+import math
+
+SMOOTHING = 0.98  # fastai's and Smith's beta for the range test's moving average of the loss
+
+
+class LossSmoother:
+    """Bias-corrected moving average of the loss, ``avg_k / (1 - beta ** (k + 1))``, and the rule
+    that says a run diverged.
+
+    A run has diverged when its loss is not finite, or (after `warmup_steps`) when the smoothed
+    loss exceeds `diverge_factor` x the lowest of (its minimum since the warm-up, the first
+    loss). The first loss is measured before any update, so a run that blows up in its first
+    steps and then stays flat at a huge loss is caught too.
+
+    Example:
+        >>> smoother = LossSmoother(smoothing=0.5, diverge_factor=4.0)
+        >>> [smoother.add(loss) for loss in (1.0, 3.0)]
+        [1.0, 2.3333333333333335]
+        >>> smoother.divergence() is None
+        True
+        >>> round(smoother.add(30.0), 1), smoother.divergence()[:32]
+        (18.1, 'the smoothed loss 18.1 passed 4x')
+    """
+
+    def __init__(
+        self, smoothing: float = SMOOTHING, diverge_factor: float = 4.0, warmup_steps: int = 0
+    ) -> None:
+        self.smoothing, self.diverge_factor = float(smoothing), float(diverge_factor)
+        self.warmup_steps = warmup_steps
+        self.count = 0
+        self.current = math.nan
+        self.best = math.inf  # the lowest smoothed loss after the warm-up
+        self.first = math.nan  # the first loss: the model before any update
+        self._average = 0.0
+
+    def add(self, value: float) -> float:
+        """Record one step's loss; return the smoothed loss (NaN once a loss is not finite)."""
+        if not math.isfinite(value):
+            self.current = math.nan
+            return math.nan
+        if self.count == 0:
+            self.first = value
+        self.count += 1
+        self._average = self.smoothing * self._average + (1 - self.smoothing) * value
+        self.current = self._average / (1 - self.smoothing**self.count)
+        if self.count > self.warmup_steps:
+            self.best = min(self.best, self.current)
+        return self.current
+
+    def divergence(self) -> str | None:
+        """Why the run diverged at the latest loss, or None while it is fine."""
+        if math.isnan(self.current):
+            return "the loss became non-finite"
+        if self.count <= self.warmup_steps:
+            return None
+        if self.best > 0 and self.current > self.diverge_factor * self.best:
+            return (
+                f"the smoothed loss {self.current:.3g} passed {self.diverge_factor:g}x "
+                f"its minimum {self.best:.3g}"
+            )
+        if self.first > 0 and self.current > self.diverge_factor * self.first:
+            return (
+                f"the smoothed loss {self.current:.3g} passed {self.diverge_factor:g}x "
+                f"the first loss {self.first:.3g}"
+            )
+        return None

@@ -1,0 +1,321 @@
+"""One fit as its own object: `FitLoop` holds the steps, the epochs, the history, the scheduler,
+the loss smoother and the best validation loss of one call to `Trainer.fit` (or a resume), and
+is dropped afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import sys
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
+
+import torch
+
+from superconverge.data.loader import ArrayLoader
+from superconverge.finder.smoothing import SMOOTHING, LossSmoother
+from superconverge.pytorch.optimizers import optimizer_step
+from superconverge.pytorch.scheduler import HyperparamScheduler, get_momentum, momentum_key
+from superconverge.pytorch.snapshot import TrainingSnapshot
+from superconverge.training.callbacks import CancelEpoch, CancelFit, overrides
+from superconverge.training.checkpoint import BEST, CHECKPOINT, build_payload
+from superconverge.training.device import progress_bar
+from superconverge.training.history import History
+
+if TYPE_CHECKING:
+    from superconverge.training.trainer import Trainer
+
+logger = logging.getLogger(__name__)
+backward = torch.autograd.backward  # Tensor.backward without its untyped wrapper
+
+WARMUP_STEPS = 10  # no divergence verdict before the smoothed loss has settled
+
+
+class FitLoop:
+    """One fit of `trainer` following `scheduler` from `start_epoch` to `epochs`.
+
+    Callbacks read the attributes: ``epoch`` (0-based), ``step`` (the optimizer step just
+    made), ``loss`` (its loss, a tensor), ``lr`` (its LR), ``record`` (the latest epoch's row).
+    """
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        scheduler: HyperparamScheduler,
+        history: History,
+        *,
+        epochs: int,
+        start_epoch: int = 0,
+        best_val_loss: float = math.inf,
+    ) -> None:
+        self.trainer, self.scheduler, self.history = trainer, scheduler, history
+        self.epochs, self.start_epoch = epochs, start_epoch
+        self.best_val_loss = best_val_loss
+        self.smoother = LossSmoother(SMOOTHING, trainer.diverge_factor, WARMUP_STEPS)
+        self.epoch = start_epoch
+        self.step = scheduler.step_count
+        self.loss: torch.Tensor = torch.zeros(())
+        self.lr = math.nan  # the LR of step `step`
+        self.record: dict[str, float] = {}
+        callbacks = trainer.callbacks
+        self._before_batch = [c for c in callbacks if overrides(c, "before_batch")]
+        self._after_batch = [c for c in callbacks if overrides(c, "after_batch", "on_step_end")]
+        # an ArrayLoader's first batch was checked without drawing it; others: the first drawn
+        self._first_checked = isinstance(trainer.train_loader, ArrayLoader)
+
+    # ----------------------------------------------------------------- the fit
+    def run(self) -> History:
+        trainer, history = self.trainer, self.history
+        history.status = "running"
+        if self.start_epoch == 0:
+            torch.manual_seed(trainer.seed)  # dropout and friends start from the same state
+        last_good = TrainingSnapshot(trainer.module, trainer.optimizer, trainer.scaler, rng=False)
+        try:
+            self._event("before_fit")
+            for epoch in range(self.start_epoch, self.epochs):
+                self.epoch = epoch
+                self._event("before_epoch")
+                self.record = self._train_epoch()
+                if history.status == "diverged":
+                    last_good.restore_training_state()
+                    if trainer.rank == 0:
+                        warnings.warn(history.message, RuntimeWarning, stacklevel=4)
+                        logger.warning(history.message)
+                    break
+                self._end_epoch()
+                last_good = TrainingSnapshot(
+                    trainer.module, trainer.optimizer, trainer.scaler, rng=False
+                )
+                self._event("after_epoch")
+            else:
+                history.status = "completed"
+        except CancelFit:
+            history.status = "cancelled"
+            history.message = f"a callback cancelled the fit in epoch {self.epoch + 1}"
+        except KeyboardInterrupt:
+            history.status = "interrupted"
+            history.message = "interrupted; the last epoch checkpoint is intact"
+            raise
+        finally:
+            self._event("after_fit")
+            if trainer.run_folder is not None:
+                trainer.run_folder.write_history(history, table=False)
+        return history
+
+    def _end_epoch(self) -> None:
+        """Validate, record, log, and save the checkpoint (and best.pt when the best so far)."""
+        trainer, history, record = self.trainer, self.history, self.record
+        if trainer.val_loader is not None:
+            metrics = trainer.evaluate()
+            record["val_loss"] = metrics["loss"]
+            record |= {f"val_{k}": v for k, v in metrics.items() if k != "loss"}
+        history.epochs.append(record)
+        if self.epoch + 1 == self.epochs:
+            history.status = "completed"
+        if trainer.rank == 0:
+            _log_epoch(record, self.epochs, trainer.progress)
+        val_loss = record.get("val_loss", math.nan)
+        improved = math.isfinite(val_loss) and val_loss < self.best_val_loss
+        if improved:
+            self.best_val_loss = val_loss  # before the payload: it holds the best so far
+        folder = trainer.run_folder
+        if folder is None or not folder.writer:
+            return
+        loader = trainer.train_loader
+        payload = build_payload(
+            module=trainer.module,
+            optimizer=trainer.optimizer,
+            scheduler=self.scheduler,
+            loader_state=loader.state_dict() if isinstance(loader, ArrayLoader) else None,
+            scaler=trainer.scaler,
+            history=history,
+            epochs=self.epochs,
+            epochs_done=self.epoch + 1,
+            best_val_loss=self.best_val_loss,
+        )
+        folder.save(CHECKPOINT, payload)
+        if improved:
+            folder.save(BEST, payload)
+        folder.write_history(history)
+
+    def _event(self, name: str) -> None:
+        for callback in self.trainer.callbacks:
+            getattr(callback, name)(self)
+
+    # ----------------------------------------------------------------- one epoch
+    def _batches(self) -> Iterable[Any]:
+        """The training batches of this epoch; in the fit's first epoch the first batch is
+        checked against the model and loss before any step, without drawing an extra one."""
+        loader = self.trainer.train_loader
+        if self._first_checked:
+            return cast(Iterable[Any], loader)
+        self._first_checked = True
+        iterator: Iterator[Any] = iter(loader)
+        first = next(iterator, None)
+        if first is None:
+            return ()
+        if not isinstance(first, (tuple, list)) or len(first) != 2:
+            raise TypeError(
+                f"train_data must yield (inputs, targets) pairs, got {type(first).__name__}"
+            )
+        self.trainer.check_batch(first[0], first[1])
+        return itertools.chain([first], iterator)
+
+    def _train_epoch(self) -> dict[str, float]:
+        trainer, history, scheduler = self.trainer, self.history, self.scheduler
+        model, optimizer, scaler = trainer.model, trainer.optimizer, trainer.scaler
+        loss_fn, accumulation, autocast = (
+            trainer.loss_fn,
+            trainer.accumulation_steps,
+            trainer.autocast,
+        )
+        max_grad_norm = trainer.max_grad_norm
+        clipped = list(trainer.module.parameters()) if max_grad_norm is not None else None
+        no_sync = cast(Any, model).no_sync if trainer.world_size > 1 and accumulation > 1 else None
+        free = contextlib.nullcontext()
+        scales = [group.get("lr_scale", 1.0) for group in optimizer.param_groups]
+        fixed_momenta = (
+            [get_momentum(g) for g in optimizer.param_groups]
+            if scheduler.plan.momentum is None
+            else None
+        )
+        has_momentum = [momentum_key(g) is not None for g in optimizer.param_groups]
+        single = len(scales) == 1 and scales[0] == 1.0 and has_momentum[0]
+        step_lrs, step_momenta = history.step_lrs, history.step_momenta
+        before_batch, after_batch = self._before_batch, self._after_batch
+        sync_every = trainer.sync_every
+        batches = len(trainer.train_loader)
+        bar = None
+        if trainer.progress:
+            bar = progress_bar(batches, f"epoch {self.epoch + 1}/{self.epochs}")
+        pending: list[torch.Tensor] = []
+        micro_losses: list[torch.Tensor] = []
+        first_step = len(history.step_losses)
+        samples = epoch_steps = 0
+        postfix_every = max(1, 20 // sync_every)
+        start = time.perf_counter()
+        model.train()
+        loader = trainer.train_loader
+        index = loader.batch_index if isinstance(loader, ArrayLoader) else 0
+        # per-step work is kept to what the step needs: every microsecond shows on small models
+        move = trainer.move_batch
+        try:
+            for inputs, targets in self._batches():
+                if move is not None:
+                    inputs, targets = move(inputs), move(targets)
+                if before_batch and index % accumulation == 0:
+                    for callback in before_batch:
+                        callback.before_batch(self)
+                index += 1
+                samples += len(targets)
+                stepping = index % accumulation == 0 or index == batches
+                with no_sync() if no_sync is not None and not stepping else free:
+                    with autocast:
+                        loss = loss_fn(model(inputs), targets)
+                    backward(scaler.scale(loss / accumulation if accumulation > 1 else loss))
+                if not stepping:
+                    micro_losses.append(loss.detach())
+                    continue
+                optimizer_step(optimizer, scaler, clipped, max_grad_norm)
+                if micro_losses:
+                    micro_losses.append(loss.detach())
+                    step_loss = torch.stack(micro_losses).mean()
+                    micro_losses = []
+                else:
+                    step_loss = loss.detach()
+                lr, momentum = scheduler.last_lr, scheduler.last_momentum
+                if single:  # the common case, without a list comprehension per step
+                    step_lrs.append([lr])
+                    step_momenta.append(fixed_momenta or [momentum])
+                else:
+                    step_lrs.append([lr * s for s in scales])
+                    step_momenta.append(
+                        fixed_momenta or [momentum if m else None for m in has_momentum]
+                    )
+                scheduler.step()
+                epoch_steps += 1
+                pending.append(step_loss)
+                if after_batch:  # after the bookkeeping: a CancelEpoch here loses nothing
+                    self.step, self.loss, self.lr = scheduler.step_count - 1, step_loss, lr
+                    for callback in after_batch:
+                        callback.after_batch(self)
+                if len(pending) >= sync_every:
+                    if not self._flush(pending):
+                        break
+                    pending = []
+                    if bar is not None:
+                        bar.update(sync_every * accumulation)
+                        if epoch_steps % postfix_every == 0:  # formatting costs more than a step
+                            loss_text = f"{history.step_losses[-1]:.4f}"
+                            bar.set_postfix(loss=loss_text, lr=f"{lr:.3g}", refresh=False)
+        except CancelEpoch:
+            if isinstance(loader, ArrayLoader) and loader.batch_index:  # the next epoch's order
+                loader.load_state_dict(
+                    {**loader.state_dict(), "epoch": loader.epoch + 1, "batch_index": 0}
+                )
+        finally:
+            if bar is not None:
+                bar.close()
+        if pending and history.status != "diverged":
+            self._flush(pending)
+        seconds = time.perf_counter() - start
+        train_loss = math.fsum(history.step_losses[first_step:]) / max(1, epoch_steps)
+        return {
+            "epoch": float(self.epoch + 1),
+            "train_loss": train_loss,
+            "seconds": seconds,
+            "samples_per_s": samples * trainer.world_size / seconds if seconds > 0 else math.nan,
+            "lr": float(scheduler.last_lr),
+        }
+
+    # ----------------------------------------------------------------- divergence
+    def _flush(self, pending: list[torch.Tensor]) -> bool:
+        """Read pending losses from the device and check for divergence; False stops the epoch."""
+        world_size = self.trainer.world_size
+        if world_size > 1:
+            stacked = torch.stack(pending).double()
+            torch.distributed.all_reduce(stacked)
+            values = (stacked / world_size).tolist()
+        elif len(pending) == 1 or self.trainer.device.type == "cpu":
+            values = [loss.item() for loss in pending]  # no stacking: cheaper for a few values
+        else:
+            values = torch.stack(pending).tolist()  # one wait for the GPU instead of many
+        history = self.history
+        for value in values:
+            history.step_losses.append(value)
+            self.smoother.add(value)
+            reason = self.smoother.divergence()
+            if reason is not None:
+                history.status = "diverged"
+                history.message = self._divergence_message(len(history.step_losses) - 1, reason)
+                return False
+        return True
+
+    def _divergence_message(self, step: int, what: str) -> str:
+        lrs = self.history.step_lrs
+        lr = lrs[step][-1] if step < len(lrs) else math.nan
+        peak = self.scheduler.plan.max_lr or lr
+        # below both the peak and the LR that diverged (which may be lower, early in the rise)
+        lower = min(peak, lr) if math.isfinite(lr) else peak
+        text = f"max_lr {peak:.3g} diverged at step {step} (lr {lr:.3g}): {what}; "
+        last = self.trainer.last_range_test
+        if last is not None and last.max_lr is not None:
+            text += f"the range test suggested {last.max_lr:.3g}; "
+        text += f"try a lower max_lr (e.g. {lower / 3:.3g}); the last good weights were restored"
+        return text
+
+
+def _log_epoch(record: dict[str, float], epochs: int, progress: bool) -> None:
+    if not progress and not logger.isEnabledFor(logging.INFO):
+        return  # nobody reads it: skip the formatting (short epochs pay for it)
+    parts = [f"epoch {int(record['epoch'])}/{epochs}", f"train_loss {record['train_loss']:.4f}"]
+    parts += [f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_")]
+    parts.append(f"{record['samples_per_s']:.0f} samples/s")
+    message = ", ".join(parts)
+    logger.info(message)
+    if progress:
+        print(message, file=sys.stderr)

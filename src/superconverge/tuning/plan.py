@@ -1,0 +1,166 @@
+"""`TunePlan`, the recipe's declared result, and the run folder it is saved to.
+
+A run folder holds ``plan.json`` (the chosen values, the evidence, the final run's results),
+``history.json`` (the final run) and ``range_tests.json`` (one range test per weight decay):
+everything `superconverge report` needs. `save_run` writes them, each atomically; `load_run`
+reads them back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from superconverge._files import write_text_atomically
+from superconverge._json import decode_nonfinite, encode_nonfinite, reject_unknown_keys
+from superconverge.data.datasets import ArrayData
+from superconverge.data.loader import Augment
+from superconverge.diagnostics.verdicts import diagnose
+from superconverge.finder.result import RangeTestResult
+from superconverge.training.history import History
+from superconverge.training.trainer import Trainer
+
+# objects, not data: kept on the plan for callers, never written to plan.json
+_NOT_SAVED = ("history", "range_tests", "trainer")
+RUN_FILES = ("plan.json", "history.json", "range_tests.json")
+
+
+@dataclass
+class TunePlan:
+    """The chosen hyper-parameters, the evidence for each, and (after the final run) results.
+
+    ``evidence`` holds one record per stage of the recipe (``step``, ``decision``, ``why``,
+    ``seconds``, ``details``); ``results`` the final run's status, validation loss and accuracy,
+    verdict, seconds and (with test data) test metrics. ``history``, ``range_tests`` and
+    ``trainer`` are the final run's `History`, the range tests by label and the `Trainer` that
+    ran it (for ``predict``/``evaluate``): objects, not saved by `to_json` (see `save_run`).
+    """
+
+    epochs: int
+    batch_size: int
+    max_lr: float
+    min_lr: float
+    weight_decay: float
+    momentum: tuple[float, float] | float | None
+    policy: str = "smith"
+    seed: int = 0
+    data: str | None = None  # names for re-running from the CLI
+    model: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    history: History | None = field(default=None, repr=False, compare=False)
+    range_tests: dict[str, RangeTestResult] = field(default_factory=dict, repr=False, compare=False)
+    trainer: Trainer | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The saved fields (everything but `history`, `range_tests` and `trainer`) as JSON data."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_SAVED}
+        data: dict[str, Any] = encode_nonfinite(values)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TunePlan:
+        saved = [f.name for f in fields(cls) if f.name not in _NOT_SAVED]
+        reject_unknown_keys(data, saved, "plan settings")
+        values = decode_nonfinite(data)
+        if isinstance(values.get("momentum"), list):
+            values["momentum"] = tuple(values["momentum"])
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> TunePlan:
+        return cls.from_dict(json.loads(text))
+
+    def run(
+        self,
+        model_fn: Callable[[], nn.Module],
+        train_data: ArrayData,
+        val_data: ArrayData | None = None,
+        *,
+        test_data: ArrayData | None = None,
+        out_dir: str | Path | None = None,
+        loss_fn: Callable[..., torch.Tensor] = nn.functional.cross_entropy,
+        augment: Augment | None = None,
+        overwrite: bool = False,
+    ) -> History:
+        """Train with these settings (the recipe's final 1cycle run); fills ``results``,
+        ``history`` and ``trainer``."""
+        torch.manual_seed(self.seed)
+        trainer = Trainer(
+            model_fn(),
+            loss_fn,
+            train_data,
+            val_data,
+            batch_size=self.batch_size,
+            weight_decay=self.weight_decay,
+            out_dir=out_dir,
+            seed=self.seed,
+            augment=augment,
+            overwrite=overwrite,
+        )
+        start = time.perf_counter()
+        momentum = self.momentum
+        if isinstance(momentum, float):
+            momentum = (momentum, momentum)
+        history = trainer.fit_one_cycle(
+            self.epochs, self.max_lr, policy=self.policy, min_lr=self.min_lr, momentum=momentum
+        )
+        last = history.epochs[-1] if history.epochs else {}
+        self.results = {
+            "status": history.status,
+            "final_val_loss": last.get("val_loss"),
+            "final_val_accuracy": last.get("val_accuracy"),
+            "verdict": diagnose(history).to_dict(),
+            "train_seconds": time.perf_counter() - start,
+        }
+        if test_data is not None and history.status == "completed":
+            self.results["test"] = trainer.evaluate(test_data)
+        self.history, self.trainer = history, trainer
+        return history
+
+
+def save_run(
+    folder: str | Path,
+    plan: TunePlan,
+    history: History | None = None,
+    range_tests: dict[str, RangeTestResult] | None = None,
+) -> None:
+    """Write ``plan.json``, ``history.json`` and ``range_tests.json`` into `folder`, each
+    atomically; `history` and `range_tests` default to the plan's own."""
+    folder = Path(folder)
+    history = plan.history if history is None else history
+    tests = plan.range_tests if range_tests is None else range_tests
+    write_text_atomically(folder / "plan.json", plan.to_json())
+    if history is not None:
+        write_text_atomically(folder / "history.json", history.to_json())
+    saved = {label: result.to_dict() for label, result in tests.items()}
+    write_text_atomically(folder / "range_tests.json", json.dumps(saved, allow_nan=False))
+
+
+def load_run(folder: str | Path) -> tuple[TunePlan, History, dict[str, RangeTestResult]]:
+    """The plan, history and range tests saved by `save_run` (also set on the plan).
+
+    Raises:
+        FileNotFoundError: `folder` lacks one of the three files (named in the message).
+    """
+    folder = Path(folder)
+    missing = [name for name in RUN_FILES if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} is not a tune run folder: {', '.join(missing)} missing")
+    plan = TunePlan.from_json((folder / "plan.json").read_text())
+    history = History.from_json((folder / "history.json").read_text())
+    raw = json.loads((folder / "range_tests.json").read_text())
+    plan.history = history
+    plan.range_tests = {label: RangeTestResult.from_dict(data) for label, data in raw.items()}
+    return plan, history, plan.range_tests

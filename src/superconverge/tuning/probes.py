@@ -1,0 +1,191 @@
+"""The recipe's measurements: throughput and GPU-memory probes, and short 1cycle runs.
+
+`ShortRun` is one short run's settings as a frozen dataclass: picklable, so worker processes
+(`run_short_runs` with ``workers > 1``) receive it whole.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import multiprocessing
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from superconverge.data.datasets import ArrayData
+from superconverge.data.loader import ArrayLoader, Augment
+from superconverge.training.trainer import Trainer
+from superconverge.tuning.decisions import batch_sizes_to_try
+from superconverge.tuning.settings import DEFAULT_SETTINGS, RecipeSettings
+
+Momentum = tuple[float, float] | float  # cyclical (high, low) or constant
+
+
+def _train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[..., torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    torch.autograd.backward(loss_fn(model(inputs), targets))
+    optimizer.step()
+
+
+def measure_throughput(
+    model_fn: Callable[[], nn.Module],
+    data: ArrayData,
+    sizes: Sequence[int],
+    loss_fn: Callable[..., torch.Tensor],
+    device: torch.device,
+    steps: int = 3,
+    rounds: int = 3,
+) -> dict[int, float]:
+    """Training samples/s at each batch size, on a fresh model per size: after two warm-up
+    steps each, `rounds` rounds of `steps` steps per size, the sizes interleaved within a round
+    so that a busy spell of the machine hits them all; the median over the rounds."""
+    setups = []
+    for size in sizes:
+        model = model_fn().to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+        setups.append((size, model, optimizer, ArrayLoader(data, size, seed=0, device=device)))
+
+    def train(
+        size: int, model: nn.Module, optimizer: Any, loader: ArrayLoader, count: int
+    ) -> float:
+        # a new iterator continues the loader where the last one stopped (a new epoch at the end)
+        batches = iter(loader)
+        elapsed = 0.0
+        for _ in range(count):
+            try:
+                inputs, targets = next(batches)
+            except StopIteration:
+                batches = iter(loader)
+                inputs, targets = next(batches)
+            start = time.perf_counter()
+            _train_step(model, optimizer, loss_fn, inputs, targets)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            elapsed += time.perf_counter() - start
+        return float(size * count / elapsed)
+
+    for setup in setups:
+        train(*setup, count=2)  # warm-up: allocator, kernels, caches
+    measured: dict[int, list[float]] = {size: [] for size in sizes}
+    for _ in range(rounds):
+        for setup in setups:
+            measured[setup[0]].append(train(*setup, count=steps))
+    return {size: statistics.median(values) for size, values in measured.items()}
+
+
+def largest_batch_on_gpu(
+    model_fn: Callable[[], nn.Module],
+    data: ArrayData,
+    loss_fn: Callable[..., torch.Tensor],
+    device: torch.device,
+    max_batch: int,
+    margin: float | None = None,
+    settings: RecipeSettings = DEFAULT_SETTINGS,
+) -> tuple[int, dict[int, float]]:
+    """Double the batch while the measured peak memory of 3 steps stays under `margin` (a
+    fraction of the GPU's memory; `settings.gpu_memory_margin`, 80%, by default)."""
+    limit = settings.gpu_memory_margin if margin is None else margin
+    total = torch.cuda.get_device_properties(device).total_memory
+    peaks: dict[int, float] = {}
+    # the training set may allow less than the smallest candidate: then that is the only size
+    sizes = batch_sizes_to_try(max_batch, settings)
+    best = sizes[0]
+    for size in sizes:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        try:
+            model = model_fn().to(device)
+            optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+            inputs = data.inputs[:size].to(device)
+            targets = data.targets[:size].to(device)
+            for _ in range(3):
+                _train_step(model, optimizer, loss_fn, inputs, targets)
+            torch.cuda.synchronize()
+        except torch.cuda.OutOfMemoryError:
+            break
+        peaks[size] = torch.cuda.max_memory_allocated(device) / total
+        if peaks[size] > limit:
+            break
+        best = size
+        del model, optimizer
+    return best, peaks
+
+
+@dataclass(frozen=True)
+class ShortRun:
+    """One short 1cycle run of the recipe: everything a worker process needs to run it."""
+
+    model_fn: Callable[[], nn.Module]  # a module-level function when it goes to a worker
+    loss_fn: Callable[..., torch.Tensor]
+    train_data: ArrayData
+    val_data: ArrayData
+    batch_size: int
+    epochs: int
+    max_lr: float
+    min_lr: float
+    weight_decay: float
+    momentum: Momentum
+    seed: int
+    augment: Augment | None = None
+
+    def at(
+        self,
+        max_lr: float,
+        min_lr: float,
+        weight_decay: float = 0.0,
+        momentum: Momentum | None = None,
+    ) -> ShortRun:
+        """The same run at other LR bounds, weight decay and (if given) momentum."""
+        chosen = self.momentum if momentum is None else momentum
+        return replace(
+            self, max_lr=max_lr, min_lr=min_lr, weight_decay=weight_decay, momentum=chosen
+        )
+
+
+def run_short(run: ShortRun) -> dict[str, Any]:
+    """One short 1cycle run (also the unit of work of a worker process): its final validation
+    loss (NaN unless it completed), status and validation accuracy."""
+    torch.manual_seed(run.seed)
+    trainer = Trainer(
+        run.model_fn(),
+        run.loss_fn,
+        run.train_data,
+        run.val_data,
+        batch_size=run.batch_size,
+        weight_decay=run.weight_decay,
+        seed=run.seed,
+        augment=run.augment,
+        progress=False,
+    )
+    momentum = (run.momentum, run.momentum) if isinstance(run.momentum, float) else run.momentum
+    history = trainer.fit_one_cycle(run.epochs, run.max_lr, min_lr=run.min_lr, momentum=momentum)
+    last = history.epochs[-1] if history.epochs else {}
+    completed = history.status == "completed"
+    return {
+        "val_loss": last.get("val_loss", math.nan) if completed else math.nan,
+        "status": history.status,
+        "val_accuracy": last.get("val_accuracy"),
+    }
+
+
+def run_short_runs(runs: Sequence[ShortRun], workers: int = 1) -> list[dict[str, Any]]:
+    """`run_short` on each run, in `workers` processes when there are several runs."""
+    if workers <= 1 or len(runs) <= 1:
+        return [run_short(run) for run in runs]
+    context = multiprocessing.get_context("spawn")  # fork would share torch's thread pools
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)
+    ) as pool:  # one thread per worker: the workers share the cores
+        return list(pool.map(run_short, runs))

@@ -1,0 +1,445 @@
+"""`tune`: Smith's disciplined recipe (arXiv:1803.09820) as one call.
+
+1. batch size (the largest that pays, measured), 2. LR bounds (range test, then short runs
+at its lowest-loss LR / 10, / 5 and / 3), 3. weight decay
+(range tests and short 1cycle runs per candidate, refined between close neighbours),
+4. momentum (cyclical 0.95 → 0.85, optionally compared with constants), 5. the final 1cycle run,
+6. a diagnosis of its validation curve. Each stage is one function that measures, decides and
+returns its evidence record (`_evidence`): the decision, why, its cost in seconds, the details.
+The constants come from `RecipeSettings`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from superconverge.data.datasets import ArrayData
+from superconverge.data.loader import Augment
+from superconverge.finder.analysis import SWEEP_FURTHER
+from superconverge.finder.result import RangeTestResult
+from superconverge.training.trainer import Trainer
+from superconverge.tuning.decisions import (
+    batch_sizes_to_try,
+    choose_batch_size,
+    choose_max_lr,
+    choose_momentum,
+    choose_weight_decay,
+    extend_lr_grid,
+    final_run_failed,
+    largest_batch_allowed,
+    lr_grid,
+    weight_decay_midpoint,
+)
+from superconverge.tuning.plan import TunePlan
+from superconverge.tuning.probes import (
+    Momentum,
+    ShortRun,
+    largest_batch_on_gpu,
+    measure_throughput,
+    run_short,
+    run_short_runs,
+)
+from superconverge.tuning.settings import DEFAULT_SETTINGS, RecipeSettings
+
+logger = logging.getLogger(__name__)
+
+
+def tune(
+    model_fn: Callable[[], nn.Module],
+    train_data: ArrayData,
+    val_data: ArrayData,
+    *,
+    epochs: int,
+    test_data: ArrayData | None = None,
+    batch_size: int | str = "auto",
+    weight_decays: Sequence[float] = (1e-3, 1e-4, 1e-5, 0.0),
+    momentum: tuple[float, float] = (0.95, 0.85),
+    compare_momentum: bool = False,
+    budget_fraction: float = 0.25,
+    out_dir: str | Path | None = None,
+    workers: int = 1,
+    loss_fn: Callable[..., torch.Tensor] = nn.functional.cross_entropy,
+    augment: Augment | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    overwrite: bool = False,
+    settings: RecipeSettings = DEFAULT_SETTINGS,
+) -> TunePlan:
+    """Choose batch size, LR bounds, weight decay and momentum by short runs, then train.
+
+    Args:
+        model_fn: builds a fresh model (a module-level function when ``workers > 1``).
+        train_data, val_data: in-memory data (`ArrayData`); validation decides between candidates.
+        epochs: epochs of the final 1cycle run.
+        test_data: evaluated once, after the final run.
+        batch_size: ``"auto"`` or a fixed size. Auto on CUDA: the largest batch whose measured
+            peak memory stays under 80% of the GPU; on the CPU: the batch where samples/s stops
+            growing (a doubling gains < 10%). Never more than 1/10 of the training set, nor so
+            large that the final run gets fewer than 1,000 updates (that floor alone stops at 16).
+        weight_decays: candidates (the paper: 1e-3, 1e-4, 1e-5, 0); close neighbours get a run
+            at the midpoint of their exponents.
+        momentum: the cyclical momentum (high, low) of the final run.
+        compare_momentum: also compare constant momenta 0.99/0.97/0.95/0.9 by short runs.
+        budget_fraction: each short run lasts ``ceil(budget_fraction * epochs)`` epochs.
+        out_dir: where the final run's checkpoints go.
+        workers: worker processes for the weight-decay and momentum candidates.
+        loss_fn, augment, seed, device: as for `Trainer`.
+        overwrite: allow replacing a checkpoint already in `out_dir`.
+        settings: the recipe's constants (the numbers above are the defaults').
+
+    Returns:
+        A `TunePlan`: the chosen values, each stage's evidence and seconds, the final run's
+        results (test metrics, diagnosis), ``history`` and ``trainer``, and ``range_tests``.
+    """
+    _check_arguments(
+        epochs, train_data, val_data, budget_fraction, weight_decays, workers, batch_size, settings
+    )
+    setup = _Setup(
+        model_fn, train_data, val_data, loss_fn, augment, seed, _device(device), workers, settings
+    )
+    chosen_batch, batch_record = _batch_size_stage(setup, batch_size, epochs)
+    short_epochs = max(1, math.ceil(budget_fraction * epochs))  # the budget of each short run
+    short = setup.short_run(chosen_batch, short_epochs, (momentum[0], momentum[1]))
+    range_tests: dict[str, RangeTestResult] = {}
+    max_lr, bounds_record = _lr_bounds_stage(setup, short, range_tests)
+    min_lr = max_lr / settings.min_lr_divisor
+    weight_decay, short_loss, wd_record = _weight_decay_stage(
+        setup, short.at(max_lr, min_lr), weight_decays, range_tests
+    )
+    chosen_momentum, momentum_record = _momentum_stage(
+        setup, short.at(max_lr, min_lr, weight_decay), compare_momentum
+    )
+    plan = TunePlan(
+        epochs=epochs,
+        batch_size=chosen_batch,
+        max_lr=max_lr,
+        min_lr=min_lr,
+        weight_decay=weight_decay,
+        momentum=chosen_momentum,
+        seed=seed,
+        evidence=[batch_record, bounds_record, wd_record, momentum_record],
+        range_tests=range_tests,
+    )
+    final = _final_run_stage(setup, plan, short_loss, test_data, out_dir, overwrite)
+    plan.evidence += [*final, _diagnosis_stage(plan)]
+    return plan
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What every stage of one `tune` call shares."""
+
+    model_fn: Callable[[], nn.Module]
+    train_data: ArrayData
+    val_data: ArrayData
+    loss_fn: Callable[..., torch.Tensor]
+    augment: Augment | None
+    seed: int
+    device: torch.device
+    workers: int
+    settings: RecipeSettings
+
+    def short_run(self, batch_size: int, epochs: int, momentum: Momentum) -> ShortRun:
+        """A short run at these settings (its LRs and weight decay set by `ShortRun.at`)."""
+        return ShortRun(
+            self.model_fn,
+            self.loss_fn,
+            self.train_data,
+            self.val_data,
+            batch_size,
+            epochs,
+            max_lr=0.0,
+            min_lr=0.0,
+            weight_decay=0.0,
+            momentum=momentum,
+            seed=self.seed,
+            augment=self.augment,
+        )
+
+    def trainer(
+        self, batch_size: int, weight_decay: float = 0.0, validate: bool = False
+    ) -> Trainer:
+        """A trainer on a fresh model (seeded) for a range test."""
+        torch.manual_seed(self.seed)
+        return Trainer(
+            self.model_fn(),
+            self.loss_fn,
+            self.train_data,
+            self.val_data if validate else None,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            seed=self.seed,
+            augment=self.augment,
+            progress=False,
+            device=self.device,
+        )
+
+
+def _evidence(
+    stage: str, decision: Any, why: str, seconds: float, **details: Any
+) -> dict[str, Any]:
+    """The evidence record of one stage of the recipe, as ``plan.json`` stores it."""
+    logger.info("tune: %s = %s (%s) [%.1f s]", stage, decision, why, seconds)
+    return {"step": stage, "decision": decision, "why": why, "seconds": seconds, "details": details}
+
+
+def _check_arguments(
+    epochs: int,
+    train_data: Any,
+    val_data: Any,
+    budget_fraction: float,
+    weight_decays: Sequence[float],
+    workers: int,
+    batch_size: int | str,
+    settings: RecipeSettings,
+) -> None:
+    if not isinstance(settings, RecipeSettings):
+        raise TypeError(f"settings must be a RecipeSettings, got {type(settings).__name__}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if not isinstance(train_data, ArrayData) or not isinstance(val_data, ArrayData):
+        raise TypeError(
+            "train_data and val_data must be ArrayData (e.g. superconverge.data.load(...).train)"
+        )
+    if not 0.0 < budget_fraction <= 1.0:
+        raise ValueError(f"budget_fraction must be in (0, 1], got {budget_fraction!r}")
+    if not weight_decays or any(not math.isfinite(w) or w < 0 for w in weight_decays):
+        raise ValueError(f"weight_decays must be finite numbers >= 0, got {tuple(weight_decays)!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if batch_size != "auto" and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be 'auto' or an integer >= 1, got {batch_size!r}")
+
+
+def _device(device: str | torch.device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _batch_size_stage(
+    setup: _Setup, batch_size: int | str, epochs: int
+) -> tuple[int, dict[str, Any]]:
+    """1. The batch size: given, or the largest that pays (GPU memory; CPU samples/s)."""
+    start = time.perf_counter()
+    settings, train_size = setup.settings, len(setup.train_data)
+    max_batch = largest_batch_allowed(train_size, epochs, settings)
+    details: dict[str, Any] = {}
+    if batch_size != "auto":
+        chosen, why = int(batch_size), "given"
+    elif setup.device.type == "cuda":
+        chosen, peaks = largest_batch_on_gpu(
+            setup.model_fn,
+            setup.train_data,
+            setup.loss_fn,
+            setup.device,
+            max_batch,
+            settings=settings,
+        )
+        why = f"largest batch with peak memory under {settings.gpu_memory_margin:.0%} of the GPU"
+        details["peak_memory_fraction"] = {str(k): v for k, v in peaks.items()}
+    else:
+        sizes = batch_sizes_to_try(max_batch, settings)
+        throughput = measure_throughput(
+            setup.model_fn, setup.train_data, sizes, setup.loss_fn, setup.device
+        )
+        chosen, why = choose_batch_size(throughput, max_batch, settings)
+        details["samples_per_s"] = {str(k): v for k, v in throughput.items()}
+    if batch_size == "auto" and max_batch < train_size // settings.min_steps_per_epoch:
+        why += (
+            f"; sizes above {max_batch} were not tried: they would leave the {epochs}-epoch run "
+            f"fewer than {settings.min_total_steps} updates"
+        )
+    return chosen, _evidence("batch_size", chosen, why, time.perf_counter() - start, **details)
+
+
+def _bounds_range_test(setup: _Setup, batch_size: int) -> tuple[RangeTestResult, str]:
+    """The range test behind the LR bounds (with validation), and a note when it was redone."""
+    probe = setup.trainer(batch_size, validate=True)
+    range_test = probe.lr_find(val_data=probe.val_loader)
+    if range_test.max_lr is None and range_test.failure in SWEEP_FURTHER:
+        # a loss still falling (or flat) at the sweep's end: sweep two decades further, at the
+        # same density of points, instead of giving up (RecipeSettings.wide_sweep_end_lr)
+        first_reason = range_test.reason
+        end_lr = setup.settings.wide_sweep_end_lr
+        range_test = probe.lr_find(
+            val_data=probe.val_loader, end_lr=end_lr, num_steps=setup.settings.wide_sweep_steps
+        )
+        return range_test, f"first sweep to LR 10: {first_reason}; swept again to LR {end_lr:g}"
+    return range_test, ""
+
+
+def _lr_bounds_stage(
+    setup: _Setup, short: ShortRun, range_tests: dict[str, RangeTestResult]
+) -> tuple[float, dict[str, Any]]:
+    """2. max_lr: a range test, then short runs on a grid below its lowest-loss LR, extended
+    past the grid's edge while the edge keeps winning. Adds the range test to `range_tests`."""
+    start = time.perf_counter()
+    settings = setup.settings
+    range_test, note = _bounds_range_test(setup, short.batch_size)
+    if range_test.max_lr is None:
+        raise ValueError(f"max_lr: the LR range test found none ({range_test.reason})")
+    range_tests["weight decay 0 (bounds)"] = range_test
+    # only a range test loaded from an old file lacks the lowest-loss LR: its max_lr is the anchor
+    lowest = range_test.lowest_loss_lr or range_test.max_lr
+    grid, ceiling = lr_grid(lowest, range_test.suggestions.get("divergence"), settings)
+
+    def at(lr: float) -> ShortRun:
+        return short.at(lr, lr / settings.min_lr_divisor)
+
+    runs = dict(zip(grid, run_short_runs([at(lr) for lr in grid], setup.workers), strict=True))
+    losses = {lr: run["val_loss"] for lr, run in runs.items()}
+    chosen, chosen_why = choose_max_lr(losses, settings)
+
+    def loss_at(lr: float) -> float:
+        runs[lr] = run_short(at(lr))
+        return float(runs[lr]["val_loss"])
+
+    extension = extend_lr_grid(losses, chosen, chosen_why, ceiling, loss_at, settings)
+    max_lr = range_test.max_lr if extension.max_lr is None else extension.max_lr
+    ranking = ", ".join(f"{lr:.3g}: {losses[lr]:.4f}" for lr in runs)
+    divisors = "/".join(f"{d:g}" for d in settings.lr_divisors)
+    why = (
+        f"range test: {note + '; ' if note else ''}{range_test.reason}; short runs at lowest-loss "
+        f"LR /{divisors} → validation loss {ranking}; chosen {extension.why}"
+    )
+    decision = {"max_lr": max_lr, "min_lr": max_lr / settings.min_lr_divisor}
+    confidence, superconvergence = range_test.confidence, range_test.superconvergence
+    return max_lr, _evidence(
+        "lr_bounds",
+        decision,
+        why,
+        time.perf_counter() - start,
+        suggestions=range_test.suggestions,
+        extended_below=list(extension.below),
+        extended_above=list(extension.above),
+        short_runs={f"{lr:.4g}": run for lr, run in runs.items()},
+        confidence=None if confidence is None else asdict(confidence),
+        superconvergence=None if superconvergence is None else superconvergence.explanation,
+    )
+
+
+def _weight_decay_stage(
+    setup: _Setup,
+    short: ShortRun,
+    weight_decays: Sequence[float],
+    range_tests: dict[str, RangeTestResult],
+) -> tuple[float, float, dict[str, Any]]:
+    """3. Weight decay: a range test per candidate (the curves, added to `range_tests`), then
+    short 1cycle runs (the choice), plus one at the midpoint of two close neighbours. Returns
+    the choice, its short run's validation loss and the evidence."""
+    start = time.perf_counter()
+    for wd in weight_decays:
+        trial = setup.trainer(short.batch_size, weight_decay=wd)
+        range_tests[f"weight decay {wd:g}"] = trial.lr_find()
+
+    def at(wd: float) -> ShortRun:
+        return short.at(short.max_lr, short.min_lr, wd)
+
+    candidates = list(dict.fromkeys(float(w) for w in weight_decays))
+    results = run_short_runs([at(wd) for wd in candidates], setup.workers)
+    outcomes = dict(zip(candidates, results, strict=True))
+    middle = weight_decay_midpoint(
+        {wd: o["val_loss"] for wd, o in outcomes.items()}, setup.settings
+    )
+    if middle is not None:
+        outcomes[middle] = run_short(at(middle))
+    losses = {wd: float(o["val_loss"]) for wd, o in outcomes.items()}
+    chosen, why = choose_weight_decay(losses)
+    return (
+        chosen,
+        losses[chosen],
+        _evidence(
+            "weight_decay",
+            chosen,
+            why,
+            time.perf_counter() - start,
+            short_run_epochs=short.epochs,
+            midpoint=middle,
+            runs={f"{wd:g}": o for wd, o in outcomes.items()},
+        ),
+    )
+
+
+def _momentum_stage(
+    setup: _Setup, short: ShortRun, compare: bool
+) -> tuple[Momentum, dict[str, Any]]:
+    """4. Momentum: the cyclical one, or (`compare`) the best of it and constant momenta."""
+    start = time.perf_counter()
+    chosen = short.momentum
+    why = "cyclical momentum (high while the LR is low), the paper's default"
+    runs: dict[str, Any] = {}
+    if compare:
+        constants = setup.settings.constant_momenta
+        options: list[Momentum] = [short.momentum, *constants]
+        short_runs = [short.at(short.max_lr, short.min_lr, short.weight_decay, m) for m in options]
+        results = run_short_runs(short_runs, setup.workers)
+        runs = {str(m): r for m, r in zip(options, results, strict=True)}
+        chosen = choose_momentum({m: r["val_loss"] for m, r in zip(options, results, strict=True)})
+        why = f"lowest validation loss among cyclical {short.momentum} and constants {constants}"
+    return chosen, _evidence("momentum", chosen, why, time.perf_counter() - start, runs=runs)
+
+
+def _final_run_stage(
+    setup: _Setup,
+    plan: TunePlan,
+    short_run_loss: float,
+    test_data: ArrayData | None,
+    out_dir: str | Path | None,
+    overwrite: bool,
+) -> list[dict[str, Any]]:
+    """5. The final 1cycle run. One that falls apart where its short run (same settings, fewer
+    epochs) did not sits at the edge of stability: it is run once more, lower (one more record)."""
+    settings = setup.settings
+
+    def final_run(replace: bool) -> Any:
+        return plan.run(
+            setup.model_fn,
+            setup.train_data,
+            setup.val_data,
+            test_data=test_data,
+            out_dir=out_dir,
+            loss_fn=setup.loss_fn,
+            augment=setup.augment,
+            overwrite=replace,
+        )
+
+    def record(why: str) -> dict[str, Any]:
+        decision = f"{plan.epochs} epochs of 1cycle at max_lr {plan.max_lr:.3g}"
+        return _evidence(
+            "final_run", decision, why, time.perf_counter() - start, epochs=history.epochs
+        )
+
+    records = []
+    start = time.perf_counter()
+    history = final_run(overwrite)
+    failure = final_run_failed(
+        history.status, plan.results.get("final_val_loss"), short_run_loss, settings
+    )
+    if failure is not None:
+        records.append(record(f"redone at max_lr / {settings.retry_lr_divisor:g}: {failure}"))
+        start = time.perf_counter()
+        plan.max_lr /= settings.retry_lr_divisor
+        plan.min_lr /= settings.retry_lr_divisor
+        history = final_run(True)  # the first attempt's files in out_dir are this call's own
+    records.append(record(history.status))
+    return records
+
+
+def _diagnosis_stage(plan: TunePlan) -> dict[str, Any]:
+    """6. The diagnosis of the final run's validation curve (arXiv:1803.09820, Remark 1)."""
+    verdict = plan.results["verdict"]
+    return _evidence(
+        "diagnosis", verdict["kind"], verdict["explanation"], 0.0, next_step=verdict["next_step"]
+    )

@@ -1,0 +1,148 @@
+"""The recipe's constants in one place: `RecipeSettings` (plain Python, no torch).
+
+Every divisor, margin, floor and fraction that `tune` uses is a field here, with its unit and the
+measurement behind it. `tune(..., settings=RecipeSettings(...))` and the decisions take it as an
+argument; tests build their own instead of patching module globals.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RecipeSettings:
+    """The constants of Smith's disciplined recipe (arXiv:1803.09820) as `tune` runs it.
+
+    Example:
+        >>> RecipeSettings().lr_divisors
+        (10.0, 5.0, 3.0)
+        >>> RecipeSettings(retry_loss_factor=0.0).retry_loss_factor  # every final run is redone
+        0.0
+    """
+
+    # --- batch size ---
+    # batch sizes tried (samples), smallest first; the probes double from one to the next
+    batch_candidates: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024)
+    # fraction: a doubling of the batch must buy more than 10% samples/s to be worth it (CPU)
+    throughput_gain: float = 0.10
+    # updates per epoch: 1cycle needs room for its phases, so the batch may not eat the epoch
+    min_steps_per_epoch: int = 10
+    # updates of the final run: ... nor the run. On small data a throughput-chosen batch left too
+    # few updates (digits, 10 epochs: batch 128 = 110 updates, 97.5% test accuracy; batch 32 =
+    # 410 updates, 98.6%). 300 was not enough either: MNIST, 3 epochs, one seed each: batch 256
+    # (633 updates) 98.75%, batch 128 (1,266) 98.97%; on a GPU batch 512 (318 updates) 97.8%
+    # (docs/benchmarks.md)
+    min_total_steps: int = 1000
+    # samples: ... but the update floor alone never pushes the batch below this
+    min_auto_batch: int = 16
+    # fraction of the GPU's memory: use at most 80% of it at the chosen batch (CUDA)
+    gpu_memory_margin: float = 0.8
+
+    # --- LR bounds ---
+    # divisors of the range test's lowest-loss LR giving the max_lr candidates of the short runs:
+    # the range test's minimum/10 is safe but can be timid at large batches (docs/benchmarks.md),
+    # so max_lr is settled among minimum/10, /5 and /3, all well below the divergence point
+    lr_divisors: tuple[float, ...] = (10.0, 5.0, 3.0)
+    # divisor of the divergence LR: no candidate above half the LR where the range test diverged
+    divergence_divisor: float = 2.0
+    # min_lr = max_lr / this: one cycle spans a factor of 10 to 20 (arXiv:1803.09820 §4.1)
+    min_lr_divisor: float = 10.0
+    # fraction: a higher max_lr must beat the lower one's validation loss by more than this to be
+    # chosen: the short runs are noisy, and the highest candidate sits nearest the edge of stability
+    lr_safety_margin: float = 0.02
+    # count: when the lowest max_lr candidate wins (or nothing finite), the grid is extended
+    # downwards while a lower LR keeps giving a lower validation loss (the range test may have
+    # pointed too high: raw pixels, one seed in three); when the highest wins by the margin above,
+    # upwards while a higher LR keeps winning by it (MNIST at batch 512 on a GPU: 0.0556 won by
+    # 17%, minimum/3 is still timid); at most this many extra short runs either way
+    lr_extensions: int = 3
+    # divisor per downward step of the LR grid
+    lr_extension_divisor: float = 3.0
+    # factor per upward step of the LR grid, never past the range test's lowest-loss LR: past it
+    # the loss was rising (a GPU CIFAR-10 run climbed to 1.3x it, won the short runs and lost 5
+    # points in the final run), nor past the divergence ceiling
+    lr_raise_factor: float = 2.0
+    # LR (absolute): a range test whose loss is still falling (or flat) at its end (LR 10) is swept
+    # again up to this LR: BatchNorm networks can keep improving there (the super-convergence
+    # regime), badly scaled ones only start to
+    wide_sweep_end_lr: float = 1000.0
+    # steps of that second sweep: 125 keeps the first sweep's density of points over two more decades
+    wide_sweep_steps: int = 125
+
+    # --- weight decay ---
+    # fraction: two weight decays whose validation losses differ by less than 2% are "close", and
+    # get a run at the midpoint of their exponents (arXiv:1803.09820 §4.3)
+    close_losses: float = 0.02
+
+    # --- momentum ---
+    # constant momenta compared with the cyclical one (the paper's comparison, arXiv:1803.09820 §4.2)
+    constant_momenta: tuple[float, ...] = (0.99, 0.97, 0.95, 0.9)
+
+    # --- final run ---
+    # factor: a final run whose validation loss ends this many times above its short run's (same
+    # settings, fewer epochs) fell apart near the edge of stability: it is run once more, lower
+    retry_loss_factor: float = 1.5
+    # divisor of max_lr (and min_lr) for that one retry
+    retry_lr_divisor: float = 3.0
+
+    def __post_init__(self) -> None:
+        counts = {
+            "min_steps_per_epoch": self.min_steps_per_epoch,
+            "min_total_steps": self.min_total_steps,
+            "min_auto_batch": self.min_auto_batch,
+            "wide_sweep_steps": self.wide_sweep_steps,
+        }
+        for name, count in counts.items():
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {count!r}")
+        if isinstance(self.lr_extensions, bool) or not isinstance(self.lr_extensions, int):
+            raise ValueError(f"lr_extensions must be an integer >= 0, got {self.lr_extensions!r}")
+        if self.lr_extensions < 0:
+            raise ValueError(f"lr_extensions must be an integer >= 0, got {self.lr_extensions!r}")
+        if not self.batch_candidates or any(
+            isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in self.batch_candidates
+        ):
+            raise ValueError(
+                f"batch_candidates must be integers >= 1, got {self.batch_candidates!r}"
+            )
+        if not self.lr_divisors or any(not _positive(d) for d in self.lr_divisors):
+            raise ValueError(f"lr_divisors must be finite numbers > 0, got {self.lr_divisors!r}")
+        if not self.constant_momenta or any(not 0.0 <= m < 1.0 for m in self.constant_momenta):
+            raise ValueError(f"constant_momenta must be in [0, 1), got {self.constant_momenta!r}")
+        fractions = {
+            "throughput_gain": self.throughput_gain,
+            "lr_safety_margin": self.lr_safety_margin,
+            "close_losses": self.close_losses,
+        }
+        for name, fraction in fractions.items():
+            if not 0.0 <= fraction < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {fraction!r}")
+        if not 0.0 < self.gpu_memory_margin <= 1.0:
+            raise ValueError(f"gpu_memory_margin must be in (0, 1], got {self.gpu_memory_margin!r}")
+        factors = {
+            "divergence_divisor": self.divergence_divisor,
+            "min_lr_divisor": self.min_lr_divisor,
+            "lr_extension_divisor": self.lr_extension_divisor,
+            "lr_raise_factor": self.lr_raise_factor,
+            "retry_lr_divisor": self.retry_lr_divisor,
+        }
+        for name, factor in factors.items():
+            if not _positive(factor) or factor <= 1.0:
+                raise ValueError(f"{name} must be a finite number > 1, got {factor!r}")
+        if not _positive(self.wide_sweep_end_lr):
+            raise ValueError(
+                f"wide_sweep_end_lr must be a finite number > 0, got {self.wide_sweep_end_lr!r}"
+            )
+        if not math.isfinite(self.retry_loss_factor) or self.retry_loss_factor < 0:
+            raise ValueError(
+                f"retry_loss_factor must be a finite number >= 0, got {self.retry_loss_factor!r}"
+            )
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+DEFAULT_SETTINGS = RecipeSettings()

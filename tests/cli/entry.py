@@ -1,0 +1,43 @@
+"""``module:function`` entry points the CLI tests name with --data and --model."""
+
+import torch
+
+from superconverge.data import DataSplits, load
+
+
+def tiny_digits() -> DataSplits:
+    """200 / 100 / 100 samples of digits: a tune run of a few seconds."""
+    splits = load("digits")
+    first = torch.arange
+    return DataSplits(
+        "tiny-digits",
+        splits.train.subset(first(200)),
+        splits.val.subset(first(100)) if splits.val is not None else None,
+        splits.test.subset(first(100)) if splits.test is not None else None,
+        10,
+    )
+
+
+def small_mlp() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+
+def not_a_model() -> str:
+    return "a string"
+
+
+def needs_arguments(width: int) -> torch.nn.Module:
+    return torch.nn.Linear(width, 10)
+
+
+def not_data_splits() -> list:
+    return [1, 2, 3]
+
+
+def raises() -> torch.nn.Module:
+    raise RuntimeError("the user's code failed")
+
+
+def no_validation() -> DataSplits:
+    splits = load("digits", val_fraction=0.0)
+    return DataSplits("digits-no-val", splits.train, None, splits.test, 10)

@@ -1,0 +1,66 @@
+import json
+
+from superconverge.cli.main import main
+
+
+def test_a_missing_plan_is_named(tmp_path, capsys):
+    assert main(["fit", "--plan", str(tmp_path / "nope.json")]) == 2
+    assert f"--plan {tmp_path / 'nope.json'} not found" in capsys.readouterr().err
+
+
+def test_a_plan_from_the_python_api_has_nothing_to_rebuild(tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "epochs": 1,
+                "batch_size": 8,
+                "max_lr": 0.1,
+                "min_lr": 0.01,
+                "weight_decay": 0.0,
+                "momentum": [0.95, 0.85],
+            }
+        )
+    )
+    assert main(["fit", "--plan", str(plan), "--out", str(tmp_path / "o")]) == 2
+    assert "names no data/model to rebuild" in capsys.readouterr().err
+
+
+def _digits_plan(tmp_path, **changes):
+    plan = {
+        "epochs": 1,
+        "batch_size": 64,
+        "max_lr": 0.1,
+        "min_lr": 0.01,
+        "weight_decay": 0.0,
+        "momentum": [0.95, 0.85],
+        "data": "digits",
+        "model": "mlp",
+        "model_options": {"in_features": 64, "num_classes": 10},
+        **changes,
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    return path
+
+
+def test_a_plan_naming_built_in_data_and_model_runs_and_writes_its_results(tmp_path, capsys):
+    plan = _digits_plan(tmp_path)
+    assert main(["fit", "--plan", str(plan)]) == 0
+    refit = tmp_path / "refit"
+    assert json.loads((refit / "plan.json").read_text())["results"]["status"] == "completed"
+    assert (refit / "history.json").is_file()
+    assert "completed: 1 epochs" in capsys.readouterr().out
+    # a second run does not overwrite the first without --force
+    assert main(["fit", "--plan", str(plan)]) == 2
+    assert "pass --force" in capsys.readouterr().err
+
+
+def test_entry_points_the_user_names_run_those_a_plan_names_do_not(tmp_path, capsys):
+    plan = _digits_plan(tmp_path, model="tests.cli.entry:small_mlp", model_options={})
+    assert main(["fit", "--plan", str(plan)]) == 2
+    assert "--trust-plan-code" in capsys.readouterr().err
+    flags = ["--model", "tests.cli.entry:small_mlp", "--out", str(tmp_path / "named")]
+    assert main(["fit", "--plan", str(plan), *flags]) == 0
+    flags = ["--trust-plan-code", "--out", str(tmp_path / "trusted")]
+    assert main(["fit", "--plan", str(plan), *flags]) == 0

@@ -1,0 +1,69 @@
+import json
+
+import pytest
+
+from superconverge.cli.main import build_parser, main
+from superconverge.cli.tune import model_factory
+from superconverge.data import load
+from superconverge.models import ModelFactory
+
+
+def _args(*flags):
+    return build_parser().parse_args(["tune", *flags])
+
+
+def test_the_model_is_chosen_for_the_data_when_not_named():
+    factory, name, options = model_factory(_args(), load("digits"))
+    assert isinstance(factory, ModelFactory)
+    assert (name, options) == ("mlp", {"in_features": 64, "num_classes": 10})
+
+
+def test_a_named_model_is_sized_for_the_data():
+    factory, _, _ = model_factory(_args("--model", "mlp"), load("digits"))
+    assert (factory.name, factory.options) == ("mlp", {"num_classes": 10, "in_features": 64})
+
+
+def test_an_entry_point_model_is_the_function_itself():
+    factory, name, options = model_factory(
+        _args("--model", "tests.cli.entry:small_mlp"), load("digits")
+    )
+    assert name == "tests.cli.entry:small_mlp" and options == {}
+    assert factory().__class__.__name__ == "Sequential"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--epochs", "0"], "--epochs must be >= 1, got 0"),
+        (["--batch-size", "big"], "--batch-size must be 'auto' or an integer, got 'big'"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--model", "resnet9"], "--model resnet9 needs 3x32x32 inputs"),
+    ],
+)
+def test_bad_flags_exit_2_before_any_training(tmp_path, capsys, flags, message):
+    assert main(["tune", *flags, "--out", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_tune_then_fit_then_report_on_tiny_data(tmp_path, capsys):
+    out = tmp_path / "run"
+    tiny = ["--data", "tests.cli.entry:tiny_digits", "--model", "tests.cli.entry:small_mlp"]
+    flags = [*tiny, "--epochs", "2", "--batch-size", "32", "--weight-decays", "0"]
+    assert main(["tune", *flags, "--out", str(out)]) == 0
+    assert "chosen: batch 32" in capsys.readouterr().out
+    plan = json.loads((out / "plan.json").read_text())
+    assert (plan["batch_size"], plan["epochs"], plan["weight_decay"]) == (32, 2, 0.0)
+    assert plan["model"] == "tests.cli.entry:small_mlp"
+    assert plan["data"] == "tests.cli.entry:tiny_digits"  # recorded, not run by fit unasked
+    assert (out / "report.html").is_file()
+
+    refit = tmp_path / "refit"
+    assert main(["fit", "--plan", str(out / "plan.json"), "--out", str(refit)]) == 2
+    assert "--trust-plan-code" in capsys.readouterr().err
+    assert main(["fit", "--plan", str(out / "plan.json"), *tiny, "--out", str(refit)]) == 0
+    assert json.loads((refit / "plan.json").read_text())["results"]["status"] == "completed"
+
+    assert main(["report", str(out)]) == 0
+    assert "report.html" in capsys.readouterr().out

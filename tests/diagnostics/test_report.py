@@ -1,0 +1,45 @@
+"""The report is presentation: it imports nothing above it and writes each file atomically."""
+
+import subprocess
+import sys
+
+import pytest
+
+from superconverge.diagnostics.report import REPORT_FILES, write_report
+from superconverge.finder.result import RangeTestResult
+from superconverge.training.history import History
+from superconverge.tuning.plan import TunePlan
+
+
+def test_diagnostics_import_no_runner_or_recipe():
+    code = (
+        "import sys; import superconverge.diagnostics.report, superconverge.diagnostics.plots, "
+        "superconverge.diagnostics.verdicts; print(' '.join(sorted(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(out.stdout.split())
+    above = {"superconverge.tuning", "superconverge.training", "superconverge.finder", "torch"}
+    assert not loaded & above
+
+
+def test_write_report_renders_every_file_and_leaves_no_temporary_ones(tmp_path):
+    pytest.importorskip("matplotlib")
+    lrs = tuple(10 ** (-5 + i / 10) for i in range(40))
+    losses = tuple(2.0 - 0.01 * i for i in range(40))
+    curve = RangeTestResult(lrs=lrs, losses=losses, smoothed_losses=losses, stop_reason="end",
+                            suggestions={"minimum": 1e-3}, max_lr=1e-3, min_lr=1e-4,
+                            rule="minimum", reason="test")  # fmt: skip
+    history = History(step_losses=[1.0, 0.8, 0.6], step_lrs=[[0.1], [0.2], [0.1]],
+                      step_momenta=[[0.9], [0.85], [0.9]], status="completed",
+                      epochs=[{"epoch": 0, "train_loss": 0.8, "val_loss": 0.7}])  # fmt: skip
+    verdict = {"kind": "good", "explanation": "fine", "next_step": "keep these settings"}
+    plan = TunePlan(epochs=1, batch_size=16, max_lr=0.2, min_lr=0.02, weight_decay=0.0,
+                    momentum=(0.95, 0.85), results={"status": "completed", "verdict": verdict},
+                    evidence=[{"step": "batch_size", "decision": 16, "why": "given",
+                               "seconds": 1.5, "details": {}}])  # fmt: skip
+    written = write_report(tmp_path, plan, history, {"weight decay 0": curve}, "a title")
+    assert set(written) == {"report.html", "report.md", "lr_find.png", "losses.png"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(written)  # no *.partial left
+    assert set(written) <= set(REPORT_FILES)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "# a title" in markdown and "| batch_size | 16 | given | 1.5 |" in markdown

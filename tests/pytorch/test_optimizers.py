@@ -1,0 +1,48 @@
+import pytest
+import torch
+from torch import nn
+
+from superconverge.pytorch.optimizers import build_optimizer, freeze_groups, optimizer_step
+
+
+def _one_step(max_grad_norm=None, scaler_enabled=False):
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1, bias=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    loss = (model(torch.ones(1, 3)) * 100).sum()  # gradient 100 per weight: norm 173.2
+    scaler = torch.amp.GradScaler("cpu", enabled=scaler_enabled)
+    before = model.weight.detach().clone()
+    scaler.scale(loss).backward()
+    optimizer_step(optimizer, scaler, model.parameters(), max_grad_norm)
+    return model.weight.detach() - before, model
+
+
+def test_a_plain_step_follows_the_gradient_and_clears_it():
+    change, model = _one_step()
+    assert change.tolist() == [[-100.0, -100.0, -100.0]] and model.weight.grad is None
+
+
+def test_clipping_limits_the_gradient_norm():
+    change, _ = _one_step(max_grad_norm=1.0)
+    assert change.norm().item() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_an_enabled_scaler_unscales_before_clipping_and_stepping():
+    change, _ = _one_step(max_grad_norm=1.0, scaler_enabled=True)
+    assert change.norm().item() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_freeze_groups_keeps_batchnorm_trainable():
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Linear(2, 1))
+    groups = [list(child.parameters()) for child in model.children()]
+    freeze_groups(model, groups, -1, train_bn=True)
+    assert [p.requires_grad for g in groups for p in g] == [False, False, True, True, True, True]
+    freeze_groups(model, groups, 0, train_bn=True)
+    assert all(p.requires_grad for g in groups for p in g)
+    with pytest.raises(ValueError, match=r"n must be in \[-3, 3\], got 4"):
+        freeze_groups(model, groups, 4, train_bn=True)
+
+
+def test_build_optimizer_rejects_a_callable_that_returns_no_optimizer():
+    with pytest.raises(TypeError, match="optimizer callable must return"):
+        build_optimizer(lambda groups: None, [nn.Parameter(torch.zeros(1))])

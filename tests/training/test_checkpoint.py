@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from superconverge.data import ArrayData
+from superconverge.training import Callback, History, Trainer
+from superconverge.training.checkpoint import RunFolder, load_checkpoint
+
+LOSS = nn.functional.cross_entropy
+VAL_LOSSES = {1: 1.0, 2: 0.5, 3: 0.8}  # down, then up: epoch 2 is the best
+
+
+def _data():
+    generator = torch.Generator().manual_seed(0)
+    return ArrayData(torch.randn(32, 4, generator=generator), torch.arange(32) % 3)
+
+
+class Scripted(Trainer):
+    """Validation losses by epoch, so the best epoch is known in advance."""
+
+    def evaluate(self, data=None):
+        assert self.history is not None
+        return {"loss": VAL_LOSSES[len(self.history.epochs) + 1], "accuracy": 0.5}
+
+
+class KillAfterEpoch(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def after_epoch(self, fit):
+        if fit.epoch + 1 == self.epoch:  # after its checkpoint was written
+            raise KeyboardInterrupt
+
+
+def _trainer(cls, out, **kwargs):
+    model = nn.Linear(4, 3)
+    return cls(model, LOSS, _data(), _data(), batch_size=8, out_dir=out, progress=False, **kwargs)
+
+
+def test_best_pt_after_a_kill_and_resume_holds_the_best_epoch(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(Scripted, tmp_path, callbacks=[KillAfterEpoch(2)]).fit_one_cycle(3, 0.05)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["best_val_loss"] == 0.5
+    path, model = tmp_path / "checkpoint.pt", nn.Linear(4, 3)
+    history = Scripted.resume(path, model, LOSS, _data(), _data(), batch_size=8, progress=False)
+    assert history.status == "completed" and history.epoch_values("val_loss") == [1.0, 0.5, 0.8]
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["fit"]["epochs_done"] == 2 and best["best_val_loss"] == 0.5
+
+
+def test_every_file_of_the_run_folder_is_written_atomically(tmp_path, monkeypatch):
+    from superconverge import _files
+
+    renamed, real = [], _files.os.replace
+
+    def spy(source, target):  # every atomic write ends in a rename; in-place writes do not
+        renamed.append(Path(target).name)
+        real(source, target)
+
+    monkeypatch.setattr(_files.os, "replace", spy)
+    history = _trainer(Scripted, tmp_path).fit_one_cycle(2, 0.05)
+    assert set(renamed) == {"checkpoint.pt", "best.pt", "history.csv", "history.json"}
+    assert History.from_json((tmp_path / "history.json").read_text()).epochs == history.epochs
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "best.pt",
+        "checkpoint.pt",
+        "history.csv",
+        "history.json",
+    ]  # no temporary files left
+
+
+def test_a_folder_with_another_runs_checkpoint_is_refused_unless_overwrite(tmp_path):
+    (tmp_path / "best.pt").write_bytes(b"older")
+    with pytest.raises(FileExistsError, match=r"already holds best\.pt"):
+        RunFolder(tmp_path, overwrite=False, writer=True).check_free()
+    RunFolder(tmp_path, overwrite=True, writer=True).check_free()
+    RunFolder(tmp_path, overwrite=False, writer=False).check_free()  # other ranks write nothing

@@ -1,0 +1,53 @@
+import contextlib
+
+import pytest
+import torch
+
+from superconverge.training.device import (
+    autocast,
+    grad_scaler,
+    resolve_device,
+    resolve_precision,
+    to_device,
+    use_progress,
+)
+
+CPU = torch.device("cpu")
+
+
+def test_auto_resolves_to_what_the_machine_has():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_precision("auto", CPU) == "32"
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: resolve_device("tpu9"), ValueError, "device must be 'auto', 'cpu'"),
+        (lambda: resolve_precision("16", CPU), ValueError, "precision must be one of 'auto'"),
+        (lambda: use_progress("yes"), TypeError, "progress must be 'auto', True or False"),
+    ],
+)
+def test_bad_values_name_the_parameter(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_full_precision_has_a_free_context_and_a_disabled_scaler():
+    assert isinstance(autocast(CPU, "32"), contextlib.nullcontext)
+    scaler = grad_scaler(CPU, "32")
+    loss = torch.tensor(2.0)
+    assert not scaler.is_enabled() and scaler.scale(loss) is loss
+
+
+def test_bf16_autocasts_matmuls_on_the_cpu():
+    layer = torch.nn.Linear(4, 2)
+    with autocast(CPU, "bf16"):
+        assert layer(torch.randn(3, 4)).dtype == torch.bfloat16
+    assert grad_scaler(CPU, "fp16").is_enabled()
+
+
+def test_to_device_moves_tensors_inside_tuples_and_lists():
+    moved = to_device((torch.ones(2), [torch.zeros(1)], "label"), CPU)
+    assert isinstance(moved, tuple) and isinstance(moved[1], list) and moved[2] == "label"

@@ -1,0 +1,76 @@
+"""`TunePlan`: declared fields, plan.json round trips, and the run folder (`save_run`/`load_run`)."""
+
+import json
+import math
+
+import pytest
+
+from superconverge.finder.result import RangeTestResult
+from superconverge.training.history import History
+from superconverge.tuning.plan import TunePlan, load_run, save_run
+
+
+def _plan(**extra) -> TunePlan:
+    evidence = [
+        {"step": "batch_size", "decision": 64, "why": "given", "seconds": 0.5, "details": {}},
+        {"step": "lr_bounds", "decision": {"max_lr": 0.2, "min_lr": 0.02}, "why": "short runs",
+         "seconds": 3.0, "details": {"short_runs": {"0.2": {"val_loss": math.nan}},
+                                     "extended_below": [0.05]}},
+    ]  # fmt: skip
+    return TunePlan(epochs=3, batch_size=64, max_lr=0.2, min_lr=0.02, weight_decay=1e-4,
+                    momentum=(0.95, 0.85), evidence=evidence,
+                    results={"status": "completed", "final_val_loss": 0.25}, **extra)  # fmt: skip
+
+
+def _range_test() -> RangeTestResult:
+    return RangeTestResult(lrs=(1e-3, 1e-2), losses=(2.0, 1.0), smoothed_losses=(2.0, 1.0),
+                           stop_reason="end", suggestions={"minimum": 1e-3}, max_lr=1e-3,
+                           min_lr=1e-4, rule="minimum", reason="test", lowest_loss_lr=1e-2)  # fmt: skip
+
+
+def test_plan_round_trips_through_json_with_its_evidence():
+    plan = _plan(data="digits", model="mlp", model_options={"width": 2})
+    again = TunePlan.from_json(plan.to_json())
+    assert again.evidence[0] == plan.evidence[0]  # (NaN compares unequal: compare the text)
+    assert again.to_json() == plan.to_json()
+    assert math.isnan(again.evidence[1]["details"]["short_runs"]["0.2"]["val_loss"])
+    assert again.momentum == (0.95, 0.85) and again.evidence[1]["details"]["extended_below"] == [
+        0.05
+    ]
+
+
+def test_objects_on_the_plan_stay_out_of_plan_json():
+    plan = _plan(history=History(status="completed"), range_tests={"wd 0": _range_test()})
+    saved = json.loads(plan.to_json())
+    assert not {"history", "range_tests", "trainer"} & set(saved)
+    assert plan.history is not None and plan.trainer is None
+
+
+def test_plan_json_of_todays_files_still_loads_and_unknown_keys_are_named():
+    today = {"epochs": 2, "batch_size": 16, "max_lr": 0.1, "min_lr": 0.01, "weight_decay": 0.0,
+             "momentum": [0.95, 0.85], "policy": "smith", "seed": 0, "data": "digits",
+             "model": "mlp", "model_options": {}, "evidence": [], "results": {}}  # fmt: skip
+    assert TunePlan.from_dict(today).momentum == (0.95, 0.85)
+    with pytest.raises(ValueError, match=r"unknown plan settings: \['history'\]"):
+        TunePlan.from_dict({**today, "history": {}})
+
+
+def test_the_run_folder_round_trips(tmp_path):
+    history = History(step_losses=[1.0, 0.5], status="completed", epochs=[{"epoch": 0}])
+    plan = _plan(history=history, range_tests={"weight decay 0": _range_test()})
+    save_run(tmp_path, plan)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "history.json",
+        "plan.json",
+        "range_tests.json",
+    ]  # no temporary files left behind
+    loaded, loaded_history, range_tests = load_run(tmp_path)
+    assert loaded.to_json() == plan.to_json()
+    assert loaded_history.step_losses == [1.0, 0.5] and loaded.history is loaded_history
+    assert range_tests == {"weight decay 0": _range_test()} and loaded.range_tests == range_tests
+
+
+def test_load_run_names_the_missing_files(tmp_path):
+    save_run(tmp_path, _plan())  # no history: plan.json and range_tests.json only
+    with pytest.raises(FileNotFoundError, match=r"history\.json missing"):
+        load_run(tmp_path)

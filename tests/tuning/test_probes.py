@@ -1,0 +1,62 @@
+"""The recipe's measurements: throughput probe and short runs (the GPU probe: tests/test_cuda.py)."""
+
+import math
+import pickle
+
+import pytest
+import torch
+
+from superconverge.data import load
+from superconverge.models import build
+from superconverge.tuning.probes import ShortRun, measure_throughput, run_short, run_short_runs
+
+
+def make_mlp():
+    return build("mlp")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits")
+
+
+def _short(digits, **changes):
+    run = ShortRun(make_mlp, torch.nn.functional.cross_entropy, digits.train, digits.val,
+                   batch_size=64, epochs=1, max_lr=0.1, min_lr=0.01, weight_decay=0.0,
+                   momentum=(0.95, 0.85), seed=0)  # fmt: skip
+    return run.at(**changes) if changes else run
+
+
+def test_a_short_run_is_picklable_and_at_changes_only_what_it_names(digits):
+    run = _short(digits)
+    assert pickle.loads(pickle.dumps(run)).max_lr == 0.1  # it travels to worker processes
+    moved = run.at(0.2, 0.02, 1e-4)
+    assert (moved.max_lr, moved.min_lr, moved.weight_decay, moved.momentum) == (
+        0.2,
+        0.02,
+        1e-4,
+        (0.95, 0.85),
+    )
+    assert run.at(0.2, 0.02, momentum=0.9).momentum == 0.9
+    assert moved.batch_size == run.batch_size and moved.seed == run.seed
+
+
+def test_short_runs_report_validation_loss_and_are_repeatable(digits):
+    first, again = run_short_runs([_short(digits), _short(digits)], workers=1)
+    assert first["status"] == "completed" and math.isfinite(first["val_loss"])
+    assert first["val_loss"] == again["val_loss"]  # same seed, same numbers
+    assert 0.0 < first["val_accuracy"] <= 1.0
+    constant = run_short(_short(digits, max_lr=0.1, min_lr=0.01, momentum=0.9))
+    assert constant["status"] == "completed"
+
+
+def test_a_diverged_short_run_has_no_validation_loss(digits):
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        result = run_short(_short(digits, max_lr=1e4, min_lr=1e3))
+    assert result["status"] == "diverged" and math.isnan(result["val_loss"])
+
+
+def test_throughput_is_measured_for_every_size(digits):
+    measured = measure_throughput(make_mlp, digits.train, [16, 32], torch.nn.functional.cross_entropy,
+                                  torch.device("cpu"), steps=1, rounds=1)  # fmt: skip
+    assert set(measured) == {16, 32} and all(v > 0 for v in measured.values())

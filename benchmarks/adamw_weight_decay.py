@@ -54,25 +54,42 @@ def setup(name: str, seed: int):
 
 def run(name: str, seed: int) -> list[dict]:
     model, train, val, test, epochs, batch = setup(name, seed)
-    probe = Trainer(model(), LOSS, train, val, optimizer="adamw", batch_size=batch, seed=seed,
-                    progress=False)  # fmt: skip
+    probe = Trainer(
+        model(), LOSS, train, val, optimizer="adamw", batch_size=batch, seed=seed, progress=False
+    )
     lowest = 10 * probe.lr_find().max_lr
     rows = []
     for divisor in (10, 3):
         peak = lowest / divisor
         for decay in DECAYS:
             start = time.perf_counter()
-            trainer = Trainer(model(), LOSS, train, val, optimizer="adamw", batch_size=batch,
-                              weight_decay=decay, seed=seed, progress=False)  # fmt: skip
+            trainer = Trainer(
+                model(),
+                LOSS,
+                train,
+                val,
+                optimizer="adamw",
+                batch_size=batch,
+                weight_decay=decay,
+                seed=seed,
+                progress=False,
+            )
             history = trainer.fit_one_cycle(epochs, peak, momentum=(0.95, 0.85))
             last = history.epochs[-1] if history.epochs else {}
-            rows.append({
-                "data": name, "seed": seed, "max_lr": peak, "lr_divisor": divisor,
-                "weight_decay": decay, "status": history.status,
-                "val_loss": last.get("val_loss"), "val_accuracy": last.get("val_accuracy"),
-                "test_accuracy": trainer.evaluate(test)["accuracy"],
-                "seconds": time.perf_counter() - start,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "data": name,
+                    "seed": seed,
+                    "max_lr": peak,
+                    "lr_divisor": divisor,
+                    "weight_decay": decay,
+                    "status": history.status,
+                    "val_loss": last.get("val_loss"),
+                    "val_accuracy": last.get("val_accuracy"),
+                    "test_accuracy": trainer.evaluate(test)["accuracy"],
+                    "seconds": time.perf_counter() - start,
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -86,12 +103,23 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = [row for name in args.data for seed in range(args.seeds) for row in run(name, seed)]
     print(machine())
-    print(table(
-        ["data", "seed", "max_lr", "weight decay", "val loss", "val acc", "test acc"],
-        [[r["data"], r["seed"], f"{r['max_lr']:.3g}", f"{r['weight_decay']:g}",
-          f"{r['val_loss']:.4f}", f"{r['val_accuracy']:.4f}", f"{r['test_accuracy']:.4f}"]
-         for r in rows],
-    ))  # fmt: skip
+    print(
+        table(
+            ["data", "seed", "max_lr", "weight decay", "val loss", "val acc", "test acc"],
+            [
+                [
+                    r["data"],
+                    r["seed"],
+                    f"{r['max_lr']:.3g}",
+                    f"{r['weight_decay']:g}",
+                    f"{r['val_loss']:.4f}",
+                    f"{r['val_accuracy']:.4f}",
+                    f"{r['test_accuracy']:.4f}",
+                ]
+                for r in rows
+            ],
+        )
+    )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=1)

@@ -37,8 +37,14 @@ from superconverge.tuning import tune
 
 def _summary(plan, seconds: float) -> dict:
     steps = {e["step"]: e["decision"] for e in plan.evidence}
-    return {"batch_size": plan.batch_size, "max_lr": plan.max_lr, "weight_decay": plan.weight_decay,
-            "momentum": steps.get("momentum"), "results": plan.results, "seconds": seconds}  # fmt: skip
+    return {
+        "batch_size": plan.batch_size,
+        "max_lr": plan.max_lr,
+        "weight_decay": plan.weight_decay,
+        "momentum": steps.get("momentum"),
+        "results": plan.results,
+        "seconds": seconds,
+    }
 
 
 def diabetes(args: argparse.Namespace) -> dict:
@@ -62,8 +68,15 @@ def diabetes(args: argparse.Namespace) -> dict:
         return nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 1))
 
     start = time.perf_counter()
-    plan = tune(model, split("train"), split("val"), epochs=args.epochs or 40,
-                test_data=split("test"), loss_fn=nn.functional.mse_loss, seed=args.seed)  # fmt: skip
+    plan = tune(
+        model,
+        split("train"),
+        split("val"),
+        epochs=args.epochs or 40,
+        test_data=split("test"),
+        loss_fn=nn.functional.mse_loss,
+        seed=args.seed,
+    )
     result = _summary(plan, time.perf_counter() - start)
     linear = LinearRegression().fit(
         (x[parts["train"]] - mean) / std, (y[parts["train"]] - y_mean) / y_std
@@ -85,28 +98,54 @@ def sst2(args: argparse.Namespace) -> dict:
         return BagOfWords(vocab)
 
     def make_loader(batch_size: int) -> DataLoader:  # the user's own pipeline, for the sgd run
-        return DataLoader(train, batch_size=batch_size, shuffle=True, collate_fn=pad_collate,
-                          generator=torch.Generator().manual_seed(args.seed))  # fmt: skip
+        return DataLoader(
+            train,
+            batch_size=batch_size,
+            shuffle=True,
+            collate_fn=pad_collate,
+            generator=torch.Generator().manual_seed(args.seed),
+        )
 
     out = {}
     for name, data, optimizer in (("tune adamw", train, "adamw"), ("tune sgd", make_loader, "sgd")):
         start = time.perf_counter()
         torch.manual_seed(args.seed)
-        plan = tune(model, data, val, epochs=epochs, test_data=test, optimizer=optimizer,
-                    collate_fn=pad_collate, seed=args.seed)  # fmt: skip
+        plan = tune(
+            model,
+            data,
+            val,
+            epochs=epochs,
+            test_data=test,
+            optimizer=optimizer,
+            collate_fn=pad_collate,
+            seed=args.seed,
+        )
         out[name] = _summary(plan, time.perf_counter() - start)
         print(name, json.dumps(out[name], default=str)[:400], flush=True)
     start = time.perf_counter()
     torch.manual_seed(args.seed)
-    trainer = Trainer(model(), nn.functional.cross_entropy, train, val, optimizer="adamw",
-                      weight_decay=0.01, batch_size=64, collate_fn=pad_collate, seed=args.seed,
-                      progress=False)  # fmt: skip
+    trainer = Trainer(
+        model(),
+        nn.functional.cross_entropy,
+        train,
+        val,
+        optimizer="adamw",
+        weight_decay=0.01,
+        batch_size=64,
+        collate_fn=pad_collate,
+        seed=args.seed,
+        progress=False,
+    )
     from superconverge import constant
 
     history = trainer.fit(epochs, constant(1e-3, momentum=None))
-    out["adamw defaults"] = {"results": {"final_val_loss": history.epochs[-1]["val_loss"],
-                                         "test": trainer.evaluate(test)},
-                             "seconds": time.perf_counter() - start}  # fmt: skip
+    out["adamw defaults"] = {
+        "results": {
+            "final_val_loss": history.epochs[-1]["val_loss"],
+            "test": trainer.evaluate(test),
+        },
+        "seconds": time.perf_counter() - start,
+    }
     return out
 
 
@@ -122,8 +161,9 @@ def cifar_png(args: argparse.Namespace) -> dict:
         return build("cifar-resnet", width=0.25, bn_momentum=0.05)
 
     start = time.perf_counter()
-    plan = tune(model, train, val, epochs=args.epochs or 2, test_data=test, num_workers=2,
-                seed=args.seed)  # fmt: skip
+    plan = tune(
+        model, train, val, epochs=args.epochs or 2, test_data=test, num_workers=2, seed=args.seed
+    )
     result = _summary(plan, time.perf_counter() - start)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

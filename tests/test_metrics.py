@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from superconverge.batches import check_first_batch, count, forward, move, split_batch
+from superconverge.batches import check_first_batch, count, forward, split_batch
 from superconverge.metrics import (
     BUILTINS,
     MetricTotals,
@@ -135,7 +135,6 @@ def test_dict_inputs_reach_the_model_as_keywords_and_logits_come_out():
     inputs, targets = split_batch(
         {"input_ids": torch.tensor([[1, 2], [3, 4]]), "labels": torch.tensor([0, 1])}
     )
-    inputs = move(inputs, torch.device("cpu"))
     outputs = forward(KeywordModel(), inputs)
     assert outputs.shape == (2, 2) and count(targets) == 2
     check_first_batch(KeywordModel(), torch.nn.functional.cross_entropy, inputs, targets)
@@ -144,13 +143,15 @@ def test_dict_inputs_reach_the_model_as_keywords_and_logits_come_out():
 def test_first_batch_check_names_shapes_and_leaves_the_mode():
     model = torch.nn.Linear(3, 2)
     with pytest.raises(
-        ValueError, match=r"model outputs of shape \(4, 2\).*targets of val_data of shape \(4,\)"
+        ValueError,
+        match=r"model outputs of shape \(4, 2\) and targets of shape \(4,\) \(torch.float32\) \(val_data\)",
     ):
         check_first_batch(
             model, torch.nn.functional.mse_loss, torch.zeros(4, 3), torch.zeros(4), name="val_data"
         )
     with pytest.raises(
-        ValueError, match=r"the model cannot take the inputs of train_data \(\(4, 5\)"
+        ValueError,
+        match=r"the model cannot take the training inputs of shape \(4, 5\) \(torch.float32\) \(train_data\)",
     ):
         check_first_batch(model, torch.nn.functional.mse_loss, torch.zeros(4, 5), torch.zeros(4, 2))
     with pytest.raises(ValueError, match="loss_fn must return a scalar tensor"):

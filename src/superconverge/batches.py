@@ -16,6 +16,7 @@ a dict with a ``"logits"`` key) is reduced to those logits before `loss_fn` and 
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -94,20 +95,9 @@ def split_batch(
             "batch_fn=lambda batch: (inputs, targets)"
         )
     raise TypeError(
-        f"{name} must yield (inputs, targets) pairs or dicts with a 'labels' key, got "
-        f"{_describe(batch)}; pass batch_fn=lambda batch: (inputs, targets) to unpack it"
+        f"{name} must yield (inputs, targets) pairs, got {_describe(batch)}; dict batches need "
+        "a 'labels' key, anything else batch_fn=lambda batch: (inputs, targets)"
     )
-
-
-def move(value: Any, device: torch.device) -> Any:
-    """`value` with every tensor in it (also inside dicts, tuples and lists) on `device`."""
-    if isinstance(value, torch.Tensor):
-        return value if value.device == device else value.to(device, non_blocking=True)
-    if isinstance(value, Mapping):
-        return {key: move(item, device) for key, item in value.items()}
-    if isinstance(value, (tuple, list)):
-        return type(value)(move(item, device) for item in value)
-    return value
 
 
 def forward(model: nn.Module, inputs: Any) -> Any:
@@ -138,12 +128,59 @@ def count(targets: Any) -> int:
 
 
 def shape_of(value: Any) -> str:
-    """The shape of a tensor (or of each tensor in a dict) for messages."""
+    """The shape of a tensor (of each tensor in a dict, the type of anything else), for
+    messages: ``(2, 5)``, ``{input_ids: (2, 7)}``."""
     if isinstance(value, torch.Tensor):
-        return f"{tuple(value.shape)} ({value.dtype})"
+        return str(tuple(value.shape))
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k}: {shape_of(v)}" for k, v in value.items()) + "}"
     return _describe(value)
+
+
+def _dtype(value: Any) -> str:
+    return f" ({value.dtype})" if isinstance(value, torch.Tensor) else ""
+
+
+def fitted_loss(
+    model: nn.Module,
+    loss_fn: Callable[..., torch.Tensor],
+    inputs: Any,
+    targets: Any,
+    name: str = "train_data",
+) -> tuple[Any, torch.Tensor]:
+    """``(outputs, loss)`` of one batch, where a model whose outputs do not fit the targets gets
+    one message with the shapes instead of torch's: the first step of the range test and the
+    first-batch check of the trainer both go through it.
+
+    Raises:
+        ValueError: the model cannot take the inputs, the loss cannot take outputs and targets
+            (torch's broadcasting warning for MSE-style losses counts), or the loss is not a
+            scalar; the message names `name` and shows the shapes.
+    """
+    try:
+        outputs = forward(model, inputs)
+    except Exception as error:
+        role = {"train_data": "training", "val_data": "validation"}.get(name, name)
+        raise ValueError(
+            f"the model cannot take the {role} inputs of shape {shape_of(inputs)}"
+            f"{_dtype(inputs)} ({name}): {error}"
+        ) from error
+    try:
+        with warnings.catch_warnings():
+            # torch only warns when MSE-style losses broadcast mismatched shapes
+            warnings.filterwarnings("error", message=".*(size|shape).*", category=UserWarning)
+            loss = loss_fn(outputs, targets)
+    except Exception as error:
+        raise ValueError(
+            f"model outputs of shape {shape_of(outputs)} and targets of shape "
+            f"{shape_of(targets)}{_dtype(targets)} ({name}) do not fit loss_fn: {error}"
+        ) from error
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ValueError(
+            f"loss_fn must return a scalar tensor, got {shape_of(loss)} for outputs "
+            f"{shape_of(outputs)} and targets {shape_of(targets)}"
+        )
+    return outputs, loss
 
 
 def check_first_batch(
@@ -153,45 +190,16 @@ def check_first_batch(
     targets: Any,
     *,
     name: str = "train_data",
+    autocast: contextlib.AbstractContextManager[Any] | None = None,
 ) -> Any:
-    """One forward pass and one loss in eval mode, without gradients, so that a model whose
-    outputs do not fit the targets fails before any training time is spent.
-
-    Returns:
-        The outputs (logits), e.g. for checking metrics on the same batch.
-
-    Raises:
-        ValueError: the model cannot take the inputs, the loss cannot take outputs and targets
-            (torch's broadcasting warning for MSE-style losses counts), or the loss is not a
-            finite scalar; the message shows the shapes.
-    """
+    """`fitted_loss` in eval mode without gradients, so that a model whose outputs do not fit
+    the targets fails before any training time is spent; returns the outputs (logits), e.g. for
+    checking the metrics on the same batch."""
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            try:
-                outputs = forward(model, inputs)
-            except Exception as error:
-                raise ValueError(
-                    f"the model cannot take the inputs of {name} ({shape_of(inputs)}): {error}"
-                ) from error
-            try:
-                with warnings.catch_warnings():
-                    # torch only warns when MSE-style losses broadcast mismatched shapes
-                    warnings.filterwarnings(
-                        "error", message=".*(size|shape).*", category=UserWarning
-                    )
-                    loss = loss_fn(outputs, targets)
-            except Exception as error:
-                raise ValueError(
-                    f"model outputs of shape {shape_of(outputs)} and targets of {name} of shape "
-                    f"{shape_of(targets)} do not fit loss_fn: {error}"
-                ) from error
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ValueError(
-                f"loss_fn must return a scalar tensor, got {shape_of(loss)} for outputs "
-                f"{shape_of(outputs)} and targets {shape_of(targets)}"
-            )
+        with torch.no_grad(), autocast or contextlib.nullcontext():
+            outputs, _ = fitted_loss(model, loss_fn, inputs, targets, name)
     finally:
         model.train(was_training)
     return outputs

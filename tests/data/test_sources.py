@@ -84,7 +84,7 @@ def test_unknown_and_empty_data_are_refused_by_name():
         as_source(3)
     with pytest.raises(TypeError, match="got Linear"):
         as_source(torch.nn.Linear(1, 1))
-    with pytest.raises(ValueError, match="val_data is empty"):
+    with pytest.raises(ValueError, match="val_data must not be empty, got a Dataset of 0 samples"):
         as_source(Counting(0), "val_data")
     with pytest.raises(ValueError, match="steps_per_epoch must be an integer >= 1, got 0"):
         as_source(Stream(), steps_per_epoch=0)
@@ -259,7 +259,7 @@ def test_a_users_loader_is_used_as_it_is():
     loader = as_source(own, "val_data").loader(256, shuffle=False)
     assert loader.batch_size == 4 and _targets(loader) == [[0, 1, 2, 3], [4, 5]]
     arrays = ArrayLoader(_arrays(6), 2)
-    assert as_source(arrays).loader(3) is arrays and arrays.batch_size == 3
+    assert as_source(arrays).loader(3) is arrays and arrays.batch_size == 2
 
 
 def test_position_state_is_checked():

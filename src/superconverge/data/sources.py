@@ -36,7 +36,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
@@ -105,8 +105,14 @@ class _PositionBatches(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         owner = self.owner
-        order = epoch_order(len(owner.dataset), owner.seed, owner.epoch, shuffle=owner.shuffle,
-                            rank=owner.rank, world_size=owner.world_size)  # fmt: skip
+        order = epoch_order(
+            len(owner.dataset),
+            owner.seed,
+            owner.epoch,
+            shuffle=owner.shuffle,
+            rank=owner.rank,
+            world_size=owner.world_size,
+        )
         size = owner.batch_size
         for batch in range(owner.batch_index, len(owner)):
             yield order[batch * size : (batch + 1) * size].tolist()
@@ -249,7 +255,7 @@ class DatasetLoader(_PositionLoader):
     ) -> None:
         super().__init__(name, batch_size, seed)
         if not isinstance(dataset, Sized) or len(dataset) == 0:
-            raise ValueError(f"{name} is an empty Dataset (len 0)")
+            raise ValueError(f"{name} must not be empty, got a Dataset of 0 samples")
         _check_count("num_workers", num_workers, minimum=0)
         _check_count("world_size", world_size)
         if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
@@ -267,9 +273,13 @@ class DatasetLoader(_PositionLoader):
             # the workers' RNG (random transforms) derives from this: the same on every run
             extra["generator"] = torch.Generator().manual_seed(self.seed)
         self.loader = DataLoader(
-            dataset, batch_sampler=_PositionBatches(self), num_workers=num_workers,
-            pin_memory=pin_memory, collate_fn=collate_fn, **extra,
-        )  # fmt: skip
+            dataset,
+            batch_sampler=_PositionBatches(self),
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            collate_fn=collate_fn,
+            **extra,
+        )
 
     @property
     def num_samples(self) -> int:
@@ -536,24 +546,45 @@ class DataSource:
             )
         target = torch.device(device) if device is not None else None
         if self.kind == "arrays":
-            return ArrayLoader(self.data, batch_size, shuffle=shuffle, drop_last=drop_last,
-                               seed=seed, device=target, augment=augment, rank=rank,
-                               world_size=world_size)  # fmt: skip
+            return ArrayLoader(
+                self.data,
+                batch_size,
+                shuffle=shuffle,
+                drop_last=drop_last,
+                seed=seed,
+                device=target,
+                augment=augment,
+                rank=rank,
+                world_size=world_size,
+            )
         options = self.options
         pin = options.pin_memory
         if pin is None:
             pin = target is not None and target.type == "cuda"
         if self.kind == "dataset":
             return DatasetLoader(
-                self.data, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed,
-                num_workers=options.num_workers, pin_memory=pin,
-                persistent_workers=options.persistent_workers, collate_fn=options.collate_fn,
-                prefetch_factor=options.prefetch_factor, rank=rank, world_size=world_size,
+                self.data,
+                batch_size,
+                shuffle=shuffle,
+                drop_last=drop_last,
+                seed=seed,
+                num_workers=options.num_workers,
+                pin_memory=pin,
+                persistent_workers=options.persistent_workers,
+                collate_fn=options.collate_fn,
+                prefetch_factor=options.prefetch_factor,
+                rank=rank,
+                world_size=world_size,
                 name=self.name,
-            )  # fmt: skip
+            )
         if self.kind == "factory":
-            return FactoryLoader(self.data, batch_size, steps_per_epoch=self.steps_per_epoch,
-                                 batch_fn=self.batch_fn, name=self.name)  # fmt: skip
+            return FactoryLoader(
+                self.data,
+                batch_size,
+                steps_per_epoch=self.steps_per_epoch,
+                batch_fn=self.batch_fn,
+                name=self.name,
+            )
         if self.kind == "stream":
             if isinstance(self.data, IterableDataset):
                 dataset = self.data
@@ -562,24 +593,44 @@ class DataSource:
                     extra: dict[str, Any] = {}
                     if options.num_workers > 0:
                         extra["persistent_workers"] = options.persistent_workers is not False
-                    return DataLoader(dataset, batch_size=size, num_workers=options.num_workers,
-                                      pin_memory=pin, collate_fn=options.collate_fn, **extra)  # fmt: skip
+                    return DataLoader(
+                        dataset,
+                        batch_size=size,
+                        num_workers=options.num_workers,
+                        pin_memory=pin,
+                        collate_fn=options.collate_fn,
+                        **extra,
+                    )
 
-                return FactoryLoader(make_loader, batch_size, steps_per_epoch=self.steps_per_epoch,
-                                     batch_fn=self.batch_fn, check_batch_size=False, name=self.name)  # fmt: skip
+                return FactoryLoader(
+                    make_loader,
+                    batch_size,
+                    steps_per_epoch=self.steps_per_epoch,
+                    batch_fn=self.batch_fn,
+                    check_batch_size=False,
+                    name=self.name,
+                )
             stream = self.data
-            return FactoryLoader(lambda _size: stream, batch_size,
-                                 steps_per_epoch=self.steps_per_epoch, batch_fn=self.batch_fn,
-                                 check_batch_size=False, name=self.name)  # fmt: skip
-        # "loader": the user's own; an ArrayLoader is used as it is, at the size asked for
-        if isinstance(self.data, ArrayLoader):
-            if self.data.batch_index == 0:
-                self.data.batch_size = batch_size
+            return FactoryLoader(
+                lambda _size: stream,
+                batch_size,
+                steps_per_epoch=self.steps_per_epoch,
+                batch_fn=self.batch_fn,
+                check_batch_size=False,
+                name=self.name,
+            )
+        # "loader": the user's own, used as it is (an ArrayLoader or a loader built here too)
+        if has_position(self.data):
             return self.data
         own = self.data
-        return FactoryLoader(lambda _size: own, self.fixed_batch_size or batch_size,
-                             steps_per_epoch=self.steps_per_epoch, batch_fn=self.batch_fn,
-                             check_batch_size=False, name=self.name)  # fmt: skip
+        return FactoryLoader(
+            lambda _size: own,
+            self.fixed_batch_size or batch_size,
+            steps_per_epoch=self.steps_per_epoch,
+            batch_fn=self.batch_fn,
+            check_batch_size=False,
+            name=self.name,
+        )
 
 
 def as_source(
@@ -617,8 +668,12 @@ def as_source(
     options = options if options is not None else LoaderOptions()
     if isinstance(data, DataSource):
         return data
-    common: dict[str, Any] = {"name": name, "steps_per_epoch": steps_per_epoch,
-                              "batch_fn": batch_fn, "options": options}  # fmt: skip
+    common: dict[str, Any] = {
+        "name": name,
+        "steps_per_epoch": steps_per_epoch,
+        "batch_fn": batch_fn,
+        "options": options,
+    }
     if (
         isinstance(data, tuple)
         and len(data) == 2
@@ -627,7 +682,7 @@ def as_source(
         data = ArrayData(*data)
     if isinstance(data, ArrayData):
         if len(data) == 0:
-            raise ValueError(f"{name} is empty (0 samples)")
+            raise ValueError(f"{name} must not be empty, got 0 samples")
         return DataSource("arrays", data, **common)
     if isinstance(data, IterableDataset) or (
         isinstance(data, Iterable) and not isinstance(data, Dataset) and not _has_len(data)
@@ -643,11 +698,11 @@ def as_source(
         if not isinstance(data, Sized):
             raise TypeError(f"{name} is a map-style Dataset without len(); define __len__")
         if len(data) == 0:
-            raise ValueError(f"{name} is empty (a Dataset of 0 samples)")
+            raise ValueError(f"{name} must not be empty, got a Dataset of 0 samples")
         return DataSource("dataset", data, **common)
     if isinstance(data, Iterable):  # sized: a loader the user built, with its own batch size
         if isinstance(data, Sized) and len(data) == 0:
-            raise ValueError(f"{name} is empty (0 batches)")
+            raise ValueError(f"{name} must not be empty, got 0 batches")
         return DataSource("loader", data, **common)
     if callable(data) and not isinstance(data, torch.nn.Module | type):
         return DataSource("factory", data, **common)
@@ -658,7 +713,7 @@ def as_source(
     )
 
 
-def has_position(loader: object) -> bool:
+def has_position(loader: object) -> TypeGuard[ArrayLoader | _PositionLoader]:
     """The loader keeps a position (``state_dict``/``load_state_dict``): an `ArrayLoader` or a
     loader built here. Checkpoints and the range test's snapshot save and restore it."""
     return isinstance(loader, ArrayLoader | _PositionLoader)

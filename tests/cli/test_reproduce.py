@@ -18,7 +18,10 @@ def test_no_name_lists_and_exits_2(capsys):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["imagenet"], "NAME must be one of mnist-clr, cifar10-superconvergence, cifar10-full, cifar10-data-size, got 'imagenet'"),
+        (
+            ["imagenet"],
+            "NAME must be one of mnist-clr, cifar10-superconvergence, cifar10-full, cifar10-data-size, got 'imagenet'",
+        ),
         (["mnist-clr", "--seeds", "0"], "--seeds must be >= 1, got 0"),
     ],
 )

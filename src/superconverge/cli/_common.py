@@ -255,11 +255,10 @@ def resolve_data(data: str, data_dir: Path | None, seed: int, flag: str = "--dat
                 f"--data-dir applies to the data sets read from files, not {flag} {data}"
             )
         splits = call_entry_point(entry_point(data, flag), data, flag)
-        if not isinstance(splits, DataSplits):
-            raise UsageError(
-                f"{flag} {data} must return superconverge.data.DataSplits, "
-                f"got {type(splits).__name__}"
-            )
+        if not isinstance(splits, DataSplits):  # Datasets, loader factories, tensors
+            from superconverge.cli._data_flags import user_data
+
+            return user_data(data, splits)
         return splits
     if data not in data_names():
         names = ", ".join(data_names())

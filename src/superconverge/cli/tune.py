@@ -17,6 +17,13 @@ from superconverge.cli._common import (
     resolve_data,
     short,
 )
+from superconverge.cli._data_flags import (
+    UserData,
+    data_options,
+    loss_from_flag,
+    metrics_from_flags,
+    saved_flags,
+)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -43,7 +50,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--width", type=float, help="width option of cifar-resnet / resnet9")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", default="auto", help="auto or an integer")
-    p.add_argument("--weight-decays", type=float, nargs="+", default=[1e-3, 1e-4, 1e-5, 0.0])
+    p.add_argument(
+        "--weight-decays",
+        type=float,
+        nargs="+",
+        help="candidates (default: 1e-3 1e-4 1e-5 0 for sgd, 0.1 0.03 0.01 0 for adamw/nadamw)",
+    )
     p.add_argument("--compare-momentum", action="store_true", help="also try constant momenta")
     p.add_argument("--workers", type=int, default=1, help="processes for the candidate runs")
     p.add_argument("--seed", type=int, default=0)
@@ -60,6 +72,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="continue the interrupted run in DIR, with the flags it was started with",
     )
+    from superconverge.cli._data_flags import add_task_flags
+
+    add_task_flags(p, precision=False)
     p.set_defaults(handler=run, parser=p)
     return p
 
@@ -101,7 +116,10 @@ def run(args: argparse.Namespace) -> int:
     splits = resolve_data(args.data, args.data_dir, args.seed)
     if splits.val is None:
         raise UsageError("--data gives no validation split; tune needs one to compare candidates")
-    if isinstance(batch_size, int) and batch_size > len(splits.train):
+    own_data = isinstance(splits, UserData)  # Datasets or loader factories: no shapes known
+    if own_data and args.model is None:
+        raise UsageError(f"--model module:function is needed with --data {args.data}")
+    if not own_data and isinstance(batch_size, int) and batch_size > len(splits.train):
         raise UsageError(
             f"--batch-size must be <= the {len(splits.train)} training samples of "
             f"{splits.name}, got {batch_size}"
@@ -110,11 +128,14 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / f"{splits.name}-{model_name.replace(':', '.')}"
     from superconverge._files import FolderLock
 
-    test_part = f" / {len(splits.test)} test" if splits.test is not None else ""
-    print(
-        f"tune: {splits.name} ({len(splits.train)} train / {len(splits.val)} val{test_part}), "
-        f"model {model_name}, {args.epochs} epochs"
-    )
+    if own_data:
+        print(f"tune: {splits.name}, model {model_name}, {args.epochs} epochs")
+    else:
+        test_part = f" / {len(splits.test)} test" if splits.test is not None else ""
+        print(
+            f"tune: {splits.name} ({len(splits.train)} train / {len(splits.val)} val{test_part}), "
+            f"model {model_name}, {args.epochs} epochs"
+        )
     start = time.perf_counter()
     claim_out_dir(out, force=True)  # a usable folder (its contents are checked under the lock)
     if args.resume is None:  # what --resume repeats: this command's flags, without --force
@@ -155,6 +176,7 @@ def _tune_and_report(
     # unless the user names it again (or passes --trust-plan-code)
     plan.data = args.data if ":" in args.data else splits.name
     plan.model, plan.model_options = model_name, options
+    plan.data_options = saved_flags(args)
     save_run(out, plan)
     write_report(out, plan, plan.history, plan.range_tests, f"{splits.name}, {model_name}")
     seconds = time.perf_counter() - start
@@ -174,12 +196,17 @@ def _tune(args: argparse.Namespace, splits: Any, model_fn: Any, batch_size: Any,
         epochs=args.epochs,
         test_data=splits.test,
         batch_size=batch_size,
-        weight_decays=tuple(args.weight_decays),
+        weight_decays=None if args.weight_decays is None else tuple(args.weight_decays),
+        loss_fn=loss_from_flag(args.loss),
+        metrics=metrics_from_flags(args.metrics),
+        optimizer=args.optimizer,
+        device=args.device,
+        **data_options(args),
         compare_momentum=args.compare_momentum,
         workers=args.workers,
         seed=args.seed,
         out_dir=out,
-        augment=default_augment(splits.name),
+        augment=None if isinstance(splits, UserData) else default_augment(splits.name),
         overwrite=args.force,
         resume=args.resume is not None,
         command=args.command,

@@ -72,12 +72,15 @@ def write_report(
         ("momentum", plan.momentum),
         ("epochs", plan.epochs),
         ("policy", plan.policy),
+        ("optimizer", plan.optimizer or "(a callable)"),
     ]
     results = [
         ("status", plan.results.get("status")),
         ("final validation loss", plan.results.get("final_val_loss")),
         ("final validation accuracy", plan.results.get("final_val_accuracy")),
     ]
+    metrics = plan.results.get("final_val_metrics") or {}
+    results += [(f"final validation {k}", v) for k, v in metrics.items() if k != "accuracy"]
     results += [(f"test {k}", v) for k, v in test.items()]
     total = sum(step.get("seconds", 0.0) for step in plan.evidence)
     heading = title or "superconverge tune report"

@@ -7,17 +7,21 @@ step, stop when the loss blows up, restore everything exactly, and analyse the c
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset, IterableDataset
 
 from superconverge._checks import check_count
+from superconverge.batches import BatchFn, check_batch_fn, fitted_loss, forward, split_batch
+from superconverge.data.datasets import ArrayData
+from superconverge.data.sources import LoaderOptions, as_source, has_position
 from superconverge.finder.result import RangeTestResult, build_result
 from superconverge.finder.sweep import SweepRecord, check_sweep_arguments, sweep_plan
+from superconverge.metrics import resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.optimizers import optimizer_step
 from superconverge.pytorch.scheduler import HyperparamScheduler
@@ -28,7 +32,9 @@ from superconverge.training.evaluation import evaluate_batches
 logger = logging.getLogger(__name__)
 
 DEFAULT_VAL_BATCHES = 4
-_REPEAT_EPOCH_STRIDE = 7919  # repeats read far-apart epochs of an ArrayLoader: other orders
+DEFAULT_BATCH_SIZE = 64  # for data the range test batches itself (a Dataset, ArrayData)
+_REPEAT_EPOCH_STRIDE = 7919  # repeats read far-apart epochs of a loader: other orders
+_ACCURACY = resolve_metrics(["accuracy"])  # reported where the targets are class indices
 
 
 def _mean_across_ranks(value: torch.Tensor, world: int) -> float:
@@ -39,22 +45,24 @@ def _mean_across_ranks(value: torch.Tensor, world: int) -> float:
     return float(value)
 
 
-def _check_batch(batch: object) -> tuple[Any, Any]:
-    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        kind = type(batch).__name__
-        size = f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
-        raise TypeError(
-            f"train_data must yield (inputs, targets) pairs, got a {kind}{size}; wrap the data "
-            "so each batch is a 2-tuple"
-        )
-    return batch[0], batch[1]
+def _is_batches(data: object) -> bool:
+    """An iterable of batches already (a list, the user's DataLoader or generator), not data
+    to batch (tensors, a map-style or iterable Dataset) nor a loader factory."""
+    if isinstance(data, ArrayData | Dataset) or (
+        isinstance(data, tuple)
+        and len(data) == 2
+        and all(isinstance(t, torch.Tensor) for t in data)
+    ):
+        return False
+    return isinstance(data, Iterable)
 
 
 class _Cycle:
-    """Batches from an iterable, restarting it when it runs out; empty data is an error."""
+    """``(inputs, targets)`` of the batches of an iterable (through the batch hook),
+    restarting it when it runs out; empty data is an error."""
 
-    def __init__(self, data: Iterable[Any], name: str) -> None:
-        self.data, self.name = data, name
+    def __init__(self, data: Iterable[Any], name: str, batch_fn: BatchFn | None = None) -> None:
+        self.data, self.name, self.batch_fn = data, name, batch_fn
         self.iterator: Iterator[Any] = iter(data)
         self.served = 0
 
@@ -70,7 +78,7 @@ class _Cycle:
             except StopIteration:
                 raise ValueError(f"{self.name} yielded no batches on its second pass") from None
         self.served += 1
-        return _check_batch(batch)
+        return split_batch(batch, self.batch_fn, self.name)
 
 
 def _chance(batches: list[tuple[Any, Any]] | None) -> float | None:
@@ -99,9 +107,10 @@ def _evaluate(
     world: int,
 ) -> tuple[float, float | None]:
     """Loss and accuracy (None where targets are not class indices), as `Trainer.evaluate`."""
-    metrics = evaluate_batches(model, loss_fn, batches, device=device, world_size=world)
-    accuracy = metrics["accuracy"]
-    return metrics["loss"], None if math.isnan(accuracy) else accuracy
+    metrics = evaluate_batches(
+        model, loss_fn, batches, device=device, world_size=world, metrics=_ACCURACY
+    )
+    return metrics["loss"], metrics.get("accuracy")
 
 
 def _validate_arguments(
@@ -150,6 +159,11 @@ def lr_find(
     rule: str = "minimum",
     policy: str = "one_cycle",
     grad_scaler: Any = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_fn: BatchFn | None = None,
+    steps_per_epoch: int | None = None,
+    num_workers: int = 0,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
 ) -> RangeTestResult:
     """Run the LR range test and return the curve, the suggestions and the bounds.
 
@@ -163,7 +177,9 @@ def lr_find(
     Args:
         model: the model to probe (left untouched).
         loss_fn: ``loss_fn(outputs, targets) -> scalar tensor``.
-        train_data: an iterable of ``(inputs, targets)`` batches, cycled if shorter than the sweep.
+        train_data: any data the `Trainer` takes (`superconverge.data.as_source`): `ArrayData`,
+            a ``Dataset`` (batched here at `batch_size`), a loader factory, a stream with
+            `steps_per_epoch`, or an iterable of batches; cycled if shorter than the sweep.
         optimizer: used as is (its groups and momentum). None: SGD with momentum 0.9.
         start_lr, end_lr: the ends of the sweep.
         num_steps: optimizer steps in the sweep (>= 10).
@@ -180,6 +196,10 @@ def lr_find(
             ``steepest``; every rule's value is in ``result.suggestions`` either way.
         policy: ``one_cycle`` (min_lr = max_lr / 10) or ``cyclic`` (min_lr = max_lr / 4).
         grad_scaler: a ``torch.amp.GradScaler`` for mixed precision (restored afterwards).
+        batch_size: the batch size asked of `train_data` (not of a loader you built).
+        batch_fn: ``batch -> (inputs, targets)``, the batch hook (`superconverge.batches`).
+        steps_per_epoch: batches per pass of a stream.
+        num_workers, collate_fn: for the ``DataLoader`` built for a ``Dataset``.
 
     Returns:
         A `RangeTestResult`; its ``max_lr`` is None, with a plain ``reason``, when the curve
@@ -210,12 +230,27 @@ def lr_find(
     every = val_every if val_every is not None else max(1, num_steps // 20)
     plan = sweep_plan(start_lr, end_lr, num_steps, mode)
 
-    snapshot = TrainingSnapshot(model, optimizer, grad_scaler, [train_data, val_data])
+    check_batch_fn(batch_fn)
+    options = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
+
+    def batches_of(data: Any, name: str, steps: int | None, shuffle: bool) -> Any:
+        """A loader at `batch_size` for data that is not batches yet; batches (a trainer's
+        loader, the user's own) as they are: the sweep cycles them."""
+        if has_position(data) or _is_batches(data):
+            return data
+        if steps is None and isinstance(data, IterableDataset):
+            steps = num_steps * accumulation_steps  # no epochs here: the batches the sweep needs
+        source = as_source(data, name, steps_per_epoch=steps, batch_fn=batch_fn, options=options)
+        return source.loader(batch_size, shuffle=shuffle, device=run_device)
+
+    train_loader = batches_of(train_data, "train_data", steps_per_epoch, True)
+    val_loader = None if val_data is None else batches_of(val_data, "val_data", None, False)
+    snapshot = TrainingSnapshot(model, optimizer, grad_scaler, [train_loader, val_loader])
     curves: list[dict[str, Any]] = []
     try:
         val_subset = None
-        if val_data is not None:
-            source = _Cycle(val_data, "val_data")
+        if val_loader is not None:
+            source = _Cycle(val_loader, "val_data", batch_fn)
             val_subset = [
                 (to_device(x, run_device), to_device(y, run_device))
                 for x, y in (next(source) for _ in range(val_batches))
@@ -245,7 +280,7 @@ def lr_find(
             )
             record = SweepRecord(num_steps, smoothing, diverge_factor)
             scheduler = HyperparamScheduler(sweep_optimizer, plan)
-            batches = _Cycle(train_data, "train_data")
+            batches = _Cycle(train_loader, "train_data", batch_fn)
             curves.append(sweep.run(record, scheduler, batches, num_steps, val_subset, every))
     finally:
         snapshot.restore()
@@ -302,11 +337,13 @@ class _Sweep:
         optimizer.zero_grad(set_to_none=True)
         for step in range(num_steps):
             total = torch.zeros((), device=device)
-            for _ in range(accumulation):
+            for micro in range(accumulation):
                 inputs, targets = next(batches)
-                loss = self.loss_fn(model(to_device(inputs, device)), to_device(targets, device))
-                if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                    raise TypeError(f"loss_fn must return a scalar tensor, got {loss!r:.80}")
+                inputs, targets = to_device(inputs, device), to_device(targets, device)
+                if step == 0 and micro == 0:  # the first batch: shape errors named, not torch's
+                    _, loss = fitted_loss(model, self.loss_fn, inputs, targets)
+                else:
+                    loss = self.loss_fn(forward(model, inputs), targets)
                 torch.autograd.backward(scaler.scale(loss / accumulation))
                 total += loss.detach()
             value = _mean_across_ranks(total / accumulation, self.world)

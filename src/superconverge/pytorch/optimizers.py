@@ -18,6 +18,8 @@ OPTIMIZERS: dict[str, tuple[Callable[..., torch.optim.Optimizer], dict[str, Any]
     "sgd": (torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}),
     "adam": (torch.optim.Adam, {"lr": 1e-3}),
     "adamw": (torch.optim.AdamW, {"lr": 1e-3}),
+    # NAdam with AdamW's decoupled decay (Dozat 2016; Loshchilov & Hutter, arXiv:1711.05101)
+    "nadamw": (torch.optim.NAdam, {"lr": 1e-3, "decoupled_weight_decay": True}),
 }
 
 OptimizerSpec = str | Callable[..., torch.optim.Optimizer]
@@ -38,6 +40,20 @@ def check_optimizer_spec(optimizer: object) -> None:
         check_choice("optimizer", optimizer, tuple(OPTIMIZERS))
     elif not callable(optimizer):
         raise TypeError(f"optimizer must be a name or a callable, got {optimizer!r}")
+
+
+def decouples_weight_decay(optimizer: OptimizerSpec) -> bool:
+    """The optimizer decays weights apart from the gradient (AdamW, NAdamW), which calls for
+    other weight-decay values than SGD's L2 penalty; a callable is built once on a dummy
+    parameter to see.
+
+    Example:
+        >>> decouples_weight_decay("adamw"), decouples_weight_decay("sgd")
+        (True, False)
+    """
+    built = build_optimizer(optimizer, [torch.nn.Parameter(torch.zeros(1))])
+    group = built.param_groups[0]
+    return isinstance(built, torch.optim.AdamW) or bool(group.get("decoupled_weight_decay"))
 
 
 def build_optimizer(

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from superconverge.data.loader import ArrayLoader
+from superconverge.data.sources import has_position
 
 # torch leaves is_initialized unannotated; typed here once instead of silencing each call
 _cuda_initialized: Callable[[], bool] = torch.cuda.is_initialized
@@ -68,9 +68,7 @@ class TrainingSnapshot:
         self.optimizer_state = None if optimizer is None else _to_cpu(optimizer.state_dict())
         self.grad_scaler = grad_scaler
         self.scaler_state = None if grad_scaler is None else _to_cpu(grad_scaler.state_dict())
-        self.loaders = [
-            (loader, loader.state_dict()) for loader in loaders if isinstance(loader, ArrayLoader)
-        ]
+        self.loaders = [(loader, loader.state_dict()) for loader in loaders if has_position(loader)]
         self.rng = rng
         if not rng:  # weights and optimizer only (the trainer's last-good copy)
             return

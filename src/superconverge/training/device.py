@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -51,8 +52,8 @@ def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
 
 
 def to_device(value: Any, device: torch.device) -> Any:
-    """`value` (a tensor, or a tuple or list of them) on `device`; 4-d float images go
-    channels-last on CUDA, where tensor cores run those convolutions faster."""
+    """`value` (a tensor, or a tuple, list or dict of them: dict batches) on `device`; 4-d
+    float images go channels-last on CUDA, where tensor cores run those convolutions faster."""
     if isinstance(value, torch.Tensor):
         if value.device != device:
             value = value.to(device, non_blocking=True)
@@ -61,6 +62,8 @@ def to_device(value: Any, device: torch.device) -> Any:
         return value
     if isinstance(value, (tuple, list)):
         return type(value)(to_device(item, device) for item in value)
+    if isinstance(value, Mapping):
+        return {key: to_device(item, device) for key, item in value.items()}
     return value
 
 

@@ -4,27 +4,26 @@ and that the first batch fits the model and the loss."""
 from __future__ import annotations
 
 import contextlib
-import warnings
-from collections.abc import Callable, Iterable, Sequence, Sized
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from superconverge._checks import (
-    check_choice,
     check_count,
     check_non_negative,
     check_number,
     check_optional_count,
     check_positive,
 )
+from superconverge.batches import BatchFn, forward, logits_of
 from superconverge.data.checks import check_batch, class_count
-from superconverge.data.datasets import ArrayData
-from superconverge.data.loader import ArrayLoader, Augment
+from superconverge.data.loader import Augment
+from superconverge.data.sources import LoaderOptions, as_source, has_position
+from superconverge.metrics import MetricsSpec, resolve_metrics
 from superconverge.pytorch.optimizers import check_optimizer_spec
 from superconverge.training.callbacks import Callback
-from superconverge.training.evaluation import METRICS
 
 DEFAULT_BATCH_SIZE = 64
 EVAL_BATCH_SIZE = 256  # no gradients to keep: larger batches evaluate faster
@@ -36,7 +35,7 @@ def check_trainer_arguments(
     loss_fn: object,
     optimizer: object,
     weight_decay: object,
-    metrics: Sequence[str],
+    metrics: MetricsSpec,
     batch_size: object,
     callbacks: Sequence[object],
     accumulation_steps: object,
@@ -51,8 +50,7 @@ def check_trainer_arguments(
         raise TypeError(f"loss_fn must be callable, got {loss_fn!r}")
     check_optimizer_spec(optimizer)
     check_non_negative("weight_decay", weight_decay)
-    for metric in metrics:
-        check_choice("metrics", metric, METRICS)
+    resolve_metrics(metrics)
     check_optional_count("batch_size", batch_size)
     check_count("accumulation_steps", accumulation_steps)
     if max_grad_norm is not None:
@@ -76,90 +74,60 @@ def make_loader(
     device: torch.device,
     rank: int,
     world: int,
+    steps_per_epoch: int | None = None,
+    batch_fn: BatchFn | None = None,
+    options: LoaderOptions | None = None,
 ) -> Any:
-    """What the loop iterates: an `ArrayLoader` for in-memory data (`ArrayData` or a pair of
-    tensors; `batch_size` default 64), the user's `ArrayLoader` (with `batch_size` when given)
-    or the user's sized iterable."""
-    if (
-        isinstance(data, tuple)
-        and len(data) == 2
-        and all(isinstance(t, torch.Tensor) for t in data)
-    ):
-        data = ArrayData(*data)
-    if isinstance(data, ArrayData):
-        if len(data) == 0:
-            raise ValueError(f"{name} must not be empty, got 0 samples")
-        return ArrayLoader(
-            data,
-            batch_size or DEFAULT_BATCH_SIZE,
-            shuffle=shuffle,
-            seed=seed,
-            device=device,
-            augment=augment,
-            rank=rank,
-            world_size=world,
-        )
-    if isinstance(data, ArrayLoader):
+    """What the loop iterates, whatever the user brought (`superconverge.data.as_source`): an
+    `ArrayLoader` for in-memory data (`batch_size` default 64), a ``DataLoader`` built here for a
+    ``Dataset``, the user's loader factory asked for `batch_size`, a stream of
+    `steps_per_epoch` batches, or the user's own sized iterable as it is."""
+    if has_position(data):  # an ArrayLoader (or a loader built here) is used as it is
         if batch_size is not None and name == "train_data":
             data.batch_size = batch_size
         return data
-    if not isinstance(data, Iterable) or not isinstance(data, Sized):
-        raise TypeError(
-            f"{name} must be ArrayData, an ArrayLoader or a sized iterable of batches, "
-            f"got {type(data).__name__}"
-        )
-    if len(data) == 0:
-        raise ValueError(f"{name} must not be empty, got 0 batches")
-    return data
+    source = as_source(
+        data, name, steps_per_epoch=steps_per_epoch, batch_fn=batch_fn, options=options
+    )
+    return source.loader(
+        batch_size or DEFAULT_BATCH_SIZE,
+        shuffle=shuffle,
+        seed=seed,
+        device=device,
+        augment=augment,
+        rank=rank,
+        world_size=world,
+    )
 
 
-def check_batch_fits(
+def check_batch_data(
     module: nn.Module,
-    loss_fn: Callable[..., torch.Tensor],
     inputs: Any,
     targets: Any,
     autocast: contextlib.AbstractContextManager[Any],
 ) -> int | None:
-    """One forward pass in eval mode, so that shape errors surface before any step; the batch's
-    labels are checked against the outputs and its inputs for NaN/inf (naming the row).
+    """The batch's labels against the model's outputs and its inputs for NaN/inf, naming the row,
+    before a loss turns them into an IndexError or a NaN blamed on the LR.
 
     Returns:
-        The number of classes the model predicts, when `targets` are class indices, else None.
+        The number of classes the model predicts, when `targets` are class indices, else None
+        (also when the model cannot take `inputs`: the first-batch check says why).
 
     Raises:
         DataError: a label outside the model's outputs, or a NaN/inf input.
-        ValueError: the model cannot take `inputs`, its outputs do not fit `loss_fn` with
-            `targets`, or the loss is not a scalar.
     """
     was_training = module.training
     module.eval()
     try:
         with torch.no_grad(), autocast:
             try:
-                outputs = module(inputs)
-            except Exception as error:
-                raise ValueError(
-                    "the model cannot take the training inputs of shape "
-                    f"{tuple(inputs.shape)}: {error}"
-                ) from error
-            classes = class_count(outputs, targets)
-            check_batch(inputs, targets, "train_data", classes)
-            try:
-                with warnings.catch_warnings():
-                    # torch only warns when MSE-style losses broadcast mismatched shapes
-                    warnings.filterwarnings(
-                        "error", message=".*(size|shape).*", category=UserWarning
-                    )
-                    loss = loss_fn(outputs, targets)
-            except Exception as error:
-                raise ValueError(
-                    f"model outputs of shape {tuple(outputs.shape)} and targets of shape "
-                    f"{tuple(targets.shape)} ({targets.dtype}) do not fit loss_fn: {error}"
-                ) from error
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ValueError(
-                f"loss_fn must return a scalar tensor, got shape {getattr(loss, 'shape', loss)}"
-            )
+                outputs = logits_of(forward(module, inputs))
+            except Exception:
+                return None
     finally:
         module.train(was_training)
+    if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        return None
+    classes = class_count(outputs, targets)
+    check_batch(inputs, targets, "train_data", classes)
     return classes

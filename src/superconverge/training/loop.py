@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from superconverge.batches import forward, split_batch
 from superconverge.data.loader import ArrayLoader
+from superconverge.data.sources import has_position
 from superconverge.finder.smoothing import SMOOTHING, LossSmoother
 from superconverge.pytorch.optimizers import optimizer_step
 from superconverge.pytorch.scheduler import HyperparamScheduler, get_momentum, momentum_key
@@ -64,8 +66,8 @@ class FitLoop:
         callbacks = trainer.callbacks
         self._before_batch = [c for c in callbacks if overrides(c, "before_batch")]
         self._after_batch = [c for c in callbacks if overrides(c, "after_batch", "on_step_end")]
-        # an ArrayLoader's first batch was checked without drawing it; others: the first drawn
-        self._first_checked = isinstance(trainer.train_loader, ArrayLoader)
+        # loaders with a position had their first batch checked without drawing it (a peek)
+        self._first_checked = has_position(trainer.train_loader)
 
     # ----------------------------------------------------------------- the fit
     def run(self) -> History:
@@ -130,7 +132,7 @@ class FitLoop:
             module=trainer.module,
             optimizer=trainer.optimizer,
             scheduler=self.scheduler,
-            loader_state=loader.state_dict() if isinstance(loader, ArrayLoader) else None,
+            loader_state=loader.state_dict() if has_position(loader) else None,
             scaler=trainer.scaler,
             history=history,
             epochs=self.epochs,
@@ -150,19 +152,21 @@ class FitLoop:
     def _batches(self) -> Iterable[Any]:
         """The training batches of this epoch; in the fit's first epoch the first batch is
         checked against the model and loss before any step, without drawing an extra one."""
-        loader = self.trainer.train_loader
+        trainer = self.trainer
+        loader = trainer.train_loader
+        batches: Iterable[Any] = loader
+        if not (isinstance(loader, ArrayLoader) and trainer.batch_fn is None):
+            # the one batch hook: pairs, dicts, or the user's batch_fn
+            batch_fn = trainer.batch_fn
+            batches = (split_batch(batch, batch_fn, "train_data") for batch in loader)
         if self._first_checked:
-            return cast(Iterable[Any], loader)
+            return batches
         self._first_checked = True
-        iterator: Iterator[Any] = iter(loader)
+        iterator: Iterator[Any] = iter(batches)
         first = next(iterator, None)
         if first is None:
             return ()
-        if not isinstance(first, (tuple, list)) or len(first) != 2:
-            raise TypeError(
-                f"train_data must yield (inputs, targets) pairs, got {type(first).__name__}"
-            )
-        self.trainer.check_batch(first[0], first[1])
+        trainer.check_batch(first[0], first[1])
         return itertools.chain([first], iterator)
 
     def _train_epoch(self) -> dict[str, float]:
@@ -200,7 +204,10 @@ class FitLoop:
         start = time.perf_counter()
         model.train()
         loader = trainer.train_loader
-        index = loader.batch_index if isinstance(loader, ArrayLoader) else 0
+        index = loader.batch_index if has_position(loader) else 0
+        # dict inputs reach the model as keywords; outputs with logits are scored by them
+        plain = isinstance(loader, ArrayLoader) and trainer.batch_fn is None
+        call = type(model).__call__ if plain else forward
         # per-step work is kept to what the step needs: every microsecond shows on small models
         move = trainer.move_batch
         try:
@@ -215,7 +222,7 @@ class FitLoop:
                 stepping = index % accumulation == 0 or index == batches
                 with no_sync() if no_sync is not None and not stepping else free:
                     with autocast:
-                        loss = loss_fn(model(inputs), targets)
+                        loss = loss_fn(call(model, inputs), targets)
                     backward(scaler.scale(loss / accumulation if accumulation > 1 else loss))
                 if not stepping:
                     micro_losses.append(loss.detach())

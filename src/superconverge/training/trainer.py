@@ -26,9 +26,12 @@ from superconverge._checks import (
     check_non_negative,
 )
 from superconverge._files import FolderLock
+from superconverge.batches import BatchFn, check_batch_fn, check_first_batch, forward, split_batch
 from superconverge.data.checks import check_array_data, check_labels
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import ArrayLoader, Augment
+from superconverge.data.sources import LoaderOptions, first_batch, has_position
+from superconverge.metrics import MetricsSpec, check_metrics, resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.optimizers import (
     build_optimizer,
@@ -62,7 +65,7 @@ from superconverge.training.history import History
 from superconverge.training.inputs import (
     DEFAULT_BATCH_SIZE,
     EVAL_BATCH_SIZE,
-    check_batch_fits,
+    check_batch_data,
     check_trainer_arguments,
     make_loader,
 )
@@ -81,17 +84,26 @@ class Trainer:
     Args:
         model: any ``nn.Module``.
         loss_fn: ``loss_fn(outputs, targets) -> scalar tensor``.
-        train_data: an `ArrayData` (served by an `ArrayLoader`), an `ArrayLoader`, or any
-            iterable of ``(inputs, targets)`` batches with ``len()``.
-        val_data: the same kinds, or None.
+        train_data: whatever the data is (`superconverge.data.as_source`): an `ArrayData`
+            (served by an `ArrayLoader`, the fast path), a map-style ``Dataset`` (a
+            ``DataLoader`` is built at `batch_size`), a loader factory
+            ``make_loader(batch_size)``, an ``IterableDataset`` or endless iterable with
+            `steps_per_epoch`, or a sized iterable of batches (a ``DataLoader`` you built).
+            Batches are ``(inputs, targets)`` pairs or dicts; anything else goes through
+            `batch_fn`.
+        val_data: the same kinds (a stream needs ``len()``), or None.
         optimizer: ``"sgd"`` (momentum cycled by the plan), ``"adam"``, ``"adamw"``, or a
             callable ``params -> Optimizer`` receiving the param groups.
         weight_decay: L2 penalty (SGD, Adam) or decoupled decay (AdamW), >= 0.
-        metrics: validation metrics; ``"accuracy"`` for classification.
+        metrics: validation metrics (`superconverge.metrics`): ``"auto"`` (accuracy for
+            class-index targets, MSE and MAE for regression), built-in names (``accuracy``,
+            ``top5``, ``mse``, ``mae``), callables ``fn(outputs, targets) -> number`` or a
+            dict ``{"name": fn or built-in}``; a built-in is reported only where it applies.
         device: ``"auto"`` (CUDA when available), or a device.
         precision: ``"auto"`` (bf16 autocast on CUDA when supported, else fp32), ``"32"``,
             ``"bf16"``, or ``"fp16"`` (with a grad scaler).
-        batch_size: batch size when `train_data` is an `ArrayData` (default 64).
+        batch_size: the batch size the trainer asks of its data (default 64); a loader you
+            built keeps its own.
         callbacks: `Callback` objects.
         out_dir: where checkpoints (``checkpoint.pt``, ``best.pt``) and ``history.csv`` go.
         seed: seeds the batch order and the initial RNG state of a fit.
@@ -105,6 +117,12 @@ class Trainer:
             checks (None: 8 on the CPU, 25 on CUDA, where each read waits for the GPU).
         progress: ``"auto"`` (bars when stderr is a terminal), True or False.
         overwrite: allow replacing a checkpoint already in `out_dir`.
+        batch_fn: ``batch -> (inputs, targets)`` for batches that are neither pairs nor dicts
+            (one hook for the range test, the loop and the recipe: `superconverge.batches`).
+        steps_per_epoch: batches per epoch of a stream (required) or a loader factory.
+        num_workers: ``DataLoader`` worker processes for a ``Dataset`` (persistent; memory
+            pinned on CUDA).
+        collate_fn: the ``DataLoader``'s collate function for a ``Dataset``.
 
     Raises:
         TypeError: an argument of the wrong type. ValueError: an argument out of range.
@@ -122,7 +140,7 @@ class Trainer:
         *,
         optimizer: str | Callable[..., torch.optim.Optimizer] = "sgd",
         weight_decay: float = 0.0,
-        metrics: Sequence[str] = ("accuracy",),
+        metrics: MetricsSpec = "auto",
         device: str | torch.device = "auto",
         precision: str = "auto",
         batch_size: int | None = None,
@@ -137,6 +155,10 @@ class Trainer:
         sync_every: int | None = None,
         progress: bool | str = "auto",
         overwrite: bool = False,
+        batch_fn: BatchFn | None = None,
+        steps_per_epoch: int | None = None,
+        num_workers: int = 0,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
     ) -> None:
         check_trainer_arguments(
             model=model,
@@ -166,11 +188,20 @@ class Trainer:
             device_ids = [self.device] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.module, device_ids=device_ids)
         self.loss_fn = loss_fn
-        self.metrics = tuple(metrics)
+        self.metrics = resolve_metrics(metrics)
+        self.batch_fn = check_batch_fn(batch_fn)
         self._loader = functools.partial(
-            make_loader, seed=self.seed, device=self.device, rank=self.rank, world=self.world_size
+            make_loader,
+            seed=self.seed,
+            device=self.device,
+            rank=self.rank,
+            world=self.world_size,
+            batch_fn=batch_fn,
+            options=LoaderOptions(num_workers=num_workers, collate_fn=collate_fn),
         )
-        self.train_loader = self._loader(train_data, "train_data", batch_size, augment=augment)
+        self.train_loader = self._loader(
+            train_data, "train_data", batch_size, augment=augment, steps_per_epoch=steps_per_epoch
+        )
         self.val_loader = None
         if val_data is not None:
             val_batch = max(batch_size or DEFAULT_BATCH_SIZE, EVAL_BATCH_SIZE)
@@ -227,6 +258,7 @@ class Trainer:
 
         kwargs.setdefault("optimizer", self.optimizer)
         kwargs.setdefault("device", self.device)
+        kwargs.setdefault("batch_fn", self.batch_fn)
         result = lr_find(self.model, self.loss_fn, self.train_loader, **kwargs)
         self.last_range_test = result
         return result
@@ -338,7 +370,7 @@ class Trainer:
             raise TypeError(f"plan must be a superconverge Plan, got {plan!r}")
         if weight_decay is not None:
             check_non_negative("weight_decay", weight_decay)
-        self._check_array_shapes()
+        self._check_first_batch()
         with self._holding_out_dir():  # one writer per out_dir, from this check to the last save
             if self.run_folder is not None:
                 self.run_folder.check_free()
@@ -360,7 +392,7 @@ class Trainer:
             max_lr = plan.max_lr  # one LR for every group: clears scales of an earlier fit
         scheduler = HyperparamScheduler(self.optimizer, plan, max_lr=max_lr)
         self.history = History(plan=plan.to_dict(), notes=list(notes))
-        if isinstance(self.train_loader, ArrayLoader):
+        if has_position(self.train_loader):
             self.train_loader.load_state_dict({**self.train_loader.state_dict(), "batch_index": 0})
         return self._run(FitLoop(self, scheduler, self.history, epochs=epochs))
 
@@ -380,17 +412,20 @@ class Trainer:
             metrics=self.metrics,
             autocast=self.autocast,
             world_size=self.world_size,
+            batch_fn=self.batch_fn,
+            name="val_data" if data is None else "data",
         )
 
     def predict(self, data: Any) -> torch.Tensor:
-        """Model outputs for every input of `data` (batches of ``(inputs, targets)`` or an
-        `ArrayData`), concatenated on the CPU."""
+        """Model outputs for every input of `data` (any kind the trainer takes), concatenated on
+        the CPU."""
         loader = self._loader(data, "data", EVAL_BATCH_SIZE, shuffle=False)
         self.model.eval()
         outputs = []
         with torch.no_grad(), self.autocast:
-            for inputs, _ in loader:
-                outputs.append(self.model(self._to_device(inputs)).float().cpu())
+            for batch in loader:
+                inputs, _ = split_batch(batch, self.batch_fn, "data")
+                outputs.append(forward(self.model, self._to_device(inputs)).float().cpu())
         return torch.cat(outputs)
 
     # ----------------------------------------------------------------- checkpoints
@@ -433,7 +468,7 @@ class Trainer:
         fit, ready to continue with ``.run()``."""
         payload = payload if payload is not None else load_checkpoint(path)
         check_signature(payload["signature"], self.module, path)
-        loader = self.train_loader if isinstance(self.train_loader, ArrayLoader) else None
+        loader = self.train_loader if has_position(self.train_loader) else None
         restore_training_state(payload, self.module, self.optimizer, loader, self.scaler)
         # lr_scale came with the optimizer's groups; the scheduler's state is its step
         scheduler = HyperparamScheduler(self.optimizer, Plan.from_dict(payload["plan"]))
@@ -468,32 +503,32 @@ class Trainer:
     def _to_device(self, value: Any) -> Any:
         return to_device(value, self.device)
 
-    def _check_array_shapes(self) -> None:
-        """An ArrayLoader's first samples are checked before the fit, without drawing a batch,
-        and its whole tensors (and the validation ones) for NaN/inf inputs and labels outside
-        the model's outputs, naming the sample; other loaders' first batch is checked by the
-        loop, before its first step."""
+    def _check_first_batch(self) -> None:
+        """The first batch the loop will use, checked before the fit without consuming it (an
+        `ArrayLoader`'s first samples; other loaders keep the batch they peeked at). In-memory
+        data is scanned whole (cheap, vectorised) for NaN/inf inputs and labels outside the
+        model's outputs, naming the sample."""
         loader = self.train_loader
         if isinstance(loader, ArrayLoader):
-            data = ArrayData(loader.inputs, loader.targets)
-            check_array_data(data, "train_data")  # finite: before a NaN reaches the model
-            classes = self.check_batch(loader.inputs[:2], loader.targets[:2])
-            if classes is not None:
-                check_labels(data.targets, classes, "train_data")
+            check_array_data(ArrayData(loader.inputs, loader.targets), "train_data")
+        classes = self.check_batch(*first_batch(loader, self.batch_fn, "train_data"))
+        if isinstance(loader, ArrayLoader) and classes is not None:
+            check_labels(loader.targets, classes, "train_data")
             if isinstance(self.val_loader, ArrayLoader):
                 val = ArrayData(self.val_loader.inputs, self.val_loader.targets)
                 check_array_data(val, "val_data", classes)
 
     def check_batch(self, inputs: Any, targets: Any) -> int | None:
-        """One forward pass in eval mode, so shape errors (and bad labels or NaN inputs in this
-        batch) surface before any step; returns the model's number of classes, if any."""
-        return check_batch_fits(
-            self.module,
-            self.loss_fn,
-            self._to_device(inputs),
-            self._to_device(targets),
-            self.autocast,
+        """One forward pass in eval mode, so that a bad label or NaN input (named), a model whose
+        outputs do not fit the targets or the loss, or a metric that raises, fails before any
+        step; returns the model's number of classes, if any."""
+        inputs, targets = self._to_device(inputs), self._to_device(targets)
+        classes = check_batch_data(self.module, inputs, targets, self.autocast)
+        outputs = check_first_batch(
+            self.module, self.loss_fn, inputs, targets, autocast=self.autocast
         )
+        check_metrics(self.metrics, outputs, targets)
+        return classes
 
     def _peak(self, max_lr: MaxLR) -> tuple[float, Any]:
         """The plan's peak LR and the per-group spec for the scheduler."""

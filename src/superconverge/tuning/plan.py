@@ -20,10 +20,12 @@ from torch import nn
 
 from superconverge._files import write_text_atomically
 from superconverge._json import decode_nonfinite, encode_nonfinite, reject_unknown_keys
-from superconverge.data.datasets import ArrayData
+from superconverge.batches import BatchFn
 from superconverge.data.loader import Augment
 from superconverge.diagnostics.verdicts import diagnose
 from superconverge.finder.result import RangeTestResult
+from superconverge.metrics import MetricsSpec
+from superconverge.pytorch.optimizers import OptimizerSpec
 from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
 from superconverge.training.history import History
 from superconverge.training.trainer import Trainer
@@ -52,9 +54,14 @@ class TunePlan:
     momentum: tuple[float, float] | float | None
     policy: str = "smith"
     seed: int = 0
+    optimizer: str | None = "sgd"  # a name from OPTIMIZERS; None: the caller's own callable
+    loss: str | None = None  # a name from superconverge.losses or module:function (CLI)
     data: str | None = None  # names for re-running from the CLI
     model: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
+    # how the CLI served the data, to serve it the same way again (num_workers, steps_per_epoch,
+    # metrics, batch_fn and collate_fn entry points)
+    data_options: dict[str, Any] = field(default_factory=dict)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     history: History | None = field(default=None, repr=False, compare=False)
@@ -86,19 +93,39 @@ class TunePlan:
     def run(
         self,
         model_fn: Callable[[], nn.Module],
-        train_data: ArrayData,
-        val_data: ArrayData | None = None,
+        train_data: Any,
+        val_data: Any = None,
         *,
-        test_data: ArrayData | None = None,
+        test_data: Any = None,
         out_dir: str | Path | None = None,
         loss_fn: Callable[..., torch.Tensor] = nn.functional.cross_entropy,
         augment: Augment | None = None,
         overwrite: bool = False,
         resume: bool = False,
+        optimizer: OptimizerSpec | None = None,
+        metrics: MetricsSpec = "auto",
+        batch_fn: BatchFn | None = None,
+        steps_per_epoch: int | None = None,
+        num_workers: int = 0,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
     ) -> History:
         """Train with these settings (the recipe's final 1cycle run); fills ``results``,
-        ``history`` and ``trainer``. With `resume`, a ``checkpoint.pt`` in `out_dir` saved by a
-        run of these settings is continued from its last epoch instead of starting again."""
+        ``history`` and ``trainer``.
+
+        The data are any kinds the `Trainer` takes, read the same way (`batch_fn`,
+        `steps_per_epoch`, `num_workers`, `collate_fn`); `optimizer` defaults to the plan's
+        (a plan made with a callable needs it again). ``results`` holds the final validation
+        loss, every validation metric (``final_val_metrics``) and, with `test_data`, the test
+        loss and metrics. With `resume`, a ``checkpoint.pt`` in `out_dir` saved by a run of these
+        settings is continued from its last epoch instead of starting again.
+        """
+        if optimizer is None:
+            if self.optimizer is None:
+                raise ValueError(
+                    "optimizer must be given: the plan was made with an optimizer callable, "
+                    "which plan.json cannot name"
+                )
+            optimizer = self.optimizer
         torch.manual_seed(self.seed)
         trainer = Trainer(
             model_fn(),
@@ -111,6 +138,12 @@ class TunePlan:
             seed=self.seed,
             augment=augment,
             overwrite=overwrite,
+            optimizer=optimizer,
+            metrics=metrics,
+            batch_fn=batch_fn,
+            steps_per_epoch=steps_per_epoch,
+            num_workers=num_workers,
+            collate_fn=collate_fn,
         )
         start = time.perf_counter()
         momentum = self.momentum
@@ -127,7 +160,10 @@ class TunePlan:
         self.results = {
             "status": history.status,
             "final_val_loss": last.get("val_loss"),
-            "final_val_accuracy": last.get("val_accuracy"),
+            "final_val_accuracy": last.get("val_accuracy"),  # None unless a classification
+            "final_val_metrics": {
+                k[4:]: v for k, v in last.items() if k.startswith("val_") and k != "val_loss"
+            },
             "verdict": diagnose(history).to_dict(),
             "train_seconds": time.perf_counter() - start,
         }

@@ -12,14 +12,16 @@ import multiprocessing
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from superconverge.data.datasets import ArrayData
-from superconverge.data.loader import ArrayLoader, Augment
+from superconverge.batches import forward, split_batch
+from superconverge.data.loader import Augment
+from superconverge.data.sources import as_source, first_batch
+from superconverge.training.device import to_device
 from superconverge.training.trainer import Trainer
 from superconverge.tuning.decisions import batch_sizes_to_try
 from superconverge.tuning.settings import DEFAULT_SETTINGS, RecipeSettings
@@ -31,17 +33,17 @@ def _train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     loss_fn: Callable[..., torch.Tensor],
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
+    inputs: Any,
+    targets: Any,
 ) -> None:
     optimizer.zero_grad(set_to_none=True)
-    torch.autograd.backward(loss_fn(model(inputs), targets))
+    torch.autograd.backward(loss_fn(forward(model, inputs), targets))
     optimizer.step()
 
 
 def measure_throughput(
     model_fn: Callable[[], nn.Module],
-    data: ArrayData,
+    data: Any,
     sizes: Sequence[int],
     loss_fn: Callable[..., torch.Tensor],
     device: torch.device,
@@ -50,25 +52,29 @@ def measure_throughput(
 ) -> dict[int, float]:
     """Training samples/s at each batch size, on a fresh model per size: after two warm-up
     steps each, `rounds` rounds of `steps` steps per size, the sizes interleaved within a round
-    so that a busy spell of the machine hits them all; the median over the rounds."""
+    so that a busy spell of the machine hits them all; the median over the rounds. Only the
+    steps are timed, not the loading of their batches (`data`'s loaders are built without
+    worker processes: one per size would start a pool each)."""
+    source = as_source(data, "train_data")
+    serial = replace(source, options=replace(source.options, num_workers=0))
     setups = []
     for size in sizes:
         model = model_fn().to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-        setups.append((size, model, optimizer, ArrayLoader(data, size, seed=0, device=device)))
+        setups.append((size, model, optimizer, serial.loader(size, seed=0, device=device)))
 
-    def train(
-        size: int, model: nn.Module, optimizer: Any, loader: ArrayLoader, count: int
-    ) -> float:
+    def train(size: int, model: nn.Module, optimizer: Any, loader: Any, count: int) -> float:
         # a new iterator continues the loader where the last one stopped (a new epoch at the end)
         batches = iter(loader)
         elapsed = 0.0
         for _ in range(count):
             try:
-                inputs, targets = next(batches)
+                batch = next(batches)
             except StopIteration:
                 batches = iter(loader)
-                inputs, targets = next(batches)
+                batch = next(batches)
+            inputs, targets = split_batch(batch, source.batch_fn, source.name)
+            inputs, targets = to_device(inputs, device), to_device(targets, device)
             start = time.perf_counter()
             _train_step(model, optimizer, loss_fn, inputs, targets)
             if device.type == "cuda":
@@ -87,7 +93,7 @@ def measure_throughput(
 
 def largest_batch_on_gpu(
     model_fn: Callable[[], nn.Module],
-    data: ArrayData,
+    data: Any,
     loss_fn: Callable[..., torch.Tensor],
     device: torch.device,
     max_batch: int,
@@ -96,6 +102,7 @@ def largest_batch_on_gpu(
 ) -> tuple[int, dict[int, float]]:
     """Double the batch while the measured peak memory of 3 steps stays under `margin` (a
     fraction of the GPU's memory; `settings.gpu_memory_margin`, 80%, by default)."""
+    source = as_source(data, "train_data")
     limit = settings.gpu_memory_margin if margin is None else margin
     total = torch.cuda.get_device_properties(device).total_memory
     peaks: dict[int, float] = {}
@@ -108,8 +115,8 @@ def largest_batch_on_gpu(
         try:
             model = model_fn().to(device)
             optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-            inputs = data.inputs[:size].to(device)
-            targets = data.targets[:size].to(device)
+            batch = first_batch(source.loader(size, seed=0), source.batch_fn, source.name)
+            inputs, targets = to_device(batch[0], device), to_device(batch[1], device)
             for _ in range(3):
                 _train_step(model, optimizer, loss_fn, inputs, targets)
             torch.cuda.synchronize()
@@ -129,8 +136,8 @@ class ShortRun:
 
     model_fn: Callable[[], nn.Module]  # a module-level function when it goes to a worker
     loss_fn: Callable[..., torch.Tensor]
-    train_data: ArrayData
-    val_data: ArrayData
+    train_data: Any  # any data the Trainer takes (tune passes DataSources)
+    val_data: Any
     batch_size: int
     epochs: int
     max_lr: float
@@ -139,6 +146,8 @@ class ShortRun:
     momentum: Momentum
     seed: int
     augment: Augment | None = None
+    # the Trainer's other keyword arguments: optimizer, metrics, data loading (tune's own)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def at(
         self,
@@ -156,7 +165,8 @@ class ShortRun:
 
 def run_short(run: ShortRun) -> dict[str, Any]:
     """One short 1cycle run (also the unit of work of a worker process): its final validation
-    loss (NaN unless it completed), status and validation accuracy."""
+    loss (NaN unless it completed), status, validation accuracy (None unless the task is a
+    classification) and every validation metric."""
     torch.manual_seed(run.seed)
     trainer = Trainer(
         run.model_fn(),
@@ -168,6 +178,7 @@ def run_short(run: ShortRun) -> dict[str, Any]:
         seed=run.seed,
         augment=run.augment,
         progress=False,
+        **run.options,
     )
     momentum = (run.momentum, run.momentum) if isinstance(run.momentum, float) else run.momentum
     history = trainer.fit_one_cycle(run.epochs, run.max_lr, min_lr=run.min_lr, momentum=momentum)
@@ -177,6 +188,9 @@ def run_short(run: ShortRun) -> dict[str, Any]:
         "val_loss": last.get("val_loss", math.nan) if completed else math.nan,
         "status": history.status,
         "val_accuracy": last.get("val_accuracy"),
+        "val_metrics": {
+            k[4:]: v for k, v in last.items() if k.startswith("val_") and k != "val_loss"
+        },
     }
 
 

@@ -22,10 +22,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from superconverge.data.datasets import ArrayData
+from superconverge.batches import BatchFn
 from superconverge.data.loader import Augment
+from superconverge.data.sources import DataSource, LoaderOptions, as_source
 from superconverge.finder.analysis import SWEEP_FURTHER
 from superconverge.finder.result import RangeTestResult
+from superconverge.losses import loss_name
+from superconverge.metrics import MetricsSpec, resolve_metrics
+from superconverge.pytorch.optimizers import (
+    OptimizerSpec,
+    check_optimizer_spec,
+    decouples_weight_decay,
+)
 from superconverge.training.trainer import Trainer
 from superconverge.tuning.decisions import (
     batch_sizes_to_try,
@@ -62,13 +70,13 @@ logger = logging.getLogger(__name__)
 
 def tune(
     model_fn: Callable[[], nn.Module],
-    train_data: ArrayData,
-    val_data: ArrayData,
+    train_data: Any,
+    val_data: Any,
     *,
     epochs: int,
-    test_data: ArrayData | None = None,
+    test_data: Any = None,
     batch_size: int | str = "auto",
-    weight_decays: Sequence[float] = (1e-3, 1e-4, 1e-5, 0.0),
+    weight_decays: Sequence[float] | None = None,
     momentum: tuple[float, float] = (0.95, 0.85),
     compare_momentum: bool = False,
     budget_fraction: float = 0.25,
@@ -82,20 +90,32 @@ def tune(
     settings: RecipeSettings = DEFAULT_SETTINGS,
     resume: bool = False,
     command: Sequence[str] | None = None,
+    optimizer: OptimizerSpec = "sgd",
+    metrics: MetricsSpec = "auto",
+    batch_fn: BatchFn | None = None,
+    steps_per_epoch: int | None = None,
+    num_workers: int = 0,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
 ) -> TunePlan:
     """Choose batch size, LR bounds, weight decay and momentum by short runs, then train.
 
     Args:
         model_fn: builds a fresh model (a module-level function when ``workers > 1``).
-        train_data, val_data: in-memory data (`ArrayData`); validation decides between candidates.
+        train_data, val_data: any data the `Trainer` takes (`superconverge.data.as_source`):
+            `ArrayData` (the fast, device-resident path), a map-style ``Dataset`` (a
+            ``DataLoader`` is built at each batch size tried; the data set is never read into
+            memory), a loader factory ``make_loader(batch_size)``, or a stream with
+            `steps_per_epoch`. The validation loss decides between candidates, whatever the task.
         epochs: epochs of the final 1cycle run.
         test_data: evaluated once, after the final run.
         batch_size: ``"auto"`` or a fixed size. Auto on CUDA: the largest batch whose measured
             peak memory stays under 80% of the GPU; on the CPU: the batch where samples/s stops
             growing (a doubling gains < 10%). Never more than 1/10 of the training set, nor so
             large that the final run gets fewer than 1,000 updates (that floor alone stops at 16).
-        weight_decays: candidates (the paper: 1e-3, 1e-4, 1e-5, 0); close neighbours get a run
-            at the midpoint of their exponents.
+        weight_decays: candidates; None: ``settings.weight_decays`` (the paper's 1e-3, 1e-4,
+            1e-5, 0) for SGD, ``settings.decoupled_weight_decays`` (0.1, 0.03, 0.01, 0) for
+            optimizers with decoupled decay (AdamW, NAdamW). Close neighbours get a run at the
+            midpoint of their exponents.
         momentum: the cyclical momentum (high, low) of the final run.
         compare_momentum: also compare constant momenta 0.99/0.97/0.95/0.9 by short runs.
         budget_fraction: each short run lasts ``ceil(budget_fraction * epochs)`` epochs.
@@ -112,6 +132,14 @@ def tune(
         command: the command line that started the run, kept for ``superconverge tune
             --resume`` (the CLI passes it).
 
+        optimizer: ``"sgd"`` (the paper's, default), ``"adamw"``, ``"nadamw"``, ``"adam"`` or
+            a callable ``params -> Optimizer``; the momentum cycled is SGD's momentum or Adam's
+            β1 (0.95 → 0.85 either way, arXiv:1803.09820).
+        metrics: reported validation metrics, as for `Trainer` (``"auto"``: accuracy for
+            classification, MSE/MAE for regression); they never decide, the loss does.
+        batch_fn, steps_per_epoch, num_workers, collate_fn: how batches are read, as for
+            `Trainer`.
+
     Raises:
         DataError: a label outside the model's outputs or a NaN/inf input (before any training).
         FolderBusyError: another process is writing to `out_dir`.
@@ -121,45 +149,56 @@ def tune(
         A `TunePlan`: the chosen values, each stage's evidence and seconds, the final run's
         results (test metrics, diagnosis), ``history`` and ``trainer``, and ``range_tests``.
     """
-    _check_arguments(
-        epochs, train_data, val_data, budget_fraction, weight_decays, workers, batch_size, settings
-    )
+    check_optimizer_spec(optimizer)
+    resolve_metrics(metrics)
+    decays: Sequence[float] = () if weight_decays is None else weight_decays
+    if weight_decays is None and isinstance(settings, RecipeSettings):  # else: refused below
+        decoupled = decouples_weight_decay(optimizer)
+        decays = settings.decoupled_weight_decays if decoupled else settings.weight_decays
+    _check_arguments(epochs, budget_fraction, decays, workers, batch_size, settings)
     run_device = _device(device)
     model = model_fn()
-    check_recipe_data(
-        model, [("train_data", train_data), ("val_data", val_data), ("test_data", test_data)],
-        run_device,
-    )  # fmt: skip
+    named = [("train_data", train_data), ("val_data", val_data), ("test_data", test_data)]
+    check_recipe_data(model, named, run_device)
     made_with = tune_settings(
         model, train_data, val_data, test_data, loss_fn=loss_fn, augment=augment, epochs=epochs,
-        batch_size=batch_size, weight_decays=[float(w) for w in weight_decays],
+        batch_size=batch_size, weight_decays=[float(w) for w in decays],
         momentum=list(momentum), compare_momentum=compare_momentum,
         budget_fraction=budget_fraction, seed=seed, settings=asdict(settings),
     )  # fmt: skip
+    options = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
+
+    def source(data: Any, name: str, steps: int | None = None) -> DataSource:
+        return as_source(data, name, steps_per_epoch=steps, batch_fn=batch_fn, options=options)
+
+    trainer_options = {"optimizer": optimizer, "metrics": metrics, "batch_fn": batch_fn}
     with recipe_folder(
         out_dir, made_with, resume=resume, overwrite=overwrite, command=command
     ) as journal:
-        setup = _Setup(model_fn, train_data, val_data, loss_fn, augment, seed, run_device,
-                       workers, settings, journal)  # fmt: skip
-        return _recipe(setup, epochs, batch_size, weight_decays, momentum, compare_momentum,
-                       budget_fraction, test_data, out_dir)  # fmt: skip
+        setup = _Setup(model_fn, source(train_data, "train_data", steps_per_epoch),
+                       source(val_data, "val_data"), loss_fn, augment, seed, run_device,
+                       workers, settings, trainer_options, journal)  # fmt: skip
+        test = None if test_data is None else source(test_data, "test_data")
+        return _recipe(setup, epochs, batch_size, decays, momentum, compare_momentum,
+                       budget_fraction, test, out_dir)  # fmt: skip
 
 
 def _recipe(
     setup: _Setup,
     epochs: int,
     batch_size: int | str,
-    weight_decays: Sequence[float],
+    decays: Sequence[float],
     momentum: tuple[float, float],
     compare_momentum: bool,
     budget_fraction: float,
-    test_data: ArrayData | None,
+    test: DataSource | None,
     out_dir: str | Path | None,
 ) -> TunePlan:
     """The stages, each record kept in the journal as it is made. On resume every stage runs
     again, but what it measured (the batch timing, range tests, short runs, the final run) is
     read back, so its decision and evidence are the recorded ones."""
     journal, settings, seed = setup.journal, setup.settings, setup.seed
+    optimizer, loss_fn = setup.options["optimizer"], setup.loss_fn
     batch_record = journal.remember(
         "batch_size", lambda: _batch_size_stage(setup, batch_size, epochs)[1]
     )
@@ -171,7 +210,7 @@ def _recipe(
     bounds_record = journal.remember("lr_bounds", lambda: bounds_record)
     min_lr = max_lr / settings.min_lr_divisor
     weight_decay, short_loss, wd_record = _weight_decay_stage(
-        setup, short.at(max_lr, min_lr), weight_decays, range_tests
+        setup, short.at(max_lr, min_lr), decays, range_tests
     )
     wd_record = journal.remember("weight_decay", lambda: wd_record)
     chosen_momentum, momentum_record = _momentum_stage(
@@ -186,10 +225,12 @@ def _recipe(
         weight_decay=weight_decay,
         momentum=chosen_momentum,
         seed=seed,
+        optimizer=optimizer if isinstance(optimizer, str) else None,
+        loss=loss_name(loss_fn),
         evidence=[batch_record, bounds_record, wd_record, momentum_record],
         range_tests=range_tests,
     )
-    final = _final_run_stage(setup, plan, short_loss, test_data, out_dir)
+    final = _final_run_stage(setup, plan, short_loss, test, out_dir)
     plan.evidence += [*final, journal.remember("diagnosis", lambda: _diagnosis_stage(plan))]
     return plan
 
@@ -199,14 +240,16 @@ class _Setup:
     """What every stage of one `tune` call shares."""
 
     model_fn: Callable[[], nn.Module]
-    train_data: ArrayData
-    val_data: ArrayData
+    train_data: DataSource
+    val_data: DataSource
     loss_fn: Callable[..., torch.Tensor]
     augment: Augment | None
     seed: int
     device: torch.device
     workers: int
     settings: RecipeSettings
+    # the Trainer's other keyword arguments (optimizer, metrics, batch_fn), for every run
+    options: dict[str, Any]
     journal: Journal  # what was measured, kept as it is made; read back on resume
 
     def short_run(self, batch_size: int, epochs: int, momentum: Momentum) -> ShortRun:
@@ -224,6 +267,7 @@ class _Setup:
             momentum=momentum,
             seed=self.seed,
             augment=self.augment,
+            options=self.options,
         )
 
     def run_short_runs(self, runs: Sequence[ShortRun]) -> list[dict[str, Any]]:
@@ -263,6 +307,7 @@ class _Setup:
             augment=self.augment,
             progress=False,
             device=self.device,
+            **self.options,
         )
 
 
@@ -285,8 +330,6 @@ def _evidence(
 
 def _check_arguments(
     epochs: int,
-    train_data: Any,
-    val_data: Any,
     budget_fraction: float,
     weight_decays: Sequence[float],
     workers: int,
@@ -297,10 +340,6 @@ def _check_arguments(
         raise TypeError(f"settings must be a RecipeSettings, got {type(settings).__name__}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if not isinstance(train_data, ArrayData) or not isinstance(val_data, ArrayData):
-        raise TypeError(
-            "train_data and val_data must be ArrayData (e.g. superconverge.data.load(...).train)"
-        )
     if not 0.0 < budget_fraction <= 1.0:
         raise ValueError(f"budget_fraction must be in (0, 1], got {budget_fraction!r}")
     if not weight_decays or any(not math.isfinite(w) or w < 0 for w in weight_decays):
@@ -324,8 +363,11 @@ def _batch_size_stage(
 ) -> tuple[int, dict[str, Any]]:
     """1. The batch size: given, or the largest that pays (GPU memory; CPU samples/s)."""
     start = time.perf_counter()
-    settings, train_size = setup.settings, len(setup.train_data)
-    max_batch = largest_batch_allowed(train_size, epochs, settings)
+    settings, train_size = setup.settings, _samples_per_epoch(setup)
+    if train_size is None:  # a stream: steps per epoch are fixed, whatever the batch
+        max_batch = max(settings.batch_candidates)
+    else:
+        max_batch = largest_batch_allowed(train_size, epochs, settings)
     details: dict[str, Any] = {}
     if batch_size != "auto":
         chosen, why = int(batch_size), "given"
@@ -347,12 +389,29 @@ def _batch_size_stage(
         )
         chosen, why = choose_batch_size(throughput, max_batch, settings)
         details["samples_per_s"] = {str(k): v for k, v in throughput.items()}
-    if batch_size == "auto" and max_batch < train_size // settings.min_steps_per_epoch:
+    if (
+        batch_size == "auto"
+        and train_size is not None
+        and max_batch < train_size // settings.min_steps_per_epoch
+    ):
         why += (
             f"; sizes above {max_batch} were not tried: they would leave the {epochs}-epoch run "
             f"fewer than {settings.min_total_steps} updates"
         )
     return chosen, _evidence("batch_size", chosen, why, time.perf_counter() - start, **details)
+
+
+def _samples_per_epoch(setup: _Setup) -> int | None:
+    """Training samples per epoch: known for tensors and a ``Dataset``; for a loader factory
+    its batches at the smallest candidate size times that size; None for a stream (its epoch
+    is `steps_per_epoch` batches, whatever their size)."""
+    source = setup.train_data
+    if source.num_samples is not None:
+        return source.num_samples
+    if source.steps_per_epoch is not None:
+        return None
+    size = min(setup.settings.batch_candidates)
+    return len(source.loader(size)) * size
 
 
 def _bounds_range_test(setup: _Setup, batch_size: int) -> tuple[RangeTestResult, str]:
@@ -502,7 +561,7 @@ def _final_run_stage(
     setup: _Setup,
     plan: TunePlan,
     short_run_loss: float,
-    test_data: ArrayData | None,
+    test_data: DataSource | None,
     out_dir: str | Path | None,
 ) -> list[dict[str, Any]]:
     """5. The final 1cycle run. One that falls apart where its short run (same settings, fewer
@@ -522,6 +581,7 @@ def _final_run_stage(
             augment=setup.augment,
             overwrite=True,
             resume=True,
+            **setup.options,
         )
 
     def record(why: str) -> dict[str, Any]:

@@ -40,6 +40,14 @@ class RecipeSettings:
     # fraction of the GPU's memory: use at most 80% of it at the chosen batch (CUDA)
     gpu_memory_margin: float = 0.8
 
+    # --- weight decay ---
+    # candidates for SGD's (and Adam's) L2 penalty: the paper's grid (arXiv:1803.09820 §4.3)
+    weight_decays: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 0.0)
+    # candidates for decoupled decay (AdamW, NAdamW): each step shrinks weights by lr x decay, so
+    # at Adam's LRs the paper's grid decays by next to nothing; measured (docs/benchmarks.md,
+    # "AdamW's weight decay"): on digits and SST-2 the winners lay in 0.01-0.3, 1e-4 never won
+    decoupled_weight_decays: tuple[float, ...] = (0.1, 0.03, 0.01, 0.0)
+
     # --- LR bounds ---
     # divisors of the range test's lowest-loss LR giving the max_lr candidates of the short runs:
     # the range test's minimum/10 is safe but can be timid at large batches (docs/benchmarks.md),
@@ -107,6 +115,16 @@ class RecipeSettings:
             raise ValueError(
                 f"batch_candidates must be integers >= 1, got {self.batch_candidates!r}"
             )
+        for name in ("weight_decays", "decoupled_weight_decays"):
+            values = getattr(self, name)
+            if not values or any(
+                isinstance(w, bool)
+                or not isinstance(w, (int, float))
+                or not math.isfinite(w)
+                or w < 0
+                for w in values
+            ):
+                raise ValueError(f"{name} must be finite numbers >= 0, got {values!r}")
         if not self.lr_divisors or any(not _positive(d) for d in self.lr_divisors):
             raise ValueError(f"lr_divisors must be finite numbers > 0, got {self.lr_divisors!r}")
         if not self.constant_momenta or any(not 0.0 <= m < 1.0 for m in self.constant_momenta):

@@ -1,0 +1,193 @@
+"""The recipe on what PyTorch users train: a regression, a text Dataset with AdamW, PNG files.
+
+- ``diabetes``: scikit-learn's ``load_diabetes`` (442 patients, 10 features, a continuous
+  target), an MLP and MSE; `tune` picks everything and reports MSE/MAE (no accuracy), against
+  scikit-learn's least-squares linear regression on the same split.
+- ``sst2``: SST-2 sentences as a map-style ``Dataset`` of token ids (a pad collate function),
+  an EmbeddingBag classifier; ``tune(optimizer="adamw")`` against AdamW with its defaults
+  (lr 1e-3, weight decay 0.01, constant LR, batch 64) and ``tune(optimizer="sgd")`` (given as
+  a loader factory), the same epochs.
+- ``cifar-png``: CIFAR-10 written once as PNG files in class folders (``_png_folder.py``), read by
+  a plain ``Dataset`` (PIL, tensor transforms) through a DataLoader with 2 workers; `tune` end to
+  end on the CPU-sized CIFAR ResNet; peak memory of the process and its workers.
+
+    SUPERCONVERGE_DATA=../shared/data python benchmarks/data_kinds.py diabetes
+    SUPERCONVERGE_DATA=../shared/data python benchmarks/data_kinds.py sst2 --epochs 2
+    python benchmarks/_png_folder.py /tmp/cifar-png
+    python benchmarks/data_kinds.py cifar-png --png /tmp/cifar-png --epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from _common import machine
+from _sst2_dataset import BagOfWords, load_sst2, pad_collate
+from superconverge.data import ArrayData
+from superconverge.training import Trainer
+from superconverge.tuning import tune
+
+
+def _summary(plan, seconds: float) -> dict:
+    steps = {e["step"]: e["decision"] for e in plan.evidence}
+    return {
+        "batch_size": plan.batch_size,
+        "max_lr": plan.max_lr,
+        "weight_decay": plan.weight_decay,
+        "momentum": steps.get("momentum"),
+        "results": plan.results,
+        "seconds": seconds,
+    }
+
+
+def diabetes(args: argparse.Namespace) -> dict:
+    import numpy as np
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import LinearRegression
+
+    x, y = load_diabetes(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], y[order]
+    parts = {"train": slice(0, 300), "val": slice(300, 370), "test": slice(370, None)}
+    mean, std = x[parts["train"]].mean(0), x[parts["train"]].std(0)
+    y_mean, y_std = y[parts["train"]].mean(), y[parts["train"]].std()
+
+    def split(part: str) -> ArrayData:
+        inputs = torch.tensor((x[parts[part]] - mean) / std, dtype=torch.float32)
+        targets = torch.tensor((y[parts[part]] - y_mean) / y_std, dtype=torch.float32)[:, None]
+        return ArrayData(inputs, targets)
+
+    def model() -> nn.Module:
+        return nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 1))
+
+    start = time.perf_counter()
+    plan = tune(
+        model,
+        split("train"),
+        split("val"),
+        epochs=args.epochs or 40,
+        test_data=split("test"),
+        loss_fn=nn.functional.mse_loss,
+        seed=args.seed,
+    )
+    result = _summary(plan, time.perf_counter() - start)
+    linear = LinearRegression().fit(
+        (x[parts["train"]] - mean) / std, (y[parts["train"]] - y_mean) / y_std
+    )
+    residual = linear.predict((x[parts["test"]] - mean) / std) - (y[parts["test"]] - y_mean) / y_std
+    result["least_squares_test"] = {
+        "mse": float((residual**2).mean()),
+        "mae": float(abs(residual).mean()),
+    }
+    result["target_std"] = float(y_std)  # MSE above is in units of the target's variance
+    return result
+
+
+def sst2(args: argparse.Namespace) -> dict:
+    train, val, test, vocab = load_sst2()
+    epochs = args.epochs or 2
+
+    def model() -> nn.Module:
+        return BagOfWords(vocab)
+
+    def make_loader(batch_size: int) -> DataLoader:  # the user's own pipeline, for the sgd run
+        return DataLoader(
+            train,
+            batch_size=batch_size,
+            shuffle=True,
+            collate_fn=pad_collate,
+            generator=torch.Generator().manual_seed(args.seed),
+        )
+
+    out = {}
+    for name, data, optimizer in (("tune adamw", train, "adamw"), ("tune sgd", make_loader, "sgd")):
+        start = time.perf_counter()
+        torch.manual_seed(args.seed)
+        plan = tune(
+            model,
+            data,
+            val,
+            epochs=epochs,
+            test_data=test,
+            optimizer=optimizer,
+            collate_fn=pad_collate,
+            seed=args.seed,
+        )
+        out[name] = _summary(plan, time.perf_counter() - start)
+        print(name, json.dumps(out[name], default=str)[:400], flush=True)
+    start = time.perf_counter()
+    torch.manual_seed(args.seed)
+    trainer = Trainer(
+        model(),
+        nn.functional.cross_entropy,
+        train,
+        val,
+        optimizer="adamw",
+        weight_decay=0.01,
+        batch_size=64,
+        collate_fn=pad_collate,
+        seed=args.seed,
+        progress=False,
+    )
+    from superconverge import constant
+
+    history = trainer.fit(epochs, constant(1e-3, momentum=None))
+    out["adamw defaults"] = {
+        "results": {
+            "final_val_loss": history.epochs[-1]["val_loss"],
+            "test": trainer.evaluate(test),
+        },
+        "seconds": time.perf_counter() - start,
+    }
+    return out
+
+
+def cifar_png(args: argparse.Namespace) -> dict:
+    from _png_folder import PngFolder
+    from superconverge.models import build
+
+    train = PngFolder(f"{args.png}/train", augment=True)
+    test = PngFolder(f"{args.png}/test")
+    val = torch.utils.data.Subset(test, range(0, len(test), 4))  # every 4th test image
+
+    def model() -> nn.Module:
+        return build("cifar-resnet", width=0.25, bn_momentum=0.05)
+
+    start = time.perf_counter()
+    plan = tune(
+        model, train, val, epochs=args.epochs or 2, test_data=test, num_workers=2, seed=args.seed
+    )
+    result = _summary(plan, time.perf_counter() - start)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    result["peak_rss_mib"] = {"main": own, "largest_worker": workers}
+    result["decoded_float32_mib"] = len(train) * 3 * 32 * 32 * 4 / 2**20
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("task", choices=["diabetes", "sst2", "cifar-png"])
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--png", default="/tmp/cifar-png")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    result = {"diabetes": diabetes, "sst2": sst2, "cifar-png": cifar_png}[args.task](args)
+    print(machine())
+    print(json.dumps(result, indent=1, default=str))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result, handle, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()

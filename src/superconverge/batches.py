@@ -1,0 +1,205 @@
+"""The one batch hook: how a batch becomes ``(inputs, targets)``, and how inputs reach the model.
+
+The range test, the training loop and the recipe all read batches through `split_batch`, so a
+data set that works in one works in all three. What a batch may be:
+
+- an ``(inputs, targets)`` pair (tuple or list), as ``TensorDataset`` and most loaders yield;
+- a dict (Hugging Face style): the targets are the value of the first key among `TARGET_KEYS`
+  (``labels``, ``label``, ``targets``, ``target``, ``y``) and the inputs the dict of the other
+  keys, which reaches the model as keyword arguments (``model(**inputs)``);
+- anything else, through ``batch_fn(batch) -> (inputs, targets)``, given once to `lr_find`,
+  `Trainer` or `tune`.
+
+A model output that is not a tensor but carries ``logits`` (Hugging Face's ``ModelOutput``, or
+a dict with a ``"logits"`` key) is reduced to those logits before `loss_fn` and the metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+TARGET_KEYS = ("labels", "label", "targets", "target", "y")
+
+BatchFn = Callable[[Any], tuple[Any, Any]]
+
+
+def check_batch_fn(batch_fn: object) -> BatchFn | None:
+    """None or a callable; raises naming ``batch_fn`` otherwise."""
+    if batch_fn is not None and not callable(batch_fn):
+        raise TypeError(
+            f"batch_fn must be a callable batch -> (inputs, targets) or None, got {batch_fn!r}"
+        )
+    return batch_fn
+
+
+def _describe(value: object) -> str:
+    """A short description of a batch or a value in it, for error messages."""
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)} ({value.dtype})"
+    if isinstance(value, Mapping):
+        return f"a dict with keys {sorted(map(str, value))}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of length {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def split_batch(
+    batch: Any, batch_fn: BatchFn | None = None, name: str = "train_data"
+) -> tuple[Any, Any]:
+    """``(inputs, targets)`` of one batch (see the module's docstring for what a batch may be).
+
+    Args:
+        batch: what the data yielded.
+        batch_fn: the user's hook, or None for pairs and dicts.
+        name: the argument the batch came from, for the message.
+
+    Raises:
+        TypeError: a batch that is neither a pair nor a dict with a target key, or a `batch_fn`
+            that returns no pair; the message names `name` (or ``batch_fn``) and what was found.
+
+    Example:
+        >>> split_batch({"input_ids": 1, "attention_mask": 2, "labels": 3})
+        ({'input_ids': 1, 'attention_mask': 2}, 3)
+        >>> split_batch((1, 2))
+        (1, 2)
+    """
+    if batch_fn is not None:
+        try:
+            pair = batch_fn(batch)
+        except Exception as error:
+            raise TypeError(
+                f"batch_fn raised {type(error).__name__} on a batch of {name} "
+                f"({_describe(batch)}): {error}"
+            ) from error
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(
+                f"batch_fn must return an (inputs, targets) pair, got {_describe(pair)} "
+                f"for a batch of {name} ({_describe(batch)})"
+            )
+        return pair[0], pair[1]
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    if isinstance(batch, Mapping):
+        for key in TARGET_KEYS:
+            if key in batch:
+                return {k: v for k, v in batch.items() if k != key}, batch[key]
+        raise TypeError(
+            f"{name} yields dict batches with keys {sorted(map(str, batch))} and none of the "
+            f"target keys {list(TARGET_KEYS)}; rename the targets' key or pass "
+            "batch_fn=lambda batch: (inputs, targets)"
+        )
+    raise TypeError(
+        f"{name} must yield (inputs, targets) pairs, got {_describe(batch)}; dict batches need "
+        "a 'labels' key, anything else batch_fn=lambda batch: (inputs, targets)"
+    )
+
+
+def forward(model: nn.Module, inputs: Any) -> Any:
+    """``model(**inputs)`` for dict inputs, else ``model(inputs)``; logits out of model outputs."""
+    outputs = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+    return logits_of(outputs)
+
+
+def logits_of(outputs: Any) -> Any:
+    """The tensor to score: `outputs` itself, or its ``logits`` (Hugging Face ``ModelOutput``)."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if isinstance(outputs, Mapping) and "logits" in outputs:
+        return outputs["logits"]
+    logits = getattr(outputs, "logits", None)
+    return outputs if logits is None else logits
+
+
+def count(targets: Any) -> int:
+    """Samples in a batch: the length of its targets (the first tensor of a pair or dict)."""
+    if isinstance(targets, torch.Tensor):
+        return int(targets.shape[0]) if targets.ndim else 1
+    if isinstance(targets, Mapping):
+        return count(next(iter(targets.values())))
+    if isinstance(targets, (tuple, list)) and targets and not isinstance(targets[0], (int, float)):
+        return count(targets[0])
+    return len(targets)
+
+
+def shape_of(value: Any) -> str:
+    """The shape of a tensor (of each tensor in a dict, the type of anything else), for
+    messages: ``(2, 5)``, ``{input_ids: (2, 7)}``."""
+    if isinstance(value, torch.Tensor):
+        return str(tuple(value.shape))
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {shape_of(v)}" for k, v in value.items()) + "}"
+    return _describe(value)
+
+
+def _dtype(value: Any) -> str:
+    return f" ({value.dtype})" if isinstance(value, torch.Tensor) else ""
+
+
+def fitted_loss(
+    model: nn.Module,
+    loss_fn: Callable[..., torch.Tensor],
+    inputs: Any,
+    targets: Any,
+    name: str = "train_data",
+) -> tuple[Any, torch.Tensor]:
+    """``(outputs, loss)`` of one batch, where a model whose outputs do not fit the targets gets
+    one message with the shapes instead of torch's: the first step of the range test and the
+    first-batch check of the trainer both go through it.
+
+    Raises:
+        ValueError: the model cannot take the inputs, the loss cannot take outputs and targets
+            (torch's broadcasting warning for MSE-style losses counts), or the loss is not a
+            scalar; the message names `name` and shows the shapes.
+    """
+    try:
+        outputs = forward(model, inputs)
+    except Exception as error:
+        role = {"train_data": "training", "val_data": "validation"}.get(name, name)
+        raise ValueError(
+            f"the model cannot take the {role} inputs of shape {shape_of(inputs)}"
+            f"{_dtype(inputs)} ({name}): {error}"
+        ) from error
+    try:
+        with warnings.catch_warnings():
+            # torch only warns when MSE-style losses broadcast mismatched shapes
+            warnings.filterwarnings("error", message=".*(size|shape).*", category=UserWarning)
+            loss = loss_fn(outputs, targets)
+    except Exception as error:
+        raise ValueError(
+            f"model outputs of shape {shape_of(outputs)} and targets of shape "
+            f"{shape_of(targets)}{_dtype(targets)} ({name}) do not fit loss_fn: {error}"
+        ) from error
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ValueError(
+            f"loss_fn must return a scalar tensor, got {shape_of(loss)} for outputs "
+            f"{shape_of(outputs)} and targets {shape_of(targets)}"
+        )
+    return outputs, loss
+
+
+def check_first_batch(
+    model: nn.Module,
+    loss_fn: Callable[..., torch.Tensor],
+    inputs: Any,
+    targets: Any,
+    *,
+    name: str = "train_data",
+    autocast: contextlib.AbstractContextManager[Any] | None = None,
+) -> Any:
+    """`fitted_loss` in eval mode without gradients, so that a model whose outputs do not fit
+    the targets fails before any training time is spent; returns the outputs (logits), e.g. for
+    checking the metrics on the same batch."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), autocast or contextlib.nullcontext():
+            outputs, _ = fitted_loss(model, loss_fn, inputs, targets, name)
+    finally:
+        model.train(was_training)
+    return outputs

@@ -1,0 +1,169 @@
+"""The flags that say what the user trains: data from ``module:function`` (tensors, Datasets or
+loader factories), the loss, the metrics, the optimizer, the device, the precision and how the
+data are loaded. Shared by ``tune``, ``lr-find`` and ``fit --plan``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from superconverge.cli._common import UsageError
+
+OPTIMIZER_NAMES = ("sgd", "adamw", "nadamw", "adam")  # superconverge.pytorch.optimizers
+PRECISION_NAMES = ("auto", "32", "bf16", "fp16")  # superconverge.training.device
+
+
+def add_task_flags(
+    parser: argparse.ArgumentParser, *, optimizer_default: str = "sgd", precision: bool = True
+) -> None:
+    """--loss, --metric, --optimizer, --device, --precision, --num-workers, --steps-per-epoch,
+    --batch-fn, --collate-fn."""
+    from superconverge.losses import LOSSES
+
+    parser.add_argument(
+        "--loss",
+        default="cross_entropy",
+        help=f"{', '.join(LOSSES)}, or module:function loss_fn(outputs, targets)",
+    )
+    parser.add_argument(
+        "--metric",
+        action="append",
+        dest="metrics",
+        metavar="METRIC",
+        help="accuracy, top5, mse, mae, or module:function fn(outputs, targets); repeat for "
+        "several (default: auto, the built-ins that apply to the task)",
+    )
+    parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default=optimizer_default)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    if precision:
+        parser.add_argument("--precision", choices=PRECISION_NAMES, default="auto")
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=0,
+        help="DataLoader worker processes for a Dataset given by --data module:function",
+    )
+    parser.add_argument(
+        "--steps-per-epoch", type=int, help="batches per epoch of a stream (IterableDataset)"
+    )
+    parser.add_argument(
+        "--batch-fn", help="module:function batch -> (inputs, targets), for other batches"
+    )
+    parser.add_argument("--collate-fn", help="module:function, the DataLoader's collate_fn")
+
+
+def import_object(spec: str, flag: str) -> Any:
+    """The object ``module:name`` names, or a UsageError naming the flag."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise UsageError(f"{flag} must be module:function, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise UsageError(f"{flag} {spec}: cannot import {module_name} ({error})") from None
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise UsageError(f"{flag} {spec}: {module_name} has no {name!r}") from None
+
+
+def _callable(spec: str | None, flag: str) -> Any:
+    if spec is None:
+        return None
+    value = import_object(spec, flag)
+    if not callable(value):
+        raise UsageError(f"{flag} {spec} must name a callable, got {type(value).__name__}")
+    return value
+
+
+def loss_from_flag(spec: str) -> Any:
+    from superconverge.losses import LOSSES
+
+    if spec in LOSSES:
+        return LOSSES[spec]
+    if ":" not in spec:
+        raise UsageError(
+            f"--loss must be one of {', '.join(LOSSES)} or module:function, got {spec!r}"
+        )
+    return _callable(spec, "--loss")
+
+
+def metrics_from_flags(specs: list[str] | None) -> Any:
+    """``"auto"`` without --metric; else ``{name: built-in or callable}``."""
+    from superconverge.metrics import BUILTINS
+
+    if not specs:
+        return "auto"
+    metrics: dict[str, Any] = {}
+    for spec in specs:
+        if spec in BUILTINS:
+            metrics[spec] = spec
+        elif ":" in spec:
+            metrics[spec.partition(":")[2]] = _callable(spec, "--metric")
+        else:
+            raise UsageError(
+                f"--metric must be one of {', '.join(BUILTINS)} or module:function, got {spec!r}"
+            )
+    return metrics
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments `tune`, `Trainer`, `lr_find` and `TunePlan.run` take for reading
+    the data, from the flags."""
+    if args.num_workers < 0:
+        raise UsageError(f"--num-workers must be >= 0, got {args.num_workers}")
+    if args.steps_per_epoch is not None and args.steps_per_epoch < 1:
+        raise UsageError(f"--steps-per-epoch must be >= 1, got {args.steps_per_epoch}")
+    return {
+        "batch_fn": _callable(args.batch_fn, "--batch-fn"),
+        "collate_fn": _callable(args.collate_fn, "--collate-fn"),
+        "num_workers": args.num_workers,
+        "steps_per_epoch": args.steps_per_epoch,
+    }
+
+
+def saved_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``fit --plan`` needs to serve the data the same way again (names, not objects)."""
+    return {
+        "loss": args.loss,
+        "metrics": args.metrics,
+        "num_workers": args.num_workers,
+        "steps_per_epoch": args.steps_per_epoch,
+        "batch_fn": args.batch_fn,
+        "collate_fn": args.collate_fn,
+        "device": args.device,
+    }
+
+
+@dataclass(frozen=True)
+class UserData:
+    """What ``--data module:function`` returned when it is not a `DataSplits`: the training,
+    validation and (optional) test data, each any kind `superconverge.data.as_source` takes."""
+
+    name: str
+    train: Any
+    val: Any
+    test: Any = None
+    num_classes: int | None = None
+
+
+def user_data(spec: str, value: Any) -> UserData:
+    """``(train, val)``, ``(train, val, test)`` or a dict with those keys, as `UserData`."""
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - {"train", "val", "test"})
+        if "train" not in value or unknown:
+            raise UsageError(
+                f"--data {spec} must return a dict with the keys train, val and optionally "
+                f"test, got the keys {sorted(value)}"
+            )
+        return UserData(spec, value["train"], value.get("val"), value.get("test"))
+    if isinstance(value, tuple | list) and len(value) in (2, 3):
+        return UserData(spec, *value)
+    raise UsageError(
+        f"--data {spec} must return superconverge.data.DataSplits, (train, val), "
+        f"(train, val, test) or a dict of them (tensors, Datasets or loader factories), got "
+        f"{type(value).__name__}"
+    )

@@ -1,0 +1,266 @@
+"""Validation metrics: any callable ``fn(outputs, targets) -> number``, plus built-ins.
+
+Built-ins (`BUILTINS`): ``accuracy`` and ``top5`` (class-index targets only), ``mse`` and
+``mae`` (targets of the outputs' shape). A built-in is reported only where it applies to the
+task, decided on the first batch: a regression gets no accuracy, a classifier no MSE.
+``"auto"`` means every built-in that applies but ``top5``.
+
+Every metric is a per-batch mean, weighted by the batch's sample count (its first dimension),
+so the epoch value is the mean over samples. Sequence outputs follow ``cross_entropy``'s
+layout, logits ``(N, C, d1, ...)`` with targets ``(N, d1, ...)``, or Hugging Face's,
+``(N, d1, ..., C)``; target positions of -100 (``ignore_index``) are not counted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+IGNORE_INDEX = -100  # cross_entropy's and Hugging Face's label for "no target here"
+
+MetricFn = Callable[[Any, Any], Any]
+
+
+def _is_class_index(targets: Any) -> bool:
+    return isinstance(targets, torch.Tensor) and not (
+        targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool
+    )
+
+
+def _class_dim(outputs: Any, targets: Any) -> int | None:
+    """The class dimension of `outputs` for class-index `targets`, or None if they do not fit."""
+    if not isinstance(outputs, torch.Tensor) or not _is_class_index(targets):
+        return None
+    if outputs.ndim != targets.ndim + 1 or outputs.shape[0] != targets.shape[0]:
+        return None
+    if outputs.shape[2:] == targets.shape[1:]:  # cross_entropy's (N, C, d1, ...)
+        return 1
+    if outputs.shape[:-1] == targets.shape:  # Hugging Face's (N, d1, ..., C)
+        return outputs.ndim - 1
+    return None
+
+
+def _same_shape(outputs: Any, targets: Any) -> bool:
+    return (
+        isinstance(outputs, torch.Tensor)
+        and isinstance(targets, torch.Tensor)
+        and targets.dtype.is_floating_point
+        and outputs.numel() == targets.numel()
+        and outputs.shape[0] == targets.shape[0]
+    )
+
+
+def _top_k(outputs: torch.Tensor, targets: torch.Tensor, k: int) -> torch.Tensor:
+    dim = _class_dim(outputs, targets)
+    assert dim is not None  # applies() was checked on the first batch
+    keep = targets != IGNORE_INDEX
+    if k == 1:
+        hits = outputs.argmax(dim) == targets
+    else:
+        top = outputs.topk(min(k, outputs.shape[dim]), dim=dim).indices
+        hits = (top == targets.unsqueeze(dim)).any(dim)
+    return (hits & keep).sum() / keep.sum().clamp_min(1)
+
+
+def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Share of predictions whose arg-max is the target class.
+
+    Example:
+        >>> float(accuracy(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), torch.tensor([1, 1])))
+        0.5
+    """
+    return _top_k(outputs, targets, 1)
+
+
+def top5(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Share of targets among the five highest outputs (all of them with fewer classes)."""
+    return _top_k(outputs, targets, 5)
+
+
+def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean squared error, outputs reshaped to the targets' shape ((N, 1) against (N,)).
+
+    Example:
+        >>> float(mse(torch.tensor([[1.0], [3.0]]), torch.tensor([0.0, 1.0])))
+        2.5
+    """
+    return (outputs.reshape(targets.shape).float() - targets.float()).square().mean()
+
+
+def mae(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error, outputs reshaped to the targets' shape."""
+    return (outputs.reshape(targets.shape).float() - targets.float()).abs().mean()
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric: ``fn(outputs, targets)`` gives the batch mean; `applies` says whether it
+    is reported for this task (None: always)."""
+
+    name: str
+    fn: MetricFn
+    applies: Callable[[Any, Any], bool] | None = None
+
+    def is_reported(self, outputs: Any, targets: Any) -> bool:
+        return self.applies is None or bool(self.applies(outputs, targets))
+
+
+def _classes(outputs: Any, targets: Any) -> bool:
+    return _class_dim(outputs, targets) is not None
+
+
+BUILTINS: dict[str, Metric] = {
+    "accuracy": Metric("accuracy", accuracy, _classes),
+    "top5": Metric("top5", top5, _classes),
+    "mse": Metric("mse", mse, _same_shape),
+    "mae": Metric("mae", mae, _same_shape),
+}
+AUTO = ("accuracy", "mse", "mae")
+
+MetricsSpec = str | Iterable[str | MetricFn] | Mapping[str, str | MetricFn] | None
+
+
+def resolve_metrics(metrics: MetricsSpec) -> tuple[Metric, ...]:
+    """Metrics from what users write: ``"auto"``, a name, a list of names and callables, or a
+    dict ``{"name": fn_or_builtin_name}``; None or ``()`` means none.
+
+    Raises:
+        ValueError: an unknown built-in name or a repeated name. TypeError: anything else.
+
+    Example:
+        >>> [m.name for m in resolve_metrics(["accuracy", "mae"])]
+        ['accuracy', 'mae']
+        >>> [m.name for m in resolve_metrics({"error": lambda o, t: 0.0})]
+        ['error']
+    """
+    if metrics is None:
+        return ()
+    if isinstance(metrics, str):
+        names: list[tuple[str, str | MetricFn]] = (
+            [(n, n) for n in AUTO] if metrics == "auto" else [(metrics, metrics)]
+        )
+    elif isinstance(metrics, Mapping):
+        names = [(str(k), v) for k, v in metrics.items()]
+    elif isinstance(metrics, Iterable):
+        names = []
+        for item in metrics:
+            if isinstance(item, str):
+                names.append((item, item))
+            elif callable(item):
+                names.append((getattr(item, "__name__", "metric"), item))
+            else:
+                raise TypeError(f"metrics must hold names or callables, got {item!r}")
+    else:
+        raise TypeError(
+            f"metrics must be 'auto', a name, a list of names/callables or a dict of "
+            f"name -> callable, got {metrics!r}"
+        )
+    resolved: list[Metric] = []
+    for name, spec in names:
+        if isinstance(spec, str):
+            if spec not in BUILTINS:
+                raise ValueError(
+                    f"metrics: unknown built-in {spec!r}; the built-ins are "
+                    f"{', '.join(BUILTINS)} (or give a callable fn(outputs, targets))"
+                )
+            resolved.append(Metric(name, BUILTINS[spec].fn, BUILTINS[spec].applies))
+        elif callable(spec):
+            resolved.append(Metric(name, spec))
+        else:
+            raise TypeError(
+                f"metrics[{name!r}] must be a built-in name or a callable, got {spec!r}"
+            )
+    seen = [m.name for m in resolved]
+    repeated = sorted({n for n in seen if seen.count(n) > 1})
+    if repeated:
+        raise ValueError(f"metrics: each name may appear once, got {repeated} more than once")
+    if "loss" in seen:
+        raise ValueError(
+            "metrics: 'loss' is the validation loss itself; give the metric another name"
+        )
+    return tuple(resolved)
+
+
+def _value(metric: Metric, outputs: Any, targets: Any) -> torch.Tensor:
+    try:
+        value = metric.fn(outputs, targets)
+    except Exception as error:
+        shapes = [
+            f"{tuple(x.shape)} ({x.dtype})" if isinstance(x, torch.Tensor) else type(x).__name__
+            for x in (outputs, targets)
+        ]
+        raise ValueError(
+            f"metrics[{metric.name!r}] raised {type(error).__name__} on outputs {shapes[0]} and "
+            f"targets {shapes[1]}: {error}"
+        ) from error
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(
+                f"metrics[{metric.name!r}] must return a number, got a tensor of shape "
+                f"{tuple(value.shape)}"
+            )
+        return value.detach().reshape(()).double()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"metrics[{metric.name!r}] must return a number, got {value!r}")
+    return torch.tensor(float(value), dtype=torch.float64)
+
+
+class MetricTotals:
+    """Sums of sample-weighted batch means over one evaluation; the reported metrics are fixed
+    by the first batch added.
+
+    Example:
+        >>> totals = MetricTotals(resolve_metrics("auto"))
+        >>> totals.add(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]), 2)
+        >>> totals.add(torch.tensor([[0.0, 1.0]]), torch.tensor([1]), 1)
+        >>> totals.names, [round(v, 4) for v in totals.values()]
+        (['accuracy'], [0.6667])
+    """
+
+    def __init__(self, metrics: Iterable[Metric], device: torch.device | str = "cpu") -> None:
+        self.metrics = tuple(metrics)
+        self.device = torch.device(device)
+        self.reported: tuple[Metric, ...] | None = None  # fixed by the first batch
+        self.sums = torch.zeros(0, dtype=torch.float64, device=self.device)
+        self.samples = 0
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in (self.reported or ())]
+
+    def add(self, outputs: Any, targets: Any, samples: int) -> None:
+        if self.reported is None:
+            self.reported = tuple(m for m in self.metrics if m.is_reported(outputs, targets))
+            self.sums = torch.zeros(len(self.reported), dtype=torch.float64, device=self.device)
+        if self.reported:
+            values = torch.stack(
+                [_value(m, outputs, targets).to(self.device) for m in self.reported]
+            )
+            self.sums += values * samples
+        self.samples += samples
+
+    def as_tensor(self) -> torch.Tensor:
+        """The sums and the sample count in one tensor (to all-reduce across ranks)."""
+        count = torch.tensor([float(self.samples)], dtype=torch.float64, device=self.device)
+        return torch.cat([self.sums, count])
+
+    def values(self, reduced: torch.Tensor | None = None) -> list[float]:
+        """Sample means (of `reduced`, an all-reduced `as_tensor()`, when given)."""
+        totals = self.as_tensor() if reduced is None else reduced
+        sums, samples = totals[:-1].tolist(), float(totals[-1])
+        return [s / samples if samples else math.nan for s in sums]
+
+    def result(self, reduced: torch.Tensor | None = None) -> dict[str, float]:
+        return dict(zip(self.names, self.values(reduced), strict=True))
+
+
+def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list[str]:
+    """Run every metric that applies on one batch (the first-batch check) and return the names
+    reported; a metric that raises or returns no number fails here, before any training."""
+    totals = MetricTotals(metrics)
+    totals.add(outputs, targets, 1)
+    return totals.names

@@ -1,0 +1,40 @@
+import json
+
+import pytest
+
+from superconverge.cli.main import main
+
+DATA = ["--data", "tests.cli.entry_data:regression", "--model", "tests.cli.entry_data:regressor"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--loss", "hinge"], "--loss must be one of cross_entropy, mse"),
+        (["--metric", "f1"], "--metric must be one of accuracy, top5, mse, mae"),
+        (["--num-workers", "-1"], "--num-workers must be >= 0, got -1"),
+        (["--batch-fn", "nomodule"], "--batch-fn must be module:function"),
+    ],
+)
+def test_bad_task_flags_are_named(flags, message, capsys, tmp_path):
+    assert main(["tune", *DATA, "--out", str(tmp_path / "run"), *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_data_that_is_neither_splits_nor_datasets_is_named(capsys, tmp_path):
+    flags = ["--data", "tests.cli.entry_data:a_number", "--model", "tests.cli.entry_data:regressor"]
+    assert main(["tune", *flags, "--out", str(tmp_path / "run")]) == 2
+    assert "must return superconverge.data.DataSplits, (train, val)" in capsys.readouterr().err
+    assert main(["tune", "--data", "tests.cli.entry_data:regression", "--out", str(tmp_path)]) == 2
+    assert "--model module:function is needed" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_tune_on_datasets_with_mse_and_adamw_from_the_command_line(tmp_path):
+    out = tmp_path / "run"
+    flags = ["--loss", "mse", "--optimizer", "adamw", "--epochs", "2", "--batch-size", "16"]
+    assert main(["tune", *DATA, *flags, "--out", str(out), "--weight-decays", "0.01", "0"]) == 0
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["optimizer"] == "adamw" and plan["loss"] == "mse"
+    assert set(plan["results"]["final_val_metrics"]) == {"mse", "mae"}
+    assert "accuracy" not in plan["results"]["test"]

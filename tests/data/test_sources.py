@@ -1,0 +1,278 @@
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
+
+from superconverge.batches import split_batch
+from superconverge.data import ArrayData, ArrayLoader
+from superconverge.data.sources import (
+    DatasetLoader,
+    FactoryLoader,
+    LoaderOptions,
+    as_source,
+    epoch_order,
+    first_batch,
+    peek,
+)
+
+
+class Counting(Dataset):
+    """Sample i is (i as a float feature, i); counts the items read."""
+
+    def __init__(self, count=10):
+        self.count, self.reads = count, []
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        self.reads.append(index)
+        return torch.tensor([float(index)]), index
+
+
+class Dicts(Dataset):
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, index):
+        return {"input_ids": torch.full((3,), index), "labels": index}
+
+
+class Stream(IterableDataset):
+    def __iter__(self):
+        index = 0
+        while True:
+            yield torch.tensor([float(index)]), index
+            index += 1
+
+
+def _targets(loader):
+    return [split_batch(batch)[1].tolist() for batch in loader]
+
+
+def _arrays(count=10):
+    return ArrayData(torch.arange(count, dtype=torch.float32)[:, None], torch.arange(count))
+
+
+# ---------------------------------------------------------------- recognising the data
+def test_each_kind_is_recognised():
+    assert as_source(_arrays()).kind == "arrays"
+    assert as_source((torch.zeros(3, 1), torch.zeros(3))).kind == "arrays"
+    assert as_source(Counting()).kind == "dataset"
+    assert as_source(lambda batch_size: [], steps_per_epoch=2).kind == "factory"
+    assert as_source(Stream(), steps_per_epoch=4).kind == "stream"
+    assert as_source(iter([(1, 2)]), steps_per_epoch=1).kind == "stream"
+    loader = DataLoader(TensorDataset(torch.zeros(8, 1), torch.zeros(8)), batch_size=4)
+    source = as_source(loader)
+    assert source.kind == "loader" and source.fixed_batch_size == 4 and source.num_samples == 8
+    assert (
+        as_source(Counting(7)).num_samples == 7
+        and as_source(Stream(), steps_per_epoch=2).num_samples is None
+    )
+
+
+def test_a_stream_without_steps_per_epoch_is_refused_by_name():
+    with pytest.raises(
+        ValueError, match="steps_per_epoch must be given for val_data: it is a Stream"
+    ):
+        as_source(Stream(), "val_data")
+    with pytest.raises(ValueError, match="steps_per_epoch must be given for train_data"):
+        as_source(DataLoader(Stream(), batch_size=2))
+
+
+def test_unknown_and_empty_data_are_refused_by_name():
+    with pytest.raises(TypeError, match=r"train_data must be ArrayData.*got int"):
+        as_source(3)
+    with pytest.raises(TypeError, match="got Linear"):
+        as_source(torch.nn.Linear(1, 1))
+    with pytest.raises(ValueError, match="val_data must not be empty, got a Dataset of 0 samples"):
+        as_source(Counting(0), "val_data")
+    with pytest.raises(ValueError, match="steps_per_epoch must be an integer >= 1, got 0"):
+        as_source(Stream(), steps_per_epoch=0)
+    with pytest.raises(TypeError, match="batch_fn must be a callable"):
+        as_source(_arrays(), batch_fn=3)
+
+
+def test_augment_is_for_tensors_only():
+    with pytest.raises(ValueError, match=r"augment applies to in-memory tensors.*a Dataset"):
+        from superconverge.data import Augment
+
+        as_source(Counting()).loader(4, augment=Augment())
+
+
+# ---------------------------------------------------------------- Dataset
+def test_a_dataset_batches_exactly_as_the_same_arrays():
+    for seed in (0, 3):
+        arrays = ArrayLoader(_arrays(10), 3, seed=seed)
+        dataset = as_source(Counting(10)).loader(3, seed=seed)
+        for _ in range(2):  # two epochs: two permutations
+            assert _targets(dataset) == _targets(arrays)
+    assert epoch_order(10, 0, 0, shuffle=False).tolist() == list(range(10))
+
+
+def test_a_dataset_resumed_mid_epoch_skips_the_seen_batches_without_reading_them():
+    reference = DatasetLoader(Counting(20), 4, seed=5)
+    whole = _targets(reference) + _targets(reference)
+    data = Counting(20)
+    first = DatasetLoader(data, 4, seed=5)
+    seen = []
+    for batch in first:  # stop after 2 of the 5 batches of epoch 0
+        seen.append(batch[1].tolist())
+        if len(seen) == 2:
+            break
+    state = first.state_dict()
+    assert state == {"epoch": 0, "batch_index": 2, "batch_size": 4, "seed": 5}
+    data.reads.clear()
+    resumed = DatasetLoader(data, 4, seed=0)
+    resumed.load_state_dict(state)
+    rest = _targets(resumed) + _targets(resumed)
+    assert seen + rest == whole
+    assert len(data.reads) == 12 + 20  # only the unseen 3 batches of epoch 0, then epoch 1
+
+
+def test_peek_does_not_consume_the_batch():
+    data = Counting(10)
+    loader = DatasetLoader(data, 4, seed=1)
+    expected = _targets(DatasetLoader(Counting(10), 4, seed=1))
+    _inputs, targets = first_batch(loader)
+    assert targets.tolist() == expected[0] and loader.batch_index == 0
+    assert len(data.reads) == 4  # peeking read one batch; a second peek reads nothing
+    peek(loader)
+    assert len(data.reads) == 4
+    assert _targets(loader) == expected and len(data.reads) == 10
+
+
+def test_batch_size_changes_between_epochs_and_drop_last():
+    loader = DatasetLoader(Counting(10), 4, drop_last=True)
+    assert len(loader) == 2 and [len(t) for t in _targets(loader)] == [4, 4]
+    loader.batch_size = 5
+    assert [len(t) for t in _targets(loader)] == [5, 5]
+    iterator = iter(loader)
+    next(iterator)
+    with pytest.raises(RuntimeError, match="between epochs only"):
+        loader.batch_size = 2
+
+
+def test_ranks_split_each_epoch_like_the_array_loader():
+    for rank in (0, 1):
+        arrays = ArrayLoader(_arrays(9), 2, seed=2, rank=rank, world_size=2)
+        dataset = DatasetLoader(Counting(9), 2, seed=2, rank=rank, world_size=2)
+        assert _targets(dataset) == _targets(arrays)
+
+
+def test_dict_items_become_dict_batches_with_labels_split_off():
+    inputs, targets = first_batch(as_source(Dicts()).loader(4, shuffle=False))
+    assert set(inputs) == {"input_ids"} and inputs["input_ids"].shape == (4, 3)
+    assert targets.tolist() == [0, 1, 2, 3]
+
+
+def test_items_the_hook_cannot_read_fail_with_the_argument_and_what_was_found():
+    class Triples(Counting):
+        def __getitem__(self, index):
+            return torch.zeros(1), index, 1.0
+
+    class Strings(Counting):
+        def __getitem__(self, index):
+            return object(), index
+
+    with pytest.raises(TypeError, match=r"val_data must yield .*got a list of length 3"):
+        first_batch(as_source(Triples(), "val_data").loader(2), name="val_data")
+    with pytest.raises(
+        TypeError,
+        match=r"train_data: the DataLoader could not make a batch.*item 0 is a tuple of \(object, int\)",
+    ):
+        first_batch(as_source(Strings()).loader(2))
+    pair = first_batch(as_source(Triples()).loader(2), batch_fn=lambda b: (b[0], b[1]))
+    assert pair[1].shape == (2,)
+
+
+def test_workers_give_the_same_batches_across_epochs():
+    options = LoaderOptions(num_workers=2)
+    loader = as_source(Counting(12), options=options).loader(4, seed=3)
+    assert loader.loader.persistent_workers
+    reference = DatasetLoader(Counting(12), 4, seed=3)
+    for _ in range(2):
+        assert _targets(loader) == _targets(reference)
+    peek(loader)
+    loader.load_state_dict({"epoch": 0, "batch_index": 1, "batch_size": 4, "seed": 3})
+    assert _targets(loader) == _targets(DatasetLoader(Counting(12), 4, seed=3))[1:]
+
+
+# ---------------------------------------------------------------- factories and streams
+def test_a_factory_is_asked_for_the_chosen_batch_size():
+    asked = []
+
+    def make_loader(batch_size):
+        asked.append(batch_size)
+        return DataLoader(
+            TensorDataset(torch.zeros(10, 1), torch.arange(10)), batch_size=batch_size
+        )
+
+    loader = as_source(make_loader).loader(4)
+    assert len(loader) == 3 and _targets(loader) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    loader.batch_size = 5
+    assert _targets(loader) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]] and asked == [4, 5]
+
+
+def test_a_factory_that_ignores_the_batch_size_is_refused():
+    def make_loader(batch_size):
+        return DataLoader(TensorDataset(torch.zeros(10, 1), torch.arange(10)), batch_size=2)
+
+    loader = as_source(make_loader).loader(4)
+    with pytest.raises(ValueError, match=r"make_loader\(4\) yielded a first batch of 2 samples"):
+        list(loader)
+    # a data set smaller than the batch: one short batch is the whole epoch, and fine
+    small = as_source(lambda batch_size: [(torch.zeros(3, 1), torch.zeros(3))]).loader(8)
+    assert len(list(small)) == 1
+
+
+def test_a_factory_without_len_needs_steps_per_epoch():
+    def make_loader(batch_size):
+        return (b for b in [(torch.zeros(batch_size), torch.zeros(batch_size))] * 3)
+
+    with pytest.raises(ValueError, match=r"returned a generator without len.*steps_per_epoch"):
+        len(as_source(make_loader).loader(2))
+    loader = as_source(make_loader, steps_per_epoch=2).loader(2)
+    assert len(list(loader)) == 2 and len(list(loader)) == 2  # the pass restarts when it ends
+
+
+def test_a_factory_resumed_mid_epoch_reads_past_the_seen_batches():
+    def make_loader(batch_size):
+        return DataLoader(TensorDataset(torch.zeros(9, 1), torch.arange(9)), batch_size=batch_size)
+
+    loader = as_source(make_loader).loader(3)
+    loader.load_state_dict({"epoch": 4, "batch_index": 2, "batch_size": 3, "seed": 0})
+    assert _targets(loader) == [[6, 7, 8]] and loader.epoch == 5
+
+
+def test_a_stream_continues_across_epochs_and_a_finished_generator_is_named():
+    loader = as_source(Stream(), steps_per_epoch=2).loader(3)
+    assert _targets(loader) == [[0, 1, 2], [3, 4, 5]]
+    assert _targets(loader) == [[6, 7, 8], [9, 10, 11]]
+    once = as_source(iter([(torch.zeros(2), torch.zeros(2))] * 3), steps_per_epoch=2).loader(2)
+    assert len(list(once)) == 2
+    with pytest.raises(ValueError, match="train_data ran out of batches"):
+        list(once)
+
+
+def test_a_users_loader_is_used_as_it_is():
+    own = DataLoader(TensorDataset(torch.zeros(6, 1), torch.arange(6)), batch_size=4)
+    loader = as_source(own, "val_data").loader(256, shuffle=False)
+    assert loader.batch_size == 4 and _targets(loader) == [[0, 1, 2, 3], [4, 5]]
+    arrays = ArrayLoader(_arrays(6), 2)
+    assert as_source(arrays).loader(3) is arrays and arrays.batch_size == 2
+
+
+def test_position_state_is_checked():
+    loader = FactoryLoader(lambda size: [(torch.zeros(size), torch.zeros(size))], 2)
+    with pytest.raises(ValueError, match="state must have the keys"):
+        loader.load_state_dict({"epoch": 0})
+    with pytest.raises(ValueError, match=r"state\['epoch'\] must be an integer >= 0, got -1"):
+        loader.load_state_dict({"epoch": -1, "batch_index": 0, "batch_size": 2, "seed": 0})
+
+
+def test_loaders_with_a_position_are_known():
+    from superconverge.data.sources import has_position
+
+    assert has_position(ArrayLoader(_arrays(4), 2)) and has_position(DatasetLoader(Counting(4), 2))
+    assert has_position(as_source(Stream(), steps_per_epoch=1).loader(2))
+    assert not has_position(DataLoader(Counting(4), batch_size=2))

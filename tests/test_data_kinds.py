@@ -1,0 +1,227 @@
+"""Every entry point (lr_find, Trainer, tune, TunePlan.run) on every kind of data users bring:
+tensors, a map-style Dataset, a loader factory, a stream, dict batches; any task; AdamW."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+import superconverge as sc
+from superconverge.data import ArrayData
+from superconverge.training import Trainer
+
+FEATURES, CLASSES = 6, 3
+
+
+def _arrays(count=96, seed=0, regression=False):
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(count, FEATURES, generator=generator)
+    weights = torch.randn(FEATURES, CLASSES, generator=generator)
+    scores = inputs @ weights
+    targets = scores[:, :1] if regression else scores.argmax(1)
+    return ArrayData(inputs, targets)
+
+
+class Items(Dataset):
+    """The samples of an ArrayData, one per item, counting the reads."""
+
+    def __init__(self, data, dicts=False):
+        self.data, self.dicts, self.reads = data, dicts, 0
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        self.reads += 1
+        x, y = self.data.inputs[index], self.data.targets[index]
+        return {"features": x, "labels": y} if self.dicts else (x, y)
+
+
+class Stream(IterableDataset):
+    def __init__(self, data):
+        self.data = data
+
+    def __iter__(self):
+        while True:
+            yield from zip(self.data.inputs, self.data.targets, strict=True)
+
+
+class KeywordNet(nn.Module):
+    """Takes keyword inputs and returns a dict with logits, like a Hugging Face model."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(FEATURES, CLASSES)
+
+    def forward(self, features):
+        return {"logits": self.linear(features)}
+
+
+def _net(outputs=CLASSES):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(FEATURES, 16), nn.ReLU(), nn.Linear(16, outputs))
+
+
+def _fit(train, val=None, epochs=2, model=None, loss_fn=nn.functional.cross_entropy, **kwargs):
+    trainer = Trainer(
+        model or _net(), loss_fn, train, val, batch_size=16, progress=False, device="cpu", **kwargs
+    )
+    return trainer, trainer.fit_one_cycle(epochs, 0.05)
+
+
+# ---------------------------------------------------------------- Trainer
+def test_a_dataset_trains_exactly_as_the_same_tensors():
+    data, val = _arrays(), _arrays(32, seed=1)
+    _, from_arrays = _fit(data, val)
+    _, from_dataset = _fit(Items(data), Items(val))
+    assert from_dataset.step_losses == pytest.approx(from_arrays.step_losses, rel=1e-6)
+    assert from_dataset.epochs[-1]["val_accuracy"] == from_arrays.epochs[-1]["val_accuracy"]
+
+
+def test_a_loader_factory_and_a_stream_train():
+    data = _arrays()
+
+    def make_loader(batch_size):
+        return DataLoader(Items(data), batch_size=batch_size, shuffle=True)
+
+    trainer, history = _fit(make_loader, Items(_arrays(32, seed=1)))
+    assert history.status == "completed" and trainer.steps_per_epoch == 6
+    trainer, history = _fit(Stream(data), steps_per_epoch=4)
+    assert history.status == "completed" and len(history.step_losses) == 8
+
+
+def test_dict_batches_reach_a_keyword_model():
+    data = _arrays()
+    _trainer, history = _fit(
+        Items(data, dicts=True), Items(_arrays(32, seed=1), dicts=True), model=KeywordNet()
+    )
+    assert history.status == "completed" and "val_accuracy" in history.epochs[-1]
+
+
+def test_regression_reports_mse_and_mae_not_accuracy():
+    _trainer, history = _fit(
+        _arrays(regression=True),
+        _arrays(32, 1, regression=True),
+        model=_net(1),
+        loss_fn=nn.functional.mse_loss,
+    )
+    last = history.epochs[-1]
+    assert "val_accuracy" not in last and last["val_mse"] == pytest.approx(last["val_loss"])
+    assert last["val_mae"] > 0
+
+
+def test_callable_metrics_are_reported_by_name():
+    def worst(outputs, targets):
+        return (outputs - targets).abs().max()
+
+    _, history = _fit(
+        _arrays(regression=True),
+        _arrays(32, 1, regression=True),
+        model=_net(1),
+        loss_fn=nn.functional.mse_loss,
+        metrics={"worst": worst},
+    )
+    assert set(history.epochs[-1]) >= {"val_loss", "val_worst"}
+
+
+def test_bad_input_is_named_before_any_training():
+    data = _arrays()
+
+    def broken(outputs, targets):
+        raise RuntimeError("boom")
+
+    with pytest.raises(ValueError, match=r"metrics\['broken'\] raised RuntimeError"):
+        _fit(data, _arrays(32, 1), metrics={"broken": broken})
+    with pytest.raises(ValueError, match="steps_per_epoch must be given for train_data"):
+        _fit(Stream(data))
+    with pytest.raises(ValueError, match=r"make_loader\(16\) yielded a first batch of 4 samples"):
+        _fit(lambda batch_size: DataLoader(Items(data), batch_size=4))
+    with pytest.raises(ValueError, match=r"model outputs of shape \(16, 1\)"):
+        _fit(
+            lambda batch_size: DataLoader(Items(data), batch_size=batch_size),
+            model=_net(1),
+            loss_fn=nn.functional.mse_loss,
+            batch_fn=lambda b: (b[0], b[1].float()),
+        )
+
+
+def test_a_dataset_resumes_exactly_at_an_epoch_boundary(tmp_path):
+    data = _arrays()
+    _, whole = _fit(Items(data), epochs=3)
+    from superconverge.training.callbacks import Callback, CancelFit
+
+    class StopAfterFirstEpoch(Callback):
+        def after_epoch(self, fit):
+            raise CancelFit
+
+    _, cut = _fit(Items(data), epochs=3, out_dir=tmp_path, callbacks=[StopAfterFirstEpoch()])
+    assert cut.status == "cancelled" and len(cut.epochs) == 1
+    history = Trainer.resume(
+        tmp_path / "checkpoint.pt",
+        _net(),
+        nn.functional.cross_entropy,
+        Items(data),
+        batch_size=16,
+        progress=False,
+        device="cpu",
+    )
+    assert history.step_losses == pytest.approx(whole.step_losses, rel=1e-6)
+
+
+# ---------------------------------------------------------------- lr_find
+def test_lr_find_takes_a_dataset_and_restores_its_position():
+    data = Items(_arrays(256))
+    model = _net()
+    before = [p.detach().clone() for p in model.parameters()]
+    result = sc.lr_find(model, nn.functional.cross_entropy, data, batch_size=16, num_steps=20)
+    assert len(result.lrs) >= 10 and data.reads >= 16 * 10
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_lr_find_takes_a_factory_and_dict_batches():
+    data = Items(_arrays(256), dicts=True)
+    result = sc.lr_find(
+        KeywordNet(),
+        nn.functional.cross_entropy,
+        lambda batch_size: DataLoader(data, batch_size=batch_size),
+        batch_size=32,
+        num_steps=12,
+    )
+    assert len(result.lrs) >= 10
+
+
+# ---------------------------------------------------------------- tune and TunePlan.run
+@pytest.mark.slow
+def test_tune_on_a_regression_dataset_with_adamw_decides_on_validation_loss():
+    train, val = Items(_arrays(320, regression=True)), Items(_arrays(64, 1, regression=True))
+    plan = sc.tune(
+        lambda: _net(1),
+        train,
+        val,
+        epochs=2,
+        batch_size=16,
+        optimizer="adamw",
+        loss_fn=nn.functional.mse_loss,
+        test_data=val,
+    )
+    runs = plan.evidence[2]["details"]["runs"]
+    assert set(runs) >= {"0.1", "0.01", "0"}  # the decoupled-decay candidates
+    assert "final_val_accuracy" not in plan.results or plan.results["final_val_accuracy"] is None
+    assert plan.results["final_val_metrics"]["mse"] == pytest.approx(plan.results["final_val_loss"])
+    assert "accuracy" not in plan.results["test"] and "mse" in plan.results["test"]
+    assert plan.optimizer == "adamw"
+    again = sc.TunePlan.from_json(plan.to_json())
+    history = again.run(lambda: _net(1), train, val, loss_fn=nn.functional.mse_loss)
+    assert history.status == "completed"
+
+
+def test_tune_refuses_a_factory_that_ignores_the_batch_size_before_training():
+    data = Items(_arrays())
+    with pytest.raises(ValueError, match="yielded a first batch of 8 samples"):
+        sc.tune(
+            _net,
+            lambda batch_size: DataLoader(data, batch_size=8),
+            Items(_arrays(32, 1)),
+            epochs=1,
+            batch_size=16,
+        )

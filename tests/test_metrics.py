@@ -1,0 +1,163 @@
+import math
+
+import pytest
+import torch
+
+from superconverge.batches import check_first_batch, count, forward, split_batch
+from superconverge.metrics import (
+    BUILTINS,
+    MetricTotals,
+    accuracy,
+    check_metrics,
+    mae,
+    mse,
+    resolve_metrics,
+    top5,
+)
+
+LOGITS = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.0, 0.4, 0.6]])
+
+
+# ---------------------------------------------------------------- built-ins, by hand
+def test_accuracy_and_top_k_by_hand():
+    targets = torch.tensor([1, 1, 2, 0])
+    assert float(accuracy(LOGITS, targets)) == pytest.approx(2 / 4)  # rows 0 and 2 right
+    assert float(top5(LOGITS, targets)) == 1.0  # three classes: every target is in the top 5
+
+
+def test_sequence_accuracy_in_both_layouts_and_ignore_index():
+    # (N=1, T=3, C=2) Hugging Face layout; the third position has no target
+    logits = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]])
+    targets = torch.tensor([[0, 0, -100]])
+    assert float(accuracy(logits, targets)) == pytest.approx(1 / 2)
+    assert float(accuracy(logits.transpose(1, 2), targets)) == pytest.approx(1 / 2)  # (N, C, T)
+
+
+def test_mse_and_mae_by_hand_with_a_trailing_unit_dimension():
+    outputs = torch.tensor([[1.0], [3.0]])
+    targets = torch.tensor([0.0, 1.0])
+    assert float(mse(outputs, targets)) == pytest.approx((1 + 4) / 2)
+    assert float(mae(outputs, targets)) == pytest.approx((1 + 2) / 2)
+
+
+def test_builtins_are_reported_only_where_they_apply():
+    auto = resolve_metrics("auto")
+    assert check_metrics(auto, LOGITS, torch.tensor([1, 1, 2, 0])) == ["accuracy"]
+    assert check_metrics(auto, torch.zeros(4, 1), torch.zeros(4)) == ["mse", "mae"]  # regression
+    assert check_metrics(auto, torch.zeros(4, 5), torch.ones(4, 5)) == ["mse", "mae"]  # multi-label
+    # accuracy asked for by name on a regression: not reported rather than a meaningless 0.0
+    assert check_metrics(resolve_metrics(["accuracy"]), torch.zeros(4, 1), torch.zeros(4)) == []
+
+
+# ---------------------------------------------------------------- what users write
+def test_metrics_from_names_callables_and_dicts():
+    def max_error(outputs, targets):
+        return (outputs.squeeze(1) - targets).abs().max()
+
+    assert [m.name for m in resolve_metrics("mse")] == ["mse"]
+    assert [m.name for m in resolve_metrics(["mae", max_error])] == ["mae", "max_error"]
+    assert [m.name for m in resolve_metrics({"worst": max_error, "err": "mae"})] == ["worst", "err"]
+    assert resolve_metrics(None) == () and resolve_metrics(()) == ()
+
+
+@pytest.mark.parametrize(
+    ("metrics", "error", "message"),
+    [
+        ("f1", ValueError, "unknown built-in 'f1'; the built-ins are accuracy, top5, mse, mae"),
+        (["mse", "mse"], ValueError, r"each name may appear once, got \['mse'\]"),
+        ({"loss": "mse"}, ValueError, "'loss' is the validation loss itself"),
+        ([3], TypeError, "metrics must hold names or callables, got 3"),
+        ({"x": 3}, TypeError, r"metrics\['x'\] must be a built-in name or a callable"),
+        (3, TypeError, "metrics must be 'auto'"),
+    ],
+)
+def test_bad_metric_specs_are_named(metrics, error, message):
+    with pytest.raises(error, match=message):
+        resolve_metrics(metrics)
+
+
+def test_a_metric_that_raises_is_named_with_the_shapes():
+    def broken(outputs, targets):
+        raise RuntimeError("no")
+
+    with pytest.raises(
+        ValueError, match=r"metrics\['broken'\] raised RuntimeError on outputs \(4, 3\)"
+    ):
+        check_metrics(resolve_metrics([broken]), LOGITS, torch.tensor([1, 1, 2, 0]))
+    with pytest.raises(ValueError, match=r"metrics\['vector'\] must return a number"):
+        check_metrics(
+            resolve_metrics({"vector": lambda o, t: o}), LOGITS, torch.tensor([1, 1, 2, 0])
+        )
+
+
+def test_totals_are_sample_weighted_means_over_batches():
+    totals = MetricTotals(resolve_metrics({"mae": "mae", "count": lambda o, t: 1.0}))
+    totals.add(torch.tensor([[1.0], [1.0]]), torch.tensor([0.0, 0.0]), 2)  # mae 1
+    totals.add(torch.tensor([[4.0]]), torch.tensor([0.0]), 1)  # mae 4
+    assert totals.result() == {"mae": pytest.approx((2 * 1 + 4) / 3), "count": 1.0}
+    assert MetricTotals(resolve_metrics("mse")).values() == []  # nothing added, nothing reported
+    assert math.isnan(totals.values(torch.tensor([0.0, 0.0, 0.0]))[0])  # no samples on any rank
+
+
+def test_builtins_cover_the_documented_names():
+    assert set(BUILTINS) == {"accuracy", "top5", "mse", "mae"}
+
+
+# ---------------------------------------------------------------- the batch hook
+def test_split_batch_reads_pairs_dicts_and_the_hook():
+    assert split_batch([1, 2]) == (1, 2)
+    assert split_batch({"x": 1, "label": 2}) == ({"x": 1}, 2)
+    assert split_batch((1, 2, 3), lambda b: (b[0], b[2])) == (1, 3)
+    with pytest.raises(TypeError, match=r"val_data yields dict batches with keys \['a', 'b'\]"):
+        split_batch({"a": 1, "b": 2}, name="val_data")
+    with pytest.raises(TypeError, match="got a tensor of shape"):
+        split_batch(torch.zeros(3, 2))
+    with pytest.raises(
+        TypeError, match=r"batch_fn must return an \(inputs, targets\) pair, got a int"
+    ):
+        split_batch((1, 2), lambda b: 3)
+    with pytest.raises(TypeError, match="batch_fn raised KeyError"):
+        split_batch({"y": 1}, lambda b: b["x"])
+
+
+class KeywordModel(torch.nn.Module):
+    """A Hugging Face-like model: keyword inputs, an output object with logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.EmbeddingBag(10, 2)
+
+    def forward(self, input_ids, attention_mask=None):
+        return {"logits": self.embed(input_ids)}
+
+
+def test_dict_inputs_reach_the_model_as_keywords_and_logits_come_out():
+    inputs, targets = split_batch(
+        {"input_ids": torch.tensor([[1, 2], [3, 4]]), "labels": torch.tensor([0, 1])}
+    )
+    outputs = forward(KeywordModel(), inputs)
+    assert outputs.shape == (2, 2) and count(targets) == 2
+    check_first_batch(KeywordModel(), torch.nn.functional.cross_entropy, inputs, targets)
+
+
+def test_first_batch_check_names_shapes_and_leaves_the_mode():
+    model = torch.nn.Linear(3, 2)
+    with pytest.raises(
+        ValueError,
+        match=r"model outputs of shape \(4, 2\) and targets of shape \(4,\) \(torch.float32\) \(val_data\)",
+    ):
+        check_first_batch(
+            model, torch.nn.functional.mse_loss, torch.zeros(4, 3), torch.zeros(4), name="val_data"
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"the model cannot take the training inputs of shape \(4, 5\) \(torch.float32\) \(train_data\)",
+    ):
+        check_first_batch(model, torch.nn.functional.mse_loss, torch.zeros(4, 5), torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="loss_fn must return a scalar tensor"):
+        check_first_batch(model, lambda o, t: o, torch.zeros(4, 3), torch.zeros(4, 2))
+    assert model.training
+    outputs = check_first_batch(
+        model, torch.nn.functional.mse_loss, torch.zeros(4, 3), torch.zeros(4, 2)
+    )
+    assert outputs.shape == (4, 2)

@@ -280,8 +280,8 @@ CASES = {
     "lr-find-negative-seed": (f"{LR_FIND} --seed -1", 2, "--seed must be in", None),
     "lr-find-huge-seed": (f"{LR_FIND} --seed 99999999999", 2, "--seed must be in", None),
     "lr-find-model-wrong-shape": (f"{LR_FIND} --model resnet9", 2, "--model resnet9 needs", None),
-    "lr-find-unknown-model": (f"{LR_FIND} --model vgg", 2, "--model: invalid choice", None),
-    "lr-find-unknown-data": (f"{LR_FIND} --data imagenet", 2, "--data: invalid choice", None),
+    "lr-find-unknown-model": (f"{LR_FIND} --model vgg", 2, "--model must be one of mlp", None),
+    "lr-find-unknown-data": (f"{LR_FIND} --data imagenet", 2, "--data must be one of digits", None),
     "lr-find-width-for-mlp": (f"{LR_FIND} --width 0.5", 2, "--width applies to", None),
     "lr-find-data-dir-for-digits": (
         f"{LR_FIND} --data-dir {{tmp}}",

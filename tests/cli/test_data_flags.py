@@ -38,3 +38,29 @@ def test_tune_on_datasets_with_mse_and_adamw_from_the_command_line(tmp_path):
     assert plan["optimizer"] == "adamw" and plan["loss"] == "mse"
     assert set(plan["results"]["final_val_metrics"]) == {"mse", "mae"}
     assert "accuracy" not in plan["results"]["test"]
+    refit = tmp_path / "refit"
+    plan_file = str(out / "plan.json")
+    assert main(["fit", "--plan", plan_file, "--out", str(refit)]) == 2  # its code is not trusted
+    assert main(["fit", "--plan", plan_file, "--trust-plan-code", "--out", str(refit)]) == 0
+    again = json.loads((refit / "plan.json").read_text())
+    assert set(again["results"]["final_val_metrics"]) == {"mse", "mae"}
+
+
+def test_lr_find_takes_datasets_from_entry_points(tmp_path, capsys):
+    flags = ["--loss", "mse", "--optimizer", "adamw", "--num-steps", "12", "--batch-size", "16"]
+    assert main(["lr-find", *DATA, *flags, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "lr_find.json").exists()
+    assert (
+        main(
+            [
+                "lr-find",
+                "--data",
+                "tests.cli.entry_data:regression",
+                "--out",
+                str(tmp_path),
+                "--force",
+            ]
+        )
+        == 2
+    )
+    assert "--model module:function is needed" in capsys.readouterr().err

@@ -70,7 +70,7 @@ def import_object(spec: str, flag: str) -> Any:
         raise UsageError(f"{flag} {spec}: {module_name} has no {name!r}") from None
 
 
-def _callable(spec: str | None, flag: str) -> Any:
+def callable_from_flag(spec: str | None, flag: str) -> Any:
     if spec is None:
         return None
     value = import_object(spec, flag)
@@ -88,7 +88,7 @@ def loss_from_flag(spec: str) -> Any:
         raise UsageError(
             f"--loss must be one of {', '.join(LOSSES)} or module:function, got {spec!r}"
         )
-    return _callable(spec, "--loss")
+    return callable_from_flag(spec, "--loss")
 
 
 def metrics_from_flags(specs: list[str] | None) -> Any:
@@ -102,7 +102,7 @@ def metrics_from_flags(specs: list[str] | None) -> Any:
         if spec in BUILTINS:
             metrics[spec] = spec
         elif ":" in spec:
-            metrics[spec.partition(":")[2]] = _callable(spec, "--metric")
+            metrics[spec.partition(":")[2]] = callable_from_flag(spec, "--metric")
         else:
             raise UsageError(
                 f"--metric must be one of {', '.join(BUILTINS)} or module:function, got {spec!r}"
@@ -118,8 +118,8 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.steps_per_epoch is not None and args.steps_per_epoch < 1:
         raise UsageError(f"--steps-per-epoch must be >= 1, got {args.steps_per_epoch}")
     return {
-        "batch_fn": _callable(args.batch_fn, "--batch-fn"),
-        "collate_fn": _callable(args.collate_fn, "--collate-fn"),
+        "batch_fn": callable_from_flag(args.batch_fn, "--batch-fn"),
+        "collate_fn": callable_from_flag(args.collate_fn, "--collate-fn"),
         "num_workers": args.num_workers,
         "steps_per_epoch": args.steps_per_epoch,
     }
@@ -160,7 +160,7 @@ def user_data(spec: str, value: Any) -> UserData:
                 f"test, got the keys {sorted(value)}"
             )
         return UserData(spec, value["train"], value.get("val"), value.get("test"))
-    if isinstance(value, tuple | list) and len(value) in (2, 3):
+    if isinstance(value, tuple) and len(value) in (2, 3):
         return UserData(spec, *value)
     raise UsageError(
         f"--data {spec} must return superconverge.data.DataSplits, (train, val), "

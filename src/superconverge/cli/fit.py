@@ -24,6 +24,12 @@ from superconverge.cli._common import (
     read_json,
     resolve_data,
 )
+from superconverge.cli._data_flags import (
+    UserData,
+    callable_from_flag,
+    loss_from_flag,
+    metrics_from_flags,
+)
 
 # the plan's settings as the library names them in its messages (epochs, max_lr, ...)
 PLAN_FIELDS = (
@@ -140,6 +146,16 @@ def _refuse_plan_code(args: argparse.Namespace, plan: Any) -> None:
         )
         if given is None and spec is not None and ":" in spec
     ]
+    # the loss, metrics and batch/collate functions the plan's tune run named as entry points
+    saved = plan.data_options
+    for flag, spec in (
+        ("--loss", plan.loss),
+        ("--batch-fn", saved.get("batch_fn")),
+        ("--collate-fn", saved.get("collate_fn")),
+        *(("--metric", m) for m in saved.get("metrics") or ()),
+    ):
+        if isinstance(spec, str) and ":" in spec:
+            named.append((flag, spec))
     if named:
         listed = " ".join(f"{flag} {spec}" for flag, spec in named)
         raise UsageError(
@@ -147,6 +163,22 @@ def _refuse_plan_code(args: argparse.Namespace, plan: Any) -> None:
             f"only when you name it: pass {listed} once you have checked that code, or "
             "--trust-plan-code"
         )
+
+
+def _task_of(plan: Any) -> dict[str, Any]:
+    """The loss, metrics and data reading the plan's tune run used (names and entry points the
+    user named or trusts: `_refuse_plan_code` ran first)."""
+    saved = plan.data_options
+    task: dict[str, Any] = {
+        "metrics": metrics_from_flags(saved.get("metrics")),
+        "num_workers": saved.get("num_workers", 0),
+        "steps_per_epoch": saved.get("steps_per_epoch"),
+        "batch_fn": callable_from_flag(saved.get("batch_fn"), "--batch-fn"),
+        "collate_fn": callable_from_flag(saved.get("collate_fn"), "--collate-fn"),
+    }
+    if plan.loss is not None:
+        task["loss_fn"] = loss_from_flag(plan.loss)
+    return task
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
     splits = resolve_data(data, args.data_dir, plan.seed)
     if splits.val is None:
         raise UsageError(f"--data {data} gives no validation split; fit needs one")
-    if plan.batch_size > len(splits.train):
+    own_data = isinstance(splits, UserData)  # Datasets or loader factories
+    if not own_data and plan.batch_size > len(splits.train):
         raise UsageError(
             f"--plan {args.plan}: batch_size {plan.batch_size} is more than the "
             f"{len(splits.train)} training samples of {splits.name}"
@@ -185,8 +218,9 @@ def run(args: argparse.Namespace) -> int:
             splits.val,
             test_data=splits.test,
             out_dir=out,
-            augment=default_augment(splits.name),
+            augment=None if own_data else default_augment(splits.name),
             overwrite=True,
+            **_task_of(plan),
         )
     except (ValueError, TypeError) as error:
         if str(error).split(" ", 1)[0] in PLAN_FIELDS:  # a value the plan file holds

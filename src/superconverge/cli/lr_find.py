@@ -12,7 +12,14 @@ from superconverge.cli._common import (
     check_outputs,
     check_seed,
     data_names,
+    model_from_flag,
     resolve_data,
+)
+from superconverge.cli._data_flags import (
+    UserData,
+    add_task_flags,
+    data_options,
+    loss_from_flag,
 )
 
 OUTPUTS = ("lr_find.json", "lr_find.png")
@@ -27,16 +34,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Run the LR range test on a data set and model, print the suggested bounds "
         "and why, and write lr_find.png and lr_find.json into --out.",
     )
-    p.add_argument("--data", choices=data_names(), default="digits")
+    p.add_argument(
+        "--data", default="digits", help=f"{', '.join(data_names())}, or module:function"
+    )
     p.add_argument(
         "--data-dir",
         type=Path,
         help="folder with the data files (default $SUPERCONVERGE_DATA/<data>)",
     )
-    p.add_argument("--model", choices=sorted(MODELS), default="mlp")
+    p.add_argument(
+        "--model", default="mlp", help=f"{', '.join(sorted(MODELS))}, or module:function"
+    )
     p.add_argument("--width", type=float, help="width option of cifar-resnet / resnet9")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")  # OPTIMIZERS
     p.add_argument("--start-lr", type=float, default=1e-7)
     p.add_argument("--end-lr", type=float, default=10.0)
     p.add_argument("--num-steps", type=int, default=100)
@@ -47,6 +57,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/lr_find"), help="output folder")
     p.add_argument("--force", action="store_true", help="overwrite lr_find.* already in --out")
+    add_task_flags(p, precision=False)
     p.set_defaults(handler=run, parser=p)
     return p
 
@@ -59,33 +70,48 @@ def run(args: argparse.Namespace) -> int:
 
     from superconverge import lr_find
     from superconverge.data import ArrayLoader
-    from superconverge.models import build, model_options_for
     from superconverge.pytorch.optimizers import build_optimizer
 
     splits = resolve_data(args.data, args.data_dir, args.seed)
-    if args.batch_size > len(splits.train):
+    own_data = isinstance(splits, UserData)  # Datasets or loader factories
+    if own_data and ":" not in args.model:
+        raise UsageError(f"--model module:function is needed with --data {args.data}")
+    if not own_data and args.batch_size > len(splits.train):
         raise UsageError(
             f"--batch-size must be <= the {len(splits.train)} training samples of {args.data}, "
             f"got {args.batch_size}"
         )
-    options = model_options_for(args.model, splits.input_shape, splits.num_classes or 1, args.width)
+    factory, _, _ = model_from_flag(args.model, args.width, splits)
     check_outputs(args.out, OUTPUTS, args.force)
     torch.manual_seed(args.seed)
-    model = build(args.model, **options)
+    model = factory()
+    if args.device != "auto":
+        model = model.to(args.device)
     optimizer = build_optimizer(args.optimizer, model.parameters())
-    train = ArrayLoader(splits.train, args.batch_size, seed=args.seed)
+    reading = data_options(args)
+    train: Any = splits.train
+    if not own_data:
+        train = ArrayLoader(splits.train, args.batch_size, seed=args.seed)
     val = None
     if splits.val is not None and not args.no_val:
-        val = ArrayLoader(splits.val, max(args.batch_size, 256), shuffle=False)
+        val = (
+            splits.val
+            if own_data
+            else ArrayLoader(splits.val, max(args.batch_size, 256), shuffle=False)
+        )
+    size = "" if own_data else f" ({len(splits.train)} training samples)"
     print(
-        f"LR range test: {args.data} ({len(splits.train)} training samples), {args.model}, "
+        f"LR range test: {args.data}{size}, {args.model}, "
         f"{args.optimizer}, batch {args.batch_size}, {args.num_steps} steps "
         f"from {args.start_lr:g} to {args.end_lr:g}"
     )
     result = lr_find(
         model,
-        torch.nn.functional.cross_entropy,
+        loss_from_flag(args.loss),
         train,
+        batch_size=args.batch_size,
+        device=None if args.device == "auto" else args.device,
+        **reading,
         optimizer=optimizer,
         start_lr=args.start_lr,
         end_lr=args.end_lr,

@@ -176,7 +176,7 @@ def _tune_and_report(
     # unless the user names it again (or passes --trust-plan-code)
     plan.data = args.data if ":" in args.data else splits.name
     plan.model, plan.model_options = model_name, options
-    plan.data_options = saved_flags(args)
+    plan.data_options, plan.loss = saved_flags(args), args.loss
     save_run(out, plan)
     write_report(out, plan, plan.history, plan.range_tests, f"{splits.name}, {model_name}")
     seconds = time.perf_counter() - start

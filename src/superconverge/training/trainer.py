@@ -392,8 +392,9 @@ class Trainer:
             max_lr = plan.max_lr  # one LR for every group: clears scales of an earlier fit
         scheduler = HyperparamScheduler(self.optimizer, plan, max_lr=max_lr)
         self.history = History(plan=plan.to_dict(), notes=list(notes))
-        if has_position(self.train_loader):
-            self.train_loader.load_state_dict({**self.train_loader.state_dict(), "batch_index": 0})
+        loader = self.train_loader
+        if has_position(loader) and loader.batch_index != 0:  # keeps a batch peeked at batch 0
+            loader.load_state_dict({**loader.state_dict(), "batch_index": 0})
         return self._run(FitLoop(self, scheduler, self.history, epochs=epochs))
 
     # ----------------------------------------------------------------- evaluation

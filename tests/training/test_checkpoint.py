@@ -64,6 +64,7 @@ def test_every_file_of_the_run_folder_is_written_atomically(tmp_path, monkeypatc
     assert set(renamed) == {"checkpoint.pt", "best.pt", "history.csv", "history.json"}
     assert History.from_json((tmp_path / "history.json").read_text()).epochs == history.epochs
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".superconverge.lock",  # the fit's FolderLock: one writer per out_dir (issue 17)
         "best.pt",
         "checkpoint.pt",
         "history.csv",

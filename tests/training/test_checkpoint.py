@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-from superconverge._files import LOCK_NAME
 from superconverge.data import ArrayData
 from superconverge.training import Callback, History, Trainer
 from superconverge.training.checkpoint import RunFolder, load_checkpoint
@@ -64,7 +63,8 @@ def test_every_file_of_the_run_folder_is_written_atomically(tmp_path, monkeypatc
     history = _trainer(Scripted, tmp_path).fit_one_cycle(2, 0.05)
     assert set(renamed) == {"checkpoint.pt", "best.pt", "history.csv", "history.json"}
     assert History.from_json((tmp_path / "history.json").read_text()).epochs == history.epochs
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name != LOCK_NAME) == [
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".superconverge.lock",  # the fit's FolderLock: one writer per out_dir (issue 17)
         "best.pt",
         "checkpoint.pt",
         "history.csv",

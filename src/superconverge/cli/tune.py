@@ -137,16 +137,34 @@ def run(args: argparse.Namespace) -> int:
             f"model {model_name}, {args.epochs} epochs"
         )
     start = time.perf_counter()
-    claim_out_dir(out, force=True)  # a usable folder (its contents are checked under the lock)
+    # a usable folder, refused untouched when it holds a run and neither --force nor --resume;
+    # checked again under the lock, in case another run started in between
+    claim_out_dir(out, force=args.force or args.resume is not None)
     if args.resume is None:  # what --resume repeats: this command's flags, without --force
         given = list(getattr(args, "argv", None) or [])
         flags = given[given.index("tune") + 1 :] if "tune" in given else given
         args.command = [flag for flag in flags if flag != "--force"]
-    # one writer from the check of the folder to the last report file: a second run fails here
-    with FolderLock(out):
-        if args.resume is None:
-            claim_out_dir(out, args.force)
-        return _tune_and_report(args, splits, model_fn, model_name, options, batch_size, out, start)
+    created = not out.exists()
+    try:
+        # one writer from the check of the folder to the last report file: a second run fails
+        with FolderLock(out):
+            if args.resume is None:
+                claim_out_dir(out, args.force)
+            return _tune_and_report(
+                args, splits, model_fn, model_name, options, batch_size, out, start
+            )
+    except Exception:
+        if created:  # a run refused before it wrote anything leaves no folder behind
+            _remove_if_only_the_lock(out)
+        raise
+
+
+def _remove_if_only_the_lock(folder: Path) -> None:
+    from superconverge._files import LOCK_NAME
+
+    if folder.is_dir() and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
+        (folder / LOCK_NAME).unlink(missing_ok=True)
+        folder.rmdir()
 
 
 def _tune_and_report(
@@ -229,7 +247,6 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
     resumed: argparse.Namespace = args.parser.parse_args(journal.command)
     resumed.out, resumed.resume, resumed.force = args.resume, args.resume, False
     resumed.command, resumed.debug = journal.command, getattr(args, "debug", False)
-    print(f"resuming {args.resume}: {journal.summary()}")
     return resumed
 
 

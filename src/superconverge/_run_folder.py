@@ -18,9 +18,19 @@ from superconverge._files import LOCK_NAME
 
 # every file a run (the recipe, its final Trainer, the CLI's report) leaves in its folder
 RUN_FILES = (
-    "journal.json", "checkpoint.pt", "best.pt", "history.json", "history.csv", "plan.json",
-    "range_tests.json", "report.html", "report.md", "lr_find.png", "schedule.png", "losses.png",
-)  # fmt: skip
+    "journal.json",
+    "checkpoint.pt",
+    "best.pt",
+    "history.json",
+    "history.csv",
+    "plan.json",
+    "range_tests.json",
+    "report.html",
+    "report.md",
+    "lr_find.png",
+    "schedule.png",
+    "losses.png",
+)
 PREVIOUS = "previous-"  # prefix of the subfolders earlier runs are moved into
 _STAGING = ".moving-aside"  # prefix of a subfolder still being filled (a kill may leave one)
 

@@ -168,9 +168,15 @@ def _remove_if_only_the_lock(folder: Path) -> None:
 
 
 def _tune_and_report(
-    args: argparse.Namespace, splits: Any, model_fn: Any, model_name: str,
-    options: dict[str, Any], batch_size: Any, out: Path, start: float,
-) -> int:  # fmt: skip
+    args: argparse.Namespace,
+    splits: Any,
+    model_fn: Any,
+    model_name: str,
+    options: dict[str, Any],
+    batch_size: Any,
+    out: Path,
+    start: float,
+) -> int:
     from superconverge.diagnostics.report import write_report
     from superconverge.tuning.plan import save_run
 

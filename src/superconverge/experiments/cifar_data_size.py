@@ -79,20 +79,42 @@ class Settings:
 # without momentum; 0.35/0.035/0.0035 with momentum 0.9 at 50%/75%), a narrow network, two sizes
 FULL = Settings(cycle_steps=250, test_every=1_000)
 # The paper's protocol: ResNet-56, batch 1,000, the Caffe solvers, five sizes, three seeds
-FULL_CUDA = Settings(sizes=(10_000, 20_000, 30_000, 40_000, 50_000), model="resnet56",
-                     batch_size=1_000, cycle_steps=10_000, piecewise_factor=8,
-                     cycle_lrs=(0.1, 3.0), cycle_momentum=0.9, piecewise_drops=(0.625, 0.875),
-                     flip=True, test_every=1_000, bn_momentum=0.05)  # fmt: skip
-QUICK = Settings(sizes=(256, 512), seeds=2, width=0.125, blocks=1, batch_size=32,
-                 cycle_steps=8, piecewise_factor=2, test_every=4, test_samples=128)  # fmt: skip
+FULL_CUDA = Settings(
+    sizes=(10_000, 20_000, 30_000, 40_000, 50_000),
+    model="resnet56",
+    batch_size=1_000,
+    cycle_steps=10_000,
+    piecewise_factor=8,
+    cycle_lrs=(0.1, 3.0),
+    cycle_momentum=0.9,
+    piecewise_drops=(0.625, 0.875),
+    flip=True,
+    test_every=1_000,
+    bn_momentum=0.05,
+)
+QUICK = Settings(
+    sizes=(256, 512),
+    seeds=2,
+    width=0.125,
+    blocks=1,
+    batch_size=32,
+    cycle_steps=8,
+    piecewise_factor=2,
+    test_every=4,
+    test_samples=128,
+)
 
 
 def _model(settings: Settings, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     if settings.model == "resnet56":  # the paper's network: 16-32-64 channels, 27 blocks
         return build("resnet56", bn_momentum=settings.bn_momentum)
-    return build(settings.model, width=settings.width, blocks=settings.blocks,
-                 bn_momentum=settings.bn_momentum)  # fmt: skip
+    return build(
+        settings.model,
+        width=settings.width,
+        blocks=settings.blocks,
+        bn_momentum=settings.bn_momentum,
+    )
 
 
 def _plan(policy: str, settings: Settings) -> tuple[Any, float]:
@@ -108,8 +130,9 @@ def _plan(policy: str, settings: Settings) -> tuple[Any, float]:
     return schedules.piecewise_constant(values, drops, total_steps=total), 0.9
 
 
-def one_run(train: ArrayData, test: ArrayData, policy: str, seed: int, settings: Settings,
-            device: str) -> dict[str, Any]:  # fmt: skip
+def one_run(
+    train: ArrayData, test: ArrayData, policy: str, seed: int, settings: Settings, device: str
+) -> dict[str, Any]:
     """Train `policy` from seed `seed`: final test accuracy, its curve, steps, samples, seconds."""
     plan, momentum = _plan(policy, settings)
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
@@ -119,10 +142,18 @@ def one_run(train: ArrayData, test: ArrayData, policy: str, seed: int, settings:
         return torch.optim.SGD(groups, lr=0.1, momentum=momentum, weight_decay=WEIGHT_DECAY)
 
     curve = _StopAt(test, settings.test_every, plan.total_steps)
-    trainer = Trainer(_model(settings, seed), LOSS, train, batch_size=settings.batch_size,
-                      optimizer=optimizer, callbacks=[curve], seed=seed, progress=False,
-                      augment=Augment(crop_padding=0, flip=True) if settings.flip else None,
-                      device=device)  # fmt: skip
+    trainer = Trainer(
+        _model(settings, seed),
+        LOSS,
+        train,
+        batch_size=settings.batch_size,
+        optimizer=optimizer,
+        callbacks=[curve],
+        seed=seed,
+        progress=False,
+        augment=Augment(crop_padding=0, flip=True) if settings.flip else None,
+        device=device,
+    )
     start = time.perf_counter()
     status = "completed"
     try:
@@ -133,9 +164,14 @@ def one_run(train: ArrayData, test: ArrayData, policy: str, seed: int, settings:
     except _Done:
         pass
     accuracy = curve.points[-1][-1] if status == "completed" and curve.points else math.nan
-    return {"accuracy": accuracy, "status": status, "steps": curve.steps,
-            "samples": curve.steps * settings.batch_size, "curve": curve.points,
-            "seconds": time.perf_counter() - start}  # fmt: skip
+    return {
+        "accuracy": accuracy,
+        "status": status,
+        "steps": curve.steps,
+        "samples": curve.steps * settings.batch_size,
+        "curve": curve.points,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 class _Done(Exception):
@@ -157,8 +193,9 @@ class _StopAt(TestCurve):
             raise _Done
 
 
-def run(out: Path, settings: Settings, data_dir: str | None = None,
-        device: str = "auto") -> dict[str, Any]:  # fmt: skip
+def run(
+    out: Path, settings: Settings, data_dir: str | None = None, device: str = "auto"
+) -> dict[str, Any]:
     """Every (size, seed, policy) run; writes ``results.json``, ``results.md``, ``accuracy.png``.
 
     `data_dir` defaults to ``$SUPERCONVERGE_DATA/cifar10-full``.
@@ -172,8 +209,12 @@ def run(out: Path, settings: Settings, data_dir: str | None = None,
     if too_big:
         raise ValueError(f"sizes {too_big} exceed the {len(splits.train)} training images")
     test = head(splits.test, settings.test_samples)
-    environment = {"device": device, "torch": torch.__version__, "test": len(test),
-                   "threads": torch.get_num_threads()}  # fmt: skip
+    environment = {
+        "device": device,
+        "torch": torch.__version__,
+        "test": len(test),
+        "threads": torch.get_num_threads(),
+    }
     runs = _resume(out / "results.json", settings)
     for size in settings.sizes:
         train = head(splits.train, size)
@@ -181,8 +222,12 @@ def run(out: Path, settings: Settings, data_dir: str | None = None,
             for policy in POLICIES:
                 key = _key(size, seed, policy)
                 if key not in runs:
-                    runs[key] = {"size": size, "seed": seed, "policy": policy,
-                                 **one_run(train, test, policy, seed, settings, device)}  # fmt: skip
+                    runs[key] = {
+                        "size": size,
+                        "seed": seed,
+                        "policy": policy,
+                        **one_run(train, test, policy, seed, settings, device),
+                    }
                     _write(out, settings, environment, runs)
     _write(out, settings, environment, runs)
     return runs
@@ -200,12 +245,16 @@ def _resume(path: Path, settings: Settings) -> dict[str, Any]:
     return dict(saved.get("runs", {})) if same else {}
 
 
-def _write(out: Path, settings: Settings, environment: dict[str, Any],
-           runs: dict[str, Any]) -> None:  # fmt: skip
+def _write(
+    out: Path, settings: Settings, environment: dict[str, Any], runs: dict[str, Any]
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(out / "results.json", json.dumps(
-        {"settings": asdict(settings), "environment": environment, "runs": runs}, indent=1
-    ))  # fmt: skip
+    write_text_atomically(
+        out / "results.json",
+        json.dumps(
+            {"settings": asdict(settings), "environment": environment, "runs": runs}, indent=1
+        ),
+    )
     write_text_atomically(out / "results.md", table(runs, settings, environment))
     _plot(runs, settings).savefig(out / "accuracy.png", dpi=110)
 
@@ -268,9 +317,14 @@ def _plot(runs: dict[str, Any], settings: Settings) -> Any:
         if sizes:
             ax.errorbar(sizes, means, yerr=sds, marker=marker, capsize=3, label=f"{policy} (ours)")
         published = sorted(PUBLISHED)
-        ax.plot(published, [PUBLISHED[s][POLICIES.index(policy)] for s in published],
-                linestyle=":", marker=marker, alpha=0.5,
-                label=f"{policy} (Smith & Topin, ResNet-56)")  # fmt: skip
+        ax.plot(
+            published,
+            [PUBLISHED[s][POLICIES.index(policy)] for s in published],
+            linestyle=":",
+            marker=marker,
+            alpha=0.5,
+            label=f"{policy} (Smith & Topin, ResNet-56)",
+        )
     ax.set_xlabel("training images")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(True, alpha=0.3)

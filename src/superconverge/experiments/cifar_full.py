@@ -26,12 +26,27 @@ from superconverge.experiments.cifar_superconvergence import CONTENDERS, PUBLISH
 
 TRAIN, VAL = 40_000, 10_000  # Keras validation_split=0.2 of the 50,000 training images
 
-FULL = Settings(epochs=1, width=0.125, blocks=2, batch_size=32, train_samples=TRAIN,
-                val_samples=VAL, piecewise_factor=4)  # fmt: skip
-FULL_CUDA = Settings(epochs=8, width=1.0, blocks=8, batch_size=32, train_samples=TRAIN,
-                     val_samples=VAL)  # fmt: skip
-QUICK = Settings(epochs=1, width=0.125, blocks=1, batch_size=32, train_samples=2048,
-                 test_samples=1000, val_samples=512)  # fmt: skip
+FULL = Settings(
+    epochs=1,
+    width=0.125,
+    blocks=2,
+    batch_size=32,
+    train_samples=TRAIN,
+    val_samples=VAL,
+    piecewise_factor=4,
+)
+FULL_CUDA = Settings(
+    epochs=8, width=1.0, blocks=8, batch_size=32, train_samples=TRAIN, val_samples=VAL
+)
+QUICK = Settings(
+    epochs=1,
+    width=0.125,
+    blocks=1,
+    batch_size=32,
+    train_samples=2048,
+    test_samples=1000,
+    val_samples=512,
+)
 
 
 def data_root(data_dir: str | None) -> str:
@@ -39,8 +54,9 @@ def data_root(data_dir: str | None) -> str:
     return data_dir if data_dir is not None else str(default_root("cifar10-full"))
 
 
-def run(out: Path, settings: Settings, data_dir: str | None = None,
-        device: str = "auto") -> dict[str, Any]:  # fmt: skip
+def run(
+    out: Path, settings: Settings, data_dir: str | None = None, device: str = "auto"
+) -> dict[str, Any]:
     """`cifar_superconvergence.run` on the full archive (default ``$SUPERCONVERGE_DATA/cifar10-full``)."""
     return cifar_superconvergence.run(out, settings, data_root(data_dir), device)
 

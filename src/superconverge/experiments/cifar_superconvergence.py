@@ -67,14 +67,16 @@ class Settings:
 
 FULL = Settings()  # CPU-sized: about 25 minutes on 2 cores
 FULL_CUDA = Settings(width=1.0)  # the published width, chosen by the CLI when CUDA is available
-QUICK = Settings(epochs=1, width=0.125, blocks=1, batch_size=64, train_samples=1024,
-                 test_samples=256)  # fmt: skip
+QUICK = Settings(
+    epochs=1, width=0.125, blocks=1, batch_size=64, train_samples=1024, test_samples=256
+)
 
 
 def _model(settings: Settings) -> torch.nn.Module:
     torch.manual_seed(settings.seed)
-    return build("cifar-resnet", width=settings.width, blocks=settings.blocks,
-                 bn_momentum=BN_MOMENTUM)  # fmt: skip
+    return build(
+        "cifar-resnet", width=settings.width, blocks=settings.blocks, bn_momentum=BN_MOMENTUM
+    )
 
 
 def _sgd(momentum: float) -> Any:
@@ -84,8 +86,9 @@ def _sgd(momentum: float) -> Any:
     return make
 
 
-def _contender(name: str, train: ArrayData, val: ArrayData, test: ArrayData,
-               settings: Settings, device: str) -> dict[str, Any]:  # fmt: skip
+def _contender(
+    name: str, train: ArrayData, val: ArrayData, test: ArrayData, settings: Settings, device: str
+) -> dict[str, Any]:
     """One contender: final test accuracy, test accuracy after every epoch, wall time."""
     epochs = settings.epochs
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
@@ -93,12 +96,25 @@ def _contender(name: str, train: ArrayData, val: ArrayData, test: ArrayData,
     if name == "recipe (tune)":
         from superconverge.tuning import tune
 
-        tuned = tune(lambda: _model(settings), train, val, epochs=epochs, test_data=test,
-                     seed=settings.seed, batch_size=settings.batch_size, device=device)  # fmt: skip
-        return {"accuracy": tuned.results.get("test", {}).get("accuracy", math.nan),
-                "epochs": epochs, "curve": [], "max_lr": tuned.max_lr,
-                "weight_decay": tuned.weight_decay, "status": tuned.results["status"],
-                "seconds": time.perf_counter() - start}  # fmt: skip
+        tuned = tune(
+            lambda: _model(settings),
+            train,
+            val,
+            epochs=epochs,
+            test_data=test,
+            seed=settings.seed,
+            batch_size=settings.batch_size,
+            device=device,
+        )
+        return {
+            "accuracy": tuned.results.get("test", {}).get("accuracy", math.nan),
+            "epochs": epochs,
+            "curve": [],
+            "max_lr": tuned.max_lr,
+            "weight_decay": tuned.weight_decay,
+            "status": tuned.results["status"],
+            "seconds": time.perf_counter() - start,
+        }
     if name.startswith("one cycle"):
         total = epochs * steps_per_epoch
         half = max(1, total // 2)  # one triangular cycle: 0.1 up to 3.5 and back
@@ -118,22 +134,36 @@ def _contender(name: str, train: ArrayData, val: ArrayData, test: ArrayData,
         plan = schedules.constant(1e-3)
         optimizer = _adam
     curve = TestCurve(test)  # every epoch
-    trainer = Trainer(_model(settings), LOSS, train, batch_size=settings.batch_size,
-                      optimizer=optimizer, callbacks=[curve], seed=settings.seed,
-                      progress=False, device=device)  # fmt: skip
+    trainer = Trainer(
+        _model(settings),
+        LOSS,
+        train,
+        batch_size=settings.batch_size,
+        optimizer=optimizer,
+        callbacks=[curve],
+        seed=settings.seed,
+        progress=False,
+        device=device,
+    )
     history = trainer.fit(epochs, plan)
     accuracy = curve.points[-1][-1] if history.status == "completed" and curve.points else math.nan
-    return {"accuracy": accuracy, "epochs": epochs, "curve": curve.points,
-            "max_lr": plan.max_lr, "status": history.status,
-            "seconds": time.perf_counter() - start}  # fmt: skip
+    return {
+        "accuracy": accuracy,
+        "epochs": epochs,
+        "curve": curve.points,
+        "max_lr": plan.max_lr,
+        "status": history.status,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def _adam(groups: Any) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, lr=1e-3, weight_decay=WEIGHT_DECAY)
 
 
-def run(out: Path, settings: Settings, data_dir: str | None = None,
-        device: str = "auto") -> dict[str, Any]:  # fmt: skip
+def run(
+    out: Path, settings: Settings, data_dir: str | None = None, device: str = "auto"
+) -> dict[str, Any]:
     """Run every contender; write ``results.md``, ``results.json`` and ``accuracy.png``.
 
     ``results.json`` is rewritten after each contender, and a contender already recorded there
@@ -156,8 +186,14 @@ def run(out: Path, settings: Settings, data_dir: str | None = None,
                 f"val_samples={settings.val_samples} needs {len(train) + settings.val_samples} "
                 f"training images; {data_dir} has {len(everything)}"
             )
-    environment = {"device": device, "torch": torch.__version__, "train": len(train),
-                   "val": len(val), "test": len(test), "threads": torch.get_num_threads()}  # fmt: skip
+    environment = {
+        "device": device,
+        "torch": torch.__version__,
+        "train": len(train),
+        "val": len(val),
+        "test": len(test),
+        "threads": torch.get_num_threads(),
+    }
     results = _resume(out / "results.json", settings)
     for name in settings.contenders:
         if name in results:
@@ -196,12 +232,16 @@ def _resume(path: Path, settings: Settings) -> dict[str, Any]:
     return results
 
 
-def _write(out: Path, settings: Settings, environment: dict[str, Any],
-           results: dict[str, Any]) -> None:  # fmt: skip
+def _write(
+    out: Path, settings: Settings, environment: dict[str, Any], results: dict[str, Any]
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(out / "results.json", json.dumps(
-        {"settings": asdict(settings), "environment": environment, "results": results}, indent=1
-    ))  # fmt: skip
+    write_text_atomically(
+        out / "results.json",
+        json.dumps(
+            {"settings": asdict(settings), "environment": environment, "results": results}, indent=1
+        ),
+    )
     write_text_atomically(out / "results.md", _table(results, settings, environment))
     _plot(results, settings).savefig(out / "accuracy.png", dpi=110)
 

@@ -48,8 +48,9 @@ def _model(seed: int) -> torch.nn.Module:
     return build("mnist-cnn", init="keras")
 
 
-def _contender(name: str, seed: int, train: ArrayData, val: ArrayData, test: ArrayData,
-               settings: Settings) -> dict[str, Any]:  # fmt: skip
+def _contender(
+    name: str, seed: int, train: ArrayData, val: ArrayData, test: ArrayData, settings: Settings
+) -> dict[str, Any]:
     """One contender, one seed: final test accuracy, the curve, and the LR it used."""
     steps = math.ceil(len(train) / BATCH)
     curve = TestCurve(test, steps // settings.evaluations)
@@ -59,14 +60,29 @@ def _contender(name: str, seed: int, train: ArrayData, val: ArrayData, test: Arr
 
         # the published batch, as for every contender: a timing-chosen batch would make the
         # reproduction depend on the machine's load
-        tuned = tune(lambda: _model(seed), train, val, epochs=1, test_data=test, seed=seed,
-                     batch_size=BATCH)  # fmt: skip
+        tuned = tune(
+            lambda: _model(seed), train, val, epochs=1, test_data=test, seed=seed, batch_size=BATCH
+        )
         accuracy = tuned.results.get("test", {}).get("accuracy", math.nan)  # NaN: diverged
-        return {"accuracy": accuracy, "curve": [], "max_lr": tuned.max_lr, "status": tuned.results["status"],
-                "batch_size": tuned.batch_size, "seconds": time.perf_counter() - start}  # fmt: skip
+        return {
+            "accuracy": accuracy,
+            "curve": [],
+            "max_lr": tuned.max_lr,
+            "status": tuned.results["status"],
+            "batch_size": tuned.batch_size,
+            "seconds": time.perf_counter() - start,
+        }
     optimizer = "adam" if name == "Adam" else "sgd"
-    trainer = Trainer(_model(seed), LOSS, train, batch_size=BATCH, optimizer=optimizer,
-                      callbacks=[curve], seed=seed, progress=False)  # fmt: skip
+    trainer = Trainer(
+        _model(seed),
+        LOSS,
+        train,
+        batch_size=BATCH,
+        optimizer=optimizer,
+        callbacks=[curve],
+        seed=seed,
+        progress=False,
+    )
     if name == "CLR":  # triangular 0.0005-0.002, momentum 0.95 -> 0.8, step size 40 iterations
         plan = schedules.cyclic(0.0005, 0.002, 40, momentum=(0.95, 0.8), total_steps=steps)
         history, max_lr = trainer.fit(1, plan), 0.002
@@ -77,12 +93,22 @@ def _contender(name: str, seed: int, train: ArrayData, val: ArrayData, test: Arr
     else:
         result = trainer.lr_find()
         if result.max_lr is None:
-            return {"accuracy": math.nan, "curve": [], "max_lr": None, "note": result.reason,
-                    "seconds": time.perf_counter() - start}  # fmt: skip
+            return {
+                "accuracy": math.nan,
+                "curve": [],
+                "max_lr": None,
+                "note": result.reason,
+                "seconds": time.perf_counter() - start,
+            }
         history, max_lr = trainer.fit_one_cycle(1, result.max_lr), result.max_lr
     accuracy = trainer.evaluate(test)["accuracy"] if history.status == "completed" else math.nan
-    return {"accuracy": accuracy, "curve": curve.points, "max_lr": max_lr, "status": history.status,
-            "seconds": time.perf_counter() - start}  # fmt: skip
+    return {
+        "accuracy": accuracy,
+        "curve": curve.points,
+        "max_lr": max_lr,
+        "status": history.status,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def run(out: Path, settings: Settings, data_dir: str | None = None) -> dict[str, Any]:
@@ -124,8 +150,12 @@ def _mean_sd(values: list[float]) -> str:
 
 
 def _table(results: dict[str, Any], settings: Settings) -> str:
-    lines = [f"# mnist-clr: test accuracy after one epoch, batch {BATCH} (mean ± sd over {settings.seeds} seed(s))", "",
-             "| contender | published (raw pixels) | raw 0-255 | [0, 1] | max_lr |", "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# mnist-clr: test accuracy after one epoch, batch {BATCH} (mean ± sd over {settings.seeds} seed(s))",
+        "",
+        "| contender | published (raw pixels) | raw 0-255 | [0, 1] | max_lr |",
+        "|---|---|---|---|---|",
+    ]
     for name in CONTENDERS:
         raw = [r["accuracy"] for r in results["raw"][name]]
         unit = [r["accuracy"] for r in results["unit"][name]]

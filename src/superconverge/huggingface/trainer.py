@@ -125,16 +125,27 @@ def lr_find(
             total = 0.0
             for _ in range(accumulation_steps):
                 loss = loss_of(model, move(next(batches)))
-                (loss / accumulation_steps).backward()  # type: ignore[no-untyped-call]
+                torch.autograd.backward(loss / accumulation_steps)
                 total += float(loss.detach())
             return total / accumulation_steps
 
         result = sweep(
-            sweeper, train_step, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
-            mode=mode, smoothing=smoothing, diverge_factor=diverge_factor, rule=rule,
-            settings={"framework": "huggingface", "accumulation_steps": accumulation_steps,
-                      "world_size": 1, "fine_tuning": fine_tuning},
-        )  # fmt: skip
+            sweeper,
+            train_step,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=num_steps,
+            mode=mode,
+            smoothing=smoothing,
+            diverge_factor=diverge_factor,
+            rule=rule,
+            settings={
+                "framework": "huggingface",
+                "accumulation_steps": accumulation_steps,
+                "world_size": 1,
+                "fine_tuning": fine_tuning,
+            },
+        )
     finally:
         snapshot.restore()
         generators.restore()
@@ -152,9 +163,12 @@ def _for_fine_tuning(result: RangeTestResult) -> RangeTestResult:
         "docs/integrations.md)"
     )
     return replace(
-        result, max_lr=max_lr, min_lr=min_lr, reason=f"{result.reason}; {note}",
+        result,
+        max_lr=max_lr,
+        min_lr=min_lr,
+        reason=f"{result.reason}; {note}",
         notes=(*result.notes, note),
-    )  # fmt: skip
+    )
 
 
 def _warn_about_fine_tuning(result: RangeTestResult) -> RangeTestResult:
@@ -247,10 +261,12 @@ class OneCycleTrainer(transformers.Trainer):
         if not isinstance(model, torch.nn.Module):
             raise RuntimeError("OneCycleTrainer needs a model to run the range test on")
         optimizer = torch.optim.AdamW(
-            [p for p in model.parameters() if p.requires_grad], lr=1e-7,
-            betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
+            [p for p in model.parameters() if p.requires_grad],
+            lr=1e-7,
+            betas=(args.adam_beta1, args.adam_beta2),
+            eps=args.adam_epsilon,
             weight_decay=args.weight_decay,
-        )  # fmt: skip
+        )
 
         def loss_of(module: torch.nn.Module, batch: Any) -> torch.Tensor:
             loss = self.compute_loss(module, batch)
@@ -258,9 +274,14 @@ class OneCycleTrainer(transformers.Trainer):
 
         settings = {"accumulation_steps": args.gradient_accumulation_steps, **self.lr_find_settings}
         result = lr_find(
-            model, self.get_train_dataloader(), optimizer=optimizer, compute_loss=loss_of,
-            fine_tuning=self.fine_tuning, prepare=self._prepare_inputs, **settings,
-        )  # fmt: skip
+            model,
+            self.get_train_dataloader(),
+            optimizer=optimizer,
+            compute_loss=loss_of,
+            fine_tuning=self.fine_tuning,
+            prepare=self._prepare_inputs,
+            **settings,
+        )
         if self.is_world_process_zero():
             logger.warning("OneCycleTrainer range test: %s", result.summary().replace("\n", "; "))
         return result
@@ -278,8 +299,11 @@ class OneCycleTrainer(transformers.Trainer):
             if target is None:
                 raise RuntimeError("OneCycleTrainer: create the optimizer before the scheduler")
             self.lr_scheduler = one_cycle_scheduler(  # type: ignore[assignment]
-                num_training_steps, target, max_lr=max_lr,
-                momentum=self.momentum, **self.one_cycle_settings,
-            )  # fmt: skip
+                num_training_steps,
+                target,
+                max_lr=max_lr,
+                momentum=self.momentum,
+                **self.one_cycle_settings,
+            )
             self._created_lr_scheduler = True
         return self.lr_scheduler

@@ -186,11 +186,19 @@ def lr_find(
         for variable, value in saved:
             variable.assign(value)
     settings = {
-        "framework": "keras", "start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps,
-        "mode": mode, "smoothing": smoothing, "diverge_factor": diverge_factor,
-        "batch_size": batch_size, "repeats": 1, "val_every": every,
-        "optimizer": type(sweeper).__name__, "world_size": 1,
-    }  # fmt: skip
+        "framework": "keras",
+        "start_lr": start_lr,
+        "end_lr": end_lr,
+        "num_steps": num_steps,
+        "mode": mode,
+        "smoothing": smoothing,
+        "diverge_factor": diverge_factor,
+        "batch_size": batch_size,
+        "repeats": 1,
+        "val_every": every,
+        "optimizer": type(sweeper).__name__,
+        "world_size": 1,
+    }
     result = build_result(
         [record.curve()], diverge_factor=diverge_factor, rule=rule, policy=policy, settings=settings
     )

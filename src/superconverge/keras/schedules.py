@@ -143,17 +143,27 @@ class OneCycle(PlanSchedule):
         momentum: tuple[float, float] | None = (0.95, 0.85),
     ) -> None:
         self._settings: dict[str, Any] = {
-            "total_steps": total_steps, "max_lr": max_lr, "min_lr": min_lr,
-            "final_lr": final_lr, "warmup_fraction": warmup_fraction, "shape": shape,
-            "three_phase": three_phase, "momentum": momentum,
-        }  # fmt: skip
+            "total_steps": total_steps,
+            "max_lr": max_lr,
+            "min_lr": min_lr,
+            "final_lr": final_lr,
+            "warmup_fraction": warmup_fraction,
+            "shape": shape,
+            "three_phase": three_phase,
+            "momentum": momentum,
+        }
         super().__init__(
             one_cycle(
-                total_steps, max_lr, min_lr=min_lr, final_lr=final_lr,
-                warmup_fraction=warmup_fraction, shape=shape, three_phase=three_phase,
+                total_steps,
+                max_lr,
+                min_lr=min_lr,
+                final_lr=final_lr,
+                warmup_fraction=warmup_fraction,
+                shape=shape,
+                three_phase=three_phase,
                 momentum=_pair(momentum),
             )
-        )  # fmt: skip
+        )
 
     def get_config(self) -> dict[str, Any]:
         return dict(self._settings)
@@ -178,16 +188,23 @@ class SmithOneCycle(PlanSchedule):
         momentum: tuple[float, float] | None = (0.95, 0.85),
     ) -> None:
         self._settings: dict[str, Any] = {
-            "total_steps": total_steps, "max_lr": max_lr, "min_lr": min_lr,
-            "final_lr": final_lr, "annihilation_fraction": annihilation_fraction,
+            "total_steps": total_steps,
+            "max_lr": max_lr,
+            "min_lr": min_lr,
+            "final_lr": final_lr,
+            "annihilation_fraction": annihilation_fraction,
             "momentum": momentum,
-        }  # fmt: skip
+        }
         super().__init__(
             smith_one_cycle(
-                total_steps, max_lr, min_lr=min_lr, final_lr=final_lr,
-                annihilation_fraction=annihilation_fraction, momentum=_pair(momentum),
+                total_steps,
+                max_lr,
+                min_lr=min_lr,
+                final_lr=final_lr,
+                annihilation_fraction=annihilation_fraction,
+                momentum=_pair(momentum),
             )
-        )  # fmt: skip
+        )
 
     def get_config(self) -> dict[str, Any]:
         return dict(self._settings)
@@ -218,9 +235,13 @@ class Cyclic(PlanSchedule):
         momentum: tuple[float, float] | None = (0.95, 0.85),
     ) -> None:
         self._settings: dict[str, Any] = {
-            "base_lr": base_lr, "max_lr": max_lr, "step_size": step_size, "mode": mode,
-            "gamma": gamma, "momentum": momentum,
-        }  # fmt: skip
+            "base_lr": base_lr,
+            "max_lr": max_lr,
+            "step_size": step_size,
+            "mode": mode,
+            "gamma": gamma,
+            "momentum": momentum,
+        }
         super().__init__(
             cyclic(base_lr, max_lr, step_size, mode=mode, gamma=gamma, momentum=_pair(momentum))
         )

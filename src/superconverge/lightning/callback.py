@@ -115,18 +115,25 @@ class OneCycle(pl.Callback):
         rule: str = "minimum",
     ) -> None:
         if max_lr is not None and (
-            isinstance(max_lr, bool) or not isinstance(max_lr, (int, float))
-            or not math.isfinite(max_lr) or max_lr <= 0
-        ):  # fmt: skip
+            isinstance(max_lr, bool)
+            or not isinstance(max_lr, (int, float))
+            or not math.isfinite(max_lr)
+            or max_lr <= 0
+        ):
             raise ValueError(f"max_lr must be a finite number > 0 or None, got {max_lr!r}")
         one_cycle(10, 1.0, warmup_fraction=warmup_fraction, momentum=momentum)  # checks them
         self.max_lr = None if max_lr is None else float(max_lr)
         self.momentum, self.warmup_fraction = momentum, warmup_fraction
         self.min_lr, self.final_lr = min_lr, final_lr
         self.sweep_settings: dict[str, Any] = {
-            "start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps, "mode": mode,
-            "smoothing": smoothing, "diverge_factor": diverge_factor, "rule": rule,
-        }  # fmt: skip
+            "start_lr": start_lr,
+            "end_lr": end_lr,
+            "num_steps": num_steps,
+            "mode": mode,
+            "smoothing": smoothing,
+            "diverge_factor": diverge_factor,
+            "rule": rule,
+        }
         self.result: RangeTestResult | None = None
         self.plan: Plan | None = None
         self.scheduler: HyperparamScheduler | None = None
@@ -152,9 +159,13 @@ class OneCycle(pl.Callback):
                     "OneCycle needs a finite run: set max_epochs or max_steps on the Trainer"
                 )
             self.plan = one_cycle(
-                max(int(total), 2), max_lr, min_lr=self.min_lr, final_lr=self.final_lr,
-                warmup_fraction=self.warmup_fraction, momentum=self.momentum,
-            )  # fmt: skip
+                max(int(total), 2),
+                max_lr,
+                min_lr=self.min_lr,
+                final_lr=self.final_lr,
+                warmup_fraction=self.warmup_fraction,
+                momentum=self.momentum,
+            )
         self.scheduler = HyperparamScheduler(optimizer, self.plan)
         self.scheduler.load_state_dict({"step_count": trainer.global_step})
 
@@ -211,7 +222,7 @@ class OneCycle(pl.Callback):
                 batch = trainer.strategy.batch_to_device(next(batches))
                 with trainer.precision_plugin.train_step_context():
                     loss = _loss_of(pl_module.training_step(batch, batch_index))
-                (loss / accumulate).backward()  # type: ignore[no-untyped-call]
+                torch.autograd.backward(loss / accumulate)
                 total += float(loss.detach())
                 batch_index += 1
             average_gradients(params, world)
@@ -222,10 +233,15 @@ class OneCycle(pl.Callback):
             pl_module.train()
             with _NoLogging(pl_module):
                 return sweep(
-                    optimizer, train_step, **self.sweep_settings,
-                    settings={"framework": "lightning", "accumulation_steps": accumulate,
-                              "world_size": world},
-                )  # fmt: skip
+                    optimizer,
+                    train_step,
+                    **self.sweep_settings,
+                    settings={
+                        "framework": "lightning",
+                        "accumulation_steps": accumulate,
+                        "world_size": world,
+                    },
+                )
         finally:
             snapshot.restore()
             generators.restore()

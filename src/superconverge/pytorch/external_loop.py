@@ -114,11 +114,20 @@ def sweep(
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     settings = {
-        "start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps, "mode": mode,
-        "smoothing": smoothing, "diverge_factor": diverge_factor, "repeats": 1,
-        "optimizer": type(optimizer).__name__, **settings,
-    }  # fmt: skip
+        "start_lr": start_lr,
+        "end_lr": end_lr,
+        "num_steps": num_steps,
+        "mode": mode,
+        "smoothing": smoothing,
+        "diverge_factor": diverge_factor,
+        "repeats": 1,
+        "optimizer": type(optimizer).__name__,
+        **settings,
+    }
     return build_result(
-        [record.curve()], diverge_factor=diverge_factor, rule=rule, policy="one_cycle",
+        [record.curve()],
+        diverge_factor=diverge_factor,
+        rule=rule,
+        policy="one_cycle",
         settings=settings,
-    )  # fmt: skip
+    )

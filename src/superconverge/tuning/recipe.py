@@ -161,11 +161,21 @@ def tune(
     named = [("train_data", train_data), ("val_data", val_data), ("test_data", test_data)]
     check_recipe_data(model, named, run_device)
     made_with = tune_settings(
-        model, train_data, val_data, test_data, loss_fn=loss_fn, augment=augment, epochs=epochs,
-        batch_size=batch_size, weight_decays=[float(w) for w in decays],
-        momentum=list(momentum), compare_momentum=compare_momentum,
-        budget_fraction=budget_fraction, seed=seed, settings=asdict(settings),
-    )  # fmt: skip
+        model,
+        train_data,
+        val_data,
+        test_data,
+        loss_fn=loss_fn,
+        augment=augment,
+        epochs=epochs,
+        batch_size=batch_size,
+        weight_decays=[float(w) for w in decays],
+        momentum=list(momentum),
+        compare_momentum=compare_momentum,
+        budget_fraction=budget_fraction,
+        seed=seed,
+        settings=asdict(settings),
+    )
     options = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
 
     def source(data: Any, name: str, steps: int | None = None) -> DataSource:
@@ -175,12 +185,31 @@ def tune(
     with recipe_folder(
         out_dir, made_with, resume=resume, overwrite=overwrite, command=command
     ) as journal:
-        setup = _Setup(model_fn, source(train_data, "train_data", steps_per_epoch),
-                       source(val_data, "val_data"), loss_fn, augment, seed, run_device,
-                       workers, settings, trainer_options, journal)  # fmt: skip
+        setup = _Setup(
+            model_fn,
+            source(train_data, "train_data", steps_per_epoch),
+            source(val_data, "val_data"),
+            loss_fn,
+            augment,
+            seed,
+            run_device,
+            workers,
+            settings,
+            trainer_options,
+            journal,
+        )
         test = None if test_data is None else source(test_data, "test_data")
-        return _recipe(setup, epochs, batch_size, decays, momentum, compare_momentum,
-                       budget_fraction, test, out_dir)  # fmt: skip
+        return _recipe(
+            setup,
+            epochs,
+            batch_size,
+            decays,
+            momentum,
+            compare_momentum,
+            budget_fraction,
+            test,
+            out_dir,
+        )
 
 
 def _recipe(
@@ -275,15 +304,21 @@ class _Setup:
         recorded before (on resume, or the same settings in an earlier stage) is not run."""
         labels = [_short_run_label(run) for run in runs]
         return remembered_runs(
-            self.journal, "short_run", labels, list(runs),
+            self.journal,
+            "short_run",
+            labels,
+            list(runs),
             lambda todo: run_short_runs(todo, self.workers),
-        )  # fmt: skip
+        )
 
     def run_short(self, run: ShortRun) -> dict[str, Any]:
         return remembered_runs(
-            self.journal, "short_run", [_short_run_label(run)], [run],
+            self.journal,
+            "short_run",
+            [_short_run_label(run)],
+            [run],
             lambda todo: [run_short(todo[0])],
-        )[0]  # fmt: skip
+        )[0]
 
     def range_test(self, label: str, measure: Callable[[], Any]) -> RangeTestResult:
         """A range test, recorded in the journal as ``range_test/<label>`` (read back on

@@ -238,6 +238,19 @@ def claim_out_dir(folder: Path, force: bool) -> None:
     _usable_folder(folder, "--out")
 
 
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """``--data`` (a bundled data set or module:function) and ``--data-dir``, as lr-find and tune
+    share them."""
+    parser.add_argument(
+        "--data", default="digits", help=f"{', '.join(data_names())}, or module:function"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the data files (default $SUPERCONVERGE_DATA/<data>)",
+    )
+
+
 def data_names() -> list[str]:
     """The data sets the CLI loads by name (csv needs a label column: the Python API only)."""
     from superconverge.data import DATASETS

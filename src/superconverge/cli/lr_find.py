@@ -9,9 +9,9 @@ from typing import Any
 from superconverge._files import write_atomically, write_text_atomically
 from superconverge.cli._common import (
     UsageError,
+    add_data_flags,
     check_outputs,
     check_seed,
-    data_names,
     model_from_flag,
     resolve_data,
 )
@@ -34,14 +34,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Run the LR range test on a data set and model, print the suggested bounds "
         "and why, and write lr_find.png and lr_find.json into --out.",
     )
-    p.add_argument(
-        "--data", default="digits", help=f"{', '.join(data_names())}, or module:function"
-    )
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        help="folder with the data files (default $SUPERCONVERGE_DATA/<data>)",
-    )
+    add_data_flags(p)
     p.add_argument(
         "--model", default="mlp", help=f"{', '.join(sorted(MODELS))}, or module:function"
     )

@@ -10,9 +10,9 @@ from typing import Any
 
 from superconverge.cli._common import (
     UsageError,
+    add_data_flags,
     check_seed,
     claim_out_dir,
-    data_names,
     model_from_flag,
     resolve_data,
     short,
@@ -35,14 +35,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Choose batch size, LR bounds, weight decay and momentum by short runs, train "
         "with 1cycle, diagnose the validation curve and write runs/NAME/ with report.html.",
     )
-    p.add_argument(
-        "--data", default="digits", help=f"{', '.join(data_names())}, or module:function"
-    )
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        help="folder with the data files (default $SUPERCONVERGE_DATA/<data>)",
-    )
+    add_data_flags(p)
     p.add_argument(
         "--model",
         help=f"{', '.join(MODELS)}, or module:function (default: chosen for the data)",

@@ -7,7 +7,7 @@ step, stop when the loss blows up, restore everything exactly, and analyse the c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from superconverge.finder.result import RangeTestResult, build_result
 from superconverge.finder.sweep import SweepRecord, check_sweep_arguments, sweep_plan
 from superconverge.metrics import resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
+from superconverge.pytorch.external_loop import Cycle
 from superconverge.pytorch.optimizers import optimizer_step
 from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
@@ -57,28 +58,16 @@ def _is_batches(data: object) -> bool:
     return isinstance(data, Iterable)
 
 
-class _Cycle:
+class _Cycle(Cycle):
     """``(inputs, targets)`` of the batches of an iterable (through the batch hook),
     restarting it when it runs out; empty data is an error."""
 
     def __init__(self, data: Iterable[Any], name: str, batch_fn: BatchFn | None = None) -> None:
-        self.data, self.name, self.batch_fn = data, name, batch_fn
-        self.iterator: Iterator[Any] = iter(data)
-        self.served = 0
+        super().__init__(data, name)
+        self.batch_fn = batch_fn
 
     def __next__(self) -> tuple[Any, Any]:
-        try:
-            batch = next(self.iterator)
-        except StopIteration:
-            if self.served == 0:
-                raise ValueError(f"{self.name} yielded no batches: it is empty") from None
-            self.iterator = iter(self.data)
-            try:
-                batch = next(self.iterator)
-            except StopIteration:
-                raise ValueError(f"{self.name} yielded no batches on its second pass") from None
-        self.served += 1
-        return split_batch(batch, self.batch_fn, self.name)
+        return split_batch(super().__next__(), self.batch_fn, self.name)
 
 
 def _chance(batches: list[tuple[Any, Any]] | None) -> float | None:

@@ -33,7 +33,10 @@ class Cycle:
             if self.served == 0:
                 raise ValueError(f"{self.name} yielded no batches: it is empty") from None
             self.iterator = iter(self.data)
-            batch = next(self.iterator)
+            try:
+                batch = next(self.iterator)
+            except StopIteration:
+                raise ValueError(f"{self.name} yielded no batches on its second pass") from None
         self.served += 1
         return batch
 

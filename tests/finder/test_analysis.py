@@ -77,8 +77,16 @@ def test_analyse_recommends_minimum_over_ten_by_default():
         ([1.0 + 0.05 * i for i in range(100)], "never went down", "never_down"),
         ([3.0 - 0.02 * i for i in range(100)], "still falling at the end", "still_falling"),
         ([1.0] * 30 + [math.nan] * 70, "were NaN or infinite", "unstable"),
+        # SST-2 with SGD: flat at 0.69 (noise of +-0.3%) over most of the sweep, then divergence;
+        # the noise's lowest point is no LR to train at
+        (
+            [0.693 + 0.002 * math.sin(3 * i) for i in range(80)]
+            + [0.7 * 1.1**i for i in range(20)],
+            "the loss never fell",
+            "no_fall",
+        ),
     ],
-    ids=["flat", "never-descends", "never-diverges", "mostly-nan"],
+    ids=["flat", "never-descends", "never-diverges", "mostly-nan", "flat-then-diverges"],
 )
 def test_honest_failure_gives_no_max_lr_and_a_reason(losses, phrase, kind):
     smoothed = _unsmoothed(losses)

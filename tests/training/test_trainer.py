@@ -177,6 +177,38 @@ def test_divergence_stops_restores_the_last_good_weights_and_keeps_the_checkpoin
     assert trainer.evaluate()["accuracy"] > 0.5
 
 
+def test_backoff_restores_the_epoch_and_continues_at_half_the_lr_and_resumes_there(
+    digits, tmp_path
+):
+    trainer = _trainer(digits, out_dir=tmp_path)
+    # 0.05 for epoch 1, then 12.8: the MLP explodes at once; each back-off halves it (6.4, 3.2,
+    # ...) until it trains again, and the run completes
+    plan = sc.piecewise_constant([0.05, 12.8], [41])
+    history = trainer.fit(3, plan, backoff=10)
+    restored = [note for note in history.notes if "restored the weights" in note]
+    assert history.status == "completed" and 1 <= len(restored) <= 10
+    assert all("epoch 2" in note or "epoch 3" in note for note in restored)
+    assert history.discarded_steps > 0 and history.steps == 3 * 41  # the undone steps dropped
+    scale = 0.5 ** len(restored)
+    assert trainer.optimizer.param_groups[0]["lr_scale"] == pytest.approx(scale)
+    assert history.step_lrs[-1][0] == pytest.approx(12.8 * scale)  # the plan's LR, lowered
+    assert History.from_json(history.to_json()).discarded_steps == history.discarded_steps
+    # the lowered LR is part of the checkpoint: a resumed trainer continues at it
+    again = _trainer(digits)
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    again.load_checkpoint(tmp_path / "checkpoint.pt", payload)
+    assert again.optimizer.param_groups[0]["lr_scale"] == pytest.approx(scale)
+
+
+def test_backoff_zero_stops_at_the_first_divergence(digits):
+    trainer = _trainer(digits)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        history = trainer.fit(2, sc.piecewise_constant([0.05, 1e5], [41]))
+    assert history.status == "diverged" and history.discarded_steps == 0
+    with pytest.raises(ValueError, match="backoff must be >= 0, got -1"):
+        trainer.fit(1, sc.constant(0.05), backoff=-1)
+
+
 def test_checkpoints_best_and_csv(digits, tmp_path):
     trainer = _trainer(digits, out_dir=tmp_path)
     history = trainer.fit_one_cycle(3, 0.05)

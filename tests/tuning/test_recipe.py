@@ -27,8 +27,15 @@ def digits():
 
 
 def test_tune_records_every_step_with_its_cost_and_trains(digits, tmp_path):
+    # budget 3: room for both optimizers' LR search, the noise repeat and every decay
     plan = sc.tune(
-        make_mlp, digits.train, digits.val, epochs=4, test_data=digits.test, out_dir=tmp_path
+        make_mlp,
+        digits.train,
+        digits.val,
+        epochs=4,
+        test_data=digits.test,
+        out_dir=tmp_path,
+        budget=3.0,
     )
     steps = [step["step"] for step in plan.evidence]
     assert steps == [
@@ -42,8 +49,20 @@ def test_tune_records_every_step_with_its_cost_and_trains(digits, tmp_path):
     assert all(step["seconds"] >= 0 and step["why"] for step in plan.evidence)
     assert plan.batch_size <= len(digits.train) // 10
     assert plan.min_lr == pytest.approx(plan.max_lr / 10)
-    runs = plan.evidence[2]["details"]["runs"]
-    assert {"0.001", "0.0001", "1e-05", "0"} <= set(runs)
+    details = plan.evidence[2]["details"]
+    runs, skipped = set(details["runs"]), {f"{wd:g}" for wd in details["skipped"]}
+    expected = {"sgd": {"0.001", "0.0001", "1e-05", "0"}, "adamw": {"0.1", "0.03", "0.01", "0"}}
+    assert expected[plan.optimizer] <= runs | skipped and len(runs) >= 2  # what the budget held
+    assert ("not run (budget)" in plan.evidence[2]["why"]) == bool(skipped)
+    assert set(plan.evidence[1]["details"]["optimizers"]) == {"sgd", "adamw"}
+    assert plan.evidence[1]["details"]["noise"]["relative"] >= 0
+    # the account: every stage's samples, and the search within its allowance
+    compute = plan.compute
+    assert compute["search_samples"] == sum(compute["search_samples_by_stage"].values())
+    assert compute["search_samples"] <= compute["allowance_samples"] == 3 * 4 * len(digits.train)
+    assert compute["final_run_samples"] == 4 * len(digits.train)
+    assert [step["samples"] > 0 for step in plan.evidence[1:3]] == [True, True]
+    assert plan.environment["torch_threads"] >= 1 and plan.environment["seed"] == 0
     assert plan.weight_decay in [float(k) for k in runs]
     assert plan.results["test"]["accuracy"] > 0.85
     assert plan.results["verdict"]["kind"] in ("good", "underfitting", "overfitting", "unstable")
@@ -54,7 +73,7 @@ def test_tune_records_every_step_with_its_cost_and_trains(digits, tmp_path):
 
 def test_explicit_batch_size_wins_and_momentum_can_be_compared(digits):
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, batch_size=48, compare_momentum=True,
-                   weight_decays=(1e-4, 0.0))  # fmt: skip
+                   weight_decays=(1e-4, 0.0), optimizer="sgd", budget=20.0)  # fmt: skip
     assert plan.batch_size == 48 and plan.evidence[0]["why"] == "given"
     assert set(plan.evidence[3]["details"]["runs"]) == {
         "(0.95, 0.85)",
@@ -67,7 +86,13 @@ def test_explicit_batch_size_wins_and_momentum_can_be_compared(digits):
 
 def test_weight_decay_candidates_run_in_worker_processes(digits):
     # a fixed batch: the automatic one is timed, and two timings under load can differ
-    kwargs = {"epochs": 2, "weight_decays": (1e-3, 0.0), "batch_size": 64}
+    kwargs = {
+        "epochs": 2,
+        "weight_decays": (1e-3, 0.0),
+        "batch_size": 64,
+        "optimizer": "sgd",
+        "budget": 20.0,
+    }
     plan = sc.tune(make_mlp, digits.train, digits.val, workers=2, **kwargs)
     single = sc.tune(make_mlp, digits.train, digits.val, workers=1, **kwargs)
     runs, reference = plan.evidence[2]["details"]["runs"], single.evidence[2]["details"]["runs"]
@@ -80,7 +105,7 @@ def test_weight_decay_candidates_run_in_worker_processes(digits):
         ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
         ({"epochs": 2, "weight_decays": (-1.0,)}, "weight_decays must be finite numbers >= 0"),
         ({"epochs": 2, "batch_size": "big"}, "batch_size must be 'auto' or an integer"),
-        ({"epochs": 2, "budget_fraction": 0.0}, r"budget_fraction must be in \(0, 1\]"),
+        ({"epochs": 2, "budget": 0.0}, r"budget must be a number > 0"),
     ],
 )
 def test_bad_arguments(digits, kwargs, message):
@@ -97,7 +122,11 @@ def test_cli_tune_writes_the_run_folder_and_report(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["tune", "--epochs", "3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "chosen: batch" in printed and "verdict:" in printed and "test accuracy" in printed
+    assert (
+        re.search(r"chosen: (sgd|adamw), batch", printed)
+        and "verdict:" in printed
+        and "test accuracy" in printed
+    )
     for name in ("report.html", "report.md", "plan.json", "history.json", "checkpoint.pt",
                  "lr_find.png", "schedule.png", "losses.png", "range_tests.json"):  # fmt: skip
         assert (out / name).is_file(), name
@@ -109,7 +138,8 @@ def test_cli_tune_writes_the_run_folder_and_report(tmp_path, capsys):
     )  # self-contained
     assert "Verdict:" in page and "weight decay" in page
     plan, _, range_tests = load_run(out)
-    assert plan.data == "digits" and plan.model == "mlp" and len(range_tests) == 5
+    assert plan.data == "digits" and plan.model == "mlp" and len(range_tests) >= 1
+    assert "compute: search" in printed and "x the final run (budget 1)" in printed
 
     run = subprocess.run([sys.executable, "-m", "superconverge", "tune", "--out", str(out)],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -157,7 +187,7 @@ def test_a_diverged_final_run_is_reported_not_raised(digits):
 def test_a_final_run_that_falls_apart_is_redone_once_at_a_third_of_max_lr(digits, tmp_path):
     # every final run counts as fallen apart (factor 0): the real retry path, on real data
     kwargs = {"epochs": 2, "weight_decays": (1e-4,), "batch_size": 64, "test_data": digits.test,
-              "settings": RecipeSettings(retry_loss_factor=0.0)}  # fmt: skip
+              "settings": RecipeSettings(retry_loss_factor=0.0), "optimizer": "sgd"}  # fmt: skip
     plan = sc.tune(make_mlp, digits.train, digits.val, out_dir=tmp_path, **kwargs)
     steps = [step["step"] for step in plan.evidence]
     assert steps[-3:] == ["final_run", "final_run", "diagnosis"]
@@ -185,8 +215,8 @@ def test_when_the_lowest_candidate_wins_the_grid_extends_downwards(digits):
     # candidates at the range test's lowest-loss LR itself and twice it: far too high, so the
     # lowest (or nothing) wins and the recipe must look below the grid
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, weight_decays=(0.0,),
-                   batch_size=64, test_data=digits.test,
-                   settings=RecipeSettings(lr_divisors=(1.0, 0.5)))  # fmt: skip
+                   batch_size=64, test_data=digits.test, optimizer="sgd", budget=20.0,
+                   settings=RecipeSettings(lr_divisors=(1.0, 0.5), measure_noise=False))  # fmt: skip
     details = plan.evidence[1]["details"]
     extended = details["extended_below"]
     assert 1 <= len(extended) <= 3
@@ -200,8 +230,8 @@ def test_when_the_highest_candidate_wins_the_grid_extends_upwards(digits):
     # candidates a hundred and thirty times below the range test's lowest-loss LR: far
     # too timid, so the highest wins and the recipe must look above the grid, doubling each time
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, weight_decays=(0.0,),
-                   batch_size=64, test_data=digits.test,
-                   settings=RecipeSettings(lr_divisors=(100.0, 30.0)))  # fmt: skip
+                   batch_size=64, test_data=digits.test, optimizer="sgd", budget=20.0,
+                   settings=RecipeSettings(lr_divisors=(100.0, 30.0), measure_noise=False))  # fmt: skip
     details = plan.evidence[1]["details"]
     above = details["extended_above"]
     assert details["extended_below"] == []
@@ -231,7 +261,7 @@ def _tiny_logits_mlp():
 
 def test_a_range_test_flat_up_to_lr_10_is_swept_two_decades_further(digits):
     plan = sc.tune(_tiny_logits_mlp, digits.train, digits.val, epochs=1, weight_decays=(0.0,),
-                   batch_size=64)  # fmt: skip
+                   batch_size=64, optimizer="sgd")  # fmt: skip
     why = plan.evidence[1]["why"]
     assert "first sweep to LR 10: the loss is flat" in why and "swept again to LR 1000" in why
     assert plan.max_lr > 1.0  # found beyond the first sweep's end

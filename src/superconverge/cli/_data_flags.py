@@ -36,7 +36,15 @@ def add_task_flags(
         help="accuracy, top5, mse, mae, or module:function fn(outputs, targets); repeat for "
         "several (default: auto, the built-ins that apply to the task)",
     )
-    parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default=optimizer_default)
+    choices = (
+        OPTIMIZER_NAMES if optimizer_default in OPTIMIZER_NAMES else ("auto", *OPTIMIZER_NAMES)
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=choices,
+        default=optimizer_default,
+        help="auto: SGD against AdamW by short runs (tune)" if "auto" in choices else None,
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     if precision:
         parser.add_argument("--precision", choices=PRECISION_NAMES, default="auto")

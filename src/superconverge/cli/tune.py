@@ -47,7 +47,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--weight-decays",
         type=float,
         nargs="+",
-        help="candidates (default: 1e-3 1e-4 1e-5 0 for sgd, 0.1 0.03 0.01 0 for adamw/nadamw)",
+        help="candidates, the first the anchor the LR is chosen at (default: 1e-4 1e-3 1e-5 0 "
+        "for sgd, 0.1 0.03 0.01 0 for adamw/nadamw)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=1.0,
+        help="what the search may spend, in final runs' worth of training samples (default 1: "
+        "the whole recipe costs at most twice the final run)",
     )
     p.add_argument("--compare-momentum", action="store_true", help="also try constant momenta")
     p.add_argument("--workers", type=int, default=1, help="processes for the candidate runs")
@@ -67,7 +75,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     from superconverge.cli._data_flags import add_task_flags
 
-    add_task_flags(p, precision=False)
+    add_task_flags(p, precision=False, optimizer_default="auto")
     p.set_defaults(handler=run, parser=p)
     return p
 
@@ -104,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
         args = _resumed(args)
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    if not (args.budget > 0 and args.budget < float("inf")):
+        raise UsageError(
+            f"--budget must be a number > 0 (final runs' worth of samples), got {args.budget}"
+        )
     batch_size = _batch_size(args.batch_size)
     check_seed(args.seed)
     splits = resolve_data(args.data, args.data_dir, args.seed)
@@ -220,6 +232,7 @@ def _tune(args: argparse.Namespace, splits: Any, model_fn: Any, batch_size: Any,
         device=args.device,
         **data_options(args),
         compare_momentum=args.compare_momentum,
+        budget=args.budget,
         workers=args.workers,
         seed=args.seed,
         out_dir=out,
@@ -251,11 +264,24 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
 
 def _print_plan(plan: Any) -> None:
     for step in plan.evidence:
-        print(f"  {step['step']:<13} {step['seconds']:6.1f} s  {short(step['decision'])}")
+        samples = step.get("samples", 0)
+        print(
+            f"  {step['step']:<13} {step['seconds']:6.1f} s {samples:>10,} samples  "
+            f"{short(step['decision'])}"
+        )
+    compute = plan.compute
+    if compute:
+        print(
+            f"compute: search {compute['search_samples']:,} + final run "
+            f"{compute['final_run_samples']:,} samples = {compute['x_final_run']:.2f}x the final "
+            f"run (budget {compute['budget']:g}); torch threads "
+            f"{plan.environment.get('torch_threads')} of {plan.environment.get('usable_cores')} "
+            "usable cores"
+        )
     test = plan.results.get("test", {})
     verdict = plan.results["verdict"]
     print(
-        f"chosen: batch {plan.batch_size}, max_lr {plan.max_lr:.3g}, min_lr {plan.min_lr:.3g}, "
+        f"chosen: {plan.optimizer or 'your optimizer'}, batch {plan.batch_size}, max_lr {plan.max_lr:.3g}, min_lr {plan.min_lr:.3g}, "
         f"weight decay {plan.weight_decay:g}, momentum {short(plan.momentum)}"
     )
     if test:

@@ -20,6 +20,10 @@ RULES = ("minimum", "valley", "steepest")
 SKIP_START_FRACTION = 0.1  # fastai and pytorch-lr-finder skip the noisy first points
 MIN_POINTS = 10  # fewer points than this cannot be analysed
 FLAT_RELATIVE_CHANGE = 0.02  # a smoothed curve moving less than 2% is "flat"
+# a curve whose lowest point is less than 0.5% below its start never fell (SST-2 with SGD: flat
+# at 0.69 within its noise, then divergence); a tiny-logit model's real start of a fall, 0.9%
+# before the wide sweep found its LR, is kept
+NO_FALL_FRACTION = 0.005
 
 
 def _usable(
@@ -118,7 +122,8 @@ class Analysis:
 
 # why a curve supports no suggestion, as a kind callers can act on (the reason says it in words):
 # the sweep was too short or too unstable to read; the loss did not move, or was still falling
-# at end_lr (both: sweep further); it only rose (start lower); the chosen rule found no point
+# at end_lr (both: sweep further); it only rose (start lower); it rose without first falling
+# (another optimizer, or a model that does not learn); the chosen rule found no point
 FAILURES = (
     "too_few_points",
     "unstable",
@@ -126,6 +131,7 @@ FAILURES = (
     "flat",
     "still_falling",
     "never_down",
+    "no_fall",
     "no_point",
 )
 SWEEP_FURTHER = ("flat", "still_falling")
@@ -173,6 +179,13 @@ def _failure(
         return "never_down", (
             f"the loss never went down: it rises from the first LRs ({x[0]:.2g}); start_lr is "
             "already too high or the model diverges at any LR; lower start_lr"
+        )
+    if (y[0] - bottom) / scale < NO_FALL_FRACTION:
+        return "no_fall", (
+            f"the loss never fell: its lowest point ({bottom:.4g}) is within "
+            f"{100 * NO_FALL_FRACTION:.1f}% of its start ({y[0]:.4g}) between LR {x[0]:.2g} "
+            f"and {x[-1]:.2g}, after which it rose; no LR of this sweep trains the model with "
+            "this optimizer: try another optimizer (e.g. AdamW) or check the model and targets"
         )
     return None
 

@@ -78,6 +78,26 @@ def set_weight_decay(optimizer: torch.optim.Optimizer, value: float) -> None:
         group["weight_decay"] = value
 
 
+def lr_scales(optimizer: torch.optim.Optimizer) -> list[float]:
+    """Each group's LR scale (the multiplier of the plan's LR; 1 unless set)."""
+    return [float(group.get(LR_SCALE_KEY, 1.0)) for group in optimizer.param_groups]
+
+
+def set_lr_scales(optimizer: torch.optim.Optimizer, scales: Sequence[float]) -> None:
+    """Set each group's LR scale: the scheduler writes ``plan lr x scale`` from its next update
+    on (a fit that backs off after a divergence halves them), and the scales are part of the
+    optimizer's state, so a checkpoint resumes at the lowered LR."""
+    if len(scales) != len(optimizer.param_groups):
+        raise ValueError(
+            f"scales must have one value per param group ({len(optimizer.param_groups)}), "
+            f"got {len(scales)}"
+        )
+    for group, scale in zip(optimizer.param_groups, scales, strict=True):
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scales must be finite numbers > 0, got {scale!r}")
+        group[LR_SCALE_KEY] = float(scale)
+
+
 def spread_max_lr(max_lr: float | Sequence[float] | slice, num_groups: int) -> list[float]:
     """Per-group peak LRs from a float, a per-group list, or a ``(low, high)`` pair.
 

@@ -36,6 +36,9 @@ class History:
     message: str = ""
     plan: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # optimizer steps made and then undone by a back-off after a divergence (their compute was
+    # spent; their records were dropped so the lists follow the steps that count)
+    discarded_steps: int = 0
 
     @property
     def steps(self) -> int:
@@ -52,6 +55,7 @@ class History:
                 "message": self.message,
                 "plan": self.plan,
                 "notes": self.notes,
+                "discarded_steps": self.discarded_steps,
                 "epochs": self.epochs,
                 "step_losses": self.step_losses,
                 "step_lrs": self.step_lrs,
@@ -70,6 +74,7 @@ class History:
             "message",
             "plan",
             "notes",
+            "discarded_steps",
             "epochs",
             "step_losses",
             "step_lrs",
@@ -88,6 +93,7 @@ class History:
             message=values.get("message", ""),
             plan=dict(values.get("plan", {})),
             notes=list(values.get("notes", [])),
+            discarded_steps=int(values.get("discarded_steps", 0)),
         )
 
     @classmethod

@@ -21,7 +21,13 @@ from superconverge.data.loader import ArrayLoader
 from superconverge.data.sources import has_position
 from superconverge.finder.smoothing import SMOOTHING, LossSmoother
 from superconverge.pytorch.optimizers import optimizer_step
-from superconverge.pytorch.scheduler import HyperparamScheduler, get_momentum, momentum_key
+from superconverge.pytorch.scheduler import (
+    HyperparamScheduler,
+    get_momentum,
+    lr_scales,
+    momentum_key,
+    set_lr_scales,
+)
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.training.callbacks import CancelEpoch, CancelFit, overrides
 from superconverge.training.checkpoint import BEST, CHECKPOINT, build_payload
@@ -35,6 +41,8 @@ logger = logging.getLogger(__name__)
 backward = torch.autograd.backward  # Tensor.backward without its untyped wrapper
 
 WARMUP_STEPS = 10  # no divergence verdict before the smoothed loss has settled
+# LR factor per back-off (the AlgoPerf-winning submission halves its LR on a stall)
+BACKOFF_FACTOR = 0.5
 
 
 class FitLoop:
@@ -53,8 +61,11 @@ class FitLoop:
         epochs: int,
         start_epoch: int = 0,
         best_val_loss: float = math.inf,
+        backoff: int = 0,
     ) -> None:
         self.trainer, self.scheduler, self.history = trainer, scheduler, history
+        # divergences answered by restoring the epoch's starting weights and halving the LR
+        self.backoff_left = backoff
         self.epochs, self.start_epoch = epochs, start_epoch
         self.best_val_loss = best_val_loss
         self.smoother = LossSmoother(SMOOTHING, trainer.diverge_factor, WARMUP_STEPS)
@@ -78,12 +89,17 @@ class FitLoop:
         last_good = TrainingSnapshot(trainer.module, trainer.optimizer, trainer.scaler, rng=False)
         try:
             self._event("before_fit")
-            for epoch in range(self.start_epoch, self.epochs):
+            epoch = self.start_epoch
+            while epoch < self.epochs:
                 self.epoch = epoch
                 self._event("before_epoch")
+                start = self._epoch_start()
                 self.record = self._train_epoch()
                 if history.status == "diverged":
+                    scales = lr_scales(trainer.optimizer)  # the restore resets them
                     last_good.restore_training_state()
+                    if self._back_off(start, scales):
+                        continue  # the same epoch again, from its first weights, lower
                     if trainer.rank == 0:
                         warnings.warn(history.message, RuntimeWarning, stacklevel=4)
                         logger.warning(history.message)
@@ -93,6 +109,7 @@ class FitLoop:
                     trainer.module, trainer.optimizer, trainer.scaler, rng=False
                 )
                 self._event("after_epoch")
+                epoch += 1
             else:
                 history.status = "completed"
         except CancelFit:
@@ -107,6 +124,42 @@ class FitLoop:
             if trainer.run_folder is not None:
                 trainer.run_folder.write_history(history, table=False)
         return history
+
+    def _epoch_start(self) -> tuple[dict[str, int], dict[str, int] | None, int]:
+        """Where this epoch starts: the scheduler's and loader's state and the steps recorded."""
+        loader = self.trainer.train_loader
+        position = loader.state_dict() if has_position(loader) else None
+        return self.scheduler.state_dict(), position, len(self.history.step_losses)
+
+    def _back_off(
+        self, start: tuple[dict[str, int], dict[str, int] | None, int], scales: list[float]
+    ) -> bool:
+        """After a divergence (the epoch's starting weights already restored): when retries are
+        left, halve the LR from here on and rewind the epoch's schedule, batches and records, so
+        the epoch runs again; False when none are left."""
+        if self.backoff_left <= 0:
+            return False
+        self.backoff_left -= 1
+        trainer, history = self.trainer, self.history
+        scheduler_state, position, steps = start
+        set_lr_scales(trainer.optimizer, [scale * BACKOFF_FACTOR for scale in scales])
+        self.scheduler.load_state_dict(scheduler_state)  # rewrites the LR with the new scale
+        if position is not None:
+            trainer.train_loader.load_state_dict(position)
+        history.discarded_steps += len(history.step_lrs) - steps
+        for values in (history.step_losses, history.step_lrs, history.step_momenta):
+            del values[steps:]
+        self.smoother = LossSmoother(SMOOTHING, trainer.diverge_factor, WARMUP_STEPS)
+        note = (
+            f"epoch {self.epoch + 1}: {history.message.split('; try')[0]}; restored the weights "
+            f"of the epoch's start and continued at {BACKOFF_FACTOR:g}x the LR (now "
+            f"{min(scales) * BACKOFF_FACTOR:.3g}x the plan's)"
+        )
+        history.notes.append(note)
+        history.status, history.message = "running", ""
+        if trainer.rank == 0:
+            logger.warning(note)
+        return True
 
     def _end_epoch(self) -> None:
         """Validate, record, log, and save the checkpoint (and best.pt when the best so far)."""

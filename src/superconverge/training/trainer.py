@@ -274,6 +274,7 @@ class Trainer:
         momentum: tuple[float, float] | None = (0.95, 0.85),
         weight_decay: float | None = None,
         warmup_fraction: float | None = None,
+        backoff: int = 0,
     ) -> History:
         """Train for `epochs` with the 1cycle policy and cyclical momentum.
 
@@ -288,6 +289,9 @@ class Trainer:
                 optimizers without momentum).
             weight_decay: overrides the trainer's weight decay for this fit.
             warmup_fraction: the rise's share (torch and fastai policies).
+            backoff: times a divergence is answered by restoring the weights of the epoch's
+                start and running it again at half the LR (the rest of the cycle too); 0 stops
+                the fit at the first divergence, with the last good weights restored.
         """
         check_count("epochs", epochs)
         check_choice("policy", policy, tuple(POLICIES))
@@ -305,7 +309,9 @@ class Trainer:
         peak, groups = self._peak(max_lr)
         total = epochs * self.steps_per_epoch
         plan = one_cycle_plan(policy, total, peak, min_lr, final_lr, momentum, warmup_fraction)
-        return self.fit(epochs, plan, max_lr=groups, weight_decay=weight_decay, notes=notes)
+        return self.fit(
+            epochs, plan, max_lr=groups, weight_decay=weight_decay, notes=notes, backoff=backoff
+        )
 
     def fit_cyclic(
         self,
@@ -363,9 +369,12 @@ class Trainer:
         max_lr: Any = None,
         weight_decay: float | None = None,
         notes: Sequence[str] = (),
+        backoff: int = 0,
     ) -> History:
-        """Train for `epochs` following any `Plan` (cyclic, piecewise constant, constant, ...)."""
+        """Train for `epochs` following any `Plan` (cyclic, piecewise constant, constant, ...);
+        `backoff` as for `fit_one_cycle`."""
         check_count("epochs", epochs)
+        check_count("backoff", backoff, minimum=0)
         if not isinstance(plan, Plan):
             raise TypeError(f"plan must be a superconverge Plan, got {plan!r}")
         if weight_decay is not None:
@@ -374,10 +383,16 @@ class Trainer:
         with self._holding_out_dir():  # one writer per out_dir, from this check to the last save
             if self.run_folder is not None:
                 self.run_folder.check_free()
-            return self._fit_plan(epochs, plan, max_lr, weight_decay, notes)
+            return self._fit_plan(epochs, plan, max_lr, weight_decay, notes, backoff)
 
     def _fit_plan(
-        self, epochs: int, plan: Plan, max_lr: Any, weight_decay: float | None, notes: Sequence[str]
+        self,
+        epochs: int,
+        plan: Plan,
+        max_lr: Any,
+        weight_decay: float | None,
+        notes: Sequence[str],
+        backoff: int = 0,
     ) -> History:
         if weight_decay is not None:
             set_weight_decay(self.optimizer, weight_decay)
@@ -395,7 +410,7 @@ class Trainer:
         loader = self.train_loader
         if has_position(loader) and loader.batch_index != 0:  # keeps a batch peeked at batch 0
             loader.load_state_dict({**loader.state_dict(), "batch_index": 0})
-        return self._run(FitLoop(self, scheduler, self.history, epochs=epochs))
+        return self._run(FitLoop(self, scheduler, self.history, epochs=epochs, backoff=backoff))
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self, data: Any = None) -> dict[str, float]:

@@ -290,15 +290,37 @@ def final_run_failed(
     return None
 
 
-def choose_weight_decay(results: Mapping[float, float]) -> tuple[float, str]:
-    """The weight decay with the lowest validation loss, and a sentence saying why."""
+def choose_weight_decay(
+    results: Mapping[float, float], anchor: float | None = None, margin: float = 0.0
+) -> tuple[float, str]:
+    """The weight decay with the lowest validation loss, and a sentence saying why; with an
+    `anchor` (the decay the LR was chosen at), another replaces it only when it beats the
+    anchor's loss by more than `margin` (a fraction: the noise of a short run).
+
+    Example:
+        >>> choose_weight_decay({1e-4: 0.300, 1e-3: 0.296}, anchor=1e-4, margin=0.02)[0]
+        0.0001
+        >>> choose_weight_decay({1e-4: 0.300, 1e-3: 0.280}, anchor=1e-4, margin=0.02)[0]
+        0.001
+    """
     if not results:
         raise ValueError("results must hold at least one weight decay")
     finite = {wd: loss for wd, loss in results.items() if math.isfinite(loss)}
     if not finite:
-        return 0.0, "every candidate diverged; weight decay 0 by default"
+        fallback = 0.0 if anchor is None else anchor
+        return fallback, f"every candidate diverged; weight decay {fallback:g} by default"
     best = min(finite, key=lambda wd: finite[wd])
     ranking = ", ".join(
         f"{wd:g}: {finite[wd]:.4f}" for wd in sorted(finite, key=lambda w: finite[w])
     )
+    if (
+        anchor is not None
+        and anchor in finite
+        and finite[best] >= finite[anchor] * (1.0 - margin)
+        and best != anchor
+    ):
+        return anchor, (
+            f"{anchor:g}, the anchor: no candidate beat it by more than {margin:.1%}, the "
+            f"noise of a short run ({ranking})"
+        )
     return best, f"lowest validation loss after the short runs ({ranking})"

@@ -63,6 +63,11 @@ class TunePlan:
     # metrics, batch_fn and collate_fn entry points)
     data_options: dict[str, Any] = field(default_factory=dict)
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    # what the recipe spent, in training samples: per stage, the search, the final run, the
+    # budget it was given (`superconverge.tuning.budget.SearchBudget.summary`)
+    compute: dict[str, Any] = field(default_factory=dict)
+    # where it ran: torch threads and the cores the process may use, device, seed
+    environment: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
     history: History | None = field(default=None, repr=False, compare=False)
     range_tests: dict[str, RangeTestResult] = field(default_factory=dict, repr=False, compare=False)
@@ -108,6 +113,7 @@ class TunePlan:
         steps_per_epoch: int | None = None,
         num_workers: int = 0,
         collate_fn: Callable[[list[Any]], Any] | None = None,
+        backoff: int = 0,
     ) -> History:
         """Train with these settings (the recipe's final 1cycle run); fills ``results``,
         ``history`` and ``trainer``.
@@ -117,7 +123,8 @@ class TunePlan:
         (a plan made with a callable needs it again). ``results`` holds the final validation
         loss, every validation metric (``final_val_metrics``) and, with `test_data`, the test
         loss and metrics. With `resume`, a ``checkpoint.pt`` in `out_dir` saved by a run of these
-        settings is continued from its last epoch instead of starting again.
+        settings is continued from its last epoch instead of starting again. `backoff`: as for
+        `Trainer.fit_one_cycle` (divergences answered by restoring and halving the LR).
         """
         if optimizer is None:
             if self.optimizer is None:
@@ -154,7 +161,12 @@ class TunePlan:
             history = trainer.resume_from(checkpoint)
         else:
             history = trainer.fit_one_cycle(
-                self.epochs, self.max_lr, policy=self.policy, min_lr=self.min_lr, momentum=momentum
+                self.epochs,
+                self.max_lr,
+                policy=self.policy,
+                min_lr=self.min_lr,
+                momentum=momentum,
+                backoff=backoff,
             )
         last = history.epochs[-1] if history.epochs else {}
         self.results = {

@@ -148,6 +148,7 @@ class ShortRun:
     augment: Augment | None = None
     # the Trainer's other keyword arguments: optimizer, metrics, data loading (tune's own)
     options: dict[str, Any] = field(default_factory=dict)
+    samples: int = 0  # training samples the run processes (the budget's unit); 0: not counted
 
     def at(
         self,

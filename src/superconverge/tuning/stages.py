@@ -1,0 +1,362 @@
+"""The recipe's stages. Each measures (through `RecipeSetup`, which records and charges every
+measurement), decides with `decisions`, and returns its evidence record (`evidence`): the
+decision, why, its seconds and training samples, the details."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from superconverge.finder.analysis import SWEEP_FURTHER
+from superconverge.finder.result import RangeTestResult
+from superconverge.tuning.decisions import (
+    batch_sizes_to_try,
+    choose_max_lr,
+    choose_momentum,
+    choose_weight_decay,
+    extend_lr_grid,
+    largest_batch_allowed,
+    lr_grid,
+    weight_decay_midpoint,
+)
+from superconverge.tuning.probes import Momentum, ShortRun, largest_batch_on_gpu
+from superconverge.tuning.settings import RecipeSettings
+from superconverge.tuning.setup import RecipeSetup, with_seed
+
+logger = logging.getLogger(__name__)
+
+
+def evidence(
+    stage: str, decision: Any, why: str, seconds: float, samples: int = 0, **details: Any
+) -> dict[str, Any]:
+    """The evidence record of one stage of the recipe, as ``plan.json`` stores it."""
+    logger.info("tune: %s = %s (%s) [%.1f s, %s samples]", stage, decision, why, seconds, samples)
+    return {
+        "step": stage,
+        "decision": decision,
+        "why": why,
+        "seconds": seconds,
+        "samples": samples,
+        "details": details,
+    }
+
+
+def samples_per_epoch(setup: RecipeSetup) -> int | None:
+    """Training samples per epoch: known for tensors and a ``Dataset``; for a loader factory
+    its batches at the smallest candidate size times that size; None for a stream (its epoch
+    is `steps_per_epoch` batches, whatever their size)."""
+    source = setup.train_data
+    if source.num_samples is not None:
+        return source.num_samples
+    if source.steps_per_epoch is not None:
+        return None
+    size = min(setup.settings.batch_candidates)
+    return len(source.loader(size)) * size
+
+
+def batch_size_stage(setup: RecipeSetup, batch_size: int | str, epochs: int) -> dict[str, Any]:
+    """1. The batch size: given; on CUDA the largest whose peak memory fits; on the CPU the
+    largest candidate the data allow (not timed: timings of neighbouring sizes fall within a
+    busy machine's noise and chose differently from call to call, issue 16)."""
+    start = time.perf_counter()
+    settings, train_size = setup.settings, samples_per_epoch(setup)
+    if train_size is None:  # a stream: steps per epoch are fixed, whatever the batch
+        max_batch = max(settings.batch_candidates)
+    else:
+        max_batch = largest_batch_allowed(train_size, epochs, settings)
+    details: dict[str, Any] = {}
+    samples = 0
+    if batch_size != "auto":
+        chosen, why = int(batch_size), "given"
+    elif setup.device.type == "cuda":
+        chosen, peaks = largest_batch_on_gpu(
+            setup.model_fn,
+            setup.train_data,
+            setup.loss_fn,
+            setup.device,
+            max_batch,
+            settings=settings,
+        )
+        why = f"largest batch with peak memory under {settings.gpu_memory_margin:.0%} of the GPU"
+        details["peak_memory_fraction"] = {str(k): v for k, v in peaks.items()}
+        samples = 3 * sum(int(size) for size in peaks)
+    else:
+        chosen = batch_sizes_to_try(max_batch, settings)[-1]
+        why = (
+            f"the largest candidate size the data allow ({chosen}); on the CPU sizes are not timed"
+        )
+    if (
+        batch_size == "auto"
+        and train_size is not None
+        and max_batch < train_size // settings.min_steps_per_epoch
+    ):
+        why += (
+            f"; sizes above {max_batch} were not tried: they would leave the {epochs}-epoch run "
+            f"fewer than {settings.min_total_steps} updates"
+        )
+    seconds = time.perf_counter() - start
+    return evidence("batch_size", chosen, why, seconds, samples, **details)
+
+
+@dataclass
+class FamilyBounds:
+    """One optimizer's range test and LR short runs (at its anchor weight decay)."""
+
+    optimizer: str | Any
+    weight_decay: float  # the anchor
+    range_test: RangeTestResult
+    note: str
+    short: ShortRun  # at the anchor decay; LRs set per run
+    losses: dict[float, float]
+    runs: dict[float, dict[str, Any]]
+    ceiling: float
+
+
+def _name(optimizer: Any) -> str:
+    return optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", "custom")
+
+
+def _bounds_range_test(
+    setup: RecipeSetup, batch_size: int, optimizer: Any, weight_decay: float
+) -> tuple[RangeTestResult, str]:
+    """The range test behind the LR bounds (with validation), and a note when it was redone."""
+    probe: Any = None
+    label = f"bounds {_name(optimizer)} wd={weight_decay!r}"
+
+    def first_sweep() -> Any:  # a RangeTestResult
+        nonlocal probe
+        probe = setup.trainer(batch_size, optimizer, weight_decay, validate=True)
+        return probe.lr_find(val_data=probe.val_loader)
+
+    range_test = setup.range_test("lr_bounds", label, first_sweep, batch_size)
+    if range_test.max_lr is None and range_test.failure in SWEEP_FURTHER:
+        # a loss still falling (or flat) at the sweep's end: sweep two decades further, at the
+        # same density of points, instead of giving up (RecipeSettings.wide_sweep_end_lr)
+        first_reason = range_test.reason
+        end_lr = setup.settings.wide_sweep_end_lr
+
+        def wide_sweep() -> Any:
+            trainer = probe or setup.trainer(batch_size, optimizer, weight_decay, validate=True)
+            return trainer.lr_find(
+                val_data=trainer.val_loader,
+                end_lr=end_lr,
+                num_steps=setup.settings.wide_sweep_steps,
+            )
+
+        range_test = setup.range_test("lr_bounds", f"{label}, wide", wide_sweep, batch_size)
+        return range_test, f"first sweep to LR 10: {first_reason}; swept again to LR {end_lr:g}"
+    return range_test, ""
+
+
+def family_bounds(
+    setup: RecipeSetup, short: ShortRun, optimizer: Any, weight_decay: float
+) -> FamilyBounds | str:
+    """One optimizer's range test, then short runs on the grid below its lowest-loss LR; the
+    range test's reason (a string) when it found no LR."""
+    settings = setup.settings
+    range_test, note = _bounds_range_test(setup, short.batch_size, optimizer, weight_decay)
+    if range_test.max_lr is None:
+        return range_test.reason
+    # only a range test loaded from an old file lacks the lowest-loss LR: its max_lr is the anchor
+    lowest = range_test.lowest_loss_lr or range_test.max_lr
+    grid, ceiling = lr_grid(lowest, range_test.suggestions.get("divergence"), settings)
+    runs = dict(
+        zip(
+            grid,
+            setup.run_short_runs("lr_bounds", [_at(setup, short, lr) for lr in grid]),
+            strict=True,
+        )
+    )
+    losses = {lr: float(run["val_loss"]) for lr, run in runs.items()}
+    return FamilyBounds(optimizer, weight_decay, range_test, note, short, losses, runs, ceiling)
+
+
+def _at(
+    setup: RecipeSetup, short: ShortRun, lr: float, weight_decay: float | None = None
+) -> ShortRun:
+    """`short` at max_lr `lr` (min_lr = lr / the settings' divisor) and `weight_decay` (default:
+    its own)."""
+    wd = short.weight_decay if weight_decay is None else weight_decay
+    return short.at(lr, lr / setup.settings.min_lr_divisor, wd)
+
+
+def _best(family: FamilyBounds) -> tuple[float, float]:
+    finite = {lr: loss for lr, loss in family.losses.items() if math.isfinite(loss)}
+    if not finite:
+        return math.nan, math.inf
+    lr = min(finite, key=lambda key: finite[key])
+    return lr, finite[lr]
+
+
+def measure_noise(setup: RecipeSetup, family: FamilyBounds) -> dict[str, Any] | None:
+    """Repeat the family's best short run from another seed: the relative difference of the two
+    validation losses is the noise no decision may rest on (None: no budget, or no finite run)."""
+    lr, loss = _best(family)
+    if not setup.settings.measure_noise or not math.isfinite(loss):
+        return None
+    repeat = with_seed(_at(setup, family.short, lr), setup.seed + 1)
+    if not setup.budget.affords(repeat.samples):
+        return None
+    again = float(setup.run_short("noise", repeat)["val_loss"])
+    if not math.isfinite(again):
+        return {"max_lr": lr, "val_losses": [loss, again], "relative": None}
+    relative = abs(again - loss) / max(min(loss, again), 1e-12)
+    return {"max_lr": lr, "val_losses": [loss, again], "relative": relative}
+
+
+def margin_for(settings: RecipeSettings, noise: dict[str, Any] | None) -> float:
+    """The relative gain a riskier or non-default choice must show: the settings' margin, or
+    the measured noise of a short run when that is larger."""
+    measured = None if noise is None else noise.get("relative")
+    return max(settings.lr_safety_margin, measured or 0.0)
+
+
+def lr_bounds_stage(
+    setup: RecipeSetup, families: list[FamilyBounds], failed: dict[str, str], start: float
+) -> tuple[FamilyBounds, float, float, dict[str, Any]]:
+    """2. The optimizer (when several were compared) and max_lr: the short runs' validation
+    losses, each choice away from the first family and the lowest LR needing to win by more
+    than the margin (the settings' or the measured noise); the grid extended past its edge
+    while the edge keeps winning and the budget allows. Returns the family, max_lr, the margin
+    and the evidence (`start`: when the families' range tests began)."""
+    settings = setup.settings
+    noise = measure_noise(setup, min(families, key=lambda f: _best(f)[1]))
+    margin = margin_for(settings, noise)
+    chosen = families[0]
+    family_why = ""
+    for other in families[1:]:
+        if _best(other)[1] < _best(chosen)[1] * (1.0 - margin):
+            gain = 1.0 - _best(other)[1] / _best(chosen)[1]
+            family_why = (
+                f"{_name(other.optimizer)} beat {_name(chosen.optimizer)} by {gain:.0%} "
+                f"(> {margin:.1%}) on its best short run; "
+            )
+            chosen = other
+    if len(families) > 1 and not family_why:
+        family_why = f"{_name(chosen.optimizer)}: no other optimizer beat it by > {margin:.1%}; "
+    decide = replace(settings, lr_safety_margin=margin)
+    losses = dict(chosen.losses)
+    best_lr, why = choose_max_lr(losses, decide)
+
+    def loss_at(lr: float) -> float:
+        chosen.runs[lr] = setup.run_short("lr_bounds", _at(setup, chosen.short, lr))
+        return float(chosen.runs[lr]["val_loss"])
+
+    affordable = max(0, setup.budget.left() // max(1, chosen.short.samples))
+    extend = replace(decide, lr_extensions=min(settings.lr_extensions, affordable))
+    extension = extend_lr_grid(losses, best_lr, why, chosen.ceiling, loss_at, extend)
+    range_test = chosen.range_test
+    max_lr = extension.max_lr if extension.max_lr is not None else float(range_test.max_lr or 0)
+    ranking = ", ".join(f"{lr:.3g}: {losses[lr]:.4f}" for lr in chosen.runs)
+    divisors = "/".join(f"{d:g}" for d in settings.lr_divisors)
+    note = chosen.note + "; " if chosen.note else ""
+    why_text = (
+        f"{family_why}range test: {note}{range_test.reason}; short runs at lowest-loss LR "
+        f"/{divisors} → validation loss {ranking}; chosen {extension.why}"
+    )
+    if failed:
+        why_text += "; " + "; ".join(f"{name} dropped: {reason}" for name, reason in failed.items())
+    decision = {
+        "optimizer": _name(chosen.optimizer),
+        "max_lr": max_lr,
+        "min_lr": max_lr / settings.min_lr_divisor,
+    }
+    confidence, superconvergence = range_test.confidence, range_test.superconvergence
+    spent = setup.budget.spent
+    record = evidence(
+        "lr_bounds",
+        decision,
+        why_text,
+        time.perf_counter() - start,
+        spent.get("lr_bounds", 0) + spent.get("noise", 0),
+        suggestions=range_test.suggestions,
+        extended_below=list(extension.below),
+        extended_above=list(extension.above),
+        short_runs={f"{lr:.4g}": run for lr, run in chosen.runs.items()},
+        optimizers={
+            _name(f.optimizer): {f"{lr:.4g}": loss for lr, loss in f.losses.items()}
+            for f in families
+        },
+        failed_optimizers=failed,
+        noise=noise,
+        margin=margin,
+        short_run={"epochs": chosen.short.epochs, "samples": chosen.short.samples},
+        confidence=None if confidence is None else asdict(confidence),
+        superconvergence=None if superconvergence is None else superconvergence.explanation,
+    )
+    return chosen, max_lr, margin, record
+
+
+def weight_decay_stage(
+    setup: RecipeSetup, short: ShortRun, weight_decays: Sequence[float], margin: float
+) -> tuple[float, float, dict[str, Any]]:
+    """3. Weight decay: short runs of the other candidates at the chosen LR, in order, while
+    the budget allows; one replaces the anchor (the first, at which the LR was chosen) only by
+    beating it by more than `margin`; a midpoint between close neighbours when the budget
+    allows. Returns the choice, its short run's validation loss and the evidence."""
+    start = time.perf_counter()
+    anchor = float(short.weight_decay)
+    outcomes = {anchor: setup.run_short("weight_decay", short)}  # the LR stage's run: no cost
+    skipped = []
+    for wd in dict.fromkeys(float(w) for w in weight_decays):
+        if wd in outcomes:
+            continue
+        if not setup.budget.affords(short.samples):
+            skipped.append(wd)
+            continue
+        outcomes[wd] = setup.run_short("weight_decay", _at(setup, short, short.max_lr, wd))
+    losses = {wd: float(o["val_loss"]) for wd, o in outcomes.items()}
+    middle = weight_decay_midpoint(losses, setup.settings)
+    if middle is not None and setup.budget.affords(short.samples):
+        outcomes[middle] = setup.run_short("weight_decay", _at(setup, short, short.max_lr, middle))
+        losses[middle] = float(outcomes[middle]["val_loss"])
+    else:
+        middle = None
+    chosen, why = choose_weight_decay(losses, anchor, margin)
+    if skipped:
+        why += f"; not run (budget): {', '.join(f'{wd:g}' for wd in skipped)}"
+    return (
+        chosen,
+        losses[chosen],
+        evidence(
+            "weight_decay",
+            chosen,
+            why,
+            time.perf_counter() - start,
+            setup.budget.spent.get("weight_decay", 0),
+            short_run_epochs=short.epochs,
+            anchor=anchor,
+            margin=margin,
+            midpoint=middle,
+            skipped=skipped,
+            runs={f"{wd:g}": o for wd, o in outcomes.items()},
+        ),
+    )
+
+
+def momentum_stage(
+    setup: RecipeSetup, short: ShortRun, compare: bool
+) -> tuple[Momentum, dict[str, Any]]:
+    """4. Momentum: the cyclical one, or (`compare`, when the budget allows) the best of it and
+    constant momenta."""
+    start = time.perf_counter()
+    chosen = short.momentum
+    why = "cyclical momentum (high while the LR is low), the paper's default"
+    runs: dict[str, Any] = {}
+    constants = setup.settings.constant_momenta
+    if compare and not setup.budget.affords(len(constants) * short.samples):
+        why += "; constant momenta not compared: the budget is spent"
+    elif compare:
+        options: list[Momentum] = [short.momentum, *constants]
+        short_runs = [short.at(short.max_lr, short.min_lr, short.weight_decay, m) for m in options]
+        results = setup.run_short_runs("momentum", short_runs)
+        runs = {str(m): r for m, r in zip(options, results, strict=True)}
+        chosen = choose_momentum({m: r["val_loss"] for m, r in zip(options, results, strict=True)})
+        why = f"lowest validation loss among cyclical {short.momentum} and constants {constants}"
+    seconds = time.perf_counter() - start
+    samples = setup.budget.spent.get("momentum", 0)
+    return chosen, evidence("momentum", chosen, why, seconds, samples, runs=runs)

@@ -1,8 +1,11 @@
-"""The 1cycle plan a `Trainer.fit_one_cycle` call asks for, by policy."""
+"""The plan a `Trainer` fit follows: the 1cycle plan a `Trainer.fit_one_cycle` call asks for, by
+policy (with its max_lr from the range test when none is given), and a check of its length."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from typing import Any
 
 from superconverge import schedules
 from superconverge.schedules import Plan
@@ -42,3 +45,22 @@ def one_cycle_plan(
         momentum=momentum,
         warmup_fraction=warmup_fraction,
     )
+
+
+def range_test_max_lr(result: Any) -> tuple[float, str]:
+    """The max_lr a range test (a `RangeTestResult`) suggests, and the note a History keeps of
+    it; a ValueError naming max_lr when the test found none."""
+    if result.max_lr is None:
+        raise ValueError(f"max_lr: the range test found none ({result.reason}); pass max_lr")
+    return result.max_lr, f"max_lr {result.max_lr:.3g} from the range test: {result.reason}"
+
+
+def warn_if_short(plan: Plan, total_steps: int) -> None:
+    """Warn (at the caller: `Trainer.fit`) when `plan` ends before the fit's `total_steps`: its
+    last values are held."""
+    if plan.total_steps is not None and plan.total_steps < total_steps:
+        warnings.warn(
+            f"the plan has {plan.total_steps} steps and the fit {total_steps}; "
+            "the last values are held",
+            stacklevel=2,
+        )

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from _common import machine, table
-from _sst2_dataset import BagOfWords, load_sst2, pad_collate
+from _sst2 import BagOfWords, load_sst2_dataset, pad_collate
 from superconverge.data import load
 from superconverge.models import build
 from superconverge.training import Trainer
@@ -40,11 +40,11 @@ def setup(name: str, seed: int):
             return build("mlp")
 
         return model, splits.train, splits.val, splits.test, 10, 32
-    train, val, test, vocab = load_sst2()
+    train, val, test, vocab = load_sst2_dataset()
 
     def text_model():
         torch.manual_seed(seed)
-        return BagOfWords(vocab)
+        return BagOfWords(vocab, hidden=False)
 
     def loader(data, shuffle):
         return DataLoader(data, batch_size=64, shuffle=shuffle, collate_fn=pad_collate)

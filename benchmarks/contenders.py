@@ -445,8 +445,10 @@ def run_recipe(task: Task, factory: CountingFactory) -> dict:
                    augment=task.augment, seed=factory.seed)  # fmt: skip
     test = plan.results.get("test", {"accuracy": 0.0})
     return {"status": plan.results["status"],
-            "setting": f"batch {plan.batch_size}, max_lr {plan.max_lr:.3g}, "
+            "setting": f"{plan.optimizer}, batch {plan.batch_size}, max_lr {plan.max_lr:.3g}, "
                        f"wd {plan.weight_decay:g}",
+            "recipe_compute": plan.compute,
+            "recipe_samples": {s["step"]: s.get("samples") for s in plan.evidence},
             "val": {"accuracy": plan.results.get("final_val_accuracy") or 0.0}, "test": test,
             "recipe_seconds": {s["step"]: round(s["seconds"], 1) for s in plan.evidence},
             "recipe_why": {s["step"]: s["why"] for s in plan.evidence}}  # fmt: skip

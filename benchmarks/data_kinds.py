@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from _common import machine
-from _sst2_dataset import BagOfWords, load_sst2, pad_collate
+from _sst2 import BagOfWords, load_sst2_dataset, pad_collate
 from superconverge.data import ArrayData
 from superconverge.training import Trainer
 from superconverge.tuning import tune
@@ -91,11 +91,11 @@ def diabetes(args: argparse.Namespace) -> dict:
 
 
 def sst2(args: argparse.Namespace) -> dict:
-    train, val, test, vocab = load_sst2()
+    train, val, test, vocab = load_sst2_dataset()
     epochs = args.epochs or 2
 
     def model() -> nn.Module:
-        return BagOfWords(vocab)
+        return BagOfWords(vocab, hidden=False)
 
     def make_loader(batch_size: int) -> DataLoader:  # the user's own pipeline, for the sgd run
         return DataLoader(

@@ -129,6 +129,19 @@ def test_sst2_files_and_the_model(tmp_path):
     assert torch.allclose(model(torch.tensor([[2, 3]])), model(torch.tensor([[2, 3, 0, 0]])))
 
 
+def test_sst2_as_a_dataset_reads_the_same_files(tmp_path):
+    for name, rows in (("train", ["1\tb a b", "0\ta c"]), ("dev", ["1\tb zz"]), ("test", ["0\t "])):
+        (tmp_path / f"{name}.tsv").write_text("label\tsentence\n" + "\n".join(rows) + "\n")
+    train, val, test, size = _sst2.load_sst2_dataset(tmp_path)
+    assert size == 2 + 2 and len(train) == 2  # a and b seen twice; ids in alphabetical order
+    assert train[0][0].tolist() == [3, 2, 3] and train[0][1] == 1
+    assert val[0][0].tolist() == [3, 1] and test[0][0].tolist() == [1]  # unknown 1; empty: [1]
+    ids, labels = _sst2.pad_collate([train[0], val[0]])
+    assert ids.tolist() == [[3, 2, 3], [3, 1, 0]] and labels.tolist() == [1, 1]
+    model = _sst2.BagOfWords(size, dim=4, hidden=False)  # the linear model of the Dataset runs
+    assert model.hidden is None and model(ids).shape == (2, 2)
+
+
 def test_sst2_bad_header(tmp_path):
     (tmp_path / "train.tsv").write_text("sentence\tlabel\nx\t1\n")
     with pytest.raises(ValueError, match="header"):

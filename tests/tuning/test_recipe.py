@@ -285,3 +285,19 @@ def test_tune_names_a_bad_label_before_any_training(digits, tmp_path):
     with pytest.raises(DataError, match=r"train_data sample .* but the model has 5 outputs"):
         sc.tune(five_outputs, digits.train, digits.val, epochs=1, out_dir=tmp_path)
     assert not (tmp_path / "journal.json").exists()  # nothing was started
+
+
+def test_the_same_call_makes_the_same_choices_on_an_idle_and_a_busy_machine(digits):
+    # issue 16: the CPU batch rule timed sizes within the noise and flipped with the load; now
+    # no timing decides, so two busy processes beside the second call change nothing
+    kwargs = {"epochs": 2, "budget": 2.0, "seed": 3}
+    idle = sc.tune(make_mlp, digits.train, digits.val, **kwargs)
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        busy = sc.tune(make_mlp, digits.train, digits.val, **kwargs)
+    finally:
+        for burner in burners:
+            burner.kill()
+    assert [s["decision"] for s in busy.evidence[:4]] == [s["decision"] for s in idle.evidence[:4]]
+    assert busy.evidence[1]["details"]["short_runs"] == idle.evidence[1]["details"]["short_runs"]
+    assert busy.compute == idle.compute

@@ -113,19 +113,30 @@ def check_seed(seed: int) -> int:
     return seed
 
 
-def entry_point(spec: str, flag: str) -> Callable[[], Any]:
-    """``module:function`` → the function, checked to be callable with no arguments, or a
-    UsageError naming the flag. Importing the module runs its code: only call this for a name
-    the user typed on the command line (or explicitly trusted)."""
+def import_named(spec: str, flag: str, form: str = "module:function") -> tuple[Any, str]:
+    """(the module that ``module:name`` names, imported; the name), or a UsageError naming the
+    flag when `spec` is not of that `form` or the module cannot be imported. Importing runs the
+    module's code: only call this for a name the user typed on the command line (or explicitly
+    trusted)."""
     import importlib
 
-    module_name, _, function_name = spec.partition(":")
-    if not module_name or not function_name:
-        raise UsageError(f"{flag} must be a name or module:function, got {spec!r}")
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise UsageError(f"{flag} must be {form}, got {spec!r}")
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name), name
     except ImportError as error:
         raise UsageError(f"{flag} {spec}: cannot import {module_name} ({error})") from None
+
+
+def entry_point(spec: str, flag: str) -> Callable[[], Any]:
+    """``module:function`` → the function, checked to be callable with no arguments, or a
+    UsageError naming the flag; a module that fails while being imported is a RunFailure."""
+    module_name = spec.partition(":")[0]
+    try:
+        module, function_name = import_named(spec, flag, "a name or module:function")
+    except UsageError:
+        raise
     except Exception as error:  # the module itself failed while being imported
         raise RunFailure(
             f"{flag} {spec}: importing {module_name} raised {type(error).__name__}: {error}"

@@ -5,12 +5,11 @@ data are loaded. Shared by ``tune``, ``lr-find`` and ``fit --plan``."""
 from __future__ import annotations
 
 import argparse
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from superconverge.cli._common import UsageError
+from superconverge.cli._common import UsageError, import_named
 
 OPTIMIZER_NAMES = ("sgd", "adamw", "nadamw", "adam")  # superconverge.pytorch.optimizers
 PRECISION_NAMES = ("auto", "32", "bf16", "fp16")  # superconverge.training.device
@@ -65,16 +64,11 @@ def add_task_flags(
 
 def import_object(spec: str, flag: str) -> Any:
     """The object ``module:name`` names, or a UsageError naming the flag."""
-    module_name, _, name = spec.partition(":")
-    if not module_name or not name:
-        raise UsageError(f"{flag} must be module:function, got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise UsageError(f"{flag} {spec}: cannot import {module_name} ({error})") from None
+    module, name = import_named(spec, flag)
     try:
         return getattr(module, name)
     except AttributeError:
+        module_name = spec.partition(":")[0]
         raise UsageError(f"{flag} {spec}: {module_name} has no {name!r}") from None
 
 

@@ -1,15 +1,21 @@
-"""`ArrayLoader`: batches by slicing tensors that live on the training device.
+"""Loaders that keep a position, and `ArrayLoader`: batches by slicing tensors that live on the
+training device.
 
 A per-sample Python loader (``DataLoader(TensorDataset(...))``) indexes, collates and copies
 every sample; here one epoch is one permutation of indices and each batch one gather, and
 augmentation runs on the whole batch on the device.
+
+Every loader built by the library (this `ArrayLoader`, and `data.pipelines`' loaders over a
+``Dataset`` or a loader factory) is a `PositionLoader`: an epoch, the next batch in it, a batch
+size that may change between epochs and a seed, saved by ``state_dict()``. The sample order of
+an epoch is `epoch_order` ``(seed, epoch)`` for all of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +23,157 @@ import torch.nn.functional as F
 from superconverge.data.datasets import ArrayData
 
 _MIX = 0x9E3779B1  # spreads (seed, epoch, batch) over the generator's seed space
+
+
+def check_integer(name: str, value: object, minimum: int = 1) -> int:
+    """An integer >= `minimum` (a bool is not one), else a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_world(rank: int, world_size: int) -> None:
+    """`world_size` >= 1 processes and this process's `rank` among them."""
+    check_integer("world_size", world_size)
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank!r}")
+
+
+def _mixed_seed(seed: int, *keys: int) -> int:
+    for key in keys:
+        seed = (seed * _MIX + key + 1) % (2**63)
+    return seed
+
+
+def epoch_order(
+    count: int, seed: int, epoch: int, *, shuffle: bool = True, rank: int = 0, world_size: int = 1
+) -> torch.Tensor:
+    """This rank's sample indices for `epoch`: a permutation seeded by ``(seed, epoch)``, drawn
+    on the CPU (the same order on every device), so a ``Dataset`` and the same data as
+    `ArrayData` batch alike. Under DDP each rank takes every `world_size`-th index, padded by
+    wrapping around (as ``DistributedSampler``) so that every rank gets as many samples."""
+    if shuffle:
+        generator = torch.Generator().manual_seed(_mixed_seed(int(seed), epoch))
+        order = torch.randperm(count, generator=generator)
+    else:
+        order = torch.arange(count)
+    if world_size > 1:
+        total = samples_per_rank(count, world_size) * world_size
+        if total > count:  # wrap around so every rank gets as many samples
+            order = torch.cat([order, order[: total - count]])
+        order = order[rank:total:world_size]
+    return order
+
+
+def samples_per_rank(count: int, world_size: int) -> int:
+    """Samples each of `world_size` ranks sees per epoch (the last ones wrap around)."""
+    return -(-count // world_size)
+
+
+class PositionLoader:
+    """The position every loader built here keeps: ``epoch``, ``batch_index`` (the next batch
+    of the epoch), the batch size (which may change between epochs only) and the seed.
+    ``state_dict()`` saves them; checkpoints and the range test's snapshot restore them."""
+
+    epoch: int
+    batch_index: int
+    seed: int
+    _batch_size: int
+
+    def __init__(self, batch_size: int, seed: int) -> None:
+        self.seed = int(seed)
+        self.epoch = 0
+        self.batch_index = 0  # the next batch of the current epoch
+        self._batch_size = check_integer("batch_size", batch_size)
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        check_integer("batch_size", value)
+        if self.batch_index != 0:
+            raise RuntimeError(
+                f"batch_size can change between epochs only; epoch {self.epoch} is at batch "
+                f"{self.batch_index}"
+            )
+        if value != self._batch_size:
+            self._batch_size = value
+            self._resize()
+
+    def _resize(self) -> None:
+        """React to a new batch size (rebuild what depends on it)."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, int]:
+        """The position: the epoch, the next batch in it, the batch size and the seed."""
+        return {
+            "epoch": self.epoch,
+            "batch_index": self.batch_index,
+            "batch_size": self._batch_size,
+            "seed": self.seed,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        expected = {"epoch", "batch_index", "batch_size", "seed"}
+        if not isinstance(state, dict) or set(state) != expected:
+            raise ValueError(f"state must have the keys {sorted(expected)}, got {state!r}")
+        for key in expected:
+            check_integer(f"state[{key!r}]", state[key], minimum=0)
+        self.batch_index = 0
+        self.batch_size = state["batch_size"]
+        self.epoch, self.seed, self.batch_index = (
+            state["epoch"],
+            state["seed"],
+            state["batch_index"],
+        )
+
+
+class SampleOrder:
+    """What the loaders that draw samples by index share (`ArrayLoader`, and `DatasetLoader`
+    over a ``Dataset``): each epoch's order (`epoch_order`), samples per rank, batches per
+    epoch. A mix-in beside `PositionLoader`, which holds the position it reads."""
+
+    seed: int
+    epoch: int
+    shuffle: bool
+    drop_last: bool
+    rank: int
+    world_size: int
+    _batch_size: int
+
+    def _sample_count(self) -> int:
+        """How many samples the data holds (all ranks together)."""
+        raise NotImplementedError
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this rank sees per epoch."""
+        return samples_per_rank(self._sample_count(), self.world_size)
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.num_samples, self._batch_size)
+        return full if self.drop_last or rest == 0 else full + 1
+
+    def epoch_indices(self) -> torch.Tensor:
+        """This rank's sample indices for the current epoch, on the CPU."""
+        return epoch_order(
+            self._sample_count(),
+            self.seed,
+            self.epoch,
+            shuffle=self.shuffle,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
+
+
+def has_position(loader: object) -> TypeGuard[PositionLoader]:
+    """The loader keeps a position (``state_dict``/``load_state_dict``): an `ArrayLoader` or a
+    loader built here. Checkpoints and the range test's snapshot save and restore it."""
+    return isinstance(loader, PositionLoader)
 
 
 @dataclass(frozen=True)
@@ -94,7 +251,7 @@ def default_augment(name: str) -> Augment | None:
     return Augment() if name in AUGMENTED_DATASETS else None
 
 
-class ArrayLoader:
+class ArrayLoader(SampleOrder, PositionLoader):
     """Batches of ``(inputs, targets)`` sliced from tensors held on `device`.
 
     Each epoch draws a permutation from a generator seeded with ``(seed, epoch)``, so the order
@@ -142,10 +299,7 @@ class ArrayLoader:
             raise TypeError(f"data must be ArrayData or an (inputs, targets) pair, got {data!r}")
         if len(data) == 0:
             raise ValueError("data must hold at least one sample, got an empty data set")
-        if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-            raise ValueError(f"world_size must be an integer >= 1, got {world_size!r}")
-        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, {world_size}), got {rank!r}")
+        check_world(rank, world_size)
         if augment is not None and not isinstance(augment, Augment):
             raise TypeError(f"augment must be an Augment or None, got {augment!r}")
         target_device = torch.device(device) if device is not None else data.inputs.device
@@ -154,63 +308,21 @@ class ArrayLoader:
         self.device = target_device
         self.shuffle = shuffle
         self.drop_last = drop_last
-        self.seed = int(seed)
         self.augment = augment
         self.rank = rank
         self.world_size = world_size
-        self.epoch = 0
-        self.batch_index = 0  # the next batch of the current epoch
-        self._batch_size = 0
-        self.batch_size = batch_size
+        super().__init__(batch_size, seed)
 
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
-
-    @batch_size.setter
-    def batch_size(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {value!r}")
-        if self.batch_index != 0:
-            raise RuntimeError(
-                f"batch_size can change between epochs only; epoch {self.epoch} is at batch "
-                f"{self.batch_index}"
-            )
-        self._batch_size = value
-
-    @property
-    def num_samples(self) -> int:
-        """Samples this rank sees per epoch."""
-        return -(-len(self.inputs) // self.world_size)
-
-    def __len__(self) -> int:
-        full, rest = divmod(self.num_samples, self._batch_size)
-        return full if self.drop_last or rest == 0 else full + 1
+    def _sample_count(self) -> int:
+        return len(self.inputs)
 
     def _generator(self, *keys: int) -> torch.Generator:
-        seed = self.seed
-        for key in keys:
-            seed = (seed * _MIX + key + 1) % (2**63)
         # always a CPU generator: the same draws on every device (a CUDA generator would give
         # another order, and torch.randperm refuses one without an explicit device)
-        return torch.Generator().manual_seed(seed)
-
-    def _order(self) -> torch.Tensor:
-        """This rank's sample indices for the current epoch, on the device."""
-        count = len(self.inputs)
-        if self.shuffle:
-            order = torch.randperm(count, generator=self._generator(self.epoch))
-        else:
-            order = torch.arange(count)
-        if self.world_size > 1:
-            total = self.num_samples * self.world_size
-            if total > count:  # wrap around so every rank gets as many samples
-                order = torch.cat([order, order[: total - count]])
-            order = order[self.rank : total : self.world_size]
-        return order.to(self.device)
+        return torch.Generator().manual_seed(_mixed_seed(self.seed, *keys))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self._order()
+        order = self.epoch_indices().to(self.device)
         batches = len(self)
         while self.batch_index < batches:
             start = self.batch_index * self._batch_size
@@ -222,26 +334,3 @@ class ArrayLoader:
             yield inputs, self.targets[index]
         self.epoch += 1
         self.batch_index = 0
-
-    def state_dict(self) -> dict[str, int]:
-        """The position: the epoch, the next batch in it, the batch size and the seed."""
-        return {
-            "epoch": self.epoch,
-            "batch_index": self.batch_index,
-            "batch_size": self._batch_size,
-            "seed": self.seed,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        expected = {"epoch", "batch_index", "batch_size", "seed"}
-        if not isinstance(state, dict) or set(state) != expected:
-            raise ValueError(f"state must have the keys {sorted(expected)}, got {state!r}")
-        for key in expected:
-            value = state[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"state[{key!r}] must be an integer >= 0, got {value!r}")
-        self.batch_index = 0
-        self.batch_size = state["batch_size"]
-        self.epoch = state["epoch"]
-        self.seed = state["seed"]
-        self.batch_index = state["batch_index"]

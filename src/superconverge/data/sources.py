@@ -21,7 +21,9 @@ kind             what the user passes                                           
 Every loader built here has one interface (`Loader`): ``len()`` batches per epoch, iteration
 that continues from the current position, ``epoch``/``batch_index``, ``state_dict()`` and
 ``peek()``, the first batch of the next iteration, which iteration then yields itself: the
-first-batch checks never consume the user's data.
+first-batch checks never consume the user's data. The loaders themselves live in
+`superconverge.data.loader` (`ArrayLoader`, the position they share, `epoch_order`) and
+`superconverge.data.pipelines` (`DatasetLoader`, `FactoryLoader`); this module picks one.
 
 Resume: for ``arrays`` and ``dataset`` the order is a function of ``(seed, epoch)``, so a run
 resumed mid-epoch skips the batches already seen without reading them and sees exactly the
@@ -33,20 +35,25 @@ pass); a ``stream`` continues from a fresh iterator.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol
 
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from superconverge.batches import BatchFn, check_batch_fn, count, split_batch
+from superconverge.batches import BatchFn, check_batch_fn, split_batch
 from superconverge.data.datasets import ArrayData
-from superconverge.data.loader import ArrayLoader, Augment
+from superconverge.data.loader import (
+    ArrayLoader,
+    Augment,
+    check_integer,
+    epoch_order,
+    has_position,
+)
+from superconverge.data.pipelines import DatasetLoader, FactoryLoader, PeekingLoader
 
 KINDS = ("arrays", "dataset", "factory", "stream", "loader")
-_MIX = 0x9E3779B1  # the same seed spreading as ArrayLoader: the same order for the same seed
 
 
 class Loader(Protocol):
@@ -67,389 +74,6 @@ class Loader(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-def _check_count(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def epoch_order(
-    count: int, seed: int, epoch: int, *, shuffle: bool = True, rank: int = 0, world_size: int = 1
-) -> torch.Tensor:
-    """This rank's sample indices for `epoch`: a permutation seeded by ``(seed, epoch)``, the
-    same as `ArrayLoader`'s, so a ``Dataset`` and the same data as `ArrayData` batch alike."""
-    if shuffle:
-        key = (int(seed) * _MIX + epoch + 1) % (2**63)
-        order = torch.randperm(count, generator=torch.Generator().manual_seed(key))
-    else:
-        order = torch.arange(count)
-    if world_size > 1:
-        per_rank = -(-count // world_size)
-        total = per_rank * world_size
-        if total > count:  # wrap around so every rank gets as many samples
-            order = torch.cat([order, order[: total - count]])
-        order = order[rank:total:world_size]
-    return order
-
-
-class _PositionBatches(Sampler[list[int]]):
-    """The batch sampler of a `DatasetLoader`: the batches of its current epoch from its
-    current position, read when the ``DataLoader`` starts an iteration (also with persistent
-    workers, which re-read their batch sampler at each new iteration)."""
-
-    def __init__(self, owner: DatasetLoader) -> None:
-        self.owner = owner
-
-    def __len__(self) -> int:
-        return len(self.owner) - self.owner.batch_index
-
-    def __iter__(self) -> Iterator[list[int]]:
-        owner = self.owner
-        order = epoch_order(
-            len(owner.dataset),
-            owner.seed,
-            owner.epoch,
-            shuffle=owner.shuffle,
-            rank=owner.rank,
-            world_size=owner.world_size,
-        )
-        size = owner.batch_size
-        for batch in range(owner.batch_index, len(owner)):
-            yield order[batch * size : (batch + 1) * size].tolist()
-
-
-class _PositionLoader:
-    """Shared by the loaders here: the position, ``peek`` and the batch-size rule."""
-
-    name: str
-    epoch: int
-    batch_index: int
-    _batch_size: int
-
-    def __init__(self, name: str, batch_size: int, seed: int) -> None:
-        self.name = name
-        self.seed = int(seed)
-        self.epoch = 0
-        self.batch_index = 0
-        self._batch_size = _check_count("batch_size", batch_size)
-        self._peeked: tuple[Any, Iterator[Any]] | None = None  # (first batch, the rest)
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
-
-    @batch_size.setter
-    def batch_size(self, value: int) -> None:
-        _check_count("batch_size", value)
-        if self.batch_index != 0:
-            raise RuntimeError(
-                f"batch_size can change between epochs only; epoch {self.epoch} is at batch "
-                f"{self.batch_index}"
-            )
-        if value != self._batch_size:
-            self._peeked = None
-            self._batch_size = value
-            self._resize()
-
-    def _resize(self) -> None:
-        """React to a new batch size (rebuild what depends on it)."""
-
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def _batches(self) -> Iterator[Any]:
-        """The batches of the current epoch from the current position."""
-        raise NotImplementedError
-
-    def _first(self, batches: Iterator[Any]) -> Any:
-        try:
-            return next(batches)
-        except StopIteration:
-            raise ValueError(f"{self.name} yielded no batches: it is empty") from None
-
-    def peek(self) -> Any:
-        """The batch the next iteration yields first; iterating yields it (it is not lost)."""
-        if self._peeked is None:
-            batches = self._batches()
-            self._peeked = (self._first(batches), batches)
-        return self._peeked[0]
-
-    def __iter__(self) -> Iterator[Any]:
-        if self._peeked is not None:
-            first, rest = self._peeked
-            self._peeked = None
-            batches: Iterator[Any] = itertools.chain([first], rest)
-        else:
-            batches = self._batches()
-        total = len(self)
-        while self.batch_index < total:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                break
-            self.batch_index += 1
-            yield batch
-        self._end_epoch()
-
-    def _end_epoch(self) -> None:
-        self.epoch += 1
-        self.batch_index = 0
-
-    def state_dict(self) -> dict[str, int]:
-        """The position: the epoch, the next batch in it, the batch size and the seed."""
-        return {
-            "epoch": self.epoch,
-            "batch_index": self.batch_index,
-            "batch_size": self._batch_size,
-            "seed": self.seed,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        expected = {"epoch", "batch_index", "batch_size", "seed"}
-        if not isinstance(state, dict) or set(state) != expected:
-            raise ValueError(f"state must have the keys {sorted(expected)}, got {state!r}")
-        for key in expected:
-            _check_count(f"state[{key!r}]", state[key], minimum=0)
-        self._peeked = None
-        self.batch_index = 0
-        self.batch_size = state["batch_size"]
-        self.epoch, self.seed, self.batch_index = (
-            state["epoch"],
-            state["seed"],
-            state["batch_index"],
-        )
-
-
-class DatasetLoader(_PositionLoader):
-    """Batches of a map-style ``Dataset`` through one ``DataLoader`` built here.
-
-    Each epoch's order is `epoch_order` ``(seed, epoch)``; a position ``(epoch, batch)`` starts
-    the ``DataLoader`` at that batch, so resuming reads no sample twice. Persistent workers stay
-    alive across epochs and batch sizes (the batch sampler is re-read at each iteration).
-
-    Args:
-        dataset: a map-style ``Dataset`` with ``len()``.
-        batch_size: samples per batch; may change between epochs.
-        shuffle, drop_last, seed, rank, world_size: as for `ArrayLoader`.
-        num_workers, pin_memory, persistent_workers, collate_fn, prefetch_factor: passed to
-            the ``DataLoader`` (persistent workers default to on when there are workers).
-        name: the argument the data came from, for messages.
-    """
-
-    def __init__(
-        self,
-        dataset: Dataset[Any],
-        batch_size: int,
-        *,
-        shuffle: bool = True,
-        drop_last: bool = False,
-        seed: int = 0,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        persistent_workers: bool | None = None,
-        collate_fn: Callable[[list[Any]], Any] | None = None,
-        prefetch_factor: int | None = None,
-        rank: int = 0,
-        world_size: int = 1,
-        name: str = "train_data",
-    ) -> None:
-        super().__init__(name, batch_size, seed)
-        if not isinstance(dataset, Sized) or len(dataset) == 0:
-            raise ValueError(f"{name} must not be empty, got a Dataset of 0 samples")
-        _check_count("num_workers", num_workers, minimum=0)
-        _check_count("world_size", world_size)
-        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, {world_size}), got {rank!r}")
-        self.dataset = dataset
-        self.shuffle, self.drop_last = shuffle, drop_last
-        self.rank, self.world_size = rank, world_size
-        self.num_workers = num_workers
-        persistent = num_workers > 0 if persistent_workers is None else persistent_workers
-        extra: dict[str, Any] = {}
-        if num_workers > 0:
-            extra["persistent_workers"] = bool(persistent)
-            if prefetch_factor is not None:
-                extra["prefetch_factor"] = prefetch_factor
-            # the workers' RNG (random transforms) derives from this: the same on every run
-            extra["generator"] = torch.Generator().manual_seed(self.seed)
-        self.loader = DataLoader(
-            dataset,
-            batch_sampler=_PositionBatches(self),
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            collate_fn=collate_fn,
-            **extra,
-        )
-
-    @property
-    def num_samples(self) -> int:
-        """Samples this rank sees per epoch."""
-        return -(-len(self.dataset) // self.world_size)
-
-    def __len__(self) -> int:
-        full, rest = divmod(self.num_samples, self._batch_size)
-        return full if self.drop_last or rest == 0 else full + 1
-
-    def _batches(self) -> Iterator[Any]:
-        return iter(self.loader)
-
-    def _first(self, batches: Iterator[Any]) -> Any:
-        try:
-            return super()._first(batches)
-        except ValueError:
-            raise
-        except Exception as error:
-            item = _describe_item(self.dataset)
-            raise TypeError(
-                f"{self.name}: the DataLoader could not make a batch of the Dataset's items "
-                f"(item 0 is {item}): {type(error).__name__}: {error}. Items must be "
-                "(inputs, targets) pairs or dicts of tensors (or pass collate_fn=)"
-            ) from error
-
-
-def _describe_item(dataset: Any) -> str:
-    try:
-        item = dataset[0]
-    except Exception as error:  # the message is about the batch; this is only a hint
-        return f"unreadable ({type(error).__name__}: {error})"
-    if isinstance(item, tuple | list):
-        parts = ", ".join(type(part).__name__ for part in item)
-        return f"a {type(item).__name__} of ({parts})"
-    return f"a {type(item).__name__}"
-
-
-class FactoryLoader(_PositionLoader):
-    """Batches from the user's own pipeline, ``make_loader(batch_size)``, rebuilt when the batch
-    size changes.
-
-    Without `steps_per_epoch` an epoch is one pass over ``make_loader(batch_size)`` (which must
-    have ``len()``). With it an epoch is `steps_per_epoch` batches of one continuing stream,
-    restarted (``iter()`` again) when it runs out.
-
-    Args:
-        make_loader: ``batch_size -> iterable of batches``.
-        batch_size: samples per batch asked of `make_loader`.
-        steps_per_epoch: batches per epoch for streams; None: ``len(make_loader(batch_size))``.
-        batch_fn: the batch hook (`superconverge.batches.split_batch`), for the batch-size check.
-        check_batch_size: the first batch must hold `batch_size` samples (or be the only one).
-        name: the argument the data came from, for messages.
-    """
-
-    def __init__(
-        self,
-        make_loader: Callable[[int], Iterable[Any]],
-        batch_size: int,
-        *,
-        steps_per_epoch: int | None = None,
-        batch_fn: BatchFn | None = None,
-        check_batch_size: bool = True,
-        name: str = "train_data",
-    ) -> None:
-        super().__init__(name, batch_size, seed=0)
-        if steps_per_epoch is not None:
-            _check_count("steps_per_epoch", steps_per_epoch)
-        self.make_loader = make_loader
-        self.steps_per_epoch = steps_per_epoch
-        self.batch_fn = batch_fn
-        self.check_batch_size = check_batch_size
-        self._iterable: Iterable[Any] | None = None
-        self._stream: Iterator[Any] | None = None  # continues across epochs (steps_per_epoch)
-        self._checked: int | None = None  # the batch size whose first batch was checked
-
-    def _resize(self) -> None:
-        self._iterable = None
-        self._stream = None
-
-    @property
-    def iterable(self) -> Iterable[Any]:
-        """What ``make_loader(batch_size)`` returned (built once per batch size)."""
-        if self._iterable is None:
-            try:
-                built = self.make_loader(self._batch_size)
-            except Exception as error:
-                raise ValueError(
-                    f"{self.name}: make_loader({self._batch_size}) raised "
-                    f"{type(error).__name__}: {error}"
-                ) from error
-            if not isinstance(built, Iterable):
-                raise TypeError(
-                    f"{self.name}: make_loader({self._batch_size}) must return an iterable of "
-                    f"batches, got {type(built).__name__}"
-                )
-            self._iterable = built
-        return self._iterable
-
-    def __len__(self) -> int:
-        if self.steps_per_epoch is not None:
-            return self.steps_per_epoch
-        iterable = self.iterable
-        if not isinstance(iterable, Sized):
-            raise ValueError(
-                f"{self.name}: make_loader({self._batch_size}) returned a "
-                f"{type(iterable).__name__} without len(); pass steps_per_epoch= "
-                "(the batches of one epoch)"
-            )
-        size = len(iterable)
-        if size == 0:
-            raise ValueError(f"{self.name}: make_loader({self._batch_size}) yielded no batches")
-        return size
-
-    def _batches(self) -> Iterator[Any]:
-        if self.steps_per_epoch is None:
-            batches = iter(self.iterable)
-            for _ in range(self.batch_index):  # a fresh pass: read past the batches already seen
-                next(batches, None)
-            return batches
-        return self._continuing()
-
-    def _continuing(self) -> Iterator[Any]:
-        restarted = False
-        while True:
-            if self._stream is None:
-                self._stream = iter(self.iterable)
-            try:
-                batch = next(self._stream)
-            except StopIteration:
-                self._stream = None
-                self._iterable = None  # a new pass: make_loader again (a generator is read once)
-                if restarted:  # a fresh iterator that yields nothing: the stream is over
-                    raise ValueError(
-                        f"{self.name} ran out of batches: the stream ended (a generator can be "
-                        "read once; pass make_loader or an iterable that restarts)"
-                    ) from None
-                restarted = True
-                continue
-            restarted = False
-            yield batch
-
-    def _first(self, batches: Iterator[Any]) -> Any:
-        batch = super()._first(batches)
-        if self.check_batch_size and self._checked != self._batch_size:
-            self._check_size(batch)
-            self._checked = self._batch_size
-        return batch
-
-    def _check_size(self, batch: Any) -> None:
-        found = count(split_batch(batch, self.batch_fn, self.name)[1])
-        only = self.steps_per_epoch is None and isinstance(self.iterable, Sized)
-        if found > self._batch_size or (
-            found < self._batch_size and not (only and len(self.iterable) == 1)  # type: ignore[arg-type]
-        ):
-            raise ValueError(
-                f"{self.name}: make_loader({self._batch_size}) yielded a first batch of {found} "
-                f"samples; the loader must use the batch size it is given (the recipe chooses it)"
-            )
-
-    def __iter__(self) -> Iterator[Any]:
-        if self._peeked is None and self.check_batch_size and self._checked != self._batch_size:
-            self.peek()  # check the batch size on the batch the epoch starts with
-        return super().__iter__()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self._stream = None
-
-
 @dataclass(frozen=True)
 class LoaderOptions:
     """How a ``DataLoader`` is built for a ``Dataset`` (and an ``IterableDataset``).
@@ -465,7 +89,7 @@ class LoaderOptions:
     prefetch_factor: int | None = None
 
     def __post_init__(self) -> None:
-        _check_count("num_workers", self.num_workers, minimum=0)
+        check_integer("num_workers", self.num_workers, minimum=0)
         if self.collate_fn is not None and not callable(self.collate_fn):
             raise TypeError(f"collate_fn must be callable or None, got {self.collate_fn!r}")
 
@@ -538,7 +162,7 @@ class DataSource:
             ValueError: `augment` for data that is not in-memory tensors (a ``Dataset`` does
                 its own transforms).
         """
-        _check_count("batch_size", batch_size)
+        check_integer("batch_size", batch_size)
         if augment is not None and self.kind != "arrays":
             raise ValueError(
                 f"augment applies to in-memory tensors (ArrayData); {self.name} is "
@@ -664,7 +288,7 @@ def as_source(
     """
     check_batch_fn(batch_fn)
     if steps_per_epoch is not None:
-        _check_count("steps_per_epoch", steps_per_epoch)
+        check_integer("steps_per_epoch", steps_per_epoch)
     options = options if options is not None else LoaderOptions()
     if isinstance(data, DataSource):
         return data
@@ -713,12 +337,6 @@ def as_source(
     )
 
 
-def has_position(loader: object) -> TypeGuard[ArrayLoader | _PositionLoader]:
-    """The loader keeps a position (``state_dict``/``load_state_dict``): an `ArrayLoader` or a
-    loader built here. Checkpoints and the range test's snapshot save and restore it."""
-    return isinstance(loader, ArrayLoader | _PositionLoader)
-
-
 def _has_len(data: object) -> bool:
     """``len(data)`` works (a ``DataLoader`` over an ``IterableDataset`` is Sized but raises)."""
     try:
@@ -738,7 +356,7 @@ def peek(loader: Any) -> Any:
     """
     if isinstance(loader, ArrayLoader):
         return loader.inputs[:2], loader.targets[:2]
-    if isinstance(loader, _PositionLoader):
+    if isinstance(loader, PeekingLoader):
         return loader.peek()
     batches = iter(loader)
     try:
@@ -752,3 +370,20 @@ def first_batch(
 ) -> tuple[Any, Any]:
     """``(inputs, targets)`` of `peek` (the batch hook applied), for the first-batch checks."""
     return split_batch(peek(loader), batch_fn, name)
+
+
+# the loaders, epoch_order and has_position live in data/loader.py and data/pipelines.py; they
+# are imported from here too
+__all__ = [
+    "KINDS",
+    "DataSource",
+    "DatasetLoader",
+    "FactoryLoader",
+    "Loader",
+    "LoaderOptions",
+    "as_source",
+    "epoch_order",
+    "first_batch",
+    "has_position",
+    "peek",
+]

@@ -83,6 +83,15 @@ def write_report(
     results += [(f"final validation {k}", v) for k, v in metrics.items() if k != "accuracy"]
     results += [(f"test {k}", v) for k, v in test.items()]
     total = sum(step.get("seconds", 0.0) for step in plan.evidence)
+    compute = getattr(plan, "compute", None) or {}
+    if compute:
+        results += [
+            ("search samples (training samples processed)", f"{compute['search_samples']:,}"),
+            ("final run samples", f"{compute['final_run_samples']:,}"),
+            ("recipe / final run", f"{compute['x_final_run']:.2f}x (budget {compute['budget']:g})"),
+        ]
+    environment = getattr(plan, "environment", None) or {}
+    results += [(f"environment: {k}", v) for k, v in environment.items()]
     heading = title or "superconverge tune report"
 
     md = [
@@ -100,10 +109,11 @@ def write_report(
     md += [f"| {name} | {_value(value)} |" for name, value in chosen]
     md += ["", "## Results", "", "| result | value |", "|---|---|"]
     md += [f"| {name} | {_value(value)} |" for name, value in results if value is not None]
-    md += ["", f"## Evidence (total {total:.1f} s)", "", "| step | decision | why | seconds |"]
-    md += ["|---|---|---|---|"]
+    md += ["", f"## Evidence (total {total:.1f} s)", ""]
+    md += ["| step | decision | why | seconds | samples |", "|---|---|---|---|---|"]
     md += [
-        f"| {s['step']} | {_value(s['decision'])} | {s['why']} | {s['seconds']:.1f} |"
+        f"| {s['step']} | {_value(s['decision'])} | {s['why']} | {s['seconds']:.1f} | "
+        f"{s.get('samples', 0):,} |"
         for s in plan.evidence
     ]
     md += [""]
@@ -121,7 +131,8 @@ def write_report(
 
     evidence_rows = "".join(
         f"<tr><td>{html.escape(s['step'])}</td><td>{html.escape(_value(s['decision']))}</td>"
-        f"<td>{html.escape(str(s['why']))}</td><td>{s['seconds']:.1f}</td></tr>"
+        f"<td>{html.escape(str(s['why']))}</td><td>{s['seconds']:.1f}</td>"
+        f"<td>{s.get('samples', 0):,}</td></tr>"
         for s in plan.evidence
     )
     figures = "".join(
@@ -148,7 +159,7 @@ Next step: {html.escape(str(verdict.get("next_step", "")))}</div>
 <h2>Chosen values</h2>{table(chosen)}
 <h2>Results</h2>{table(results)}
 <h2>Evidence (total {total:.1f} s)</h2>
-<table><tr><th>step</th><th>decision</th><th>why</th><th>seconds</th></tr>{evidence_rows}</table>
+<table><tr><th>step</th><th>decision</th><th>why</th><th>seconds</th><th>samples</th></tr>{evidence_rows}</table>
 <h2>Plots</h2>{figures}
 </body></html>
 """

@@ -32,10 +32,9 @@ from typing import Any
 import torch
 
 from superconverge import schedules
-from superconverge._files import write_text_atomically
-from superconverge.data import ArrayData, Augment, load
-from superconverge.experiments.cifar_full import data_root
-from superconverge.experiments.curves import TestCurve, head
+from superconverge.data import ArrayData, Augment
+from superconverge.experiments import cifar
+from superconverge.experiments.curves import TestCurve, curve_trainer, head
 from superconverge.models import build
 from superconverge.training import Trainer
 
@@ -48,9 +47,6 @@ PUBLISHED = {
     10_000: (80.6, 71.4),
 }
 POLICIES = ("one cycle", "piecewise")
-LOSS = torch.nn.functional.cross_entropy
-WEIGHT_DECAY = 1e-4  # both solvers of the paper
-BN_MOMENTUM = 0.05  # torch's momentum = 1 - the moving-average fraction 0.95 of the cycle runs
 
 
 @dataclass(frozen=True)
@@ -72,7 +68,7 @@ class Settings:
     flip: bool = False  # random horizontal flips (the paper's Caffe runs mirrored)
     test_every: int = 500  # optimizer steps between test evaluations
     test_samples: int | None = None  # None: all 10,000
-    bn_momentum: float = BN_MOMENTUM
+    bn_momentum: float = cifar.BN_MOMENTUM
 
 
 # One shared CPU thread: the schedules the seeds' Keras notebook published for batch 32 (0.1-3.5
@@ -137,22 +133,16 @@ def one_run(
     plan, momentum = _plan(policy, settings)
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
     epochs = math.ceil(plan.total_steps / steps_per_epoch)
-
-    def optimizer(groups: Any) -> torch.optim.Optimizer:
-        return torch.optim.SGD(groups, lr=0.1, momentum=momentum, weight_decay=WEIGHT_DECAY)
-
     curve = _StopAt(test, settings.test_every, plan.total_steps)
-    trainer = Trainer(
+    trainer = curve_trainer(
         _model(settings, seed),
-        LOSS,
         train,
+        cifar.sgd(momentum),
+        curve,
         batch_size=settings.batch_size,
-        optimizer=optimizer,
-        callbacks=[curve],
         seed=seed,
-        progress=False,
-        augment=Augment(crop_padding=0, flip=True) if settings.flip else None,
         device=device,
+        augment=Augment(crop_padding=0, flip=True) if settings.flip else None,
     )
     start = time.perf_counter()
     status = "completed"
@@ -200,15 +190,12 @@ def run(
 
     `data_dir` defaults to ``$SUPERCONVERGE_DATA/cifar10-full``.
     """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    splits = load("cifar10", data_root(data_dir), val_fraction=0.0)
-    if splits.test is None:
-        raise ValueError(f"{data_dir}: the CIFAR-10 archive has no test_batch")
-    too_big = [size for size in settings.sizes if size > len(splits.train)]
+    device = cifar.pick_device(device)
+    everything, test = cifar.load_cifar10(cifar.data_root(data_dir), data_dir)
+    too_big = [size for size in settings.sizes if size > len(everything)]
     if too_big:
-        raise ValueError(f"sizes {too_big} exceed the {len(splits.train)} training images")
-    test = head(splits.test, settings.test_samples)
+        raise ValueError(f"sizes {too_big} exceed the {len(everything)} training images")
+    test = head(test, settings.test_samples)
     environment = {
         "device": device,
         "torch": torch.__version__,
@@ -217,7 +204,7 @@ def run(
     }
     runs = _resume(out / "results.json", settings)
     for size in settings.sizes:
-        train = head(splits.train, size)
+        train = head(everything, size)
         for seed in range(settings.seeds):
             for policy in POLICIES:
                 key = _key(size, seed, policy)
@@ -248,15 +235,7 @@ def _resume(path: Path, settings: Settings) -> dict[str, Any]:
 def _write(
     out: Path, settings: Settings, environment: dict[str, Any], runs: dict[str, Any]
 ) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(
-        out / "results.json",
-        json.dumps(
-            {"settings": asdict(settings), "environment": environment, "runs": runs}, indent=1
-        ),
-    )
-    write_text_atomically(out / "results.md", table(runs, settings, environment))
-    _plot(runs, settings).savefig(out / "accuracy.png", dpi=110)
+    cifar.write_results(out, settings, environment, "runs", runs, table, _plot)
 
 
 def summary(runs: dict[str, Any], size: int, policy: str) -> tuple[float, float, int, int]:
@@ -325,9 +304,6 @@ def _plot(runs: dict[str, Any], settings: Settings) -> Any:
             alpha=0.5,
             label=f"{policy} (Smith & Topin, ResNet-56)",
         )
-    ax.set_xlabel("training images")
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    cifar.finish_axes(ax, "training images", "test accuracy (%)")
     fig.suptitle("cifar10-data-size: one cycle vs piecewise-constant, mean ± sd over seeds")
     return fig

@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from superconverge.data.datasets import default_root
 from superconverge.experiments import cifar_superconvergence
+from superconverge.experiments.cifar import data_root
 from superconverge.experiments.cifar_superconvergence import CONTENDERS, PUBLISHED, Settings
 
 TRAIN, VAL = 40_000, 10_000  # Keras validation_split=0.2 of the 50,000 training images
@@ -49,11 +49,6 @@ QUICK = Settings(
 )
 
 
-def data_root(data_dir: str | None) -> str:
-    """`data_dir`, or ``$SUPERCONVERGE_DATA/cifar10-full`` (where the full archive lives)."""
-    return data_dir if data_dir is not None else str(default_root("cifar10-full"))
-
-
 def run(
     out: Path, settings: Settings, data_dir: str | None = None, device: str = "auto"
 ) -> dict[str, Any]:
@@ -61,4 +56,4 @@ def run(
     return cifar_superconvergence.run(out, settings, data_root(data_dir), device)
 
 
-__all__ = ["CONTENDERS", "FULL", "FULL_CUDA", "PUBLISHED", "QUICK", "Settings", "run"]
+__all__ = ["CONTENDERS", "FULL", "FULL_CUDA", "PUBLISHED", "QUICK", "Settings", "data_root", "run"]

@@ -29,11 +29,10 @@ from typing import Any
 import torch
 
 from superconverge import schedules
-from superconverge._files import write_text_atomically
-from superconverge.data import ArrayData, load
-from superconverge.experiments.curves import TestCurve, head, split_tail
+from superconverge.data import ArrayData
+from superconverge.experiments import cifar
+from superconverge.experiments.curves import TestCurve, curve_trainer, head, split_tail
 from superconverge.models import build
-from superconverge.training import Trainer
 
 PUBLISHED = {
     "one cycle 0.1-3.5": (0.8636, "8 epochs"),
@@ -43,9 +42,6 @@ PUBLISHED = {
     "Adam": (0.6429, "8 epochs"),
 }
 CONTENDERS = (*PUBLISHED, "recipe (tune)")
-LOSS = torch.nn.functional.cross_entropy
-WEIGHT_DECAY = 1e-4  # the paper's value for its CIFAR-10 residual networks
-BN_MOMENTUM = 0.05  # torch's momentum = 1 - the published moving-average fraction 0.95
 
 
 @dataclass(frozen=True)
@@ -75,15 +71,8 @@ QUICK = Settings(
 def _model(settings: Settings) -> torch.nn.Module:
     torch.manual_seed(settings.seed)
     return build(
-        "cifar-resnet", width=settings.width, blocks=settings.blocks, bn_momentum=BN_MOMENTUM
+        "cifar-resnet", width=settings.width, blocks=settings.blocks, bn_momentum=cifar.BN_MOMENTUM
     )
-
-
-def _sgd(momentum: float) -> Any:
-    def make(groups: Any) -> torch.optim.Optimizer:
-        return torch.optim.SGD(groups, lr=0.1, momentum=momentum, weight_decay=WEIGHT_DECAY)
-
-    return make
 
 
 def _contender(
@@ -119,30 +108,28 @@ def _contender(
         total = epochs * steps_per_epoch
         half = max(1, total // 2)  # one triangular cycle: 0.1 up to 3.5 and back
         plan = schedules.cyclic(0.1, 3.5, half, momentum=None, total_steps=total)
-        optimizer: Any = _sgd(0.0)
+        optimizer: Any = cifar.sgd(0.0)
     elif name.startswith("piecewise"):
         epochs = settings.piecewise_factor * settings.epochs
         total = epochs * steps_per_epoch
         plan = schedules.piecewise_constant(
             [0.35, 0.035, 0.0035], [total // 2, (3 * total) // 4], total_steps=total
         )
-        optimizer = _sgd(0.9)
+        optimizer = cifar.sgd(0.9)
     elif name.startswith("constant"):
         epochs = settings.epochs if name.endswith("(E)") else math.ceil(1.5 * settings.epochs)
-        plan, optimizer = schedules.constant(0.35), _sgd(0.9)
+        plan, optimizer = schedules.constant(0.35), cifar.sgd(0.9)
     else:  # Adam, its default LR
         plan = schedules.constant(1e-3)
         optimizer = _adam
     curve = TestCurve(test)  # every epoch
-    trainer = Trainer(
+    trainer = curve_trainer(
         _model(settings),
-        LOSS,
         train,
+        optimizer,
+        curve,
         batch_size=settings.batch_size,
-        optimizer=optimizer,
-        callbacks=[curve],
         seed=settings.seed,
-        progress=False,
         device=device,
     )
     history = trainer.fit(epochs, plan)
@@ -158,7 +145,7 @@ def _contender(
 
 
 def _adam(groups: Any) -> torch.optim.Optimizer:
-    return torch.optim.Adam(groups, lr=1e-3, weight_decay=WEIGHT_DECAY)
+    return torch.optim.Adam(groups, lr=1e-3, weight_decay=cifar.WEIGHT_DECAY)
 
 
 def run(
@@ -169,12 +156,8 @@ def run(
     ``results.json`` is rewritten after each contender, and a contender already recorded there
     under the same settings is not run again: an interrupted run resumes where it stopped.
     """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    splits = load("cifar10", data_dir, val_fraction=0.0)
-    everything, test = splits.train, splits.test
-    if test is None:
-        raise ValueError(f"{data_dir}: the CIFAR-10 archive has no test_batch")
+    device = cifar.pick_device(device)
+    everything, test = cifar.load_cifar10(data_dir, data_dir)
     train, test = head(everything, settings.train_samples), head(test, settings.test_samples)
     if settings.val_samples is None:
         held = max(1, len(train) // 10)  # the recipe compares candidates on validation data
@@ -235,15 +218,7 @@ def _resume(path: Path, settings: Settings) -> dict[str, Any]:
 def _write(
     out: Path, settings: Settings, environment: dict[str, Any], results: dict[str, Any]
 ) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(
-        out / "results.json",
-        json.dumps(
-            {"settings": asdict(settings), "environment": environment, "results": results}, indent=1
-        ),
-    )
-    write_text_atomically(out / "results.md", _table(results, settings, environment))
-    _plot(results, settings).savefig(out / "accuracy.png", dpi=110)
+    cifar.write_results(out, settings, environment, "results", results, _table, _plot)
 
 
 def _table(results: dict[str, Any], settings: Settings, environment: dict[str, Any]) -> str:
@@ -285,10 +260,7 @@ def _plot(results: dict[str, Any], settings: Settings) -> Any:
             )
             ax.scatter([steps], [results[name]["accuracy"]], marker="*", s=120, label=name)
     ax.set_xscale("log")
-    ax.set_xlabel("optimizer step (log)")
-    ax.set_ylabel("test accuracy")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    cifar.finish_axes(ax, "optimizer step (log)", "test accuracy")
     fig.suptitle(
         f"cifar10-superconvergence: cifar-resnet width {settings.width}, E = {settings.epochs}"
     )

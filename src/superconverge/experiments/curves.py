@@ -1,14 +1,16 @@
-"""Test accuracy along a run: what the reproductions plot and what time-to-accuracy reads."""
+"""Test accuracy along a run: what the reproductions plot and what time-to-accuracy reads, and
+the `Trainer` the reproductions record it with."""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from superconverge.data import ArrayData
+from superconverge.data import ArrayData, Augment
 from superconverge.training import Callback, History, Trainer
 
 
@@ -43,6 +45,33 @@ class TestCurve(Callback):
     def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
         if self.every is None:
             self._record(trainer)
+
+
+def curve_trainer(
+    model: torch.nn.Module,
+    train: ArrayData,
+    optimizer: str | Callable[[Any], torch.optim.Optimizer],
+    curve: TestCurve,
+    *,
+    batch_size: int,
+    seed: int,
+    device: str = "auto",
+    augment: Augment | None = None,
+) -> Trainer:
+    """A quiet `Trainer` of `model` on `train` with cross-entropy, whose callback `curve` records
+    the test accuracy along the fit."""
+    return Trainer(
+        model,
+        torch.nn.functional.cross_entropy,
+        train,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        callbacks=[curve],
+        seed=seed,
+        progress=False,
+        augment=augment,
+        device=device,
+    )
 
 
 def head(data: ArrayData, count: int | None) -> ArrayData:

@@ -20,13 +20,11 @@ import torch
 
 from superconverge import schedules
 from superconverge.data import ArrayData, load
-from superconverge.experiments.curves import TestCurve, head, split_tail
+from superconverge.experiments.curves import TestCurve, curve_trainer, head, split_tail
 from superconverge.models import build
-from superconverge.training import Trainer
 
 PUBLISHED = {"CLR": 0.9664, "Adam": 0.9705, "SGD": 0.9630}
 BATCH = 32
-LOSS = torch.nn.functional.cross_entropy
 CONTENDERS = ("CLR", "Adam", "SGD", "1cycle (range test)", "recipe (tune)")
 SCALINGS = ("raw", "unit")
 
@@ -73,16 +71,7 @@ def _contender(
             "seconds": time.perf_counter() - start,
         }
     optimizer = "adam" if name == "Adam" else "sgd"
-    trainer = Trainer(
-        _model(seed),
-        LOSS,
-        train,
-        batch_size=BATCH,
-        optimizer=optimizer,
-        callbacks=[curve],
-        seed=seed,
-        progress=False,
-    )
+    trainer = curve_trainer(_model(seed), train, optimizer, curve, batch_size=BATCH, seed=seed)
     if name == "CLR":  # triangular 0.0005-0.002, momentum 0.95 -> 0.8, step size 40 iterations
         plan = schedules.cyclic(0.0005, 0.002, 40, momentum=(0.95, 0.8), total_steps=steps)
         history, max_lr = trainer.fit(1, plan), 0.002

@@ -5,6 +5,7 @@ With `pytorch/scheduler.py`, the only code that writes ``optimizer.param_groups`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from superconverge._checks import check_choice
+from superconverge.pytorch.scheduler import spread_max_lr
 
 # name -> (class, the settings it starts from; the scheduler overwrites lr and momentum)
 OPTIMIZERS: dict[str, tuple[Callable[..., torch.optim.Optimizer], dict[str, Any]]] = {
@@ -23,6 +25,7 @@ OPTIMIZERS: dict[str, tuple[Callable[..., torch.optim.Optimizer], dict[str, Any]
 }
 
 OptimizerSpec = str | Callable[..., torch.optim.Optimizer]
+MaxLR = float | Sequence[float] | slice  # one LR, one per group, or a (low, high) spread
 
 
 def default_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
@@ -94,6 +97,29 @@ def regroup(
     for param, state in old.state.items():
         new.state[param] = state
     return new
+
+
+def for_max_lr(
+    old: torch.optim.Optimizer,
+    optimizer: OptimizerSpec,
+    param_groups: Sequence[Sequence[nn.Parameter]],
+    weight_decay: float,
+    max_lr: MaxLR,
+) -> tuple[torch.optim.Optimizer, float, Any]:
+    """(the optimizer to train with, the plan's peak LR, the max_lr spec for the scheduler).
+
+    One LR trains `old` as it is (one group: per-group work costs time on every step). A
+    per-group `max_lr` (a list, a ``(low, high)`` pair or a slice: discriminative LRs) needs
+    one optimizer group per entry of `param_groups`: `old` is regrouped, keeping its state.
+    """
+    if isinstance(max_lr, (int, float)) and not isinstance(max_lr, bool):
+        if not math.isfinite(max_lr) or max_lr <= 0:
+            raise ValueError(f"max_lr must be a finite number > 0, got {max_lr!r}")
+        return old, float(max_lr), float(max_lr)
+    peaks = spread_max_lr(max_lr, len(param_groups))
+    if len(old.param_groups) != len(param_groups):
+        old = regroup(old, optimizer, param_groups, weight_decay)
+    return old, max(peaks), max_lr
 
 
 def optimizer_step(

@@ -3,19 +3,21 @@ and the run folder: every file the training package writes goes through `RunFold
 
 from __future__ import annotations
 
+import contextlib
+import math
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
 
-from superconverge._files import write_atomically, write_text_atomically
+from superconverge._files import FolderLock, write_atomically, write_text_atomically
+from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import cuda_in_use
-
-if TYPE_CHECKING:
-    from superconverge.pytorch.scheduler import HyperparamScheduler
-    from superconverge.training.history import History
+from superconverge.schedules import Plan
+from superconverge.training.history import History
 
 FORMAT_VERSION = 1
 CHECKPOINT = "checkpoint.pt"
@@ -179,6 +181,14 @@ class RunFolder:
             write_text_atomically(self.path / "history.csv", history.to_csv())
 
 
+def holding(folder: RunFolder | None) -> contextlib.AbstractContextManager[Any]:
+    """One writer per run folder: its writer (rank 0) holds `FolderLock` while it fits; a second
+    process writing there fails at once with FolderBusyError, naming the first."""
+    if folder is None or not folder.writer:
+        return contextlib.nullcontext()
+    return FolderLock(folder.path)
+
+
 def restore_training_state(
     payload: dict[str, Any],
     module: torch.nn.Module,
@@ -195,3 +205,40 @@ def restore_training_state(
     if payload.get("scaler") is not None:
         scaler.load_state_dict(payload["scaler"])
     set_rng_state(payload["rng"])
+
+
+@dataclass(frozen=True)
+class ResumedFit:
+    """What a checkpoint says about the fit it interrupted (`restore_fit`)."""
+
+    scheduler: HyperparamScheduler
+    history: History
+    epochs: int
+    epochs_done: int
+    best_val_loss: float
+
+
+def restore_fit(
+    payload: dict[str, Any],
+    path: str | Path,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: Any,
+    scaler: torch.amp.GradScaler,
+) -> ResumedFit:
+    """Check that `payload` (read from `path`) was written for `module`, restore the training
+    state into the objects given (`restore_training_state`), and return the interrupted fit: its
+    scheduler at the saved step, its history, its epochs and its best validation loss."""
+    check_signature(payload["signature"], module, path)
+    restore_training_state(payload, module, optimizer, loader, scaler)
+    # lr_scale came with the optimizer's groups; the scheduler's state is its step
+    scheduler = HyperparamScheduler(optimizer, Plan.from_dict(payload["plan"]))
+    scheduler.load_state_dict(payload["scheduler"])
+    fit = payload["fit"]
+    return ResumedFit(
+        scheduler=scheduler,
+        history=History.from_dict(payload["history"]),
+        epochs=fit["epochs"],
+        epochs_done=fit["epochs_done"],
+        best_val_loss=float(payload.get("best_val_loss", math.inf)),
+    )

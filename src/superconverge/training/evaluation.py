@@ -1,4 +1,5 @@
-"""One evaluation: mean loss and the metrics over batches, reduced across ranks.
+"""One evaluation: mean loss and the metrics over batches, reduced across ranks; and the model's
+outputs over batches (`Trainer.predict`).
 
 `Trainer.evaluate` and the range test's validation points both use it, so the two agree.
 """
@@ -56,3 +57,23 @@ def evaluate_batches(
     if world_size > 1:
         torch.distributed.all_reduce(reduced)
     return {"loss": float(reduced[0] / reduced[-1]), **totals.result(reduced[1:])}
+
+
+def predict_batches(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    device: torch.device,
+    autocast: contextlib.AbstractContextManager[Any],
+    batch_fn: BatchFn | None = None,
+    name: str = "data",
+) -> torch.Tensor:
+    """The model's outputs for every input of `batches` in eval mode without gradients,
+    concatenated on the CPU in float32."""
+    model.eval()
+    outputs = []
+    with torch.no_grad(), autocast:
+        for batch in batches:
+            inputs, _ = split_batch(batch, batch_fn, name)
+            outputs.append(forward(model, to_device(inputs, device)).float().cpu())
+    return torch.cat(outputs)

@@ -1,29 +1,34 @@
-"""What the Trainer checks before it trains: its arguments, its data (turned into loaders),
-and that the first batch fits the model and the loss."""
+"""What the Trainer checks before it trains: its arguments and those of a fit, its data (turned
+into loaders), and that the first batch fits the model, the loss and the metrics."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from superconverge._checks import (
+    check_choice,
     check_count,
     check_non_negative,
     check_number,
     check_optional_count,
     check_positive,
 )
-from superconverge.batches import BatchFn, forward, logits_of
-from superconverge.data.checks import check_batch, class_count
-from superconverge.data.loader import Augment
-from superconverge.data.sources import LoaderOptions, as_source, has_position
-from superconverge.metrics import MetricsSpec, resolve_metrics
+from superconverge.batches import BatchFn, check_first_batch, forward, logits_of
+from superconverge.data.checks import check_array_data, check_batch, check_labels, class_count
+from superconverge.data.datasets import ArrayData
+from superconverge.data.loader import ArrayLoader, Augment
+from superconverge.data.sources import LoaderOptions, as_source, first_batch, has_position
+from superconverge.metrics import Metric, MetricsSpec, check_metrics, resolve_metrics
 from superconverge.pytorch.optimizers import check_optimizer_spec
+from superconverge.schedules import Plan
 from superconverge.training.callbacks import Callback
+from superconverge.training.plans import POLICIES
 
 DEFAULT_BATCH_SIZE = 64
 EVAL_BATCH_SIZE = 256  # no gradients to keep: larger batches evaluate faster
@@ -61,6 +66,66 @@ def check_trainer_arguments(
     for callback in callbacks:
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks must be Callback objects, got {callback!r}")
+
+
+def check_trainable(param_groups: Sequence[Sequence[nn.Parameter]]) -> None:
+    """The splitter's groups hold at least one parameter that requires a gradient."""
+    if not param_groups or not any(p.requires_grad for g in param_groups for p in g):
+        raise ValueError("model has no trainable parameters")
+
+
+def check_one_cycle_arguments(epochs: object, policy: object) -> None:
+    """`Trainer.fit_one_cycle`'s checks: epochs >= 1 and a known policy."""
+    check_count("epochs", epochs)
+    check_choice("policy", policy, tuple(POLICIES))
+
+
+def check_fit_arguments(
+    epochs: object, plan: object, weight_decay: object, backoff: object = 0
+) -> None:
+    """`Trainer.fit`'s checks: epochs >= 1, a `Plan`, a weight decay >= 0 (or None), a
+    back-off count >= 0."""
+    check_count("epochs", epochs)
+    check_count("backoff", backoff, minimum=0)
+    if not isinstance(plan, Plan):
+        raise TypeError(f"plan must be a superconverge Plan, got {plan!r}")
+    if weight_decay is not None:
+        check_non_negative("weight_decay", weight_decay)
+
+
+def trainer_loaders(
+    train_data: Any,
+    val_data: Any,
+    batch_size: int | None,
+    *,
+    augment: Augment | None,
+    steps_per_epoch: int | None,
+    options: LoaderOptions,
+    seed: int,
+    device: torch.device,
+    rank: int,
+    world: int,
+    batch_fn: BatchFn | None,
+) -> tuple[Callable[..., Any], Any, Any]:
+    """(`make_loader` for other data of the same trainer, the training loader, the validation
+    loader or None); validation batches are at least `EVAL_BATCH_SIZE`."""
+    loader = functools.partial(
+        make_loader,
+        seed=seed,
+        device=device,
+        rank=rank,
+        world=world,
+        batch_fn=batch_fn,
+        options=options,
+    )
+    train = loader(
+        train_data, "train_data", batch_size, augment=augment, steps_per_epoch=steps_per_epoch
+    )
+    val = None
+    if val_data is not None:
+        val_batch = max(batch_size or DEFAULT_BATCH_SIZE, EVAL_BATCH_SIZE)
+        val = loader(val_data, "val_data", val_batch, shuffle=False)
+    return loader, train, val
 
 
 def make_loader(
@@ -130,4 +195,41 @@ def check_batch_data(
         return None
     classes = class_count(outputs, targets)
     check_batch(inputs, targets, "train_data", classes)
+    return classes
+
+
+def check_fit_data(
+    train_loader: Any,
+    val_loader: Any,
+    batch_fn: BatchFn | None,
+    check: Callable[[Any, Any], int | None],
+) -> None:
+    """The first batch the loop will use, checked with `check` (`Trainer.check_batch`) before
+    the fit without consuming it (an `ArrayLoader`'s first samples; other loaders keep the batch
+    they peeked at). In-memory data is scanned whole (cheap, vectorised) for NaN/inf inputs and
+    labels outside the model's outputs, naming the sample."""
+    if isinstance(train_loader, ArrayLoader):
+        check_array_data(ArrayData(train_loader.inputs, train_loader.targets), "train_data")
+    classes = check(*first_batch(train_loader, batch_fn, "train_data"))
+    if isinstance(train_loader, ArrayLoader) and classes is not None:
+        check_labels(train_loader.targets, classes, "train_data")
+        if isinstance(val_loader, ArrayLoader):
+            val = ArrayData(val_loader.inputs, val_loader.targets)
+            check_array_data(val, "val_data", classes)
+
+
+def check_model_on_batch(
+    module: nn.Module,
+    loss_fn: Callable[..., torch.Tensor],
+    metrics: Sequence[Metric],
+    autocast: contextlib.AbstractContextManager[Any],
+    inputs: Any,
+    targets: Any,
+) -> int | None:
+    """One forward pass in eval mode, so that a bad label or NaN input (named), a model whose
+    outputs do not fit the targets or the loss, or a metric that raises, fails before any
+    step; returns the model's number of classes, if any."""
+    classes = check_batch_data(module, inputs, targets, autocast)
+    outputs = check_first_batch(module, loss_fn, inputs, targets, autocast=autocast)
+    check_metrics(metrics, outputs, targets)
     return classes

@@ -1,11 +1,18 @@
-"""The 1cycle plan a `Trainer.fit_one_cycle` call asks for, by policy."""
+"""The plan a `Trainer` fit follows: the 1cycle plan a `Trainer.fit_one_cycle` call asks for, by
+policy (with its max_lr from the range test when none is given), and a check of its length."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from superconverge import schedules
 from superconverge.schedules import Plan
+from superconverge.training.history import History
+
+if TYPE_CHECKING:
+    from superconverge.training.trainer import Trainer
 
 # the paper's linear cycle and annihilation, OneCycleLR's cosine curve, fastai's curve
 POLICIES: dict[str, Callable[..., Plan]] = {
@@ -42,3 +49,45 @@ def one_cycle_plan(
         momentum=momentum,
         warmup_fraction=warmup_fraction,
     )
+
+
+def range_test_max_lr(result: Any) -> tuple[float, str]:
+    """The max_lr a range test (a `RangeTestResult`) suggests, and the note a History keeps of
+    it; a ValueError naming max_lr when the test found none."""
+    if result.max_lr is None:
+        raise ValueError(f"max_lr: the range test found none ({result.reason}); pass max_lr")
+    return result.max_lr, f"max_lr {result.max_lr:.3g} from the range test: {result.reason}"
+
+
+def warn_if_short(plan: Plan, total_steps: int) -> None:
+    """Warn (at the caller: `Trainer.fit`) when `plan` ends before the fit's `total_steps`: its
+    last values are held."""
+    if plan.total_steps is not None and plan.total_steps < total_steps:
+        warnings.warn(
+            f"the plan has {plan.total_steps} steps and the fit {total_steps}; "
+            "the last values are held",
+            stacklevel=2,
+        )
+
+
+def fine_tune(
+    trainer: Trainer,
+    epochs: int,
+    base_lr: float,
+    freeze_epochs: int,
+    lr_mult: float,
+    policy: str,
+    options: dict[str, Any],
+) -> History:
+    """`Trainer.fine_tune`: the frozen body's 1cycle, then all groups with spread LRs."""
+    trainer.freeze()
+    first = trainer.fit_one_cycle(freeze_epochs, base_lr, policy=policy, **options)
+    trainer.unfreeze()
+    if first.status != "completed":
+        return first
+    half = base_lr / 2
+    second = trainer.fit_one_cycle(epochs, (half / lr_mult, half), policy=policy, **options)
+    second.notes.insert(
+        0, f"after {freeze_epochs} frozen epoch(s): {first.epochs[-1] if first.epochs else {}}"
+    )
+    return second

@@ -7,75 +7,70 @@ training/callbacks.py; checkpoints and the run folder: training/checkpoint.py.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
 
 from superconverge import schedules
-from superconverge._checks import (
-    check_choice,
-    check_count,
-    check_non_negative,
-)
-from superconverge._files import FolderLock
-from superconverge.batches import BatchFn, check_batch_fn, check_first_batch, forward, split_batch
-from superconverge.data.checks import check_array_data, check_labels
-from superconverge.data.datasets import ArrayData
-from superconverge.data.loader import ArrayLoader, Augment
-from superconverge.data.sources import LoaderOptions, first_batch, has_position
-from superconverge.metrics import MetricsSpec, check_metrics, resolve_metrics
+from superconverge._checks import check_count
+from superconverge.batches import BatchFn, check_batch_fn
+from superconverge.data.loader import Augment
+from superconverge.data.sources import LoaderOptions, has_position
+from superconverge.metrics import MetricsSpec, resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.optimizers import (
+    MaxLR,
     build_optimizer,
     default_splitter,
+    for_max_lr,
     freeze_groups,
-    regroup,
 )
-from superconverge.pytorch.scheduler import (
-    HyperparamScheduler,
-    set_weight_decay,
-    spread_max_lr,
-)
+from superconverge.pytorch.scheduler import HyperparamScheduler, set_weight_decay
 from superconverge.schedules import Plan
 from superconverge.training.callbacks import Callback
 from superconverge.training.checkpoint import (
     RunFolder,
     check_signature,
+    holding,
     load_checkpoint,
-    restore_training_state,
+    restore_fit,
 )
 from superconverge.training.device import (
     autocast,
+    batch_mover,
     grad_scaler,
+    place_model,
     resolve_device,
     resolve_precision,
     to_device,
     use_progress,
 )
-from superconverge.training.evaluation import evaluate_batches
+from superconverge.training.evaluation import evaluate_batches, predict_batches
 from superconverge.training.history import History
 from superconverge.training.inputs import (
-    DEFAULT_BATCH_SIZE,
     EVAL_BATCH_SIZE,
-    check_batch_data,
+    check_fit_arguments,
+    check_fit_data,
+    check_model_on_batch,
+    check_one_cycle_arguments,
+    check_trainable,
     check_trainer_arguments,
-    make_loader,
+    trainer_loaders,
 )
 from superconverge.training.loop import FitLoop
-from superconverge.training.plans import POLICIES, one_cycle_plan
+from superconverge.training.plans import (
+    fine_tune,
+    one_cycle_plan,
+    range_test_max_lr,
+    warn_if_short,
+)
 
 logger = logging.getLogger(__name__)
-
-
-MaxLR = float | Sequence[float] | slice
 
 
 class Trainer:
@@ -179,39 +174,24 @@ class Trainer:
         self.autocast = autocast(self.device, self.precision)
         self.scaler = grad_scaler(self.device, self.precision)
         self.seed = int(seed)
-        self.module = model.to(self.device)
-        if self.device.type == "cuda" and any(p.dim() == 4 for p in model.parameters()):
-            # channels_last: faster convolutions on GPUs with tensor cores
-            cast(Any, self.module).to(memory_format=torch.channels_last)  # not in .to's stubs
-        self.model: nn.Module = self.module
-        if self.world_size > 1:
-            device_ids = [self.device] if self.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.module, device_ids=device_ids)
+        self.module, self.model = place_model(model, self.device, self.world_size)
         self.loss_fn = loss_fn
         self.metrics = resolve_metrics(metrics)
         self.batch_fn = check_batch_fn(batch_fn)
-        self._loader = functools.partial(
-            make_loader,
+        self._loader, self.train_loader, self.val_loader = trainer_loaders(
+            train_data,
+            val_data,
+            batch_size,
+            augment=augment,
+            steps_per_epoch=steps_per_epoch,
+            options=LoaderOptions(num_workers=num_workers, collate_fn=collate_fn),
             seed=self.seed,
             device=self.device,
             rank=self.rank,
             world=self.world_size,
             batch_fn=batch_fn,
-            options=LoaderOptions(num_workers=num_workers, collate_fn=collate_fn),
         )
-        self.train_loader = self._loader(
-            train_data, "train_data", batch_size, augment=augment, steps_per_epoch=steps_per_epoch
-        )
-        self.val_loader = None
-        if val_data is not None:
-            val_batch = max(batch_size or DEFAULT_BATCH_SIZE, EVAL_BATCH_SIZE)
-            self.val_loader = self._loader(val_data, "val_data", val_batch, shuffle=False)
-        loader = self.train_loader
-        on_device = isinstance(loader, ArrayLoader) and loader.device == self.device
-        # None: the batches are already where the model is (no call per batch)
-        self.move_batch: Callable[[Any], Any] | None = (
-            None if on_device and self.device.type == "cpu" else self._to_device
-        )
+        self.move_batch = batch_mover(self.train_loader, self.device)  # None: no call per batch
         self.callbacks = list(callbacks)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.overwrite = overwrite
@@ -228,10 +208,9 @@ class Trainer:
         self.progress = use_progress(progress) and self.rank == 0
         self.weight_decay = float(weight_decay)
         self.param_groups = (splitter or default_splitter)(self.module)
-        if not self.param_groups or not any(p.requires_grad for g in self.param_groups for p in g):
-            raise ValueError("model has no trainable parameters")
+        check_trainable(self.param_groups)
         self._optimizer_spec = optimizer
-        # one param group: per-group work costs time on every step (`_split_groups` splits)
+        # one param group: per-group work costs time on every step (`for_max_lr` splits)
         params = [p for group in self.param_groups for p in group]
         self.optimizer = build_optimizer(optimizer, [{"params": params}], self.weight_decay)
         self.history: History | None = None
@@ -289,24 +268,19 @@ class Trainer:
                 optimizers without momentum).
             weight_decay: overrides the trainer's weight decay for this fit.
             warmup_fraction: the rise's share (torch and fastai policies).
-            backoff: times a divergence is answered by restoring the weights of the epoch's
-                start and running it again at half the LR (the rest of the cycle too); 0 stops
-                the fit at the first divergence, with the last good weights restored.
+            backoff: divergences answered by restoring the epoch's first weights and running it
+                again at half the LR (and the rest); 0: stop at the first, last good restored.
         """
-        check_count("epochs", epochs)
-        check_choice("policy", policy, tuple(POLICIES))
+        check_one_cycle_arguments(epochs, policy)
         notes = []
         if max_lr is None:
-            result = self.lr_find()
-            if result.max_lr is None:
-                raise ValueError(
-                    f"max_lr: the range test found none ({result.reason}); pass max_lr"
-                )
-            max_lr = result.max_lr
-            notes.append(f"max_lr {result.max_lr:.3g} from the range test: {result.reason}")
+            max_lr, note = range_test_max_lr(self.lr_find())
+            notes.append(note)
             if self.rank == 0:
-                logger.info("fit_one_cycle: %s", notes[-1])
-        peak, groups = self._peak(max_lr)
+                logger.info("fit_one_cycle: %s", note)
+        self.optimizer, peak, groups = for_max_lr(
+            self.optimizer, self._optimizer_spec, self.param_groups, self.weight_decay, max_lr
+        )
         total = epochs * self.steps_per_epoch
         plan = one_cycle_plan(policy, total, peak, min_lr, final_lr, momentum, warmup_fraction)
         return self.fit(
@@ -344,22 +318,10 @@ class Trainer:
         policy: str = "fastai",
         **kwargs: Any,
     ) -> History:
-        """fastai's fine-tuning: train the head on a frozen body with 1cycle for `freeze_epochs`,
-        then unfreeze and train everything for `epochs` with LRs spread from
-        ``base_lr / 2 / lr_mult`` (first group) to ``base_lr / 2`` (head)."""
+        """fastai's fine-tuning: the head on a frozen body for `freeze_epochs` (1cycle), then all
+        groups for `epochs`, LRs from ``base_lr / 2 / lr_mult`` (first) to ``base_lr / 2``."""
         check_count("epochs", epochs)
-        self.freeze()
-        first = self.fit_one_cycle(freeze_epochs, base_lr, policy=policy, **kwargs)
-        if first.status != "completed":
-            self.unfreeze()
-            return first
-        self.unfreeze()
-        half = base_lr / 2
-        second = self.fit_one_cycle(epochs, (half / lr_mult, half), policy=policy, **kwargs)
-        second.notes.insert(
-            0, f"after {freeze_epochs} frozen epoch(s): {first.epochs[-1] if first.epochs else {}}"
-        )
-        return second
+        return fine_tune(self, epochs, base_lr, freeze_epochs, lr_mult, policy, kwargs)
 
     def fit(
         self,
@@ -373,44 +335,22 @@ class Trainer:
     ) -> History:
         """Train for `epochs` following any `Plan` (cyclic, piecewise constant, constant, ...);
         `backoff` as for `fit_one_cycle`."""
-        check_count("epochs", epochs)
-        check_count("backoff", backoff, minimum=0)
-        if not isinstance(plan, Plan):
-            raise TypeError(f"plan must be a superconverge Plan, got {plan!r}")
-        if weight_decay is not None:
-            check_non_negative("weight_decay", weight_decay)
-        self._check_first_batch()
-        with self._holding_out_dir():  # one writer per out_dir, from this check to the last save
+        check_fit_arguments(epochs, plan, weight_decay, backoff)
+        check_fit_data(self.train_loader, self.val_loader, self.batch_fn, self.check_batch)
+        with holding(self.run_folder):  # one writer per out_dir, from this check to the last save
             if self.run_folder is not None:
                 self.run_folder.check_free()
-            return self._fit_plan(epochs, plan, max_lr, weight_decay, notes, backoff)
-
-    def _fit_plan(
-        self,
-        epochs: int,
-        plan: Plan,
-        max_lr: Any,
-        weight_decay: float | None,
-        notes: Sequence[str],
-        backoff: int = 0,
-    ) -> History:
-        if weight_decay is not None:
-            set_weight_decay(self.optimizer, weight_decay)
-        total = epochs * self.steps_per_epoch
-        if plan.total_steps is not None and plan.total_steps < total:
-            warnings.warn(
-                f"the plan has {plan.total_steps} steps and the fit {total}; "
-                "the last values are held",
-                stacklevel=2,
-            )
-        if max_lr is None:
-            max_lr = plan.max_lr  # one LR for every group: clears scales of an earlier fit
-        scheduler = HyperparamScheduler(self.optimizer, plan, max_lr=max_lr)
-        self.history = History(plan=plan.to_dict(), notes=list(notes))
-        loader = self.train_loader
-        if has_position(loader) and loader.batch_index != 0:  # keeps a batch peeked at batch 0
-            loader.load_state_dict({**loader.state_dict(), "batch_index": 0})
-        return self._run(FitLoop(self, scheduler, self.history, epochs=epochs, backoff=backoff))
+            if weight_decay is not None:
+                set_weight_decay(self.optimizer, weight_decay)
+            warn_if_short(plan, epochs * self.steps_per_epoch)
+            if max_lr is None:
+                max_lr = plan.max_lr  # one LR for every group: clears scales of an earlier fit
+            scheduler = HyperparamScheduler(self.optimizer, plan, max_lr=max_lr)
+            self.history = History(plan=plan.to_dict(), notes=list(notes))
+            loader = self.train_loader
+            if has_position(loader) and loader.batch_index != 0:  # keeps a batch peeked at 0
+                loader.load_state_dict({**loader.state_dict(), "batch_index": 0})
+            return self._run(FitLoop(self, scheduler, self.history, epochs=epochs, backoff=backoff))
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self, data: Any = None) -> dict[str, float]:
@@ -436,13 +376,9 @@ class Trainer:
         """Model outputs for every input of `data` (any kind the trainer takes), concatenated on
         the CPU."""
         loader = self._loader(data, "data", EVAL_BATCH_SIZE, shuffle=False)
-        self.model.eval()
-        outputs = []
-        with torch.no_grad(), self.autocast:
-            for batch in loader:
-                inputs, _ = split_batch(batch, self.batch_fn, "data")
-                outputs.append(forward(self.model, self._to_device(inputs)).float().cpu())
-        return torch.cat(outputs)
+        return predict_batches(
+            self.model, loader, device=self.device, autocast=self.autocast, batch_fn=self.batch_fn
+        )
 
     # ----------------------------------------------------------------- checkpoints
     @classmethod
@@ -469,35 +405,23 @@ class Trainer:
     def resume_from(self, path: str | Path, payload: dict[str, Any] | None = None) -> History:
         """Continue the fit saved in `path` on this trainer (built like the one that saved it)
         and return the finished History."""
-        with self._holding_out_dir():
+        with holding(self.run_folder):
             return self._run(self.load_checkpoint(path, payload))
-
-    def _holding_out_dir(self) -> contextlib.AbstractContextManager[Any]:
-        """One writer per out_dir: rank 0 holds `FolderLock` for the fit; a second process
-        writing there fails at once with FolderBusyError, naming the first."""
-        if self.run_folder is None or not self.run_folder.writer:
-            return contextlib.nullcontext()
-        return FolderLock(self.run_folder.path)
 
     def load_checkpoint(self, path: str | Path, payload: dict[str, Any] | None = None) -> FitLoop:
         """Load weights, optimizer, loader position, RNG and history; return the interrupted
         fit, ready to continue with ``.run()``."""
         payload = payload if payload is not None else load_checkpoint(path)
-        check_signature(payload["signature"], self.module, path)
         loader = self.train_loader if has_position(self.train_loader) else None
-        restore_training_state(payload, self.module, self.optimizer, loader, self.scaler)
-        # lr_scale came with the optimizer's groups; the scheduler's state is its step
-        scheduler = HyperparamScheduler(self.optimizer, Plan.from_dict(payload["plan"]))
-        scheduler.load_state_dict(payload["scheduler"])
-        self.history = History.from_dict(payload["history"])
-        fit, best = payload["fit"], float(payload.get("best_val_loss", math.inf))
+        state = restore_fit(payload, path, self.module, self.optimizer, loader, self.scaler)
+        self.history = state.history
         return FitLoop(
             self,
-            scheduler,
-            self.history,
-            epochs=fit["epochs"],
-            start_epoch=fit["epochs_done"],
-            best_val_loss=best,
+            state.scheduler,
+            state.history,
+            epochs=state.epochs,
+            start_epoch=state.epochs_done,
+            best_val_loss=state.best_val_loss,
         )
 
     # ----------------------------------------------------------------- the loop
@@ -516,49 +440,11 @@ class Trainer:
         """The LR of the step a callback's `after_batch` is told of (NaN outside a fit)."""
         return self._fit.lr if self._fit is not None else math.nan
 
-    def _to_device(self, value: Any) -> Any:
-        return to_device(value, self.device)
-
-    def _check_first_batch(self) -> None:
-        """The first batch the loop will use, checked before the fit without consuming it (an
-        `ArrayLoader`'s first samples; other loaders keep the batch they peeked at). In-memory
-        data is scanned whole (cheap, vectorised) for NaN/inf inputs and labels outside the
-        model's outputs, naming the sample."""
-        loader = self.train_loader
-        if isinstance(loader, ArrayLoader):
-            check_array_data(ArrayData(loader.inputs, loader.targets), "train_data")
-        classes = self.check_batch(*first_batch(loader, self.batch_fn, "train_data"))
-        if isinstance(loader, ArrayLoader) and classes is not None:
-            check_labels(loader.targets, classes, "train_data")
-            if isinstance(self.val_loader, ArrayLoader):
-                val = ArrayData(self.val_loader.inputs, self.val_loader.targets)
-                check_array_data(val, "val_data", classes)
-
     def check_batch(self, inputs: Any, targets: Any) -> int | None:
         """One forward pass in eval mode, so that a bad label or NaN input (named), a model whose
         outputs do not fit the targets or the loss, or a metric that raises, fails before any
         step; returns the model's number of classes, if any."""
-        inputs, targets = self._to_device(inputs), self._to_device(targets)
-        classes = check_batch_data(self.module, inputs, targets, self.autocast)
-        outputs = check_first_batch(
-            self.module, self.loss_fn, inputs, targets, autocast=self.autocast
+        inputs, targets = to_device(inputs, self.device), to_device(targets, self.device)
+        return check_model_on_batch(
+            self.module, self.loss_fn, self.metrics, self.autocast, inputs, targets
         )
-        check_metrics(self.metrics, outputs, targets)
-        return classes
-
-    def _peak(self, max_lr: MaxLR) -> tuple[float, Any]:
-        """The plan's peak LR and the per-group spec for the scheduler."""
-        if isinstance(max_lr, (int, float)) and not isinstance(max_lr, bool):
-            if not math.isfinite(max_lr) or max_lr <= 0:
-                raise ValueError(f"max_lr must be a finite number > 0, got {max_lr!r}")
-            return float(max_lr), float(max_lr)
-        peaks = spread_max_lr(max_lr, len(self.param_groups))
-        self._split_groups()
-        return max(peaks), max_lr
-
-    def _split_groups(self) -> None:
-        """One optimizer group per splitter group (discriminative LRs), keeping the state."""
-        if len(self.optimizer.param_groups) != len(self.param_groups):
-            self.optimizer = regroup(
-                self.optimizer, self._optimizer_spec, self.param_groups, self.weight_decay
-            )

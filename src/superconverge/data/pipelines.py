@@ -1,0 +1,317 @@
+"""Loaders over what the user brings when it is not in-memory tensors: a map-style ``Dataset``
+through one ``DataLoader`` built here (`DatasetLoader`), and the user's own pipeline, a loader
+factory ``make_loader(batch_size)`` or a stream (`FactoryLoader`).
+
+Both keep a position like `ArrayLoader` (`PositionLoader`) and can ``peek()``: the first batch
+of the next iteration, which iteration then yields itself, so that the first-batch checks never
+consume the user's data. `superconverge.data.sources` decides which loader a source gets.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sized
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from superconverge.batches import BatchFn, count, split_batch
+from superconverge.data.loader import PositionLoader, SampleOrder, check_integer, check_world
+
+
+class _PositionBatches(Sampler[list[int]]):
+    """The batch sampler of a `DatasetLoader`: the batches of its current epoch from its
+    current position, read when the ``DataLoader`` starts an iteration (also with persistent
+    workers, which re-read their batch sampler at each new iteration)."""
+
+    def __init__(self, owner: DatasetLoader) -> None:
+        self.owner = owner
+
+    def __len__(self) -> int:
+        return len(self.owner) - self.owner.batch_index
+
+    def __iter__(self) -> Iterator[list[int]]:
+        owner = self.owner
+        order = owner.epoch_indices()
+        size = owner.batch_size
+        for batch in range(owner.batch_index, len(owner)):
+            yield order[batch * size : (batch + 1) * size].tolist()
+
+
+class PeekingLoader(PositionLoader):
+    """The loaders here: a `PositionLoader` that can ``peek`` without losing the batch, and
+    iterates `_batches` (the batches of the current epoch from the current position)."""
+
+    def __init__(self, name: str, batch_size: int, seed: int) -> None:
+        super().__init__(batch_size, seed)
+        self.name = name
+        self._peeked: tuple[Any, Iterator[Any]] | None = None  # (first batch, the rest)
+
+    def _resize(self) -> None:
+        self._peeked = None
+
+    def _batches(self) -> Iterator[Any]:
+        """The batches of the current epoch from the current position."""
+        raise NotImplementedError
+
+    def _first(self, batches: Iterator[Any]) -> Any:
+        try:
+            return next(batches)
+        except StopIteration:
+            raise ValueError(f"{self.name} yielded no batches: it is empty") from None
+
+    def peek(self) -> Any:
+        """The batch the next iteration yields first; iterating yields it (it is not lost)."""
+        if self._peeked is None:
+            batches = self._batches()
+            self._peeked = (self._first(batches), batches)
+        return self._peeked[0]
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._peeked is not None:
+            first, rest = self._peeked
+            self._peeked = None
+            batches: Iterator[Any] = itertools.chain([first], rest)
+        else:
+            batches = self._batches()
+        total = len(self)
+        while self.batch_index < total:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            self.batch_index += 1
+            yield batch
+        self._end_epoch()
+
+    def _end_epoch(self) -> None:
+        self.epoch += 1
+        self.batch_index = 0
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._peeked = None
+
+
+class DatasetLoader(SampleOrder, PeekingLoader):
+    """Batches of a map-style ``Dataset`` through one ``DataLoader`` built here.
+
+    Each epoch's order is `epoch_order` ``(seed, epoch)``; a position ``(epoch, batch)`` starts
+    the ``DataLoader`` at that batch, so resuming reads no sample twice. Persistent workers stay
+    alive across epochs and batch sizes (the batch sampler is re-read at each iteration).
+
+    Args:
+        dataset: a map-style ``Dataset`` with ``len()``.
+        batch_size: samples per batch; may change between epochs.
+        shuffle, drop_last, seed, rank, world_size: as for `ArrayLoader`.
+        num_workers, pin_memory, persistent_workers, collate_fn, prefetch_factor: passed to
+            the ``DataLoader`` (persistent workers default to on when there are workers).
+        name: the argument the data came from, for messages.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset[Any],
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        prefetch_factor: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        name: str = "train_data",
+    ) -> None:
+        super().__init__(name, batch_size, seed)
+        if not isinstance(dataset, Sized) or len(dataset) == 0:
+            raise ValueError(f"{name} must not be empty, got a Dataset of 0 samples")
+        check_integer("num_workers", num_workers, minimum=0)
+        check_world(rank, world_size)
+        self.dataset = dataset
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.rank, self.world_size = rank, world_size
+        self.num_workers = num_workers
+        persistent = num_workers > 0 if persistent_workers is None else persistent_workers
+        extra: dict[str, Any] = {}
+        if num_workers > 0:
+            extra["persistent_workers"] = bool(persistent)
+            if prefetch_factor is not None:
+                extra["prefetch_factor"] = prefetch_factor
+            # the workers' RNG (random transforms) derives from this: the same on every run
+            extra["generator"] = torch.Generator().manual_seed(self.seed)
+        self.loader = DataLoader(
+            dataset,
+            batch_sampler=_PositionBatches(self),
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            collate_fn=collate_fn,
+            **extra,
+        )
+
+    def _sample_count(self) -> int:
+        return len(self.dataset)
+
+    def _batches(self) -> Iterator[Any]:
+        return iter(self.loader)
+
+    def _first(self, batches: Iterator[Any]) -> Any:
+        try:
+            return super()._first(batches)
+        except ValueError:
+            raise
+        except Exception as error:
+            item = _describe_item(self.dataset)
+            raise TypeError(
+                f"{self.name}: the DataLoader could not make a batch of the Dataset's items "
+                f"(item 0 is {item}): {type(error).__name__}: {error}. Items must be "
+                "(inputs, targets) pairs or dicts of tensors (or pass collate_fn=)"
+            ) from error
+
+
+def _describe_item(dataset: Any) -> str:
+    try:
+        item = dataset[0]
+    except Exception as error:  # the message is about the batch; this is only a hint
+        return f"unreadable ({type(error).__name__}: {error})"
+    if isinstance(item, tuple | list):
+        parts = ", ".join(type(part).__name__ for part in item)
+        return f"a {type(item).__name__} of ({parts})"
+    return f"a {type(item).__name__}"
+
+
+class FactoryLoader(PeekingLoader):
+    """Batches from the user's own pipeline, ``make_loader(batch_size)``, rebuilt when the batch
+    size changes.
+
+    Without `steps_per_epoch` an epoch is one pass over ``make_loader(batch_size)`` (which must
+    have ``len()``). With it an epoch is `steps_per_epoch` batches of one continuing stream,
+    restarted (``iter()`` again) when it runs out.
+
+    Args:
+        make_loader: ``batch_size -> iterable of batches``.
+        batch_size: samples per batch asked of `make_loader`.
+        steps_per_epoch: batches per epoch for streams; None: ``len(make_loader(batch_size))``.
+        batch_fn: the batch hook (`superconverge.batches.split_batch`), for the batch-size check.
+        check_batch_size: the first batch must hold `batch_size` samples (or be the only one).
+        name: the argument the data came from, for messages.
+    """
+
+    def __init__(
+        self,
+        make_loader: Callable[[int], Iterable[Any]],
+        batch_size: int,
+        *,
+        steps_per_epoch: int | None = None,
+        batch_fn: BatchFn | None = None,
+        check_batch_size: bool = True,
+        name: str = "train_data",
+    ) -> None:
+        super().__init__(name, batch_size, seed=0)
+        if steps_per_epoch is not None:
+            check_integer("steps_per_epoch", steps_per_epoch)
+        self.make_loader = make_loader
+        self.steps_per_epoch = steps_per_epoch
+        self.batch_fn = batch_fn
+        self.check_batch_size = check_batch_size
+        self._iterable: Iterable[Any] | None = None
+        self._stream: Iterator[Any] | None = None  # continues across epochs (steps_per_epoch)
+        self._checked: int | None = None  # the batch size whose first batch was checked
+
+    def _resize(self) -> None:
+        super()._resize()
+        self._iterable = None
+        self._stream = None
+
+    @property
+    def iterable(self) -> Iterable[Any]:
+        """What ``make_loader(batch_size)`` returned (built once per batch size)."""
+        if self._iterable is None:
+            try:
+                built = self.make_loader(self._batch_size)
+            except Exception as error:
+                raise ValueError(
+                    f"{self.name}: make_loader({self._batch_size}) raised "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            if not isinstance(built, Iterable):
+                raise TypeError(
+                    f"{self.name}: make_loader({self._batch_size}) must return an iterable of "
+                    f"batches, got {type(built).__name__}"
+                )
+            self._iterable = built
+        return self._iterable
+
+    def __len__(self) -> int:
+        if self.steps_per_epoch is not None:
+            return self.steps_per_epoch
+        iterable = self.iterable
+        if not isinstance(iterable, Sized):
+            raise ValueError(
+                f"{self.name}: make_loader({self._batch_size}) returned a "
+                f"{type(iterable).__name__} without len(); pass steps_per_epoch= "
+                "(the batches of one epoch)"
+            )
+        size = len(iterable)
+        if size == 0:
+            raise ValueError(f"{self.name}: make_loader({self._batch_size}) yielded no batches")
+        return size
+
+    def _batches(self) -> Iterator[Any]:
+        if self.steps_per_epoch is None:
+            batches = iter(self.iterable)
+            for _ in range(self.batch_index):  # a fresh pass: read past the batches already seen
+                next(batches, None)
+            return batches
+        return self._continuing()
+
+    def _continuing(self) -> Iterator[Any]:
+        restarted = False
+        while True:
+            if self._stream is None:
+                self._stream = iter(self.iterable)
+            try:
+                batch = next(self._stream)
+            except StopIteration:
+                self._stream = None
+                self._iterable = None  # a new pass: make_loader again (a generator is read once)
+                if restarted:  # a fresh iterator that yields nothing: the stream is over
+                    raise ValueError(
+                        f"{self.name} ran out of batches: the stream ended (a generator can be "
+                        "read once; pass make_loader or an iterable that restarts)"
+                    ) from None
+                restarted = True
+                continue
+            restarted = False
+            yield batch
+
+    def _first(self, batches: Iterator[Any]) -> Any:
+        batch = super()._first(batches)
+        if self.check_batch_size and self._checked != self._batch_size:
+            self._check_size(batch)
+            self._checked = self._batch_size
+        return batch
+
+    def _check_size(self, batch: Any) -> None:
+        found = count(split_batch(batch, self.batch_fn, self.name)[1])
+        only = self.steps_per_epoch is None and isinstance(self.iterable, Sized)
+        if found > self._batch_size or (
+            found < self._batch_size and not (only and len(self.iterable) == 1)  # type: ignore[arg-type]
+        ):
+            raise ValueError(
+                f"{self.name}: make_loader({self._batch_size}) yielded a first batch of {found} "
+                f"samples; the loader must use the batch size it is given (the recipe chooses it)"
+            )
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._peeked is None and self.check_batch_size and self._checked != self._batch_size:
+            self.peek()  # check the batch size on the batch the epoch starts with
+        return super().__iter__()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._stream = None

@@ -180,7 +180,7 @@ def _failure(
             f"the loss never went down: it rises from the first LRs ({x[0]:.2g}); start_lr is "
             "already too high or the model diverges at any LR; lower start_lr"
         )
-    if (y[0] - bottom) / scale < NO_FALL_FRACTION:
+    if (y[0] - bottom) / max(abs(y[0]), 1e-12) < NO_FALL_FRACTION:
         return "no_fall", (
             f"the loss never fell: its lowest point ({bottom:.4g}) is within "
             f"{100 * NO_FALL_FRACTION:.1f}% of its start ({y[0]:.4g}) between LR {x[0]:.2g} "

@@ -54,3 +54,45 @@ def test_interrupt_exits_130_in_one_line(monkeypatch, capsys):
         capsys.readouterr().err.strip()
         == "superconverge report: error: interrupted; files already written were left complete"
     )
+
+
+def test_version_names_the_library_python_torch_and_the_device(capsys):
+    import torch
+
+    import superconverge
+
+    assert main(["--version"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"superconverge {superconverge.__version__}"
+    assert lines[2] == f"torch {torch.__version__}"
+    assert lines[1].startswith("python 3.")
+    expected = "device cuda: " if torch.cuda.is_available() else "device cpu ("
+    assert lines[3].startswith(expected)
+
+
+def _subparsers():
+    import argparse
+
+    parser = build_parser()
+    (choices,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return choices.choices
+
+
+@pytest.mark.parametrize("command", ["schedule", "lr-find", "tune", "fit", "report", "reproduce"])
+def test_help_shows_the_default_of_every_flag_that_has_one(command, capsys):
+    subparser = _subparsers()[command]
+    with_default = [
+        a
+        for a in subparser._actions
+        if a.option_strings and a.default not in (None, False, [], "==SUPPRESS==")
+    ]
+    assert main([command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for action in with_default:
+        assert "(default" in action.help, action.option_strings
+        assert " ".join(action.help.replace("%%", "%").split()) in text
+    if command == "tune":
+        assert "--epochs EPOCHS (default: 10)" in text
+        assert "--optimizer {sgd,adamw,nadamw,adam} (default: sgd)" in text
+    if command == "schedule":
+        assert "(default: 0.95 0.85)" in text  # a pair as it is typed, not a Python tuple

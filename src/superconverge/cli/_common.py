@@ -35,10 +35,36 @@ class RunFailure(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (argparse prints the whole usage block by default)."""
+    """argparse with one-line errors (argparse prints the whole usage block by default) and
+    every flag's default in ``--help``. Subcommands' parsers are of this class too (argparse
+    builds them with the class of the parser that holds them)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        """`argparse.ArgumentParser.add_argument`, appending ``(default: X)`` to the help of a
+        flag that has a default its help does not already state (argparse's
+        ArgumentDefaultsHelpFormatter skips flags without help and prints ``False``/``None``)."""
+        action = super().add_argument(*args, **kwargs)
+        shown = _shown_default(action)
+        if shown is not None and not re.search(r"\(default\b", action.help or ""):
+            text = f"(default: {shown})".replace("%", "%%")  # help is a %-format string
+            action.help = f"{action.help} {text}" if action.help else text
+        return action
+
+
+def _shown_default(action: argparse.Action) -> str | None:
+    """A default worth showing as typed on the command line; None for none, off switches,
+    hidden flags and empty lists."""
+    default = action.default
+    if action.help == argparse.SUPPRESS or default in (None, argparse.SUPPRESS):
+        return None
+    if isinstance(default, bool) or default == []:  # store_true switches: off unless given
+        return None
+    if isinstance(default, (tuple, list)):
+        return " ".join(str(value) for value in default)
+    return str(default)
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
@@ -247,7 +273,7 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        help="folder with the data files (default $SUPERCONVERGE_DATA/<data>)",
+        help="folder with the data files (default: $SUPERCONVERGE_DATA/<data>)",
     )
 
 

@@ -1,10 +1,9 @@
-"""Where and in which precision a fit runs: device, autocast, grad scaler, moving batches,
-progress bars."""
+"""Where and in which precision a fit runs: device, autocast, grad scaler, moving batches
+(progress: training/progress.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,18 +64,3 @@ def to_device(value: Any, device: torch.device) -> Any:
     if isinstance(value, Mapping):
         return {key: to_device(item, device) for key, item in value.items()}
     return value
-
-
-def use_progress(progress: bool | str) -> bool:
-    """``"auto"``: bars when stderr is a terminal."""
-    if progress == "auto":
-        return sys.stderr.isatty()
-    if not isinstance(progress, bool):
-        raise TypeError(f"progress must be 'auto', True or False, got {progress!r}")
-    return progress
-
-
-def progress_bar(total: int, description: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, leave=False, mininterval=0.5, dynamic_ncols=True)

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from superconverge.cli import fit, lr_find, report, reproduce, schedule, tune
-from superconverge.cli._common import EXIT_USAGE, Parser, add_common_flags, explain, one_line
+from superconverge.cli._common import (
+    EXIT_USAGE,
+    Parser,
+    add_common_flags,
+    cli_logging,
+    explain,
+    one_line,
+)
 
 SUBCOMMANDS = (schedule, lr_find, tune, fit, report, reproduce)
 
@@ -44,9 +51,7 @@ def build_parser() -> Parser:
         action=_Versions,
         help="print the versions of superconverge, Python and torch and the device, and exit",
     )
-    parser.add_argument(
-        "--debug", action="store_true", help="print the Python traceback of a failure"
-    )
+    add_common_flags(parser, top=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in SUBCOMMANDS:
         add_common_flags(command.add_parser(subparsers))
@@ -65,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     args.argv = list(argv if argv is not None else sys.argv[1:])  # e.g. for tune --resume
     try:
-        return int(args.handler(args))
+        with cli_logging(args.quiet, args.verbose):
+            return int(args.handler(args))
     except (Exception, KeyboardInterrupt) as error:
         status, message = explain(error, args.parser)
         if args.debug and status != EXIT_USAGE:

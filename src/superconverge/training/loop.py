@@ -101,9 +101,11 @@ class FitLoop:
                 self._event("after_epoch")
             else:
                 history.status = "completed"
-        except CancelFit:
+        except CancelFit as cancel:
             history.status = "cancelled"
-            history.message = f"a callback cancelled the fit in epoch {self.epoch + 1}"
+            history.message = (
+                str(cancel) or f"a callback cancelled the fit in epoch {self.epoch + 1}"
+            )
         except KeyboardInterrupt:
             history.status = "interrupted"
             history.message = "interrupted; the last epoch checkpoint is intact"

@@ -53,8 +53,9 @@ class History:
         best = self._best_val_loss()
         if best is not None:
             parts.append(f"best val_loss {number(best[1])} at epoch {best[0]}")
-        if self.step_lrs:
-            parts.append(f"peak lr {number(max(max(lrs) for lrs in self.step_lrs if lrs))}")
+        peaks = [max(lrs) for lrs in self.step_lrs if lrs]
+        if peaks:
+            parts.append(f"peak lr {number(max(peaks))}")
         if self.message:
             parts.append(f"message={clip(self.message, 60)!r}")
         return f"History({', '.join(parts[:3])}{''.join('; ' + part for part in parts[3:])})"

@@ -48,7 +48,6 @@ from superconverge.training.device import (
     resolve_device,
     resolve_precision,
     to_device,
-    use_progress,
 )
 from superconverge.training.evaluation import evaluate_batches, predict_batches
 from superconverge.training.history import History
@@ -64,6 +63,7 @@ from superconverge.training.inputs import (
 )
 from superconverge.training.loop import FitLoop
 from superconverge.training.plans import one_cycle_plan, range_test_max_lr, warn_if_short
+from superconverge.training.progress import resolve_interval, resolve_progress
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,12 @@ class Trainer:
             the first loss.
         sync_every: steps between reading losses from the device, and so between divergence
             checks (None: 8 on the CPU, 25 on CUDA, where each read waits for the GPU).
-        progress: ``"auto"`` (bars when stderr is a terminal), True or False.
+        progress: ``"auto"``: a bar when stderr is a terminal or in Jupyter, a line every
+            `progress_interval` seconds otherwise (logs), nothing when logging hides
+            superconverge's info lines (the CLI's ``--quiet``); ``"bar"`` (or True),
+            ``"lines"``, ``"off"`` (or False). See `superconverge.training.progress`.
+        progress_interval: seconds between two progress lines; None:
+            ``$SUPERCONVERGE_PROGRESS_INTERVAL``, else 30.
         overwrite: allow replacing a checkpoint already in `out_dir`.
         batch_fn: ``batch -> (inputs, targets)`` for batches that are neither pairs nor dicts
             (one hook for the range test, the loop and the recipe: `superconverge.batches`).
@@ -144,6 +149,7 @@ class Trainer:
         diverge_factor: float = 4.0,
         sync_every: int | None = None,
         progress: bool | str = "auto",
+        progress_interval: float | None = None,
         overwrite: bool = False,
         batch_fn: BatchFn | None = None,
         steps_per_epoch: int | None = None,
@@ -200,7 +206,8 @@ class Trainer:
         self.diverge_factor = float(diverge_factor)
         # reading a loss waits for the GPU; on the CPU it is cheap but still a few calls a step
         self.sync_every = sync_every or (25 if self.device.type == "cuda" else 8)
-        self.progress = use_progress(progress) and self.rank == 0
+        self.progress = resolve_progress(progress) if self.rank == 0 else "off"
+        self.progress_interval = resolve_interval(progress_interval)
         self.weight_decay = float(weight_decay)
         self.param_groups = (splitter or default_splitter)(self.module)
         check_trainable(self.param_groups)

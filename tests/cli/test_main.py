@@ -54,3 +54,99 @@ def test_interrupt_exits_130_in_one_line(monkeypatch, capsys):
         capsys.readouterr().err.strip()
         == "superconverge report: error: interrupted; files already written were left complete"
     )
+
+
+def test_version_names_the_library_python_torch_and_the_device(capsys):
+    import torch
+
+    import superconverge
+
+    assert main(["--version"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"superconverge {superconverge.__version__}"
+    assert lines[2] == f"torch {torch.__version__}"
+    assert lines[1].startswith("python 3.")
+    expected = "device cuda: " if torch.cuda.is_available() else "device cpu ("
+    assert lines[3].startswith(expected)
+
+
+def _subparsers():
+    import argparse
+
+    parser = build_parser()
+    (choices,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return choices.choices
+
+
+@pytest.mark.parametrize("command", ["schedule", "lr-find", "tune", "fit", "report", "reproduce"])
+def test_help_shows_the_default_of_every_flag_that_has_one(command, capsys):
+    subparser = _subparsers()[command]
+    with_default = [
+        a
+        for a in subparser._actions
+        if a.option_strings and a.default not in (None, False, [], "==SUPPRESS==")
+    ]
+    assert main([command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for action in with_default:
+        assert "(default" in action.help, action.option_strings
+        assert " ".join(action.help.replace("%%", "%").split()) in text
+    if command == "tune":
+        assert "--epochs EPOCHS (default: 10)" in text
+        assert "--optimizer {sgd,adamw,nadamw,adam} (default: sgd)" in text
+    if command == "schedule":
+        assert "(default: 0.95 0.85)" in text  # a pair as it is typed, not a Python tuple
+
+
+def _fit_plan(tmp_path):
+    """A saved plan on the bundled digits: one epoch of the MLP (a few seconds)."""
+    import json
+
+    plan = {
+        "epochs": 1,
+        "batch_size": 64,
+        "max_lr": 0.1,
+        "min_lr": 0.01,
+        "weight_decay": 0.0,
+        "momentum": [0.95, 0.85],
+        "data": "digits",
+        "model": "mlp",
+        "model_options": {"in_features": 64, "num_classes": 10},
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    return str(path)
+
+
+def test_quiet_and_verbose_set_what_reaches_stderr(tmp_path, capsys, monkeypatch):
+    """stderr is no terminal here (a log): by default the fit's progress lines (every 0 s here)
+    and its epoch line; --quiet leaves the results only; --verbose names each line's module."""
+    monkeypatch.setenv("SUPERCONVERGE_PROGRESS_INTERVAL", "0")
+    plan = _fit_plan(tmp_path)
+    assert main(["fit", "--plan", plan, "--out", str(tmp_path / "default")]) == 0
+    default = capsys.readouterr()
+    steps = [line for line in default.err.splitlines() if ", step " in line]
+    assert steps and all(" left" in line and ", lr " in line for line in steps)
+    assert "epoch 1/1, train_loss" in default.err
+    assert "completed: 1 epochs" in default.out
+
+    assert main(["fit", "--quiet", "--plan", plan, "--out", str(tmp_path / "quiet")]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.err == "" and "completed: 1 epochs" in quiet.out  # the results still print
+
+    assert main(["-v", "fit", "--plan", plan, "--out", str(tmp_path / "verbose")]) == 0
+    verbose = capsys.readouterr()
+    assert "info superconverge.training.progress: epoch 1/1, train_loss" in verbose.err
+
+    assert main(["fit", "-q", "-v", "--plan", plan, "--out", str(tmp_path / "both")]) == 2
+    assert "--quiet and --verbose exclude each other" in capsys.readouterr().err
+    import logging
+
+    assert logging.getLogger("superconverge").level == logging.NOTSET  # left as it was
+    assert not logging.getLogger("superconverge").handlers
+
+
+@pytest.mark.parametrize("command", ["schedule", "lr-find", "tune", "fit", "report", "reproduce"])
+def test_every_subcommand_takes_quiet_and_verbose(command):
+    subparser = _subparsers()[command]
+    assert {"--quiet", "-q", "--verbose", "-v", "--debug"} <= set(subparser._option_string_actions)

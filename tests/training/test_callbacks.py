@@ -118,3 +118,155 @@ def test_cancel_epoch_ends_the_epoch_and_goes_on():
 def test_callbacks_must_be_callbacks():
     with pytest.raises(TypeError, match="callbacks must be Callback objects"):
         _trainer([object()])
+
+
+# ----------------------------------------------------------------- early stopping, keep-best
+class Snapshots(Callback):
+    """The model's weights after each epoch (what KeepBest must hand back)."""
+
+    def __init__(self):
+        self.weights = {}
+
+    def after_epoch(self, fit):
+        state = fit.trainer.module.state_dict()
+        self.weights[int(fit.record["epoch"])] = {k: v.clone() for k, v in state.items()}
+
+
+def _fitting(callbacks, epochs=8, **kwargs):
+    """A real fit with validation data whose labels are shifted: the better the model learns
+    the training labels, the worse its validation loss (a run that overfits from the start)."""
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn(32, 4, generator=generator)
+    train, val = (
+        ArrayData(inputs, torch.arange(32) % 3),
+        ArrayData(inputs, (torch.arange(32) + 1) % 3),
+    )
+    torch.manual_seed(0)
+    trainer = Trainer(nn.Linear(4, 3), LOSS, train, val, batch_size=8, callbacks=callbacks,
+                      progress=False, **kwargs)  # fmt: skip
+    return trainer, trainer.fit(epochs, constant(0.1))
+
+
+def _equal(left, right):
+    return all(torch.equal(left[k], right[k]) for k in left) and left.keys() == right.keys()
+
+
+def test_early_stopping_ends_the_fit_cleanly_when_the_monitor_stops_improving():
+    from superconverge.training import EarlyStopping
+
+    stopping = EarlyStopping(patience=2)
+    _, history = _fitting([stopping])
+    val = history.epoch_values("val_loss")
+    best_epoch = 1 + val.index(min(val))
+    assert history.status == "cancelled"
+    assert len(history.epochs) == best_epoch + 2 < 8  # two epochs without improvement
+    assert history.message == (
+        f"early stopping: val_loss did not improve for 2 epochs (best {min(val):.4g} at epoch "
+        f"{best_epoch}); stopped after epoch {best_epoch + 2} of 8"
+    )
+    assert stopping.state_dict() == {"best": min(val), "best_epoch": best_epoch, "wait": 2}
+
+
+def test_early_stopping_min_delta_mode_and_a_monitor_that_does_not_exist():
+    from superconverge.training import EarlyStopping
+
+    # the training loss falls every epoch: with mode "max" it never improves after epoch 1
+    _, history = _fitting([EarlyStopping("train_loss", mode="max", patience=3)])
+    assert len(history.epochs) == 4 and history.status == "cancelled"
+    # a min_delta larger than any improvement: also stops after 1 + patience epochs
+    _, history = _fitting([EarlyStopping("train_loss", patience=1, min_delta=10.0)])
+    assert len(history.epochs) == 2
+    with pytest.raises(
+        ValueError, match="monitor 'val_acc' is not in the epoch records, which hold"
+    ):
+        _fitting([EarlyStopping("val_acc")])
+    with pytest.raises(ValueError, match="patience must be an integer >= 1, got 0"):
+        EarlyStopping(patience=0)
+    with pytest.raises(ValueError, match="mode must be 'min' or 'max', got 'lowest'"):
+        EarlyStopping(mode="lowest")
+
+
+def test_early_stopping_never_cancels_after_the_last_epoch():
+    from superconverge.training import EarlyStopping
+
+    _, history = _fitting([EarlyStopping("train_loss", mode="max", patience=2)], epochs=3)
+    assert history.status == "completed" and len(history.epochs) == 3
+
+
+def test_keep_best_ends_with_the_best_epochs_weights():
+    from superconverge.training import KeepBest
+
+    snapshots, keep = Snapshots(), KeepBest()
+    trainer, history = _fitting([snapshots, keep], epochs=5)
+    val = history.epoch_values("val_loss")
+    best_epoch = 1 + val.index(min(val))
+    assert best_epoch < 5  # the last epoch is not the best: the weights must change back
+    assert _equal(trainer.module.state_dict(), snapshots.weights[best_epoch])
+    assert history.notes[-1] == (
+        f"KeepBest: the model holds the weights of epoch {best_epoch} of 5 (val_loss {min(val):.4g})"
+    )
+    assert history.status == "completed"
+    assert trainer.evaluate()["loss"] == pytest.approx(min(val))
+
+
+def test_early_stopping_with_keep_best_stops_and_restores():
+    from superconverge.training import EarlyStopping, KeepBest
+
+    snapshots = Snapshots()
+    trainer, history = _fitting([snapshots, EarlyStopping(patience=2), KeepBest()])
+    best_epoch = 1 + history.epoch_values("val_loss").index(min(history.epoch_values("val_loss")))
+    assert history.status == "cancelled" and len(history.epochs) == best_epoch + 2
+    assert _equal(trainer.module.state_dict(), snapshots.weights[best_epoch])
+
+
+def test_the_state_of_each_stateful_callback_saves_and_restores(tmp_path):
+    from superconverge.training import EarlyStopping, KeepBest
+
+    stopping, keep = EarlyStopping(patience=5), KeepBest("train_loss")
+    _fitting([stopping, keep], epochs=3)
+    path = tmp_path / "callbacks.pt"
+    torch.save({"stopping": stopping.state_dict(), "keep": keep.state_dict()}, path)
+    saved = torch.load(path, weights_only=True)  # plain numbers and tensors only
+    stopping_again, keep_again = EarlyStopping(patience=5), KeepBest("train_loss")
+    stopping_again.load_state_dict(saved["stopping"])
+    keep_again.load_state_dict(saved["keep"])
+    assert stopping_again.state_dict() == stopping.state_dict()
+    assert keep_again.best == keep.best and keep_again.best_epoch == keep.best_epoch == 3
+    assert _equal(keep_again.weights, keep.weights)
+
+
+class _InterruptAfter(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def after_epoch(self, fit):
+        if int(fit.record["epoch"]) == self.epoch:  # after that epoch's checkpoint
+            raise KeyboardInterrupt
+
+
+def test_a_resumed_fit_stops_and_restores_like_an_uninterrupted_one(tmp_path):
+    """EarlyStopping rebuilds its state from the History in the checkpoint; KeepBest takes the
+    best epoch's weights from best.pt beside it."""
+    from superconverge.training import EarlyStopping, KeepBest
+
+    def callbacks():
+        return [EarlyStopping(patience=3), KeepBest()]
+
+    full, full_history = _fitting(callbacks(), epochs=10, out_dir=tmp_path / "full")
+    best_epoch = int(min(full_history.epochs, key=lambda row: row["val_loss"])["epoch"])
+    assert full_history.status == "cancelled" and best_epoch + 1 < len(full_history.epochs)
+    out = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):  # cut after the epoch after the best one
+        _fitting([*callbacks(), _InterruptAfter(best_epoch + 1)], epochs=10, out_dir=out)
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn(32, 4, generator=generator)
+    train, val = (
+        ArrayData(inputs, torch.arange(32) % 3),
+        ArrayData(inputs, (torch.arange(32) + 1) % 3),
+    )
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    history = Trainer.resume(out / "checkpoint.pt", model, LOSS, train, val, batch_size=8,
+                             callbacks=callbacks(), progress=False, out_dir=out)  # fmt: skip
+    assert history.status == full_history.status and history.message == full_history.message
+    assert _equal(model.state_dict(), full.module.state_dict())

@@ -9,7 +9,6 @@ from superconverge.training.device import (
     resolve_device,
     resolve_precision,
     to_device,
-    use_progress,
 )
 
 CPU = torch.device("cpu")
@@ -26,7 +25,6 @@ def test_auto_resolves_to_what_the_machine_has():
     [
         (lambda: resolve_device("tpu9"), ValueError, "device must be 'auto', 'cpu'"),
         (lambda: resolve_precision("16", CPU), ValueError, "precision must be one of 'auto'"),
-        (lambda: use_progress("yes"), TypeError, "progress must be 'auto', True or False"),
     ],
 )
 def test_bad_values_name_the_parameter(call, error, message):

@@ -10,12 +10,15 @@ overwritten without ``--force``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import inspect
 import json
+import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -35,20 +38,109 @@ class RunFailure(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (argparse prints the whole usage block by default)."""
+    """argparse with one-line errors (argparse prints the whole usage block by default) and
+    every flag's default in ``--help``. Subcommands' parsers are of this class too (argparse
+    builds them with the class of the parser that holds them)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        """`argparse.ArgumentParser.add_argument`, appending ``(default: X)`` to the help of a
+        flag that has a default its help does not already state (argparse's
+        ArgumentDefaultsHelpFormatter skips flags without help and prints ``False``/``None``)."""
+        action = super().add_argument(*args, **kwargs)
+        shown = _shown_default(action)
+        if shown is not None and not re.search(r"\(default\b", action.help or ""):
+            text = f"(default: {shown})".replace("%", "%%")  # help is a %-format string
+            action.help = f"{action.help} {text}" if action.help else text
+        return action
 
-def add_common_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags every subcommand takes (``--debug`` may also come before the subcommand)."""
+
+def _shown_default(action: argparse.Action) -> str | None:
+    """A default worth showing as typed on the command line; None for none, off switches,
+    hidden flags and empty lists."""
+    default = action.default
+    if action.help == argparse.SUPPRESS or default in (None, argparse.SUPPRESS):
+        return None
+    if isinstance(default, bool) or default == []:  # store_true switches: off unless given
+        return None
+    if isinstance(default, (tuple, list)):
+        return " ".join(str(value) for value in default)
+    return str(default)
+
+
+def add_common_flags(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """Flags every subcommand takes; each may also come before the subcommand (`top`: the main
+    parser, which holds their defaults)."""
+    # below the subcommand a flag not given is left out, keeping one given before it
+    default: Any = False if top else argparse.SUPPRESS
     parser.add_argument(
         "--debug",
         action="store_true",
-        default=argparse.SUPPRESS,  # keeps a --debug given before the subcommand
+        default=default,
         help="print the Python traceback of a failure instead of one line",
     )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="no progress and no info lines on stderr: only the results, warnings and errors",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="also debug lines on stderr, each naming the module that wrote it",
+    )
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the current ``sys.stderr`` (tests and notebooks replace it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # logging must never end a run
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    """Info lines as they are; warnings and errors prefixed with their level; with `verbose`,
+    every line with its level and logger."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        if self.verbose:
+            return f"{record.levelname.lower()} {record.name}: {message}"
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {message}"
+        return message
+
+
+@contextlib.contextmanager
+def cli_logging(quiet: bool, verbose: bool) -> Iterator[None]:
+    """For one command: the library's log lines on stderr at INFO (`quiet`: WARNING, which also
+    turns progress off; `verbose`: DEBUG); the loggers are as they were afterwards."""
+    if quiet and verbose:
+        raise UsageError("--quiet and --verbose exclude each other; pass one")
+    library = logging.getLogger("superconverge")
+    handler = _StderrHandler()
+    handler.setFormatter(_Formatter(verbose))
+    level = library.level
+    library.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    library.addHandler(handler)
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(level)
 
 
 def flag_of(name: str, parser: argparse.ArgumentParser) -> str | None:
@@ -258,7 +350,7 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        help="folder with the data files (default $SUPERCONVERGE_DATA/<data>)",
+        help="folder with the data files (default: $SUPERCONVERGE_DATA/<data>)",
     )
 
 

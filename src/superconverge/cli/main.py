@@ -7,13 +7,36 @@ No traceback unless ``--debug``.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from superconverge.cli import fit, lr_find, report, reproduce, schedule, tune
-from superconverge.cli._common import EXIT_USAGE, Parser, add_common_flags, explain, one_line
+from superconverge.cli._common import (
+    EXIT_USAGE,
+    Parser,
+    add_common_flags,
+    cli_logging,
+    explain,
+    one_line,
+)
 
 SUBCOMMANDS = (schedule, lr_find, tune, fit, report, reproduce)
+
+
+class _Versions(argparse.Action):
+    """``--version``: the library, Python, torch and the device ``--device auto`` picks."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.update(nargs=0, default=argparse.SUPPRESS)
+        super().__init__(option_strings, argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from superconverge._environment import versions
+
+        print("\n".join(f"{name} {value}" for name, value in versions().items()))
+        parser.exit()
 
 
 def build_parser() -> Parser:
@@ -23,12 +46,12 @@ def build_parser() -> Parser:
         "cyclical LRs, 1cycle.",
         epilog="Exit status: 0 done, 1 a run failed, 2 a bad flag or value, 130 interrupted.",
     )
-    from superconverge import __version__
-
-    parser.add_argument("--version", action="version", version=f"superconverge {__version__}")
     parser.add_argument(
-        "--debug", action="store_true", help="print the Python traceback of a failure"
+        "--version",
+        action=_Versions,
+        help="print the versions of superconverge, Python and torch and the device, and exit",
     )
+    add_common_flags(parser, top=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in SUBCOMMANDS:
         add_common_flags(command.add_parser(subparsers))
@@ -47,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     args.argv = list(argv if argv is not None else sys.argv[1:])  # e.g. for tune --resume
     try:
-        return int(args.handler(args))
+        with cli_logging(args.quiet, args.verbose):
+            return int(args.handler(args))
     except (Exception, KeyboardInterrupt) as error:
         status, message = explain(error, args.parser)
         if args.debug and status != EXIT_USAGE:

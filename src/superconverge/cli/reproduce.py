@@ -20,13 +20,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--quick", action="store_true", help="a reduced version that runs in about a minute"
     )
-    p.add_argument("--seeds", type=int, help="seeds per contender (default 3; 1 with --quick)")
+    p.add_argument("--seeds", type=int, help="seeds per contender (default: 3; 1 with --quick)")
     p.add_argument(
         "--data-dir",
         type=Path,
-        help="the data set's folder (default $SUPERCONVERGE_DATA/<data set>)",
+        help="the data set's folder (default: $SUPERCONVERGE_DATA/<data set>)",
     )
-    p.add_argument("--out", type=Path, help="output folder (default runs/reproduce-NAME)")
+    p.add_argument("--out", type=Path, help="output folder (default: runs/reproduce-NAME)")
     p.add_argument("--force", action="store_true")
     p.set_defaults(handler=run, parser=p)
     return p

@@ -60,7 +60,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--compare-momentum", action="store_true", help="also try constant momenta")
     p.add_argument("--workers", type=int, default=1, help="processes for the candidate runs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, help="output folder (default runs/<data>-<model>)")
+    p.add_argument("--out", type=Path, help="output folder (default: runs/<data>-<model>)")
     p.add_argument(
         "--force",
         action="store_true",

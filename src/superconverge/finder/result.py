@@ -8,6 +8,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from superconverge._display import clip, number, pairs
 from superconverge._json import decode_nonfinite, encode_nonfinite, reject_unknown_keys
 from superconverge.finder.analysis import agreement, analyse, min_lr_for
 
@@ -122,6 +123,41 @@ class RangeTestResult:
         from superconverge.diagnostics.plots import plot_range_test
 
         return plot_range_test(self, ax=ax)
+
+    def __repr__(self) -> str:
+        """One line of a few hundred characters: the bounds, the rules, the sweep (the curve
+        itself is in ``lrs``/``losses``, or ``plot()``)."""
+        found = [(name, value) for name, value in self.suggestions.items() if value is not None]
+        level = self.confidence.level if self.confidence is not None else None
+        sweep = f"{len(self.lrs)} points" if self.lrs else "no points"
+        if self.lrs:
+            sweep += f" from lr {number(self.lrs[0])} to {number(self.lrs[-1])}"
+        return (
+            f"RangeTestResult(max_lr={number(self.max_lr)}, min_lr={number(self.min_lr)}, "
+            f"rule={self.rule!r}, confidence={level!r}; rules: {clip(pairs(found), 90) or 'none'}; "
+            f"{sweep}; stopped: {clip(self.stop_reason, 50)!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        """A small table for notebooks: the bounds, why, each rule's suggestion, the sweep."""
+        from superconverge._display import html_table
+
+        rows: list[tuple[str, Any]] = [
+            ("max_lr", self.max_lr),
+            ("min_lr", self.min_lr),
+            ("rule", f"{self.rule} ({self.policy})"),
+            ("why", clip(self.reason, 300)),
+        ]
+        rows += [(f"rule {name}", value) for name, value in self.suggestions.items()]
+        if self.confidence is not None:
+            rows.append(("confidence", f"{self.confidence.level}: {self.confidence.explanation}"))
+        if self.superconvergence is not None:
+            rows.append(("super-convergence", self.superconvergence.explanation))
+        if self.lrs:
+            first, last = number(self.lrs[0]), number(self.lrs[-1])
+            rows.append(("sweep", f"{len(self.lrs)} points, lr {first} to {last}"))
+        rows.append(("stopped", self.stop_reason))
+        return html_table("RangeTestResult", rows, max_rows=len(rows))
 
     def summary(self) -> str:
         """A few lines for people: the bounds and the reason, or why there are none."""

@@ -8,19 +8,8 @@ momentum at every step.
 
 from __future__ import annotations
 
-try:
-    import keras
-except ImportError as error:  # pragma: no cover - the dev install always has keras
-    raise ImportError(
-        "superconverge.keras needs Keras 3: pip install 'superconverge[keras]'"
-    ) from error
-
-if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover
-    raise ImportError(
-        f"superconverge.keras needs Keras 3, found keras {keras.__version__}; "
-        "pip install 'keras>=3'"
-    )
-
+# first: it picks keras's backend before keras loads, and names what is missing
+from superconverge.keras._backend import BACKEND  # noqa: F401 - imported for that effect
 from superconverge.keras.callbacks import CyclicMomentum
 from superconverge.keras.finder import lr_find
 from superconverge.keras.optimizers import CyclicSGD

@@ -1,17 +1,30 @@
-"""The training loop: `Trainer` (fit_one_cycle, fit, fine_tune, resume), `History`, callbacks."""
+"""The training loop: `Trainer` (fit_one_cycle, fit, fine_tune, resume), `History`, callbacks
+(early stopping, keep-best) and loggers (TensorBoard, CSV, MLflow)."""
 
 from superconverge.pytorch.optimizers import default_splitter
-from superconverge.training.callbacks import Callback, CancelEpoch, CancelFit, TensorBoardLogger
+from superconverge.training.callbacks import (
+    Callback,
+    CancelEpoch,
+    CancelFit,
+    EarlyStopping,
+    KeepBest,
+)
 from superconverge.training.history import History
+from superconverge.training.loggers import CSVLogger, Logger, MLflowLogger, TensorBoardLogger
 from superconverge.training.loop import FitLoop
 from superconverge.training.trainer import Trainer
 
 __all__ = [
+    "CSVLogger",
     "Callback",
     "CancelEpoch",
     "CancelFit",
+    "EarlyStopping",
     "FitLoop",
     "History",
+    "KeepBest",
+    "Logger",
+    "MLflowLogger",
     "TensorBoardLogger",
     "Trainer",
     "default_splitter",

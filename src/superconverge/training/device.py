@@ -1,11 +1,10 @@
 """Where and in which precision a fit runs: device, the model's placement (DDP), autocast, grad
-scaler, moving batches, progress bars."""
+scaler, moving batches (progress: training/progress.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -92,18 +91,3 @@ def batch_mover(loader: Any, device: torch.device) -> Callable[[Any], Any] | Non
     if isinstance(loader, ArrayLoader) and loader.device == device and device.type == "cpu":
         return None
     return functools.partial(to_device, device=device)
-
-
-def use_progress(progress: bool | str) -> bool:
-    """``"auto"``: bars when stderr is a terminal."""
-    if progress == "auto":
-        return sys.stderr.isatty()
-    if not isinstance(progress, bool):
-        raise TypeError(f"progress must be 'auto', True or False, got {progress!r}")
-    return progress
-
-
-def progress_bar(total: int, description: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, leave=False, mininterval=0.5, dynamic_ncols=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from superconverge._display import clip, number, pairs
 from superconverge._files import write_text_atomically
 from superconverge._json import decode_nonfinite, encode_nonfinite
 
@@ -43,6 +44,53 @@ class History:
     @property
     def steps(self) -> int:
         return len(self.step_losses)
+
+    def __repr__(self) -> str:
+        """One line of a few hundred characters: status, size, the last epoch, the best
+        validation loss and the peak LR (the numbers themselves: the fields, ``to_csv()``)."""
+        parts = [f"status={self.status!r}", f"{len(self.epochs)} epochs", f"{self.steps} steps"]
+        if self.epochs:
+            last = self.epochs[-1]
+            shown = [(k, v) for k, v in last.items() if k == "train_loss" or k.startswith("val_")]
+            parts.append(f"last epoch: {clip(pairs(shown[:4]), 110)}")
+        best = self._best_val_loss()
+        if best is not None:
+            parts.append(f"best val_loss {number(best[1])} at epoch {best[0]}")
+        peaks = [max(lrs) for lrs in self.step_lrs if lrs]
+        if peaks:
+            parts.append(f"peak lr {number(max(peaks))}")
+        if self.message:
+            parts.append(f"message={clip(self.message, 60)!r}")
+        return f"History({', '.join(parts[:3])}{''.join('; ' + part for part in parts[3:])})"
+
+    def _repr_html_(self) -> str:
+        """A small table for notebooks: status and message, then the epoch table (long ones
+        shortened to their first and last rows)."""
+        from superconverge._display import html_table
+
+        best = self._best_val_loss()
+        about: list[tuple[str, Any]] = [
+            ("status", self.status),
+            ("steps", self.steps),
+            ("best val_loss", "none" if best is None else f"{number(best[1])} (epoch {best[0]})"),
+        ]
+        if self.message:
+            about.append(("message", self.message))
+        columns: list[str] = []
+        for row in self.epochs:
+            columns += [key for key in row if key not in columns]
+        rows = [[row.get(column, math.nan) for column in columns] for row in self.epochs]
+        epochs = html_table("epochs", rows, columns) if rows else ""
+        return html_table("History", about, max_rows=len(about)) + epochs
+
+    def _best_val_loss(self) -> tuple[int, float] | None:
+        """(epoch counted from 1, value) of the lowest finite validation loss, if any."""
+        losses = [
+            (int(row.get("epoch", index + 1)), row["val_loss"])
+            for index, row in enumerate(self.epochs)
+            if math.isfinite(row.get("val_loss", math.nan))
+        ]
+        return min(losses, key=lambda item: item[1]) if losses else None
 
     def epoch_values(self, key: str) -> list[float]:
         """One column of the epoch table (NaN where an epoch lacks it)."""

@@ -8,7 +8,6 @@ import contextlib
 import itertools
 import logging
 import math
-import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -31,8 +30,8 @@ from superconverge.pytorch.scheduler import (
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.training.callbacks import CancelEpoch, CancelFit, overrides
 from superconverge.training.checkpoint import BEST, CHECKPOINT, build_payload
-from superconverge.training.device import progress_bar
 from superconverge.training.history import History
+from superconverge.training.progress import FitProgress, say
 
 if TYPE_CHECKING:
     from superconverge.training.trainer import Trainer
@@ -79,6 +78,13 @@ class FitLoop:
         self._after_batch = [c for c in callbacks if overrides(c, "after_batch", "on_step_end")]
         # loaders with a position had their first batch checked without drawing it (a peek)
         self._first_checked = has_position(trainer.train_loader)
+        self.progress = FitProgress(
+            trainer.progress,
+            epochs=epochs,
+            total_steps=epochs * trainer.steps_per_epoch,
+            start_step=scheduler.step_count,
+            interval_s=trainer.progress_interval,
+        )
 
     # ----------------------------------------------------------------- the fit
     def run(self) -> History:
@@ -112,9 +118,11 @@ class FitLoop:
                 epoch += 1
             else:
                 history.status = "completed"
-        except CancelFit:
+        except CancelFit as cancel:
             history.status = "cancelled"
-            history.message = f"a callback cancelled the fit in epoch {self.epoch + 1}"
+            history.message = (
+                str(cancel) or f"a callback cancelled the fit in epoch {self.epoch + 1}"
+            )
         except KeyboardInterrupt:
             history.status = "interrupted"
             history.message = "interrupted; the last epoch checkpoint is intact"
@@ -172,7 +180,7 @@ class FitLoop:
         if self.epoch + 1 == self.epochs:
             history.status = "completed"
         if trainer.rank == 0:
-            _log_epoch(record, self.epochs, trainer.progress)
+            _log_epoch(record, self.epochs, self.progress.on)
         val_loss = record.get("val_loss", math.nan)
         improved = math.isfinite(val_loss) and val_loss < self.best_val_loss
         if improved:
@@ -246,14 +254,12 @@ class FitLoop:
         before_batch, after_batch = self._before_batch, self._after_batch
         sync_every = trainer.sync_every
         batches = len(trainer.train_loader)
-        bar = None
-        if trainer.progress:
-            bar = progress_bar(batches, f"epoch {self.epoch + 1}/{self.epochs}")
+        progress = self.progress
+        progress.start_epoch(self.epoch + 1, batches)
         pending: list[torch.Tensor] = []
         micro_losses: list[torch.Tensor] = []
         first_step = len(history.step_losses)
         samples = epoch_steps = 0
-        postfix_every = max(1, 20 // sync_every)
         start = time.perf_counter()
         model.train()
         loader = trainer.train_loader
@@ -307,19 +313,16 @@ class FitLoop:
                     if not self._flush(pending):
                         break
                     pending = []
-                    if bar is not None:
-                        bar.update(sync_every * accumulation)
-                        if epoch_steps % postfix_every == 0:  # formatting costs more than a step
-                            loss_text = f"{history.step_losses[-1]:.4f}"
-                            bar.set_postfix(loss=loss_text, lr=f"{lr:.3g}", refresh=False)
+                    if progress.on:
+                        step, loss_value = scheduler.step_count, history.step_losses[-1]
+                        progress.advance(sync_every * accumulation, step, loss_value, lr)
         except CancelEpoch:
             if isinstance(loader, ArrayLoader) and loader.batch_index:  # the next epoch's order
                 loader.load_state_dict(
                     {**loader.state_dict(), "epoch": loader.epoch + 1, "batch_index": 0}
                 )
         finally:
-            if bar is not None:
-                bar.close()
+            progress.end_epoch()
         if pending and history.status != "diverged":
             self._flush(pending)
         seconds = time.perf_counter() - start
@@ -370,12 +373,14 @@ class FitLoop:
 
 
 def _log_epoch(record: dict[str, float], epochs: int, progress: bool) -> None:
-    if not progress and not logger.isEnabledFor(logging.INFO):
+    """The epoch's line: shown with the progress, a debug line when progress is off (the
+    recipe's short runs: ``--verbose`` shows them)."""
+    if not progress and not logger.isEnabledFor(logging.DEBUG):
         return  # nobody reads it: skip the formatting (short epochs pay for it)
     parts = [f"epoch {int(record['epoch'])}/{epochs}", f"train_loss {record['train_loss']:.4f}"]
     parts += [f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_")]
     parts.append(f"{record['samples_per_s']:.0f} samples/s")
-    message = ", ".join(parts)
-    logger.info(message)
     if progress:
-        print(message, file=sys.stderr)
+        say(", ".join(parts))
+    else:
+        logger.debug(", ".join(parts))

@@ -48,7 +48,6 @@ from superconverge.training.device import (
     resolve_device,
     resolve_precision,
     to_device,
-    use_progress,
 )
 from superconverge.training.evaluation import evaluate_batches, predict_batches
 from superconverge.training.history import History
@@ -69,6 +68,7 @@ from superconverge.training.plans import (
     range_test_max_lr,
     warn_if_short,
 )
+from superconverge.training.progress import resolve_interval, resolve_progress
 
 logger = logging.getLogger(__name__)
 
@@ -79,26 +79,21 @@ class Trainer:
     Args:
         model: any ``nn.Module``.
         loss_fn: ``loss_fn(outputs, targets) -> scalar tensor``.
-        train_data: whatever the data is (`superconverge.data.as_source`): an `ArrayData`
-            (served by an `ArrayLoader`, the fast path), a map-style ``Dataset`` (a
-            ``DataLoader`` is built at `batch_size`), a loader factory
-            ``make_loader(batch_size)``, an ``IterableDataset`` or endless iterable with
-            `steps_per_epoch`, or a sized iterable of batches (a ``DataLoader`` you built).
-            Batches are ``(inputs, targets)`` pairs or dicts; anything else goes through
-            `batch_fn`.
+        train_data: any data `superconverge.data.as_source` takes: `ArrayData` (the fast path),
+            a map-style ``Dataset``, a factory ``make_loader(batch_size)``, a stream with
+            `steps_per_epoch`, or a sized iterable of batches (your ``DataLoader``); batches are
+            ``(inputs, targets)`` pairs or dicts, anything else goes through `batch_fn`.
         val_data: the same kinds (a stream needs ``len()``), or None.
         optimizer: ``"sgd"`` (momentum cycled by the plan), ``"adam"``, ``"adamw"``, or a
             callable ``params -> Optimizer`` receiving the param groups.
         weight_decay: L2 penalty (SGD, Adam) or decoupled decay (AdamW), >= 0.
-        metrics: validation metrics (`superconverge.metrics`): ``"auto"`` (accuracy for
-            class-index targets, MSE and MAE for regression), built-in names (``accuracy``,
-            ``top5``, ``mse``, ``mae``), callables ``fn(outputs, targets) -> number`` or a
-            dict ``{"name": fn or built-in}``; a built-in is reported only where it applies.
+        metrics: validation metrics (`superconverge.metrics`): ``"auto"``, built-in names
+            (``accuracy``, ``top5``, ``mse``, ``mae``; each reported only where it applies),
+            callables ``fn(outputs, targets) -> number`` or a dict ``{"name": fn or name}``.
         device: ``"auto"`` (CUDA when available), or a device.
         precision: ``"auto"`` (bf16 autocast on CUDA when supported, else fp32), ``"32"``,
             ``"bf16"``, or ``"fp16"`` (with a grad scaler).
-        batch_size: the batch size the trainer asks of its data (default 64); a loader you
-            built keeps its own.
+        batch_size: what the trainer asks of its data (default 64; your loader keeps its own).
         callbacks: `Callback` objects.
         out_dir: where checkpoints (``checkpoint.pt``, ``best.pt``) and ``history.csv`` go.
         seed: seeds the batch order and the initial RNG state of a fit.
@@ -110,14 +105,17 @@ class Trainer:
             the first loss.
         sync_every: steps between reading losses from the device, and so between divergence
             checks (None: 8 on the CPU, 25 on CUDA, where each read waits for the GPU).
-        progress: ``"auto"`` (bars when stderr is a terminal), True or False.
+        progress: ``"auto"`` (a bar in a terminal or Jupyter, else a line every
+            `progress_interval` s; nothing under ``--quiet``), ``"bar"`` (or True), ``"lines"``,
+            ``"off"`` (or False): `superconverge.training.progress`.
+        progress_interval: seconds between two progress lines; None:
+            ``$SUPERCONVERGE_PROGRESS_INTERVAL``, else 30.
         overwrite: allow replacing a checkpoint already in `out_dir`.
         batch_fn: ``batch -> (inputs, targets)`` for batches that are neither pairs nor dicts
             (one hook for the range test, the loop and the recipe: `superconverge.batches`).
         steps_per_epoch: batches per epoch of a stream (required) or a loader factory.
-        num_workers: ``DataLoader`` worker processes for a ``Dataset`` (persistent; memory
-            pinned on CUDA).
-        collate_fn: the ``DataLoader``'s collate function for a ``Dataset``.
+        num_workers, collate_fn: the ``DataLoader``'s, for a ``Dataset`` (workers persistent,
+            memory pinned on CUDA).
 
     Raises:
         TypeError: an argument of the wrong type. ValueError: an argument out of range.
@@ -149,6 +147,7 @@ class Trainer:
         diverge_factor: float = 4.0,
         sync_every: int | None = None,
         progress: bool | str = "auto",
+        progress_interval: float | None = None,
         overwrite: bool = False,
         batch_fn: BatchFn | None = None,
         steps_per_epoch: int | None = None,
@@ -205,7 +204,8 @@ class Trainer:
         self.diverge_factor = float(diverge_factor)
         # reading a loss waits for the GPU; on the CPU it is cheap but still a few calls a step
         self.sync_every = sync_every or (25 if self.device.type == "cuda" else 8)
-        self.progress = use_progress(progress) and self.rank == 0
+        self.progress = resolve_progress(progress) if self.rank == 0 else "off"
+        self.progress_interval = resolve_interval(progress_interval)
         self.weight_decay = float(weight_decay)
         self.param_groups = (splitter or default_splitter)(self.module)
         check_trainable(self.param_groups)

@@ -73,6 +73,18 @@ class TunePlan:
     range_tests: dict[str, RangeTestResult] = field(default_factory=dict, repr=False, compare=False)
     trainer: Trainer | None = field(default=None, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        """One line of a few hundred characters: the chosen values and the verdict."""
+        from superconverge._display import short_plan
+
+        return short_plan(self)
+
+    def _repr_html_(self) -> str:
+        """A small table for notebooks: the chosen values, each stage's decision, the results."""
+        from superconverge._display import plan_html
+
+        return plan_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """The saved fields (everything but `history`, `range_tests` and `trainer`) as JSON data."""
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_SAVED}

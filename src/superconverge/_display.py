@@ -1,0 +1,152 @@
+"""Short text and small HTML tables for results in a console or a notebook (`__repr__`,
+`_repr_html_`): a result prints in a few hundred characters, not thousands of raw numbers.
+
+Plain Python (stdlib only), shared by `RangeTestResult`, `History` and `TunePlan`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def number(value: Any) -> str:
+    """A value in a few characters: floats to 3 significant digits, pairs as ``(a, b)``.
+
+    Example:
+        >>> number(0.070223), number(None), number(float("nan")), number((0.95, 0.85)), number(3)
+        ('0.0702', 'none', 'nan', '(0.95, 0.85)', '3')
+    """
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.3g}"
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(number(item) for item in value) + ")"
+    return str(value)
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` on one line, cut to at most `limit` characters (with an ellipsis).
+
+    Example:
+        >>> clip("a long\\nreason why", 10)
+        'a long re…'
+    """
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def pairs(values: Iterable[tuple[str, Any]]) -> str:
+    """``name value`` pairs joined by commas, the values by `number`."""
+    return ", ".join(f"{name} {number(value)}" for name, value in values)
+
+
+def html_table(
+    title: str,
+    rows: Sequence[Sequence[Any]],
+    header: Sequence[str] | None = None,
+    *,
+    max_rows: int = 12,
+) -> str:
+    """A small HTML table (escaped) with a bold `title` above it; beyond `max_rows` rows, the
+    first few, a ``…`` row and the last ones."""
+    shown: list[Sequence[Any] | None] = list(rows)
+    if len(shown) > max_rows:
+        head = max_rows // 3
+        shown = [*rows[:head], None, *rows[len(rows) - (max_rows - head - 1) :]]
+    width = max([len(header or ())] + [len(row) for row in rows] or [1])
+    lines = [f"<div><b>{html.escape(title)}</b>", "<table>"]
+    if header:
+        cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+        lines.append(f"<tr>{cells}</tr>")
+    for row in shown:
+        if row is None:
+            lines.append(f'<tr><td colspan="{width}">…</td></tr>')
+            continue
+        cells = "".join(
+            f"<td>{html.escape(value if isinstance(value, str) else number(value))}</td>"
+            for value in row
+        )
+        lines.append(f"<tr>{cells}</tr>")
+    lines.append("</table></div>")
+    return "\n".join(lines)
+
+
+def _decision(value: Any) -> str:
+    if isinstance(value, dict):
+        return pairs(value.items())
+    return number(value)
+
+
+def short_plan(plan: Any) -> str:
+    """`TunePlan`'s repr: the chosen values, the final validation loss, the test accuracy and
+    the verdict."""
+    parts = [
+        f"batch_size={plan.batch_size}",
+        f"max_lr={number(plan.max_lr)}",
+        f"min_lr={number(plan.min_lr)}",
+        f"weight_decay={number(plan.weight_decay)}",
+        f"momentum={number(plan.momentum)}",
+        f"epochs={plan.epochs}",
+        f"policy={plan.policy!r}",
+        f"optimizer={plan.optimizer!r}",
+    ]
+    results = plan.results or {}
+    if results.get("status") not in (None, "completed"):
+        parts.append(f"status={results['status']!r}")
+    if results.get("final_val_loss") is not None:
+        parts.append(f"val_loss {number(results['final_val_loss'])}")
+    test = results.get("test") or {}
+    if "accuracy" in test:
+        parts.append(f"test accuracy {number(test['accuracy'])}")
+    elif "loss" in test:
+        parts.append(f"test loss {number(test['loss'])}")
+    verdict = results.get("verdict") or {}
+    if "kind" in verdict:
+        parts.append(f"verdict={clip(verdict['kind'], 20)!r}")
+    return f"TunePlan({', '.join(parts)})"
+
+
+def plan_html(plan: Any) -> str:
+    """`TunePlan`'s notebook table: the chosen values, each stage's decision and why, results."""
+    chosen = [
+        ("batch_size", plan.batch_size),
+        ("max_lr", plan.max_lr),
+        ("min_lr", plan.min_lr),
+        ("weight_decay", plan.weight_decay),
+        ("momentum", plan.momentum),
+        ("epochs", plan.epochs),
+        ("policy", plan.policy),
+        ("optimizer", number(plan.optimizer)),
+    ]
+    parts = [html_table("TunePlan", chosen, max_rows=len(chosen))]
+    if plan.evidence:
+        stages = [
+            (
+                str(step.get("step", "")),
+                _decision(step.get("decision")),
+                clip(str(step.get("why", "")), 200),
+                f"{step.get('seconds', math.nan):.1f} s",
+            )
+            for step in plan.evidence
+        ]
+        parts.append(html_table("evidence", stages, ("stage", "decision", "why", "time")))
+    results = plan.results or {}
+    if results:
+        rows: list[tuple[str, str]] = [("status", str(results.get("status")))]
+        rows.append(("final val_loss", number(results.get("final_val_loss"))))
+        rows += [
+            (f"val {k}", number(v)) for k, v in (results.get("final_val_metrics") or {}).items()
+        ]
+        rows += [(f"test {k}", number(v)) for k, v in (results.get("test") or {}).items()]
+        verdict = results.get("verdict") or {}
+        if verdict:
+            rows.append(("verdict", f"{verdict.get('kind')}: {verdict.get('explanation', '')}"))
+            rows.append(("next", str(verdict.get("next_step", ""))))
+        parts.append(html_table("results", rows, max_rows=len(rows)))
+    return "\n".join(parts)

@@ -1,0 +1,332 @@
+"""Loggers: one protocol, several backends side by side (TensorBoard, CSV, MLflow; your own).
+
+A `Logger` is a `Callback` that turns a fit's events into named numbers and hands them to four
+methods a backend implements:
+
+- ``log_params(params)``: once per fit, before its first step: the policy, max_lr, epochs,
+  optimizer, weight decay, batch size, precision, device, seed;
+- ``log_step(step, values)``: per optimizer step (every `every_steps`): ``loss``, ``lr``,
+  ``momentum``, ``weight_decay`` (with several param groups ``lr_group0``, ``lr_group1``, ...);
+- ``log_epoch(epoch, values)``: per epoch (counted from 1): the epoch's row of the `History`
+  (``train_loss``, ``val_loss``, ``val_<metric>``, ``seconds``, ``samples_per_s``, ``lr``);
+- ``close(status)``: after the fit, with the History's status (also after a cancel or error).
+
+Step values are read from the History after the loop has read the losses from the device, never
+with a device sync of their own: a logger costs no GPU wait.
+
+```python
+loggers = [TensorBoardLogger("runs/tb"), CSVLogger("runs/csv", per_step=True),
+           MLflowLogger("my-experiment")]
+sc.Trainer(model, loss_fn, train, val, callbacks=loggers).fit_one_cycle(5)
+```
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from superconverge._files import write_text_atomically
+from superconverge.training.callbacks import Callback
+
+if TYPE_CHECKING:
+    from superconverge.training.loop import FitLoop
+
+Params = dict[str, str | int | float]
+
+
+class Logger(Callback):
+    """The logger protocol (see the module); subclasses implement the four ``log_``/``close``
+    methods, the events are this class's.
+
+    Args:
+        every_steps: log every this many optimizer steps (1: each; 0: none, epochs only).
+    """
+
+    def __init__(self, every_steps: int = 1) -> None:
+        if isinstance(every_steps, bool) or not isinstance(every_steps, int) or every_steps < 0:
+            raise ValueError(f"every_steps must be an integer >= 0, got {every_steps!r}")
+        self.every_steps = every_steps
+        self._next_step = 0  # the first History step not yet handed to log_step
+
+    # ----------------------------------------------------------------- the backend's part
+    def log_params(self, params: Params) -> None: ...
+
+    def log_step(self, step: int, values: dict[str, float]) -> None: ...
+
+    def log_epoch(self, epoch: int, values: dict[str, float]) -> None: ...
+
+    def close(self, status: str) -> None: ...
+
+    # ----------------------------------------------------------------- events
+    def before_fit(self, fit: FitLoop) -> None:
+        self._next_step = len(fit.history.step_losses)  # a resumed fit logged the earlier ones
+        self.log_params(fit_params(fit))
+
+    def after_batch(self, fit: FitLoop) -> None:
+        if self.every_steps and len(fit.history.step_losses) > self._next_step:
+            self._drain(fit)
+
+    def after_epoch(self, fit: FitLoop) -> None:
+        self._drain(fit)
+        record = fit.record
+        values = {k: float(v) for k, v in record.items() if k != "epoch" and math.isfinite(v)}
+        self.log_epoch(int(record["epoch"]), values)
+
+    def after_fit(self, fit: FitLoop) -> None:
+        self._drain(fit)
+        self.close(fit.history.status)
+
+    def _drain(self, fit: FitLoop) -> None:
+        """Hand over the steps whose losses the loop has read since the last call."""
+        history = fit.history
+        ready = len(history.step_losses)
+        if self.every_steps:
+            groups = fit.trainer.optimizer.param_groups
+            for step in range(self._next_step, ready):
+                if step % self.every_steps == 0:
+                    self.log_step(step, step_values(history, step, groups))
+        self._next_step = ready
+
+
+def step_values(history: Any, step: int, groups: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """``loss``, ``lr``, ``momentum`` (when the optimizer has one) and ``weight_decay`` of one
+    step; with several param groups each value per group (``lr_group0``, ...)."""
+    values = {"loss": float(history.step_losses[step])}
+    lrs = history.step_lrs[step] if step < len(history.step_lrs) else []
+    momenta = history.step_momenta[step] if step < len(history.step_momenta) else []
+    decays = [group.get("weight_decay") for group in groups]
+    for name, per_group in (("lr", lrs), ("momentum", momenta), ("weight_decay", decays)):
+        for index, value in enumerate(per_group):
+            if value is not None:
+                key = name if len(per_group) == 1 else f"{name}_group{index}"
+                values[key] = float(value)
+    return values
+
+
+def fit_params(fit: FitLoop) -> Params:
+    """The settings of a fit, as loggers record them."""
+    trainer, plan = fit.trainer, fit.history.plan
+    group = trainer.optimizer.param_groups[0]
+    params: dict[str, Any] = {
+        "policy": plan.get("policy"),
+        "max_lr": plan.get("max_lr"),
+        "total_steps": plan.get("total_steps"),
+        "epochs": fit.epochs,
+        "optimizer": type(trainer.optimizer).__name__,
+        "weight_decay": group.get("weight_decay"),
+        "param_groups": len(trainer.optimizer.param_groups),
+        "batch_size": getattr(trainer.train_loader, "batch_size", None),
+        "accumulation_steps": trainer.accumulation_steps,
+        "max_grad_norm": trainer.max_grad_norm,
+        "precision": trainer.precision,
+        "device": str(trainer.device),
+        "seed": trainer.seed,
+    }
+    return {k: v for k, v in params.items() if isinstance(v, (str, int, float))}
+
+
+# --------------------------------------------------------------------- TensorBoard
+class TensorBoardLogger(Logger):
+    """TensorBoard scalars: ``train/loss_step``, ``train/lr``, ``train/momentum``,
+    ``train/weight_decay`` per step, ``epoch/<name>`` per epoch, and the fit's settings as text.
+
+    Needs the ``tensorboard`` package (``pip install 'superconverge[tensorboard]'``).
+    """
+
+    def __init__(self, log_dir: str | Path, every_steps: int = 1) -> None:
+        super().__init__(every_steps)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as error:
+            raise ImportError(
+                "TensorBoardLogger needs tensorboard: pip install 'superconverge[tensorboard]'"
+            ) from error
+        self.writer: Any = SummaryWriter(str(log_dir))
+
+    def log_params(self, params: Params) -> None:
+        table = "\n".join(f"| {k} | {v} |" for k, v in params.items())
+        self.writer.add_text("params", "| setting | value |\n|---|---|\n" + table)
+
+    def log_step(self, step: int, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            tag = "train/loss_step" if name == "loss" else f"train/{name}"
+            self.writer.add_scalar(tag, value, step)
+
+    def log_epoch(self, epoch: int, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.writer.add_scalar(f"epoch/{name}", value, epoch)
+        self.writer.flush()
+
+    def close(self, status: str) -> None:
+        self.writer.close()  # a later fit with this logger reopens it
+
+
+# --------------------------------------------------------------------- CSV
+class CSVLogger(Logger):
+    """``epochs.csv`` (one row per epoch) and, with `per_step`, ``steps.csv`` (one row per
+    optimizer step, every `every_steps`) in `folder`.
+
+    ``epochs.csv`` is rewritten whole (atomically) after each epoch; ``steps.csv`` grows by the
+    epoch's rows at each epoch's end. A new logger starts new files; a second fit with the same
+    logger (``fine_tune``) adds its rows, with a ``fit`` column counting the fits from 1.
+    """
+
+    def __init__(self, folder: str | Path, *, per_step: bool = False, every_steps: int = 1) -> None:
+        super().__init__(every_steps if per_step else 0)
+        self.folder = Path(folder)
+        self.fit_index = 0
+        self._epochs: list[dict[str, Any]] = []
+        self._steps: list[dict[str, Any]] = []  # rows not yet in steps.csv
+        self._step_columns: list[str] = []
+
+    @property
+    def epochs_path(self) -> Path:
+        return self.folder / "epochs.csv"
+
+    @property
+    def steps_path(self) -> Path:
+        return self.folder / "steps.csv"
+
+    def log_params(self, params: Params) -> None:
+        self.fit_index += 1
+
+    def log_step(self, step: int, values: dict[str, float]) -> None:
+        self._steps.append({"fit": self.fit_index, "step": step, **values})
+
+    def log_epoch(self, epoch: int, values: dict[str, float]) -> None:
+        self._epochs.append({"fit": self.fit_index, "epoch": epoch, **values})
+        write_text_atomically(self.epochs_path, _csv_text(self._epochs))
+        self._write_steps()
+
+    def close(self, status: str) -> None:
+        self._write_steps()
+
+    def _write_steps(self) -> None:
+        if not self._steps:
+            return
+        columns = list(self._step_columns)
+        for row in self._steps:
+            columns += [key for key in row if key not in columns]
+        if columns != self._step_columns:  # the first rows, or new columns: rewrite it whole
+            rows: list[dict[str, Any]] = []
+            if self._step_columns:
+                with self.steps_path.open(newline="", encoding="utf-8") as file:
+                    rows = list(csv.DictReader(file))
+            write_text_atomically(self.steps_path, _csv_text(rows + self._steps, columns))
+            self._step_columns = columns
+        else:
+            with self.steps_path.open("a", newline="", encoding="utf-8") as file:
+                writer = csv.DictWriter(file, columns, restval="")
+                writer.writerows(self._steps)
+        self._steps = []
+
+
+def _csv_text(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    if columns is None:
+        columns = []
+        for row in rows:
+            columns += [key for key in row if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------- MLflow
+_MLFLOW_STATUS = {
+    "completed": "FINISHED",
+    "cancelled": "FINISHED",  # stopped on purpose by a callback (early stopping)
+    "diverged": "FAILED",
+    "interrupted": "KILLED",
+}
+
+
+class MLflowLogger(Logger):
+    """MLflow: the fit's settings as params, ``step/<name>`` metrics per step and
+    ``epoch/<name>`` per epoch, the run ended with the fit's status.
+
+    Logs into the active MLflow run when there is one (and leaves it open), else into a new
+    run of `experiment` (default: MLflow's default experiment) that ends with the fit. Needs
+    MLflow (``pip install 'superconverge[mlflow]'``).
+
+    Args:
+        experiment: experiment name (created when missing).
+        run_name: the new run's name.
+        tracking_uri: where to log (default: MLflow's own setting, ``MLFLOW_TRACKING_URI``);
+            e.g. ``"file:./mlruns"`` for a local file store.
+        every_steps: log every this many optimizer steps (0: epochs only).
+    """
+
+    def __init__(
+        self,
+        experiment: str | None = None,
+        *,
+        run_name: str | None = None,
+        tracking_uri: str | None = None,
+        every_steps: int = 1,
+    ) -> None:
+        super().__init__(every_steps)
+        try:
+            import mlflow
+            from mlflow.tracking import MlflowClient
+        except ImportError as error:
+            raise ImportError(
+                "MLflowLogger needs mlflow: pip install 'superconverge[mlflow]'"
+            ) from error
+        self._mlflow = mlflow
+        self.client: Any = MlflowClient(tracking_uri=tracking_uri)
+        self.experiment, self.run_name = experiment, run_name
+        self.run_id: str | None = None
+        self._own_run = False
+        self._metrics: list[Any] = []
+
+    def log_params(self, params: Params) -> None:
+        active = self._mlflow.active_run()
+        if active is not None:
+            self.run_id, self._own_run = active.info.run_id, False
+        else:
+            experiment_id = "0"
+            if self.experiment is not None:
+                found = self.client.get_experiment_by_name(self.experiment)
+                experiment_id = (
+                    found.experiment_id
+                    if found is not None
+                    else self.client.create_experiment(self.experiment)
+                )
+            run = self.client.create_run(experiment_id, run_name=self.run_name)
+            self.run_id, self._own_run = run.info.run_id, True
+        from mlflow.entities import Param
+
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
+    def log_step(self, step: int, values: dict[str, float]) -> None:
+        self._add(values, "step", step)
+
+    def log_epoch(self, epoch: int, values: dict[str, float]) -> None:
+        self._add(values, "epoch", epoch)
+        self._flush()
+
+    def close(self, status: str) -> None:
+        self._flush()
+        if self.run_id is not None and self._own_run:
+            self.client.set_terminated(self.run_id, _MLFLOW_STATUS.get(status, "FAILED"))
+
+    def _add(self, values: dict[str, float], prefix: str, step: int) -> None:
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        self._metrics += [Metric(f"{prefix}/{k}", v, stamp, step) for k, v in values.items()]
+
+    def _flush(self) -> None:
+        if self.run_id is None:
+            return
+        for start in range(0, len(self._metrics), 1000):  # MLflow's limit per batch
+            self.client.log_batch(self.run_id, metrics=self._metrics[start : start + 1000])
+        self._metrics = []

@@ -1,0 +1,167 @@
+"""Loggers: one protocol (params once, each step's loss/LR/momentum/weight decay, each epoch's
+row, the status at the end) and its backends, on tiny real fits."""
+
+import csv
+
+import pytest
+import torch
+from torch import nn
+
+from superconverge.data import ArrayData
+from superconverge.training import CSVLogger, Logger, Trainer
+
+LOSS = nn.functional.cross_entropy
+
+
+def _data(samples=32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return ArrayData(torch.randn(samples, 4, generator=generator), torch.arange(samples) % 3)
+
+
+def _trainer(callbacks, model=None, **kwargs):
+    torch.manual_seed(0)
+    return Trainer(model or nn.Linear(4, 3), LOSS, _data(), _data(16, seed=1), batch_size=8,
+                   callbacks=callbacks, progress=False, sync_every=3, **kwargs)  # fmt: skip
+
+
+class Recording(Logger):
+    def __init__(self, every_steps=1):
+        super().__init__(every_steps)
+        self.params, self.steps, self.epochs, self.closed = [], [], [], []
+
+    def log_params(self, params):
+        self.params.append(params)
+
+    def log_step(self, step, values):
+        self.steps.append((step, values))
+
+    def log_epoch(self, epoch, values):
+        self.epochs.append((epoch, values))
+
+    def close(self, status):
+        self.closed.append(status)
+
+
+def test_the_protocol_gets_params_every_step_every_epoch_and_the_status():
+    logger = Recording()
+    history = _trainer([logger], weight_decay=1e-3).fit_one_cycle(2, 0.05)  # 4 steps an epoch
+    (params,) = logger.params
+    assert params["policy"] == "smith_one_cycle" and params["max_lr"] == 0.05
+    assert params["epochs"] == 2
+    assert params["optimizer"] == "SGD" and params["weight_decay"] == 1e-3
+    assert params["batch_size"] == 8 and params["device"] == "cpu"
+    assert [step for step, _ in logger.steps] == list(range(8))
+    for step, values in logger.steps:
+        assert values == {
+            "loss": history.step_losses[step],
+            "lr": history.step_lrs[step][0],
+            "momentum": history.step_momenta[step][0],
+            "weight_decay": 1e-3,
+        }
+    assert [epoch for epoch, _ in logger.epochs] == [1, 2]
+    row = history.epochs[1]
+    assert logger.epochs[1][1] == {k: v for k, v in row.items() if k != "epoch"}
+    assert {"train_loss", "val_loss", "val_accuracy", "lr"} <= set(logger.epochs[1][1])
+    assert logger.closed == ["completed"]
+
+
+def test_every_steps_thins_the_steps_and_zero_logs_epochs_only():
+    sparse, none = Recording(every_steps=3), Recording(every_steps=0)
+    _trainer([sparse, none]).fit_one_cycle(2, 0.05)
+    assert [step for step, _ in sparse.steps] == [0, 3, 6]
+    assert none.steps == [] and len(none.epochs) == 2
+
+
+def test_several_param_groups_are_logged_per_group():
+    logger = Recording()
+    model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 3))
+    _trainer([logger], model).fit_one_cycle(1, (0.01, 0.1))  # discriminative LRs
+    _, values = logger.steps[-1]
+    assert {"lr_group0", "lr_group1", "momentum_group0", "weight_decay_group1"} <= set(values)
+    assert values["lr_group0"] < values["lr_group1"]
+
+
+def test_bad_every_steps_is_named():
+    with pytest.raises(ValueError, match="every_steps must be an integer >= 0, got -1"):
+        Recording(every_steps=-1)
+
+
+def _rows(path):
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_csv_one_row_per_epoch_and_per_step(tmp_path):
+    logger = CSVLogger(tmp_path / "csv", per_step=True)
+    history = _trainer([logger]).fit_one_cycle(2, 0.05)
+    epochs = _rows(logger.epochs_path)
+    assert [row["epoch"] for row in epochs] == ["1", "2"]
+    assert float(epochs[1]["val_loss"]) == pytest.approx(history.epochs[1]["val_loss"])
+    steps = _rows(logger.steps_path)
+    assert [int(row["step"]) for row in steps] == list(range(8))
+    assert [float(row["loss"]) for row in steps] == pytest.approx(history.step_losses)
+    assert [float(row["momentum"]) for row in steps] == pytest.approx(
+        [m[0] for m in history.step_momenta]
+    )
+
+
+def test_csv_per_epoch_only_and_a_second_fit_with_other_columns(tmp_path):
+    alone = CSVLogger(tmp_path / "epochs-only")
+    _trainer([alone]).fit_one_cycle(1, 0.05)
+    assert alone.epochs_path.is_file() and not alone.steps_path.exists()
+
+    logger = CSVLogger(tmp_path / "two", per_step=True)
+    trainer = _trainer([logger], nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 3)))
+    trainer.fit_one_cycle(1, 0.05)  # one param group
+    trainer.fit_one_cycle(1, (0.01, 0.1))  # two: new columns, the first fit's rows kept
+    steps = _rows(logger.steps_path)
+    assert [row["fit"] for row in steps] == ["1"] * 4 + ["2"] * 4
+    assert steps[0]["lr"] != "" and steps[0]["lr_group1"] == ""
+    assert steps[-1]["lr"] == "" and steps[-1]["lr_group1"] != ""
+    assert [row["fit"] for row in _rows(logger.epochs_path)] == ["1", "2"]
+
+
+def test_tensorboard_logs_momentum_weight_decay_losses_and_metrics(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from superconverge.training import TensorBoardLogger
+
+    history = _trainer([TensorBoardLogger(tmp_path / "tb")], weight_decay=1e-4).fit_one_cycle(
+        2, 0.05
+    )
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss_step", "train/lr", "train/momentum", "train/weight_decay"} <= tags
+    assert {"epoch/train_loss", "epoch/val_loss", "epoch/val_accuracy", "epoch/lr"} <= tags
+    momenta = [event.value for event in events.Scalars("train/momentum")]
+    assert momenta == pytest.approx([m[0] for m in history.step_momenta])
+    decays = [event.value for event in events.Scalars("train/weight_decay")]
+    assert decays == pytest.approx([1e-4] * history.steps)
+    assert "params/text_summary" in events.Tags()["tensors"]  # the settings, as text
+
+
+def test_mlflow_with_its_local_file_store(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    # MLflow 3 keeps the file store in maintenance: it asks for this opt-in (its own message)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    from mlflow.tracking import MlflowClient
+
+    from superconverge.training import MLflowLogger
+
+    uri = (tmp_path / "mlruns").as_uri()
+    logger = MLflowLogger("superconverge-test", run_name="tiny", tracking_uri=uri, every_steps=2)
+    history = _trainer([logger]).fit_one_cycle(2, 0.05)
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(logger.run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "tiny"
+    assert run.data.params["policy"] == "smith_one_cycle" and run.data.params["max_lr"] == "0.05"
+    val = client.get_metric_history(logger.run_id, "epoch/val_loss")
+    assert [m.step for m in val] == [1, 2]
+    assert [m.value for m in val] == pytest.approx(history.epoch_values("val_loss"))
+    losses = client.get_metric_history(logger.run_id, "step/loss")
+    assert sorted(m.step for m in losses) == [0, 2, 4, 6]
+    assert {m.key for m in [*val, *losses]} == {"epoch/val_loss", "step/loss"}
+    momentum = client.get_metric_history(logger.run_id, "step/momentum")
+    assert len(momentum) == 4

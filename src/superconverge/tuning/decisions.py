@@ -106,7 +106,7 @@ def choose_max_lr(
 
     Example:
         >>> choose_max_lr({0.01: 0.300, 0.02: 0.297, 0.033: 0.250})
-        (0.033, '0.033 beat 0.01 by 17% (> 2%) on validation loss')
+        (0.033, '0.033 beat 0.01 by 16.7% (> 2.0%) on validation loss')
         >>> choose_max_lr({0.01: 0.300, 0.02: 0.297})[0]  # 1% better: not worth the risk
         0.01
     """
@@ -115,11 +115,11 @@ def choose_max_lr(
         return None, "every short run diverged"
     margin = settings.lr_safety_margin
     chosen, chosen_loss = finite[0]
-    why = f"{chosen:.3g}: the lowest candidate; no higher one beat it by > {margin:.0%}"
+    why = f"{chosen:.3g}: the lowest candidate; no higher one beat it by > {margin:.1%}"
     for lr, loss in finite[1:]:
         if loss < chosen_loss * (1.0 - margin):
             gain = 1.0 - loss / chosen_loss
-            why = f"{lr:.3g} beat {chosen:.3g} by {gain:.0%} (> {margin:.0%}) on validation loss"
+            why = f"{lr:.3g} beat {chosen:.3g} by {gain:.1%} (> {margin:.1%}) on validation loss"
             chosen, chosen_loss = lr, loss
     return chosen, why
 

@@ -51,6 +51,8 @@ class RecipeSettings:
     # repeat the best short run from another seed: the difference is the noise of a short run,
     # and no difference below it decides (issue 16: decays 1-3% apart ranked differently per seed)
     measure_noise: bool = True
+    # fraction: the least margin a measured noise gives (one repeat can differ by next to nothing)
+    noise_floor: float = 0.005
 
     # --- weight decay ---
     # candidates for SGD's (and Adam's) L2 penalty: the paper's grid (arXiv:1803.09820 §4.3). The
@@ -75,6 +77,7 @@ class RecipeSettings:
     min_lr_divisor: float = 10.0
     # fraction: a higher max_lr must beat the lower one's validation loss by more than this to be
     # chosen: the short runs are noisy, and the highest candidate sits nearest the edge of stability
+    # (used when the noise is not measured; a measured noise replaces it)
     lr_safety_margin: float = 0.02
     # count: when the lowest max_lr candidate wins (or nothing finite), the grid is extended
     # downwards while a lower LR keeps giving a lower validation loss (the range test may have
@@ -172,6 +175,7 @@ class RecipeSettings:
             "throughput_gain": self.throughput_gain,
             "lr_safety_margin": self.lr_safety_margin,
             "close_losses": self.close_losses,
+            "noise_floor": self.noise_floor,
         }
         for name, fraction in fractions.items():
             if not 0.0 <= fraction < 1.0:

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -38,6 +39,9 @@ def test_an_entry_point_model_is_the_function_itself():
         (["--batch-size", "big"], "--batch-size must be 'auto' or an integer, got 'big'"),
         (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
         (["--model", "resnet9"], "--model resnet9 needs 3x32x32 inputs"),
+        (["--budget", "0"], "--budget must be a number > 0 (final runs' worth of samples), got 0"),
+        (["--precision", "16"], "argument --precision: invalid choice: '16'"),
+        (["--optimizer", "sgdd"], "argument --optimizer: invalid choice: 'sgdd'"),
     ],
 )
 def test_bad_flags_exit_2_before_any_training(tmp_path, capsys, flags, message):
@@ -50,13 +54,24 @@ def test_bad_flags_exit_2_before_any_training(tmp_path, capsys, flags, message):
 def test_tune_then_fit_then_report_on_tiny_data(tmp_path, capsys):
     out = tmp_path / "run"
     tiny = ["--data", "tests.cli.entry:tiny_digits", "--model", "tests.cli.entry:small_mlp"]
-    flags = [*tiny, "--epochs", "2", "--batch-size", "32", "--weight-decays", "0"]
+    flags = [
+        *tiny,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--weight-decays",
+        "0",
+        "--precision",
+        "32",
+    ]
     assert main(["tune", *flags, "--out", str(out)]) == 0
-    assert "chosen: batch 32" in capsys.readouterr().out
+    assert re.search(r"chosen: (sgd|adamw), batch 32", capsys.readouterr().out)
     plan = json.loads((out / "plan.json").read_text())
     assert (plan["batch_size"], plan["epochs"], plan["weight_decay"]) == (32, 2, 0.0)
     assert plan["model"] == "tests.cli.entry:small_mlp"
     assert plan["data"] == "tests.cli.entry:tiny_digits"  # recorded, not run by fit unasked
+    assert plan["data_options"]["precision"] == "32"  # fit --plan trains the same way
     assert (out / "report.html").is_file()
 
     refit = tmp_path / "refit"

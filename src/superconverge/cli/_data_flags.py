@@ -137,6 +137,7 @@ def saved_flags(args: argparse.Namespace) -> dict[str, Any]:
         "batch_fn": args.batch_fn,
         "collate_fn": args.collate_fn,
         "device": args.device,
+        "precision": getattr(args, "precision", "auto"),
     }
 
 

@@ -175,6 +175,7 @@ def _task_of(plan: Any) -> dict[str, Any]:
         "steps_per_epoch": saved.get("steps_per_epoch"),
         "batch_fn": callable_from_flag(saved.get("batch_fn"), "--batch-fn"),
         "collate_fn": callable_from_flag(saved.get("collate_fn"), "--collate-fn"),
+        "precision": saved.get("precision", "auto"),
     }
     if plan.loss is not None:
         task["loss_fn"] = loss_from_flag(plan.loss)

@@ -75,7 +75,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     from superconverge.cli._data_flags import add_task_flags
 
-    add_task_flags(p, precision=False, optimizer_default="auto")
+    add_task_flags(p, optimizer_default="auto")
     p.set_defaults(handler=run, parser=p)
     return p
 
@@ -230,6 +230,7 @@ def _tune(args: argparse.Namespace, splits: Any, model_fn: Any, batch_size: Any,
         metrics=metrics_from_flags(args.metrics),
         optimizer=args.optimizer,
         device=args.device,
+        precision=args.precision,
         **data_options(args),
         compare_momentum=args.compare_momentum,
         budget=args.budget,

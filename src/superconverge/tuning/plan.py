@@ -126,6 +126,7 @@ class TunePlan:
         num_workers: int = 0,
         collate_fn: Callable[[list[Any]], Any] | None = None,
         backoff: int = 0,
+        precision: str = "auto",
     ) -> History:
         """Train with these settings (the recipe's final 1cycle run); fills ``results``,
         ``history`` and ``trainer``.
@@ -136,7 +137,8 @@ class TunePlan:
         loss, every validation metric (``final_val_metrics``) and, with `test_data`, the test
         loss and metrics. With `resume`, a ``checkpoint.pt`` in `out_dir` saved by a run of these
         settings is continued from its last epoch instead of starting again. `backoff`: as for
-        `Trainer.fit_one_cycle` (divergences answered by restoring and halving the LR).
+        `Trainer.fit_one_cycle` (divergences answered by restoring and halving the LR); `precision`
+        as for `Trainer`.
         """
         if optimizer is None:
             if self.optimizer is None:
@@ -163,6 +165,7 @@ class TunePlan:
             steps_per_epoch=steps_per_epoch,
             num_workers=num_workers,
             collate_fn=collate_fn,
+            precision=precision,
         )
         start = time.perf_counter()
         momentum = self.momentum

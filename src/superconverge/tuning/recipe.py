@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 import superconverge
+from superconverge._checks import check_choice
 from superconverge.batches import BatchFn
 from superconverge.data.loader import Augment
 from superconverge.data.sources import DataSource, LoaderOptions, as_source
@@ -35,6 +36,7 @@ from superconverge.pytorch.optimizers import (
     check_optimizer_spec,
     decouples_weight_decay,
 )
+from superconverge.training.device import PRECISIONS
 from superconverge.tuning.budget import (
     SearchBudget,
     ShortRunSize,
@@ -80,6 +82,7 @@ def tune(
     augment: Augment | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
+    precision: str = "auto",
     overwrite: bool = False,
     settings: RecipeSettings = DEFAULT_SETTINGS,
     resume: bool = False,
@@ -91,88 +94,44 @@ def tune(
     collate_fn: Callable[[list[Any]], Any] | None = None,
 ) -> TunePlan:
     """Choose batch size, optimizer, LR bounds, weight decay and momentum by short runs within
-    `budget`, then train. Every argument is described in docs/recipe.md; in short:
-
-    ``train_data``/``val_data``/``test_data``: any data the `Trainer` takes (the validation
-    loss decides, whatever the task). ``optimizer``: ``"auto"`` (SGD against AdamW, by short
-    runs), a name (``"sgd"``, ``"adamw"``, ``"nadamw"``, ``"adam"``) or a callable.
-    ``weight_decays``: candidates, the first the anchor (default per optimizer: `settings`).
-    ``budget``: the search's training samples, in final runs (1.0: the recipe costs at most
-    twice the final run). ``out_dir``/``resume``/``overwrite``: the run folder and its journal.
-    ``workers``: processes for the short runs. The rest as for `Trainer`.
+    `budget`, then train (README, "The recipe"). ``train_data``/``val_data``/``test_data``: any
+    data the `Trainer` takes; the validation loss decides, whatever the task. ``optimizer``:
+    ``"auto"`` (SGD against AdamW), a name or a callable. ``weight_decays``: candidates, the
+    first the anchor (default per optimizer: `settings`). ``budget``: the search's training
+    samples in final runs (1.0: the recipe costs at most twice the final run). ``out_dir``,
+    ``resume``, ``overwrite``: the run folder and its journal. ``workers``: processes for the
+    short runs. The rest as for `Trainer`.
 
     Raises:
-        DataError: a bad label or a NaN/inf input (before any training). FolderBusyError:
-        another process writes to `out_dir`. FileExistsError: an earlier run there.
+        DataError: a bad label or NaN/inf input (before any training). FolderBusyError: another
+        process writes to `out_dir`. FileExistsError: an earlier run there.
 
     Returns:
-        A `TunePlan`: the choices, each stage's evidence, seconds and samples, ``compute`` (the
-        account), ``environment``, the final run's ``results``, ``history`` and ``trainer``.
+        A `TunePlan`: the choices, each stage's evidence (seconds, samples), ``compute``,
+        ``environment``, the final run's ``results``, ``history`` and ``trainer``.
     """
-    if optimizer != "auto":
-        check_optimizer_spec(optimizer)
-    resolve_metrics(metrics)
-    _check_arguments(epochs, budget, weight_decays or (0.0,), workers, batch_size, settings)
-    families = list(settings.optimizer_families) if optimizer == "auto" else [optimizer]
+    families = _check_arguments(
+        optimizer, metrics, precision, epochs, budget, weight_decays, workers, batch_size, settings
+    )
     run_device = _device(device)
     named = [("train_data", train_data), ("val_data", val_data), ("test_data", test_data)]
     check_recipe_data(model_fn(), named, run_device)
-    arguments = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "momentum": list(momentum),
-        "weight_decays": None if weight_decays is None else [float(w) for w in weight_decays],
-        "compare_momentum": compare_momentum,
-        "budget": budget,
-        "seed": seed,
-        "optimizer": [f if isinstance(f, str) else "callable" for f in families],
-        "settings": asdict(settings),
-    }
+    request = _Request(epochs, batch_size, families, weight_decays, momentum, compare_momentum)
+    fingerprint = request.fingerprint(budget, seed, precision, settings)
     made_with = tune_settings(
-        model_fn(), train_data, val_data, test_data, loss_fn=loss_fn, augment=augment, **arguments
+        model_fn(), *(d for _, d in named), loss_fn=loss_fn, augment=augment, **fingerprint
     )
-    options = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
-
-    def source(data: Any, name: str, steps: int | None = None) -> DataSource:
-        return as_source(data, name, steps_per_epoch=steps, batch_fn=batch_fn, options=options)
-
-    threads_before = torch.get_num_threads()
-    environment = {
-        **use_usable_cores(),
-        "device": str(run_device),
-        "seed": seed,
-        "torch": torch.__version__,
-        "superconverge": superconverge.__version__,
-    }
+    loading = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
+    train, val, test = _sources(named, steps_per_epoch, batch_fn, loading)
+    options = {"metrics": metrics, "batch_fn": batch_fn, "precision": precision}
+    common = (model_fn, train, val, loss_fn, augment, seed, run_device, workers, settings, options)
+    threads_before, environment = torch.get_num_threads(), _environment(run_device, seed)
     try:
         with recipe_folder(
             out_dir, made_with, resume=resume, overwrite=overwrite, command=command
         ) as journal:
-            setup = RecipeSetup(
-                model_fn,
-                source(train_data, "train_data", steps_per_epoch),
-                source(val_data, "val_data"),
-                loss_fn,
-                augment,
-                seed,
-                run_device,
-                workers,
-                settings,
-                {"metrics": metrics, "batch_fn": batch_fn},
-                journal,
-                SearchBudget(final_samples=0, budget=budget),
-            )
-            test = None if test_data is None else source(test_data, "test_data")
             plan = _recipe(
-                setup,
-                epochs,
-                batch_size,
-                families,
-                weight_decays,
-                momentum,
-                compare_momentum,
-                test,
-                out_dir,
+                RecipeSetup(*common, journal, SearchBudget(0, budget)), request, test, out_dir
             )
     finally:
         torch.set_num_threads(threads_before)
@@ -180,21 +139,75 @@ def tune(
     return plan
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What the caller asked of the recipe's stages."""
+
+    epochs: int
+    batch_size: int | str
+    families: list[Any]  # the optimizers to compare (one unless "auto")
+    weight_decays: Sequence[float] | None  # None: the settings' per optimizer
+    momentum: tuple[float, float]
+    compare_momentum: bool
+
+    def fingerprint(
+        self, budget: float, seed: int, precision: str, settings: RecipeSettings
+    ) -> dict[str, Any]:
+        """The arguments the journal's records depend on (checked on resume)."""
+        decays = self.weight_decays
+        return {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "momentum": list(self.momentum),
+            "weight_decays": None if decays is None else [float(w) for w in decays],
+            "compare_momentum": self.compare_momentum,
+            "budget": budget,
+            "seed": seed,
+            "precision": precision,
+            "optimizer": [f if isinstance(f, str) else "callable" for f in self.families],
+            "settings": asdict(settings),
+        }
+
+
+def _sources(
+    named: list[tuple[str, Any]],
+    steps_per_epoch: int | None,
+    batch_fn: BatchFn | None,
+    loading: LoaderOptions,
+) -> tuple[DataSource, DataSource, DataSource | None]:
+    """The training, validation and (optional) test data as `DataSource`s."""
+    (_, train), (_, val), (_, test) = named
+
+    def source(data: Any, name: str, steps: int | None = None) -> DataSource:
+        return as_source(data, name, steps_per_epoch=steps, batch_fn=batch_fn, options=loading)
+
+    return (
+        source(train, "train_data", steps_per_epoch),
+        source(val, "val_data"),
+        None if test is None else source(test, "test_data"),
+    )
+
+
+def _environment(device: torch.device, seed: int) -> dict[str, Any]:
+    """Where the recipe runs (after capping torch's threads at the usable cores)."""
+    return {
+        **use_usable_cores(),
+        "device": str(device),
+        "seed": seed,
+        "torch": torch.__version__,
+        "superconverge": superconverge.__version__,
+    }
+
+
 def _recipe(
-    setup: RecipeSetup,
-    epochs: int,
-    batch_size: int | str,
-    families: list[Any],
-    weight_decays: Sequence[float] | None,
-    momentum: tuple[float, float],
-    compare_momentum: bool,
-    test: DataSource | None,
-    out_dir: str | Path | None,
+    setup: RecipeSetup, request: _Request, test: DataSource | None, out_dir: str | Path | None
 ) -> TunePlan:
     """The stages, each record kept in the journal as it is made. On resume every stage runs
     again, but what it measured (range tests, short runs, the final run) is read back, so its
     decision and evidence are the recorded ones, and its cost is counted the same."""
     journal, settings, budget = setup.journal, setup.settings, setup.budget
+    epochs, batch_size, families = request.epochs, request.batch_size, request.families
+    weight_decays, momentum = request.weight_decays, request.momentum
     batch_record = journal.remember(
         "batch_size", lambda: batch_size_stage(setup, batch_size, epochs)
     )
@@ -225,7 +238,7 @@ def _recipe(
     weight_decay, short_loss, wd_record = weight_decay_stage(setup, anchor, decays, margin)
     wd_record = journal.remember("weight_decay", lambda: wd_record)
     chosen_momentum, momentum_record = momentum_stage(
-        setup, anchor.at(max_lr, min_lr, weight_decay), compare_momentum
+        setup, anchor.at(max_lr, min_lr, weight_decay), request.compare_momentum
     )
     momentum_record = journal.remember("momentum", lambda: momentum_record)
     name = chosen.optimizer
@@ -305,13 +318,21 @@ def _families(
 
 
 def _check_arguments(
+    optimizer: OptimizerSpec,
+    metrics: MetricsSpec,
+    precision: str,
     epochs: int,
     budget: float,
-    weight_decays: Sequence[float],
+    weight_decays: Sequence[float] | None,
     workers: int,
     batch_size: int | str,
     settings: RecipeSettings,
-) -> None:
+) -> list[Any]:
+    """Every argument checked before anything runs; the optimizers the recipe compares."""
+    if optimizer != "auto":
+        check_optimizer_spec(optimizer)
+    resolve_metrics(metrics)
+    check_choice("precision", precision, PRECISIONS)
     if not isinstance(settings, RecipeSettings):
         raise TypeError(f"settings must be a RecipeSettings, got {type(settings).__name__}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
@@ -322,14 +343,16 @@ def _check_arguments(
         )
     if not math.isfinite(budget):
         raise ValueError(f"budget must be a finite number > 0, got {budget!r}")
-    if not weight_decays or any(not math.isfinite(w) or w < 0 for w in weight_decays):
-        raise ValueError(f"weight_decays must be finite numbers >= 0, got {tuple(weight_decays)!r}")
+    decays = (0.0,) if weight_decays is None else weight_decays
+    if not decays or any(not math.isfinite(w) or w < 0 for w in decays):
+        raise ValueError(f"weight_decays must be finite numbers >= 0, got {tuple(decays)!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     if batch_size != "auto" and (
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
     ):
         raise ValueError(f"batch_size must be 'auto' or an integer >= 1, got {batch_size!r}")
+    return list(settings.optimizer_families) if optimizer == "auto" else [optimizer]
 
 
 def _device(device: str | torch.device) -> torch.device:

@@ -217,7 +217,7 @@ def margin_for(settings: RecipeSettings, noise: dict[str, Any] | None) -> float:
     measured = None if noise is None else noise.get("relative")
     if measured is None:
         return settings.lr_safety_margin
-    return max(settings.noise_floor, measured)
+    return max(settings.noise_floor, float(measured))
 
 
 def lr_bounds_stage(

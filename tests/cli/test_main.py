@@ -93,7 +93,7 @@ def test_help_shows_the_default_of_every_flag_that_has_one(command, capsys):
         assert " ".join(action.help.replace("%%", "%").split()) in text
     if command == "tune":
         assert "--epochs EPOCHS (default: 10)" in text
-        assert "--optimizer {sgd,adamw,nadamw,adam} (default: sgd)" in text
+        assert "--optimizer {auto,sgd,adamw,nadamw,adam}" in text and "(default: auto)" in text
     if command == "schedule":
         assert "(default: 0.95 0.85)" in text  # a pair as it is typed, not a Python tuple
 

@@ -1,0 +1,104 @@
+"""`tune_module`: the whole recipe (`superconverge.tune`) over a ``LightningModule``.
+
+The module's own ``training_step`` is the loss: every range test, short run and the final run
+calls it on a batch (its ``self.log`` calls are silenced), so a module written for Lightning
+needs no separate model and loss function. The recipe chooses the optimizer (SGD or AdamW, or
+the one given), the LR bounds, weight decay and momentum; the module's ``configure_optimizers``
+is not called. The validation loss is ``training_step``'s loss on the validation data in eval
+mode, without gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from superconverge.lightning.callback import _loss_of, _NoLogging
+from superconverge.tuning.plan import TunePlan
+from superconverge.tuning.recipe import tune
+
+
+class StepLoss(nn.Module):
+    """A ``LightningModule`` as a model whose output is its ``training_step`` loss."""
+
+    def __init__(self, module: pl.LightningModule) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        with _NoLogging(self.module):
+            return _loss_of(self.module.training_step(batch, 0))
+
+
+def _first_tensor(batch: Any) -> torch.Tensor:
+    """The batch's first tensor: its rows count the samples."""
+    if isinstance(batch, torch.Tensor):
+        return batch
+    values = batch.values() if isinstance(batch, Mapping) else batch
+    if isinstance(values, (tuple, list)) or isinstance(batch, Mapping):
+        for value in values:
+            if isinstance(value, torch.Tensor):
+                return value
+            if isinstance(value, (tuple, list, Mapping)):
+                return _first_tensor(value)
+    raise TypeError(f"a batch holds no tensor to count its samples, got {type(batch).__name__}")
+
+
+def whole_batch(batch: Any) -> tuple[dict[str, Any], torch.Tensor]:
+    """The batch hook of `tune_module`: the whole batch goes to ``training_step``; its first
+    tensor stands in for the targets (it only counts the samples)."""
+    return {"batch": batch}, _first_tensor(batch)
+
+
+def step_loss(outputs: torch.Tensor, targets: Any) -> torch.Tensor:
+    """The loss function of `tune_module`: the model's output is already the loss."""
+    return outputs
+
+
+def tune_module(
+    module_fn: Callable[[], pl.LightningModule],
+    train_data: Any,
+    val_data: Any,
+    *,
+    epochs: int,
+    **options: Any,
+) -> TunePlan:
+    """`superconverge.tune` with a ``LightningModule``'s ``training_step`` as the loss.
+
+    Args:
+        module_fn: builds a fresh module (each short run starts from one).
+        train_data, val_data: what `tune` takes: ``Dataset``s (the recipe chooses the batch
+            size), DataLoaders (their own batch size) or loader factories; batches are whatever
+            ``training_step`` expects.
+        epochs: of the final run.
+        options: `tune`'s other keyword arguments (``optimizer``, ``budget``, ``out_dir``,
+            ``test_data``, ``seed``, ...); ``loss_fn``, ``batch_fn`` and ``metrics`` are set
+            here (test results hold the loss only).
+
+    Returns:
+        The `TunePlan`; ``plan.trainer.model.module`` is the trained ``LightningModule``. To
+        train it again inside Lightning with the chosen values: the plan's optimizer and weight
+        decay in ``configure_optimizers`` and ``OneCycle(max_lr=plan.max_lr,
+        min_lr=plan.min_lr, momentum=plan.momentum)``.
+    """
+    taken = sorted({"loss_fn", "batch_fn", "metrics"} & set(options))
+    if taken:
+        raise TypeError(f"tune_module sets {', '.join(taken)} itself (training_step is the loss)")
+
+    def model_fn() -> StepLoss:
+        return StepLoss(module_fn())
+
+    return tune(
+        model_fn,
+        train_data,
+        val_data,
+        epochs=epochs,
+        loss_fn=step_loss,
+        batch_fn=whole_batch,
+        metrics={},
+        **options,
+    )

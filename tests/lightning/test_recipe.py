@@ -1,0 +1,42 @@
+import pytest
+
+pytest.importorskip("lightning")
+torch = pytest.importorskip("torch")
+
+from sklearn.datasets import load_digits  # noqa: E402
+from torch.utils.data import TensorDataset  # noqa: E402
+
+from superconverge.lightning import tune_module  # noqa: E402
+from tests.lightning.digits_module import DigitsModule  # noqa: E402
+
+
+def _split():
+    x, y = load_digits(return_X_y=True)
+    inputs = torch.tensor(x / 16.0, dtype=torch.float32)
+    targets = torch.tensor(y, dtype=torch.long)
+    train = TensorDataset(inputs[:1200], targets[:1200])
+    val = TensorDataset(inputs[1200:1500], targets[1200:1500])
+    return train, val
+
+
+def test_the_recipe_over_a_lightning_module_uses_its_training_step_and_trains_it(tmp_path):
+    train, val = _split()
+    plan = tune_module(DigitsModule, train, val, epochs=3, budget=2.0, out_dir=tmp_path)
+    assert plan.results["status"] == "completed"
+    assert [step["step"] for step in plan.evidence][:2] == ["batch_size", "lr_bounds"]
+    assert plan.optimizer in ("sgd", "adamw") and plan.max_lr > 0
+    assert plan.compute["x_final_run"] <= 3.0 + 1e-9
+    # the trained LightningModule, scored with its own training_step loss: well below chance
+    module = plan.trainer.model.module
+    assert isinstance(module, DigitsModule)
+    assert plan.results["final_val_loss"] < 0.5 < 2.3  # ln(10) is chance
+    module.eval()
+    with torch.no_grad():
+        accuracy = (module.net(val.tensors[0]).argmax(1) == val.tensors[1]).float().mean()
+    assert accuracy > 0.85
+
+
+def test_tune_module_owns_the_loss_and_the_batches():
+    train, val = _split()
+    with pytest.raises(TypeError, match="tune_module sets loss_fn itself"):
+        tune_module(DigitsModule, train, val, epochs=1, loss_fn=torch.nn.functional.mse_loss)

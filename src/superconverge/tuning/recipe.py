@@ -232,6 +232,7 @@ def _recipe(
     bounds, failed = _families(setup, batch, size, momentum, families, room, decays_for)
     chosen, max_lr, margin, bounds_record = lr_bounds_stage(setup, bounds, failed, start)
     bounds_record = journal.remember("lr_bounds", lambda: bounds_record)
+    _estimate(budget, time.perf_counter() - start)
     min_lr = max_lr / settings.min_lr_divisor
     anchor = chosen.short.at(max_lr, min_lr, chosen.weight_decay)
     decays = decays_for(chosen.optimizer)
@@ -263,6 +264,22 @@ def _recipe(
     plan.evidence += [*final, journal.remember("diagnosis", lambda: diagnosis_stage(plan))]
     plan.compute = budget.summary(sum(int(r.get("samples", 0)) for r in final))
     return plan
+
+
+def _estimate(budget: SearchBudget, seconds: float) -> None:
+    """Log how long the rest of the recipe should take, at the speed of the samples so far."""
+    done = budget.total_spent
+    if done <= 0 or seconds <= 0:
+        return
+    left = max(0, budget.allowance - done) + budget.final_samples
+    logger.info(
+        "tune: about %.0f s left (%s search samples at most, then the final run's %s, at "
+        "%.0f samples/s so far)",
+        left * seconds / done,
+        f"{max(0, budget.allowance - done):,}",
+        f"{budget.final_samples:,}",
+        done / seconds,
+    )
 
 
 def _short_run_size(

@@ -344,6 +344,8 @@ def weight_decay_stage(
     else:
         middle = None
     chosen, why = choose_weight_decay(losses, anchor, margin)
+    if len(losses) == 1:
+        why = f"{anchor:g}, the anchor the LR was chosen at"
     if skipped:
         why += f"; not run (budget): {', '.join(f'{wd:g}' for wd in skipped)}"
     return (

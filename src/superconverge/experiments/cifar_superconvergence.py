@@ -101,6 +101,8 @@ def _contender(
             "curve": [],
             "max_lr": tuned.max_lr,
             "weight_decay": tuned.weight_decay,
+            "optimizer": tuned.optimizer,
+            "compute": tuned.compute,
             "status": tuned.results["status"],
             "seconds": time.perf_counter() - start,
         }

@@ -187,7 +187,8 @@ def decisions(plan: dict[str, Any]) -> dict[str, Any]:
     chosen = {key: plan[key] for key in
               ("epochs", "batch_size", "max_lr", "min_lr", "weight_decay", "momentum", "seed")}  # fmt: skip
     return {"chosen": chosen, "steps": _timeless(plan["evidence"]),
-            "results": _timeless(plan.get("results", {}))}  # fmt: skip
+            "results": _timeless(plan.get("results", {})),
+            "compute": plan.get("compute")}  # fmt: skip
 
 
 TIMES = ("seconds", "samples_per_s", "train_seconds")

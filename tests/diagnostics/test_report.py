@@ -43,3 +43,24 @@ def test_write_report_renders_every_file_and_leaves_no_temporary_ones(tmp_path):
     assert set(written) <= set(REPORT_FILES)
     markdown = (tmp_path / "report.md").read_text()
     assert "# a title" in markdown and "| batch_size | 16 | given | 1.5 |" in markdown
+
+
+def test_the_short_runs_that_decided_are_read_from_the_evidence():
+    from superconverge.diagnostics.report import _short_run_evidence
+
+    bounds = {"optimizers": {"sgd": {"short_runs": {"0.05": 0.6, "0.1": 0.5}},
+                             "adamw": {"short_runs": {"0.001": 0.48, "0.01": "NaN"}}},
+              "noise": {"max_lr": 0.001, "val_losses": [0.48, 0.52], "relative": 0.0833},
+              "margin": 0.1}  # fmt: skip
+    decay = {"runs": {"0.0001": {"val_loss": 0.5}, "0": {"val_loss": 0.55}}, "skipped": [0.001]}
+    plan = TunePlan(epochs=1, batch_size=16, max_lr=0.1, min_lr=0.01, weight_decay=1e-4,
+                    momentum=(0.95, 0.85),
+                    evidence=[{"step": "lr_bounds", "details": bounds},
+                              {"step": "weight_decay", "details": decay}])  # fmt: skip
+    found = _short_run_evidence(plan)
+    assert found["lr_runs"]["sgd"] == {0.05: 0.6, 0.1: 0.5}
+    assert found["lr_runs"]["adamw"][0.001] == 0.48 and found["lr_runs"]["adamw"][0.01] != 0.0
+    assert found["chosen"] == ("sgd", 0.1)  # sgd beat by less than the noise: kept
+    assert found["band"][:2] == pytest.approx((0.45, 0.55))  # 0.5 ± 10%
+    assert found["repeat"] == (0.001, 0.52)
+    assert found["decay_runs"] == {0.0001: 0.5, 0.0: 0.55} and found["skipped"] == (0.001,)

@@ -64,3 +64,16 @@ def test_the_short_runs_that_decided_are_read_from_the_evidence():
     assert found["band"][:2] == pytest.approx((0.45, 0.55))  # 0.5 ± 10%
     assert found["repeat"] == (0.001, 0.52)
     assert found["decay_runs"] == {0.0001: 0.5, 0.0: 0.55} and found["skipped"] == (0.001,)
+
+
+@pytest.mark.parametrize(("val_loss", "scale"), [(0.5, "log"), (-0.5, "linear")])
+def test_the_loss_is_on_a_log_axis_unless_it_goes_negative(val_loss, scale):
+    pytest.importorskip("matplotlib")
+    from superconverge.diagnostics.plots import plot_history, plot_short_runs
+
+    history = History(step_losses=[1.0, 0.9, 0.8], step_lrs=[[0.1]] * 3, status="completed",
+                      step_momenta=[[0.9]] * 3,
+                      epochs=[{"epoch": 1, "train_loss": 0.8, "val_loss": val_loss}])  # fmt: skip
+    assert plot_history(history).axes[0].get_yscale() == scale
+    short_runs = plot_short_runs({"sgd": {0.01: 1.0, 0.1: val_loss}}, ("sgd", 0.1))
+    assert short_runs.axes[0].get_yscale() == scale

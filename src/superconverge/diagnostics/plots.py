@@ -5,6 +5,7 @@ matplotlib is imported inside the functions, so the rest of the library works wi
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -111,8 +112,6 @@ def plot_range_test(result: Any, ax: Any = None) -> Figure:
     Returns:
         The `Figure` holding the axes.
     """
-    import math
-
     if ax is None:
         fig = _figure(figsize=(8.0, 4.8), layout="constrained")
         ax = fig.subplots()
@@ -184,7 +183,6 @@ def plot_history(history: Any, verdict: dict[str, Any] | None = None) -> Figure:
     sharing the epoch axis, the validation accuracy (when recorded), the LR and the momentum
     (when cycled). A `verdict` (`Verdict.to_dict()`) becomes the title, next to the curve it
     reads, and the lowest validation loss is marked: where the verdict's story turns."""
-    import math
     import textwrap
 
     has_accuracy = any("val_accuracy" in row for row in history.epochs)
@@ -214,7 +212,7 @@ def plot_history(history: Any, verdict: dict[str, Any] | None = None) -> Figure:
         ax.plot(x, smoothed, color=LR_COLOR, linewidth=1.5, label="train loss (smoothed, per step)")
     epochs_x = [row["epoch"] for row in history.epochs]
     val = [(row["epoch"], row["val_loss"]) for row in history.epochs if "val_loss" in row]
-    val = [(e, v) for e, v in val if math.isfinite(v) and v > 0]
+    val = [(e, v) for e, v in val if math.isfinite(v)]
     if val:
         ax.plot(*zip(*val, strict=True), "o-", color=MOMENTUM_COLOR, label="validation loss")
         best = min(val, key=lambda point: point[1])
@@ -228,9 +226,8 @@ def plot_history(history: Any, verdict: dict[str, Any] | None = None) -> Figure:
             arrowprops={"arrowstyle": "->", "color": "#555555"},
         )
     if ax.lines:
-        _log_y(ax)
         ax.legend(loc="upper right", fontsize=8)
-    ax.set_ylabel("loss (log scale)")
+    ax.set_ylabel("loss (log scale)" if _log_y(ax) else "loss")
     if has_accuracy:
         accuracy = [row.get("val_accuracy", math.nan) for row in history.epochs]
         panel["accuracy"].plot(epochs_x, accuracy, "o-", color="#008837")
@@ -271,8 +268,6 @@ def plot_range_tests(
     the chosen `max_lr` (a solid line) with the range down to `min_lr` shaded. The chosen value
     is what the short runs decided, not necessarily any rule's suggestion; `chosen_by` names it
     in the legend (e.g. the optimizer)."""
-    import math
-
     from matplotlib.lines import Line2D
 
     fig = _figure(figsize=(8.0, 4.8), layout="constrained")
@@ -349,8 +344,6 @@ def plot_short_runs(
     Returns:
         A `Figure` with one or two axes.
     """
-    import math
-
     panels = 2 if decay_runs else 1
     fig = _figure(figsize=(4.5 * panels + 0.5, 4.6), layout="constrained")
     axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
@@ -383,7 +376,7 @@ def plot_short_runs(
         )
     ax.set_xscale("log")
     ax.set_xlabel("max_lr of the short 1cycle run")
-    ax.set_ylabel("validation loss (log scale)")
+    ax.set_ylabel("validation loss")
     ax.set_title("max_lr, per optimizer", fontsize=10)
     if decay_runs:
         right, order = axes[1], sorted(decay_runs)
@@ -422,8 +415,8 @@ def plot_short_runs(
     for each in axes:
         if band is not None:
             each.axhspan(band[0], band[1], color="#999999", alpha=0.2, label=band[2])
-        if each.lines:
-            _log_y(each)
+        if _log_y(each) and each is ax:
+            ax.set_ylabel("validation loss (log scale)")
         each.grid(True, which="both", alpha=0.25)
         handles = dict(zip(*reversed(each.get_legend_handles_labels()), strict=True))
         each.legend(
@@ -438,12 +431,17 @@ def plot_short_runs(
     return fig
 
 
-def _log_y(ax: Any) -> None:
+def _log_y(ax: Any) -> bool:
     """A log y axis labelled in plain numbers at 1, 2, 3 and 5 of each decade (a loss rarely
-    spans more than one decade, where matplotlib's default leaves one label or none)."""
+    spans more than one decade, where matplotlib's default leaves one label or none); linear
+    (False) when the lines hold no value or one <= 0 (a loss that can be negative)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+    values = [float(y) for line in ax.lines for y in line.get_ydata() if math.isfinite(y)]
+    if not values or min(values) <= 0:
+        return False
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
+    return True

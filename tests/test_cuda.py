@@ -131,6 +131,22 @@ def test_largest_batch_probe_measures_peak_memory_under_the_margin():
     assert peaks_again[smaller] <= fraction
 
 
+def test_find_batch_size_on_cuda_is_the_memory_probe_with_the_lr_moved():
+    data = images(4096, size=32, channels=3)
+
+    def resnet() -> torch.nn.Module:
+        return build("cifar-resnet", num_classes=2)
+
+    found = sc.find_batch_size(resnet, data, LOSS, device="cuda", max_batch=512, max_lr=0.4,
+                               lr_batch_size=512)  # fmt: skip
+    assert found.method == "gpu memory" and found.device.startswith("cuda")
+    assert found.measurements[found.batch_size] <= DEFAULT_SETTINGS.gpu_memory_margin
+    # measured at the size named, not at two samples: the peak grows with the batch
+    peaks = [found.measurements[size] for size in sorted(found.measurements)]
+    assert peaks == sorted(peaks) and len(set(peaks)) == len(peaks)
+    assert found.max_lr == pytest.approx(0.4 * found.batch_size / 512)
+
+
 def test_tune_on_cuda_probes_memory_and_trains(digits, tmp_path):
     plan = sc.tune(mlp, digits.train, digits.val, epochs=4, test_data=digits.test, out_dir=tmp_path)
     batch_step = plan.evidence[0]

@@ -29,11 +29,14 @@ _LAZY = {
     "Trainer": "superconverge.training",
     "History": "superconverge.training",
     "tune": "superconverge.tuning",
+    "find_batch_size": "superconverge.tuning",
+    "BatchSizeResult": "superconverge.tuning",
     "TunePlan": "superconverge.tuning",
     "diagnose": "superconverge.diagnostics.verdicts",
 }
 
 __all__ = [
+    "BatchSizeResult",
     "History",
     "HyperparamScheduler",
     "Plan",
@@ -44,6 +47,7 @@ __all__ = [
     "cyclic",
     "diagnose",
     "fastai_one_cycle",
+    "find_batch_size",
     "lr_find",
     "one_cycle",
     "piecewise_constant",

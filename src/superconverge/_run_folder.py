@@ -30,6 +30,7 @@ RUN_FILES = (
     "lr_find.png",
     "schedule.png",
     "losses.png",
+    "short_runs.png",
 )
 PREVIOUS = "previous-"  # prefix of the subfolders earlier runs are moved into
 _STAGING = ".moving-aside"  # prefix of a subfolder still being filled (a kill may leave one)

@@ -1,3 +1,9 @@
+import base64
+import json
+import re
+
+import pytest
+
 from superconverge.cli.main import main
 
 
@@ -5,3 +11,48 @@ def test_a_folder_without_a_run_is_one_line_naming_the_missing_files(tmp_path, c
     assert main(["report", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert "is not a tune run folder" in error and "plan.json" in error
+
+
+def _old_style_run_folder(folder):
+    """A run folder as the first recipe wrote it: no compute or environment in plan.json, no
+    samples in the evidence, one range test per weight decay, short runs as records."""
+    lrs = [10 ** (-5 + i / 10) for i in range(40)]
+    losses = [2.3 - 0.02 * i for i in range(40)]
+    curve = {"lrs": lrs, "losses": losses, "smoothed_losses": losses, "stop_reason": "end",
+             "suggestions": {"steepest": 0.01, "valley": 0.001, "minimum": 0.003},
+             "max_lr": 0.003, "min_lr": 0.0003, "rule": "minimum", "reason": "minimum/10"}  # fmt: skip
+    verdict = {"kind": "good", "explanation": "fine", "next_step": "keep these settings"}
+    evidence = [
+        {"step": "batch_size", "decision": 32, "why": "timed", "seconds": 1.0, "details": {}},
+        {"step": "lr_bounds", "decision": 0.006, "why": "short runs", "seconds": 2.0,
+         "details": {"short_runs": {"0.003": {"val_loss": 0.5}, "0.006": {"val_loss": 0.4},
+                                    "0.01": {"val_loss": "NaN"}}}},
+        {"step": "weight_decay", "decision": 0.0001, "why": "lowest", "seconds": 3.0,
+         "details": {"runs": {"0.001": {"val_loss": 0.45}, "0.0001": {"val_loss": 0.4},
+                              "0": {"val_loss": 0.42}}}},
+    ]  # fmt: skip
+    plan = {"epochs": 2, "batch_size": 32, "max_lr": 0.006, "min_lr": 0.0006,
+            "weight_decay": 0.0001, "momentum": [0.95, 0.85], "policy": "smith", "seed": 0,
+            "data": "digits", "model": "mlp", "model_options": {}, "evidence": evidence,
+            "results": {"status": "completed", "verdict": verdict, "final_val_loss": 0.3}}  # fmt: skip
+    history = {"step_losses": [1.0, 0.8, 0.6, 0.5], "step_lrs": [[0.001], [0.006], [0.003], [0.0001]],
+               "step_momenta": [[0.95], [0.85], [0.9], [0.95]], "status": "completed",
+               "epochs": [{"epoch": 1, "train_loss": 0.8, "val_loss": 0.5},
+                          {"epoch": 2, "train_loss": 0.5, "val_loss": 0.3}]}  # fmt: skip
+    tests = {f"weight decay {wd} (bounds)": curve for wd in ("0.001", "0.0001", "0")}
+    for name, data in (("plan.json", plan), ("history.json", history), ("range_tests.json", tests)):
+        (folder / name).write_text(json.dumps(data))
+
+
+def test_a_run_folder_from_before_the_pictures_is_rendered(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    _old_style_run_folder(tmp_path)
+    assert main(["report", str(tmp_path)]) == 0, capsys.readouterr().err
+    page = (tmp_path / "report.html").read_text()
+    images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 3  # losses, range tests, short runs (no schedule was saved)
+    assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for data in images)
+    assert "<h2>Environment</h2>" in page and "predates the environment record" in page
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| lr_bounds | 0.006 | short runs | 2.0 | 0 |" in markdown
+    assert "![Short runs" in markdown

@@ -43,3 +43,37 @@ def test_write_report_renders_every_file_and_leaves_no_temporary_ones(tmp_path):
     assert set(written) <= set(REPORT_FILES)
     markdown = (tmp_path / "report.md").read_text()
     assert "# a title" in markdown and "| batch_size | 16 | given | 1.5 |" in markdown
+
+
+def test_the_short_runs_that_decided_are_read_from_the_evidence():
+    from superconverge.diagnostics.report import _short_run_evidence
+
+    bounds = {"optimizers": {"sgd": {"short_runs": {"0.05": 0.6, "0.1": 0.5}},
+                             "adamw": {"short_runs": {"0.001": 0.48, "0.01": "NaN"}}},
+              "noise": {"max_lr": 0.001, "val_losses": [0.48, 0.52], "relative": 0.0833},
+              "margin": 0.1}  # fmt: skip
+    decay = {"runs": {"0.0001": {"val_loss": 0.5}, "0": {"val_loss": 0.55}}, "skipped": [0.001]}
+    plan = TunePlan(epochs=1, batch_size=16, max_lr=0.1, min_lr=0.01, weight_decay=1e-4,
+                    momentum=(0.95, 0.85),
+                    evidence=[{"step": "lr_bounds", "details": bounds},
+                              {"step": "weight_decay", "details": decay}])  # fmt: skip
+    found = _short_run_evidence(plan)
+    assert found["lr_runs"]["sgd"] == {0.05: 0.6, 0.1: 0.5}
+    assert found["lr_runs"]["adamw"][0.001] == 0.48 and found["lr_runs"]["adamw"][0.01] != 0.0
+    assert found["chosen"] == ("sgd", 0.1)  # sgd beat by less than the noise: kept
+    assert found["band"][:2] == pytest.approx((0.45, 0.55))  # 0.5 ± 10%
+    assert found["repeat"] == (0.001, 0.52)
+    assert found["decay_runs"] == {0.0001: 0.5, 0.0: 0.55} and found["skipped"] == (0.001,)
+
+
+@pytest.mark.parametrize(("val_loss", "scale"), [(0.5, "log"), (-0.5, "linear")])
+def test_the_loss_is_on_a_log_axis_unless_it_goes_negative(val_loss, scale):
+    pytest.importorskip("matplotlib")
+    from superconverge.diagnostics.plots import plot_history, plot_short_runs
+
+    history = History(step_losses=[1.0, 0.9, 0.8], step_lrs=[[0.1]] * 3, status="completed",
+                      step_momenta=[[0.9]] * 3,
+                      epochs=[{"epoch": 1, "train_loss": 0.8, "val_loss": val_loss}])  # fmt: skip
+    assert plot_history(history).axes[0].get_yscale() == scale
+    short_runs = plot_short_runs({"sgd": {0.01: 1.0, 0.1: val_loss}}, ("sgd", 0.1))
+    assert short_runs.axes[0].get_yscale() == scale

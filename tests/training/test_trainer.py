@@ -241,7 +241,13 @@ def test_history_round_trips_and_plots(digits, tmp_path):
     assert again.step_lrs == history.step_lrs and again.epochs == history.epochs
     assert history.to_csv(per="step").splitlines()[0] == "step,loss,lr_0,momentum_0"
     figure = history.plot()
-    assert len(figure.axes) == 3  # loss, lr twin, accuracy
+    assert [ax.get_ylabel() for ax in figure.axes] == [
+        "loss (log scale)",
+        "val accuracy",
+        "learning rate",
+        "momentum",
+    ]  # one epoch axis
+    assert figure.axes[0].get_yscale() == "log"  # a late rise of the validation loss shows
     figure.savefig(tmp_path / "h.png")
 
 

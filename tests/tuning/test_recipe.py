@@ -132,11 +132,14 @@ def test_cli_tune_writes_the_run_folder_and_report(tmp_path, capsys):
         assert (out / name).is_file(), name
     page = (out / "report.html").read_text()
     images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 3
+    assert len(images) == 4  # loss curve, range tests, short runs, schedule
     assert all(
         base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for data in images
     )  # self-contained
     assert "Verdict:" in page and "weight decay" in page
+    environment = page[page.index("<h2>Environment</h2>") :]
+    assert "superconverge tune --epochs 3 --out" in environment and "torch" in environment
+    assert (out / "short_runs.png").is_file()
     plan, _, range_tests = load_run(out)
     assert plan.data == "digits" and plan.model == "mlp" and len(range_tests) >= 1
     assert "compute: search" in printed and "x the final run (budget 1)" in printed
@@ -166,9 +169,9 @@ def test_report_renders_in_headless_chromium_with_every_image_loaded(tmp_path):
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]  # fmt: skip
     dom = subprocess.run([chromium, *flags, "--dump-dom", (out / "probe.html").as_uri()],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert "<title>images:3:true</title>" in dom.stdout, dom.stderr[-2000:]
+    assert "<title>images:4:true</title>" in dom.stdout, dom.stderr[-2000:]
     shot = tmp_path / "report.png"
-    subprocess.run([chromium, *flags, "--window-size=1100,2600", f"--screenshot={shot}",
+    subprocess.run([chromium, *flags, "--window-size=1100,4400", f"--screenshot={shot}",
                     (out / "report.html").as_uri()], capture_output=True, timeout=120)  # fmt: skip
     assert shot.stat().st_size > 50_000
     Path("/tmp/superconverge-report-screenshot.png").write_bytes(shot.read_bytes())

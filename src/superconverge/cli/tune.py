@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -206,6 +207,7 @@ def _tune_and_report(
     plan.data = args.data if ":" in args.data else splits.name
     plan.model, plan.model_options = model_name, options
     plan.data_options, plan.loss = saved_flags(args), args.loss
+    plan.environment["command"] = shlex.join(["superconverge", "tune", *args.command])
     save_run(out, plan)
     write_report(out, plan, plan.history, plan.range_tests, f"{splits.name}, {model_name}")
     seconds = time.perf_counter() - start

@@ -5,6 +5,7 @@ matplotlib is imported inside the functions, so the rest of the library works wi
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -111,8 +112,6 @@ def plot_range_test(result: Any, ax: Any = None) -> Figure:
     Returns:
         The `Figure` holding the axes.
     """
-    import math
-
     if ax is None:
         fig = _figure(figsize=(8.0, 4.8), layout="constrained")
         ax = fig.subplots()
@@ -179,15 +178,27 @@ def plot_range_test(result: Any, ax: Any = None) -> Figure:
     return fig
 
 
-def plot_history(history: Any) -> Figure:
-    """Training (per step, smoothed) and validation (per epoch) loss with the LR on a second
-    axis; validation accuracy below when recorded."""
-    import math
+def plot_history(history: Any, verdict: dict[str, Any] | None = None) -> Figure:
+    """Training (per step, smoothed) and validation (per epoch) loss on a log axis; below it,
+    sharing the epoch axis, the validation accuracy (when recorded), the LR and the momentum
+    (when cycled). A `verdict` (`Verdict.to_dict()`) becomes the title, next to the curve it
+    reads, and the lowest validation loss is marked: where the verdict's story turns."""
+    import textwrap
 
     has_accuracy = any("val_accuracy" in row for row in history.epochs)
-    fig = _figure(figsize=(8.0, 6.2 if has_accuracy else 4.0), layout="constrained")
-    axes = fig.subplots(2 if has_accuracy else 1, 1, sharex=True, squeeze=False)[:, 0]
-    ax = axes[0]
+    momenta = [m[-1] for m in history.step_momenta if m and m[-1] is not None]
+    rows = [("loss", 3.2)] + [("accuracy", 1.5)] * has_accuracy
+    rows += [("lr", 1.3)] * bool(history.step_lrs) + [("momentum", 1.3)] * bool(momenta)
+    fig = _figure(figsize=(8.0, 1.2 + sum(h for _, h in rows)), layout="constrained")
+    axes = fig.subplots(
+        len(rows),
+        1,
+        sharex=True,
+        squeeze=False,
+        gridspec_kw={"height_ratios": [h for _, h in rows]},
+    )[:, 0]
+    panel = dict(zip((name for name, _ in rows), axes, strict=True))
+    ax = panel["loss"]
     steps = len(history.step_losses)
     per_epoch = steps / max(1, len(history.epochs)) if history.epochs else float(max(steps, 1))
     if steps:
@@ -200,53 +211,70 @@ def plot_history(history: Any) -> Figure:
         x = [i / per_epoch for i in range(len(smoothed))]
         ax.plot(x, smoothed, color=LR_COLOR, linewidth=1.5, label="train loss (smoothed, per step)")
     epochs_x = [row["epoch"] for row in history.epochs]
-    if any("val_loss" in row for row in history.epochs):
-        ax.plot(
-            epochs_x,
-            [row.get("val_loss", math.nan) for row in history.epochs],
-            "o-",
-            color=MOMENTUM_COLOR,
-            label="validation loss",
+    val = [(row["epoch"], row["val_loss"]) for row in history.epochs if "val_loss" in row]
+    val = [(e, v) for e, v in val if math.isfinite(v)]
+    if val:
+        ax.plot(*zip(*val, strict=True), "o-", color=MOMENTUM_COLOR, label="validation loss")
+        best = min(val, key=lambda point: point[1])
+        ax.annotate(
+            f"lowest validation loss {best[1]:.4g} (epoch {best[0]:g})",
+            best,
+            textcoords="offset points",
+            xytext=(-8, 14),
+            ha="right",
+            fontsize=9,
+            arrowprops={"arrowstyle": "->", "color": "#555555"},
         )
-    ax.set_ylabel("loss")
-    ax.grid(True, alpha=0.3)
-    if history.step_lrs:
-        twin = ax.twinx()
-        steps_x = [i / per_epoch for i in range(len(history.step_lrs))]
-        head_lrs = [lrs[-1] for lrs in history.step_lrs]
-        twin.plot(steps_x, head_lrs, color="#999999", linewidth=1, label="lr")
-        twin.set_ylabel("learning rate")
-        handles, labels = ax.get_legend_handles_labels()
-        more, more_labels = twin.get_legend_handles_labels()
-        ax.legend(handles + more, labels + more_labels, loc="upper right", fontsize=8)
+    if ax.lines:
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_ylabel("loss (log scale)" if _log_y(ax) else "loss")
     if has_accuracy:
-        axes[1].plot(
-            epochs_x,
-            [row.get("val_accuracy", math.nan) for row in history.epochs],
-            "o-",
-            color="#008837",
-        )
-        axes[1].set_ylabel("validation accuracy")
-        axes[1].grid(True, alpha=0.3)
+        accuracy = [row.get("val_accuracy", math.nan) for row in history.epochs]
+        panel["accuracy"].plot(epochs_x, accuracy, "o-", color="#008837")
+        panel["accuracy"].set_ylabel("val accuracy")
+    steps_x = [i / per_epoch for i in range(len(history.step_lrs))]
+    if history.step_lrs:
+        panel["lr"].plot(steps_x, [lrs[-1] for lrs in history.step_lrs], color=LR_COLOR)
+        panel["lr"].set_ylabel("learning rate")
+    if momenta:
+        moms = [math.nan if not m or m[-1] is None else m[-1] for m in history.step_momenta]
+        panel["momentum"].plot(steps_x[: len(moms)], moms, color=MOMENTUM_COLOR)
+        panel["momentum"].set_ylabel("momentum")
+    for each in axes:
+        each.grid(True, which="both", alpha=0.3)
+        each.spines[["top", "right"]].set_visible(False)
     axes[-1].set_xlabel("epoch")
     title = f"training: {history.status}"
     if history.epochs and "val_accuracy" in history.epochs[-1]:
         title += f", final validation accuracy {history.epochs[-1]['val_accuracy']:.4f}"
-    fig.suptitle(title)
+    if verdict:
+        said = f"Verdict: {verdict.get('kind', '?')}: {verdict.get('explanation', '')}"
+        title = "\n".join(textwrap.wrap(said, 95)[:3])
+    fig.suptitle(title, fontsize=11)
     return fig
 
 
-def plot_range_tests(results: dict[str, Any]) -> Figure:
-    """Several LR range tests on one log axis (e.g. one per weight decay), smoothed loss each,
-    with each curve's suggested max_lr marked."""
-    import math
+CURVE_COLORS = ("#1f5fa8", "#c2571a", "#008837", "#7b3294", "#b2182b", "#4d4d4d")
 
-    fig = _figure(figsize=(8.0, 4.6), layout="constrained")
+
+def plot_range_tests(
+    results: dict[str, Any],
+    max_lr: float | None = None,
+    min_lr: float | None = None,
+    chosen_by: str = "",
+) -> Figure:
+    """Several LR range tests on one log axis (e.g. one per optimizer compared): the smoothed
+    loss of each, every rule's suggestion marked on its curve (one marker shape per rule), and
+    the chosen `max_lr` (a solid line) with the range down to `min_lr` shaded. The chosen value
+    is what the short runs decided, not necessarily any rule's suggestion; `chosen_by` names it
+    in the legend (e.g. the optimizer)."""
+    from matplotlib.lines import Line2D
+
+    fig = _figure(figsize=(8.0, 4.8), layout="constrained")
     ax = fig.subplots()
-    colors = ["#1f5fa8", "#c2571a", "#008837", "#7b3294", "#b2182b", "#4d4d4d"]
-    lows, starts = [], []
+    lows, starts, marks = [], [], []
     for index, (label, result) in enumerate(results.items()):
-        color = colors[index % len(colors)]
+        color = CURVE_COLORS[index % len(CURVE_COLORS)]
         points = [
             (lr, s)
             for lr, s in zip(result.lrs, result.smoothed_losses, strict=True)
@@ -257,15 +285,163 @@ def plot_range_tests(results: dict[str, Any]) -> Figure:
         ax.plot(*zip(*points, strict=True), color=color, linewidth=1.8, label=label)
         lows.append(min(s for _, s in points))
         starts.append(points[0][1])
-        if result.max_lr is not None:
-            ax.axvline(result.max_lr, color=color, linestyle=":", linewidth=1.2)
+        for name, value in result.suggestions.items():
+            if value is not None:
+                _, y = min(points, key=lambda p: abs(math.log(p[0]) - math.log(value)))
+                marks.append((value, y, color, SUGGESTION_STYLES.get(name, ("black", "o"))[1]))
+    if max_lr is not None:
+        if min_lr is not None:
+            ax.axvspan(min_lr, max_lr, color="#ffd92f", alpha=0.3, label="chosen 1cycle range")
+        chosen = f"chosen max_lr {max_lr:.3g} {chosen_by}".rstrip()
+        ax.axvline(max_lr, color="#b8860b", linewidth=2, label=chosen)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss (smoothed)")
     if lows:
         low, high = min(lows), max(starts)
         ax.set_ylim(low - 0.05 * (high - low) - 1e-12, high + 0.5 * (high - low) + 1e-12)
+    top = ax.get_ylim()[1]  # a suggestion where the loss blew up sits on the top edge
+    for x, y, color, marker in marks:
+        ax.scatter([x], [min(y, top)], color=color, marker=marker, s=55, zorder=4, clip_on=False)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8, loc="upper left")
-    ax.set_title("LR range tests (dotted: each curve's suggested max_lr)")
+    shown = {n for r in results.values() for n, v in r.suggestions.items() if v is not None}
+    key: dict[str, Any] = {"color": "#555555", "linestyle": ""}
+    rules = [
+        Line2D([], [], marker=marker, label=name.replace("minimum", "minimum/10"), **key)
+        for name, (_, marker) in SUGGESTION_STYLES.items()
+        if name in shown
+    ]
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + rules, fontsize=8, loc="upper left", framealpha=0.9)
+    title = "LR range tests: every rule's suggestion on its curve"
+    if max_lr is not None:
+        title += f"; chosen max_lr {max_lr:.3g} (by short runs)"
+    ax.set_title(title, fontsize=10)
     return fig
+
+
+def plot_short_runs(
+    lr_runs: dict[str, dict[float, float]],
+    chosen: tuple[str, float] | None = None,
+    decay_runs: dict[float, float] | None = None,
+    weight_decay: float | None = None,
+    *,
+    skipped: tuple[float, ...] = (),
+    band: tuple[float, float, str] | None = None,
+    repeat: tuple[float, float] | None = None,
+) -> Figure:
+    """The evidence that decided: each short run's final validation loss (log axis) against
+    its max_lr, one line per optimizer (left), and against its weight decay (right); the chosen
+    point starred. A run that did not finish (NaN loss) is an x on the top edge.
+
+    Args:
+        lr_runs: optimizer name -> {max_lr: validation loss}; chosen: (optimizer, max_lr).
+        decay_runs: weight decay -> validation loss; weight_decay: the chosen one; skipped:
+            the candidates not run (the budget).
+        band: (low, high, label): losses within the noise; repeat: (max_lr, validation loss)
+            of the run repeated from another seed (which measured the noise).
+
+    Returns:
+        A `Figure` with one or two axes.
+    """
+    panels = 2 if decay_runs else 1
+    fig = _figure(figsize=(4.5 * panels + 0.5, 4.6), layout="constrained")
+    axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
+    star = {"marker": "*", "s": 260, "color": "#b8860b", "edgecolor": "black", "zorder": 5}
+    failed: list[tuple[Any, float, str]] = []
+    ax = axes[0]
+    for index, (name, runs) in enumerate(lr_runs.items()):
+        color = CURVE_COLORS[index % len(CURVE_COLORS)]
+        good = sorted((lr, loss) for lr, loss in runs.items() if math.isfinite(loss))
+        if good:
+            ax.plot(*zip(*good, strict=True), "o-", color=color, label=name)
+        failed += [(ax, lr, color) for lr, loss in runs.items() if not math.isfinite(loss)]
+        if (
+            chosen is not None
+            and chosen[0] == name
+            and math.isfinite(runs.get(chosen[1], math.nan))
+        ):
+            label = f"chosen: {name}, max_lr {chosen[1]:.3g}"
+            ax.scatter([chosen[1]], [runs[chosen[1]]], label=label, **star)
+    if repeat is not None and math.isfinite(repeat[1]):
+        ax.scatter(
+            [repeat[0]],
+            [repeat[1]],
+            marker="o",
+            s=60,
+            facecolor="none",
+            edgecolor="black",
+            zorder=4,
+            label="the same run, another seed",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("max_lr of the short 1cycle run")
+    ax.set_ylabel("validation loss")
+    ax.set_title("max_lr, per optimizer", fontsize=10)
+    if decay_runs:
+        right, order = axes[1], sorted(decay_runs)
+        finite = [
+            (i, decay_runs[wd]) for i, wd in enumerate(order) if math.isfinite(decay_runs[wd])
+        ]
+        if finite:
+            right.plot(*zip(*finite, strict=True), "o-", color="#7b3294", label="weight decay")
+        failed += [
+            (right, i, "#7b3294") for i, wd in enumerate(order) if not math.isfinite(decay_runs[wd])
+        ]
+        if weight_decay in decay_runs and math.isfinite(decay_runs[weight_decay]):
+            label = f"chosen: weight decay {weight_decay:g}"
+            right.scatter(
+                [order.index(weight_decay)], [decay_runs[weight_decay]], label=label, **star
+            )
+        right.set_xticks(range(len(order)), [f"{wd:g}" for wd in order])
+        right.set_xlim(-0.5, len(order) - 0.5)
+        note = f"\nnot run (budget): {', '.join(f'{wd:g}' for wd in skipped)}" if skipped else ""
+        right.set_xlabel(f"weight decay (at the chosen max_lr){note}")
+        right.set_title("weight decay", fontsize=10)
+    for each, x, color in failed:  # on the top edge, inside the x range
+        if each is ax:
+            low, high = each.get_xlim()
+            each.set_xlim(min(low, x / 1.3), max(high, x * 1.3))
+        each.scatter(
+            [x],
+            [0.97],
+            marker="x",
+            s=60,
+            color=color,
+            zorder=5,
+            transform=each.get_xaxis_transform(),
+            label="did not finish (NaN)",
+        )
+    for each in axes:
+        if band is not None:
+            each.axhspan(band[0], band[1], color="#999999", alpha=0.2, label=band[2])
+        if _log_y(each) and each is ax:
+            ax.set_ylabel("validation loss (log scale)")
+        each.grid(True, which="both", alpha=0.25)
+        handles = dict(zip(*reversed(each.get_legend_handles_labels()), strict=True))
+        each.legend(
+            handles.values(),
+            handles.keys(),
+            fontsize=8,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.2),
+            ncol=2,
+        )
+    fig.suptitle("Short runs: the validation losses that decided (lower is better)", fontsize=11)
+    return fig
+
+
+def _log_y(ax: Any) -> bool:
+    """A log y axis labelled in plain numbers at 1, 2, 3 and 5 of each decade (a loss rarely
+    spans more than one decade, where matplotlib's default leaves one label or none); linear
+    (False) when the lines hold no value or one <= 0 (a loss that can be negative)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    values = [float(y) for line in ax.lines for y in line.get_ydata() if math.isfinite(y)]
+    if not values or min(values) <= 0:
+        return False
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    return True

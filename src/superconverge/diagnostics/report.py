@@ -10,13 +10,21 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from superconverge._files import write_atomically, write_text_atomically
 
-REPORT_FILES = ("report.html", "report.md", "lr_find.png", "schedule.png", "losses.png")
+REPORT_FILES = (
+    "report.html",
+    "report.md",
+    "lr_find.png",
+    "short_runs.png",
+    "schedule.png",
+    "losses.png",
+)
 
 
 def _png(figure: Any) -> bytes:
@@ -39,25 +47,105 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def write_report(
-    folder: str | Path, plan: Any, history: Any, range_tests: dict[str, Any], title: str = ""
-) -> dict[str, Path]:
-    """Render the plots and both reports into `folder`; returns the paths written."""
-    from superconverge.diagnostics.plots import plot_plan, plot_range_tests
+def _loss(run: Any) -> float:
+    """A short run's validation loss: a record (``{"val_loss": ...}``) or the number itself."""
+    value = run.get("val_loss", math.nan) if isinstance(run, dict) else run
+    return math.nan if value is None else float(value)
+
+
+def _by_value(runs: dict[str, Any]) -> dict[float, float]:
+    return {float(key): _loss(run) for key, run in runs.items()}
+
+
+def _closest(values: Any, target: float) -> float | None:
+    """The value within 0.1% of `target` (the evidence keys are rounded to 4 digits)."""
+    near = [v for v in values if v > 0 and abs(v / target - 1.0) < 1e-3]
+    return near[0] if near else None
+
+
+def _short_run_evidence(plan: Any) -> dict[str, Any] | None:
+    """The arguments of `plot_short_runs` read from the plan's evidence; None when it holds no
+    short run. Folders written before the optimizers were compared hold only ``short_runs``."""
+    records = {record.get("step"): record.get("details") or {} for record in plan.evidence}
+    bounds, decay = records.get("lr_bounds", {}), records.get("weight_decay", {})
+    name = plan.optimizer or "your optimizer"
+    if bounds.get("optimizers"):
+        lr_runs = {n: _by_value(o.get("short_runs", {})) for n, o in bounds["optimizers"].items()}
+    else:
+        lr_runs = {name: _by_value(bounds.get("short_runs", {}))}
+    lr_runs = {n: runs for n, runs in lr_runs.items() if runs}
+    decay_runs = _by_value(decay.get("runs", {}))
+    if not lr_runs and not decay_runs:
+        return None
+    chosen_lr = _closest(lr_runs.get(name, {}), plan.max_lr) if plan.max_lr else None
+    chosen = None if chosen_lr is None else (name, chosen_lr)
+    band, repeat = None, None
+    noise = bounds.get("noise") or {}
+    margin = bounds.get("margin")
+    if noise.get("relative") is not None and margin and chosen_lr is not None:
+        at = lr_runs[name][chosen_lr]
+        label = f"noise: ±{margin:.1%} of the chosen run (measured {noise['relative']:.1%})"
+        band = (at * (1.0 - margin), at * (1.0 + margin), label)
+        repeat = (float(noise["max_lr"]), float(noise["val_losses"][-1]))
+    return {
+        "lr_runs": lr_runs,
+        "chosen": chosen,
+        "decay_runs": decay_runs,
+        "weight_decay": plan.weight_decay,
+        "skipped": tuple(float(wd) for wd in decay.get("skipped", ())),
+        "band": band,
+        "repeat": repeat,
+    }
+
+
+def _images(plan: Any, history: Any, range_tests: dict[str, Any]) -> dict[str, tuple[str, bytes]]:
+    """file name -> (caption, PNG); the verdict's curve first, then the decisions."""
+    from superconverge.diagnostics.plots import (
+        plot_history,
+        plot_plan,
+        plot_range_tests,
+        plot_short_runs,
+    )
     from superconverge.schedules import Plan
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    verdict = plan.results.get("verdict") or None
+    name = plan.optimizer or "your optimizer"
     images = {
-        "lr_find.png": (
-            "LR range tests, one per weight decay",
-            _png(plot_range_tests(range_tests)),
+        "losses.png": (
+            "The final run: loss on a log scale (the curve the verdict reads), the LR and the "
+            "momentum below it",
+            _png(plot_history(history, verdict)),
         ),
-        "losses.png": ("Training and validation loss, LR, accuracy", _png(history.plot())),
+        "lr_find.png": (
+            "LR range tests, one per optimizer compared: every rule's suggestion on its curve, "
+            "the chosen max_lr (solid line) and 1cycle range (shaded)",
+            _png(plot_range_tests(range_tests, plan.max_lr, plan.min_lr, f"({name})")),
+        ),
     }
+    short_runs = _short_run_evidence(plan)
+    if short_runs is not None:
+        images["short_runs.png"] = (
+            "Short runs: the validation losses that chose max_lr, the optimizer and the weight "
+            "decay (chosen values starred)",
+            _png(plot_short_runs(**short_runs)),
+        )
     if history.plan:
         schedule = Plan.from_dict(history.plan)
         images["schedule.png"] = ("The 1cycle schedule of the final run", _png(plot_plan(schedule)))
+    return images
+
+
+def write_report(
+    folder: str | Path, plan: Any, history: Any, range_tests: dict[str, Any], title: str = ""
+) -> dict[str, Path]:
+    """Render the plots and both reports into `folder`; returns the paths written.
+
+    Also renders a folder written by an older version (no ``compute`` or ``environment``, no
+    ``samples`` in the evidence, one range test per weight decay).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = _images(plan, history, range_tests)
     written = {}
     for name, (_, data) in images.items():
         written[name] = write_atomically(folder / name, _bytes_writer(data))
@@ -90,9 +178,24 @@ def write_report(
             ("final run samples", f"{compute['final_run_samples']:,}"),
             ("recipe / final run", f"{compute['x_final_run']:.2f}x (budget {compute['budget']:g})"),
         ]
-    environment = getattr(plan, "environment", None) or {}
-    results += [(f"environment: {k}", v) for k, v in environment.items()]
+    environment = list((getattr(plan, "environment", None) or {}).items())
+    if not environment:
+        environment = [("recorded", "no: this run folder predates the environment record")]
     heading = title or "superconverge tune report"
+    steps = [
+        (
+            str(s.get("step", "?")),
+            _value(s.get("decision")),
+            str(s.get("why", "")),
+            f"{s.get('seconds', 0.0):.1f}",
+            f"{s.get('samples', 0):,}",
+        )
+        for s in plan.evidence
+    ]
+    captions = {name: caption for name, (caption, _) in images.items()}
+
+    def md_figure(name: str) -> list[str]:
+        return [f"![{captions[name]}]({name})", ""] if name in images else []
 
     md = [
         f"# {heading}",
@@ -101,24 +204,23 @@ def write_report(
         "",
         f"Next step: {verdict.get('next_step', '')}",
         "",
+        *md_figure("losses.png"),
         "## Chosen values",
         "",
         "| setting | value |",
         "|---|---|",
     ]
     md += [f"| {name} | {_value(value)} |" for name, value in chosen]
+    md += ["", "## How they were chosen", "", *md_figure("lr_find.png")]
+    md += md_figure("short_runs.png")
+    md += [f"Evidence (total {total:.1f} s):", ""]
+    md += ["| step | decision | why | seconds | samples |", "|---|---|---|---|---|"]
+    md += ["| " + " | ".join(row) + " |" for row in steps]
     md += ["", "## Results", "", "| result | value |", "|---|---|"]
     md += [f"| {name} | {_value(value)} |" for name, value in results if value is not None]
-    md += ["", f"## Evidence (total {total:.1f} s)", ""]
-    md += ["| step | decision | why | seconds | samples |", "|---|---|---|---|---|"]
-    md += [
-        f"| {s['step']} | {_value(s['decision'])} | {s['why']} | {s['seconds']:.1f} | "
-        f"{s.get('samples', 0):,} |"
-        for s in plan.evidence
-    ]
+    md += ["", *md_figure("schedule.png"), "## Environment", "", "| | |", "|---|---|"]
+    md += [f"| {name} | {_value(value)} |" for name, value in environment]
     md += [""]
-    for name, (caption, _) in images.items():
-        md += [f"![{caption}]({name})", ""]
     written["report.md"] = write_text_atomically(folder / "report.md", "\n".join(md))
 
     def table(rows: list[tuple[str, Any]]) -> str:
@@ -129,16 +231,18 @@ def write_report(
         )
         return f"<table>{body}</table>"
 
+    def figure(name: str) -> str:
+        if name not in images:
+            return ""
+        caption, data = images[name]
+        return (
+            f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
+            f'{base64.b64encode(data).decode()}"><figcaption>{html.escape(caption)}</figcaption>'
+            "</figure>"
+        )
+
     evidence_rows = "".join(
-        f"<tr><td>{html.escape(s['step'])}</td><td>{html.escape(_value(s['decision']))}</td>"
-        f"<td>{html.escape(str(s['why']))}</td><td>{s['seconds']:.1f}</td>"
-        f"<td>{s.get('samples', 0):,}</td></tr>"
-        for s in plan.evidence
-    )
-    figures = "".join(
-        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
-        f'{base64.b64encode(data).decode()}"><figcaption>{html.escape(caption)}</figcaption></figure>'
-        for caption, data in images.values()
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in steps
     )
     kind = html.escape(str(verdict.get("kind", "?")))
     page = f"""<!doctype html>
@@ -148,19 +252,25 @@ body {{ font-family: system-ui, sans-serif; max-width: 960px; margin: 2em auto; 
 table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: left; vertical-align: top; }}
 th {{ background: #f4f4f4; }}
+td:nth-child(4), td:nth-child(5) {{ text-align: right; white-space: nowrap; }}
 .verdict {{ padding: 0.8em 1em; border-left: 6px solid #1f5fa8; background: #eef4fb; }}
 .verdict.overfitting, .verdict.diverged, .verdict.unstable {{ border-color: #b2182b; background: #fbeeee; }}
 figure {{ margin: 1em 0; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
 figcaption {{ color: #555; font-size: 0.9em; }}
+.environment td {{ font-family: ui-monospace, monospace; }}
 </style></head><body>
 <h1>{html.escape(heading)}</h1>
 <div class="verdict {kind}"><strong>Verdict: {kind}</strong> — {html.escape(str(verdict.get("explanation", "")))}<br>
 Next step: {html.escape(str(verdict.get("next_step", "")))}</div>
+{figure("losses.png")}
 <h2>Chosen values</h2>{table(chosen)}
-<h2>Results</h2>{table(results)}
-<h2>Evidence (total {total:.1f} s)</h2>
+<h2>How they were chosen</h2>
+{figure("lr_find.png")}{figure("short_runs.png")}
+<h3>Evidence (total {total:.1f} s)</h3>
 <table><tr><th>step</th><th>decision</th><th>why</th><th>seconds</th><th>samples</th></tr>{evidence_rows}</table>
-<h2>Plots</h2>{figures}
+<h2>Results</h2>{table(results)}
+{figure("schedule.png")}
+<h2>Environment</h2><div class="environment">{table(environment)}</div>
 </body></html>
 """
     written["report.html"] = write_text_atomically(folder / "report.html", page)

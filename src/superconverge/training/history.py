@@ -178,7 +178,7 @@ class History:
         return text
 
     def plot(self) -> Figure:
-        """Training and validation loss with the LR on a second axis; accuracy below."""
+        """Training and validation loss (log scale); accuracy, LR and momentum below it."""
         from superconverge.diagnostics.plots import plot_history
 
         return plot_history(self)

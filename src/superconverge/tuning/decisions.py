@@ -40,6 +40,17 @@ def batch_sizes_to_try(max_batch: int, settings: RecipeSettings = DEFAULT_SETTIN
     return [size for size in settings.batch_candidates if size <= max_batch] or [max_batch]
 
 
+def lr_for_batch(lr: float, from_batch: int, to_batch: int) -> float:
+    """An LR found at one batch size, moved to another by the linear scaling rule (Goyal et al.,
+    arXiv:1706.02677; README, "Reliability"): the LR follows the batch.
+
+    Example:
+        >>> lr_for_batch(0.1, 256, 128)
+        0.05
+    """
+    return lr * to_batch / from_batch
+
+
 def choose_batch_size(
     throughput: Mapping[int, float], max_batch: int, settings: RecipeSettings = DEFAULT_SETTINGS
 ) -> tuple[int, str]:

@@ -1,4 +1,5 @@
-"""The recipe's measurements: throughput and GPU-memory probes, and short 1cycle runs.
+"""The recipe's measurements: throughput, GPU-memory and out-of-memory probes, and short
+1cycle runs.
 
 `ShortRun` is one short run's settings as a frozen dataclass: picklable, so worker processes
 (`run_short_runs` with ``workers > 1``) receive it whole.
@@ -20,7 +21,7 @@ from torch import nn
 
 from superconverge.batches import forward, split_batch
 from superconverge.data.loader import Augment
-from superconverge.data.sources import as_source, first_batch
+from superconverge.data.sources import as_source
 from superconverge.training.device import to_device
 from superconverge.training.trainer import Trainer
 from superconverge.tuning.decisions import batch_sizes_to_try
@@ -91,6 +92,17 @@ def measure_throughput(
     return {size: statistics.median(values) for size, values in measured.items()}
 
 
+def _batch_of(source: Any, size: int, device: torch.device) -> tuple[Any, Any]:
+    """The first batch of `size` samples, on `device`. Not `first_batch`: for in-memory data
+    that gives two samples (enough for the data checks), and a memory probe measured at two
+    samples finds every size fits."""
+    serial = replace(source, options=replace(source.options, num_workers=0))
+    inputs, targets = split_batch(
+        next(iter(serial.loader(size, seed=0))), source.batch_fn, source.name
+    )
+    return to_device(inputs, device), to_device(targets, device)
+
+
 def largest_batch_on_gpu(
     model_fn: Callable[[], nn.Module],
     data: Any,
@@ -115,8 +127,7 @@ def largest_batch_on_gpu(
         try:
             model = model_fn().to(device)
             optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-            batch = first_batch(source.loader(size, seed=0), source.batch_fn, source.name)
-            inputs, targets = to_device(batch[0], device), to_device(batch[1], device)
+            inputs, targets = _batch_of(source, size, device)
             for _ in range(3):
                 _train_step(model, optimizer, loss_fn, inputs, targets)
             torch.cuda.synchronize()
@@ -128,6 +139,55 @@ def largest_batch_on_gpu(
         best = size
         del model, optimizer
     return best, peaks
+
+
+def largest_batch_that_runs(
+    model_fn: Callable[[], nn.Module],
+    data: Any,
+    loss_fn: Callable[..., torch.Tensor],
+    device: torch.device,
+    batch_size: int,
+    steps: int = 1,
+) -> tuple[int, list[int]]:
+    """`batch_size`, halved while `steps` training steps on a fresh model run out of memory
+    (``torch.cuda.OutOfMemoryError``); returns the size that ran and those that did not.
+
+    Raises:
+        RuntimeError: batch size 1 ran out of memory too (the model does not fit the device).
+    """
+    source = as_source(data, "train_data")
+    failed: list[int] = []
+    while True:
+        try:
+            _steps_at(model_fn, source, loss_fn, device, batch_size, steps)
+            return batch_size, failed
+        except torch.cuda.OutOfMemoryError:
+            failed.append(batch_size)
+        # out of the except block the failed attempt's frame (model, batch) is freed
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if batch_size == 1:
+            raise RuntimeError(
+                f"batch size 1 ran out of memory on {device}: the model does not fit"
+            )
+        batch_size = max(1, batch_size // 2)
+
+
+def _steps_at(
+    model_fn: Callable[[], nn.Module],
+    source: Any,
+    loss_fn: Callable[..., torch.Tensor],
+    device: torch.device,
+    batch_size: int,
+    steps: int,
+) -> None:
+    model = model_fn().to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    inputs, targets = _batch_of(source, batch_size, device)
+    for _ in range(steps):
+        _train_step(model, optimizer, loss_fn, inputs, targets)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 @dataclass(frozen=True)

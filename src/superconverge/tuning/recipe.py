@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -196,6 +197,7 @@ def _environment(device: torch.device, seed: int) -> dict[str, Any]:
         "seed": seed,
         "torch": torch.__version__,
         "superconverge": superconverge.__version__,
+        "python": platform.python_version(),
     }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from superconverge.finder.analysis import SWEEP_FURTHER
 from superconverge.finder.result import RangeTestResult
+from superconverge.tuning.batch_size import find_batch_size
 from superconverge.tuning.decisions import (
     batch_sizes_to_try,
     choose_max_lr,
@@ -23,7 +24,7 @@ from superconverge.tuning.decisions import (
     lr_grid,
     weight_decay_midpoint,
 )
-from superconverge.tuning.probes import Momentum, ShortRun, largest_batch_on_gpu
+from superconverge.tuning.probes import Momentum, ShortRun
 from superconverge.tuning.settings import RecipeSettings
 from superconverge.tuning.setup import RecipeSetup, with_seed
 
@@ -59,7 +60,8 @@ def samples_per_epoch(setup: RecipeSetup) -> int | None:
 
 
 def batch_size_stage(setup: RecipeSetup, batch_size: int | str, epochs: int) -> dict[str, Any]:
-    """1. The batch size: given; on CUDA the largest whose peak memory fits; on the CPU the
+    """1. The batch size: given; on CUDA `find_batch_size` (the largest whose peak memory fits,
+    halved while it runs out of memory); on the CPU the
     largest candidate the data allow (not timed: timings of neighbouring sizes fall within a
     busy machine's noise and chose differently from call to call, issue 16)."""
     start = time.perf_counter()
@@ -73,17 +75,17 @@ def batch_size_stage(setup: RecipeSetup, batch_size: int | str, epochs: int) -> 
     if batch_size != "auto":
         chosen, why = int(batch_size), "given"
     elif setup.device.type == "cuda":
-        chosen, peaks = largest_batch_on_gpu(
+        found = find_batch_size(
             setup.model_fn,
             setup.train_data,
             setup.loss_fn,
-            setup.device,
-            max_batch,
+            device=setup.device,
+            max_batch=max_batch,
             settings=settings,
         )
-        why = f"largest batch with peak memory under {settings.gpu_memory_margin:.0%} of the GPU"
-        details["peak_memory_fraction"] = {str(k): v for k, v in peaks.items()}
-        samples = 3 * sum(int(size) for size in peaks)
+        chosen, why, samples = found.batch_size, found.why, found.samples
+        details["peak_memory_fraction"] = {str(k): v for k, v in found.measurements.items()}
+        details["out_of_memory"] = list(found.out_of_memory)
     else:
         chosen = batch_sizes_to_try(max_batch, settings)[-1]
         why = (

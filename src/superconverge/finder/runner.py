@@ -20,7 +20,12 @@ from superconverge.batches import BatchFn, check_batch_fn, fitted_loss, forward,
 from superconverge.data.datasets import ArrayData
 from superconverge.data.sources import LoaderOptions, as_source, has_position
 from superconverge.finder.result import RangeTestResult, build_result
-from superconverge.finder.sweep import SweepRecord, check_sweep_arguments, sweep_plan
+from superconverge.finder.sweep import (
+    SweepRecord,
+    check_sweep_arguments,
+    sweep_plan,
+    sweep_settings,
+)
 from superconverge.metrics import resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.external_loop import Cycle
@@ -273,19 +278,19 @@ def lr_find(
             curves.append(sweep.run(record, scheduler, batches, num_steps, val_subset, every))
     finally:
         snapshot.restore()
-    settings = {
-        "start_lr": start_lr,
-        "end_lr": end_lr,
-        "num_steps": num_steps,
-        "mode": mode,
-        "smoothing": smoothing,
-        "diverge_factor": diverge_factor,
-        "accumulation_steps": accumulation_steps,
-        "repeats": repeats,
-        "val_every": every,
-        "optimizer": type(optimizer).__name__ if optimizer is not None else "SGD(momentum=0.9)",
-        "world_size": world,
-    }
+    settings = sweep_settings(
+        start_lr,
+        end_lr,
+        num_steps,
+        mode,
+        smoothing,
+        diverge_factor,
+        accumulation_steps=accumulation_steps,
+        repeats=repeats,
+        val_every=every,
+        optimizer=type(optimizer).__name__ if optimizer is not None else "SGD(momentum=0.9)",
+        world_size=world,
+    )
     result = build_result(
         curves,
         diverge_factor=diverge_factor,

@@ -126,3 +126,25 @@ class SweepRecord:
             "val_losses": self.val_losses,
             "val_accuracies": self.val_accuracies,
         }
+
+
+def sweep_settings(
+    start_lr: float,
+    end_lr: float,
+    num_steps: int,
+    mode: str,
+    smoothing: float,
+    diverge_factor: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A range test's settings as its result records them: the same keys from every front end
+    (plain loop, Lightning, Keras), plus what that front end adds."""
+    return {
+        "start_lr": start_lr,
+        "end_lr": end_lr,
+        "num_steps": num_steps,
+        "mode": mode,
+        "smoothing": smoothing,
+        "diverge_factor": diverge_factor,
+        **extra,
+    }

@@ -11,7 +11,12 @@ import numpy as np
 
 import keras
 from superconverge.finder.result import RangeTestResult, build_result
-from superconverge.finder.sweep import SweepRecord, check_sweep_arguments, sweep_plan
+from superconverge.finder.sweep import (
+    SweepRecord,
+    check_sweep_arguments,
+    sweep_plan,
+    sweep_settings,
+)
 from superconverge.keras.optimizers import CyclicSGD
 
 logger = logging.getLogger(__name__)
@@ -185,20 +190,20 @@ def lr_find(
         model.reset_metrics()  # metrics the sweep built lazily start empty; the others are restored
         for variable, value in saved:
             variable.assign(value)
-    settings = {
-        "framework": "keras",
-        "start_lr": start_lr,
-        "end_lr": end_lr,
-        "num_steps": num_steps,
-        "mode": mode,
-        "smoothing": smoothing,
-        "diverge_factor": diverge_factor,
-        "batch_size": batch_size,
-        "repeats": 1,
-        "val_every": every,
-        "optimizer": type(sweeper).__name__,
-        "world_size": 1,
-    }
+    settings = sweep_settings(
+        start_lr,
+        end_lr,
+        num_steps,
+        mode,
+        smoothing,
+        diverge_factor,
+        framework="keras",
+        batch_size=batch_size,
+        repeats=1,
+        val_every=every,
+        optimizer=type(sweeper).__name__,
+        world_size=1,
+    )
     result = build_result(
         [record.curve()], diverge_factor=diverge_factor, rule=rule, policy=policy, settings=settings
     )

@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from superconverge.finder.result import RangeTestResult
+from superconverge.finder.sweep import sweep_settings
 from superconverge.pytorch.external_loop import (
     Cycle,
     LoaderGenerators,
@@ -125,15 +126,9 @@ class OneCycle(pl.Callback):
         self.max_lr = None if max_lr is None else float(max_lr)
         self.momentum, self.warmup_fraction = momentum, warmup_fraction
         self.min_lr, self.final_lr = min_lr, final_lr
-        self.sweep_settings: dict[str, Any] = {
-            "start_lr": start_lr,
-            "end_lr": end_lr,
-            "num_steps": num_steps,
-            "mode": mode,
-            "smoothing": smoothing,
-            "diverge_factor": diverge_factor,
-            "rule": rule,
-        }
+        self.sweep_settings = sweep_settings(
+            start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule=rule
+        )
         self.result: RangeTestResult | None = None
         self.plan: Plan | None = None
         self.scheduler: HyperparamScheduler | None = None

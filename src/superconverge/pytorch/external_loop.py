@@ -14,7 +14,12 @@ from typing import Any
 import torch
 
 from superconverge.finder.result import RangeTestResult, build_result
-from superconverge.finder.sweep import SweepRecord, check_sweep_arguments, sweep_plan
+from superconverge.finder.sweep import (
+    SweepRecord,
+    check_sweep_arguments,
+    sweep_plan,
+    sweep_settings,
+)
 from superconverge.pytorch.scheduler import HyperparamScheduler
 
 
@@ -116,17 +121,17 @@ def sweep(
             break
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    settings = {
-        "start_lr": start_lr,
-        "end_lr": end_lr,
-        "num_steps": num_steps,
-        "mode": mode,
-        "smoothing": smoothing,
-        "diverge_factor": diverge_factor,
-        "repeats": 1,
-        "optimizer": type(optimizer).__name__,
+    settings = sweep_settings(
+        start_lr,
+        end_lr,
+        num_steps,
+        mode,
+        smoothing,
+        diverge_factor,
+        repeats=1,
+        optimizer=type(optimizer).__name__,
         **settings,
-    }
+    )
     return build_result(
         [record.curve()],
         diverge_factor=diverge_factor,

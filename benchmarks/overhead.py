@@ -7,6 +7,7 @@ reports the median time per optimizer step over --repeats rounds and the median 
 per-round ratios.
 
     SUPERCONVERGE_DATA=../shared/data python benchmarks/overhead.py --repeats 9
+    SUPERCONVERGE_DATA=../shared/data python benchmarks/overhead.py --repeats 9 --loader DataLoader
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import statistics
 import time
 
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from _common import machine, table
 from superconverge.data import ArrayLoader, load
@@ -49,8 +51,22 @@ def ours(model, loader, epochs: int, max_lr: float) -> int:
     return trainer.fit_one_cycle(epochs, max_lr, policy="torch").steps
 
 
+def data_loader(data, batch: int):
+    """What a user holds: a torch DataLoader over the same tensors, shuffled by a seeded generator
+    (issue 14: the Trainer over a DataLoader against a hand-written loop over the same one)."""
+    generator = torch.Generator().manual_seed(0)
+    dataset = TensorDataset(data.inputs, data.targets)
+    return DataLoader(dataset, batch_size=batch, shuffle=True, generator=generator)
+
+
 def measure(
-    name: str, model_name: str, batch: int, epochs: int, repeats: int, max_lr: float
+    name: str,
+    model_name: str,
+    batch: int,
+    epochs: int,
+    repeats: int,
+    max_lr: float,
+    loader_kind: str = "ArrayLoader",
 ) -> list:
     splits = load(name, val_fraction=0.0)
     torch.manual_seed(0)
@@ -61,7 +77,10 @@ def measure(
         # ABBA order: whichever runs second in a round must not always be the same one
         for label, run in contenders if round_index % 2 == 0 else contenders[::-1]:
             model = copy.deepcopy(initial)
-            loader = ArrayLoader(splits.train, batch, seed=0)
+            if loader_kind == "DataLoader":
+                loader = data_loader(splits.train, batch)
+            else:
+                loader = ArrayLoader(splits.train, batch, seed=0)
             start = time.perf_counter()
             steps = run(model, loader, epochs, max_lr)
             times[label].append((time.perf_counter() - start) / steps)
@@ -74,7 +93,7 @@ def measure(
     quartiles = statistics.quantiles(paired, n=4)
     ratio, spread = f"{statistics.median(paired):.3f}", f"{quartiles[0]:.3f}–{quartiles[2]:.3f}"
     return [
-        f"{name} {model_name}",
+        f"{name} {model_name} ({loader_kind})",
         batch,
         steps,
         f"{base * 1e6:.0f}",
@@ -87,11 +106,17 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument(
+        "--loader",
+        choices=("ArrayLoader", "DataLoader"),
+        default="ArrayLoader",
+        help="what both loops read: our ArrayLoader, or a torch DataLoader (issue 14: <= 3%%)",
+    )
     args = parser.parse_args()
     print(machine())
     rows = [
-        measure("digits", "mlp", 32, 20, args.repeats, 0.05),
-        measure("mnist", "mnist-cnn", 128, 1, args.repeats, 0.05),
+        measure("digits", "mlp", 32, 20, args.repeats, 0.05, args.loader),
+        measure("mnist", "mnist-cnn", 128, 1, args.repeats, 0.05, args.loader),
     ]
     print()
     print(f"median microseconds per optimizer step over {args.repeats} alternating runs")

@@ -32,6 +32,7 @@ _LAZY = {
     "find_batch_size": "superconverge.tuning",
     "BatchSizeResult": "superconverge.tuning",
     "TunePlan": "superconverge.tuning",
+    "TrialStudy": "superconverge.tuning",
     "diagnose": "superconverge.diagnostics.verdicts",
 }
 
@@ -42,6 +43,7 @@ __all__ = [
     "Plan",
     "RangeTestResult",
     "Trainer",
+    "TrialStudy",
     "TunePlan",
     "constant",
     "cyclic",

@@ -60,6 +60,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--compare-momentum", action="store_true", help="also try constant momenta")
     p.add_argument("--workers", type=int, default=1, help="processes for the candidate runs")
+    p.add_argument(
+        "--study",
+        metavar="URL",
+        help="an Optuna storage URL (sqlite:///runs/x/study.db, postgresql://...): the short "
+        "runs become trials there, taken by this process and by any started with --join URL",
+    )
+    p.add_argument(
+        "--join",
+        metavar="URL",
+        help="work on the trials of the study at URL until its search is over (the other flags "
+        "are the coordinator's, read from the study)",
+    )
+    p.add_argument("--study-name", default="superconverge-tune", help="the study's name in URL")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="output folder (default: runs/<data>-<model>)")
     p.add_argument(
@@ -109,8 +122,16 @@ def model_factory(args: argparse.Namespace, splits: Any) -> tuple[Any, str, dict
 
 
 def run(args: argparse.Namespace) -> int:
+    from superconverge.pytorch.distributed import launched_ranks, start_process_group, world
+
+    if args.join is not None:
+        return _join(args)
     if args.resume is not None:
         args = _resumed(args)
+    if launched_ranks() > 1:  # torchrun: rank 0 searches while the others wait (or take trials)
+        start_process_group(timeout_s=RANK_TIMEOUT_S)
+        if world()[0] > 0:
+            return _follow(args)
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
     if not (args.budget > 0 and args.budget < float("inf")):
@@ -131,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
             f"{splits.name}, got {batch_size}"
         )
     model_fn, model_name, options = model_factory(args, splits)
-    out = args.out or Path("runs") / f"{splits.name}-{model_name.replace(':', '.')}"
+    out = _out_dir(args, splits.name, model_name)
     from superconverge._files import FolderLock
 
     if own_data:
@@ -165,6 +186,62 @@ def run(args: argparse.Namespace) -> int:
         raise
 
 
+RANK_TIMEOUT_S = 7 * 24 * 3600.0  # ranks > 0 wait in a collective while rank 0 searches
+
+
+def _out_dir(args: argparse.Namespace, data_name: str, model_name: str) -> Path:
+    return Path(args.out or Path("runs") / f"{data_name}-{model_name.replace(':', '.')}")
+
+
+def _study(args: argparse.Namespace, url: str | None) -> Any:
+    from superconverge.tuning.trials import TrialStudy
+
+    if url is None:
+        return None
+    try:
+        return TrialStudy(url, args.study_name)
+    except ValueError as error:
+        raise UsageError(f"--{'join' if args.join else 'study'}: {error}") from None
+
+
+def _join(args: argparse.Namespace) -> int:
+    """A worker: the coordinator's flags, read from the study, then its trials."""
+    study = _study(args, args.join)
+    attrs = study.open(wait=JOIN_WAIT_S)
+    command = attrs.get("command")
+    if not command:
+        raise UsageError(
+            f"--join {args.join}: study {args.study_name!r} was started from Python; join it "
+            "from Python with superconverge.tune(..., study=URL, join=True) and the same arguments"
+        )
+    flags: argparse.Namespace = args.parser.parse_args(command)
+    flags.join, flags.study_name, flags.command = args.join, args.study_name, None
+    splits = resolve_data(flags.data, flags.data_dir, flags.seed)
+    model_fn, model_name, _ = model_factory(flags, splits)
+    print(f"worker of study {args.study_name!r} at {args.join}: {splits.name}, model {model_name}")
+    plan = _tune(flags, splits, model_fn, _batch_size(flags.batch_size), None, study)
+    print(f"the search is over; the coordinator chose: {plan!r}")
+    return 0
+
+
+def _follow(args: argparse.Namespace) -> int:
+    """A rank > 0 under torchrun: what rank 0 does, writing and printing nothing (rank 0
+    reports for all), warnings aside."""
+    import logging
+
+    if not args.verbose:
+        logging.getLogger("superconverge").setLevel(logging.WARNING)
+    splits = resolve_data(args.data, args.data_dir, args.seed)
+    model_fn, model_name, _ = model_factory(args, splits)
+    out = _out_dir(args, splits.name, model_name)
+    args.command = None
+    _tune(args, splits, model_fn, _batch_size(args.batch_size), out, _study(args, args.study))
+    return 0
+
+
+JOIN_WAIT_S = 600.0  # how long --join waits for the coordinator to create the study
+
+
 def _remove_if_only_the_lock(folder: Path) -> None:
     from superconverge._files import LOCK_NAME
 
@@ -187,7 +264,7 @@ def _tune_and_report(
     from superconverge.tuning.plan import save_run
 
     try:
-        plan = _tune(args, splits, model_fn, batch_size, out)
+        plan = _tune(args, splits, model_fn, batch_size, out, _study(args, args.study))
     except KeyboardInterrupt:
         print(
             f"interrupted: the decisions made so far are kept in {out}; continue with: "
@@ -216,7 +293,14 @@ def _tune_and_report(
     return 0
 
 
-def _tune(args: argparse.Namespace, splits: Any, model_fn: Any, batch_size: Any, out: Path) -> Any:
+def _tune(
+    args: argparse.Namespace,
+    splits: Any,
+    model_fn: Any,
+    batch_size: Any,
+    out: Path | None,
+    study: Any = None,
+) -> Any:
     from superconverge.data import default_augment
     from superconverge.tuning import tune
 
@@ -243,6 +327,8 @@ def _tune(args: argparse.Namespace, splits: Any, model_fn: Any, batch_size: Any,
         overwrite=args.force,
         resume=args.resume is not None,
         command=args.command,
+        study=study,
+        join=args.join is not None,
     )
 
 
@@ -265,6 +351,13 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
     return resumed
 
 
+def _batch_text(plan: Any) -> str:
+    ranks = plan.environment.get("world_size", 1)
+    if ranks > 1:
+        return f"{plan.batch_size} per rank on {ranks} ranks (global {plan.batch_size * ranks})"
+    return str(plan.batch_size)
+
+
 def _print_plan(plan: Any) -> None:
     for step in plan.evidence:
         samples = step.get("samples", 0)
@@ -284,7 +377,8 @@ def _print_plan(plan: Any) -> None:
     test = plan.results.get("test", {})
     verdict = plan.results["verdict"]
     print(
-        f"chosen: {plan.optimizer or 'your optimizer'}, batch {plan.batch_size}, max_lr {plan.max_lr:.3g}, min_lr {plan.min_lr:.3g}, "
+        f"chosen: {plan.optimizer or 'your optimizer'}, batch {_batch_text(plan)}, "
+        f"max_lr {plan.max_lr:.3g}, min_lr {plan.min_lr:.3g}, "
         f"weight decay {plan.weight_decay:g}, momentum {short(plan.momentum)}"
     )
     if test:

@@ -2,11 +2,59 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import os
+from collections.abc import Iterator
+from typing import Any
+
 import torch
 
 
 def world() -> tuple[int, int]:
     """(rank, world size) when a process group is initialised, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if not _alone and torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
+
+
+_alone = False
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """Inside it, `world` says (0, 1) even under torchrun: what runs there (the recipe's
+    search on one rank) trains on this process alone, with no collectives."""
+    global _alone
+    before, _alone = _alone, True
+    try:
+        yield
+    finally:
+        _alone = before
+
+
+def launched_ranks() -> int:
+    """The world size torchrun (or another launcher) set in the environment; 1 without."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def start_process_group(timeout_s: float) -> None:
+    """Join the process group torchrun describes (gloo on the CPU, NCCL with CUDA), unless one
+    is started already; `timeout_s` bounds a collective, so it must exceed the longest wait
+    (ranks > 0 wait for rank 0's search)."""
+    if torch.distributed.is_initialized():
+        return
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    torch.distributed.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+
+
+def broadcast_from_rank0(value: Any) -> Any:
+    """Rank 0's `value` on every rank (any picklable object)."""
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]

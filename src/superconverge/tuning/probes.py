@@ -209,6 +209,7 @@ class ShortRun:
     # the Trainer's other keyword arguments: optimizer, metrics, data loading (tune's own)
     options: dict[str, Any] = field(default_factory=dict)
     samples: int = 0  # training samples the run processes (the budget's unit); 0: not counted
+    train_fraction: float = 1.0  # the seeded subset of the training set `train_data` is
 
     def at(
         self,

@@ -32,6 +32,7 @@ from superconverge.data.loader import Augment
 from superconverge.data.sources import DataSource, LoaderOptions, as_source
 from superconverge.losses import loss_name
 from superconverge.metrics import MetricsSpec, resolve_metrics
+from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.optimizers import (
     OptimizerSpec,
     check_optimizer_spec,
@@ -47,7 +48,8 @@ from superconverge.tuning.budget import (
 )
 from superconverge.tuning.final import diagnosis_stage, final_run_stage
 from superconverge.tuning.plan import TunePlan
-from superconverge.tuning.resumable import check_recipe_data, recipe_folder, tune_settings
+from superconverge.tuning.resumable import check_recipe_data, tune_settings
+from superconverge.tuning.roles import RecipeJob
 from superconverge.tuning.settings import DEFAULT_SETTINGS, RecipeSettings
 from superconverge.tuning.setup import RecipeSetup
 from superconverge.tuning.stages import (
@@ -59,6 +61,7 @@ from superconverge.tuning.stages import (
     samples_per_epoch,
     weight_decay_stage,
 )
+from superconverge.tuning.trials import TrialStudy, as_study
 
 logger = logging.getLogger(__name__)
 RANGE_TEST_STEPS = 100  # lr_find's default sweep, for sizing the short runs before it runs
@@ -93,6 +96,8 @@ def tune(
     steps_per_epoch: int | None = None,
     num_workers: int = 0,
     collate_fn: Callable[[list[Any]], Any] | None = None,
+    study: str | TrialStudy | None = None,
+    join: bool = False,
 ) -> TunePlan:
     """Choose batch size, optimizer, LR bounds, weight decay and momentum by short runs within
     `budget`, then train (README, "The recipe"). ``train_data``/``val_data``/``test_data``: any
@@ -101,7 +106,10 @@ def tune(
     first the anchor (default per optimizer: `settings`). ``budget``: the search's training
     samples in final runs (1.0: the recipe costs at most twice the final run). ``out_dir``,
     ``resume``, ``overwrite``: the run folder and its journal. ``workers``: processes for the
-    short runs. The rest as for `Trainer`.
+    short runs. ``study``: an Optuna storage URL (or `TrialStudy`): the short runs become
+    trials there, for any process to take; ``join=True`` makes this call a worker of that study
+    (same arguments as the coordinator's; returns the coordinator's plan, untrained). Under
+    torchrun rank 0 searches and every rank trains the final run. The rest as for `Trainer`.
 
     Raises:
         DataError: a bad label or NaN/inf input (before any training). FolderBusyError: another
@@ -126,17 +134,21 @@ def tune(
     train, val, test = _sources(named, steps_per_epoch, batch_fn, loading)
     options = {"metrics": metrics, "batch_fn": batch_fn, "precision": precision}
     common = (model_fn, train, val, loss_fn, augment, seed, run_device, workers, settings, options)
+    job = RecipeJob(
+        common, request, test, made_with, as_study(study), tuple(families), budget, _search, _finish
+    )
+    rank, world = process_world()
     threads_before, environment = torch.get_num_threads(), _environment(run_device, seed)
     try:
-        with recipe_folder(
-            out_dir, made_with, resume=resume, overwrite=overwrite, command=command
-        ) as journal:
-            plan = _recipe(
-                RecipeSetup(*common, journal, SearchBudget(0, budget)), request, test, out_dir
-            )
+        if join:
+            plan = job.join(wait=600.0, idle_timeout=None)
+        elif rank > 0:
+            plan = job.follow(out_dir, world)
+        else:
+            plan = job.coordinate(out_dir, resume, overwrite, command, world)
     finally:
         torch.set_num_threads(threads_before)
-    plan.environment = environment
+    plan.environment = {**environment, "world_size": world} if world > 1 else environment
     return plan
 
 
@@ -201,12 +213,11 @@ def _environment(device: torch.device, seed: int) -> dict[str, Any]:
     }
 
 
-def _recipe(
-    setup: RecipeSetup, request: _Request, test: DataSource | None, out_dir: str | Path | None
-) -> TunePlan:
-    """The stages, each record kept in the journal as it is made. On resume every stage runs
-    again, but what it measured (range tests, short runs, the final run) is read back, so its
-    decision and evidence are the recorded ones, and its cost is counted the same."""
+def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
+    """The search's stages, each record kept in the journal as it is made: the plan and the
+    chosen settings' short-run validation loss. On resume every stage runs again, but what it
+    measured (range tests, short runs) is read back, so its decision and evidence are the
+    recorded ones, and its cost is counted the same."""
     journal, settings, budget = setup.journal, setup.settings, setup.budget
     epochs, batch_size, families = request.epochs, request.batch_size, request.families
     weight_decays, momentum = request.weight_decays, request.momentum
@@ -261,10 +272,21 @@ def _recipe(
             for f in bounds
         },
     )
-    options = {**setup.options, "optimizer": name}
+    return plan, short_loss
+
+
+def _finish(
+    setup: RecipeSetup,
+    plan: TunePlan,
+    short_loss: float,
+    test: DataSource | None,
+    out_dir: str | Path | None,
+) -> TunePlan:
+    """The final run (read back from its checkpoint on resume) and the diagnosis."""
+    options = {**setup.options, "optimizer": plan.optimizer or setup.families[0]}
     final = final_run_stage(setup, plan, short_loss, test, out_dir, options)
-    plan.evidence += [*final, journal.remember("diagnosis", lambda: diagnosis_stage(plan))]
-    plan.compute = budget.summary(sum(int(r.get("samples", 0)) for r in final))
+    plan.evidence += [*final, setup.journal.remember("diagnosis", lambda: diagnosis_stage(plan))]
+    plan.compute = setup.budget.summary(sum(int(r.get("samples", 0)) for r in final))
     return plan
 
 

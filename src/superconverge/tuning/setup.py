@@ -18,9 +18,10 @@ from superconverge.finder.result import RangeTestResult
 from superconverge.training.trainer import Trainer
 from superconverge.tuning.budget import SearchBudget, ShortRunSize, subset_source
 from superconverge.tuning.journal import Journal
-from superconverge.tuning.probes import Momentum, ShortRun, run_short_runs
+from superconverge.tuning.probes import Momentum, ShortRun, run_short, run_short_runs
 from superconverge.tuning.resumable import remembered_runs
 from superconverge.tuning.settings import RecipeSettings
+from superconverge.tuning.trials import TrialStudy
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class RecipeSetup:
     options: dict[str, Any]
     journal: Journal  # what was measured, kept as it is made; read back on resume
     budget: SearchBudget  # the search's allowance and account, in training samples
+    trials: TrialStudy | None = None  # where the short runs go when they are trials of a study
+    families: tuple[Any, ...] = ()  # the optimizers the recipe may compare (names, a callable)
 
     def short_run(
         self, batch_size: int, size: ShortRunSize, momentum: Momentum, optimizer: Any
@@ -63,7 +66,33 @@ class RecipeSetup:
             augment=self.augment,
             options={**self.options, "optimizer": optimizer},
             samples=size.samples,
+            train_fraction=size.train_fraction,
         )
+
+    def short_run_from(self, spec: dict[str, Any]) -> ShortRun:
+        """The short run a trial's spec (`short_run_spec`) describes, on this process's model
+        and data: how a worker turns a trial into a run."""
+        name = spec["optimizer"]
+        optimizer = (
+            name
+            if name in self.families
+            else next((f for f in self.families if not isinstance(f, str)), name)
+        )
+        size = ShortRunSize(spec["epochs"], spec["train_fraction"], spec["samples"])
+        momentum = spec["momentum"]
+        run = self.short_run(
+            spec["batch_size"],
+            size,
+            momentum if isinstance(momentum, float) else (momentum[0], momentum[1]),
+            optimizer,
+        ).at(spec["max_lr"], spec["min_lr"], spec["weight_decay"])
+        run = replace(run, seed=spec["seed"])
+        if short_run_label(run) != spec["label"]:
+            raise ValueError(
+                f"trial {spec['label']!r} rebuilt here as {short_run_label(run)!r}: this "
+                "process's arguments differ from the coordinator's"
+            )
+        return run
 
     def run_short_runs(self, stage: str, runs: Sequence[ShortRun]) -> list[dict[str, Any]]:
         """`run_short_runs`, each result recorded in the journal as its batch ends; a run
@@ -72,12 +101,13 @@ class RecipeSetup:
         labels = [short_run_label(run) for run in runs]
         for run, label in zip(runs, labels, strict=True):
             self.budget.charge(stage, run.samples, label)
-        return remembered_runs(
-            self.journal,
-            "short_run",
-            labels,
-            list(runs),
-            lambda todo: run_short_runs(todo, self.workers),
+        return remembered_runs(self.journal, "short_run", labels, list(runs), self._run_many)
+
+    def _run_many(self, runs: list[ShortRun]) -> list[dict[str, Any]]:
+        if self.trials is None:
+            return run_short_runs(runs, self.workers)
+        return self.trials.run(
+            [short_run_spec(run) for run in runs], lambda spec: run_short(self.short_run_from(spec))
         )
 
     def run_short(self, stage: str, run: ShortRun) -> dict[str, Any]:
@@ -123,6 +153,26 @@ def short_run_label(run: ShortRun) -> str:
         f"momentum={momentum} epochs={run.epochs} samples={run.samples} batch={run.batch_size} "
         f"seed={run.seed}"
     )
+
+
+def short_run_spec(run: ShortRun) -> dict[str, Any]:
+    """What a trial records of a short run: enough for a process holding the same model and
+    data to rebuild it (`RecipeSetup.short_run_from`); JSON data."""
+    optimizer = run.options.get("optimizer")
+    momentum = run.momentum if isinstance(run.momentum, float) else list(run.momentum)
+    return {
+        "label": short_run_label(run),
+        "optimizer": optimizer if isinstance(optimizer, str) else "custom",
+        "batch_size": run.batch_size,
+        "epochs": run.epochs,
+        "train_fraction": run.train_fraction,
+        "samples": run.samples,
+        "max_lr": run.max_lr,
+        "min_lr": run.min_lr,
+        "weight_decay": float(run.weight_decay),
+        "momentum": momentum,
+        "seed": run.seed,
+    }
 
 
 def with_seed(run: ShortRun, seed: int) -> ShortRun:

@@ -1,0 +1,412 @@
+"""The recipe's short runs as trials of an Optuna study in shared storage, so that any number of
+processes, on any machines that reach the storage, can run them.
+
+The process that runs `tune(..., study=URL)` is the coordinator: each time a stage needs short
+runs it enqueues one trial per run (its settings in the trial's user attributes), works on them
+itself, and makes the stage's decision once every result is in the study. Workers
+(`join_study`, ``superconverge tune --join URL``) take waiting trials and run them. Optuna does
+the bookkeeping: a waiting trial goes to exactly one process (the storage's WAITING -> RUNNING
+update), a running trial's process records a heartbeat, and a trial whose heartbeat stops (a
+killed worker) is failed and enqueued again (`RetryFailedTrialCallback`), `retries` times at
+most; after that the coordinator stops with an error naming it. A trial that raised is failed
+with its error and stops the coordinator with that error: nothing is lost silently.
+
+A trial already complete in the study (a coordinator restarted with the same settings) is read
+back, not run again. Storage: Optuna's RDB storage (``sqlite:///path.db``, PostgreSQL, MySQL),
+the one with heartbeats. Optuna is an optional dependency (the ``[optuna]`` extra).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from superconverge._json import decode_nonfinite, encode_nonfinite
+
+logger = logging.getLogger(__name__)
+STUDY_NAME = "superconverge-tune"
+SEARCHING, SEARCHED = "searching", "searched"
+STORAGE_ATTEMPTS = 5  # tries at opening the storage (a new SQLite file's tables race)  # the coordinator's states, in the study
+
+
+class TrialError(RuntimeError):
+    """A short run failed in a worker (its error), or was lost more often than retried."""
+
+
+class TrialStudy:
+    """An Optuna study holding one `tune`'s short runs as trials.
+
+    Args:
+        url: an Optuna RDB storage URL (``sqlite:///runs/x/study.db``, ``postgresql://...``).
+        name: the study's name in that storage (several tunes may share one database).
+        heartbeat: seconds between a running trial's heartbeats.
+        grace: seconds without a heartbeat after which a running trial counts as lost.
+        retries: how often a lost trial is enqueued again.
+        poll: seconds between looks at the study while waiting.
+        work: whether the coordinator runs trials too (False: it only enqueues and decides,
+            e.g. on a machine without an accelerator).
+
+    Example (coordinator and worker, each in its own process)::
+
+        plan = sc.tune(model_fn, train, val, epochs=5, study="sqlite:///study.db")
+        sc.join_study("sqlite:///study.db", model_fn, train, val, epochs=5)  # same arguments
+    """
+
+    def __init__(
+        self,
+        url: str,
+        name: str = STUDY_NAME,
+        *,
+        heartbeat: float = 10.0,
+        grace: float = 60.0,
+        retries: int = 2,
+        poll: float = 0.5,
+        work: bool = True,
+    ) -> None:
+        if not isinstance(url, str) or "://" not in url:
+            raise ValueError(
+                f"study must be an Optuna storage URL such as 'sqlite:///runs/x/study.db' or "
+                f"'postgresql://user@host/db', got {url!r}"
+            )
+        for label, value in (("heartbeat", heartbeat), ("grace", grace), ("poll", poll)):
+            if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+                raise ValueError(f"{label} must be a number of seconds > 0, got {value!r}")
+        if grace <= heartbeat:
+            raise ValueError(f"grace must exceed heartbeat ({heartbeat}), got {grace}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+        self.url, self.name = url, name
+        self.heartbeat, self.grace, self.retries, self.poll = heartbeat, grace, retries, poll
+        self.work = work
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._storage: Any = None
+        self._study_id: int | None = None
+        self._study_object: Any = None
+
+    def __repr__(self) -> str:
+        return f"TrialStudy({self.url!r}, name={self.name!r})"
+
+    # ------------------------------------------------------------------ opening
+    @property
+    def storage(self) -> Any:
+        if self._storage is None:
+            optuna = _optuna()
+            for attempt in range(STORAGE_ATTEMPTS):
+                try:
+                    self._storage = self._open_storage(optuna)
+                    break
+                except Exception as error:  # processes creating a new database's tables at once
+                    if (
+                        attempt == STORAGE_ATTEMPTS - 1
+                        or "sqlalchemy" not in type(error).__module__
+                    ):
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
+        return self._storage
+
+    def _open_storage(self, optuna: Any) -> Any:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sqlite = self.url.startswith("sqlite")
+            return optuna.storages.RDBStorage(
+                self.url,
+                # SQLite takes one writer at a time: wait for the lock rather than fail
+                engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None,
+                heartbeat_interval=max(1, round(self.heartbeat)),
+                grace_period=max(2, round(self.grace)),
+                heartbeat_stale_trial_callback=(
+                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=self.retries)
+                ),
+            )
+
+    def create(self, settings: dict[str, Any], command: Sequence[str] | None) -> None:
+        """Open the study as its coordinator: create it, or check that the one there was made
+        with these `settings` (its complete trials are then read back)."""
+        optuna = _optuna()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(
+            storage=self.storage, study_name=self.name, load_if_exists=True, direction="minimize"
+        )
+        self._study_id = self.storage.get_study_id_from_name(self.name)
+        attrs = study.user_attrs
+        if "settings" in attrs:
+            _check_same(self, json.loads(attrs["settings"]), settings)
+        else:
+            study.set_user_attr("settings", json.dumps(encode_nonfinite(settings)))
+        study.set_user_attr("command", None if command is None else list(command))
+        study.set_user_attr("plan", None)
+        self.set_state(SEARCHING)
+
+    def open(self, wait: float = 0.0) -> dict[str, Any]:
+        """Open the study as a worker, waiting up to `wait` seconds for a coordinator to create
+        it; returns its user attributes (the settings and the command that made it)."""
+        deadline = time.monotonic() + wait
+        logged = False
+        while True:
+            try:
+                self._study_id = self.storage.get_study_id_from_name(self.name)
+                attrs = dict(self.storage.get_study_user_attrs(self._study_id))
+            except KeyError:
+                attrs = {}
+            if "state" in attrs:  # the coordinator's attributes are all written before it
+                return attrs
+            if time.monotonic() >= deadline:
+                raise ValueError(
+                    f"study {self.name!r} is not in {self.url}: start the coordinator "
+                    "(tune with study=URL / superconverge tune --study URL) first"
+                )
+            if not logged:
+                logger.info("waiting for study %r to appear in %s", self.name, self.url)
+                logged = True
+            time.sleep(self.poll)
+
+    def check_settings(self, settings: dict[str, Any]) -> None:
+        """A worker's arguments must be the coordinator's."""
+        recorded = self.storage.get_study_user_attrs(self._id).get("settings")
+        _check_same(self, {} if recorded is None else json.loads(recorded), settings)
+
+    def set_state(self, state: str) -> None:
+        self.storage.set_study_user_attr(self._id, "state", state)
+
+    def publish_plan(self, text: str) -> None:
+        """The coordinator's plan (JSON), for the workers to return when the search is over."""
+        self.storage.set_study_user_attr(self._id, "plan", text)
+
+    def plan(self) -> str | None:
+        value = self.storage.get_study_user_attrs(self._id).get("plan")
+        return value if isinstance(value, str) else None
+
+    def state(self) -> str | None:
+        value = self.storage.get_study_user_attrs(self._id).get("state")
+        return value if isinstance(value, str) else None
+
+    @property
+    def _id(self) -> int:
+        if self._study_id is None:
+            raise RuntimeError("the study is not open: call create() or open() first")
+        return self._study_id
+
+    # ------------------------------------------------------------------ the coordinator
+    def run(
+        self,
+        specs: Sequence[dict[str, Any]],
+        run_spec: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """Each spec's result, in order: read from a complete trial of the same spec, else
+        enqueued as a trial and run by whichever process takes it (this one included)."""
+        labels = [spec["label"] for spec in specs]
+        trials = self._trials_by_label()
+        for spec in specs:
+            if not any(
+                t.state.name in ("COMPLETE", "WAITING", "RUNNING")
+                for t in trials.get(spec["label"], [])
+            ):
+                self._enqueue(spec)
+        results: dict[str, dict[str, Any]] = {}
+        while True:
+            self._fail_stale()
+            trials = self._trials_by_label()
+            for label in labels:
+                if label not in results:
+                    found = self._result(label, trials.get(label, []))
+                    if found is not None:
+                        results[label] = found
+            if len(results) == len(set(labels)):
+                return [results[label] for label in labels]
+            if not (self.work and self.work_once(run_spec, only=set(labels) - set(results))):
+                time.sleep(self.poll)
+
+    def _result(self, label: str, trials: list[Any]) -> dict[str, Any] | None:
+        for trial in trials:
+            if trial.state.name == "COMPLETE":
+                return dict(decode_nonfinite(json.loads(trial.user_attrs["result"])))
+        failed = [t for t in trials if t.state.name == "FAIL"]
+        for trial in failed:
+            if "error" in trial.user_attrs:
+                raise TrialError(
+                    f"short run {label!r} failed in worker {trial.user_attrs.get('worker')} "
+                    f"(trial {trial.number}): {trial.user_attrs['error']}"
+                )
+        if len(failed) > self.retries:
+            raise TrialError(
+                f"short run {label!r} was lost {len(failed)} times (its workers stopped "
+                f"sending heartbeats: trials {[t.number for t in failed]}); retries={self.retries}"
+            )
+        return None
+
+    def _enqueue(self, spec: dict[str, Any]) -> None:
+        self._study().enqueue_trial(
+            {}, user_attrs={"label": spec["label"], "spec": json.dumps(spec)}
+        )
+
+    # ------------------------------------------------------------------ any process
+    def work_once(
+        self,
+        run_spec: Callable[[dict[str, Any]], dict[str, Any]],
+        only: set[str] | None = None,
+    ) -> bool:
+        """Take one waiting trial (of the labels `only`, if given) and run it; False when there
+        was none to take."""
+        optuna = _optuna()
+        waiting = self.storage.get_all_trials(
+            self._id, deepcopy=False, states=(optuna.trial.TrialState.WAITING,)
+        )
+        for trial in waiting:
+            if only is not None and trial.user_attrs.get("label") not in only:
+                continue
+            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._id, trial.number)
+            if self._take(trial_id):
+                self._execute(trial_id, trial, run_spec)
+                return True
+        return False
+
+    def serve(
+        self,
+        run_spec: Callable[[dict[str, Any]], dict[str, Any]],
+        idle_timeout: float | None = None,
+    ) -> int:
+        """Run waiting trials until the coordinator says its search is over (or, with
+        `idle_timeout`, until no trial came for that many seconds); returns how many ran."""
+        count, idle_since = 0, time.monotonic()
+        while self.state() != SEARCHED:
+            self._fail_stale()
+            if self.work_once(run_spec):
+                count, idle_since = count + 1, time.monotonic()
+                continue
+            if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
+                logger.warning("no trial came in %.0f s: this worker stops", idle_timeout)
+                break
+            time.sleep(self.poll)
+        logger.info("worker %s ran %d trial(s) of study %r", self.worker, count, self.name)
+        return count
+
+    def _take(self, trial_id: int) -> bool:
+        """WAITING -> RUNNING: only one process succeeds (Optuna's own claim on a trial)."""
+        optuna = _optuna()
+        try:
+            taken = bool(
+                self.storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.RUNNING)
+            )
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
+        except Exception as error:  # e.g. SQLite "database is locked" under contention
+            if type(error).__name__ not in ("OperationalError", "StorageInternalError"):
+                raise
+            return False
+        if not taken:
+            return False
+        self.storage.record_heartbeat(trial_id)
+        self.storage.set_trial_user_attr(trial_id, "worker", self.worker)
+        # SQLite has no row locks: two processes can both claim a trial. The last to sign it
+        # runs it; one that reads another's name leaves it (if both run it, the first result
+        # stands: `_finish`)
+        return bool(self.storage.get_trial(trial_id).user_attrs.get("worker") == self.worker)
+
+    def _execute(
+        self,
+        trial_id: int,
+        trial: Any,
+        run_spec: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        optuna = _optuna()
+        spec = json.loads(trial.user_attrs["spec"])
+        logger.info("trial %d: %s", trial.number, spec["label"])
+        stop = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(trial_id, stop), daemon=True)
+        beat.start()
+        try:
+            result = run_spec(spec)
+        except Exception as error:
+            stop.set()
+            beat.join()
+            self.storage.set_trial_user_attr(trial_id, "error", f"{type(error).__name__}: {error}")
+            self._finish(trial_id, optuna.trial.TrialState.FAIL)
+            raise
+        except BaseException:  # Ctrl-C: the trial goes back to be run by another process
+            stop.set()
+            beat.join()
+            self._finish(trial_id, optuna.trial.TrialState.FAIL)
+            raise
+        stop.set()
+        beat.join()
+        loss = result.get("val_loss")
+        value = float(loss) if isinstance(loss, (int, float)) and math.isfinite(loss) else math.inf
+        self.storage.set_trial_user_attr(
+            trial_id, "result", json.dumps(encode_nonfinite(result), allow_nan=False)
+        )
+        self._finish(trial_id, optuna.trial.TrialState.COMPLETE, [value])
+
+    def _finish(self, trial_id: int, state: Any, values: list[float] | None = None) -> None:
+        """End a trial; one that another process ended first (it ran it too, or failed it as
+        stale while this process was paused) keeps that end: its result stands."""
+        optuna = _optuna()
+        try:
+            self.storage.set_trial_state_values(trial_id, state=state, values=values)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            logger.info("trial %d was ended by another process first; that end stands", trial_id)
+
+    def _beat(self, trial_id: int, stop: threading.Event) -> None:
+        while not stop.wait(self.heartbeat):
+            try:
+                self.storage.record_heartbeat(trial_id)
+            except Exception as error:  # a storage hiccup: the next beat may get through
+                logger.debug("heartbeat of trial %d failed: %s", trial_id, error)
+
+    def _fail_stale(self) -> None:
+        optuna = _optuna()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self._study())
+
+    def _study(self) -> Any:
+        if self._study_object is None:
+            optuna = _optuna()
+            self._study_object = optuna.load_study(study_name=self.name, storage=self.storage)
+        return self._study_object
+
+    def _trials_by_label(self) -> dict[str, list[Any]]:
+        grouped: dict[str, list[Any]] = {}
+        for trial in self.storage.get_all_trials(self._id, deepcopy=False):
+            grouped.setdefault(trial.user_attrs.get("label"), []).append(trial)
+        return grouped
+
+
+def as_study(study: str | TrialStudy | None) -> TrialStudy | None:
+    """`tune`'s ``study`` argument as a `TrialStudy` (a URL gets the defaults)."""
+    if study is None or isinstance(study, TrialStudy):
+        return study
+    if isinstance(study, str):
+        return TrialStudy(study)
+    raise TypeError(f"study must be a storage URL or a TrialStudy, got {type(study).__name__}")
+
+
+def _check_same(study: TrialStudy, recorded: dict[str, Any], settings: dict[str, Any]) -> None:
+    current = decode_nonfinite(json.loads(json.dumps(encode_nonfinite(settings))))
+    recorded = decode_nonfinite(recorded)
+    differ = [
+        f"{key} {recorded.get(key, 'unset')!r} there, {current.get(key, 'unset')!r} here"
+        for key in sorted(set(recorded) | set(current))
+        if recorded.get(key) != current.get(key)
+    ]
+    if differ:
+        raise ValueError(
+            f"study {study.name!r} in {study.url} belongs to a tune with other settings "
+            f"({'; '.join(differ)}): give the same arguments as its coordinator, or another "
+            "study name or storage"
+        )
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise ImportError("study=... needs Optuna: pip install 'superconverge[optuna]'") from None
+    return optuna

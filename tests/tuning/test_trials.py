@@ -1,0 +1,184 @@
+"""The recipe's short runs as trials of a real Optuna study (SQLite storage): workers in other
+processes, a killed worker, a restarted coordinator, torchrun."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+import superconverge as sc  # noqa: E402
+from superconverge.cli.main import main  # noqa: E402
+from superconverge.tuning import TrialStudy  # noqa: E402
+from tests.torchrun import free_port  # noqa: E402
+from tests.tuning.trials_worker import arguments  # noqa: E402
+
+WORKER = Path(__file__).with_name("trials_worker.py")
+ROOT = Path(__file__).resolve().parents[2]
+DECISIONS = ("batch_size", "optimizer", "max_lr", "min_lr", "weight_decay", "momentum")
+
+
+def decisions(plan) -> dict:
+    return {name: getattr(plan, name) for name in DECISIONS}
+
+
+def start_worker(url: str, epochs: int, delay: float) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), url, str(epochs), str(delay)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def trials(url: str) -> list:
+    return optuna.load_study(study_name="superconverge-tune", storage=url).get_trials()
+
+
+def test_study_arguments_are_checked():
+    with pytest.raises(ValueError, match="study must be an Optuna storage URL"):
+        TrialStudy("runs/study.db")
+    with pytest.raises(ValueError, match="grace must exceed heartbeat"):
+        TrialStudy("sqlite:///x.db", heartbeat=5, grace=5)
+    with pytest.raises(ValueError, match="retries must be an integer >= 0"):
+        TrialStudy("sqlite:///x.db", retries=-1)
+    with pytest.raises(TypeError, match="study must be a storage URL or a TrialStudy"):
+        sc.tune(*arguments(1, 0)[0], epochs=1, study=3)
+
+
+def test_two_worker_processes_reach_the_single_process_decisions(tmp_path):
+    positional, keywords = arguments(2, 0.0)
+    alone = sc.tune(*positional, **keywords)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    workers = [start_worker(url, 2, 0.0) for _ in range(2)]
+    try:
+        shared = sc.tune(*positional, **keywords, study=TrialStudy(url, poll=0.1))
+        outputs = [w.communicate(timeout=300)[0] for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    assert decisions(shared) == decisions(alone)
+    assert all(w.returncode == 0 for w in workers), outputs
+    assert all(f"max_lr {shared.max_lr!r}" in out for out in outputs), outputs
+    done = trials(url)
+    assert done and all(t.state.name == "COMPLETE" for t in done)
+    # every short run the plan's evidence used is one trial, by label, run once
+    labels = [t.user_attrs["label"] for t in done]
+    assert len(labels) == len(set(labels))
+    assert {t.user_attrs["worker"].split(":")[1] for t in done} >= {str(os.getpid())}
+    # a coordinator started again with the same settings reads every trial back
+    again = sc.tune(*positional, **keywords, study=url)
+    assert decisions(again) == decisions(alone) and len(trials(url)) == len(done)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_s_trial_is_run_again_and_the_recipe_finishes(tmp_path):
+    positional, keywords = arguments(1, 0.0)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    # a slow forward pass (20 ms): trials last long enough to be killed in the middle
+    victim, survivor = start_worker(url, 1, 0.02), start_worker(url, 1, 0.02)
+    killed: list[int] = []
+
+    def kill_mid_trial() -> None:
+        deadline = time.monotonic() + 240
+        while not killed and time.monotonic() < deadline:
+            try:
+                running = [t for t in trials(url) if t.state.name == "RUNNING"]
+            except Exception:  # the study is not created yet
+                running = []
+            for trial in running:
+                if trial.user_attrs.get("worker", "").endswith(f":{victim.pid}"):
+                    victim.send_signal(signal.SIGKILL)
+                    killed.append(trial.number)
+                    return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=kill_mid_trial)
+    watcher.start()
+    try:
+        # the coordinator runs no trial itself: the survivor must take the lost one
+        study = TrialStudy(url, heartbeat=1, grace=3, retries=2, poll=0.1, work=False)
+        plan = sc.tune(*positional, **keywords, study=study)
+        watcher.join()
+        survivor_out = survivor.communicate(timeout=120)[0]
+    finally:
+        victim.kill()
+        survivor.kill()
+    assert killed, "the victim never ran a trial"
+    assert survivor.returncode == 0, survivor_out
+    assert plan.results["status"] == "completed"
+    final = {t.number: t for t in trials(url)}
+    lost = final[killed[0]]
+    assert lost.state.name == "FAIL"  # failed by the missed heartbeats, not left RUNNING
+    retried = [t for t in final.values() if t.system_attrs.get("failed_trial") == lost.number]
+    assert retried and retried[0].state.name == "COMPLETE"
+    assert retried[0].user_attrs["label"] == lost.user_attrs["label"]
+    assert all(t.state.name in ("COMPLETE", "FAIL") for t in final.values())
+
+
+def test_a_worker_with_other_arguments_is_refused(tmp_path):
+    positional, keywords = arguments(1, 0.0)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = TrialStudy(url)
+    study.create({"epochs": 1}, None)
+    study.set_state("searching")
+    with pytest.raises(ValueError, match="belongs to a tune with other settings"):
+        sc.tune(*positional, **{**keywords, "epochs": 3}, study=url, join=True)
+
+
+def test_cli_join_needs_a_study_made_by_the_cli(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = TrialStudy(url)
+    study.create({"epochs": 1}, None)
+    assert main(["tune", "--join", url]) == 2
+    assert "was started from Python" in capsys.readouterr().err
+    assert main(["tune", "--join", "study.db"]) == 2
+    assert "--join: study must be an Optuna storage URL" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_coordinator_and_worker(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cli = [sys.executable, "-m", "superconverge", "tune"]
+    coordinator = subprocess.Popen(
+        [*cli, "--epochs", "2", "--study", url, "--out", str(tmp_path / "run")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    worker = subprocess.run([*cli, "--join", url], env=env, capture_output=True, text=True)
+    out = coordinator.communicate(timeout=300)[0]
+    assert coordinator.returncode == 0, out
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    assert "the coordinator chose" in worker.stdout
+    plan = json.loads((tmp_path / "run" / "plan.json").read_text())
+    assert f"max_lr={plan['max_lr']:.3g}" in worker.stdout.replace(" ", "")
+
+
+@pytest.mark.slow
+def test_tune_under_torchrun_searches_on_rank_0_and_trains_on_both(tmp_path):
+    assert main(["tune", "--epochs", "2", "--out", str(tmp_path / "one"), "-q"]) == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               f"--master_port={free_port()}", "--master_addr=127.0.0.1", "-m", "superconverge",
+               "tune", "--epochs", "2", "--out", str(tmp_path / "two")]  # fmt: skip
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "plan.json").read_text())
+    two = json.loads((tmp_path / "two" / "plan.json").read_text())
+    # rank 0 searched alone: the single process's decisions; the batch shared by the 2 ranks
+    for name in ("optimizer", "max_lr", "min_lr", "weight_decay", "momentum"):
+        assert two[name] == one[name], name
+    assert two["batch_size"] * 2 == one["batch_size"] and two["environment"]["world_size"] == 2
+    assert [s["step"] for s in two["evidence"]][-3:] == ["ranks", "final_run", "diagnosis"]
+    assert two["results"]["status"] == "completed"
+    assert two["results"]["test"]["accuracy"] > 0.85
+    assert run.stdout.count("report:") == 1  # rank 1 printed (and wrote) nothing

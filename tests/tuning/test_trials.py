@@ -51,15 +51,20 @@ def test_study_arguments_are_checked():
         TrialStudy("sqlite:///x.db", heartbeat=5, grace=5)
     with pytest.raises(ValueError, match="retries must be an integer >= 0"):
         TrialStudy("sqlite:///x.db", retries=-1)
+    positional = arguments(1, 0)[0]
     with pytest.raises(TypeError, match="study must be a storage URL or a TrialStudy"):
-        sc.tune(*arguments(1, 0)[0], epochs=1, study=3)
+        sc.tune(*positional, epochs=1, study=3)
+    with pytest.raises(ValueError, match="workers must be 1 with a study"):
+        sc.tune(*positional, epochs=1, study="sqlite:///x.db", workers=2)
+    with pytest.raises(ValueError, match="join=True needs study"):
+        sc.tune(*positional, epochs=1, join=True)
 
 
 def test_two_worker_processes_reach_the_single_process_decisions(tmp_path):
-    positional, keywords = arguments(2, 0.0)
+    positional, keywords = arguments(1, 0.0)
     alone = sc.tune(*positional, **keywords)
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    workers = [start_worker(url, 2, 0.0) for _ in range(2)]
+    workers = [start_worker(url, 1, 0.0) for _ in range(2)]
     try:
         shared = sc.tune(*positional, **keywords, study=TrialStudy(url, poll=0.1))
         outputs = [w.communicate(timeout=300)[0] for w in workers]

@@ -5,6 +5,7 @@ its batch-size stage on its own, `find_batch_size`; its short runs as trials of 
 from superconverge.tuning.batch_size import BatchSizeResult, find_batch_size
 from superconverge.tuning.plan import TunePlan, load_run, save_run
 from superconverge.tuning.recipe import tune
+from superconverge.tuning.search_space import hp_space
 from superconverge.tuning.settings import RecipeSettings
 from superconverge.tuning.trials import TrialStudy
 
@@ -14,6 +15,7 @@ __all__ = [
     "TrialStudy",
     "TunePlan",
     "find_batch_size",
+    "hp_space",
     "load_run",
     "save_run",
     "tune",

@@ -122,6 +122,13 @@ def tune(
     families = _check_arguments(
         optimizer, metrics, precision, epochs, budget, weight_decays, workers, batch_size, settings
     )
+    if study is not None and workers > 1:
+        raise ValueError(
+            f"workers must be 1 with a study (got {workers}): more processes join the study "
+            "(tune(..., join=True), superconverge tune --join URL)"
+        )
+    if join and study is None:
+        raise ValueError("join=True needs study: the storage URL of the study whose trials to run")
     run_device = _device(device)
     named = [("train_data", train_data), ("val_data", val_data), ("test_data", test_data)]
     check_recipe_data(model_fn(), named, run_device)

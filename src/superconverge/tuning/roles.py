@@ -103,8 +103,8 @@ class RecipeJob:
         """A worker of the study: its trials until the coordinator's search is over; returns
         the plan the coordinator chose (not trained here: no results, no history)."""
         trials = self.trials
-        if trials is None:
-            raise ValueError("join=True needs study=URL: the study whose trials to run")
+        if trials is None:  # tune checks this first
+            raise ValueError("join=True needs study: the storage URL of the study")
         trials.open(wait=wait)
         trials.check_settings(self.made_with)
         count = trials.serve(self.run_spec(self.setup(Journal(None, self.made_with))), idle_timeout)

@@ -90,6 +90,7 @@ class TrialStudy:
         self._storage: Any = None
         self._study_id: int | None = None
         self._study_object: Any = None
+        self._stale_checked = -math.inf
 
     def __repr__(self) -> str:
         return f"TrialStudy({self.url!r}, name={self.name!r})"
@@ -116,7 +117,7 @@ class TrialStudy:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sqlite = self.url.startswith("sqlite")
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 self.url,
                 # SQLite takes one writer at a time: wait for the lock rather than fail
                 engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None,
@@ -126,6 +127,10 @@ class TrialStudy:
                     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=self.retries)
                 ),
             )
+        if sqlite:  # write-ahead log: readers (the polling processes) never block a writer
+            with storage.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        return storage
 
     def create(self, settings: dict[str, Any], command: Sequence[str] | None) -> None:
         """Open the study as its coordinator: create it, or check that the one there was made
@@ -142,6 +147,8 @@ class TrialStudy:
         else:
             study.set_user_attr("settings", json.dumps(encode_nonfinite(settings)))
         study.set_user_attr("command", None if command is None else list(command))
+        # every process must judge staleness alike: the workers adopt these (`open`)
+        study.set_user_attr("heartbeat", [self.heartbeat, self.grace, self.retries])
         study.set_user_attr("plan", None)
         self.set_state(SEARCHING)
 
@@ -154,9 +161,14 @@ class TrialStudy:
             try:
                 self._study_id = self.storage.get_study_id_from_name(self.name)
                 attrs = dict(self.storage.get_study_user_attrs(self._study_id))
-            except KeyError:
+            except KeyError:  # no such study yet
+                attrs = {}
+            except Exception as error:  # no database yet (e.g. its folder is not made yet)
+                if "sqlalchemy" not in type(error).__module__ or time.monotonic() >= deadline:
+                    raise
                 attrs = {}
             if "state" in attrs:  # the coordinator's attributes are all written before it
+                self._adopt(attrs.get("heartbeat"))
                 return attrs
             if time.monotonic() >= deadline:
                 raise ValueError(
@@ -167,6 +179,16 @@ class TrialStudy:
                 logger.info("waiting for study %r to appear in %s", self.name, self.url)
                 logged = True
             time.sleep(self.poll)
+
+    def _adopt(self, timing: Any) -> None:
+        """The coordinator's heartbeat, grace and retries: a worker that judged staleness by
+        its own shorter grace would fail the coordinator's running trials."""
+        if not isinstance(timing, list) or len(timing) != 3:
+            return
+        if tuple(timing) != (self.heartbeat, self.grace, self.retries):
+            self.heartbeat, self.grace, self.retries = timing
+            self._storage = self._study_object = None  # built again with these
+            self._study_id = self.storage.get_study_id_from_name(self.name)
 
     def check_settings(self, settings: dict[str, Any]) -> None:
         """A worker's arguments must be the coordinator's."""
@@ -339,9 +361,13 @@ class TrialStudy:
         beat.join()
         loss = result.get("val_loss")
         value = float(loss) if isinstance(loss, (int, float)) and math.isfinite(loss) else math.inf
-        self.storage.set_trial_user_attr(
-            trial_id, "result", json.dumps(encode_nonfinite(result), allow_nan=False)
-        )
+        try:
+            self.storage.set_trial_user_attr(
+                trial_id, "result", json.dumps(encode_nonfinite(result), allow_nan=False)
+            )
+        except optuna.exceptions.UpdateFinishedTrialError:
+            logger.info("trial %d was ended by another process first; that end stands", trial_id)
+            return
         self._finish(trial_id, optuna.trial.TrialState.COMPLETE, [value])
 
     def _finish(self, trial_id: int, state: Any, values: list[float] | None = None) -> None:
@@ -361,6 +387,12 @@ class TrialStudy:
                 logger.debug("heartbeat of trial %d failed: %s", trial_id, error)
 
     def _fail_stale(self) -> None:
+        """Fail (and enqueue again) the trials whose heartbeat stopped; at most once a
+        heartbeat interval, whatever the polling."""
+        now = time.monotonic()
+        if now - self._stale_checked < self.heartbeat:
+            return
+        self._stale_checked = now
         optuna = _optuna()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,6 @@ def run(args: argparse.Namespace) -> int:
     check_seed(args.seed)
     import torch
 
-    from superconverge import lr_find
     from superconverge.data import ArrayLoader
     from superconverge.pytorch.optimizers import build_optimizer
 
@@ -98,7 +98,31 @@ def run(args: argparse.Namespace) -> int:
         f"{args.optimizer}, batch {args.batch_size}, {args.num_steps} steps "
         f"from {args.start_lr:g} to {args.end_lr:g}"
     )
-    result = lr_find(
+    runner_log = logging.getLogger("superconverge.finder.runner")
+    runner_log.addFilter(_printed_below)  # the summary is printed in full below: not twice
+    try:
+        result = _run(args, model, train, val, optimizer, reading)
+    finally:
+        runner_log.removeFilter(_printed_below)
+    print(result.summary())
+    print(f"stopped: {result.stop_reason}")
+    figure = result.plot()
+    write_atomically(args.out / "lr_find.png", lambda f: figure.savefig(f, dpi=120, format="png"))
+    write_text_atomically(args.out / "lr_find.json", result.to_json())
+    print(f"wrote {args.out / 'lr_find.png'} and {args.out / 'lr_find.json'}")
+    return 0
+
+
+def _printed_below(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("lr_find: ")
+
+
+def _run(
+    args: argparse.Namespace, model: Any, train: Any, val: Any, optimizer: Any, reading: Any
+) -> Any:
+    from superconverge import lr_find
+
+    return lr_find(
         model,
         loss_from_flag(args.loss),
         train,
@@ -114,10 +138,3 @@ def run(args: argparse.Namespace) -> int:
         policy=args.policy,
         val_data=val,
     )
-    print(result.summary())
-    print(f"stopped: {result.stop_reason}")
-    figure = result.plot()
-    write_atomically(args.out / "lr_find.png", lambda f: figure.savefig(f, dpi=120, format="png"))
-    write_text_atomically(args.out / "lr_find.json", result.to_json())
-    print(f"wrote {args.out / 'lr_find.png'} and {args.out / 'lr_find.json'}")
-    return 0

@@ -138,6 +138,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--budget must be a number > 0 (final runs' worth of samples), got {args.budget}"
         )
+    if args.study is not None and args.workers > 1:
+        raise UsageError(
+            f"--workers must be 1 with --study (got {args.workers}): more processes join the "
+            "study with superconverge tune --join URL"
+        )
     batch_size = _batch_size(args.batch_size)
     check_seed(args.seed)
     splits = resolve_data(args.data, args.data_dir, args.seed)

@@ -140,7 +140,18 @@ def tune(
     loading = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
     train, val, test = _sources(named, steps_per_epoch, batch_fn, loading)
     options = {"metrics": metrics, "batch_fn": batch_fn, "precision": precision}
-    common = (model_fn, train, val, loss_fn, augment, seed, run_device, workers, settings, options)
+    common = {
+        "model_fn": model_fn,
+        "train_data": train,
+        "val_data": val,
+        "loss_fn": loss_fn,
+        "augment": augment,
+        "seed": seed,
+        "device": run_device,
+        "workers": workers,
+        "settings": settings,
+        "options": options,
+    }
     job = RecipeJob(
         common, request, test, made_with, as_study(study), tuple(families), budget, _search, _finish
     )

@@ -39,7 +39,7 @@ class RecipeJob:
     """One `tune` call's arguments, checked and turned into data sources, and the two halves of
     the recipe (`search`, `finish`), ready to run in any role."""
 
-    common: tuple[Any, ...]  # RecipeSetup's leading fields, model_fn ... options
+    common: dict[str, Any]  # RecipeSetup's fields from model_fn to options
     request: Any
     test: DataSource | None
     made_with: dict[str, Any]  # the settings the journal and the study check
@@ -51,7 +51,11 @@ class RecipeJob:
 
     def setup(self, journal: Journal) -> RecipeSetup:
         return RecipeSetup(
-            *self.common, journal, SearchBudget(0, self.budget), self.trials, self.families
+            **self.common,
+            journal=journal,
+            budget=SearchBudget(0, self.budget),
+            trials=self.trials,
+            families=self.families,
         )
 
     def run_spec(self, setup: RecipeSetup) -> Callable[[dict[str, Any]], dict[str, Any]]:

@@ -187,3 +187,22 @@ def test_tune_under_torchrun_searches_on_rank_0_and_trains_on_both(tmp_path):
     assert two["results"]["status"] == "completed"
     assert two["results"]["test"]["accuracy"] > 0.85
     assert run.stdout.count("report:") == 1  # rank 1 printed (and wrote) nothing
+
+
+def test_a_worker_stops_with_the_reason_when_the_coordinator_stopped(tmp_path, monkeypatch):
+    from superconverge.tuning import recipe
+    from superconverge.tuning.trials import STOPPED, TrialError
+
+    def failing_search(setup, request):
+        raise RuntimeError("the search failed")
+
+    positional, keywords = arguments(1, 0.0)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    coordinator = TrialStudy(url)
+    with monkeypatch.context() as patch:
+        patch.setattr(recipe, "_search", failing_search)
+        with pytest.raises(RuntimeError, match="the search failed"):
+            sc.tune(*positional, **keywords, study=coordinator)
+    assert coordinator.state() == STOPPED
+    with pytest.raises(TrialError, match="the coordinator stopped before its search was over"):
+        sc.tune(*positional, **keywords, study=TrialStudy(url, poll=0.05), join=True)

@@ -26,7 +26,7 @@ from superconverge.tuning.probes import run_short
 from superconverge.tuning.resumable import recipe_folder
 from superconverge.tuning.setup import RecipeSetup
 from superconverge.tuning.stages import evidence
-from superconverge.tuning.trials import SEARCHED, TrialError, TrialStudy
+from superconverge.tuning.trials import SEARCHED, STOPPED, TrialError, TrialStudy
 
 logger = logging.getLogger(__name__)
 Search = Callable[[RecipeSetup, Any], tuple[TunePlan, float]]
@@ -78,8 +78,13 @@ class RecipeJob:
             setup = self.setup(journal)
             if self.trials is not None:
                 self.trials.create(self.made_with, command)
-            with alone():
-                plan, short_loss = self.search(setup, self.request)
+            try:
+                with alone():
+                    plan, short_loss = self.search(setup, self.request)
+            except BaseException:
+                if self.trials is not None:  # the workers stop waiting for trials
+                    self.trials.set_state(STOPPED)
+                raise
             if self.trials is not None:
                 self.trials.publish_plan(plan.to_json())
                 self.trials.set_state(SEARCHED)
@@ -114,10 +119,12 @@ class RecipeJob:
         count = trials.serve(self.run_spec(self.setup(Journal(None, self.made_with))), idle_timeout)
         text = trials.plan()
         if text is None:
-            raise TrialError(
-                f"worker {trials.worker} stopped after {count} trial(s): no trial came for "
-                f"{idle_timeout} s and the coordinator's search is not over"
+            why = (
+                "the coordinator stopped before its search was over (see its output)"
+                if trials.state() == STOPPED
+                else f"no trial came for {idle_timeout} s and the coordinator's search is not over"
             )
+            raise TrialError(f"worker {trials.worker} stopped after {count} trial(s): {why}")
         logger.info("the coordinator's search is over; this worker ran %d trial(s)", count)
         return TunePlan.from_json(text)
 

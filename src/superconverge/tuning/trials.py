@@ -33,8 +33,9 @@ from superconverge._json import decode_nonfinite, encode_nonfinite
 
 logger = logging.getLogger(__name__)
 STUDY_NAME = "superconverge-tune"
-SEARCHING, SEARCHED = "searching", "searched"
-STORAGE_ATTEMPTS = 5  # tries at opening the storage (a new SQLite file's tables race)  # the coordinator's states, in the study
+# the coordinator's states, in the study: workers run trials while it is searching
+SEARCHING, SEARCHED, STOPPED = "searching", "searched", "stopped"
+STORAGE_ATTEMPTS = 5  # tries at opening the storage (a new SQLite file's tables race)
 
 
 class TrialError(RuntimeError):
@@ -298,7 +299,7 @@ class TrialStudy:
         """Run waiting trials until the coordinator says its search is over (or, with
         `idle_timeout`, until no trial came for that many seconds); returns how many ran."""
         count, idle_since = 0, time.monotonic()
-        while self.state() != SEARCHED:
+        while self.state() == SEARCHING:
             self._fail_stale()
             if self.work_once(run_spec):
                 count, idle_since = count + 1, time.monotonic()

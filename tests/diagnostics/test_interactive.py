@@ -68,7 +68,7 @@ def test_the_range_tests_show_every_rule_and_the_chosen_max_lr():
     assert figure.layout.xaxis.type == "log"
     (valley,) = _traces(figure, name="valley")
     assert list(valley.x) == [1e-2, 1e-3]  # one per curve, on each curve's colour
-    assert len(set(valley.marker.color)) == 2 and "%{x:.3g}" in valley.hovertemplate
+    assert len(set(valley.marker.color)) == 2 and "%{x:.3~g}" in valley.hovertemplate
     (divergence,) = _traces(figure, name="divergence")
     assert divergence.y[0] == pytest.approx(figure.layout.yaxis.range[1])  # blew up: top edge
     assert not _traces(figure, name="minimum/10")[0].x[1:]  # adamw's None is not drawn

@@ -117,7 +117,7 @@ def _layout(figure: Any, title: str, height: int) -> None:
 
 
 def _hover(x: str, y: str) -> str:
-    return f"%{{fullData.name}}<br>{x} %{{x:.3g}}<br>{y} %{{y:.4g}}<extra></extra>"
+    return f"%{{fullData.name}}<br>{x} %{{x:.3~g}}<br>{y} %{{y:.4~g}}<extra></extra>"
 
 
 def range_tests_figure(
@@ -165,8 +165,8 @@ def range_tests_figure(
             marker={"symbol": SYMBOLS.get(SUGGESTION_STYLES.get(rule, ("", "o"))[1], "circle"),
                     "size": 11, "color": [m[2] for m in marked],
                     "line": {"color": "black", "width": 0.5}},
-            hovertemplate=f"{_text(shown)} (%{{customdata[0]}})<br>suggests lr %{{x:.3g}}"
-            "<br>smoothed loss there %{customdata[1]:.4g}<extra></extra>",
+            hovertemplate=f"{_text(shown)} (%{{customdata[0]}})<br>suggests lr %{{x:.3~g}}"
+            "<br>smoothed loss there %{customdata[1]:.4~g}<extra></extra>",
         )  # fmt: skip
     if max_lr is not None:
         if min_lr is not None:
@@ -242,7 +242,7 @@ def short_runs_figure(
         ran = [(f"{wd:g}", decay_runs[wd]) for wd in order if math.isfinite(decay_runs[wd])]
         fig.add_scatter(x=[r[0] for r in ran], y=[r[1] for r in ran], mode="lines+markers",
                         name="weight decay", line={"color": "#7b3294"}, row=1, col=2,
-                        hovertemplate="weight decay %{x}<br>validation loss %{y:.4g}"
+                        hovertemplate="weight decay %{x}<br>validation loss %{y:.4~g}"
                         "<extra></extra>")  # fmt: skip
         unfinished = [f"{wd:g}" for wd in order if not math.isfinite(decay_runs[wd])]
         if unfinished:
@@ -252,7 +252,7 @@ def short_runs_figure(
         if weight_decay in decay_runs and math.isfinite(decay_runs[weight_decay]):
             fig.add_scatter(x=[f"{weight_decay:g}"], y=[decay_runs[weight_decay]], marker=STAR,
                             mode="markers", name=f"chosen: weight decay {weight_decay:g}",
-                            hovertemplate="weight decay %{x}<br>validation loss %{y:.4g}"
+                            hovertemplate="weight decay %{x}<br>validation loss %{y:.4~g}"
                             "<extra></extra>", row=1, col=2)  # fmt: skip
         note = f"<br>not run (budget): {', '.join(f'{wd:g}' for wd in skipped)}" if skipped else ""
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels,

@@ -154,7 +154,7 @@ ANALYSIS = {
 }
 ADAPTER = {"pytorch/", "data/", "models/"}
 RUNNERS = {"finder/runner.py", "training/", "tuning/runner.py", "experiments/"}
-PRESENTATION = {"diagnostics/plots.py", "diagnostics/report.py"}
+PRESENTATION = {"diagnostics/plots.py", "diagnostics/report.py", "diagnostics/interactive.py"}
 FRONT_ENDS = {"cli/", "keras/", "lightning/", "huggingface/", "__init__.py", "__main__.py"}
 FRONT_ENDS |= {"finder/__init__.py", "diagnostics/__init__.py", "tuning/__init__.py"}
 LAYERS = [SCHEDULES, ANALYSIS, ADAPTER, RUNNERS, PRESENTATION, FRONT_ENDS]
@@ -226,3 +226,14 @@ def test_only_plots_imports_matplotlib_at_module_level():
         if any(m.split(".")[0] == "matplotlib" for m, _ in _imports(tree, top_level_only=True))
     ]
     assert importers in ([], ["diagnostics/plots.py"])
+
+
+def test_plotly_is_imported_only_inside_the_interactive_plots():
+    """plotly is optional (the [interactive] extra): imported inside functions, in one module."""
+    importers = {
+        (name, top_level)
+        for name, tree in _modules()
+        for top_level in (True, False)
+        if any(m.split(".")[0] == "plotly" for m, _ in _imports(tree, top_level_only=top_level))
+    }
+    assert importers == {("diagnostics/interactive.py", False)}

@@ -56,3 +56,12 @@ def test_a_run_folder_from_before_the_pictures_is_rendered(tmp_path, capsys):
     markdown = (tmp_path / "report.md").read_text()
     assert "| lr_bounds | 0.006 | short runs | 2.0 | 0 |" in markdown
     assert "![Short runs" in markdown
+
+
+def test_static_leaves_the_interactive_plots_out(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    _old_style_run_folder(tmp_path)
+    assert main(["report", str(tmp_path), "--static"]) == 0, capsys.readouterr().err
+    page = (tmp_path / "report.html").read_text()
+    assert "<script" not in page and page.count("<img ") == 3
+    assert (tmp_path / "report.html").stat().st_size < 1_000_000

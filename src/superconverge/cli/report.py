@@ -23,6 +23,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "plan.json, history.json and range_tests.json (which it does not change).",
     )
     p.add_argument("folder", type=Path, help="a runs/NAME folder written by tune")
+    p.add_argument(
+        "--static",
+        action="store_true",
+        help="PNG plots only, also where plotly is installed (a report.html of a few hundred kB "
+        "instead of about 5 MB with the interactive plots)",
+    )
     p.set_defaults(handler=run, parser=p)
     return p
 
@@ -49,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
             "re-run tune or restore its files"
         ) from None
     title = f"{plan.data}, {plan.model}" if plan.data else ""
-    written = write_report(folder, plan, history, range_tests, title)
+    interactive = False if args.static else None  # None: interactive where plotly is installed
+    written = write_report(folder, plan, history, range_tests, title, interactive=interactive)
     print(f"wrote {written['report.html']} and {written['report.md']}")
     return 0

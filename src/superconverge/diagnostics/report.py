@@ -2,7 +2,9 @@
 
 Presentation only: it renders the plan, history and range tests it is given (the run folder's
 ``plan.json`` and friends are saved and loaded by `superconverge.tuning.plan`), and writes
-every file through `superconverge._files.write_atomically`.
+every file through `superconverge._files.write_atomically`. With plotly installed (the
+``[interactive]`` extra) the HTML shows interactive plots (`superconverge.diagnostics.interactive`,
+plotly.js inlined once) and keeps the PNGs for printing and for browsers without JavaScript.
 """
 
 from __future__ import annotations
@@ -135,15 +137,82 @@ def _images(plan: Any, history: Any, range_tests: dict[str, Any]) -> dict[str, t
     return images
 
 
+def _interactive(plan: Any, history: Any, range_tests: dict[str, Any]) -> dict[str, str]:
+    """PNG file name -> the same picture as an interactive plotly ``<div>`` (and its script)."""
+    from superconverge.diagnostics import interactive
+    from superconverge.schedules import Plan
+
+    name = plan.optimizer or "your optimizer"
+    verdict = plan.results.get("verdict") or None
+    figures = {
+        "losses.png": interactive.history_figure(history, verdict),
+        "lr_find.png": interactive.range_tests_figure(
+            range_tests, plan.max_lr, plan.min_lr, f"({name})"
+        ),
+    }
+    short_runs = _short_run_evidence(plan)
+    if short_runs is not None:
+        figures["short_runs.png"] = interactive.short_runs_figure(**short_runs)
+    if history.plan:
+        figures["schedule.png"] = interactive.plan_figure(Plan.from_dict(history.plan))
+    return {
+        png: interactive.to_html(figure, "plot-" + png.removesuffix(".png").replace("_", "-"))
+        for png, figure in figures.items()
+    }
+
+
+def _plotly_wanted(interactive: bool | None) -> bool:
+    from superconverge.diagnostics import interactive as module
+
+    if interactive is None:
+        return module.available()
+    if not isinstance(interactive, bool):
+        raise TypeError(
+            f"interactive must be True, False or None (when plotly is installed), "
+            f"got {interactive!r}"
+        )
+    if interactive and not module.available():
+        raise ImportError("interactive=True needs plotly: pip install 'superconverge[interactive]'")
+    return interactive
+
+
+# on screen the interactive plot replaces its PNG; in print, or without JavaScript, the PNG shows
+_INTERACTIVE_HEAD = """.static {{ display: none; }} .interactive {{ border: 1px solid #ddd; }}
+@media print {{ .interactive {{ display: none; }} .static {{ display: inline; }} }}
+</style><noscript><style>.interactive {{ display: none; }} .static {{ display: inline; }}</style>
+</noscript><script>{plotly_js}</script><style>"""
+
+
+def _plotly_js() -> str:
+    from superconverge.diagnostics.interactive import plotly_js
+
+    return plotly_js()
+
+
 def write_report(
-    folder: str | Path, plan: Any, history: Any, range_tests: dict[str, Any], title: str = ""
+    folder: str | Path,
+    plan: Any,
+    history: Any,
+    range_tests: dict[str, Any],
+    title: str = "",
+    *,
+    interactive: bool | None = None,
 ) -> dict[str, Path]:
     """Render the plots and both reports into `folder`; returns the paths written.
 
     Also renders a folder written by an older version (no ``compute`` or ``environment``, no
     ``samples`` in the evidence, one range test per weight decay).
+
+    Args:
+        interactive: interactive plots (plotly) in ``report.html``: None (the default) when
+            plotly is installed, True to require it, False for the PNGs alone (a file of a few
+            hundred kB instead of about 5 MB).
+
+    Raises:
+        ImportError: `interactive` is True and plotly is not installed.
     """
     folder = Path(folder)
+    live = _interactive(plan, history, range_tests) if _plotly_wanted(interactive) else {}
     folder.mkdir(parents=True, exist_ok=True)
     images = _images(plan, history, range_tests)
     written = {}
@@ -235,9 +304,12 @@ def write_report(
         if name not in images:
             return ""
         caption, data = images[name]
+        static = ' class="static"' if name in live else ""
+        plot = f'<div class="interactive">{live[name]}</div>' if name in live else ""
         return (
-            f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
-            f'{base64.b64encode(data).decode()}"><figcaption>{html.escape(caption)}</figcaption>'
+            f'<figure>{plot}<img alt="{html.escape(caption)}" src="data:image/png;base64,'
+            f'{base64.b64encode(data).decode()}"{static}><figcaption>{html.escape(caption)}'
+            "</figcaption>"
             "</figure>"
         )
 
@@ -245,6 +317,7 @@ def write_report(
         "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in steps
     )
     kind = html.escape(str(verdict.get("kind", "?")))
+    plotly_head = _INTERACTIVE_HEAD.format(plotly_js=_plotly_js()) if live else ""
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>
 <style>
@@ -258,7 +331,7 @@ td:nth-child(4), td:nth-child(5) {{ text-align: right; white-space: nowrap; }}
 figure {{ margin: 1em 0; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
 figcaption {{ color: #555; font-size: 0.9em; }}
 .environment td {{ font-family: ui-monospace, monospace; }}
-</style></head><body>
+{plotly_head}</style></head><body>
 <h1>{html.escape(heading)}</h1>
 <div class="verdict {kind}"><strong>Verdict: {kind}</strong> — {html.escape(str(verdict.get("explanation", "")))}<br>
 Next step: {html.escape(str(verdict.get("next_step", "")))}</div>

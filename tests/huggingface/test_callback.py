@@ -48,7 +48,9 @@ def _plan_values(plan, steps):
 
 
 def _logged_lrs(trainer):
-    return [entry["learning_rate"] for entry in trainer.state.log_history if "learning_rate" in entry]
+    return [
+        entry["learning_rate"] for entry in trainer.state.log_history if "learning_rate" in entry
+    ]
 
 
 def _train(model, arguments, train, callback, optimizers=(None, None), resume=None):
@@ -111,8 +113,12 @@ def test_resume_from_a_mid_epoch_checkpoint_continues_the_cycle_exactly(sst2, tm
     _, seen_full = _train(full, _arguments(output, **settings), train, OneCycleCallback(MAX_LR))
     resumed = tiny_bert(vocab_size, seed=1)  # the checkpoint must overwrite everything
     callback = OneCycleCallback(MAX_LR)
-    trainer, seen = _train(
-        resumed, _arguments(output, **settings), train, callback, resume=str(output / "checkpoint-3")
+    _, seen = _train(
+        resumed,
+        _arguments(output, **settings),
+        train,
+        callback,
+        resume=str(output / "checkpoint-3"),
     )
     assert callback.plan == one_cycle(8, MAX_LR)
     assert seen == _plan_values(callback.plan, range(3, 8)) == seen_full[3:]
@@ -143,7 +149,7 @@ def test_an_optimizer_without_momentum_is_named(sst2, tmp_path):
     with pytest.raises(ValueError, match="Adagrad has no momentum"):
         _train(model, _arguments(tmp_path, max_steps=4), train, OneCycleCallback(1e-3),
                optimizers=(adagrad, None))  # fmt: skip
-    trainer, seen = _train(
+    _, seen = _train(
         model, _arguments(tmp_path, max_steps=4), train, OneCycleCallback(1e-3, momentum=None),
         optimizers=(torch.optim.Adagrad(model.parameters(), lr=0.01), None),
     )  # fmt: skip

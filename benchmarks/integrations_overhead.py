@@ -12,21 +12,29 @@ Contenders, same model, data and initial weights in each family:
 
 Why this way: on a shared 2-core machine the wall time of a pair of short runs varied by tens
 of percent. Here each process uses one torch thread, and the per-step cost is the **CPU time of
-the process** (``time.process_time``), which other processes' load disturbs far less than the
-wall clock; wall time is reported beside it. A round runs every contender of a family once, in
-a random order. The clock times each whole optimizer step from step `skip` to the last (no
-setup, no first steps' lazy initialisation, no teardown); a run's time per step is the median
-of its steps (robust to a step that was preempted or collected garbage), its mean is reported
-too. The table gives, per contender, the median over rounds of the per-round ratio
-ours / theirs, with its quartiles.
+the process** (``time.process_time``), which other processes' load disturbs less than the wall
+clock; wall time is reported beside it. A round runs every contender of a family once, in a
+random order. The clock times each whole optimizer step from step `skip` to the last (no setup,
+no first steps' lazy initialisation, no teardown); a run's time per step is the median of its
+steps (robust to a step that was preempted or collected garbage), and its first quartile (the
+fast steps, least disturbed by other processes) and mean are reported too. Each cell is the
+median over rounds of the per-round ratio ours / theirs, minus 1, with a 95% bootstrap interval
+of that median in brackets and the quartiles of the ratios in parentheses.
 
-    SUPERCONVERGE_DATA=../shared/data nice python benchmarks/integrations_overhead.py --rounds 30
+Second table: the same runs also time (CPU) all the code that differs between the contenders:
+every callback dispatch (ours among them) and the framework's stepping of its scheduler. These
+intervals are short, so the load disturbs them far less than whole steps; their difference per
+step, over the OneCycleLR run's step, is the overhead attributed to our code.
+
+    SUPERCONVERGE_DATA=../shared/data nice python benchmarks/integrations_overhead.py --rounds 60 \
+        --json benchmarks/integrations_overhead.json
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import random
 import statistics
@@ -34,7 +42,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +54,7 @@ from _common import machine, table
 
 MAX_LR = 0.1  # digits MLP, SGD
 HF_MAX_LR = 1e-3  # tiny BERT, AdamW
+BOOTSTRAP = 2000  # resamples of the rounds for the interval of the median ratio
 
 
 class Clock:
@@ -89,22 +98,25 @@ class Clock:
         cpu = [b[0] - a[0] for a, b in zip(self.marks, self.marks[1:], strict=False)]
         wall = [b[1] - a[1] for a, b in zip(self.marks, self.marks[1:], strict=False)]
         return Steps(
-            statistics.median(cpu),
-            statistics.median(wall),
-            statistics.fmean(cpu),
-            self.scheduling / (len(self.marks) - 1),
+            cpu=statistics.median(cpu),
+            fast_cpu=statistics.quantiles(cpu, n=4, method="inclusive")[0],
+            mean_cpu=statistics.fmean(cpu),
+            wall=statistics.median(wall),
+            scheduling=self.scheduling / len(cpu),
         )
 
 
 @dataclass(frozen=True)
 class Steps:
-    """One run's seconds per step: the median step's CPU and wall time, the mean CPU time, and
+    """One run's seconds per step: the median step's CPU time, the first quartile's (the fast
+    steps: the least disturbed by other processes), the mean, the median step's wall time, and
     the mean CPU time in the code that differs between the contenders: every callback hook
     (ours among them) and the stepping of the framework's schedulers."""
 
     cpu: float
-    wall: float
+    fast_cpu: float
     mean_cpu: float
+    wall: float
     scheduling: float
 
 
@@ -227,15 +239,23 @@ def huggingface_family(steps: int, skip: int) -> dict[str, Callable[[], Steps]]:
     return {"OneCycleLR": theirs, "OneCycleTrainer": trainer, "OneCycleCallback": callback}
 
 
-def quartiles(values: list[float]) -> tuple[float, float, float]:
-    if len(values) < 2:
-        return values[0], values[0], values[0]
-    low, middle, high = statistics.quantiles(values, n=4, method="inclusive")
-    return low, middle, high
+def summary(ratios: list[float], seed: int = 0, digits: int = 1) -> str:
+    """``median [95% bootstrap interval of the median] (quartiles)`` of per-round ratios, as
+    percentages over 1."""
+    draw = random.Random(seed)
+    medians = sorted(
+        statistics.median(draw.choices(ratios, k=len(ratios))) for _ in range(BOOTSTRAP)
+    )
+    low, high = medians[int(0.025 * BOOTSTRAP)], medians[int(0.975 * BOOTSTRAP) - 1]
+    q1, q2, q3 = (
+        statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
+    )
+    p = [percent(value, digits) for value in (q2, low, high, q1, q3)]
+    return f"**{p[0]}** [{p[1]}, {p[2]}] ({p[3]} to {p[4]})"
 
 
-def percent(ratio: float) -> str:
-    return f"{(ratio - 1) * 100:+.1f}%"
+def percent(ratio: float, digits: int = 1) -> str:
+    return f"{(ratio - 1) * 100:+.{digits}f}%"
 
 
 def main() -> None:
@@ -247,6 +267,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0, help="of the random order in each round")
     parser.add_argument("--only", choices=["lightning", "huggingface"], default=None)
+    parser.add_argument("--json", type=Path, default=None, help="write every run's times here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -258,7 +279,7 @@ def main() -> None:
         "lightning": lambda: lightning_family(args.epochs, args.skip),
         "huggingface": lambda: huggingface_family(args.hf_steps, args.skip),
     }
-    rows, attributed = [], []
+    rows, attributed, raw = [], [], {}
     for family_name, build in families.items():
         if args.only not in (None, family_name):
             continue
@@ -275,35 +296,37 @@ def main() -> None:
                 + ", ".join(f"{n} {times[n][-1].cpu * 1e3:.3f} ms CPU" for n in names),
                 flush=True,
             )
+        raw[family_name] = {name: [asdict(t) for t in values] for name, values in times.items()}
         base = times["OneCycleLR"]
         for name, measured in times.items():
             if name == "OneCycleLR":
                 continue
             paired = list(zip(measured, base, strict=True))
-            cpu_q = quartiles([ours.cpu / theirs.cpu for ours, theirs in paired])
-            wall_q = quartiles([ours.wall / theirs.wall for ours, theirs in paired])
-            mean_q = quartiles([ours.mean_cpu / theirs.mean_cpu for ours, theirs in paired])
-            ours_scheduling = statistics.median(t.scheduling for t in measured)
-            their_scheduling = statistics.median(t.scheduling for t in base)
-            step = statistics.median(t.cpu for t in base)
-            attributed.append(
-                (
-                    f"{family_name}: {name}",
-                    f"{their_scheduling * 1e6:.1f}",
-                    f"{ours_scheduling * 1e6:.1f}",
-                    f"{step * 1e3:.3f}",
-                    f"{(ours_scheduling - their_scheduling) / step * 100:+.2f}%",
-                )
-            )
+            label = f"{family_name}: {name}"
             rows.append(
                 (
-                    f"{family_name}: {name}",
+                    label,
                     f"{statistics.median(t.cpu for t in base) * 1e3:.3f}",
                     f"{statistics.median(t.cpu for t in measured) * 1e3:.3f}",
-                    f"**{percent(cpu_q[1])}** ({percent(cpu_q[0])} to {percent(cpu_q[2])})",
-                    f"{percent(wall_q[1])} ({percent(wall_q[0])} to {percent(wall_q[2])})",
-                    f"{percent(mean_q[1])} ({percent(mean_q[0])} to {percent(mean_q[2])})",
+                    summary([ours.cpu / theirs.cpu for ours, theirs in paired]),
+                    summary([ours.fast_cpu / theirs.fast_cpu for ours, theirs in paired]),
+                    summary([ours.mean_cpu / theirs.mean_cpu for ours, theirs in paired]),
+                    summary([ours.wall / theirs.wall for ours, theirs in paired]),
                     args.rounds,
+                )
+            )
+            attributed.append(
+                (
+                    label,
+                    f"{statistics.median(t.scheduling for t in base) * 1e6:.1f}",
+                    f"{statistics.median(t.scheduling for t in measured) * 1e6:.1f}",
+                    summary(
+                        [
+                            1 + (ours.scheduling - theirs.scheduling) / theirs.cpu
+                            for ours, theirs in paired
+                        ],
+                        digits=2,
+                    ),
                 )
             )
     print()
@@ -311,11 +334,12 @@ def main() -> None:
         table(
             (
                 "stack: ours",
-                "OneCycleLR CPU ms/step (median)",
-                "ours CPU ms/step (median)",
-                "CPU time: median ratio - 1 (quartiles)",
-                "wall time: median ratio - 1 (quartiles)",
-                "mean-step CPU time: median ratio - 1 (quartiles)",
+                "OneCycleLR: CPU ms/step",
+                "ours: CPU ms/step",
+                "CPU, median step",
+                "CPU, fast-quartile step",
+                "CPU, mean step",
+                "wall, median step",
                 "rounds",
             ),
             rows,
@@ -328,13 +352,19 @@ def main() -> None:
                 "stack: ours",
                 "OneCycleLR run: CPU µs/step in the differing code",
                 "ours: CPU µs/step in the differing code",
-                "step CPU ms (OneCycleLR run)",
-                "difference / step",
+                "(ours - theirs) / their step",
             ),
             attributed,
         )
     )
     print(f"torch threads in the runs: {torch.get_num_threads()}")
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {"machine": machine(), "args": vars(args) | {"json": str(args.json)}, "runs": raw},
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

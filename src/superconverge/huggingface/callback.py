@@ -90,13 +90,13 @@ class OneCycleCallback(transformers.TrainerCallback):
         self.scheduler: HyperparamScheduler | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        optimizer = kwargs.get("optimizer")
+        given = kwargs.get("optimizer")
+        # accelerate wraps it; the optimizer inside is the one to name (same param groups)
+        optimizer = getattr(given, "optimizer", given)
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise RuntimeError(
-                f"OneCycleCallback: the Trainer gave no optimizer at train begin, got {optimizer!r}"
+                f"OneCycleCallback: the Trainer gave no optimizer at train begin, got {given!r}"
             )
-        # accelerate wraps it; the optimizer inside is the one to name (same param groups)
-        optimizer = getattr(optimizer, "optimizer", optimizer)
         if self.settings["momentum"] is not None and any(
             momentum_key(group) is None for group in optimizer.param_groups
         ):

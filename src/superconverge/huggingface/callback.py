@@ -1,0 +1,133 @@
+"""`OneCycleCallback`: 1cycle and cyclical β1/momentum for a plain ``transformers.Trainer``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import transformers
+from torch.optim.lr_scheduler import LRScheduler
+
+from superconverge.pytorch.scheduler import HyperparamScheduler, momentum_key
+from superconverge.schedules import Plan, one_cycle
+
+
+class OneCycleCallback(transformers.TrainerCallback):
+    """Train a plain ``transformers.Trainer`` with 1cycle and cyclical momentum (Adam's β1 or
+    SGD's ``momentum``), without subclassing it: ``Trainer(..., callbacks=[OneCycleCallback(
+    max_lr=3e-4)])``. Smith, arXiv:1708.07120 and arXiv:1803.09820.
+
+    The plan is ``one_cycle(state.max_steps, max_lr, ...)``: the Trainer's own count of optimizer
+    updates, whether it comes from ``max_steps`` or from epochs, with gradient accumulation
+    counted once per update. Update k (the Trainer's ``global_step``) uses the plan's step k.
+
+    How it cooperates with the Trainer's own scheduler: a callback cannot replace
+    ``trainer.lr_scheduler`` (no hook receives the Trainer), and the Trainer steps its scheduler
+    (``lr_scheduler_type``, linear by default, or the one passed in ``optimizers``) after every
+    update, which writes its own LR. So this callback writes the plan's LR and β1 in
+    ``on_pre_optimizer_step``, the last hook before ``optimizer.step()``: whatever scheduler ran
+    before, each update uses the plan's values. It writes them again in ``on_step_end``, after the
+    Trainer's scheduler, so that evaluation and other callbacks between updates see them too, and
+    in ``on_optimizer_step`` it sets the Trainer's scheduler's last LR (what ``get_last_lr()``
+    returns) to the one the update used, so the logged ``learning_rate`` is the plan's. The
+    Trainer's scheduler keeps running underneath; its ``learning_rate`` (and ``warmup_*``) have
+    no effect. The Trainer's scheduler type does not matter; ``lr_scheduler_type="constant"``
+    makes it cheapest.
+
+    Resume: the step is the Trainer's ``global_step`` (``trainer_state.json``) and the plan is
+    rebuilt from this callback's settings and ``state.max_steps``, as the Trainer rebuilds its
+    own scheduler, so ``train(resume_from_checkpoint=...)`` continues the cycle exactly. Keep the
+    callback's settings and the run's length (epochs, ``max_steps``, batch size, accumulation)
+    the same when resuming.
+
+    Args:
+        max_lr: the peak LR (e.g. from `superconverge.huggingface.lr_find`).
+        momentum: ``(high, low)`` of β1/momentum over the cycle (Smith: 0.95 → 0.85), or None
+            to leave it alone (needed for optimizers without momentum, e.g. Adagrad).
+        warmup_fraction, min_lr, final_lr, three_phase: as in `superconverge.one_cycle`
+            (torch's ``OneCycleLR`` defaults: min_lr = max_lr / 25, final_lr = min_lr / 1e4).
+
+    Raises:
+        ValueError: an invalid setting (at construction); an optimizer without momentum while
+            `momentum` is set (when training starts).
+
+    Example:
+        >>> callback = OneCycleCallback(max_lr=3e-4)
+        >>> callback.plan is None  # built when training starts, from the Trainer's max_steps
+        True
+    """
+
+    def __init__(
+        self,
+        max_lr: float,
+        *,
+        momentum: tuple[float, float] | None = (0.95, 0.85),
+        warmup_fraction: float = 0.3,
+        min_lr: float | None = None,
+        final_lr: float | None = None,
+        three_phase: bool = False,
+    ) -> None:
+        if (
+            isinstance(max_lr, bool)
+            or not isinstance(max_lr, (int, float))
+            or not math.isfinite(max_lr)
+            or max_lr <= 0
+        ):
+            raise ValueError(f"max_lr must be a finite number > 0, got {max_lr!r}")
+        if momentum is not None:
+            momentum = tuple(momentum)  # type: ignore[assignment]
+        self.max_lr = float(max_lr)
+        self.settings: dict[str, Any] = {
+            "momentum": momentum,
+            "warmup_fraction": warmup_fraction,
+            "min_lr": min_lr,
+            "final_lr": final_lr,
+            "three_phase": three_phase,
+        }
+        one_cycle(10, self.max_lr, **self.settings)  # checks them now, not when training starts
+        self.plan: Plan | None = None
+        self.scheduler: HyperparamScheduler | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        given = kwargs.get("optimizer")
+        # accelerate wraps it; the optimizer inside is the one to name (same param groups)
+        optimizer = getattr(given, "optimizer", given)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise RuntimeError(
+                f"OneCycleCallback: the Trainer gave no optimizer at train begin, got {given!r}"
+            )
+        if self.settings["momentum"] is not None and any(
+            momentum_key(group) is None for group in optimizer.param_groups
+        ):
+            raise ValueError(
+                f"momentum: {type(optimizer).__name__} has no momentum (SGD/RMSprop 'momentum' "
+                "or Adam-style 'betas') to cycle; pass OneCycleCallback(..., momentum=None)"
+            )
+        self.plan = one_cycle(int(state.max_steps), self.max_lr, **self.settings)
+        self.scheduler = HyperparamScheduler(optimizer, self.plan)
+        self._write(state.global_step)  # update global_step: 0, or the checkpoint's on resume
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._write(state.global_step)  # unconditionally: the Trainer's scheduler wrote its LR
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # the Trainer logs lr_scheduler.get_last_lr()[0] right after this hook: make it the LR
+        # this update used (ReduceLROnPlateau-like schedulers are logged from the group instead)
+        trainer_scheduler = kwargs.get("lr_scheduler")
+        if (
+            self.scheduler is not None
+            and isinstance(trainer_scheduler, LRScheduler)
+            and trainer_scheduler is not self.scheduler
+        ):
+            trainer_scheduler._last_lr = list(self.scheduler.get_last_lr())  # noqa: SLF001 - see above
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._write(state.global_step)  # the next update's values, over the Trainer's scheduler
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.scheduler = None  # the plan stays, for inspection
+
+    def _write(self, step: int) -> None:
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict({"step_count": int(step)})

@@ -7,7 +7,8 @@ use); (b) one process at 1 thread; (c) a coordinator (``--study``) and one worke
 evidence); the decisions of each run are printed so that a reader sees they are the same. Medians
 over the repeats; the ratios are (a) / (c) and (b) / (c).
 
-    cd benchmarks && python trials_speedup.py --data digits --epochs 10 --budget 2 --repeats 3
+    cd benchmarks && python trials_speedup.py --data mnist --data-dir ../../shared/data \\
+        --model mlp --epochs 3 --budget 2 --repeats 3
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ DECISIONS = ("optimizer", "batch_size", "max_lr", "weight_decay", "momentum")
 
 
 def tune_command(args: argparse.Namespace, out: Path, *extra: str) -> list[str]:
-    return [
+    command = [
         sys.executable, "-m", "superconverge", "tune", "-q", "--data", args.data,
         "--epochs", str(args.epochs), "--budget", str(args.budget), "--out", str(out), *extra,
     ]  # fmt: skip
+    if args.data_dir:
+        command += ["--data-dir", args.data_dir]
+    if args.model:
+        command += ["--model", args.model]
+    return command
 
 
 def environment(threads: int | None) -> dict[str, str]:
@@ -49,7 +55,9 @@ def search_seconds(out: Path) -> tuple[float, dict]:
 
 
 def one_process(args: argparse.Namespace, out: Path, threads: int | None) -> tuple[float, dict]:
-    subprocess.run(tune_command(args, out), env=environment(threads), check=True)
+    subprocess.run(
+        tune_command(args, out), env=environment(threads), check=True, stdout=subprocess.DEVNULL
+    )
     return search_seconds(out)
 
 
@@ -69,9 +77,11 @@ def coordinator_and_worker(args: argparse.Namespace, out: Path) -> tuple[float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="digits")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--budget", type=float, default=2.0)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--budget", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--model")
     args = parser.parse_args()
     print(machine())
     print(f"load average before: {os.getloadavg()}")
@@ -86,7 +96,8 @@ def main() -> None:
             order = list(ways) if repeat % 2 == 0 else list(reversed(ways))
             for name in order:
                 start = time.perf_counter()
-                search, decisions = ways[name](Path(folder) / f"{repeat}-{len(seconds[name])}-x")
+                out = Path(folder) / f"{repeat}-{list(ways).index(name)}"
+                search, decisions = ways[name](out)
                 seconds[name].append(search)
                 print(
                     f"repeat {repeat}: {name}: search {search:.1f} s (whole run "

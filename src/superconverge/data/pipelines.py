@@ -10,6 +10,7 @@ consume the user's data. `superconverge.data.sources` decides which loader a sou
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any
 
@@ -26,7 +27,16 @@ class _PositionBatches(Sampler[list[int]]):
     workers, which re-read their batch sampler at each new iteration)."""
 
     def __init__(self, owner: DatasetLoader) -> None:
-        self.owner = owner
+        # a weak reference: a cycle (owner -> DataLoader -> this -> owner) would keep the
+        # persistent workers of a finished run alive until the garbage collector found it
+        self._owner = weakref.ref(owner)
+
+    @property
+    def owner(self) -> DatasetLoader:
+        owner = self._owner()
+        if owner is None:
+            raise RuntimeError("the DatasetLoader of this batch sampler was deleted")
+        return owner
 
     def __len__(self) -> int:
         return len(self.owner) - self.owner.batch_index

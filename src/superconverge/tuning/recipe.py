@@ -29,7 +29,7 @@ import superconverge
 from superconverge._checks import check_choice
 from superconverge.batches import BatchFn
 from superconverge.data.loader import Augment
-from superconverge.data.sources import DataSource, LoaderOptions, as_source
+from superconverge.data.sources import DataSource, LoaderOptions, as_source, check_rereadable
 from superconverge.losses import loss_name
 from superconverge.metrics import MetricsSpec, resolve_metrics
 from superconverge.pytorch.optimizers import (
@@ -93,6 +93,8 @@ def tune(
     steps_per_epoch: int | None = None,
     num_workers: int = 0,
     collate_fn: Callable[[list[Any]], Any] | None = None,
+    val_steps: int | None = None,
+    test_steps: int | None = None,
 ) -> TunePlan:
     """Choose batch size, optimizer, LR bounds, weight decay and momentum by short runs within
     `budget`, then train (README, "The recipe"). ``train_data``/``val_data``/``test_data``: any
@@ -101,7 +103,9 @@ def tune(
     first the anchor (default per optimizer: `settings`). ``budget``: the search's training
     samples in final runs (1.0: the recipe costs at most twice the final run). ``out_dir``,
     ``resume``, ``overwrite``: the run folder and its journal. ``workers``: processes for the
-    short runs. The rest as for `Trainer`.
+    short runs. ``val_steps``/``test_steps``: batches per evaluation of a `val_data`/`test_data`
+    stream (a finite one is read to its end without them; an endless one needs them). The rest
+    as for `Trainer`.
 
     Raises:
         DataError: a bad label or NaN/inf input (before any training). FolderBusyError: another
@@ -123,7 +127,7 @@ def tune(
         model_fn(), *(d for _, d in named), loss_fn=loss_fn, augment=augment, **fingerprint
     )
     loading = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
-    train, val, test = _sources(named, steps_per_epoch, batch_fn, loading)
+    train, val, test = _sources(named, (steps_per_epoch, val_steps, test_steps), batch_fn, loading)
     options = {"metrics": metrics, "batch_fn": batch_fn, "precision": precision}
     common = (model_fn, train, val, loss_fn, augment, seed, run_device, workers, settings, options)
     threads_before, environment = torch.get_num_threads(), _environment(run_device, seed)
@@ -172,20 +176,32 @@ class _Request:
 
 def _sources(
     named: list[tuple[str, Any]],
-    steps_per_epoch: int | None,
+    steps: tuple[int | None, int | None, int | None],
     batch_fn: BatchFn | None,
     loading: LoaderOptions,
 ) -> tuple[DataSource, DataSource, DataSource | None]:
-    """The training, validation and (optional) test data as `DataSource`s."""
+    """The training, validation and (optional) test data as `DataSource`s; `steps`: batches
+    per epoch (training) and per evaluation (validation, test)."""
     (_, train), (_, val), (_, test) = named
+    train_steps, val_steps, test_steps = steps
+    check_rereadable(val, "val_data", val_steps)  # every short run reads it again
+    if test is None and test_steps is not None:
+        raise ValueError(f"test_steps needs test_data, got test_steps={test_steps!r}")
 
-    def source(data: Any, name: str, steps: int | None = None) -> DataSource:
-        return as_source(data, name, steps_per_epoch=steps, batch_fn=batch_fn, options=loading)
+    def source(data: Any, name: str, steps: int | None, evaluation: bool = True) -> DataSource:
+        return as_source(
+            data,
+            name,
+            steps_per_epoch=steps,
+            batch_fn=batch_fn,
+            options=loading,
+            evaluation=evaluation,
+        )
 
     return (
-        source(train, "train_data", steps_per_epoch),
-        source(val, "val_data"),
-        None if test is None else source(test, "test_data"),
+        source(train, "train_data", train_steps, evaluation=False),
+        source(val, "val_data", val_steps),
+        None if test is None else source(test, "test_data", test_steps),
     )
 
 

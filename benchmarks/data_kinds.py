@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import time
@@ -211,10 +212,8 @@ class _TreeMemory:
             pid = todo.pop()
             pids.append(pid)
             for task in Path(f"/proc/{pid}/task").glob("*/children"):
-                try:
+                with contextlib.suppress(OSError):  # the child ended meanwhile
                     todo += [int(c) for c in task.read_text().split()]
-                except OSError:
-                    pass
         return pids
 
     def _watch(self) -> None:

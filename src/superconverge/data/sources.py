@@ -87,7 +87,8 @@ class LoaderOptions:
     """How a ``DataLoader`` is built for a ``Dataset`` (and an ``IterableDataset``).
 
     `pin_memory` None: on when batches go to CUDA. `persistent_workers` None: on when
-    `num_workers` > 0 (workers start once, not every epoch).
+    `num_workers` > 0 for training data (workers start once, not every epoch), off for
+    validation and test data (read once an epoch: no workers idle while training).
     """
 
     num_workers: int = 0
@@ -245,7 +246,12 @@ class DataSource:
                 seed=seed,
                 num_workers=options.num_workers,
                 pin_memory=pin,
-                persistent_workers=options.persistent_workers,
+                # validation runs once an epoch: its workers start for it, not idle all along
+                persistent_workers=(
+                    False
+                    if self.evaluation and options.persistent_workers is None
+                    else options.persistent_workers
+                ),
                 collate_fn=options.collate_fn,
                 prefetch_factor=options.prefetch_factor,
                 rank=rank,
@@ -388,23 +394,6 @@ def as_source(
     )
 
 
-def check_rereadable(data: Any, name: str, steps: int | None) -> None:
-    """Validation data is read after every epoch: a generator or other iterator, read to its
-    end once, would be empty the second time, so without `steps` (an endless one, continued)
-    it is refused before any training.
-
-    Raises:
-        ValueError: naming `name`, what it is, and what to pass instead.
-    """
-    if steps is None and isinstance(data, Iterator):
-        raise ValueError(
-            f"{name} is a {type(data).__name__}, which can be read once, and validation reads it "
-            "after every epoch: pass an iterable that restarts (a list of batches, an "
-            "IterableDataset, a DataLoader) or make_loader(batch_size) returning a fresh one, "
-            f"or declare {STEPS_ARGUMENTS.get(name, 'steps')}= for an endless stream"
-        )
-
-
 def peek(loader: Any) -> Any:
     """The first batch the next iteration of `loader` yields, without losing it.
 
@@ -442,7 +431,6 @@ __all__ = [
     "Loader",
     "LoaderOptions",
     "as_source",
-    "check_rereadable",
     "epoch_order",
     "first_batch",
     "has_position",

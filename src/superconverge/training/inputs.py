@@ -20,17 +20,17 @@ from superconverge._checks import (
     check_positive,
 )
 from superconverge.batches import BatchFn, check_first_batch, forward, logits_of
-from superconverge.data.checks import check_array_data, check_batch, check_labels, class_count
+from superconverge.data.checks import (
+    check_array_data,
+    check_batch,
+    check_labels,
+    check_rereadable,
+    class_count,
+)
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import ArrayLoader, Augment
 from superconverge.data.pipelines import ENDLESS_EVAL_MIN_BATCHES, EvaluationLoader
-from superconverge.data.sources import (
-    LoaderOptions,
-    as_source,
-    check_rereadable,
-    first_batch,
-    has_position,
-)
+from superconverge.data.sources import LoaderOptions, as_source, first_batch, has_position
 from superconverge.metrics import Metric, MetricsSpec, check_metrics, resolve_metrics
 from superconverge.pytorch.optimizers import check_optimizer_spec
 from superconverge.schedules import Plan

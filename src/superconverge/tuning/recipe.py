@@ -13,6 +13,7 @@ starts, counted as it goes: `superconverge.tuning.budget`); each stage is a func
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import platform
@@ -28,8 +29,9 @@ from torch import nn
 import superconverge
 from superconverge._checks import check_choice
 from superconverge.batches import BatchFn
+from superconverge.data.checks import check_rereadable
 from superconverge.data.loader import Augment
-from superconverge.data.sources import DataSource, LoaderOptions, as_source, check_rereadable
+from superconverge.data.sources import DataSource, LoaderOptions, as_source
 from superconverge.losses import loss_name
 from superconverge.metrics import MetricsSpec, resolve_metrics
 from superconverge.pytorch.optimizers import (
@@ -248,6 +250,7 @@ def _recipe(
         size = _short_run_size(setup, batch, per_epoch, epochs, room, decays_for(families[0]))
     start = time.perf_counter()
     bounds, failed = _families(setup, batch, size, momentum, families, room, decays_for)
+    _release_workers()
     chosen, max_lr, margin, bounds_record = lr_bounds_stage(setup, bounds, failed, start)
     bounds_record = journal.remember("lr_bounds", lambda: bounds_record)
     _estimate(budget, time.perf_counter() - start)
@@ -278,10 +281,19 @@ def _recipe(
         },
     )
     options = {**setup.options, "optimizer": name}
+    _release_workers()
     final = final_run_stage(setup, plan, short_loss, test, out_dir, options)
     plan.evidence += [*final, journal.remember("diagnosis", lambda: diagnosis_stage(plan))]
     plan.compute = budget.summary(sum(int(r.get("samples", 0)) for r in final))
     return plan
+
+
+def _release_workers() -> None:
+    """Free the finished runs' trainers now: the first trainer of a process sits in a reference
+    cycle (torch's first lazy import keeps the frames that built its optimizer), and with it
+    its DataLoader worker processes, until the garbage collector runs (measured on CIFAR-10
+    PNGs: 4 idle workers, ~200 MB, for the whole recipe)."""
+    gc.collect()
 
 
 def _estimate(budget: SearchBudget, seconds: float) -> None:

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import time
@@ -43,6 +44,7 @@ def _summary(plan, seconds: float) -> dict:
         "weight_decay": plan.weight_decay,
         "momentum": steps.get("momentum"),
         "results": plan.results,
+        "compute": plan.compute,  # training samples: the search's and the final run's
         "seconds": seconds,
     }
 
@@ -140,6 +142,7 @@ def sst2(args: argparse.Namespace) -> dict:
 
     history = trainer.fit(epochs, constant(1e-3, momentum=None))
     out["adamw defaults"] = {
+        "compute": {"total_samples": epochs * len(train)},
         "results": {
             "final_val_loss": history.epochs[-1]["val_loss"],
             "test": trainer.evaluate(test),
@@ -158,18 +161,87 @@ def cifar_png(args: argparse.Namespace) -> dict:
     val = torch.utils.data.Subset(test, range(0, len(test), 4))  # every 4th test image
 
     def model() -> nn.Module:
-        return build("cifar-resnet", width=0.25, bn_momentum=0.05)
+        return build("cifar-resnet", width=args.width, bn_momentum=0.05)
 
+    memory = _TreeMemory()
+    time.sleep(1)  # one sample before the workers start
     start = time.perf_counter()
     plan = tune(
-        model, train, val, epochs=args.epochs or 2, test_data=test, num_workers=2, seed=args.seed
+        model,
+        train,
+        val,
+        epochs=args.epochs or 2,
+        test_data=test,
+        num_workers=2,
+        seed=args.seed,
+        budget=args.budget,
     )
     result = _summary(plan, time.perf_counter() - start)
+    result["width"], result["budget"] = args.width, args.budget
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    result["peak_rss_mib"] = {"main": own, "largest_worker": workers}
+    result["peak_rss_mib"] = {"main": own, "largest_finished_worker": workers}
+    result["peak_tree_mib"] = memory.stop()
+    result["decoded_uint8_mib"] = len(train) * 3 * 32 * 32 / 2**20
     result["decoded_float32_mib"] = len(train) * 3 * 32 * 32 * 4 / 2**20
     return result
+
+
+class _TreeMemory:
+    """The peak, over samples every half second, of this process's and its children's (the
+    DataLoader workers') memory together: RSS summed (counts pages shared after fork once per
+    process: an upper bound) and PSS summed (shared pages split between their users: the
+    tree's real footprint). Linux only (/proc)."""
+
+    def __init__(self) -> None:
+        import os
+        import threading
+
+        self.pid = os.getpid()
+        self.peak = {"rss_sum": 0.0, "pss_sum": 0.0, "processes": 0}
+        self.start: dict[str, float] | None = None  # the first sample: before any worker starts
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _pids(self) -> list[int]:
+        from pathlib import Path
+
+        pids, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*/children"):
+                with contextlib.suppress(OSError):  # the child ended meanwhile
+                    todo += [int(c) for c in task.read_text().split()]
+        return pids
+
+    def _watch(self) -> None:
+        from pathlib import Path
+
+        while not self.done.wait(0.5):
+            rss = pss = 0.0
+            pids = self._pids()
+            for pid in pids:
+                try:
+                    text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+                except OSError:
+                    continue
+                for line in text.splitlines():
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1]) / 1024
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1]) / 1024
+            if self.start is None:
+                self.start = {"rss_sum": rss, "pss_sum": pss}
+            if pss > self.peak["pss_sum"]:
+                self.peak = {"rss_sum": rss, "pss_sum": pss, "processes": len(pids)}
+            self.peak["rss_sum"] = max(self.peak["rss_sum"], rss)
+
+    def stop(self) -> dict[str, float]:
+        self.done.set()
+        self.thread.join()
+        return {**self.peak, "at_start": self.start}
 
 
 def main() -> None:
@@ -178,6 +250,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--png", default="/tmp/cifar-png")
+    parser.add_argument("--width", type=float, default=0.25, help="cifar-png: the ResNet's width")
+    parser.add_argument("--budget", type=float, default=1.0, help="cifar-png: tune's budget")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(1)

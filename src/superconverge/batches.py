@@ -102,8 +102,11 @@ def split_batch(
 
 def forward(model: nn.Module, inputs: Any) -> Any:
     """``model(**inputs)`` for dict inputs, else ``model(inputs)``; logits out of model outputs."""
-    outputs = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
-    return logits_of(outputs)
+    if isinstance(inputs, torch.Tensor):  # first: a Mapping check costs ~1 µs per batch
+        outputs = model(inputs)
+    else:
+        outputs = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+    return outputs if isinstance(outputs, torch.Tensor) else logits_of(outputs)
 
 
 def logits_of(outputs: Any) -> Any:

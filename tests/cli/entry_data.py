@@ -1,7 +1,7 @@
 """``module:function`` entry points that return Datasets (not DataSplits), for the CLI tests."""
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, IterableDataset
 
 
 class Rows(Dataset):
@@ -21,6 +21,28 @@ class Rows(Dataset):
 
 def regression() -> tuple[Dataset, Dataset, Dataset]:
     return Rows(320, 0), Rows(64, 1), Rows(64, 2)
+
+
+class RowStream(IterableDataset):
+    """The rows of `Rows`, once (finite: validation needs no len()) or over and over."""
+
+    def __init__(self, rows: Rows, endless: bool) -> None:
+        self.rows, self.endless = rows, endless
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        while True:
+            yield from zip(self.rows.inputs, self.rows.targets, strict=True)
+            if not self.endless:
+                return
+
+
+def streams() -> tuple[IterableDataset, IterableDataset, IterableDataset]:
+    """Training and test streams without end, a finite validation stream."""
+    return (
+        RowStream(Rows(320, 0), endless=True),
+        RowStream(Rows(64, 1), endless=False),
+        RowStream(Rows(64, 2), endless=True),
+    )
 
 
 def regressor() -> torch.nn.Module:

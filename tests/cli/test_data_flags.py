@@ -14,6 +14,7 @@ DATA = ["--data", "tests.cli.entry_data:regression", "--model", "tests.cli.entry
         (["--metric", "f1"], "--metric must be one of accuracy, top5, mse, mae"),
         (["--num-workers", "-1"], "--num-workers must be >= 0, got -1"),
         (["--batch-fn", "nomodule"], "--batch-fn must be module:function"),
+        (["--val-steps", "0"], "--val-steps must be >= 1, got 0"),
     ],
 )
 def test_bad_task_flags_are_named(flags, message, capsys, tmp_path):
@@ -44,6 +45,17 @@ def test_tune_on_datasets_with_mse_and_adamw_from_the_command_line(tmp_path):
     assert main(["fit", "--plan", plan_file, "--trust-plan-code", "--out", str(refit)]) == 0
     again = json.loads((refit / "plan.json").read_text())
     assert set(again["results"]["final_val_metrics"]) == {"mse", "mae"}
+
+
+@pytest.mark.slow
+def test_tune_validates_and_tests_on_streams_from_the_command_line(tmp_path):
+    out = tmp_path / "run"
+    data = ["--data", "tests.cli.entry_data:streams", "--model", "tests.cli.entry_data:regressor"]
+    flags = ["--loss", "mse", "--optimizer", "sgd", "--epochs", "1", "--batch-size", "16"]
+    assert main(["tune", *data, *flags, "--steps-per-epoch", "20", "--test-steps", "3",
+                 "--weight-decays", "0", "--out", str(out)]) == 0  # fmt: skip
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["results"]["test"]["mse"] >= 0 and plan["data_options"]["test_steps"] == 3
 
 
 def test_lr_find_takes_datasets_from_entry_points(tmp_path, capsys):

@@ -1,3 +1,6 @@
+import gc
+import weakref
+
 import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
@@ -150,6 +153,30 @@ def test_batch_size_changes_between_epochs_and_drop_last():
     next(iterator)
     with pytest.raises(RuntimeError, match="between epochs only"):
         loader.batch_size = 2
+
+
+def test_only_training_data_keeps_its_workers_between_epochs():
+    options = LoaderOptions(num_workers=1)
+    train = as_source(Counting(8), options=options).loader(4)
+    val = as_source(Counting(8), "val_data", options=options, evaluation=True).loader(4)
+    assert train.loader.persistent_workers and not val.loader.persistent_workers
+    mine = LoaderOptions(num_workers=1, persistent_workers=True)  # asked for: kept
+    val = as_source(Counting(8), "val_data", options=mine, evaluation=True).loader(4)
+    assert val.loader.persistent_workers
+
+
+def test_a_dataset_loader_is_freed_as_soon_as_it_is_dropped():
+    # persistent workers live as long as the loader: a reference cycle kept every short run's
+    # workers of `tune` alive until the garbage collector ran (12 workers seen on CIFAR-10)
+    loader = DatasetLoader(Counting(10), 4)
+    assert sum(len(t) for t in _targets(loader)) == 10
+    gone = weakref.ref(loader)
+    gc.disable()
+    try:
+        del loader
+        assert gone() is None
+    finally:
+        gc.enable()
 
 
 def test_ranks_split_each_epoch_like_the_array_loader():

@@ -16,10 +16,14 @@ PRECISION_NAMES = ("auto", "32", "bf16", "fp16")  # superconverge.training.devic
 
 
 def add_task_flags(
-    parser: argparse.ArgumentParser, *, optimizer_default: str = "sgd", precision: bool = True
+    parser: argparse.ArgumentParser,
+    *,
+    optimizer_default: str = "sgd",
+    precision: bool = True,
+    evaluation: bool = True,
 ) -> None:
     """--loss, --metric, --optimizer, --device, --precision, --num-workers, --steps-per-epoch,
-    --batch-fn, --collate-fn."""
+    --val-steps and --test-steps (with `evaluation`), --batch-fn, --collate-fn."""
     from superconverge.losses import LOSSES
 
     parser.add_argument(
@@ -56,6 +60,14 @@ def add_task_flags(
     parser.add_argument(
         "--steps-per-epoch", type=int, help="batches per epoch of a stream (IterableDataset)"
     )
+    if evaluation:
+        for split in ("val", "test"):
+            parser.add_argument(
+                f"--{split}-steps",
+                type=int,
+                help=f"batches per evaluation of an endless {split} stream (a finite one is read "
+                "to its end without it)",
+            )
     parser.add_argument(
         "--batch-fn", help="module:function batch -> (inputs, targets), for other batches"
     )
@@ -127,6 +139,15 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def evaluation_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``val_steps`` and ``test_steps`` for `tune` and `TunePlan.run`, from the flags."""
+    options = {"val_steps": args.val_steps, "test_steps": args.test_steps}
+    for name, value in options.items():
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    return options
+
+
 def saved_flags(args: argparse.Namespace) -> dict[str, Any]:
     """What ``fit --plan`` needs to serve the data the same way again (names, not objects)."""
     return {
@@ -134,6 +155,8 @@ def saved_flags(args: argparse.Namespace) -> dict[str, Any]:
         "metrics": args.metrics,
         "num_workers": args.num_workers,
         "steps_per_epoch": args.steps_per_epoch,
+        "val_steps": getattr(args, "val_steps", None),
+        "test_steps": getattr(args, "test_steps", None),
         "batch_fn": args.batch_fn,
         "collate_fn": args.collate_fn,
         "device": args.device,

@@ -173,6 +173,8 @@ def _task_of(plan: Any) -> dict[str, Any]:
         "metrics": metrics_from_flags(saved.get("metrics")),
         "num_workers": saved.get("num_workers", 0),
         "steps_per_epoch": saved.get("steps_per_epoch"),
+        "val_steps": saved.get("val_steps"),
+        "test_steps": saved.get("test_steps"),
         "batch_fn": callable_from_flag(saved.get("batch_fn"), "--batch-fn"),
         "collate_fn": callable_from_flag(saved.get("collate_fn"), "--collate-fn"),
         "precision": saved.get("precision", "auto"),

@@ -21,6 +21,7 @@ from superconverge.cli._common import (
 from superconverge.cli._data_flags import (
     UserData,
     data_options,
+    evaluation_options,
     loss_from_flag,
     metrics_from_flags,
     saved_flags,
@@ -323,6 +324,7 @@ def _tune(
         device=args.device,
         precision=args.precision,
         **data_options(args),
+        **evaluation_options(args),
         compare_momentum=args.compare_momentum,
         budget=args.budget,
         workers=args.workers,

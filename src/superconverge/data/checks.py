@@ -9,11 +9,13 @@ any other data only the batch the caller already holds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from superconverge.data.datasets import ArrayData
+from superconverge.data.pipelines import STEPS_ARGUMENTS
 
 IGNORE_INDEX = -100  # cross_entropy's default ignore_index: a label that is skipped, not wrong
 CHUNK_ELEMENTS = 1 << 24  # elements scanned at once: bounds the scan's temporary memory (16 MiB)
@@ -145,3 +147,20 @@ def _count(rows: torch.Tensor, unit: str) -> str:
     more = ", ..." if len(rows) > EXAMPLES else ""
     plural = "s" if len(rows) > 1 else ""
     return f"{len(rows)} {unit.split(', ')[-1]}{plural} affected: {listed}{more}"
+
+
+def check_rereadable(data: Any, name: str, steps: int | None) -> None:
+    """Validation data is read after every epoch: a generator or other iterator, read to its
+    end once, would be empty the second time, so without `steps` (an endless one, continued)
+    it is refused before any training.
+
+    Raises:
+        ValueError: naming `name`, what it is, and what to pass instead.
+    """
+    if steps is None and isinstance(data, Iterator):
+        raise ValueError(
+            f"{name} is a {type(data).__name__}, which can be read once, and validation reads it "
+            "after every epoch: pass an iterable that restarts (a list of batches, an "
+            "IterableDataset, a DataLoader) or make_loader(batch_size) returning a fresh one, "
+            f"or declare {STEPS_ARGUMENTS.get(name, 'steps')}= for an endless stream"
+        )

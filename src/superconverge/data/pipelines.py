@@ -1,6 +1,7 @@
 """Loaders over what the user brings when it is not in-memory tensors: a map-style ``Dataset``
 through one ``DataLoader`` built here (`DatasetLoader`), and the user's own pipeline, a loader
-factory ``make_loader(batch_size)`` or a stream (`FactoryLoader`).
+factory ``make_loader(batch_size)`` or a stream (`FactoryLoader`; for validation and test data
+`EvaluationLoader`, which reads a stream to its end or a declared number of batches).
 
 Both keep a position like `ArrayLoader` (`PositionLoader`) and can ``peek()``: the first batch
 of the next iteration, which iteration then yields itself, so that the first-batch checks never
@@ -10,6 +11,7 @@ consume the user's data. `superconverge.data.sources` decides which loader a sou
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any
 
@@ -26,7 +28,16 @@ class _PositionBatches(Sampler[list[int]]):
     workers, which re-read their batch sampler at each new iteration)."""
 
     def __init__(self, owner: DatasetLoader) -> None:
-        self.owner = owner
+        # a weak reference: a cycle (owner -> DataLoader -> this -> owner) would keep the
+        # persistent workers of a finished run alive until the garbage collector found it
+        self._owner = weakref.ref(owner)
+
+    @property
+    def owner(self) -> DatasetLoader:
+        owner = self._owner()
+        if owner is None:
+            raise RuntimeError("the DatasetLoader of this batch sampler was deleted")
+        return owner
 
     def __len__(self) -> int:
         return len(self.owner) - self.owner.batch_index
@@ -315,3 +326,120 @@ class FactoryLoader(PeekingLoader):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self._stream = None
+
+
+ENDLESS_EVAL_MIN_BATCHES = 1000  # the least an evaluation of unknown length may read (see below)
+STEPS_ARGUMENTS = {"val_data": "val_steps", "test_data": "test_steps", "data": "steps"}
+
+
+class EvaluationLoader(FactoryLoader):
+    """Validation or test batches from a loader factory, a stream or an iterable of the user's:
+    one pass (an evaluation) reads `steps` batches when they are declared, else every batch
+    until the data run out, so a finite stream needs no ``len()``.
+
+    Each pass starts afresh: ``iter()`` again, so an ``IterableDataset``, a ``DataLoader`` or a
+    list gives the same batches every time; a factory whose previous pass ran out is asked
+    again (a generator it returns is read once); an endless one-shot generator with `steps`
+    continues. The batch size is not checked (it changes only speed and memory here).
+
+    Args:
+        make_loader: ``batch_size -> iterable of batches``.
+        batch_size: samples per batch asked of `make_loader`.
+        steps: batches per evaluation (an endless stream must declare them); None: to the end.
+        batch_fn: the batch hook.
+        name: the argument the data came from (``val_data``, ``test_data``, ``data``).
+        max_batches: an evaluation of unknown length that reads more batches than this stops
+            with an error (an endless stream without `steps`); at least
+            `ENDLESS_EVAL_MIN_BATCHES` (the `Trainer` raises it to 10 training epochs' batches).
+
+    Raises (while iterating):
+        ValueError: no batches in a pass (empty data, or a generator read to its end before),
+            or more than `max_batches` without `steps`; the message names the argument.
+    """
+
+    def __init__(
+        self,
+        make_loader: Callable[[int], Iterable[Any]],
+        batch_size: int,
+        *,
+        steps: int | None = None,
+        batch_fn: BatchFn | None = None,
+        name: str = "val_data",
+        max_batches: int = ENDLESS_EVAL_MIN_BATCHES,
+    ) -> None:
+        super().__init__(
+            make_loader,
+            batch_size,
+            steps_per_epoch=steps,
+            batch_fn=batch_fn,
+            check_batch_size=False,
+            name=name,
+        )
+        self.max_batches = check_integer("max_batches", max_batches)
+
+    @property
+    def steps_argument(self) -> str:
+        """The argument that declares this data's batches per evaluation."""
+        return STEPS_ARGUMENTS.get(self.name, "steps")
+
+    def __len__(self) -> int:
+        if self.steps_per_epoch is not None:
+            return self.steps_per_epoch
+        if not has_len(self.iterable):
+            raise TypeError(f"{self.name} is a stream: its length is known once it is read")
+        return len(self.iterable)  # type: ignore[arg-type]
+
+    def _batches(self) -> Iterator[Any]:
+        return iter(self.iterable)
+
+    def __iter__(self) -> Iterator[Any]:
+        self.batch_index = 0  # every evaluation reads from the start
+        if self._peeked is not None:
+            first, rest = self._peeked
+            self._peeked = None
+            batches: Iterator[Any] = itertools.chain([first], rest)
+        else:
+            batches = self._batches()
+        limit = self.steps_per_epoch
+        while limit is None or self.batch_index < limit:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                if isinstance(self._iterable, Iterator):  # read once: ask a factory again
+                    self._iterable = None
+                break
+            if limit is None and self.batch_index >= self.max_batches:
+                raise ValueError(
+                    f"{self.name} yielded more than {self.max_batches} batches in one evaluation "
+                    f"and has no len(): an endless stream? Declare the batches of one evaluation "
+                    f"with {self.steps_argument}= (or pass a stream that ends)"
+                )
+            self.batch_index += 1
+            yield batch
+        if self.batch_index == 0:
+            raise ValueError(self._empty_message())
+        self._end_epoch()
+
+    def _empty_message(self) -> str:
+        if self.epoch == 0:
+            if isinstance(self._iterable, Iterator) or self._iterable is None:
+                return (
+                    f"{self.name} yielded no batches: it is empty, or a generator that was read "
+                    "to its end before (a generator can be read once)"
+                )
+            return f"{self.name} yielded no batches: it is empty"
+        return (
+            f"{self.name} yielded no batches in evaluation {self.epoch + 1}: it was read to its "
+            "end before, and a generator can be read once; pass an iterable that restarts (a "
+            "list, an IterableDataset, a DataLoader) or make_loader(batch_size) returning a "
+            f"fresh one, or declare {self.steps_argument}= for an endless stream"
+        )
+
+
+def has_len(data: object) -> bool:
+    """``len(data)`` works (a ``DataLoader`` over an ``IterableDataset`` is Sized but raises)."""
+    try:
+        len(data)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True

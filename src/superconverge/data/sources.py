@@ -13,7 +13,8 @@ kind             what the user passes                                           
 ``factory``      ``make_loader(batch_size) -> iterable of batches``, the user's own    epoch
                  pipeline (samplers, collate functions, streaming)
 ``stream``       a ``torch.utils.data.IterableDataset`` or an endless iterable of      epoch
-                 batches, with a declared `steps_per_epoch`
+                 batches, with a declared `steps_per_epoch`; for validation and test
+                 data a finite one needs nothing (read to its end each evaluation)
 ``loader``       a sized iterable of batches with its own batch size (a                epoch
                  ``DataLoader`` the user built); the batch size is not ours to choose
 ===============  ===================================================================  ==========
@@ -36,7 +37,7 @@ pass); a ``stream`` continues from a fresh iterator.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import torch
@@ -51,7 +52,14 @@ from superconverge.data.loader import (
     epoch_order,
     has_position,
 )
-from superconverge.data.pipelines import DatasetLoader, FactoryLoader, PeekingLoader
+from superconverge.data.pipelines import (
+    STEPS_ARGUMENTS,
+    DatasetLoader,
+    EvaluationLoader,
+    FactoryLoader,
+    PeekingLoader,
+    has_len,
+)
 
 KINDS = ("arrays", "dataset", "factory", "stream", "loader")
 
@@ -79,7 +87,8 @@ class LoaderOptions:
     """How a ``DataLoader`` is built for a ``Dataset`` (and an ``IterableDataset``).
 
     `pin_memory` None: on when batches go to CUDA. `persistent_workers` None: on when
-    `num_workers` > 0 (workers start once, not every epoch).
+    `num_workers` > 0 for training data (workers start once, not every epoch), off for
+    validation and test data (read once an epoch: no workers idle while training).
     """
 
     num_workers: int = 0
@@ -100,6 +109,8 @@ class DataSource:
 
     Build it with `as_source`. ``fixed_batch_size`` is set for ``loader`` (the user's loader
     has its own batch size); ``num_samples`` is None where it is unknown (factories, streams).
+    With `evaluation` (validation and test data) `steps_per_epoch` is the batches of one
+    evaluation, and a stream without it is read to its end (`EvaluationLoader`).
     """
 
     kind: str
@@ -108,6 +119,7 @@ class DataSource:
     steps_per_epoch: int | None = None
     batch_fn: BatchFn | None = None
     options: LoaderOptions = LoaderOptions()
+    evaluation: bool = False
 
     @property
     def fixed_batch_size(self) -> int | None:
@@ -139,10 +151,50 @@ class DataSource:
             "arrays": f"in-memory tensors ({self.num_samples} samples)",
             "dataset": f"a Dataset ({self.num_samples} samples, {self.options.num_workers} workers)",
             "factory": "a loader factory make_loader(batch_size)",
-            "stream": f"a stream ({self.steps_per_epoch} steps per epoch)",
+            "stream": f"a stream ({self.steps_per_epoch or 'all its'} batches per pass)",
             "loader": f"a loader of its own (batch size {self.fixed_batch_size})",
         }
         return what[self.kind]
+
+    def _iterable_dataset_loaders(self, pin: bool) -> Callable[[int], Iterable[Any]]:
+        """``batch_size -> DataLoader`` over this stream's ``IterableDataset``."""
+        dataset, options = self.data, self.options
+
+        def make_loader(size: int) -> Iterable[Any]:
+            extra: dict[str, Any] = {}
+            if options.num_workers > 0:
+                extra["persistent_workers"] = options.persistent_workers is not False
+            return DataLoader(
+                dataset,
+                batch_size=size,
+                num_workers=options.num_workers,
+                pin_memory=pin,
+                collate_fn=options.collate_fn,
+                **extra,
+            )
+
+        return make_loader
+
+    def _evaluation_loader(self, batch_size: int, pin: bool) -> Any:
+        """A factory's, a stream's or the user's own batches for evaluations (`EvaluationLoader`);
+        a loader built here is used as it is."""
+        if self.kind == "loader" and has_position(self.data):
+            return self.data
+        data = self.data
+        make_loader: Callable[[int], Iterable[Any]]
+        if self.kind == "factory":
+            make_loader = data
+        elif isinstance(data, IterableDataset):
+            make_loader = self._iterable_dataset_loaders(pin)
+        else:  # a stream or a loader of the user's: the same object every pass
+            make_loader = lambda _size: data  # noqa: E731
+        return EvaluationLoader(
+            make_loader,
+            self.fixed_batch_size or batch_size,
+            steps=self.steps_per_epoch,
+            batch_fn=self.batch_fn,
+            name=self.name,
+        )
 
     def loader(
         self,
@@ -194,13 +246,20 @@ class DataSource:
                 seed=seed,
                 num_workers=options.num_workers,
                 pin_memory=pin,
-                persistent_workers=options.persistent_workers,
+                # validation runs once an epoch: its workers start for it, not idle all along
+                persistent_workers=(
+                    False
+                    if self.evaluation and options.persistent_workers is None
+                    else options.persistent_workers
+                ),
                 collate_fn=options.collate_fn,
                 prefetch_factor=options.prefetch_factor,
                 rank=rank,
                 world_size=world_size,
                 name=self.name,
             )
+        if self.evaluation:
+            return self._evaluation_loader(batch_size, pin)
         if self.kind == "factory":
             return FactoryLoader(
                 self.data,
@@ -211,23 +270,8 @@ class DataSource:
             )
         if self.kind == "stream":
             if isinstance(self.data, IterableDataset):
-                dataset = self.data
-
-                def make_loader(size: int) -> Iterable[Any]:
-                    extra: dict[str, Any] = {}
-                    if options.num_workers > 0:
-                        extra["persistent_workers"] = options.persistent_workers is not False
-                    return DataLoader(
-                        dataset,
-                        batch_size=size,
-                        num_workers=options.num_workers,
-                        pin_memory=pin,
-                        collate_fn=options.collate_fn,
-                        **extra,
-                    )
-
                 return FactoryLoader(
-                    make_loader,
+                    self._iterable_dataset_loaders(pin),
                     batch_size,
                     steps_per_epoch=self.steps_per_epoch,
                     batch_fn=self.batch_fn,
@@ -264,6 +308,7 @@ def as_source(
     steps_per_epoch: int | None = None,
     batch_fn: BatchFn | None = None,
     options: LoaderOptions | None = None,
+    evaluation: bool = False,
 ) -> DataSource:
     """Recognise what the user brought (see the module's table) and return its `DataSource`.
 
@@ -275,9 +320,13 @@ def as_source(
         steps_per_epoch: batches per epoch; required for streams, optional for factories.
         batch_fn: the batch hook, ``batch -> (inputs, targets)``.
         options: how ``DataLoader`` s are built for a ``Dataset``.
+        evaluation: validation or test data: `steps_per_epoch` is the batches of one
+            evaluation (for streams, factories and loaders; an endless stream needs it), and a
+            stream without it is read to its end each time.
 
     Raises:
-        ValueError: a stream without `steps_per_epoch`, empty data.
+        ValueError: a training stream without `steps_per_epoch`, evaluation steps for data
+            that is read whole (tensors, a ``Dataset``), empty data.
         TypeError: none of the kinds above; the message names `name` and what was found.
 
     Example:
@@ -291,12 +340,13 @@ def as_source(
         check_integer("steps_per_epoch", steps_per_epoch)
     options = options if options is not None else LoaderOptions()
     if isinstance(data, DataSource):
-        return data
+        return replace(data, evaluation=True) if evaluation and not data.evaluation else data
     common: dict[str, Any] = {
         "name": name,
         "steps_per_epoch": steps_per_epoch,
         "batch_fn": batch_fn,
         "options": options,
+        "evaluation": evaluation,
     }
     if (
         isinstance(data, tuple)
@@ -304,14 +354,21 @@ def as_source(
         and all(isinstance(t, torch.Tensor) for t in data)
     ):
         data = ArrayData(*data)
+    sized = isinstance(data, ArrayData | Dataset) and not isinstance(data, IterableDataset)
+    if evaluation and steps_per_epoch is not None and sized:
+        raise ValueError(
+            f"{STEPS_ARGUMENTS.get(name, 'steps')} applies to streams and loader factories; "
+            f"{name} ({type(data).__name__}) has a known size and an evaluation reads it whole: "
+            "leave it out"
+        )
     if isinstance(data, ArrayData):
         if len(data) == 0:
             raise ValueError(f"{name} must not be empty, got 0 samples")
         return DataSource("arrays", data, **common)
     if isinstance(data, IterableDataset) or (
-        isinstance(data, Iterable) and not isinstance(data, Dataset) and not _has_len(data)
+        isinstance(data, Iterable) and not isinstance(data, Dataset) and not has_len(data)
     ):
-        if steps_per_epoch is None:
+        if steps_per_epoch is None and not evaluation:
             raise ValueError(
                 f"steps_per_epoch must be given for {name}: it is a "
                 f"{type(data).__name__} without len() (a stream); say how many batches make "
@@ -335,15 +392,6 @@ def as_source(
         f"factory make_loader(batch_size), an IterableDataset with steps_per_epoch, or an "
         f"iterable of batches; got {type(data).__name__}"
     )
-
-
-def _has_len(data: object) -> bool:
-    """``len(data)`` works (a ``DataLoader`` over an ``IterableDataset`` is Sized but raises)."""
-    try:
-        len(data)  # type: ignore[arg-type]
-    except TypeError:
-        return False
-    return True
 
 
 def peek(loader: Any) -> Any:
@@ -378,6 +426,7 @@ __all__ = [
     "KINDS",
     "DataSource",
     "DatasetLoader",
+    "EvaluationLoader",
     "FactoryLoader",
     "Loader",
     "LoaderOptions",

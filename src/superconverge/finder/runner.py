@@ -6,6 +6,7 @@ step, stop when the loss blows up, restore everything exactly, and analyse the c
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -73,6 +74,20 @@ class _Cycle(Cycle):
 
     def __next__(self) -> tuple[Any, Any]:
         return split_batch(super().__next__(), self.batch_fn, self.name)
+
+
+def _val_subset(
+    loader: Iterable[Any], val_batches: int, batch_fn: BatchFn | None
+) -> list[tuple[Any, Any]]:
+    """The first `val_batches` batches of `loader` (all of them if it has fewer: a finite
+    stream needs no ``len()``), as ``(inputs, targets)``."""
+    batches = [
+        split_batch(batch, batch_fn, "val_data")
+        for batch in itertools.islice(iter(loader), val_batches)
+    ]
+    if not batches:
+        raise ValueError("val_data yielded no batches: it is empty")
+    return batches
 
 
 def _chance(batches: list[tuple[Any, Any]] | None) -> float | None:
@@ -225,29 +240,37 @@ def lr_find(
     plan = sweep_plan(start_lr, end_lr, num_steps, mode)
 
     check_batch_fn(batch_fn)
+    check_count("val_batches", val_batches)
     options = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
 
-    def batches_of(data: Any, name: str, steps: int | None, shuffle: bool) -> Any:
+    def batches_of(data: Any, name: str, steps: int | None, evaluation: bool = False) -> Any:
         """A loader at `batch_size` for data that is not batches yet; batches (a trainer's
         loader, the user's own) as they are: the sweep cycles them."""
         if has_position(data) or _is_batches(data):
             return data
-        if steps is None and isinstance(data, IterableDataset):
+        if steps is None and isinstance(data, IterableDataset) and not evaluation:
             steps = num_steps * accumulation_steps  # no epochs here: the batches the sweep needs
-        source = as_source(data, name, steps_per_epoch=steps, batch_fn=batch_fn, options=options)
-        return source.loader(batch_size, shuffle=shuffle, device=run_device)
+        source = as_source(
+            data,
+            name,
+            steps_per_epoch=steps,
+            batch_fn=batch_fn,
+            options=options,
+            evaluation=evaluation,
+        )
+        return source.loader(batch_size, shuffle=not evaluation, device=run_device)
 
-    train_loader = batches_of(train_data, "train_data", steps_per_epoch, True)
-    val_loader = None if val_data is None else batches_of(val_data, "val_data", None, False)
+    train_loader = batches_of(train_data, "train_data", steps_per_epoch)
+    val_loader = None
+    if val_data is not None:  # only its first val_batches batches are read: no len() needed
+        val_loader = batches_of(val_data, "val_data", None, evaluation=True)
     snapshot = TrainingSnapshot(model, optimizer, grad_scaler, [train_loader, val_loader])
     curves: list[dict[str, Any]] = []
     try:
-        val_subset = None
-        if val_loader is not None:
-            source = _Cycle(val_loader, "val_data", batch_fn)
+        val_subset = None if val_loader is None else _val_subset(val_loader, val_batches, batch_fn)
+        if val_subset is not None:
             val_subset = [
-                (to_device(x, run_device), to_device(y, run_device))
-                for x, y in (next(source) for _ in range(val_batches))
+                (to_device(x, run_device), to_device(y, run_device)) for x, y in val_subset
             ]
         for repeat in range(repeats):
             if repeat:

@@ -1,14 +1,15 @@
 """One evaluation: mean loss and the metrics over batches, reduced across ranks; and the model's
 outputs over batches (`Trainer.predict`).
 
-`Trainer.evaluate` and the range test's validation points both use it, so the two agree.
+`Trainer.evaluate` and the range test's validation points both use it, so the two agree;
+`evaluate_data` and `predict_data` are `Trainer.evaluate` and `Trainer.predict`.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -16,6 +17,10 @@ from torch import nn
 from superconverge.batches import BatchFn, count, forward, split_batch
 from superconverge.metrics import Metric, MetricTotals
 from superconverge.training.device import to_device
+from superconverge.training.inputs import EVAL_BATCH_SIZE, evaluation_loader
+
+if TYPE_CHECKING:
+    from superconverge.training.trainer import Trainer
 
 
 def evaluate_batches(
@@ -77,3 +82,44 @@ def predict_batches(
             inputs, _ = split_batch(batch, batch_fn, name)
             outputs.append(forward(model, to_device(inputs, device)).float().cpu())
     return torch.cat(outputs)
+
+
+def evaluate_data(
+    trainer: Trainer, make: Callable[..., Any], data: Any = None, steps: int | None = None
+) -> dict[str, float]:
+    """`Trainer.evaluate`: on `data` (batches of `EVAL_BATCH_SIZE` made by `make`, the
+    trainer's `make_loader`; a stream read to its end or `steps` batches), or on the trainer's
+    validation data when `data` is None."""
+    loader = trainer.val_loader
+    if data is not None:
+        loader = evaluation_loader(make, data, "data", EVAL_BATCH_SIZE, steps, trainer.train_loader)
+    elif loader is None:
+        raise ValueError("data must be given when the trainer has no val_data")
+    elif steps is not None:
+        raise ValueError(
+            f"steps applies to data given here, got steps={steps!r} without data (the trainer's "
+            "val_data reads its own val_steps)"
+        )
+    return evaluate_batches(
+        trainer.model,
+        trainer.loss_fn,
+        loader,
+        device=trainer.device,
+        metrics=trainer.metrics,
+        autocast=trainer.autocast,
+        world_size=trainer.world_size,
+        batch_fn=trainer.batch_fn,
+        name="val_data" if data is None else "data",
+    )
+
+
+def predict_data(trainer: Trainer, make: Callable[..., Any], data: Any) -> torch.Tensor:
+    """`Trainer.predict`: the model's outputs for every input of `data`."""
+    loader = evaluation_loader(make, data, "data", EVAL_BATCH_SIZE, None, trainer.train_loader)
+    return predict_batches(
+        trainer.model,
+        loader,
+        device=trainer.device,
+        autocast=trainer.autocast,
+        batch_fn=trainer.batch_fn,
+    )

@@ -20,9 +20,16 @@ from superconverge._checks import (
     check_positive,
 )
 from superconverge.batches import BatchFn, check_first_batch, forward, logits_of
-from superconverge.data.checks import check_array_data, check_batch, check_labels, class_count
+from superconverge.data.checks import (
+    check_array_data,
+    check_batch,
+    check_labels,
+    check_rereadable,
+    class_count,
+)
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import ArrayLoader, Augment
+from superconverge.data.pipelines import ENDLESS_EVAL_MIN_BATCHES, EvaluationLoader
 from superconverge.data.sources import LoaderOptions, as_source, first_batch, has_position
 from superconverge.metrics import Metric, MetricsSpec, check_metrics, resolve_metrics
 from superconverge.pytorch.optimizers import check_optimizer_spec
@@ -106,9 +113,11 @@ def trainer_loaders(
     rank: int,
     world: int,
     batch_fn: BatchFn | None,
+    val_steps: int | None = None,
 ) -> tuple[Callable[..., Any], Any, Any]:
     """(`make_loader` for other data of the same trainer, the training loader, the validation
-    loader or None); validation batches are at least `EVAL_BATCH_SIZE`."""
+    loader or None); validation batches are at least `EVAL_BATCH_SIZE`, `val_steps` of them
+    per evaluation where given (a stream), else all."""
     loader = functools.partial(
         make_loader,
         seed=seed,
@@ -123,9 +132,29 @@ def trainer_loaders(
     )
     val = None
     if val_data is not None:
+        check_rereadable(val_data, "val_data", val_steps)  # read after every epoch
         val_batch = max(batch_size or DEFAULT_BATCH_SIZE, EVAL_BATCH_SIZE)
-        val = loader(val_data, "val_data", val_batch, shuffle=False)
+        val = evaluation_loader(loader, val_data, "val_data", val_batch, val_steps, train)
+    elif val_steps is not None:
+        raise ValueError(f"val_steps needs val_data, got val_steps={val_steps!r} and no val_data")
     return loader, train, val
+
+
+def evaluation_loader(
+    make: Callable[..., Any],
+    data: Any,
+    name: str,
+    batch_size: int,
+    steps: int | None,
+    train_loader: Any,
+) -> Any:
+    """The loader of validation or test `data` (`make`: a trainer's `make_loader`): a stream is
+    read to its end, or `steps` batches. One that reads more than 10 training epochs' batches
+    (at least `ENDLESS_EVAL_MIN_BATCHES`) without `steps` stops with an error: endless."""
+    loader = make(data, name, batch_size, shuffle=False, steps_per_epoch=steps, evaluation=True)
+    if isinstance(loader, EvaluationLoader):
+        loader.max_batches = max(ENDLESS_EVAL_MIN_BATCHES, 10 * len(train_loader))
+    return loader
 
 
 def make_loader(
@@ -142,17 +171,24 @@ def make_loader(
     steps_per_epoch: int | None = None,
     batch_fn: BatchFn | None = None,
     options: LoaderOptions | None = None,
+    evaluation: bool = False,
 ) -> Any:
     """What the loop iterates, whatever the user brought (`superconverge.data.as_source`): an
     `ArrayLoader` for in-memory data (`batch_size` default 64), a ``DataLoader`` built here for a
     ``Dataset``, the user's loader factory asked for `batch_size`, a stream of
-    `steps_per_epoch` batches, or the user's own sized iterable as it is."""
+    `steps_per_epoch` batches, or the user's own sized iterable as it is. With `evaluation`
+    (validation, test), streams are read to their end or `steps_per_epoch` batches."""
     if has_position(data):  # an ArrayLoader (or a loader built here) is used as it is
         if batch_size is not None and name == "train_data":
             data.batch_size = batch_size
         return data
     source = as_source(
-        data, name, steps_per_epoch=steps_per_epoch, batch_fn=batch_fn, options=options
+        data,
+        name,
+        steps_per_epoch=steps_per_epoch,
+        batch_fn=batch_fn,
+        options=options,
+        evaluation=evaluation,
     )
     return source.loader(
         batch_size or DEFAULT_BATCH_SIZE,

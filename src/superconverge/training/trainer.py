@@ -49,10 +49,9 @@ from superconverge.training.device import (
     resolve_precision,
     to_device,
 )
-from superconverge.training.evaluation import evaluate_batches, predict_batches
+from superconverge.training.evaluation import evaluate_data, predict_data
 from superconverge.training.history import History
 from superconverge.training.inputs import (
-    EVAL_BATCH_SIZE,
     check_fit_arguments,
     check_fit_data,
     check_model_on_batch,
@@ -83,7 +82,8 @@ class Trainer:
             a map-style ``Dataset``, a factory ``make_loader(batch_size)``, a stream with
             `steps_per_epoch`, or a sized iterable of batches (your ``DataLoader``); batches are
             ``(inputs, targets)`` pairs or dicts, anything else goes through `batch_fn`.
-        val_data: the same kinds (a stream needs ``len()``), or None.
+        val_data: the same kinds, or None; a stream is read to its end at each evaluation
+            (an endless one needs `val_steps`).
         optimizer: ``"sgd"`` (momentum cycled by the plan), ``"adam"``, ``"adamw"``, or a
             callable ``params -> Optimizer`` receiving the param groups.
         weight_decay: L2 penalty (SGD, Adam) or decoupled decay (AdamW), >= 0.
@@ -114,6 +114,7 @@ class Trainer:
         batch_fn: ``batch -> (inputs, targets)`` for batches that are neither pairs nor dicts
             (one hook for the range test, the loop and the recipe: `superconverge.batches`).
         steps_per_epoch: batches per epoch of a stream (required) or a loader factory.
+        val_steps: batches per evaluation of a `val_data` stream (required if it is endless).
         num_workers, collate_fn: the ``DataLoader``'s, for a ``Dataset`` (workers persistent,
             memory pinned on CUDA).
 
@@ -153,6 +154,7 @@ class Trainer:
         steps_per_epoch: int | None = None,
         num_workers: int = 0,
         collate_fn: Callable[[list[Any]], Any] | None = None,
+        val_steps: int | None = None,
     ) -> None:
         check_trainer_arguments(
             model=model,
@@ -189,6 +191,7 @@ class Trainer:
             rank=self.rank,
             world=self.world_size,
             batch_fn=batch_fn,
+            val_steps=val_steps,
         )
         self.move_batch = batch_mover(self.train_loader, self.device)  # None: no call per batch
         self.callbacks = list(callbacks)
@@ -353,32 +356,15 @@ class Trainer:
             return self._run(FitLoop(self, scheduler, self.history, epochs=epochs, backoff=backoff))
 
     # ----------------------------------------------------------------- evaluation
-    def evaluate(self, data: Any = None) -> dict[str, float]:
-        """Loss and metrics on `data` (default: the validation data), reduced across ranks."""
-        loader = self.val_loader
-        if data is not None:
-            loader = self._loader(data, "data", EVAL_BATCH_SIZE, shuffle=False)
-        elif loader is None:
-            raise ValueError("data must be given when the trainer has no val_data")
-        return evaluate_batches(
-            self.model,
-            self.loss_fn,
-            loader,
-            device=self.device,
-            metrics=self.metrics,
-            autocast=self.autocast,
-            world_size=self.world_size,
-            batch_fn=self.batch_fn,
-            name="val_data" if data is None else "data",
-        )
+    def evaluate(self, data: Any = None, *, steps: int | None = None) -> dict[str, float]:
+        """Loss and metrics on `data` (default: the validation data), reduced across ranks; a
+        stream is read to its end, or `steps` batches (an endless one needs them)."""
+        return evaluate_data(self, self._loader, data, steps)
 
     def predict(self, data: Any) -> torch.Tensor:
         """Model outputs for every input of `data` (any kind the trainer takes), concatenated on
-        the CPU."""
-        loader = self._loader(data, "data", EVAL_BATCH_SIZE, shuffle=False)
-        return predict_batches(
-            self.model, loader, device=self.device, autocast=self.autocast, batch_fn=self.batch_fn
-        )
+        the CPU; a stream is read to its end."""
+        return predict_data(self, self._loader, data)
 
     # ----------------------------------------------------------------- checkpoints
     @classmethod

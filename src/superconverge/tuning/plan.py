@@ -127,6 +127,8 @@ class TunePlan:
         collate_fn: Callable[[list[Any]], Any] | None = None,
         backoff: int = 0,
         precision: str = "auto",
+        val_steps: int | None = None,
+        test_steps: int | None = None,
     ) -> History:
         """Train with these settings (the recipe's final 1cycle run); fills ``results``,
         ``history`` and ``trainer``.
@@ -138,7 +140,8 @@ class TunePlan:
         loss and metrics. With `resume`, a ``checkpoint.pt`` in `out_dir` saved by a run of these
         settings is continued from its last epoch instead of starting again. `backoff`: as for
         `Trainer.fit_one_cycle` (divergences answered by restoring and halving the LR); `precision`
-        as for `Trainer`.
+        and `val_steps` as for `Trainer`; `test_steps`: batches of a `test_data` stream (as
+        `Trainer.evaluate`'s `steps`).
         """
         if optimizer is None:
             if self.optimizer is None:
@@ -166,6 +169,7 @@ class TunePlan:
             num_workers=num_workers,
             collate_fn=collate_fn,
             precision=precision,
+            val_steps=val_steps,
         )
         start = time.perf_counter()
         momentum = self.momentum
@@ -195,7 +199,7 @@ class TunePlan:
             "train_seconds": time.perf_counter() - start,
         }
         if test_data is not None and history.status == "completed":
-            self.results["test"] = trainer.evaluate(test_data)
+            self.results["test"] = trainer.evaluate(test_data, steps=test_steps)
         self.history, self.trainer = history, trainer
         return history
 

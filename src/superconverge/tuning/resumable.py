@@ -203,7 +203,10 @@ def _first_batch(data: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
     if isinstance(data, ArrayData):
         return data.inputs[:2], data.targets[:2]
     try:
-        batch = next(iter(data))
+        batches = iter(data)
+        if batches is data:  # a generator or other iterator: reading would lose the batch
+            return None
+        batch = next(batches)
     except (TypeError, StopIteration):
         return None
     if isinstance(batch, (tuple, list)) and len(batch) == 2:

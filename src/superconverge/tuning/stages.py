@@ -26,7 +26,7 @@ from superconverge.tuning.decisions import (
 )
 from superconverge.tuning.probes import Momentum, ShortRun
 from superconverge.tuning.settings import RecipeSettings
-from superconverge.tuning.setup import RecipeSetup, with_seed
+from superconverge.tuning.setup import RecipeSetup, short_run_label, with_seed
 
 logger = logging.getLogger(__name__)
 
@@ -330,14 +330,19 @@ def weight_decay_stage(
     start = time.perf_counter()
     anchor = float(short.weight_decay)
     outcomes = {anchor: setup.run_short("weight_decay", short)}  # the LR stage's run: no cost
-    skipped = []
+    skipped, todo, pending = [], {}, 0
+    # the candidates the budget holds, decided before any runs (each costs the same), so that
+    # they run as one batch: in parallel with workers or a study's trials
     for wd in dict.fromkeys(float(w) for w in weight_decays):
         if wd in outcomes:
             continue
-        if not setup.budget.affords(short.samples):
+        if not setup.budget.affords(pending + short.samples):
             skipped.append(wd)
             continue
-        outcomes[wd] = setup.run_short("weight_decay", _at(setup, short, short.max_lr, wd))
+        todo[wd] = _at(setup, short, short.max_lr, wd)
+        pending += 0 if short_run_label(todo[wd]) in setup.budget.charged else short.samples
+    results = setup.run_short_runs("weight_decay", list(todo.values()))
+    outcomes.update(zip(todo, results, strict=True))
     losses = {wd: float(o["val_loss"]) for wd, o in outcomes.items()}
     middle = weight_decay_midpoint(losses, setup.settings)
     if middle is not None and setup.budget.affords(short.samples):

@@ -165,6 +165,8 @@ def lightning_family(epochs: int, skip: int) -> dict[str, Callable[[], Steps]]:
     return {
         "OneCycleLR": lambda: run(TorchOneCycle(), []),
         "OneCycle callback": lambda: run(DigitsModule(), [OneCycle(max_lr=MAX_LR)]),
+        # what any one more callback costs a step (Lightning dispatches each hook to each)
+        "OneCycleLR + an empty callback": lambda: run(TorchOneCycle(), [pl.Callback()]),
     }
 
 

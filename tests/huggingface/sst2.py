@@ -64,3 +64,16 @@ def datasets(train_size=2048, val_size=None, vocab_size=5000):
     train = Sst2Dataset(sentences[:train_size], labels[:train_size], vocabulary)
     val_sentences, val_labels = read_split("dev", val_size)
     return train, Sst2Dataset(val_sentences, val_labels, vocabulary), vocab_size
+
+
+def training_arguments(path, **kwargs):
+    """The tests' `TrainingArguments`: 2 epochs of batch 16 on the CPU, a log line a step, no
+    checkpoints, no reporting; `kwargs` override."""
+    from transformers import TrainingArguments
+
+    settings = {
+        "output_dir": str(path), "num_train_epochs": 2, "per_device_train_batch_size": 16,
+        "report_to": [], "logging_steps": 1, "save_strategy": "no", "use_cpu": True,
+        "disable_tqdm": True, "seed": 0, **kwargs,
+    }  # fmt: skip
+    return TrainingArguments(**settings)

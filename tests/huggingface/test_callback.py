@@ -3,11 +3,12 @@ import pytest
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
-from transformers import Trainer, TrainingArguments  # noqa: E402
+from transformers import Trainer  # noqa: E402
 
 from superconverge import one_cycle  # noqa: E402
 from superconverge.huggingface import OneCycleCallback  # noqa: E402
 from tests.huggingface.sst2 import datasets, sst2_dir, tiny_bert  # noqa: E402
+from tests.huggingface.sst2 import training_arguments as _arguments  # noqa: E402
 
 pytestmark = [
     pytest.mark.data,
@@ -20,15 +21,6 @@ MAX_LR = 1e-3
 def sst2():
     train, _, vocab_size = datasets(train_size=128, val_size=16, vocab_size=2000)
     return train, vocab_size  # 8 batches of 16 per epoch
-
-
-def _arguments(path, **kwargs):
-    settings = {
-        "output_dir": str(path), "num_train_epochs": 2, "per_device_train_batch_size": 16,
-        "report_to": [], "logging_steps": 1, "save_strategy": "no", "use_cpu": True,
-        "disable_tqdm": True, "seed": 0, **kwargs,
-    }  # fmt: skip
-    return TrainingArguments(**settings)
 
 
 class _Recorder:

@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
-from transformers import Trainer, TrainingArguments  # noqa: E402
+from transformers import Trainer  # noqa: E402
 
 from superconverge import HyperparamScheduler, one_cycle  # noqa: E402
 from superconverge.huggingface import (  # noqa: E402
@@ -15,6 +15,7 @@ from superconverge.huggingface import (  # noqa: E402
     one_cycle_scheduler,
 )
 from tests.huggingface.sst2 import datasets, sst2_dir, tiny_bert  # noqa: E402
+from tests.huggingface.sst2 import training_arguments as _arguments  # noqa: E402
 
 pytestmark = [
     pytest.mark.data,
@@ -27,15 +28,6 @@ SWEEP = {"start_lr": 1e-5, "end_lr": 1.0, "num_steps": 20}
 def sst2():
     train, val, vocab_size = datasets(train_size=128, val_size=64, vocab_size=2000)
     return train, val, vocab_size
-
-
-def _arguments(tmp_path, **kwargs):
-    settings = {
-        "output_dir": str(tmp_path), "num_train_epochs": 2, "per_device_train_batch_size": 16,
-        "report_to": [], "logging_steps": 1, "save_strategy": "no", "use_cpu": True,
-        "disable_tqdm": True, "seed": 0, **kwargs,
-    }  # fmt: skip
-    return TrainingArguments(**settings)
 
 
 class _Recorder:

@@ -213,6 +213,8 @@ def _study(args: argparse.Namespace, url: str | None) -> Any:
 def _join(args: argparse.Namespace) -> int:
     """A worker: the coordinator's flags, read from the study, then its trials."""
     study = _study(args, args.join)
+    from superconverge.tuning.trials import JOIN_WAIT_S
+
     attrs = study.open(wait=JOIN_WAIT_S)
     command = attrs.get("command")
     if not command:
@@ -243,9 +245,6 @@ def _follow(args: argparse.Namespace) -> int:
     args.command = None
     _tune(args, splits, model_fn, _batch_size(args.batch_size), out, _study(args, args.study))
     return 0
-
-
-JOIN_WAIT_S = 600.0  # how long --join waits for the coordinator to create the study
 
 
 def _remove_if_only_the_lock(folder: Path) -> None:

@@ -130,12 +130,7 @@ class Journal:
         return journal
 
     def check_settings(self, settings: dict[str, Any]) -> None:
-        current = _plain(settings)
-        differ = [
-            f"{key} {self.settings.get(key, 'unset')!r} there, {current.get(key, 'unset')!r} now"
-            for key in sorted(set(self.settings) | set(current))
-            if self.settings.get(key) != current.get(key)
-        ]
+        differ = settings_differences(self.settings, settings)
         if differ:
             raise ValueError(
                 f"{self.folder} holds a tune run made with other settings ({'; '.join(differ)}); "
@@ -197,6 +192,17 @@ class Journal:
         done = ", ".join(self.keys()) or "nothing yet"
         state = "finished" if self.finished else "unfinished"
         return f"tune run started {self.started}, {state}; recorded: {done}"
+
+
+def settings_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Each setting that differs, for people: ``"epochs 3 there, 5 now"``; `current` is taken
+    as JSON would hold it, as `recorded` is."""
+    now = _plain(current)
+    return [
+        f"{key} {recorded.get(key, 'unset')!r} there, {now.get(key, 'unset')!r} now"
+        for key in sorted(set(recorded) | set(now))
+        if recorded.get(key) != now.get(key)
+    ]
 
 
 def _plain(value: Any) -> Any:

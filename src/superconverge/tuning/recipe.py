@@ -165,7 +165,7 @@ def tune(
     threads_before, environment = torch.get_num_threads(), _environment(run_device, seed)
     try:
         if join:
-            plan = job.join(wait=600.0, idle_timeout=None)
+            plan = job.join()
         elif rank > 0:
             plan = job.follow(out_dir, world)
         else:

@@ -26,7 +26,7 @@ from superconverge.tuning.probes import run_short
 from superconverge.tuning.resumable import recipe_folder
 from superconverge.tuning.setup import RecipeSetup
 from superconverge.tuning.stages import evidence
-from superconverge.tuning.trials import SEARCHED, STOPPED, TrialError, TrialStudy
+from superconverge.tuning.trials import JOIN_WAIT_S, SEARCHED, STOPPED, TrialError, TrialStudy
 
 logger = logging.getLogger(__name__)
 Search = Callable[[RecipeSetup, Any], tuple[TunePlan, float]]
@@ -98,7 +98,7 @@ class RecipeJob:
         a study), then the final run with the others. Writes nothing."""
         setup = self.setup(Journal(None, self.made_with))
         if self.trials is not None:
-            self.trials.open(wait=600.0)
+            self.trials.open(wait=JOIN_WAIT_S)
             self.trials.check_settings(self.made_with)
             with alone():
                 self.trials.serve(self.run_spec(setup))
@@ -108,23 +108,21 @@ class RecipeJob:
         plan = per_rank(TunePlan.from_json(text), world)
         return self.finish(setup, plan, short_loss, self.test, out_dir)
 
-    def join(self, wait: float, idle_timeout: float | None) -> TunePlan:
+    def join(self) -> TunePlan:
         """A worker of the study: its trials until the coordinator's search is over; returns
         the plan the coordinator chose (not trained here: no results, no history)."""
         trials = self.trials
         if trials is None:  # tune checks this first
             raise ValueError("join=True needs study: the storage URL of the study")
-        trials.open(wait=wait)
+        trials.open(wait=JOIN_WAIT_S)
         trials.check_settings(self.made_with)
-        count = trials.serve(self.run_spec(self.setup(Journal(None, self.made_with))), idle_timeout)
+        count = trials.serve(self.run_spec(self.setup(Journal(None, self.made_with))))
         text = trials.plan()
-        if text is None:
-            why = (
-                "the coordinator stopped before its search was over (see its output)"
-                if trials.state() == STOPPED
-                else f"no trial came for {idle_timeout} s and the coordinator's search is not over"
+        if text is None:  # the coordinator left the search without a plan
+            raise TrialError(
+                f"worker {trials.worker} stopped after {count} trial(s): the coordinator "
+                "stopped before its search was over (see its output)"
             )
-            raise TrialError(f"worker {trials.worker} stopped after {count} trial(s): {why}")
         logger.info("the coordinator's search is over; this worker ran %d trial(s)", count)
         return TunePlan.from_json(text)
 

@@ -30,11 +30,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from superconverge._json import decode_nonfinite, encode_nonfinite
+from superconverge.tuning.journal import settings_differences
 
 logger = logging.getLogger(__name__)
 STUDY_NAME = "superconverge-tune"
 # the coordinator's states, in the study: workers run trials while it is searching
 SEARCHING, SEARCHED, STOPPED = "searching", "searched", "stopped"
+JOIN_WAIT_S = 600.0  # how long a worker waits for the coordinator to create the study
 STORAGE_ATTEMPTS = 5  # tries at opening the storage (a new SQLite file's tables race)
 
 
@@ -291,23 +293,16 @@ class TrialStudy:
                 return True
         return False
 
-    def serve(
-        self,
-        run_spec: Callable[[dict[str, Any]], dict[str, Any]],
-        idle_timeout: float | None = None,
-    ) -> int:
-        """Run waiting trials until the coordinator says its search is over (or, with
-        `idle_timeout`, until no trial came for that many seconds); returns how many ran."""
-        count, idle_since = 0, time.monotonic()
+    def serve(self, run_spec: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+        """Run waiting trials until the coordinator says its search is over (or that it
+        stopped); returns how many ran."""
+        count = 0
         while self.state() == SEARCHING:
             self._fail_stale()
             if self.work_once(run_spec):
-                count, idle_since = count + 1, time.monotonic()
-                continue
-            if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
-                logger.warning("no trial came in %.0f s: this worker stops", idle_timeout)
-                break
-            time.sleep(self.poll)
+                count += 1
+            else:
+                time.sleep(self.poll)
         logger.info("worker %s ran %d trial(s) of study %r", self.worker, count, self.name)
         return count
 
@@ -422,13 +417,7 @@ def as_study(study: str | TrialStudy | None) -> TrialStudy | None:
 
 
 def _check_same(study: TrialStudy, recorded: dict[str, Any], settings: dict[str, Any]) -> None:
-    current = decode_nonfinite(json.loads(json.dumps(encode_nonfinite(settings))))
-    recorded = decode_nonfinite(recorded)
-    differ = [
-        f"{key} {recorded.get(key, 'unset')!r} there, {current.get(key, 'unset')!r} here"
-        for key in sorted(set(recorded) | set(current))
-        if recorded.get(key) != current.get(key)
-    ]
+    differ = settings_differences(decode_nonfinite(recorded), settings)
     if differ:
         raise ValueError(
             f"study {study.name!r} in {study.url} belongs to a tune with other settings "

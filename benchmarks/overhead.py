@@ -8,6 +8,8 @@ per-round ratios.
 
     SUPERCONVERGE_DATA=../shared/data python benchmarks/overhead.py --repeats 9
     SUPERCONVERGE_DATA=../shared/data python benchmarks/overhead.py --repeats 9 --loader DataLoader
+    SUPERCONVERGE_DATA=../shared/data python benchmarks/overhead.py --repeats 40 --loader DataLoader \
+        --tasks digits --threads 1
 """
 
 from __future__ import annotations
@@ -112,12 +114,21 @@ def main() -> None:
         default="ArrayLoader",
         help="what both loops read: our ArrayLoader, or a torch DataLoader (issue 14: <= 3%%)",
     )
+    parser.add_argument(
+        "--tasks", nargs="+", choices=("digits", "mnist"), default=["digits", "mnist"]
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's own choice)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(machine())
-    rows = [
-        measure("digits", "mlp", 32, 20, args.repeats, 0.05, args.loader),
-        measure("mnist", "mnist-cnn", 128, 1, args.repeats, 0.05, args.loader),
-    ]
+    tasks = {
+        "digits": ("digits", "mlp", 32, 20),
+        "mnist": ("mnist", "mnist-cnn", 128, 1),
+    }
+    rows = [measure(*tasks[task], args.repeats, 0.05, args.loader) for task in args.tasks]
     print()
     print(f"median microseconds per optimizer step over {args.repeats} alternating runs")
     header = ["task", "batch", "steps/run", "hand-written + OneCycleLR (µs)", "fit_one_cycle (µs)",

@@ -200,6 +200,26 @@ def test_backoff_restores_the_epoch_and_continues_at_half_the_lr_and_resumes_the
     assert again.optimizer.param_groups[0]["lr_scale"] == pytest.approx(scale)
 
 
+def test_backoff_answers_a_stall_that_the_divergence_check_misses(digits):
+    # 0.5 in epoch 2 knocks the MLP back to chance without a loss 4x its minimum: a plain fit
+    # completes at chance; with a back-off the epoch is redone at 0.25 and the run recovers
+    plan = sc.piecewise_constant([0.05, 0.5, 0.05], [41, 82])
+    plain = _trainer(digits)
+    history = plain.fit(3, plan)
+    assert history.status == "completed" and not history.notes
+    assert history.epochs[1]["train_loss"] > 1.5 * history.epochs[0]["train_loss"]
+    assert plain.evaluate()["accuracy"] < 0.3
+    guarded = _trainer(digits)
+    history = guarded.fit(3, plan, backoff=1)
+    assert history.status == "completed" and len(history.notes) == 1
+    assert "stalled in epoch 2" in history.notes[0] and "restored the weights" in history.notes[0]
+    assert guarded.optimizer.param_groups[0]["lr_scale"] == pytest.approx(0.5)
+    assert history.discarded_steps == 41 and history.steps == 3 * 41
+    losses = [epoch["train_loss"] for epoch in history.epochs]
+    assert losses[1] < 1.5 * losses[0] and losses[2] < losses[0]
+    assert guarded.evaluate()["accuracy"] > 0.85
+
+
 def test_backoff_zero_stops_at_the_first_divergence(digits):
     trainer = _trainer(digits)
     with pytest.warns(RuntimeWarning, match="diverged"):

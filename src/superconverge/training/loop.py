@@ -42,6 +42,10 @@ backward = torch.autograd.backward  # Tensor.backward without its untyped wrappe
 WARMUP_STEPS = 10  # no divergence verdict before the smoothed loss has settled
 # LR factor per back-off (the AlgoPerf-winning submission halves its LR on a stall)
 BACKOFF_FACTOR = 0.5
+# a stall: an epoch's mean training loss this many times the best epoch's (a network knocked
+# back to chance by a too-high LR ends its epochs flat at ln(classes), below the divergence
+# detector's 4x; measured in docs/benchmarks.md, "A guard for the final run")
+STALL_FACTOR = 1.5
 
 
 class FitLoop:
@@ -101,7 +105,7 @@ class FitLoop:
                 self._event("before_epoch")
                 start = self._epoch_start()
                 self.record = self._train_epoch()
-                if history.status == "diverged":
+                if history.status == "diverged" or self._stalled():
                     scales = lr_scales(trainer.optimizer)  # the restore resets them
                     last_good.restore_training_state()
                     if self._back_off(start, scales):
@@ -139,12 +143,29 @@ class FitLoop:
         position = loader.state_dict() if has_position(loader) else None
         return self.scheduler.state_dict(), position, len(self.history.step_losses)
 
+    def _stalled(self) -> bool:
+        """Whether this epoch lost the ground earlier ones gained: its mean training loss is
+        `STALL_FACTOR` times the best epoch's. Only asked while back-offs are left (a fit
+        without them trains on, as a plain loop would)."""
+        if self.backoff_left <= 0:
+            return False
+        best = min((r["train_loss"] for r in self.history.epochs), default=math.inf)
+        loss = self.record["train_loss"]
+        if not (math.isfinite(best) and loss > STALL_FACTOR * best):
+            return False
+        peak = self.scheduler.plan.max_lr or self.scheduler.last_lr
+        self.history.message = (
+            f"max_lr {peak:.3g} stalled in epoch {self.epoch + 1}: its mean training loss "
+            f"{loss:.4g} is {loss / best:.2g}x the best epoch's {best:.4g}"
+        )
+        return True
+
     def _back_off(
         self, start: tuple[dict[str, int], dict[str, int] | None, int], scales: list[float]
     ) -> bool:
-        """After a divergence (the epoch's starting weights already restored): when retries are
-        left, halve the LR from here on and rewind the epoch's schedule, batches and records, so
-        the epoch runs again; False when none are left."""
+        """After a divergence or a stall (the epoch's starting weights already restored): when
+        retries are left, halve the LR from here on and rewind the epoch's schedule, batches and
+        records, so the epoch runs again; False when none are left."""
         if self.backoff_left <= 0:
             return False
         self.backoff_left -= 1

@@ -271,8 +271,10 @@ class Trainer:
                 optimizers without momentum).
             weight_decay: overrides the trainer's weight decay for this fit.
             warmup_fraction: the rise's share (torch and fastai policies).
-            backoff: divergences answered by restoring the epoch's first weights and running it
-                again at half the LR (and the rest); 0: stop at the first, last good restored.
+            backoff: divergences and stalls (an epoch's mean training loss 1.5x the best
+                epoch's) answered by restoring the epoch's first weights and running it again
+                at half the LR (and the rest); 0: stop at the first divergence, last good
+                weights restored, and no stall check.
         """
         check_one_cycle_arguments(epochs, policy)
         notes = []

@@ -19,6 +19,7 @@ from typing import Any, TypeGuard
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
 from superconverge.data.datasets import ArrayData
 
@@ -30,6 +31,19 @@ def check_integer(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def shut_down_workers(loader: Any) -> None:
+    """Stop the worker processes of a ``DataLoader`` (its persistent iterator) or of one of its
+    iterators now, as torch does when the iterator is deleted, without waiting for the garbage
+    collector to find it; a ``DataLoader`` starts new workers at its next iteration. Anything
+    else is left alone."""
+    iterator = getattr(loader, "_iterator", None) if isinstance(loader, DataLoader) else loader
+    stop = getattr(iterator, "_shutdown_workers", None)
+    if callable(stop):
+        stop()
+    if isinstance(loader, DataLoader):
+        loader._iterator = None
 
 
 def check_world(rank: int, world_size: int) -> None:

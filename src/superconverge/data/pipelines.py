@@ -19,7 +19,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from superconverge.batches import BatchFn, count, split_batch
-from superconverge.data.loader import PositionLoader, SampleOrder, check_integer, check_world
+from superconverge.data.loader import (
+    PositionLoader,
+    SampleOrder,
+    check_integer,
+    check_world,
+    shut_down_workers,
+)
 
 
 class _PositionBatches(Sampler[list[int]]):
@@ -104,6 +110,14 @@ class PeekingLoader(PositionLoader):
         super().load_state_dict(state)
         self._peeked = None
 
+    def close(self) -> None:
+        """Stop the DataLoader worker processes this loader holds, now: the recipe's runs end
+        with it, so that one run's workers never live on beside the next run's. The position
+        is kept (a batch peeked at is read again); the next iteration starts workers anew."""
+        if self._peeked is not None:
+            shut_down_workers(self._peeked[1])
+            self._peeked = None
+
 
 class DatasetLoader(SampleOrder, PeekingLoader):
     """Batches of a map-style ``Dataset`` through one ``DataLoader`` built here.
@@ -166,6 +180,10 @@ class DatasetLoader(SampleOrder, PeekingLoader):
 
     def _sample_count(self) -> int:
         return len(self.dataset)
+
+    def close(self) -> None:
+        super().close()
+        shut_down_workers(self.loader)  # persistent workers
 
     def _batches(self) -> Iterator[Any]:
         return iter(self.loader)
@@ -326,6 +344,13 @@ class FactoryLoader(PeekingLoader):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self._stream = None
+
+    def close(self) -> None:
+        super().close()
+        if isinstance(self._iterable, DataLoader):  # an IterableDataset's, or the factory's own
+            shut_down_workers(self._stream)
+            self._stream = None  # stopped: the next pass starts afresh
+            shut_down_workers(self._iterable)
 
 
 ENDLESS_EVAL_MIN_BATCHES = 1000  # the least an evaluation of unknown length may read (see below)

@@ -109,7 +109,10 @@ def sst2(args: argparse.Namespace) -> dict:
         )
 
     out = {}
-    for name, data, optimizer in (("tune adamw", train, "adamw"), ("tune sgd", make_loader, "sgd")):
+    contenders = (("tune adamw", train, "adamw"), ("tune sgd", make_loader, "sgd"))
+    for name, data, optimizer in contenders:
+        if args.only and name != args.only:
+            continue
         start = time.perf_counter()
         torch.manual_seed(args.seed)
         plan = tune(
@@ -124,6 +127,8 @@ def sst2(args: argparse.Namespace) -> dict:
         )
         out[name] = _summary(plan, time.perf_counter() - start)
         print(name, json.dumps(out[name], default=str)[:400], flush=True)
+    if args.only and args.only != "adamw defaults":
+        return out
     start = time.perf_counter()
     torch.manual_seed(args.seed)
     trainer = Trainer(
@@ -268,6 +273,11 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=1.0, help="cifar-png: tune's budget")
     parser.add_argument(
         "--train-size", type=int, help="cifar-png: a seeded subset of this many training images"
+    )
+    parser.add_argument(
+        "--only",
+        choices=["tune adamw", "tune sgd", "adamw defaults"],
+        help="sst2: run this contender alone",
     )
     parser.add_argument("--json")
     args = parser.parse_args()

@@ -7,6 +7,7 @@ each run's trainer is closed when the run ends: at most the training loader's wo
 evaluation loader's (while validating) are alive, and none once `tune` returns.
 """
 
+import contextlib
 import sys
 import threading
 from pathlib import Path
@@ -48,10 +49,8 @@ def children():
     """This process's child processes (the DataLoader workers), from /proc."""
     found = []
     for task in Path("/proc/self/task").glob("*/children"):
-        try:
+        with contextlib.suppress(OSError):  # the thread ended meanwhile
             found += task.read_text().split()
-        except OSError:  # the thread ended meanwhile
-            pass
     return len(found)
 
 

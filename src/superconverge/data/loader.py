@@ -43,7 +43,28 @@ def shut_down_workers(loader: Any) -> None:
     if callable(stop):
         stop()
     if isinstance(loader, DataLoader):
-        loader._iterator = None
+        loader._iterator = None  # noqa: SLF001 (torch's own shutdown, see DataLoader.__del__)
+
+
+def has_len(data: object) -> bool:
+    """``len(data)`` works (a ``DataLoader`` over an ``IterableDataset`` is Sized but raises)."""
+    try:
+        len(data)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
+
+
+def describe_item(dataset: Any) -> str:
+    """What item 0 of `dataset` is, for a message about batches that could not be made."""
+    try:
+        item = dataset[0]
+    except Exception as error:  # the message is about the batch; this is only a hint
+        return f"unreadable ({type(error).__name__}: {error})"
+    if isinstance(item, tuple | list):
+        parts = ", ".join(type(part).__name__ for part in item)
+        return f"a {type(item).__name__} of ({parts})"
+    return f"a {type(item).__name__}"
 
 
 def check_world(rank: int, world_size: int) -> None:

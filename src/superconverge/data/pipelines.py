@@ -24,6 +24,8 @@ from superconverge.data.loader import (
     SampleOrder,
     check_integer,
     check_world,
+    describe_item,
+    has_len,
     shut_down_workers,
 )
 
@@ -111,9 +113,8 @@ class PeekingLoader(PositionLoader):
         self._peeked = None
 
     def close(self) -> None:
-        """Stop the DataLoader worker processes this loader holds, now: the recipe's runs end
-        with it, so that one run's workers never live on beside the next run's. The position
-        is kept (a batch peeked at is read again); the next iteration starts workers anew."""
+        """Stop the DataLoader workers this loader holds now (`tune` ends each run with it);
+        the position is kept, a peeked batch is read again, the next iteration starts anew."""
         if self._peeked is not None:
             shut_down_workers(self._peeked[1])
             self._peeked = None
@@ -194,23 +195,12 @@ class DatasetLoader(SampleOrder, PeekingLoader):
         except ValueError:
             raise
         except Exception as error:
-            item = _describe_item(self.dataset)
+            item = describe_item(self.dataset)
             raise TypeError(
                 f"{self.name}: the DataLoader could not make a batch of the Dataset's items "
                 f"(item 0 is {item}): {type(error).__name__}: {error}. Items must be "
                 "(inputs, targets) pairs or dicts of tensors (or pass collate_fn=)"
             ) from error
-
-
-def _describe_item(dataset: Any) -> str:
-    try:
-        item = dataset[0]
-    except Exception as error:  # the message is about the batch; this is only a hint
-        return f"unreadable ({type(error).__name__}: {error})"
-    if isinstance(item, tuple | list):
-        parts = ", ".join(type(part).__name__ for part in item)
-        return f"a {type(item).__name__} of ({parts})"
-    return f"a {type(item).__name__}"
 
 
 class FactoryLoader(PeekingLoader):
@@ -459,12 +449,3 @@ class EvaluationLoader(FactoryLoader):
             "list, an IterableDataset, a DataLoader) or make_loader(batch_size) returning a "
             f"fresh one, or declare {self.steps_argument}= for an endless stream"
         )
-
-
-def has_len(data: object) -> bool:
-    """``len(data)`` works (a ``DataLoader`` over an ``IterableDataset`` is Sized but raises)."""
-    try:
-        len(data)  # type: ignore[arg-type]
-    except TypeError:
-        return False
-    return True

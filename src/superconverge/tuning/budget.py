@@ -140,8 +140,9 @@ def subset_source(source: DataSource, fraction: float, seed: int, batch_size: in
             return replace(source, data=source.data.subset(indices))
         return replace(source, data=Subset(source.data, indices.tolist()))
     if can_subset(source):  # a stream with steps_per_epoch, or a factory: bounded by steps
+        # rounded down: the run processes at most the samples it is charged (under one batch less)
         steps = source.steps_per_epoch or len(source.loader(batch_size))
-        return replace(source, steps_per_epoch=max(1, math.ceil(fraction * steps)))
+        return replace(source, steps_per_epoch=max(1, math.floor(fraction * steps)))
     return source
 
 

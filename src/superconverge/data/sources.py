@@ -52,6 +52,7 @@ from superconverge.data.loader import (
     Augment,
     check_integer,
     epoch_order,
+    has_len,
     has_position,
 )
 from superconverge.data.pipelines import (
@@ -60,7 +61,6 @@ from superconverge.data.pipelines import (
     EvaluationLoader,
     FactoryLoader,
     PeekingLoader,
-    has_len,
 )
 
 KINDS = ("arrays", "dataset", "factory", "stream", "loader")

@@ -109,7 +109,10 @@ def sst2(args: argparse.Namespace) -> dict:
         )
 
     out = {}
-    for name, data, optimizer in (("tune adamw", train, "adamw"), ("tune sgd", make_loader, "sgd")):
+    contenders = (("tune adamw", train, "adamw"), ("tune sgd", make_loader, "sgd"))
+    for name, data, optimizer in contenders:
+        if args.only and name != args.only:
+            continue
         start = time.perf_counter()
         torch.manual_seed(args.seed)
         plan = tune(
@@ -124,6 +127,8 @@ def sst2(args: argparse.Namespace) -> dict:
         )
         out[name] = _summary(plan, time.perf_counter() - start)
         print(name, json.dumps(out[name], default=str)[:400], flush=True)
+    if args.only and args.only != "adamw defaults":
+        return out
     start = time.perf_counter()
     torch.manual_seed(args.seed)
     trainer = Trainer(
@@ -157,6 +162,9 @@ def cifar_png(args: argparse.Namespace) -> dict:
     from superconverge.models import build
 
     train = PngFolder(f"{args.png}/train", augment=True)
+    if args.train_size:  # a seeded subset of the files: does memory grow with the data set?
+        keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+        train.files = [train.files[i] for i in sorted(keep[: args.train_size].tolist())]
     test = PngFolder(f"{args.png}/test")
     val = torch.utils.data.Subset(test, range(0, len(test), 4))  # every 4th test image
 
@@ -178,6 +186,7 @@ def cifar_png(args: argparse.Namespace) -> dict:
     )
     result = _summary(plan, time.perf_counter() - start)
     result["width"], result["budget"] = args.width, args.budget
+    result["train_size"], result["seed"] = len(train), args.seed
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result["peak_rss_mib"] = {"main": own, "largest_finished_worker": workers}
@@ -199,6 +208,8 @@ class _TreeMemory:
 
         self.pid = os.getpid()
         self.peak = {"rss_sum": 0.0, "pss_sum": 0.0, "processes": 0}
+        self.main = {"pss": 0.0, "rss": 0.0}  # this process alone (its own peaks)
+        self.most_processes = 0
         self.start: dict[str, float] | None = None  # the first sample: before any worker starts
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
@@ -222,16 +233,19 @@ class _TreeMemory:
         while not self.done.wait(0.5):
             rss = pss = 0.0
             pids = self._pids()
+            self.most_processes = max(self.most_processes, len(pids))
             for pid in pids:
                 try:
                     text = Path(f"/proc/{pid}/smaps_rollup").read_text()
                 except OSError:
                     continue
                 for line in text.splitlines():
-                    if line.startswith("Rss:"):
-                        rss += int(line.split()[1]) / 1024
-                    elif line.startswith("Pss:"):
-                        pss += int(line.split()[1]) / 1024
+                    for key in ("Rss", "Pss"):
+                        if line.startswith(key + ":"):
+                            mib = int(line.split()[1]) / 1024
+                            rss, pss = (rss + mib, pss) if key == "Rss" else (rss, pss + mib)
+                            if pid == self.pid:
+                                self.main[key.lower()] = max(self.main[key.lower()], mib)
             if self.start is None:
                 self.start = {"rss_sum": rss, "pss_sum": pss}
             if pss > self.peak["pss_sum"]:
@@ -241,7 +255,12 @@ class _TreeMemory:
     def stop(self) -> dict[str, float]:
         self.done.set()
         self.thread.join()
-        return {**self.peak, "at_start": self.start}
+        return {
+            **self.peak,
+            "at_start": self.start,
+            "main_alone": self.main,
+            "most_processes": self.most_processes,
+        }
 
 
 def main() -> None:
@@ -252,6 +271,14 @@ def main() -> None:
     parser.add_argument("--png", default="/tmp/cifar-png")
     parser.add_argument("--width", type=float, default=0.25, help="cifar-png: the ResNet's width")
     parser.add_argument("--budget", type=float, default=1.0, help="cifar-png: tune's budget")
+    parser.add_argument(
+        "--train-size", type=int, help="cifar-png: a seeded subset of this many training images"
+    )
+    parser.add_argument(
+        "--only",
+        choices=["tune adamw", "tune sgd", "adamw defaults"],
+        help="sst2: run this contender alone",
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -179,6 +179,25 @@ def test_a_dataset_loader_is_freed_as_soon_as_it_is_dropped():
         gc.enable()
 
 
+def test_close_stops_the_workers_now_and_the_next_epoch_starts_them_again():
+    options = LoaderOptions(num_workers=2)
+    loader = as_source(Counting(12), options=options).loader(4, seed=3)
+    reference = _targets(DatasetLoader(Counting(12), 4, seed=3))
+    iterator = iter(loader)
+    next(iterator)  # mid-epoch: persistent workers running
+    workers = list(loader.loader._iterator._workers)
+    assert all(w.is_alive() for w in workers)
+    loader.close()
+    assert not any(w.is_alive() for w in workers) and loader.loader._iterator is None
+    loader.load_state_dict({"epoch": 0, "batch_index": 0, "batch_size": 4, "seed": 3})
+    assert _targets(loader) == reference  # new workers, the same batches
+    peek(loader)  # a batch peeked at is read again after close
+    loader.close()
+    again = DatasetLoader(Counting(12), 4, seed=3)
+    again.load_state_dict(loader.state_dict())
+    assert _targets(loader) == _targets(again)
+
+
 def test_ranks_split_each_epoch_like_the_array_loader():
     for rank in (0, 1):
         arrays = ArrayLoader(_arrays(9), 2, seed=2, rank=rank, world_size=2)

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from torch.utils.data import Subset, TensorDataset
+from torch.utils.data import DataLoader, IterableDataset, Subset, TensorDataset
 
 from superconverge.data.datasets import ArrayData
 from superconverge.data.sources import as_source
@@ -30,7 +30,7 @@ def test_short_runs_share_the_allowance_in_whole_epochs_or_a_subset():
     # never above max_fraction of the final run, never below min_steps updates
     assert _size(allowance=10**9).samples == 2000  # a quarter of 10 epochs, in whole epochs
     assert _size(allowance=0).samples == 40 * 16
-    # data that cannot be cut (a loader factory): a whole epoch
+    # data that cannot be cut (a loader of the user's own): a whole epoch
     assert _size(allowance=4500, can_subset=False).samples == 1000
 
 
@@ -50,19 +50,90 @@ def test_the_budget_charges_each_measurement_once_and_sums_by_stage():
 def test_subsets_are_seeded_and_cut_arrays_datasets_and_streams():
     data = ArrayData(torch.arange(100.0).unsqueeze(1), torch.arange(100) % 3)
     source = as_source(data)
-    half = subset_source(source, 0.5, seed=3)
+    half = subset_source(source, 0.5, seed=3, batch_size=4)
     assert len(half.data) == 50 and torch.equal(
-        half.data.inputs, subset_source(source, 0.5, 3).data.inputs
+        half.data.inputs, subset_source(source, 0.5, 3, 4).data.inputs
     )
-    assert not torch.equal(half.data.inputs, subset_source(source, 0.5, 4).data.inputs)
-    assert subset_source(source, 1.0, 0) is source
+    assert not torch.equal(half.data.inputs, subset_source(source, 0.5, 4, 4).data.inputs)
+    assert subset_source(source, 1.0, 0, 4) is source
     dataset = as_source(TensorDataset(data.inputs, data.targets))
-    cut = subset_source(dataset, 0.25, 0)
+    cut = subset_source(dataset, 0.25, 0, 4)
     assert isinstance(cut.data, Subset) and len(cut.data) == 25 and can_subset(dataset)
     stream = as_source(iter([]), steps_per_epoch=40)
-    assert subset_source(stream, 0.25, 0).steps_per_epoch == 10 and can_subset(stream)
-    factory = as_source(lambda batch_size: [], steps_per_epoch=None)
-    assert not can_subset(factory) and subset_source(factory, 0.5, 0) is factory
+    assert subset_source(stream, 0.25, 0, 4).steps_per_epoch == 10 and can_subset(stream)
+    # a loader factory cannot be indexed: the short run stops after its share of one pass
+    pairs = TensorDataset(data.inputs, data.targets)
+    factory = as_source(lambda batch_size: DataLoader(pairs, batch_size))
+    assert can_subset(factory) and subset_source(factory, 0.5, 0, 4).steps_per_epoch == 12
+    assert subset_source(factory, 0.5, 0, 10).steps_per_epoch == 5
+    own = as_source(DataLoader(pairs, 10))  # a loader of the user's own: not cut
+    assert not can_subset(own) and subset_source(own, 0.5, 0, 10) is own
+
+
+def _linear_task(n, seed):
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(n, 8, generator=generator)
+    weights = torch.randn(8, 3, generator=torch.Generator().manual_seed(9))
+    return TensorDataset(inputs, inputs.matmul(weights).argmax(1))
+
+
+class _Stream(IterableDataset):
+    def __init__(self, data):
+        self.data = data
+
+    def __iter__(self):
+        order = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(1))
+        return (self.data[i] for i in order.tolist())
+
+
+def _model():
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+
+
+@pytest.mark.parametrize("kind", ["factory", "stream"])
+def test_short_runs_over_data_that_cannot_be_indexed_stay_within_the_allowance(kind):
+    # a whole epoch per short run of a factory (as before) spent 15,424 samples on the search:
+    # 1.9x the final run's 8,192, where budget=1 allows 1.0x (SST-2: 1.6x, docs/benchmarks.md)
+    import superconverge as sc
+
+    train, val = _linear_task(4096, 0), _linear_task(256, 1)
+    batches = []  # batches each pass yielded, one entry per pass
+
+    def make_loader(batch_size):
+        batches.append(0)
+        for batch in DataLoader(train, batch_size=batch_size, shuffle=True):
+            batches[-1] += 1
+            yield batch
+
+    data, steps = (
+        (lambda size: _Passes(make_loader, size), None)
+        if kind == "factory"
+        else (_Stream(train), 4096 // 32)
+    )
+    plan = sc.tune(_model, data, val, epochs=2, batch_size=32, optimizer="sgd",
+                   steps_per_epoch=steps)  # fmt: skip
+    compute = plan.compute
+    assert compute["search_samples"] <= compute["allowance_samples"] == 2 * 4096
+    assert compute["final_run_samples"] == 2 * 4096 and plan.results["status"] == "completed"
+    short = plan.evidence[1]["details"]["short_run"]
+    assert short["samples"] < 4096  # less than one epoch each
+    if kind == "factory":  # the short runs read the first batches of a pass and stopped
+        assert max(batches) == 128 and min(batches) < 128
+        assert plan.evidence[1]["details"]["short_runs"]
+
+
+class _Passes:
+    """``make_loader(batch_size)``'s result: a sized iterable whose every pass is a new
+    generator (counted)."""
+
+    def __init__(self, make, size):
+        self.make, self.size = make, size
+
+    def __len__(self):
+        return -(-4096 // self.size)
+
+    def __iter__(self):
+        return self.make(self.size)
 
 
 def test_threads_follow_the_cores_this_process_may_use():

@@ -19,6 +19,7 @@ from typing import Any, TypeGuard
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
 from superconverge.data.datasets import ArrayData
 
@@ -30,6 +31,40 @@ def check_integer(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def shut_down_workers(loader: Any) -> None:
+    """Stop the worker processes of a ``DataLoader`` (its persistent iterator) or of one of its
+    iterators now, as torch does when the iterator is deleted, without waiting for the garbage
+    collector to find it; a ``DataLoader`` starts new workers at its next iteration. Anything
+    else is left alone."""
+    iterator = getattr(loader, "_iterator", None) if isinstance(loader, DataLoader) else loader
+    stop = getattr(iterator, "_shutdown_workers", None)
+    if callable(stop):
+        stop()
+    if isinstance(loader, DataLoader):
+        loader._iterator = None  # noqa: SLF001 (torch's own shutdown, see DataLoader.__del__)
+
+
+def has_len(data: object) -> bool:
+    """``len(data)`` works (a ``DataLoader`` over an ``IterableDataset`` is Sized but raises)."""
+    try:
+        len(data)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
+
+
+def describe_item(dataset: Any) -> str:
+    """What item 0 of `dataset` is, for a message about batches that could not be made."""
+    try:
+        item = dataset[0]
+    except Exception as error:  # the message is about the batch; this is only a hint
+        return f"unreadable ({type(error).__name__}: {error})"
+    if isinstance(item, tuple | list):
+        parts = ", ".join(type(part).__name__ for part in item)
+        return f"a {type(item).__name__} of ({parts})"
+    return f"a {type(item).__name__}"
 
 
 def check_world(rank: int, world_size: int) -> None:

@@ -19,7 +19,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from superconverge.batches import BatchFn, count, split_batch
-from superconverge.data.loader import PositionLoader, SampleOrder, check_integer, check_world
+from superconverge.data.loader import (
+    PositionLoader,
+    SampleOrder,
+    check_integer,
+    check_world,
+    describe_item,
+    has_len,
+    shut_down_workers,
+)
 
 
 class _PositionBatches(Sampler[list[int]]):
@@ -104,6 +112,13 @@ class PeekingLoader(PositionLoader):
         super().load_state_dict(state)
         self._peeked = None
 
+    def close(self) -> None:
+        """Stop the DataLoader workers this loader holds now (`tune` ends each run with it);
+        the position is kept, a peeked batch is read again, the next iteration starts anew."""
+        if self._peeked is not None:
+            shut_down_workers(self._peeked[1])
+            self._peeked = None
+
 
 class DatasetLoader(SampleOrder, PeekingLoader):
     """Batches of a map-style ``Dataset`` through one ``DataLoader`` built here.
@@ -167,6 +182,10 @@ class DatasetLoader(SampleOrder, PeekingLoader):
     def _sample_count(self) -> int:
         return len(self.dataset)
 
+    def close(self) -> None:
+        super().close()
+        shut_down_workers(self.loader)  # persistent workers
+
     def _batches(self) -> Iterator[Any]:
         return iter(self.loader)
 
@@ -176,23 +195,12 @@ class DatasetLoader(SampleOrder, PeekingLoader):
         except ValueError:
             raise
         except Exception as error:
-            item = _describe_item(self.dataset)
+            item = describe_item(self.dataset)
             raise TypeError(
                 f"{self.name}: the DataLoader could not make a batch of the Dataset's items "
                 f"(item 0 is {item}): {type(error).__name__}: {error}. Items must be "
                 "(inputs, targets) pairs or dicts of tensors (or pass collate_fn=)"
             ) from error
-
-
-def _describe_item(dataset: Any) -> str:
-    try:
-        item = dataset[0]
-    except Exception as error:  # the message is about the batch; this is only a hint
-        return f"unreadable ({type(error).__name__}: {error})"
-    if isinstance(item, tuple | list):
-        parts = ", ".join(type(part).__name__ for part in item)
-        return f"a {type(item).__name__} of ({parts})"
-    return f"a {type(item).__name__}"
 
 
 class FactoryLoader(PeekingLoader):
@@ -327,6 +335,13 @@ class FactoryLoader(PeekingLoader):
         super().load_state_dict(state)
         self._stream = None
 
+    def close(self) -> None:
+        super().close()
+        if isinstance(self._iterable, DataLoader):  # an IterableDataset's, or the factory's own
+            shut_down_workers(self._stream)
+            self._stream = None  # stopped: the next pass starts afresh
+            shut_down_workers(self._iterable)
+
 
 ENDLESS_EVAL_MIN_BATCHES = 1000  # the least an evaluation of unknown length may read (see below)
 STEPS_ARGUMENTS = {"val_data": "val_steps", "test_data": "test_steps", "data": "steps"}
@@ -434,12 +449,3 @@ class EvaluationLoader(FactoryLoader):
             "list, an IterableDataset, a DataLoader) or make_loader(batch_size) returning a "
             f"fresh one, or declare {self.steps_argument}= for an endless stream"
         )
-
-
-def has_len(data: object) -> bool:
-    """``len(data)`` works (a ``DataLoader`` over an ``IterableDataset`` is Sized but raises)."""
-    try:
-        len(data)  # type: ignore[arg-type]
-    except TypeError:
-        return False
-    return True

@@ -22,7 +22,9 @@ kind             what the user passes                                           
 Every loader built here has one interface (`Loader`): ``len()`` batches per epoch, iteration
 that continues from the current position, ``epoch``/``batch_index``, ``state_dict()`` and
 ``peek()``, the first batch of the next iteration, which iteration then yields itself: the
-first-batch checks never consume the user's data. The loaders themselves live in
+first-batch checks never consume the user's data; the loaders over a ``Dataset``, a factory or
+a stream also have ``close()``: their DataLoader workers stop now, not when the garbage
+collector finds them, and start again at the next iteration. The loaders themselves live in
 `superconverge.data.loader` (`ArrayLoader`, the position they share, `epoch_order`) and
 `superconverge.data.pipelines` (`DatasetLoader`, `FactoryLoader`); this module picks one.
 
@@ -50,6 +52,7 @@ from superconverge.data.loader import (
     Augment,
     check_integer,
     epoch_order,
+    has_len,
     has_position,
 )
 from superconverge.data.pipelines import (
@@ -58,7 +61,6 @@ from superconverge.data.pipelines import (
     EvaluationLoader,
     FactoryLoader,
     PeekingLoader,
-    has_len,
 )
 
 KINDS = ("arrays", "dataset", "factory", "stream", "loader")

@@ -96,8 +96,10 @@ def size_short_runs(
     """Each of `planned_runs` short runs gets an equal share of `allowance` (samples), at most
     `max_fraction` of the final run and at least `min_steps` updates (the floor may exceed the
     allowance: a short run shorter than that decides nothing). Whole epochs when a share holds
-    one; otherwise one epoch over a seeded subset (`can_subset`: in-memory tensors and a
-    ``Dataset``), or one whole epoch where the data cannot be subset.
+    one; otherwise one epoch over `train_fraction` of the training set (`can_subset`: a seeded
+    subset of in-memory tensors or a ``Dataset``, the first batches of a loader factory's pass
+    or of a stream's epoch: `subset_source`), or one whole epoch where the data cannot be cut
+    (a loader of the user's own).
 
     Example:
         >>> size_short_runs(1000, 10, 16, 9000, 9, max_fraction=0.25, min_steps=50,
@@ -118,9 +120,15 @@ def size_short_runs(
     return ShortRunSize(1, fraction, math.ceil(fraction * train_samples))
 
 
-def subset_source(source: DataSource, fraction: float, seed: int) -> DataSource:
-    """`source` cut to a seeded `fraction` of its samples (in-memory tensors, a ``Dataset``) or
-    of its steps per epoch (a stream); unchanged at fraction 1 or where it cannot be cut."""
+def subset_source(source: DataSource, fraction: float, seed: int, batch_size: int) -> DataSource:
+    """`source` cut to `fraction` of an epoch; unchanged at fraction 1 or where it cannot be cut.
+
+    In-memory tensors and a ``Dataset``: a seeded subset of the samples. A loader factory and
+    a stream: an epoch of that fraction of the batches (of `steps_per_epoch`, or of one pass of
+    ``make_loader(batch_size)``), read from the start of a pass: the run stops after them and
+    its 1cycle schedule spans them, so a short run over data that cannot be indexed still
+    costs its share of the budget, not a whole epoch.
+    """
     if fraction >= 1.0:
         return source
     generator = torch.Generator().manual_seed(seed)
@@ -131,13 +139,16 @@ def subset_source(source: DataSource, fraction: float, seed: int) -> DataSource:
         if source.kind == "arrays":
             return replace(source, data=source.data.subset(indices))
         return replace(source, data=Subset(source.data, indices.tolist()))
-    if source.kind == "stream" and source.steps_per_epoch is not None:
-        return replace(source, steps_per_epoch=max(1, math.ceil(fraction * source.steps_per_epoch)))
+    if can_subset(source):  # a stream with steps_per_epoch, or a factory: bounded by steps
+        # rounded down: the run processes at most the samples it is charged (under one batch less)
+        steps = source.steps_per_epoch or len(source.loader(batch_size))
+        return replace(source, steps_per_epoch=max(1, math.floor(fraction * steps)))
     return source
 
 
 def can_subset(source: DataSource) -> bool:
-    return source.kind in ("arrays", "dataset") or (
+    """Whether a short run can cover less than an epoch of `source` (`subset_source`)."""
+    return source.kind in ("arrays", "dataset", "factory") or (
         source.kind == "stream" and source.steps_per_epoch is not None
     )
 

@@ -198,6 +198,7 @@ class TunePlan:
             "verdict": diagnose(history).to_dict(),
             "train_seconds": time.perf_counter() - start,
         }
+        trainer.close()  # the training workers stop before the test's start (a Dataset)
         if test_data is not None and history.status == "completed":
             self.results["test"] = trainer.evaluate(test_data, steps=test_steps)
         self.history, self.trainer = history, trainer

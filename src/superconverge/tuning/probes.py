@@ -243,7 +243,12 @@ def run_short(run: ShortRun) -> dict[str, Any]:
         **run.options,
     )
     momentum = (run.momentum, run.momentum) if isinstance(run.momentum, float) else run.momentum
-    history = trainer.fit_one_cycle(run.epochs, run.max_lr, min_lr=run.min_lr, momentum=momentum)
+    try:
+        history = trainer.fit_one_cycle(
+            run.epochs, run.max_lr, min_lr=run.min_lr, momentum=momentum
+        )
+    finally:
+        trainer.close()  # its DataLoader workers end with the run, not beside the next one's
     last = history.epochs[-1] if history.epochs else {}
     completed = history.status == "completed"
     return {

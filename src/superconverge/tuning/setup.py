@@ -54,7 +54,7 @@ class RecipeSetup:
         return ShortRun(
             self.model_fn,
             self.loss_fn,
-            subset_source(self.train_data, size.train_fraction, self.seed),
+            subset_source(self.train_data, size.train_fraction, self.seed, batch_size),
             self.val_data,
             batch_size,
             size.epochs,

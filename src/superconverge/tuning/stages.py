@@ -125,33 +125,35 @@ def _name(optimizer: Any) -> str:
 def _bounds_range_test(
     setup: RecipeSetup, batch_size: int, optimizer: Any, weight_decay: float
 ) -> tuple[RangeTestResult, str]:
-    """The range test behind the LR bounds (with validation), and a note when it was redone."""
-    probe: Any = None
+    """The range test behind the LR bounds (with validation), and a note when it was redone.
+    The trainers it makes are closed before it returns: their DataLoader workers stop before
+    the short runs start their own."""
+    made: list[Any] = []  # the Trainer(s) of the sweeps (none when read back from the journal)
     label = f"bounds {_name(optimizer)} wd={weight_decay!r}"
 
-    def first_sweep() -> Any:  # a RangeTestResult
-        nonlocal probe
-        probe = setup.trainer(batch_size, optimizer, weight_decay, validate=True)
-        return probe.lr_find(val_data=probe.val_loader)
+    def sweep(**kwargs: Any) -> Any:  # a RangeTestResult
+        if not made:
+            made.append(setup.trainer(batch_size, optimizer, weight_decay, validate=True))
+        return made[0].lr_find(val_data=made[0].val_loader, **kwargs)
 
-    range_test = setup.range_test("lr_bounds", label, first_sweep, batch_size)
-    if range_test.max_lr is None and range_test.failure in SWEEP_FURTHER:
-        # a loss still falling (or flat) at the sweep's end: sweep two decades further, at the
-        # same density of points, instead of giving up (RecipeSettings.wide_sweep_end_lr)
-        first_reason = range_test.reason
-        end_lr = setup.settings.wide_sweep_end_lr
-
-        def wide_sweep() -> Any:
-            trainer = probe or setup.trainer(batch_size, optimizer, weight_decay, validate=True)
-            return trainer.lr_find(
-                val_data=trainer.val_loader,
-                end_lr=end_lr,
-                num_steps=setup.settings.wide_sweep_steps,
+    try:
+        range_test = setup.range_test("lr_bounds", label, sweep, batch_size)
+        if range_test.max_lr is None and range_test.failure in SWEEP_FURTHER:
+            # a loss still falling (or flat) at the sweep's end: sweep two decades further, at
+            # the same density of points, instead of giving up (RecipeSettings.wide_sweep_end_lr)
+            first_reason = range_test.reason
+            end_lr = setup.settings.wide_sweep_end_lr
+            range_test = setup.range_test(
+                "lr_bounds",
+                f"{label}, wide",
+                lambda: sweep(end_lr=end_lr, num_steps=setup.settings.wide_sweep_steps),
+                batch_size,
             )
-
-        range_test = setup.range_test("lr_bounds", f"{label}, wide", wide_sweep, batch_size)
-        return range_test, f"first sweep to LR 10: {first_reason}; swept again to LR {end_lr:g}"
-    return range_test, ""
+            return range_test, f"first sweep to LR 10: {first_reason}; swept again to LR {end_lr:g}"
+        return range_test, ""
+    finally:
+        for trainer in made:
+            trainer.close()
 
 
 def family_bounds(

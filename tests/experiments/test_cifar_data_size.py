@@ -36,6 +36,14 @@ def test_the_cycle_is_one_triangle_from_min_to_max_and_back():
     assert [plan.lr(t) for t in (0, 5, 10)] == pytest.approx([0.1, 3.0, 0.1])
 
 
+def test_the_cpu_protocol_passes_over_the_smallest_set_several_times():
+    # 250 cycle steps (8,000 images) never revisited an image; the overfitting Table 1 is about
+    # needs the baseline to see the small set many times
+    full = experiment.FULL
+    passes = full.cycle_steps * full.batch_size / min(full.sizes)
+    assert passes >= 4 and full.piecewise_factor * passes >= 16
+
+
 def test_summary_is_mean_and_sample_sd_of_the_finished_runs():
     runs = {
         "a": {"size": 10, "policy": "one cycle", "accuracy": 0.5},

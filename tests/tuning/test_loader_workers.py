@@ -8,6 +8,7 @@ evaluation loader's (while validating) are alive, and none once `tune` returns.
 """
 
 import contextlib
+import gc
 import sys
 import threading
 from pathlib import Path
@@ -76,7 +77,8 @@ class Sampler:
 
 
 def test_tune_keeps_one_runs_workers_alive_and_none_after_it_returns():
-    assert children() == 0
+    gc.collect()  # workers of loaders an earlier test dropped
+    before = children()  # any still held by an earlier test's objects are not tune's
     with Sampler() as sampled:
         plan = sc.tune(
             make_model,
@@ -93,7 +95,7 @@ def test_tune_keeps_one_runs_workers_alive_and_none_after_it_returns():
     # the range tests, the short runs and the final run each started workers of their own
     assert plan.evidence[1]["details"]["short_runs"]
     # training workers + one evaluation loader's (validation or test), never two runs' at once
-    assert 0 < sampled.most <= 2 * WORKERS
-    assert left == 0  # the final run's trainer (plan.trainer) was closed too
+    assert 0 < sampled.most - before <= 2 * WORKERS
+    assert left == before  # the final run's trainer (plan.trainer) was closed too
     # closed, not broken: the trainer starts workers again when asked to evaluate
     assert plan.trainer.evaluate()["loss"] > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import traceback
@@ -55,6 +56,10 @@ def _child(argv: list[str], output: str) -> None:
     """The child's body: stdout and stderr into files, then `crash.main` as a script would."""
     from tests.reliability import crash
 
+    # Ctrl-C as in a script started from a shell: in a full test session the forkserver's
+    # children were found with SIGINT ignored (SIG_IGN), and the Ctrl-C test's child then
+    # finished its run instead of stopping
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with open(output + ".out", "w") as out, open(output + ".err", "w") as err:
         os.dup2(out.fileno(), 1)
         os.dup2(err.fileno(), 2)

@@ -212,7 +212,10 @@ def test_backoff_answers_a_stall_that_the_divergence_check_misses(digits):
     guarded = _trainer(digits)
     history = guarded.fit(3, plan, backoff=1)
     assert history.status == "completed" and len(history.notes) == 1
-    assert "stalled in epoch 2" in history.notes[0] and "restored the weights" in history.notes[0]
+    note = history.notes[0]
+    assert (
+        note.startswith("epoch 2: max_lr") and "stalled" in note and "restored the weights" in note
+    )
     assert guarded.optimizer.param_groups[0]["lr_scale"] == pytest.approx(0.5)
     assert history.discarded_steps == 41 and history.steps == 3 * 41
     losses = [epoch["train_loss"] for epoch in history.epochs]

@@ -155,7 +155,7 @@ class FitLoop:
             return False
         peak = self.scheduler.plan.max_lr or self.scheduler.last_lr
         self.history.message = (
-            f"max_lr {peak:.3g} stalled in epoch {self.epoch + 1}: its mean training loss "
+            f"max_lr {peak:.3g} stalled: the epoch's mean training loss "
             f"{loss:.4g} is {loss / best:.2g}x the best epoch's {best:.4g}"
         )
         return True

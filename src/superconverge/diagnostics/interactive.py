@@ -21,6 +21,7 @@ from superconverge.diagnostics.plots import (
     MOMENTUM_COLOR,
     POLICY_TITLES,
     SUGGESTION_STYLES,
+    range_tests_title,
 )
 
 # matplotlib marker -> plotly symbol, for SUGGESTION_STYLES
@@ -179,10 +180,7 @@ def range_tests_figure(
                         hovertemplate=f"chosen max_lr {max_lr:.3g}<extra></extra>")  # fmt: skip
     fig.update_xaxes(type="log", title_text="learning rate", exponentformat="power")
     fig.update_yaxes(title_text="training loss (smoothed)", range=span)
-    title = "LR range tests: every rule's suggestion on its curve"
-    if max_lr is not None:
-        title += f"; chosen max_lr {max_lr:.3g} (by short runs)"
-    _layout(fig, title, 480)
+    _layout(fig, range_tests_title(max_lr), 480)
     return fig
 
 

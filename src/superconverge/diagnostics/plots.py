@@ -313,11 +313,16 @@ def plot_range_tests(
     ]
     handles, _ = ax.get_legend_handles_labels()
     ax.legend(handles=handles + rules, fontsize=8, loc="upper left", framealpha=0.9)
+    ax.set_title(range_tests_title(max_lr), fontsize=10)
+    return fig
+
+
+def range_tests_title(max_lr: float | None) -> str:
+    """The title of the range tests' figure (static and interactive)."""
     title = "LR range tests: every rule's suggestion on its curve"
     if max_lr is not None:
         title += f"; chosen max_lr {max_lr:.3g} (by short runs)"
-    ax.set_title(title, fontsize=10)
-    return fig
+    return title
 
 
 def plot_short_runs(

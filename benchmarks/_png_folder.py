@@ -43,24 +43,33 @@ class PngFolder(Dataset):
     def __init__(self, root: str | Path, augment: bool = False) -> None:
         root = Path(root)
         self.classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-        self.files = [
-            (path, label)
+        files = [
+            (str(path), label)
             for label, name in enumerate(self.classes)
             for path in sorted((root / name).glob("*.png"))
         ]
+        # numpy arrays, not a list of Python objects: a forked DataLoader worker that reads a
+        # list touches every item's reference count and so copies the list's pages (torch's
+        # advice, pytorch/pytorch#13246); an array's buffer stays shared
+        self.paths = np.array([path for path, _ in files], dtype=np.bytes_)
+        self.labels = np.array([label for _, label in files], dtype=np.int64)
         self.augment = augment
         self.mean = torch.tensor(MEAN).view(3, 1, 1)
         self.std = torch.tensor(STD).view(3, 1, 1)
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.paths)
+
+    def keep(self, indices: np.ndarray) -> None:
+        """Keep only the items at `indices` (a subset of the files)."""
+        self.paths, self.labels = self.paths[indices], self.labels[indices]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         from PIL import Image
 
-        path, label = self.files[index]
+        path, label = self.paths[index].decode(), int(self.labels[index])
         with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
+            pixels = np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy
         x = (torch.from_numpy(pixels).permute(2, 0, 1).float() / 255 - self.mean) / self.std
         if self.augment:
             x = torch.nn.functional.pad(x[None], (4, 4, 4, 4), mode="reflect")[0]

@@ -22,9 +22,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import resource
 import time
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -164,13 +166,15 @@ def cifar_png(args: argparse.Namespace) -> dict:
     train = PngFolder(f"{args.png}/train", augment=True)
     if args.train_size:  # a seeded subset of the files: does memory grow with the data set?
         keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
-        train.files = [train.files[i] for i in sorted(keep[: args.train_size].tolist())]
+        train.keep(np.sort(keep[: args.train_size].numpy()))
     test = PngFolder(f"{args.png}/test")
     val = torch.utils.data.Subset(test, range(0, len(test), 4))  # every 4th test image
 
     def model() -> nn.Module:
         return build("cifar-resnet", width=args.width, bn_momentum=0.05)
 
+    # stage lines with their times, to line up with the memory timeline
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     memory = _TreeMemory()
     time.sleep(1)  # one sample before the workers start
     start = time.perf_counter()
@@ -183,6 +187,7 @@ def cifar_png(args: argparse.Namespace) -> dict:
         num_workers=2,
         seed=args.seed,
         budget=args.budget,
+        batch_size=args.batch_size or "auto",
     )
     result = _summary(plan, time.perf_counter() - start)
     result["width"], result["budget"] = args.width, args.budget
@@ -210,6 +215,7 @@ class _TreeMemory:
         self.peak = {"rss_sum": 0.0, "pss_sum": 0.0, "processes": 0}
         self.main = {"pss": 0.0, "rss": 0.0}  # this process alone (its own peaks)
         self.most_processes = 0
+        self.timeline: list[tuple[float, float, float, int]] = []  # (unix time, main, tree, n)
         self.start: dict[str, float] | None = None  # the first sample: before any worker starts
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
@@ -248,6 +254,17 @@ class _TreeMemory:
                                 self.main[key.lower()] = max(self.main[key.lower()], mib)
             if self.start is None:
                 self.start = {"rss_sum": rss, "pss_sum": pss}
+            main_pss = 0.0
+            with contextlib.suppress(OSError, StopIteration):
+                text = Path(f"/proc/{self.pid}/smaps_rollup").read_text()
+                main_pss = next(
+                    int(line.split()[1]) / 1024
+                    for line in text.splitlines()
+                    if line.startswith("Pss:")
+                )
+            self.timeline.append(
+                (round(time.time(), 1), round(main_pss, 1), round(pss, 1), len(pids))
+            )
             if pss > self.peak["pss_sum"]:
                 self.peak = {"rss_sum": rss, "pss_sum": pss, "processes": len(pids)}
             self.peak["rss_sum"] = max(self.peak["rss_sum"], rss)
@@ -260,6 +277,7 @@ class _TreeMemory:
             "at_start": self.start,
             "main_alone": self.main,
             "most_processes": self.most_processes,
+            "timeline (unix time, main PSS, tree PSS, processes)": self.timeline,
         }
 
 
@@ -271,6 +289,9 @@ def main() -> None:
     parser.add_argument("--png", default="/tmp/cifar-png")
     parser.add_argument("--width", type=float, default=0.25, help="cifar-png: the ResNet's width")
     parser.add_argument("--budget", type=float, default=1.0, help="cifar-png: tune's budget")
+    parser.add_argument(
+        "--batch-size", type=int, help="cifar-png: fix tune's batch size (default: its choice)"
+    )
     parser.add_argument(
         "--train-size", type=int, help="cifar-png: a seeded subset of this many training images"
     )

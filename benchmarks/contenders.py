@@ -16,7 +16,10 @@ Issue 16. Per data set and seed, from the same initial weights (the seed), on th
   torch's OneCycleLR curve), SGD with momentum, as in ``benchmarks/recipe.py``;
 - Optuna: TPE over max_lr and weight decay (log scales), a median pruner on the validation
   accuracy after each epoch, each trial one 1cycle run (SGD, the recipe's momentum and policy);
-  trials start while one more full run fits in the budget;
+  trials start while one more full run fits in the budget (at the recipe's 2x: one trial);
+- Optuna, short trials: the same search with trials of 2 epochs over a seeded sixth of the
+  training data (the median pruner acts after their first epoch), started while a trial and
+  one full run still fit in the budget; the best trial's settings then train one full run;
 - grid: 8 max_lr x 4 weight decays of 1cycle runs (SGD, the recipe's momentum and policy), the
   pick chosen by validation accuracy (validation loss breaks ties), its test accuracy reported.
 
@@ -71,10 +74,13 @@ from superconverge.training import Callback, Trainer
 
 LOSS = nn.functional.cross_entropy
 BATCH = 64  # every contender but the recipe (fastai's default; recipe.py's baselines)
-EXTRAS = {"schedule-free": "schedulefree", "prodigy": "prodigyopt", "optuna": "optuna"}
+EXTRAS = {"schedule-free": "schedulefree", "prodigy": "prodigyopt", "optuna": "optuna",
+          "optuna-short": "optuna"}  # fmt: skip
 CONTENDERS = (
-    "recipe", "schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest", "optuna", "grid",
+    "recipe", "schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest", "optuna",
+    "optuna-short", "grid",
 )  # fmt: skip
+SEARCHES = ("optuna", "optuna-short")  # only at equal compute: a search needs a budget
 NO_SEARCH = ("schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest")
 LABELS = {
     "recipe": "recipe (tune)",
@@ -85,12 +91,17 @@ LABELS = {
     "fastai": "fastai valley + 1cycle",
     "steepest": "lr-finder steepest + OneCycleLR",
     "optuna": "Optuna TPE + median pruner",
+    "optuna-short": "Optuna TPE + median pruner, short trials, then one run",
     "grid": "grid 8 x 4, picked by validation",
 }
 GRID_LRS = tuple(round(10 ** (-2.5 + 3.0 * i / 7), 4) for i in range(8))  # 0.0032 ... 3.16
 GRID_WEIGHT_DECAYS = (1e-3, 1e-4, 1e-5, 0.0)  # the paper's candidates, the recipe's too
 OPTUNA_LR_RANGE = (GRID_LRS[0], GRID_LRS[-1])  # the grid's span, searched on a log scale
 OPTUNA_WD_RANGE = (1e-6, 1e-2)
+# optuna-short: each trial is a 1cycle run of 2 epochs over a seeded sixth of the training data
+# (a third of one run's samples; the median pruner acts after its first epoch), then the best
+# trial's settings train one full run: the recipe's own shape (search, then a final run)
+OPTUNA_SHORT_FRACTION, OPTUNA_SHORT_EPOCHS = 6, 2
 SF_WARMUP_FRACTION = 0.05  # schedulefree's README: warmup is recommended (its examples: ~5%)
 BN_RECOMPUTE_BATCHES = 50  # schedule-free: batches that refresh BatchNorm at the eval weights
 # AlgoPerf's self-tuning NAdamW baseline (reference_algorithms/qualification_baselines/
@@ -440,6 +451,45 @@ def run_optuna(task: Task, factory: CountingFactory, budget: int) -> dict:
             f"{pruned} pruned"}  # fmt: skip
 
 
+def run_optuna_short(task: Task, factory: CountingFactory, budget: int) -> dict:
+    """Optuna on short trials (a sixth of the data, 2 epochs, median-pruned after the first),
+    then one full 1cycle run at the best trial's settings."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=factory.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+    )
+    small = _subset(task.train, len(task.train) // OPTUNA_SHORT_FRACTION, factory.seed + 100)
+    trial_samples = OPTUNA_SHORT_EPOCHS * len(small)
+    completed = pruned = 0
+    while factory.counter.samples + trial_samples + task.plain_samples <= budget:
+        trial = study.ask()
+        lr = trial.suggest_float("max_lr", *OPTUNA_LR_RANGE, log=True)
+        wd = trial.suggest_float("weight_decay", *OPTUNA_WD_RANGE, log=True)
+        trainer = Trainer(factory(), LOSS, small, task.val, batch_size=BATCH, weight_decay=wd,
+                          augment=task.augment, progress=False, seed=factory.seed,
+                          callbacks=(_ReportToTrial(trial),))  # fmt: skip
+        try:
+            history = trainer.fit_one_cycle(OPTUNA_SHORT_EPOCHS, lr, min_lr=lr / 10)
+        except _Pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            pruned += 1
+            continue
+        ok = history.status == "completed"
+        study.tell(trial, trainer.evaluate()["accuracy"] if ok else 0.0)
+        completed += 1
+    if not completed:
+        return {"status": "no trial fits the budget", "setting": "-", "val": {"accuracy": 0.0},
+                "test": {"accuracy": 0.0}}  # fmt: skip
+    lr, wd = study.best_params["max_lr"], study.best_params["weight_decay"]
+    run = one_cycle_run(task, factory, lr, wd)
+    return {**run, "setting": f"max_lr {lr:.3g}, wd {wd:.2g}; {completed} short trials "
+            f"completed, {pruned} pruned, then one run"}  # fmt: skip
+
+
 def run_recipe(task: Task, factory: CountingFactory) -> dict:
     plan = sc.tune(factory, task.train, task.val, epochs=task.setup.epochs, test_data=task.test,
                    augment=task.augment, seed=factory.seed)  # fmt: skip
@@ -468,6 +518,9 @@ def run_one(task: Task, seed: int, contender: str, budget: int | None) -> dict:
     elif contender == "optuna":
         assert budget is not None
         result = run_optuna(task, factory, budget)
+    elif contender == "optuna-short":
+        assert budget is not None
+        result = run_optuna_short(task, factory, budget)
     else:
         result = train_no_search(task, contender, factory, budget or task.plain_samples)
     result.update(samples=counter.samples, seconds=time.perf_counter() - start,
@@ -617,7 +670,7 @@ def main() -> None:
                 for compute in computes:
                     if contender in ("recipe", "grid"):
                         compute = "both"  # the same run in both tables
-                    elif contender == "optuna" and compute == "equal-epochs":
+                    elif contender in SEARCHES and compute == "equal-epochs":
                         continue  # a search is only meaningful with a budget
                     done = read_results(path)
                     key = (setup.key(), seed, contender, compute)

@@ -155,3 +155,29 @@ def test_grid_spans_three_decades():
     assert math.log10(contenders.GRID_LRS[-1] / contenders.GRID_LRS[0]) == pytest.approx(
         3, abs=0.01
     )
+
+
+def test_optuna_short_trials_stay_within_the_budget_and_leave_one_full_run():
+    pytest.importorskip("optuna")
+    from superconverge.data import ArrayData
+
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(1200, 6, generator=generator)
+    data = ArrayData(inputs, (inputs[:, 0] > 0).long())
+    setup = contenders.Setup("digits", 2, "mlp", 0, 0)
+
+    def build_model():
+        return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+
+    task = contenders.Task(setup, data, data.subset(torch.arange(60)), data, build_model, None)
+    counter = contenders.SampleCounter()
+    factory = contenders.CountingFactory(build_model, 0, counter)
+    budget = 2 * task.plain_samples  # a full run: 2,400 samples; a short trial: 2 x 200 = 400
+    result = contenders.run_optuna_short(task, factory, budget)
+    assert counter.samples <= budget
+    # as many trials as fit beside the final run: 2,400 / 400 = 6 (pruned ones cost less)
+    trials = result["setting"].split("; ")[1]
+    completed, pruned = int(trials.split()[0]), int(trials.split(", ")[1].split()[0])
+    assert completed + pruned >= 6
+    assert counter.samples >= task.plain_samples + 6 * 200  # the final run, and trials' epochs
+    assert result["status"] == "completed" and 0.0 <= result["test"]["accuracy"] <= 1.0

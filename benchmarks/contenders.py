@@ -419,22 +419,35 @@ def run_grid(task: Task, factory: CountingFactory) -> dict:
             "cells": {f"{k[0]:g}/{k[1]:g}": v["test"]["accuracy"] for k, v in cells.items()}}  # fmt: skip
 
 
-def run_optuna(task: Task, factory: CountingFactory, budget: int) -> dict:
+def _study(seed: int, startup_trials: int) -> Any:
+    """An Optuna study maximising validation accuracy: TPE (seeded) and a median pruner that
+    starts after `startup_trials` trials."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
+    return optuna.create_study(
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=factory.seed),
-        # 2 trials before pruning starts: the budget holds only a handful of full runs
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0),
     )
+
+
+def _suggest(trial: Any) -> tuple[float, float]:
+    """A trial's max_lr and weight decay, each on a log scale over its range."""
+    lr = trial.suggest_float("max_lr", *OPTUNA_LR_RANGE, log=True)
+    return lr, trial.suggest_float("weight_decay", *OPTUNA_WD_RANGE, log=True)
+
+
+def run_optuna(task: Task, factory: CountingFactory, budget: int) -> dict:
+    import optuna
+
+    # 2 trials before pruning starts: the budget holds only a handful of full runs
+    study = _study(factory.seed, startup_trials=2)
     runs: list[tuple[dict, float, float]] = []
     pruned = 0
     while factory.counter.samples + task.plain_samples <= budget:
         trial = study.ask()
-        lr = trial.suggest_float("max_lr", *OPTUNA_LR_RANGE, log=True)
-        wd = trial.suggest_float("weight_decay", *OPTUNA_WD_RANGE, log=True)
+        lr, wd = _suggest(trial)
         try:
             run = one_cycle_run(task, factory, lr, wd, (_ReportToTrial(trial),))
         except _Pruned:
@@ -456,19 +469,13 @@ def run_optuna_short(task: Task, factory: CountingFactory, budget: int) -> dict:
     then one full 1cycle run at the best trial's settings."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=factory.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
-    )
+    study = _study(factory.seed, startup_trials=3)
     small = _subset(task.train, len(task.train) // OPTUNA_SHORT_FRACTION, factory.seed + 100)
     trial_samples = OPTUNA_SHORT_EPOCHS * len(small)
     completed = pruned = 0
     while factory.counter.samples + trial_samples + task.plain_samples <= budget:
         trial = study.ask()
-        lr = trial.suggest_float("max_lr", *OPTUNA_LR_RANGE, log=True)
-        wd = trial.suggest_float("weight_decay", *OPTUNA_WD_RANGE, log=True)
+        lr, wd = _suggest(trial)
         trainer = Trainer(factory(), LOSS, small, task.val, batch_size=BATCH, weight_decay=wd,
                           augment=task.augment, progress=False, seed=factory.seed,
                           callbacks=(_ReportToTrial(trial),))  # fmt: skip

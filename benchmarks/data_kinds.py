@@ -237,7 +237,7 @@ class _TreeMemory:
         from pathlib import Path
 
         while not self.done.wait(0.5):
-            rss = pss = 0.0
+            rss = pss = main_pss = 0.0
             pids = self._pids()
             self.most_processes = max(self.most_processes, len(pids))
             for pid in pids:
@@ -252,16 +252,9 @@ class _TreeMemory:
                             rss, pss = (rss + mib, pss) if key == "Rss" else (rss, pss + mib)
                             if pid == self.pid:
                                 self.main[key.lower()] = max(self.main[key.lower()], mib)
+                                main_pss = mib if key == "Pss" else main_pss
             if self.start is None:
                 self.start = {"rss_sum": rss, "pss_sum": pss}
-            main_pss = 0.0
-            with contextlib.suppress(OSError, StopIteration):
-                text = Path(f"/proc/{self.pid}/smaps_rollup").read_text()
-                main_pss = next(
-                    int(line.split()[1]) / 1024
-                    for line in text.splitlines()
-                    if line.startswith("Pss:")
-                )
             self.timeline.append(
                 (round(time.time(), 1), round(main_pss, 1), round(pss, 1), len(pids))
             )

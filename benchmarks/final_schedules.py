@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import statistics
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -181,7 +182,10 @@ def main() -> None:
         print(machine())
         for name in args.data:
             setup = DEFAULTS[name]
-            task = load_task(setup)
+            try:
+                task = load_task(setup)
+            except FileNotFoundError as error:  # the data are not where SUPERCONVERGE_DATA says
+                sys.exit(f"final_schedules.py: {error}")
             for seed in range(args.seeds):
                 if any(r["data"] == name and r["seed"] == seed for r in records):
                     continue  # done in an earlier run of this command

@@ -47,3 +47,29 @@ def test_no_verdict_inside_the_warm_up():
     for loss in (1.0, 100.0, 100.0):
         smoother.add(loss)
     assert smoother.divergence() is None
+
+
+def test_a_floor_keeps_a_trained_models_noise_from_counting_as_divergence():
+    """Digits final run after a back-off: losses near 0.002 then a batch or two at 0.01 passed
+    4x the running minimum, and the recipe redid its final run (2026-12-01)."""
+    losses = [2.3] + [0.002] * 20 + [0.012] * 5
+    plain = LossSmoother(0.0, diverge_factor=4.0, warmup_steps=3)
+    floored = LossSmoother(0.0, diverge_factor=4.0, warmup_steps=3, floor_fraction=0.05)
+    for loss in losses:
+        plain.add(loss)
+        floored.add(loss)
+    assert "passed 4x its minimum 0.002" in plain.divergence()
+    assert floored.divergence() is None  # the minimum is read as 5% of 2.3: 0.115
+    floored.add(0.5)  # above 4 x 0.115: a real rise
+    assert "passed 4x its minimum 0.115" in floored.divergence()
+
+
+def test_a_given_first_loss_is_kept():
+    """A fit continued after a back-off or a resume keeps its own first loss as the reference,
+    not the loss of the next batch it sees."""
+    given = LossSmoother(0.0, diverge_factor=4.0, first=0.5)
+    fresh = LossSmoother(0.0, diverge_factor=4.0)
+    for smoother in (given, fresh):
+        smoother.add(3.0)
+    assert given.first == 0.5 and "passed 4x the first loss 0.5" in given.divergence()
+    assert fresh.first == 3.0 and fresh.divergence() is None

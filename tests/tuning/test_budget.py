@@ -156,3 +156,14 @@ def test_tune_refuses_a_bad_budget(budget):
     data = ArrayData(torch.randn(64, 64), torch.arange(64) % 10)
     with pytest.raises(ValueError, match="budget must be a"):
         sc.tune(lambda: build("mlp"), data, data, epochs=1, budget=budget)
+
+
+def test_samples_handed_to_the_final_run_are_not_the_searchs():
+    budget = SearchBudget(final_samples=10_000, budget=1.0)
+    budget.charge("lr_bounds", 4000, "run a")
+    budget.handed = 5000  # held back (or handed) for a longer final run
+    assert budget.left() == 1000 and budget.affords(1000) and not budget.affords(1001)
+    assert budget.affords_needed(6000) and not budget.affords_needed(6001)  # the noise repeat
+    summary = budget.summary(final_samples_done=15_000)
+    assert summary["handed_to_final_run_samples"] == 5000 and summary["search_samples"] == 4000
+    assert summary["total_samples"] == 19_000 and summary["x_final_run"] == 1.9

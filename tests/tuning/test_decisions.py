@@ -9,6 +9,7 @@ from superconverge.tuning.decisions import (
     choose_momentum,
     choose_weight_decay,
     extend_lr_grid,
+    final_run_extension,
     final_run_failed,
     higher_candidate,
     largest_batch_allowed,
@@ -138,3 +139,23 @@ def test_choose_momentum_lowest_finite_loss_and_the_first_on_ties():
     assert choose_momentum({(0.95, 0.85): 0.3, 0.9: 0.2, 0.99: math.nan}) == 0.9
     assert choose_momentum({(0.95, 0.85): 0.3, 0.9: 0.3}) == (0.95, 0.85)
     assert choose_momentum({(0.95, 0.85): math.nan, 0.9: math.inf}) == (0.95, 0.85)
+
+
+def test_the_final_run_is_extended_only_without_overfitting_and_by_whole_epochs():
+    extra, why = final_run_extension(12_000, 5_000, 1.71, 1.62, 0.05)
+    assert extra == 2 and "no overfitting" in why and "10,000 of the 12,000" in why
+    # a training loss below the validation loss by more than the margin: decay is searched
+    extra, why = final_run_extension(12_000, 5_000, 1.50, 1.62, 0.05)
+    assert extra == 0 and "may overfit" in why and "1.5" in why and "1.62" in why
+    # ... by less than the margin: inside the noise of a short run, no overfitting shown
+    assert final_run_extension(12_000, 5_000, 1.55, 1.62, 0.05)[0] == 2
+    assert final_run_extension(4_999, 5_000, 1.71, 1.62, 0.05) == (
+        0, "the 4,999 samples left are less than one epoch (5,000)"
+    )  # fmt: skip
+    assert final_run_extension(-10, 5_000, 1.71, 1.62, 0.05)[0] == 0
+    assert final_run_extension(50_000, 5_000, math.nan, 1.62, 0.05)[0] == 0
+    assert final_run_extension(50_000, 5_000, None, 1.62, 0.05)[0] == 0
+    off = RecipeSettings(extend_final_run=False)
+    assert final_run_extension(50_000, 5_000, 1.71, 1.62, 0.05, off) == (
+        0, "off (RecipeSettings.extend_final_run)"
+    )  # fmt: skip

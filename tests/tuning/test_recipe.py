@@ -27,7 +27,8 @@ def digits():
 
 
 def test_tune_records_every_step_with_its_cost_and_trains(digits, tmp_path):
-    # budget 3: room for both optimizers' LR search, the noise repeat and every decay
+    # budget 3: room for both optimizers' LR search, the noise repeat and every decay; the final
+    # run of exactly 4 epochs, so that the weight-decay stage always runs (its extension: below)
     plan = sc.tune(
         make_mlp,
         digits.train,
@@ -36,6 +37,7 @@ def test_tune_records_every_step_with_its_cost_and_trains(digits, tmp_path):
         test_data=digits.test,
         out_dir=tmp_path,
         budget=3.0,
+        settings=RecipeSettings(extend_final_run=False),
     )
     steps = [step["step"] for step in plan.evidence]
     assert steps == [
@@ -304,3 +306,38 @@ def test_the_same_call_makes_the_same_choices_on_an_idle_and_a_busy_machine(digi
     assert [s["decision"] for s in busy.evidence[:4]] == [s["decision"] for s in idle.evidence[:4]]
     assert busy.evidence[1]["details"]["short_runs"] == idle.evidence[1]["details"]["short_runs"]
     assert busy.compute == idle.compute
+
+
+def test_a_short_run_that_does_not_overfit_hands_its_decay_runs_to_the_final_run(digits, tmp_path):
+    # half the allowance held back while the LR is searched: on digits the short run at the
+    # chosen LR shows no overfitting beyond the noise, so the held-back samples train longer
+    settings = RecipeSettings(extension_reserve_fraction=0.5)
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=6, optimizer="sgd",
+                   settings=settings, out_dir=tmp_path)  # fmt: skip
+    record, compute = plan.evidence[2], plan.compute
+    extra = record["details"]["extra_epochs"]
+    assert extra >= 1 and plan.epochs == 6 + extra
+    assert "not searched" in record["why"] and "no overfitting" in record["details"]["extension"]
+    assert record["samples"] == 0 and set(record["details"]["runs"]) == {"0.0001"}
+    assert compute["handed_to_final_run_samples"] == extra * len(digits.train)
+    assert "weight_decay" not in compute["search_samples_by_stage"]
+    assert compute["search_samples"] + compute["handed_to_final_run_samples"] <= (
+        compute["allowance_samples"]
+    )  # fmt: skip
+    assert compute["final_run_samples"] >= plan.epochs * len(digits.train)
+    assert len(plan.history.epochs) == plan.epochs
+    assert f"{plan.epochs} epochs of 1cycle" in plan.evidence[4]["decision"]
+    # a plan saved and read back re-runs the extended run; a resumed call makes the same decisions
+    assert sc.TunePlan.from_json(plan.to_json()).epochs == plan.epochs
+    again = sc.tune(make_mlp, digits.train, digits.val, epochs=6, optimizer="sgd",
+                    settings=settings, out_dir=tmp_path, resume=True)  # fmt: skip
+    assert again.epochs == plan.epochs and again.evidence[2]["why"] == record["why"]
+    assert again.compute == compute
+
+
+def test_the_final_run_keeps_its_epochs_when_asked(digits):
+    settings = RecipeSettings(extension_reserve_fraction=0.5, extend_final_run=False)
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=3, optimizer="sgd",
+                   settings=settings)  # fmt: skip
+    assert plan.epochs == 3 and plan.compute["handed_to_final_run_samples"] == 0
+    assert plan.evidence[2]["details"]["extension"] == "off (RecipeSettings.extend_final_run)"

@@ -31,14 +31,25 @@ class LossSmoother:
     """
 
     def __init__(
-        self, smoothing: float = SMOOTHING, diverge_factor: float = 4.0, warmup_steps: int = 0
+        self,
+        smoothing: float = SMOOTHING,
+        diverge_factor: float = 4.0,
+        warmup_steps: int = 0,
+        *,
+        floor_fraction: float = 0.0,
+        first: float | None = None,
     ) -> None:
         self.smoothing, self.diverge_factor = float(smoothing), float(diverge_factor)
         self.warmup_steps = warmup_steps
         self.count = 0
         self.current = math.nan
         self.best = math.inf  # the lowest smoothed loss after the warm-up
-        self.first = math.nan  # the first loss: the model before any update
+        # the first loss: the model before any update (given: a fit continued after a back-off
+        # or a resume keeps its own first loss, not that of a trained model's next batch)
+        self.first = math.nan if first is None else float(first)
+        # the minimum is taken as at least this fraction of the first loss: a trained model's
+        # loss near 0 rising 4x (0.002 to 0.008) is a batch's noise, not a divergence
+        self.floor_fraction = float(floor_fraction)
         self._average = 0.0
 
     def add(self, value: float) -> float:
@@ -46,7 +57,7 @@ class LossSmoother:
         if not math.isfinite(value):
             self.current = math.nan
             return math.nan
-        if self.count == 0:
+        if self.count == 0 and math.isnan(self.first):
             self.first = value
         self.count += 1
         self._average = self.smoothing * self._average + (1 - self.smoothing) * value
@@ -61,10 +72,11 @@ class LossSmoother:
             return "the loss became non-finite"
         if self.count <= self.warmup_steps:
             return None
-        if self.best > 0 and self.current > self.diverge_factor * self.best:
+        floor = self.floor_fraction * self.first if self.first > 0 else 0.0
+        if self.best > 0 and self.current > self.diverge_factor * max(self.best, floor):
             return (
                 f"the smoothed loss {self.current:.3g} passed {self.diverge_factor:g}x "
-                f"its minimum {self.best:.3g}"
+                f"its minimum {max(self.best, floor):.3g}"
             )
         if self.first > 0 and self.current > self.diverge_factor * self.first:
             return (

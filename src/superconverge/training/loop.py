@@ -46,6 +46,10 @@ BACKOFF_FACTOR = 0.5
 # back to chance by a too-high LR ends its epochs flat at ln(classes), below the divergence
 # detector's 4x; measured in docs/benchmarks.md, "A guard for the final run")
 STALL_FACTOR = 1.5
+# fraction of the fit's first loss below which the divergence rule's minimum is not taken: on
+# digits a final run's loss of 0.002 after a back-off counted as diverged at 0.0065 (4x a single
+# batch's loss) and cost the recipe a second final run
+DIVERGENCE_FLOOR_FRACTION = 0.05
 
 
 class FitLoop:
@@ -71,7 +75,7 @@ class FitLoop:
         self.backoff_left = backoff
         self.epochs, self.start_epoch = epochs, start_epoch
         self.best_val_loss = best_val_loss
-        self.smoother = LossSmoother(SMOOTHING, trainer.diverge_factor, WARMUP_STEPS)
+        self.smoother = self._new_smoother()
         self.epoch = start_epoch
         self.step = scheduler.step_count
         self.loss: torch.Tensor = torch.zeros(())
@@ -137,6 +141,19 @@ class FitLoop:
                 trainer.run_folder.write_history(history, table=False)
         return history
 
+    def _new_smoother(self) -> LossSmoother:
+        """The divergence rule for this fit (again after a back-off): its reference is the
+        fit's own first loss, kept across back-offs and resumes."""
+        losses = self.history.step_losses
+        first = losses[0] if losses and math.isfinite(losses[0]) else None
+        return LossSmoother(
+            SMOOTHING,
+            self.trainer.diverge_factor,
+            WARMUP_STEPS,
+            floor_fraction=DIVERGENCE_FLOOR_FRACTION,
+            first=first,
+        )
+
     def _epoch_start(self) -> tuple[dict[str, int], dict[str, int] | None, int]:
         """Where this epoch starts: the scheduler's and loader's state and the steps recorded."""
         loader = self.trainer.train_loader
@@ -178,7 +195,7 @@ class FitLoop:
         history.discarded_steps += len(history.step_lrs) - steps
         for values in (history.step_losses, history.step_lrs, history.step_momenta):
             del values[steps:]
-        self.smoother = LossSmoother(SMOOTHING, trainer.diverge_factor, WARMUP_STEPS)
+        self.smoother = self._new_smoother()
         note = (
             f"epoch {self.epoch + 1}: {history.message.split('; try')[0]}; restored the weights "
             f"of the epoch's start and continued at {BACKOFF_FACTOR:g}x the LR (now "

@@ -39,12 +39,15 @@ class SearchBudget:
         final_samples: what the final run processes (epochs x samples per epoch).
         budget: the search's allowance in final runs (1.0: one final run's samples).
         spent: samples spent per stage, in the order spent.
+        handed: samples of the allowance handed to the final run as extra epochs (when the short
+            runs show no overfitting: `decisions.final_run_extension`); no search run may use them.
     """
 
     final_samples: int
     budget: float
     spent: dict[str, int] = field(default_factory=dict)
     charged: set[str] = field(default_factory=set)  # what was charged, so nothing is twice
+    handed: int = 0
 
     @property
     def allowance(self) -> int:
@@ -55,10 +58,15 @@ class SearchBudget:
         return sum(self.spent.values())
 
     def left(self) -> int:
-        return self.allowance - self.total_spent
+        return self.allowance - self.handed - self.total_spent
 
     def affords(self, samples: int) -> bool:
         """Whether `samples` more fit in the allowance (an optional run asks before it runs)."""
+        return self.total_spent + self.handed + samples <= self.allowance
+
+    def affords_needed(self, samples: int) -> bool:
+        """Whether a run a decision needs (the noise repeat) fits, using the samples held back
+        for the final run if it must: those are only a reserve until the extension is decided."""
         return self.total_spent + samples <= self.allowance
 
     def charge(self, stage: str, samples: int, label: str) -> None:
@@ -76,6 +84,7 @@ class SearchBudget:
             "allowance_samples": self.allowance,
             "search_samples": self.total_spent,
             "search_samples_by_stage": dict(self.spent),
+            "handed_to_final_run_samples": self.handed,
             "final_run_samples": final,
             "total_samples": self.total_spent + final,
             "x_final_run": round((self.total_spent + final) / max(1, self.final_samples), 3),

@@ -48,6 +48,7 @@ from superconverge.tuning.budget import (
     size_short_runs,
     use_usable_cores,
 )
+from superconverge.tuning.decisions import final_run_extension
 from superconverge.tuning.final import diagnosis_stage, final_run_stage
 from superconverge.tuning.plan import TunePlan
 from superconverge.tuning.resumable import check_recipe_data, tune_settings
@@ -57,6 +58,7 @@ from superconverge.tuning.setup import RecipeSetup
 from superconverge.tuning.stages import (
     FamilyBounds,
     batch_size_stage,
+    extension_stage,
     family_bounds,
     lr_bounds_stage,
     momentum_stage,
@@ -277,16 +279,37 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     if budget.allowance < room * one:
         room = max(1, budget.allowance // one)
         size = _short_run_size(setup, batch, per_epoch, epochs, room, decays_for(families[0]))
+    # held back for a longer final run until the short runs show whether the model overfits:
+    # the short runs are sized within the rest (at least `min_short_steps` each), and no LR
+    # grid extension may use it
+    reserve = int(settings.extension_reserve_fraction * budget.allowance)
+    if settings.extend_final_run and reserve >= per_epoch:
+        budget.handed = reserve
+        size = _short_run_size(setup, batch, per_epoch, epochs, room, decays_for(families[0]))
     start = time.perf_counter()
     bounds, failed = _families(setup, batch, size, momentum, families, room, decays_for)
     _release_workers()
     chosen, max_lr, margin, bounds_record = lr_bounds_stage(setup, bounds, failed, start)
     bounds_record = journal.remember("lr_bounds", lambda: bounds_record)
+    budget.handed = 0
     _estimate(budget, time.perf_counter() - start)
     min_lr = max_lr / settings.min_lr_divisor
     anchor = chosen.short.at(max_lr, min_lr, chosen.weight_decay)
     decays = decays_for(chosen.optimizer)
-    weight_decay, short_loss, wd_record = weight_decay_stage(setup, anchor, decays, margin)
+    momenta = len(settings.constant_momenta) if request.compare_momentum else 0
+    extra, extension_why = final_run_extension(
+        budget.left() - momenta * anchor.samples,
+        per_epoch,
+        *_losses(setup.run_short("weight_decay", anchor)),
+        margin,
+        settings,
+    )
+    budget.handed = extra * per_epoch
+    if extra:
+        weight_decay, short_loss, wd_record = extension_stage(setup, anchor, extra, extension_why)
+    else:
+        weight_decay, short_loss, wd_record = weight_decay_stage(setup, anchor, decays, margin)
+        wd_record["details"]["extension"] = extension_why
     wd_record = journal.remember("weight_decay", lambda: wd_record)
     chosen_momentum, momentum_record = momentum_stage(
         setup, anchor.at(max_lr, min_lr, weight_decay), request.compare_momentum
@@ -294,7 +317,7 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     momentum_record = journal.remember("momentum", lambda: momentum_record)
     name = chosen.optimizer
     plan = TunePlan(
-        epochs=epochs,
+        epochs=epochs + extra,
         batch_size=batch,
         max_lr=max_lr,
         min_lr=min_lr,
@@ -326,6 +349,13 @@ def _finish(
     plan.evidence += [*final, setup.journal.remember("diagnosis", lambda: diagnosis_stage(plan))]
     plan.compute = setup.budget.summary(sum(int(r.get("samples", 0)) for r in final))
     return plan
+
+
+def _losses(run: dict[str, Any]) -> tuple[float | None, float | None]:
+    """A short run's last-epoch training loss and final validation loss (None where a run
+    recorded before short runs kept their training loss lacks it)."""
+    train, val = run.get("train_loss"), run.get("val_loss")
+    return (None if train is None else float(train)), (None if val is None else float(val))
 
 
 def _release_workers() -> None:
@@ -363,7 +393,7 @@ def _short_run_size(
         per_epoch,
         epochs,
         batch,
-        max(0, setup.budget.allowance - families * RANGE_TEST_STEPS * batch),
+        max(0, setup.budget.allowance - setup.budget.handed - families * RANGE_TEST_STEPS * batch),
         planned,
         max_fraction=settings.max_short_fraction,
         min_steps=settings.min_short_steps,

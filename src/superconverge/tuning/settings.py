@@ -117,6 +117,17 @@ class RecipeSettings:
     # and continuing at half the LR (the AlgoPerf-winning submission halves its LR on a stall),
     # instead of losing the run
     backoff_retries: int = 2
+    # when the short run at the chosen settings shows no overfitting, the weight-decay runs are
+    # not run and their share of the budget lengthens the final run by whole epochs (the anchor
+    # decay stays): on CIFAR-10 the search's second run's worth of samples bought 11 points less
+    # than the same samples spent training (docs/benchmarks.md, issue 16), and the weight-decay
+    # stage kept its anchor in all 18 recipe runs of the contenders' benchmark. False: the final
+    # run is exactly `epochs` long and the weight-decay runs always run
+    extend_final_run: bool = True
+    # fraction of the allowance held back for that extension while the LR search runs (the short
+    # runs are sized, and the LR grid extended, within the rest); released to the weight-decay
+    # runs when the short run overfits or the held-back samples buy no whole epoch
+    extension_reserve_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         counts = {
@@ -139,11 +150,20 @@ class RecipeSettings:
             raise ValueError(
                 f"backoff_retries must be an integer >= 0, got {self.backoff_retries!r}"
             )
+        if not isinstance(self.extend_final_run, bool):
+            raise TypeError(
+                f"extend_final_run must be True or False, got {self.extend_final_run!r}"
+            )
         if not self.optimizer_families or any(
             not isinstance(name, str) or not name for name in self.optimizer_families
         ):
             raise ValueError(
                 f"optimizer_families must be optimizer names, got {self.optimizer_families!r}"
+            )
+        if not 0.0 <= self.extension_reserve_fraction < 1.0:
+            raise ValueError(
+                "extension_reserve_fraction must be in [0, 1), got "
+                f"{self.extension_reserve_fraction!r}"
             )
         if not 0.0 < self.max_short_fraction <= 1.0:
             raise ValueError(

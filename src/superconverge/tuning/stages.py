@@ -203,7 +203,7 @@ def measure_noise(setup: RecipeSetup, family: FamilyBounds) -> dict[str, Any] | 
     if not setup.settings.measure_noise or not math.isfinite(loss):
         return None
     repeat = with_seed(_at(setup, family.short, lr), setup.seed + 1)
-    if not setup.budget.affords(repeat.samples):
+    if not setup.budget.affords_needed(repeat.samples):
         return None
     again = float(setup.run_short("noise", repeat)["val_loss"])
     if not math.isfinite(again):
@@ -372,6 +372,34 @@ def weight_decay_stage(
             midpoint=middle,
             skipped=skipped,
             runs={f"{wd:g}": o for wd, o in outcomes.items()},
+        ),
+    )
+
+
+def extension_stage(
+    setup: RecipeSetup, short: ShortRun, extra_epochs: int, why: str
+) -> tuple[float, float, dict[str, Any]]:
+    """3'. No weight-decay runs: the short run at the chosen settings shows no overfitting, so the
+    anchor decay stays and the samples the weight-decay runs would have spent lengthen the final
+    run by `extra_epochs` (`decisions.final_run_extension`). Returns the anchor, its short run's
+    validation loss and the evidence."""
+    start = time.perf_counter()
+    anchor = float(short.weight_decay)
+    run = setup.run_short("weight_decay", short)  # the LR stage's run: no cost
+    return (
+        anchor,
+        float(run["val_loss"]),
+        evidence(
+            "weight_decay",
+            anchor,
+            f"{anchor:g}, the anchor, not searched: {why}; the final run trains "
+            f"{extra_epochs} epoch{'s' if extra_epochs > 1 else ''} longer",
+            time.perf_counter() - start,
+            0,
+            anchor=anchor,
+            extra_epochs=extra_epochs,
+            extension=why,
+            runs={f"{anchor:g}": run},
         ),
     )
 

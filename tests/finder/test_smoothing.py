@@ -73,3 +73,16 @@ def test_a_given_first_loss_is_kept():
         smoother.add(3.0)
     assert given.first == 0.5 and "passed 4x the first loss 0.5" in given.divergence()
     assert fresh.first == 3.0 and fresh.divergence() is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"floor_fraction": 1.0}, r"floor_fraction must be in \[0, 1\), got 1.0"),
+        ({"floor_fraction": -0.1}, r"floor_fraction must be in \[0, 1\), got -0.1"),
+        ({"first": math.inf}, "first must be a finite loss or None, got inf"),
+    ],
+)
+def test_bad_floor_or_first_names_the_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LossSmoother(0.98, 4.0, **kwargs)

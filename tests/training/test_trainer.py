@@ -196,8 +196,10 @@ def test_backoff_restores_the_epoch_and_continues_at_half_the_lr_and_resumes_the
     # the lowered LR is part of the checkpoint: a resumed trainer continues at it
     again = _trainer(digits)
     payload = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    again.load_checkpoint(tmp_path / "checkpoint.pt", payload)
+    loop = again.load_checkpoint(tmp_path / "checkpoint.pt", payload)
     assert again.optimizer.param_groups[0]["lr_scale"] == pytest.approx(scale)
+    # its divergence rule measures against the fit's first loss, not the next batch's
+    assert loop.smoother.first == history.step_losses[0] and loop.smoother.floor_fraction > 0
 
 
 def test_backoff_answers_a_stall_that_the_divergence_check_misses(digits):

@@ -144,7 +144,8 @@ def test_cli_tune_writes_the_run_folder_and_report(tmp_path, capsys):
     assert (out / "short_runs.png").is_file()
     plan, _, range_tests = load_run(out)
     assert plan.data == "digits" and plan.model == "mlp" and len(range_tests) >= 1
-    assert "compute: search" in printed and "x the final run (budget 1)" in printed
+    assert "compute: search" in printed and "x one run of --epochs (budget 1)" in printed
+    assert "recipe / one run of the epochs asked for" in page
 
     run = subprocess.run([sys.executable, "-m", "superconverge", "tune", "--out", str(out)],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -309,14 +310,13 @@ def test_the_same_call_makes_the_same_choices_on_an_idle_and_a_busy_machine(digi
 
 
 def test_a_short_run_that_does_not_overfit_hands_its_decay_runs_to_the_final_run(digits, tmp_path):
-    # half the allowance held back while the LR is searched: on digits the short run at the
-    # chosen LR shows no overfitting beyond the noise, so the held-back samples train longer
-    settings = RecipeSettings(extension_reserve_fraction=0.5)
-    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=6, optimizer="sgd",
-                   settings=settings, out_dir=tmp_path)  # fmt: skip
+    # the defaults (`make run`'s job): on digits the short run at the chosen LR shows no
+    # overfitting beyond the noise, and the LR search leaves more than an epoch of the allowance
+    settings = RecipeSettings()
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=10, out_dir=tmp_path)
     record, compute = plan.evidence[2], plan.compute
     extra = record["details"]["extra_epochs"]
-    assert extra >= 1 and plan.epochs == 6 + extra
+    assert extra >= 1 and plan.epochs == 10 + extra
     assert "not searched" in record["why"] and "no overfitting" in record["details"]["extension"]
     assert record["samples"] == 0 and set(record["details"]["runs"]) == {"0.0001"}
     assert compute["handed_to_final_run_samples"] == extra * len(digits.train)
@@ -329,10 +329,22 @@ def test_a_short_run_that_does_not_overfit_hands_its_decay_runs_to_the_final_run
     assert f"{plan.epochs} epochs of 1cycle" in plan.evidence[4]["decision"]
     # a plan saved and read back re-runs the extended run; a resumed call makes the same decisions
     assert sc.TunePlan.from_json(plan.to_json()).epochs == plan.epochs
-    again = sc.tune(make_mlp, digits.train, digits.val, epochs=6, optimizer="sgd",
-                    settings=settings, out_dir=tmp_path, resume=True)  # fmt: skip
+    again = sc.tune(make_mlp, digits.train, digits.val, epochs=10, settings=settings,
+                    out_dir=tmp_path, resume=True)  # fmt: skip
     assert again.epochs == plan.epochs and again.evidence[2]["why"] == record["why"]
     assert again.compute == compute
+
+
+def test_samples_held_back_during_the_lr_search_go_to_the_final_run(digits):
+    # the rejected reserve, kept as a setting: half the allowance is not used by the LR search
+    settings = RecipeSettings(extension_reserve_fraction=0.5)
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=6, optimizer="sgd",
+                   settings=settings)  # fmt: skip
+    compute, extra = plan.compute, plan.evidence[2]["details"]["extra_epochs"]
+    assert extra >= 1 and plan.epochs == 6 + extra
+    assert compute["search_samples"] <= compute["allowance_samples"] // 2 + 640  # + the repeat
+    assert compute["handed_to_final_run_samples"] == extra * len(digits.train)
+    assert compute["handed_to_final_run_samples"] <= compute["allowance_samples"] // 2
 
 
 def test_the_final_run_keeps_its_epochs_when_asked(digits):
@@ -341,3 +353,14 @@ def test_the_final_run_keeps_its_epochs_when_asked(digits):
                    settings=settings)  # fmt: skip
     assert plan.epochs == 3 and plan.compute["handed_to_final_run_samples"] == 0
     assert plan.evidence[2]["details"]["extension"] == "off (RecipeSettings.extend_final_run)"
+
+
+def test_cli_exact_epochs_keeps_the_final_run_at_epochs(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["tune", "--epochs", "2", "--exact-epochs", "--optimizer", "sgd",
+                 "--out", str(out)]) == 0  # fmt: skip
+    plan, history, _ = load_run(out)
+    assert plan.epochs == 2 and len(history.epochs) == 2
+    assert plan.evidence[2]["details"]["extension"] == "off (RecipeSettings.extend_final_run)"
+    assert plan.compute["handed_to_final_run_samples"] == 0
+    assert "x one run of --epochs" in capsys.readouterr().out

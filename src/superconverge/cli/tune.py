@@ -60,6 +60,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "the whole recipe costs at most twice the final run)",
     )
     p.add_argument("--compare-momentum", action="store_true", help="also try constant momenta")
+    p.add_argument(
+        "--exact-epochs",
+        action="store_true",
+        help="train the final run for exactly --epochs (by default, when the short runs show no "
+        "overfitting, it takes the weight-decay runs' share of the budget as whole extra epochs)",
+    )
     p.add_argument("--workers", type=int, default=1, help="processes for the candidate runs")
     p.add_argument(
         "--study",
@@ -307,7 +313,7 @@ def _tune(
     study: Any = None,
 ) -> Any:
     from superconverge.data import default_augment
-    from superconverge.tuning import tune
+    from superconverge.tuning import RecipeSettings, tune
 
     return tune(
         model_fn,
@@ -326,6 +332,7 @@ def _tune(
         **evaluation_options(args),
         compare_momentum=args.compare_momentum,
         budget=args.budget,
+        settings=RecipeSettings(extend_final_run=not args.exact_epochs),
         workers=args.workers,
         seed=args.seed,
         out_dir=out,
@@ -373,10 +380,12 @@ def _print_plan(plan: Any) -> None:
         )
     compute = plan.compute
     if compute:
+        handed = compute.get("handed_to_final_run_samples", 0)
+        longer = f", {handed:,} of them the search's share" if handed else ""
         print(
             f"compute: search {compute['search_samples']:,} + final run "
-            f"{compute['final_run_samples']:,} samples = {compute['x_final_run']:.2f}x the final "
-            f"run (budget {compute['budget']:g}); torch threads "
+            f"{compute['final_run_samples']:,} samples{longer} = {compute['x_final_run']:.2f}x one "
+            f"run of --epochs (budget {compute['budget']:g}); torch threads "
             f"{plan.environment.get('torch_threads')} of {plan.environment.get('usable_cores')} "
             "usable cores"
         )

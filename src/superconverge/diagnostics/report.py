@@ -245,7 +245,14 @@ def write_report(
         results += [
             ("search samples (training samples processed)", f"{compute['search_samples']:,}"),
             ("final run samples", f"{compute['final_run_samples']:,}"),
-            ("recipe / final run", f"{compute['x_final_run']:.2f}x (budget {compute['budget']:g})"),
+            (
+                "of them handed to the final run",
+                f"{compute.get('handed_to_final_run_samples', 0):,}",
+            ),
+            (
+                "recipe / one run of the epochs asked for",
+                f"{compute['x_final_run']:.2f}x (budget {compute['budget']:g})",
+            ),
         ]
     environment = list((getattr(plan, "environment", None) or {}).items())
     if not environment:

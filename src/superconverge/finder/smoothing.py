@@ -18,7 +18,10 @@ class LossSmoother:
     A run has diverged when its loss is not finite, or (after `warmup_steps`) when the smoothed
     loss exceeds `diverge_factor` x the lowest of (its minimum since the warm-up, the first
     loss). The first loss is measured before any update, so a run that blows up in its first
-    steps and then stays flat at a huge loss is caught too.
+    steps and then stays flat at a huge loss is caught too. `floor_fraction`: the minimum is
+    read as at least this fraction of the first loss (the training loop's 1%: a trained model's
+    noise near 0 is no divergence; the range test: 0). `first`: the first loss when it is known
+    already (a fit continued after a back-off or a resume).
 
     Example:
         >>> smoother = LossSmoother(smoothing=0.5, diverge_factor=4.0)
@@ -39,6 +42,10 @@ class LossSmoother:
         floor_fraction: float = 0.0,
         first: float | None = None,
     ) -> None:
+        if not 0.0 <= floor_fraction < 1.0:
+            raise ValueError(f"floor_fraction must be in [0, 1), got {floor_fraction!r}")
+        if first is not None and not math.isfinite(first):
+            raise ValueError(f"first must be a finite loss or None, got {first!r}")
         self.smoothing, self.diverge_factor = float(smoothing), float(diverge_factor)
         self.warmup_steps = warmup_steps
         self.count = 0

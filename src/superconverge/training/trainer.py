@@ -101,8 +101,8 @@ class Trainer:
         accumulation_steps: micro-batches per optimizer step.
         max_grad_norm: clip the gradient norm to this value, or None.
         augment: an `Augment` for image batches when `train_data` is an `ArrayData`.
-        diverge_factor: stop when the smoothed loss exceeds this multiple of its minimum, or of
-            the first loss.
+        diverge_factor: stop when the smoothed loss exceeds this multiple of its minimum (read
+            as at least 1% of the fit's first loss), or of the fit's first loss.
         sync_every: steps between reading losses from the device, and so between divergence
             checks (None: 8 on the CPU, 25 on CUDA, where each read waits for the GPU).
         progress: ``"auto"`` (a bar in a terminal or Jupyter, else a line every

@@ -345,12 +345,12 @@ def final_run_extension(
     margin: float,
     settings: RecipeSettings = DEFAULT_SETTINGS,
 ) -> tuple[int, str]:
-    """Whole epochs the final run gains by handing it the weight-decay runs' share of the budget
+    """Whole epochs the final run gains by taking the weight-decay runs' share of the budget
     (`left_samples`), and a sentence saying why (0: the weight-decay stage runs as usual).
 
     Only where the short run at the chosen settings shows no sign of overfitting: its training
-    loss (the mean of its last epoch) is not below its validation loss by more than `margin` (the
-    noise of a short run). Weight decay is a regulariser; a model that does not overfit is not
+    loss at its end (the mean of its last tenth of steps) is not below its validation loss by
+    more than `margin` (the noise of a short run; relative to the validation loss's size). Weight decay is a regulariser; a model that does not overfit is not
     held back by it (arXiv:1803.09820, Remark 1: underfitting asks for less regularisation and
     more training), and the compute buys more as training (issue 16: on CIFAR-10 the recipe's own
     choices trained for twice the epochs matched schedule-free AdamW). Only whole epochs: a share
@@ -372,7 +372,7 @@ def final_run_extension(
         return 0, "no training or validation loss of the chosen short run"
     if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
         return 0, "the chosen short run's losses are not finite"
-    if train_loss < val_loss * (1.0 - margin):
+    if train_loss < val_loss - margin * abs(val_loss):  # also for a loss below 0
         return 0, (
             f"the short run may overfit (training loss {train_loss:.3g} is below the validation "
             f"loss {val_loss:.3g} by more than {margin:.1%}): weight decay is searched"

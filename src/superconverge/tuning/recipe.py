@@ -51,6 +51,7 @@ from superconverge.tuning.budget import (
 from superconverge.tuning.decisions import final_run_extension
 from superconverge.tuning.final import diagnosis_stage, final_run_stage
 from superconverge.tuning.plan import TunePlan
+from superconverge.tuning.probes import ShortRun
 from superconverge.tuning.resumable import check_recipe_data, tune_settings
 from superconverge.tuning.roles import RecipeJob
 from superconverge.tuning.settings import DEFAULT_SETTINGS, RecipeSettings
@@ -283,7 +284,9 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     # the short runs are sized within the rest (at least `min_short_steps` each), and no LR
     # grid extension may use it
     reserve = int(settings.extension_reserve_fraction * budget.allowance)
-    if settings.extend_final_run and reserve >= per_epoch:
+    if not (settings.extend_final_run and reserve >= per_epoch):
+        reserve = 0
+    if reserve:
         budget.handed = reserve
         size = _short_run_size(setup, batch, per_epoch, epochs, room, decays_for(families[0]))
     start = time.perf_counter()
@@ -296,21 +299,19 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     min_lr = max_lr / settings.min_lr_divisor
     anchor = chosen.short.at(max_lr, min_lr, chosen.weight_decay)
     decays = decays_for(chosen.optimizer)
-    momenta = len(settings.constant_momenta) if request.compare_momentum else 0
+    anchor_run = setup.run_short("weight_decay", anchor)  # charged (if new) before the share
+    share = _extension_share(budget, anchor, decays, reserve, request.compare_momentum, settings)
     extra, extension_why = final_run_extension(
-        budget.left() - momenta * anchor.samples,
-        per_epoch,
-        *_losses(setup.run_short("weight_decay", anchor)),
-        margin,
-        settings,
+        share, per_epoch, *_losses(anchor_run), margin, settings
     )
-    budget.handed = extra * per_epoch
     if extra:
         weight_decay, short_loss, wd_record = extension_stage(setup, anchor, extra, extension_why)
     else:
         weight_decay, short_loss, wd_record = weight_decay_stage(setup, anchor, decays, margin)
         wd_record["details"]["extension"] = extension_why
     wd_record = journal.remember("weight_decay", lambda: wd_record)
+    extra = int(wd_record["details"].get("extra_epochs", 0))  # as recorded (read back on resume)
+    budget.handed = extra * per_epoch
     chosen_momentum, momentum_record = momentum_stage(
         setup, anchor.at(max_lr, min_lr, weight_decay), request.compare_momentum
     )
@@ -351,9 +352,27 @@ def _finish(
     return plan
 
 
+def _extension_share(
+    budget: SearchBudget,
+    short: ShortRun,  # at the chosen settings
+    decays: list[float],
+    reserve: int,
+    compare_momentum: bool,
+    settings: RecipeSettings,
+) -> int:
+    """The samples a longer final run may take from the allowance: what the weight-decay stage
+    would spend at most (its other candidates and a midpoint), or the samples held back for it
+    if more, within what is left once a momentum comparison (if asked) is paid for."""
+    others = len({float(w) for w in decays} - {float(short.weight_decay)})
+    momenta = len(settings.constant_momenta) if compare_momentum else 0
+    samples = int(short.samples)
+    left = budget.left() - momenta * samples
+    return max(0, min(left, max((others + 1) * samples, reserve)))
+
+
 def _losses(run: dict[str, Any]) -> tuple[float | None, float | None]:
-    """A short run's last-epoch training loss and final validation loss (None where a run
-    recorded before short runs kept their training loss lacks it)."""
+    """A short run's training loss at its end (`probes.run_short`) and final validation loss
+    (None where a run recorded before short runs kept their training loss lacks it)."""
     train, val = run.get("train_loss"), run.get("val_loss")
     return (None if train is None else float(train)), (None if val is None else float(val))
 

@@ -71,19 +71,23 @@ from lr_finder import fastai_valley, torch_lr_finder_steepest
 from superconverge.data import ArrayData, ArrayLoader, Augment, load
 from superconverge.models import build, default_model_for
 from superconverge.training import Callback, Trainer
+from superconverge.tuning import RecipeSettings
 
 LOSS = nn.functional.cross_entropy
 BATCH = 64  # every contender but the recipe (fastai's default; recipe.py's baselines)
 EXTRAS = {"schedule-free": "schedulefree", "prodigy": "prodigyopt", "optuna": "optuna",
           "optuna-short": "optuna"}  # fmt: skip
 CONTENDERS = (
-    "recipe", "schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest", "optuna",
+    "recipe", "recipe-fixed", "recipe-reserve", "schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest", "optuna",
     "optuna-short", "grid",
 )  # fmt: skip
+RECIPES = ("recipe", "recipe-fixed", "recipe-reserve")  # tune, and earlier or rejected variants
 SEARCHES = ("optuna", "optuna-short")  # only at equal compute: a search needs a budget
 NO_SEARCH = ("schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest")
 LABELS = {
     "recipe": "recipe (tune)",
+    "recipe-fixed": "recipe, final run of fixed epochs (before 2026-12-01 22:00)",
+    "recipe-reserve": "recipe, half the allowance held back for the final run (rejected)",
     "schedule-free": "schedule-free AdamW",
     "prodigy": "Prodigy + cosine",
     "nadamw": "NAdamW + warmup + cosine (AlgoPerf)",
@@ -497,9 +501,18 @@ def run_optuna_short(task: Task, factory: CountingFactory, budget: int) -> dict:
             f"completed, {pruned} pruned, then one run"}  # fmt: skip
 
 
-def run_recipe(task: Task, factory: CountingFactory) -> dict:
+def run_recipe(task: Task, factory: CountingFactory, variant: str = "recipe") -> dict:
+    """`tune` at its defaults ("recipe"); "recipe-fixed": the final run exactly the data set's
+    epochs (`RecipeSettings.extend_final_run` off, as the recipe was before the extension);
+    "recipe-reserve": half the allowance held back for the extension while the LR is searched
+    (`extension_reserve_fraction` 0.5, measured and rejected)."""
+    settings = {
+        "recipe": RecipeSettings(),
+        "recipe-fixed": RecipeSettings(extend_final_run=False),
+        "recipe-reserve": RecipeSettings(extension_reserve_fraction=0.5),
+    }[variant]
     plan = sc.tune(factory, task.train, task.val, epochs=task.setup.epochs, test_data=task.test,
-                   augment=task.augment, seed=factory.seed)  # fmt: skip
+                   augment=task.augment, seed=factory.seed, settings=settings)  # fmt: skip
     test = plan.results.get("test", {"accuracy": 0.0})
     return {"status": plan.results["status"],
             "setting": f"{plan.optimizer}, batch {plan.batch_size}, max_lr {plan.max_lr:.3g}, "
@@ -516,8 +529,8 @@ def run_one(task: Task, seed: int, contender: str, budget: int | None) -> dict:
     counter = SampleCounter()
     factory = CountingFactory(task.build_model, seed, counter)
     start = time.perf_counter()
-    if contender == "recipe":
-        result = run_recipe(task, factory)
+    if contender in RECIPES:
+        result = run_recipe(task, factory, contender)
     elif contender in ("fastai", "steepest"):
         result = train_finder(task, contender, factory, budget)
     elif contender == "grid":
@@ -580,7 +593,8 @@ def verdicts(records: list[dict], setup: Setup) -> list[str]:
     lines = []
     for compute in ("equal-epochs", "equal-compute"):
         better = []
-        rivals = [c for c in CONTENDERS if c not in ("recipe", "grid")]  # the grid: its own target
+        # the grid has its own target; the other recipes are our own earlier or rejected variants
+        rivals = [c for c in CONTENDERS if c not in (*RECIPES, "grid")]
         for contender in rivals:
             other = median(contender, compute)
             if other is not None and other[0] > recipe[0]:
@@ -675,7 +689,7 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for contender in args.contenders:
                 for compute in computes:
-                    if contender in ("recipe", "grid"):
+                    if contender in (*RECIPES, "grid"):
                         compute = "both"  # the same run in both tables
                     elif contender in SEARCHES and compute == "equal-epochs":
                         continue  # a search is only meaningful with a budget
@@ -702,7 +716,7 @@ def main() -> None:
                           f"{record['test']['accuracy']:.4f}, {record['samples']:,} samples "
                           f"({record['samples'] / task.plain_samples:.2f} runs), "
                           f"{record['seconds']:.0f} s, {record['setting']}", flush=True)  # fmt: skip
-                    if contender in ("recipe", "grid"):
+                    if contender in (*RECIPES, "grid"):
                         break
     report(read_results(path), setups)
 

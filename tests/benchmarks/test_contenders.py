@@ -86,8 +86,17 @@ def test_summary_has_median_and_worst_over_seeds():
 def test_verdicts_name_who_beats_the_recipe_and_the_grid_target():
     records = [_record("recipe", 0, 0.90, 400, "both"), _record("adam", 0, 0.92, 400),
                _record("prodigy", 0, 0.85, 400), _record("grid", 0, 0.902, 3200, "both")]  # fmt: skip
+    # the recipe's own earlier or rejected variants are rows of the tables, never rivals
+    records += [_record("recipe-fixed", 0, 0.95, 400, "both"),
+                _record("recipe-reserve", 0, 0.96, 400, "both")]  # fmt: skip
     lines = contenders.verdicts(records, contenders.DEFAULTS["digits"])
     assert lines[0] == "- equal-compute: recipe median 90.00%; beaten by Adam defaults (+2.00)"
+    rows = contenders.summary_rows(records, contenders.DEFAULTS["digits"], "equal-compute")
+    assert [row[0] for row in rows][:3] == [
+        "recipe (tune)",
+        "recipe, final run of fixed epochs (before 2026-12-01 22:00)",
+        "recipe, half the allowance held back for the final run (rejected)",
+    ]
     assert "0.20 points below" in lines[1] and "0.12 of its compute: met" in lines[1]
 
 

@@ -1,11 +1,13 @@
 """The recipe's journal: records saved as they are made, read back only with the same settings."""
 
+import dataclasses
 import json
 import math
 
 import pytest
 
 from superconverge.tuning.journal import JOURNAL, Journal
+from superconverge.tuning.settings import RecipeSettings
 
 
 def test_every_record_is_on_disk_before_remember_returns(tmp_path):
@@ -32,6 +34,22 @@ def test_other_settings_are_refused_naming_the_setting(tmp_path):
     Journal.start(tmp_path, {"epochs": 2, "seed": 0})
     with pytest.raises(ValueError, match="epochs 2 there, 3 now"):
         Journal.resume(tmp_path, {"epochs": 3, "seed": 0})
+
+
+def test_a_constant_added_since_the_run_was_recorded_differs_only_away_from_its_default(
+    tmp_path,
+):
+    # a run recorded before `extend_final_run` and `extension_reserve_fraction` existed
+    current = dataclasses.asdict(RecipeSettings())
+    earlier = {k: v for k, v in current.items() if not k.startswith("exten")}
+    Journal.start(tmp_path, {"epochs": 2, "settings": earlier})
+    Journal.resume(tmp_path, {"epochs": 2, "settings": current})  # resumes after an upgrade
+    off = dataclasses.asdict(RecipeSettings(extend_final_run=False))
+    with pytest.raises(ValueError, match=r"settings\.extend_final_run True there, False now"):
+        Journal.resume(tmp_path, {"epochs": 2, "settings": off})
+    other = dataclasses.asdict(RecipeSettings(lr_divisors=(10.0,)))
+    with pytest.raises(ValueError, match=r"settings\.lr_divisors \[10\.0, 5\.0, 3\.0\] there"):
+        Journal.resume(tmp_path, {"epochs": 2, "settings": other})
 
 
 def test_nothing_to_resume_and_a_foreign_file_are_named(tmp_path):

@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from superconverge._files import write_text_atomically
 from superconverge._json import decode_nonfinite, encode_nonfinite
+from superconverge.tuning.settings import RecipeSettings
 
 JOURNAL = "journal.json"
 FORMAT_VERSION = 1
@@ -196,13 +198,34 @@ class Journal:
 
 def settings_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Each setting that differs, for people: ``"epochs 3 there, 5 now"``; `current` is taken
-    as JSON would hold it, as `recorded` is."""
+    as JSON would hold it, as `recorded` is. The recipe's constants (``settings``) are compared
+    one by one, and a constant added since the run was recorded does not differ while it has
+    its default: a new constant's default keeps what the earlier version did (the final-run
+    extension needs short-run records with a training loss, which earlier runs lack), so a run
+    interrupted before an upgrade resumes after it."""
     now = _plain(current)
-    return [
-        f"{key} {recorded.get(key, 'unset')!r} there, {now.get(key, 'unset')!r} now"
-        for key in sorted(set(recorded) | set(now))
-        if recorded.get(key) != now.get(key)
-    ]
+    differ = []
+    for key in sorted(set(recorded) | set(now)):
+        there, here = recorded.get(key), now.get(key)
+        if key == "settings" and isinstance(there, dict) and isinstance(here, dict):
+            differ += [f"settings.{name}" for name in _constants_differing(there, here)]
+        elif there != here:
+            differ.append(
+                f"{key} {recorded.get(key, 'unset')!r} there, {now.get(key, 'unset')!r} now"
+            )
+    return differ
+
+
+def _constants_differing(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """`RecipeSettings` fields that differ, as ``"name X there, Y now"``; one missing from
+    `recorded` counts only when `now` has it away from its default."""
+    defaults = _plain(asdict(RecipeSettings()))
+    differ = []
+    for name in sorted(set(recorded) | set(now)):
+        there = recorded.get(name, defaults.get(name, "unset"))
+        if there != now.get(name, "unset"):
+            differ.append(f"{name} {there!r} there, {now.get(name, 'unset')!r} now")
+    return differ
 
 
 def _plain(value: Any) -> Any:

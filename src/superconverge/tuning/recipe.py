@@ -312,6 +312,15 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     wd_record = journal.remember("weight_decay", lambda: wd_record)
     extra = int(wd_record["details"].get("extra_epochs", 0))  # as recorded (read back on resume)
     budget.handed = extra * per_epoch
+    if extra:  # not what the caller asked for: say so where a plain script shows it
+        logger.warning(
+            "tune: the final run trains %d epochs, not %d: %s (keep %d: "
+            "settings=RecipeSettings(extend_final_run=False), --exact-epochs)",
+            epochs + extra,
+            epochs,
+            wd_record["details"].get("extension", ""),
+            epochs,
+        )
     chosen_momentum, momentum_record = momentum_stage(
         setup, anchor.at(max_lr, min_lr, weight_decay), request.compare_momentum
     )

@@ -3,10 +3,11 @@
 1. batch size (the largest the data allow; GPU memory on CUDA), 2. the optimizer (SGD against
 AdamW when not given) and LR bounds (a range test each, then short runs at its lowest-loss LR
 / 10, / 5 and / 3, one repeated from another seed to measure the noise), 3. weight decay (short
-runs of the candidates at the chosen LR; the anchor stays unless beaten by more than the noise),
-4. momentum (cyclical 0.95 → 0.85, optionally compared with constants), 5. the final 1cycle run
-(a divergence restores the epoch's weights and halves the LR), 6. a diagnosis of its validation
-curve. The search spends at most `budget` final runs' worth of training samples (sized before it
+runs of the candidates at the chosen LR; the anchor stays unless beaten by more than the noise;
+or, when the short run at the chosen settings shows no overfitting, their share of the budget
+as whole extra epochs of the final run), 4. momentum (cyclical 0.95 → 0.85, optionally compared
+with constants), 5. the final 1cycle run (a divergence restores the epoch's weights and halves
+the LR), 6. a diagnosis of its validation curve. The search spends at most `budget` final runs' worth of training samples (sized before it
 starts, counted as it goes: `superconverge.tuning.budget`); each stage is a function in
 `superconverge.tuning.stages` returning its evidence record. The constants are `RecipeSettings`.
 """
@@ -111,7 +112,9 @@ def tune(
     data the `Trainer` takes; the validation loss decides, whatever the task. ``optimizer``:
     ``"auto"`` (SGD against AdamW), a name or a callable. ``weight_decays``: candidates, the
     first the anchor (default per optimizer: `settings`). ``budget``: the search's training
-    samples in final runs (1.0: the recipe costs at most twice the final run). ``out_dir``,
+    samples in runs of `epochs` (1.0: the recipe costs at most twice one; the final run may take
+    the weight-decay runs' share as whole extra epochs when the short run shows no overfitting:
+    ``settings=RecipeSettings(extend_final_run=False)`` keeps it at `epochs`). ``out_dir``,
     ``resume``, ``overwrite``: the run folder and its journal. ``workers``: processes for the
     short runs. ``val_steps``/``test_steps``: batches per evaluation of a `val_data`/`test_data`
     stream (a finite one is read to its end without them; an endless one needs them).

@@ -36,8 +36,9 @@ class SearchBudget:
     """The search's allowance and account, in training samples processed.
 
     Attributes:
-        final_samples: what the final run processes (epochs x samples per epoch).
-        budget: the search's allowance in final runs (1.0: one final run's samples).
+        final_samples: one run of the epochs asked for (epochs x samples per epoch): the unit
+            of the budget (the final run may be longer: `handed`).
+        budget: the search's allowance in those runs (1.0: one run's samples).
         spent: samples spent per stage, in the order spent.
         handed: samples of the allowance handed to the final run as extra epochs (when the short
             runs show no overfitting: `decisions.final_run_extension`); no search run may use them.

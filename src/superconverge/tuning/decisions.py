@@ -350,11 +350,12 @@ def final_run_extension(
 
     Only where the short run at the chosen settings shows no sign of overfitting: its training
     loss at its end (the mean of its last tenth of steps) is not below its validation loss by
-    more than `margin` (the noise of a short run; relative to the validation loss's size). Weight decay is a regulariser; a model that does not overfit is not
-    held back by it (arXiv:1803.09820, Remark 1: underfitting asks for less regularisation and
-    more training), and the compute buys more as training (issue 16: on CIFAR-10 the recipe's own
-    choices trained for twice the epochs matched schedule-free AdamW). Only whole epochs: a share
-    below one epoch stays with the weight-decay runs.
+    more than `margin` (the noise of a short run; relative to the validation loss's size).
+    Weight decay is a regulariser; a model that does not overfit is not held back by it
+    (arXiv:1803.09820, Remark 1: underfitting asks for less regularisation and more training),
+    and the compute buys more as training (issue 16: on CIFAR-10 the recipe's own choices
+    trained for twice the epochs matched schedule-free AdamW). Only whole epochs: a share below
+    one epoch stays with the weight-decay runs.
 
     Example:
         >>> extra, why = final_run_extension(12_000, 5_000, 1.71, 1.62, 0.05)

@@ -208,23 +208,13 @@ def settings_differences(recorded: dict[str, Any], current: dict[str, Any]) -> l
     for key in sorted(set(recorded) | set(now)):
         there, here = recorded.get(key), now.get(key)
         if key == "settings" and isinstance(there, dict) and isinstance(here, dict):
-            differ += [f"settings.{name}" for name in _constants_differing(there, here)]
+            # a constant added since the run was recorded: its default, what the earlier did
+            filled = {**_plain(asdict(RecipeSettings())), **there}
+            differ += [f"settings.{line}" for line in settings_differences(filled, here)]
         elif there != here:
             differ.append(
                 f"{key} {recorded.get(key, 'unset')!r} there, {now.get(key, 'unset')!r} now"
             )
-    return differ
-
-
-def _constants_differing(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """`RecipeSettings` fields that differ, as ``"name X there, Y now"``; one missing from
-    `recorded` counts only when `now` has it away from its default."""
-    defaults = _plain(asdict(RecipeSettings()))
-    differ = []
-    for name in sorted(set(recorded) | set(now)):
-        there = recorded.get(name, defaults.get(name, "unset"))
-        if there != now.get(name, "unset"):
-            differ.append(f"{name} {there!r} there, {now.get(name, 'unset')!r} now")
     return differ
 
 

@@ -7,9 +7,10 @@ runs of the candidates at the chosen LR; the anchor stays unless beaten by more 
 or, when the short run at the chosen settings shows no overfitting, their share of the budget
 as whole extra epochs of the final run), 4. momentum (cyclical 0.95 → 0.85, optionally compared
 with constants), 5. the final 1cycle run (a divergence restores the epoch's weights and halves
-the LR), 6. a diagnosis of its validation curve. The search spends at most `budget` final runs' worth of training samples (sized before it
-starts, counted as it goes: `superconverge.tuning.budget`); each stage is a function in
-`superconverge.tuning.stages` returning its evidence record. The constants are `RecipeSettings`.
+the LR), 6. a diagnosis of its validation curve. The search spends at most `budget` runs' worth
+(runs of `epochs`) of training samples (sized before it starts, counted as it goes:
+`superconverge.tuning.budget`); each stage is a function in `superconverge.tuning.stages`
+returning its evidence record. The constants are `RecipeSettings`.
 """
 
 from __future__ import annotations
@@ -308,7 +309,9 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
         share, per_epoch, *_losses(anchor_run), margin, settings
     )
     if extra:
-        weight_decay, short_loss, wd_record = extension_stage(setup, anchor, extra, extension_why)
+        weight_decay, short_loss, wd_record = extension_stage(
+            anchor, anchor_run, extra, extension_why
+        )
     else:
         weight_decay, short_loss, wd_record = weight_decay_stage(setup, anchor, decays, margin)
         wd_record["details"]["extension"] = extension_why

@@ -377,15 +377,14 @@ def weight_decay_stage(
 
 
 def extension_stage(
-    setup: RecipeSetup, short: ShortRun, extra_epochs: int, why: str
+    short: ShortRun, run: dict[str, Any], extra_epochs: int, why: str
 ) -> tuple[float, float, dict[str, Any]]:
-    """3'. No weight-decay runs: the short run at the chosen settings shows no overfitting, so the
-    anchor decay stays and the samples the weight-decay runs would have spent lengthen the final
-    run by `extra_epochs` (`decisions.final_run_extension`). Returns the anchor, its short run's
-    validation loss and the evidence."""
+    """3'. No weight-decay runs: the short run at the chosen settings (`short`, its result `run`)
+    shows no overfitting, so the anchor decay stays and the samples the weight-decay runs would
+    have spent lengthen the final run by `extra_epochs` (`decisions.final_run_extension`).
+    Returns the anchor, its short run's validation loss and the evidence."""
     start = time.perf_counter()
     anchor = float(short.weight_decay)
-    run = setup.run_short("weight_decay", short)  # the LR stage's run: no cost
     return (
         anchor,
         float(run["val_loss"]),

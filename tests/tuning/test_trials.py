@@ -206,3 +206,19 @@ def test_a_worker_stops_with_the_reason_when_the_coordinator_stopped(tmp_path, m
     assert coordinator.state() == STOPPED
     with pytest.raises(TrialError, match="the coordinator stopped before its search was over"):
         sc.tune(*positional, **keywords, study=TrialStudy(url, poll=0.05), join=True)
+
+
+@pytest.mark.slow
+def test_every_rank_under_torchrun_reports_the_searchs_compute(tmp_path):
+    # ranks > 0 do not search; their plan's account was once an empty one (search 0 samples,
+    # x_final_run from a unit of 0): now each rank returns rank 0's account
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               f"--master_port={free_port()}", "--master_addr=127.0.0.1",
+               str(Path(__file__).with_name("ddp_tune.py")), str(tmp_path)]  # fmt: skip
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["status"] == ranks[1]["status"] == "completed"
+    assert ranks[1]["compute"] == ranks[0]["compute"]
+    assert ranks[0]["compute"]["search_samples"] > 0 and ranks[0]["compute"]["x_final_run"] > 1

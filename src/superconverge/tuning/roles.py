@@ -88,8 +88,10 @@ class RecipeJob:
             if self.trials is not None:
                 self.trials.publish_plan(plan.to_json())
                 self.trials.set_state(SEARCHED)
-            if world > 1:
-                broadcast_from_rank0((plan.to_json(), short_loss, journal.get(FIRST_ATTEMPT)))
+            if world > 1:  # the account too: every rank's plan.compute is the search's
+                broadcast_from_rank0(
+                    (plan.to_json(), short_loss, journal.get(FIRST_ATTEMPT), setup.budget)
+                )
                 plan = per_rank(plan, world)
             return self.finish(setup, plan, short_loss, self.test, out_dir)
 
@@ -102,9 +104,10 @@ class RecipeJob:
             self.trials.check_settings(self.made_with)
             with alone():
                 self.trials.serve(self.run_spec(setup))
-        text, short_loss, first_attempt = broadcast_from_rank0(None)
+        text, short_loss, first_attempt, budget = broadcast_from_rank0(None)
         if first_attempt is not None:
             setup.journal.records[FIRST_ATTEMPT] = first_attempt
+        setup = replace(setup, budget=budget)  # rank 0's account: it searched, this rank did not
         plan = per_rank(TunePlan.from_json(text), world)
         return self.finish(setup, plan, short_loss, self.test, out_dir)
 

@@ -4,15 +4,21 @@ Takes the settings a recipe run chose (optimizer, batch, max_lr, weight decay; f
 `contenders.py`'s results) and trains them for `--factor` times the data set's epochs with no
 search: if that beats the no-search contenders at the same compute, the recipe loses by what it
 spends searching, not by what it picks. Same data, model, initial weights (seed) and sample
-counting as `contenders.py`.
+counting as `contenders.py`. `--samples N` trains exactly N samples in one 1cycle run (the
+recipe's recorded total, e.g. 1.91 epochs): one pass over the training set repeated, plus a
+seeded part of it, shuffled together; with it the run has one validation point.
 
     SUPERCONVERGE_DATA=../../shared/data python recipe_longer.py --data cifar10 \\
         --optimizer sgd --batch 16 --max-lr 0.0334 --weight-decay 1e-4 --factor 2
+    SUPERCONVERGE_DATA=../../shared/data python recipe_longer.py --data cifar10 --train-size 0 \\
+        --val-size 5000 --epochs 1 --width 0.125 --optimizer adamw --batch 32 \\
+        --max-lr 0.00807 --weight-decay 0.1 --samples 89669
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
@@ -31,23 +37,39 @@ def main() -> None:
     parser.add_argument("--max-lr", type=float, required=True)
     parser.add_argument("--weight-decay", type=float, required=True)
     parser.add_argument("--factor", type=int, default=2, help="epochs x this (default 2)")
+    parser.add_argument("--samples", type=int, help="train exactly this many samples (one run)")
+    parser.add_argument("--epochs", type=int, help="override the data set's epochs")
+    parser.add_argument("--train-size", type=int, help="training subset (0: all)")
+    parser.add_argument("--val-size", type=int, help="validation subset (0: all)")
+    parser.add_argument("--width", type=float, help="cifar-resnet width")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(machine())
-    setup = DEFAULTS[args.data]
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size),
+                 ("val_size", args.val_size), ("width", args.width)) if v is not None}  # fmt: skip
+    setup = dataclasses.replace(DEFAULTS[args.data], **overrides)
     task = load_task(setup)
+    train, epochs = task.train, setup.epochs * args.factor
+    if args.samples is not None:
+        if args.samples < len(train):
+            parser.error(f"--samples must be at least one epoch ({len(train)}), got {args.samples}")
+        whole, rest = divmod(args.samples, len(train))
+        extra = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))
+        train = train.subset(torch.cat([torch.arange(len(train))] * whole + [extra[:rest]]))
+        epochs = 1
     counter = SampleCounter()
     factory = CountingFactory(task.build_model, args.seed, counter)
     adam = args.optimizer in ("adamw", "nadamw")
     plan = sc.TunePlan(
-        epochs=setup.epochs * args.factor, batch_size=args.batch, max_lr=args.max_lr,
+        epochs=epochs, batch_size=args.batch, max_lr=args.max_lr,
         min_lr=args.max_lr / 10, weight_decay=args.weight_decay,
         momentum=(0.95, 0.85), seed=args.seed, optimizer=args.optimizer,
     )  # fmt: skip
     start = time.perf_counter()
-    plan.run(factory, task.train, task.val, test_data=task.test, augment=task.augment, backoff=2)
+    plan.run(factory, train, task.val, test_data=task.test, augment=task.augment, backoff=2)
     test = plan.results.get("test", {})
+    print(f"{setup}")
     print(f"{args.data} seed {args.seed}: {args.optimizer}, batch {args.batch}, max_lr "
           f"{args.max_lr:g}, wd {args.weight_decay:g}, {plan.epochs} epochs{' (beta1 cycled)' if adam else ''}: "
           f"test accuracy {test.get('accuracy')}, val accuracy "

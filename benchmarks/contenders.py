@@ -77,11 +77,11 @@ LOSS = nn.functional.cross_entropy
 BATCH = 64  # every contender but the recipe (fastai's default; recipe.py's baselines)
 EXTRAS = {"schedule-free": "schedulefree", "prodigy": "prodigyopt", "optuna": "optuna",
           "optuna-short": "optuna"}  # fmt: skip
+RECIPES = ("recipe", "recipe-fixed", "recipe-reserve")  # tune, and earlier or rejected variants
 CONTENDERS = (
-    "recipe", "recipe-fixed", "recipe-reserve", "schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest", "optuna",
+    *RECIPES, "schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest", "optuna",
     "optuna-short", "grid",
 )  # fmt: skip
-RECIPES = ("recipe", "recipe-fixed", "recipe-reserve")  # tune, and earlier or rejected variants
 SEARCHES = ("optuna", "optuna-short")  # only at equal compute: a search needs a budget
 NO_SEARCH = ("schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest")
 LABELS = {

@@ -382,8 +382,8 @@ def extension_stage(
     """3'. No weight-decay runs: the short run at the chosen settings (`short`, its result `run`)
     shows no overfitting, so the anchor decay stays and the samples the weight-decay runs would
     have spent lengthen the final run by `extra_epochs` (`decisions.final_run_extension`).
-    Returns the anchor, its short run's validation loss and the evidence."""
-    start = time.perf_counter()
+    Returns the anchor, its short run's validation loss and the evidence (no run: 0 s, 0
+    samples; the anchor's short run is the LR stage's)."""
     anchor = float(short.weight_decay)
     return (
         anchor,
@@ -393,7 +393,7 @@ def extension_stage(
             anchor,
             f"{anchor:g}, the anchor, not searched: {why}; the final run trains "
             f"{extra_epochs} epoch{'s' if extra_epochs > 1 else ''} longer",
-            time.perf_counter() - start,
+            0.0,
             0,
             anchor=anchor,
             extra_epochs=extra_epochs,

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from superconverge.diagnostics.verdicts import diagnose, diagnose_losses
+from superconverge.diagnostics.verdicts import diagnose, diagnose_by_run_length, diagnose_losses
 from superconverge.training import History
 
 
@@ -77,3 +77,21 @@ def test_a_rise_no_bigger_than_an_earlier_wobble_is_noise_a_bigger_one_overfitti
     wobbly = [2.0, 1.0, 1.2, 0.9, 0.95, 1.05]  # rose 0.2 mid-run; the final rise is 0.15
     assert diagnose_losses(train, wobbly).kind != "overfitting"
     assert diagnose_losses(train, [2.0, 1.0, 1.2, 0.9, 1.0, 1.2]).kind == "overfitting"  # 0.3
+
+
+def test_a_one_epoch_run_is_judged_by_a_shorter_run_at_the_same_settings():
+    # 4x the samples (2 doublings) and 0.64x the loss: 20% per doubling
+    verdict = diagnose_by_run_length(1.0, 1_000, 0.64, 4_000, 0.05)
+    assert verdict.kind == "underfitting" and "train longer" in verdict.next_step
+    assert verdict.evidence["fall_per_doubling"] == pytest.approx(0.2)
+    assert "20.0% per doubling" in verdict.explanation and "4.0x fewer" in verdict.explanation
+    # the same fall over 64x the samples (6 doublings) is 7% per doubling: under a noise of 8%
+    levelled = diagnose_by_run_length(1.0, 1_000, 0.64, 64_000, 0.08)
+    assert levelled.kind == "good" and "within the noise" in levelled.explanation
+    assert diagnose_by_run_length(1.0, 1_000, 0.64, 64_000, 0.05).kind == "underfitting"
+    # what cannot tell: too little longer, a longer run that ended higher, losses off the log scale
+    assert diagnose_by_run_length(1.0, 1_000, 0.5, 1_900, 0.05) is None
+    assert diagnose_by_run_length(1.0, 1_000, 1.2, 8_000, 0.05) is None
+    for short, final in ((0.0, 0.5), (1.0, 0.0), (-1.0, -2.0), (math.nan, 0.5), (1.0, math.inf)):
+        assert diagnose_by_run_length(short, 1_000, final, 8_000, 0.05) is None
+    assert diagnose_by_run_length(1.0, 0, 0.5, 8_000, 0.05) is None

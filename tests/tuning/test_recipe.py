@@ -207,6 +207,32 @@ def test_a_final_run_that_falls_apart_is_redone_once_at_a_third_of_max_lr(digits
     assert (tmp_path / "checkpoint.pt").exists()
 
 
+def test_a_one_epoch_final_run_is_judged_against_its_short_run(digits, tmp_path):
+    # one validation point gives no trend; the short run at the same settings is a second point
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=1, optimizer="sgd",
+                   out_dir=tmp_path)  # fmt: skip
+    verdict = plan.results["verdict"]
+    assert verdict["kind"] == "underfitting", verdict["explanation"]  # digits: 10 epochs do better
+    evidence = verdict["evidence"]
+    assert evidence["short_run_samples"] == plan.evidence[1]["details"]["short_run"]["samples"]
+    assert evidence["final_samples"] == plan.evidence[-2]["samples"] == len(digits.train)
+    assert evidence["final_val_loss"] == plan.results["final_val_loss"]
+    assert (
+        evidence["fall_per_doubling"] > evidence["noise"] == plan.evidence[1]["details"]["margin"]
+    )
+    assert plan.evidence[-1]["decision"] == "underfitting"
+    assert json.loads(plan.to_json())["results"]["verdict"]["kind"] == "underfitting"
+    # resumed: the final run read back from its checkpoint, the same verdict
+    again = sc.tune(make_mlp, digits.train, digits.val, epochs=1, optimizer="sgd",
+                    out_dir=tmp_path, resume=True)  # fmt: skip
+    assert again.results["verdict"] == verdict
+    # a final run redone at another LR is not at the short run's settings: no second point
+    redone = sc.tune(make_mlp, digits.train, digits.val, epochs=1, optimizer="sgd",
+                     settings=RecipeSettings(retry_loss_factor=0.0))  # fmt: skip
+    assert [r["step"] for r in redone.evidence][-3:] == ["final_run", "final_run", "diagnosis"]
+    assert redone.results["verdict"]["kind"] == "inconclusive"
+
+
 def test_final_run_failure_rule():
     from superconverge.tuning.decisions import final_run_failed
 

@@ -132,6 +132,74 @@ def diagnose_losses(
     )
 
 
+MIN_LENGTH_RATIO = 2.0  # a shorter run at the same settings tells the trend only if it is < 1/2
+
+
+def diagnose_by_run_length(
+    short_loss: float,
+    short_samples: int,
+    final_loss: float,
+    final_samples: int,
+    noise: float,
+) -> Verdict | None:
+    """Under- or not underfitting, for a run with one validation point (one epoch), from a
+    shorter run at the same settings: how much the validation loss fell per doubling of the
+    training samples between them (the shorter run's own 1cycle, ending as this one did), against
+    `noise`, the relative noise of a short run's validation loss. None where the numbers cannot
+    tell (a ratio of lengths under 2, a loss that is not finite and positive, or a longer run
+    that ended higher: then the one-point verdict stands).
+
+    The rate is the average over the doublings between the two runs; a learning curve flattens
+    as the loss nears its floor, so the next doubling usually gains less. Within one epoch every
+    sample is new, so the run cannot have overfitted; a few more epochs over the same data are
+    worth about as much as new data (Muennighoff et al., arXiv:2305.16264).
+
+    Example:
+        >>> diagnose_by_run_length(2.0, 4_000, 1.4, 45_000, 0.02).kind
+        'underfitting'
+        >>> diagnose_by_run_length(0.30, 4_000, 0.295, 45_000, 0.02).kind
+        'good'
+        >>> diagnose_by_run_length(0.30, 30_000, 0.20, 45_000, 0.02) is None  # only 1.5x longer
+        True
+    """
+    values = (short_loss, final_loss)
+    if not all(math.isfinite(v) and v > 0 for v in values) or short_samples <= 0:
+        return None
+    ratio = final_samples / short_samples
+    if ratio < MIN_LENGTH_RATIO or final_loss > short_loss:
+        return None
+    doublings = math.log2(ratio)
+    per_doubling = 1.0 - (final_loss / short_loss) ** (1.0 / doublings)
+    evidence = {
+        "short_run_val_loss": short_loss,
+        "short_run_samples": short_samples,
+        "final_val_loss": final_loss,
+        "final_samples": final_samples,
+        "fall_per_doubling": per_doubling,
+        "noise": noise,
+    }
+    measured = (
+        f"one validation point, but the run's validation loss ({final_loss:.4g}) is "
+        f"{100 * (1 - final_loss / short_loss):.0f}% below that of the recipe's short run at the "
+        f"same settings ({short_loss:.4g}, {ratio:.1f}x fewer samples): "
+        f"{100 * per_doubling:.1f}% per doubling of training"
+    )
+    if per_doubling > noise:
+        return Verdict(
+            "underfitting",
+            f"{measured}, more than the noise of a short run ({100 * noise:.1f}%)",
+            "train longer (more epochs); the next doubling usually gains less than that average",
+            evidence,
+        )
+    return Verdict(
+        "good",
+        f"{measured}, within the noise of a short run ({100 * noise:.1f}%): the loss has "
+        "levelled off",
+        "keep these settings; more epochs would add little",
+        evidence,
+    )
+
+
 NEVER_LEARNED = 0.95  # the last steps' loss is still >= 95% of the first steps': no learning
 EDGE_STEPS = 10
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from superconverge.data.sources import DataSource
+from superconverge.diagnostics.verdicts import diagnose_by_run_length
 from superconverge.training.history import History
 from superconverge.tuning.decisions import final_run_failed
 from superconverge.tuning.plan import TunePlan
@@ -92,8 +93,33 @@ def _run_samples(history: History, per_epoch: int) -> int:
     return epochs * per_epoch + round(history.discarded_steps * epochs * per_epoch / steps)
 
 
+def judge_one_epoch(plan: TunePlan, short_loss: float, final: list[dict[str, Any]]) -> None:
+    """A final run with one validation point (one epoch) gets no trend from its own curve; the
+    recipe's short run at the same settings is a second point, fewer samples into the same
+    1cycle: the verdict becomes under-fitting or good from the fall per doubling of training
+    between them (`diagnose_by_run_length`), against the noise margin the LR stage used. Not
+    where the final run was redone at another LR (`final` holds both attempts) or where the
+    evidence lacks the short run's size (a journal from an earlier version)."""
+    verdict = plan.results.get("verdict") or {}
+    points = verdict.get("evidence", {}).get("val_losses", [])
+    if verdict.get("kind") != "inconclusive" or len(points) != 1 or len(final) != 1:
+        return
+    bounds = next((r for r in plan.evidence if r.get("step") == "lr_bounds"), None)
+    details = {} if bounds is None else bounds.get("details", {})
+    short_samples = int((details.get("short_run") or {}).get("samples") or 0)
+    margin = details.get("margin")
+    if not short_samples or margin is None or plan.results.get("status") != "completed":
+        return
+    judged = diagnose_by_run_length(
+        float(short_loss), short_samples, float(points[0]), int(final[0]["samples"]), margin
+    )
+    if judged is not None:
+        plan.results["verdict"] = judged.to_dict()
+
+
 def diagnosis_stage(plan: TunePlan) -> dict[str, Any]:
-    """6. The diagnosis of the final run's validation curve (arXiv:1803.09820, Remark 1)."""
+    """6. The diagnosis of the final run's validation curve (arXiv:1803.09820, Remark 1), or,
+    for a one-epoch run, of its loss against its short run's (`judge_one_epoch`)."""
     verdict = plan.results["verdict"]
     return evidence(
         "diagnosis", verdict["kind"], verdict["explanation"], 0.0, next_step=verdict["next_step"]

@@ -51,7 +51,7 @@ from superconverge.tuning.budget import (
     use_usable_cores,
 )
 from superconverge.tuning.decisions import final_run_extension
-from superconverge.tuning.final import diagnosis_stage, final_run_stage
+from superconverge.tuning.final import diagnosis_stage, final_run_stage, judge_one_epoch
 from superconverge.tuning.plan import TunePlan
 from superconverge.tuning.probes import ShortRun
 from superconverge.tuning.resumable import check_recipe_data, tune_settings
@@ -362,6 +362,7 @@ def _finish(
     options = {**setup.options, "optimizer": plan.optimizer or setup.families[0]}
     _release_workers()
     final = final_run_stage(setup, plan, short_loss, test, out_dir, options)
+    judge_one_epoch(plan, short_loss, final)  # also on resume: the records are read back
     plan.evidence += [*final, setup.journal.remember("diagnosis", lambda: diagnosis_stage(plan))]
     plan.compute = setup.budget.summary(sum(int(r.get("samples", 0)) for r in final))
     return plan

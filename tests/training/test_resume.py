@@ -1,3 +1,4 @@
+import os
 import random
 import subprocess
 import sys
@@ -12,9 +13,13 @@ SCRIPT = Path(__file__).with_name("train_script.py")
 STEPS_PER_EPOCH = 41  # 1295 digits training samples / batch 32, rounded up
 
 
-def _run(out, *args, expect_kill=False):
+def _run(out, *args, expect_kill=False, env=None):
     run = subprocess.run(
-        [sys.executable, str(SCRIPT), str(out), *args], capture_output=True, text=True, timeout=300
+        [sys.executable, str(SCRIPT), str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=None if env is None else {**os.environ, **env},
     )
     if expect_kill:
         assert run.returncode == -9, run.stderr[-2000:]
@@ -54,3 +59,18 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_valid(tmp_pat
     for name, tensor in uninterrupted.items():
         assert torch.equal(tensor, resumed[name]), name
     assert not list(tmp_path.glob(".*.partial"))  # the next save cleaned up after itself
+
+
+def test_a_fit_with_frozen_groups_and_discriminative_lrs_resumes_exactly(tmp_path):
+    # fine_tune's kind of fit: a frozen first group and one optimizer group per param group; a
+    # fresh trainer has neither until the checkpoint says so
+    env = {"TRAIN_DISCRIMINATIVE": "1"}
+    _run(tmp_path / "full", "full", env=env)
+    expected = _weights(tmp_path / "full" / "final_weights.pt")
+    out = tmp_path / "killed"
+    _run(out, "kill", str(2 * STEPS_PER_EPOCH + 5), expect_kill=True, env=env)
+    assert load_checkpoint(out / "checkpoint.pt")["frozen"] == [0, 1]
+    _run(out, "resume", env=env)
+    resumed = _weights(out / "final_weights.pt")
+    for name, tensor in expected.items():
+        assert torch.equal(tensor, resumed[name]), name

@@ -3,6 +3,8 @@
 usage: train_script.py OUT_DIR MODE [KILL_AT]
 MODE: full (uninterrupted), kill (SIGKILL self at global step KILL_AT), kill-in-save (SIGKILL
 while writing the second checkpoint), resume (continue from OUT_DIR/checkpoint.pt).
+With TRAIN_DISCRIMINATIVE=1 in the environment the fit has the first param group frozen and
+discriminative LRs over the others (one optimizer group per param group, as `fine_tune` trains).
 """
 
 import os
@@ -18,6 +20,7 @@ from superconverge.models import build
 from superconverge.training import Callback, Trainer
 
 EPOCHS = 4
+DISCRIMINATIVE = bool(os.environ.get("TRAIN_DISCRIMINATIVE"))
 
 
 class KillAt(Callback):
@@ -65,7 +68,11 @@ def main():
             callbacks=callbacks,
             **kwargs,
         )
-        trainer.fit_one_cycle(EPOCHS, 0.05)
+        if DISCRIMINATIVE:
+            trainer.freeze_to(1)
+            trainer.fit_one_cycle(EPOCHS, (0.005, 0.05))
+        else:
+            trainer.fit_one_cycle(EPOCHS, 0.05)
     torch.save(model.state_dict(), out / "final_weights.pt")
 
 

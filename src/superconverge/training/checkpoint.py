@@ -142,6 +142,8 @@ def build_payload(
         "history": history.to_dict(),
         "best_val_loss": best_val_loss,
         "signature": model_signature(module),
+        # what a fresh trainer cannot know: which parameters `freeze_to` froze
+        "frozen": [i for i, p in enumerate(module.parameters()) if not p.requires_grad],
     }
 
 

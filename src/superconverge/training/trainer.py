@@ -29,6 +29,7 @@ from superconverge.pytorch.optimizers import (
     default_splitter,
     for_max_lr,
     freeze_groups,
+    regroup,
 )
 from superconverge.pytorch.scheduler import HyperparamScheduler, set_weight_decay
 from superconverge.schedules import Plan
@@ -409,6 +410,7 @@ class Trainer:
         """Load weights, optimizer, loader position, RNG and history; return the interrupted
         fit, ready to continue with ``.run()``."""
         payload = payload if payload is not None else load_checkpoint(path)
+        self._match_saved_groups(payload, path)
         loader = self.train_loader if has_position(self.train_loader) else None
         state = restore_fit(payload, path, self.module, self.optimizer, loader, self.scaler)
         self.history = state.history
@@ -419,6 +421,27 @@ class Trainer:
             epochs=state.epochs,
             start_epoch=state.epochs_done,
             best_val_loss=state.best_val_loss,
+        )
+
+    def _match_saved_groups(self, payload: dict[str, Any], path: str | Path) -> None:
+        """Rebuild what a fit with discriminative LRs (or `fine_tune`) changed on the trainer
+        that saved `payload`: the frozen parameters and one optimizer group per param group."""
+        check_signature(payload["signature"], self.module, path)
+        frozen = set(payload.get("frozen", ()))
+        if frozen:
+            for index, param in enumerate(self.module.parameters()):
+                param.requires_grad_(index not in frozen)
+        saved = len(payload["optimizer"]["param_groups"])
+        if saved == len(self.optimizer.param_groups):
+            return
+        if saved != len(self.param_groups):
+            raise ValueError(
+                f"the checkpoint {path} was trained with {saved} optimizer parameter groups; "
+                f"this trainer's splitter gives {len(self.param_groups)}: pass the splitter the "
+                "run was trained with (Trainer(..., splitter=...))"
+            )
+        self.optimizer = regroup(
+            self.optimizer, self._optimizer_spec, self.param_groups, self.weight_decay
         )
 
     # ----------------------------------------------------------------- the loop

@@ -2,6 +2,7 @@ import json
 import re
 
 import pytest
+import torch  # noqa: F401 (the skipif condition)
 
 from superconverge.cli.main import build_parser, main
 from superconverge.cli.tune import model_factory
@@ -42,6 +43,12 @@ def test_an_entry_point_model_is_the_function_itself():
         (["--budget", "0"], "--budget must be a number > 0 (final runs' worth of samples), got 0"),
         (["--precision", "16"], "argument --precision: invalid choice: '16'"),
         (["--optimizer", "sgdd"], "argument --optimizer: invalid choice: 'sgdd'"),
+        (["--device", "foo"], "argument --device: must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        pytest.param(
+            ["--device", "cuda"],
+            "argument --device: must be available, got 'cuda'",
+            marks=pytest.mark.skipif("torch.cuda.is_available()"),
+        ),
     ],
 )
 def test_bad_flags_exit_2_before_any_training(tmp_path, capsys, flags, message):

@@ -390,3 +390,13 @@ def test_cli_exact_epochs_keeps_the_final_run_at_epochs(tmp_path, capsys):
     assert plan.evidence[2]["details"]["extension"] == "off (RecipeSettings.extend_final_run)"
     assert plan.compute["handed_to_final_run_samples"] == 0
     assert "x one run of --epochs" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize(("device", "message"), [("cuda", "must be available"), ("foo", "must be 'auto'")])
+def test_a_bad_device_is_named_before_the_run_folder_is_made(digits, tmp_path, device, message):
+    with pytest.raises(ValueError, match=f"device {message}"):
+        sc.tune(
+            make_mlp, digits.train, digits.val, epochs=1, device=device, out_dir=tmp_path / "run"
+        )
+    assert not (tmp_path / "run").exists()

@@ -15,6 +15,18 @@ OPTIMIZER_NAMES = ("sgd", "adamw", "nadamw", "adam")  # superconverge.pytorch.op
 PRECISION_NAMES = ("auto", "32", "bf16", "fp16")  # superconverge.training.device
 
 
+def _device_flag(value: str) -> str:
+    """--device checked as it is parsed (a name torch knows, CUDA only where it is available),
+    so that a bad one stops the command before it loads data or makes a folder."""
+    from superconverge.training.device import resolve_device
+
+    try:
+        resolve_device(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("device ")) from None
+    return value
+
+
 def add_task_flags(
     parser: argparse.ArgumentParser,
     *,
@@ -48,7 +60,9 @@ def add_task_flags(
         default=optimizer_default,
         help="auto: SGD against AdamW by short runs (tune)" if "auto" in choices else None,
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--device", default="auto", type=_device_flag, help="auto, cpu, cuda or cuda:N"
+    )
     if precision:
         parser.add_argument("--precision", choices=PRECISION_NAMES, default="auto")
     parser.add_argument(

@@ -42,7 +42,7 @@ from superconverge.pytorch.optimizers import (
     check_optimizer_spec,
     decouples_weight_decay,
 )
-from superconverge.training.device import PRECISIONS
+from superconverge.training.device import PRECISIONS, resolve_device
 from superconverge.tuning.budget import (
     SearchBudget,
     ShortRunSize,
@@ -142,7 +142,7 @@ def tune(
         )
     if join and study is None:
         raise ValueError("join=True needs study: the storage URL of the study whose trials to run")
-    run_device = _device(device)
+    run_device = resolve_device(device)  # before any folder is made: a bad one costs nothing
     named = [("train_data", train_data), ("val_data", val_data), ("test_data", test_data)]
     check_recipe_data(model_fn(), named, run_device)
     request = _Request(epochs, batch_size, families, weight_decays, momentum, compare_momentum)
@@ -505,9 +505,3 @@ def _check_arguments(
     ):
         raise ValueError(f"batch_size must be 'auto' or an integer >= 1, got {batch_size!r}")
     return list(settings.optimizer_families) if optimizer == "auto" else [optimizer]
-
-
-def _device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)

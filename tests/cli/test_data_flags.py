@@ -76,3 +76,27 @@ def test_lr_find_takes_datasets_from_entry_points(tmp_path, capsys):
         == 2
     )
     assert "--model module:function is needed" in capsys.readouterr().err
+
+
+def test_entry_points_are_found_in_the_current_folder_by_the_console_script(tmp_path):
+    # the README's `superconverge tune --data mypkg.data:splits` run from the project's folder:
+    # the console script's sys.path does not hold that folder (python -m would)
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    package = tmp_path / "mypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    shutil.copy(Path(__file__).with_name("entry_data.py"), package / "data.py")
+    script = Path(sys.executable).with_name("superconverge")
+    run = subprocess.run(
+        [str(script), "lr-find", "--data", "mypkg.data:regression", "--model", "nope:nope",
+         "--loss", "mse"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    # the data module imported (from the current folder); the model's module is what fails
+    assert run.returncode == 2, run.stderr
+    assert "--model nope:nope: cannot import nope" in run.stderr, run.stderr
+    assert "mypkg" not in run.stderr

@@ -393,7 +393,9 @@ def test_cli_exact_epochs_keeps_the_final_run_at_epochs(tmp_path, capsys):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-@pytest.mark.parametrize(("device", "message"), [("cuda", "must be available"), ("foo", "must be 'auto'")])
+@pytest.mark.parametrize(
+    ("device", "message"), [("cuda", "must be available"), ("foo", "must be 'auto'")]
+)
 def test_a_bad_device_is_named_before_the_run_folder_is_made(digits, tmp_path, device, message):
     with pytest.raises(ValueError, match=f"device {message}"):
         sc.tune(

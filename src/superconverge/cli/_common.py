@@ -215,10 +215,18 @@ def import_named(spec: str, flag: str, form: str = "module:function") -> tuple[A
     module_name, _, name = spec.partition(":")
     if not module_name or not name:
         raise UsageError(f"{flag} must be {form}, got {spec!r}")
+    # the current folder, as `python -m` and uvicorn have it: the console script's sys.path
+    # holds only its own folder, so `--data mypkg.data:splits` from the project failed
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
     try:
         return importlib.import_module(module_name), name
     except ImportError as error:
-        raise UsageError(f"{flag} {spec}: cannot import {module_name} ({error})") from None
+        raise UsageError(
+            f"{flag} {spec}: cannot import {module_name} ({error}; looked in the current folder "
+            "and the installed packages)"
+        ) from None
 
 
 def entry_point(spec: str, flag: str) -> Callable[[], Any]:

@@ -218,8 +218,11 @@ def never_learned(step_losses: Sequence[float]) -> Verdict | None:
         "diverged",
         f"the model did not learn: the training loss of the last {EDGE_STEPS} steps ({last:.4g}) "
         f"is {100 * last / first:.0f}% of the first {EDGE_STEPS} steps' ({first:.4g}); a too-large "
-        "LR can leave a network stuck (dead ReLUs) without any NaN",
-        "lower max_lr (a third of it is a good next try) and check the inputs' scale",
+        "LR can leave a network stuck (dead ReLUs) without any NaN, and one far too small never "
+        "moves it",
+        "lower max_lr (a third of it is a good next try) and check the inputs' scale; if max_lr "
+        "came from a range test whose loss barely fell (confidence low), it is more likely too "
+        "small: standardise the inputs and targets and run the range test again",
         {"first_steps_loss": first, "last_steps_loss": last},
     )
 

@@ -89,3 +89,17 @@ def test_tune_then_fit_then_report_on_tiny_data(tmp_path, capsys):
 
     assert main(["report", str(out)]) == 0
     assert "report.html" in capsys.readouterr().out
+
+
+def test_resume_refuses_other_flags_instead_of_ignoring_them(tmp_path, capsys):
+    from superconverge.tuning.resumable import recipe_folder
+
+    out = tmp_path / "run"
+    with recipe_folder(out, {"epochs": 2}, command=["--epochs", "2", "--out", str(out)]):
+        pass  # an interrupted run: its journal, with the flags it was started with
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["tune", "--resume", str(out), "--optimizer", "adamw", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume {out} continues that run with the flags it was started with" in err
+    assert "also given: --optimizer adamw --epochs 3" in err and err.count("\n") == 1
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing touched

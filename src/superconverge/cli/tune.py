@@ -358,10 +358,33 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
             f"--resume {args.resume}: that run was not started by the CLI; resume it with "
             "superconverge.tune(..., resume=True)"
         )
+    given = list(getattr(args, "argv", None) or [])
+    given = given[given.index("tune") + 1 :] if "tune" in given else given
+    others = _without_resume(given)
+    if others:
+        raise UsageError(
+            f"--resume {args.resume} continues that run with the flags it was started with "
+            f"({shlex.join(journal.command) or 'none'}); also given: {shlex.join(others)}. Drop "
+            "them, or start a new run (another --out, or --force to replace this one)"
+        )
     resumed: argparse.Namespace = args.parser.parse_args(journal.command)
     resumed.out, resumed.resume, resumed.force = args.resume, args.resume, False
     resumed.command, resumed.debug = journal.command, getattr(args, "debug", False)
     return resumed
+
+
+def _without_resume(flags: list[str]) -> list[str]:
+    """`flags` without ``--resume DIR`` (or ``--resume=DIR``) and ``--debug``: what else the
+    user asked of a resumed run."""
+    rest, skip = [], False
+    for flag in flags:
+        if skip:
+            skip = False
+        elif flag == "--resume":
+            skip = True
+        elif not flag.startswith("--resume=") and flag != "--debug":
+            rest.append(flag)
+    return rest
 
 
 def _batch_text(plan: Any) -> str:

@@ -221,7 +221,10 @@ def test_a_one_epoch_final_run_is_judged_against_its_short_run(digits, tmp_path)
         evidence["fall_per_doubling"] > evidence["noise"] == plan.evidence[1]["details"]["margin"]
     )
     assert plan.evidence[-1]["decision"] == "underfitting"
-    assert json.loads(plan.to_json())["results"]["verdict"]["kind"] == "underfitting"
+    # the folder is as complete as the CLI's: `superconverge report DIR` and `fit --plan` use it
+    saved = json.loads((tmp_path / "plan.json").read_text())
+    assert saved["results"]["verdict"]["kind"] == "underfitting"
+    assert (tmp_path / "history.json").is_file() and (tmp_path / "range_tests.json").is_file()
     # resumed: the final run read back from its checkpoint, the same verdict
     again = sc.tune(make_mlp, digits.train, digits.val, epochs=1, optimizer="sgd",
                     out_dir=tmp_path, resume=True)  # fmt: skip

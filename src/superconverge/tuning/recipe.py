@@ -30,6 +30,7 @@ from torch import nn
 
 import superconverge
 from superconverge._checks import check_choice
+from superconverge._files import FolderBusyError, FolderLock
 from superconverge.batches import BatchFn
 from superconverge.data.checks import check_rereadable
 from superconverge.data.loader import Augment
@@ -52,7 +53,7 @@ from superconverge.tuning.budget import (
 )
 from superconverge.tuning.decisions import final_run_extension
 from superconverge.tuning.final import diagnosis_stage, final_run_stage, judge_one_epoch
-from superconverge.tuning.plan import TunePlan
+from superconverge.tuning.plan import TunePlan, save_run
 from superconverge.tuning.probes import ShortRun
 from superconverge.tuning.resumable import check_recipe_data, tune_settings
 from superconverge.tuning.roles import RecipeJob
@@ -180,7 +181,20 @@ def tune(
     finally:
         torch.set_num_threads(threads_before)
     plan.environment = {**environment, "world_size": world} if world > 1 else environment
+    if out_dir is not None and rank == 0 and not join:
+        _save(Path(out_dir), plan)
     return plan
+
+
+def _save(folder: Path, plan: TunePlan) -> None:
+    """``plan.json``, ``history.json`` and ``range_tests.json`` beside the journal, so that a
+    folder made from Python is as complete as the CLI's (``superconverge report DIR`` renders
+    its report; ``superconverge fit --plan DIR/plan.json`` re-runs it)."""
+    try:
+        with FolderLock(folder):
+            save_run(folder, plan)
+    except FolderBusyError as error:  # another run took the folder since: keep the plan
+        logger.warning("tune: plan.json not written: %s", error)
 
 
 @dataclass(frozen=True)

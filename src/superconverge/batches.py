@@ -144,6 +144,21 @@ def _dtype(value: Any) -> str:
     return f" ({value.dtype})" if isinstance(value, torch.Tensor) else ""
 
 
+class DataError(ValueError):
+    """The data cannot be trained on as given; the message names the sample and what to do.
+    (Public as ``superconverge.data.checks.DataError``.)"""
+
+
+def _label_outside(outputs: Any, targets: Any) -> int | None:
+    """The first class-index target outside ``[0, classes)`` of (batch, classes) outputs."""
+    if not (isinstance(outputs, torch.Tensor) and isinstance(targets, torch.Tensor)):
+        return None
+    if outputs.dim() != 2 or targets.dim() != 1 or targets.dtype not in (torch.int64, torch.int32):
+        return None
+    outside = ((targets < 0) & (targets != -100)) | (targets >= outputs.shape[1])  # -100: ignored
+    return int(targets[outside][0]) if bool(outside.any()) else None
+
+
 def fitted_loss(
     model: nn.Module,
     loss_fn: Callable[..., torch.Tensor],
@@ -174,6 +189,14 @@ def fitted_loss(
             warnings.filterwarnings("error", message=".*(size|shape).*", category=UserWarning)
             loss = loss_fn(outputs, targets)
     except Exception as error:
+        label = _label_outside(outputs, targets)
+        if label is not None:  # torch says "Target 6 is out of bounds": say what to change
+            classes = outputs.shape[1]
+            raise DataError(
+                f"{name} has label {label}, but the model has {classes} outputs: class labels "
+                f"must be in [0, {classes - 1}]; build the model with at least "
+                f"{int(targets.max()) + 1} outputs (num_classes) or fix the labels"
+            ) from error
         raise ValueError(
             f"model outputs of shape {shape_of(outputs)} and targets of shape "
             f"{shape_of(targets)}{_dtype(targets)} ({name}) do not fit loss_fn: {error}"

@@ -51,3 +51,18 @@ def regressor() -> torch.nn.Module:
 
 def a_number() -> int:
     return 3
+
+
+def classes() -> tuple[Dataset, Dataset, Dataset]:
+    """Ten-class labels (0-9) on the rows' features: for a model with too few outputs."""
+
+    def labelled(count: int, seed: int) -> Dataset:
+        rows = Rows(count, seed)
+        labels = torch.arange(count) % 10
+        return torch.utils.data.TensorDataset(rows.inputs, labels)
+
+    return labelled(320, 0), labelled(64, 1), labelled(64, 2)
+
+
+def five_classes() -> torch.nn.Module:
+    return torch.nn.Linear(6, 5)

@@ -100,3 +100,19 @@ def test_entry_points_are_found_in_the_current_folder_by_the_console_script(tmp_
     assert run.returncode == 2, run.stderr
     assert "--model nope:nope: cannot import nope" in run.stderr, run.stderr
     assert "mypkg" not in run.stderr
+
+
+def test_a_dataset_label_the_model_cannot_output_is_named_and_leaves_no_folder(tmp_path, capsys):
+    # a Dataset is not scanned before training: the range test's first batch meets label 5+
+    out = tmp_path / "run"
+    flags = [
+        "--data",
+        "tests.cli.entry_data:classes",
+        "--model",
+        "tests.cli.entry_data:five_classes",
+    ]
+    assert main(["tune", *flags, "--epochs", "1", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "DataError: train_data has label" in err and "the model has 5 outputs" in err
+    assert "at least 10 outputs" in err and "out of bounds" not in err
+    assert not out.exists()  # nothing measured: the same --out can be used again

@@ -254,11 +254,30 @@ def _follow(args: argparse.Namespace) -> int:
 
 
 def _remove_if_only_the_lock(folder: Path) -> None:
-    from superconverge._files import LOCK_NAME
+    """Remove a folder this command made when it holds nothing a resume would use: the lock,
+    and at most a journal whose only record is the batch size (not timed on the CPU: free to
+    decide again). A run stopped by its data or model before any range test or short run would
+    otherwise leave a folder the same --out then refuses as not empty."""
+    import json
 
-    if folder.is_dir() and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
-        (folder / LOCK_NAME).unlink(missing_ok=True)
-        folder.rmdir()
+    from superconverge._files import LOCK_NAME
+    from superconverge.tuning.journal import JOURNAL as JOURNAL_NAME
+
+    if not folder.is_dir():
+        return
+    names = sorted(p.name for p in folder.iterdir())
+    if names == sorted([LOCK_NAME, JOURNAL_NAME]):
+        try:
+            records = json.loads((folder / JOURNAL_NAME).read_text()).get("records", {})
+        except (OSError, ValueError):
+            return
+        if set(records) - {"batch_size"}:
+            return
+        (folder / JOURNAL_NAME).unlink()
+    elif names != [LOCK_NAME]:
+        return
+    (folder / LOCK_NAME).unlink(missing_ok=True)
+    folder.rmdir()
 
 
 def _tune_and_report(

@@ -14,16 +14,13 @@ from typing import Any
 
 import torch
 
+from superconverge.batches import DataError
 from superconverge.data.datasets import ArrayData
 from superconverge.data.pipelines import STEPS_ARGUMENTS
 
 IGNORE_INDEX = -100  # cross_entropy's default ignore_index: a label that is skipped, not wrong
 CHUNK_ELEMENTS = 1 << 24  # elements scanned at once: bounds the scan's temporary memory (16 MiB)
 EXAMPLES = 5  # bad samples named in a message
-
-
-class DataError(ValueError):
-    """The data cannot be trained on as given; the message names the sample and what to do."""
 
 
 def class_count(outputs: Any, targets: Any) -> int | None:

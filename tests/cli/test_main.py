@@ -150,3 +150,15 @@ def test_quiet_and_verbose_set_what_reaches_stderr(tmp_path, capsys, monkeypatch
 def test_every_subcommand_takes_quiet_and_verbose(command):
     subparser = _subparsers()[command]
     assert {"--quiet", "-q", "--verbose", "-v", "--debug"} <= set(subparser._option_string_actions)
+
+
+def test_a_flag_typo_is_named_by_its_subcommand_with_the_closest_flag(capsys):
+    # a prefix is not taken for the flag it starts (argparse's default would run --epochs 3)
+    assert main(["tune", "--epoch", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("superconverge tune: error: unrecognized arguments: --epoch 3")
+    assert "did you mean --epochs?" in err and err.count("\n") == 1
+    assert main(["lr-find", "--optimzer", "adamw"]) == 2
+    assert "superconverge lr-find: error:" in capsys.readouterr().err
+    assert main(["tune", "--zzz"]) == 2
+    assert "did you mean" not in capsys.readouterr().err  # nothing close: no guess

@@ -42,8 +42,25 @@ class Parser(argparse.ArgumentParser):
     every flag's default in ``--help``. Subcommands' parsers are of this class too (argparse
     builds them with the class of the parser that holds them)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # no prefixes of flags: `--epoch 3` is a typo to name, not `--epochs` guessed silently
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """`argparse.ArgumentParser.parse_args`, with unknown flags named by the subcommand
+        they were given to, and the closest flag it has suggested."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            target = getattr(parsed, "parser", None)
+            target = target if isinstance(target, Parser) else self
+            target.error(unrecognized(extras, target))
+        return parsed
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
         """`argparse.ArgumentParser.add_argument`, appending ``(default: X)`` to the help of a
@@ -55,6 +72,30 @@ class Parser(argparse.ArgumentParser):
             text = f"(default: {shown})".replace("%", "%%")  # help is a %-format string
             action.help = f"{action.help} {text}" if action.help else text
         return action
+
+
+def unrecognized(extras: Sequence[str], parser: argparse.ArgumentParser) -> str:
+    """argparse's "unrecognized arguments" message, with the closest known flag of each
+    unknown one.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> _ = parser.add_argument("--epochs")
+        >>> unrecognized(["--epoch", "3"], parser)
+        'unrecognized arguments: --epoch 3 (--epoch: did you mean --epochs?)'
+    """
+    import difflib
+
+    known = [flag for flag in parser._option_string_actions if flag.startswith("--")]  # noqa: SLF001
+    hints = []
+    for extra in extras:
+        flag = extra.split("=", 1)[0]
+        if flag.startswith("--"):
+            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.75)
+            if close:
+                hints.append(f"{flag}: did you mean {close[0]}?")
+    text = f"unrecognized arguments: {' '.join(extras)}"
+    return f"{text} ({'; '.join(hints)})" if hints else text
 
 
 def _shown_default(action: argparse.Action) -> str | None:

@@ -206,3 +206,39 @@ def test_tune_names_a_generator_val_and_stray_steps_before_training():
         sc.tune(_net, _arrays(128), _batches(_arrays(40), 16), epochs=1, batch_size=16)
     with pytest.raises(ValueError, match="test_steps needs test_data"):
         sc.tune(_net, _arrays(128), _arrays(40), epochs=1, batch_size=16, test_steps=3)
+
+
+def test_an_automatic_batch_on_a_training_stream_is_capped():
+    # an epoch of a stream is steps_per_epoch batches whatever their size: the largest candidate
+    # (1024) would read this 200-sample stream ~100 times an epoch
+    stream = Samples(_arrays(200), endless=True)
+    plan = sc.tune(_net, stream, _arrays(40, seed=1), epochs=1, steps_per_epoch=20,
+                   optimizer="sgd", weight_decays=[1e-4], seed=0)  # fmt: skip
+    assert plan.batch_size == 64 and "at most 64 for a stream" in plan.evidence[0]["why"]
+    assert plan.compute["final_run_samples"] == 20 * 64
+
+
+class Batches(IterableDataset):
+    """A stream that yields whole batches (what a user's own pipeline often does)."""
+
+    def __iter__(self):
+        data = _arrays(64)
+        while True:
+            yield from _batches(data, 16)
+
+
+def test_a_stream_of_whole_batches_is_told_to_come_as_a_loader_factory():
+    hint = "a stream that yields whole batches goes in as a loader factory"
+    with pytest.raises(ValueError, match=hint):
+        Trainer(_net(), nn.functional.cross_entropy, Batches(), steps_per_epoch=4).fit_one_cycle(
+            1, 0.1
+        )
+    with pytest.raises(ValueError, match=hint):
+        sc.lr_find(_net(), nn.functional.cross_entropy, Batches(), steps_per_epoch=4)
+    # such batches from a loader factory (asked for the batch size) train
+    def make_loader(size):
+        return (batch for _ in itertools.count() for batch in _batches(_arrays(64), size))
+
+    history = Trainer(_net(), nn.functional.cross_entropy, make_loader, batch_size=16,
+                      steps_per_epoch=4).fit_one_cycle(1, 0.1)  # fmt: skip
+    assert history.status == "completed"

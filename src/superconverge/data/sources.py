@@ -175,6 +175,7 @@ class DataSource:
                 **extra,
             )
 
+        make_loader.batches_stream_items = True  # type: ignore[attr-defined]  # for the hint
         return make_loader
 
     def _evaluation_loader(self, batch_size: int, pin: bool) -> Any:
@@ -438,3 +439,16 @@ __all__ = [
     "has_position",
     "peek",
 ]
+
+
+def batched_stream_hint(loader: Any) -> str:
+    """What to add to a shape error met on `loader`'s first batch when the library batched a
+    stream's items: a stream that yields whole batches came out batched twice (outputs with
+    one dimension too many); "" for any other loader."""
+    if not getattr(getattr(loader, "make_loader", None), "batches_stream_items", False):
+        return ""
+    return (
+        "; the items of an IterableDataset are taken as samples and batched here: a stream "
+        "that yields whole batches goes in as a loader factory instead, a function "
+        "batch_size -> your iterable of batches"
+    )

@@ -37,6 +37,10 @@ class RecipeSettings:
     min_total_steps: int = 1000
     # samples: ... but the update floor alone never pushes the batch below this
     min_auto_batch: int = 16
+    # samples: the largest automatic batch of a stream (an epoch of `steps_per_epoch` batches
+    # whatever their size, so a larger batch only multiplies the samples an epoch reads: batch
+    # 1024 on a stream of 1,200 samples read each ~34 times an epoch); fastai's default size
+    max_stream_batch: int = 64
     # fraction of the GPU's memory: use at most 80% of it at the chosen batch (CUDA)
     gpu_memory_margin: float = 0.8
 
@@ -138,6 +142,7 @@ class RecipeSettings:
             "min_steps_per_epoch": self.min_steps_per_epoch,
             "min_total_steps": self.min_total_steps,
             "min_auto_batch": self.min_auto_batch,
+            "max_stream_batch": self.max_stream_batch,
             "wide_sweep_steps": self.wide_sweep_steps,
             "min_short_steps": self.min_short_steps,
         }

@@ -67,7 +67,7 @@ def batch_size_stage(setup: RecipeSetup, batch_size: int | str, epochs: int) -> 
     start = time.perf_counter()
     settings, train_size = setup.settings, samples_per_epoch(setup)
     if train_size is None:  # a stream: steps per epoch are fixed, whatever the batch
-        max_batch = max(settings.batch_candidates)
+        max_batch = settings.max_stream_batch
     else:
         max_batch = largest_batch_allowed(train_size, epochs, settings)
     details: dict[str, Any] = {}
@@ -90,6 +90,11 @@ def batch_size_stage(setup: RecipeSetup, batch_size: int | str, epochs: int) -> 
         chosen = batch_sizes_to_try(max_batch, settings)[-1]
         why = (
             f"the largest candidate size the data allow ({chosen}); on the CPU sizes are not timed"
+        )
+    if batch_size == "auto" and train_size is None:
+        why += (
+            f"; at most {max_batch} for a stream: its epoch is steps_per_epoch batches whatever "
+            "their size, so a larger batch would only read more samples per epoch"
         )
     if (
         batch_size == "auto"

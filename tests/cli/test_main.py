@@ -162,3 +162,15 @@ def test_a_flag_typo_is_named_by_its_subcommand_with_the_closest_flag(capsys):
     assert "superconverge lr-find: error:" in capsys.readouterr().err
     assert main(["tune", "--zzz"]) == 2
     assert "did you mean" not in capsys.readouterr().err  # nothing close: no guess
+
+
+def test_threads_sets_torchs_threads_and_is_checked(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
+    calls: list[int] = []
+    assert main(["schedule", "one-cycle", "--help"]) == 0  # help exits before any setting
+    assert main(["--threads", "0", "schedule", "one-cycle"]) == 2
+    assert "argument --threads: must be an integer >= 1, got '0'" in capsys.readouterr().err
+    assert main(["tune", "--threads", "1", "--epochs", "0"]) == 2  # applied, then --epochs fails
+    assert calls == [1]

@@ -136,6 +136,24 @@ def add_common_flags(parser: argparse.ArgumentParser, *, top: bool = False) -> N
         default=default,
         help="also debug lines on stderr, each naming the module that wrote it",
     )
+    parser.add_argument(
+        "--threads",
+        type=_threads,
+        default=None if top else argparse.SUPPRESS,
+        metavar="N",
+        help="torch's CPU threads (default: torch's, capped at the cores this process may use); "
+        "on a busy shared machine 1 can be many times faster",
+    )
+
+
+def _threads(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value!r}")
+    return count
 
 
 class _StderrHandler(logging.Handler):

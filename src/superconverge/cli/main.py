@@ -69,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     args.argv = list(argv if argv is not None else sys.argv[1:])  # e.g. for tune --resume
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)  # tune keeps a count below the usable cores
     try:
         with cli_logging(args.quiet, args.verbose):
             return int(args.handler(args))

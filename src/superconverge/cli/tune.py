@@ -393,17 +393,21 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def _without_resume(flags: list[str]) -> list[str]:
-    """`flags` without ``--resume DIR`` (or ``--resume=DIR``) and ``--debug``: what else the
-    user asked of a resumed run."""
+    """`flags` without ``--resume DIR`` and the flags that change how a run is shown or how
+    fast it goes, not what it decides (``--debug``, ``--quiet``, ``--verbose``, ``--threads
+    N``): what else the user asked of a resumed run."""
     rest, skip = [], False
     for flag in flags:
         if skip:
             skip = False
-        elif flag == "--resume":
+        elif flag in ("--resume", "--threads"):
             skip = True
-        elif not flag.startswith("--resume=") and flag != "--debug":
+        elif flag.split("=", 1)[0] not in _RESUMABLE_FLAGS:
             rest.append(flag)
     return rest
+
+
+_RESUMABLE_FLAGS = ("--resume", "--threads", "--debug", "-q", "--quiet", "-v", "--verbose")
 
 
 def _batch_text(plan: Any) -> str:

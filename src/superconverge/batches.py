@@ -146,7 +146,7 @@ def _dtype(value: Any) -> str:
 
 class DataError(ValueError):
     """The data cannot be trained on as given; the message names the sample and what to do.
-    (Public as ``superconverge.data.checks.DataError``.)"""
+    (Imported by users from ``superconverge.data.checks``, where it was defined first.)"""
 
 
 def _label_outside(outputs: Any, targets: Any) -> int | None:

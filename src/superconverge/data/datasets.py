@@ -86,6 +86,13 @@ class ArrayData:
     def subset(self, indices: torch.Tensor) -> ArrayData:
         return ArrayData(self.inputs[indices], self.targets[indices])
 
+    def __repr__(self) -> str:
+        """Shapes and dtypes, not the tensors' values (a notebook cell printed ~10 kB)."""
+        return (
+            f"ArrayData({len(self)} samples: inputs {tuple(self.inputs.shape[1:])} "
+            f"{self.inputs.dtype}, targets {tuple(self.targets.shape[1:])} {self.targets.dtype})"
+        )
+
 
 @dataclass(frozen=True)
 class DataSplits:
@@ -109,6 +116,24 @@ class DataSplits:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.inputs.shape[1:])
+
+    def __repr__(self) -> str:
+        """The splits' sizes and what is known of the data, not the tensors' values.
+
+        Example:
+            >>> data = ArrayData(torch.zeros(4, 2), torch.tensor([0, 1, 1, 0]))
+            >>> DataSplits("toy", data, None, data, 2)
+            DataSplits('toy': train 4, val none, test 4; inputs (2,) torch.float32, 2 classes)
+        """
+        sizes = ", ".join(
+            f"{name} {'none' if split is None else len(split)}"
+            for name, split in (("train", self.train), ("val", self.val), ("test", self.test))
+        )
+        classes = "" if self.num_classes is None else f", {self.num_classes} classes"
+        return (
+            f"DataSplits({self.name!r}: {sizes}; inputs {self.input_shape} "
+            f"{self.train.inputs.dtype}{classes})"
+        )
 
 
 def default_root(name: str) -> Path:

@@ -235,6 +235,7 @@ def test_a_stream_of_whole_batches_is_told_to_come_as_a_loader_factory():
         )
     with pytest.raises(ValueError, match=hint):
         sc.lr_find(_net(), nn.functional.cross_entropy, Batches(), steps_per_epoch=4)
+
     # such batches from a loader factory (asked for the batch size) train
     def make_loader(size):
         return (batch for _ in itertools.count() for batch in _batches(_arrays(64), size))

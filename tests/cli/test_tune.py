@@ -44,6 +44,8 @@ def test_an_entry_point_model_is_the_function_itself():
         (["--precision", "16"], "argument --precision: invalid choice: '16'"),
         (["--optimizer", "sgdd"], "argument --optimizer: invalid choice: 'sgdd'"),
         (["--device", "foo"], "argument --device: must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        (["--loss", "nosuch"], "--loss must be one of cross_entropy"),
+        (["--metric", "nosuch"], "--metric must be one of accuracy"),
         pytest.param(
             ["--device", "cuda"],
             "argument --device: must be available, got 'cuda'",
@@ -53,7 +55,10 @@ def test_an_entry_point_model_is_the_function_itself():
 )
 def test_bad_flags_exit_2_before_any_training(tmp_path, capsys, flags, message):
     assert main(["tune", *flags, "--out", str(tmp_path / "run")]) == 2
-    assert message in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert message in err
+    if flags[0] != "--model":  # only a model needs the data's shapes to be judged
+        assert out == ""  # named before the data were loaded, no header line first
     assert not (tmp_path / "run").exists()
 
 

@@ -152,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
         )
     batch_size = _batch_size(args.batch_size)
     check_seed(args.seed)
+    loss_from_flag(args.loss)  # a bad --loss or --metric is named before the data load
+    metrics_from_flags(args.metrics)
     splits = resolve_data(args.data, args.data_dir, args.seed)
     if splits.val is None:
         raise UsageError("--data gives no validation split; tune needs one to compare candidates")

@@ -54,6 +54,10 @@ def test_a_plan_naming_built_in_data_and_model_runs_and_writes_its_results(tmp_p
     # a second run does not overwrite the first without --force
     assert main(["fit", "--plan", str(plan)]) == 2
     assert "pass --force" in capsys.readouterr().err
+    # its folder has no range tests, and its report shows none (no empty axes)
+    assert main(["report", str(refit), "--static"]) == 0
+    assert (refit / "report.html").is_file() and not (refit / "lr_find.png").exists()
+    assert "lr_find.png" not in (refit / "report.md").read_text()
 
 
 def test_entry_points_the_user_names_run_those_a_plan_names_do_not(tmp_path, capsys):

@@ -42,11 +42,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"FOLDER {folder} is not a folder; name a runs/NAME folder written by tune"
         )
-    missing = [name for name in RUN_FILES if not (folder / name).is_file()]
+    missing = [name for name in RUN_FILES[:2] if not (folder / name).is_file()]
     if missing:
-        raise UsageError(f"FOLDER {folder} is not a tune run folder: {', '.join(missing)} missing")
+        raise UsageError(
+            f"FOLDER {folder} is not a tune or fit run folder: {', '.join(missing)} missing"
+        )
     for name in RUN_FILES:  # names the file that is not JSON, which load_run would not
-        read_json(folder / name, "FOLDER")
+        if (folder / name).is_file() or name != "range_tests.json":
+            read_json(folder / name, "FOLDER")
     try:
         plan, history, range_tests = load_run(folder)
     except (ValueError, TypeError, KeyError, AttributeError) as error:

@@ -118,12 +118,13 @@ def _images(plan: Any, history: Any, range_tests: dict[str, Any]) -> dict[str, t
             "momentum below it",
             _png(plot_history(history, verdict)),
         ),
-        "lr_find.png": (
+    }
+    if range_tests:  # a `fit --plan` folder has none: no empty axes
+        images["lr_find.png"] = (
             "LR range tests, one per optimizer compared: every rule's suggestion on its curve, "
             "the chosen max_lr (solid line) and 1cycle range (shaded)",
             _png(plot_range_tests(range_tests, plan.max_lr, plan.min_lr, f"({name})")),
-        ),
-    }
+        )
     short_runs = _short_run_evidence(plan)
     if short_runs is not None:
         images["short_runs.png"] = (
@@ -144,12 +145,11 @@ def _interactive(plan: Any, history: Any, range_tests: dict[str, Any]) -> dict[s
 
     name = plan.optimizer or "your optimizer"
     verdict = plan.results.get("verdict") or None
-    figures = {
-        "losses.png": interactive.history_figure(history, verdict),
-        "lr_find.png": interactive.range_tests_figure(
+    figures = {"losses.png": interactive.history_figure(history, verdict)}
+    if range_tests:
+        figures["lr_find.png"] = interactive.range_tests_figure(
             range_tests, plan.max_lr, plan.min_lr, f"({name})"
-        ),
-    }
+        )
     short_runs = _short_run_evidence(plan)
     if short_runs is not None:
         figures["short_runs.png"] = interactive.short_runs_figure(**short_runs)

@@ -233,18 +233,22 @@ def save_run(
 
 
 def load_run(folder: str | Path) -> tuple[TunePlan, History, dict[str, RangeTestResult]]:
-    """The plan, history and range tests saved by `save_run` (also set on the plan).
+    """The plan, history and range tests saved by `save_run` (also set on the plan); a folder
+    of `superconverge fit --plan` has no range tests (an empty dict).
 
     Raises:
-        FileNotFoundError: `folder` lacks one of the three files (named in the message).
+        FileNotFoundError: `folder` lacks plan.json or history.json (named in the message).
     """
     folder = Path(folder)
-    missing = [name for name in RUN_FILES if not (folder / name).is_file()]
+    missing = [name for name in RUN_FILES[:2] if not (folder / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"{folder} is not a tune run folder: {', '.join(missing)} missing")
+        raise FileNotFoundError(
+            f"{folder} is not a tune or fit run folder: {', '.join(missing)} missing"
+        )
     plan = TunePlan.from_json((folder / "plan.json").read_text())
     history = History.from_json((folder / "history.json").read_text())
-    raw = json.loads((folder / "range_tests.json").read_text())
+    tests = folder / "range_tests.json"  # `fit --plan` runs none: its folder has no such file
+    raw = json.loads(tests.read_text()) if tests.is_file() else {}
     plan.history = history
     plan.range_tests = {label: RangeTestResult.from_dict(data) for label, data in raw.items()}
     return plan, history, plan.range_tests

@@ -423,6 +423,19 @@ def first_batch(
     return split_batch(peek(loader), batch_fn, name)
 
 
+def batched_stream_hint(loader: Any) -> str:
+    """What to add to a shape error met on `loader`'s first batch when the library batched a
+    stream's items: a stream that yields whole batches came out batched twice (outputs with
+    one dimension too many); "" for any other loader."""
+    if not getattr(getattr(loader, "make_loader", None), "batches_stream_items", False):
+        return ""
+    return (
+        "; the items of an IterableDataset are taken as samples and batched here: a stream "
+        "that yields whole batches goes in as a loader factory instead, a function "
+        "batch_size -> your iterable of batches"
+    )
+
+
 # the loaders, epoch_order and has_position live in data/loader.py and data/pipelines.py; they
 # are imported from here too
 __all__ = [
@@ -439,16 +452,3 @@ __all__ = [
     "has_position",
     "peek",
 ]
-
-
-def batched_stream_hint(loader: Any) -> str:
-    """What to add to a shape error met on `loader`'s first batch when the library batched a
-    stream's items: a stream that yields whole batches came out batched twice (outputs with
-    one dimension too many); "" for any other loader."""
-    if not getattr(getattr(loader, "make_loader", None), "batches_stream_items", False):
-        return ""
-    return (
-        "; the items of an IterableDataset are taken as samples and batched here: a stream "
-        "that yields whole batches goes in as a loader factory instead, a function "
-        "batch_size -> your iterable of batches"
-    )

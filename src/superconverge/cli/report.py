@@ -12,7 +12,8 @@ from typing import Any
 
 from superconverge.cli._common import UsageError, read_json
 
-RUN_FILES = ("plan.json", "history.json", "range_tests.json")
+REQUIRED_FILES = ("plan.json", "history.json")  # a fit --plan folder has no range_tests.json
+RUN_FILES = (*REQUIRED_FILES, "range_tests.json")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -42,13 +43,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"FOLDER {folder} is not a folder; name a runs/NAME folder written by tune"
         )
-    missing = [name for name in RUN_FILES[:2] if not (folder / name).is_file()]
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
     if missing:
         raise UsageError(
             f"FOLDER {folder} is not a tune or fit run folder: {', '.join(missing)} missing"
         )
     for name in RUN_FILES:  # names the file that is not JSON, which load_run would not
-        if (folder / name).is_file() or name != "range_tests.json":
+        if (folder / name).is_file():
             read_json(folder / name, "FOLDER")
     try:
         plan, history, range_tests = load_run(folder)

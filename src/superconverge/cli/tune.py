@@ -260,22 +260,19 @@ def _remove_if_only_the_lock(folder: Path) -> None:
     and at most a journal whose only record is the batch size (not timed on the CPU: free to
     decide again). A run stopped by its data or model before any range test or short run would
     otherwise leave a folder the same --out then refuses as not empty."""
-    import json
-
     from superconverge._files import LOCK_NAME
-    from superconverge.tuning.journal import JOURNAL as JOURNAL_NAME
+    from superconverge.tuning.journal import JOURNAL, Journal
 
     if not folder.is_dir():
         return
     names = sorted(p.name for p in folder.iterdir())
-    if names == sorted([LOCK_NAME, JOURNAL_NAME]):
+    if names == sorted([LOCK_NAME, JOURNAL]):
         try:
-            records = json.loads((folder / JOURNAL_NAME).read_text()).get("records", {})
+            if set(Journal.load(folder).records) - {"batch_size"}:
+                return
         except (OSError, ValueError):
             return
-        if set(records) - {"batch_size"}:
-            return
-        (folder / JOURNAL_NAME).unlink()
+        (folder / JOURNAL).unlink()
     elif names != [LOCK_NAME]:
         return
     (folder / LOCK_NAME).unlink(missing_ok=True)

@@ -38,6 +38,7 @@ pass); a ``stream`` continues from a fresh iterator.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -423,17 +424,22 @@ def first_batch(
     return split_batch(peek(loader), batch_fn, name)
 
 
-def batched_stream_hint(loader: Any) -> str:
-    """What to add to a shape error met on `loader`'s first batch when the library batched a
-    stream's items: a stream that yields whole batches came out batched twice (outputs with
-    one dimension too many); "" for any other loader."""
-    if not getattr(getattr(loader, "make_loader", None), "batches_stream_items", False):
-        return ""
-    return (
-        "; the items of an IterableDataset are taken as samples and batched here: a stream "
-        "that yields whole batches goes in as a loader factory instead, a function "
-        "batch_size -> your iterable of batches"
-    )
+@contextlib.contextmanager
+def naming_batched_streams(loader: Any) -> Iterator[None]:
+    """A shape error met on `loader`'s first batch, where the library batched a stream's items,
+    gets a hint: a stream that yields whole batches came out batched twice (outputs with one
+    dimension too many). Other loaders' errors pass as they are."""
+    try:
+        yield
+    except ValueError as error:
+        batched = getattr(getattr(loader, "make_loader", None), "batches_stream_items", False)
+        if not batched or not str(error).startswith("model outputs of shape"):
+            raise
+        raise ValueError(
+            f"{error}; the items of an IterableDataset are taken as samples and batched here: "
+            "a stream that yields whole batches goes in as a loader factory instead, a function "
+            "batch_size -> your iterable of batches"
+        ) from error
 
 
 # the loaders, epoch_order and has_position live in data/loader.py and data/pipelines.py; they

@@ -19,7 +19,12 @@ from torch.utils.data import Dataset, IterableDataset
 from superconverge._checks import check_count
 from superconverge.batches import BatchFn, check_batch_fn, fitted_loss, forward, split_batch
 from superconverge.data.datasets import ArrayData
-from superconverge.data.sources import LoaderOptions, as_source, batched_stream_hint, has_position
+from superconverge.data.sources import (
+    LoaderOptions,
+    as_source,
+    has_position,
+    naming_batched_streams,
+)
 from superconverge.finder.result import RangeTestResult, build_result
 from superconverge.finder.sweep import (
     SweepRecord,
@@ -298,13 +303,8 @@ def lr_find(
             record = SweepRecord(num_steps, smoothing, diverge_factor)
             scheduler = HyperparamScheduler(sweep_optimizer, plan)
             batches = _Cycle(train_loader, "train_data", batch_fn)
-            try:
+            with naming_batched_streams(train_loader):
                 curves.append(sweep.run(record, scheduler, batches, num_steps, val_subset, every))
-            except ValueError as error:
-                hint = batched_stream_hint(train_loader)
-                if not hint or not str(error).startswith("model outputs of shape"):
-                    raise
-                raise ValueError(f"{error}{hint}") from error
     finally:
         snapshot.restore()
     settings = sweep_settings(

@@ -20,7 +20,7 @@ from superconverge import schedules
 from superconverge._checks import check_count
 from superconverge.batches import BatchFn, check_batch_fn
 from superconverge.data.loader import Augment
-from superconverge.data.sources import LoaderOptions, batched_stream_hint, has_position
+from superconverge.data.sources import LoaderOptions, has_position, naming_batched_streams
 from superconverge.metrics import MetricsSpec, resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.optimizers import (
@@ -465,12 +465,7 @@ class Trainer:
         outputs do not fit the targets or the loss, or a metric that raises, fails before any
         step; returns the model's number of classes, if any."""
         inputs, targets = to_device(inputs, self.device), to_device(targets, self.device)
-        try:
+        with naming_batched_streams(self.train_loader):
             return check_model_on_batch(
                 self.module, self.loss_fn, self.metrics, self.autocast, inputs, targets
             )
-        except ValueError as error:
-            hint = batched_stream_hint(self.train_loader)
-            if not hint or not str(error).startswith("model outputs of shape"):
-                raise
-            raise ValueError(f"{error}{hint}") from error

@@ -32,7 +32,8 @@ from superconverge.training.trainer import Trainer
 
 # objects, not data: kept on the plan for callers, never written to plan.json
 _NOT_SAVED = ("history", "range_tests", "trainer")
-RUN_FILES = ("plan.json", "history.json", "range_tests.json")
+REQUIRED_RUN_FILES = ("plan.json", "history.json")  # a fit --plan folder has no range tests
+RUN_FILES = (*REQUIRED_RUN_FILES, "range_tests.json")
 
 
 @dataclass
@@ -240,14 +241,14 @@ def load_run(folder: str | Path) -> tuple[TunePlan, History, dict[str, RangeTest
         FileNotFoundError: `folder` lacks plan.json or history.json (named in the message).
     """
     folder = Path(folder)
-    missing = [name for name in RUN_FILES[:2] if not (folder / name).is_file()]
+    missing = [name for name in REQUIRED_RUN_FILES if not (folder / name).is_file()]
     if missing:
         raise FileNotFoundError(
             f"{folder} is not a tune or fit run folder: {', '.join(missing)} missing"
         )
     plan = TunePlan.from_json((folder / "plan.json").read_text())
     history = History.from_json((folder / "history.json").read_text())
-    tests = folder / "range_tests.json"  # `fit --plan` runs none: its folder has no such file
+    tests = folder / "range_tests.json"
     raw = json.loads(tests.read_text()) if tests.is_file() else {}
     plan.history = history
     plan.range_tests = {label: RangeTestResult.from_dict(data) for label, data in raw.items()}

@@ -77,7 +77,7 @@ LOSS = nn.functional.cross_entropy
 BATCH = 64  # every contender but the recipe (fastai's default; recipe.py's baselines)
 EXTRAS = {"schedule-free": "schedulefree", "prodigy": "prodigyopt", "optuna": "optuna",
           "optuna-short": "optuna"}  # fmt: skip
-RECIPES = ("recipe", "recipe-fixed", "recipe-reserve")  # tune, and earlier or rejected variants
+RECIPES = ("recipe", "recipe-fixed", "recipe-reserve", "recipe-wd-always")  # tune, and earlier or rejected variants
 CONTENDERS = (
     *RECIPES, "schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest", "optuna",
     "optuna-short", "grid",
@@ -88,6 +88,7 @@ LABELS = {
     "recipe": "recipe (tune)",
     "recipe-fixed": "recipe, final run of fixed epochs (before 2026-12-01 22:00)",
     "recipe-reserve": "recipe, half the allowance held back for the final run (rejected)",
+    "recipe-wd-always": "recipe, weight-decay runs whether or not the short run may overfit",
     "schedule-free": "schedule-free AdamW",
     "prodigy": "Prodigy + cosine",
     "nadamw": "NAdamW + warmup + cosine (AlgoPerf)",
@@ -505,11 +506,14 @@ def run_recipe(task: Task, factory: CountingFactory, variant: str = "recipe") ->
     """`tune` at its defaults ("recipe"); "recipe-fixed": the final run exactly the data set's
     epochs (`RecipeSettings.extend_final_run` off, as the recipe was before the extension);
     "recipe-reserve": half the allowance held back for the extension while the LR is searched
-    (`extension_reserve_fraction` 0.5, measured and rejected)."""
+    (`extension_reserve_fraction` 0.5, measured and rejected); "recipe-wd-always": the
+    weight-decay runs whether or not the short run may overfit (as before
+    `RecipeSettings.weight_decay_runs`)."""
     settings = {
         "recipe": RecipeSettings(),
         "recipe-fixed": RecipeSettings(extend_final_run=False),
         "recipe-reserve": RecipeSettings(extension_reserve_fraction=0.5),
+        "recipe-wd-always": RecipeSettings(weight_decay_runs="always"),
     }[variant]
     plan = sc.tune(factory, task.train, task.val, epochs=task.setup.epochs, test_data=task.test,
                    augment=task.augment, seed=factory.seed, settings=settings)  # fmt: skip

@@ -16,6 +16,7 @@ from superconverge.tuning.decisions import (
     lower_candidate,
     lr_grid,
     weight_decay_midpoint,
+    weight_decay_runs_skipped,
 )
 from superconverge.tuning.settings import RecipeSettings
 
@@ -159,3 +160,18 @@ def test_the_final_run_is_extended_only_without_overfitting_and_by_whole_epochs(
     assert final_run_extension(50_000, 5_000, 1.71, 1.62, 0.05, off) == (
         0, "off (RecipeSettings.extend_final_run)"
     )  # fmt: skip
+
+
+def test_weight_decay_runs_run_only_where_the_short_run_may_overfit():
+    why = weight_decay_runs_skipped(1.71, 1.62, 0.05)
+    assert why is not None and "no overfitting" in why and "1.71" in why and "5.0%" in why
+    assert weight_decay_runs_skipped(1.55, 1.62, 0.05) is not None  # within the noise
+    assert weight_decay_runs_skipped(1.50, 1.62, 0.05) is None  # a gap beyond it
+    assert weight_decay_runs_skipped(math.nan, 1.62, 0.05) is None  # cannot tell: search
+    assert weight_decay_runs_skipped(None, 1.62, 0.05) is None
+    always = RecipeSettings(weight_decay_runs="always")
+    assert weight_decay_runs_skipped(1.71, 1.62, 0.05, always) is None
+    with pytest.raises(
+        ValueError, match="weight_decay_runs must be 'if_overfitting' or 'always', got 'never'"
+    ):
+        RecipeSettings(weight_decay_runs="never")

@@ -28,7 +28,8 @@ def digits():
 
 def test_tune_records_every_step_with_its_cost_and_trains(digits, tmp_path):
     # budget 3: room for both optimizers' LR search, the noise repeat and every decay; the final
-    # run of exactly 4 epochs, so that the weight-decay stage always runs (its extension: below)
+    # run of exactly 4 epochs and weight-decay runs whether or not the short run may overfit, so
+    # that the weight-decay stage always runs (its extension and its skip: below)
     plan = sc.tune(
         make_mlp,
         digits.train,
@@ -37,7 +38,7 @@ def test_tune_records_every_step_with_its_cost_and_trains(digits, tmp_path):
         test_data=digits.test,
         out_dir=tmp_path,
         budget=3.0,
-        settings=RecipeSettings(extend_final_run=False),
+        settings=RecipeSettings(extend_final_run=False, weight_decay_runs="always"),
     )
     steps = [step["step"] for step in plan.evidence]
     assert steps == [
@@ -381,7 +382,40 @@ def test_the_final_run_keeps_its_epochs_when_asked(digits):
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=3, optimizer="sgd",
                    settings=settings)  # fmt: skip
     assert plan.epochs == 3 and plan.compute["handed_to_final_run_samples"] == 0
-    assert plan.evidence[2]["details"]["extension"] == "off (RecipeSettings.extend_final_run)"
+    assert plan.evidence[2]["details"]["extension"].endswith(
+        "off (RecipeSettings.extend_final_run)"
+    )
+
+
+def test_a_short_run_that_does_not_overfit_spends_nothing_on_weight_decay(digits):
+    # the final run kept at its epochs: the weight-decay runs' samples are not spent either
+    # (budget 3: room for every decay where they do run)
+    settings = RecipeSettings(extend_final_run=False)
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=3, optimizer="sgd", budget=3.0,
+                   settings=settings)  # fmt: skip
+    record, compute = plan.evidence[2], plan.compute
+    assert plan.weight_decay == 1e-4 and set(record["details"]["runs"]) == {"0.0001"}
+    assert record["samples"] == 0 and "weight_decay" not in compute["search_samples_by_stage"]
+    assert "not searched: the short run shows no overfitting" in record["why"]
+    assert "no longer final run: off" in record["why"]
+    # the paper's search whatever the short run shows, and candidates the caller names, still run
+    always = sc.tune(
+        make_mlp,
+        digits.train,
+        digits.val,
+        epochs=3,
+        optimizer="sgd",
+        budget=3.0,
+        settings=RecipeSettings(extend_final_run=False, weight_decay_runs="always"),
+    )
+    named = sc.tune(make_mlp, digits.train, digits.val, epochs=3, optimizer="sgd", budget=3.0,
+                    weight_decays=(1e-4, 1e-3), settings=settings)  # fmt: skip
+    for other in (always, named):
+        assert len(other.evidence[2]["details"]["runs"]) >= 2
+        assert other.compute["search_samples_by_stage"]["weight_decay"] > 0
+    # the same LR search either way: only the weight-decay stage differs
+    assert always.evidence[1]["decision"] == plan.evidence[1]["decision"]
+    assert compute["search_samples"] < always.compute["search_samples"]
 
 
 def test_cli_exact_epochs_keeps_the_final_run_at_epochs(tmp_path, capsys):
@@ -390,7 +424,9 @@ def test_cli_exact_epochs_keeps_the_final_run_at_epochs(tmp_path, capsys):
                  "--out", str(out)]) == 0  # fmt: skip
     plan, history, _ = load_run(out)
     assert plan.epochs == 2 and len(history.epochs) == 2
-    assert plan.evidence[2]["details"]["extension"] == "off (RecipeSettings.extend_final_run)"
+    assert plan.evidence[2]["details"]["extension"].endswith(
+        "off (RecipeSettings.extend_final_run)"
+    )
     assert plan.compute["handed_to_final_run_samples"] == 0
     assert "x one run of --epochs" in capsys.readouterr().out
 

@@ -337,6 +337,42 @@ def choose_weight_decay(
     return best, f"lowest validation loss after the short runs ({ranking})"
 
 
+def weight_decay_runs_skipped(
+    train_loss: float | None,
+    val_loss: float | None,
+    margin: float,
+    settings: RecipeSettings = DEFAULT_SETTINGS,
+) -> str | None:
+    """Why the weight-decay runs are not run (the anchor decay stays), or None when they are:
+    with `settings.weight_decay_runs` ``"if_overfitting"`` (the default), only a short run at
+    the chosen settings that may overfit asks for them — its training loss at its end below its
+    validation loss by more than `margin` (the noise of a short run), or losses that cannot
+    tell. Weight decay is a regulariser (arXiv:1803.09820, Remark 1); in the 30 recipe runs of
+    issue 16's benchmarks where the stage compared candidates it kept its anchor every time, at
+    up to a quarter of a run (docs/benchmarks.md, "Weight-decay runs only where the short run
+    may overfit").
+
+    Example:
+        >>> weight_decay_runs_skipped(1.71, 1.62, 0.05).split(":")[0]
+        'the short run shows no overfitting (training loss 1.71 is not below the validation loss 1.62 by more than 5.0%)'
+        >>> weight_decay_runs_skipped(0.20, 0.35, 0.05) is None  # a generalisation gap
+        True
+    """
+    if settings.weight_decay_runs == "always":
+        return None
+    if train_loss is None or val_loss is None:
+        return None
+    if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+        return None
+    if train_loss < val_loss - margin * abs(val_loss):
+        return None
+    return (
+        f"the short run shows no overfitting (training loss {train_loss:.3g} is not below the "
+        f"validation loss {val_loss:.3g} by more than {margin:.1%}): a regulariser has nothing "
+        "to correct, so its runs are not run"
+    )
+
+
 def final_run_extension(
     left_samples: int,
     samples_per_epoch: int,

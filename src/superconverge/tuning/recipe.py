@@ -51,7 +51,7 @@ from superconverge.tuning.budget import (
     size_short_runs,
     use_usable_cores,
 )
-from superconverge.tuning.decisions import final_run_extension
+from superconverge.tuning.decisions import final_run_extension, weight_decay_runs_skipped
 from superconverge.tuning.final import diagnosis_stage, final_run_stage, judge_one_epoch
 from superconverge.tuning.plan import TunePlan, save_run
 from superconverge.tuning.probes import ShortRun
@@ -322,10 +322,18 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     extra, extension_why = final_run_extension(
         share, per_epoch, *_losses(anchor_run), margin, settings
     )
+    skipped = (
+        None
+        if weight_decays is not None
+        else weight_decay_runs_skipped(*_losses(anchor_run), margin, settings)
+    )
     if extra:
         weight_decay, short_loss, wd_record = extension_stage(
             anchor, anchor_run, extra, extension_why
         )
+    elif skipped is not None:
+        why = f"{skipped}; no longer final run: {extension_why}"
+        weight_decay, short_loss, wd_record = extension_stage(anchor, anchor_run, 0, why)
     else:
         weight_decay, short_loss, wd_record = weight_decay_stage(setup, anchor, decays, margin)
         wd_record["details"]["extension"] = extension_why

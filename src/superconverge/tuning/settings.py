@@ -107,6 +107,15 @@ class RecipeSettings:
     # get a run at the midpoint of their exponents (arXiv:1803.09820 §4.3)
     close_losses: float = 0.02
 
+    # when the weight-decay runs run: "if_overfitting" (only when the short run at the chosen
+    # settings may overfit: its training loss at its end below its validation loss by more than
+    # the noise of a short run; otherwise the anchor stays and their samples are not spent) or
+    # "always" (the paper's search, as before). In all 30 recipe runs of issue 16's benchmarks
+    # where the stage compared candidates it kept its anchor (benchmarks/contenders_budget.jsonl;
+    # docs/benchmarks.md, "Weight-decay runs only where the short run may overfit"). Candidates
+    # passed to tune (`weight_decays`) always run
+    weight_decay_runs: str = "if_overfitting"
+
     # --- momentum ---
     # constant momenta compared with the cyclical one (the paper's comparison, arXiv:1803.09820 §4.2)
     constant_momenta: tuple[float, ...] = (0.99, 0.97, 0.95, 0.9)
@@ -162,6 +171,11 @@ class RecipeSettings:
         if not isinstance(self.extend_final_run, bool):
             raise TypeError(
                 f"extend_final_run must be True or False, got {self.extend_final_run!r}"
+            )
+        if self.weight_decay_runs not in ("if_overfitting", "always"):
+            raise ValueError(
+                "weight_decay_runs must be 'if_overfitting' or 'always', got "
+                f"{self.weight_decay_runs!r}"
             )
         if not self.optimizer_families or any(
             not isinstance(name, str) or not name for name in self.optimizer_families

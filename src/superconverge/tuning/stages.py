@@ -385,19 +385,24 @@ def extension_stage(
     short: ShortRun, run: dict[str, Any], extra_epochs: int, why: str
 ) -> tuple[float, float, dict[str, Any]]:
     """3'. No weight-decay runs: the short run at the chosen settings (`short`, its result `run`)
-    shows no overfitting, so the anchor decay stays and the samples the weight-decay runs would
-    have spent lengthen the final run by `extra_epochs` (`decisions.final_run_extension`).
-    Returns the anchor, its short run's validation loss and the evidence (no run: 0 s, 0
-    samples; the anchor's short run is the LR stage's)."""
+    shows no overfitting, so the anchor decay stays; the samples the weight-decay runs would
+    have spent lengthen the final run by `extra_epochs` (`decisions.final_run_extension`) or,
+    with 0, are not spent (`decisions.weight_decay_runs_skipped`). Returns the anchor, its short
+    run's validation loss and the evidence (no run: 0 s, 0 samples; the anchor's short run is
+    the LR stage's)."""
     anchor = float(short.weight_decay)
+    longer = (
+        f"; the final run trains {extra_epochs} epoch{'s' if extra_epochs > 1 else ''} longer"
+        if extra_epochs
+        else ""
+    )
     return (
         anchor,
         float(run["val_loss"]),
         evidence(
             "weight_decay",
             anchor,
-            f"{anchor:g}, the anchor, not searched: {why}; the final run trains "
-            f"{extra_epochs} epoch{'s' if extra_epochs > 1 else ''} longer",
+            f"{anchor:g}, the anchor, not searched: {why}{longer}",
             0.0,
             0,
             anchor=anchor,

@@ -94,6 +94,28 @@ class FolderBusyError(RuntimeError):
 _HELD: dict[Path, list[Any]] = {}
 
 
+def folder_holder(folder: str | Path) -> str | None:
+    """Who is writing to `folder` (the pid and command its lock records), or None when no
+    other live process holds its lock: a look only, nothing is taken or created.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> folder_holder(folder) is None
+        True
+    """
+    path = Path(folder) / LOCK_NAME
+    if sys.platform == "win32" or not path.is_file() or Path(folder).resolve() in _HELD:
+        return None
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return None
+
+
 class FolderLock:
     """One writer per run folder: an exclusive lock on ``FOLDER/.superconverge.lock``.
 

@@ -68,3 +68,24 @@ def test_entry_points_the_user_names_run_those_a_plan_names_do_not(tmp_path, cap
     assert main(["fit", "--plan", str(plan), *flags]) == 0
     flags = ["--trust-plan-code", "--out", str(tmp_path / "trusted")]
     assert main(["fit", "--plan", str(plan), *flags]) == 0
+
+
+def test_a_plan_naming_its_own_loss_and_metric_runs_when_fit_names_them_again(tmp_path, capsys):
+    # the refusal tells the user to pass --loss/--metric: fit takes those flags
+    plan = _digits_plan(
+        tmp_path,
+        loss="torch.nn.functional:cross_entropy",
+        data_options={"metrics": ["accuracy", "torch.nn.functional:nll_loss"]},
+    )
+    assert main(["fit", "--plan", str(plan)]) == 2
+    err = capsys.readouterr().err
+    named = "--loss torch.nn.functional:cross_entropy --metric torch.nn.functional:nll_loss"
+    assert f"names code to run ({named})" in err and f"pass {named} once" in err
+    flags = ["--out", str(tmp_path / "named"), "--metric", "accuracy"]
+    flags += ["--loss", "torch.nn.functional:cross_entropy", "--metric", "top5"]
+    assert main(["fit", "--plan", str(plan), *flags]) == 0
+    results = json.loads((tmp_path / "named" / "plan.json").read_text())["results"]
+    assert set(results["final_val_metrics"]) == {
+        "accuracy",
+        "top5",
+    }  # the command's, not the plan's

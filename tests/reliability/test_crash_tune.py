@@ -87,6 +87,11 @@ def test_ctrl_c_during_a_stage_then_resume_ends_like_an_uninterrupted_run(
     stopped = cli_tune(out, cues=interrupt_during(stage, reference), expect=INTERRUPTED)
     assert f"superconverge tune --resume {out}" in stopped.output
     assert "Traceback" not in stopped.output
+    # one line says what was kept and how to go on (it was three, one of them about a checkpoint
+    # the final run had not written yet)
+    assert stopped.output.count("superconverge tune --resume") == 1
+    assert f"kept in {out}" in stopped.output
+    assert ("checkpoint" in stopped.output) == (out / "checkpoint.pt").is_file()
     journal = Journal.load(out)
     assert stage not in journal and not journal.finished
     assert loadable_files(out) == {}

@@ -14,6 +14,7 @@ from superconverge.data.checks import DataError
 from superconverge.tuning.journal import Journal
 from superconverge.tuning.resumable import (
     check_recipe_data,
+    kept_on_interrupt,
     recipe_folder,
     remembered_runs,
     tune_settings,
@@ -48,7 +49,8 @@ def test_overwrite_moves_the_earlier_run_aside_until_the_new_one_finishes(tmp_pa
     ).read_bytes() == b"old weights"  # kept: the new run is unfinished
     assert "moved the previous run to" in caplog.text
     note = caught.value.__notes__[0]
-    assert "stages done (batch_size)" in note and "resume=True" in note
+    assert "interrupted: the stages decided (batch_size) kept in" in note
+    assert "checkpoint" not in note and "resume=True" in note  # the final run has none yet
     assert f"superconverge tune --resume {tmp_path}" in note
     with recipe_folder(tmp_path, {}, resume=True) as journal:
         assert journal.get("batch_size") == 32
@@ -149,3 +151,15 @@ def test_settings_tell_other_data_and_other_models_apart():
     assert settings(_mlp(), data) == settings(_mlp(), data)  # weights do not matter, shapes do
     assert settings(_mlp(), data)["train_data"] != settings(_mlp(), other)["train_data"]
     assert settings(_mlp(), data)["model"] != settings(_mlp(5), data)["model"]
+
+
+def test_an_interrupted_run_names_what_it_kept(tmp_path):
+    journal = Journal(tmp_path, {}, records={"batch_size": 16})
+    assert kept_on_interrupt(journal) == "the stages decided (batch_size)"
+    journal.records.update({"range_test/sgd": {}, "short_run/a": {}, "lr_bounds": {}})
+    (tmp_path / "checkpoint.pt").write_bytes(b"weights")
+    assert kept_on_interrupt(journal) == (
+        "the stages decided (batch_size, lr_bounds), 2 measurements (range tests, short runs) "
+        "and the final run's checkpoint of its last finished epoch"
+    )
+    assert kept_on_interrupt(Journal(None, {})) == "nothing measured yet"

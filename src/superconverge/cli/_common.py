@@ -235,8 +235,11 @@ def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int,
         return EXIT_FAILURE, str(error)
     if isinstance(error, FolderBusyError):  # another run writes there: nothing wrong with the flags
         return EXIT_FAILURE, str(error)
-    if isinstance(error, KeyboardInterrupt):
-        return EXIT_INTERRUPTED, "interrupted; files already written were left complete"
+    if isinstance(error, KeyboardInterrupt):  # tune's says what it kept and how to go on
+        return (
+            EXIT_INTERRUPTED,
+            f"{str(error) or 'interrupted'}; files already written were left complete",
+        )
     if isinstance(error, DataFormatError):
         return EXIT_FAILURE, f"{error}; replace the file with the original (see --data-dir)"
     if isinstance(error, (ValueError, TypeError)):
@@ -397,8 +400,15 @@ def check_output_file(path: Path, force: bool) -> None:
 
 def claim_out_dir(folder: Path, force: bool) -> None:
     """Refuse a non-empty output folder without --force, or an unusable one."""
+    from superconverge._files import FolderBusyError, folder_holder
     from superconverge._run_folder import is_empty_but_for_us
 
+    holder = folder_holder(folder)
+    if holder is not None:  # not "pass --force": a folder being written is not to be replaced
+        raise FolderBusyError(
+            f"--out {folder} is being written by {holder}; wait for it to finish, or choose "
+            "another --out"
+        )
     # the lock file, runs moved aside and dead writers' temporary files are not a run
     if not force and not is_empty_but_for_us(folder):
         raise UsageError(

@@ -61,6 +61,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--model", help="model name or module:function (default: the one the plan names)"
     )
+    # the plan's own entry points, named again (a plan's code runs only when named or trusted)
+    p.add_argument("--loss", help="module:function loss (default: the one the plan names)")
+    p.add_argument(
+        "--metric",
+        action="append",
+        dest="metrics",
+        metavar="METRIC",
+        help="a metric (built-in or module:function); repeat for several (default: the plan's)",
+    )
+    p.add_argument("--batch-fn", help="module:function (default: the one the plan names)")
+    p.add_argument("--collate-fn", help="module:function (default: the one the plan names)")
     p.add_argument(
         "--trust-plan-code",
         action="store_true",
@@ -146,15 +157,16 @@ def _refuse_plan_code(args: argparse.Namespace, plan: Any) -> None:
         )
         if given is None and spec is not None and ":" in spec
     ]
-    # the loss, metrics and batch/collate functions the plan's tune run named as entry points
+    # the loss, metrics and batch/collate functions the plan's tune run named as entry points,
+    # unless this command names its own
     saved = plan.data_options
-    for flag, spec in (
-        ("--loss", plan.loss),
-        ("--batch-fn", saved.get("batch_fn")),
-        ("--collate-fn", saved.get("collate_fn")),
-        *(("--metric", m) for m in saved.get("metrics") or ()),
+    for flag, given, spec in (
+        ("--loss", args.loss, plan.loss),
+        ("--batch-fn", args.batch_fn, saved.get("batch_fn")),
+        ("--collate-fn", args.collate_fn, saved.get("collate_fn")),
+        *(("--metric", args.metrics, m) for m in saved.get("metrics") or ()),
     ):
-        if isinstance(spec, str) and ":" in spec:
+        if given is None and isinstance(spec, str) and ":" in spec:
             named.append((flag, spec))
     if named:
         listed = " ".join(f"{flag} {spec}" for flag, spec in named)
@@ -165,22 +177,25 @@ def _refuse_plan_code(args: argparse.Namespace, plan: Any) -> None:
         )
 
 
-def _task_of(plan: Any) -> dict[str, Any]:
-    """The loss, metrics and data reading the plan's tune run used (names and entry points the
-    user named or trusts: `_refuse_plan_code` ran first)."""
+def _task_of(args: argparse.Namespace, plan: Any) -> dict[str, Any]:
+    """The loss, metrics and data reading the plan's tune run used, or those this command
+    names instead (entry points the user named or trusts: `_refuse_plan_code` ran first)."""
     saved = plan.data_options
     task: dict[str, Any] = {
-        "metrics": metrics_from_flags(saved.get("metrics")),
+        "metrics": metrics_from_flags(args.metrics or saved.get("metrics")),
         "num_workers": saved.get("num_workers", 0),
         "steps_per_epoch": saved.get("steps_per_epoch"),
         "val_steps": saved.get("val_steps"),
         "test_steps": saved.get("test_steps"),
-        "batch_fn": callable_from_flag(saved.get("batch_fn"), "--batch-fn"),
-        "collate_fn": callable_from_flag(saved.get("collate_fn"), "--collate-fn"),
+        "batch_fn": callable_from_flag(args.batch_fn or saved.get("batch_fn"), "--batch-fn"),
+        "collate_fn": callable_from_flag(
+            args.collate_fn or saved.get("collate_fn"), "--collate-fn"
+        ),
         "precision": saved.get("precision", "auto"),
     }
-    if plan.loss is not None:
-        task["loss_fn"] = loss_from_flag(plan.loss)
+    loss = args.loss or plan.loss
+    if loss is not None:
+        task["loss_fn"] = loss_from_flag(loss)
     return task
 
 
@@ -223,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
             out_dir=out,
             augment=None if own_data else default_augment(splits.name),
             overwrite=True,
-            **_task_of(plan),
+            **_task_of(args, plan),
         )
     except (ValueError, TypeError) as error:
         if str(error).split(" ", 1)[0] in PLAN_FIELDS:  # a value the plan file holds

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -294,13 +293,17 @@ def _tune_and_report(
 
     try:
         plan = _tune(args, splits, model_fn, batch_size, out, _study(args, args.study))
-    except KeyboardInterrupt:
-        print(
-            f"interrupted: the decisions made so far are kept in {out}; continue with: "
-            f"superconverge tune --resume {out}",
-            file=sys.stderr,
-        )
-        raise
+    except KeyboardInterrupt:  # one line: what was kept and how to go on
+        from superconverge.tuning.journal import Journal
+        from superconverge.tuning.resumable import kept_on_interrupt
+
+        try:
+            kept = kept_on_interrupt(Journal.load(out))
+        except (FileNotFoundError, ValueError):
+            kept = "nothing measured yet"
+        raise KeyboardInterrupt(
+            f"interrupted: {kept} kept in {out}; continue with: superconverge tune --resume {out}"
+        ) from None
     except ValueError as error:
         if str(error).startswith("total_steps"):  # the final run's updates: epochs x batches
             raise UsageError(
@@ -388,6 +391,14 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
     resumed: argparse.Namespace = args.parser.parse_args(journal.command)
     resumed.out, resumed.resume, resumed.force = args.resume, args.resume, False
     resumed.command, resumed.debug = journal.command, getattr(args, "debug", False)
+    if getattr(args, "threads", None) is not None:
+        resumed.threads = args.threads  # given now: already set by main
+    elif getattr(resumed, "threads", None) is not None:  # a subcommand's flag: absent unless given
+        # the run's own --threads: torch's reductions differ with the thread count, so a resumed
+        # run at another count neither goes as fast nor ends with the same weights
+        import torch
+
+        torch.set_num_threads(resumed.threads)
     return resumed
 
 

@@ -28,6 +28,7 @@ from superconverge._files import FolderLock
 from superconverge._run_folder import discard, move_aside, run_files
 from superconverge.data.checks import check_array_data, check_batch, class_count
 from superconverge.data.datasets import ArrayData
+from superconverge.training.checkpoint import CHECKPOINT
 from superconverge.tuning.journal import JOURNAL, Journal
 
 logger = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def recipe_folder(
             yield journal
         except KeyboardInterrupt as error:
             error.add_note(interrupted_note(journal))
-            logger.warning("%s", interrupted_note(journal))
+            if not journal.command:  # the CLI says it in its one error line
+                logger.warning("%s", interrupted_note(journal))
             raise
         journal.finish()
         if journal.replaces:
@@ -105,12 +107,32 @@ def recipe_folder(
             logger.warning("deleted the previous run %s, replaced by this finished one", aside)
 
 
+def kept_on_interrupt(journal: Journal) -> str:
+    """What an interrupted run left for its resume, in words: the stages decided, the
+    measurements recorded (range tests, short runs) and the final run's checkpoint if it has
+    one.
+
+    Example:
+        >>> kept_on_interrupt(Journal(None, {}, records={"batch_size": 16, "short_run/a": {}}))
+        'the stages decided (batch_size) and 1 measurement (range tests, short runs)'
+    """
+    stages = [key for key in journal.records if "/" not in key]
+    measured = len(journal.records) - len(stages)
+    kept = [f"the stages decided ({', '.join(stages)})"] if stages else []
+    if measured:
+        plural = "s" if measured > 1 else ""
+        kept.append(f"{measured} measurement{plural} (range tests, short runs)")
+    if journal.folder is not None and (Path(journal.folder) / CHECKPOINT).is_file():
+        kept.append("the final run's checkpoint of its last finished epoch")
+    if not kept:
+        return "nothing measured yet"
+    return ", ".join(kept[:-1]) + (" and " if len(kept) > 1 else "") + kept[-1]
+
+
 def interrupted_note(journal: Journal) -> str:
-    done = [key for key in journal.records if "/" not in key]
-    kept = f"the stages done ({', '.join(done)})" if done else "nothing yet"
     return (
-        f"tune was interrupted: {kept} and the final run's last epoch checkpoint are kept in "
-        f"{journal.folder}; {resume_hint(journal.folder or '.')}"
+        f"tune was interrupted: {kept_on_interrupt(journal)} kept in {journal.folder}; "
+        f"{resume_hint(journal.folder or '.')}"
     )
 
 

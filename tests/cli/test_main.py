@@ -1,5 +1,8 @@
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -54,6 +57,22 @@ def test_interrupt_exits_130_in_one_line(monkeypatch, capsys):
         capsys.readouterr().err.strip()
         == "superconverge report: error: interrupted; files already written were left complete"
     )
+
+
+@pytest.mark.skipif(
+    signal.getsignal(signal.SIGTERM) != signal.SIG_DFL, reason="the runner handles SIGTERM itself"
+)
+def test_sigterm_stops_like_ctrl_c_and_the_default_action_comes_back(monkeypatch, capsys):
+    def terminated(args):
+        os.kill(os.getpid(), signal.SIGTERM)  # what a scheduler, CI or `timeout` sends
+        time.sleep(10)  # the handler raises before this ends
+
+    monkeypatch.setattr(report, "run", terminated)
+    assert main(["report", "x"]) == 130
+    assert capsys.readouterr().err.strip() == (
+        "superconverge report: error: interrupted; files already written were left complete"
+    )
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_version_names_the_library_python_torch_and_the_device(capsys):

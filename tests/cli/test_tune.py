@@ -40,7 +40,15 @@ def test_an_entry_point_model_is_the_function_itself():
         (["--batch-size", "big"], "--batch-size must be 'auto' or an integer, got 'big'"),
         (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
         (["--model", "resnet9"], "--model resnet9 needs 3x32x32 inputs"),
-        (["--budget", "0"], "--budget must be a number > 0 (final runs' worth of samples), got 0"),
+        (
+            ["--budget", "0"],
+            "--budget: must be a number > 0 (final runs' worth of samples), got '0'",
+        ),
+        (["--budget", "abc"], "--budget: must be a number > 0 (final runs' worth of samples)"),
+        (
+            ["--weight-decays", "1e-4", "-1"],
+            "--weight-decays: must be finite numbers >= 0, got '-1'",
+        ),
         (["--precision", "16"], "argument --precision: invalid choice: '16'"),
         (["--optimizer", "sgdd"], "argument --optimizer: invalid choice: 'sgdd'"),
         (["--device", "foo"], "argument --device: must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),

@@ -95,3 +95,13 @@ def test_a_one_epoch_run_is_judged_by_a_shorter_run_at_the_same_settings():
     for short, final in ((0.0, 0.5), (1.0, 0.0), (-1.0, -2.0), (math.nan, 0.5), (1.0, math.inf)):
         assert diagnose_by_run_length(short, 1_000, final, 8_000, 0.05) is None
     assert diagnose_by_run_length(1.0, 0, 0.5, 8_000, 0.05) is None
+
+
+def test_a_last_fall_larger_than_the_whole_improvement_is_not_a_share_above_100_percent():
+    # seen on digits, 3 epochs: 0.26 → 0.39 (the LR at its peak) → 0.078
+    verdict = diagnose_losses([0.8, 0.5, 0.1], [0.26, 0.3917, 0.07811])
+    assert verdict.kind == "underfitting"
+    assert "more than the run's whole improvement: it had risen before" in verdict.explanation
+    assert "%" not in verdict.explanation
+    usual = diagnose_losses([2.0, 1.0, 0.6, 0.4], [2.0, 1.2, 0.8, 0.5]).explanation
+    assert "20% of the run's improvement" in usual

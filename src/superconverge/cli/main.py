@@ -1,15 +1,18 @@
 """The ``superconverge`` command: builds the parser and dispatches to one module per subcommand.
 
 Exit status: 0 done; 1 a runtime failure (one line naming what failed and what to do);
-2 a usage error (one line naming the flag, the value and what is allowed); 130 interrupted.
-No traceback unless ``--debug``.
+2 a usage error (one line naming the flag, the value and what is allowed); 130 interrupted
+(Ctrl-C, or SIGTERM as a job scheduler, CI or ``timeout`` sends it: the same clean stop, with
+tune's line saying how to resume). No traceback unless ``--debug``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from superconverge.cli import fit, lr_find, report, reproduce, schedule, tune
@@ -58,6 +61,28 @@ def build_parser() -> Parser:
     return parser
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the command as Ctrl-C does (files complete, tune's resume line, exit 130)
+    instead of killing it silently; only where SIGTERM has its default action, in the main
+    thread (a host that set its own handler keeps it)."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        installed = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        if installed:
+            signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        installed = False
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = build_parser()
@@ -74,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)  # tune keeps a count below the usable cores
     try:
-        with cli_logging(args.quiet, args.verbose):
+        with cli_logging(args.quiet, args.verbose), _terminate_as_interrupt():
             return int(args.handler(args))
     except (Exception, KeyboardInterrupt) as error:
         status, message = explain(error, args.parser)

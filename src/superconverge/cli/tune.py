@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import shlex
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from superconverge.cli._common import (
     UsageError,
+    _usable_folder,
     add_data_flags,
     check_seed,
     claim_out_dir,
@@ -46,14 +50,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", default="auto", help="auto or an integer")
     p.add_argument(
         "--weight-decays",
-        type=float,
+        type=_decay,
         nargs="+",
         help="candidates, the first the anchor the LR is chosen at (default: 1e-4 1e-3 1e-5 0 "
         "for sgd, 0.1 0.03 0.01 0 for adamw/nadamw)",
     )
     p.add_argument(
         "--budget",
-        type=float,
+        type=_budget,
         default=1.0,
         help="what the search may spend, in final runs' worth of training samples (default 1: "
         "the whole recipe costs at most twice the final run)",
@@ -127,6 +131,44 @@ def model_factory(args: argparse.Namespace, splits: Any) -> tuple[Any, str, dict
     return ModelFactory(name, options), name, options
 
 
+@contextlib.contextmanager
+def _created(out: Path) -> Iterator[None]:
+    """The folder `out` made (parents too), or a UsageError naming --out when the system
+    refuses (a read-only or virtual file system that the permission check let through)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(
+            f"--out {out}: cannot create the folder ({error.strerror or error}); choose another "
+            "--out"
+        ) from None
+    yield
+
+
+def _decay(value: str) -> float:
+    """A weight-decay candidate: a finite number >= 0 (named by argparse before any data load)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):
+        raise argparse.ArgumentTypeError(f"must be finite numbers >= 0, got {value!r}")
+    return number
+
+
+def _budget(value: str) -> float:
+    """The search's allowance: a finite number > 0, in final runs' worth of samples."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a number > 0 (final runs' worth of samples), got {value!r}"
+        )
+    return number
+
+
 def run(args: argparse.Namespace) -> int:
     from superconverge.pytorch.distributed import launched_ranks, start_process_group, world
 
@@ -151,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
         )
     batch_size = _batch_size(args.batch_size)
     check_seed(args.seed)
+    if args.out is not None and args.resume is None:
+        _usable_folder(args.out, "--out")  # before the data load: nothing to wait for
     loss_from_flag(args.loss)  # a bad --loss or --metric is named before the data load
     metrics_from_flags(args.metrics)
     splits = resolve_data(args.data, args.data_dir, args.seed)
@@ -187,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     created = not out.exists()
     try:
         # one writer from the check of the folder to the last report file: a second run fails
-        with FolderLock(out):
+        with _created(out), FolderLock(out):
             if args.resume is None:
                 claim_out_dir(out, args.force)
             return _tune_and_report(

@@ -103,10 +103,15 @@ def diagnose_losses(
         )
     last_drop = val[-2] - val[-1]
     if lowest == len(val) - 1 and improvement > 0 and last_drop > STILL_FALLING * improvement:
+        share = (
+            f"{100 * last_drop / improvement:.0f}% of the run's improvement"
+            if last_drop <= improvement
+            else "more than the run's whole improvement: it had risen before"
+        )
         return Verdict(
             "underfitting",
             f"the validation loss was still falling in the last epoch ({val[-2]:.4g} → "
-            f"{val[-1]:.4g}, {100 * last_drop / improvement:.0f}% of the run's improvement)",
+            f"{val[-1]:.4g}, {share})",
             "train longer or raise max_lr; a larger model can help too",
             evidence,
         )

@@ -190,19 +190,33 @@ class Journal:
         write_text_atomically(self.path, json.dumps(data, indent=1, allow_nan=False))
 
     def summary(self) -> str:
-        """One line for people: what is done."""
-        done = ", ".join(self.keys()) or "nothing yet"
+        """One line for people: what is done (the stages by name, the measurements counted).
+
+        Example:
+            >>> Journal(None, {}, records={"batch_size": 16, "short_run/a": {}},
+            ...         started="2026-12-02 05:00:00 UTC").summary()
+            'tune run started 2026-12-02 05:00:00 UTC, unfinished; recorded: batch_size and 1 measurement (range tests, short runs)'
+        """
+        stages = [key for key in self.keys() if "/" not in key]
+        measured = len(self.keys()) - len(stages)
+        done = ", ".join(stages)
+        if measured:
+            plural = "s" if measured > 1 else ""
+            counted = f"{measured} measurement{plural} (range tests, short runs)"
+            done = f"{done} and {counted}" if done else counted
         state = "finished" if self.finished else "unfinished"
-        return f"tune run started {self.started}, {state}; recorded: {done}"
+        return f"tune run started {self.started}, {state}; recorded: {done or 'nothing yet'}"
 
 
 def settings_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Each setting that differs, for people: ``"epochs 3 there, 5 now"``; `current` is taken
     as JSON would hold it, as `recorded` is. The recipe's constants (``settings``) are compared
     one by one, and a constant added since the run was recorded does not differ while it has
-    its default: a new constant's default keeps what the earlier version did (the final-run
-    extension needs short-run records with a training loss, which earlier runs lack), so a run
-    interrupted before an upgrade resumes after it."""
+    its default, so a run interrupted before an upgrade resumes after it; the stages not yet
+    recorded then follow the new default (``weight_decay_runs``'s skips the weight-decay runs
+    of a short run that shows no overfitting, which the earlier version ran; the final-run
+    extension needs short-run records with a training loss, which earlier runs lack, so it
+    does not trigger on them)."""
     now = _plain(current)
     differ = []
     for key in sorted(set(recorded) | set(now)):

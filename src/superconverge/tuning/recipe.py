@@ -278,6 +278,7 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     journal, settings, budget = setup.journal, setup.settings, setup.budget
     epochs, batch_size, families = request.epochs, request.batch_size, request.families
     weight_decays, momentum = request.weight_decays, request.momentum
+    resumed = bool(journal.keys())  # measurements read back take no time: no speed to tell
     batch_record = journal.remember(
         "batch_size", lambda: batch_size_stage(setup, batch_size, epochs)
     )
@@ -313,7 +314,8 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     chosen, max_lr, margin, bounds_record = lr_bounds_stage(setup, bounds, failed, start)
     bounds_record = journal.remember("lr_bounds", lambda: bounds_record)
     budget.handed = 0
-    _estimate(budget, time.perf_counter() - start)
+    if not resumed:
+        _estimate(budget, time.perf_counter() - start)
     min_lr = max_lr / settings.min_lr_divisor
     anchor = chosen.short.at(max_lr, min_lr, chosen.weight_decay)
     decays = decays_for(chosen.optimizer)

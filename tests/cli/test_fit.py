@@ -50,7 +50,7 @@ def test_a_plan_naming_built_in_data_and_model_runs_and_writes_its_results(tmp_p
     refit = tmp_path / "refit"
     assert json.loads((refit / "plan.json").read_text())["results"]["status"] == "completed"
     assert (refit / "history.json").is_file()
-    assert "completed: 1 epochs" in capsys.readouterr().out
+    assert "completed: 1 epoch;" in capsys.readouterr().out
     # a second run does not overwrite the first without --force
     assert main(["fit", "--plan", str(plan)]) == 2
     assert "pass --force" in capsys.readouterr().err

@@ -147,11 +147,11 @@ def test_quiet_and_verbose_set_what_reaches_stderr(tmp_path, capsys, monkeypatch
     steps = [line for line in default.err.splitlines() if ", step " in line]
     assert steps and all(" left" in line and ", lr " in line for line in steps)
     assert "epoch 1/1, train_loss" in default.err
-    assert "completed: 1 epochs" in default.out
+    assert "completed: 1 epoch;" in default.out
 
     assert main(["fit", "--quiet", "--plan", plan, "--out", str(tmp_path / "quiet")]) == 0
     quiet = capsys.readouterr()
-    assert quiet.err == "" and "completed: 1 epochs" in quiet.out  # the results still print
+    assert quiet.err == "" and "completed: 1 epoch;" in quiet.out  # the results still print
 
     assert main(["-v", "fit", "--plan", plan, "--out", str(tmp_path / "verbose")]) == 0
     verbose = capsys.readouterr()
@@ -161,8 +161,9 @@ def test_quiet_and_verbose_set_what_reaches_stderr(tmp_path, capsys, monkeypatch
     assert "--quiet and --verbose exclude each other" in capsys.readouterr().err
     import logging
 
-    assert logging.getLogger("superconverge").level == logging.NOTSET  # left as it was
-    assert not logging.getLogger("superconverge").handlers
+    library = logging.getLogger("superconverge")
+    assert library.level == logging.INFO  # left as it was: the package's own level and handler
+    assert [type(h).__name__ for h in library.handlers] == ["_UnconfiguredHandler"]
 
 
 @pytest.mark.parametrize("command", ["schedule", "lr-find", "tune", "fit", "report", "reproduce"])

@@ -249,7 +249,8 @@ def run(args: argparse.Namespace) -> int:
     test = plan.results.get("test", {})
     accuracy = f"; test accuracy {test['accuracy']:.4f}" if "accuracy" in test else ""
     epochs = len(history.epochs)
-    print(f"{history.status}: {epochs} epochs; verdict {plan.results['verdict']['kind']}{accuracy}")
+    count = f"{epochs} epoch{'s' if epochs != 1 else ''}"
+    print(f"{history.status}: {count}; verdict {plan.results['verdict']['kind']}{accuracy}")
     print(f"wrote {out}")
     return 0
 

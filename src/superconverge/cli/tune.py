@@ -145,6 +145,10 @@ def _created(out: Path) -> Iterator[None]:
     yield
 
 
+def _epochs(count: int) -> str:
+    return f"{count} epoch{'s' if count != 1 else ''}"
+
+
 def _decay(value: str) -> float:
     """A weight-decay candidate: a finite number >= 0 (named by argparse before any data load)."""
     try:
@@ -213,12 +217,12 @@ def run(args: argparse.Namespace) -> int:
     from superconverge._files import FolderLock
 
     if own_data:
-        print(f"tune: {splits.name}, model {model_name}, {args.epochs} epochs")
+        print(f"tune: {splits.name}, model {model_name}, {_epochs(args.epochs)}")
     else:
         test_part = f" / {len(splits.test)} test" if splits.test is not None else ""
         print(
             f"tune: {splits.name} ({len(splits.train)} train / {len(splits.val)} val{test_part}), "
-            f"model {model_name}, {args.epochs} epochs"
+            f"model {model_name}, {_epochs(args.epochs)}"
         )
     start = time.perf_counter()
     # a usable folder, refused untouched when it holds a run and neither --force nor --resume;

@@ -77,7 +77,8 @@ LOSS = nn.functional.cross_entropy
 BATCH = 64  # every contender but the recipe (fastai's default; recipe.py's baselines)
 EXTRAS = {"schedule-free": "schedulefree", "prodigy": "prodigyopt", "optuna": "optuna",
           "optuna-short": "optuna"}  # fmt: skip
-RECIPES = ("recipe", "recipe-fixed", "recipe-reserve", "recipe-wd-always")  # tune, and earlier or rejected variants
+# tune, and its earlier or rejected variants
+RECIPES = ("recipe", "recipe-fixed", "recipe-reserve", "recipe-wd-always")
 CONTENDERS = (
     *RECIPES, "schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest", "optuna",
     "optuna-short", "grid",

@@ -397,7 +397,7 @@ def test_a_short_run_that_does_not_overfit_spends_nothing_on_weight_decay(digits
     assert plan.weight_decay == 1e-4 and set(record["details"]["runs"]) == {"0.0001"}
     assert record["samples"] == 0 and "weight_decay" not in compute["search_samples_by_stage"]
     assert "not searched: the short run shows no overfitting" in record["why"]
-    assert "no longer final run: off" in record["why"]
+    assert "the final run is not lengthened: off" in record["why"]
     # the paper's search whatever the short run shows, and candidates the caller names, still run
     always = sc.tune(
         make_mlp,

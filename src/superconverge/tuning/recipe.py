@@ -334,7 +334,7 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
             anchor, anchor_run, extra, extension_why
         )
     elif skipped is not None:
-        why = f"{skipped}; no longer final run: {extension_why}"
+        why = f"{skipped}; the final run is not lengthened: {extension_why}"
         weight_decay, short_loss, wd_record = extension_stage(anchor, anchor_run, 0, why)
     else:
         weight_decay, short_loss, wd_record = weight_decay_stage(setup, anchor, decays, margin)

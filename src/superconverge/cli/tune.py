@@ -52,8 +52,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--weight-decays",
         type=_decay,
         nargs="+",
-        help="candidates, the first the anchor the LR is chosen at (default: 1e-4 1e-3 1e-5 0 "
-        "for sgd, 0.1 0.03 0.01 0 for adamw/nadamw)",
+        help="candidates, the first the anchor the LR is chosen at, all compared (default: 1e-4 "
+        "1e-3 1e-5 0 for sgd, 0.1 0.03 0.01 0 for adamw/nadamw, compared only where the short "
+        "run may overfit)",
     )
     p.add_argument(
         "--budget",

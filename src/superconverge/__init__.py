@@ -7,8 +7,6 @@ imported on first use, so ``import superconverge.schedules`` never loads torch.
 from __future__ import annotations
 
 import importlib
-import logging
-import sys
 from typing import Any
 
 from superconverge.schedules import (
@@ -22,30 +20,6 @@ from superconverge.schedules import (
 )
 
 __version__ = "0.1.0"
-
-
-class _UnconfiguredHandler(logging.Handler):
-    """The library's decisions (``tune: lr_bounds = ...``, the range test's pick) on stderr for
-    a script or notebook that configured no logging, where Python would show only warnings;
-    silent as soon as the root logger has a handler (``logging.basicConfig``, pytest, a host
-    application): the records then propagate there as usual, so nothing prints twice. Lightning
-    does the same for its own logger. Silence it with
-    ``logging.getLogger("superconverge").setLevel(logging.WARNING)``."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if logging.getLogger().handlers:
-            return
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-        except Exception:  # a log line must never break a run
-            self.handleError(record)
-
-
-_logger = logging.getLogger(__name__)
-if not _logger.handlers:  # once, however often the package is reloaded
-    _logger.addHandler(_UnconfiguredHandler())
-    if _logger.level == logging.NOTSET:
-        _logger.setLevel(logging.INFO)
 
 # public name -> module that defines it; loaded lazily because these modules import torch
 _LAZY = {

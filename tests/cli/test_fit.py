@@ -85,7 +85,10 @@ def test_a_plan_naming_its_own_loss_and_metric_runs_when_fit_names_them_again(tm
     flags += ["--loss", "torch.nn.functional:cross_entropy", "--metric", "top5"]
     assert main(["fit", "--plan", str(plan), *flags]) == 0
     results = json.loads((tmp_path / "named" / "plan.json").read_text())["results"]
-    assert set(results["final_val_metrics"]) == {
-        "accuracy",
-        "top5",
-    }  # the command's, not the plan's
+    assert set(results["final_val_metrics"]) == {"accuracy", "top5"}  # the command's
+    # another loss named in its place is the one trained with
+    flags = ["--out", str(tmp_path / "other"), "--metric", "accuracy"]
+    flags += ["--loss", "torch.nn.functional:multi_margin_loss"]
+    assert main(["fit", "--plan", str(plan), *flags]) == 0
+    other = json.loads((tmp_path / "other" / "plan.json").read_text())["results"]
+    assert other["final_val_loss"] != results["final_val_loss"]

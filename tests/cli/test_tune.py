@@ -163,3 +163,15 @@ def test_an_out_being_written_by_another_run_is_named_not_offered_to_force(tmp_p
         holder.kill()
         holder.wait()
     assert (out / "journal.json").read_text() == "{}"  # nothing touched
+
+
+def test_threads_given_before_the_subcommand_are_recorded_for_resume(tmp_path):
+    from superconverge.tuning.journal import Journal
+
+    out = tmp_path / "run"
+    before = torch.get_num_threads()
+    try:
+        assert main(["--threads", "1", "tune", "--epochs", "1", "-q", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert Journal.load(out).command[-2:] == ["--threads", "1"]

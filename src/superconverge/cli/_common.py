@@ -193,17 +193,12 @@ def cli_logging(quiet: bool, verbose: bool) -> Iterator[None]:
     handler = _StderrHandler()
     handler.setFormatter(_Formatter(verbose))
     level = library.level
-    defaults = list(library.handlers)  # the package's own for unconfigured scripts: ours instead
-    for default in defaults:
-        library.removeHandler(default)
     library.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     library.addHandler(handler)
     try:
         yield
     finally:
         library.removeHandler(handler)
-        for default in defaults:
-            library.addHandler(default)
         library.setLevel(level)
 
 

@@ -79,7 +79,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        if installed:
+        if installed and signal.getsignal(signal.SIGTERM) is interrupt:  # not one set since
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 

@@ -233,6 +233,9 @@ def run(args: argparse.Namespace) -> int:
         given = list(getattr(args, "argv", None) or [])
         flags = given[given.index("tune") + 1 :] if "tune" in given else given
         args.command = [flag for flag in flags if flag != "--force"]
+        threads = getattr(args, "threads", None)
+        if threads is not None and not any(f.split("=")[0] == "--threads" for f in flags):
+            args.command += ["--threads", str(threads)]  # given before the subcommand
     created = not out.exists()
     try:
         # one writer from the check of the folder to the last report file: a second run fails

@@ -321,14 +321,13 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     decays = decays_for(chosen.optimizer)
     anchor_run = setup.run_short("weight_decay", anchor)  # charged (if new) before the share
     share = _extension_share(budget, anchor, decays, reserve, request.compare_momentum, settings)
-    extra, extension_why = final_run_extension(
-        share, per_epoch, *_losses(anchor_run), margin, settings
-    )
-    skipped = (
-        None
-        if weight_decays is not None
-        else weight_decay_runs_skipped(*_losses(anchor_run), margin, settings)
-    )
+    if weight_decays is not None:  # candidates the caller named are compared, not handed over
+        extra, extension_why, skipped = 0, "the weight decays given are compared", None
+    else:
+        extra, extension_why = final_run_extension(
+            share, per_epoch, *_losses(anchor_run), margin, settings
+        )
+        skipped = weight_decay_runs_skipped(*_losses(anchor_run), margin, settings)
     if extra:
         weight_decay, short_loss, wd_record = extension_stage(
             anchor, anchor_run, extra, extension_why

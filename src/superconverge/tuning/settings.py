@@ -110,7 +110,8 @@ class RecipeSettings:
     # when the weight-decay runs run: "if_overfitting" (only when the short run at the chosen
     # settings may overfit: its training loss at its end below its validation loss by more than
     # the noise of a short run; otherwise the anchor stays and their samples are not spent) or
-    # "always" (the paper's search, as before). In all 30 recipe runs of issue 16's benchmarks
+    # "always" (as before this setting: whenever the final-run extension does not take their
+    # share; with extend_final_run=False, always). In all 30 recipe runs of issue 16's benchmarks
     # where the stage compared candidates it kept its anchor (benchmarks/contenders_budget.jsonl;
     # docs/benchmarks.md, "Weight-decay runs only where the short run may overfit"). Candidates
     # passed to tune (`weight_decays`) always run

@@ -30,6 +30,16 @@ def number(value: Any) -> str:
     return str(value)
 
 
+def plural(count: int, word: str) -> str:
+    """``"1 epoch"``, ``"2 epochs"``.
+
+    Example:
+        >>> plural(1, "epoch"), plural(3, "measurement")
+        ('1 epoch', '3 measurements')
+    """
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def clip(text: str, limit: int) -> str:
     """`text` on one line, cut to at most `limit` characters (with an ellipsis).
 

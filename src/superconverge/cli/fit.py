@@ -14,6 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from superconverge._display import plural
 from superconverge._files import write_text_atomically
 from superconverge.cli._common import (
     MAX_SEED,
@@ -249,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
     test = plan.results.get("test", {})
     accuracy = f"; test accuracy {test['accuracy']:.4f}" if "accuracy" in test else ""
     epochs = len(history.epochs)
-    count = f"{epochs} epoch{'s' if epochs != 1 else ''}"
+    count = plural(epochs, "epoch")
     print(f"{history.status}: {count}; verdict {plan.results['verdict']['kind']}{accuracy}")
     print(f"wrote {out}")
     return 0

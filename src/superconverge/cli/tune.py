@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from superconverge._display import plural
 from superconverge.cli._common import (
     UsageError,
     _usable_folder,
@@ -132,9 +132,8 @@ def model_factory(args: argparse.Namespace, splits: Any) -> tuple[Any, str, dict
     return ModelFactory(name, options), name, options
 
 
-@contextlib.contextmanager
-def _created(out: Path) -> Iterator[None]:
-    """The folder `out` made (parents too), or a UsageError naming --out when the system
+def _create(out: Path) -> None:
+    """Make the folder `out` (parents too), or a UsageError naming --out when the system
     refuses (a read-only or virtual file system that the permission check let through)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -143,35 +142,26 @@ def _created(out: Path) -> Iterator[None]:
             f"--out {out}: cannot create the folder ({error.strerror or error}); choose another "
             "--out"
         ) from None
-    yield
 
 
-def _epochs(count: int) -> str:
-    return f"{count} epoch{'s' if count != 1 else ''}"
+def _finite(allowed: str, accepts: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type: a finite number that `accepts`, else the error naming what is
+    `allowed` (argparse names the flag), before any data load."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and accepts(number)):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value!r}")
+        return number
+
+    return parse
 
 
-def _decay(value: str) -> float:
-    """A weight-decay candidate: a finite number >= 0 (named by argparse before any data load)."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not (math.isfinite(number) and number >= 0):
-        raise argparse.ArgumentTypeError(f"must be finite numbers >= 0, got {value!r}")
-    return number
-
-
-def _budget(value: str) -> float:
-    """The search's allowance: a finite number > 0, in final runs' worth of samples."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not (math.isfinite(number) and number > 0):
-        raise argparse.ArgumentTypeError(
-            f"must be a number > 0 (final runs' worth of samples), got {value!r}"
-        )
-    return number
+_decay = _finite("finite numbers >= 0", lambda number: number >= 0)
+_budget = _finite("a number > 0 (final runs' worth of samples)", lambda number: number > 0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,12 +208,12 @@ def run(args: argparse.Namespace) -> int:
     from superconverge._files import FolderLock
 
     if own_data:
-        print(f"tune: {splits.name}, model {model_name}, {_epochs(args.epochs)}")
+        print(f"tune: {splits.name}, model {model_name}, {plural(args.epochs, 'epoch')}")
     else:
         test_part = f" / {len(splits.test)} test" if splits.test is not None else ""
         print(
             f"tune: {splits.name} ({len(splits.train)} train / {len(splits.val)} val{test_part}), "
-            f"model {model_name}, {_epochs(args.epochs)}"
+            f"model {model_name}, {plural(args.epochs, 'epoch')}"
         )
     start = time.perf_counter()
     # a usable folder, refused untouched when it holds a run and neither --force nor --resume;
@@ -239,7 +229,8 @@ def run(args: argparse.Namespace) -> int:
     created = not out.exists()
     try:
         # one writer from the check of the folder to the last report file: a second run fails
-        with _created(out), FolderLock(out):
+        _create(out)
+        with FolderLock(out):
             if args.resume is None:
                 claim_out_dir(out, args.force)
             return _tune_and_report(

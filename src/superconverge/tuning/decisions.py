@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from superconverge._display import plural
 from superconverge.tuning.settings import DEFAULT_SETTINGS, RecipeSettings
 
 
@@ -358,18 +359,28 @@ def weight_decay_runs_skipped(
         >>> weight_decay_runs_skipped(0.20, 0.35, 0.05) is None  # a generalisation gap
         True
     """
-    if settings.weight_decay_runs == "always":
+    if settings.weight_decay_runs == "always" or train_loss is None or val_loss is None:
         return None
-    if train_loss is None or val_loss is None:
-        return None
-    if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-        return None
-    if train_loss < val_loss - margin * abs(val_loss):
+    if not _shows_no_overfitting(train_loss, val_loss, margin):
         return None
     return (
+        f"{_no_overfitting(train_loss, val_loss, margin)}: a regulariser has nothing to "
+        "correct, so its runs are not run"
+    )
+
+
+def _shows_no_overfitting(train_loss: float, val_loss: float, margin: float) -> bool:
+    """Both losses finite, and the training loss (at the short run's end) not below the
+    validation loss by more than `margin` of it (also for a loss below 0)."""
+    if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+        return False
+    return train_loss >= val_loss - margin * abs(val_loss)
+
+
+def _no_overfitting(train_loss: float, val_loss: float, margin: float) -> str:
+    return (
         f"the short run shows no overfitting (training loss {train_loss:.3g} is not below the "
-        f"validation loss {val_loss:.3g} by more than {margin:.1%}): a regulariser has nothing "
-        "to correct, so its runs are not run"
+        f"validation loss {val_loss:.3g} by more than {margin:.1%})"
     )
 
 
@@ -409,7 +420,7 @@ def final_run_extension(
         return 0, "no training or validation loss of the chosen short run"
     if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
         return 0, "the chosen short run's losses are not finite"
-    if train_loss < val_loss - margin * abs(val_loss):  # also for a loss below 0
+    if not _shows_no_overfitting(train_loss, val_loss, margin):
         return 0, (
             f"the short run may overfit (training loss {train_loss:.3g} is below the validation "
             f"loss {val_loss:.3g} by more than {margin:.1%}): weight decay is searched"
@@ -419,8 +430,7 @@ def final_run_extension(
             f"the {left_samples:,} samples left are less than one epoch ({samples_per_epoch:,})"
         )
     return epochs, (
-        f"the short run shows no overfitting (training loss {train_loss:.3g} is not below the "
-        f"validation loss {val_loss:.3g} by more than {margin:.1%}): "
-        f"{epochs * samples_per_epoch:,} of the {left_samples:,} samples left buy {epochs} "
-        f"more epoch{'s' if epochs > 1 else ''}"
+        f"{_no_overfitting(train_loss, val_loss, margin)}: "
+        f"{epochs * samples_per_epoch:,} of the {left_samples:,} samples left buy "
+        f"{plural(epochs, 'more epoch')}"
     )

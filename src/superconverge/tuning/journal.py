@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from superconverge._display import plural
 from superconverge._files import write_text_atomically
 from superconverge._json import decode_nonfinite, encode_nonfinite
 from superconverge.tuning.settings import RecipeSettings
@@ -189,6 +190,12 @@ class Journal:
         }
         write_text_atomically(self.path, json.dumps(data, indent=1, allow_nan=False))
 
+    def recorded(self) -> tuple[list[str], int]:
+        """The stages decided (their keys, in order) and how many measurements (range tests,
+        short runs: keys with a ``/``) are recorded."""
+        stages = [key for key in self.keys() if "/" not in key]
+        return stages, len(self.keys()) - len(stages)
+
     def summary(self) -> str:
         """One line for people: what is done (the stages by name, the measurements counted).
 
@@ -197,12 +204,10 @@ class Journal:
             ...         started="2026-12-02 05:00:00 UTC").summary()
             'tune run started 2026-12-02 05:00:00 UTC, unfinished; recorded: batch_size and 1 measurement (range tests, short runs)'
         """
-        stages = [key for key in self.keys() if "/" not in key]
-        measured = len(self.keys()) - len(stages)
+        stages, measured = self.recorded()
         done = ", ".join(stages)
         if measured:
-            plural = "s" if measured > 1 else ""
-            counted = f"{measured} measurement{plural} (range tests, short runs)"
+            counted = f"{plural(measured, 'measurement')} (range tests, short runs)"
             done = f"{done} and {counted}" if done else counted
         state = "finished" if self.finished else "unfinished"
         return f"tune run started {self.started}, {state}; recorded: {done or 'nothing yet'}"

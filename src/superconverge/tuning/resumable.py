@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from superconverge._display import plural
 from superconverge._files import FolderLock
 from superconverge._run_folder import discard, move_aside, run_files
 from superconverge.data.checks import check_array_data, check_batch, class_count
@@ -116,12 +117,10 @@ def kept_on_interrupt(journal: Journal) -> str:
         >>> kept_on_interrupt(Journal(None, {}, records={"batch_size": 16, "short_run/a": {}}))
         'the stages decided (batch_size) and 1 measurement (range tests, short runs)'
     """
-    stages = [key for key in journal.records if "/" not in key]
-    measured = len(journal.records) - len(stages)
+    stages, measured = journal.recorded()
     kept = [f"the stages decided ({', '.join(stages)})"] if stages else []
     if measured:
-        plural = "s" if measured > 1 else ""
-        kept.append(f"{measured} measurement{plural} (range tests, short runs)")
+        kept.append(f"{plural(measured, 'measurement')} (range tests, short runs)")
     if journal.folder is not None and (Path(journal.folder) / CHECKPOINT).is_file():
         kept.append("the final run's checkpoint of its last finished epoch")
     if not kept:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from superconverge._display import plural
 from superconverge.finder.analysis import SWEEP_FURTHER
 from superconverge.finder.result import RangeTestResult
 from superconverge.tuning.batch_size import find_batch_size
@@ -392,9 +393,7 @@ def extension_stage(
     the LR stage's)."""
     anchor = float(short.weight_decay)
     longer = (
-        f"; the final run trains {extra_epochs} epoch{'s' if extra_epochs > 1 else ''} longer"
-        if extra_epochs
-        else ""
+        f"; the final run trains {plural(extra_epochs, 'epoch')} longer" if extra_epochs else ""
     )
     return (
         anchor,

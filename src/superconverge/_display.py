@@ -87,7 +87,13 @@ def html_table(
     return "\n".join(lines)
 
 
-def _decision(value: Any) -> str:
+def decision(value: Any) -> str:
+    """A stage's decision in a few characters: a dict as ``name value`` pairs, else `number`.
+
+    Example:
+        >>> decision({"optimizer": "sgd", "max_lr": 0.11703972447383781}), decision(0.0001)
+        ('optimizer sgd, max_lr 0.117', '0.0001')
+    """
     if isinstance(value, dict):
         return pairs(value.items())
     return number(value)
@@ -139,7 +145,7 @@ def plan_html(plan: Any) -> str:
         stages = [
             (
                 str(step.get("step", "")),
-                _decision(step.get("decision")),
+                decision(step.get("decision")),
                 clip(str(step.get("why", "")), 200),
                 f"{step.get('seconds', math.nan):.1f} s",
             )

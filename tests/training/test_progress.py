@@ -15,6 +15,7 @@ from superconverge.training.progress import (
     format_seconds,
     resolve_progress,
     silenced,
+    tell,
 )
 
 LOSS = nn.functional.cross_entropy
@@ -172,6 +173,28 @@ def test_progress_lines_go_through_logging_when_it_shows_them(capsys):
     lines = shown.getvalue().splitlines()
     assert len(lines) == 2 and LINE.match(lines[0]) and "train_loss" in lines[1]
     assert capsys.readouterr().err == ""  # not printed a second time
+
+
+def test_a_decision_is_shown_once_whatever_logging_shows_and_not_when_silenced(capsys):
+    library = logging.getLogger("superconverge")
+    stage = logging.getLogger("superconverge.tuning.stages")
+    tell("tune: batch_size = 16", stage)  # nothing configured: printed to stderr
+    assert capsys.readouterr().err == "tune: batch_size = 16\n"
+    shown = io.StringIO()
+    handler = logging.StreamHandler(shown)
+    library.addHandler(handler)
+    library.setLevel(logging.INFO)
+    try:
+        tell("lr_find (SGD): max_lr 0.1", stage)  # the CLI's case: its handler shows it
+        assert shown.getvalue() == "lr_find (SGD): max_lr 0.1\n"
+        assert capsys.readouterr().err == ""
+        library.setLevel(logging.WARNING)  # silenced (--quiet): neither
+        tell("tune: momentum = 0.9", stage)
+        assert shown.getvalue() == "lr_find (SGD): max_lr 0.1\n"
+        assert capsys.readouterr().err == ""
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(logging.NOTSET)
 
 
 @pytest.mark.parametrize(

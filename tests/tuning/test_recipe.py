@@ -308,7 +308,7 @@ def test_auto_batch_leaves_the_final_run_enough_updates(digits):
     # updates, but the update floor stops at 16 (a tenth of the set would allow 129)
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, weight_decays=(0.0,))
     assert plan.batch_size == 16
-    assert "sizes above 16 were not tried" in plan.evidence[0]["why"]
+    assert "32 and larger were not tried" in plan.evidence[0]["why"]  # the next candidate
     assert "fewer than 1000 updates" in plan.evidence[0]["why"]
 
 
@@ -377,7 +377,7 @@ def test_samples_held_back_during_the_lr_search_go_to_the_final_run(digits):
     assert compute["handed_to_final_run_samples"] <= compute["allowance_samples"] // 2
 
 
-def test_the_final_run_keeps_its_epochs_when_asked(digits):
+def test_the_final_run_keeps_its_epochs_when_asked(digits, capsys):
     settings = RecipeSettings(extension_reserve_fraction=0.5, extend_final_run=False)
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=3, optimizer="sgd",
                    settings=settings)  # fmt: skip
@@ -385,6 +385,13 @@ def test_the_final_run_keeps_its_epochs_when_asked(digits):
     assert plan.evidence[2]["details"]["extension"].endswith(
         "off (RecipeSettings.extend_final_run)"
     )
+    # a script that configured no logging sees the decisions, once each, as the CLI shows them
+    lines = capsys.readouterr().err.splitlines()
+    for stage in ("batch_size", "lr_bounds", "weight_decay", "momentum", "final_run", "diagnosis"):
+        assert sum(line.startswith(f"tune: {stage} = ") for line in lines) == 1, stage
+    assert sum(line.startswith("lr_find (SGD): max_lr ") for line in lines) == 1
+    bounds = next(line for line in lines if line.startswith("tune: lr_bounds = "))
+    assert bounds.startswith(f"tune: lr_bounds = optimizer sgd, max_lr {plan.max_lr:.3g}, min_lr")
 
 
 def test_a_short_run_that_does_not_overfit_spends_nothing_on_weight_decay(digits):

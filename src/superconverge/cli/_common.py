@@ -488,14 +488,3 @@ def read_json(path: Path, flag: str) -> Any:
         ) from None
     except RecursionError:
         raise UsageError(f"{flag} {path} is nested too deeply to be a tune file") from None
-
-
-def short(value: Any) -> str:
-    """A value in a few characters: floats to 3 significant digits, dicts as ``k v`` pairs."""
-    if isinstance(value, dict):
-        return ", ".join(
-            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()
-        )
-    if isinstance(value, (tuple, list)):
-        return "(" + ", ".join(f"{v:g}" for v in value) + ")"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)

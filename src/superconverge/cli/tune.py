@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from superconverge._display import plural
+from superconverge._display import decision, plural
 from superconverge.cli._common import (
     UsageError,
     _usable_folder,
@@ -19,7 +19,6 @@ from superconverge.cli._common import (
     claim_out_dir,
     model_from_flag,
     resolve_data,
-    short,
 )
 from superconverge.cli._data_flags import (
     UserData,
@@ -475,7 +474,7 @@ def _print_plan(plan: Any) -> None:
         samples = step.get("samples", 0)
         print(
             f"  {step['step']:<13} {step['seconds']:6.1f} s {samples:>10,} samples  "
-            f"{short(step['decision'])}"
+            f"{decision(step['decision'])}"
         )
     compute = plan.compute
     if compute:
@@ -493,7 +492,7 @@ def _print_plan(plan: Any) -> None:
     print(
         f"chosen: {plan.optimizer or 'your optimizer'}, batch {_batch_text(plan)}, "
         f"max_lr {plan.max_lr:.3g}, min_lr {plan.min_lr:.3g}, "
-        f"weight decay {plan.weight_decay:g}, momentum {short(plan.momentum)}"
+        f"weight decay {plan.weight_decay:g}, momentum {decision(plan.momentum)}"
     )
     if test:
         print(

@@ -40,6 +40,7 @@ from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.training.device import to_device
 from superconverge.training.evaluation import evaluate_batches
+from superconverge.training.progress import tell
 
 logger = logging.getLogger(__name__)
 
@@ -329,7 +330,8 @@ def lr_find(
         chance=_chance(val_subset),
     )
     if rank == 0:
-        logger.info("lr_find: %s", result.summary().replace("\n", "; "))
+        summary = result.summary().replace("\n", "; ")
+        tell(f"lr_find ({settings['optimizer']}): {summary}", logger)
     return result
 
 

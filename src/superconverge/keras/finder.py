@@ -18,6 +18,7 @@ from superconverge.finder.sweep import (
     sweep_settings,
 )
 from superconverge.keras.optimizers import CyclicSGD
+from superconverge.training.progress import tell
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ def lr_find(
     result = build_result(
         [record.curve()], diverge_factor=diverge_factor, rule=rule, policy=policy, settings=settings
     )
-    logger.info("keras lr_find: %s", result.summary().replace("\n", "; "))
+    tell("keras lr_find: " + result.summary().replace("\n", "; "), logger)
     return result
 
 

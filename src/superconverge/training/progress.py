@@ -3,8 +3,9 @@ in Jupyter), a plain line every few seconds in logs (stderr is not a terminal: a
 pipe), or nothing (``progress=False``, or logging set to hide superconverge's info lines, as the
 CLI's ``--quiet`` does).
 
-Messages meant for people (the per-epoch line, the periodic lines) go through `say`: to the
-``superconverge`` loggers, and to stderr as well unless logging already shows them there.
+Messages meant for people (the per-epoch line, the periodic lines, and through `tell` the
+decisions: a range test's LR, each stage of `tune`) go through `say`: to the ``superconverge``
+loggers, and to stderr as well unless logging already shows them there.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from superconverge.pytorch.distributed import world as process_world
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +96,20 @@ def in_notebook() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
-def say(message: str, *, show: bool = True) -> None:
-    """Log `message` at INFO on the superconverge logger; with `show`, also print it to stderr
-    unless a handler already shows INFO lines (no line twice)."""
-    logger.info(message)
-    if show and not (logger.isEnabledFor(logging.INFO) and logger.hasHandlers()):
+def say(message: str, *, show: bool = True, log: logging.Logger = logger) -> None:
+    """Log `message` at INFO on `log` (a superconverge logger); with `show`, also print it to
+    stderr unless a handler already shows `log`'s INFO lines (no line twice)."""
+    log.info(message)
+    if show and not (log.isEnabledFor(logging.INFO) and log.hasHandlers()):
         print(message, file=sys.stderr, flush=True)
+
+
+def tell(message: str, log: logging.Logger) -> None:
+    """A decision the library made for the user (the LR a range test chose, a stage of `tune`):
+    `say` it, unless the user silenced the package (`silenced`). A script or a notebook that
+    configured no logging sees it on stderr as it sees the epoch lines; the CLI's handler
+    shows it once; under torchrun only rank 0 prints it (as only rank 0 shows progress)."""
+    say(message, show=not silenced() and process_world()[0] == 0, log=log)
 
 
 def format_seconds(seconds: float) -> str:

@@ -44,6 +44,7 @@ from superconverge.pytorch.optimizers import (
     decouples_weight_decay,
 )
 from superconverge.training.device import PRECISIONS, resolve_device
+from superconverge.training.progress import tell
 from superconverge.tuning.budget import (
     SearchBudget,
     ShortRunSize,
@@ -430,13 +431,11 @@ def _estimate(budget: SearchBudget, seconds: float) -> None:
     if done <= 0 or seconds <= 0:
         return
     left = max(0, budget.allowance - done) + budget.final_samples
-    logger.info(
-        "tune: about %.0f s left (%s search samples at most, then the final run's %s, at "
-        "%.0f samples/s so far)",
-        left * seconds / done,
-        f"{max(0, budget.allowance - done):,}",
-        f"{budget.final_samples:,}",
-        done / seconds,
+    tell(
+        f"tune: about {left * seconds / done:.0f} s left ({max(0, budget.allowance - done):,} "
+        f"search samples at most, then the final run's {budget.final_samples:,}, at "
+        f"{done / seconds:.0f} samples/s so far)",
+        logger,
     )
 
 

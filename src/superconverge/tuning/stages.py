@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from superconverge._display import decision as decision_text
 from superconverge._display import plural
 from superconverge.finder.analysis import SWEEP_FURTHER
 from superconverge.finder.result import RangeTestResult
+from superconverge.training.progress import tell
 from superconverge.tuning.batch_size import find_batch_size
 from superconverge.tuning.decisions import (
     batch_sizes_to_try,
@@ -36,7 +38,10 @@ def evidence(
     stage: str, decision: Any, why: str, seconds: float, samples: int = 0, **details: Any
 ) -> dict[str, Any]:
     """The evidence record of one stage of the recipe, as ``plan.json`` stores it."""
-    logger.info("tune: %s = %s (%s) [%.1f s, %s samples]", stage, decision, why, seconds, samples)
+    tell(
+        f"tune: {stage} = {decision_text(decision)} ({why}) [{seconds:.1f} s, {samples:,} samples]",
+        logger,
+    )
     return {
         "step": stage,
         "decision": decision,
@@ -102,9 +107,11 @@ def batch_size_stage(setup: RecipeSetup, batch_size: int | str, epochs: int) -> 
         and train_size is not None
         and max_batch < train_size // settings.min_steps_per_epoch
     ):
+        larger = [size for size in settings.batch_candidates if size > max_batch]
+        sizes = f"{min(larger)} and larger" if larger else f"sizes above {max_batch}"
         why += (
-            f"; sizes above {max_batch} were not tried: they would leave the {epochs}-epoch run "
-            f"fewer than {settings.min_total_steps} updates"
+            f"; {sizes} were not tried: they would leave the {epochs}-epoch run fewer than "
+            f"{settings.min_total_steps} updates"
         )
     seconds = time.perf_counter() - start
     return evidence("batch_size", chosen, why, seconds, samples, **details)

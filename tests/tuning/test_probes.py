@@ -1,14 +1,25 @@
 """The recipe's measurements: throughput probe and short runs (the GPU probe: tests/test_cuda.py)."""
 
 import math
+import os
 import pickle
+import signal
+import threading
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from superconverge.data import load
 from superconverge.models import build
-from superconverge.tuning.probes import ShortRun, measure_throughput, run_short, run_short_runs
+from superconverge.tuning.probes import (
+    ShortRun,
+    map_in_processes,
+    measure_throughput,
+    run_short,
+    run_short_runs,
+)
 
 
 def make_mlp():
@@ -60,3 +71,27 @@ def test_throughput_is_measured_for_every_size(digits):
     measured = measure_throughput(make_mlp, digits.train, [16, 32], torch.nn.functional.cross_entropy,
                                   torch.device("cpu"), steps=1, rounds=1)  # fmt: skip
     assert set(measured) == {16, 32} and all(v > 0 for v in measured.values())
+
+
+def _start_sleep_and_finish(folder):
+    (Path(folder) / "started").mkdir(exist_ok=True)
+    time.sleep(20)  # a short run nobody will read, once interrupted
+    (Path(folder) / "finished").mkdir()
+
+
+def test_an_interrupt_stops_the_worker_processes_instead_of_waiting_for_them(tmp_path):
+    """SIGTERM from a scheduler (the CLI turns it into KeyboardInterrupt) must not wait for the
+    short runs in flight: the grace period before SIGKILL may be shorter than a run."""
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        folder.mkdir()
+
+    def interrupt_once_both_run():
+        while not all((folder / "started").exists() for folder in folders):
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # a real signal: Ctrl-C
+
+    threading.Thread(target=interrupt_once_both_run, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        map_in_processes(_start_sleep_and_finish, [str(folder) for folder in folders], 2)
+    assert not any((folder / "finished").exists() for folder in folders)  # stopped, not awaited

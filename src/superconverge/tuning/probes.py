@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import math
 import multiprocessing
+import signal
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -280,8 +281,42 @@ def run_short_runs(runs: Sequence[ShortRun], workers: int = 1) -> list[dict[str,
     """`run_short` on each run, in `workers` processes when there are several runs."""
     if workers <= 1 or len(runs) <= 1:
         return [run_short(run) for run in runs]
-    context = multiprocessing.get_context("spawn")  # fork would share torch's thread pools
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)
-    ) as pool:  # one thread per worker: the workers share the cores
-        return list(pool.map(run_short, runs))
+    return map_in_processes(run_short, runs, workers)
+
+
+def map_in_processes(
+    function: Callable[[Any], Any], items: Sequence[Any], workers: int
+) -> list[Any]:
+    """``[function(item) for item in items]`` in `workers` spawned processes of one torch
+    thread each (they share the cores; fork would share torch's thread pools). Interrupted
+    (Ctrl-C, or SIGTERM, which the CLI turns into the same), the main process stops the workers
+    at once rather than waiting for them: a scheduler's grace period must not run out on a short
+    run whose result nobody will read (the journal keeps the runs that finished)."""
+    context = multiprocessing.get_context("spawn")
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_worker_start
+    )
+    try:
+        return list(pool.map(function, items))
+    except BaseException:  # an interrupt, or a run that raised: the others' results are lost
+        _stop_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_start() -> None:
+    torch.set_num_threads(1)
+    # Ctrl-C reaches the whole process group: the main process stops the workers (no traceback
+    # from each of them)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    if terminate is not None:
+        terminate()
+        return
+    # before 3.14 the executor has no public way to stop running work: its process table
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()

@@ -74,3 +74,22 @@ def test_a_fit_with_frozen_groups_and_discriminative_lrs_resumes_exactly(tmp_pat
     resumed = _weights(out / "final_weights.pt")
     for name, tensor in expected.items():
         assert torch.equal(tensor, resumed[name]), name
+
+
+def test_fine_tune_killed_in_its_frozen_phase_resumes_into_its_second_phase(tmp_path):
+    # before: the resume finished the frozen phase and returned, the second phase never ran
+    env = {"TRAIN_FINE_TUNE": "1"}
+    _run(tmp_path / "full", "full", env=env)
+    expected = _weights(tmp_path / "full" / "final_weights.pt")
+    out = tmp_path / "killed"
+    _run(out, "kill", str(STEPS_PER_EPOCH + 5), expect_kill=True, env=env)  # frozen epoch 2 of 2
+    saved = load_checkpoint(out / "checkpoint.pt")
+    assert saved["fit"]["epochs_done"] == 1 and saved["frozen"]
+    assert saved["then"]["fine_tune"]["epochs"] == 2
+    _run(out, "resume", env=env)
+    finished = load_checkpoint(out / "checkpoint.pt")
+    assert finished["then"] is None and not finished["frozen"]  # the second phase's last save
+    assert finished["fit"] == {"epochs": 2, "epochs_done": 2}
+    resumed = _weights(out / "final_weights.pt")
+    for name, tensor in expected.items():
+        assert torch.equal(tensor, resumed[name]), name

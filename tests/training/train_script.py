@@ -4,7 +4,8 @@ usage: train_script.py OUT_DIR MODE [KILL_AT]
 MODE: full (uninterrupted), kill (SIGKILL self at global step KILL_AT), kill-in-save (SIGKILL
 while writing the second checkpoint), resume (continue from OUT_DIR/checkpoint.pt).
 With TRAIN_DISCRIMINATIVE=1 in the environment the fit has the first param group frozen and
-discriminative LRs over the others (one optimizer group per param group, as `fine_tune` trains).
+discriminative LRs over the others (one optimizer group per param group, as `fine_tune` trains);
+with TRAIN_FINE_TUNE=1 it is `fine_tune` itself (2 frozen epochs, then 2 of all groups).
 """
 
 import os
@@ -21,6 +22,7 @@ from superconverge.training import Callback, Trainer
 
 EPOCHS = 4
 DISCRIMINATIVE = bool(os.environ.get("TRAIN_DISCRIMINATIVE"))
+FINE_TUNE = bool(os.environ.get("TRAIN_FINE_TUNE"))
 
 
 class KillAt(Callback):
@@ -68,7 +70,9 @@ def main():
             callbacks=callbacks,
             **kwargs,
         )
-        if DISCRIMINATIVE:
+        if FINE_TUNE:
+            trainer.fine_tune(EPOCHS // 2, base_lr=0.05, freeze_epochs=EPOCHS // 2)
+        elif DISCRIMINATIVE:
             trainer.freeze_to(1)
             trainer.fit_one_cycle(EPOCHS, (0.005, 0.05))
         else:

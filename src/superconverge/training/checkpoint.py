@@ -126,9 +126,11 @@ def build_payload(
     epochs: int,
     epochs_done: int,
     best_val_loss: float,
+    then: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything a resume needs after `epochs_done` of `epochs` epochs; `best_val_loss`
-    includes the epoch being saved, so a resumed run compares later epochs with the true best."""
+    includes the epoch being saved, so a resumed run compares later epochs with the true best;
+    `then`: the fit that follows this one (`Trainer.then`: `fine_tune`'s second phase)."""
     return {
         "format": FORMAT_VERSION,
         "model": module.state_dict(),
@@ -144,6 +146,7 @@ def build_payload(
         "signature": model_signature(module),
         # what a fresh trainer cannot know: which parameters `freeze_to` froze
         "frozen": [i for i, p in enumerate(module.parameters()) if not p.requires_grad],
+        "then": then,
     }
 
 

@@ -238,6 +238,7 @@ class FitLoop:
             epochs=self.epochs,
             epochs_done=self.epoch + 1,
             best_val_loss=self.best_val_loss,
+            then=trainer.then,
         )
         folder.save(CHECKPOINT, payload)
         if improved:

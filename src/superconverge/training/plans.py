@@ -79,15 +79,41 @@ def fine_tune(
     policy: str,
     options: dict[str, Any],
 ) -> History:
-    """`Trainer.fine_tune`: the frozen body's 1cycle, then all groups with spread LRs."""
+    """`Trainer.fine_tune`: the frozen body's 1cycle, then all groups with spread LRs. The
+    second fit's arguments ride in the first fit's checkpoints (`Trainer.then`), so that a
+    resume after a kill in the frozen phase goes on to the second (`finish_fine_tune`)."""
+    half = base_lr / 2
+    then = {
+        "fine_tune": {
+            "epochs": epochs,
+            "max_lr": (half / lr_mult, half),
+            "freeze_epochs": freeze_epochs,
+            "policy": policy,
+            "options": options,
+        }
+    }
     trainer.freeze()
-    first = trainer.fit_one_cycle(freeze_epochs, base_lr, policy=policy, **options)
+    trainer.then = then
+    try:
+        first = trainer.fit_one_cycle(freeze_epochs, base_lr, policy=policy, **options)
+    finally:
+        trainer.then = None
+    return finish_fine_tune(trainer, first, then)
+
+
+def finish_fine_tune(trainer: Trainer, first: History, then: dict[str, Any]) -> History:
+    """After `fine_tune`'s frozen phase (run now, or resumed from a checkpoint that carries
+    `then`): all groups for the second fit, unless the first did not complete."""
     trainer.unfreeze()
     if first.status != "completed":
         return first
-    half = base_lr / 2
-    second = trainer.fit_one_cycle(epochs, (half / lr_mult, half), policy=policy, **options)
-    second.notes.insert(
-        0, f"after {freeze_epochs} frozen epoch(s): {first.epochs[-1] if first.epochs else {}}"
+    second_fit = then["fine_tune"]
+    second = trainer.fit_one_cycle(
+        second_fit["epochs"],
+        tuple(second_fit["max_lr"]),
+        policy=second_fit["policy"],
+        **second_fit["options"],
     )
+    last = first.epochs[-1] if first.epochs else {}
+    second.notes.insert(0, f"after {second_fit['freeze_epochs']} frozen epoch(s): {last}")
     return second

@@ -64,11 +64,12 @@ from superconverge.training.inputs import (
 from superconverge.training.loop import FitLoop
 from superconverge.training.plans import (
     fine_tune,
+    finish_fine_tune,
     one_cycle_plan,
     range_test_max_lr,
     warn_if_short,
 )
-from superconverge.training.progress import resolve_interval, resolve_progress
+from superconverge.training.progress import resolve_interval, resolve_progress, tell
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +219,8 @@ class Trainer:
         params = [p for group in self.param_groups for p in group]
         self.optimizer = build_optimizer(optimizer, [{"params": params}], self.weight_decay)
         self.history: History | None = None
+        # the fit that follows the current one (fine_tune's second phase), saved in checkpoints
+        self.then: dict[str, Any] | None = None
         self.last_range_test: Any = None
         self._fit: FitLoop | None = None
 
@@ -283,7 +286,7 @@ class Trainer:
             max_lr, note = range_test_max_lr(self.lr_find())
             notes.append(note)
             if self.rank == 0:
-                logger.info("fit_one_cycle: %s", note)
+                tell(f"fit_one_cycle: {note}", logger)
         self.optimizer, peak, groups = for_max_lr(
             self.optimizer, self._optimizer_spec, self.param_groups, self.weight_decay, max_lr
         )
@@ -402,9 +405,19 @@ class Trainer:
 
     def resume_from(self, path: str | Path, payload: dict[str, Any] | None = None) -> History:
         """Continue the fit saved in `path` on this trainer (built like the one that saved it)
-        and return the finished History."""
+        and return the finished History; a `fine_tune` stopped in its frozen phase goes on to
+        its second phase, as the uninterrupted call would have."""
+        payload = payload if payload is not None else load_checkpoint(path)
+        then = payload.get("then")
         with holding(self.run_folder):
-            return self._run(self.load_checkpoint(path, payload))
+            self.then = then
+            try:
+                history = self._run(self.load_checkpoint(path, payload))
+            finally:
+                self.then = None
+        if then is None:
+            return history
+        return finish_fine_tune(self, history, then)
 
     def load_checkpoint(self, path: str | Path, payload: dict[str, Any] | None = None) -> FitLoop:
         """Load weights, optimizer, loader position, RNG and history; return the interrupted

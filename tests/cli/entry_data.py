@@ -66,3 +66,20 @@ def classes() -> tuple[Dataset, Dataset, Dataset]:
 
 def five_classes() -> torch.nn.Module:
     return torch.nn.Linear(6, 5)
+
+
+def dict_rows() -> tuple[Dataset, Dataset, Dataset]:
+    """Hugging Face-style dict items whose target key the library does not know ("value")."""
+
+    class Dicts(Dataset):
+        def __init__(self, count: int, seed: int) -> None:
+            self.rows = Rows(count, seed)
+
+        def __len__(self) -> int:
+            return len(self.rows)
+
+        def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+            inputs, target = self.rows[index]
+            return {"features": inputs, "value": target}
+
+    return Dicts(320, 0), Dicts(64, 1), Dicts(64, 2)

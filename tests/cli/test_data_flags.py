@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,34 @@ def test_a_dataset_label_the_model_cannot_output_is_named_and_leaves_no_folder(t
     assert "DataError: train_data has label" in err and "the model has 5 outputs" in err
     assert "at least 10 outputs" in err and "out of bounds" not in err
     assert not out.exists()  # nothing measured: the same --out can be used again
+
+
+@pytest.mark.parametrize("command", ["lr-find", "tune"])
+def test_dict_batches_without_a_target_key_name_the_batch_fn_flag(command, tmp_path, capsys):
+    # the library's advice is Python's (batch_fn=lambda ...); the command line's names the flag
+    flags = [
+        "--data",
+        "tests.cli.entry_data:dict_rows",
+        "--model",
+        "tests.cli.entry_data:regressor",
+    ]
+    out = tmp_path / "run"
+    assert main([command, *flags, "--loss", "mse", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "dict batches with keys ['features', 'value']" in err
+    assert "--batch-fn module:function" in err and "lambda" not in err
+
+
+def test_lr_find_has_no_metric_flag_to_ignore(tmp_path, capsys):
+    # the range test reads the loss (and a classifier's accuracy): a --metric would be ignored
+    assert main(["lr-find", "--metric", "top7", "--out", str(tmp_path / "run")]) == 2
+    assert "unrecognized arguments: --metric top7" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("command", ["lr-find", "tune"])
+def test_an_out_the_system_cannot_create_is_a_usage_error_even_for_root(command, capsys):
+    # /proc passes access() for root, yet nothing can be made there
+    assert main([command, "--out", "/proc/superconverge-run"]) == 2
+    err = capsys.readouterr().err
+    assert "--out /proc/superconverge-run: cannot create a folder in /proc" in err

@@ -10,9 +10,11 @@ def test_list_names_every_experiment(capsys):
     assert all(name in printed for name in EXPERIMENTS)
 
 
-def test_no_name_lists_and_exits_2(capsys):
+def test_no_name_is_a_usage_error_naming_the_experiments(capsys):
     assert main(["reproduce"]) == 2
-    assert "mnist-clr" in capsys.readouterr().out
+    err = capsys.readouterr().err  # on stderr, where a script's log sees why it failed
+    assert err.startswith("superconverge reproduce: error: NAME is missing")
+    assert "mnist-clr" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize(

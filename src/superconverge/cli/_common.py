@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -224,6 +225,11 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split()) or "(no message)"
 
 
+# the library's advice for batches it cannot split, and the same advice on the command line
+PYTHON_BATCH_FN = "batch_fn=lambda batch: (inputs, targets)"
+CLI_BATCH_FN = "--batch-fn module:function (a function batch -> (inputs, targets))"
+
+
 def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int, str]:
     """The exit status and one-line message for an exception that ended a subcommand."""
     from superconverge._files import FolderBusyError
@@ -246,6 +252,9 @@ def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int,
         named = flag_message(error, parser)
         if named is not None:  # a library check of a value this subcommand's flag passed in
             return EXIT_USAGE, named
+        text = str(error)
+        if PYTHON_BATCH_FN in text and flag_of("batch_fn", parser):  # batches the flags can read
+            return EXIT_USAGE, text.replace(PYTHON_BATCH_FN, CLI_BATCH_FN)
     if isinstance(error, OSError):
         text = error.strerror or str(error)  # without the "[Errno 28]" prefix
         if error.filename and str(error.filename) not in text:
@@ -374,6 +383,14 @@ def _usable_folder(folder: Path, flag: str, given: Path | None = None) -> None:
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{flag} {shown}: {existing} is not writable; choose another {flag}")
+    try:  # what access() cannot tell (root, a read-only mount, /proc): try, and leave nothing
+        os.rmdir(tempfile.mkdtemp(prefix=".superconverge-probe-", dir=existing))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UsageError(
+            f"{flag} {shown}: cannot create a folder in {existing} ({reason}); choose another "
+            f"{flag}"
+        ) from None
 
 
 def check_outputs(folder: Path, names: Sequence[str], force: bool) -> None:

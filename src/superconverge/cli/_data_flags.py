@@ -33,9 +33,11 @@ def add_task_flags(
     optimizer_default: str = "sgd",
     precision: bool = True,
     evaluation: bool = True,
+    metrics: bool = True,
 ) -> None:
-    """--loss, --metric, --optimizer, --device, --precision, --num-workers, --steps-per-epoch,
-    --val-steps and --test-steps (with `evaluation`), --batch-fn, --collate-fn."""
+    """--loss, --metric (with `metrics`), --optimizer, --device, --precision, --num-workers,
+    --steps-per-epoch, --val-steps and --test-steps (with `evaluation`), --batch-fn,
+    --collate-fn."""
     from superconverge.losses import LOSSES
 
     parser.add_argument(
@@ -43,14 +45,15 @@ def add_task_flags(
         default="cross_entropy",
         help=f"{', '.join(LOSSES)}, or module:function loss_fn(outputs, targets)",
     )
-    parser.add_argument(
-        "--metric",
-        action="append",
-        dest="metrics",
-        metavar="METRIC",
-        help="accuracy, top5, mse, mae, or module:function fn(outputs, targets); repeat for "
-        "several (default: auto, the built-ins that apply to the task)",
-    )
+    if metrics:
+        parser.add_argument(
+            "--metric",
+            action="append",
+            dest="metrics",
+            metavar="METRIC",
+            help="accuracy, top5, mse, mae, or module:function fn(outputs, targets); repeat for "
+            "several (default: auto, the built-ins that apply to the task)",
+        )
     choices = (
         OPTIMIZER_NAMES if optimizer_default in OPTIMIZER_NAMES else ("auto", *OPTIMIZER_NAMES)
     )

@@ -51,7 +51,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/lr_find"), help="output folder")
     p.add_argument("--force", action="store_true", help="overwrite lr_find.* already in --out")
-    add_task_flags(p, precision=False, evaluation=False)
+    # no --metric: the range test reads the loss (and a classifier's validation accuracy)
+    add_task_flags(p, precision=False, evaluation=False, metrics=False)
     p.set_defaults(handler=run, parser=p)
     return p
 

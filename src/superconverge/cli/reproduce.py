@@ -8,7 +8,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from superconverge.cli._common import EXIT_USAGE, UsageError, claim_out_dir
+from superconverge.cli._common import UsageError, claim_out_dir
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -35,10 +35,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from superconverge.experiments import EXPERIMENTS, MODULES
 
-    if args.list or args.name is None:
+    if args.list:
         for name, text in EXPERIMENTS.items():
             print(f"{name:25} {text}")
-        return 0 if args.list else EXIT_USAGE
+        return 0
+    if args.name is None:
+        raise UsageError(
+            f"NAME is missing: name the experiment, one of {', '.join(EXPERIMENTS)} (--list "
+            "says what each runs)"
+        )
     if args.name not in EXPERIMENTS:
         raise UsageError(f"NAME must be one of {', '.join(EXPERIMENTS)}, got {args.name!r}")
     experiment = importlib.import_module(MODULES[args.name])

@@ -3,10 +3,10 @@ import contextlib
 import pytest
 import torch
 
+from superconverge.data.loader import resolve_device
 from superconverge.training.device import (
     autocast,
     grad_scaler,
-    resolve_device,
     resolve_precision,
     to_device,
 )
@@ -49,3 +49,17 @@ def test_bf16_autocasts_matmuls_on_the_cpu():
 def test_to_device_moves_tensors_inside_tuples_and_lists():
     moved = to_device((torch.ones(2), [torch.zeros(1)], "label"), CPU)
     assert isinstance(moved, tuple) and isinstance(moved[1], list) and moved[2] == "label"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_named_wherever_a_device_is_taken():
+    # lr_find and ArrayLoader raised torch's "Torch not compiled with CUDA enabled" assertion
+    from superconverge import lr_find
+    from superconverge.data import ArrayData, ArrayLoader
+
+    data = ArrayData(torch.randn(8, 4), torch.arange(8) % 2)
+    message = r"device must be available, got 'cuda' \(CUDA is not available\)"
+    with pytest.raises(ValueError, match=message):
+        ArrayLoader(data, 4, device="cuda")
+    with pytest.raises(ValueError, match=message):
+        lr_find(torch.nn.Linear(4, 2), torch.nn.functional.cross_entropy, data, device="cuda")

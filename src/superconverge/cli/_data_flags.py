@@ -18,7 +18,7 @@ PRECISION_NAMES = ("auto", "32", "bf16", "fp16")  # superconverge.training.devic
 def _device_flag(value: str) -> str:
     """--device checked as it is parsed (a name torch knows, CUDA only where it is available),
     so that a bad one stops the command before it loads data or makes a folder."""
-    from superconverge.training.device import resolve_device
+    from superconverge.data.loader import resolve_device
 
     try:
         resolve_device(value)

@@ -286,6 +286,21 @@ def default_augment(name: str) -> Augment | None:
     return Augment() if name in AUGMENTED_DATASETS else None
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` is CUDA when available, else the CPU; CUDA asked for without CUDA is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+        ) from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device must be available, got {device!r} (CUDA is not available)")
+    return resolved
+
+
 class ArrayLoader(SampleOrder, PositionLoader):
     """Batches of ``(inputs, targets)`` sliced from tensors held on `device`.
 
@@ -337,7 +352,7 @@ class ArrayLoader(SampleOrder, PositionLoader):
         check_world(rank, world_size)
         if augment is not None and not isinstance(augment, Augment):
             raise TypeError(f"augment must be an Augment or None, got {augment!r}")
-        target_device = torch.device(device) if device is not None else data.inputs.device
+        target_device = resolve_device(device) if device is not None else data.inputs.device
         self.inputs = data.inputs.to(target_device)
         self.targets = data.targets.to(target_device)
         self.device = target_device

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset, IterableDataset
 from superconverge._checks import check_count
 from superconverge.batches import BatchFn, check_batch_fn, fitted_loss, forward, split_batch
 from superconverge.data.datasets import ArrayData
+from superconverge.data.loader import resolve_device
 from superconverge.data.sources import (
     LoaderOptions,
     as_source,
@@ -240,7 +241,7 @@ def lr_find(
     )
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {optimizer!r}")
-    run_device = torch.device(device) if device is not None else next(model.parameters()).device
+    run_device = resolve_device(device) if device is not None else next(model.parameters()).device
     rank, world = process_world()
     every = val_every if val_every is not None else max(1, num_steps // 20)
     plan = sweep_plan(start_lr, end_lr, num_steps, mode)

@@ -18,21 +18,6 @@ PRECISIONS = ("auto", "32", "bf16", "fp16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` is CUDA when available, else the CPU; CUDA asked for without CUDA is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
-        ) from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device must be available, got {device!r} (CUDA is not available)")
-    return resolved
-
-
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``"auto"``: bf16 autocast on CUDA where supported, else full precision (``"32"``)."""
     check_choice("precision", precision, PRECISIONS)

@@ -19,7 +19,7 @@ from torch import nn
 from superconverge import schedules
 from superconverge._checks import check_count
 from superconverge.batches import BatchFn, check_batch_fn
-from superconverge.data.loader import Augment
+from superconverge.data.loader import Augment, resolve_device
 from superconverge.data.sources import LoaderOptions, has_position, naming_batched_streams
 from superconverge.metrics import MetricsSpec, resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
@@ -46,7 +46,6 @@ from superconverge.training.device import (
     batch_mover,
     grad_scaler,
     place_model,
-    resolve_device,
     resolve_precision,
     to_device,
 )

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from superconverge.data.loader import resolve_device
 from superconverge.data.sources import as_source
-from superconverge.training.device import resolve_device
 from superconverge.tuning.decisions import batch_sizes_to_try, choose_batch_size, lr_for_batch
 from superconverge.tuning.probes import (
     largest_batch_on_gpu,

@@ -33,7 +33,7 @@ from superconverge._checks import check_choice
 from superconverge._files import FolderBusyError, FolderLock
 from superconverge.batches import BatchFn
 from superconverge.data.checks import check_rereadable
-from superconverge.data.loader import Augment
+from superconverge.data.loader import Augment, resolve_device
 from superconverge.data.sources import DataSource, LoaderOptions, as_source
 from superconverge.losses import loss_name
 from superconverge.metrics import MetricsSpec, resolve_metrics
@@ -43,7 +43,7 @@ from superconverge.pytorch.optimizers import (
     check_optimizer_spec,
     decouples_weight_decay,
 )
-from superconverge.training.device import PRECISIONS, resolve_device
+from superconverge.training.device import PRECISIONS
 from superconverge.training.progress import tell
 from superconverge.tuning.budget import (
     SearchBudget,

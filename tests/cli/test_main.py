@@ -3,11 +3,12 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 
 from superconverge.cli import fit, lr_find, report, reproduce, schedule, tune
-from superconverge.cli._common import RunFailure
+from superconverge.cli._common import RunFailure, cli_logging
 from superconverge.cli.main import SUBCOMMANDS, build_parser, main
 
 
@@ -193,3 +194,17 @@ def test_threads_sets_torchs_threads_and_is_checked(capsys, monkeypatch):
     assert "argument --threads: must be an integer >= 1, got '0'" in capsys.readouterr().err
     assert main(["tune", "--threads", "1", "--epochs", "0"]) == 2  # applied, then --epochs fails
     assert calls == [1]
+
+
+def test_a_python_warning_is_one_warning_line_and_verbose_says_where(capsys):
+    with cli_logging(quiet=False, verbose=False), warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("max_lr 0.141 diverged", RuntimeWarning, stacklevel=1)
+    # not Python's two lines with the source line
+    assert capsys.readouterr().err == "warning: max_lr 0.141 diverged\n"
+    with cli_logging(quiet=False, verbose=True), warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("max_lr 0.141 diverged", RuntimeWarning, stacklevel=1)
+    err = capsys.readouterr().err
+    assert err.startswith("warning superconverge: max_lr 0.141 diverged (RuntimeWarning at ")
+    assert err.count("\n") == 1

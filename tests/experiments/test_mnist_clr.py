@@ -34,7 +34,8 @@ def test_mnist_clr_quick_writes_table_json_and_plot(tmp_path, capsys):
     assert results["unit"]["1cycle (range test)"][0]["accuracy"] > 0.6
     assert len(results["unit"]["CLR"][0]["curve"]) == 4  # test accuracy along the epoch
     table = (out / "results.md").read_text()
-    assert "| CLR | 0.9664 |" in table and "± 0.0000" in table
+    assert "| CLR | 0.9664 |" in table and "±" not in table  # one seed: no spread to show
+    assert "(one seed)" in table and "**A reduced run** (3,000 training, 1,000 test" in table
     assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -19,9 +19,10 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # the command was fine; running it failed (disk full, diverged, bad data file)
@@ -196,9 +197,26 @@ def cli_logging(quiet: bool, verbose: bool) -> Iterator[None]:
     level = library.level
     library.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     library.addHandler(handler)
+    show_warning = warnings.showwarning
+
+    def one_line_warning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        # a Python warning (e.g. a fit's RuntimeWarning that its max_lr diverged) as one
+        # "warning: ..." line, not Python's two with a source line; --verbose says where
+        where = f" ({category.__name__} at {filename}:{lineno})" if verbose else ""
+        library.warning("%s%s", message, where)
+
+    warnings.showwarning = one_line_warning
     try:
         yield
     finally:
+        warnings.showwarning = show_warning
         library.removeHandler(handler)
         library.setLevel(level)
 

@@ -132,16 +132,31 @@ def _mean_sd(values: list[float]) -> str:
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
         return "diverged"
-    sd = statistics.stdev(finite) if len(finite) > 1 else 0.0
-    return f"{statistics.mean(finite):.4f} ± {sd:.4f}" + (
-        "" if len(finite) == len(values) else f" ({len(values) - len(finite)} diverged)"
-    )
+    if len(finite) == 1:  # one seed has no spread to show
+        text = f"{finite[0]:.4f}"
+    else:
+        text = f"{statistics.mean(finite):.4f} ± {statistics.stdev(finite):.4f}"
+    return text + ("" if len(finite) == len(values) else f" ({len(values) - len(finite)} diverged)")
+
+
+def _count(samples: int | None) -> str:
+    return "all" if samples is None else f"{samples:,}"
 
 
 def _table(results: dict[str, Any], settings: Settings) -> str:
+    spread = f"mean ± sd over {settings.seeds} seeds" if settings.seeds > 1 else "one seed"
     lines = [
-        f"# mnist-clr: test accuracy after one epoch, batch {BATCH} (mean ± sd over {settings.seeds} seed(s))",
+        f"# mnist-clr: test accuracy after one epoch, batch {BATCH} ({spread})",
         "",
+    ]
+    if settings.train_samples is not None or settings.test_samples is not None:
+        lines += [
+            f"**A reduced run** ({_count(settings.train_samples)} training, "
+            f"{_count(settings.test_samples)} test images; `--quick`): not comparable with the "
+            "published column, which is one epoch over all 60,000 training images.",
+            "",
+        ]
+    lines += [
         "| contender | published (raw pixels) | raw 0-255 | [0, 1] | max_lr |",
         "|---|---|---|---|---|",
     ]

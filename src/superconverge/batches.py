@@ -29,6 +29,11 @@ TARGET_KEYS = ("labels", "label", "targets", "target", "y")
 BatchFn = Callable[[Any], tuple[Any, Any]]
 
 
+class ModelCannotRunHere(TypeError):
+    """A model (or a wrapper of one, as `tune_module`'s) that cannot run outside its own
+    framework whatever its inputs: raised as it is, not blamed on the inputs' shape."""
+
+
 def check_batch_fn(batch_fn: object) -> BatchFn | None:
     """None or a callable; raises naming ``batch_fn`` otherwise."""
     if batch_fn is not None and not callable(batch_fn):
@@ -177,6 +182,8 @@ def fitted_loss(
     """
     try:
         outputs = forward(model, inputs)
+    except ModelCannotRunHere:
+        raise  # not the inputs' fault: its own message says why
     except Exception as error:
         role = {"train_data": "training", "val_data": "validation"}.get(name, name)
         raise ValueError(

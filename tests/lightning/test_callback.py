@@ -171,3 +171,10 @@ def test_bad_arguments_are_named():
         OneCycle(max_lr=-1.0)
     with pytest.raises(ValueError, match="warmup_fraction"):
         OneCycle(warmup_fraction=1.5)
+    # the range test's settings too, when the callback is built, not after Lightning's set-up
+    with pytest.raises(ValueError, match="rule must be one of"):
+        OneCycle(rule="valey")
+    with pytest.raises(ValueError, match="num_steps must be an integer"):
+        OneCycle(num_steps=0)
+    with pytest.raises(ValueError, match=r"start_lr must be < end_lr \(0.01\), got 1.0"):
+        OneCycle(start_lr=1.0, end_lr=0.01)

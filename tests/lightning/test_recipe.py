@@ -40,3 +40,20 @@ def test_tune_module_owns_the_loss_and_the_batches():
     train, val = _split()
     with pytest.raises(TypeError, match="tune_module sets loss_fn itself"):
         tune_module(DigitsModule, train, val, epochs=1, loss_fn=torch.nn.functional.mse_loss)
+
+
+class _NeedsItsTrainer(DigitsModule):
+    """Manual optimization: training_step steps its own optimizer (Lightning's Trainer only)."""
+
+    def training_step(self, batch, batch_index):
+        self.optimizers()  # raises outside a Trainer
+        return super().training_step(batch, batch_index)
+
+
+def test_a_module_that_needs_its_trainer_is_named_not_blamed_on_the_inputs():
+    train, val = _split()
+    with pytest.raises(TypeError) as caught:
+        tune_module(_NeedsItsTrainer, train, val, epochs=1)
+    message = str(caught.value)
+    assert message.startswith("_NeedsItsTrainer.training_step needs Lightning's Trainer")
+    assert "OneCycle callback" in message and "inputs of shape" not in message

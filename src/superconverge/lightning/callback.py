@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from superconverge.finder.result import RangeTestResult
-from superconverge.finder.sweep import sweep_settings
+from superconverge.finder.sweep import check_sweep_arguments, sweep_settings
 from superconverge.pytorch.external_loop import (
     Cycle,
     LoaderGenerators,
@@ -123,6 +123,10 @@ class OneCycle(pl.Callback):
         ):
             raise ValueError(f"max_lr must be a finite number > 0 or None, got {max_lr!r}")
         one_cycle(10, 1.0, warmup_fraction=warmup_fraction, momentum=momentum)  # checks them
+        # the range test's settings, named now rather than after Lightning's set-up at fit
+        check_sweep_arguments(
+            start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, "one_cycle", None
+        )
         self.max_lr = None if max_lr is None else float(max_lr)
         self.momentum, self.warmup_fraction = momentum, warmup_fraction
         self.min_lr, self.final_lr = min_lr, final_lr

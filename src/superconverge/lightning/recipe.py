@@ -17,6 +17,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from superconverge.batches import ModelCannotRunHere
 from superconverge.lightning.callback import _loss_of, _NoLogging
 from superconverge.tuning.plan import TunePlan
 from superconverge.tuning.recipe import tune
@@ -31,7 +32,19 @@ class StepLoss(nn.Module):
 
     def forward(self, batch: Any) -> torch.Tensor:
         with _NoLogging(self.module):
-            return _loss_of(self.module.training_step(batch, 0))
+            try:
+                return _loss_of(self.module.training_step(batch, 0))
+            except RuntimeError as error:
+                if "is not attached to a `Trainer`" not in str(error):
+                    raise
+                name = type(self.module).__name__
+                raise ModelCannotRunHere(
+                    f"{name}.training_step needs Lightning's Trainer ({error}), and tune_module "
+                    "runs it without one: it must compute and return the loss from the batch "
+                    "alone (automatic optimization: no self.optimizers(), self.trainer or "
+                    "manual_backward); train such a module in a Trainer with the OneCycle "
+                    "callback instead"
+                ) from error
 
 
 def _first_tensor(batch: Any) -> torch.Tensor:

@@ -105,3 +105,14 @@ def test_a_last_fall_larger_than_the_whole_improvement_is_not_a_share_above_100_
     assert "%" not in verdict.explanation
     usual = diagnose_losses([2.0, 1.0, 0.6, 0.4], [2.0, 1.2, 0.8, 0.5]).explanation
     assert "20% of the run's improvement" in usual
+
+
+def test_a_slow_fall_at_the_end_is_good_but_not_called_levelled_off():
+    # an acceptance run: 0.7595 → 0.2163 → 0.1638, a 24% fall in the last epoch but 9% of the
+    # run's improvement (below the 10% that reads as underfitting)
+    verdict = diagnose_losses([0.82, 0.53, 0.23], [0.7595, 0.2163, 0.1638])
+    assert verdict.kind == "good"
+    assert "levelled off" not in verdict.explanation
+    assert "still falling but slowly" in verdict.explanation and "removed 9%" in verdict.explanation
+    flat = diagnose_losses([0.82, 0.53, 0.23], [0.7595, 0.1638, 0.1640])
+    assert flat.kind == "good" and "levelled off" in flat.explanation

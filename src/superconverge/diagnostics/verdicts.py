@@ -122,18 +122,27 @@ def diagnose_losses(
             "lower max_lr or raise the batch size",
             evidence,
         )
-    within = (
-        f"; its rise of {rise:.2g} after epoch {lowest + 1} is within the curve's noise "
-        f"({noise:.2g})"
-        if rise > 0
-        else " without rising"
-    )
+    if lowest == len(val) - 1 and last_drop > 0 and improvement > 0:
+        # still falling, but by little against the run's whole fall: not "levelled off"
+        explanation = (
+            f"the validation loss ended at its best, {val[-1]:.4g}, still falling but slowly: "
+            f"the last epoch ({val[-2]:.4g} → {val[-1]:.4g}) removed "
+            f"{100 * last_drop / improvement:.0f}% of the run's improvement, below the "
+            f"{100 * STILL_FALLING:.0f}% that reads as underfitting"
+        )
+    else:
+        within = (
+            f"; its rise of {rise:.2g} after epoch {lowest + 1} is within the curve's noise "
+            f"({noise:.2g})"
+            if rise > 0
+            else " without rising"
+        )
+        explanation = (
+            f"the validation loss levelled off at {val[-1]:.4g} (best {val[lowest]:.4g} at "
+            f"epoch {lowest + 1}){within}"
+        )
     return Verdict(
-        "good",
-        f"the validation loss levelled off at {val[-1]:.4g} (best {val[lowest]:.4g} at epoch "
-        f"{lowest + 1}){within}",
-        "keep these settings; more epochs may still add a little",
-        evidence,
+        "good", explanation, "keep these settings; more epochs may still add a little", evidence
     )
 
 

@@ -159,7 +159,11 @@ class History:
                 columns += [key for key in row if key not in columns]
             writer.writerow(columns)
             for row in self.epochs:
-                writer.writerow([row.get(column, "") for column in columns])
+                cells: list[float | int | str] = [row.get(column, "") for column in columns]
+                epoch = row.get("epoch")  # a count, stored as a float with the other numbers
+                if isinstance(epoch, float) and epoch.is_integer():
+                    cells[columns.index("epoch")] = int(epoch)
+                writer.writerow(cells)
         elif per == "step":
             groups = len(self.step_lrs[0]) if self.step_lrs else 0
             header = ["step", "loss"]

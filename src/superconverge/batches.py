@@ -213,6 +213,7 @@ def fitted_loss(
             f"loss_fn must return a scalar tensor, got {shape_of(loss)} for outputs "
             f"{shape_of(outputs)} and targets {shape_of(targets)}"
         )
+    _check_not_one_class(loss_fn, outputs, name)
     return outputs, loss
 
 
@@ -236,3 +237,21 @@ def check_first_batch(
     finally:
         model.train(was_training)
     return outputs
+
+
+def _check_not_one_class(loss_fn: Callable[..., torch.Tensor], outputs: Any, name: str) -> None:
+    """Cross-entropy over one output is a softmax over one class: 1, so the loss is 0 for every
+    sample and its gradient 0; training "runs" and learns nothing (a regression model given
+    the default loss)."""
+    cross_entropy = loss_fn is nn.functional.cross_entropy or isinstance(
+        loss_fn, nn.CrossEntropyLoss
+    )
+    one_class = isinstance(outputs, torch.Tensor) and outputs.dim() >= 2 and outputs.shape[1] == 1
+    if cross_entropy and one_class:
+        raise ValueError(
+            f"loss_fn is cross-entropy, but the model has 1 output (outputs of shape "
+            f"{shape_of(outputs)} on {name}): a softmax over one class is 1, so the loss "
+            "is 0 for every sample and nothing is learned; for a regression use mse "
+            "(loss_fn=torch.nn.functional.mse_loss, --loss mse), for two classes give the "
+            "model 2 outputs or use bce_with_logits"
+        )

@@ -116,3 +116,13 @@ def test_a_slow_fall_at_the_end_is_good_but_not_called_levelled_off():
     assert "still falling but slowly" in verdict.explanation and "removed 9%" in verdict.explanation
     flat = diagnose_losses([0.82, 0.53, 0.23], [0.7595, 0.1638, 0.1640])
     assert flat.kind == "good" and "levelled off" in flat.explanation
+
+
+def test_a_good_verdict_gives_the_reason_a_rise_did_not_count():
+    # a user's run: "its rise of 0.0075 is within the curve's noise (0.0072)" — it was not; the
+    # rise was 1.6% of the best loss, under the 2% that reads as overfitting
+    verdict = diagnose_losses([1.0, 0.6, 0.5, 0.45], [0.60, 0.50, 0.4690, 0.4765])
+    assert verdict.kind == "good" and "noise" not in verdict.explanation
+    assert "1.6% of its best, within the 2% that reads as overfitting" in verdict.explanation
+    flat_train = diagnose_losses([1.0, 0.6, 0.5, 0.55], [0.8, 0.5, 0.40, 0.45])
+    assert flat_train.kind == "good" and "training loss did not fall" in flat_train.explanation

@@ -419,3 +419,19 @@ def test_bad_labels_and_nan_inputs_are_named_before_training(digits, tmp_path):
     with pytest.raises(DataError, match="train_data batch 0, row 7 has label 12"):
         trainer.fit_one_cycle(1, 0.1)
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("loss", [nn.functional.cross_entropy, nn.CrossEntropyLoss()])
+def test_cross_entropy_over_one_output_is_named_before_training(loss):
+    # a regression model given the default loss trained "fine" with a loss of 0 at every step
+    from superconverge import lr_find
+
+    generator = torch.Generator().manual_seed(0)
+    data = ArrayData(
+        torch.randn(64, 6, generator=generator), torch.randn(64, 1, generator=generator)
+    )
+    message = "loss_fn is cross-entropy, but the model has 1 output"
+    with pytest.raises(ValueError, match=message):
+        Trainer(nn.Linear(6, 1), loss, data, batch_size=8, progress=False).fit_one_cycle(1, 0.1)
+    with pytest.raises(ValueError, match=message):
+        lr_find(nn.Linear(6, 1), loss, data, batch_size=16)

@@ -74,3 +74,26 @@ def test_load_run_names_the_missing_files(tmp_path):
     save_run(tmp_path, _plan())  # no history: plan.json and range_tests.json only
     with pytest.raises(FileNotFoundError, match=r"history\.json missing"):
         load_run(tmp_path)
+
+
+def test_run_trains_with_the_loss_the_plan_was_tuned_with():
+    # a user's check: plan.run defaulted to cross-entropy whatever plan.loss said; on a
+    # one-output regression that loss is 0 at every step, and nothing was learned
+    import torch
+    from sklearn.datasets import load_diabetes
+
+    from superconverge.data import ArrayData
+
+    x, y = load_diabetes(return_X_y=True)
+    inputs = torch.tensor(x, dtype=torch.float32)
+    targets = torch.tensor((y - y.mean()) / y.std(), dtype=torch.float32)[:, None]
+    train, val = ArrayData(inputs[:350], targets[:350]), ArrayData(inputs[350:], targets[350:])
+    plan = TunePlan(epochs=3, batch_size=16, max_lr=0.05, min_lr=0.005, weight_decay=0.0,
+                    momentum=(0.95, 0.85), loss="mse", optimizer="sgd")  # fmt: skip
+    history = plan.run(lambda: torch.nn.Linear(10, 1), train, val)
+    assert history.epochs[-1]["val_loss"] > 0.1  # the MSE of a fitted line, not cross-entropy's 0
+    assert plan.results["final_val_loss"] < history.epochs[0]["val_loss"]  # it learned
+    custom = TunePlan(epochs=1, batch_size=16, max_lr=0.05, min_lr=0.005, weight_decay=0.0,
+                      momentum=(0.95, 0.85), loss="mypkg.losses:huber", optimizer="sgd")  # fmt: skip
+    with pytest.raises(ValueError, match="loss_fn must be given: the plan was tuned with"):
+        custom.run(lambda: torch.nn.Linear(10, 1), train, val)

@@ -523,3 +523,20 @@ def read_json(path: Path, flag: str) -> Any:
         ) from None
     except RecursionError:
         raise UsageError(f"{flag} {path} is nested too deeply to be a tune file") from None
+
+
+def scores_line(test: dict[str, Any]) -> str:
+    """``test accuracy 0.9638, test loss 0.1309``: accuracy first where there is one, then the
+    loss and every other metric (a regression's mse, mae); none is invented.
+
+    Example:
+        >>> scores_line({"loss": 0.4825, "mse": 0.4825, "mae": 0.55})
+        'test loss 0.4825, test mse 0.4825, test mae 0.5500'
+        >>> scores_line({"loss": 0.1309, "accuracy": 0.9638})
+        'test accuracy 0.9638, test loss 0.1309'
+    """
+    names = sorted(
+        (name for name, value in test.items() if isinstance(value, (int, float))),
+        key=lambda name: (name != "accuracy", name != "loss"),
+    )
+    return ", ".join(f"test {name} {test[name]:.4f}" for name in names)

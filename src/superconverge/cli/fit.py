@@ -24,6 +24,7 @@ from superconverge.cli._common import (
     model_from_flag,
     read_json,
     resolve_data,
+    scores_line,
 )
 from superconverge.cli._data_flags import (
     UserData,
@@ -248,10 +249,10 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomically(out / "history.json", history.to_json())
     write_text_atomically(out / "plan.json", plan.to_json())
     test = plan.results.get("test", {})
-    accuracy = f"; test accuracy {test['accuracy']:.4f}" if "accuracy" in test else ""
+    scores = f"; {scores_line(test)}" if test else ""
     epochs = len(history.epochs)
     count = plural(epochs, "epoch")
-    print(f"{history.status}: {count}; verdict {plan.results['verdict']['kind']}{accuracy}")
+    print(f"{history.status}: {count}; verdict {plan.results['verdict']['kind']}{scores}")
     print(f"wrote {out}")
     return 0
 

@@ -19,6 +19,7 @@ from superconverge.cli._common import (
     claim_out_dir,
     model_from_flag,
     resolve_data,
+    scores_line,
 )
 from superconverge.cli._data_flags import (
     UserData,
@@ -495,7 +496,5 @@ def _print_plan(plan: Any) -> None:
         f"weight decay {plan.weight_decay:g}, momentum {decision(plan.momentum)}"
     )
     if test:
-        print(
-            f"test accuracy {test.get('accuracy', float('nan')):.4f}, test loss {test['loss']:.4f}"
-        )
+        print(scores_line(test))
     print(f"verdict: {verdict['kind']}: {verdict['explanation']}; next: {verdict['next_step']}")

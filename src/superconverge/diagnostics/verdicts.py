@@ -131,12 +131,23 @@ def diagnose_losses(
             f"{100 * STILL_FALLING:.0f}% that reads as underfitting"
         )
     else:
-        within = (
-            f"; its rise of {rise:.2g} after epoch {lowest + 1} is within the curve's noise "
-            f"({noise:.2g})"
-            if rise > 0
-            else " without rising"
-        )
+        if rise <= 0:
+            within = " without rising"
+        elif rise <= noise:
+            within = (
+                f"; its rise of {rise:.2g} after epoch {lowest + 1} is within the curve's noise "
+                f"({noise:.2g})"
+            )
+        elif final_rise <= ROSE:
+            within = (
+                f"; its rise of {rise:.2g} after epoch {lowest + 1} is {100 * final_rise:.1f}% of "
+                f"its best, within the {100 * ROSE:.0f}% that reads as overfitting"
+            )
+        else:  # the training loss did not fall after the minimum either
+            within = (
+                f"; it rose {100 * final_rise:.1f}% after epoch {lowest + 1}, but the training "
+                "loss did not fall meanwhile (not overfitting)"
+            )
         explanation = (
             f"the validation loss levelled off at {val[-1]:.4g} (best {val[lowest]:.4g} at "
             f"epoch {lowest + 1}){within}"

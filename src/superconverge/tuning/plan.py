@@ -24,6 +24,7 @@ from superconverge.batches import BatchFn
 from superconverge.data.loader import Augment
 from superconverge.diagnostics.verdicts import diagnose
 from superconverge.finder.result import RangeTestResult
+from superconverge.losses import LOSSES
 from superconverge.metrics import MetricsSpec
 from superconverge.pytorch.optimizers import OptimizerSpec
 from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
@@ -108,6 +109,20 @@ class TunePlan:
     def from_json(cls, text: str) -> TunePlan:
         return cls.from_dict(json.loads(text))
 
+    def _loss(self, loss_fn: Callable[..., torch.Tensor] | None) -> Callable[..., torch.Tensor]:
+        """`loss_fn`, else the loss the plan was tuned with (its training and validation loss
+        would otherwise be another loss's: cross-entropy on a regression is 0 at every step)."""
+        if loss_fn is not None:
+            return loss_fn
+        if self.loss is None:
+            return nn.functional.cross_entropy
+        if self.loss in LOSSES:
+            return LOSSES[self.loss]
+        raise ValueError(
+            f"loss_fn must be given: the plan was tuned with {self.loss!r}, your own code, which "
+            "plan.run does not import from a plan; pass the function again"
+        )
+
     def run(
         self,
         model_fn: Callable[[], nn.Module],
@@ -116,7 +131,7 @@ class TunePlan:
         *,
         test_data: Any = None,
         out_dir: str | Path | None = None,
-        loss_fn: Callable[..., torch.Tensor] = nn.functional.cross_entropy,
+        loss_fn: Callable[..., torch.Tensor] | None = None,
         augment: Augment | None = None,
         overwrite: bool = False,
         resume: bool = False,
@@ -142,8 +157,11 @@ class TunePlan:
         settings is continued from its last epoch instead of starting again. `backoff`: as for
         `Trainer.fit_one_cycle` (divergences answered by restoring and halving the LR); `precision`
         and `val_steps` as for `Trainer`; `test_steps`: batches of a `test_data` stream (as
-        `Trainer.evaluate`'s `steps`).
+        `Trainer.evaluate`'s `steps`). `loss_fn` defaults to the plan's loss when it is a
+        built-in (``plan.loss``: "mse", ...; cross-entropy when the plan names none); a plan
+        made with your own loss needs it again.
         """
+        loss_fn = self._loss(loss_fn)
         if optimizer is None:
             if self.optimizer is None:
                 raise ValueError(

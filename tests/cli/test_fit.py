@@ -57,7 +57,14 @@ def test_a_plan_naming_built_in_data_and_model_runs_and_writes_its_results(tmp_p
     # its folder has no range tests, and its report shows none (no empty axes)
     assert main(["report", str(refit), "--static"]) == 0
     assert (refit / "report.html").is_file() and not (refit / "lr_find.png").exists()
-    assert "lr_find.png" not in (refit / "report.md").read_text()
+    report = (refit / "report.md").read_text()
+    assert "lr_find.png" not in report
+    # the folder is fit's: its command is fit's, and the report says the choices are not its own
+    saved = json.loads((refit / "plan.json").read_text())["environment"]
+    assert saved["command"] == f"superconverge fit --plan {plan}"
+    assert saved["plan_made_by"] == f"the tune run of {plan}"  # a hand-written plan names none
+    assert "This run re-trained a saved plan (`superconverge fit --plan" in report
+    assert "not from this run; the results are this run's" in report
 
 
 def test_entry_points_the_user_names_run_those_a_plan_names_do_not(tmp_path, capsys):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import types
 import typing
 from pathlib import Path
@@ -247,6 +248,12 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--plan {args.plan}: {error}") from None
         raise
     write_text_atomically(out / "history.json", history.to_json())
+    # this folder's command is fit's; the choices (and their evidence) are the tune run's
+    plan.environment = {
+        **plan.environment,
+        "command": shlex.join(["superconverge", *getattr(args, "argv", ["fit"])]),
+        "plan_made_by": plan.environment.get("command") or f"the tune run of {args.plan}",
+    }
     write_text_atomically(out / "plan.json", plan.to_json())
     test = plan.results.get("test", {})
     scores = f"; {scores_line(test)}" if test else ""

@@ -254,7 +254,22 @@ def write_report(
                 f"{compute['x_final_run']:.2f}x (budget {compute['budget']:g})",
             ),
         ]
-    environment = list((getattr(plan, "environment", None) or {}).items())
+    recorded = getattr(plan, "environment", None) or {}
+    # a folder of `superconverge fit --plan`: the choices and their evidence are the tune run's
+    made_by = recorded.get("plan_made_by")
+    origin = (
+        f"This run re-trained a saved plan (`{recorded.get('command', 'fit --plan')}`): the "
+        f"chosen values, how they were chosen and the search's compute below come from the tune "
+        f"run that made the plan (`{made_by}`), not from this run; the results are this run's."
+        if made_by
+        else ""
+    )
+    if made_by and compute:
+        results = [
+            (f"tune run's {name}" if "samples" in name or "recipe" in name else name, value)
+            for name, value in results
+        ]
+    environment = list(recorded.items())
     if not environment:
         environment = [("recorded", "no: this run folder predates the environment record")]
     heading = title or "superconverge tune report"
@@ -287,9 +302,10 @@ def write_report(
         "|---|---|",
     ]
     md += [f"| {name} | {_value(value)} |" for name, value in chosen]
-    md += ["", "## How they were chosen", "", *md_figure("lr_find.png")]
-    md += md_figure("short_runs.png")
-    md += [f"Evidence (total {total:.1f} s):", ""]
+    md += ["", "## How they were chosen", ""]
+    md += [origin, ""] if origin else []
+    md += [*md_figure("lr_find.png"), *md_figure("short_runs.png")]
+    md += [f"Evidence (the stages' seconds: {total:.1f} s in all):", ""]
     md += ["| step | decision | why | seconds | samples |", "|---|---|---|---|---|"]
     md += ["| " + " | ".join(row) + " |" for row in steps]
     md += ["", "## Results", "", "| result | value |", "|---|---|"]
@@ -345,8 +361,9 @@ Next step: {html.escape(str(verdict.get("next_step", "")))}</div>
 {figure("losses.png")}
 <h2>Chosen values</h2>{table(chosen)}
 <h2>How they were chosen</h2>
+{f"<p><em>{html.escape(origin)}</em></p>" if origin else ""}
 {figure("lr_find.png")}{figure("short_runs.png")}
-<h3>Evidence (total {total:.1f} s)</h3>
+<h3>Evidence (the stages' seconds: {total:.1f} s in all)</h3>
 <table><tr><th>step</th><th>decision</th><th>why</th><th>seconds</th><th>samples</th></tr>{evidence_rows}</table>
 <h2>Results</h2>{table(results)}
 {figure("schedule.png")}

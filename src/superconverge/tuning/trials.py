@@ -4,7 +4,7 @@ processes, on any machines that reach the storage, can run them.
 The process that runs `tune(..., study=URL)` is the coordinator: each time a stage needs short
 runs it enqueues one trial per run (its settings in the trial's user attributes), works on them
 itself, and makes the stage's decision once every result is in the study. Workers
-(`join_study`, ``superconverge tune --join URL``) take waiting trials and run them. Optuna does
+(``tune(..., study=URL, join=True)``, ``superconverge tune --join URL``) take waiting trials and run them. Optuna does
 the bookkeeping: a waiting trial goes to exactly one process (the storage's WAITING -> RUNNING
 update), a running trial's process records a heartbeat, and a trial whose heartbeat stops (a
 killed worker) is failed and enqueued again (`RetryFailedTrialCallback`), `retries` times at
@@ -60,7 +60,7 @@ class TrialStudy:
     Example (coordinator and worker, each in its own process)::
 
         plan = sc.tune(model_fn, train, val, epochs=5, study="sqlite:///study.db")
-        sc.join_study("sqlite:///study.db", model_fn, train, val, epochs=5)  # same arguments
+        sc.tune(model_fn, train, val, epochs=5, study="sqlite:///study.db", join=True)  # same
     """
 
     def __init__(

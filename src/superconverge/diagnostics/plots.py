@@ -6,6 +6,7 @@ matplotlib is imported inside the functions, so the rest of the library works wi
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -350,7 +351,7 @@ def plot_short_runs(
         A `Figure` with one or two axes.
     """
     panels = 2 if decay_runs else 1
-    fig = _figure(figsize=(4.5 * panels + 0.5, 4.6), layout="constrained")
+    fig = _figure(figsize=(4.5 * panels + 0.5, 5.0), layout="constrained")
     axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
     star = {"marker": "*", "s": 260, "color": "#b8860b", "edgecolor": "black", "zorder": 5}
     failed: list[tuple[Any, float, str]] = []
@@ -398,7 +399,8 @@ def plot_short_runs(
             right.scatter(
                 [order.index(weight_decay)], [decay_runs[weight_decay]], label=label, **star
             )
-        right.set_xticks(range(len(order)), [f"{wd:g}" for wd in order])
+        # short labels, turned: five decays such as 3.16228e-05 ran into each other
+        right.set_xticks(range(len(order)), [f"{wd:.2g}" for wd in order], rotation=30)
         right.set_xlim(-0.5, len(order) - 0.5)
         note = f"\nnot run (budget): {', '.join(f'{wd:g}' for wd in skipped)}" if skipped else ""
         right.set_xlabel(f"weight decay (at the chosen max_lr){note}")
@@ -417,21 +419,23 @@ def plot_short_runs(
             transform=each.get_xaxis_transform(),
             label="did not finish (NaN)",
         )
+    handles: dict[str, Any] = {}
     for each in axes:
         if band is not None:
             each.axhspan(band[0], band[1], color="#999999", alpha=0.2, label=band[2])
         if _log_y(each) and each is ax:
             ax.set_ylabel("validation loss (log scale)")
         each.grid(True, which="both", alpha=0.25)
-        handles = dict(zip(*reversed(each.get_legend_handles_labels()), strict=True))
-        each.legend(
-            handles.values(),
-            handles.keys(),
-            fontsize=8,
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.2),
-            ncol=2,
-        )
+        for handle, label in zip(*each.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)  # the noise band once for both panels
+    # one legend under both panels, long labels wrapped; the layout leaves room for it
+    fig.legend(
+        handles.values(),
+        [textwrap.fill(label, 50) for label in handles],
+        fontsize=8,
+        loc="outside lower center",
+        ncol=2,
+    )
     fig.suptitle("Short runs: the validation losses that decided (lower is better)", fontsize=11)
     return fig
 

@@ -46,7 +46,8 @@ def test_builtins_are_reported_only_where_they_apply():
     assert check_metrics(auto, torch.zeros(4, 1), torch.zeros(4)) == ["mse", "mae"]  # regression
     assert check_metrics(auto, torch.zeros(4, 5), torch.ones(4, 5)) == ["mse", "mae"]  # multi-label
     # accuracy asked for by name on a regression: not reported rather than a meaningless 0.0
-    assert check_metrics(resolve_metrics(["accuracy"]), torch.zeros(4, 1), torch.zeros(4)) == []
+    with pytest.warns(UserWarning, match="'accuracy' does not apply"):
+        assert check_metrics(resolve_metrics(["accuracy"]), torch.zeros(4, 1), torch.zeros(4)) == []
 
 
 # ---------------------------------------------------------------- what users write
@@ -161,3 +162,16 @@ def test_first_batch_check_names_shapes_and_leaves_the_mode():
         model, torch.nn.functional.mse_loss, torch.zeros(4, 3), torch.zeros(4, 2)
     )
     assert outputs.shape == (4, 2)
+
+
+def test_a_named_metric_that_does_not_apply_warns_and_auto_stays_quiet():
+    # a user's check: metrics=["accuracy"] on a regression was dropped without a word
+    import warnings
+
+    outputs, targets = torch.randn(8, 1), torch.randn(8, 1)
+    with pytest.warns(UserWarning, match=r"metrics: 'accuracy' does not apply .* not reported"):
+        names = check_metrics(resolve_metrics(["accuracy", "mse"]), outputs, targets)
+    assert names == ["mse"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "auto" picks what applies: nothing to warn about
+        assert check_metrics(resolve_metrics("auto"), outputs, targets) == ["mse", "mae"]

@@ -14,8 +14,9 @@ layout, logits ``(N, C, d1, ...)`` with targets ``(N, d1, ...)``, or Hugging Fac
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -104,6 +105,7 @@ class Metric:
     name: str
     fn: MetricFn
     applies: Callable[[Any, Any], bool] | None = None
+    asked: bool = True  # named by the user (not "auto"): a warning when it does not apply
 
     def is_reported(self, outputs: Any, targets: Any) -> bool:
         return self.applies is None or bool(self.applies(outputs, targets))
@@ -143,6 +145,8 @@ def resolve_metrics(metrics: MetricsSpec) -> tuple[Metric, ...]:
         names: list[tuple[str, str | MetricFn]] = (
             [(n, n) for n in AUTO] if metrics == "auto" else [(metrics, metrics)]
         )
+        if metrics == "auto":
+            return tuple(replace(BUILTINS[name], asked=False) for name in AUTO)
     elif isinstance(metrics, Mapping):
         names = [(str(k), v) for k, v in metrics.items()]
     elif isinstance(metrics, Iterable):
@@ -260,7 +264,23 @@ class MetricTotals:
 
 def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list[str]:
     """Run every metric that applies on one batch (the first-batch check) and return the names
-    reported; a metric that raises or returns no number fails here, before any training."""
+    reported; a metric that raises or returns no number fails here, before any training. A
+    built-in you named that does not apply (accuracy on a regression's float targets) is
+    not reported, with a warning saying so."""
+    metrics = list(metrics)
+    for metric in metrics:
+        if metric.asked and not metric.is_reported(outputs, targets):
+            warnings.warn(
+                f"metrics: {metric.name!r} does not apply to these outputs and targets "
+                f"(outputs {_shape(outputs)}, targets {_shape(targets)}): not reported",
+                stacklevel=2,
+            )
     totals = MetricTotals(metrics)
     totals.add(outputs, targets, 1)
     return totals.names
+
+
+def _shape(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    return f"{tuple(shape)} {str(dtype).replace('torch.', '')}" if shape is not None else "?"

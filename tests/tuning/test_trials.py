@@ -2,6 +2,7 @@
 processes, a killed worker, a restarted coordinator, torchrun."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -86,7 +87,8 @@ def test_two_worker_processes_reach_the_single_process_decisions(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_killed_worker_s_trial_is_run_again_and_the_recipe_finishes(tmp_path):
+def test_a_killed_worker_s_trial_is_run_again_and_the_recipe_finishes(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="superconverge")
     positional, keywords = arguments(1, 0.0)
     url = f"sqlite:///{tmp_path / 'study.db'}"
     # a slow forward pass (20 ms): trials last long enough to be killed in the middle
@@ -128,6 +130,9 @@ def test_a_killed_worker_s_trial_is_run_again_and_the_recipe_finishes(tmp_path):
     assert retried and retried[0].state.name == "COMPLETE"
     assert retried[0].user_attrs["label"] == lost.user_attrs["label"]
     assert all(t.state.name in ("COMPLETE", "FAIL") for t in final.values())
+    # the coordinator said what it waited for, and that the trial was lost and run again
+    assert "waiting for trial" in caplog.text
+    assert f"trial {lost.number} ({lost.user_attrs['label']}) lost its worker" in caplog.text
 
 
 def test_a_worker_with_other_arguments_is_refused(tmp_path):
@@ -222,3 +227,15 @@ def test_every_rank_under_torchrun_reports_the_searchs_compute(tmp_path):
     assert ranks[0]["status"] == ranks[1]["status"] == "completed"
     assert ranks[1]["compute"] == ranks[0]["compute"]
     assert ranks[0]["compute"]["search_samples"] > 0 and ranks[0]["compute"]["x_final_run"] > 1
+
+
+def test_cli_join_refuses_flags_the_coordinator_already_fixed(tmp_path, capsys):
+    # a user's check: --join URL --epochs 3 ran the coordinator's 10 epochs without a word
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    TrialStudy(url).create({"epochs": 2}, ["--epochs", "2"])
+    assert main(["tune", "--join", url, "--epochs", "3", "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "runs the coordinator's trials with its flags (--epochs 2); also given: --epochs 3" in err
+    )
+    assert err.count("\n") == 1

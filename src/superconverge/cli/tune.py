@@ -272,8 +272,19 @@ def _join(args: argparse.Namespace) -> int:
             f"--join {args.join}: study {args.study_name!r} was started from Python; join it "
             "from Python with superconverge.tune(..., study=URL, join=True) and the same arguments"
         )
+    given = list(getattr(args, "argv", None) or [])
+    given = given[given.index("tune") + 1 :] if "tune" in given else given
+    others = _other_flags(given, ("--join", "--study-name", "--data-dir", "--threads"))
+    if others:
+        raise UsageError(
+            f"--join {args.join} runs the coordinator's trials with its flags "
+            f"({shlex.join(command)}); also given: {shlex.join(others)}. A worker takes only "
+            "--study-name, --data-dir (where the data are on this machine) and --threads"
+        )
     flags: argparse.Namespace = args.parser.parse_args(command)
     flags.join, flags.study_name, flags.command = args.join, args.study_name, None
+    if args.data_dir is not None:  # the same data in another folder on this machine
+        flags.data_dir = args.data_dir
     splits = resolve_data(flags.data, flags.data_dir, flags.seed)
     model_fn, model_name, _ = model_factory(flags, splits)
     print(f"worker of study {args.study_name!r} at {args.join}: {splits.name}, model {model_name}")
@@ -424,7 +435,7 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
         )
     given = list(getattr(args, "argv", None) or [])
     given = given[given.index("tune") + 1 :] if "tune" in given else given
-    others = _without_resume(given)
+    others = _other_flags(given, ("--resume", "--threads"))
     if others:
         raise UsageError(
             f"--resume {args.resume} continues that run with the flags it was started with "
@@ -445,22 +456,22 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
     return resumed
 
 
-def _without_resume(flags: list[str]) -> list[str]:
-    """`flags` without ``--resume DIR`` and the flags that change how a run is shown or how
-    fast it goes, not what it decides (``--debug``, ``--quiet``, ``--verbose``, ``--threads
-    N``): what else the user asked of a resumed run."""
+def _other_flags(flags: list[str], taken: tuple[str, ...]) -> list[str]:
+    """`flags` without the `taken` flags (each with its value) and those that change how a run
+    is shown, not what it decides (``--debug``, ``--quiet``, ``--verbose``): what else the user
+    asked of a run whose flags are already fixed (``--resume DIR``, ``--join URL``)."""
     rest, skip = [], False
     for flag in flags:
         if skip:
             skip = False
-        elif flag in ("--resume", "--threads"):
+        elif flag in taken:
             skip = True
-        elif flag.split("=", 1)[0] not in _RESUMABLE_FLAGS:
+        elif flag.split("=", 1)[0] not in (*taken, *_SHOWING_FLAGS):
             rest.append(flag)
     return rest
 
 
-_RESUMABLE_FLAGS = ("--resume", "--threads", "--debug", "-q", "--quiet", "-v", "--verbose")
+_SHOWING_FLAGS = ("--debug", "-q", "--quiet", "-v", "--verbose")
 
 
 def _batch_text(plan: Any) -> str:

@@ -236,6 +236,7 @@ class TrialStudy:
             ):
                 self._enqueue(spec)
         results: dict[str, dict[str, Any]] = {}
+        said: set[int] = set()  # the other processes' trials already said to be waited for
         while True:
             self._fail_stale()
             trials = self._trials_by_label()
@@ -247,7 +248,28 @@ class TrialStudy:
             if len(results) == len(set(labels)):
                 return [results[label] for label in labels]
             if not (self.work and self.work_once(run_spec, only=set(labels) - set(results))):
+                self._say_waiting(trials, set(labels) - set(results), said)
                 time.sleep(self.poll)
+
+    def _say_waiting(self, trials: dict[str, list[Any]], missing: set[str], said: set[int]) -> None:
+        """One line per trial another process runs while this one waits for it: a long wait
+        (a worker killed mid-run is only failed after `grace` seconds) is not silent."""
+        running = [
+            t
+            for label in sorted(missing)
+            for t in trials.get(label, [])
+            if t.state.name == "RUNNING" and t.number not in said
+        ]
+        for trial in running:
+            said.add(trial.number)
+            logger.info(
+                "waiting for trial %d (%s) in worker %s; a worker that stops sending heartbeats "
+                "for %g s loses its trial, which is run again",
+                trial.number,
+                trial.user_attrs.get("label"),
+                trial.user_attrs.get("worker", "?"),
+                self.grace,
+            )
 
     def _result(self, label: str, trials: list[Any]) -> dict[str, Any] | None:
         for trial in trials:
@@ -390,9 +412,30 @@ class TrialStudy:
             return
         self._stale_checked = now
         optuna = _optuna()
+        running = {
+            t.number: t
+            for t in self.storage.get_all_trials(self._id, deepcopy=False)
+            if t.state.name == "RUNNING"
+        }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self._study())
+        if running:
+            now_failed = [
+                t
+                for t in self.storage.get_all_trials(self._id, deepcopy=False)
+                if t.number in running and t.state.name == "FAIL"
+            ]
+            for trial in now_failed:
+                logger.warning(
+                    "trial %d (%s) lost its worker %s (no heartbeat for %g s): failed; its short "
+                    "run is run again (at most %d times)",
+                    trial.number,
+                    trial.user_attrs.get("label"),
+                    trial.user_attrs.get("worker", "?"),
+                    self.grace,
+                    self.retries,
+                )
 
     def _study(self) -> Any:
         if self._study_object is None:

@@ -132,7 +132,8 @@ def test_a_killed_worker_s_trial_is_run_again_and_the_recipe_finishes(tmp_path, 
     assert all(t.state.name in ("COMPLETE", "FAIL") for t in final.values())
     # the coordinator said what it waited for, and that the trial was lost and run again
     assert "waiting for trial" in caplog.text
-    assert f"trial {lost.number} ({lost.user_attrs['label']}) lost its worker" in caplog.text
+    assert f"trial {lost.number} ({lost.user_attrs['label']}) in worker" in caplog.text
+    assert "stopped: no heartbeat for 3 s; the trial is failed" in caplog.text
 
 
 def test_a_worker_with_other_arguments_is_refused(tmp_path):

@@ -263,11 +263,9 @@ class TrialStudy:
         for trial in running:
             said.add(trial.number)
             logger.info(
-                "waiting for trial %d (%s) in worker %s; a worker that stops sending heartbeats "
-                "for %g s loses its trial, which is run again",
-                trial.number,
-                trial.user_attrs.get("label"),
-                trial.user_attrs.get("worker", "?"),
+                "waiting for %s; a worker that stops sending heartbeats for %g s loses its "
+                "trial, which is run again",
+                _named(trial),
                 self.grace,
             )
 
@@ -428,11 +426,9 @@ class TrialStudy:
             ]
             for trial in now_failed:
                 logger.warning(
-                    "trial %d (%s) lost its worker %s (no heartbeat for %g s): failed; its short "
-                    "run is run again (at most %d times)",
-                    trial.number,
-                    trial.user_attrs.get("label"),
-                    trial.user_attrs.get("worker", "?"),
+                    "%s stopped: no heartbeat for %g s; the trial is failed and its short run "
+                    "is run again (at most %d times)",
+                    _named(trial),
                     self.grace,
                     self.retries,
                 )
@@ -448,6 +444,12 @@ class TrialStudy:
         for trial in self.storage.get_all_trials(self._id, deepcopy=False):
             grouped.setdefault(trial.user_attrs.get("label"), []).append(trial)
         return grouped
+
+
+def _named(trial: Any) -> str:
+    """``trial 3 (lr_bounds ...) in worker host:pid``, for the lines about other processes."""
+    label, worker = trial.user_attrs.get("label"), trial.user_attrs.get("worker", "?")
+    return f"trial {trial.number} ({label}) in worker {worker}"
 
 
 def as_study(study: str | TrialStudy | None) -> TrialStudy | None:

@@ -39,6 +39,9 @@ def resolve_loss(loss: str | LossFn) -> LossFn:
     return loss
 
 
-def loss_name(loss: LossFn) -> str | None:
-    """The name of a loss from `LOSSES` (for a plan's JSON), or None for the user's own."""
-    return next((name for name, fn in LOSSES.items() if fn is loss), None)
+CUSTOM = "custom"  # a plan's loss when it was the user's own callable (a plan cannot hold it)
+
+
+def loss_name(loss: LossFn) -> str:
+    """The name of a loss from `LOSSES` (for a plan's JSON), or `CUSTOM` for the user's own."""
+    return next((name for name, fn in LOSSES.items() if fn is loss), CUSTOM)

@@ -147,4 +147,6 @@ def test_an_out_the_system_cannot_create_is_a_usage_error_even_for_root(command,
     # /proc passes access() for root, yet nothing can be made there
     assert main([command, "--out", "/proc/superconverge-run"]) == 2
     err = capsys.readouterr().err
-    assert "--out /proc/superconverge-run: cannot create a folder in /proc" in err
+    # root passes access() and meets the probe; another user is stopped by access() first
+    assert "--out /proc/superconverge-run: " in err
+    assert "cannot create a folder in /proc" in err or "/proc is not writable" in err

@@ -65,6 +65,11 @@ def test_a_plan_naming_built_in_data_and_model_runs_and_writes_its_results(tmp_p
     assert saved["plan_made_by"] == f"the tune run of {plan}"  # a hand-written plan names none
     assert "This run re-trained a saved plan (`superconverge fit --plan" in report
     assert "not from this run; the results are this run's" in report
+    # a plan re-run from that folder still credits the run that made the plan
+    again = tmp_path / "again"
+    assert main(["fit", "--plan", str(refit / "plan.json"), "--out", str(again)]) == 0
+    chained = json.loads((again / "plan.json").read_text())["environment"]
+    assert chained["plan_made_by"] == f"the tune run of {plan}"
 
 
 def test_entry_points_the_user_names_run_those_a_plan_names_do_not(tmp_path, capsys):

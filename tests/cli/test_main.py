@@ -208,3 +208,23 @@ def test_a_python_warning_is_one_warning_line_and_verbose_says_where(capsys):
     err = capsys.readouterr().err
     assert err.startswith("warning superconverge: max_lr 0.141 diverged (RuntimeWarning at ")
     assert err.count("\n") == 1
+
+
+def test_a_diverged_fit_under_the_cli_is_one_warning_line(capsys):
+    # the loop warned and also logged the same message: two identical lines on the CLI
+    import torch
+
+    from superconverge.data import ArrayData
+    from superconverge.training import Trainer
+
+    generator = torch.Generator().manual_seed(0)
+    data = ArrayData(torch.randn(64, 4, generator=generator), torch.arange(64) % 3)
+    torch.manual_seed(0)
+    trainer = Trainer(torch.nn.Linear(4, 3), torch.nn.functional.cross_entropy, data,
+                      batch_size=8, progress=False)  # fmt: skip
+    with cli_logging(quiet=False, verbose=False), warnings.catch_warnings():
+        warnings.simplefilter("always")
+        history = trainer.fit_one_cycle(2, 1e6)
+    assert history.status == "diverged"
+    lines = [line for line in capsys.readouterr().err.splitlines() if "diverged" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: max_lr 1e+06 diverged")

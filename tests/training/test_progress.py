@@ -195,6 +195,13 @@ def test_a_decision_is_shown_once_whatever_logging_shows_and_not_when_silenced(c
     finally:
         library.removeHandler(handler)
         library.setLevel(logging.NOTSET)
+    tuning = logging.getLogger("superconverge.tuning")
+    tuning.setLevel(logging.WARNING)  # one sub-package silenced: its lines hidden, not printed
+    try:
+        tell("tune: momentum = 0.9", stage)
+        assert capsys.readouterr().err == ""
+    finally:
+        tuning.setLevel(logging.NOTSET)
 
 
 @pytest.mark.parametrize(

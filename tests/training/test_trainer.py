@@ -435,3 +435,34 @@ def test_cross_entropy_over_one_output_is_named_before_training(loss):
         Trainer(nn.Linear(6, 1), loss, data, batch_size=8, progress=False).fit_one_cycle(1, 0.1)
     with pytest.raises(ValueError, match=message):
         lr_find(nn.Linear(6, 1), loss, data, batch_size=16)
+
+
+def test_fine_tune_stopped_before_its_second_phase_resumes_into_it_from_numpy_settings(
+    digits, tmp_path
+):
+    # the second phase's settings ride in the first phase's checkpoints, read back with
+    # weights_only=True: numpy numbers (a user's np.float64 LR) must not make them unreadable
+    import numpy as np
+
+    from superconverge.training.checkpoint import load_checkpoint
+
+    class StopInSecondPhase(Callback):
+        def on_fit_start(self, trainer, history):
+            if trainer.then is None and all(p.requires_grad for p in trainer.module.parameters()):
+                raise KeyboardInterrupt  # the second fit starts: the first one is saved
+
+    torch.manual_seed(0)
+    trainer = _trainer(digits, out_dir=tmp_path, callbacks=[StopInSecondPhase()])
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fine_tune(1, base_lr=np.float64(0.05), freeze_epochs=1,
+                          momentum=(np.float64(0.95), 0.85))  # fmt: skip
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")
+    second = saved["then"]["fine_tune"]
+    assert second["max_lr"] == (0.025 / 100, 0.025) and second["options"]["momentum"] == (
+        0.95,
+        0.85,
+    )
+    # resumed on a trainer that does not own the folder's files (overwrite=False): phase 2 runs
+    resumed = _trainer(digits, out_dir=tmp_path, overwrite=False)
+    history = resumed.resume_from(tmp_path / "checkpoint.pt")
+    assert history.status == "completed" and history.notes[0].startswith("after 1 frozen epoch")

@@ -97,3 +97,7 @@ def test_run_trains_with_the_loss_the_plan_was_tuned_with():
                       momentum=(0.95, 0.85), loss="mypkg.losses:huber", optimizer="sgd")  # fmt: skip
     with pytest.raises(ValueError, match="loss_fn must be given: the plan was tuned with"):
         custom.run(lambda: torch.nn.Linear(10, 1), train, val)
+    own = TunePlan(epochs=1, batch_size=16, max_lr=0.05, min_lr=0.005, weight_decay=0.0,
+                   momentum=(0.95, 0.85), loss="custom", optimizer="sgd")  # fmt: skip
+    with pytest.raises(ValueError, match="tuned with your own loss function"):
+        own.run(lambda: torch.nn.Linear(10, 1), train, val)

@@ -237,6 +237,6 @@ def test_cli_join_refuses_flags_the_coordinator_already_fixed(tmp_path, capsys):
     assert main(["tune", "--join", url, "--epochs", "3", "--threads", "1"]) == 2
     err = capsys.readouterr().err
     assert (
-        "runs the coordinator's trials with its flags (--epochs 2); also given: --epochs 3" in err
+        "runs the coordinator's trials with the coordinator's flags; also given: --epochs 3" in err
     )
     assert err.count("\n") == 1

@@ -387,8 +387,9 @@ def check_model(model: Any, spec: str, flag: str) -> None:
 
 
 def _usable_folder(folder: Path, flag: str, given: Path | None = None) -> None:
-    """Refuse a folder that cannot be created or written, without creating anything; messages
-    show the flag's value `given` (default `folder`)."""
+    """Refuse a folder that cannot be created or written, leaving nothing behind (a probe
+    folder is created and removed where access() cannot tell); messages show the flag's value
+    `given` (default `folder`)."""
     shown = folder if given is None else given
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{flag} {shown}: {folder} is a file, not a folder; choose a folder")

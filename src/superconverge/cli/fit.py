@@ -252,7 +252,10 @@ def run(args: argparse.Namespace) -> int:
     plan.environment = {
         **plan.environment,
         "command": shlex.join(["superconverge", *getattr(args, "argv", ["fit"])]),
-        "plan_made_by": plan.environment.get("command") or f"the tune run of {args.plan}",
+        # a plan re-run from an earlier fit --plan folder still credits the tune run
+        "plan_made_by": plan.environment.get("plan_made_by")
+        or plan.environment.get("command")
+        or f"the tune run of {args.plan}",
     }
     write_text_atomically(out / "plan.json", plan.to_json())
     test = plan.results.get("test", {})

@@ -262,6 +262,15 @@ def _study(args: argparse.Namespace, url: str | None) -> Any:
 
 def _join(args: argparse.Namespace) -> int:
     """A worker: the coordinator's flags, read from the study, then its trials."""
+    given = list(getattr(args, "argv", None) or [])
+    given = given[given.index("tune") + 1 :] if "tune" in given else given
+    others = _other_flags(given, ("--join", "--study-name", "--data-dir", "--threads"))
+    if others:  # before waiting for the study: a worker started early is told at once
+        raise UsageError(
+            f"--join {args.join} runs the coordinator's trials with the coordinator's flags; "
+            f"also given: {shlex.join(others)}. A worker takes only --study-name, --data-dir "
+            "(where the data are on this machine), --threads, --quiet/--verbose/--debug"
+        )
     study = _study(args, args.join)
     from superconverge.tuning.trials import JOIN_WAIT_S
 
@@ -271,15 +280,6 @@ def _join(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--join {args.join}: study {args.study_name!r} was started from Python; join it "
             "from Python with superconverge.tune(..., study=URL, join=True) and the same arguments"
-        )
-    given = list(getattr(args, "argv", None) or [])
-    given = given[given.index("tune") + 1 :] if "tune" in given else given
-    others = _other_flags(given, ("--join", "--study-name", "--data-dir", "--threads"))
-    if others:
-        raise UsageError(
-            f"--join {args.join} runs the coordinator's trials with its flags "
-            f"({shlex.join(command)}); also given: {shlex.join(others)}. A worker takes only "
-            "--study-name, --data-dir (where the data are on this machine) and --threads"
         )
     flags: argparse.Namespace = args.parser.parse_args(command)
     flags.join, flags.study_name, flags.command = args.join, args.study_name, None

@@ -241,6 +241,7 @@ def write_report(
     results += [(f"test {k}", v) for k, v in test.items()]
     total = sum(step.get("seconds", 0.0) for step in plan.evidence)
     compute = getattr(plan, "compute", None) or {}
+    compute_names: list[str] = []
     if compute:
         results += [
             ("search samples (training samples processed)", f"{compute['search_samples']:,}"),
@@ -254,6 +255,7 @@ def write_report(
                 f"{compute['x_final_run']:.2f}x (budget {compute['budget']:g})",
             ),
         ]
+        compute_names = [name for name, _ in results[-4:]]
     recorded = getattr(plan, "environment", None) or {}
     # a folder of `superconverge fit --plan`: the choices and their evidence are the tune run's
     made_by = recorded.get("plan_made_by")
@@ -266,7 +268,7 @@ def write_report(
     )
     if made_by and compute:
         results = [
-            (f"tune run's {name}" if "samples" in name or "recipe" in name else name, value)
+            (f"tune run's {name}" if name in compute_names else name, value)
             for name, value in results
         ]
     environment = list(recorded.items())

@@ -173,6 +173,13 @@ class RunFolder:
                     "overwrite=True, choose another out_dir, or Trainer.resume() it"
                 )
 
+    def continue_run(self) -> None:
+        """This object continues the run whose files are in the folder (a resume): they are
+        its own, so a later fit of the same run (fine_tune's second phase) may replace them."""
+        for name in (CHECKPOINT, BEST):
+            if (self.path / name).exists():
+                self._written.add(self.path / name)
+
     def save(self, name: str, payload: dict[str, Any]) -> None:
         if self.writer:
             self._written.add(save_atomically(payload, self.path / name))

@@ -116,8 +116,8 @@ class FitLoop:
                     if self._back_off(start, scales):
                         continue  # the same epoch again, from its first weights, lower
                     if trainer.rank == 0:
+                        # once: the CLI shows Python warnings as its "warning:" lines
                         warnings.warn(history.message, RuntimeWarning, stacklevel=4)
-                        logger.warning(history.message)
                     break
                 self._end_epoch()
                 last_good = TrainingSnapshot(

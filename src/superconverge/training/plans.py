@@ -82,13 +82,15 @@ def fine_tune(
     """`Trainer.fine_tune`: the frozen body's 1cycle, then all groups with spread LRs. The
     second fit's arguments ride in the first fit's checkpoints (`Trainer.then`), so that a
     resume after a kill in the frozen phase goes on to the second (`finish_fine_tune`)."""
+    # plain Python values: both fits' checkpoints are read back with weights_only=True
+    base_lr, options = float(base_lr), {name: _plain(value) for name, value in options.items()}
     half = base_lr / 2
     then = {
         "fine_tune": {
-            "epochs": epochs,
-            "max_lr": (half / lr_mult, half),
-            "freeze_epochs": freeze_epochs,
-            "policy": policy,
+            "epochs": int(epochs),
+            "max_lr": (half / float(lr_mult), half),
+            "freeze_epochs": int(freeze_epochs),
+            "policy": str(policy),
             "options": options,
         }
     }
@@ -99,6 +101,16 @@ def fine_tune(
     finally:
         trainer.then = None
     return finish_fine_tune(trainer, first, then)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy or torch scalar as the Python number it holds (tuples item by item)."""
+    if isinstance(value, (tuple, list)):
+        return tuple(_plain(item) for item in value)
+    if type(value) in (bool, int, float, str):  # not isinstance: np.float64 is a float
+        return value
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def finish_fine_tune(trainer: Trainer, first: History, then: dict[str, Any]) -> History:

@@ -77,11 +77,14 @@ def resolve_interval(progress_interval: float | None) -> float:
     return float(progress_interval)
 
 
-def silenced() -> bool:
-    """Whether a level above INFO was set on a ``superconverge`` logger (the CLI's ``--quiet``,
-    or ``logging.getLogger("superconverge").setLevel(logging.WARNING)``). The root logger does not
-    count: its WARNING is Python's default, not a choice about superconverge."""
-    current: logging.Logger | None = logger
+def silenced(log: logging.Logger = logger) -> bool:
+    """Whether a level above INFO was set on `log` or a ``superconverge`` logger above it (the
+    CLI's ``--quiet``, ``logging.getLogger("superconverge").setLevel(logging.WARNING)``, or one
+    sub-package's), or `log` is disabled. The root logger does not count: its WARNING is
+    Python's default, not a choice about superconverge."""
+    if log.disabled:
+        return True
+    current: logging.Logger | None = log
     while current is not None and current.name.startswith("superconverge"):
         if current.level != logging.NOTSET:
             return current.level > logging.INFO
@@ -109,7 +112,7 @@ def tell(message: str, log: logging.Logger) -> None:
     `say` it, unless the user silenced the package (`silenced`). A script or a notebook that
     configured no logging sees it on stderr as it sees the epoch lines; the CLI's handler
     shows it once; under torchrun only rank 0 prints it (as only rank 0 shows progress)."""
-    say(message, show=not silenced() and process_world()[0] == 0, log=log)
+    say(message, show=not silenced(log) and process_world()[0] == 0, log=log)
 
 
 def format_seconds(seconds: float) -> str:

@@ -408,6 +408,8 @@ class Trainer:
         its second phase, as the uninterrupted call would have."""
         payload = payload if payload is not None else load_checkpoint(path)
         then = payload.get("then")
+        if self.run_folder is not None:
+            self.run_folder.continue_run()
         with holding(self.run_folder):
             self.then = then
             try:

@@ -24,7 +24,7 @@ from superconverge.batches import BatchFn
 from superconverge.data.loader import Augment
 from superconverge.diagnostics.verdicts import diagnose
 from superconverge.finder.result import RangeTestResult
-from superconverge.losses import LOSSES
+from superconverge.losses import CUSTOM, LOSSES
 from superconverge.metrics import MetricsSpec
 from superconverge.pytorch.optimizers import OptimizerSpec
 from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
@@ -114,10 +114,15 @@ class TunePlan:
         would otherwise be another loss's: cross-entropy on a regression is 0 at every step)."""
         if loss_fn is not None:
             return loss_fn
-        if self.loss is None:
+        if self.loss is None:  # a plan written by hand, or before plans recorded their loss
             return nn.functional.cross_entropy
         if self.loss in LOSSES:
             return LOSSES[self.loss]
+        if self.loss == CUSTOM:
+            raise ValueError(
+                "loss_fn must be given: the plan was tuned with your own loss function, which a "
+                "plan cannot hold; pass it again"
+            )
         raise ValueError(
             f"loss_fn must be given: the plan was tuned with {self.loss!r}, your own code, which "
             "plan.run does not import from a plan; pass the function again"

@@ -291,7 +291,8 @@ def map_in_processes(
     thread each (they share the cores; fork would share torch's thread pools). Interrupted
     (Ctrl-C, or SIGTERM, which the CLI turns into the same), the main process stops the workers
     at once rather than waiting for them: a scheduler's grace period must not run out on a short
-    run whose result nobody will read (the journal keeps the runs that finished)."""
+    run whose result nobody will read. The journal records a stage's short runs when all of
+    them have returned, so an interrupted batch is run again on resume; earlier stages are kept."""
     context = multiprocessing.get_context("spawn")
     pool = concurrent.futures.ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_worker_start

@@ -236,7 +236,7 @@ class TrialStudy:
             ):
                 self._enqueue(spec)
         results: dict[str, dict[str, Any]] = {}
-        said: set[int] = set()  # the other processes' trials already said to be waited for
+        said: set[tuple[str, int]] = set()  # ("waiting" or "lost", trial number) already said
         while True:
             self._fail_stale()
             trials = self._trials_by_label()
@@ -251,22 +251,42 @@ class TrialStudy:
                 self._say_waiting(trials, set(labels) - set(results), said)
                 time.sleep(self.poll)
 
-    def _say_waiting(self, trials: dict[str, list[Any]], missing: set[str], said: set[int]) -> None:
-        """One line per trial another process runs while this one waits for it: a long wait
-        (a worker killed mid-run is only failed after `grace` seconds) is not silent."""
+    def _say_waiting(
+        self, trials: dict[str, list[Any]], missing: set[str], said: set[tuple[str, int]]
+    ) -> None:
+        """One line per trial another process runs while this one waits for it, and a warning
+        per trial lost with its worker: a long wait (a worker killed mid-run is only failed
+        after `grace` seconds) is not silent."""
         running = [
             t
             for label in sorted(missing)
             for t in trials.get(label, [])
-            if t.state.name == "RUNNING" and t.number not in said
+            if t.state.name == "RUNNING" and ("waiting", t.number) not in said
         ]
         for trial in running:
-            said.add(trial.number)
+            said.add(("waiting", trial.number))
             logger.info(
                 "waiting for %s; a worker that stops sending heartbeats for %g s loses its "
                 "trial, which is run again",
                 _named(trial),
                 self.grace,
+            )
+        lost = [  # failed by whichever process noticed the missing heartbeats (no error of its own)
+            t
+            for label in sorted(missing)
+            for t in trials.get(label, [])
+            if t.state.name == "FAIL"
+            and "error" not in t.user_attrs
+            and ("lost", t.number) not in said
+        ]
+        for trial in lost:
+            said.add(("lost", trial.number))
+            logger.warning(
+                "%s stopped: no heartbeat for %g s; the trial is failed and its short run is "
+                "run again (at most %d times)",
+                _named(trial),
+                self.grace,
+                self.retries,
             )
 
     def _result(self, label: str, trials: list[Any]) -> dict[str, Any] | None:
@@ -410,28 +430,9 @@ class TrialStudy:
             return
         self._stale_checked = now
         optuna = _optuna()
-        running = {
-            t.number: t
-            for t in self.storage.get_all_trials(self._id, deepcopy=False)
-            if t.state.name == "RUNNING"
-        }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self._study())
-        if running:
-            now_failed = [
-                t
-                for t in self.storage.get_all_trials(self._id, deepcopy=False)
-                if t.number in running and t.state.name == "FAIL"
-            ]
-            for trial in now_failed:
-                logger.warning(
-                    "%s stopped: no heartbeat for %g s; the trial is failed and its short run "
-                    "is run again (at most %d times)",
-                    _named(trial),
-                    self.grace,
-                    self.retries,
-                )
 
     def _study(self) -> Any:
         if self._study_object is None:

@@ -257,37 +257,29 @@ class TrialStudy:
         """One line per trial another process runs while this one waits for it, and a warning
         per trial lost with its worker: a long wait (a worker killed mid-run is only failed
         after `grace` seconds) is not silent."""
-        running = [
-            t
-            for label in sorted(missing)
-            for t in trials.get(label, [])
-            if t.state.name == "RUNNING" and ("waiting", t.number) not in said
-        ]
-        for trial in running:
-            said.add(("waiting", trial.number))
-            logger.info(
-                "waiting for %s; a worker that stops sending heartbeats for %g s loses its "
-                "trial, which is run again",
-                _named(trial),
-                self.grace,
-            )
-        lost = [  # failed by whichever process noticed the missing heartbeats (no error of its own)
-            t
-            for label in sorted(missing)
-            for t in trials.get(label, [])
-            if t.state.name == "FAIL"
-            and "error" not in t.user_attrs
-            and ("lost", t.number) not in said
-        ]
-        for trial in lost:
-            said.add(("lost", trial.number))
-            logger.warning(
-                "%s stopped: no heartbeat for %g s; the trial is failed and its short run is "
-                "run again (at most %d times)",
-                _named(trial),
-                self.grace,
-                self.retries,
-            )
+        for trial in (t for label in sorted(missing) for t in trials.get(label, [])):
+            # a trial failed with no error of its own: whichever process noticed its missing
+            # heartbeats failed it
+            lost = trial.state.name == "FAIL" and "error" not in trial.user_attrs
+            kind = "waiting" if trial.state.name == "RUNNING" else "lost" if lost else None
+            if kind is None or (kind, trial.number) in said:
+                continue
+            said.add((kind, trial.number))
+            if kind == "waiting":
+                logger.info(
+                    "waiting for %s; a worker that stops sending heartbeats for %g s loses its "
+                    "trial, which is run again",
+                    _named(trial),
+                    self.grace,
+                )
+            else:
+                logger.warning(
+                    "%s stopped: no heartbeat for %g s; the trial is failed and its short run "
+                    "is run again (at most %d times)",
+                    _named(trial),
+                    self.grace,
+                    self.retries,
+                )
 
     def _result(self, label: str, trials: list[Any]) -> dict[str, Any] | None:
         for trial in trials:

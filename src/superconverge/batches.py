@@ -25,6 +25,8 @@ import torch
 from torch import nn
 
 TARGET_KEYS = ("labels", "label", "targets", "target", "y")
+# the advice for batches the library cannot split (the CLI says it with its --batch-fn flag)
+BATCH_FN_ADVICE = "batch_fn=lambda batch: (inputs, targets)"
 
 BatchFn = Callable[[Any], tuple[Any, Any]]
 
@@ -96,12 +98,11 @@ def split_batch(
                 return {k: v for k, v in batch.items() if k != key}, batch[key]
         raise TypeError(
             f"{name} yields dict batches with keys {sorted(map(str, batch))} and none of the "
-            f"target keys {list(TARGET_KEYS)}; rename the targets' key or pass "
-            "batch_fn=lambda batch: (inputs, targets)"
+            f"target keys {list(TARGET_KEYS)}; rename the targets' key or pass {BATCH_FN_ADVICE}"
         )
     raise TypeError(
         f"{name} must yield (inputs, targets) pairs, got {_describe(batch)}; dict batches need "
-        "a 'labels' key, anything else batch_fn=lambda batch: (inputs, targets)"
+        f"a 'labels' key, anything else {BATCH_FN_ADVICE}"
     )
 
 
@@ -145,7 +146,8 @@ def shape_of(value: Any) -> str:
     return _describe(value)
 
 
-def _dtype(value: Any) -> str:
+def dtype_of(value: Any) -> str:
+    """`` (torch.float32)`` after a tensor's shape in messages; nothing for anything else."""
     return f" ({value.dtype})" if isinstance(value, torch.Tensor) else ""
 
 
@@ -188,7 +190,7 @@ def fitted_loss(
         role = {"train_data": "training", "val_data": "validation"}.get(name, name)
         raise ValueError(
             f"the model cannot take the {role} inputs of shape {shape_of(inputs)}"
-            f"{_dtype(inputs)} ({name}): {error}"
+            f"{dtype_of(inputs)} ({name}): {error}"
         ) from error
     try:
         with warnings.catch_warnings():
@@ -206,7 +208,7 @@ def fitted_loss(
             ) from error
         raise ValueError(
             f"model outputs of shape {shape_of(outputs)} and targets of shape "
-            f"{shape_of(targets)}{_dtype(targets)} ({name}) do not fit loss_fn: {error}"
+            f"{shape_of(targets)}{dtype_of(targets)} ({name}) do not fit loss_fn: {error}"
         ) from error
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise ValueError(

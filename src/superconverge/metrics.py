@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from superconverge.batches import dtype_of, shape_of
+
 IGNORE_INDEX = -100  # cross_entropy's and Hugging Face's label for "no target here"
 
 MetricFn = Callable[[Any, Any], Any]
@@ -272,15 +274,10 @@ def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list
         if metric.asked and not metric.is_reported(outputs, targets):
             warnings.warn(
                 f"metrics: {metric.name!r} does not apply to these outputs and targets "
-                f"(outputs {_shape(outputs)}, targets {_shape(targets)}): not reported",
+                f"(outputs {shape_of(outputs)}{dtype_of(outputs)}, targets {shape_of(targets)}"
+                f"{dtype_of(targets)}): not reported",
                 stacklevel=2,
             )
     totals = MetricTotals(metrics)
     totals.add(outputs, targets, 1)
     return totals.names
-
-
-def _shape(value: Any) -> str:
-    shape = getattr(value, "shape", None)
-    dtype = getattr(value, "dtype", None)
-    return f"{tuple(shape)} {str(dtype).replace('torch.', '')}" if shape is not None else "?"

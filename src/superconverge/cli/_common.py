@@ -243,8 +243,7 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split()) or "(no message)"
 
 
-# the library's advice for batches it cannot split, and the same advice on the command line
-PYTHON_BATCH_FN = "batch_fn=lambda batch: (inputs, targets)"
+# the library's advice for batches it cannot split (BATCH_FN_ADVICE), on the command line
 CLI_BATCH_FN = "--batch-fn module:function (a function batch -> (inputs, targets))"
 
 
@@ -270,9 +269,11 @@ def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int,
         named = flag_message(error, parser)
         if named is not None:  # a library check of a value this subcommand's flag passed in
             return EXIT_USAGE, named
+        from superconverge.batches import BATCH_FN_ADVICE
+
         text = str(error)
-        if PYTHON_BATCH_FN in text and flag_of("batch_fn", parser):  # batches the flags can read
-            return EXIT_USAGE, text.replace(PYTHON_BATCH_FN, CLI_BATCH_FN)
+        if BATCH_FN_ADVICE in text and flag_of("batch_fn", parser):  # batches the flags can read
+            return EXIT_USAGE, text.replace(BATCH_FN_ADVICE, CLI_BATCH_FN)
     if isinstance(error, OSError):
         text = error.strerror or str(error)  # without the "[Errno 28]" prefix
         if error.filename and str(error.filename) not in text:

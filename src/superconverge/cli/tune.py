@@ -220,8 +220,7 @@ def run(args: argparse.Namespace) -> int:
     # checked again under the lock, in case another run started in between
     claim_out_dir(out, force=args.force or args.resume is not None)
     if args.resume is None:  # what --resume repeats: this command's flags, without --force
-        given = list(getattr(args, "argv", None) or [])
-        flags = given[given.index("tune") + 1 :] if "tune" in given else given
+        flags = _given_flags(args)
         args.command = [flag for flag in flags if flag != "--force"]
         threads = getattr(args, "threads", None)
         if threads is not None and not any(f.split("=")[0] == "--threads" for f in flags):
@@ -262,9 +261,7 @@ def _study(args: argparse.Namespace, url: str | None) -> Any:
 
 def _join(args: argparse.Namespace) -> int:
     """A worker: the coordinator's flags, read from the study, then its trials."""
-    given = list(getattr(args, "argv", None) or [])
-    given = given[given.index("tune") + 1 :] if "tune" in given else given
-    others = _other_flags(given, ("--join", "--study-name", "--data-dir", "--threads"))
+    others = _other_flags(_given_flags(args), ("--join", "--study-name", "--data-dir", "--threads"))
     if others:  # before waiting for the study: a worker started early is told at once
         raise UsageError(
             f"--join {args.join} runs the coordinator's trials with the coordinator's flags; "
@@ -433,9 +430,7 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
             f"--resume {args.resume}: that run was not started by the CLI; resume it with "
             "superconverge.tune(..., resume=True)"
         )
-    given = list(getattr(args, "argv", None) or [])
-    given = given[given.index("tune") + 1 :] if "tune" in given else given
-    others = _other_flags(given, ("--resume", "--threads"))
+    others = _other_flags(_given_flags(args), ("--resume", "--threads"))
     if others:
         raise UsageError(
             f"--resume {args.resume} continues that run with the flags it was started with "
@@ -454,6 +449,12 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
 
         torch.set_num_threads(resumed.threads)
     return resumed
+
+
+def _given_flags(args: argparse.Namespace) -> list[str]:
+    """The flags given after ``tune`` on this command line (those before it are global)."""
+    given = list(getattr(args, "argv", None) or [])
+    return given[given.index("tune") + 1 :] if "tune" in given else given
 
 
 def _other_flags(flags: list[str], taken: tuple[str, ...]) -> list[str]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superconverge._display import clip, number, pairs
+from superconverge._display import clip, number, pairs, plural
 from superconverge._files import write_text_atomically
 from superconverge._json import decode_nonfinite, encode_nonfinite
 
@@ -48,7 +48,11 @@ class History:
     def __repr__(self) -> str:
         """One line of a few hundred characters: status, size, the last epoch, the best
         validation loss and the peak LR (the numbers themselves: the fields, ``to_csv()``)."""
-        parts = [f"status={self.status!r}", f"{len(self.epochs)} epochs", f"{self.steps} steps"]
+        parts = [
+            f"status={self.status!r}",
+            plural(len(self.epochs), "epoch"),
+            plural(self.steps, "step"),
+        ]
         if self.epochs:
             last = self.epochs[-1]
             shown = [(k, v) for k, v in last.items() if k == "train_loss" or k.startswith("val_")]

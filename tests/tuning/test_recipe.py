@@ -451,3 +451,25 @@ def test_a_bad_device_is_named_before_the_run_folder_is_made(digits, tmp_path, d
             make_mlp, digits.train, digits.val, epochs=1, device=device, out_dir=tmp_path / "run"
         )
     assert not (tmp_path / "run").exists()
+
+
+def test_a_noise_larger_than_the_losses_keeps_the_defaults_instead_of_failing(tmp_path):
+    # a user's check: `superconverge tune --epochs 40` on digits failed in the LR stage with
+    # "lr_safety_margin must be in [0, 1), got 1.066": two seeds of one short run ended at
+    # validation losses (near 0) that differed by more than the smaller of them
+    from superconverge.tuning.stages import MAX_MARGIN, margin_for
+
+    settings = RecipeSettings()
+    assert margin_for(settings, {"relative": 1.066}) == MAX_MARGIN < 1
+    assert margin_for(settings, {"relative": 0.31}) == 0.31  # below the cap: as measured
+    assert margin_for(settings, {"relative": 0.0}) == settings.noise_floor
+    assert margin_for(settings, None) == settings.lr_safety_margin
+    out = tmp_path / "run"
+    assert main(["tune", "--epochs", "40", "--out", str(out)]) == 0
+    plan = load_run(out)[0]
+    lr_bounds = plan.evidence[1]
+    assert lr_bounds["details"]["margin"] <= MAX_MARGIN
+    assert plan.results["status"] == "completed"
+    if lr_bounds["details"]["noise"]["relative"] >= MAX_MARGIN:  # as on this machine: 107%
+        assert "too noisy for any gain to count" in lr_bounds["why"]
+        assert plan.optimizer == "sgd" and plan.weight_decay == 1e-4  # the defaults

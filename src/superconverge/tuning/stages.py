@@ -225,16 +225,23 @@ def measure_noise(setup: RecipeSetup, family: FamilyBounds) -> dict[str, Any] | 
     return {"max_lr": lr, "val_losses": [loss, again], "relative": relative}
 
 
+MAX_MARGIN = 0.99  # the most a measured noise can ask of a gain (`margin_for`)
+
+
 def margin_for(settings: RecipeSettings, noise: dict[str, Any] | None) -> float:
     """The relative gain a choice away from the default (a higher LR, another optimizer or
     weight decay) must show: the measured noise of a short run (at least
     `settings.noise_floor`), or `settings.lr_safety_margin` when it was not measured. A fixed 2%
     was too strict where losses sit near chance (SST-2: AdamW's 0.681 lost to SGD's 0.690 with
-    a measured noise of 0.3%) and too loose where short runs are noisy (digits: 31%)."""
+    a measured noise of 0.3%) and too loose where short runs are noisy (digits: 31%).
+
+    Capped at `MAX_MARGIN`: two seeds' losses can differ by more than the smaller one (100%+,
+    e.g. digits at 40 epochs, losses near 0), and then no gain counts (every choice stays at the
+    default) instead of a margin of 100% or more that no setting accepts."""
     measured = None if noise is None else noise.get("relative")
     if measured is None:
         return settings.lr_safety_margin
-    return max(settings.noise_floor, float(measured))
+    return min(max(settings.noise_floor, float(measured)), MAX_MARGIN)
 
 
 def lr_bounds_stage(
@@ -280,6 +287,11 @@ def lr_bounds_stage(
     )
     if failed:
         why_text += "; " + "; ".join(f"{name} dropped: {reason}" for name, reason in failed.items())
+    if margin >= MAX_MARGIN and noise is not None:
+        why_text += (
+            f"; the same short run from another seed differed by {noise['relative']:.0%}: "
+            "too noisy for any gain to count, so every choice stays at its default"
+        )
     decision = {
         "optimizer": _name(chosen.optimizer),
         "max_lr": max_lr,

@@ -240,3 +240,73 @@ def test_cli_join_refuses_flags_the_coordinator_already_fixed(tmp_path, capsys):
         "runs the coordinator's trials with the coordinator's flags; also given: --epochs 3" in err
     )
     assert err.count("\n") == 1
+
+
+COORDINATOR = """
+import sys, time
+from superconverge.tuning import TrialStudy
+TrialStudy(sys.argv[1], heartbeat=0.5, grace=2).create({"epochs": 1}, None)
+print("searching", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_worker_stops_when_the_coordinator_was_killed_without_a_word(tmp_path):
+    # a user's check: a coordinator killed by SIGKILL (OOM, a lost machine) left its workers
+    # polling a study that said "searching" for ever
+    from superconverge.tuning.trials import TrialError
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    coordinator = subprocess.Popen(
+        [sys.executable, "-c", COORDINATOR, url], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert coordinator.stdout is not None and coordinator.stdout.readline() == "searching\n"
+        worker = TrialStudy(url, poll=0.05)
+        worker.open()
+        assert worker.grace == 2  # the coordinator's, adopted
+        # alive: the worker keeps waiting past the grace period while the beats come in
+        errors: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                worker.serve(lambda spec: {})
+            except TrialError as error:
+                errors.append(error)
+
+        alive = threading.Thread(target=serve, daemon=True)
+        alive.start()
+        alive.join(timeout=3.5)
+        assert alive.is_alive()
+        coordinator.send_signal(signal.SIGKILL)
+        coordinator.wait(timeout=10)
+        started = time.monotonic()
+        late = TrialStudy(url, poll=0.05)  # a worker that joins after the kill
+        late.open()
+        with pytest.raises(TrialError) as caught:
+            late.serve(lambda spec: {})
+        assert 2 <= time.monotonic() - started < 30
+    finally:
+        coordinator.kill()
+    message = str(caught.value)
+    assert f":{coordinator.pid}) of study 'superconverge-tune'" in message
+    assert "has sent no heartbeat for" in message and "Start it again" in message
+    alive.join(timeout=30)  # the first worker stops too
+    assert not alive.is_alive() and "has sent no heartbeat" in str(errors[0])
+
+
+def test_a_worker_waits_on_a_live_coordinator_and_ends_with_its_search(tmp_path):
+    from superconverge.tuning.trials import SEARCHED
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    coordinator = TrialStudy(url, heartbeat=0.3, grace=1)
+    coordinator.create({"epochs": 1}, None)
+    worker = TrialStudy(url, poll=0.05)
+    worker.open()
+    end = threading.Timer(2.5, coordinator.set_state, args=(SEARCHED,))  # 2.5 x grace
+    end.start()
+    started = time.monotonic()
+    assert worker.serve(lambda spec: {}) == 0
+    assert time.monotonic() - started >= 2.4
+    end.join()

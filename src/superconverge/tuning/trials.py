@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 STUDY_NAME = "superconverge-tune"
 # the coordinator's states, in the study: workers run trials while it is searching
 SEARCHING, SEARCHED, STOPPED = "searching", "searched", "stopped"
+# the coordinator's own heartbeat, a study attribute ("host:pid n") it rewrites every heartbeat
+# while it searches: a worker that sees it unchanged for `grace` seconds (its own clock; no
+# clocks compared across machines) knows the coordinator is gone without having said so
+COORDINATOR_BEAT = "coordinator_beat"
 JOIN_WAIT_S = 600.0  # how long a worker waits for the coordinator to create the study
 STORAGE_ATTEMPTS = 5  # tries at opening the storage (a new SQLite file's tables race)
 
@@ -94,6 +98,7 @@ class TrialStudy:
         self._study_id: int | None = None
         self._study_object: Any = None
         self._stale_checked = -math.inf
+        self._coordinator_beat: threading.Event | None = None  # set: stop beating
 
     def __repr__(self) -> str:
         return f"TrialStudy({self.url!r}, name={self.name!r})"
@@ -153,7 +158,14 @@ class TrialStudy:
         # every process must judge staleness alike: the workers adopt these (`open`)
         study.set_user_attr("heartbeat", [self.heartbeat, self.grace, self.retries])
         study.set_user_attr("plan", None)
+        study.set_user_attr(COORDINATOR_BEAT, f"{self.worker} 0")
         self.set_state(SEARCHING)
+        if self._coordinator_beat is not None:  # created again by the same object
+            self._coordinator_beat.set()
+        self._coordinator_beat = threading.Event()
+        threading.Thread(
+            target=self._beat_as_coordinator, args=(self._coordinator_beat,), daemon=True
+        ).start()
 
     def open(self, wait: float = 0.0) -> dict[str, Any]:
         """Open the study as a worker, waiting up to `wait` seconds for a coordinator to create
@@ -200,6 +212,20 @@ class TrialStudy:
 
     def set_state(self, state: str) -> None:
         self.storage.set_study_user_attr(self._id, "state", state)
+        if state != SEARCHING and self._coordinator_beat is not None:
+            self._coordinator_beat.set()  # the search is over: the workers stop on the state
+            self._coordinator_beat = None
+
+    def _beat_as_coordinator(self, stop: threading.Event) -> None:
+        count = 0
+        while not stop.wait(self.heartbeat):
+            count += 1
+            try:
+                self.storage.set_study_user_attr(
+                    self._id, COORDINATOR_BEAT, f"{self.worker} {count}"
+                )
+            except Exception as error:  # a storage hiccup: the next beat may get through
+                logger.debug("the coordinator's heartbeat failed: %s", error)
 
     def publish_plan(self, text: str) -> None:
         """The coordinator's plan (JSON), for the workers to return when the search is over."""
@@ -327,9 +353,28 @@ class TrialStudy:
 
     def serve(self, run_spec: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
         """Run waiting trials until the coordinator says its search is over (or that it
-        stopped); returns how many ran."""
+        stopped); returns how many ran.
+
+        Raises:
+            TrialError: the coordinator's heartbeat stopped for `grace` seconds while it was
+                still searching (killed, or its machine lost): waiting on would be forever.
+        """
         count = 0
-        while self.state() == SEARCHING:
+        beat, since = None, time.monotonic()
+        while True:
+            attrs = self.storage.get_study_user_attrs(self._id)
+            if attrs.get("state") != SEARCHING:
+                break
+            if attrs.get(COORDINATOR_BEAT) != beat:
+                beat, since = attrs.get(COORDINATOR_BEAT), time.monotonic()
+            elif beat is not None and time.monotonic() - since > self.grace:
+                raise TrialError(
+                    f"worker {self.worker} stopped after {count} trial(s): the coordinator "
+                    f"({str(beat).split()[0]}) of study {self.name!r} in {self.url} has sent no "
+                    f"heartbeat for {time.monotonic() - since:.0f} s (grace {self.grace:g} s) "
+                    "while searching: it was killed or lost its machine. Start it again with "
+                    "the same arguments (its complete trials are read back), then the workers"
+                )
             self._fail_stale()
             if self.work_once(run_spec):
                 count += 1

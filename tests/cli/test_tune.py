@@ -118,6 +118,31 @@ def test_resume_refuses_other_flags_instead_of_ignoring_them(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == before  # nothing touched
 
 
+def test_an_interrupted_tune_in_out_is_offered_to_resume_not_only_to_force(tmp_path, capsys):
+    # a user's check: re-running the command of a killed tune said "pass --force to overwrite",
+    # which would discard the search it had kept; --resume was not named
+    from superconverge.tuning.resumable import recipe_folder
+
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        with recipe_folder(out, {"epochs": 2}, command=["--epochs", "2"]) as journal:
+            journal.record("batch_size", 32)
+            raise KeyboardInterrupt
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["tune", "--epochs", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out} holds a tune that did not finish (started " in err
+    assert "kept: the stages decided (batch_size)" in err
+    assert f"continue it with `superconverge tune --resume {out}`" in err and "--force" in err
+    assert err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
+    # a finished run is only "not empty"
+    with recipe_folder(tmp_path / "done", {"epochs": 2}, command=["--epochs", "2"]):
+        pass
+    assert main(["tune", "--epochs", "2", "--out", str(tmp_path / "done")]) == 2
+    assert "already exists and is not empty; pass --force" in capsys.readouterr().err
+
+
 def test_resume_runs_at_the_threads_the_run_was_started_with(tmp_path):
     # torch's reductions differ with the thread count: a resume at another count was 26x slower
     # on a busy machine and ended with other weights

@@ -448,11 +448,35 @@ def claim_out_dir(folder: Path, force: bool) -> None:
         )
     # the lock file, runs moved aside and dead writers' temporary files are not a run
     if not force and not is_empty_but_for_us(folder):
+        unfinished = _unfinished_tune(folder)
+        if unfinished is not None:  # --force would discard it once the new run finished
+            raise UsageError(
+                f"--out {folder} holds a tune that did not finish ({unfinished}); pass --force "
+                "to replace it, or choose another --out"
+            )
         raise UsageError(
             f"--out {folder} already exists and is not empty; pass --force to overwrite "
             "or choose another --out"
         )
     _usable_folder(folder, "--out")
+
+
+def _unfinished_tune(folder: Path) -> str | None:
+    """What an interrupted or killed tune left in `folder` and how to continue it, or None: no
+    journal, a finished one, or one that cannot be read."""
+    from superconverge.tuning.journal import JOURNAL, Journal
+    from superconverge.tuning.resumable import kept_on_interrupt, resume_hint
+
+    if not (folder / JOURNAL).is_file():
+        return None
+    try:
+        journal = Journal.load(folder)
+    except (OSError, ValueError):
+        return None
+    if journal.finished:
+        return None
+    how = f"`superconverge tune --resume {folder}`" if journal.command else resume_hint(folder)
+    return f"started {journal.started}; kept: {kept_on_interrupt(journal)}; continue it with {how}"
 
 
 def add_data_flags(parser: argparse.ArgumentParser) -> None:

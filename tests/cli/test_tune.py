@@ -124,10 +124,12 @@ def test_an_interrupted_tune_in_out_is_offered_to_resume_not_only_to_force(tmp_p
     from superconverge.tuning.resumable import recipe_folder
 
     out = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
-        with recipe_folder(out, {"epochs": 2}, command=["--epochs", "2"]) as journal:
-            journal.record("batch_size", 32)
-            raise KeyboardInterrupt
+    with (
+        pytest.raises(KeyboardInterrupt),
+        recipe_folder(out, {"epochs": 2}, command=["--epochs", "2"]) as journal,
+    ):
+        journal.record("batch_size", 32)
+        raise KeyboardInterrupt
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert main(["tune", "--epochs", "2", "--out", str(out)]) == 2
     err = capsys.readouterr().err

@@ -14,13 +14,13 @@ layout, logits ``(N, C, d1, ...)`` with targets ``(N, d1, ...)``, or Hugging Fac
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
+from superconverge._warnings import warn
 from superconverge.batches import dtype_of, shape_of
 
 IGNORE_INDEX = -100  # cross_entropy's and Hugging Face's label for "no target here"
@@ -272,7 +272,7 @@ def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list
     metrics = list(metrics)
     for metric in metrics:
         if metric.asked and not metric.is_reported(outputs, targets):
-            warnings.warn(
+            warn(
                 f"metrics: {metric.name!r} does not apply to these outputs and targets "
                 f"(outputs {shape_of(outputs)}{dtype_of(outputs)}, targets {shape_of(targets)}"
                 f"{dtype_of(targets)}): not reported",

@@ -95,3 +95,44 @@ def test_an_interrupt_stops_the_worker_processes_instead_of_waiting_for_them(tmp
     with pytest.raises(KeyboardInterrupt):
         map_in_processes(_start_sleep_and_finish, [str(folder) for folder in folders], 2)
     assert not any((folder / "finished").exists() for folder in folders)  # stopped, not awaited
+
+
+def _warn_and_square(x):
+    import warnings
+
+    warnings.warn("the same warning from every run", UserWarning, stacklevel=1)
+    return x * x
+
+
+def test_the_workers_warnings_are_shown_once_by_the_main_process(recwarn):
+    import warnings
+
+    # a user's check: tune --workers 2 --metric mse printed the metric's warning once per
+    # spawned worker, in Python's two-line form, where the single process printed it once
+    from superconverge._warnings import shown_once
+
+    with shown_once():
+        assert map_in_processes(_warn_and_square, [1, 2, 3], 2) == [1, 4, 9]
+    shown = [w for w in recwarn if "the same warning" in str(w.message)]
+    assert len(shown) == 1  # raised in each of the 3 runs, in 2 processes: shown here, once
+    assert shown[0].category is UserWarning
+    assert shown[0].filename == __file__ and shown[0].lineno > 0  # where the run raised it
+    # outside one tune, Python's filters alone decide ("always": every time)
+    recwarn.clear()
+    warnings.simplefilter("always")
+    map_in_processes(_warn_and_square, [1, 2], 1)
+    assert [str(w.message) for w in recwarn] == ["the same warning from every run"] * 2
+
+
+def test_a_metric_that_does_not_apply_is_warned_about_once_per_tune(recwarn):
+    import superconverge as sc
+    from superconverge.data import load
+    from superconverge.models import build
+
+    digits = load("digits")
+    sc.tune(lambda: build("mlp"), digits.train, digits.val, epochs=1, metrics=["mse"])
+    shown = [w for w in recwarn if "'mse' does not apply" in str(w.message)]
+    assert len(shown) == 1  # a trainer per range test and short run raised it: shown once
+    recwarn.clear()
+    sc.tune(lambda: build("mlp"), digits.train, digits.val, epochs=1, metrics=["mse"])
+    assert len([w for w in recwarn if "'mse' does not apply" in str(w.message)]) == 1

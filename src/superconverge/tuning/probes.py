@@ -8,11 +8,15 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import math
 import multiprocessing
+import pickle
 import signal
 import statistics
+import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from superconverge._warnings import warn_explicit
 from superconverge.batches import forward, split_batch
 from superconverge.data.loader import Augment
 from superconverge.data.sources import as_source
@@ -298,12 +303,45 @@ def map_in_processes(
         max_workers=workers, mp_context=context, initializer=_worker_start
     )
     try:
-        return list(pool.map(function, items))
+        results = []
+        for result, caught in pool.map(functools.partial(_noting_warnings, function), items):
+            for warning in caught:
+                warn_explicit(*warning)
+            results.append(result)
+        return results
     except BaseException:  # an interrupt, or a run that raised: the others' results are lost
         _stop_workers(pool)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _noting_warnings(
+    function: Callable[[Any], Any], item: Any
+) -> tuple[Any, list[tuple[str, type[Warning], str, int, str]]]:
+    """`function(item)` in a worker, with the warnings it raised: a spawned process has its own
+    filters, registry and display, so each worker would print the same warning again, in
+    Python's two-line form; the main process shows them instead (`warn_explicit`), once."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = function(item)
+    noted = []
+    for warning in caught:
+        category = warning.category
+        try:
+            pickle.dumps(category)
+        except Exception:  # a class the main process cannot import back
+            category = UserWarning
+        module = _module_of(warning.filename)
+        noted.append((str(warning.message), category, warning.filename, warning.lineno, module))
+    return result, noted
+
+
+def _module_of(filename: str) -> str:
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) == filename:
+            return name
+    return "__main__"
 
 
 def _worker_start() -> None:

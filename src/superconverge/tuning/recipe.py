@@ -31,6 +31,7 @@ from torch import nn
 import superconverge
 from superconverge._checks import check_choice
 from superconverge._files import FolderBusyError, FolderLock
+from superconverge._warnings import shown_once
 from superconverge.batches import BatchFn
 from superconverge.data.checks import check_rereadable
 from superconverge.data.loader import Augment, resolve_device
@@ -173,12 +174,13 @@ def tune(
     rank, world = process_world()
     threads_before, environment = torch.get_num_threads(), _environment(run_device, seed)
     try:
-        if join:
-            plan = job.join()
-        elif rank > 0:
-            plan = job.follow(out_dir, world)
-        else:
-            plan = job.coordinate(out_dir, resume, overwrite, command, world)
+        with shown_once():  # a warning about the data once, not once per short run
+            if join:
+                plan = job.join()
+            elif rank > 0:
+                plan = job.follow(out_dir, world)
+            else:
+                plan = job.coordinate(out_dir, resume, overwrite, command, world)
     finally:
         torch.set_num_threads(threads_before)
     plan.environment = {**environment, "world_size": world} if world > 1 else environment

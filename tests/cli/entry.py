@@ -41,3 +41,7 @@ def raises() -> torch.nn.Module:
 def no_validation() -> DataSplits:
     splits = load("digits", val_fraction=0.0)
     return DataSplits("digits-no-val", splits.train, None, splits.test, 10)
+
+
+def raising_metric(outputs: torch.Tensor, targets: torch.Tensor) -> float:
+    raise RuntimeError("the user's metric failed")

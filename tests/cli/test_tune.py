@@ -70,6 +70,17 @@ def test_bad_flags_exit_2_before_any_training(tmp_path, capsys, flags, message):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_metric_that_raises_is_named_by_its_flag_before_the_range_test(tmp_path, capsys):
+    # a user's check: it failed as "ValueError: metrics['raising_metric'] raised ..." (exit 1)
+    # after the range test had run
+    flags = ["--metric", "tests.cli.entry:raising_metric", "--out", str(tmp_path / "run")]
+    assert main(["tune", *flags]) == 2
+    err = capsys.readouterr().err
+    assert "error: --metric raising_metric raised RuntimeError on outputs (2, 10)" in err
+    assert "the user's metric failed" in err and "lr_find" not in err  # no range test ran
+    assert err.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_tune_then_fit_then_report_on_tiny_data(tmp_path, capsys):
     out = tmp_path / "run"

@@ -163,3 +163,32 @@ def test_an_interrupted_run_names_what_it_kept(tmp_path):
         "and the final run's checkpoint of its last finished epoch"
     )
     assert kept_on_interrupt(Journal(None, {})) == "nothing measured yet"
+
+
+def test_a_metric_that_raises_fails_the_data_check_before_any_training():
+    from superconverge.metrics import resolve_metrics
+
+    def broken(outputs, targets):
+        raise RuntimeError("boom")
+
+    calls = []
+
+    class Counted(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))  # digits: 8 x 8
+
+        def forward(self, x):
+            calls.append(len(x))
+            return self.mlp(x)
+
+    import superconverge as sc
+    from superconverge.data import load
+
+    good = load("digits").train
+    with pytest.raises(ValueError, match=r"metrics\['broken'\] raised RuntimeError .*: boom"):
+        check_recipe_data(Counted(), [("train_data", good)], metrics=resolve_metrics([broken]))
+    assert calls == [2]  # one forward pass of two samples
+    with pytest.raises(ValueError, match=r"metrics\['broken'\] raised"):
+        sc.tune(Counted, good, good, epochs=1, metrics={"broken": broken})
+    assert calls == [2, 2]  # tune's data check: no range test, no short run

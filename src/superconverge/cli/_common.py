@@ -231,12 +231,17 @@ def flag_message(error: Exception, parser: argparse.ArgumentParser) -> str | Non
     """A library message that starts with a parameter name, restated to name the flag; None when
     the message names no flag of this subcommand."""
     text = str(error)
-    match = re.match(r"([a-z][a-z0-9_]*)", text)
+    match = re.match(r"([a-z][a-z0-9_]*)(?:\['([^']*)'\])?", text)
     if match:
-        flag = flag_of(match.group(1), parser)
-        if flag is not None:
-            return flag + text[match.end() :]
+        name, key = match.groups()
+        flag = flag_of(_FLAG_NAMES.get(name, name), parser)
+        if flag is not None:  # metrics['f1'] raised ... -> --metric f1 raised ...
+            return flag + ("" if key is None else f" {key}") + text[match.end() :]
     return None
+
+
+# the library's parameters whose flags are named otherwise (one --metric per metric)
+_FLAG_NAMES = {"metrics": "metric"}
 
 
 def one_line(text: str) -> str:

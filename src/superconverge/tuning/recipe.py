@@ -77,6 +77,7 @@ logger = logging.getLogger(__name__)
 RANGE_TEST_STEPS = 100  # lr_find's default sweep, for sizing the short runs before it runs
 
 
+@shown_once()  # a warning about the data once, not once per range test and short run
 def tune(
     model_fn: Callable[[], nn.Module],
     train_data: Any,
@@ -147,7 +148,7 @@ def tune(
         raise ValueError("join=True needs study: the storage URL of the study whose trials to run")
     run_device = resolve_device(device)  # before any folder is made: a bad one costs nothing
     named = [("train_data", train_data), ("val_data", val_data), ("test_data", test_data)]
-    check_recipe_data(model_fn(), named, run_device)
+    check_recipe_data(model_fn(), named, run_device, resolve_metrics(metrics))
     request = _Request(epochs, batch_size, families, weight_decays, momentum, compare_momentum)
     fingerprint = request.fingerprint(budget, seed, precision, settings)
     made_with = tune_settings(
@@ -174,13 +175,12 @@ def tune(
     rank, world = process_world()
     threads_before, environment = torch.get_num_threads(), _environment(run_device, seed)
     try:
-        with shown_once():  # a warning about the data once, not once per short run
-            if join:
-                plan = job.join()
-            elif rank > 0:
-                plan = job.follow(out_dir, world)
-            else:
-                plan = job.coordinate(out_dir, resume, overwrite, command, world)
+        if join:
+            plan = job.join()
+        elif rank > 0:
+            plan = job.follow(out_dir, world)
+        else:
+            plan = job.coordinate(out_dir, resume, overwrite, command, world)
     finally:
         torch.set_num_threads(threads_before)
     plan.environment = {**environment, "world_size": world} if world > 1 else environment

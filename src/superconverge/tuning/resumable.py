@@ -29,6 +29,7 @@ from superconverge._files import FolderLock
 from superconverge._run_folder import discard, move_aside, run_files
 from superconverge.data.checks import check_array_data, check_batch, class_count
 from superconverge.data.datasets import ArrayData
+from superconverge.metrics import Metric, check_metrics
 from superconverge.training.checkpoint import CHECKPOINT
 from superconverge.tuning.journal import JOURNAL, Journal
 
@@ -184,21 +185,26 @@ def _sum(tensor: torch.Tensor) -> float:
 
 
 def check_recipe_data(
-    model: nn.Module, splits: Sequence[tuple[str, Any]], device: torch.device | None = None
+    model: nn.Module,
+    splits: Sequence[tuple[str, Any]],
+    device: torch.device | None = None,
+    metrics: Sequence[Metric] = (),
 ) -> None:
     """Before any training: one forward pass of `model` on two training samples tells the
-    number of classes; then each split's labels must fit it and its inputs be finite.
+    number of classes and runs the `metrics` (a metric that raises fails here, not after the
+    range test); then each split's labels must fit it and its inputs be finite.
 
     In-memory data (`ArrayData`) is scanned whole; other data only in its first batch.
 
     Raises:
-        DataError: naming the split, the sample, the value and what to do.
+        DataError: naming the split, the sample, the value and what to do. ValueError: a
+        metric that raises or returns no number (`check_metrics`).
     """
     first = _first_batch(splits[0][1])
     if first is None:
         return
     inputs, targets = first
-    classes = None
+    classes, outputs = None, None
     was_training = model.training
     model.eval()
     try:
@@ -211,6 +217,8 @@ def check_recipe_data(
         logger.debug("data check: the model did not take two samples", exc_info=True)
     finally:
         model.train(was_training)
+    if isinstance(outputs, torch.Tensor) and outputs.shape[:1] == targets.shape[:1]:
+        check_metrics(metrics, outputs.detach().cpu(), targets)
     for name, data in splits:
         if isinstance(data, ArrayData):
             check_array_data(data, name, classes)

@@ -33,6 +33,7 @@ _LAZY = {
     "BatchSizeResult": "superconverge.tuning",
     "TunePlan": "superconverge.tuning",
     "TrialStudy": "superconverge.tuning",
+    "load_run": "superconverge.tuning",
     "diagnose": "superconverge.diagnostics.verdicts",
 }
 
@@ -50,6 +51,7 @@ __all__ = [
     "diagnose",
     "fastai_one_cycle",
     "find_batch_size",
+    "load_run",
     "lr_find",
     "one_cycle",
     "piecewise_constant",

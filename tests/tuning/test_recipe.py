@@ -466,7 +466,8 @@ def test_a_noise_larger_than_the_losses_keeps_the_defaults_instead_of_failing(tm
     assert margin_for(settings, None) == settings.lr_safety_margin
     out = tmp_path / "run"
     assert main(["tune", "--epochs", "40", "--out", str(out)]) == 0
-    plan = load_run(out)[0]
+    assert sc.load_run is load_run  # public: a notebook reads a CLI run back
+    plan = sc.load_run(out)[0]
     lr_bounds = plan.evidence[1]
     assert lr_bounds["details"]["margin"] <= MAX_MARGIN
     assert plan.results["status"] == "completed"

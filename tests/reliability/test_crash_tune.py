@@ -100,6 +100,25 @@ def test_ctrl_c_during_a_stage_then_resume_ends_like_an_uninterrupted_run(
     assert_like_reference(out, reference, f"after Ctrl-C in {stage}")
 
 
+def test_ctrl_c_while_writing_the_report_says_the_run_is_saved_and_how_to_render_it(
+    tmp_path, reference
+):
+    # it said only "interrupted; files already written were left complete": nothing told the
+    # user that the run had finished, nor how to get its report
+    from superconverge.cli.main import main
+
+    out = tmp_path / "run"
+    stopped = cli_tune(out, cues=("--signal", "INT", "--kill-write", "report.html:1"),
+                       expect=INTERRUPTED)  # fmt: skip
+    assert "interrupted while writing the report: the run finished and is saved in" in (
+        stopped.output
+    )
+    assert f"render its report with: superconverge report {out}" in stopped.output
+    assert "Traceback" not in stopped.output and not (out / "report.html").exists()
+    assert_like_reference(out, reference, "Ctrl-C while writing the report")
+    assert main(["report", str(out)]) == 0 and (out / "report.html").is_file()
+
+
 def test_sigkill_at_a_random_step_then_resume(tmp_path, reference):
     total = reference["steps"]["diagnosis"][1]
     kill_at = random.Random().randint(1, total)

@@ -369,7 +369,13 @@ def _tune_and_report(
     plan.data_options, plan.loss = saved_flags(args), args.loss
     plan.environment["command"] = shlex.join(["superconverge", "tune", *args.command])
     save_run(out, plan)
-    write_report(out, plan, plan.history, plan.range_tests, f"{splits.name}, {model_name}")
+    try:
+        write_report(out, plan, plan.history, plan.range_tests, f"{splits.name}, {model_name}")
+    except KeyboardInterrupt:  # the run is saved: only its report is missing
+        raise KeyboardInterrupt(
+            f"interrupted while writing the report: the run finished and is saved in {out}; "
+            f"render its report with: superconverge report {out}"
+        ) from None
     seconds = time.perf_counter() - start
     _print_plan(plan)
     print(f"total {seconds:.1f} s; report: {out / 'report.html'}")

@@ -233,13 +233,32 @@ def test_every_rank_under_torchrun_reports_the_searchs_compute(tmp_path):
 def test_cli_join_refuses_flags_the_coordinator_already_fixed(tmp_path, capsys):
     # a user's check: --join URL --epochs 3 ran the coordinator's 10 epochs without a word
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    TrialStudy(url).create({"epochs": 2}, ["--epochs", "2"])
-    assert main(["tune", "--join", url, "--epochs", "3", "--threads", "1"]) == 2
-    err = capsys.readouterr().err
-    assert (
-        "runs the coordinator's trials with the coordinator's flags; also given: --epochs 3" in err
-    )
-    assert err.count("\n") == 1
+    from superconverge.tuning.trials import STOPPED
+
+    coordinator = TrialStudy(url)
+    command = ["--epochs", "2", "--metric", "accuracy", "--study", url, "--out", "runs/x"]
+    coordinator.create({"epochs": 2}, command)
+    coordinator.set_state(STOPPED)  # a worker that is let in returns at once
+    for given, differ in (
+        (["--epochs", "3"], "these differ: --epochs 3 (the coordinator's: 2)"),
+        (["--epochs", "2", "--seed", "0"], "these differ: --seed 0 (the coordinator's: 1)"),
+        (["--force"], "these differ: --force (the coordinator's run has it off)"),
+        (["--metric", "mae"], "these differ: --metric mae (the coordinator's: ['accuracy'])"),
+    ):
+        if given[-1] == "0":  # a flag at its default value counts as given
+            coordinator.storage.set_study_user_attr(
+                coordinator._id, "command", [*command, "--seed", "1"]
+            )
+        assert main(["tune", "--join", url, *given, "--threads", "1"]) == 2, given
+        err = capsys.readouterr().err
+        assert "runs the coordinator's trials with the coordinator's flags (--epochs 2" in err
+        assert differ in err and err.count("\n") == 1, err
+        coordinator.storage.set_study_user_attr(coordinator._id, "command", command)
+    # the coordinator's own command repeated with --join: let in (then stopped by the check of
+    # the data and model against this test's stand-in settings, which the flags cannot tell)
+    main(["tune", "--join", url, *command, "--threads", "1"])
+    out, err = capsys.readouterr()
+    assert out.startswith("worker of study 'superconverge-tune'") and "these differ" not in err
 
 
 COORDINATOR = """

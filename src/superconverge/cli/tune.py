@@ -262,12 +262,6 @@ def _study(args: argparse.Namespace, url: str | None) -> Any:
 def _join(args: argparse.Namespace) -> int:
     """A worker: the coordinator's flags, read from the study, then its trials."""
     others = _other_flags(_given_flags(args), ("--join", "--study-name", "--data-dir", "--threads"))
-    if others:  # before waiting for the study: a worker started early is told at once
-        raise UsageError(
-            f"--join {args.join} runs the coordinator's trials with the coordinator's flags; "
-            f"also given: {shlex.join(others)}. A worker takes only --study-name, --data-dir "
-            "(where the data are on this machine), --threads, --quiet/--verbose/--debug"
-        )
     study = _study(args, args.join)
     from superconverge.tuning.trials import JOIN_WAIT_S
 
@@ -279,6 +273,16 @@ def _join(args: argparse.Namespace) -> int:
             "from Python with superconverge.tune(..., study=URL, join=True) and the same arguments"
         )
     flags: argparse.Namespace = args.parser.parse_args(command)
+    # the coordinator's command repeated with --join is fine; a flag that would change a run
+    # is refused, not ignored
+    differ = _flags_that_differ(args.parser, others, flags)
+    if differ:
+        raise UsageError(
+            f"--join {args.join} runs the coordinator's trials with the coordinator's flags "
+            f"({shlex.join(command)}); these differ: {'; '.join(differ)}. A worker takes only "
+            "--study-name, --data-dir (where the data are on this machine), --threads, "
+            "--quiet/--verbose/--debug, and flags equal to the coordinator's"
+        )
     flags.join, flags.study_name, flags.command = args.join, args.study_name, None
     if args.data_dir is not None:  # the same data in another folder on this machine
         flags.data_dir = args.data_dir
@@ -479,6 +483,35 @@ def _other_flags(flags: list[str], taken: tuple[str, ...]) -> list[str]:
 
 
 _SHOWING_FLAGS = ("--debug", "-q", "--quiet", "-v", "--verbose")
+
+
+def _flags_that_differ(
+    parser: argparse.ArgumentParser, given: list[str], fixed: argparse.Namespace
+) -> list[str]:
+    """Each flag in `given` whose value is not `fixed`'s, in words (``--epochs 3 (the
+    coordinator's: 10)``); a flag given at its default counts as given."""
+    if not given:
+        return []
+    unset = object()
+    actions = [a for a in parser._actions if a.option_strings and a.dest != argparse.SUPPRESS]  # noqa: SLF001 - argparse's table
+    # every destination pre-set: argparse then fills in no defaults, so what changed was given
+    # (an appending flag starts from None, as argparse's own default)
+    blank = argparse.Namespace(
+        **{a.dest: None if isinstance(a, argparse._AppendAction) else unset for a in actions}  # noqa: SLF001
+    )
+    values = vars(parser.parse_args(given, namespace=blank))
+    differ = []
+    for action in actions:
+        value, theirs = values.get(action.dest, unset), getattr(fixed, action.dest, None)
+        if value is unset or value is None or value == theirs:
+            continue
+        flag = action.option_strings[-1]
+        if isinstance(value, bool):
+            differ.append(f"{flag} (the coordinator's run has it {'on' if theirs else 'off'})")
+        else:
+            shown = " ".join(map(str, value)) if isinstance(value, list) else value
+            differ.append(f"{flag} {shown} (the coordinator's: {theirs})")
+    return differ
 
 
 def _batch_text(plan: Any) -> str:

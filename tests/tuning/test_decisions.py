@@ -175,3 +175,19 @@ def test_weight_decay_runs_run_only_where_the_short_run_may_overfit():
         ValueError, match="weight_decay_runs must be 'if_overfitting' or 'always', got 'never'"
     ):
         RecipeSettings(weight_decay_runs="never")
+
+
+def test_the_rules_read_a_loss_below_zero_as_they_read_one_above_it():
+    from superconverge.tuning.decisions import choose_max_lr, choose_weight_decay, final_run_failed
+
+    # a final run that ended lower than its short run is fine, whatever the sign
+    assert final_run_failed("completed", -4.95, -4.56) is None
+    assert final_run_failed("completed", -1.0, -4.56) is not None  # 3.56 above: 78% of |4.56|
+    assert "3.56 above that of its short run" in final_run_failed("completed", -1.0, -4.56)
+    # a higher LR must win by the margin of the loss's size, not by a ratio of a negative
+    assert choose_max_lr({0.01: -4.35, 0.02: -4.30})[0] == 0.01  # worse: kept the lower LR
+    assert choose_max_lr({0.01: -4.35, 0.02: -4.38})[0] == 0.01  # 0.7% better: within 2%
+    lr, why = choose_max_lr({0.01: -4.35, 0.02: -4.56})
+    assert lr == 0.02 and "by 4.8% (> 2.0%)" in why
+    assert choose_weight_decay({1e-4: -4.30, 1e-3: -4.33}, anchor=1e-4, margin=0.02)[0] == 1e-4
+    assert choose_weight_decay({1e-4: -4.30, 1e-3: -4.50}, anchor=1e-4, margin=0.02)[0] == 1e-3

@@ -474,3 +474,25 @@ def test_a_noise_larger_than_the_losses_keeps_the_defaults_instead_of_failing(tm
     if lr_bounds["details"]["noise"]["relative"] >= MAX_MARGIN:  # as on this machine: 107%
         assert "too noisy for any gain to count" in lr_bounds["why"]
         assert plan.optimizer == "sgd" and plan.weight_decay == 1e-4  # the defaults
+
+
+def test_a_loss_below_zero_is_decided_on_as_the_same_loss_above_it(digits):
+    # a user's check: loss_fn = cross-entropy - 5 (any callable may go below 0: a Gaussian NLL)
+    # trains with the same gradients, but the ratio rules read it upside down: "-4.63 is 1.2x
+    # the best epoch's -3.81" called a better epoch a stall (weights restored, LR halved twice),
+    # and a final run that ended lower than its short run was redone at a third of the LR
+    def shifted(outputs, targets):
+        return torch.nn.functional.cross_entropy(outputs, targets) - 5.0
+
+    common = {"epochs": 3, "test_data": digits.test, "seed": 0}
+    plain = sc.tune(make_mlp, digits.train, digits.val, **common)
+    below = sc.tune(make_mlp, digits.train, digits.val, loss_fn=shifted, **common)
+    final = [e for e in below.evidence if e["step"] == "final_run"]
+    assert len(final) == 1 and "stalled" not in final[0]["why"] and "redone" not in final[0]["why"]
+    assert [getattr(below, k) for k in ("batch_size", "optimizer", "max_lr", "weight_decay")] == [
+        getattr(plain, k) for k in ("batch_size", "optimizer", "max_lr", "weight_decay")
+    ]
+    assert below.results["final_val_loss"] == pytest.approx(plain.results["final_val_loss"] - 5)
+    assert below.results["test"]["accuracy"] == plain.results["test"]["accuracy"]
+    assert below.results["verdict"]["kind"] == plain.results["verdict"]["kind"]
+    assert re.search(r"beat \S+ by \d", below.evidence[1]["why"])  # a gain, not "by -4.7%"

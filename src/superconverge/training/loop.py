@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from superconverge._compare import times, worse
 from superconverge.batches import forward, split_batch
 from superconverge.data.loader import ArrayLoader
 from superconverge.data.sources import has_position
@@ -169,12 +170,12 @@ class FitLoop:
             return False
         best = min((r["train_loss"] for r in self.history.epochs), default=math.inf)
         loss = self.record["train_loss"]
-        if not (math.isfinite(best) and loss > STALL_FACTOR * best):
+        if not (math.isfinite(best) and worse(loss, best, STALL_FACTOR)):
             return False
         peak = self.scheduler.plan.max_lr or self.scheduler.last_lr
         self.history.message = (
             f"max_lr {peak:.3g} stalled: the epoch's mean training loss "
-            f"{loss:.4g} is {loss / best:.2g}x the best epoch's {best:.4g}"
+            f"{loss:.4g} is {times(loss, best)} the best epoch's {best:.4g}"
         )
         return True
 

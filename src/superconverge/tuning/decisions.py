@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from superconverge._compare import beats, gain, times, worse
 from superconverge._display import plural
 from superconverge.tuning.settings import DEFAULT_SETTINGS, RecipeSettings
 
@@ -129,9 +130,9 @@ def choose_max_lr(
     chosen, chosen_loss = finite[0]
     why = f"{chosen:.3g}: the lowest candidate; no higher one beat it by > {margin:.1%}"
     for lr, loss in finite[1:]:
-        if loss < chosen_loss * (1.0 - margin):
-            gain = 1.0 - loss / chosen_loss
-            why = f"{lr:.3g} beat {chosen:.3g} by {gain:.1%} (> {margin:.1%}) on validation loss"
+        if beats(loss, chosen_loss, margin):
+            by = gain(loss, chosen_loss)
+            why = f"{lr:.3g} beat {chosen:.3g} by {by:.1%} (> {margin:.1%}) on validation loss"
             chosen, chosen_loss = lr, loss
     return chosen, why
 
@@ -293,11 +294,12 @@ def final_run_failed(
         return "it diverged"
     if final_loss is None or not math.isfinite(final_loss):
         return f"its validation loss is {final_loss}"
-    if math.isfinite(short_run_loss) and final_loss > settings.retry_loss_factor * short_run_loss:
-        ratio = final_loss / short_run_loss
+    if math.isfinite(short_run_loss) and worse(
+        final_loss, short_run_loss, settings.retry_loss_factor
+    ):
         return (
-            f"its validation loss {final_loss:.3g} is {ratio:.1f}x that of its short run "
-            f"({short_run_loss:.3g})"
+            f"its validation loss {final_loss:.3g} is {times(final_loss, short_run_loss, '.1f')} "
+            f"that of its short run ({short_run_loss:.3g})"
         )
     return None
 
@@ -328,7 +330,7 @@ def choose_weight_decay(
     if (
         anchor is not None
         and anchor in finite
-        and finite[best] >= finite[anchor] * (1.0 - margin)
+        and not beats(finite[best], finite[anchor], margin)
         and best != anchor
     ):
         return anchor, (

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from superconverge._compare import beats, gain
 from superconverge._display import decision as decision_text
 from superconverge._display import plural
 from superconverge.finder.analysis import SWEEP_FURTHER
@@ -221,7 +222,7 @@ def measure_noise(setup: RecipeSetup, family: FamilyBounds) -> dict[str, Any] | 
     again = float(setup.run_short("noise", repeat)["val_loss"])
     if not math.isfinite(again):
         return {"max_lr": lr, "val_losses": [loss, again], "relative": None}
-    relative = abs(again - loss) / max(min(loss, again), 1e-12)
+    relative = abs(again - loss) / max(min(abs(loss), abs(again)), 1e-12)
     return {"max_lr": lr, "val_losses": [loss, again], "relative": relative}
 
 
@@ -266,10 +267,10 @@ def lr_bounds_stage(
     family_why = ""
     for other in families[1:]:
         other_loss, chosen_loss = picks[id(other)][1], picks[id(chosen)][1]
-        if other_loss < chosen_loss * (1.0 - margin):
-            gain = 1.0 - other_loss / chosen_loss
+        if beats(other_loss, chosen_loss, margin):
             family_why = (
-                f"{_name(other.optimizer)} beat {_name(chosen.optimizer)} by {gain:.1%} "
+                f"{_name(other.optimizer)} beat {_name(chosen.optimizer)} by "
+                f"{gain(other_loss, chosen_loss):.1%} "
                 f"(> {margin:.1%}) at its chosen LR; "
             )
             chosen = other

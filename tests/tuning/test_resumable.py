@@ -192,3 +192,60 @@ def test_a_metric_that_raises_fails_the_data_check_before_any_training():
     with pytest.raises(ValueError, match=r"metrics\['broken'\] raised"):
         sc.tune(Counted, good, good, epochs=1, metrics={"broken": broken})
     assert calls == [2, 2]  # tune's data check: no range test, no short run
+
+
+class _Regression(torch.utils.data.Dataset):
+    """A user's Dataset: item i is (features, a 0-d float target), as most regressions write it."""
+
+    def __init__(self, inputs, targets):
+        self.inputs, self.targets = inputs, targets
+
+    def __len__(self):
+        return len(self.inputs)
+
+    def __getitem__(self, i):
+        return self.inputs[i], self.targets[i]
+
+
+class _Scalar(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+
+    def forward(self, x):
+        return self.net(x).squeeze(-1)
+
+
+def test_datasets_are_checked_on_a_collated_batch_and_in_memory_pairs_whole():
+    # a user's check: a regression Dataset with one float target per item failed the data
+    # check with "TypeError: len() of a 0-d tensor" (it was read one item, not one batch, at a
+    # time), and bad labels in an (inputs, targets) pair or a TensorDataset were not checked:
+    # cross_entropy's "Target 15 is out of bounds" came from inside the range test
+    from torch.utils.data import TensorDataset
+
+    import superconverge as sc
+
+    torch.manual_seed(0)
+    inputs = torch.randn(120, 8)
+    targets = inputs[:, 0] * 2 + 1
+    for data in (_Regression(inputs, targets), TensorDataset(inputs, targets)):
+        check_recipe_data(_Scalar(), [("train_data", data), ("val_data", data)])
+    plan = sc.tune(_Scalar, _Regression(inputs[:100], targets[:100]),
+                   _Regression(inputs[100:], targets[100:]), epochs=2,
+                   loss_fn=nn.functional.mse_loss)  # fmt: skip
+    assert plan.results["status"] == "completed" and "mse" in plan.results["final_val_metrics"]
+
+    labels = (inputs[:, 0] > 0).long()
+    labels[57] = 15  # not in the first batch: an in-memory pair is scanned whole
+
+    def three():
+        return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    for data in ((inputs, labels), TensorDataset(inputs, labels)):
+        with pytest.raises(DataError, match="train_data sample 57 has label 15, but the model"):
+            sc.tune(three, data, (inputs[:10], labels[:10]), epochs=2)
+    nan = inputs.clone()
+    nan[1, 3] = float("nan")
+    with pytest.raises(DataError, match="val_data batch 0, row 1 has nan in its inputs"):
+        check_recipe_data(_Scalar(), [("train_data", _Regression(inputs, targets)),
+                                      ("val_data", _Regression(nan, targets))])  # fmt: skip

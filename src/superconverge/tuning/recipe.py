@@ -148,14 +148,15 @@ def tune(
         raise ValueError("join=True needs study: the storage URL of the study whose trials to run")
     run_device = resolve_device(device)  # before any folder is made: a bad one costs nothing
     named = [("train_data", train_data), ("val_data", val_data), ("test_data", test_data)]
-    check_recipe_data(model_fn(), named, run_device, resolve_metrics(metrics))
+    loading = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
+    train, val, test = _sources(named, (steps_per_epoch, val_steps, test_steps), batch_fn, loading)
+    sources = [("train_data", train), ("val_data", val), ("test_data", test)]
+    check_recipe_data(model_fn(), sources, run_device, resolve_metrics(metrics))
     request = _Request(epochs, batch_size, families, weight_decays, momentum, compare_momentum)
     fingerprint = request.fingerprint(budget, seed, precision, settings)
     made_with = tune_settings(
         model_fn(), *(d for _, d in named), loss_fn=loss_fn, augment=augment, **fingerprint
     )
-    loading = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
-    train, val, test = _sources(named, (steps_per_epoch, val_steps, test_steps), batch_fn, loading)
     options = {"metrics": metrics, "batch_fn": batch_fn, "precision": precision}
     common = {
         "model_fn": model_fn,

@@ -19,18 +19,22 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset, default_collate
 
 from superconverge._display import plural
 from superconverge._files import FolderLock
 from superconverge._run_folder import discard, move_aside, run_files
+from superconverge.batches import forward, split_batch
 from superconverge.data.checks import check_array_data, check_batch, class_count
 from superconverge.data.datasets import ArrayData
+from superconverge.data.sources import DataSource, as_source
 from superconverge.metrics import Metric, check_metrics
 from superconverge.training.checkpoint import CHECKPOINT
+from superconverge.training.device import to_device
 from superconverge.tuning.journal import JOURNAL, Journal
 
 logger = logging.getLogger(__name__)
@@ -194,13 +198,18 @@ def check_recipe_data(
     number of classes and runs the `metrics` (a metric that raises fails here, not after the
     range test); then each split's labels must fit it and its inputs be finite.
 
-    In-memory data (`ArrayData`) is scanned whole; other data only in its first batch.
+    `splits` hold what the user passed or its `DataSource`. In-memory data (`ArrayData`, an
+    ``(inputs, targets)`` pair, a ``TensorDataset`` of two tensors) is scanned whole; a
+    ``Dataset``'s first two items are collated as its loader would (its ``collate_fn``); a
+    loader is read for its first batch from a fresh iterator (never a stream's own: reading it
+    would lose the batch); the batch hook splits batches that are not pairs.
 
     Raises:
         DataError: naming the split, the sample, the value and what to do. ValueError: a
         metric that raises or returns no number (`check_metrics`).
     """
-    first = _first_batch(splits[0][1])
+    sources = [(name, None if data is None else _source(data, name)) for name, data in splits]
+    first = _first_batch(sources[0][1])
     if first is None:
         return
     inputs, targets = first
@@ -211,7 +220,7 @@ def check_recipe_data(
         with torch.no_grad():
             parameter = next(model.parameters(), None)
             where = device or (parameter.device if parameter is not None else None)
-            outputs = model(inputs.to(where) if where is not None else inputs)
+            outputs = forward(model, to_device(inputs, where) if where is not None else inputs)
         classes = class_count(outputs, targets)
     except Exception:  # a model that cannot take the data: the trainer's shape check says why
         logger.debug("data check: the model did not take two samples", exc_info=True)
@@ -219,30 +228,62 @@ def check_recipe_data(
         model.train(was_training)
     if isinstance(outputs, torch.Tensor) and outputs.shape[:1] == targets.shape[:1]:
         check_metrics(metrics, outputs.detach().cpu(), targets)
-    for name, data in splits:
-        if isinstance(data, ArrayData):
-            check_array_data(data, name, classes)
-        elif data is not None:
-            batch = _first_batch(data)
+    for name, source in sources:
+        whole = None if source is None else _in_memory(source)
+        if whole is not None:
+            check_array_data(whole, name, classes)
+        elif source is not None:
+            batch = _first_batch(source)
             if batch is not None:
                 check_batch(*batch, name, classes)
 
 
-def _first_batch(data: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
-    if isinstance(data, ArrayData):
-        return data.inputs[:2], data.targets[:2]
+def _source(data: Any, name: str) -> DataSource | None:
+    if isinstance(data, DataSource):
+        return data
     try:
-        batches = iter(data)
-        if batches is data:  # a generator or other iterator: reading would lose the batch
-            return None
-        batch = next(batches)
-    except (TypeError, StopIteration):
+        return as_source(data, name)
+    except (TypeError, ValueError):  # not data the recipe can read: tune's own checks say why
         return None
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        inputs, targets = batch
-        if isinstance(inputs, torch.Tensor) and isinstance(targets, torch.Tensor):
-            return inputs, targets
+
+
+def _in_memory(source: DataSource) -> ArrayData | None:
+    """The whole data set when it is two tensors in memory (cheap to scan), else None."""
+    if source.kind == "arrays":
+        return cast(ArrayData, source.data)
+    if isinstance(source.data, TensorDataset) and len(source.data.tensors) == 2:
+        inputs, targets = source.data.tensors
+        return ArrayData(inputs, targets)
     return None
+
+
+def _first_batch(source: DataSource | None) -> tuple[Any, torch.Tensor] | None:
+    """Two samples (a Dataset, tensors) or the first batch (a loader), as ``(inputs,
+    targets)``; None where reading one would consume the user's data or cannot be done."""
+    if source is None:
+        return None
+    whole = _in_memory(source)
+    if whole is not None:
+        return whole.inputs[:2], whole.targets[:2]
+    data = source.data
+    try:
+        if source.kind == "dataset":
+            items = [data[i] for i in range(min(2, len(data)))]
+            if not items:
+                return None
+            batch = (source.options.collate_fn or default_collate)(items)
+        elif source.kind == "loader":
+            batches = iter(data)
+            if batches is data:  # an iterator: reading would lose the batch
+                return None
+            batch = next(batches)
+        else:  # a factory or a stream: building or reading one costs or consumes
+            return None
+        inputs, targets = split_batch(batch, source.batch_fn)
+    except Exception:  # the loop's own first-batch check names what is wrong
+        logger.debug("data check: no first batch of %s", source.name, exc_info=True)
+        return None
+    return (inputs, targets) if isinstance(targets, torch.Tensor) else None
 
 
 def remembered_runs(

@@ -136,3 +136,45 @@ def test_a_metric_that_does_not_apply_is_warned_about_once_per_tune(recwarn):
     recwarn.clear()
     sc.tune(lambda: build("mlp"), digits.train, digits.val, epochs=1, metrics=["mse"])
     assert len([w for w in recwarn if "'mse' does not apply" in str(w.message)]) == 1
+
+
+def test_workers_refuse_what_cannot_reach_their_processes_before_anything_runs():
+    # a user's check: tune(lambda: ..., workers=2) ran the range test, then failed with
+    # PicklingError from inside the process pool
+    import functools
+
+    import superconverge as sc
+    from superconverge.data import load
+    from superconverge.models import build
+
+    digits = load("digits")
+    started = []
+
+    def model_fn():
+        started.append(1)
+        return build("mlp")
+
+    with pytest.raises(ValueError, match=r"model_fn cannot be sent to the worker processes of "
+                       r"workers>1 .*define it at module level .*or pass workers=1"):  # fmt: skip
+        sc.tune(model_fn, digits.train, digits.val, epochs=1, workers=2)
+    assert started == []  # refused before the data check built a model
+
+    class Local(torch.utils.data.Dataset):  # a Dataset class inside a function
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return torch.zeros(64), 0
+
+    with pytest.raises(ValueError, match="train_data cannot be sent to the worker processes"):
+        sc.tune(functools.partial(build, "mlp"), Local(), digits.val, epochs=1, workers=2)
+
+
+def _die(_):
+    os._exit(1)  # as a worker killed by the OOM killer, or one that re-ran an unguarded script
+
+
+def test_a_worker_that_dies_is_explained_not_left_as_brokenprocesspool():
+    with pytest.raises(RuntimeError, match=r"a short run's worker process died .*guard its top "
+                       r"level with `if __name__ == \"__main__\":`"):  # fmt: skip
+        map_in_processes(_die, [1, 2], 2)

@@ -309,6 +309,14 @@ def map_in_processes(
                 warn_explicit(*warning)
             results.append(result)
         return results
+    except concurrent.futures.process.BrokenProcessPool as error:
+        _stop_workers(pool)
+        raise RuntimeError(
+            f"a short run's worker process died ({error}): a script that calls tune with "
+            "workers>1 must guard its top level with `if __name__ == \"__main__\":` (each "
+            "spawned process imports the script again), or the worker was killed (out of "
+            "memory?); workers=1 runs the short runs in this process"
+        ) from error
     except BaseException:  # an interrupt, or a run that raised: the others' results are lost
         _stop_workers(pool)
         raise

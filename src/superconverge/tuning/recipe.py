@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import pickle
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ from superconverge._files import FolderBusyError, FolderLock
 from superconverge._warnings import shown_once
 from superconverge.batches import BatchFn
 from superconverge.data.checks import check_rereadable
+from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import Augment, resolve_device
 from superconverge.data.sources import DataSource, LoaderOptions, as_source
 from superconverge.losses import loss_name
@@ -144,6 +146,13 @@ def tune(
             f"workers must be 1 with a study (got {workers}): more processes join the study "
             "(tune(..., join=True), superconverge tune --join URL)"
         )
+    if workers > 1:
+        _check_picklable(
+            model_fn=model_fn, loss_fn=loss_fn, metrics=metrics, batch_fn=batch_fn,
+            collate_fn=collate_fn, augment=augment, optimizer=optimizer,
+            **{name: data for name, data in (("train_data", train_data), ("val_data", val_data))
+               if not isinstance(data, (ArrayData, tuple))},  # tensors pickle; a Dataset may not
+        )  # fmt: skip
     if join and study is None:
         raise ValueError("join=True needs study: the storage URL of the study whose trials to run")
     run_device = resolve_device(device)  # before any folder is made: a bad one costs nothing
@@ -418,6 +427,21 @@ def _losses(run: dict[str, Any]) -> tuple[float | None, float | None]:
     (None where a run recorded before short runs kept their training loss lacks it)."""
     train, val = run.get("train_loss"), run.get("val_loss")
     return (None if train is None else float(train)), (None if val is None else float(val))
+
+
+def _check_picklable(**named: Any) -> None:
+    """With ``workers > 1`` the short runs go to spawned processes, which get what builds them
+    by pickling: a lambda or a function defined inside another fails there, mid-search, as
+    ``PicklingError``; say so before anything runs."""
+    for name, value in named.items():
+        try:
+            pickle.dumps(value)
+        except Exception as error:
+            raise ValueError(
+                f"{name} cannot be sent to the worker processes of workers>1 (spawned: they get "
+                f"it by pickling, which failed: {error}); define it at module level (not a "
+                "lambda or a function inside another), or pass workers=1"
+            ) from None
 
 
 def _release_workers() -> None:

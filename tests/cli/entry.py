@@ -45,3 +45,16 @@ def no_validation() -> DataSplits:
 
 def raising_metric(outputs: torch.Tensor, targets: torch.Tensor) -> float:
     raise RuntimeError("the user's metric failed")
+
+
+def wide_random() -> DataSplits:
+    """Random 1x10x10 inputs in 3 classes: data of another shape than digits (a plan made on
+    digits, fitted on it, needs its mlp sized again)."""
+    from superconverge.data import ArrayData
+
+    generator = torch.Generator().manual_seed(0)
+
+    def split(n: int) -> ArrayData:
+        return ArrayData(torch.randn(n, 1, 10, 10, generator=generator), torch.arange(n) % 3)
+
+    return DataSplits("wide-random", split(512), split(40), split(40), 3)

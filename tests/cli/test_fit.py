@@ -104,3 +104,28 @@ def test_a_plan_naming_its_own_loss_and_metric_runs_when_fit_names_them_again(tm
     assert main(["fit", "--plan", str(plan), *flags]) == 0
     other = json.loads((tmp_path / "other" / "plan.json").read_text())["results"]
     assert other["final_val_loss"] != results["final_val_loss"]
+
+
+def test_a_zoo_model_is_sized_for_the_data_fit_is_given_and_the_folder_records_it(
+    tmp_path, capsys
+):
+    # a user's check: fit --plan (a digits mlp, in_features 64) --data mnist built the plan's
+    # mlp and failed with "mat1 and mat2 shapes cannot be multiplied (2x784 and 64x128)"
+    plan = _digits_plan(tmp_path)
+    out = tmp_path / "wide"
+    flags = ["--data", "tests.cli.entry:wide_random"]
+    assert main(["fit", "--plan", str(plan), *flags, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "fit: model mlp sized for this data: in_features 100 (the plan's: 64), num_classes 3 "
+        "(the plan's: 10)" in printed
+    )
+    recorded = json.loads((out / "plan.json").read_text())
+    assert recorded["data"] == "tests.cli.entry:wide_random"
+    assert recorded["model_options"] == {"in_features": 100, "num_classes": 3}
+    assert recorded["results"]["status"] == "completed"
+    # the folder's plan re-runs what it trained (its data named again: a plan runs no code
+    # it names unless told to)
+    again = tmp_path / "again"
+    assert main(["fit", "--plan", str(out / "plan.json"), *flags, "--out", str(again)]) == 0
+    assert "sized for this data" not in capsys.readouterr().out

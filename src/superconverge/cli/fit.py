@@ -248,6 +248,15 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--plan {args.plan}: {error}") from None
         raise
     write_text_atomically(out / "history.json", history.to_json())
+    # what this folder trained, so that `fit --plan` of it trains the same: the data and the
+    # model as given now (a zoo model with the options sized for this data)
+    plan.data = data if ":" in data else splits.name
+    from superconverge.models import ModelFactory
+
+    if isinstance(factory, ModelFactory):
+        plan.model, plan.model_options = factory.name, dict(factory.options)
+    elif args.model is not None:
+        plan.model, plan.model_options = args.model, {}
     # this folder's command is fit's; the choices (and their evidence) are the tune run's
     plan.environment = {
         **plan.environment,
@@ -271,6 +280,7 @@ def _factory(args: argparse.Namespace, plan: Any, splits: Any) -> Any:
     """The model builder: the plan's zoo model with its recorded options, or what --model (or
     a trusted plan) names."""
     from superconverge.models import IMAGE_SHAPES, MODELS, ModelFactory
+    from superconverge.models.choice import model_options_for
 
     spec = args.model or plan.model
     if ":" in spec or (args.model is not None and args.model != plan.model):
@@ -287,7 +297,18 @@ def _factory(args: argparse.Namespace, plan: Any, splits: Any) -> Any:
             f"--plan {args.plan}: model {spec} needs {'x'.join(map(str, needed))} inputs; the "
             f"data has {'x'.join(map(str, splits.input_shape))}"
         )
-    factory = ModelFactory(spec, plan.model_options)
+    # sized for the data given now: the plan's options were sized for its own data (an mlp made
+    # on digits has in_features 64; fit on MNIST needs 784)
+    options = {
+        **plan.model_options,
+        **model_options_for(spec, splits.input_shape, splits.num_classes or 1),
+    }
+    resized = {k: (plan.model_options[k], v) for k, v in options.items()
+               if k in plan.model_options and plan.model_options[k] != v}  # fmt: skip
+    if resized:
+        changes = ", ".join(f"{k} {new} (the plan's: {old})" for k, (old, new) in resized.items())
+        print(f"fit: model {spec} sized for this data: {changes}")
+    factory = ModelFactory(spec, options)
     try:
         factory()
     except (ValueError, TypeError) as error:

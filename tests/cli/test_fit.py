@@ -129,3 +129,15 @@ def test_a_zoo_model_is_sized_for_the_data_fit_is_given_and_the_folder_records_i
     again = tmp_path / "again"
     assert main(["fit", "--plan", str(out / "plan.json"), *flags, "--out", str(again)]) == 0
     assert "sized for this data" not in capsys.readouterr().out
+
+
+def test_a_plan_made_with_a_loss_of_the_users_own_asks_for_it_by_its_flag(tmp_path, capsys):
+    # a user's check: it said "--loss must be one of cross_entropy, ... got 'custom'" to a
+    # command that gave no --loss
+    plan = _digits_plan(tmp_path, loss="custom")
+    assert main(["fit", "--plan", str(plan), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "was made with a loss function of your own (loss_fn)" in err
+    assert "name it with --loss module:function" in err and err.count("\n") == 1
+    assert main(["fit", "--plan", str(plan), "--loss", "cross_entropy", "--out",
+                 str(tmp_path / "o")]) == 0  # fmt: skip

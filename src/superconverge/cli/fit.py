@@ -183,6 +183,8 @@ def _refuse_plan_code(args: argparse.Namespace, plan: Any) -> None:
 def _task_of(args: argparse.Namespace, plan: Any) -> dict[str, Any]:
     """The loss, metrics and data reading the plan's tune run used, or those this command
     names instead (entry points the user named or trusts: `_refuse_plan_code` ran first)."""
+    from superconverge.losses import CUSTOM
+
     saved = plan.data_options
     task: dict[str, Any] = {
         "metrics": metrics_from_flags(args.metrics or saved.get("metrics")),
@@ -197,6 +199,11 @@ def _task_of(args: argparse.Namespace, plan: Any) -> dict[str, Any]:
         "precision": saved.get("precision", "auto"),
     }
     loss = args.loss or plan.loss
+    if loss == CUSTOM:  # the plan's run had the user's own loss_fn, which a plan cannot hold
+        raise UsageError(
+            f"--plan {args.plan} was made with a loss function of your own (loss_fn), which a "
+            "plan cannot hold: name it with --loss module:function (or a built-in loss)"
+        )
     if loss is not None:
         task["loss_fn"] = loss_from_flag(loss)
     return task

@@ -496,3 +496,12 @@ def test_a_loss_below_zero_is_decided_on_as_the_same_loss_above_it(digits):
     assert below.results["test"]["accuracy"] == plain.results["test"]["accuracy"]
     assert below.results["verdict"]["kind"] == plain.results["verdict"]["kind"]
     assert re.search(r"beat \S+ by \d", below.evidence[1]["why"])  # a gain, not "by -4.7%"
+
+
+def test_a_short_run_that_diverged_is_shown_as_diverged_not_nan(digits):
+    # the evidence read "0.646: nan"; the run's status says what happened
+    settings = RecipeSettings(lr_divisors=(10.0, 0.01), measure_noise=False)  # 0.01: past it
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=1, optimizer="sgd",
+                   settings=settings)  # fmt: skip
+    why = plan.evidence[1]["why"]
+    assert re.search(r"\d: diverged", why) and "nan" not in why

@@ -279,7 +279,12 @@ def lr_bounds_stage(
     extension, losses = picks[id(chosen)][2], chosen.losses
     range_test = chosen.range_test
     max_lr = extension.max_lr if extension.max_lr is not None else float(range_test.max_lr or 0)
-    ranking = ", ".join(f"{lr:.3g}: {losses[lr]:.4f}" for lr in chosen.runs)
+    ranking = ", ".join(
+        f"{lr:.3g}: {losses[lr]:.4f}"
+        if math.isfinite(losses[lr])
+        else f"{lr:.3g}: {chosen.runs[lr].get('status') or 'no loss'}"  # not "nan"
+        for lr in chosen.runs
+    )
     divisors = "/".join(f"{d:g}" for d in settings.lr_divisors)
     note = chosen.note + "; " if chosen.note else ""
     why_text = (

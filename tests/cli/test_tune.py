@@ -81,6 +81,23 @@ def test_a_metric_that_raises_is_named_by_its_flag_before_the_range_test(tmp_pat
     assert err.count("\n") == 1 and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--steps-per-epoch", "10"], "--steps-per-epoch applies to streams and loader factories; "
+         "train_data (ArrayData) has a known size"),
+        (["--num-workers", "2"], "--num-workers applies to a Dataset"),
+    ],
+)  # fmt: skip
+def test_loader_flags_that_cannot_apply_to_tensors_are_refused_not_ignored(
+    tmp_path, capsys, flags, message
+):
+    # a user's check: both were accepted on digits and changed nothing
+    assert main(["tune", *flags, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_tune_then_fit_then_report_on_tiny_data(tmp_path, capsys):
     out = tmp_path / "run"

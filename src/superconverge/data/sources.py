@@ -365,6 +365,12 @@ def as_source(
             f"{name} ({type(data).__name__}) has a known size and an evaluation reads it whole: "
             "leave it out"
         )
+    if steps_per_epoch is not None and sized:  # was ignored without a word
+        raise ValueError(
+            f"steps_per_epoch applies to streams and loader factories; {name} "
+            f"({type(data).__name__}) has a known size: an epoch is all of it, in batches of "
+            "the batch size. Leave it out (or pass fewer samples)"
+        )
     if isinstance(data, ArrayData):
         if len(data) == 0:
             raise ValueError(f"{name} must not be empty, got 0 samples")

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import IterableDataset
 
 import superconverge
 from superconverge._checks import check_choice
@@ -160,6 +161,15 @@ def tune(
     loading = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
     train, val, test = _sources(named, (steps_per_epoch, val_steps, test_steps), batch_fn, loading)
     sources = [("train_data", train), ("val_data", val), ("test_data", test)]
+    if num_workers and not any(
+        s is not None and (s.kind == "dataset" or isinstance(s.data, IterableDataset))
+        for _, s in sources
+    ):  # was ignored without a word
+        raise ValueError(
+            f"num_workers applies to a Dataset (read through the DataLoader tune builds); "
+            f"got num_workers={num_workers!r} with {train.describe()} and no Dataset: leave it "
+            "out, or give your own loader its workers"
+        )
     check_recipe_data(model_fn(), sources, run_device, resolve_metrics(metrics))
     request = _Request(epochs, batch_size, families, weight_decays, momentum, compare_momentum)
     fingerprint = request.fingerprint(budget, seed, precision, settings)

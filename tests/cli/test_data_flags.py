@@ -104,7 +104,8 @@ def test_entry_points_are_found_in_the_current_folder_by_the_console_script(tmp_
 
 
 def test_a_dataset_label_the_model_cannot_output_is_named_and_leaves_no_folder(tmp_path, capsys):
-    # a Dataset is not scanned before training: the range test's first batch meets label 5+
+    # a TensorDataset of two tensors is scanned whole before training (the first bad sample
+    # named); before, the range test's first batch met label 5+
     out = tmp_path / "run"
     flags = [
         "--data",
@@ -114,7 +115,7 @@ def test_a_dataset_label_the_model_cannot_output_is_named_and_leaves_no_folder(t
     ]
     assert main(["tune", *flags, "--epochs", "1", "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "DataError: train_data has label" in err and "the model has 5 outputs" in err
+    assert "DataError: train_data sample 5 has label 5" in err and "the model has 5 outputs" in err
     assert "at least 10 outputs" in err and "out of bounds" not in err
     assert not out.exists()  # nothing measured: the same --out can be used again
 

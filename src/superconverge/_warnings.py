@@ -12,45 +12,72 @@ Plain Python (stdlib only).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 
-_shown: set[tuple[type[Warning], str]] | None = None  # inside `shown_once`: what was shown
+# inside `shown_once`: the keys of what was shown (per thread and task: two tunes at once in one
+# process, e.g. a notebook's background thread, each keep their own)
+_shown: contextvars.ContextVar[set[Hashable] | None] = contextvars.ContextVar(
+    "superconverge_warnings_shown", default=None
+)
 
 
 @contextlib.contextmanager
 def shown_once() -> Iterator[None]:
     """Within this block (one `tune`), each warning of `warn` / `warn_explicit` shows once."""
-    global _shown
-    outer, _shown = _shown, set() if _shown is None else _shown
+    outer = _shown.get()
+    token = _shown.set(set() if outer is None else outer)
     try:
         yield
     finally:
-        _shown = outer
+        _shown.reset(token)
 
 
-def _first_time(category: type[Warning], message: str) -> bool:
-    if _shown is None:
+def _first_time(key: Hashable) -> bool:
+    shown = _shown.get()
+    if shown is None:
         return True
-    if (category, message) in _shown:
+    if key in shown:
         return False
-    _shown.add((category, message))
+    shown.add(key)
     return True
 
 
-def warn(message: str, category: type[Warning] = UserWarning, stacklevel: int = 1) -> None:
-    """`warnings.warn`, once per message inside `shown_once`."""
-    if _first_time(category, message):
-        warnings.warn(message, category, stacklevel=stacklevel + 1)
+def warn(
+    message: str,
+    category: type[Warning] = UserWarning,
+    stacklevel: int = 1,
+    key: Hashable | None = None,
+) -> None:
+    """`warnings.warn`, once per `key` (default: the category and message) inside
+    `shown_once`; a key lets messages that differ in detail (a batch's shape) count as one."""
+    if key is None:
+        key = (category, message)
+    if _first_time(key):
+        raised = category(message)
+        raised.superconverge_key = key  # type: ignore[attr-defined]  # for `warn_explicit`
+        warnings.warn(raised, stacklevel=stacklevel + 1)
+
+
+def key_of(warning: Warning) -> Hashable | None:
+    """The key `warn` gave a warning (None for any other warning)."""
+    return getattr(warning, "superconverge_key", None)
 
 
 def warn_explicit(
-    message: str, category: type[Warning], filename: str, lineno: int, module: str
+    message: str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    module: str,
+    key: Hashable | None = None,
 ) -> None:
     """A warning raised elsewhere (another process), shown as if raised at `filename:lineno` in
-    `module` here: this process's filters decide; once per message inside `shown_once`."""
-    if not _first_time(category, message):
+    `module` here: this process's filters decide; once per `key` (or message) inside
+    `shown_once`."""
+    if not _first_time((category, message) if key is None else key):
         return
     known = sys.modules.get(module)
     registry = None if known is None else vars(known).setdefault("__warningregistry__", {})

@@ -277,6 +277,7 @@ def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list
                 f"(outputs {shape_of(outputs)}{dtype_of(outputs)}, targets {shape_of(targets)}"
                 f"{dtype_of(targets)}): not reported",
                 stacklevel=2,
+                key=("metric does not apply", metric.name),  # whatever the batch's shape
             )
     totals = MetricTotals(metrics)
     totals.add(outputs, targets, 1)

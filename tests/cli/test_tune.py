@@ -76,7 +76,7 @@ def test_a_metric_that_raises_is_named_by_its_flag_before_the_range_test(tmp_pat
     flags = ["--metric", "tests.cli.entry:raising_metric", "--out", str(tmp_path / "run")]
     assert main(["tune", *flags]) == 2
     err = capsys.readouterr().err
-    assert "error: --metric raising_metric raised RuntimeError on outputs (2, 10)" in err
+    assert "error: --metric raising_metric raised RuntimeError on outputs (32, 10)" in err
     assert "the user's metric failed" in err and "lr_find" not in err  # no range test ran
     assert err.count("\n") == 1 and not (tmp_path / "run").exists()
 

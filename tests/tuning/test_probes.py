@@ -136,6 +136,36 @@ def test_a_metric_that_does_not_apply_is_warned_about_once_per_tune(recwarn):
     recwarn.clear()
     sc.tune(lambda: build("mlp"), digits.train, digits.val, epochs=1, metrics=["mse"])
     assert len([w for w in recwarn if "'mse' does not apply" in str(w.message)]) == 1
+    # a Dataset: the data check sees 2 samples, the trainers batches of 16 (another message
+    # text, the same warning)
+    recwarn.clear()
+    train = torch.utils.data.TensorDataset(digits.train.inputs, digits.train.targets)
+    sc.tune(lambda: build("mlp"), train, digits.val, epochs=1, metrics=["mse"])
+    assert len([w for w in recwarn if "'mse' does not apply" in str(w.message)]) == 1
+
+
+def test_warnings_shown_once_per_tune_in_one_thread_do_not_leak_into_another():
+    # two tunes at once in one process (a notebook's background thread) once shared one global
+    import threading
+
+    from superconverge import _warnings
+
+    inside, release = threading.Event(), threading.Event()
+
+    def background():
+        with _warnings.shown_once():
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    inside.wait(10)
+    assert _warnings._shown.get() is None  # this thread is in no tune
+    with _warnings.shown_once():
+        release.set()
+        thread.join()
+        assert _warnings._shown.get() == set()
+    assert _warnings._shown.get() is None
 
 
 def test_workers_refuse_what_cannot_reach_their_processes_before_anything_runs():

@@ -11,6 +11,7 @@ from torch import nn
 from superconverge._files import FolderBusyError
 from superconverge.data import ArrayData
 from superconverge.data.checks import DataError
+from superconverge.data.sources import as_source
 from superconverge.tuning.journal import Journal
 from superconverge.tuning.resumable import (
     check_recipe_data,
@@ -188,10 +189,10 @@ def test_a_metric_that_raises_fails_the_data_check_before_any_training():
     good = load("digits").train
     with pytest.raises(ValueError, match=r"metrics\['broken'\] raised RuntimeError .*: boom"):
         check_recipe_data(Counted(), [("train_data", good)], metrics=resolve_metrics([broken]))
-    assert calls == [2]  # one forward pass of two samples
+    assert calls == [32]  # one forward pass of a batch's worth of samples
     with pytest.raises(ValueError, match=r"metrics\['broken'\] raised"):
         sc.tune(Counted, good, good, epochs=1, metrics={"broken": broken})
-    assert calls == [2, 2]  # tune's data check: no range test, no short run
+    assert calls == [32, 32]  # tune's data check: no range test, no short run
 
 
 class _Regression(torch.utils.data.Dataset):
@@ -249,3 +250,36 @@ def test_datasets_are_checked_on_a_collated_batch_and_in_memory_pairs_whole():
     with pytest.raises(DataError, match="val_data batch 0, row 1 has nan in its inputs"):
         check_recipe_data(_Scalar(), [("train_data", _Regression(inputs, targets)),
                                       ("val_data", _Regression(nan, targets))])  # fmt: skip
+
+
+def test_the_data_check_runs_metrics_on_a_drawn_batch_and_leaves_batch_fn_data_alone():
+    # a review's checks: a metric that needs both classes failed on the first two samples of
+    # data sorted by label, and a TensorDataset of ids whose labels a batch_fn looks up was
+    # refused as "label 1000"
+    from torch.utils.data import TensorDataset
+
+    from superconverge.metrics import resolve_metrics
+
+    inputs = torch.randn(200, 4)
+    labels = (torch.arange(200) >= 100).long()  # sorted: the first half all class 0
+
+    def both_classes(outputs, targets):
+        if len(set(targets.tolist())) < 2:
+            raise ValueError("needs both classes")
+        return 0.0
+
+    sorted_data = ArrayData(inputs, labels)
+    check_recipe_data(
+        _mlp(2), [("train_data", sorted_data)], metrics=resolve_metrics([both_classes])
+    )
+
+    ids = TensorDataset(inputs, torch.arange(200) + 1000)  # ids, not labels
+
+    def lookup(batch):
+        x, i = batch
+        return x, labels[i - 1000]
+
+    source = as_source(ids, "train_data", batch_fn=lookup)
+    check_recipe_data(_mlp(2), [("train_data", source)])  # not scanned as (inputs, labels)
+    with pytest.raises(DataError, match="train_data sample 0 has label 1000"):
+        check_recipe_data(_mlp(2), [("train_data", ids)])  # without the hook, they are labels

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from superconverge._warnings import warn_explicit
+from superconverge._warnings import key_of, warn_explicit
 from superconverge.batches import forward, split_batch
 from superconverge.data.loader import Augment
 from superconverge.data.sources import as_source
@@ -313,7 +313,7 @@ def map_in_processes(
         _stop_workers(pool)
         raise RuntimeError(
             f"a short run's worker process died ({error}): a script that calls tune with "
-            "workers>1 must guard its top level with `if __name__ == \"__main__\":` (each "
+            'workers>1 must guard its top level with `if __name__ == "__main__":` (each '
             "spawned process imports the script again), or the worker was killed (out of "
             "memory?); workers=1 runs the short runs in this process"
         ) from error
@@ -326,7 +326,7 @@ def map_in_processes(
 
 def _noting_warnings(
     function: Callable[[Any], Any], item: Any
-) -> tuple[Any, list[tuple[str, type[Warning], str, int, str]]]:
+) -> tuple[Any, list[tuple[Any, ...]]]:
     """`function(item)` in a worker, with the warnings it raised: a spawned process has its own
     filters, registry and display, so each worker would print the same warning again, in
     Python's two-line form; the main process shows them instead (`warn_explicit`), once."""
@@ -340,16 +340,24 @@ def _noting_warnings(
             pickle.dumps(category)
         except Exception:  # a class the main process cannot import back
             category = UserWarning
-        module = _module_of(warning.filename)
-        noted.append((str(warning.message), category, warning.filename, warning.lineno, module))
+        key = key_of(warning.message) if isinstance(warning.message, Warning) else None
+        try:
+            pickle.dumps(key)
+        except Exception:
+            key = None
+        where = (warning.filename, warning.lineno, _module_of(warning.filename))
+        noted.append((str(warning.message), category, *where, key))
     return result, noted
 
 
 def _module_of(filename: str) -> str:
+    """The module that `filename` is, as loaded in this process; an unknown file gets a name of
+    its own, not ``__main__`` (whose default filters would show DeprecationWarnings that a run
+    in one process hides)."""
     for name, module in list(sys.modules.items()):
         if getattr(module, "__file__", None) == filename:
             return name
-    return "__main__"
+    return "superconverge.worker"
 
 
 def _worker_start() -> None:

@@ -194,13 +194,13 @@ def check_recipe_data(
     device: torch.device | None = None,
     metrics: Sequence[Metric] = (),
 ) -> None:
-    """Before any training: one forward pass of `model` on two training samples tells the
-    number of classes and runs the `metrics` (a metric that raises fails here, not after the
-    range test); then each split's labels must fit it and its inputs be finite.
+    """Before any training: one forward pass of `model` on `CHECK_SAMPLES` training samples
+    tells the number of classes and runs the `metrics` (a metric that raises fails here, not
+    after the range test); then each split's labels must fit it and its inputs be finite.
 
     `splits` hold what the user passed or its `DataSource`. In-memory data (`ArrayData`, an
     ``(inputs, targets)`` pair, a ``TensorDataset`` of two tensors) is scanned whole; a
-    ``Dataset``'s first two items are collated as its loader would (its ``collate_fn``); a
+    ``Dataset``'s items, drawn at random, are collated as its loader would (its ``collate_fn``); a
     loader is read for its first batch from a fresh iterator (never a stream's own: reading it
     would lose the batch); the batch hook splits batches that are not pairs.
 
@@ -209,7 +209,7 @@ def check_recipe_data(
         metric that raises or returns no number (`check_metrics`).
     """
     sources = [(name, None if data is None else _source(data, name)) for name, data in splits]
-    first = _first_batch(sources[0][1])
+    first = _first_batch(sources[0][1], CHECK_SAMPLES, drawn=True)
     if first is None:
         return
     inputs, targets = first
@@ -223,7 +223,7 @@ def check_recipe_data(
             outputs = forward(model, to_device(inputs, where) if where is not None else inputs)
         classes = class_count(outputs, targets)
     except Exception:  # a model that cannot take the data: the trainer's shape check says why
-        logger.debug("data check: the model did not take two samples", exc_info=True)
+        logger.debug("data check: the model did not take the samples", exc_info=True)
     finally:
         model.train(was_training)
     if isinstance(outputs, torch.Tensor) and outputs.shape[:1] == targets.shape[:1]:
@@ -233,9 +233,20 @@ def check_recipe_data(
         if whole is not None:
             check_array_data(whole, name, classes)
         elif source is not None:
-            batch = _first_batch(source)
+            batch = _first_batch(source, CHECK_SAMPLES)  # in order: row k is item k
             if batch is not None:
                 check_batch(*batch, name, classes)
+
+
+CHECK_SAMPLES = 32  # the samples the data check reads (a training batch's worth)
+
+
+def _some(total: int, count: int, drawn: bool) -> torch.Tensor:
+    """The first `count` of `total` indices, or `count` at random, the same every call (the
+    check must not depend on the global RNG, nor move it)."""
+    if not drawn:
+        return torch.arange(min(total, count))
+    return torch.randperm(total, generator=torch.Generator().manual_seed(0))[:count]
 
 
 def _source(data: Any, name: str) -> DataSource | None:
@@ -251,24 +262,32 @@ def _in_memory(source: DataSource) -> ArrayData | None:
     """The whole data set when it is two tensors in memory (cheap to scan), else None."""
     if source.kind == "arrays":
         return cast(ArrayData, source.data)
-    if isinstance(source.data, TensorDataset) and len(source.data.tensors) == 2:
-        inputs, targets = source.data.tensors
+    # exactly a TensorDataset (a subclass may change what an item is) read as pairs (a
+    # batch_fn may read its tensors otherwise, e.g. ids whose labels it looks up)
+    data = source.data
+    if type(data) is TensorDataset and len(data.tensors) == 2 and source.batch_fn is None:
+        inputs, targets = data.tensors
         return ArrayData(inputs, targets)
     return None
 
 
-def _first_batch(source: DataSource | None) -> tuple[Any, torch.Tensor] | None:
-    """Two samples (a Dataset, tensors) or the first batch (a loader), as ``(inputs,
-    targets)``; None where reading one would consume the user's data or cannot be done."""
+def _first_batch(
+    source: DataSource | None, count: int, drawn: bool = False
+) -> tuple[Any, torch.Tensor] | None:
+    """The first `count` samples, or with `drawn` `count` drawn at random (seeded: sorted data
+    still gives a batch like a shuffled loader's, on which a metric that needs two classes can
+    run), of tensors or a Dataset; the first batch of a loader; as ``(inputs, targets)``. None
+    where reading one would consume the user's data or cannot be done."""
     if source is None:
         return None
     whole = _in_memory(source)
     if whole is not None:
-        return whole.inputs[:2], whole.targets[:2]
+        picked = _some(len(whole), count, drawn)
+        return whole.inputs[picked], whole.targets[picked]
     data = source.data
     try:
         if source.kind == "dataset":
-            items = [data[i] for i in range(min(2, len(data)))]
+            items = [data[i] for i in _some(len(data), count, drawn).tolist()]
             if not items:
                 return None
             batch = (source.options.collate_fn or default_collate)(items)

@@ -141,3 +141,12 @@ def test_a_plan_made_with_a_loss_of_the_users_own_asks_for_it_by_its_flag(tmp_pa
     assert "name it with --loss module:function" in err and err.count("\n") == 1
     assert main(["fit", "--plan", str(plan), "--loss", "cross_entropy", "--out",
                  str(tmp_path / "o")]) == 0  # fmt: skip
+
+
+def test_a_saved_steps_per_epoch_does_not_stop_a_refit_on_data_of_known_size(tmp_path, capsys):
+    # a review's check: a plan whose tune run had a stream's --steps-per-epoch (or an older plan
+    # that recorded the flag for tensors, which ignored it) could no longer be refit on tensors:
+    # the refusal named a flag fit does not have
+    plan = _digits_plan(tmp_path, data_options={"steps_per_epoch": 10})
+    assert main(["fit", "--plan", str(plan), "--out", str(tmp_path / "o")]) == 0
+    assert "completed: 1 epoch" in capsys.readouterr().out

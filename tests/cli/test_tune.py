@@ -166,6 +166,18 @@ def test_an_interrupted_tune_in_out_is_offered_to_resume_not_only_to_force(tmp_p
     assert f"continue it with `superconverge tune --resume {out}`" in err and "--force" in err
     assert err.count("\n") == 1
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
+    # a run started from Python is continued from Python (the CLI's --resume refuses it)
+    python = tmp_path / "python"
+    with (
+        pytest.raises(KeyboardInterrupt),
+        recipe_folder(python, {"epochs": 2}) as journal,
+    ):
+        journal.record("batch_size", 32)
+        raise KeyboardInterrupt
+    assert main(["tune", "--epochs", "2", "--out", str(python)]) == 2
+    err = capsys.readouterr().err
+    assert "it was started from Python: continue it with tune(..., out_dir=" in err
+    assert "continue it with continue" not in err and "--resume" not in err
     # a finished run is only "not empty"
     with recipe_folder(tmp_path / "done", {"epochs": 2}, command=["--epochs", "2"]):
         pass

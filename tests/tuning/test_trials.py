@@ -144,6 +144,7 @@ def test_a_worker_with_other_arguments_is_refused(tmp_path):
     study.set_state("searching")
     with pytest.raises(ValueError, match="belongs to a tune with other settings"):
         sc.tune(*positional, **{**keywords, "epochs": 3}, study=url, join=True)
+    study.stop_beating()  # a stand-in coordinator: no heartbeat left running
 
 
 def test_cli_join_needs_a_study_made_by_the_cli(tmp_path, capsys):
@@ -154,6 +155,7 @@ def test_cli_join_needs_a_study_made_by_the_cli(tmp_path, capsys):
     assert "was started from Python" in capsys.readouterr().err
     assert main(["tune", "--join", "study.db"]) == 2
     assert "--join: study must be an Optuna storage URL" in capsys.readouterr().err
+    study.stop_beating()
 
 
 @pytest.mark.slow
@@ -210,6 +212,7 @@ def test_a_worker_stops_with_the_reason_when_the_coordinator_stopped(tmp_path, m
         with pytest.raises(RuntimeError, match="the search failed"):
             sc.tune(*positional, **keywords, study=coordinator)
     assert coordinator.state() == STOPPED
+    assert coordinator._coordinator_beat is None  # its heartbeat stopped with the search
     with pytest.raises(TrialError, match="the coordinator stopped before its search was over"):
         sc.tune(*positional, **keywords, study=TrialStudy(url, poll=0.05), join=True)
 
@@ -238,12 +241,13 @@ def test_cli_join_refuses_flags_the_coordinator_already_fixed(tmp_path, capsys):
     coordinator = TrialStudy(url)
     command = ["--epochs", "2", "--metric", "accuracy", "--study", url, "--out", "runs/x"]
     coordinator.create({"epochs": 2}, command)
-    coordinator.set_state(STOPPED)  # a worker that is let in returns at once
+    coordinator.set_state(STOPPED)  # a worker that is let in returns at once (beat stopped)
     for given, differ in (
         (["--epochs", "3"], "these differ: --epochs 3 (the coordinator's: 2)"),
         (["--epochs", "2", "--seed", "0"], "these differ: --seed 0 (the coordinator's: 1)"),
         (["--force"], "these differ: --force (the coordinator's run has it off)"),
         (["--metric", "mae"], "these differ: --metric mae (the coordinator's: ['accuracy'])"),
+        (["--batch-fn", "a:b"], "these differ: --batch-fn a:b (not given)."),
     ):
         if given[-1] == "0":  # a flag at its default value counts as given
             coordinator.storage.set_study_user_attr(
@@ -264,7 +268,7 @@ def test_cli_join_refuses_flags_the_coordinator_already_fixed(tmp_path, capsys):
 COORDINATOR = """
 import sys, time
 from superconverge.tuning import TrialStudy
-TrialStudy(sys.argv[1], heartbeat=0.5, grace=2).create({"epochs": 1}, None)
+TrialStudy(sys.argv[1], heartbeat=0.25, grace=2).create({"epochs": 1}, None)
 print("searching", flush=True)
 time.sleep(600)
 """
@@ -319,13 +323,17 @@ def test_a_worker_waits_on_a_live_coordinator_and_ends_with_its_search(tmp_path)
     from superconverge.tuning.trials import SEARCHED
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    coordinator = TrialStudy(url, heartbeat=0.3, grace=1)
+    # beats 8 to a grace period: a stalled SQLite write or a busy core must not fake a death
+    coordinator = TrialStudy(url, heartbeat=0.25, grace=2)
     coordinator.create({"epochs": 1}, None)
     worker = TrialStudy(url, poll=0.05)
     worker.open()
-    end = threading.Timer(2.5, coordinator.set_state, args=(SEARCHED,))  # 2.5 x grace
+    end = threading.Timer(5.0, coordinator.set_state, args=(SEARCHED,))  # 2.5 x grace
     end.start()
     started = time.monotonic()
-    assert worker.serve(lambda spec: {}) == 0
-    assert time.monotonic() - started >= 2.4
-    end.join()
+    try:
+        assert worker.serve(lambda spec: {}) == 0
+        assert time.monotonic() - started >= 4.9
+    finally:
+        end.join()
+        coordinator.stop_beating()

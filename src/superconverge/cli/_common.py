@@ -470,7 +470,7 @@ def _unfinished_tune(folder: Path) -> str | None:
     """What an interrupted or killed tune left in `folder` and how to continue it, or None: no
     journal, a finished one, or one that cannot be read."""
     from superconverge.tuning.journal import JOURNAL, Journal
-    from superconverge.tuning.resumable import kept_on_interrupt, resume_hint
+    from superconverge.tuning.resumable import kept_on_interrupt
 
     if not (folder / JOURNAL).is_file():
         return None
@@ -480,8 +480,13 @@ def _unfinished_tune(folder: Path) -> str | None:
         return None
     if journal.finished:
         return None
-    how = f"`superconverge tune --resume {folder}`" if journal.command else resume_hint(folder)
-    return f"started {journal.started}; kept: {kept_on_interrupt(journal)}; continue it with {how}"
+    how = (
+        f"continue it with `superconverge tune --resume {folder}`"
+        if journal.command
+        else f"it was started from Python: continue it with tune(..., out_dir={str(folder)!r}, "
+        "resume=True) and the same arguments"
+    )
+    return f"started {journal.started}; kept: {kept_on_interrupt(journal)}; {how}"
 
 
 def add_data_flags(parser: argparse.ArgumentParser) -> None:

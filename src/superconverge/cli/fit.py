@@ -180,7 +180,7 @@ def _refuse_plan_code(args: argparse.Namespace, plan: Any) -> None:
         )
 
 
-def _task_of(args: argparse.Namespace, plan: Any) -> dict[str, Any]:
+def _task_of(args: argparse.Namespace, plan: Any, sized: bool) -> dict[str, Any]:
     """The loss, metrics and data reading the plan's tune run used, or those this command
     names instead (entry points the user named or trusts: `_refuse_plan_code` ran first)."""
     from superconverge.losses import CUSTOM
@@ -189,7 +189,9 @@ def _task_of(args: argparse.Namespace, plan: Any) -> dict[str, Any]:
     task: dict[str, Any] = {
         "metrics": metrics_from_flags(args.metrics or saved.get("metrics")),
         "num_workers": saved.get("num_workers", 0),
-        "steps_per_epoch": saved.get("steps_per_epoch"),
+        # a stream's epoch length; data of known size has its own (a plan from a stream refit
+        # on tensors, or an older plan that recorded the flag for tensors, which ignored it)
+        "steps_per_epoch": None if sized else saved.get("steps_per_epoch"),
         "val_steps": saved.get("val_steps"),
         "test_steps": saved.get("test_steps"),
         "batch_fn": callable_from_flag(args.batch_fn or saved.get("batch_fn"), "--batch-fn"),
@@ -248,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
             out_dir=out,
             augment=None if own_data else default_augment(splits.name),
             overwrite=True,
-            **_task_of(args, plan),
+            **_task_of(args, plan, _known_size(splits.train)),
         )
     except (ValueError, TypeError) as error:
         if str(error).split(" ", 1)[0] in PLAN_FIELDS:  # a value the plan file holds
@@ -281,6 +283,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"{history.status}: {count}; verdict {plan.results['verdict']['kind']}{scores}")
     print(f"wrote {out}")
     return 0
+
+
+def _known_size(data: Any) -> bool:
+    """Tensors or a map-style Dataset: an epoch is all of it (no steps_per_epoch)."""
+    from torch.utils.data import Dataset, IterableDataset
+
+    from superconverge.data import ArrayData
+
+    return isinstance(data, ArrayData | tuple) or (
+        isinstance(data, Dataset) and not isinstance(data, IterableDataset)
+    )
 
 
 def _factory(args: argparse.Namespace, plan: Any, splits: Any) -> Any:

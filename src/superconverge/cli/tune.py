@@ -502,6 +502,8 @@ def _flags_that_differ(
     values = vars(parser.parse_args(given, namespace=blank))
     differ = []
     for action in actions:
+        if set(action.option_strings) & set(_SHOWING_FLAGS):  # how a run is shown (-qv too)
+            continue
         value, theirs = values.get(action.dest, unset), getattr(fixed, action.dest, None)
         if value is unset or value is None or value == theirs:
             continue
@@ -510,7 +512,8 @@ def _flags_that_differ(
             differ.append(f"{flag} (the coordinator's run has it {'on' if theirs else 'off'})")
         else:
             shown = " ".join(map(str, value)) if isinstance(value, list) else value
-            differ.append(f"{flag} {shown} (the coordinator's: {theirs})")
+            was = "not given" if theirs is None else f"the coordinator's: {theirs}"
+            differ.append(f"{flag} {shown} ({was})")
     return differ
 
 

@@ -81,13 +81,16 @@ class RecipeJob:
             try:
                 with alone():
                     plan, short_loss = self.search(setup, self.request)
+                if self.trials is not None:
+                    self.trials.publish_plan(plan.to_json())
+                    self.trials.set_state(SEARCHED)
             except BaseException:
                 if self.trials is not None:  # the workers stop waiting for trials
                     self.trials.set_state(STOPPED)
                 raise
-            if self.trials is not None:
-                self.trials.publish_plan(plan.to_json())
-                self.trials.set_state(SEARCHED)
+            finally:
+                if self.trials is not None:  # whatever failed, no beat outlives the search
+                    self.trials.stop_beating()
             if world > 1:  # the account too: every rank's plan.compute is the search's
                 broadcast_from_rank0(
                     (plan.to_json(), short_loss, journal.get(FIRST_ATTEMPT), setup.budget)

@@ -293,10 +293,11 @@ def lr_bounds_stage(
     )
     if failed:
         why_text += "; " + "; ".join(f"{name} dropped: {reason}" for name, reason in failed.items())
-    if margin >= MAX_MARGIN and noise is not None:
+    measured = None if noise is None else noise.get("relative")
+    if measured is not None and measured >= MAX_MARGIN:
         why_text += (
-            f"; the same short run from another seed differed by {noise['relative']:.0%}: "
-            "too noisy for any gain to count, so every choice stays at its default"
+            f"; the same short run from another seed differed by {measured:.0%}: too noisy "
+            f"for a gain under {MAX_MARGIN:.0%} to count, so every choice stays at its default"
         )
     decision = {
         "optimizer": _name(chosen.optimizer),

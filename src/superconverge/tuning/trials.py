@@ -211,9 +211,15 @@ class TrialStudy:
         _check_same(self, {} if recorded is None else json.loads(recorded), settings)
 
     def set_state(self, state: str) -> None:
+        if state != SEARCHING:  # the search is over: the workers stop on the state
+            self.stop_beating()
         self.storage.set_study_user_attr(self._id, "state", state)
-        if state != SEARCHING and self._coordinator_beat is not None:
-            self._coordinator_beat.set()  # the search is over: the workers stop on the state
+
+    def stop_beating(self) -> None:
+        """Stop the coordinator's heartbeat (its workers then stop after `grace` seconds unless
+        the state says the search is over)."""
+        if self._coordinator_beat is not None:
+            self._coordinator_beat.set()
             self._coordinator_beat = None
 
     def _beat_as_coordinator(self, stop: threading.Event) -> None:

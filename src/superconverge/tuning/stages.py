@@ -237,8 +237,8 @@ def margin_for(settings: RecipeSettings, noise: dict[str, Any] | None) -> float:
     a measured noise of 0.3%) and too loose where short runs are noisy (digits: 31%).
 
     Capped at `MAX_MARGIN`: two seeds' losses can differ by more than the smaller one (100%+,
-    e.g. digits at 40 epochs, losses near 0), and then no gain counts (every choice stays at the
-    default) instead of a margin of 100% or more that no setting accepts."""
+    e.g. digits at 40 epochs, losses near 0), and then only a gain of 99% counts (every choice
+    stays at its default) instead of a margin of 100% or more that no setting accepts."""
     measured = None if noise is None else noise.get("relative")
     if measured is None:
         return settings.lr_safety_margin

@@ -98,6 +98,18 @@ def test_loader_flags_that_cannot_apply_to_tensors_are_refused_not_ignored(
     assert message in err and err.count("\n") == 1 and not (tmp_path / "run").exists()
 
 
+def test_a_batch_size_too_large_for_a_1cycle_is_refused_before_the_range_test(tmp_path, capsys):
+    # a user's check: --batch-size 1294 --epochs 1 ran a whole range test, then said so
+    out = tmp_path / "run"
+    assert main(["tune", "--batch-size", "1294", "--epochs", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "--batch-size 1294 with 1 epoch leaves the final run 2 optimizer updates over 1295 "
+        "training samples" in err
+    )
+    assert "lr_find" not in err and err.count("\n") == 1 and not out.exists()
+
+
 @pytest.mark.slow
 def test_tune_then_fit_then_report_on_tiny_data(tmp_path, capsys):
     out = tmp_path / "run"

@@ -32,6 +32,7 @@ from torch.utils.data import IterableDataset
 
 import superconverge
 from superconverge._checks import check_choice
+from superconverge._display import plural
 from superconverge._files import FolderBusyError, FolderLock
 from superconverge._warnings import shown_once
 from superconverge.batches import BatchFn
@@ -161,6 +162,7 @@ def tune(
     loading = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
     train, val, test = _sources(named, (steps_per_epoch, val_steps, test_steps), batch_fn, loading)
     sources = [("train_data", train), ("val_data", val), ("test_data", test)]
+    _check_final_steps(batch_size, epochs, train)
     if num_workers and not any(
         s is not None and (s.kind == "dataset" or isinstance(s.data, IterableDataset))
         for _, s in sources
@@ -437,6 +439,25 @@ def _losses(run: dict[str, Any]) -> tuple[float | None, float | None]:
     (None where a run recorded before short runs kept their training loss lacks it)."""
     train, val = run.get("train_loss"), run.get("val_loss")
     return (None if train is None else float(train)), (None if val is None else float(val))
+
+
+MIN_FINAL_STEPS = 4  # what the 1cycle plans need (smith_one_cycle's total_steps)
+
+
+def _check_final_steps(batch_size: int | str, epochs: int, train: DataSource) -> None:
+    """A fixed batch size that leaves the final run fewer updates than a 1cycle needs fails
+    here, not after the range test (the batch size chosen by tune keeps enough)."""
+    samples = train.num_samples
+    if not isinstance(batch_size, int) or samples is None:
+        return
+    size = train.fixed_batch_size or batch_size
+    steps = epochs * math.ceil(samples / size)
+    if steps < MIN_FINAL_STEPS:
+        raise ValueError(
+            f"batch_size {size} with {plural(epochs, 'epoch')} leaves the final run {steps} optimizer "
+            f"updates over {samples} training samples; a 1cycle needs at least "
+            f"{MIN_FINAL_STEPS}: lower batch_size or raise epochs"
+        )
 
 
 def _check_picklable(**named: Any) -> None:

@@ -257,3 +257,14 @@ def test_grad_scaler_state_is_restored():
     before = scaler.state_dict()
     _run(model, optimizer, loader, grad_scaler=scaler, end_lr=1e-2)
     assert scaler.state_dict() == before
+
+
+def test_num_workers_without_a_dataset_is_refused_not_ignored():
+    # a user's check: lr-find --num-workers 2 on digits read the tensors without workers
+    digits = load("digits")
+    with pytest.raises(ValueError, match="num_workers applies to a Dataset"):
+        sc.lr_find(build("mlp"), nn.functional.cross_entropy, digits.train, num_workers=2)
+    dataset = torch.utils.data.TensorDataset(digits.train.inputs, digits.train.targets)
+    result = sc.lr_find(build("mlp"), nn.functional.cross_entropy, dataset, num_workers=2,
+                        num_steps=20)  # fmt: skip
+    assert len(result.lrs) == 20

@@ -240,6 +240,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or args.plan.parent / "refit"
     claim_out_dir(out, args.force)
     from superconverge.data import default_augment
+    from superconverge.data.sources import known_size
 
     try:
         history = plan.run(
@@ -250,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
             out_dir=out,
             augment=None if own_data else default_augment(splits.name),
             overwrite=True,
-            **_task_of(args, plan, _known_size(splits.train)),
+            **_task_of(args, plan, known_size(splits.train)),
         )
     except (ValueError, TypeError) as error:
         if str(error).split(" ", 1)[0] in PLAN_FIELDS:  # a value the plan file holds
@@ -283,17 +284,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{history.status}: {count}; verdict {plan.results['verdict']['kind']}{scores}")
     print(f"wrote {out}")
     return 0
-
-
-def _known_size(data: Any) -> bool:
-    """Tensors or a map-style Dataset: an epoch is all of it (no steps_per_epoch)."""
-    from torch.utils.data import Dataset, IterableDataset
-
-    from superconverge.data import ArrayData
-
-    return isinstance(data, ArrayData | tuple) or (
-        isinstance(data, Dataset) and not isinstance(data, IterableDataset)
-    )
 
 
 def _factory(args: argparse.Namespace, plan: Any, splits: Any) -> Any:

@@ -358,7 +358,7 @@ def as_source(
         and all(isinstance(t, torch.Tensor) for t in data)
     ):
         data = ArrayData(*data)
-    sized = isinstance(data, ArrayData | Dataset) and not isinstance(data, IterableDataset)
+    sized = known_size(data)
     if evaluation and steps_per_epoch is not None and sized:
         raise ValueError(
             f"{STEPS_ARGUMENTS.get(name, 'steps')} applies to streams and loader factories; "
@@ -402,6 +402,31 @@ def as_source(
         f"factory make_loader(batch_size), an IterableDataset with steps_per_epoch, or an "
         f"iterable of batches; got {type(data).__name__}"
     )
+
+
+def known_size(data: Any) -> bool:
+    """Tensors (`ArrayData`, an ``(inputs, targets)`` pair) or a map-style ``Dataset``: an
+    epoch is all of it, so steps per epoch do not apply."""
+    if isinstance(data, DataSource):
+        data = data.data
+    pair = isinstance(data, tuple) and len(data) == 2
+    return pair or (isinstance(data, ArrayData | Dataset) and not isinstance(data, IterableDataset))
+
+
+def check_num_workers(num_workers: int, data: Iterable[Any], reader: str) -> None:
+    """DataLoader workers apply to a ``Dataset`` (map-style or iterable) that `reader` builds a
+    loader for; asked of other data (tensors, the user's own loader) they would change nothing.
+
+    Raises:
+        ValueError: `num_workers` > 0 and none of `data` is a ``Dataset``.
+    """
+    datasets = [d.data if isinstance(d, DataSource) else d for d in data if d is not None]
+    if num_workers and not any(isinstance(d, Dataset) for d in datasets):
+        raise ValueError(
+            f"num_workers applies to a Dataset (read through the DataLoader {reader} builds); "
+            f"got num_workers={num_workers!r} and no Dataset: leave it out, or give your own "
+            "loader its workers"
+        )
 
 
 def peek(loader: Any) -> Any:

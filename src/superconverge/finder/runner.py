@@ -23,6 +23,7 @@ from superconverge.data.loader import resolve_device
 from superconverge.data.sources import (
     LoaderOptions,
     as_source,
+    check_num_workers,
     has_position,
     naming_batched_streams,
 )
@@ -249,14 +250,7 @@ def lr_find(
     check_batch_fn(batch_fn)
     check_count("val_batches", val_batches)
     options = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
-    if num_workers and not any(
-        isinstance(data, Dataset) for data in (train_data, val_data)
-    ):  # was ignored without a word
-        raise ValueError(
-            f"num_workers applies to a Dataset (read through the DataLoader lr_find builds); "
-            f"got num_workers={num_workers!r} and no Dataset: leave it out, or give your own "
-            "loader its workers"
-        )
+    check_num_workers(num_workers, (train_data, val_data), "lr_find")
 
     def batches_of(data: Any, name: str, steps: int | None, evaluation: bool = False) -> Any:
         """A loader at `batch_size` for data that is not batches yet; batches (a trainer's

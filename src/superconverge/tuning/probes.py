@@ -335,19 +335,21 @@ def _noting_warnings(
         result = function(item)
     noted = []
     for warning in caught:
-        category = warning.category
-        try:
-            pickle.dumps(category)
-        except Exception:  # a class the main process cannot import back
-            category = UserWarning
+        # a class or key the main process cannot read back: a plain warning, no key
+        category = _sendable(warning.category, UserWarning)
         key = key_of(warning.message) if isinstance(warning.message, Warning) else None
-        try:
-            pickle.dumps(key)
-        except Exception:
-            key = None
         where = (warning.filename, warning.lineno, _module_of(warning.filename))
-        noted.append((str(warning.message), category, *where, key))
+        noted.append((str(warning.message), category, *where, _sendable(key, None)))
     return result, noted
+
+
+def _sendable(value: Any, fallback: Any) -> Any:
+    """`value` if it pickles (to go back to the main process), else `fallback`."""
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return fallback
+    return value
 
 
 def _module_of(filename: str) -> str:

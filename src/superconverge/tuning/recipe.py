@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import IterableDataset
 
 import superconverge
 from superconverge._checks import check_choice
@@ -39,7 +38,7 @@ from superconverge.batches import BatchFn
 from superconverge.data.checks import check_rereadable
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import Augment, resolve_device
-from superconverge.data.sources import DataSource, LoaderOptions, as_source
+from superconverge.data.sources import DataSource, LoaderOptions, as_source, check_num_workers
 from superconverge.losses import loss_name
 from superconverge.metrics import MetricsSpec, resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
@@ -163,15 +162,7 @@ def tune(
     train, val, test = _sources(named, (steps_per_epoch, val_steps, test_steps), batch_fn, loading)
     sources = [("train_data", train), ("val_data", val), ("test_data", test)]
     _check_final_steps(batch_size, epochs, train)
-    if num_workers and not any(
-        s is not None and (s.kind == "dataset" or isinstance(s.data, IterableDataset))
-        for _, s in sources
-    ):  # was ignored without a word
-        raise ValueError(
-            f"num_workers applies to a Dataset (read through the DataLoader tune builds); "
-            f"got num_workers={num_workers!r} with {train.describe()} and no Dataset: leave it "
-            "out, or give your own loader its workers"
-        )
+    check_num_workers(num_workers, (train, val, test), "tune")
     check_recipe_data(model_fn(), sources, run_device, resolve_metrics(metrics))
     request = _Request(epochs, batch_size, families, weight_decays, momentum, compare_momentum)
     fingerprint = request.fingerprint(budget, seed, precision, settings)

@@ -228,12 +228,15 @@ def check_recipe_data(
         model.train(was_training)
     if isinstance(outputs, torch.Tensor) and outputs.shape[:1] == targets.shape[:1]:
         check_metrics(metrics, outputs.detach().cpu(), targets)
-    for name, source in sources:
+    for index, (name, source) in enumerate(sources):
         whole = None if source is None else _in_memory(source)
         if whole is not None:
             check_array_data(whole, name, classes)
         elif source is not None:
-            batch = _first_batch(source, CHECK_SAMPLES)  # in order: row k is item k
+            # a loader's first batch is the one read above (not read again: its workers would
+            # start again); a Dataset's first items, in order: row k is item k
+            again = index == 0 and source.kind == "loader"
+            batch = first if again else _first_batch(source, CHECK_SAMPLES)
             if batch is not None:
                 check_batch(*batch, name, classes)
 

@@ -8,6 +8,7 @@ from superconverge.metrics import (
     BUILTINS,
     MetricTotals,
     accuracy,
+    binary_accuracy,
     check_metrics,
     mae,
     mse,
@@ -48,6 +49,49 @@ def test_builtins_are_reported_only_where_they_apply():
     # accuracy asked for by name on a regression: not reported rather than a meaningless 0.0
     with pytest.warns(UserWarning, match="'accuracy' does not apply"):
         assert check_metrics(resolve_metrics(["accuracy"]), torch.zeros(4, 1), torch.zeros(4)) == []
+
+
+def test_binary_accuracy_by_hand_on_logits_probabilities_and_multi_label():
+    # logits: right when on the target's side of 0; a soft target of 0.5 or more counts as 1
+    logits = torch.tensor([[2.0], [-1.0], [0.5], [-3.0]])
+    assert float(binary_accuracy(logits, torch.tensor([1.0, 1.0, 0.9, 0.0]))) == pytest.approx(
+        3 / 4
+    )
+    # multi-label: every label counts once (Keras' binary_accuracy)
+    multi = torch.tensor([[1.0, -1.0, 2.0], [-2.0, -1.0, 3.0]])
+    labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    assert float(binary_accuracy(multi, labels)) == pytest.approx(4 / 6)
+    # the same outputs as probabilities (a model trained with BCELoss) are read at 0.5
+    probabilities = torch.tensor([[0.9], [0.4], [0.6], [0.1]])
+    targets = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    for loss in (torch.nn.functional.binary_cross_entropy, torch.nn.BCELoss()):
+        (metric,) = resolve_metrics(["binary_accuracy"], loss)
+        assert float(metric.fn(probabilities, targets)) == pytest.approx(2 / 4)
+    (on_logits,) = resolve_metrics(["binary_accuracy"])  # every output > 0: all read as 1
+    assert float(on_logits.fn(probabilities, targets)) == pytest.approx(2 / 4)
+    assert float(on_logits.fn(probabilities - 0.5, targets)) == pytest.approx(2 / 4)
+    assert float(on_logits.fn(-probabilities, targets)) == pytest.approx(2 / 4)
+
+
+def test_auto_with_a_binary_loss_reports_binary_accuracy_not_the_mse_of_logits():
+    # the user's case: --loss bce_with_logits reported MSE and MAE of raw logits against 0/1
+    with_logits = torch.nn.functional.binary_cross_entropy_with_logits
+    for loss in (with_logits, torch.nn.BCEWithLogitsLoss(), torch.nn.BCELoss()):
+        auto = resolve_metrics("auto", loss)
+        assert check_metrics(auto, torch.zeros(4, 5), torch.ones(4, 5)) == ["binary_accuracy"]
+        assert check_metrics(auto, torch.zeros(4, 1), torch.ones(4)) == ["binary_accuracy"]
+    # other losses keep the auto set (a regression's mse and mae, a classifier's accuracy)
+    auto = resolve_metrics("auto", torch.nn.functional.mse_loss)
+    assert check_metrics(auto, torch.zeros(4, 1), torch.zeros(4)) == ["mse", "mae"]
+    assert check_metrics(resolve_metrics("auto", torch.nn.functional.cross_entropy), LOGITS,
+                         torch.tensor([1, 1, 2, 0])) == ["accuracy"]  # fmt: skip
+    # targets outside [0, 1] (a regression), or class indices, are not a binary task
+    with pytest.warns(UserWarning, match="'binary_accuracy' does not apply"):
+        assert check_metrics(resolve_metrics(["binary_accuracy"]), torch.zeros(4, 1),
+                             torch.tensor([0.0, 1.0, 2.5, -1.0])) == []  # fmt: skip
+    with pytest.warns(UserWarning, match="'binary_accuracy' does not apply"):
+        assert check_metrics(resolve_metrics(["binary_accuracy"]), LOGITS,
+                             torch.tensor([1, 1, 2, 0])) == []  # fmt: skip
 
 
 # ---------------------------------------------------------------- what users write
@@ -101,7 +145,7 @@ def test_totals_are_sample_weighted_means_over_batches():
 
 
 def test_builtins_cover_the_documented_names():
-    assert set(BUILTINS) == {"accuracy", "top5", "mse", "mae"}
+    assert set(BUILTINS) == {"accuracy", "top5", "mse", "mae", "binary_accuracy"}
 
 
 # ---------------------------------------------------------------- the batch hook

@@ -118,8 +118,9 @@ def short_plan(plan: Any) -> str:
     if results.get("final_val_loss") is not None:
         parts.append(f"val_loss {number(results['final_val_loss'])}")
     test = results.get("test") or {}
-    if "accuracy" in test:
-        parts.append(f"test accuracy {number(test['accuracy'])}")
+    shown = next((name for name in ("accuracy", "binary_accuracy") if name in test), None)
+    if shown is not None:
+        parts.append(f"test {shown} {number(test[shown])}")
     elif "loss" in test:
         parts.append(f"test loss {number(test['loss'])}")
     verdict = results.get("verdict") or {}

@@ -1,9 +1,17 @@
 """Validation metrics: any callable ``fn(outputs, targets) -> number``, plus built-ins.
 
 Built-ins (`BUILTINS`): ``accuracy`` and ``top5`` (class-index targets only), ``mse`` and
-``mae`` (targets of the outputs' shape). A built-in is reported only where it applies to the
+``mae`` (targets of the outputs' shape), ``binary_accuracy`` (0/1 targets of the outputs' shape:
+binary and multi-label classification). A built-in is reported only where it applies to the
 task, decided on the first batch: a regression gets no accuracy, a classifier no MSE.
-``"auto"`` means every built-in that applies but ``top5``.
+``"auto"`` means every built-in that applies but ``top5``; with a binary cross-entropy loss
+(`BINARY_LOSSES`) it means ``binary_accuracy`` alone (an MSE of logits against 0/1 targets
+measures nothing a user reads).
+
+``binary_accuracy`` needs to know logits from probabilities, and only the loss tells: the
+outputs are logits (right when above 0) unless the loss is ``binary_cross_entropy`` /
+``nn.BCELoss``, which take probabilities (right when above 0.5). Each output counts once, so
+on a multi-label task it is the share of labels predicted right (Keras' ``binary_accuracy``).
 
 Every metric is a per-batch mean, weighted by the batch's sample count (its first dimension),
 so the epoch value is the mean over samples. Sequence outputs follow ``cross_entropy``'s
@@ -99,6 +107,29 @@ def mae(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (outputs.reshape(targets.shape).float() - targets.float()).abs().mean()
 
 
+def _binary_hits(outputs: torch.Tensor, targets: torch.Tensor, threshold: float) -> torch.Tensor:
+    predicted = outputs.reshape(targets.shape) > threshold
+    return (predicted == (targets.float() >= 0.5)).float().mean()
+
+
+def binary_accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Share of logits on the target's side of 0 (a target of 0.5 or more counts as 1), over
+    every output: on a multi-label task, the share of labels predicted right.
+
+    Example:
+        >>> logits, labels = torch.tensor([[2.0], [-1.0], [0.5], [-3.0]]), torch.ones(4)
+        >>> float(binary_accuracy(logits, labels))
+        0.5
+    """
+    return _binary_hits(outputs, targets, 0.0)
+
+
+def binary_accuracy_of_probabilities(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """`binary_accuracy` for outputs that are probabilities (threshold 0.5): what a model
+    trained with ``binary_cross_entropy`` / ``nn.BCELoss`` outputs."""
+    return _binary_hits(outputs, targets, 0.5)
+
+
 @dataclass(frozen=True)
 class Metric:
     """A named metric: ``fn(outputs, targets)`` gives the batch mean; `applies` says whether it
@@ -117,20 +148,58 @@ def _classes(outputs: Any, targets: Any) -> bool:
     return _class_dim(outputs, targets) is not None
 
 
+def _binary(outputs: Any, targets: Any) -> bool:
+    """Targets of the outputs' size, every one in [0, 1] (0/1 labels, or soft ones)."""
+    if not isinstance(outputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        return False
+    if targets.dtype.is_complex or outputs.numel() != targets.numel() or targets.numel() == 0:
+        return False
+    if outputs.shape[0] != targets.shape[0] or not outputs.dtype.is_floating_point:
+        return False
+    values = targets.float()
+    return bool(((values >= 0) & (values <= 1)).all())
+
+
 BUILTINS: dict[str, Metric] = {
     "accuracy": Metric("accuracy", accuracy, _classes),
     "top5": Metric("top5", top5, _classes),
     "mse": Metric("mse", mse, _same_shape),
     "mae": Metric("mae", mae, _same_shape),
+    "binary_accuracy": Metric("binary_accuracy", binary_accuracy, _binary),
 }
 AUTO = ("accuracy", "mse", "mae")
+BINARY_AUTO = ("binary_accuracy",)
+
+
+def _takes_probabilities(loss_fn: Any) -> bool:
+    return loss_fn is torch.nn.functional.binary_cross_entropy or isinstance(
+        loss_fn, torch.nn.BCELoss
+    )
+
+
+def is_binary_loss(loss_fn: Any) -> bool:
+    """Whether `loss_fn` is a binary cross-entropy (on logits or on probabilities): the
+    losses whose "auto" metric is ``binary_accuracy``."""
+    with_logits = loss_fn is torch.nn.functional.binary_cross_entropy_with_logits or isinstance(
+        loss_fn, torch.nn.BCEWithLogitsLoss
+    )
+    return with_logits or _takes_probabilities(loss_fn)
+
+
+def _for_loss(metric: Metric, loss_fn: Any) -> Metric:
+    """`metric` with `binary_accuracy` read at 0.5 where the loss takes probabilities."""
+    if metric.fn is binary_accuracy and _takes_probabilities(loss_fn):
+        return replace(metric, fn=binary_accuracy_of_probabilities)
+    return metric
+
 
 MetricsSpec = str | Iterable[str | MetricFn] | Mapping[str, str | MetricFn] | None
 
 
-def resolve_metrics(metrics: MetricsSpec) -> tuple[Metric, ...]:
+def resolve_metrics(metrics: MetricsSpec, loss_fn: Any = None) -> tuple[Metric, ...]:
     """Metrics from what users write: ``"auto"``, a name, a list of names and callables, or a
-    dict ``{"name": fn_or_builtin_name}``; None or ``()`` means none.
+    dict ``{"name": fn_or_builtin_name}``; None or ``()`` means none. `loss_fn` (when known)
+    picks "auto"'s built-ins and `binary_accuracy`'s threshold (module docstring).
 
     Raises:
         ValueError: an unknown built-in name or a repeated name. TypeError: anything else.
@@ -144,11 +213,10 @@ def resolve_metrics(metrics: MetricsSpec) -> tuple[Metric, ...]:
     if metrics is None:
         return ()
     if isinstance(metrics, str):
-        names: list[tuple[str, str | MetricFn]] = (
-            [(n, n) for n in AUTO] if metrics == "auto" else [(metrics, metrics)]
-        )
         if metrics == "auto":
-            return tuple(replace(BUILTINS[name], asked=False) for name in AUTO)
+            auto = BINARY_AUTO if is_binary_loss(loss_fn) else AUTO
+            return tuple(_for_loss(replace(BUILTINS[name], asked=False), loss_fn) for name in auto)
+        names: list[tuple[str, str | MetricFn]] = [(metrics, metrics)]
     elif isinstance(metrics, Mapping):
         names = [(str(k), v) for k, v in metrics.items()]
     elif isinstance(metrics, Iterable):
@@ -173,7 +241,8 @@ def resolve_metrics(metrics: MetricsSpec) -> tuple[Metric, ...]:
                     f"metrics: unknown built-in {spec!r}; the built-ins are "
                     f"{', '.join(BUILTINS)} (or give a callable fn(outputs, targets))"
                 )
-            resolved.append(Metric(name, BUILTINS[spec].fn, BUILTINS[spec].applies))
+            builtin = BUILTINS[spec]
+            resolved.append(_for_loss(Metric(name, builtin.fn, builtin.applies), loss_fn))
         elif callable(spec):
             resolved.append(Metric(name, spec))
         else:

@@ -83,3 +83,23 @@ def dict_rows() -> tuple[Dataset, Dataset, Dataset]:
             return {"features": inputs, "value": target}
 
     return Dicts(320, 0), Dicts(64, 1), Dicts(64, 2)
+
+
+def breast_cancer() -> tuple[Dataset, Dataset, Dataset]:
+    """scikit-learn's breast-cancer data (569 rows, 30 features, 0/1 labels as floats of shape
+    (1,)): a real binary task for ``--loss bce_with_logits``."""
+    from sklearn.datasets import load_breast_cancer
+    from torch.utils.data import TensorDataset
+
+    x, y = load_breast_cancer(return_X_y=True)
+    inputs = torch.tensor((x - x.mean(0)) / x.std(0), dtype=torch.float32)
+    targets = torch.tensor(y, dtype=torch.float32)[:, None]
+    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(0))
+    inputs, targets = inputs[order], targets[order]
+    return tuple(  # type: ignore[return-value]
+        TensorDataset(inputs[a:b], targets[a:b]) for a, b in ((0, 400), (400, 480), (480, 569))
+    )
+
+
+def one_logit() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(30, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))

@@ -48,6 +48,24 @@ def test_tune_on_datasets_with_mse_and_adamw_from_the_command_line(tmp_path):
     assert set(again["results"]["final_val_metrics"]) == {"mse", "mae"}
 
 
+def test_a_binary_task_reports_binary_accuracy_not_the_mse_of_logits(tmp_path, capsys):
+    # a user's run: --loss bce_with_logits on real 0/1 labels reported the MSE and MAE of raw
+    # logits against the labels, and no accuracy at all
+    out = tmp_path / "run"
+    data = ["--data", "tests.cli.entry_data:breast_cancer"]
+    data += ["--model", "tests.cli.entry_data:one_logit"]
+    flags = ["--loss", "bce_with_logits", "--epochs", "5", "--optimizer", "sgd"]
+    assert main(["tune", *data, *flags, "--out", str(out)]) == 0
+    shown = capsys.readouterr()
+    printed = shown.out + shown.err  # the epochs' lines are the log's (stderr)
+    plan = json.loads((out / "plan.json").read_text())
+    assert set(plan["results"]["final_val_metrics"]) == {"binary_accuracy"}
+    assert set(plan["results"]["test"]) == {"loss", "binary_accuracy"}
+    assert plan["results"]["test"]["binary_accuracy"] > 0.9  # 89 test rows: 0.955 here
+    assert "val_binary_accuracy" in printed and "test binary_accuracy" in printed
+    assert "mse" not in printed
+
+
 @pytest.mark.slow
 def test_tune_validates_and_tests_on_streams_from_the_command_line(tmp_path):
     out = tmp_path / "run"

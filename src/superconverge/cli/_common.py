@@ -562,17 +562,20 @@ def read_json(path: Path, flag: str) -> Any:
 
 
 def scores_line(test: dict[str, Any]) -> str:
-    """``test accuracy 0.9638, test loss 0.1309``: accuracy first where there is one, then the
-    loss and every other metric (a regression's mse, mae); none is invented.
+    """``test accuracy 0.9638, test loss 0.1309``: accuracy (or binary_accuracy) first where
+    there is one, then the loss and every other metric (a regression's mse, mae); none is
+    invented.
 
     Example:
         >>> scores_line({"loss": 0.4825, "mse": 0.4825, "mae": 0.55})
         'test loss 0.4825, test mse 0.4825, test mae 0.5500'
         >>> scores_line({"loss": 0.1309, "accuracy": 0.9638})
         'test accuracy 0.9638, test loss 0.1309'
+        >>> scores_line({"loss": 0.1233, "binary_accuracy": 0.9551})
+        'test binary_accuracy 0.9551, test loss 0.1233'
     """
     names = sorted(
         (name for name, value in test.items() if isinstance(value, (int, float))),
-        key=lambda name: (name != "accuracy", name != "loss"),
+        key=lambda name: (name not in ("accuracy", "binary_accuracy"), name != "loss"),
     )
     return ", ".join(f"test {name} {test[name]:.4f}" for name in names)

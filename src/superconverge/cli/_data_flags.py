@@ -51,8 +51,9 @@ def add_task_flags(
             action="append",
             dest="metrics",
             metavar="METRIC",
-            help="accuracy, top5, mse, mae, or module:function fn(outputs, targets); repeat for "
-            "several (default: auto, the built-ins that apply to the task)",
+            help="accuracy, top5, mse, mae, binary_accuracy, or module:function "
+            "fn(outputs, targets); repeat for several (default: auto, the built-ins that apply "
+            "to the task and the loss)",
         )
     choices = (
         OPTIMIZER_NAMES if optimizer_default in OPTIMIZER_NAMES else ("auto", *OPTIMIZER_NAMES)

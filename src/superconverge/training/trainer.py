@@ -178,7 +178,7 @@ class Trainer:
         self.seed = int(seed)
         self.module, self.model = place_model(model, self.device, self.world_size)
         self.loss_fn = loss_fn
-        self.metrics = resolve_metrics(metrics)
+        self.metrics = resolve_metrics(metrics, loss_fn)
         self.batch_fn = check_batch_fn(batch_fn)
         self._loader, self.train_loader, self.val_loader = trainer_loaders(
             train_data,

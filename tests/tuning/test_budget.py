@@ -167,3 +167,27 @@ def test_samples_handed_to_the_final_run_are_not_the_searchs():
     summary = budget.summary(final_samples_done=15_000)
     assert summary["handed_to_final_run_samples"] == 5000 and summary["search_samples"] == 4000
     assert summary["total_samples"] == 19_000 and summary["x_final_run"] == 1.9
+
+
+def test_a_search_that_cannot_fit_its_budget_says_so_before_it_runs(caplog):
+    # a user's run: digits at batch 128 for 3 epochs (30 updates) spent 7.0x the final run with
+    # budget 1 and said nothing: a 100-step range test alone is 3.3 such runs
+    import logging
+
+    import superconverge as sc
+
+    train, val = _linear_task(512, 0), _linear_task(128, 1)
+    with caplog.at_level(logging.WARNING, logger="superconverge"):
+        plan = sc.tune(_model, train, val, epochs=2, batch_size=64, optimizer="sgd")
+    over = [r.getMessage() for r in caplog.records if "over its budget of 1" in r.getMessage()]
+    assert len(over) == 1 and "at batch 64 the least search that decides" in over[0]
+    compute = plan.compute
+    assert compute["search_samples"] > compute["allowance_samples"] == 2 * 512
+    assert compute["floor_samples"] > compute["allowance_samples"]
+    # where it fits there is no warning and no floor in the account
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="superconverge"):
+        plan = sc.tune(_model, train, val, epochs=20, batch_size=16, optimizer="sgd")
+    assert not [r for r in caplog.records if "over its budget" in r.getMessage()]
+    assert "floor_samples" not in plan.compute
+    assert plan.compute["search_samples"] <= plan.compute["allowance_samples"]

@@ -524,6 +524,12 @@ def _batch_text(plan: Any) -> str:
     return str(plan.batch_size)
 
 
+def _over_budget(compute: dict[str, Any]) -> str:
+    """Why a search spent more than its budget, where its least useful form did not fit."""
+    floor = compute.get("floor_samples")
+    return f", overspent: the least search that decides is {floor:,} samples" if floor else ""
+
+
 def _print_plan(plan: Any) -> None:
     for step in plan.evidence:
         samples = step.get("samples", 0)
@@ -538,9 +544,9 @@ def _print_plan(plan: Any) -> None:
         print(
             f"compute: search {compute['search_samples']:,} + final run "
             f"{compute['final_run_samples']:,} samples{longer} = {compute['x_final_run']:.2f}x one "
-            f"run of --epochs (budget {compute['budget']:g}); torch threads "
-            f"{plan.environment.get('torch_threads')} of {plan.environment.get('usable_cores')} "
-            "usable cores"
+            f"run of --epochs (budget {compute['budget']:g}{_over_budget(compute)}); torch "
+            f"threads {plan.environment.get('torch_threads')} of "
+            f"{plan.environment.get('usable_cores')} usable cores"
         )
     test = plan.results.get("test", {})
     verdict = plan.results["verdict"]

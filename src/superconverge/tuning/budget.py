@@ -42,6 +42,9 @@ class SearchBudget:
         spent: samples spent per stage, in the order spent.
         handed: samples of the allowance handed to the final run as extra epochs (when the short
             runs show no overfitting: `decisions.final_run_extension`); no search run may use them.
+        floor: the least search that decides (one range test and one LR grid of the shortest
+            useful short runs), set when it is more than the allowance: then the search spends
+            it anyway, and says so (a tiny final run, e.g. 30 updates at batch 128).
     """
 
     final_samples: int
@@ -49,6 +52,7 @@ class SearchBudget:
     spent: dict[str, int] = field(default_factory=dict)
     charged: set[str] = field(default_factory=set)  # what was charged, so nothing is twice
     handed: int = 0
+    floor: int = 0
 
     @property
     def allowance(self) -> int:
@@ -89,6 +93,7 @@ class SearchBudget:
             "final_run_samples": final,
             "total_samples": self.total_spent + final,
             "x_final_run": round((self.total_spent + final) / max(1, self.final_samples), 3),
+            **({"floor_samples": self.floor} if self.floor else {}),
         }
 
 

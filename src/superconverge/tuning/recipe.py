@@ -315,6 +315,7 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     if budget.allowance < room * one:
         room = max(1, budget.allowance // one)
         size = _short_run_size(setup, batch, per_epoch, epochs, room, decays_for(families[0]))
+    _warn_over_budget(budget, batch, epochs, size, len(settings.lr_divisors))
     # held back for a longer final run until the short runs show whether the model overfits:
     # the short runs are sized within the rest (at least `min_short_steps` each), and no LR
     # grid extension may use it
@@ -485,6 +486,33 @@ def _estimate(budget: SearchBudget, seconds: float) -> None:
         f"search samples at most, then the final run's {budget.final_samples:,}, at "
         f"{done / seconds:.0f} samples/s so far)",
         logger,
+    )
+
+
+def _warn_over_budget(
+    budget: SearchBudget, batch: int, epochs: int, size: ShortRunSize, grid: int
+) -> None:
+    """Say before the search when its least useful form (one range test, one LR grid of
+    the shortest short runs) is more than the allowance, and record it: the search still runs
+    (a choice made on fewer updates decides nothing), so the budget is overspent."""
+    floor = RANGE_TEST_STEPS * batch + grid * size.samples
+    if floor <= budget.allowance:
+        return
+    budget.floor = floor
+    runs = floor / max(1, budget.final_samples)
+    logger.warning(
+        "tune: the search will spend about %.1fx the final run, over its budget of %g: at batch "
+        "%d the least search that decides (a %d-step range test, %s of %s samples) is %s "
+        "samples, the final run (%s) %s; more epochs or a smaller batch keep it within budget",
+        runs,
+        budget.budget,
+        batch,
+        RANGE_TEST_STEPS,
+        plural(grid, "short run"),
+        f"{size.samples:,}",
+        f"{floor:,}",
+        plural(epochs, "epoch"),
+        f"{budget.final_samples:,}",
     )
 
 

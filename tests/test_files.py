@@ -2,6 +2,7 @@
 
 import errno
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -91,3 +92,20 @@ def test_lock_is_reentrant_and_released(tmp_path):
 
 def test_busy_error_is_a_runtime_error():
     assert issubclass(FolderBusyError, RuntimeError)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_files_get_the_permissions_a_plain_open_gives_not_mkstemps_private_ones(tmp_path):
+    # a user's check: every file of a run folder (report.html, plan.json) was 0o600, unreadable
+    # by the team or a web server, where torch.save and open() leave 0o666 less the umask
+    previous = os.umask(0o022)
+    try:
+        written = write_text_atomically(tmp_path / "report.md", "x")
+        assert stat.S_IMODE(written.stat().st_mode) == 0o644
+        written.chmod(0o640)  # the user's own choice survives a rewrite
+        assert stat.S_IMODE(write_text_atomically(written, "y").stat().st_mode) == 0o640
+        os.umask(0o077)  # a private umask is honoured
+        private = write_text_atomically(tmp_path / "plan.json", "{}")
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    finally:
+        os.umask(previous)

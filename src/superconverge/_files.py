@@ -42,6 +42,8 @@ def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Pat
     prefix = f".{path.name}.{os.getpid()}."
     descriptor, temporary = tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp's 0o600 would hide a report from the user's team
+            os.fchmod(descriptor, _mode_for(path))
         with os.fdopen(descriptor, "wb") as handle:
             write(handle)
             handle.flush()
@@ -60,6 +62,29 @@ def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Pat
         if os.path.exists(temporary):
             os.unlink(temporary)
     return path
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions a plain ``open(path, "w")`` would leave: the file's own when it exists
+    (a user's chmod is kept), else 0o666 less the process's umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells (``os.umask`` sets
+    it to read it, which races with other threads creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _remove_leftovers(path: Path) -> None:

@@ -120,6 +120,23 @@ def test_the_history_has_the_loss_on_a_log_axis_with_lr_and_momentum_below(val_l
     assert note.y == pytest.approx(math.log10(lowest) if scale == "log" else lowest)
 
 
+def test_a_binary_tasks_accuracy_has_its_panel_in_both_figures():
+    # --loss bce_with_logits records val_binary_accuracy: it had no panel (only val_accuracy had)
+    pytest.importorskip("plotly")
+    pytest.importorskip("matplotlib")
+    from superconverge.diagnostics.plots import plot_history
+
+    _, history, _ = _run()
+    for row in history.epochs:
+        row["val_binary_accuracy"] = row.pop("val_accuracy")
+    figure = interactive.history_figure(history)
+    (panel,) = _traces(figure, name="validation binary accuracy")
+    assert panel.yaxis == "y2" and list(panel.y) == pytest.approx([0.85, 0.9, 0.95])
+    assert "final validation binary accuracy 0.9500" in figure.layout.title.text
+    drawn = plot_history(history)
+    assert [a.get_ylabel() for a in drawn.axes][1] == "val binary accuracy"
+
+
 def test_a_long_run_is_thinned_to_a_few_thousand_points_per_line():
     pytest.importorskip("plotly")
     history = History(step_losses=[1.0] * 10_001, step_lrs=[[0.1]] * 10_001, status="completed",

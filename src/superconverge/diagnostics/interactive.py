@@ -21,6 +21,7 @@ from superconverge.diagnostics.plots import (
     MOMENTUM_COLOR,
     POLICY_TITLES,
     SUGGESTION_STYLES,
+    accuracy_key,
     range_tests_title,
 )
 
@@ -279,9 +280,9 @@ def history_figure(history: Any, verdict: dict[str, Any] | None = None) -> Any:
 
     from superconverge.finder.smoothing import LossSmoother
 
-    has_accuracy = any("val_accuracy" in row for row in history.epochs)
+    key = accuracy_key(history)
     momenta = [m[-1] for m in history.step_momenta if m and m[-1] is not None]
-    rows = [("loss", 3.2)] + [("accuracy", 1.5)] * has_accuracy
+    rows = [("loss", 3.2)] + [("accuracy", 1.5)] * (key is not None)
     rows += [("lr", 1.3)] * bool(history.step_lrs) + [("momentum", 1.3)] * bool(momenta)
     fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.03,
                         row_heights=[h for _, h in rows])  # fmt: skip
@@ -312,13 +313,14 @@ def history_figure(history: Any, verdict: dict[str, Any] | None = None) -> Any:
                            row=1, col=1)  # fmt: skip
     fig.update_yaxes(type="log" if log else "linear", row=1, col=1,
                      title_text="loss (log scale)" if log else "loss")  # fmt: skip
-    if has_accuracy:
-        accuracy = [(r["epoch"], r.get("val_accuracy", math.nan)) for r in history.epochs]
+    if key is not None:
+        name = key.replace("_", " ")  # "val accuracy", "val binary accuracy"
+        accuracy = [(r["epoch"], r.get(key, math.nan)) for r in history.epochs]
         fig.add_scatter(x=[e for e, _ in accuracy], y=_round(a for _, a in accuracy),
-                        mode="lines+markers", name="validation accuracy", showlegend=False,
-                        line={"color": "#008837"}, row=row["accuracy"], col=1,
-                        hovertemplate=_hover("epoch", "accuracy"))  # fmt: skip
-        fig.update_yaxes(title_text="val accuracy", row=row["accuracy"], col=1)
+                        mode="lines+markers", name=name.replace("val", "validation"),
+                        showlegend=False, line={"color": "#008837"}, row=row["accuracy"], col=1,
+                        hovertemplate=_hover("epoch", name[4:]))  # fmt: skip
+        fig.update_yaxes(title_text=name, row=row["accuracy"], col=1)
     kept = _thin(len(history.step_lrs))
     if history.step_lrs:
         fig.add_scatter(x=_round(i / per_epoch for i in kept), showlegend=False, name="lr",
@@ -335,8 +337,9 @@ def history_figure(history: Any, verdict: dict[str, Any] | None = None) -> Any:
         fig.update_yaxes(title_text="momentum", row=row["momentum"], col=1)
     fig.update_xaxes(title_text="epoch", row=len(rows), col=1)
     title = f"training: {history.status}"
-    if history.epochs and "val_accuracy" in history.epochs[-1]:
-        title += f", final validation accuracy {history.epochs[-1]['val_accuracy']:.4f}"
+    if key is not None and key in history.epochs[-1]:
+        title += f", final {key.replace('val_', 'validation ').replace('_', ' ')}"
+        title += f" {history.epochs[-1][key]:.4f}"
     if verdict:
         said = f"Verdict: {verdict.get('kind', '?')}: {verdict.get('explanation', '')}"
         title = "<br>".join(_text(line) for line in textwrap.wrap(said, 110)[:3])

@@ -179,6 +179,15 @@ def plot_range_test(result: Any, ax: Any = None) -> Figure:
     return fig
 
 
+ACCURACY_KEYS = ("val_accuracy", "val_binary_accuracy")  # a classifier's, a binary task's
+
+
+def accuracy_key(history: Any) -> str | None:
+    """The validation accuracy `history` recorded (a classifier's, else a binary or
+    multi-label task's `binary_accuracy`), or None."""
+    return next((k for k in ACCURACY_KEYS if any(k in row for row in history.epochs)), None)
+
+
 def plot_history(history: Any, verdict: dict[str, Any] | None = None) -> Figure:
     """Training (per step, smoothed) and validation (per epoch) loss on a log axis; below it,
     sharing the epoch axis, the validation accuracy (when recorded), the LR and the momentum
@@ -186,9 +195,9 @@ def plot_history(history: Any, verdict: dict[str, Any] | None = None) -> Figure:
     reads, and the lowest validation loss is marked: where the verdict's story turns."""
     import textwrap
 
-    has_accuracy = any("val_accuracy" in row for row in history.epochs)
+    key = accuracy_key(history)
     momenta = [m[-1] for m in history.step_momenta if m and m[-1] is not None]
-    rows = [("loss", 3.2)] + [("accuracy", 1.5)] * has_accuracy
+    rows = [("loss", 3.2)] + [("accuracy", 1.5)] * (key is not None)
     rows += [("lr", 1.3)] * bool(history.step_lrs) + [("momentum", 1.3)] * bool(momenta)
     fig = _figure(figsize=(8.0, 1.2 + sum(h for _, h in rows)), layout="constrained")
     axes = fig.subplots(
@@ -229,10 +238,10 @@ def plot_history(history: Any, verdict: dict[str, Any] | None = None) -> Figure:
     if ax.lines:
         ax.legend(loc="upper right", fontsize=8)
     ax.set_ylabel("loss (log scale)" if _log_y(ax) else "loss")
-    if has_accuracy:
-        accuracy = [row.get("val_accuracy", math.nan) for row in history.epochs]
+    if key is not None:
+        accuracy = [row.get(key, math.nan) for row in history.epochs]
         panel["accuracy"].plot(epochs_x, accuracy, "o-", color="#008837")
-        panel["accuracy"].set_ylabel("val accuracy")
+        panel["accuracy"].set_ylabel(key.replace("_", " "))  # "val accuracy"
     steps_x = [i / per_epoch for i in range(len(history.step_lrs))]
     if history.step_lrs:
         panel["lr"].plot(steps_x, [lrs[-1] for lrs in history.step_lrs], color=LR_COLOR)
@@ -246,8 +255,9 @@ def plot_history(history: Any, verdict: dict[str, Any] | None = None) -> Figure:
         each.spines[["top", "right"]].set_visible(False)
     axes[-1].set_xlabel("epoch")
     title = f"training: {history.status}"
-    if history.epochs and "val_accuracy" in history.epochs[-1]:
-        title += f", final validation accuracy {history.epochs[-1]['val_accuracy']:.4f}"
+    if key is not None and key in history.epochs[-1]:
+        title += f", final {key.replace('val_', 'validation ').replace('_', ' ')}"
+        title += f" {history.epochs[-1][key]:.4f}"
     if verdict:
         said = f"Verdict: {verdict.get('kind', '?')}: {verdict.get('explanation', '')}"
         title = "\n".join(textwrap.wrap(said, 95)[:3])

@@ -315,7 +315,7 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     if budget.allowance < room * one:
         room = max(1, budget.allowance // one)
         size = _short_run_size(setup, batch, per_epoch, epochs, room, decays_for(families[0]))
-    _warn_over_budget(budget, batch, epochs, size, len(settings.lr_divisors))
+    _warn_over_budget(budget, batch, epochs, size, len(settings.lr_divisors), batch_size != "auto")
     # held back for a longer final run until the short runs show whether the model overfits:
     # the short runs are sized within the rest (at least `min_short_steps` each), and no LR
     # grid extension may use it
@@ -490,7 +490,7 @@ def _estimate(budget: SearchBudget, seconds: float) -> None:
 
 
 def _warn_over_budget(
-    budget: SearchBudget, batch: int, epochs: int, size: ShortRunSize, grid: int
+    budget: SearchBudget, batch: int, epochs: int, size: ShortRunSize, grid: int, given: bool
 ) -> None:
     """Say before the search when its least useful form (one range test, one LR grid of
     the shortest short runs) is more than the allowance, and record it: the search still runs
@@ -503,7 +503,7 @@ def _warn_over_budget(
     logger.warning(
         "tune: the search will spend about %.1fx the final run, over its budget of %g: at batch "
         "%d the least search that decides (a %d-step range test, %s of %s samples) is %s "
-        "samples, the final run (%s) %s; more epochs or a smaller batch keep it within budget",
+        "samples, the final run (%s) %s; %s keep it within budget",
         runs,
         budget.budget,
         batch,
@@ -513,6 +513,7 @@ def _warn_over_budget(
         f"{floor:,}",
         plural(epochs, "epoch"),
         f"{budget.final_samples:,}",
+        "more epochs or a smaller batch" if given else "more epochs (or more data)",
     )
 
 

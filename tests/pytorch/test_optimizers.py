@@ -46,3 +46,28 @@ def test_freeze_groups_keeps_batchnorm_trainable():
 def test_build_optimizer_rejects_a_callable_that_returns_no_optimizer():
     with pytest.raises(TypeError, match="optimizer callable must return"):
         build_optimizer(lambda groups: None, [nn.Parameter(torch.zeros(1))])
+
+
+def test_a_callables_weight_decay_is_its_own_unless_one_is_given():
+    # a user's check: tune compared weight decays on an optimizer callable that never saw them
+    # (every candidate trained the same run) and reported one as chosen
+    params = [nn.Parameter(torch.zeros(2))]
+
+    def own(groups):
+        return torch.optim.SGD(groups, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+
+    assert build_optimizer(own, params).param_groups[0]["weight_decay"] == 5e-4  # left alone
+    given = build_optimizer(own, params, weight_decay=0.1)
+    assert given.param_groups[0]["weight_decay"] == 0.1 and given.defaults["weight_decay"] == 0.1
+    assert build_optimizer(own, params, weight_decay=0.0).param_groups[0]["weight_decay"] == 0.0
+    assert build_optimizer("adamw", params).param_groups[0]["weight_decay"] == 0.0  # names: 0
+
+
+def test_a_callable_of_the_wrong_shape_is_named_before_it_is_called():
+    with pytest.raises(
+        TypeError, match=r"one argument, the param groups .* got <lambda>\(params, lr\)"
+    ):
+        build_optimizer(lambda params, lr: torch.optim.SGD(params, lr=lr), [])
+    build_optimizer(
+        lambda groups, lr=0.1: torch.optim.SGD(groups, lr=lr), [nn.Parameter(torch.zeros(1))]
+    )

@@ -512,3 +512,19 @@ def test_a_short_run_that_diverged_is_shown_as_diverged_not_nan(digits):
                    settings=settings)  # fmt: skip
     why = plan.evidence[1]["why"]
     assert re.search(r"\d: diverged", why) and "nan" not in why
+
+
+def test_the_weight_decays_compared_reach_an_optimizer_callable(digits):
+    # a user's check: with optimizer=callable every weight-decay candidate trained the same run
+    # (equal losses to 4 digits) and the plan reported one the optimizer never used
+    def nesterov(groups):
+        return torch.optim.SGD(groups, lr=0.1, momentum=0.9, nesterov=True)
+
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, optimizer=nesterov,
+                   weight_decays=[1e-4, 0.1, 0.0], budget=4.0)  # fmt: skip
+    losses = {wd: run["val_loss"] for wd, run in plan.evidence[2]["details"]["runs"].items()}
+    assert {"0.0001", "0.1", "0"} <= set(losses)
+    assert losses["0.1"] > 1.5 * losses["0.0001"]  # a decay of 0.1 at these LRs hurts: it ran
+    groups = plan.trainer.optimizer.param_groups
+    assert all(group["weight_decay"] == plan.weight_decay for group in groups)
+    assert all(group["nesterov"] for group in groups)  # the user's own optimizer trained

@@ -5,6 +5,7 @@ With `pytorch/scheduler.py`, the only code that writes ``optimizer.param_groups`
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,11 +39,25 @@ def default_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
 
 
 def check_optimizer_spec(optimizer: object) -> None:
-    """A known name or a callable; raises naming ``optimizer`` otherwise."""
+    """A known name or a callable of one argument (the param groups); raises naming
+    ``optimizer`` otherwise."""
     if isinstance(optimizer, str):
         check_choice("optimizer", optimizer, tuple(OPTIMIZERS))
     elif not callable(optimizer):
         raise TypeError(f"optimizer must be a name or a callable, got {optimizer!r}")
+    else:
+        try:
+            inspect.signature(optimizer).bind([])
+        except TypeError:
+            raise TypeError(
+                f"optimizer: a callable is called with one argument, the param groups "
+                f"(fn(param_groups) -> torch.optim.Optimizer, e.g. lambda groups: "
+                f"torch.optim.SGD(groups, lr=0.1, momentum=0.9)), got "
+                f"{getattr(optimizer, '__name__', type(optimizer).__name__)}"
+                f"{inspect.signature(optimizer)}"
+            ) from None
+        except ValueError:  # no signature to read (a builtin): calling it will tell
+            pass
 
 
 def decouples_weight_decay(optimizer: OptimizerSpec) -> bool:
@@ -60,25 +75,40 @@ def decouples_weight_decay(optimizer: OptimizerSpec) -> bool:
 
 
 def build_optimizer(
-    optimizer: OptimizerSpec, groups: Sequence[dict[str, Any]] | Any, weight_decay: float = 0.0
+    optimizer: OptimizerSpec,
+    groups: Sequence[dict[str, Any]] | Any,
+    weight_decay: float | None = None,
 ) -> torch.optim.Optimizer:
     """An optimizer over `groups` (param-group dicts or an iterable of parameters).
 
     Args:
         optimizer: a name from `OPTIMIZERS` or a callable ``groups -> Optimizer``.
         groups: what torch optimizers take as their first argument.
-        weight_decay: L2 penalty (SGD, Adam) or decoupled decay (AdamW); ignored by callables.
+        weight_decay: L2 penalty (SGD, Adam) or decoupled decay (AdamW); None: 0 for a name,
+            the callable's own for a callable (a number is set on every group it built: the
+            recipe's weight-decay candidates must reach the optimizer they compare).
 
     Raises:
-        ValueError: an unknown name. TypeError: a callable that returns no Optimizer.
+        ValueError: an unknown name. TypeError: a callable that returns no Optimizer, or one
+        whose groups take no weight decay when one is given.
     """
     check_optimizer_spec(optimizer)
     if isinstance(optimizer, str):
         cls, settings = OPTIMIZERS[optimizer]
-        return cls(groups, **settings, weight_decay=weight_decay)
+        return cls(groups, **settings, weight_decay=weight_decay or 0.0)
     built = optimizer(groups)
     if not isinstance(built, torch.optim.Optimizer):
         raise TypeError(f"optimizer callable must return a torch.optim.Optimizer, got {built!r}")
+    if weight_decay is not None:
+        if any("weight_decay" not in group for group in built.param_groups):
+            raise TypeError(
+                f"weight_decay: the optimizer callable built {type(built).__name__}, whose param "
+                f"groups have no weight_decay to set to {weight_decay:g}; leave weight_decay "
+                "unset (None) or build an optimizer that takes one"
+            )
+        built.defaults["weight_decay"] = weight_decay
+        for group in built.param_groups:
+            group["weight_decay"] = weight_decay
     return built
 
 
@@ -86,7 +116,7 @@ def regroup(
     old: torch.optim.Optimizer,
     optimizer: OptimizerSpec,
     param_groups: Sequence[Sequence[nn.Parameter]],
-    weight_decay: float = 0.0,
+    weight_decay: float | None = None,
 ) -> torch.optim.Optimizer:
     """A new optimizer with one group per entry of `param_groups`, keeping each parameter's
     state (momentum buffers, Adam moments) and the first old group's hyper-parameters."""
@@ -103,7 +133,7 @@ def for_max_lr(
     old: torch.optim.Optimizer,
     optimizer: OptimizerSpec,
     param_groups: Sequence[Sequence[nn.Parameter]],
-    weight_decay: float,
+    weight_decay: float | None,
     max_lr: MaxLR,
 ) -> tuple[torch.optim.Optimizer, float, Any]:
     """(the optimizer to train with, the plan's peak LR, the max_lr spec for the scheduler).

@@ -61,7 +61,8 @@ def check_trainer_arguments(
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {loss_fn!r}")
     check_optimizer_spec(optimizer)
-    check_non_negative("weight_decay", weight_decay)
+    if weight_decay is not None:
+        check_non_negative("weight_decay", weight_decay)
     resolve_metrics(metrics)
     check_optional_count("batch_size", batch_size)
     check_count("accumulation_steps", accumulation_steps)

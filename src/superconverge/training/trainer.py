@@ -85,9 +85,11 @@ class Trainer:
             ``(inputs, targets)`` pairs or dicts, anything else goes through `batch_fn`.
         val_data: the same kinds, or None; a stream is read to its end at each evaluation
             (an endless one needs `val_steps`).
-        optimizer: ``"sgd"`` (momentum cycled by the plan), ``"adam"``, ``"adamw"``, or a
-            callable ``params -> Optimizer`` receiving the param groups.
-        weight_decay: L2 penalty (SGD, Adam) or decoupled decay (AdamW), >= 0.
+        optimizer: ``"sgd"`` (momentum cycled by the plan), ``"adam"``, ``"adamw"``,
+            ``"nadamw"``, or a callable ``fn(param_groups) -> Optimizer``.
+        weight_decay: L2 penalty (SGD, Adam) or decoupled decay (AdamW), >= 0; None (the
+            default): 0 for a named optimizer, a callable's own; a number is set on the
+            groups a callable built.
         metrics: validation metrics (`superconverge.metrics`): ``"auto"``, built-in names
             (``accuracy``, ``top5``, ``mse``, ``mae``; each reported only where it applies),
             callables ``fn(outputs, targets) -> number`` or a dict ``{"name": fn or name}``.
@@ -134,7 +136,7 @@ class Trainer:
         val_data: Any = None,
         *,
         optimizer: str | Callable[..., torch.optim.Optimizer] = "sgd",
-        weight_decay: float = 0.0,
+        weight_decay: float | None = None,
         metrics: MetricsSpec = "auto",
         device: str | torch.device = "auto",
         precision: str = "auto",
@@ -210,7 +212,7 @@ class Trainer:
         self.sync_every = sync_every or (25 if self.device.type == "cuda" else 8)
         self.progress = resolve_progress(progress) if self.rank == 0 else "off"
         self.progress_interval = resolve_interval(progress_interval)
-        self.weight_decay = float(weight_decay)
+        self.weight_decay = None if weight_decay is None else float(weight_decay)
         self.param_groups = (splitter or default_splitter)(self.module)
         check_trainable(self.param_groups)
         self._optimizer_spec = optimizer

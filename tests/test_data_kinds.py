@@ -231,3 +231,19 @@ def test_tune_refuses_a_factory_that_ignores_the_batch_size_before_training():
             epochs=1,
             batch_size=16,
         )
+
+
+def test_a_loader_of_the_users_own_trains_at_its_batch_size_and_says_so():
+    # a user's check: tune(own DataLoader of batch 32) reported batch_size 16 (the CPU rule's
+    # pick, also used for its budget) and trained at 32; batch_size=64 was ignored the same way
+    train = DataLoader(Items(_arrays(320)), batch_size=32, shuffle=True)
+    val = DataLoader(Items(_arrays(64, 1)), batch_size=64)
+    plan = sc.tune(_net, train, val, epochs=2, optimizer="sgd")
+    assert plan.batch_size == 32 and "your loader's own" in plan.evidence[0]["why"]
+    assert len(plan.history.step_losses) == 2 * 10  # 320 samples in batches of 32, twice
+    with pytest.raises(ValueError, match=r"batch_size 64: train_data is a loader with its own "
+                       r"batch size \(32\), which batch_size cannot change"):  # fmt: skip
+        sc.tune(_net, train, val, epochs=2, batch_size=64)
+    assert sc.tune(_net, train, val, epochs=2, batch_size=32, optimizer="sgd").batch_size == 32
+    with pytest.raises(ValueError, match="batch_size 16: train_data is a loader"):
+        Trainer(_net(), nn.functional.cross_entropy, train, batch_size=16)

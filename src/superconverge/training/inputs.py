@@ -191,6 +191,9 @@ def make_loader(
         options=options,
         evaluation=evaluation,
     )
+    own = source.fixed_batch_size
+    if not evaluation and own is not None and batch_size is not None and batch_size != own:
+        raise ValueError(own_batch_message(batch_size, own, name))
     return source.loader(
         batch_size or DEFAULT_BATCH_SIZE,
         shuffle=shuffle,
@@ -199,6 +202,17 @@ def make_loader(
         augment=augment,
         rank=rank,
         world_size=world,
+    )
+
+
+def own_batch_message(batch_size: int, own: int | None, name: str) -> str:
+    """Why `batch_size` cannot apply to `name`, a loader with its own batches (a DataLoader the
+    user built: it was ignored, and the run reported a batch size it never trained at)."""
+    size = f"its own batch size ({own})" if own is not None else "batches of its own"
+    return (
+        f"batch_size {batch_size}: {name} is a loader with {size}, which batch_size cannot "
+        f"change; leave batch_size unset, or pass its Dataset (the library builds the loader "
+        f"at the batch size asked for) or make_loader(batch_size)"
     )
 
 

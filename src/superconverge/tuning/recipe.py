@@ -48,6 +48,7 @@ from superconverge.pytorch.optimizers import (
     decouples_weight_decay,
 )
 from superconverge.training.device import PRECISIONS
+from superconverge.training.inputs import own_batch_message
 from superconverge.training.progress import tell
 from superconverge.tuning.budget import (
     SearchBudget,
@@ -161,6 +162,7 @@ def tune(
     loading = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
     train, val, test = _sources(named, (steps_per_epoch, val_steps, test_steps), batch_fn, loading)
     sources = [("train_data", train), ("val_data", val), ("test_data", test)]
+    _check_own_batch(batch_size, train)
     _check_final_steps(batch_size, epochs, train)
     check_num_workers(num_workers, (train, val, test), "tune")
     check_recipe_data(model_fn(), sources, run_device, resolve_metrics(metrics, loss_fn))
@@ -434,6 +436,15 @@ def _losses(run: dict[str, Any]) -> tuple[float | None, float | None]:
 
 
 MIN_FINAL_STEPS = 4  # what the 1cycle plans need (smith_one_cycle's total_steps)
+
+
+def _check_own_batch(batch_size: int | str, train: DataSource) -> None:
+    """A batch size given for a loader with batches of its own (a user's DataLoader) would be
+    ignored while the plan records it: refused (with "auto" tune uses the loader's own)."""
+    if train.kind == "loader" and batch_size != "auto":
+        own = train.fixed_batch_size
+        if own is None or int(batch_size) != own:
+            raise ValueError(own_batch_message(int(batch_size), own, "train_data"))
 
 
 def _check_final_steps(batch_size: int | str, epochs: int, train: DataSource) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from superconverge._compare import beats, gain
 from superconverge._display import decision as decision_text
 from superconverge._display import plural
+from superconverge.data.sources import DataSource
 from superconverge.finder.analysis import SWEEP_FURTHER
 from superconverge.finder.result import RangeTestResult
 from superconverge.training.progress import tell
@@ -66,6 +67,17 @@ def samples_per_epoch(setup: RecipeSetup) -> int | None:
     return len(source.loader(size)) * size
 
 
+def own_batch_size(source: DataSource) -> int | None:
+    """The batch size of a loader the user built (its ``batch_size``, or for one with a batch
+    sampler its samples over its batches, rounded up); None for data tune batches itself."""
+    if source.kind != "loader":
+        return None
+    if source.fixed_batch_size is not None:
+        return source.fixed_batch_size
+    samples, batches = source.num_samples, len(source.data)
+    return -(-samples // batches) if samples and batches else None
+
+
 def batch_size_stage(setup: RecipeSetup, batch_size: int | str, epochs: int) -> dict[str, Any]:
     """1. The batch size: given; on CUDA `find_batch_size` (the largest whose peak memory fits,
     halved while it runs out of memory); on the CPU the
@@ -79,6 +91,14 @@ def batch_size_stage(setup: RecipeSetup, batch_size: int | str, epochs: int) -> 
         max_batch = largest_batch_allowed(train_size, epochs, settings)
     details: dict[str, Any] = {}
     samples = 0
+    own = own_batch_size(setup.train_data)
+    if own is not None:  # a DataLoader the user built: its batches are not ours to size
+        how = "its batch_size" if setup.train_data.fixed_batch_size else "its samples / batches"
+        why = (
+            f"your loader's own ({how}); pass its Dataset or make_loader(batch_size) to let "
+            "tune choose"
+        )
+        return evidence("batch_size", own, why, time.perf_counter() - start, 0)
     if batch_size != "auto":
         chosen, why = int(batch_size), "given"
     elif setup.device.type == "cuda":

@@ -57,6 +57,19 @@ def test_max_lr_moves_up_only_when_clearly_better():
     assert chosen is None and why == "every short run diverged"
 
 
+def test_no_lr_above_a_diverged_run_is_taken():
+    # a user's regression: 0.272 -> 8.39, 0.544 diverged, 0.906 -> 7.58: 0.906 was chosen (at the
+    # edge of stability; the final model was 4x worse than at an LR 30x lower)
+    chosen, why = choose_max_lr({0.272: 8.39, 0.544: float("nan"), 0.906: 7.58})
+    assert chosen == 0.272 and "0.544 diverged, so nothing above it counts" in why
+    # below the divergence the usual rule holds; a winner above it is not taken either
+    losses = {0.1: 0.5, 0.2: 0.4, 0.3: float("inf"), 0.5: 0.1}
+    assert choose_max_lr(losses)[0] == 0.2
+    # a divergence at the top, with nothing finite above it, changes nothing and is not mentioned
+    chosen, why = choose_max_lr({0.1: 0.5, 0.2: 0.4, 0.3: float("nan")})
+    assert chosen == 0.2 and "diverged" not in why
+
+
 def test_lower_candidate_only_at_the_low_edge_of_the_grid():
     assert lower_candidate({0.05: 1.7, 0.1: 2.3, 0.17: float("nan")}, 0.05) == pytest.approx(
         0.05 / 3

@@ -109,11 +109,36 @@ def test_weight_decay_candidates_run_in_worker_processes(digits):
         ({"epochs": 2, "weight_decays": (-1.0,)}, "weight_decays must be finite numbers >= 0"),
         ({"epochs": 2, "batch_size": "big"}, "batch_size must be 'auto' or an integer"),
         ({"epochs": 2, "budget": 0.0}, r"budget must be a number > 0"),
+        # a user's checks: a third value was dropped, one value an IndexError, None a TypeError
+        (
+            {"epochs": 1, "momentum": (0.95, 0.85, 0.9)},
+            r"momentum must be a \(high, low\) pair .* got \(0.95, 0.85, 0.9\)",
+        ),
+        ({"epochs": 1, "momentum": (0.95,)}, r"momentum must be a \(high, low\) pair"),
+        (
+            {"epochs": 1, "momentum": None},
+            r"got None; an optimizer without momentum cannot be tuned",
+        ),
+        ({"epochs": 1, "momentum": 1.5}, r"momentum must be .* got 1.5$"),
     ],
 )
 def test_bad_arguments(digits, kwargs, message):
     with pytest.raises(ValueError, match=message):
         sc.tune(make_mlp, digits.train, digits.val, **kwargs)
+
+
+def test_a_model_where_a_function_is_needed_is_named(digits):
+    # a user's check: it failed inside the first run, "forward() missing 1 required positional
+    # argument: 'input'"
+    with pytest.raises(TypeError, match="model_fn must be a function that returns a new model "
+                       r".* got a Sequential instance; pass its class"):  # fmt: skip
+        sc.tune(make_mlp(), digits.train, digits.val, epochs=1)
+
+
+def test_one_momentum_is_kept_constant(digits):
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=1, momentum=0.9, optimizer="sgd")
+    assert plan.momentum == (0.9, 0.9)
+    assert {m for step in plan.history.step_momenta for m in step} == {0.9}
 
 
 def test_settings_must_be_recipe_settings(digits):

@@ -143,6 +143,8 @@ def tune(
     families = _check_arguments(
         optimizer, metrics, precision, epochs, budget, weight_decays, workers, batch_size, settings
     )
+    _check_model_fn(model_fn)
+    momentum = _momentum_pair(momentum)
     if study is not None and workers > 1:
         raise ValueError(
             f"workers must be 1 with a study (got {workers}): more processes join the study "
@@ -578,6 +580,47 @@ def _families(
         reasons = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
         raise ValueError(f"max_lr: the LR range test found none ({reasons})")
     return bounds, failed
+
+
+def _check_model_fn(model_fn: Any) -> None:
+    """A model where a function that builds one is needed: every run of the recipe starts from
+    a new model (a module is callable, and failed later as "forward() missing 1 required
+    positional argument")."""
+    if isinstance(model_fn, nn.Module):
+        raise TypeError(
+            f"model_fn must be a function that returns a new model (each run of the recipe "
+            f"trains its own), got a {type(model_fn).__name__} instance; pass its class, a "
+            f"function, or lambda: {type(model_fn).__name__}(...)"
+        )
+    if not callable(model_fn):
+        raise TypeError(f"model_fn must be a function that returns a model, got {model_fn!r}")
+
+
+def _momentum_pair(momentum: Any) -> tuple[float, float]:
+    """``(high, low)`` in [0, 1) (cycled against the LR), or one number kept constant."""
+    given = momentum
+    if isinstance(momentum, (int, float)) and not isinstance(momentum, bool):
+        momentum = (momentum, momentum)
+    valid = (
+        isinstance(momentum, (tuple, list))
+        and len(momentum) == 2
+        and all(
+            isinstance(m, (int, float)) and not isinstance(m, bool) and 0 <= m < 1
+            for m in momentum
+        )
+    )
+    if not valid:
+        raise ValueError(
+            f"momentum must be a (high, low) pair in [0, 1) (cycled against the LR; β1 for "
+            f"Adam-family optimizers) or one number kept constant, got {given!r}"
+            + (
+                "; an optimizer without momentum cannot be tuned (Trainer.fit_one_cycle takes "
+                "momentum=None)"
+                if given is None
+                else ""
+            )
+        )
+    return float(momentum[0]), float(momentum[1])
 
 
 def _check_arguments(

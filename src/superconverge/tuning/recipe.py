@@ -119,7 +119,9 @@ def tune(
     """Choose batch size, optimizer, LR bounds, weight decay and momentum by short runs within
     `budget`, then train (README, "The recipe"). ``train_data``/``val_data``/``test_data``: any
     data the `Trainer` takes; the validation loss decides, whatever the task. ``optimizer``:
-    ``"auto"`` (SGD against AdamW), a name or a callable. ``weight_decays``: candidates, the
+    ``"auto"`` (SGD against AdamW), a name or a callable ``fn(param_groups) -> Optimizer``.
+    ``momentum``: ``(high, low)``, cycled against the LR (β1 for Adam-family optimizers), or one
+    number kept constant. ``model_fn``: builds a new model (each run trains its own). ``weight_decays``: candidates, the
     first the anchor (default per optimizer: `settings`). ``budget``: the search's training
     samples in runs of `epochs` (1.0: the recipe costs at most twice one; the final run may take
     the weight-decay runs' share as whole extra epochs when the short run shows no overfitting:

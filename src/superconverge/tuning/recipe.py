@@ -122,8 +122,9 @@ def tune(
     ``"auto"`` (SGD against AdamW), a name or a callable ``fn(param_groups) -> Optimizer``.
     ``momentum``: ``(high, low)``, cycled against the LR (β1 for Adam-family optimizers), or one
     number kept constant. ``model_fn``: builds a new model (each run trains its own).
-    ``weight_decays``: candidates, the first the anchor (default per optimizer: `settings`). ``budget``: the search's training
-    samples in runs of `epochs` (1.0: the recipe costs at most twice one; the final run may take
+    ``weight_decays``: candidates, the first the anchor (default per optimizer: `settings`).
+    ``budget``: the search's training samples in runs of `epochs` (1.0: the recipe costs at most
+    twice one; the final run may take
     the weight-decay runs' share as whole extra epochs when the short run shows no overfitting:
     ``settings=RecipeSettings(extend_final_run=False)`` keeps it at `epochs`). ``out_dir``,
     ``resume``, ``overwrite``: the run folder and its journal. ``workers``: processes for the

@@ -489,6 +489,12 @@ CASES = {
         "field momentum must be",
         lambda tmp_path: _plan(tmp_path, momentum=[0.9, 0.8, 0.7]),
     ),
+    "fit-plan-unknown-optimizer": (
+        FIT,
+        2,
+        "plan.json: optimizer must be one of 'sgd', 'adam', 'adamw', 'nadamw', got 'adamx'",
+        lambda tmp_path: _plan(tmp_path, optimizer="adamx"),
+    ),
     "fit-plan-options-a-list": (
         FIT,
         2,

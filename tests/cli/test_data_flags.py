@@ -48,6 +48,15 @@ def test_tune_on_datasets_with_mse_and_adamw_from_the_command_line(tmp_path):
     assert set(again["results"]["final_val_metrics"]) == {"mse", "mae"}
 
 
+def test_a_regression_without_loss_mse_is_a_usage_error_naming_the_flag(tmp_path, capsys):
+    # a user's run: exit 1 with "ValueError: loss_fn is cross-entropy ..." and a --debug hint,
+    # though the fix is a flag
+    assert main(["tune", *DATA, "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "--loss is cross-entropy, but the model has 1 output" in err and "--loss mse" in err
+    assert "ValueError" not in err and "--debug" not in err
+
+
 def test_a_binary_task_reports_binary_accuracy_not_the_mse_of_logits(tmp_path, capsys):
     # a user's run: --loss bce_with_logits on real 0/1 labels reported the MSE and MAE of raw
     # logits against the labels, and no accuracy at all

@@ -241,7 +241,7 @@ def flag_message(error: Exception, parser: argparse.ArgumentParser) -> str | Non
 
 
 # the library's parameters whose flags are named otherwise (one --metric per metric)
-_FLAG_NAMES = {"metrics": "metric"}
+_FLAG_NAMES = {"metrics": "metric", "loss_fn": "loss"}
 
 
 def one_line(text: str) -> str:

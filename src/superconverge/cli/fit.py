@@ -45,6 +45,7 @@ PLAN_FIELDS = (
     "policy",
     "seed",
     "total_steps",
+    "optimizer",
 )
 
 

@@ -169,7 +169,7 @@ def test_samples_handed_to_the_final_run_are_not_the_searchs():
     assert summary["total_samples"] == 19_000 and summary["x_final_run"] == 1.9
 
 
-def test_a_search_that_cannot_fit_its_budget_says_so_before_it_runs(caplog):
+def test_a_search_that_cannot_fit_its_budget_says_so_before_it_runs(caplog, tmp_path):
     # a user's run: digits at batch 128 for 3 epochs (30 updates) spent 7.0x the final run with
     # budget 1 and said nothing: a 100-step range test alone is 3.3 such runs
     import logging
@@ -177,13 +177,22 @@ def test_a_search_that_cannot_fit_its_budget_says_so_before_it_runs(caplog):
     import superconverge as sc
 
     train, val = _linear_task(512, 0), _linear_task(128, 1)
+    kwargs = {"epochs": 2, "batch_size": 64, "optimizer": "sgd", "out_dir": tmp_path / "run"}
     with caplog.at_level(logging.WARNING, logger="superconverge"):
-        plan = sc.tune(_model, train, val, epochs=2, batch_size=64, optimizer="sgd")
+        plan = sc.tune(_model, train, val, **kwargs)
     over = [r.getMessage() for r in caplog.records if "over its budget of 1" in r.getMessage()]
     assert len(over) == 1 and "at batch 64 the least search that decides" in over[0]
     compute = plan.compute
     assert compute["search_samples"] > compute["allowance_samples"] == 2 * 512
+    assert (
+        compute["search_samples"] <= compute["floor_samples"]
+    )  # "up to": the range test may stop early
     assert compute["floor_samples"] > compute["allowance_samples"]
+    caplog.clear()  # said once: not again when the run is resumed, and still recorded
+    with caplog.at_level(logging.WARNING, logger="superconverge"):
+        again = sc.tune(_model, train, val, resume=True, **kwargs)
+    assert not [r for r in caplog.records if "over its budget" in r.getMessage()]
+    assert again.compute["floor_samples"] == compute["floor_samples"]
     # where it fits there is no warning and no floor in the account
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="superconverge"):

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from superconverge._display import plural
 from superconverge.data.sources import DataSource
 from superconverge.diagnostics.verdicts import diagnose_by_run_length
 from superconverge.training.history import History
@@ -49,7 +50,7 @@ def final_run_stage(
         )
 
     def record(why: str) -> dict[str, Any]:
-        decision = f"{plan.epochs} epochs of 1cycle at max_lr {plan.max_lr:.3g}"
+        decision = f"{plural(plan.epochs, 'epoch')} of 1cycle at max_lr {plan.max_lr:.3g}"
         steps = history.steps + history.discarded_steps
         samples = steps * plan.batch_size if per_epoch is None else _run_samples(history, per_epoch)
         if history.notes:

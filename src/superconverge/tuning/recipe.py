@@ -322,7 +322,9 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     if budget.allowance < room * one:
         room = max(1, budget.allowance // one)
         size = _short_run_size(setup, batch, per_epoch, epochs, room, decays_for(families[0]))
-    _warn_over_budget(budget, batch, epochs, size, len(settings.lr_divisors), batch_size != "auto")
+    _warn_over_budget(
+        budget, batch, epochs, size, len(settings.lr_divisors), batch_size != "auto", resumed
+    )
     # held back for a longer final run until the short runs show whether the model overfits:
     # the short runs are sized within the rest (at least `min_short_steps` each), and no LR
     # grid extension may use it
@@ -506,19 +508,29 @@ def _estimate(budget: SearchBudget, seconds: float) -> None:
 
 
 def _warn_over_budget(
-    budget: SearchBudget, batch: int, epochs: int, size: ShortRunSize, grid: int, given: bool
+    budget: SearchBudget,
+    batch: int,
+    epochs: int,
+    size: ShortRunSize,
+    grid: int,
+    given: bool,
+    resumed: bool,
 ) -> None:
     """Say before the search when its least useful form (one range test, one LR grid of
     the shortest short runs) is more than the allowance, and record it: the search still runs
-    (a choice made on fewer updates decides nothing), so the budget is overspent."""
+    (a choice made on fewer updates decides nothing), so the budget is overspent. (Said once:
+    not again when the run is resumed.) The range test may stop early, so the floor is at most
+    what it names."""
     floor = RANGE_TEST_STEPS * batch + grid * size.samples
     if floor <= budget.allowance:
         return
     budget.floor = floor
+    if resumed:
+        return
     runs = floor / max(1, budget.final_samples)
     logger.warning(
-        "tune: the search will spend about %.1fx the final run, over its budget of %g: at batch "
-        "%d the least search that decides (a %d-step range test, %s of %s samples) is %s "
+        "tune: the search will spend up to %.1fx the final run, over its budget of %g: at batch "
+        "%d the least search that decides (a %d-step range test, %s of %s samples) is up to %s "
         "samples, the final run (%s) %s; %s keep it within budget",
         runs,
         budget.budget,
@@ -608,8 +620,7 @@ def _momentum_pair(momentum: Any) -> tuple[float, float]:
         isinstance(momentum, (tuple, list))
         and len(momentum) == 2
         and all(
-            isinstance(m, (int, float)) and not isinstance(m, bool) and 0 <= m < 1
-            for m in momentum
+            isinstance(m, (int, float)) and not isinstance(m, bool) and 0 <= m < 1 for m in momentum
         )
     )
     if not valid:

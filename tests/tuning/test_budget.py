@@ -186,7 +186,7 @@ def test_a_search_that_cannot_fit_its_budget_says_so_before_it_runs(caplog, tmp_
     assert compute["search_samples"] > compute["allowance_samples"] == 2 * 512
     assert (
         compute["search_samples"] <= compute["floor_samples"]
-    )  # "up to": the range test may stop early
+    )  # this range test stopped early
     assert compute["floor_samples"] > compute["allowance_samples"]
     caplog.clear()  # said once: not again when the run is resumed, and still recorded
     with caplog.at_level(logging.WARNING, logger="superconverge"):

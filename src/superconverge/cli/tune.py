@@ -527,7 +527,7 @@ def _batch_text(plan: Any) -> str:
 def _over_budget(compute: dict[str, Any]) -> str:
     """Why a search spent more than its budget, where its least useful form did not fit."""
     floor = compute.get("floor_samples")
-    return f", overspent: the least search that decides is up to {floor:,} samples" if floor else ""
+    return f", overspent: the least search that decides is about {floor:,} samples" if floor else ""
 
 
 def _print_plan(plan: Any) -> None:

@@ -254,7 +254,7 @@ def write_report(
                 "recipe / one run of the epochs asked for",
                 f"{compute['x_final_run']:.2f}x (budget {compute['budget']:g})"
                 + (
-                    f"; overspent: the least search that decides is up to "
+                    f"; overspent: the least search that decides is about "
                     f"{compute['floor_samples']:,} samples at this batch"
                     if compute.get("floor_samples")
                     else ""

@@ -519,8 +519,8 @@ def _warn_over_budget(
     """Say before the search when its least useful form (one range test, one LR grid of
     the shortest short runs) is more than the allowance, and record it: the search still runs
     (a choice made on fewer updates decides nothing), so the budget is overspent. (Said once:
-    not again when the run is resumed.) The range test may stop early, so the floor is at most
-    what it names."""
+    not again when the run is resumed.) An estimate: the range test may stop early or sweep
+    further."""
     floor = RANGE_TEST_STEPS * batch + grid * size.samples
     if floor <= budget.allowance:
         return
@@ -529,8 +529,8 @@ def _warn_over_budget(
         return
     runs = floor / max(1, budget.final_samples)
     logger.warning(
-        "tune: the search will spend up to %.1fx the final run, over its budget of %g: at batch "
-        "%d the least search that decides (a %d-step range test, %s of %s samples) is up to %s "
+        "tune: the search will spend about %.1fx the final run, over its budget of %g: at batch "
+        "%d the least search that decides (a %d-step range test, %s of %s samples) is about %s "
         "samples, the final run (%s) %s; %s keep it within budget",
         runs,
         budget.budget,

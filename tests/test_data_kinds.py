@@ -247,3 +247,37 @@ def test_a_loader_of_the_users_own_trains_at_its_batch_size_and_says_so():
     assert sc.tune(_net, train, val, epochs=2, batch_size=32, optimizer="sgd").batch_size == 32
     with pytest.raises(ValueError, match="batch_size 16: train_data is a loader"):
         Trainer(_net(), nn.functional.cross_entropy, train, batch_size=16)
+
+
+class TokenNet(nn.Module):
+    """(N, L, C) logits, as a Hugging Face token classifier gives them."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(FEATURES, CLASSES)
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+def test_outputs_a_loss_cannot_take_are_named_with_the_fix_before_any_run(tmp_path):
+    # a user's runs: torch's own message ("Expected target size [16, 3], got [16, 12]"), raised at
+    # the range test's first step, after the batch-size stage
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randn(64, 12, FEATURES, generator=generator)
+    labels = torch.randint(0, CLASSES, (64, 12), generator=generator)
+    with pytest.raises(ValueError, match=r"classes are on the last dimension .* "
+                       r"F.cross_entropy\(outputs.movedim\(-1, 1\), targets\)"):  # fmt: skip
+        sc.tune(TokenNet, (tokens, labels), (tokens, labels), epochs=1, out_dir=tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    moved = lambda outputs, targets: nn.functional.cross_entropy(outputs.movedim(-1, 1), targets)  # noqa: E731
+    plan = sc.tune(TokenNet, (tokens, labels), (tokens, labels), epochs=1, loss_fn=moved)
+    assert plan.results["status"] == "completed"
+    assert "accuracy" in plan.results["final_val_metrics"]  # the metric reads the same layout
+    data = _arrays(96, regression=True)
+    flat = (data.inputs, data.targets[:, 0])  # targets (N,) against one output per sample
+    with pytest.raises(ValueError, match=r"give the targets the outputs' shape \(32, 1\) "
+                       r"\(e.g. targets\[:, None\]"):  # fmt: skip
+        sc.tune(lambda: _net(1), flat, flat, epochs=1, loss_fn=nn.functional.mse_loss,
+                out_dir=tmp_path / "b")  # fmt: skip
+    assert not (tmp_path / "b").exists()

@@ -209,6 +209,7 @@ def fitted_loss(
         raise ValueError(
             f"model outputs of shape {shape_of(outputs)} and targets of shape "
             f"{shape_of(targets)}{dtype_of(targets)} ({name}) do not fit loss_fn: {error}"
+            f"{_shape_hint(loss_fn, outputs, targets)}"
         ) from error
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise ValueError(
@@ -239,6 +240,35 @@ def check_first_batch(
     finally:
         model.train(was_training)
     return outputs
+
+
+def _shape_hint(loss_fn: Callable[..., torch.Tensor], outputs: Any, targets: Any) -> str:
+    """The usual fix for outputs and targets that a loss cannot pair, where it is recognisable
+    (classes on the last dimension, as Hugging Face models give them; one output per sample
+    against targets without that dimension); "" otherwise."""
+    if not (isinstance(outputs, torch.Tensor) and isinstance(targets, torch.Tensor)):
+        return ""
+    cross_entropy = loss_fn is nn.functional.cross_entropy or isinstance(
+        loss_fn, nn.CrossEntropyLoss
+    )
+    if (
+        cross_entropy
+        and outputs.dim() >= 3
+        and outputs.shape[:-1] == targets.shape
+        and not targets.dtype.is_floating_point
+    ):
+        return (
+            "; the classes are on the last dimension (Hugging Face's layout) and cross_entropy "
+            "wants them on dimension 1: loss_fn=lambda outputs, targets: "
+            "F.cross_entropy(outputs.movedim(-1, 1), targets)"
+        )
+    if outputs.numel() == targets.numel() and outputs.shape != targets.shape:
+        return (
+            f"; outputs and targets hold as many values in other shapes: give the targets the "
+            f"outputs' shape {shape_of(outputs)} (e.g. targets[:, None] for one output per "
+            "sample), or reshape in loss_fn"
+        )
+    return ""
 
 
 def _check_not_one_class(loss_fn: Callable[..., torch.Tensor], outputs: Any, name: str) -> None:

@@ -170,7 +170,7 @@ def tune(
     _check_own_batch(batch_size, train)
     _check_final_steps(batch_size, epochs, train)
     check_num_workers(num_workers, (train, val, test), "tune")
-    check_recipe_data(model_fn(), sources, run_device, resolve_metrics(metrics, loss_fn))
+    check_recipe_data(model_fn(), sources, run_device, resolve_metrics(metrics, loss_fn), loss_fn)
     request = _Request(epochs, batch_size, families, weight_decays, momentum, compare_momentum)
     fingerprint = request.fingerprint(budget, seed, precision, settings)
     made_with = tune_settings(

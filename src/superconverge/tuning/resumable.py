@@ -28,7 +28,7 @@ from torch.utils.data import TensorDataset, default_collate
 from superconverge._display import plural
 from superconverge._files import FolderLock
 from superconverge._run_folder import discard, move_aside, run_files
-from superconverge.batches import forward, split_batch
+from superconverge.batches import check_first_batch, forward, split_batch
 from superconverge.data.checks import check_array_data, check_batch, class_count
 from superconverge.data.datasets import ArrayData
 from superconverge.data.sources import DataSource, as_source
@@ -193,10 +193,13 @@ def check_recipe_data(
     splits: Sequence[tuple[str, Any]],
     device: torch.device | None = None,
     metrics: Sequence[Metric] = (),
+    loss_fn: Callable[..., torch.Tensor] | None = None,
 ) -> None:
     """Before any training: one forward pass of `model` on `CHECK_SAMPLES` training samples
     tells the number of classes and runs the `metrics` (a metric that raises fails here, not
-    after the range test); then each split's labels must fit it and its inputs be finite.
+    after the range test); then each split's labels must fit it and its inputs be finite; last,
+    `loss_fn` must take the outputs and targets (`check_first_batch`: a shape that does not fit
+    is named with its fix here, not at the range test's first step).
 
     `splits` hold what the user passed or its `DataSource`. In-memory data (`ArrayData`, an
     ``(inputs, targets)`` pair, a ``TensorDataset`` of two tensors) is scanned whole; a
@@ -219,7 +222,8 @@ def check_recipe_data(
     try:
         with torch.no_grad():
             parameter = next(model.parameters(), None)
-            where = device or (parameter.device if parameter is not None else None)
+            # the inputs go where the model is (model_fn builds it on the CPU, or on its own)
+            where = parameter.device if parameter is not None else device
             outputs = forward(model, to_device(inputs, where) if where is not None else inputs)
         classes = class_count(outputs, targets)
     except Exception:  # a model that cannot take the data: the trainer's shape check says why
@@ -239,6 +243,15 @@ def check_recipe_data(
             batch = first if again else _first_batch(source, CHECK_SAMPLES)
             if batch is not None:
                 check_batch(*batch, name, classes)
+    if loss_fn is not None and outputs is not None:  # the model took the inputs
+        parameter = next(model.parameters(), None)
+        where = parameter.device if parameter is not None else device
+        placed = (
+            (inputs, targets)
+            if where is None
+            else (to_device(inputs, where), to_device(targets, where))
+        )
+        check_first_batch(model, loss_fn, *placed, name=sources[0][0])
 
 
 CHECK_SAMPLES = 32  # the samples the data check reads (a training batch's worth)

@@ -178,3 +178,28 @@ def test_bad_arguments_are_named():
         OneCycle(num_steps=0)
     with pytest.raises(ValueError, match=r"start_lr must be < end_lr \(0.01\), got 1.0"):
         OneCycle(start_lr=1.0, end_lr=0.01)
+
+
+class NoBatchIndex(DigitsModule):
+    """Valid Lightning: training_step(self, batch); and it skips every fourth batch (None)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def training_step(self, batch):
+        self.calls += 1
+        if self.calls % 4 == 0:
+            return None  # Lightning skips the optimizer step for this batch
+        inputs, targets = batch
+        return torch.nn.functional.cross_entropy(self.net(inputs), targets)
+
+
+def test_a_training_step_without_batch_idx_that_skips_batches_is_swept_and_trained(tmp_path):
+    # a user's checks: "training_step() takes 2 positional arguments but 3 were given", and a
+    # None step failed the range test ("needs training_step to return the loss")
+    callback = OneCycle(**SWEEP)
+    module = NoBatchIndex()
+    trainer([callback], tmp_path, max_epochs=1).fit(module, digits_loader())
+    assert callback.result is not None and callback.result.max_lr is not None
+    assert module.calls > 16 + SWEEP["num_steps"]  # the sweep's steps, then the epoch's batches

@@ -57,3 +57,23 @@ def test_a_module_that_needs_its_trainer_is_named_not_blamed_on_the_inputs():
     message = str(caught.value)
     assert message.startswith("_NeedsItsTrainer.training_step needs Lightning's Trainer")
     assert "OneCycle callback" in message and "inputs of shape" not in message
+
+
+class _NoBatchIndex(DigitsModule):
+    def training_step(self, batch):  # valid Lightning: no batch_idx
+        inputs, targets = batch
+        return torch.nn.functional.cross_entropy(self.net(inputs), targets)
+
+
+class _SkipsBatches(DigitsModule):
+    def training_step(self, batch, batch_idx):
+        return None  # Lightning skips the batch; the recipe needs a loss
+
+
+def test_a_training_step_without_batch_idx_is_tuned_and_a_skipping_one_is_named():
+    # a user's check: "training_step() takes 2 positional arguments but 3 were given"
+    train, val = _split()
+    plan = tune_module(_NoBatchIndex, train, val, epochs=1, optimizer="sgd")
+    assert plan.results["status"] == "completed" and plan.results["final_val_loss"] < 2.3
+    with pytest.raises(ValueError, match=r"_SkipsBatches.training_step returned None"):
+        tune_module(_SkipsBatches, train, val, epochs=1)

@@ -10,6 +10,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
 from superconverge.finder.result import RangeTestResult
 from superconverge.finder.sweep import check_sweep_arguments, sweep_settings
@@ -25,6 +26,18 @@ from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.schedules import Plan, one_cycle
 
 logger = logging.getLogger(__name__)
+
+
+def training_step(module: pl.LightningModule, batch: Any, batch_index: int) -> Any:
+    """``module.training_step`` called as Lightning calls it: with ``batch_idx`` only when its
+    signature takes one (``def training_step(self, batch)`` is valid Lightning)."""
+    step = module.training_step
+    if is_param_in_hook_signature(step, "batch_idx", min_args=2):
+        return step(batch, batch_index)
+    return step(batch)
+
+
+MAX_SKIPPED = 100  # batches in a row a training_step may skip (return None) during a sweep
 
 
 def _loss_of(output: Any) -> torch.Tensor:
@@ -218,12 +231,21 @@ class OneCycle(pl.Callback):
             nonlocal batch_index
             total = 0.0
             for _ in range(accumulate):
-                batch = trainer.strategy.batch_to_device(next(batches))
-                with trainer.precision_plugin.train_step_context():
-                    loss = _loss_of(pl_module.training_step(batch, batch_index))
+                for _skipped in range(MAX_SKIPPED):  # None: the step skips this batch, as in fit
+                    batch = trainer.strategy.batch_to_device(next(batches))
+                    with trainer.precision_plugin.train_step_context():
+                        output = training_step(pl_module, batch, batch_index)
+                    batch_index += 1
+                    if output is not None:
+                        break
+                else:
+                    raise RuntimeError(
+                        f"OneCycle's range test: training_step returned None (skipped the "
+                        f"batch) for {MAX_SKIPPED} batches in a row; it needs losses to sweep"
+                    )
+                loss = _loss_of(output)
                 torch.autograd.backward(loss / accumulate)
                 total += float(loss.detach())
-                batch_index += 1
             average_gradients(params, world)
             return mean_across_ranks(total / accumulate, world)
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from superconverge.batches import ModelCannotRunHere
-from superconverge.lightning.callback import _loss_of, _NoLogging
+from superconverge.lightning.callback import _loss_of, _NoLogging, training_step
 from superconverge.tuning.plan import TunePlan
 from superconverge.tuning.recipe import tune
 
@@ -33,7 +33,13 @@ class StepLoss(nn.Module):
     def forward(self, batch: Any) -> torch.Tensor:
         with _NoLogging(self.module):
             try:
-                return _loss_of(self.module.training_step(batch, 0))
+                output = training_step(self.module, batch, 0)
+                if output is None:
+                    raise ValueError(
+                        f"{type(self.module).__name__}.training_step returned None (it skipped "
+                        "the batch); tune_module reads its loss on every batch it is given"
+                    )
+                return _loss_of(output)
             except RuntimeError as error:
                 if "is not attached to a `Trainer`" not in str(error):
                     raise

@@ -203,3 +203,21 @@ def test_a_training_step_without_batch_idx_that_skips_batches_is_swept_and_train
     trainer([callback], tmp_path, max_epochs=1).fit(module, digits_loader())
     assert callback.result is not None and callback.result.max_lr is not None
     assert module.calls > 16 + SWEEP["num_steps"]  # the sweep's steps, then the epoch's batches
+
+
+def test_resuming_with_more_epochs_or_another_max_lr_says_what_the_saved_cycle_does(tmp_path):
+    # a user's check: max_epochs 3 -> 6 on resume trained epochs 4-6 at ~0 LR, said only
+    # mid-run ("stepped 124 times; holding the final values"); OneCycle(max_lr=...) was ignored
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    first = OneCycle(**SWEEP)
+    trainer([first, checkpoints], tmp_path, enable_checkpointing=True).fit(
+        DigitsModule(), digits_loader()
+    )
+    middle = sorted((tmp_path / "ckpt").glob("epoch=0*.ckpt"))[0]
+    with pytest.warns(UserWarning) as caught:
+        trainer([OneCycle(max_lr=0.5)], tmp_path, max_epochs=4).fit(
+            DigitsModule(), digits_loader(), ckpt_path=middle
+        )
+    said = [str(w.message) for w in caught if "OneCycle:" in str(w.message)]
+    assert any("the checkpoint's cycle has 32 steps, this Trainer runs 64" in m for m in said)
+    assert any(m.startswith("OneCycle: max_lr=0.5 is not used") for m in said)

@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
+from superconverge._warnings import warn
 from superconverge.finder.result import RangeTestResult
 from superconverge.finder.sweep import check_sweep_arguments, sweep_settings
 from superconverge.pytorch.external_loop import (
@@ -160,6 +161,7 @@ class OneCycle(pl.Callback):
             result = self._restored.get("result")
             self.result = None if result is None else RangeTestResult.from_dict(result)
             self._restored = None
+            self._check_resumed_plan(trainer)
         else:
             max_lr = self.max_lr
             if max_lr is None:
@@ -180,6 +182,31 @@ class OneCycle(pl.Callback):
             )
         self.scheduler = HyperparamScheduler(optimizer, self.plan)
         self.scheduler.load_state_dict({"step_count": trainer.global_step})
+
+    def _check_resumed_plan(self, trainer: pl.Trainer) -> None:
+        """Say when a resumed plan does not fit this Trainer: more (or fewer) steps than it
+        was built for (max_epochs raised to train longer: past its end the LR stays at its
+        final value, ~0), or a max_lr given now that the saved plan replaces."""
+        assert self.plan is not None
+        planned, total = self.plan.total_steps, trainer.estimated_stepping_batches
+        lrs = self.plan.values()[0] if planned else []
+        if planned is not None and math.isfinite(total) and int(total) != planned:
+            warn(
+                f"OneCycle: the checkpoint's cycle has {planned} steps, this Trainer runs "
+                f"{int(total)} (max_epochs or max_steps changed): a resumed run continues the "
+                f"saved cycle, so past step {planned} the LR stays at its final value "
+                f"{lrs[-1]:.3g}; to train longer, start a new cycle on the "
+                "checkpoint's weights (load them into the module, fit without ckpt_path), or "
+                "resume with the Trainer settings the cycle was made for",
+                key=("lightning resume steps", planned, int(total)),
+            )
+        peak = max(lrs) if lrs else None
+        if self.max_lr is not None and peak is not None and not math.isclose(self.max_lr, peak):
+            warn(
+                f"OneCycle: max_lr={self.max_lr:g} is not used: a resumed run continues the "
+                f"checkpoint's cycle (max_lr {peak:.3g})",
+                key=("lightning resume max_lr", self.max_lr, peak),
+            )
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any

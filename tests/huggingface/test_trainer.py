@@ -96,7 +96,8 @@ def test_one_cycle_trainer_runs_the_range_test_then_follows_the_plan(sst2, tmp_p
 
     def create_optimizer(*args, **kwargs):
         optimizer = original_train(*args, **kwargs)
-        optimizer.register_step_pre_hook(recorder)
+        if trainer.lr_find_result is not None:  # the training's, not the sweep's (dropped)
+            optimizer.register_step_pre_hook(recorder)
         return optimizer
 
     trainer.create_optimizer = create_optimizer
@@ -108,6 +109,23 @@ def test_one_cycle_trainer_runs_the_range_test_then_follows_the_plan(sst2, tmp_p
     assert plan.max_lr == result.max_lr and plan.total_steps == 8  # 16 batches / 2, 2 epochs
     assert recorder.seen == [(plan.lr(k), plan.momentum(k)) for k in range(8)]
     assert os.path.isfile(tmp_path / "lr_find.json")
+
+
+def test_the_range_test_sweeps_the_optimizer_the_trainer_will_train_with(sst2, tmp_path):
+    # a user's check: optim="sgd" was swept with AdamW, and SGD then trained at AdamW's LR
+    train, _, vocab_size = sst2
+    trainer = OneCycleTrainer(
+        model=tiny_bert(vocab_size), args=_arguments(tmp_path, optim="sgd", num_train_epochs=1),
+        train_dataset=train, lr_find_settings=SWEEP,
+    )  # fmt: skip
+    assert trainer.run_lr_find().settings["optimizer"] == "SGD"
+    assert trainer.optimizer is None  # the sweep's is dropped: training builds its own
+    mine = torch.optim.RMSprop(tiny_bert(vocab_size).parameters(), lr=1e-3)
+    given = OneCycleTrainer(
+        model=tiny_bert(vocab_size), args=_arguments(tmp_path / "b"), train_dataset=train,
+        optimizers=(mine, None), lr_find_settings=SWEEP,
+    )  # fmt: skip
+    assert given.run_lr_find().settings["optimizer"] == "RMSprop" and given.optimizer is mine
 
 
 def test_resume_from_a_mid_cycle_checkpoint_is_exact(sst2, tmp_path):

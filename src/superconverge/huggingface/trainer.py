@@ -256,17 +256,24 @@ class OneCycleTrainer(transformers.Trainer):
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def run_lr_find(self) -> RangeTestResult:
-        """`lr_find` with this Trainer's data, collator, AdamW settings and loss."""
-        args, model = self.args, self.model
+        """`lr_find` with this Trainer's data, collator, loss and optimizer: the one passed as
+        ``optimizers=(optimizer, None)``, else the one ``create_optimizer`` builds from
+        ``TrainingArguments`` (``optim``, betas, weight decay and its no-decay groups), built
+        for the sweep and dropped after it, so that training builds its own as usual (a sweep
+        with AdamW gave an SGD run AdamW's LR)."""
+        model = self.model
         if not isinstance(model, torch.nn.Module):
             raise RuntimeError("OneCycleTrainer needs a model to run the range test on")
-        optimizer = torch.optim.AdamW(
-            [p for p in model.parameters() if p.requires_grad],
-            lr=1e-7,
-            betas=(args.adam_beta1, args.adam_beta2),
-            eps=args.adam_epsilon,
-            weight_decay=args.weight_decay,
-        )
+        built_here = self.optimizer is None
+        optimizer = self.create_optimizer() if self.optimizer is None else self.optimizer
+        try:
+            return self._sweep(model, optimizer)
+        finally:
+            if built_here:
+                self.optimizer = None
+
+    def _sweep(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> RangeTestResult:
+        args = self.args
 
         def loss_of(module: torch.nn.Module, batch: Any) -> torch.Tensor:
             loss = self.compute_loss(module, batch)

@@ -89,6 +89,11 @@ def test_auto_with_a_binary_loss_reports_binary_accuracy_not_the_mse_of_logits()
     with pytest.warns(UserWarning, match="'binary_accuracy' does not apply"):
         assert check_metrics(resolve_metrics(["binary_accuracy"]), torch.zeros(4, 1),
                              torch.tensor([0.0, 1.0, 2.5, -1.0])) == []  # fmt: skip
+    # accuracy named on a multi-label task points to the metric that reads it
+    with pytest.warns(UserWarning, match="not reported .*binary_accuracy reads them"):
+        assert (
+            check_metrics(resolve_metrics(["accuracy"]), torch.zeros(4, 3), torch.ones(4, 3)) == []
+        )
     with pytest.warns(UserWarning, match="'binary_accuracy' does not apply"):
         assert check_metrics(resolve_metrics(["binary_accuracy"]), LOGITS,
                              torch.tensor([1, 1, 2, 0])) == []  # fmt: skip

@@ -341,10 +341,13 @@ def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list
     metrics = list(metrics)
     for metric in metrics:
         if metric.asked and not metric.is_reported(outputs, targets):
+            instead = ""
+            if metric.fn is accuracy and _binary(outputs, targets):
+                instead = " (0/1 targets of the outputs' shape: binary_accuracy reads them)"
             warn(
                 f"metrics: {metric.name!r} does not apply to these outputs and targets "
                 f"(outputs {shape_of(outputs)}{dtype_of(outputs)}, targets {shape_of(targets)}"
-                f"{dtype_of(targets)}): not reported",
+                f"{dtype_of(targets)}): not reported{instead}",
                 stacklevel=2,
                 key=("metric does not apply", metric.name),  # whatever the batch's shape
             )

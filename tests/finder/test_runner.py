@@ -215,6 +215,8 @@ def test_bad_data_and_models_are_named_and_leave_the_model_untouched():
     before = _state(model, optimizer, loader)
     with pytest.raises(ValueError, match="train_data yielded no batches: it is empty"):
         sc.lr_find(model, LOSS, [], optimizer=optimizer)
+    with pytest.raises(TypeError, match="loss_fn must be callable, got None"):  # as Trainer says
+        sc.lr_find(model, None, loader, optimizer=optimizer)
     with pytest.raises(
         TypeError, match="must yield \\(inputs, targets\\) pairs, got a tuple of length 3"
     ):

@@ -132,6 +132,7 @@ def _evaluate(
 
 def _validate_arguments(
     model: nn.Module,
+    loss_fn: object,
     start_lr: float,
     end_lr: float,
     num_steps: int,
@@ -146,6 +147,8 @@ def _validate_arguments(
 ) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(loss_fn):  # as the Trainer says it (it failed as "do not fit loss_fn")
+        raise TypeError(f"loss_fn must be callable, got {loss_fn!r}")
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("model has no trainable parameters (every requires_grad is False)")
     check_sweep_arguments(
@@ -228,6 +231,7 @@ def lr_find(
     """
     _validate_arguments(
         model,
+        loss_fn,
         start_lr,
         end_lr,
         num_steps,

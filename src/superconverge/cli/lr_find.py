@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_seed(args.seed)
+    _check_sweep_flags(args)  # before the data load and the header line
     import torch
 
     from superconverge.data import ArrayLoader
@@ -112,6 +113,24 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomically(args.out / "lr_find.json", result.to_json())
     print(f"wrote {args.out / 'lr_find.png'} and {args.out / 'lr_find.json'}")
     return 0
+
+
+def _check_sweep_flags(args: argparse.Namespace) -> None:
+    """The sweep's flags, named as flags (UsageError), before anything is loaded or printed."""
+    from superconverge.finder.sweep import check_sweep_arguments
+
+    try:
+        check_sweep_arguments(
+            args.start_lr, args.end_lr, args.num_steps, "exp", 0.98, 4.0, args.rule,
+            args.policy, None,
+        )  # fmt: skip
+    except ValueError as error:
+        text = str(error)
+        for name in ("start_lr", "end_lr", "num_steps"):
+            text = text.replace(name, "--" + name.replace("_", "-"))
+        raise UsageError(text) from None
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
 
 
 def _printed_below(record: logging.LogRecord) -> bool:

@@ -181,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--budget must be a number > 0 (final runs' worth of samples), got {args.budget}"
         )
+    if args.workers < 1:  # before the data load and the run's header line
+        raise UsageError(f"--workers must be an integer >= 1, got {args.workers}")
     if args.study is not None and args.workers > 1:
         raise UsageError(
             f"--workers must be 1 with --study (got {args.workers}): more processes join the "
@@ -206,7 +208,16 @@ def run(args: argparse.Namespace) -> int:
     model_fn, model_name, options = model_factory(args, splits)
     out = _out_dir(args, splits.name, model_name)
     from superconverge._files import FolderLock
+    from superconverge.data.sources import check_num_workers
 
+    # refusals that need the data, before the header line: a usage error prints one line. A
+    # usable folder, refused untouched when it holds a run and neither --force nor --resume;
+    # checked again under the lock, in case another run started in between
+    claim_out_dir(out, force=args.force or args.resume is not None)
+    try:
+        check_num_workers(args.num_workers, (splits.train, splits.val, splits.test), "tune")
+    except ValueError as error:
+        raise UsageError(f"--{str(error).replace('_', '-', 1)}") from None
     if own_data:
         print(f"tune: {splits.name}, model {model_name}, {plural(args.epochs, 'epoch')}")
     else:
@@ -216,9 +227,6 @@ def run(args: argparse.Namespace) -> int:
             f"model {model_name}, {plural(args.epochs, 'epoch')}"
         )
     start = time.perf_counter()
-    # a usable folder, refused untouched when it holds a run and neither --force nor --resume;
-    # checked again under the lock, in case another run started in between
-    claim_out_dir(out, force=args.force or args.resume is not None)
     if args.resume is None:  # what --resume repeats: this command's flags, without --force
         flags = _given_flags(args)
         args.command = [flag for flag in flags if flag != "--force"]

@@ -26,6 +26,14 @@ def test_accuracy_and_top_k_by_hand():
     assert float(top5(LOGITS, targets)) == 1.0  # three classes: every target is in the top 5
 
 
+def test_outputs_that_fit_both_class_layouts_are_said_to_be_read_on_dimension_1():
+    # a user's check: (B, 8, 8) logits with HF layout and length == classes scored 0.22 silently
+    with pytest.warns(UserWarning, match=r"fit both class layouts .* accuracy reads dimension 1"):
+        check_metrics(
+            resolve_metrics("auto"), torch.zeros(2, 8, 8), torch.zeros(2, 8, dtype=torch.long)
+        )
+
+
 def test_sequence_accuracy_in_both_layouts_and_ignore_index():
     # (N=1, T=3, C=2) Hugging Face layout; the third position has no target
     logits = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]])

@@ -353,4 +353,27 @@ def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list
             )
     totals = MetricTotals(metrics)
     totals.add(outputs, targets, 1)
+    if any(m.fn in (accuracy, top5) for m in totals.reported or ()) and _both_layouts(
+        outputs, targets
+    ):
+        warn(
+            f"metrics: outputs {shape_of(outputs)} against targets {shape_of(targets)} fit both "
+            "class layouts (classes on dimension 1, cross_entropy's, or last, Hugging Face's); "
+            "accuracy reads dimension 1: if your model puts the classes last, give a metric "
+            "of your own",
+            stacklevel=2,
+            key=("ambiguous class dimension",),
+        )
     return totals.names
+
+
+def _both_layouts(outputs: Any, targets: Any) -> bool:
+    """Sequence outputs whose class dimension could be 1 or the last (length == classes)."""
+    return (
+        isinstance(outputs, torch.Tensor)
+        and isinstance(targets, torch.Tensor)
+        and outputs.ndim >= 3
+        and outputs.ndim == targets.ndim + 1
+        and outputs.shape[2:] == targets.shape[1:]
+        and outputs.shape[:-1] == targets.shape
+    )

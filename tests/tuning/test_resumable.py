@@ -283,3 +283,17 @@ def test_the_data_check_runs_metrics_on_a_drawn_batch_and_leaves_batch_fn_data_a
     check_recipe_data(_mlp(2), [("train_data", source)])  # not scanned as (inputs, labels)
     with pytest.raises(DataError, match="train_data sample 0 has label 1000"):
         check_recipe_data(_mlp(2), [("train_data", ids)])  # without the hook, they are labels
+
+
+def test_the_data_check_runs_the_loss_on_the_runs_device():
+    # a review's check: the loss ran on the CPU model of model_fn() whatever the device, so a
+    # loss holding CUDA tensors (class weights) aborted tune; "meta" stands in for the GPU here
+    from superconverge.tuning.resumable import check_recipe_data
+
+    inputs, labels = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    weighted = nn.CrossEntropyLoss(weight=torch.ones(2, device="meta"))
+    check_recipe_data(nn.Linear(4, 2), [("train_data", (inputs, labels))], torch.device("meta"),
+                      (), weighted)  # fmt: skip
+    with pytest.raises(ValueError, match="do not fit loss_fn"):  # the run's device is the CPU
+        check_recipe_data(nn.Linear(4, 2), [("train_data", (inputs, labels))],
+                          torch.device("cpu"), (), weighted)  # fmt: skip

@@ -217,20 +217,27 @@ def check_recipe_data(
         return
     inputs, targets = first
     classes, outputs = None, None
+    if device is not None:  # where the runs train: a loss may hold tensors there (class weights)
+        with contextlib.suppress(Exception):  # a model that cannot move: checked where it is
+            model = model.to(device)
+    parameter = next(model.parameters(), None)
+    where = parameter.device if parameter is not None else device
+    placed = (
+        (inputs, targets)
+        if where is None
+        else (to_device(inputs, where), to_device(targets, where))
+    )
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            parameter = next(model.parameters(), None)
-            # the inputs go where the model is (model_fn builds it on the CPU, or on its own)
-            where = parameter.device if parameter is not None else device
-            outputs = forward(model, to_device(inputs, where) if where is not None else inputs)
+            outputs = forward(model, placed[0])
         classes = class_count(outputs, targets)
     except Exception:  # a model that cannot take the data: the trainer's shape check says why
         logger.debug("data check: the model did not take the samples", exc_info=True)
     finally:
         model.train(was_training)
-    if isinstance(outputs, torch.Tensor) and outputs.shape[:1] == targets.shape[:1]:
+    if metrics and isinstance(outputs, torch.Tensor) and outputs.shape[:1] == targets.shape[:1]:
         check_metrics(metrics, outputs.detach().cpu(), targets)
     for index, (name, source) in enumerate(sources):
         whole = None if source is None else _in_memory(source)
@@ -244,13 +251,6 @@ def check_recipe_data(
             if batch is not None:
                 check_batch(*batch, name, classes)
     if loss_fn is not None and outputs is not None:  # the model took the inputs
-        parameter = next(model.parameters(), None)
-        where = parameter.device if parameter is not None else device
-        placed = (
-            (inputs, targets)
-            if where is None
-            else (to_device(inputs, where), to_device(targets, where))
-        )
         check_first_batch(model, loss_fn, *placed, name=sources[0][0])
 
 

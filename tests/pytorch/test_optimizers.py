@@ -71,3 +71,12 @@ def test_a_callable_of_the_wrong_shape_is_named_before_it_is_called():
     build_optimizer(
         lambda groups, lr=0.1: torch.optim.SGD(groups, lr=lr), [nn.Parameter(torch.zeros(1))]
     )
+
+
+def test_an_optimizer_without_weight_decay_takes_none_and_is_named_when_one_is_asked():
+    # a review's check: Trainer(optimizer=lambda g: Rprop(g), weight_decay=0.0) was refused
+    params = [nn.Parameter(torch.zeros(2))]
+    rprop = build_optimizer(lambda groups: torch.optim.Rprop(groups, lr=0.01), params, 0.0)
+    assert "weight_decay" not in rprop.param_groups[0]
+    with pytest.raises(TypeError, match="built Rprop, whose param groups have no weight_decay"):
+        build_optimizer(lambda groups: torch.optim.Rprop(groups, lr=0.01), params, 0.1)

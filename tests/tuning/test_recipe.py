@@ -553,3 +553,26 @@ def test_the_weight_decays_compared_reach_an_optimizer_callable(digits):
     groups = plan.trainer.optimizer.param_groups
     assert all(group["weight_decay"] == plan.weight_decay for group in groups)
     assert all(group["nesterov"] for group in groups)  # the user's own optimizer trained
+
+
+class _HeavyBall(torch.optim.Optimizer):
+    """A user's own optimizer: lr and momentum, no weight decay."""
+
+    def __init__(self, params, lr=0.1, momentum=0.9):
+        super().__init__(params, {"lr": lr, "momentum": momentum})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    buffer = self.state[param].setdefault("buffer", torch.zeros_like(param))
+                    buffer.mul_(group["momentum"]).add_(param.grad)
+                    param.add_(buffer, alpha=-group["lr"])
+
+
+def test_an_optimizer_that_takes_no_weight_decay_is_tuned_without_a_decay_search(digits):
+    # a review's check: such a callable was refused ("no weight_decay to set to 0.0001")
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, optimizer=_HeavyBall)
+    assert plan.weight_decay == 0.0 and set(plan.evidence[2]["details"]["runs"]) == {"0"}
+    assert plan.results["status"] == "completed" and plan.results["final_val_loss"] < 0.5

@@ -74,6 +74,18 @@ def decouples_weight_decay(optimizer: OptimizerSpec) -> bool:
     return isinstance(built, torch.optim.AdamW) or bool(group.get("decoupled_weight_decay"))
 
 
+def takes_weight_decay(optimizer: OptimizerSpec) -> bool:
+    """Whether the optimizer's param groups have a weight decay to set (Rprop's, LBFGS's and
+    many custom optimizers' have none): built once on a dummy parameter to see.
+
+    Example:
+        >>> takes_weight_decay("sgd"), takes_weight_decay(lambda g: torch.optim.Rprop(g))
+        (True, False)
+    """
+    built = build_optimizer(optimizer, [torch.nn.Parameter(torch.zeros(1))])
+    return all("weight_decay" in group for group in built.param_groups)
+
+
 def build_optimizer(
     optimizer: OptimizerSpec,
     groups: Sequence[dict[str, Any]] | Any,
@@ -101,6 +113,8 @@ def build_optimizer(
         raise TypeError(f"optimizer callable must return a torch.optim.Optimizer, got {built!r}")
     if weight_decay is not None:
         if any("weight_decay" not in group for group in built.param_groups):
+            if weight_decay == 0:  # none asked of an optimizer that takes none (Rprop)
+                return built
             raise TypeError(
                 f"weight_decay: the optimizer callable built {type(built).__name__}, whose param "
                 f"groups have no weight_decay to set to {weight_decay:g}; leave weight_decay "

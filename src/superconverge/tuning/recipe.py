@@ -46,6 +46,7 @@ from superconverge.pytorch.optimizers import (
     OptimizerSpec,
     check_optimizer_spec,
     decouples_weight_decay,
+    takes_weight_decay,
 )
 from superconverge.training.device import PRECISIONS
 from superconverge.training.inputs import own_batch_message
@@ -313,6 +314,8 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     def decays_for(family: Any) -> list[float]:
         if weight_decays is not None:
             return [float(w) for w in weight_decays]
+        if not takes_weight_decay(family):  # Rprop, a custom optimizer: nothing to search
+            return [0.0]
         decoupled = decouples_weight_decay(family)
         return list(settings.decoupled_weight_decays if decoupled else settings.weight_decays)
 

@@ -247,6 +247,11 @@ def test_a_loader_of_the_users_own_trains_at_its_batch_size_and_says_so():
     assert sc.tune(_net, train, val, epochs=2, batch_size=32, optimizer="sgd").batch_size == 32
     with pytest.raises(ValueError, match="batch_size 16: train_data is a loader"):
         Trainer(_net(), nn.functional.cross_entropy, train, batch_size=16)
+    # its batch size leaving the final run under 4 updates is refused before the range test
+    big = DataLoader(Items(_arrays(320)), batch_size=160)
+    with pytest.raises(ValueError, match=r"leaves the final run 2 optimizer updates .* use a "
+                       r"smaller batch in your loader or raise epochs"):  # fmt: skip
+        sc.tune(_net, big, val, epochs=1)
 
 
 class TokenNet(nn.Module):

@@ -73,6 +73,7 @@ from superconverge.tuning.stages import (
     family_bounds,
     lr_bounds_stage,
     momentum_stage,
+    own_batch_size,
     samples_per_epoch,
     weight_decay_stage,
 )
@@ -325,9 +326,13 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     if budget.allowance < room * one:
         room = max(1, budget.allowance // one)
         size = _short_run_size(setup, batch, per_epoch, epochs, room, decays_for(families[0]))
-    _warn_over_budget(
-        budget, batch, epochs, size, len(settings.lr_divisors), batch_size != "auto", resumed
-    )
+    if batch_size != "auto":
+        advice = "more epochs or a smaller batch"
+    elif own_batch_size(setup.train_data) is not None:
+        advice = "more epochs or a smaller batch in your loader"
+    else:
+        advice = "more epochs (or more data)"
+    _warn_over_budget(budget, batch, epochs, size, len(settings.lr_divisors), advice, resumed)
     # held back for a longer final run until the short runs show whether the model overfits:
     # the short runs are sized within the rest (at least `min_short_steps` each), and no LR
     # grid extension may use it
@@ -458,18 +463,20 @@ def _check_own_batch(batch_size: int | str, train: DataSource) -> None:
 
 
 def _check_final_steps(batch_size: int | str, epochs: int, train: DataSource) -> None:
-    """A fixed batch size that leaves the final run fewer updates than a 1cycle needs fails
-    here, not after the range test (the batch size chosen by tune keeps enough)."""
-    samples = train.num_samples
-    if not isinstance(batch_size, int) or samples is None:
+    """A fixed batch size (given, or a user's loader's own) that leaves the final run fewer
+    updates than a 1cycle needs fails here, not after the range test (a batch size tune
+    chooses keeps enough)."""
+    samples, own = train.num_samples, own_batch_size(train)
+    size = own or batch_size
+    if not isinstance(size, int) or samples is None:
         return
-    size = train.fixed_batch_size or batch_size
     steps = epochs * math.ceil(samples / size)
     if steps < MIN_FINAL_STEPS:
+        fix = "use a smaller batch in your loader" if own else "lower batch_size"
         raise ValueError(
             f"batch_size {size} with {plural(epochs, 'epoch')} leaves the final run {steps} optimizer "
             f"updates over {samples} training samples; a 1cycle needs at least "
-            f"{MIN_FINAL_STEPS}: lower batch_size or raise epochs"
+            f"{MIN_FINAL_STEPS}: {fix} or raise epochs"
         )
 
 
@@ -516,7 +523,7 @@ def _warn_over_budget(
     epochs: int,
     size: ShortRunSize,
     grid: int,
-    given: bool,
+    advice: str,
     resumed: bool,
 ) -> None:
     """Say before the search when its least useful form (one range test, one LR grid of
@@ -544,7 +551,7 @@ def _warn_over_budget(
         f"{floor:,}",
         plural(epochs, "epoch"),
         f"{budget.final_samples:,}",
-        "more epochs or a smaller batch" if given else "more epochs (or more data)",
+        advice,
     )
 
 

@@ -74,7 +74,10 @@ def own_batch_size(source: DataSource) -> int | None:
         return None
     if source.fixed_batch_size is not None:
         return source.fixed_batch_size
-    samples, batches = source.num_samples, len(source.data)
+    if getattr(source.data, "batch_sampler", None) is None:  # batch_size=None: items are batches
+        return None
+    samples = source.num_samples
+    batches = len(source.data) if samples else 0
     return -(-samples // batches) if samples and batches else None
 
 

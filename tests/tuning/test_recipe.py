@@ -138,6 +138,7 @@ def test_a_model_where_a_function_is_needed_is_named(digits):
 def test_one_momentum_is_kept_constant(digits):
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=1, momentum=0.9, optimizer="sgd")
     assert plan.momentum == (0.9, 0.9)
+    assert plan.evidence[3]["why"] == "constant 0.9 (given)"  # not "the paper's default" cycle
     assert {m for step in plan.history.step_momenta for m in step} == {0.9}
 
 

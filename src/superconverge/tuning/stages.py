@@ -461,6 +461,9 @@ def extension_stage(
     )
 
 
+DEFAULT_MOMENTUM = (0.95, 0.85)  # tune's default: the paper's cycle
+
+
 def momentum_stage(
     setup: RecipeSetup, short: ShortRun, compare: bool
 ) -> tuple[Momentum, dict[str, Any]]:
@@ -468,7 +471,13 @@ def momentum_stage(
     constant momenta."""
     start = time.perf_counter()
     chosen = short.momentum
-    why = "cyclical momentum (high while the LR is low), the paper's default"
+    high, low = (chosen, chosen) if isinstance(chosen, float) else chosen
+    if high == low:
+        why = f"constant {high:g} (given)"
+    elif (high, low) == DEFAULT_MOMENTUM:
+        why = "cyclical momentum (high while the LR is low), the paper's default"
+    else:
+        why = f"cyclical momentum {high:g} → {low:g} (given)"
     runs: dict[str, Any] = {}
     constants = setup.settings.constant_momenta
     if compare and not setup.budget.affords(len(constants) * short.samples):
@@ -479,7 +488,8 @@ def momentum_stage(
         results = setup.run_short_runs("momentum", short_runs)
         runs = {str(m): r for m, r in zip(options, results, strict=True)}
         chosen = choose_momentum({m: r["val_loss"] for m, r in zip(options, results, strict=True)})
-        why = f"lowest validation loss among cyclical {short.momentum} and constants {constants}"
+        kind = "constant" if high == low else "cyclical"
+        why = f"lowest validation loss among {kind} {short.momentum} and constants {constants}"
     seconds = time.perf_counter() - start
     samples = setup.budget.spent.get("momentum", 0)
     return chosen, evidence("momentum", chosen, why, seconds, samples, runs=runs)

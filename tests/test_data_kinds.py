@@ -282,7 +282,7 @@ def test_outputs_a_loss_cannot_take_are_named_with_the_fix_before_any_run(tmp_pa
     data = _arrays(96, regression=True)
     flat = (data.inputs, data.targets[:, 0])  # targets (N,) against one output per sample
     with pytest.raises(ValueError, match=r"give the targets the outputs' shape \(32, 1\) "
-                       r"\(e.g. targets\[:, None\]"):  # fmt: skip
+                       r"\(targets\[:, None\] in your data"):  # fmt: skip
         sc.tune(lambda: _net(1), flat, flat, epochs=1, loss_fn=nn.functional.mse_loss,
                 out_dir=tmp_path / "b")  # fmt: skip
     assert not (tmp_path / "b").exists()

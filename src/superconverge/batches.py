@@ -262,13 +262,18 @@ def _shape_hint(loss_fn: Callable[..., torch.Tensor], outputs: Any, targets: Any
             "wants them on dimension 1: loss_fn=lambda outputs, targets: "
             "F.cross_entropy(outputs.movedim(-1, 1), targets)"
         )
-    if outputs.numel() == targets.numel() and outputs.shape != targets.shape:
-        return (
-            f"; outputs and targets hold as many values in other shapes: give the targets the "
-            f"outputs' shape {shape_of(outputs)} (e.g. targets[:, None] for one output per "
-            "sample), or reshape in loss_fn"
-        )
-    return ""
+    if outputs.numel() != targets.numel() or outputs.shape == targets.shape:
+        return ""
+    if outputs.dim() == targets.dim() + 1 and outputs.shape[-1] == 1:
+        how = "targets[:, None] in your data, or outputs.squeeze(-1) in loss_fn"
+    elif targets.dim() == outputs.dim() + 1 and targets.shape[-1] == 1:
+        how = "targets.squeeze(-1) in your data, or outputs[..., None] in loss_fn"
+    else:  # the same sizes in another order (a transpose?): a reshape would scramble them
+        return ""
+    return (
+        f"; one output per sample against targets with{'out' if outputs.dim() > targets.dim() else ''}"
+        f" that unit dimension: give the targets the outputs' shape {shape_of(outputs)} ({how})"
+    )
 
 
 def _check_not_one_class(loss_fn: Callable[..., torch.Tensor], outputs: Any, name: str) -> None:

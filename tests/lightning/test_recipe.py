@@ -77,3 +77,11 @@ def test_a_training_step_without_batch_idx_is_tuned_and_a_skipping_one_is_named(
     assert plan.results["status"] == "completed" and plan.results["final_val_loss"] < 2.3
     with pytest.raises(ValueError, match=r"_SkipsBatches.training_step returned None"):
         tune_module(_SkipsBatches, train, val, epochs=1)
+
+
+def test_a_module_where_a_function_is_needed_is_named():
+    # a review's check: tune_module(MyModule(), ...) failed as "forward() missing 1 required
+    # positional argument"
+    train, val = _split()
+    with pytest.raises(TypeError, match=r"module_fn must be a function .* got a DigitsModule"):
+        tune_module(DigitsModule(), train, val, epochs=1)

@@ -189,18 +189,26 @@ class OneCycle(pl.Callback):
         final value, ~0), or a max_lr given now that the saved plan replaces."""
         assert self.plan is not None
         planned, total = self.plan.total_steps, trainer.estimated_stepping_batches
-        lrs = self.plan.values()[0] if planned else []
         if planned is not None and math.isfinite(total) and int(total) != planned:
+            if int(total) > planned:
+                what = (
+                    f"past step {planned} the LR stays at its final value "
+                    f"{self.plan.lr(planned - 1):.3g}; to train longer, start a new cycle on the "
+                    "checkpoint's weights (load them into the module, fit without ckpt_path)"
+                )
+            else:
+                what = (
+                    f"the run stops at step {int(total)}, mid-cycle at LR "
+                    f"{self.plan.lr(int(total) - 1):.3g}, before the cycle anneals"
+                )
             warn(
                 f"OneCycle: the checkpoint's cycle has {planned} steps, this Trainer runs "
                 f"{int(total)} (max_epochs or max_steps changed): a resumed run continues the "
-                f"saved cycle, so past step {planned} the LR stays at its final value "
-                f"{lrs[-1]:.3g}; to train longer, start a new cycle on the "
-                "checkpoint's weights (load them into the module, fit without ckpt_path), or "
-                "resume with the Trainer settings the cycle was made for",
+                f"saved cycle, so {what}; or resume with the Trainer settings the cycle was "
+                "made for",
                 key=("lightning resume steps", planned, int(total)),
             )
-        peak = max(lrs) if lrs else None
+        peak = self.plan.max_lr
         if self.max_lr is not None and peak is not None and not math.isclose(self.max_lr, peak):
             warn(
                 f"OneCycle: max_lr={self.max_lr:g} is not used: a resumed run continues the "

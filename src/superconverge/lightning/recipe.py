@@ -107,6 +107,12 @@ def tune_module(
     taken = sorted({"loss_fn", "batch_fn", "metrics"} & set(options))
     if taken:
         raise TypeError(f"tune_module sets {', '.join(taken)} itself (training_step is the loss)")
+    if isinstance(module_fn, nn.Module):  # as tune says it of model_fn: each run needs its own
+        name = type(module_fn).__name__
+        raise TypeError(
+            f"module_fn must be a function that returns a new LightningModule (each run of the "
+            f"recipe trains its own), got a {name} instance; pass its class or lambda: {name}(...)"
+        )
 
     def model_fn() -> StepLoss:
         return StepLoss(module_fn())

@@ -5,7 +5,7 @@ Built-ins (`BUILTINS`): ``accuracy`` and ``top5`` (class-index targets only), ``
 binary and multi-label classification). A built-in is reported only where it applies to the
 task, decided on the first batch: a regression gets no accuracy, a classifier no MSE.
 ``"auto"`` means every built-in that applies but ``top5``; with a binary cross-entropy loss
-(`BINARY_LOSSES`) it means ``binary_accuracy`` alone (an MSE of logits against 0/1 targets
+(`is_binary_loss`) it means ``binary_accuracy`` alone (an MSE of logits against 0/1 targets
 measures nothing a user reads).
 
 ``binary_accuracy`` needs to know logits from probabilities, and only the loss tells: the
@@ -343,7 +343,7 @@ def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list
         if metric.asked and not metric.is_reported(outputs, targets):
             instead = ""
             if metric.fn is accuracy and _binary(outputs, targets):
-                instead = " (0/1 targets of the outputs' shape: binary_accuracy reads them)"
+                instead = " (targets in [0, 1] of the outputs' shape: binary_accuracy reads them)"
             warn(
                 f"metrics: {metric.name!r} does not apply to these outputs and targets "
                 f"(outputs {shape_of(outputs)}{dtype_of(outputs)}, targets {shape_of(targets)}"

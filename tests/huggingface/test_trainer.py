@@ -120,12 +120,17 @@ def test_the_range_test_sweeps_the_optimizer_the_trainer_will_train_with(sst2, t
     )  # fmt: skip
     assert trainer.run_lr_find().settings["optimizer"] == "SGD"
     assert trainer.optimizer is None  # the sweep's is dropped: training builds its own
-    mine = torch.optim.RMSprop(tiny_bert(vocab_size).parameters(), lr=1e-3)
+    model = tiny_bert(vocab_size)
+    mine = torch.optim.RMSprop(model.parameters(), lr=1e-3)
     given = OneCycleTrainer(
-        model=tiny_bert(vocab_size), args=_arguments(tmp_path / "b"), train_dataset=train,
+        model=model, args=_arguments(tmp_path / "b"), train_dataset=train,
         optimizers=(mine, None), lr_find_settings=SWEEP,
     )  # fmt: skip
-    assert given.run_lr_find().settings["optimizer"] == "RMSprop" and given.optimizer is mine
+    before = _state(model)
+    result = given.run_lr_find()
+    assert result.settings["optimizer"] == "RMSprop" and given.optimizer is mine
+    assert len(result.lrs) > 1 and result.losses[0] != result.losses[-1]  # it trained the model
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # and restored it
 
 
 def test_resume_from_a_mid_cycle_checkpoint_is_exact(sst2, tmp_path):

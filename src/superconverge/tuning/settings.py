@@ -101,6 +101,10 @@ class RecipeSettings:
     wide_sweep_end_lr: float = 1000.0
     # steps of that second sweep: 125 keeps the first sweep's density of points over two more decades
     wide_sweep_steps: int = 125
+    # steps of a second sweep over the same LRs when the first one's loss never went down: a
+    # noisy regression (digits' labels, standardised, batch 16) learned nothing visible in 100
+    # steps before blowing up, and found its LR (0.0206; 0.03 by hand) in 300
+    long_sweep_steps: int = 300
 
     # --- weight decay ---
     # fraction: two weight decays whose validation losses differ by less than 2% are "close", and
@@ -154,6 +158,7 @@ class RecipeSettings:
             "min_auto_batch": self.min_auto_batch,
             "max_stream_batch": self.max_stream_batch,
             "wide_sweep_steps": self.wide_sweep_steps,
+            "long_sweep_steps": self.long_sweep_steps,
             "min_short_steps": self.min_short_steps,
         }
         for name, count in counts.items():

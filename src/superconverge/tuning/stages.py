@@ -187,6 +187,14 @@ def _bounds_range_test(
                 batch_size,
             )
             return range_test, f"first sweep to LR 10: {first_reason}; swept again to LR {end_lr:g}"
+        if range_test.max_lr is None and range_test.failure == "never_down":
+            # the loss may fall too slowly for the sweep's steps to show it (a noisy regression):
+            # the same LRs, more steps
+            first_reason, steps = range_test.reason, setup.settings.long_sweep_steps
+            range_test = setup.range_test(
+                "lr_bounds", f"{label}, long", lambda: sweep(num_steps=steps), batch_size
+            )
+            return range_test, f"first sweep: {first_reason}; swept again over {steps} steps"
         return range_test, ""
     finally:
         for trainer in made:

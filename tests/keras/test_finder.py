@@ -59,6 +59,23 @@ def test_validation_points_and_iterable_batches(digits):
     assert result.superconvergence is not None
 
 
+def test_a_generator_shorter_than_the_sweep_is_named_not_a_bare_stop_iteration(digits):
+    # a user's check: "cycled if shorter" held for lists, not for a one-pass generator
+    x, y = digits
+    model = make_model(keras.optimizers.SGD(0.01, momentum=0.9))
+    model.fit(x[:64], y[:64], verbose=0)  # built optimizer state that must survive
+    before = _everything(model)
+
+    def batches():
+        for i in range(10):
+            yield x[i * 64 : (i + 1) * 64], y[i * 64 : (i + 1) * 64]
+
+    with pytest.raises(ValueError, match=r"one-pass iterable \(a generator\) that gave 10 "
+                       r"batches.* num_steps <= 10"):  # fmt: skip
+        lr_find(model, batches(), num_steps=30)
+    assert_bitwise_equal(_everything(model), before)
+
+
 def test_exception_mid_sweep_still_restores_everything(digits):
     x, y = digits
     model = make_model(keras.optimizers.Adam(0.001))

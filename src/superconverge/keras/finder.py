@@ -62,7 +62,15 @@ class _Batches:
             if self.served == 0:
                 raise ValueError("x yielded no batches: it is empty") from None
             self.iterator = iter(self.x)
-            batch = next(self.iterator)
+            try:
+                batch = next(self.iterator)
+            except StopIteration:  # a one-pass generator: iter() gives it back, spent
+                raise ValueError(
+                    f"x is a one-pass iterable (a generator) that gave {self.served} batches, "
+                    "fewer than the sweep's steps, and cannot be read again: pass a "
+                    "keras.utils.PyDataset, a list of batches or arrays, or num_steps <= "
+                    f"{self.served}"
+                ) from None
         self.served += 1
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise TypeError(f"x must yield (inputs, targets) batches, got {type(batch).__name__}")

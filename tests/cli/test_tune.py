@@ -178,6 +178,11 @@ def test_an_interrupted_tune_in_out_is_offered_to_resume_not_only_to_force(tmp_p
     assert f"continue it with `superconverge tune --resume {out}`" in err and "--force" in err
     assert err.count("\n") == 1
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
+    # `report` on it says the same, not "plan.json, history.json missing"
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"FOLDER {out} holds a tune that did not finish" in err and "missing" not in err
+    assert f"superconverge tune --resume {out}" in err
     # a run started from Python is continued from Python (the CLI's --resume refuses it)
     python = tmp_path / "python"
     with (

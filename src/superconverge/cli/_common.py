@@ -453,7 +453,7 @@ def claim_out_dir(folder: Path, force: bool) -> None:
         )
     # the lock file, runs moved aside and dead writers' temporary files are not a run
     if not force and not is_empty_but_for_us(folder):
-        unfinished = _unfinished_tune(folder)
+        unfinished = unfinished_tune(folder)
         if unfinished is not None:  # --force would discard it once the new run finished
             raise UsageError(
                 f"--out {folder} holds a tune that did not finish ({unfinished}); pass --force "
@@ -466,7 +466,7 @@ def claim_out_dir(folder: Path, force: bool) -> None:
     _usable_folder(folder, "--out")
 
 
-def _unfinished_tune(folder: Path) -> str | None:
+def unfinished_tune(folder: Path) -> str | None:
     """What an interrupted or killed tune left in `folder` and how to continue it, or None: no
     journal, a finished one, or one that cannot be read."""
     from superconverge.tuning.journal import JOURNAL, Journal

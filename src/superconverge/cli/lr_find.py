@@ -134,7 +134,8 @@ def _check_sweep_flags(args: argparse.Namespace) -> None:
 
 
 def _printed_below(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("lr_find: ")
+    """The range test's one-line summary ("lr_find (SGD): ..."): the CLI prints it in full."""
+    return not record.getMessage().startswith(("lr_find: ", "lr_find ("))
 
 
 def _run(

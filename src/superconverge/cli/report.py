@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from superconverge.cli._common import UsageError, read_json
+from superconverge.cli._common import UsageError, read_json, unfinished_tune
 
 REQUIRED_FILES = ("plan.json", "history.json")  # a fit --plan folder has no range_tests.json
 RUN_FILES = (*REQUIRED_FILES, "range_tests.json")
@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
             f"FOLDER {folder} is not a folder; name a runs/NAME folder written by tune"
         )
     missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    unfinished = unfinished_tune(folder) if missing else None
+    if unfinished is not None:  # an interrupted tune: no report yet, and how to go on
+        raise UsageError(f"FOLDER {folder} holds a tune that did not finish ({unfinished})")
     if missing:
         raise UsageError(
             f"FOLDER {folder} is not a tune or fit run folder: {', '.join(missing)} missing"

@@ -17,6 +17,7 @@ from superconverge.cli._common import (
     add_data_flags,
     check_seed,
     claim_out_dir,
+    flag_message,
     model_from_flag,
     resolve_data,
     scores_line,
@@ -208,16 +209,21 @@ def run(args: argparse.Namespace) -> int:
     model_fn, model_name, options = model_factory(args, splits)
     out = _out_dir(args, splits.name, model_name)
     from superconverge._files import FolderLock
-    from superconverge.data.sources import check_num_workers
+    from superconverge.data.sources import as_source, check_num_workers
 
     # refusals that need the data, before the header line: a usage error prints one line. A
     # usable folder, refused untouched when it holds a run and neither --force nor --resume;
     # checked again under the lock, in case another run started in between
     claim_out_dir(out, force=args.force or args.resume is not None)
+    steps = (args.steps_per_epoch, args.val_steps, args.test_steps)
+    named = (("train_data", splits.train), ("val_data", splits.val), ("test_data", splits.test))
     try:
         check_num_workers(args.num_workers, (splits.train, splits.val, splits.test), "tune")
+        for (name, data), count in zip(named, steps, strict=True):
+            if data is not None and count is not None and count >= 1:  # for data of known size
+                as_source(data, name, steps_per_epoch=count, evaluation=name != "train_data")
     except ValueError as error:
-        raise UsageError(f"--{str(error).replace('_', '-', 1)}") from None
+        raise UsageError(flag_message(error, args.parser) or str(error)) from None
     if own_data:
         print(f"tune: {splits.name}, model {model_name}, {plural(args.epochs, 'epoch')}")
     else:

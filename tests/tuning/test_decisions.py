@@ -204,3 +204,11 @@ def test_the_rules_read_a_loss_below_zero_as_they_read_one_above_it():
     assert lr == 0.02 and "by 4.8% (> 2.0%)" in why
     assert choose_weight_decay({1e-4: -4.30, 1e-3: -4.33}, anchor=1e-4, margin=0.02)[0] == 1e-4
     assert choose_weight_decay({1e-4: -4.30, 1e-3: -4.50}, anchor=1e-4, margin=0.02)[0] == 1e-3
+
+
+def test_the_why_names_the_lower_lrs_that_were_tried_and_lost():
+    # a user's reading: "chosen 0.00955: the lowest candidate" although 0.00318 was listed
+    extension = extend_lr_grid({0.01: 0.5, 0.02: 0.6}, 0.01, "0.01: the lowest candidate", 1.0,
+                               lambda lr: 0.7)  # fmt: skip
+    assert extension.max_lr == 0.01 and extension.below == (0.01 / 3,)
+    assert extension.why == "0.01: the lowest candidate; lower, 0.00333 did no better"

@@ -270,6 +270,9 @@ def extend_lr_grid(
         if winner != higher:
             break
         chosen, why = higher, f"above the grid, {higher_why}"
+    lost = [lr for lr in below if lr != chosen and (chosen is None or lr < chosen)]
+    if lost:  # "the lowest candidate" read as if nothing lower was tried
+        why += f"; lower, {', '.join(f'{lr:.3g}' for lr in lost)} did no better"
     return LrExtension(chosen, why, tuple(below), tuple(above))
 
 

@@ -48,8 +48,13 @@ def test_sgd_built_without_momentum_is_refused_with_the_fix(digits):
     x, y = digits
     model = make_model(keras.optimizers.SGD(0.01))  # momentum=0: Keras keeps no velocity
     model.fit(x[:32], y[:32], verbose=0)
-    with pytest.raises(ValueError, match=r"built with momentum=0.*SGD\(momentum=0.9\)"):
+    with pytest.raises(ValueError, match=r"built with momentum=0.*SGD\(momentum=0.9, ...\)"):
         model.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(OneCycle(10, 0.1))])
+    # the fix names the optimizer used (it told an RMSprop user to compile with SGD)
+    rmsprop = make_model(keras.optimizers.RMSprop(0.01))
+    rmsprop.fit(x[:32], y[:32], verbose=0)
+    with pytest.raises(ValueError, match=r"compile with RMSprop\(momentum=0.9, ...\)"):
+        rmsprop.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(OneCycle(10, 0.1))])
 
 
 def test_optimizer_without_momentum_is_refused(digits):

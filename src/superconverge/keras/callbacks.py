@@ -77,9 +77,10 @@ class CyclicMomentum(keras.callbacks.Callback):
             and optimizer.built
             and float(getattr(optimizer, "momentum", 0.0)) == 0.0
         ):
+            name = type(optimizer).__name__
             raise ValueError(
-                f"{type(optimizer).__name__} was built with momentum=0, so it has no velocity to "
-                "cycle; compile with e.g. SGD(momentum=0.9)"
+                f"{name} was built with momentum=0, so it has no velocity to cycle; compile "
+                f"with {name}(momentum=0.9, ...)"
             )
         self._first = len(self.lrs)
         self._set(self._step())

@@ -115,6 +115,9 @@ def test_learns_digits(digits):
         ({"momentum_bounds": (0.8, 0.95)}, r"momentum_bounds must be \(high, low\)"),
         ({"mode": "cosine"}, "mode must be one of 'triangular', 'triangular2', 'exp_range'"),
         ({"gamma": 0.0}, r"gamma must be in \(0, 1\]"),
+        # a user's check: learning_rate=0.5 was dropped without a word (the LR stayed 0.0005)
+        ({"learning_rate": 0.5}, r"learning_rate: CyclicSGD cycles it .* got learning_rate=0.5"),
+        ({"momentum": 0.9}, "momentum: CyclicSGD cycles it"),
     ],
 )
 def test_bad_input_gets_one_clear_message(kwargs, message):

@@ -71,8 +71,12 @@ class CyclicSGD(keras.optimizers.SGD):
         check_choice("mode", mode, CYCLIC_MODES)
         if not 0.0 < check_number("gamma", gamma) <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-        for derived in ("learning_rate", "momentum"):  # written by get_config of keras's SGD
-            kwargs.pop(derived, None)
+        for derived in ("learning_rate", "momentum"):  # the cycle sets them: a value is not used
+            if derived in kwargs:
+                raise ValueError(
+                    f"{derived}: CyclicSGD cycles it between its bounds (bounds for the LR, "
+                    f"momentum_bounds for momentum), got {derived}={kwargs[derived]!r}; leave it out"
+                )
         schedule = Cyclic(low, high, steps, mode=mode, gamma=float(gamma), momentum=moms)
         super().__init__(
             learning_rate=schedule,
@@ -138,4 +142,6 @@ class CyclicSGD(keras.optimizers.SGD):
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> CyclicSGD:
-        return cls(**config)
+        # keras's SGD config may carry the derived values: the cycle sets them again
+        settings = {k: v for k, v in config.items() if k not in ("learning_rate", "momentum")}
+        return cls(**settings)

@@ -126,9 +126,9 @@ def tune(
     number kept constant. ``model_fn``: builds a new model (each run trains its own).
     ``weight_decays``: candidates, the first the anchor (default per optimizer: `settings`).
     ``budget``: the search's training samples in runs of `epochs` (1.0: the recipe costs at most
-    twice one; the final run may take
-    the weight-decay runs' share as whole extra epochs when the short run shows no overfitting:
-    ``settings=RecipeSettings(extend_final_run=False)`` keeps it at `epochs`). ``out_dir``,
+    twice one; the final run may take the weight-decay runs' share as whole extra epochs when
+    the short run shows no overfitting: ``settings=RecipeSettings(extend_final_run=False)``
+    keeps it at `epochs`). ``out_dir``,
     ``resume``, ``overwrite``: the run folder and its journal. ``workers``: processes for the
     short runs. ``val_steps``/``test_steps``: batches per evaluation of a `val_data`/`test_data`
     stream (a finite one is read to its end without them; an endless one needs them).

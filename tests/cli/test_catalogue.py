@@ -121,6 +121,23 @@ DEEP = "[" * 100_000 + "]" * 100_000
 # (arguments, exit status, text the one line must hold: it names the flag, setup)
 CASES = {
     # --- schedule -------------------------------------------------------------------------
+    # flags that would change nothing are refused (a user's check: each was accepted, exit 0)
+    "schedule-base-lr-for-one-cycle": (
+        f"{SCHEDULE} --base-lr 0.01", 2, "--base-lr applies to the cyclic policy, not one-cycle",
+        None,
+    ),
+    "schedule-warmup-for-smith": (
+        "schedule smith --total-steps 100 --max-lr 0.1 --warmup-fraction 0.5 --out {tmp}/s.png",
+        2, "--warmup-fraction applies to the one-cycle, fastai policies, not smith", None,
+    ),
+    "schedule-momentum-and-no-momentum": (
+        f"{SCHEDULE} --no-momentum --momentum 0.9 0.8", 2,
+        "--momentum has no effect with --no-momentum", None,
+    ),
+    "schedule-boundary-past-the-end": (
+        "schedule piecewise --total-steps 100 --values 0.1 0.01 --boundaries 150 --out {tmp}/s.png",
+        2, "--boundaries 150 at or past --total-steps 100", None,
+    ),
     "schedule-negative-max-lr": (f"{SCHEDULE} --max-lr -1", 2, "--max-lr must be > 0", None),
     "schedule-zero-max-lr": (f"{SCHEDULE} --max-lr 0", 2, "--max-lr must be > 0", None),
     "schedule-nan-max-lr": (f"{SCHEDULE} --max-lr nan", 2, "--max-lr must be a finite", None),

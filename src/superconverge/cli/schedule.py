@@ -66,10 +66,54 @@ def _require(args: argparse.Namespace, *names: str) -> None:
             raise UsageError(f"{flag} is required for the {args.policy} policy")
 
 
+# the policies each flag changes (a flag given to another policy would change nothing)
+ONE_CYCLES = ("one-cycle", "smith", "fastai")
+APPLIES = {
+    "max_lr": (*ONE_CYCLES, "cyclic"),
+    "min_lr": ONE_CYCLES,
+    "final_lr": ONE_CYCLES,
+    "warmup_fraction": ("one-cycle", "fastai"),
+    "shape": ("one-cycle",),
+    "three_phase": ("one-cycle",),
+    "annihilation_fraction": ("smith",),
+    "momentum": (*ONE_CYCLES, "cyclic"),
+    "no_momentum": (*ONE_CYCLES, "cyclic"),
+    "base_lr": ("cyclic",),
+    "step_size": ("cyclic",),
+    "mode": ("cyclic",),
+    "gamma": ("cyclic",),
+    "values": ("piecewise",),
+    "boundaries": ("piecewise",),
+}
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """Flags that would change nothing are refused, not ignored: a flag of another policy,
+    --momentum with --no-momentum, a piecewise boundary at or past the last step."""
+    parser = args.parser
+    given = [name for name in APPLIES if getattr(args, name) != parser.get_default(name)]
+    for name in given:
+        if args.policy not in APPLIES[name]:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"{flag} applies to the {', '.join(APPLIES[name])} "
+                f"polic{'ies' if len(APPLIES[name]) > 1 else 'y'}, not {args.policy}: leave it out"
+            )
+    if args.no_momentum and "momentum" in given:
+        raise UsageError("--momentum has no effect with --no-momentum: give one of them")
+    late = [b for b in args.boundaries if b >= args.total_steps]
+    if args.policy == "piecewise" and late:
+        raise UsageError(
+            f"--boundaries {' '.join(map(str, late))} at or past --total-steps "
+            f"{args.total_steps}: those pieces would never be reached"
+        )
+
+
 def build_plan(args: argparse.Namespace) -> Any:
     """The `Plan` the ``schedule`` flags describe."""
     from superconverge import schedules
 
+    _check_flags(args)
     momentum = None if args.no_momentum else tuple(args.momentum)
     optional = {"min_lr": args.min_lr, "final_lr": args.final_lr}
     optional = {key: value for key, value in optional.items() if value is not None}

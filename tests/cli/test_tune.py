@@ -259,3 +259,16 @@ def test_threads_given_before_the_subcommand_are_recorded_for_resume(tmp_path):
     finally:
         torch.set_num_threads(before)
     assert Journal.load(out).command[-2:] == ["--threads", "1"]
+
+
+def test_resuming_a_finished_run_leaves_it_as_it_is(tmp_path, capsys):
+    # a user's check: --resume of a finished run warned, then rewrote plan.json, history.json,
+    # journal.json and the report (with other timings)
+    out = tmp_path / "run"
+    assert main(["tune", "--epochs", "1", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["tune", "--resume", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"tune: {out} holds a finished run: nothing to resume" in said
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before

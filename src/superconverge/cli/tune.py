@@ -171,7 +171,14 @@ def run(args: argparse.Namespace) -> int:
     if args.join is not None:
         return _join(args)
     if args.resume is not None:
-        args = _resumed(args)
+        args = _resumed(args)  # refuses other flags first
+        if _finished(args.resume):  # nothing to continue: its files are left as they are
+            print(
+                f"tune: {args.resume} holds a finished run: nothing to resume (its results: "
+                f"{Path(args.resume) / 'plan.json'}; superconverge report {args.resume} writes "
+                "its report again)"
+            )
+            return 0
     if launched_ranks() > 1:  # torchrun: rank 0 searches while the others wait (or take trials)
         start_process_group(timeout_s=RANK_TIMEOUT_S)
         if world()[0] > 0:
@@ -439,6 +446,20 @@ def _tune(
         study=study,
         join=args.join is not None,
     )
+
+
+def _finished(folder: Path) -> bool:
+    """Whether `folder` holds a tune run that finished with every file written: its journal
+    says so, and plan.json, history.json and report.html (written last) are there; a run killed
+    while writing them resumes to write them."""
+    from superconverge.tuning.journal import Journal
+
+    try:
+        finished = Journal.load(folder).finished
+    except (OSError, ValueError):
+        return False
+    written = ("plan.json", "history.json", "report.html")
+    return finished and all((Path(folder) / name).is_file() for name in written)
 
 
 def _resumed(args: argparse.Namespace) -> argparse.Namespace:

@@ -242,17 +242,18 @@ def check_first_batch(
     return outputs
 
 
+def _is_cross_entropy(loss_fn: Callable[..., torch.Tensor]) -> bool:
+    return loss_fn is nn.functional.cross_entropy or isinstance(loss_fn, nn.CrossEntropyLoss)
+
+
 def _shape_hint(loss_fn: Callable[..., torch.Tensor], outputs: Any, targets: Any) -> str:
     """The usual fix for outputs and targets that a loss cannot pair, where it is recognisable
     (classes on the last dimension, as Hugging Face models give them; one output per sample
     against targets without that dimension); "" otherwise."""
     if not (isinstance(outputs, torch.Tensor) and isinstance(targets, torch.Tensor)):
         return ""
-    cross_entropy = loss_fn is nn.functional.cross_entropy or isinstance(
-        loss_fn, nn.CrossEntropyLoss
-    )
     if (
-        cross_entropy
+        _is_cross_entropy(loss_fn)
         and outputs.dim() >= 3
         and outputs.shape[:-1] == targets.shape
         and not targets.dtype.is_floating_point
@@ -280,9 +281,7 @@ def _check_not_one_class(loss_fn: Callable[..., torch.Tensor], outputs: Any, nam
     """Cross-entropy over one output is a softmax over one class: 1, so the loss is 0 for every
     sample and its gradient 0; training "runs" and learns nothing (a regression model given
     the default loss)."""
-    cross_entropy = loss_fn is nn.functional.cross_entropy or isinstance(
-        loss_fn, nn.CrossEntropyLoss
-    )
+    cross_entropy = _is_cross_entropy(loss_fn)
     one_class = isinstance(outputs, torch.Tensor) and outputs.dim() >= 2 and outputs.shape[1] == 1
     if cross_entropy and one_class:
         raise ValueError(

@@ -20,7 +20,7 @@ from torch import nn
 from superconverge.batches import ModelCannotRunHere
 from superconverge.lightning.callback import _loss_of, _NoLogging, training_step
 from superconverge.tuning.plan import TunePlan
-from superconverge.tuning.recipe import tune
+from superconverge.tuning.recipe import check_model_fn, tune
 
 
 class StepLoss(nn.Module):
@@ -107,12 +107,7 @@ def tune_module(
     taken = sorted({"loss_fn", "batch_fn", "metrics"} & set(options))
     if taken:
         raise TypeError(f"tune_module sets {', '.join(taken)} itself (training_step is the loss)")
-    if isinstance(module_fn, nn.Module):  # as tune says it of model_fn: each run needs its own
-        name = type(module_fn).__name__
-        raise TypeError(
-            f"module_fn must be a function that returns a new LightningModule (each run of the "
-            f"recipe trains its own), got a {name} instance; pass its class or lambda: {name}(...)"
-        )
+    check_model_fn(module_fn, "module_fn", "LightningModule")  # each run needs its own
 
     def model_fn() -> StepLoss:
         return StepLoss(module_fn())

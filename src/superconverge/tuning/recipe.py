@@ -148,7 +148,7 @@ def tune(
     families = _check_arguments(
         optimizer, metrics, precision, epochs, budget, weight_decays, workers, batch_size, settings
     )
-    _check_model_fn(model_fn)
+    check_model_fn(model_fn)
     momentum = _momentum_pair(momentum)
     if study is not None and workers > 1:
         raise ValueError(
@@ -607,18 +607,20 @@ def _families(
     return bounds, failed
 
 
-def _check_model_fn(model_fn: Any) -> None:
+def check_model_fn(model_fn: Any, name: str = "model_fn", made: str = "model") -> None:
     """A model where a function that builds one is needed: every run of the recipe starts from
     a new model (a module is callable, and failed later as "forward() missing 1 required
-    positional argument")."""
+    positional argument"). `name` and `made`: the argument and what it builds, as the caller
+    (`tune`, `tune_module`) calls them."""
     if isinstance(model_fn, nn.Module):
+        kind = type(model_fn).__name__
         raise TypeError(
-            f"model_fn must be a function that returns a new model (each run of the recipe "
-            f"trains its own), got a {type(model_fn).__name__} instance; pass its class, a "
-            f"function, or lambda: {type(model_fn).__name__}(...)"
+            f"{name} must be a function that returns a new {made} (each run of the recipe "
+            f"trains its own), got a {kind} instance; pass its class, a function, or "
+            f"lambda: {kind}(...)"
         )
     if not callable(model_fn):
-        raise TypeError(f"model_fn must be a function that returns a model, got {model_fn!r}")
+        raise TypeError(f"{name} must be a function that returns a {made}, got {model_fn!r}")
 
 
 def _momentum_pair(momentum: Any) -> tuple[float, float]:

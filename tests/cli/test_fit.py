@@ -150,3 +150,28 @@ def test_a_saved_steps_per_epoch_does_not_stop_a_refit_on_data_of_known_size(tmp
     plan = _digits_plan(tmp_path, data_options={"steps_per_epoch": 10})
     assert main(["fit", "--plan", str(plan), "--out", str(tmp_path / "o")]) == 0
     assert "completed: 1 epoch" in capsys.readouterr().out
+
+
+def test_a_plan_that_diverges_on_this_data_exits_1_and_says_what_its_folder_holds(
+    tmp_path, capsys
+):
+    # a user's check: a plan whose max_lr is far too high for the data it is re-run on printed
+    # "diverged: 0 epochs" and "wrote ..." and exited 0, with no weights in the folder
+    plan = _digits_plan(tmp_path, max_lr=500.0, min_lr=50.0)
+    out = tmp_path / "hot"
+    assert main(["fit", "--plan", str(plan), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "diverged: 0 epochs; verdict diverged" in captured.out
+    # the guard of tune's final run answered it first: two halvings, then the stop
+    assert captured.err.count("restored the weights of the epoch's start") == 2
+    last = captured.err.strip().splitlines()[-1]
+    assert last == (
+        f"superconverge fit: error: the run diverged in epoch 1 at max_lr 500, also after "
+        f"halving its LR; {out} holds its plan.json and history.json, and no trained weights "
+        "were saved; run superconverge tune on this data for a max_lr that suits it"
+    )
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "history.json",
+        "plan.json",
+    ]
+    assert json.loads((out / "plan.json").read_text())["results"]["status"] == "diverged"

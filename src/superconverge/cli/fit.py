@@ -19,6 +19,7 @@ from superconverge._display import plural
 from superconverge._files import write_text_atomically
 from superconverge.cli._common import (
     MAX_SEED,
+    RunFailure,
     UsageError,
     claim_out_dir,
     data_names,
@@ -242,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
     claim_out_dir(out, args.force)
     from superconverge.data import default_augment
     from superconverge.data.sources import known_size
+    from superconverge.tuning.settings import RecipeSettings
 
     try:
         history = plan.run(
@@ -252,6 +254,9 @@ def run(args: argparse.Namespace) -> int:
             out_dir=out,
             augment=None if own_data else default_augment(splits.name),
             overwrite=True,
+            # the guard of tune's final run: a divergence restores the epoch's start and goes
+            # on at half the LR, so the same plan on the same data trains what tune trained
+            backoff=RecipeSettings().backoff_retries,
             **_task_of(args, plan, known_size(splits.train)),
         )
     except (ValueError, TypeError) as error:
@@ -284,6 +289,17 @@ def run(args: argparse.Namespace) -> int:
     count = plural(epochs, "epoch")
     print(f"{history.status}: {count}; verdict {plan.results['verdict']['kind']}{scores}")
     print(f"wrote {out}")
+    if history.status == "diverged":  # the record is written; say what it holds
+        kept = (
+            f"checkpoint.pt holds the weights of epoch {epochs}, the last good one"
+            if epochs
+            else "no trained weights were saved"
+        )
+        raise RunFailure(
+            f"the run diverged in epoch {epochs + 1} at max_lr {plan.max_lr:.3g}, also after "
+            f"halving its LR; {out} holds its plan.json and history.json, and {kept}; run "
+            "superconverge tune on this data for a max_lr that suits it"
+        )
     return 0
 
 

@@ -467,7 +467,7 @@ CASES = {
     "fit-plan-missing-key": (
         FIT,
         2,
-        "plan.json is not a tune plan: max_lr missing",
+        "plan.json: not a tune plan: max_lr missing",
         lambda tmp_path: _plan(tmp_path, max_lr="<drop>"),
     ),
     "fit-plan-epochs-a-string": (
@@ -667,6 +667,24 @@ CASES = {
         2,
         "range_tests.json is nested too deeply",
         _run_folder(range_tests_json=DEEP),
+    ),
+    "report-plan-missing-key": (
+        "report {tmp}/run",
+        2,
+        "holds a run that cannot be read (plan.json: not a tune plan: max_lr missing)",
+        _run_folder(plan_json=json.dumps({k: v for k, v in GOOD_PLAN.items() if k != "max_lr"})),
+    ),
+    "report-plan-epochs-a-string": (
+        "report {tmp}/run",
+        2,
+        "(plan.json: field epochs must be int, got '3')",
+        _run_folder(plan_json=json.dumps({**GOOD_PLAN, "epochs": "3"})),
+    ),
+    "report-history-a-list": (
+        "report {tmp}/run",
+        2,
+        "(history.json: a history is a JSON object, got list)",
+        _run_folder(history_json="[1, 2]"),
     ),
     "report-plan-unknown-key": (
         "report {tmp}/run",

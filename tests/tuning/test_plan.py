@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 
@@ -101,3 +102,42 @@ def test_run_trains_with_the_loss_the_plan_was_tuned_with():
                    momentum=(0.95, 0.85), loss="custom", optimizer="sgd")  # fmt: skip
     with pytest.raises(ValueError, match="tuned with your own loss function"):
         own.run(lambda: torch.nn.Linear(10, 1), train, val)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"max_lr": None}, "field max_lr must be float, got None"),
+        ({"epochs": "3"}, "field epochs must be int, got '3'"),
+        ({"epochs": True}, "field epochs must be int, got True"),
+        ({"momentum": [0.9, 0.8, 0.7]}, "field momentum must be"),
+        ({"evidence": "trust me"}, "field evidence must be list"),
+        ({"epoch": 3}, "unknown plan settings: ['epoch']"),
+    ],
+)
+def test_a_plan_of_the_wrong_shape_is_named_field_by_field(change, message):
+    # a user's check: TunePlan.from_json of a plan missing max_lr raised "TunePlan.__init__()
+    # missing 1 required positional argument", and a string epochs loaded (and failed later)
+    data = {**_plan().to_dict(), **change}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TunePlan.from_json(json.dumps(data))
+
+
+def test_a_plan_missing_a_field_or_not_an_object_says_so():
+    data = _plan().to_dict()
+    del data["max_lr"], data["min_lr"]
+    with pytest.raises(ValueError, match="not a tune plan: max_lr, min_lr missing"):
+        TunePlan.from_dict(data)
+    with pytest.raises(ValueError, match="a tune plan is a JSON object, got list"):
+        TunePlan.from_json("[1, 2]")
+
+
+def test_a_run_folder_with_a_broken_file_names_the_file(tmp_path):
+    save_run(tmp_path, _plan(), History(status="completed"), {"lr_find": _range_test()})
+    load_run(tmp_path)  # as written
+    (tmp_path / "range_tests.json").write_text("[1]")
+    with pytest.raises(ValueError, match=r"^range_tests.json: AttributeError: "):
+        load_run(tmp_path)
+    (tmp_path / "history.json").write_text('"done"')
+    with pytest.raises(ValueError, match=r"^history.json: a history is a JSON object, got str"):
+        load_run(tmp_path)

@@ -56,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
             read_json(folder / name, "FOLDER")
     try:
         plan, history, range_tests = load_run(folder)
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
+    except ValueError as error:  # names the file and what is wrong in it
         raise UsageError(
-            f"FOLDER {folder} holds a run that cannot be read ({type(error).__name__}: {error}); "
-            "re-run tune or restore its files"
+            f"FOLDER {folder} holds a run that cannot be read ({error}); re-run tune or restore "
+            "its files"
         ) from None
     title = f"{plan.data}, {plan.model}" if plan.data else ""
     interactive = False if args.static else None  # None: interactive where plotly is installed

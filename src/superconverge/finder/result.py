@@ -92,6 +92,8 @@ class RangeTestResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RangeTestResult:
+        if not isinstance(data, dict):
+            raise ValueError(f"a range test is a JSON object, got {type(data).__name__}")
         reject_unknown_keys(data, cls.__dataclass_fields__, "range-test result fields")
         values = {key: decode_nonfinite(value) for key, value in data.items()}
         for key in (

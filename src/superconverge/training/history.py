@@ -121,6 +121,8 @@ class History:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
+        if not isinstance(data, dict):
+            raise ValueError(f"a history is a JSON object, got {type(data).__name__}")
         known = {
             "status",
             "message",

@@ -8,9 +8,13 @@ reads them back.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import time
-from collections.abc import Callable
+import types
+import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -98,8 +102,13 @@ class TunePlan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TunePlan:
+        """The plan in `data` (as `to_dict` writes it), each field's type checked: a
+        ValueError names a missing field, an unknown one, or one of another type."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a tune plan is a JSON object, got {type(data).__name__}")
         saved = [f.name for f in fields(cls) if f.name not in _NOT_SAVED]
         reject_unknown_keys(data, saved, "plan settings")
+        _check_fields(data)
         values = decode_nonfinite(data)
         if isinstance(values.get("momentum"), list):
             values["momentum"] = tuple(values["momentum"])
@@ -238,6 +247,56 @@ class TunePlan:
         )
 
 
+def _check_fields(data: dict[str, Any]) -> None:
+    """Every field a plan needs is there, and each field's value fits its annotation."""
+    required = [
+        f.name
+        for f in fields(TunePlan)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValueError(f"not a tune plan: {', '.join(missing)} missing")
+    try:
+        hints = typing.get_type_hints(TunePlan)
+    except NameError:  # an annotation only importable for type checkers: the fields check it
+        hints = {}
+    for f in fields(TunePlan):
+        hint = hints.get(f.name, Any)
+        if f.name in data and not _field_matches(data[f.name], hint):
+            raise ValueError(f"field {f.name} must be {_type_text(hint)}, got {data[f.name]!r}")
+
+
+def _field_matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a dataclass field's annotation (the subset plans use); a
+    non-finite number is saved as a string (`encode_nonfinite`)."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_field_matches(value, option) for option in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is tuple:
+        options = typing.get_args(hint)
+        return isinstance(value, (list, tuple)) and len(value) == len(options)
+    if origin in (list, dict):
+        return isinstance(value, origin)
+    if hint in (str, bool, list, dict):
+        return isinstance(value, hint)
+    return True  # a type JSON cannot hold (a History, say): its own from_dict checks it
+
+
+def _type_text(hint: Any) -> str:
+    """``int``, ``str | null``, ``tuple[float, float] | float | null``: the JSON reader's view."""
+    text = hint.__name__ if isinstance(hint, type) else str(hint)
+    return text.replace("typing.", "").replace("NoneType", "null")
+
+
 def save_run(
     folder: str | Path,
     plan: TunePlan,
@@ -269,10 +328,24 @@ def load_run(folder: str | Path) -> tuple[TunePlan, History, dict[str, RangeTest
         raise FileNotFoundError(
             f"{folder} is not a tune or fit run folder: {', '.join(missing)} missing"
         )
-    plan = TunePlan.from_json((folder / "plan.json").read_text())
-    history = History.from_json((folder / "history.json").read_text())
+    with _naming_the_file("plan.json"):
+        plan = TunePlan.from_json((folder / "plan.json").read_text())
+    with _naming_the_file("history.json"):
+        history = History.from_json((folder / "history.json").read_text())
     tests = folder / "range_tests.json"
-    raw = json.loads(tests.read_text()) if tests.is_file() else {}
-    plan.history = history
-    plan.range_tests = {label: RangeTestResult.from_dict(data) for label, data in raw.items()}
+    with _naming_the_file("range_tests.json"):
+        raw = json.loads(tests.read_text()) if tests.is_file() else {}
+        ranges = {label: RangeTestResult.from_dict(data) for label, data in raw.items()}
+    plan.history, plan.range_tests = history, ranges
     return plan, history, plan.range_tests
+
+
+@contextlib.contextmanager
+def _naming_the_file(name: str) -> Iterator[None]:
+    """A file of a run that does not read as its kind: a ValueError that names the file (and
+    the error's kind, where it is not a ValueError)."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        kind = "" if isinstance(error, ValueError) else f"{type(error).__name__}: "
+        raise ValueError(f"{name}: {kind}{error}") from error

@@ -163,14 +163,20 @@ def test_a_full_disk_is_named_the_cli_exits_1_and_resume_finishes(tmp_path, refe
     assert_like_reference(out, reference, "after a full disk")
 
 
-def test_force_over_a_finished_run_then_a_kill_never_mixes_the_two(tmp_path, reference):
+@pytest.mark.parametrize("sent", ["KILL", pytest.param("INT", marks=pytest.mark.slow)])
+def test_force_over_a_finished_run_then_a_kill_never_mixes_the_two(tmp_path, reference, sent):
     out = tmp_path / "run"
     cli_tune(out)
     old_plan = (out / "plan.json").read_text()
     first, _ = reference["steps"]["final_run"]
-    replaced = cli_tune(out, "--force", cues=("--kill-step", str(first + 3)), expect=KILLED)
+    cues = ("--signal", sent, "--kill-step", str(first + 3))
+    replaced = cli_tune(out, "--force", cues=cues, expect=KILLED if sent == "KILL" else INTERRUPTED)
     aside = [p for p in out.iterdir() if p.name.startswith("previous-")]
     assert len(aside) == 1 and f"moved the previous run to {aside[0]}" in replaced.output
+    if sent == "INT":  # the interrupt's line says where the replaced run waits
+        assert f"the run it replaces is in {aside[0]}/ until this one finishes; continue " in (
+            replaced.output
+        )
     assert (aside[0] / "plan.json").read_text() == old_plan  # the old run, whole
     assert {p.name for p in aside[0].iterdir()} >= {"checkpoint.pt", "best.pt", "report.html"}
     assert not (out / "plan.json").exists() and not (out / "report.html").exists()

@@ -53,6 +53,8 @@ def test_overwrite_moves_the_earlier_run_aside_until_the_new_one_finishes(tmp_pa
     assert "interrupted: the stages decided (batch_size) kept in" in note
     assert "checkpoint" not in note and "resume=True" in note  # the final run has none yet
     assert f"superconverge tune --resume {tmp_path}" in note
+    # and where the run it replaces waits (a user's check: the note did not say)
+    assert f"; the run it replaces is in {aside}/ until this one finishes; " in note
     with recipe_folder(tmp_path, {}, resume=True) as journal:
         assert journal.get("batch_size") == 32
     assert not aside.exists()  # deleted once the run that replaced it finished

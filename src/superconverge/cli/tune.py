@@ -371,14 +371,16 @@ def _tune_and_report(
         plan = _tune(args, splits, model_fn, batch_size, out, _study(args, args.study))
     except KeyboardInterrupt:  # one line: what was kept and how to go on
         from superconverge.tuning.journal import Journal
-        from superconverge.tuning.resumable import kept_on_interrupt
+        from superconverge.tuning.resumable import kept_on_interrupt, replaced_run_note
 
         try:
-            kept = kept_on_interrupt(Journal.load(out))
+            journal = Journal.load(out)
+            kept, replaced = kept_on_interrupt(journal), replaced_run_note(journal)
         except (FileNotFoundError, ValueError):
-            kept = "nothing measured yet"
+            kept, replaced = "nothing measured yet", ""
         raise KeyboardInterrupt(
-            f"interrupted: {kept} kept in {out}; continue with: superconverge tune --resume {out}"
+            f"interrupted: {kept} kept in {out}{replaced}; continue with: superconverge tune "
+            f"--resume {out}"
         ) from None
     except ValueError as error:
         if str(error).startswith("total_steps"):  # the final run's updates: epochs x batches

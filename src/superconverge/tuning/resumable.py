@@ -133,10 +133,23 @@ def kept_on_interrupt(journal: Journal) -> str:
     return ", ".join(kept[:-1]) + (" and " if len(kept) > 1 else "") + kept[-1]
 
 
+def replaced_run_note(journal: Journal) -> str:
+    """Where the run this one replaces (``overwrite``/``--force``) waits, or "" when none.
+
+    Example:
+        >>> replaced_run_note(Journal(None, {}, replaces="previous-20261202T101500Z"))
+        '; the run it replaces is in previous-20261202T101500Z/ until this one finishes'
+    """
+    if not journal.replaces:
+        return ""
+    where = Path(journal.folder) / journal.replaces if journal.folder else Path(journal.replaces)
+    return f"; the run it replaces is in {where}/ until this one finishes"
+
+
 def interrupted_note(journal: Journal) -> str:
     return (
-        f"tune was interrupted: {kept_on_interrupt(journal)} kept in {journal.folder}; "
-        f"{resume_hint(journal.folder or '.')}"
+        f"tune was interrupted: {kept_on_interrupt(journal)} kept in {journal.folder}"
+        f"{replaced_run_note(journal)}; {resume_hint(journal.folder or '.')}"
     )
 
 

@@ -182,6 +182,7 @@ def test_force_over_a_finished_run_then_a_kill_never_mixes_the_two(tmp_path, ref
     assert not (out / "plan.json").exists() and not (out / "report.html").exists()
     resumed = cli_resume(out)
     assert not aside[0].exists() and f"deleted the previous run {aside[0]}" in resumed.output
+    assert " s of them before the resume); report: " in resumed.output  # the whole run's time
     assert_like_reference(out, reference, "after --force then a kill")
 
 

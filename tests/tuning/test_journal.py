@@ -80,3 +80,37 @@ def test_finish_and_command_survive_a_reload(tmp_path):
     assert again.finished and again.command == ["tune", "--epochs", "2"]
     assert again.replaces == "previous-x"
     assert "finished" in again.summary()
+
+
+def test_the_seconds_of_earlier_processes_are_kept_and_charged_to_the_unfinished_stage(tmp_path):
+    # a user's check: after --resume the stage that was interrupted counted only the resumed
+    # part of its time, and the total only this process's
+    first = Journal(tmp_path, {"epochs": 2}, elapsed_s=0.0)
+    first.record("batch_size", {"decision": 16, "seconds": 0.5})
+    first.record("short_run/a", {"val_loss": 1.0})
+    first.elapsed_before = 40.0  # as if the first process had run 40 s (no sleeping here)
+    first.save()
+    saved = json.loads((tmp_path / JOURNAL).read_text())
+    assert saved["elapsed_s"] >= 40.0 and 0.0 <= saved["stage_at_s"]["batch_size"] < 40.0
+    at = saved["stage_at_s"]["batch_size"]
+    # the resume: the same numbers back, and the stage the first process left unfinished is
+    # charged what that process spent after its last stage record
+    resumed = Journal.resume(tmp_path, {"epochs": 2})
+    assert resumed.elapsed_before == saved["elapsed_s"]
+    assert resumed.stage_at_s == {"batch_size": at}
+    lr = resumed.record("lr_bounds", {"decision": 0.1, "seconds": 2.0})
+    assert lr["seconds"] == pytest.approx(2.0 + saved["elapsed_s"] - at)
+    # once: the next stage is this process's alone, and measurements are never charged
+    assert resumed.record("momentum", {"seconds": 1.0})["seconds"] == 1.0
+    assert resumed.record("short_run/b", {"seconds": 3.0})["seconds"] == 3.0
+    assert Journal.load(tmp_path).elapsed() >= saved["elapsed_s"]
+
+
+def test_a_journal_from_before_the_seconds_were_saved_still_loads(tmp_path):
+    Journal.start(tmp_path, {"epochs": 2}).record("batch_size", 16)
+    data = json.loads((tmp_path / JOURNAL).read_text())
+    del data["elapsed_s"], data["stage_at_s"]
+    (tmp_path / JOURNAL).write_text(json.dumps(data))
+    old = Journal.resume(tmp_path, {"epochs": 2})
+    assert old.elapsed_before == 0.0 and old.stage_at_s == {}
+    assert old.record("lr_bounds", {"seconds": 2.0})["seconds"] == 2.0

@@ -405,7 +405,9 @@ def _tune_and_report(
         ) from None
     seconds = time.perf_counter() - start
     _print_plan(plan)
-    print(f"total {seconds:.1f} s; report: {out / 'report.html'}")
+    earlier = getattr(args, "earlier_seconds", 0.0)  # a resume: the seconds spent before it
+    before = f" ({earlier:.1f} s of them before the resume)" if earlier else ""
+    print(f"total {seconds + earlier:.1f} s{before}; report: {out / 'report.html'}")
     return 0
 
 
@@ -487,6 +489,7 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
     resumed: argparse.Namespace = args.parser.parse_args(journal.command)
     resumed.out, resumed.resume, resumed.force = args.resume, args.resume, False
     resumed.command, resumed.debug = journal.command, getattr(args, "debug", False)
+    resumed.earlier_seconds = journal.elapsed_before  # what the run spent before this resume
     if getattr(args, "threads", None) is not None:
         resumed.threads = args.threads  # given now: already set by main
     elif getattr(resumed, "threads", None) is not None:  # a subcommand's flag: absent unless given

@@ -62,6 +62,8 @@ class Journal:
         replaces: str | None = None,
         started: str | None = None,
         finished: bool = False,
+        elapsed_s: float = 0.0,
+        stage_at_s: dict[str, float] | None = None,
     ) -> None:
         self.folder = None if folder is None else Path(folder)
         self.settings = _plain(settings)
@@ -70,6 +72,13 @@ class Journal:
         self.replaces = replaces
         self.started = started or time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         self.finished = finished
+        # seconds the run's earlier processes spent (a resume's), and when each stage was
+        # recorded on that clock: the stage they left unfinished is charged what they spent
+        # on it after the last stage they recorded (`record`)
+        self.elapsed_before = float(elapsed_s)
+        self.stage_at_s = dict(stage_at_s or {})
+        self._opened = time.perf_counter()
+        self._carried = max(0.0, self.elapsed_before - max(self.stage_at_s.values(), default=0.0))
 
     @property
     def path(self) -> Path | None:
@@ -119,6 +128,13 @@ class Journal:
             replaces=data.get("replaces"),
             started=data.get("started"),
             finished=bool(data.get("finished", False)),
+            elapsed_s=_seconds(data.get("elapsed_s")),
+            stage_at_s={
+                str(key): _seconds(value)
+                for key, value in (data.get("stage_at_s") or {}).items()
+            }
+            if isinstance(data.get("stage_at_s"), dict)
+            else None,
         )
 
     @classmethod
@@ -155,9 +171,19 @@ class Journal:
         """Add (or replace) one record and save the journal; returns the record as it will be
         read back on resume (JSON's lists for tuples), so that a run that recorded a value and
         one that resumed from it go on with the same thing."""
+        if "/" not in key:  # a stage: when, and what earlier processes spent on it
+            if self._carried and isinstance(value, dict) and "seconds" in value:
+                value = {**value, "seconds": float(value["seconds"]) + self._carried}
+                self._carried = 0.0
+            self.stage_at_s[key] = self.elapsed()
         self.records[key] = _plain(value)
         self.save()
         return self.records[key]
+
+    def elapsed(self) -> float:
+        """Seconds the run has spent: its earlier processes' (a resume's) and this one's since
+        the journal was opened."""
+        return self.elapsed_before + time.perf_counter() - self._opened
 
     def remember(self, key: str, compute: Callable[[], Any]) -> Any:
         """The record `key` if it was made before, else ``compute()`` recorded; either way the
@@ -186,6 +212,8 @@ class Journal:
             "settings": encode_nonfinite(self.settings),
             "command": self.command,
             "replaces": self.replaces,
+            "elapsed_s": round(self.elapsed(), 3),
+            "stage_at_s": {key: round(at, 3) for key, at in self.stage_at_s.items()},
             "records": encode_nonfinite(self.records),
         }
         write_text_atomically(self.path, json.dumps(data, indent=1, allow_nan=False))
@@ -235,6 +263,13 @@ def settings_differences(recorded: dict[str, Any], current: dict[str, Any]) -> l
                 f"{key} {recorded.get(key, 'unset')!r} there, {now.get(key, 'unset')!r} now"
             )
     return differ
+
+
+def _seconds(value: Any) -> float:
+    """A saved count of seconds; 0 for a journal from before they were saved (or a bad one)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return 0.0
 
 
 def _plain(value: Any) -> Any:

@@ -53,3 +53,28 @@ def test_reproduce_list_and_bad_names(tmp_path):
         "cifar10-data-size, got 'imagenet'"
         in run.stderr
     )
+
+
+def test_the_table_flags_chance_level_runs_and_lists_max_lr_per_scaling_in_seed_order():
+    # a user's check: --quick printed rows of 0.1135 (learnt nothing) without a word, and the
+    # max_lr cell listed the values of both scalings sorted, so no run could be matched to one
+    from superconverge.experiments.mnist_clr import CONTENDERS, Settings, _table
+
+    def runs(*pairs):
+        return [{"accuracy": a, "max_lr": lr} for a, lr in pairs]
+
+    results = {
+        scaling: {name: runs((0.95, None), (0.96, None)) for name in CONTENDERS}
+        for scaling in ("raw", "unit")
+    }
+    results["raw"]["recipe (tune)"] = runs((0.1135, 0.3), (0.97, 0.02))
+    results["unit"]["recipe (tune)"] = runs((0.098, 0.5), (0.1135, 0.04))
+    results["raw"]["1cycle (range test)"] = runs((0.9, 0.05), (math.nan, 0.01))
+    results["unit"]["1cycle (range test)"] = runs((0.9, 0.05), (0.91, 0.01))
+    table = _table(results, Settings(seeds=2))
+    recipe = next(line for line in table.splitlines() if line.startswith("| recipe (tune) |"))
+    assert "(1 at chance) |" in recipe and "(at chance) |" in recipe
+    assert recipe.endswith("| raw: 0.3, 0.02; [0, 1]: 0.5, 0.04 |")
+    cycle = next(line for line in table.splitlines() if line.startswith("| 1cycle"))
+    assert "(1 diverged)" in cycle and cycle.endswith("| 0.05, 0.01 |")  # the same: said once
+    assert "chance" not in next(line for line in table.splitlines() if line.startswith("| CLR"))

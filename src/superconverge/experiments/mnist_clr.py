@@ -27,6 +27,8 @@ PUBLISHED = {"CLR": 0.9664, "Adam": 0.9705, "SGD": 0.9630}
 BATCH = 32
 CONTENDERS = ("CLR", "Adam", "SGD", "1cycle (range test)", "recipe (tune)")
 SCALINGS = ("raw", "unit")
+SCALING_NAMES = {"raw": "raw", "unit": "[0, 1]"}
+CHANCE_LEVEL = 0.2  # test accuracy below it: a run that learnt (next to) nothing; 10 classes
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,25 @@ def _mean_sd(values: list[float]) -> str:
         text = f"{finite[0]:.4f}"
     else:
         text = f"{statistics.mean(finite):.4f} ± {statistics.stdev(finite):.4f}"
-    return text + ("" if len(finite) == len(values) else f" ({len(values) - len(finite)} diverged)")
+    notes = []
+    if len(finite) < len(values):
+        notes.append(f"{len(values) - len(finite)} diverged")
+    chance = sum(v < CHANCE_LEVEL for v in finite)  # learnt nothing: too few steps, or too hot
+    if chance:
+        notes.append("at chance" if chance == len(values) else f"{chance} at chance")
+    return text + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _lrs(results: dict[str, Any], name: str) -> str:
+    """The max_lr each run used, per input scaling, in seed order (the recipe's vary)."""
+    parts = []
+    for scaling in SCALINGS:
+        lrs = [f"{r['max_lr']:.3g}" for r in results[scaling][name] if r.get("max_lr")]
+        if lrs:
+            parts.append((SCALING_NAMES[scaling], lrs))
+    if len({tuple(lrs) for _, lrs in parts}) <= 1:  # the same on both: said once
+        return ", ".join(parts[0][1]) if parts else ""
+    return "; ".join(f"{label}: {', '.join(lrs)}" for label, lrs in parts)
 
 
 def _count(samples: int | None) -> str:
@@ -163,12 +183,9 @@ def _table(results: dict[str, Any], settings: Settings) -> str:
     for name in CONTENDERS:
         raw = [r["accuracy"] for r in results["raw"][name]]
         unit = [r["accuracy"] for r in results["unit"][name]]
-        lrs = sorted(
-            {f"{r['max_lr']:.3g}" for s in SCALINGS for r in results[s][name] if r.get("max_lr")}
-        )
         published = PUBLISHED.get(name)
         lines.append(
-            f"| {name} | {published if published else '-'} | {_mean_sd(raw)} | {_mean_sd(unit)} | {', '.join(lrs)} |"
+            f"| {name} | {published if published else '-'} | {_mean_sd(raw)} | {_mean_sd(unit)} | {_lrs(results, name)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -270,3 +270,29 @@ def test_num_workers_without_a_dataset_is_refused_not_ignored():
     result = sc.lr_find(build("mlp"), nn.functional.cross_entropy, dataset, num_workers=2,
                         num_steps=20)  # fmt: skip
     assert len(result.lrs) == 20
+
+
+def test_a_loss_below_zero_still_stops_where_it_diverges():
+    # the divergence rule compared the loss with 4x its minimum, which means nothing once the
+    # minimum is at or below 0 (a Gaussian NLL, a loss with an offset): such a sweep ran on,
+    # far past the divergence, to end_lr or a non-finite loss
+    splits = load("digits")
+
+    def shifted(outputs, targets):  # cross-entropy less 10: below 0 all along
+        return LOSS(outputs, targets) - 10.0
+
+    results = {}
+    for name, loss in (("plain", LOSS), ("shifted", shifted)):
+        torch.manual_seed(0)
+        model = build("mlp")
+        results[name] = sc.lr_find(
+            model, loss, ArrayLoader(splits.train, 32, seed=0), end_lr=1e4, num_steps=150
+        )
+    plain, below = results["plain"], results["shifted"]
+    assert plain.stop_reason.startswith("diverged at step"), plain.stop_reason
+    assert below.stop_reason.startswith("diverged at step"), below.stop_reason
+    assert "rose above its minimum" in below.stop_reason and len(below.lrs) < 150
+    # the same curve less 10 stops near where the curve stops (a rise on the fall's scale,
+    # not 4x the minimum), and its suggestion is the same LR
+    assert max(below.lrs) / max(plain.lrs) < 10
+    assert below.max_lr == pytest.approx(plain.max_lr)

@@ -86,3 +86,26 @@ def test_a_given_first_loss_is_kept():
 def test_bad_floor_or_first_names_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LossSmoother(0.98, 4.0, **kwargs)
+
+
+def test_a_loss_below_zero_diverges_on_the_scale_of_its_fall():
+    # 4x a minimum at or below 0 means nothing: such curves ran on to a non-finite loss
+    smoother = LossSmoother(smoothing=0.0, diverge_factor=4.0)
+    for loss in (-1.0, -1.01, -1.015):  # has not fallen 2% yet: noise is no divergence
+        smoother.add(loss)
+    smoother.add(-1.0)
+    assert smoother.divergence() is None
+    for loss in (-2.0, -3.0):  # fell by 2
+        smoother.add(loss)
+    smoother.add(2.9)  # 5.9 above the minimum: less than 3x the fall
+    assert smoother.divergence() is None
+    smoother.add(3.1)  # 6.1 above it
+    reason = smoother.divergence()
+    assert reason is not None and "rose above its minimum -3 by more than 3x its fall" in reason
+    # a positive loss keeps the ratio
+    positive = LossSmoother(smoothing=0.0, diverge_factor=4.0)
+    for loss in (2.0, 0.5, 1.9):
+        positive.add(loss)
+    assert positive.divergence() is None
+    positive.add(2.1)
+    assert "passed 4x its minimum 0.5" in positive.divergence()

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from superconverge.finder.smoothing import rose_past
+
 RULES = ("minimum", "valley", "steepest")
 SKIP_START_FRACTION = 0.1  # fastai and pytorch-lr-finder skip the noisy first points
 MIN_POINTS = 10  # fewer points than this cannot be analysed
@@ -37,8 +39,11 @@ def _usable(
     end = int(np.argmin(finite)) if not finite.all() else len(y)
     if diverge_factor is not None:
         running_min = np.minimum.accumulate(y[:end]) if end else y[:0]
-        over = np.nonzero((running_min > 0) & (y[:end] > diverge_factor * running_min))[0]
-        end = int(over[0]) if len(over) else end
+        end = next(
+            (i for i in range(end)
+             if rose_past(float(y[i]), float(running_min[i]), float(y[0]), diverge_factor)),
+            end,
+        )  # fmt: skip
     start = int(len(y) * SKIP_START_FRACTION)
     return x[start:end], y[start:end]
 
@@ -96,14 +101,16 @@ def suggest_minimum(lrs: Sequence[float], losses: Sequence[float]) -> float | No
 def divergence_lr(
     lrs: Sequence[float], smoothed: Sequence[float], diverge_factor: float
 ) -> float | None:
-    """The first LR where the smoothed loss exceeds `diverge_factor` x its running minimum,
-    or is not finite; None if the loss never diverged."""
-    best = math.inf
+    """The first LR where the smoothed loss exceeds `diverge_factor` x its running minimum
+    (for a minimum at or below 0: `rose_past`'s rise on the fall's scale), or is not finite;
+    None if the loss never diverged."""
+    best, first = math.inf, math.nan
     for lr, loss in zip(lrs, smoothed, strict=True):
         if not math.isfinite(loss):
             return float(lr)
+        first = loss if math.isnan(first) else first
         best = min(best, loss)
-        if best > 0 and loss > diverge_factor * best:
+        if rose_past(loss, best, first, diverge_factor):
             return float(lr)
     return None
 

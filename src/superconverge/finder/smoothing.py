@@ -11,6 +11,33 @@ import math
 SMOOTHING = 0.98  # fastai's and Smith's beta for the range test's moving average of the loss
 
 
+# a loss at or below 0 has no scale of its own: its rise is measured on its fall, once the fall
+# is more than this fraction of the loss's size (before that, a smoothed curve's noise would be
+# a "divergence" of a curve that has not fallen yet)
+ARMING_FALL = 0.02
+
+
+def rose_past(loss: float, best: float, first: float, factor: float) -> bool:
+    """Whether `loss` diverged from the lowest loss `best` seen after a first loss `first`:
+    above `factor` x `best` for a positive loss. A minimum at or below 0 (a loss that can be
+    negative: a Gaussian NLL, an offset) gives a ratio no meaning; there the loss diverged when
+    it rose above its minimum by more than `factor` - 1 times its whole fall from `first` (the
+    ratio's 3x rise at the default 4, on the fall's scale), once that fall is more than 2% of
+    the loss's size; a curve that has not fallen that far diverges only at a non-finite loss.
+
+    Example:
+        >>> rose_past(4.5, 1.0, 2.0, 4.0), rose_past(3.5, -1.0, 0.5, 4.0)
+        (True, False)
+        >>> rose_past(3.6, -1.0, 0.5, 4.0), rose_past(9.0, -1.0, -1.0, 4.0)  # no fall: no scale
+        (True, False)
+    """
+    if best > 0:
+        return loss > factor * best
+    fall = first - best
+    armed = fall > ARMING_FALL * max(abs(first), abs(best))
+    return armed and loss - best > (factor - 1) * fall
+
+
 class LossSmoother:
     """Bias-corrected moving average of the loss, ``avg_k / (1 - beta ** (k + 1))``, and the rule
     that says a run diverged.
@@ -84,6 +111,12 @@ class LossSmoother:
             return (
                 f"the smoothed loss {self.current:.3g} passed {self.diverge_factor:g}x "
                 f"its minimum {max(self.best, floor):.3g}"
+            )
+        if self.best <= 0 and rose_past(self.current, self.best, self.first, self.diverge_factor):
+            return (
+                f"the smoothed loss {self.current:.3g} rose above its minimum {self.best:.3g} by "
+                f"more than {self.diverge_factor - 1:g}x its fall from the first loss "
+                f"{self.first:.3g}"
             )
         if self.first > 0 and self.current > self.diverge_factor * self.first:
             return (

@@ -1,5 +1,7 @@
 """CyclicMomentum: Keras's own optimizers get the plan's momentum before every batch."""
 
+import warnings
+
 import pytest
 
 import keras
@@ -79,3 +81,33 @@ def test_a_compiled_train_step_is_refused_because_it_would_freeze_momentum(digit
     model.compile(optimizer=model.optimizer, loss=model.loss, jit_compile=True)
     with pytest.raises(ValueError, match=r"run_eagerly=True.*or use CyclicSGD"):
         model.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(OneCycle(10, 0.1))])
+
+
+def _past_end_warnings(fit):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit()
+    return [str(w.message) for w in caught if "training reached step" in str(w.message)]
+
+
+def test_training_past_total_steps_warns_once_with_the_fix(digits):
+    # a user's check: total_steps=epochs for 10-batch epochs held lr ~0 for 90% of the fit, silently
+    x, y = digits
+    x, y = x[:320], y[:320]  # 10 batches an epoch
+    schedule = OneCycle(30, 0.1)
+    model = make_model(keras.optimizers.SGD(schedule, momentum=0.9))
+    callback = CyclicMomentum(schedule)
+
+    def fit(epochs):
+        model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=[callback])
+
+    assert _past_end_warnings(lambda: fit(3)) == []  # exactly total_steps: steps 0..29
+    messages = _past_end_warnings(lambda: fit(2))  # steps 30..49, all past the plan
+    assert messages == [
+        "CyclicMomentum: the plan has 30 steps (total_steps) and training reached step 30; "
+        "holding the final values (lr 4e-07, momentum 0.95) for the rest of training: build the "
+        "schedule with total_steps = epochs * steps_per_epoch (total_steps=50 reaches the end of "
+        "this fit)"
+    ]  # once, not at each of the 20 batches past the end
+    assert callback.momenta[30:] == [0.95] * 20
+    assert _past_end_warnings(lambda: fit(1)) == []  # warned already

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,10 @@ class CyclicMomentum(keras.callbacks.Callback):
     e.g. ``SGD(momentum=0.9)``. The value is set from Python before each batch, so the train step
     must read it afresh: the torch backend (without ``jit_compile``) or ``run_eagerly=True``.
     `CyclicSGD` computes its momentum inside the step and needs neither.
+
+    Past the plan's last step the LR and momentum hold their final values; the callback warns
+    once, at the first batch past it (the schedule itself cannot: inside a compiled step its
+    step has no value). Build the schedule with ``total_steps = epochs * steps_per_epoch``.
     """
 
     def __init__(self, schedule: PlanSchedule | Plan) -> None:
@@ -59,6 +64,8 @@ class CyclicMomentum(keras.callbacks.Callback):
         self.momenta: list[float] = []
         self._attribute = "momentum"
         self._first = 0
+        self._fit_start = 0  # the optimizer step this fit began at
+        self._warned_past_end = False
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         model, optimizer = self.model, self.model.optimizer
@@ -83,7 +90,8 @@ class CyclicMomentum(keras.callbacks.Callback):
                 f"with {name}(momentum=0.9, ...)"
             )
         self._first = len(self.lrs)
-        self._set(self._step())
+        self._fit_start = self._step()
+        self._set(self._fit_start)
 
     def _step(self) -> int:
         step = concrete_step(self.model.optimizer.iterations)
@@ -94,8 +102,29 @@ class CyclicMomentum(keras.callbacks.Callback):
         setattr(self.model.optimizer, self._attribute, value)
         return value
 
+    def _warn_past_end(self, step: int) -> None:
+        """Warn once when batch `step` lies past the plan, which then holds its final values."""
+        total = self.schedule.plan.total_steps
+        if total is None or step < total or self._warned_past_end:
+            return
+        self._warned_past_end = True
+        params = self.params or {}
+        epochs, steps = params.get("epochs"), params.get("steps")  # steps: None for a generator
+        needed = ""
+        if epochs and steps:
+            end = self._fit_start + epochs * steps
+            needed = f" (total_steps={end} reaches the end of this fit)"
+        warnings.warn(
+            f"CyclicMomentum: the plan has {total} steps (total_steps) and training reached "
+            f"step {step}; holding the final values (lr {self.schedule.plan.lr(step):.3g}, "
+            f"momentum {self.schedule.momentum(step):.3g}) for the rest of training: build the "
+            f"schedule with total_steps = epochs * steps_per_epoch{needed}",
+            stacklevel=2,
+        )
+
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         step = self._step()
+        self._warn_past_end(step)
         self.momenta.append(self._set(step))
         optimizer = self.model.optimizer
         self.lrs.append(float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate))))

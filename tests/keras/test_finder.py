@@ -153,3 +153,70 @@ def test_an_unbuilt_subclassed_model_is_left_with_its_initial_weights(digits):
     lr_find(models[0], x, y, num_steps=20)
     models[1](x[:32])  # built, never trained
     assert_bitwise_equal(values(models[0].weights), values(models[1].weights))
+
+
+def _two_input_model():
+    keras.utils.set_random_seed(0)
+    left, right = keras.Input((32,), name="left"), keras.Input((32,), name="right")
+    joined = keras.layers.Concatenate()([left, right])
+    model = keras.Model([left, right], keras.layers.Dense(10)(joined))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def test_a_multi_input_model_takes_a_list_tuple_or_dict_of_arrays(digits):
+    # a user's check: each of these was "x has 2 samples but y has 1797"
+    x, y = digits
+    left, right = x[:, :32], x[:, 32:]
+    curves = [
+        lr_find(_two_input_model(), inputs, y, num_steps=10, validation_data=(inputs, y)).losses
+        for inputs in ([left, right], (left, right), {"right": right, "left": left})
+    ]
+    assert curves[0] == curves[1] == curves[2]  # the same batches, whatever the container
+    with pytest.raises(ValueError, match=r"x\['left'\] has 1797 samples but x\['right'\] has 9"):
+        lr_find(_two_input_model(), {"left": left, "right": right[:9]}, y, num_steps=10)
+
+
+def test_python_lists_are_taken_as_arrays(digits):
+    x, y = digits
+    x, y = x[:256], y[:256]
+    arrays = lr_find(make_model(keras.optimizers.SGD(0.01)), x, y, num_steps=10)
+    lists = lr_find(
+        make_model(keras.optimizers.SGD(0.01)),
+        x.tolist(),
+        y.tolist(),
+        num_steps=10,
+        validation_data=(x.tolist(), y.tolist()),
+    )
+    assert lists.losses == arrays.losses  # was numpy's "only integer scalar arrays ..."
+    ragged = r"x must be an array, or a list of samples of one shape, got a ragged list"
+    with pytest.raises(ValueError, match=ragged):
+        lr_find(make_model(keras.optimizers.SGD(0.01)), [[0.0] * 64, [0.0]], [0, 1])
+
+
+@pytest.mark.parametrize(
+    ("validation_data", "message"),
+    [
+        (
+            "x",
+            r"validation_data must be an \(x_val, y_val\) pair of arrays, got ndarray of shape "
+            r"\(1797, 64\)",
+        ),  # was "too many values to unpack (expected 2)"
+        ("xyw", r"pair of arrays, got a tuple of 3 items"),
+        ("short_y", r"validation_data\[0\] has 1797 samples but validation_data\[1\] has 10"),
+    ],
+)
+def test_validation_data_that_is_no_pair_is_refused_before_the_sweep(
+    digits, validation_data, message
+):
+    x, y = digits
+    validation_data = {"x": x, "xyw": (x, y, y), "short_y": (x, y[:10])}[validation_data]
+    model = make_model(keras.optimizers.SGD(0.01, momentum=0.9))
+    model.fit(x[:64], y[:64], verbose=0)
+    before = _everything(model)
+    with pytest.raises(ValueError, match=message):
+        lr_find(model, x, y, num_steps=10, validation_data=validation_data)
+    assert_bitwise_equal(_everything(model), before)

@@ -25,25 +25,107 @@ logger = logging.getLogger(__name__)
 DEFAULT_VAL_BATCHES = 4
 
 
+def _arrays(name: str, data: Any) -> Any:
+    """`data` as Keras takes a model's inputs or targets: one array (a numpy array or a tensor,
+    kept; a Python list of numbers, made a numpy array), or a list, tuple or dict of them for a
+    model with several inputs or outputs (a list holding arrays, as Keras reads one)."""
+    if isinstance(data, dict):
+        return {key: _array(f"{name}[{key!r}]", value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)) and any(hasattr(item, "shape") for item in data):
+        arrays = [_array(f"{name}[{i}]", item) for i, item in enumerate(data)]
+        return arrays if isinstance(data, list) else tuple(arrays)
+    return _array(name, data)
+
+
+def _array(name: str, data: Any) -> Any:
+    if hasattr(data, "shape") and hasattr(data, "__getitem__"):
+        return data  # numpy arrays and tensors are sliced as they are
+    try:
+        array = np.asarray(data)
+    except ValueError:  # numpy refuses ragged nested lists
+        raise ValueError(
+            f"{name} must be an array, or a list of samples of one shape, got a ragged "
+            f"{type(data).__name__}"
+        ) from None
+    if array.ndim == 0 or array.dtype == object:
+        raise TypeError(
+            f"{name} must be an array, a tensor or a list of numbers (or a list, tuple or dict "
+            f"of them, one per model input), got {type(data).__name__}"
+        )
+    return array
+
+
+def _named(name: str, data: Any) -> list[tuple[str, Any]]:
+    """The arrays in `data` (an `_arrays` result), each with the name a message gives it."""
+    if isinstance(data, dict):
+        return [(f"{name}[{key!r}]", value) for key, value in data.items()]
+    if isinstance(data, (list, tuple)):
+        return [(f"{name}[{i}]", value) for i, value in enumerate(data)]
+    return [(name, data)]
+
+
+def _count_samples(x_name: str, x: Any, y_name: str, y: Any) -> int:
+    """The number of samples every array of `x` and `y` holds; raises if they differ or are 0."""
+    arrays = _named(x_name, x) + _named(y_name, y)
+    first, size = arrays[0][0], len(arrays[0][1])
+    for name, array in arrays[1:]:
+        if len(array) != size:
+            raise ValueError(f"{first} has {size} samples but {name} has {len(array)}")
+    if size == 0:
+        raise ValueError(f"{x_name} is empty")
+    return size
+
+
+def _take(data: Any, index: Any) -> Any:
+    """The samples at `index` of each array in `data` (an `_arrays` result)."""
+    if isinstance(data, dict):
+        return {key: value[index] for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(value[index] for value in data)
+    return data[index]
+
+
+def _describe(value: Any) -> str:
+    if hasattr(value, "shape"):
+        return f"{type(value).__name__} of shape {tuple(value.shape)}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} item{'s' if len(value) != 1 else ''}"
+    return type(value).__name__
+
+
+def _validation(validation_data: Any, count: int) -> tuple[Any, Any] | None:
+    """The first `count` samples of ``validation_data = (x_val, y_val)``, or None."""
+    if validation_data is None:
+        return None
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise ValueError(
+            "validation_data must be an (x_val, y_val) pair of arrays, got "
+            f"{_describe(validation_data)}"
+        )
+    x = _arrays("validation_data[0]", validation_data[0])
+    y = _arrays("validation_data[1]", validation_data[1])
+    _count_samples("validation_data[0]", x, "validation_data[1]", y)
+    return _take(x, slice(0, count)), _take(y, slice(0, count))
+
+
 class _Batches:
     """Endless batches: shuffled slices of arrays (own RNG), or a cycled iterable of pairs."""
 
     def __init__(self, x: Any, y: Any, batch_size: int, seed: int) -> None:
-        self.iterable = y is None and not isinstance(x, np.ndarray) and isinstance(x, Iterable)
-        self.x, self.y, self.batch_size = x, y, batch_size
+        self.iterable = (
+            y is None and not isinstance(x, (np.ndarray, dict)) and isinstance(x, Iterable)
+        )
+        self.batch_size = batch_size
         self.rng = np.random.default_rng(seed)
         if self.iterable:
+            self.x = x
             self.iterator: Iterator[Any] = iter(x)
             self.served = 0
         else:
             if y is None:
                 raise ValueError("y is None: pass targets, or x as an iterable of (x, y) batches")
-            size = len(x)
-            if size != len(y):
-                raise ValueError(f"x has {size} samples but y has {len(y)}")
-            if size == 0:
-                raise ValueError("x is empty")
-            self.order = self.rng.permutation(size)
+            self.x, self.y = _arrays("x", x), _arrays("y", y)
+            self.order = self.rng.permutation(_count_samples("x", self.x, "y", self.y))
             self.position = 0
 
     def __next__(self) -> tuple[Any, Any]:
@@ -53,7 +135,7 @@ class _Batches:
             self.order, self.position = self.rng.permutation(len(self.order)), 0
         index = np.sort(self.order[self.position : self.position + self.batch_size])
         self.position += self.batch_size
-        return self.x[index], self.y[index]
+        return _take(self.x, index), _take(self.y, index)
 
     def _from_iterable(self) -> tuple[Any, Any]:
         try:
@@ -74,6 +156,11 @@ class _Batches:
         self.served += 1
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise TypeError(f"x must yield (inputs, targets) batches, got {type(batch).__name__}")
+        if isinstance(batch[0], (int, float)):  # x a list of samples, y forgotten
+            raise TypeError(
+                "x must yield (inputs, targets) batches, got a list of numbers: with y=None, x "
+                "is an iterable of batches; for a list of samples, pass the targets as y"
+            )
         return batch[0], batch[1]
 
 
@@ -128,21 +215,25 @@ def lr_find(
 
     Args:
         model: a compiled ``keras.Model`` (``model.compile(optimizer=..., loss=...)``).
-        x, y: arrays (or tensors) of inputs and targets, drawn in shuffled batches of
-            `batch_size` from a private RNG seeded by `seed`; or `x` an iterable of
-            ``(inputs, targets)`` batches with ``y=None`` (a ``keras.utils.PyDataset``,
-            a generator function's output, a ``tf.data.Dataset``), cycled if shorter.
+        x, y: arrays (or tensors, or Python lists of numbers) of inputs and targets, drawn in
+            shuffled batches of `batch_size` from a private RNG seeded by `seed`; for several
+            inputs (or outputs) a list, tuple or dict of arrays, as Keras's ``fit`` takes; or
+            `x` an iterable of ``(inputs, targets)`` batches with ``y=None`` (a
+            ``keras.utils.PyDataset``, a generator function's output, a ``tf.data.Dataset``),
+            cycled if shorter.
         start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, policy: as in
             `superconverge.lr_find`.
         optimizer: the optimizer to sweep with; it must have a float learning rate.
-        validation_data: ``(x_val, y_val)``: Smith's variant, loss (and accuracy, if compiled
-            with an accuracy metric) on its first `val_batches` batches every `val_every` steps.
+        validation_data: ``(x_val, y_val)``, arrays as `x` and `y`: Smith's variant, loss (and
+            accuracy, if compiled with an accuracy metric) on its first `val_batches` batches
+            every `val_every` steps.
 
     Returns:
         A `RangeTestResult` (``settings["framework"] == "keras"``).
 
     Raises:
         ValueError: bad arguments, an uncompiled model, empty data, a non-finite first loss.
+        TypeError: data that is not arrays or batches.
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
@@ -162,6 +253,7 @@ def lr_find(
 
     plan = sweep_plan(start_lr, end_lr, num_steps, mode)
     batches = _Batches(x, y, batch_size, seed)
+    val = _validation(validation_data, val_batches * batch_size)
     every = val_every if val_every is not None else max(1, num_steps // 20)
     compiled = model.optimizer
     sweeper = optimizer if optimizer is not None else _sweep_optimizer(compiled, start_lr)
@@ -174,10 +266,6 @@ def lr_find(
         sweeper.learning_rate = float(start_lr)
         model.optimizer = sweeper
         model.make_train_function(force=True)
-        val = None
-        if validation_data is not None:
-            xv, yv = validation_data
-            val = (xv[: val_batches * batch_size], yv[: val_batches * batch_size])
         for step in range(num_steps):
             lr = plan.lr(step)
             sweeper.learning_rate = lr

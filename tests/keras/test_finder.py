@@ -5,7 +5,7 @@ import pytest
 
 import keras
 from superconverge.finder.result import RangeTestResult
-from superconverge.keras import CyclicSGD, lr_find
+from superconverge.keras import CyclicSGD, OneCycle, lr_find
 from tests.keras.conftest import assert_bitwise_equal, make_model, values
 
 
@@ -110,6 +110,7 @@ def test_non_finite_first_loss_is_one_clear_error(digits):
         ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
         ({"rule": "best"}, "rule must be one of minimum, valley, steepest"),
         ({"smoothing": 1.0}, r"smoothing must be in \[0, 1\)"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),  # was numpy's own message
     ],
 )
 def test_bad_arguments_name_the_parameter(digits, kwargs, message):
@@ -220,3 +221,19 @@ def test_validation_data_that_is_no_pair_is_refused_before_the_sweep(
     with pytest.raises(ValueError, match=message):
         lr_find(model, x, y, num_steps=10, validation_data=validation_data)
     assert_bitwise_equal(_everything(model), before)
+
+
+def test_an_optimizer_with_a_schedule_is_refused_with_the_fix(digits):
+    x, y = digits
+    model = make_model(keras.optimizers.SGD(0.01))
+    schedule_sgd = keras.optimizers.SGD(OneCycle(100, 0.1))
+    with pytest.raises(
+        TypeError,
+        match=r"optimizer must have a float learning_rate.* got SGD "
+        r"with a OneCycle learning_rate.*leave optimizer=None",
+    ):
+        lr_find(model, x, y, num_steps=10, optimizer=schedule_sgd)  # was keras's "not settable"
+    # compiled with a schedule, it is swept as a copy with a float LR, and keeps its schedule
+    compiled = make_model(keras.optimizers.SGD(OneCycle(100, 0.1), momentum=0.9))
+    assert lr_find(compiled, x, y, num_steps=10).settings["optimizer"] == "SGD"
+    assert isinstance(compiled.optimizer.get_config()["learning_rate"], dict)

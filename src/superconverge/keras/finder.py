@@ -175,6 +175,21 @@ def _sweep_optimizer(compiled: Any, start_lr: float) -> keras.optimizers.Optimiz
     return type(compiled).from_config(config)
 
 
+def _check_sweep_optimizer(optimizer: Any) -> None:
+    """The sweep sets the LR of a given optimizer at every step: it needs a float LR."""
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        raise TypeError(f"optimizer must be a keras optimizer or None, got {optimizer!r}")
+    learning_rate = optimizer.get_config().get("learning_rate")  # a schedule: its config, a dict
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)):
+        kind = learning_rate.get("class_name") if isinstance(learning_rate, dict) else None
+        raise TypeError(
+            "optimizer must have a float learning_rate, which the sweep sets at every step, got "
+            f"{type(optimizer).__name__} with a {kind or 'schedule'} learning_rate; build it with "
+            "a float (e.g. keras.optimizers.SGD(1e-3, momentum=0.9)), or leave optimizer=None "
+            "to sweep with a copy of the compiled optimizer"
+        )
+
+
 def _accuracy_of(logs: dict[str, Any]) -> float | None:
     for key, value in logs.items():
         if "accuracy" in key and isinstance(value, (int, float)):
@@ -223,17 +238,19 @@ def lr_find(
             cycled if shorter.
         start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, policy: as in
             `superconverge.lr_find`.
-        optimizer: the optimizer to sweep with; it must have a float learning rate.
+        optimizer: the optimizer to sweep with; it must have a float learning rate (one with a
+            ``LearningRateSchedule`` is refused: the sweep sets the LR itself).
         validation_data: ``(x_val, y_val)``, arrays as `x` and `y`: Smith's variant, loss (and
             accuracy, if compiled with an accuracy metric) on its first `val_batches` batches
             every `val_every` steps.
+        seed: seeds the batches' shuffling, an integer >= 0.
 
     Returns:
         A `RangeTestResult` (``settings["framework"] == "keras"``).
 
     Raises:
         ValueError: bad arguments, an uncompiled model, empty data, a non-finite first loss.
-        TypeError: data that is not arrays or batches.
+        TypeError: data that is not arrays or batches, an optimizer without a float LR.
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
@@ -248,8 +265,10 @@ def lr_find(
     for name, count in (("batch_size", batch_size), ("val_batches", val_batches)):
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {count!r}")
-    if optimizer is not None and not isinstance(optimizer, keras.optimizers.Optimizer):
-        raise TypeError(f"optimizer must be a keras optimizer or None, got {optimizer!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")  # as numpy takes it
+    if optimizer is not None:
+        _check_sweep_optimizer(optimizer)
 
     plan = sweep_plan(start_lr, end_lr, num_steps, mode)
     batches = _Batches(x, y, batch_size, seed)

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 import superconverge as sc
 from superconverge.data import ArrayData
+from superconverge.data.sources import as_source
 from superconverge.training import Trainer
 from superconverge.tuning import RecipeSettings
 
@@ -252,6 +253,34 @@ def test_a_loader_of_the_users_own_trains_at_its_batch_size_and_says_so():
     with pytest.raises(ValueError, match=r"leaves the final run 2 optimizer updates .* use a "
                        r"smaller batch in your loader or raise epochs"):  # fmt: skip
         sc.tune(_net, big, val, epochs=1)
+
+
+class Batches(Dataset):
+    """A Dataset whose items are whole batches (shards, pre-batched files)."""
+
+    def __init__(self, data, size):
+        self.data, self.size = data, size
+
+    def __len__(self):
+        return len(self.data) // self.size
+
+    def __getitem__(self, index):
+        rows = slice(index * self.size, (index + 1) * self.size)
+        return self.data.inputs[rows], self.data.targets[rows]
+
+
+def test_a_loader_whose_items_are_batches_counts_their_samples():
+    # a user's check: DataLoader(batch_size=None) over batches of 32 was counted as one sample
+    # per batch (its budget and samples off 32x) and the plan reported the CPU rule's batch
+    train = DataLoader(Batches(_arrays(320), 32), batch_size=None, shuffle=True)
+    source = as_source(train, "train_data")
+    assert source.fixed_batch_size == 32 and source.num_samples == 320
+    val = DataLoader(Items(_arrays(64, 1)), batch_size=64)
+    plan = sc.tune(_net, train, val, epochs=2, optimizer="sgd")
+    assert plan.batch_size == 32 and "your loader's own" in plan.evidence[0]["why"]
+    assert len(plan.history.step_losses) == 2 * 10
+    final = next(r for r in plan.evidence if r["step"] == "final_run")
+    assert final["samples"] == 2 * 320 and plan.compute["final_run_samples"] == 2 * 320
 
 
 class TokenNet(nn.Module):

@@ -41,10 +41,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Protocol
 
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, default_convert
 
 from superconverge.batches import BatchFn, check_batch_fn, split_batch
 from superconverge.data.datasets import ArrayData
@@ -129,11 +130,38 @@ class DataSource:
         if self.kind != "loader":
             return None
         size = getattr(self.data, "batch_size", None)
-        return size if isinstance(size, int) and not isinstance(size, bool) else None
+        if isinstance(size, int) and not isinstance(size, bool):
+            return size
+        return self._items_batch_size
+
+    @cached_property
+    def _items_batch_size(self) -> int | None:
+        """The samples in one item of a ``DataLoader(batch_size=None)`` over a map-style
+        Dataset, whose items are whole batches: its first item's targets, read from the Dataset
+        (not the loader: no worker starts, no sampler moves); None for any other loader."""
+        data = self.data
+        if not isinstance(data, DataLoader) or data.batch_size is not None:
+            return None
+        if getattr(data, "batch_sampler", None) is not None:
+            return None
+        dataset = data.dataset
+        if isinstance(dataset, IterableDataset) or not isinstance(dataset, Sized):
+            return None
+        try:
+            if not len(dataset):
+                return None
+            item = default_convert(dataset[0])  # type: ignore[no-untyped-call]
+            _, targets = split_batch(item, self.batch_fn)
+        except Exception:  # the loop's own first-batch check says what is wrong
+            return None
+        if isinstance(targets, torch.Tensor) and targets.ndim >= 1 and len(targets) >= 1:
+            return len(targets)
+        return None
 
     @property
     def num_samples(self) -> int | None:
-        """Samples per epoch where known without reading the data."""
+        """Samples per epoch where known without reading the data (a loader whose items are
+        batches: its items x the first item's samples)."""
         if self.kind == "arrays":
             return len(self.data)
         if self.kind == "dataset":
@@ -146,7 +174,7 @@ class DataSource:
             and isinstance(dataset, Sized)
             and not isinstance(dataset, IterableDataset)
         ):
-            return len(dataset)
+            return len(dataset) * (self._items_batch_size or 1)
         return None
 
     def describe(self) -> str:

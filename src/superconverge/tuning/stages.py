@@ -68,13 +68,14 @@ def samples_per_epoch(setup: RecipeSetup) -> int | None:
 
 
 def own_batch_size(source: DataSource) -> int | None:
-    """The batch size of a loader the user built (its ``batch_size``, or for one with a batch
-    sampler its samples over its batches, rounded up); None for data tune batches itself."""
+    """The batch size of a loader the user built (its ``batch_size``; for one whose items are
+    batches, ``batch_size=None``, its first item's samples; for one with a batch sampler its
+    samples over its batches, rounded up); None for data tune batches itself."""
     if source.kind != "loader":
         return None
     if source.fixed_batch_size is not None:
         return source.fixed_batch_size
-    if getattr(source.data, "batch_sampler", None) is None:  # batch_size=None: items are batches
+    if getattr(source.data, "batch_sampler", None) is None:  # items are batches of unknown size
         return None
     samples = source.num_samples
     batches = len(source.data) if samples else 0

@@ -58,3 +58,25 @@ def wide_random() -> DataSplits:
         return ArrayData(torch.randn(n, 1, 10, 10, generator=generator), torch.arange(n) % 3)
 
     return DataSplits("wide-random", split(512), split(40), split(40), 3)
+
+
+class _GoesBadLate(torch.nn.Module):
+    """Trains like `small_mlp` for its first 150 training steps, then gives NaN: short runs and
+    range tests pass, a longer run diverges whatever its LR (a user's unstable model)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = small_mlp()
+        self.steps = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        if self.training and torch.is_grad_enabled():
+            self.steps += 1
+            if self.steps > 150:
+                return out * float("nan")
+        return out
+
+
+def goes_bad_late() -> torch.nn.Module:
+    return _GoesBadLate()

@@ -272,3 +272,25 @@ def test_resuming_a_finished_run_leaves_it_as_it_is(tmp_path, capsys):
     said = capsys.readouterr().out
     assert f"tune: {out} holds a finished run: nothing to resume" in said
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_a_final_run_that_diverges_whatever_the_guard_does_exits_1_after_writing_it(
+    tmp_path, capsys
+):
+    # a user's check: the final run diverged (at its max_lr, halved twice, and at a third of
+    # it), the verdict said "diverged", and tune exited 0 as if it had trained a model
+    out = tmp_path / "run"
+    flags = ["--data", "tests.cli.entry:tiny_digits", "--model", "tests.cli.entry:goes_bad_late"]
+    assert main(["tune", *flags, "--epochs", "30", "--threads", "1", "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "verdict: diverged:" in captured.out and "report: " in captured.out
+    error = captured.err.strip().splitlines()[-1]
+    assert error.startswith(
+        "superconverge tune: error: the final run diverged, also after halving its LR and at a "
+        "third of its max_lr (max_lr "
+    )
+    assert f"{out} holds its report and plan.json (verdict diverged: it says what to try)" in error
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["results"]["status"] == "diverged" and (out / "report.html").is_file()
+    epochs = len(json.loads((out / "history.json").read_text())["epochs"])
+    assert error.endswith(f"checkpoint.pt holds the weights of epoch {epochs}, the last good one")

@@ -12,6 +12,7 @@ from typing import Any
 
 from superconverge._display import decision, plural
 from superconverge.cli._common import (
+    RunFailure,
     UsageError,
     _usable_folder,
     add_data_flags,
@@ -408,7 +409,27 @@ def _tune_and_report(
     earlier = getattr(args, "earlier_seconds", 0.0)  # a resume: the seconds spent before it
     before = f" ({earlier:.1f} s of them before the resume)" if earlier else ""
     print(f"total {seconds + earlier:.1f} s{before}; report: {out / 'report.html'}")
+    if plan.results.get("status") == "diverged":  # everything is written; the exit says it failed
+        raise RunFailure(_diverged_text(plan, out))
     return 0
+
+
+def _diverged_text(plan: Any, out: Path) -> str:
+    """What a final run that diverged whatever the guard did leaves in `out`, in one line."""
+    from superconverge.training.checkpoint import CHECKPOINT
+
+    epochs = len(plan.history.epochs) if plan.history is not None else 0
+    redone = sum(1 for r in plan.evidence if r.get("step") == "final_run") > 1
+    tried = "after halving its LR" + (" and at a third of its max_lr" if redone else "")
+    kept = (
+        f"{CHECKPOINT} holds the weights of epoch {epochs}, the last good one"
+        if epochs and plan.is_own_checkpoint(out / CHECKPOINT)
+        else "no trained weights"
+    )
+    return (
+        f"the final run diverged, also {tried} (max_lr {plan.max_lr:.3g}); {out} holds its "
+        f"report and plan.json (verdict diverged: it says what to try) and {kept}"
+    )
 
 
 def _tune(

@@ -209,7 +209,7 @@ class TunePlan:
         if isinstance(momentum, float):
             momentum = (momentum, momentum)
         checkpoint = None if out_dir is None else Path(out_dir) / CHECKPOINT
-        if resume and checkpoint is not None and self._saved_by_this_run(checkpoint):
+        if resume and checkpoint is not None and self.is_own_checkpoint(checkpoint):
             history = trainer.resume_from(checkpoint)
         else:
             history = trainer.fit_one_cycle(
@@ -237,7 +237,7 @@ class TunePlan:
         self.history, self.trainer = history, trainer
         return history
 
-    def _saved_by_this_run(self, path: Path) -> bool:
+    def is_own_checkpoint(self, path: Path) -> bool:
         """Whether the checkpoint at `path` is this plan's final run (its peak LR and epochs)."""
         if not path.is_file():
             return False

@@ -192,8 +192,8 @@ def _failure(
             f"the loss never fell: its lowest point ({bottom:.4g}) is within "
             f"{100 * NO_FALL_FRACTION:.1f}% of its start ({y[0]:.4g}) between LR {x[0]:.2g} "
             f"and {x[-1]:.2g}, after which it rose; no LR of this sweep trains the model with "
-            "this optimizer: try another optimizer (AdamW where this was SGD: on SST-2 SGD's "
-            "sweep never fell and AdamW's did) or check the model and targets"
+            "this optimizer in these steps: try a longer sweep (num_steps), another optimizer "
+            "(on SST-2 SGD's sweep never fell where AdamW's did), or check the model and targets"
         )
     return None
 

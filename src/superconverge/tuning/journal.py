@@ -130,8 +130,7 @@ class Journal:
             finished=bool(data.get("finished", False)),
             elapsed_s=_seconds(data.get("elapsed_s")),
             stage_at_s={
-                str(key): _seconds(value)
-                for key, value in (data.get("stage_at_s") or {}).items()
+                str(key): _seconds(value) for key, value in (data.get("stage_at_s") or {}).items()
             }
             if isinstance(data.get("stage_at_s"), dict)
             else None,

@@ -68,6 +68,7 @@ from superconverge.tuning.settings import DEFAULT_SETTINGS, RecipeSettings
 from superconverge.tuning.setup import RecipeSetup
 from superconverge.tuning.stages import (
     FamilyBounds,
+    FamilyFailure,
     batch_size_stage,
     extension_stage,
     family_bounds,
@@ -589,18 +590,30 @@ def _families(
     with those reasons."""
     bounds: list[FamilyBounds] = []
     failed: dict[str, str] = {}
-    for family in families:
+    longer: list[Any] = []  # families a longer sweep may rescue, should none find an LR
+
+    def search(family: Any, long: bool = False) -> None:
         name = family if isinstance(family, str) else "custom"
-        if len(bounds) >= room:
-            failed[name] = f"not compared: the budget holds the LR search of {room} optimizer(s)"
-            continue
         short = setup.short_run(batch, size, (momentum[0], momentum[1]), family)
         anchor = decays_for(family)[0]
-        result = family_bounds(setup, short.at(0.0, 0.0, anchor), family, anchor)
-        if isinstance(result, str):
-            failed[name] = result
+        result = family_bounds(setup, short.at(0.0, 0.0, anchor), family, anchor, long)
+        if isinstance(result, FamilyFailure):
+            failed[name] = result.reason if not long else f"{failed[name]}; {result.reason}"
+            if result.sweep_longer:
+                longer.append(family)
         else:
+            failed.pop(name, None)
             bounds.append(result)
+
+    for family in families:
+        if len(bounds) >= room:
+            name = family if isinstance(family, str) else "custom"
+            failed[name] = f"not compared: the budget holds the LR search of {room} optimizer(s)"
+            continue
+        search(family)
+    if not bounds:  # a loss that falls too slowly for 100 steps to show it (a small text set)
+        for family in longer:
+            search(family, long=True)
     if not bounds:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
         raise ValueError(f"max_lr: the LR range test found none ({reasons})")

@@ -161,11 +161,12 @@ def _name(optimizer: Any) -> str:
 
 
 def _bounds_range_test(
-    setup: RecipeSetup, batch_size: int, optimizer: Any, weight_decay: float
+    setup: RecipeSetup, batch_size: int, optimizer: Any, weight_decay: float, long: bool = False
 ) -> tuple[RangeTestResult, str]:
-    """The range test behind the LR bounds (with validation), and a note when it was redone.
-    The trainers it makes are closed before it returns: their DataLoader workers stop before
-    the short runs start their own."""
+    """The range test behind the LR bounds (with validation), and a note when it was redone;
+    with `long`, the sweep over `settings.long_sweep_steps` only (every optimizer's usual sweep
+    found nothing). The trainers it makes are closed before it returns: their DataLoader
+    workers stop before the short runs start their own."""
     made: list[Any] = []  # the Trainer(s) of the sweeps (none when read back from the journal)
     label = f"bounds {_name(optimizer)} wd={weight_decay!r}"
 
@@ -175,6 +176,13 @@ def _bounds_range_test(
         return made[0].lr_find(val_data=made[0].val_loader, **kwargs)
 
     try:
+        if long:
+            steps = setup.settings.long_sweep_steps
+            range_test = setup.range_test(
+                "lr_bounds", f"{label}, long", lambda: sweep(num_steps=steps), batch_size
+            )
+            note = f"swept over {steps} steps: no optimizer's shorter sweep found an LR"
+            return range_test, note
         range_test = setup.range_test("lr_bounds", label, sweep, batch_size)
         if range_test.max_lr is None and range_test.failure in SWEEP_FURTHER:
             # a loss still falling (or flat) at the sweep's end: sweep two decades further, at
@@ -202,15 +210,30 @@ def _bounds_range_test(
             trainer.close()
 
 
+@dataclass(frozen=True)
+class FamilyFailure:
+    """Why an optimizer's LR search found nothing, and whether a longer sweep may (a curve
+    that never fell, or short runs that did not move, in the usual sweep's steps)."""
+
+    reason: str
+    sweep_longer: bool = False
+
+
+# short runs whose validation losses all lie within this fraction of each other over the
+# grid's LRs (a factor of 3 or more) did not learn: the LRs were too small to move the model
+# (SST-2 at batch 16: SGD's 1.96e-07 to 6.54e-07 all gave 0.6945, chance)
+UNMOVED_SHORT_RUNS = 0.001
+
+
 def family_bounds(
-    setup: RecipeSetup, short: ShortRun, optimizer: Any, weight_decay: float
-) -> FamilyBounds | str:
-    """One optimizer's range test, then short runs on the grid below its lowest-loss LR; the
-    range test's reason (a string) when it found no LR."""
+    setup: RecipeSetup, short: ShortRun, optimizer: Any, weight_decay: float, long: bool = False
+) -> FamilyBounds | FamilyFailure:
+    """One optimizer's range test (`long`: over more steps), then short runs on the grid below
+    its lowest-loss LR; why it found no LR when it found none or its short runs did not learn."""
     settings = setup.settings
-    range_test, note = _bounds_range_test(setup, short.batch_size, optimizer, weight_decay)
+    range_test, note = _bounds_range_test(setup, short.batch_size, optimizer, weight_decay, long)
     if range_test.max_lr is None:
-        return range_test.reason
+        return FamilyFailure(range_test.reason, range_test.failure == "no_fall" and not long)
     # only a range test loaded from an old file lacks the lowest-loss LR: its max_lr is the anchor
     lowest = range_test.lowest_loss_lr or range_test.max_lr
     grid, ceiling = lr_grid(lowest, range_test.suggestions.get("divergence"), settings)
@@ -222,7 +245,26 @@ def family_bounds(
         )
     )
     losses = {lr: float(run["val_loss"]) for lr, run in runs.items()}
+    finite = [loss for loss in losses.values() if math.isfinite(loss)]
+    if len(finite) >= 3 and spread(finite) < UNMOVED_SHORT_RUNS:
+        return FamilyFailure(
+            f"its short runs did not learn: validation loss {finite[0]:.4g} at every LR from "
+            f"{min(grid):.3g} to {max(grid):.3g} (the range test's lowest point, at "
+            f"{lowest:.3g}, was noise on a flat curve)",
+            not long,
+        )
     return FamilyBounds(optimizer, weight_decay, range_test, note, short, losses, runs, ceiling)
+
+
+def spread(losses: list[float]) -> float:
+    """How far apart `losses` are, relative to the smallest's size.
+
+    Example:
+        >>> round(spread([0.6945, 0.6946, 0.6945]), 5)
+        0.00014
+    """
+    low, high = min(losses), max(losses)
+    return (high - low) / max(abs(low), 1e-12)
 
 
 def _at(

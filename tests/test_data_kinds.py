@@ -315,3 +315,25 @@ def test_outputs_a_loss_cannot_take_are_named_with_the_fix_before_any_run(tmp_pa
         sc.tune(lambda: _net(1), flat, flat, epochs=1, loss_fn=nn.functional.mse_loss,
                 out_dir=tmp_path / "b")  # fmt: skip
     assert not (tmp_path / "b").exists()
+
+
+def test_a_dataloader_over_a_stream_keeps_its_batch_size_in_tune():
+    # a user's check: tune(DataLoader(IterableDataset, batch_size=32), steps_per_epoch=100)
+    # reported batch 64 ("at most 64 for a stream") and counted its samples at 64, training at 32
+    data = _arrays(320)
+
+    class Endless(IterableDataset):
+        def __iter__(self):
+            g = torch.Generator().manual_seed(0)
+            while True:
+                i = int(torch.randint(0, len(data), (1,), generator=g))
+                yield data.inputs[i], data.targets[i]
+
+    train = DataLoader(Endless(), batch_size=32)
+    val = DataLoader(Items(_arrays(64, 1)), batch_size=64)
+    plan = sc.tune(_net, train, val, epochs=2, steps_per_epoch=10, optimizer="sgd")
+    assert plan.batch_size == 32 and "your loader's own" in plan.evidence[0]["why"]
+    assert plan.compute["final_run_samples"] == 2 * 10 * 32
+    with pytest.raises(ValueError, match=r"batch_size 64: train_data is a loader with its own "
+                       r"batch size \(32\)"):  # fmt: skip
+        sc.tune(_net, train, val, epochs=2, steps_per_epoch=10, batch_size=64)

@@ -80,3 +80,14 @@ class _GoesBadLate(torch.nn.Module):
 
 def goes_bad_late() -> torch.nn.Module:
     return _GoesBadLate()
+
+
+def own_loaders() -> tuple:
+    """Training and validation loaders of the user's own (batch sizes 32 and 100)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    splits = tiny_digits()
+    assert splits.val is not None
+    train = TensorDataset(splits.train.inputs, splits.train.targets)
+    val = TensorDataset(splits.val.inputs, splits.val.targets)
+    return DataLoader(train, batch_size=32, shuffle=True), DataLoader(val, batch_size=100)

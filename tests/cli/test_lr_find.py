@@ -66,3 +66,19 @@ def test_model_that_does_not_fit_the_data_is_one_line(tmp_path):
         "(use mlp, or data of that shape)"
     )
     assert not (tmp_path / "x").exists()
+
+
+def test_a_loader_of_the_users_own_keeps_its_batch_size_and_says_so(tmp_path, capsys):
+    # a user's check: --batch-size 128 with --data returning DataLoaders of batch 32 printed
+    # "batch 128" and swept at 32 (the flag was ignored)
+    flags = ["--data", "tests.cli.entry:own_loaders", "--model", "tests.cli.entry:small_mlp"]
+    out = ["--out", str(tmp_path / "lr"), "--num-steps", "30"]
+    assert main(["lr-find", *flags, *out, "--batch-size", "128"]) == 2
+    assert (
+        "--batch-size 128: --data tests.cli.entry:own_loaders gives a training loader with "
+        "batch size 32, which --batch-size cannot change" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "lr").exists()
+    assert main(["lr-find", *flags, *out]) == 0
+    assert ", sgd, your loader's own batch size (32), 30 steps" in capsys.readouterr().out
+    assert main(["lr-find", *flags, *out, "--batch-size", "32", "--force"]) == 0

@@ -296,3 +296,16 @@ def test_a_loss_below_zero_still_stops_where_it_diverges():
     # not 4x the minimum), and its suggestion is the same LR
     assert max(below.lrs) / max(plain.lrs) < 10
     assert below.max_lr == pytest.approx(plain.max_lr)
+
+
+def test_a_batch_size_a_loader_of_the_users_own_cannot_take_is_refused():
+    # a user's check: lr_find(DataLoader(batch_size=64), batch_size=128) swept at 64 without
+    # a word (tune and Trainer refuse it)
+    digits = load("digits")
+    dataset = torch.utils.data.TensorDataset(digits.train.inputs, digits.train.targets)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True)
+    with pytest.raises(ValueError, match=r"batch_size 128: train_data is a loader with its own "
+                       r"batch size \(64\)"):  # fmt: skip
+        sc.lr_find(build("mlp"), LOSS, loader, batch_size=128, num_steps=20)
+    assert len(sc.lr_find(build("mlp"), LOSS, loader, batch_size=64, num_steps=20).lrs) == 20
+    assert len(sc.lr_find(build("mlp"), LOSS, dataset, batch_size=128, num_steps=20).lrs) == 20

@@ -40,7 +40,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--model", default="mlp", help=f"{', '.join(sorted(MODELS))}, or module:function"
     )
     p.add_argument("--width", type=float, help="width option of cifar-resnet / resnet9")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="the batch size of data the range test batches (default 64); a loader your "
+        "--data returns keeps its own",
+    )
     p.add_argument("--start-lr", type=float, default=1e-7)
     p.add_argument("--end-lr", type=float, default=10.0)
     p.add_argument("--num-steps", type=int, default=100)
@@ -58,7 +63,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_seed(args.seed)
     _check_sweep_flags(args)  # before the data load and the header line
@@ -71,6 +76,19 @@ def run(args: argparse.Namespace) -> int:
     own_data = isinstance(splits, UserData)  # Datasets or loader factories
     if own_data and ":" not in args.model:
         raise UsageError(f"--model module:function is needed with --data {args.data}")
+    own_batch = _own_batch(splits.train) if own_data else None
+    if own_batch is not None:
+        if args.batch_size is not None and args.batch_size != own_batch[0]:
+            raise UsageError(
+                f"--batch-size {args.batch_size}: --data {args.data} gives a training loader "
+                f"with {own_batch[1]}, which --batch-size cannot change; leave --batch-size "
+                "out, or return the Dataset (batched at --batch-size) instead"
+            )
+        own = own_batch[0]
+        batch_text = f"your loader's own batch size ({own})" if own else "your loader's batches"
+    else:
+        args.batch_size = args.batch_size or DEFAULT_BATCH
+        batch_text = f"batch {args.batch_size}"
     if not own_data and args.batch_size > len(splits.train):
         raise UsageError(
             f"--batch-size must be <= the {len(splits.train)} training samples of {args.data}, "
@@ -97,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     size = "" if own_data else f" ({len(splits.train)} training samples)"
     print(
         f"LR range test: {args.data}{size}, {args.model}, "
-        f"{args.optimizer}, batch {args.batch_size}, {args.num_steps} steps "
+        f"{args.optimizer}, {batch_text}, {args.num_steps} steps "
         f"from {args.start_lr:g} to {args.end_lr:g}"
     )
     runner_log = logging.getLogger("superconverge.finder.runner")
@@ -113,6 +131,22 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomically(args.out / "lr_find.json", result.to_json())
     print(f"wrote {args.out / 'lr_find.png'} and {args.out / 'lr_find.json'}")
     return 0
+
+
+DEFAULT_BATCH = 64  # --batch-size for data the range test batches
+
+
+def _own_batch(train: Any) -> tuple[int | None, str] | None:
+    """A training loader the user's --data built: its batch size (None: unknown) and how to
+    say it; None for data the range test batches (a Dataset, a loader factory)."""
+    from torch.utils.data import DataLoader
+
+    from superconverge.finder.runner import is_batches
+
+    if not is_batches(train):
+        return None
+    size = getattr(train, "batch_size", None) if isinstance(train, DataLoader) else None
+    return size, (f"batch size {size}" if size is not None else "batches of its own")
 
 
 def _check_sweep_flags(args: argparse.Namespace) -> None:

@@ -127,7 +127,10 @@ class DataSource:
 
     @property
     def fixed_batch_size(self) -> int | None:
-        if self.kind != "loader":
+        """The batch size of a loader the user built (a ``DataLoader`` over a stream too)."""
+        if self.kind != "loader" and not (
+            self.kind == "stream" and isinstance(self.data, DataLoader)
+        ):
             return None
         size = getattr(self.data, "batch_size", None)
         if isinstance(size, int) and not isinstance(size, bool):
@@ -313,7 +316,7 @@ class DataSource:
             stream = self.data
             return FactoryLoader(
                 lambda _size: stream,
-                batch_size,
+                self.fixed_batch_size or batch_size,
                 steps_per_epoch=self.steps_per_epoch,
                 batch_fn=self.batch_fn,
                 check_batch_size=False,

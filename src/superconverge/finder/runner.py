@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from superconverge._checks import check_count
 from superconverge.batches import BatchFn, check_batch_fn, fitted_loss, forward, split_batch
@@ -42,6 +42,7 @@ from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.training.device import to_device
 from superconverge.training.evaluation import evaluate_batches
+from superconverge.training.inputs import own_batch_message
 from superconverge.training.progress import tell
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def _mean_across_ranks(value: torch.Tensor, world: int) -> float:
     return float(value)
 
 
-def _is_batches(data: object) -> bool:
+def is_batches(data: object) -> bool:
     """An iterable of batches already (a list, the user's DataLoader or generator), not data
     to batch (tensors, a map-style or iterable Dataset) nor a loader factory."""
     if isinstance(data, ArrayData | Dataset) or (
@@ -179,7 +180,7 @@ def lr_find(
     rule: str = "minimum",
     policy: str = "one_cycle",
     grad_scaler: Any = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     batch_fn: BatchFn | None = None,
     steps_per_epoch: int | None = None,
     num_workers: int = 0,
@@ -216,7 +217,9 @@ def lr_find(
             ``steepest``; every rule's value is in ``result.suggestions`` either way.
         policy: ``one_cycle`` (min_lr = max_lr / 10) or ``cyclic`` (min_lr = max_lr / 4).
         grad_scaler: a ``torch.amp.GradScaler`` for mixed precision (restored afterwards).
-        batch_size: the batch size asked of `train_data` (not of a loader you built).
+        batch_size: the batch size asked of `train_data` (default 64) when it is data the
+            range test batches; a loader you built keeps its own, and a `batch_size` that
+            differs from it is refused (it would be ignored).
         batch_fn: ``batch -> (inputs, targets)``, the batch hook (`superconverge.batches`).
         steps_per_epoch: batches per pass of a stream.
         num_workers, collate_fn: for the ``DataLoader`` built for a ``Dataset``.
@@ -253,13 +256,24 @@ def lr_find(
 
     check_batch_fn(batch_fn)
     check_count("val_batches", val_batches)
+    if batch_size is not None:
+        check_count("batch_size", batch_size)
+        if is_batches(train_data) and not has_position(train_data):  # the user's own loader
+            own = (
+                getattr(train_data, "batch_size", None)
+                if isinstance(train_data, DataLoader)
+                else None
+            )
+            if own != batch_size:
+                raise ValueError(own_batch_message(batch_size, own, "train_data"))
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     options = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
     check_num_workers(num_workers, (train_data, val_data), "lr_find")
 
     def batches_of(data: Any, name: str, steps: int | None, evaluation: bool = False) -> Any:
         """A loader at `batch_size` for data that is not batches yet; batches (a trainer's
         loader, the user's own) as they are: the sweep cycles them."""
-        if has_position(data) or _is_batches(data):
+        if has_position(data) or is_batches(data):
             return data
         if steps is None and isinstance(data, IterableDataset) and not evaluation:
             steps = num_steps * accumulation_steps  # no epochs here: the batches the sweep needs

@@ -457,10 +457,10 @@ MIN_FINAL_STEPS = 4  # what the 1cycle plans need (smith_one_cycle's total_steps
 def _check_own_batch(batch_size: int | str, train: DataSource) -> None:
     """A batch size given for a loader with batches of its own (a user's DataLoader) would be
     ignored while the plan records it: refused (with "auto" tune uses the loader's own)."""
-    if train.kind == "loader" and batch_size != "auto":
-        own = train.fixed_batch_size
-        if own is None or int(batch_size) != own:
-            raise ValueError(own_batch_message(int(batch_size), own, "train_data"))
+    own = train.fixed_batch_size
+    theirs = train.kind == "loader" or own is not None  # a DataLoader over a stream too
+    if theirs and batch_size != "auto" and (own is None or int(batch_size) != own):
+        raise ValueError(own_batch_message(int(batch_size), own, "train_data"))
 
 
 def _check_final_steps(batch_size: int | str, epochs: int, train: DataSource) -> None:

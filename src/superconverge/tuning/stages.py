@@ -71,10 +71,10 @@ def own_batch_size(source: DataSource) -> int | None:
     """The batch size of a loader the user built (its ``batch_size``; for one whose items are
     batches, ``batch_size=None``, its first item's samples; for one with a batch sampler its
     samples over its batches, rounded up); None for data tune batches itself."""
+    if source.fixed_batch_size is not None:  # a DataLoader over a stream has one too
+        return source.fixed_batch_size
     if source.kind != "loader":
         return None
-    if source.fixed_batch_size is not None:
-        return source.fixed_batch_size
     if getattr(source.data, "batch_sampler", None) is None:  # items are batches of unknown size
         return None
     samples = source.num_samples

@@ -175,3 +175,21 @@ def test_a_plan_that_diverges_on_this_data_exits_1_and_says_what_its_folder_hold
         "plan.json",
     ]
     assert json.loads((out / "plan.json").read_text())["results"]["status"] == "diverged"
+
+
+def test_force_over_a_tune_folder_replaces_that_run_whole(tmp_path, capsys):
+    # a user's check: fit --force into a tune run's folder replaced plan.json, checkpoint.pt
+    # and history.json and left the old report, journal and range tests beside them, so the
+    # folder's report showed the old run's range test as this run's evidence
+    plan = _digits_plan(tmp_path)
+    out = tmp_path / "old"
+    out.mkdir()
+    for name in ("report.md", "journal.json", "range_tests.json", "lr_find.png", "plan.json"):
+        (out / name).write_text("the old run's")
+    (out / "notes.txt").write_text("mine")  # not a run's file: it stays
+    assert main(["fit", "--plan", str(plan), "--out", str(out), "--force"]) == 0
+    assert f"fit: moved the previous run to {out}/previous-" in capsys.readouterr().out
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert names == ["best.pt", "checkpoint.pt", "history.csv", "history.json", "notes.txt",
+                     "plan.json"]  # fmt: skip
+    assert json.loads((out / "plan.json").read_text())["results"]["status"] == "completed"

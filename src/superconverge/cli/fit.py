@@ -190,6 +190,13 @@ def run(args: argparse.Namespace) -> int:
     factory = _factory(args, plan, splits)
     out = args.out or args.plan.parent / "refit"
     claim_out_dir(out, args.force)
+    from superconverge._run_folder import discard, move_aside
+
+    # --force over a run: moved aside whole first (its report, journal and range tests would
+    # otherwise stay beside this run's files), deleted once this run is written
+    aside = move_aside(out) if args.force else None
+    if aside is not None:
+        print(f"fit: moved the previous run to {aside}; it is deleted once this run finishes")
     from superconverge.data import default_augment
     from superconverge.data.sources import known_size
     from superconverge.tuning.settings import RecipeSettings
@@ -232,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
         or f"the tune run of {args.plan}",
     }
     write_text_atomically(out / "plan.json", plan.to_json())
+    if aside is not None:
+        discard(aside)
     test = plan.results.get("test", {})
     scores = f"; {scores_line(test)}" if test else ""
     epochs = len(history.epochs)

@@ -91,3 +91,8 @@ def own_loaders() -> tuple:
     train = TensorDataset(splits.train.inputs, splits.train.targets)
     val = TensorDataset(splits.val.inputs, splits.val.targets)
     return DataLoader(train, batch_size=32, shuffle=True), DataLoader(val, batch_size=100)
+
+
+def nesterov(groups: list) -> torch.optim.Optimizer:
+    """An optimizer of the user's own: SGD with Nesterov momentum."""
+    return torch.optim.SGD(groups, lr=0.01, momentum=0.9, nesterov=True)

@@ -193,3 +193,22 @@ def test_force_over_a_tune_folder_replaces_that_run_whole(tmp_path, capsys):
     assert names == ["best.pt", "checkpoint.pt", "history.csv", "history.json", "notes.txt",
                      "plan.json"]  # fmt: skip
     assert json.loads((out / "plan.json").read_text())["results"]["status"] == "completed"
+
+
+def test_a_plan_made_with_an_optimizer_callable_names_it_with_the_optimizer_flag(
+    tmp_path, capsys
+):
+    # a user's check: fit said "optimizer must be given: the plan was made with an optimizer
+    # callable", and fit had no flag to give one
+    plan = _digits_plan(tmp_path, optimizer=None)
+    assert main(["fit", "--plan", str(plan), "--out", str(tmp_path / "a")]) == 2
+    assert "name it with --optimizer module:function" in capsys.readouterr().err
+    flags = ["--optimizer", "tests.cli.entry:nesterov", "--out", str(tmp_path / "b")]
+    assert main(["fit", "--plan", str(plan), *flags]) == 0
+    assert json.loads((tmp_path / "b" / "plan.json").read_text())["results"]["status"] == (
+        "completed"
+    )
+    # a plan tuned with a named optimizer keeps it: another one is refused, not run at its LR
+    named = _digits_plan(tmp_path, optimizer="sgd")
+    assert main(["fit", "--plan", str(named), "--optimizer", "adamw"]) == 2
+    assert "--optimizer adamw: --plan" in capsys.readouterr().err

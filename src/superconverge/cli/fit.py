@@ -72,6 +72,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="METRIC",
         help="a metric (built-in or module:function); repeat for several (default: the plan's)",
     )
+    p.add_argument(
+        "--optimizer",
+        help="module:function returning an optimizer of the param groups, for a plan made with "
+        "an optimizer callable (tune(optimizer=...) from Python); default: the plan's",
+    )
     p.add_argument("--batch-fn", help="module:function (default: the one the plan names)")
     p.add_argument("--collate-fn", help="module:function (default: the one the plan names)")
     p.add_argument(
@@ -151,6 +156,7 @@ def _task_of(args: argparse.Namespace, plan: Any, sized: bool) -> dict[str, Any]
         ),
         "precision": saved.get("precision", "auto"),
     }
+    task["optimizer"] = _optimizer_of(args, plan)
     loss = args.loss or plan.loss
     if loss == CUSTOM:  # the plan's run had the user's own loss_fn, which a plan cannot hold
         raise UsageError(
@@ -160,6 +166,35 @@ def _task_of(args: argparse.Namespace, plan: Any, sized: bool) -> dict[str, Any]
     if loss is not None:
         task["loss_fn"] = loss_from_flag(loss)
     return task
+
+
+def _optimizer_of(args: argparse.Namespace, plan: Any) -> Any:
+    """The plan's optimizer by name, or the callable --optimizer names where the plan was made
+    with one (plan.json cannot name a callable); another optimizer than the plan's is refused:
+    its LR was chosen for that one."""
+    from superconverge.pytorch.optimizers import OPTIMIZERS
+
+    given = args.optimizer
+    if given is None:
+        if plan.optimizer is None:
+            raise UsageError(
+                f"--plan {args.plan} was made with an optimizer of your own (a callable, which "
+                "plan.json cannot name): name it with --optimizer module:function (a function "
+                "of the param groups that returns the optimizer)"
+            )
+        return plan.optimizer
+    if plan.optimizer is not None and given != plan.optimizer:
+        raise UsageError(
+            f"--optimizer {given}: --plan {args.plan} was tuned with {plan.optimizer}, whose LR "
+            f"and weight decay it holds; leave --optimizer out, or tune again with {given}"
+        )
+    if given in OPTIMIZERS:
+        return given
+    if ":" not in given:
+        raise UsageError(
+            f"--optimizer must be one of {', '.join(OPTIMIZERS)} or module:function, got {given!r}"
+        )
+    return callable_from_flag(given, "--optimizer")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,3 +17,24 @@ def test_bad_losses_are_named():
         resolve_loss("hinge")
     with pytest.raises(TypeError, match="loss_fn must be callable, got 3"):
         resolve_loss(3)
+
+
+def test_a_loss_name_where_a_callable_is_needed_says_which_callable(tmp_path):
+    # a user's check: tune(..., loss_fn="cross_entropy") (the CLI takes names) failed as "model
+    # outputs ... do not fit loss_fn: 'str' object is not callable", blaming the shapes
+    import superconverge as sc
+    from superconverge.data import load
+
+    digits = load("digits")
+    expected = (r"loss_fn must be callable, got 'cross_entropy' \(a name, as the CLI's --loss "
+                r"takes it\): pass superconverge.losses.resolve_loss\('cross_entropy'\) or "
+                r"torch.nn.functional.cross_entropy")  # fmt: skip
+    model = torch.nn.Linear(64, 10)
+    with pytest.raises(TypeError, match=expected):
+        sc.tune(lambda: model, digits.train, digits.val, loss_fn="cross_entropy", epochs=1,
+                out_dir=tmp_path / "t")  # fmt: skip
+    assert not (tmp_path / "t").exists()
+    with pytest.raises(TypeError, match=expected):
+        sc.Trainer(model, "cross_entropy", digits.train)
+    with pytest.raises(TypeError, match=expected):
+        sc.lr_find(model, "cross_entropy", digits.train)

@@ -39,6 +39,27 @@ def resolve_loss(loss: str | LossFn) -> LossFn:
     return loss
 
 
+def check_loss_fn(loss_fn: object) -> None:
+    """A callable ``loss_fn(outputs, targets) -> scalar tensor``; a loss's name (the CLI's
+    --loss) is named with the callable to pass instead.
+
+    Example:
+        >>> check_loss_fn("mse")
+        Traceback (most recent call last):
+        ...
+        TypeError: loss_fn must be callable, got 'mse' (a name, as the CLI's --loss takes it): pass superconverge.losses.resolve_loss('mse') or torch.nn.functional.mse_loss
+    """
+    if callable(loss_fn):
+        return
+    if isinstance(loss_fn, str) and loss_fn in LOSSES:
+        raise TypeError(
+            f"loss_fn must be callable, got {loss_fn!r} (a name, as the CLI's --loss takes it): "
+            f"pass superconverge.losses.resolve_loss({loss_fn!r}) or "
+            f"torch.nn.functional.{LOSSES[loss_fn].__name__}"
+        )
+    raise TypeError(f"loss_fn must be callable, got {loss_fn!r}")
+
+
 CUSTOM = "custom"  # a plan's loss when it was the user's own callable (a plan cannot hold it)
 
 

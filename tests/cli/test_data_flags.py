@@ -140,9 +140,9 @@ def test_a_dataset_label_the_model_cannot_output_is_named_and_leaves_no_folder(t
         "--model",
         "tests.cli.entry_data:five_classes",
     ]
-    assert main(["tune", *flags, "--epochs", "1", "--out", str(out)]) == 1
+    assert main(["tune", *flags, "--epochs", "1", "--out", str(out)]) == 2  # bad input
     err = capsys.readouterr().err
-    assert "DataError: train_data sample 5 has label 5" in err and "the model has 5 outputs" in err
+    assert "error: train_data sample 5 has label 5" in err and "the model has 5 outputs" in err
     assert "at least 10 outputs" in err and "out of bounds" not in err
     assert not out.exists()  # nothing measured: the same --out can be used again
 

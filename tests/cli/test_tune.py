@@ -294,3 +294,23 @@ def test_a_final_run_that_diverges_whatever_the_guard_does_exits_1_after_writing
     assert plan["results"]["status"] == "diverged" and (out / "report.html").is_file()
     epochs = len(json.loads((out / "history.json").read_text())["epochs"])
     assert error.endswith(f"checkpoint.pt holds the weights of epoch {epochs}, the last good one")
+
+
+def test_data_that_does_not_fit_the_model_is_a_usage_error_and_a_bad_environment_too(
+    tmp_path, capsys, monkeypatch
+):
+    # a user's checks: labels 0-9 against a 1-output model exited 1 with "error: DataError: ...
+    # (run again with --debug for the traceback)"; SUPERCONVERGE_PROGRESS_INTERVAL=abc exited 1
+    # in the middle of the search
+    flags = ["--data", "tests.cli.entry:tiny_digits", "--model", "tests.cli.entry:one_output"]
+    assert main(["tune", *flags, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "error: train_data" in err and "but the model has 1 outputs" in err
+    assert "DataError" not in err and "--debug" not in err
+    monkeypatch.setenv("SUPERCONVERGE_PROGRESS_INTERVAL", "abc")
+    assert main(["tune", "--epochs", "1", "--out", str(tmp_path / "b")]) == 2
+    assert capsys.readouterr().err == (
+        "superconverge tune: error: SUPERCONVERGE_PROGRESS_INTERVAL must be seconds >= 0, got "
+        "'abc'\n"
+    )
+    assert not (tmp_path / "b").exists()

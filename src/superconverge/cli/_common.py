@@ -270,6 +270,10 @@ def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int,
         )
     if isinstance(error, DataFormatError):
         return EXIT_FAILURE, f"{error}; replace the file with the original (see --data-dir)"
+    from superconverge.batches import DataError
+
+    if isinstance(error, DataError):  # the data the flags name do not fit the model or loss
+        return EXIT_USAGE, str(error)
     if isinstance(error, (ValueError, TypeError)):
         named = flag_message(error, parser)
         if named is not None:  # a library check of a value this subcommand's flag passed in

@@ -94,6 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     args.argv = list(argv if argv is not None else sys.argv[1:])  # e.g. for tune --resume
+    from superconverge.training.progress import resolve_interval
+
+    try:  # the environment's setting, checked before anything runs (it was read mid-search)
+        resolve_interval(None)
+    except ValueError as error:
+        print(f"{args.parser.prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if args.threads is not None:
         import torch
 

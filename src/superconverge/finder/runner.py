@@ -34,6 +34,7 @@ from superconverge.finder.sweep import (
     sweep_plan,
     sweep_settings,
 )
+from superconverge.losses import check_loss_fn
 from superconverge.metrics import resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.external_loop import Cycle
@@ -148,8 +149,7 @@ def _validate_arguments(
 ) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not callable(loss_fn):  # as the Trainer says it (it failed as "do not fit loss_fn")
-        raise TypeError(f"loss_fn must be callable, got {loss_fn!r}")
+    check_loss_fn(loss_fn)
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("model has no trainable parameters (every requires_grad is False)")
     check_sweep_arguments(

@@ -31,6 +31,7 @@ from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import ArrayLoader, Augment
 from superconverge.data.pipelines import ENDLESS_EVAL_MIN_BATCHES, EvaluationLoader
 from superconverge.data.sources import LoaderOptions, as_source, first_batch, has_position
+from superconverge.losses import check_loss_fn
 from superconverge.metrics import Metric, MetricsSpec, check_metrics, resolve_metrics
 from superconverge.pytorch.optimizers import check_optimizer_spec
 from superconverge.schedules import Plan
@@ -58,8 +59,7 @@ def check_trainer_arguments(
     """The Trainer's argument checks: TypeError for a wrong type, ValueError for a bad value."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable, got {loss_fn!r}")
+    check_loss_fn(loss_fn)
     check_optimizer_spec(optimizer)
     if weight_decay is not None:
         check_non_negative("weight_decay", weight_decay)

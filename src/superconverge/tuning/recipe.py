@@ -39,7 +39,7 @@ from superconverge.data.checks import check_rereadable
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import Augment, resolve_device
 from superconverge.data.sources import DataSource, LoaderOptions, as_source, check_num_workers
-from superconverge.losses import loss_name
+from superconverge.losses import check_loss_fn, loss_name
 from superconverge.metrics import MetricsSpec, resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.optimizers import (
@@ -150,6 +150,7 @@ def tune(
         optimizer, metrics, precision, epochs, budget, weight_decays, workers, batch_size, settings
     )
     check_model_fn(model_fn)
+    check_loss_fn(loss_fn)
     momentum = _momentum_pair(momentum)
     if study is not None and workers > 1:
         raise ValueError(

@@ -234,6 +234,28 @@ def test_backoff_zero_stops_at_the_first_divergence(digits):
         trainer.fit(1, sc.constant(0.05), backoff=-1)
 
 
+def test_a_divergence_records_the_lrs_of_the_steps_whose_losses_it_records(digits):
+    # losses are read every sync_every (8) steps: the divergent step 10 is found at step 15,
+    # and the LRs of steps 11..15 must not stay in the history (its peak LR was never used)
+    trainer = _trainer(digits)
+    with pytest.warns(RuntimeWarning, match="diverged at step 10"):
+        history = trainer.fit_one_cycle(3, 50.0)
+    assert history.status == "diverged" and history.steps == 11
+    assert len(history.step_lrs) == len(history.step_momenta) == 11
+    lr = history.step_lrs[-1][0]
+    assert f"(lr {lr:.3g})" in history.message and f"peak lr {lr:.3g}" in repr(history)
+    assert history.discarded_steps == 0
+
+
+def test_a_backoff_counts_every_step_it_undid_once(digits):
+    # two back-offs, each undoing the 16 steps made before the divergence at step 10 was read
+    trainer = _trainer(digits)
+    with pytest.warns(RuntimeWarning, match="diverged at step 10"):
+        history = trainer.fit_one_cycle(3, 50.0, backoff=2)
+    assert len(history.notes) == 2 and history.discarded_steps == 2 * 16
+    assert len(history.step_lrs) == len(history.step_momenta) == history.steps == 11
+
+
 def test_checkpoints_best_and_csv(digits, tmp_path):
     trainer = _trainer(digits, out_dir=tmp_path)
     history = trainer.fit_one_cycle(3, 0.05)

@@ -190,11 +190,12 @@ class FitLoop:
         self.backoff_left -= 1
         trainer, history = self.trainer, self.history
         scheduler_state, position, steps = start
+        # every step this attempt made, also those a divergence dropped unrecorded (_flush)
+        history.discarded_steps += self.scheduler.step_count - scheduler_state["step_count"]
         set_lr_scales(trainer.optimizer, [scale * BACKOFF_FACTOR for scale in scales])
         self.scheduler.load_state_dict(scheduler_state)  # rewrites the LR with the new scale
         if position is not None:
             trainer.train_loader.load_state_dict(position)
-        history.discarded_steps += len(history.step_lrs) - steps
         for values in (history.step_losses, history.step_lrs, history.step_momenta):
             del values[steps:]
         self.smoother = self._new_smoother()
@@ -396,6 +397,10 @@ class FitLoop:
             if reason is not None:
                 history.status = "diverged"
                 history.message = self._divergence_message(len(history.step_losses) - 1, reason)
+                # the steps made after the divergent one, before their losses were read, are
+                # undone with it: their LRs leave the history, which follows the recorded losses
+                del history.step_lrs[len(history.step_losses) :]
+                del history.step_momenta[len(history.step_losses) :]
                 return False
         return True
 

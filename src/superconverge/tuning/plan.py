@@ -9,11 +9,8 @@ reads them back.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import time
-import types
-import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,7 +20,12 @@ import torch
 from torch import nn
 
 from superconverge._files import write_text_atomically
-from superconverge._json import decode_nonfinite, encode_nonfinite, reject_unknown_keys
+from superconverge._json import (
+    check_fields,
+    decode_nonfinite,
+    encode_nonfinite,
+    reject_unknown_keys,
+)
 from superconverge.batches import BatchFn
 from superconverge.data.loader import Augment
 from superconverge.diagnostics.verdicts import diagnose
@@ -108,7 +110,7 @@ class TunePlan:
             raise ValueError(f"a tune plan is a JSON object, got {type(data).__name__}")
         saved = [f.name for f in fields(cls) if f.name not in _NOT_SAVED]
         reject_unknown_keys(data, saved, "plan settings")
-        _check_fields(data)
+        check_fields(cls, data, "a tune plan")
         values = decode_nonfinite(data)
         if isinstance(values.get("momentum"), list):
             values["momentum"] = tuple(values["momentum"])
@@ -245,56 +247,6 @@ class TunePlan:
         return bool(
             saved["plan"].get("max_lr") == self.max_lr and saved["fit"]["epochs"] == self.epochs
         )
-
-
-def _check_fields(data: dict[str, Any]) -> None:
-    """Every field a plan needs is there, and each field's value fits its annotation."""
-    required = [
-        f.name
-        for f in fields(TunePlan)
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]
-    missing = [name for name in required if name not in data]
-    if missing:
-        raise ValueError(f"not a tune plan: {', '.join(missing)} missing")
-    try:
-        hints = typing.get_type_hints(TunePlan)
-    except NameError:  # an annotation only importable for type checkers: the fields check it
-        hints = {}
-    for f in fields(TunePlan):
-        hint = hints.get(f.name, Any)
-        if f.name in data and not _field_matches(data[f.name], hint):
-            raise ValueError(f"field {f.name} must be {_type_text(hint)}, got {data[f.name]!r}")
-
-
-def _field_matches(value: Any, hint: Any) -> bool:
-    """Whether a JSON value fits a dataclass field's annotation (the subset plans use); a
-    non-finite number is saved as a string (`encode_nonfinite`)."""
-    origin = typing.get_origin(hint)
-    if hint is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_field_matches(value, option) for option in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin is tuple:
-        options = typing.get_args(hint)
-        return isinstance(value, (list, tuple)) and len(value) == len(options)
-    if origin in (list, dict):
-        return isinstance(value, origin)
-    if hint in (str, bool, list, dict):
-        return isinstance(value, hint)
-    return True  # a type JSON cannot hold (a History, say): its own from_dict checks it
-
-
-def _type_text(hint: Any) -> str:
-    """``int``, ``str | null``, ``tuple[float, float] | float | null``: the JSON reader's view."""
-    text = hint.__name__ if isinstance(hint, type) else str(hint)
-    return text.replace("typing.", "").replace("NoneType", "null")
 
 
 def save_run(

@@ -28,6 +28,13 @@ GOOD_PLAN = {
     "model": "mlp",
     "model_options": {"in_features": 64, "num_classes": 10},
 }
+GOOD_HISTORY = {
+    "status": "completed",
+    "epochs": [{"epoch": 1.0, "train_loss": 1.0, "val_loss": "nan"}],
+    "step_losses": [2.0, 1.0],
+    "step_lrs": [[0.01], [0.1]],
+    "step_momenta": [[0.95], [0.85]],
+}
 EVIL_MODULE = """
 import pathlib
 
@@ -95,7 +102,7 @@ def _run_folder(**files):
         run.mkdir()
         contents = {
             "plan.json": json.dumps(GOOD_PLAN),
-            "history.json": json.dumps({"epochs": []}),
+            "history.json": json.dumps(GOOD_HISTORY),
             "range_tests.json": json.dumps({}),
         }
         contents.update({name.replace("_json", ".json"): text for name, text in files.items()})
@@ -685,6 +692,20 @@ CASES = {
         2,
         "(history.json: a history is a JSON object, got list)",
         _run_folder(history_json="[1, 2]"),
+    ),
+    "report-history-val-loss-a-string": (
+        "report {tmp}/run",
+        2,
+        "(history.json: field epochs[0]['val_loss'] must be float, got 'x')",
+        _run_folder(history_json=json.dumps({**GOOD_HISTORY, "epochs": [{"val_loss": "x"}]})),
+    ),
+    "report-history-without-epochs": (
+        "report {tmp}/run",
+        2,
+        "(history.json: not a history: epochs missing)",
+        _run_folder(
+            history_json=json.dumps({k: v for k, v in GOOD_HISTORY.items() if k != "epochs"})
+        ),
     ),
     "report-plan-unknown-key": (
         "report {tmp}/run",

@@ -12,12 +12,20 @@ from typing import TYPE_CHECKING, Any
 
 from superconverge._display import clip, number, pairs, plural
 from superconverge._files import write_text_atomically
-from superconverge._json import decode_nonfinite, encode_nonfinite
+from superconverge._json import (
+    check_fields,
+    decode_nonfinite,
+    encode_nonfinite,
+    reject_unknown_keys,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 STATUSES = ("running", "completed", "diverged", "interrupted", "cancelled")
+# what every version of `History.to_dict` wrote and a history cannot do without (the others
+# have defaults: files of earlier versions lack some)
+_REQUIRED_FIELDS = ("status", "epochs", "step_losses", "step_lrs", "step_momenta")
 
 
 @dataclass
@@ -121,33 +129,31 @@ class History:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
+        """The history in `data` (as `to_dict` writes it), each field's type checked: a
+        ValueError names a missing field, an unknown one, or a value of another type.
+
+        ``message``, ``plan``, ``notes`` and ``discarded_steps`` may be missing (files of
+        earlier versions); the status and the records may not.
+        """
         if not isinstance(data, dict):
             raise ValueError(f"a history is a JSON object, got {type(data).__name__}")
-        known = {
-            "status",
-            "message",
-            "plan",
-            "notes",
-            "discarded_steps",
-            "epochs",
-            "step_losses",
-            "step_lrs",
-            "step_momenta",
-        }
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown history fields: {unknown}")
+        reject_unknown_keys(data, cls.__dataclass_fields__, "history fields")
+        check_fields(cls, data, "a history", required=_REQUIRED_FIELDS)
+        _check_records(data)
         values = decode_nonfinite(data)
+        steps = len(values["step_losses"])
+        # files of earlier versions hold, after a divergence, the LRs of the steps made before
+        # its loss was read: only the steps whose losses were recorded are kept, as a fit does
         return cls(
-            step_losses=list(values.get("step_losses", [])),
-            step_lrs=[list(v) for v in values.get("step_lrs", [])],
-            step_momenta=[list(v) for v in values.get("step_momenta", [])],
-            epochs=[dict(row) for row in values.get("epochs", [])],
-            status=values.get("status", "completed"),
+            step_losses=list(values["step_losses"]),
+            step_lrs=[list(v) for v in values["step_lrs"][:steps]],
+            step_momenta=[list(v) for v in values["step_momenta"][:steps]],
+            epochs=[dict(row) for row in values["epochs"]],
+            status=values["status"],
             message=values.get("message", ""),
             plan=dict(values.get("plan", {})),
             notes=list(values.get("notes", [])),
-            discarded_steps=int(values.get("discarded_steps", 0)),
+            discarded_steps=values.get("discarded_steps", 0),
         )
 
     @classmethod
@@ -192,3 +198,19 @@ class History:
         from superconverge.diagnostics.plots import plot_history
 
         return plot_history(self)
+
+
+def _check_records(data: dict[str, Any]) -> None:
+    """The values `check_fields` cannot see in the annotations: a known status, a step count
+    >= 0, and one LR and one momentum entry per step, or none (a history made by hand);
+    earlier versions wrote more after a divergence: `History.from_dict` drops those."""
+    if data["status"] not in STATUSES:
+        raise ValueError(f"field status must be one of {list(STATUSES)}, got {data['status']!r}")
+    if data.get("discarded_steps", 0) < 0:
+        raise ValueError(f"field discarded_steps must be >= 0, got {data['discarded_steps']!r}")
+    losses, lrs, momenta = (len(data[k]) for k in ("step_losses", "step_lrs", "step_momenta"))
+    if lrs != momenta or 0 < lrs < losses:
+        raise ValueError(
+            "fields step_lrs and step_momenta must hold one entry per step of step_losses (or "
+            f"none), got {lrs} and {momenta} entries for {losses} steps"
+        )

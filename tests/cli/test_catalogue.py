@@ -35,6 +35,17 @@ GOOD_HISTORY = {
     "step_lrs": [[0.01], [0.1]],
     "step_momenta": [[0.95], [0.85]],
 }
+GOOD_RANGE_TEST = {
+    "lrs": [0.001, 0.01, 0.1],
+    "losses": [2.3, 2.0, 9.0],
+    "smoothed_losses": [2.3, 2.1, 4.0],
+    "stop_reason": "end",
+    "suggestions": {"minimum": 0.001},
+    "max_lr": 0.001,
+    "min_lr": 0.0001,
+    "rule": "minimum",
+    "reason": "minimum/10",
+}
 EVIL_MODULE = """
 import pathlib
 
@@ -706,6 +717,12 @@ CASES = {
         _run_folder(
             history_json=json.dumps({k: v for k, v in GOOD_HISTORY.items() if k != "epochs"})
         ),
+    ),
+    "report-range-test-lrs-a-string": (
+        "report {tmp}/run",
+        2,
+        "(range_tests.json: field lrs must be tuple[float, ...], got 'oops')",
+        _run_folder(range_tests_json=json.dumps({"lr_find": {**GOOD_RANGE_TEST, "lrs": "oops"}})),
     ),
     "report-plan-unknown-key": (
         "report {tmp}/run",

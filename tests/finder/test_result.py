@@ -1,6 +1,8 @@
 """`RangeTestResult`: the lowest-loss LR is recorded, whatever the rule, and saved."""
 
+import json
 import math
+import re
 
 import pytest
 import torch
@@ -57,3 +59,43 @@ def test_chance_is_the_most_common_class_of_the_validation_batches():
     assert _chance([(None, labels[:4]), (None, labels[4:])]) == pytest.approx(4 / 8)
     assert _chance([(None, torch.randn(4))]) is None  # regression targets: no chance level
     assert _chance(None) is None
+
+
+def _saved(**change) -> dict:
+    curve = {**_bowl_curve(LRS[60]), "val_steps": [10, 50], "val_losses": [2.0, 1.5],
+             "val_accuracies": [0.2, None]}  # fmt: skip
+    result = build_result([curve], diverge_factor=4.0, rule="minimum", policy="one_cycle",
+                          settings={})  # fmt: skip
+    return {**result.to_dict(), **change}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"lrs": "oops"}, "field lrs must be tuple[float, ...], got 'oops'"),
+        ({"losses": [1.0, "x"]}, "field losses[1] must be float, got 'x'"),
+        (
+            {"losses": [1.0, 2.0]},
+            "smoothed_losses must be as long as each other, got lengths 100, 2",
+        ),
+        ({"val_accuracies": [0.2]}, "val_losses, val_accuracies must be as long as each other"),
+        ({"val_steps": [10, 100]}, "field val_steps[1] must be a step of the sweep (0 to 99)"),
+        ({"max_lr": "big"}, "field max_lr must be float | null, got 'big'"),
+        ({"suggestions": {"valley": "x"}}, "field suggestions['valley'] must be float | null"),
+        ({"confidence": {"level": 3}}, "field confidence must be Confidence | null, got"),
+        ({"rule": None}, "field rule must be str, got None"),
+        ({"notes": "x"}, "field notes must be tuple[str, ...], got 'x'"),
+    ],
+)
+def test_a_range_test_of_the_wrong_shape_is_named_field_by_field(change, message):
+    # a user's check: lrs "oops" loaded, and the report failed on zip()'s lengths
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RangeTestResult.from_dict(_saved(**change))
+
+
+def test_a_range_test_missing_a_field_says_so_and_non_finite_numbers_load():
+    data = _saved(losses=["nan", *_saved()["losses"][1:-1], "inf"])  # as to_dict writes them
+    assert math.isnan(RangeTestResult.from_json(json.dumps(data)).losses[0])
+    del data["rule"], data["reason"]
+    with pytest.raises(ValueError, match=r"^not a range test: rule, reason missing$"):
+        RangeTestResult.from_dict(data)

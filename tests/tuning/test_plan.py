@@ -141,3 +141,30 @@ def test_a_run_folder_with_a_broken_file_names_the_file(tmp_path):
     (tmp_path / "history.json").write_text('"done"')
     with pytest.raises(ValueError, match=r"^history.json: a history is a JSON object, got str"):
         load_run(tmp_path)
+
+
+def test_a_run_folder_with_a_history_or_range_test_of_the_wrong_shape_names_file_and_field(
+    tmp_path,
+):
+    # a user's check: a val_loss "x" raised "TypeError: must be real number, not str", lrs
+    # "oops" loaded (and the report failed on zip()), a history without epochs had 0 epochs
+    history = History(status="completed", epochs=[{"epoch": 1.0, "val_loss": math.nan}])
+    save_run(tmp_path, _plan(), history, {"lr_find": _range_test()})
+    load_run(tmp_path)  # as written, NaN and all
+    saved = json.loads((tmp_path / "history.json").read_text())
+    saved["epochs"][0]["val_loss"] = "x"
+    (tmp_path / "history.json").write_text(json.dumps(saved))
+    message = "history.json: field epochs[0]['val_loss'] must be float, got 'x'"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_run(tmp_path)
+    del saved["epochs"]
+    (tmp_path / "history.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"^history.json: not a history: epochs missing$"):
+        load_run(tmp_path)
+    save_run(tmp_path, _plan(), history, {"lr_find": _range_test()})
+    tests = json.loads((tmp_path / "range_tests.json").read_text())
+    tests["lr_find"]["lrs"] = "oops"
+    (tmp_path / "range_tests.json").write_text(json.dumps(tests))
+    message = "range_tests.json: field lrs must be tuple[float, ...], got 'oops'"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_run(tmp_path)

@@ -9,7 +9,12 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from superconverge._display import clip, number, pairs
-from superconverge._json import decode_nonfinite, encode_nonfinite, reject_unknown_keys
+from superconverge._json import (
+    check_fields,
+    decode_nonfinite,
+    encode_nonfinite,
+    reject_unknown_keys,
+)
 from superconverge.finder.analysis import agreement, analyse, min_lr_for
 
 if TYPE_CHECKING:
@@ -92,9 +97,14 @@ class RangeTestResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RangeTestResult:
+        """The range test in `data` (as `to_dict` writes it), each field's type checked: a
+        ValueError names a missing field, an unknown one, a value of another type, or curves
+        of different lengths."""
         if not isinstance(data, dict):
             raise ValueError(f"a range test is a JSON object, got {type(data).__name__}")
         reject_unknown_keys(data, cls.__dataclass_fields__, "range-test result fields")
+        check_fields(cls, data, "a range test")
+        _check_curves(data)
         values = {key: decode_nonfinite(value) for key, value in data.items()}
         for key in (
             "lrs",
@@ -178,6 +188,27 @@ class RangeTestResult:
         if self.superconvergence is not None:
             lines.append(f"super-convergence: {self.superconvergence.explanation}")
         return "\n".join(lines)
+
+
+def _check_curves(data: dict[str, Any]) -> None:
+    """One loss and one smoothed loss per LR, one loss and accuracy per validation point, each
+    at a step of the sweep: what the plots and the report pair up."""
+    for names in (
+        ("lrs", "losses", "smoothed_losses"),
+        ("val_steps", "val_losses", "val_accuracies"),
+    ):
+        lengths = [len(data.get(name, ())) for name in names]
+        if len(set(lengths)) > 1:
+            raise ValueError(
+                f"fields {', '.join(names)} must be as long as each other, got lengths "
+                f"{', '.join(map(str, lengths))}"
+            )
+    for index, step in enumerate(data.get("val_steps", ())):
+        if not 0 <= step < len(data["lrs"]):
+            raise ValueError(
+                f"field val_steps[{index}] must be a step of the sweep (0 to "
+                f"{len(data['lrs']) - 1}), got {step!r}"
+            )
 
 
 def superconvergence_check(

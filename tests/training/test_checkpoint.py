@@ -78,3 +78,22 @@ def test_a_folder_with_another_runs_checkpoint_is_refused_unless_overwrite(tmp_p
         RunFolder(tmp_path, overwrite=False, writer=True).check_free()
     RunFolder(tmp_path, overwrite=True, writer=True).check_free()
     RunFolder(tmp_path, overwrite=False, writer=False).check_free()  # other ranks write nothing
+
+
+def test_resume_goes_on_writing_into_the_checkpoints_folder_unless_out_dir_is_given(tmp_path):
+    # before: a resume without out_dir trained in memory only; the folder stayed at epoch 1
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(Scripted, tmp_path, callbacks=[KillAfterEpoch(1)]).fit_one_cycle(3, 0.05)
+    path = tmp_path / "checkpoint.pt"
+    Scripted.resume(path, nn.Linear(4, 3), LOSS, _data(), _data(), batch_size=8, progress=False)
+    assert load_checkpoint(path)["fit"] == {"epochs": 3, "epochs_done": 3}
+    assert len(History.from_json((tmp_path / "history.json").read_text()).epochs) == 3
+
+    other = tmp_path / "elsewhere"  # an explicit out_dir wins, the first folder is left alone
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(Scripted, tmp_path / "again", callbacks=[KillAfterEpoch(1)]).fit_one_cycle(3, 0.05)
+    path = tmp_path / "again" / "checkpoint.pt"
+    Scripted.resume(path, nn.Linear(4, 3), LOSS, _data(), _data(), batch_size=8, progress=False,
+                    out_dir=other)  # fmt: skip
+    assert load_checkpoint(path)["fit"]["epochs_done"] == 1
+    assert load_checkpoint(other / "checkpoint.pt")["fit"]["epochs_done"] == 3

@@ -396,10 +396,14 @@ class Trainer:
         """Continue an interrupted fit from its last checkpoint and return the finished History.
 
         Give the same model architecture, data and trainer options as the original run; on the
-        CPU with deterministic settings the final weights equal an uninterrupted run's.
+        CPU with deterministic settings the final weights equal an uninterrupted run's. The run
+        goes on in the checkpoint's folder (its ``checkpoint.pt``, ``best.pt`` and history are
+        updated each epoch, so a second crash loses only the epoch it interrupts) unless
+        `out_dir` is given (None: write nothing).
         """
         payload = load_checkpoint(path)
         check_signature(payload["signature"], model, path)
+        kwargs.setdefault("out_dir", Path(path).parent)
         kwargs.setdefault("overwrite", True)  # continuing the same run may replace its checkpoint
         trainer = cls(model, loss_fn, train_data, val_data, **kwargs)
         return trainer.resume_from(path, payload)

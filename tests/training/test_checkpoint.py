@@ -97,3 +97,28 @@ def test_resume_goes_on_writing_into_the_checkpoints_folder_unless_out_dir_is_gi
                     out_dir=other)  # fmt: skip
     assert load_checkpoint(path)["fit"]["epochs_done"] == 1
     assert load_checkpoint(other / "checkpoint.pt")["fit"]["epochs_done"] == 3
+
+
+def test_a_second_fit_into_the_folder_of_this_trainers_finished_fit_is_refused(tmp_path):
+    # before: the second fit replaced checkpoint.pt, best.pt and history.json without a word
+    trainer = _trainer(Scripted, tmp_path)
+    trainer.fit_one_cycle(2, 0.05)
+    saved = load_checkpoint(tmp_path / "best.pt")
+    with pytest.raises(FileExistsError, match=r"earlier fit.*trainer\.overwrite = True"):
+        trainer.fit_one_cycle(1, 0.05)
+    assert load_checkpoint(tmp_path / "best.pt")["history"] == saved["history"]  # untouched
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["fit"] == {"epochs": 2, "epochs_done": 2}
+    trainer.overwrite = True  # asked for: the second fit is the folder's run now
+    trainer.fit_one_cycle(1, 0.05)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["fit"] == {"epochs": 1, "epochs_done": 1}
+
+
+def test_fine_tune_writes_both_phases_into_one_folder(tmp_path):
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 3))  # two groups: a body and a head
+    trainer = Scripted(
+        model, LOSS, _data(), _data(), batch_size=8, out_dir=tmp_path, progress=False
+    )
+    trainer.fine_tune(1, freeze_epochs=1)  # the second phase is the same run as the first
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["then"] is None
+    with pytest.raises(FileExistsError, match="earlier fit"):
+        trainer.fine_tune(1, freeze_epochs=1)

@@ -154,28 +154,45 @@ class RunFolder:
     """The files of one run folder (``checkpoint.pt``, ``best.pt``, ``history.csv``,
     ``history.json``), each written atomically, by rank 0 only.
 
-    A folder that holds another run's checkpoint is refused unless `overwrite`.
+    A folder that holds another run's checkpoint is refused unless `overwrite`, and so is one
+    that holds an earlier fit's of this object (`end_run`): each fit is a run of its own.
     """
 
     def __init__(self, path: str | Path, *, overwrite: bool, writer: bool) -> None:
         self.path, self.overwrite, self.writer = Path(path), overwrite, writer
-        self._written: set[Path] = set()
+        self._written: set[Path] = set()  # the files of the run in progress, which it replaces
+        self._ended: set[Path] = set()  # the files of this object's earlier fits
 
     def check_free(self) -> None:
-        """Raise FileExistsError when a checkpoint this object did not write is in the way."""
+        """Raise FileExistsError when a checkpoint of another run, or of an earlier fit of this
+        object, is in the way."""
         if self.overwrite or not self.writer:
             return
         for name in (CHECKPOINT, BEST):
             path = self.path / name
-            if path.exists() and path not in self._written:
+            if not path.exists() or path in self._written:
+                continue
+            if path in self._ended:
                 raise FileExistsError(
-                    f"out_dir {self.path} already holds {name} from another run; pass "
-                    "overwrite=True, choose another out_dir, or Trainer.resume() it"
+                    f"out_dir {self.path} holds {name} of this Trainer's earlier fit, which a "
+                    "new fit would replace; to replace it, set trainer.overwrite = True (or "
+                    "build the Trainer with overwrite=True); to keep it, train into another "
+                    "out_dir (a new Trainer on the same model)"
                 )
+            raise FileExistsError(
+                f"out_dir {self.path} already holds {name} from another run; pass "
+                "overwrite=True, choose another out_dir, or Trainer.resume() it"
+            )
+
+    def end_run(self) -> None:
+        """The fit that wrote the files ended (completed, stopped or interrupted): a later fit
+        is another run, which may not replace them unless `overwrite`."""
+        self._ended |= self._written
+        self._written = set()
 
     def continue_run(self) -> None:
-        """This object continues the run whose files are in the folder (a resume): they are
-        its own, so a later fit of the same run (fine_tune's second phase) may replace them."""
+        """This object continues the run whose files are in the folder (a resume, or the
+        second phase of `fine_tune`): they are its own, so the fit may replace them."""
         for name in (CHECKPOINT, BEST):
             if (self.path / name).exists():
                 self._written.add(self.path / name)

@@ -120,6 +120,8 @@ def finish_fine_tune(trainer: Trainer, first: History, then: dict[str, Any]) -> 
     if first.status != "completed":
         return first
     second_fit = then["fine_tune"]
+    if trainer.run_folder is not None:
+        trainer.run_folder.continue_run()  # one call, one run: phase 2 replaces phase 1
     second = trainer.fit_one_cycle(
         second_fit["epochs"],
         tuple(second_fit["max_lr"]),

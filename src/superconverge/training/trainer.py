@@ -113,7 +113,9 @@ class Trainer:
             ``"off"`` (or False): `superconverge.training.progress`.
         progress_interval: seconds between two progress lines; None:
             ``$SUPERCONVERGE_PROGRESS_INTERVAL``, else 30.
-        overwrite: allow replacing a checkpoint already in `out_dir`.
+        overwrite: allow replacing a checkpoint already in `out_dir`: another run's, or that of
+            an earlier fit of this trainer (a second ``fit_one_cycle`` is refused without it;
+            ``trainer.overwrite = True`` allows it later).
         batch_fn: ``batch -> (inputs, targets)`` for batches that are neither pairs nor dicts
             (one hook for the range test, the loop and the recipe: `superconverge.batches`).
         steps_per_epoch: batches per epoch of a stream (required) or a loader factory.
@@ -199,12 +201,12 @@ class Trainer:
         self.move_batch = batch_mover(self.train_loader, self.device)  # None: no call per batch
         self.callbacks = list(callbacks)
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.overwrite = overwrite
         self.run_folder = (
             None
             if self.out_dir is None
             else RunFolder(self.out_dir, overwrite=overwrite, writer=self.rank == 0)
         )
+        self._overwrite = overwrite
         self.accumulation_steps = accumulation_steps
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
         self.diverge_factor = float(diverge_factor)
@@ -224,6 +226,17 @@ class Trainer:
         self.then: dict[str, Any] | None = None
         self.last_range_test: Any = None
         self._fit: FitLoop | None = None
+
+    @property
+    def overwrite(self) -> bool:
+        """Whether a fit may replace the checkpoints already in `out_dir` (settable)."""
+        return self._overwrite
+
+    @overwrite.setter
+    def overwrite(self, value: bool) -> None:
+        self._overwrite = value
+        if self.run_folder is not None:
+            self.run_folder.overwrite = value
 
     # ----------------------------------------------------------------- freezing
     def freeze_to(self, n: int, *, train_bn: bool = True) -> None:
@@ -282,6 +295,8 @@ class Trainer:
                 weights restored, and no stall check.
         """
         check_one_cycle_arguments(epochs, policy)
+        if self.run_folder is not None:
+            self.run_folder.check_free()  # before the range test's time is spent
         notes = []
         if max_lr is None:
             max_lr, note = range_test_max_lr(self.lr_find())
@@ -471,6 +486,8 @@ class Trainer:
             return fit.run()
         finally:
             self._fit = None
+            if self.run_folder is not None:
+                self.run_folder.end_run()  # a later fit is another run
 
     @property
     def steps_per_epoch(self) -> int:

@@ -122,3 +122,48 @@ def test_fine_tune_writes_both_phases_into_one_folder(tmp_path):
     assert load_checkpoint(tmp_path / "checkpoint.pt")["then"] is None
     with pytest.raises(FileExistsError, match="earlier fit"):
         trainer.fine_tune(1, freeze_epochs=1)
+
+
+class Stream(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        data = _data()
+        while True:
+            yield from zip(data.inputs, data.targets, strict=True)
+
+
+def _killed_after_epoch_1(out, train=None, **kwargs):
+    model = nn.Linear(4, 3)
+    trainer = Scripted(model, LOSS, train or _data(), _data(), batch_size=8, out_dir=out,
+                       progress=False, callbacks=[KillAfterEpoch(1)], **kwargs)  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit_one_cycle(3, 0.05)
+    return out / "checkpoint.pt"
+
+
+@pytest.mark.parametrize(
+    ("run", "resume", "message"),
+    [  # before: the 1cycle never annealed, batch_size was ignored, a raw KeyError: 'momentum'
+        ({}, {"train_data": ArrayData(torch.randn(16, 4), torch.arange(16) % 3)},
+         r"train_data: .*planned for 4 steps per epoch, this train_data gives 2; resume with"),
+        ({"train": Stream(), "steps_per_epoch": 4}, {"train_data": Stream(), "steps_per_epoch": 3},
+         r"train_data: .*planned for 4 steps per epoch, this train_data gives 3"),
+        ({}, {"batch_size": 16},
+         r"batch_size: .*trained at batch_size 8, this resume asks for 16; leave batch_size unset"),
+        ({"optimizer": "adamw"}, {"optimizer": "sgd"},
+         r"optimizer: .*trained with AdamW, this trainer builds SGD; pass optimizer='adamw'"),
+    ],
+)  # fmt: skip
+def test_a_resume_with_other_settings_is_refused_before_any_step(tmp_path, run, resume, message):
+    path = _killed_after_epoch_1(tmp_path, **run)
+    options = {"train_data": _data(), "batch_size": 8, **run, **resume}
+    options.pop("train", None)
+    train = options.pop("train_data")
+    with pytest.raises(ValueError, match=message):
+        Scripted.resume(path, nn.Linear(4, 3), LOSS, train, _data(), progress=False, **options)
+    assert load_checkpoint(path)["fit"]["epochs_done"] == 1
+
+
+def test_a_resume_without_batch_size_takes_the_runs(tmp_path):
+    path = _killed_after_epoch_1(tmp_path)  # batch_size 8: 4 steps per epoch, not 64's one
+    history = Scripted.resume(path, nn.Linear(4, 3), LOSS, _data(), _data(), progress=False)
+    assert history.status == "completed" and history.steps == 12

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -14,7 +15,9 @@ import numpy as np
 import torch
 
 from superconverge._files import FolderLock, write_atomically, write_text_atomically
-from superconverge.pytorch.scheduler import HyperparamScheduler
+from superconverge.data.loader import has_position
+from superconverge.pytorch.optimizers import OPTIMIZERS
+from superconverge.pytorch.scheduler import HyperparamScheduler, momentum_key
 from superconverge.pytorch.snapshot import cuda_in_use
 from superconverge.schedules import Plan
 from superconverge.training.history import History
@@ -127,10 +130,12 @@ def build_payload(
     epochs_done: int,
     best_val_loss: float,
     then: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything a resume needs after `epochs_done` of `epochs` epochs; `best_val_loss`
     includes the epoch being saved, so a resumed run compares later epochs with the true best;
-    `then`: the fit that follows this one (`Trainer.then`: `fine_tune`'s second phase)."""
+    `then`: the fit that follows this one (`Trainer.then`: `fine_tune`'s second phase);
+    `settings`: what a resume must match (`match_saved_settings`)."""
     return {
         "format": FORMAT_VERSION,
         "model": module.state_dict(),
@@ -147,7 +152,70 @@ def build_payload(
         # what a fresh trainer cannot know: which parameters `freeze_to` froze
         "frozen": [i for i, p in enumerate(module.parameters()) if not p.requires_grad],
         "then": then,
+        "settings": settings,
     }
+
+
+def match_saved_settings(
+    payload: dict[str, Any],
+    path: str | Path,
+    *,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int | None,
+    loader: Any,
+    steps_per_epoch: Callable[[], int],
+) -> None:
+    """Refuse, before any step, a resume whose optimizer, `batch_size` or training data differ
+    from those of the run that saved `payload`: a foreign optimizer state does not load (a raw
+    KeyError), and a schedule planned for other steps per epoch never reaches its end (a 1cycle
+    stopped at 86% of its peak LR). A `loader` with a position takes the run's batch size when
+    `batch_size` was left unset (None), before `steps_per_epoch()` is read.
+
+    Raises:
+        ValueError: naming the argument, the checkpoint's value, the one given, and what to do.
+    """
+    saved = payload.get("settings") or {}  # None in checkpoints from before they were saved
+    _match_optimizer(saved.get("optimizer"), payload, optimizer, path)
+    run_batch = saved.get("batch_size") or (payload.get("loader") or {}).get("batch_size")
+    if run_batch is not None and batch_size is not None and batch_size != run_batch:
+        raise ValueError(
+            f"batch_size: the checkpoint {path} was trained at batch_size {run_batch}, this "
+            f"resume asks for {batch_size}; leave batch_size unset (the run's is used) or pass "
+            f"batch_size={run_batch} (another batch size is a new fit, from the start)"
+        )
+    if run_batch is not None and has_position(loader):
+        loader.batch_size = run_batch
+    run_steps, steps = saved.get("steps_per_epoch"), steps_per_epoch()
+    if run_steps is not None and steps != run_steps:
+        raise ValueError(
+            f"train_data: the checkpoint {path}'s schedule was planned for {run_steps} steps "
+            f"per epoch, this train_data gives {steps}; resume with the run's training data "
+            "(the same samples, steps_per_epoch and accumulation_steps): on other data the "
+            "schedule would not end where it was planned"
+        )
+
+
+def _match_optimizer(
+    saved: str | None, payload: dict[str, Any], optimizer: torch.optim.Optimizer, path: str | Path
+) -> None:
+    """`match_saved_settings`' optimizer check: the class saved with the checkpoint, or, in one
+    from before classes were saved, where its param groups keep their momentum."""
+    now = type(optimizer).__name__
+    if saved is None:
+        groups = payload["optimizer"]["param_groups"]
+        saved_key, key = momentum_key(groups[0]), momentum_key(optimizer.param_groups[0])
+        if saved_key == key:
+            return
+        saved = f"an optimizer whose momentum is in {saved_key!r}"
+        now = f"{now}, whose momentum is in {key!r}"
+    elif saved == now:
+        return
+    names = [name for name, (cls, _) in OPTIMIZERS.items() if cls.__name__ == saved]
+    todo = f"pass optimizer={names[0]!r}" if names else "pass the optimizer it was trained with"
+    raise ValueError(
+        f"optimizer: the checkpoint {path} was trained with {saved}, this trainer builds {now}; "
+        f"{todo} (its saved state belongs to that optimizer)"
+    )
 
 
 class RunFolder:

@@ -241,6 +241,7 @@ class FitLoop:
             epochs_done=self.epoch + 1,
             best_val_loss=self.best_val_loss,
             then=trainer.then,
+            settings=trainer.checkpoint_settings(),
         )
         folder.save(CHECKPOINT, payload)
         if improved:

@@ -39,6 +39,7 @@ from superconverge.training.checkpoint import (
     check_signature,
     holding,
     load_checkpoint,
+    match_saved_settings,
     restore_fit,
 )
 from superconverge.training.device import (
@@ -200,6 +201,7 @@ class Trainer:
         )
         self.move_batch = batch_mover(self.train_loader, self.device)  # None: no call per batch
         self.callbacks = list(callbacks)
+        self._batch_size = batch_size  # as given: None lets a resume take the run's
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.run_folder = (
             None
@@ -445,6 +447,15 @@ class Trainer:
         """Load weights, optimizer, loader position, RNG and history; return the interrupted
         fit, ready to continue with ``.run()``."""
         payload = payload if payload is not None else load_checkpoint(path)
+        check_signature(payload["signature"], self.module, path)
+        match_saved_settings(
+            payload,
+            path,
+            optimizer=self.optimizer,
+            batch_size=self._batch_size,
+            loader=self.train_loader,
+            steps_per_epoch=lambda: self.steps_per_epoch,
+        )
         self._match_saved_groups(payload, path)
         loader = self.train_loader if has_position(self.train_loader) else None
         state = restore_fit(payload, path, self.module, self.optimizer, loader, self.scaler)
@@ -461,7 +472,6 @@ class Trainer:
     def _match_saved_groups(self, payload: dict[str, Any], path: str | Path) -> None:
         """Rebuild what a fit with discriminative LRs (or `fine_tune`) changed on the trainer
         that saved `payload`: the frozen parameters and one optimizer group per param group."""
-        check_signature(payload["signature"], self.module, path)
         frozen = set(payload.get("frozen", ()))
         if frozen:
             for index, param in enumerate(self.module.parameters()):
@@ -488,6 +498,15 @@ class Trainer:
             self._fit = None
             if self.run_folder is not None:
                 self.run_folder.end_run()  # a later fit is another run
+
+    def checkpoint_settings(self) -> dict[str, Any]:
+        """What a resume must match, saved in each checkpoint (`match_saved_settings`)."""
+        loader = self.train_loader
+        return {
+            "steps_per_epoch": self.steps_per_epoch,
+            "batch_size": loader.batch_size if has_position(loader) else self._batch_size,
+            "optimizer": type(self.optimizer).__name__,
+        }
 
     @property
     def steps_per_epoch(self) -> int:

@@ -1,5 +1,6 @@
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -314,3 +315,16 @@ def test_data_that_does_not_fit_the_model_is_a_usage_error_and_a_bad_environment
         "'abc'\n"
     )
     assert not (tmp_path / "b").exists()
+
+
+def test_the_default_out_folder_of_entry_points_has_no_colon():
+    # a user's check: --data mydata:splits --model mydata:make_net wrote
+    # runs/mydata:splits-mydata.make_net (a ':' is refused on Windows, host:path to scp/rsync)
+    import argparse
+
+    from superconverge.cli.tune import _out_dir
+
+    folder = _out_dir(argparse.Namespace(out=None), "mydata:splits", "mydata:make_net")
+    assert folder == Path("runs") / "mydata.splits-mydata.make_net"
+    given = _out_dir(argparse.Namespace(out=Path("a:b")), "x", "y")
+    assert given == Path("a:b")  # the user's own --out is theirs

@@ -87,7 +87,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--study-name", default="superconverge-tune", help="the study's name in URL")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, help="output folder (default: runs/<data>-<model>)")
+    p.add_argument(
+        "--out", type=Path, help="output folder (default: runs/<data>-<model>, a ':' as '.')"
+    )
     p.add_argument(
         "--force",
         action="store_true",
@@ -267,7 +269,10 @@ RANK_TIMEOUT_S = 7 * 24 * 3600.0  # ranks > 0 wait in a collective while rank 0 
 
 
 def _out_dir(args: argparse.Namespace, data_name: str, model_name: str) -> Path:
-    return Path(args.out or Path("runs") / f"{data_name}-{model_name.replace(':', '.')}")
+    """--out, else runs/DATA-MODEL with an entry point's ':' as '.' (a ':' in a folder name is
+    refused on Windows and read as host:path by scp and rsync)."""
+    name = f"{data_name}-{model_name}".replace(":", ".")
+    return Path(args.out or Path("runs") / name)
 
 
 def _study(args: argparse.Namespace, url: str | None) -> Any:

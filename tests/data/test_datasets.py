@@ -189,3 +189,21 @@ def test_real_cifar10_subset_archive():
     assert counts == [1005, 974, 1032, 1016, 999, 937, 1030, 1001, 1025, 981]
     assert splits.train.targets[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]
     assert splits.test.targets[:10].tolist() == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]
+
+
+def test_data_splits_hold_tensors_and_say_what_to_return_for_loaders():
+    # a user's check: DataSplits(name, DataLoader(...), ...) from --data was read as tensors:
+    # "--batch-size must be <= the 41 training samples" (its 41 batches)
+    import pytest
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from superconverge.data import DataSplits, load
+
+    digits = load("digits")
+    loader = DataLoader(TensorDataset(digits.train.inputs, digits.train.targets), batch_size=32)
+    with pytest.raises(TypeError, match=r"DataSplits.train must be ArrayData \(tensors\), got "
+                       r"DataLoader; for Datasets or loaders return \(train, val\)"):  # fmt: skip
+        DataSplits("mine", loader, digits.val, None, 10)
+    with pytest.raises(TypeError, match=r"DataSplits\.val must be ArrayData"):
+        DataSplits("mine", digits.train, loader, None, 10)
+    assert DataSplits("mine", digits.train, None, None, 10).val is None

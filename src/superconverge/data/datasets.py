@@ -113,6 +113,18 @@ class DataSplits:
     normalize: str = "standard"
     notes: tuple[str, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        """Tensors only: a Dataset or DataLoader here was read as tensors, its batches counted
+        as samples ("--batch-size must be <= the 41 training samples" of a loader)."""
+        for split in ("train", "val", "test"):
+            value = getattr(self, split)
+            if not isinstance(value, ArrayData) and (split == "train" or value is not None):
+                raise TypeError(
+                    f"DataSplits.{split} must be ArrayData (tensors), got {type(value).__name__}; "
+                    "for Datasets or loaders return (train, val) or (train, val, test) instead "
+                    "(tune, lr_find and --data module:function take them as they are)"
+                )
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.inputs.shape[1:])

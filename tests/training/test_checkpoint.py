@@ -97,6 +97,11 @@ def test_resume_goes_on_writing_into_the_checkpoints_folder_unless_out_dir_is_gi
                     out_dir=other)  # fmt: skip
     assert load_checkpoint(path)["fit"]["epochs_done"] == 1
     assert load_checkpoint(other / "checkpoint.pt")["fit"]["epochs_done"] == 3
+    # a resume from best.pt (or a renamed copy) leaves that folder's run as it is
+    before = {p.name: p.read_bytes() for p in other.iterdir() if p.is_file()}
+    Scripted.resume(other / "best.pt", nn.Linear(4, 3), LOSS, _data(), _data(), batch_size=8,
+                    progress=False)  # fmt: skip
+    assert {p.name: p.read_bytes() for p in other.iterdir() if p.is_file()} == before
 
 
 def test_a_second_fit_into_the_folder_of_this_trainers_finished_fit_is_refused(tmp_path):
@@ -167,3 +172,32 @@ def test_a_resume_without_batch_size_takes_the_runs(tmp_path):
     path = _killed_after_epoch_1(tmp_path)  # batch_size 8: 4 steps per epoch, not 64's one
     history = Scripted.resume(path, nn.Linear(4, 3), LOSS, _data(), _data(), progress=False)
     assert history.status == "completed" and history.steps == 12
+
+
+def test_the_same_trainer_stopped_mid_epoch_resumes_from_its_checkpoint(tmp_path):
+    # a review's check: Ctrl-C in a notebook mid-epoch, then trainer.resume_from(...) raised
+    # "batch_size can change between epochs only" (the resume set the loader's batch size while
+    # it stood mid-epoch)
+    from superconverge.data import load
+
+    digits = load("digits")
+
+    class Stop(Callback):
+        steps = 0
+
+        def after_batch(self, fit):
+            self.steps += 1
+            if self.steps == 15:  # epoch 2, batch 4 (11 batches an epoch)
+                raise KeyboardInterrupt
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    stop = Stop()
+    trainer = Trainer(model, LOSS, digits.train, digits.val, batch_size=128, out_dir=tmp_path,
+                      progress=False, callbacks=[stop])  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit_one_cycle(3, 0.1)
+    assert trainer.train_loader.state_dict()["batch_index"] == 4
+    trainer.callbacks.remove(stop)
+    history = trainer.resume_from(tmp_path / "checkpoint.pt")
+    assert history.status == "completed" and len(history.epochs) == 3

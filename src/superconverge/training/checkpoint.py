@@ -183,10 +183,15 @@ def match_saved_settings(
             f"resume asks for {batch_size}; leave batch_size unset (the run's is used) or pass "
             f"batch_size={run_batch} (another batch size is a new fit, from the start)"
         )
-    if run_batch is not None and has_position(loader):
-        loader.batch_size = run_batch
+    before = loader.state_dict() if has_position(loader) else None
+    if before is not None and run_batch is not None and loader.batch_size != run_batch:
+        # the position is restored from the checkpoint next; a trainer stopped mid-epoch is at
+        # a batch where the batch size cannot change (the setter refuses): start of an epoch
+        loader.load_state_dict({**before, "batch_index": 0, "batch_size": run_batch})
     run_steps, steps = saved.get("steps_per_epoch"), steps_per_epoch()
     if run_steps is not None and steps != run_steps:
+        if before is not None:  # refused: the trainer's loader as it was
+            loader.load_state_dict(before)
         raise ValueError(
             f"train_data: the checkpoint {path}'s schedule was planned for {run_steps} steps "
             f"per epoch, this train_data gives {steps}; resume with the run's training data "

@@ -35,6 +35,7 @@ from superconverge.pytorch.scheduler import HyperparamScheduler, set_weight_deca
 from superconverge.schedules import Plan
 from superconverge.training.callbacks import Callback
 from superconverge.training.checkpoint import (
+    CHECKPOINT,
     RunFolder,
     check_signature,
     holding,
@@ -416,11 +417,14 @@ class Trainer:
         CPU with deterministic settings the final weights equal an uninterrupted run's. The run
         goes on in the checkpoint's folder (its ``checkpoint.pt``, ``best.pt`` and history are
         updated each epoch, so a second crash loses only the epoch it interrupts) unless
-        `out_dir` is given (None: write nothing).
+        `out_dir` is given (None: write nothing); from another file (``best.pt``, a copy under
+        another name) it writes nothing unless `out_dir` is given, so that file's folder keeps
+        its run.
         """
         payload = load_checkpoint(path)
         check_signature(payload["signature"], model, path)
-        kwargs.setdefault("out_dir", Path(path).parent)
+        if Path(path).name == CHECKPOINT:  # the run's own last epoch: its run goes on there
+            kwargs.setdefault("out_dir", Path(path).parent)
         kwargs.setdefault("overwrite", True)  # continuing the same run may replace its checkpoint
         trainer = cls(model, loss_fn, train_data, val_data, **kwargs)
         return trainer.resume_from(path, payload)

@@ -309,3 +309,18 @@ def test_a_batch_size_a_loader_of_the_users_own_cannot_take_is_refused():
         sc.lr_find(build("mlp"), LOSS, loader, batch_size=128, num_steps=20)
     assert len(sc.lr_find(build("mlp"), LOSS, loader, batch_size=64, num_steps=20).lrs) == 20
     assert len(sc.lr_find(build("mlp"), LOSS, dataset, batch_size=128, num_steps=20).lrs) == 20
+    # a loader whose items are whole batches (DataLoader(batch_size=None)): its first item's
+    # size, as tune and Trainer read it (lr_find refused any batch_size for it)
+
+    class Batches(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(digits.train) // 32
+
+        def __getitem__(self, index):
+            rows = slice(index * 32, (index + 1) * 32)
+            return digits.train.inputs[rows], digits.train.targets[rows]
+
+    items = torch.utils.data.DataLoader(Batches(), batch_size=None)
+    assert len(sc.lr_find(build("mlp"), LOSS, items, batch_size=32, num_steps=20).lrs) == 20
+    with pytest.raises(ValueError, match=r"its own batch size \(32\)"):
+        sc.lr_find(build("mlp"), LOSS, items, batch_size=64, num_steps=20)

@@ -139,13 +139,11 @@ DEFAULT_BATCH = 64  # --batch-size for data the range test batches
 def _own_batch(train: Any) -> tuple[int | None, str] | None:
     """A training loader the user's --data built: its batch size (None: unknown) and how to
     say it; None for data the range test batches (a Dataset, a loader factory)."""
-    from torch.utils.data import DataLoader
-
-    from superconverge.finder.runner import is_batches
+    from superconverge.finder.runner import is_batches, loader_batch_size
 
     if not is_batches(train):
         return None
-    size = getattr(train, "batch_size", None) if isinstance(train, DataLoader) else None
+    size = loader_batch_size(train)
     return size, (f"batch size {size}" if size is not None else "batches of its own")
 
 

@@ -426,11 +426,17 @@ def _diverged_text(plan: Any, out: Path) -> str:
     epochs = len(plan.history.epochs) if plan.history is not None else 0
     redone = sum(1 for r in plan.evidence if r.get("step") == "final_run") > 1
     tried = "after halving its LR" + (" and at a third of its max_lr" if redone else "")
-    kept = (
-        f"{CHECKPOINT} holds the weights of epoch {epochs}, the last good one"
-        if epochs and plan.is_own_checkpoint(out / CHECKPOINT)
-        else "no trained weights"
-    )
+    path = out / CHECKPOINT
+    if epochs and plan.is_own_checkpoint(path):
+        kept = f"{CHECKPOINT} holds the weights of epoch {epochs}, the last good one"
+    elif path.is_file():  # the first attempt's, at the higher LR, which the redo did not replace
+        from superconverge.training.checkpoint import load_checkpoint
+
+        first = (load_checkpoint(path).get("plan") or {}).get("max_lr")
+        at = f" (at max_lr {first:.3g})" if isinstance(first, (int, float)) else ""
+        kept = f"{CHECKPOINT} is the first attempt's{at}, not this run's"
+    else:
+        kept = "no trained weights"
     return (
         f"the final run diverged, also {tried} (max_lr {plan.max_lr:.3g}); {out} holds its "
         f"report and plan.json (verdict diverged: it says what to try) and {kept}"

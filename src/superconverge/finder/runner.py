@@ -21,6 +21,7 @@ from superconverge.batches import BatchFn, check_batch_fn, fitted_loss, forward,
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import resolve_device
 from superconverge.data.sources import (
+    DataSource,
     LoaderOptions,
     as_source,
     check_num_workers,
@@ -60,6 +61,18 @@ def _mean_across_ranks(value: torch.Tensor, world: int) -> float:
         torch.distributed.all_reduce(value)
         value /= world
     return float(value)
+
+
+def loader_batch_size(loader: object) -> int | None:
+    """The batch size of a loader of the user's own, as `tune` and `Trainer` read it (a
+    ``DataLoader``'s, or its first item's where its items are whole batches); None: unknown."""
+    if not isinstance(loader, DataLoader):
+        return None
+    try:
+        kind = "stream" if isinstance(loader.dataset, IterableDataset) else "loader"
+        return DataSource(kind, loader).fixed_batch_size
+    except TypeError:
+        return None
 
 
 def is_batches(data: object) -> bool:
@@ -259,11 +272,7 @@ def lr_find(
     if batch_size is not None:
         check_count("batch_size", batch_size)
         if is_batches(train_data) and not has_position(train_data):  # the user's own loader
-            own = (
-                getattr(train_data, "batch_size", None)
-                if isinstance(train_data, DataLoader)
-                else None
-            )
+            own = loader_batch_size(train_data)
             if own != batch_size:
                 raise ValueError(own_batch_message(batch_size, own, "train_data"))
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size

@@ -223,6 +223,7 @@ class FamilyFailure:
 # grid's LRs (a factor of 3 or more) did not learn: the LRs were too small to move the model
 # (SST-2 at batch 16: SGD's 1.96e-07 to 6.54e-07 all gave 0.6945, chance)
 UNMOVED_SHORT_RUNS = 0.001
+UNMOVED_FALL = 0.01  # ... and none of them more than 1% below the untrained model's loss
 
 
 def family_bounds(
@@ -246,7 +247,11 @@ def family_bounds(
     )
     losses = {lr: float(run["val_loss"]) for lr, run in runs.items()}
     finite = [loss for loss in losses.values() if math.isfinite(loss)]
-    if len(finite) >= 3 and spread(finite) < UNMOVED_SHORT_RUNS:
+    start = next(
+        (v for v in (*range_test.val_losses[:1], *range_test.losses[:1]) if math.isfinite(v)),
+        math.inf,
+    )  # the untrained model's: the sweep's first validation (else training) loss
+    if did_not_learn(finite, start):
         return FamilyFailure(
             f"its short runs did not learn: validation loss {finite[0]:.4g} at every LR from "
             f"{min(grid):.3g} to {max(grid):.3g} (the range test's lowest point, at "
@@ -254,6 +259,20 @@ def family_bounds(
             not long,
         )
     return FamilyBounds(optimizer, weight_decay, range_test, note, short, losses, runs, ceiling)
+
+
+def did_not_learn(losses: list[float], start: float) -> bool:
+    """Whether short runs at three or more LRs left the model where it started: their losses
+    within `UNMOVED_SHORT_RUNS` of each other and none `UNMOVED_FALL` below the untrained
+    model's `start` (runs that all reach one floor, a noisy regression's, did learn).
+
+    Example:
+        >>> did_not_learn([0.6945, 0.6945, 0.6946], 0.6950), did_not_learn([9.49, 9.49, 9.491], 40.0)
+        (True, False)
+    """
+    if len(losses) < 3 or spread(losses) >= UNMOVED_SHORT_RUNS:
+        return False
+    return min(losses) >= start - UNMOVED_FALL * abs(start)
 
 
 def spread(losses: list[float]) -> float:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from superconverge._compare import beats, gain
+from superconverge._compare import beats, gain, worse
 from superconverge._display import decision as decision_text
 from superconverge._display import plural
 from superconverge.data.sources import DataSource
@@ -262,28 +262,18 @@ def family_bounds(
 
 
 def did_not_learn(losses: list[float], start: float) -> bool:
-    """Whether short runs at three or more LRs left the model where it started: their losses
-    within `UNMOVED_SHORT_RUNS` of each other and none `UNMOVED_FALL` below the untrained
-    model's `start` (runs that all reach one floor, a noisy regression's, did learn).
+    """Whether short runs at three or more LRs left the model where it started: the highest
+    loss within `UNMOVED_SHORT_RUNS` of the lowest, which beats the untrained model's `start`
+    by no more than `UNMOVED_FALL` (runs that all reach one floor, a noisy regression's, did
+    learn).
 
     Example:
         >>> did_not_learn([0.6945, 0.6945, 0.6946], 0.6950), did_not_learn([9.49, 9.49, 9.491], 40.0)
         (True, False)
     """
-    if len(losses) < 3 or spread(losses) >= UNMOVED_SHORT_RUNS:
+    if len(losses) < 3 or worse(max(losses), min(losses), 1 + UNMOVED_SHORT_RUNS):
         return False
-    return min(losses) >= start - UNMOVED_FALL * abs(start)
-
-
-def spread(losses: list[float]) -> float:
-    """How far apart `losses` are, relative to the smallest's size.
-
-    Example:
-        >>> round(spread([0.6945, 0.6946, 0.6945]), 5)
-        0.00014
-    """
-    low, high = min(losses), max(losses)
-    return (high - low) / max(abs(low), 1e-12)
+    return not beats(min(losses), start, UNMOVED_FALL)
 
 
 def _at(

@@ -111,3 +111,18 @@ def test_training_past_total_steps_warns_once_with_the_fix(digits):
     ]  # once, not at each of the 20 batches past the end
     assert callback.momenta[30:] == [0.95] * 20
     assert _past_end_warnings(lambda: fit(1)) == []  # warned already
+
+
+def test_the_suggested_total_steps_counts_only_the_epochs_a_resumed_fit_runs(digits):
+    # fit(epochs=4, initial_epoch=2) runs 2 epochs: the fix must not count the 2 it skips
+    x, y = digits
+    x, y = x[:320], y[:320]  # 10 batches an epoch
+    schedule = OneCycle(15, 0.1)
+    model = make_model(keras.optimizers.SGD(schedule, momentum=0.9))
+    callback = CyclicMomentum(schedule)
+
+    def fit():
+        model.fit(x, y, batch_size=32, epochs=4, initial_epoch=2, verbose=0, callbacks=[callback])
+
+    (message,) = _past_end_warnings(fit)
+    assert message.endswith("(total_steps=20 reaches the end of this fit)")

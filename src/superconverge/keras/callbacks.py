@@ -65,6 +65,7 @@ class CyclicMomentum(keras.callbacks.Callback):
         self._attribute = "momentum"
         self._first = 0
         self._fit_start = 0  # the optimizer step this fit began at
+        self._initial_epoch: int | None = None  # the first epoch of this fit (fit's initial_epoch)
         self._warned_past_end = False
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -91,7 +92,12 @@ class CyclicMomentum(keras.callbacks.Callback):
             )
         self._first = len(self.lrs)
         self._fit_start = self._step()
+        self._initial_epoch = None
         self._set(self._fit_start)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._initial_epoch is None:
+            self._initial_epoch = epoch  # fit(initial_epoch=i) runs epochs i .. epochs-1
 
     def _step(self) -> int:
         step = concrete_step(self.model.optimizer.iterations)
@@ -112,7 +118,7 @@ class CyclicMomentum(keras.callbacks.Callback):
         epochs, steps = params.get("epochs"), params.get("steps")  # steps: None for a generator
         needed = ""
         if epochs and steps:
-            end = self._fit_start + epochs * steps
+            end = self._fit_start + (epochs - (self._initial_epoch or 0)) * steps
             needed = f" (total_steps={end} reaches the end of this fit)"
         warnings.warn(
             f"CyclicMomentum: the plan has {total} steps (total_steps) and training reached "

@@ -126,3 +126,41 @@ def test_the_suggested_total_steps_counts_only_the_epochs_a_resumed_fit_runs(dig
 
     (message,) = _past_end_warnings(fit)
     assert message.endswith("(total_steps=20 reaches the end of this fit)")
+
+
+def _schedule_warnings(fit):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit()
+    return [str(w.message) for w in caught if "was asked for step" in str(w.message)]
+
+
+def test_a_schedule_used_without_the_callback_warns_once_past_its_end(digits):
+    # total_steps=epochs (a common slip) held the LR at ~0 for the rest of training, silently
+    x, y = digits
+    x, y = x[:320], y[:320]  # 10 batches an epoch
+    schedule = OneCycle(30, 0.1)
+    model = make_model(keras.optimizers.SGD(schedule, momentum=0.9))
+
+    def fit(epochs):
+        model.fit(x, y, batch_size=32, epochs=epochs, verbose=0)
+
+    assert _schedule_warnings(lambda: fit(3)) == []  # steps 0..29: exactly the plan
+    assert _schedule_warnings(lambda: fit(1)) == [
+        "OneCycle: the plan has 30 steps (total_steps) and was asked for step 30; the LR "
+        "holds its final value (4e-07) for the rest of training: build the schedule with "
+        "total_steps = epochs * steps_per_epoch"
+    ]
+    assert _schedule_warnings(lambda: fit(1)) == []  # once
+
+
+def test_with_the_callback_only_its_warning_is_shown(digits):
+    x, y = digits
+    x, y = x[:320], y[:320]
+    schedule = OneCycle(15, 0.1)
+    model = make_model(keras.optimizers.SGD(schedule, momentum=0.9))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[CyclicMomentum(schedule)])
+    messages = [str(w.message) for w in caught if "step" in str(w.message)]
+    assert len(messages) == 1 and messages[0].startswith("CyclicMomentum: the plan has 15 steps")

@@ -114,6 +114,7 @@ class CyclicMomentum(keras.callbacks.Callback):
         if total is None or step < total or self._warned_past_end:
             return
         self._warned_past_end = True
+        self.schedule.warned_past_end = True  # this warning says more than the schedule's own
         params = self.params or {}
         epochs, steps = params.get("epochs"), params.get("steps")  # steps: None for a generator
         needed = ""

@@ -9,6 +9,7 @@ written in ``keras.ops``.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -100,7 +101,27 @@ class PlanSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self._momentum = None if momentum is None else _Values(momentum, self.plan.total_steps)
 
     def __call__(self, step: Any) -> Any:
+        self._warn_past_end(step)
         return self._lr(step)
+
+    def _warn_past_end(self, step: Any) -> None:
+        """Warn once when the optimizer asks for an LR past the plan's last step (a concrete
+        step only: inside a compiled step it has no value). `CyclicMomentum` warns first, with
+        the total_steps its fit needs, and marks this schedule warned."""
+        total = self.plan.total_steps
+        if total is None or getattr(self, "warned_past_end", False):
+            return
+        number = concrete_step(step)
+        if number is None or number < total:
+            return
+        self.warned_past_end = True
+        warnings.warn(
+            f"{type(self).__name__}: the plan has {total} steps (total_steps) and was asked for "
+            f"step {number}; the LR holds its final value ({self.plan.lr(number):.3g}) "
+            "for the rest of training: build the schedule with "
+            "total_steps = epochs * steps_per_epoch",
+            stacklevel=2,
+        )
 
     def momentum(self, step: Any) -> Any:
         """The plan's momentum at `step`, or None when it has no momentum schedule."""

@@ -432,7 +432,9 @@ class Trainer:
     def resume_from(self, path: str | Path, payload: dict[str, Any] | None = None) -> History:
         """Continue the fit saved in `path` on this trainer (built like the one that saved it)
         and return the finished History; a `fine_tune` stopped in its frozen phase goes on to
-        its second phase, as the uninterrupted call would have."""
+        its second phase, as the uninterrupted call would have. It writes where this trainer
+        writes: nowhere for a trainer built without `out_dir` (`Trainer.resume` goes on in the
+        checkpoint's folder by default)."""
         payload = payload if payload is not None else load_checkpoint(path)
         then = payload.get("then")
         if self.run_folder is not None:

@@ -200,3 +200,15 @@ def test_a_search_that_cannot_fit_its_budget_says_so_before_it_runs(caplog, tmp_
     assert not [r for r in caplog.records if "over its budget" in r.getMessage()]
     assert "floor_samples" not in plan.compute
     assert plan.compute["search_samples"] <= plan.compute["allowance_samples"]
+
+
+def test_the_time_left_is_told_in_minutes_and_the_speed_with_thousands(caplog):
+    from superconverge.tuning.recipe import _estimate
+
+    budget = SearchBudget(final_samples=90_000, budget=1.0, spent={"lr_bounds": 30_000})
+    with caplog.at_level("INFO", logger="superconverge"):
+        _estimate(budget, seconds=20.0)  # 1,500 samples/s: 150,000 samples left take 100 s
+    assert caplog.messages[-1] == (
+        "tune: about 1m40s left (60,000 search samples at most, then the final run's 90,000, "
+        "at 1,500 samples/s so far)"
+    )

@@ -50,7 +50,7 @@ from superconverge.pytorch.optimizers import (
 )
 from superconverge.training.device import PRECISIONS
 from superconverge.training.inputs import own_batch_message
-from superconverge.training.progress import tell
+from superconverge.training.progress import format_seconds, tell
 from superconverge.tuning.budget import (
     SearchBudget,
     ShortRunSize,
@@ -512,9 +512,9 @@ def _estimate(budget: SearchBudget, seconds: float) -> None:
         return
     left = max(0, budget.allowance - done) + budget.final_samples
     tell(
-        f"tune: about {left * seconds / done:.0f} s left ({max(0, budget.allowance - done):,} "
-        f"search samples at most, then the final run's {budget.final_samples:,}, at "
-        f"{done / seconds:.0f} samples/s so far)",
+        f"tune: about {format_seconds(left * seconds / done)} left "
+        f"({max(0, budget.allowance - done):,} search samples at most, then the final run's "
+        f"{budget.final_samples:,}, at {done / seconds:,.0f} samples/s so far)",
         logger,
     )
 

@@ -35,6 +35,7 @@ _LAZY = {
     "TrialStudy": "superconverge.tuning",
     "load_run": "superconverge.tuning",
     "diagnose": "superconverge.diagnostics.verdicts",
+    "render_report": "superconverge.diagnostics.report",
 }
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "lr_find",
     "one_cycle",
     "piecewise_constant",
+    "render_report",
     "smith_one_cycle",
     "tune",
 ]

@@ -22,8 +22,7 @@ def test_diagnostics_import_no_runner_or_recipe():
     assert not loaded & above
 
 
-def test_write_report_renders_every_file_and_leaves_no_temporary_ones(tmp_path):
-    pytest.importorskip("matplotlib")
+def _run():
     lrs = tuple(10 ** (-5 + i / 10) for i in range(40))
     losses = tuple(2.0 - 0.01 * i for i in range(40))
     curve = RangeTestResult(lrs=lrs, losses=losses, smoothed_losses=losses, stop_reason="end",
@@ -37,7 +36,13 @@ def test_write_report_renders_every_file_and_leaves_no_temporary_ones(tmp_path):
                     momentum=(0.95, 0.85), results={"status": "completed", "verdict": verdict},
                     evidence=[{"step": "batch_size", "decision": 16, "why": "given",
                                "seconds": 1.5, "details": {}}])  # fmt: skip
-    written = write_report(tmp_path, plan, history, {"weight decay 0": curve}, "a title")
+    return plan, history, {"weight decay 0": curve}
+
+
+def test_write_report_renders_every_file_and_leaves_no_temporary_ones(tmp_path):
+    pytest.importorskip("matplotlib")
+    plan, history, curves = _run()
+    written = write_report(tmp_path, plan, history, curves, "a title")
     assert set(written) == {"report.html", "report.md", "lr_find.png", "losses.png"}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(written)  # no *.partial left
     assert set(written) <= set(REPORT_FILES)
@@ -77,3 +82,23 @@ def test_the_loss_is_on_a_log_axis_unless_it_goes_negative(val_loss, scale):
     assert plot_history(history).axes[0].get_yscale() == scale
     short_runs = plot_short_runs({"sgd": {0.01: 1.0, 0.1: val_loss}}, ("sgd", 0.1))
     assert short_runs.axes[0].get_yscale() == scale
+
+
+def test_render_report_is_the_report_command_for_a_folder_tune_wrote_from_python(tmp_path):
+    # tune(out_dir=...) writes the run's files but no report: a notebook renders it so
+    pytest.importorskip("matplotlib")
+    import superconverge as sc
+    from superconverge.tuning.plan import save_run
+
+    plan, history, curves = _run()
+    save_run(tmp_path, plan, history, curves)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    written = sc.render_report(tmp_path, interactive=False)
+    assert {"report.html", "report.md", "lr_find.png", "losses.png"} <= set(written)
+    assert "| batch_size | 16 | given | 1.5 |" in (tmp_path / "report.md").read_text()
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before  # only read
+    with pytest.raises(FileNotFoundError, match=r"is not a tune or fit run folder: plan.json, "):
+        sc.render_report(tmp_path / "elsewhere")
+    (tmp_path / "plan.json").write_text('{"epochs": "3"}')
+    with pytest.raises(ValueError, match=r"^plan.json: "):
+        sc.render_report(tmp_path)

@@ -35,8 +35,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from superconverge.diagnostics.report import write_report
-    from superconverge.tuning.plan import load_run
+    from superconverge.diagnostics.report import render_report
 
     folder: Path = args.folder
     if not folder.is_dir():
@@ -54,15 +53,13 @@ def run(args: argparse.Namespace) -> int:
     for name in RUN_FILES:  # names the file that is not JSON, which load_run would not
         if (folder / name).is_file():
             read_json(folder / name, "FOLDER")
+    interactive = False if args.static else None  # None: interactive where plotly is installed
     try:
-        plan, history, range_tests = load_run(folder)
+        written = render_report(folder, interactive=interactive)
     except ValueError as error:  # names the file and what is wrong in it
         raise UsageError(
             f"FOLDER {folder} holds a run that cannot be read ({error}); re-run tune or restore "
             "its files"
         ) from None
-    title = f"{plan.data}, {plan.model}" if plan.data else ""
-    interactive = False if args.static else None  # None: interactive where plotly is installed
-    written = write_report(folder, plan, history, range_tests, title, interactive=interactive)
     print(f"wrote {written['report.html']} and {written['report.md']}")
     return 0

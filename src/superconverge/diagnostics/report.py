@@ -189,6 +189,29 @@ def _plotly_js() -> str:
     return plotly_js()
 
 
+def render_report(folder: str | Path, *, interactive: bool | None = None) -> dict[str, Path]:
+    """Render ``report.html``, ``report.md`` and the plots of a run folder from its
+    ``plan.json``, ``history.json`` and ``range_tests.json`` (which it does not change): what
+    ``superconverge report DIR`` does, for a folder written by ``tune(..., out_dir=DIR)`` (which
+    writes no report), ``superconverge tune`` or ``fit --plan``. Returns the paths written.
+
+    Example:
+        >>> plan = sc.tune(make_model, train, val, epochs=5, out_dir="runs/x")  # doctest: +SKIP
+        >>> sc.render_report("runs/x")["report.html"]  # doctest: +SKIP
+        PosixPath('runs/x/report.html')
+
+    Raises:
+        FileNotFoundError: the folder lacks plan.json or history.json (named in the message).
+        ValueError: a file does not read as its kind (the file and the field named).
+        ImportError: `interactive` is True and plotly is not installed.
+    """
+    from superconverge.tuning.plan import load_run
+
+    plan, history, range_tests = load_run(folder)
+    title = f"{plan.data}, {plan.model}" if plan.data else ""
+    return write_report(folder, plan, history, range_tests, title, interactive=interactive)
+
+
 def write_report(
     folder: str | Path,
     plan: Any,

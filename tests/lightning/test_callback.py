@@ -221,3 +221,43 @@ def test_resuming_with_more_epochs_or_another_max_lr_says_what_the_saved_cycle_d
     said = [str(w.message) for w in caught if "OneCycle:" in str(w.message)]
     assert any("the checkpoint's cycle has 32 steps, this Trainer runs 64" in m for m in said)
     assert any(m.startswith("OneCycle: max_lr=0.5 is not used") for m in said)
+
+
+def test_min_lr_and_final_lr_are_checked_when_the_callback_is_built():
+    # a user's check: OneCycle(min_lr=-1) was accepted and failed only at fit, after Lightning's
+    # set-up and a whole range test
+    with pytest.raises(ValueError, match="min_lr must be > 0, got -1"):
+        OneCycle(min_lr=-1)
+    with pytest.raises(TypeError, match="final_lr must be a number, got 'x'"):
+        OneCycle(final_lr="x")
+    with pytest.raises(ValueError, match=r"final_lr must be <= min_lr \(0.001\), got 0.01"):
+        OneCycle(min_lr=1e-3, final_lr=1e-2)
+    with pytest.raises(ValueError, match=r"min_lr must be <= max_lr \(0.1\), got 1.0"):
+        OneCycle(max_lr=0.1, min_lr=1.0)
+
+
+class _CountingSteps(DigitsModule):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def training_step(self, batch, batch_idx):
+        self.calls += 1
+        return super().training_step(batch, batch_idx)
+
+
+def test_an_endless_run_is_refused_before_the_range_test(tmp_path):
+    module = _CountingSteps()
+    with pytest.raises(RuntimeError, match="OneCycle needs a finite run"):
+        trainer([OneCycle(**SWEEP)], tmp_path, max_epochs=-1).fit(module, digits_loader())
+    assert module.calls == 0  # no sweep ran only to be thrown away
+
+
+def test_a_min_lr_above_the_range_tests_max_lr_says_where_max_lr_came_from(tmp_path):
+    # the sweep ends at 10: its suggestion (the minimum / 10) lies below 1, so min_lr=5 is above
+    with pytest.raises(
+        ValueError, match=r"OneCycle: the range test.s max_lr .*min_lr must be <= max_lr"
+    ):
+        trainer([OneCycle(min_lr=5.0, **SWEEP)], tmp_path, max_epochs=1).fit(
+            DigitsModule(), digits_loader()
+        )

@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
+from superconverge._checks import check_not_above, check_positive
 from superconverge._warnings import warn
 from superconverge.finder.result import RangeTestResult
 from superconverge.finder.sweep import check_sweep_arguments, sweep_settings
@@ -103,9 +104,12 @@ class OneCycle(pl.Callback):
             settings, as in `superconverge.lr_find`.
 
     Raises:
+        ValueError: an invalid setting, when the callback is built (min_lr and final_lr
+            against max_lr when it is given; without it, at fit, against the range test's).
         RuntimeError (at fit): the range test found no honest max_lr (its reason is in the
             message), the module has several optimizers, manual optimization or a scheduler of
-            its own.
+            its own, or the Trainer has no end (max_epochs=-1 and no max_steps; said before
+            the range test runs).
 
     Example:
         >>> callback = OneCycle(max_lr=0.1)
@@ -136,7 +140,23 @@ class OneCycle(pl.Callback):
             or max_lr <= 0
         ):
             raise ValueError(f"max_lr must be a finite number > 0 or None, got {max_lr!r}")
-        one_cycle(10, 1.0, warmup_fraction=warmup_fraction, momentum=momentum)  # checks them
+        # the cycle's settings now, not after Lightning's set-up and the range test: all of them
+        # against a given max_lr; without one, min_lr and final_lr as far as they go alone
+        if max_lr is None:
+            one_cycle(10, 1.0, warmup_fraction=warmup_fraction, momentum=momentum)
+            low = None if min_lr is None else check_positive("min_lr", min_lr)
+            final = None if final_lr is None else check_positive("final_lr", final_lr)
+            if low is not None and final is not None:
+                check_not_above("final_lr", final, "min_lr", low)
+        else:
+            one_cycle(
+                10,
+                max_lr,
+                min_lr=min_lr,
+                final_lr=final_lr,
+                warmup_fraction=warmup_fraction,
+                momentum=momentum,
+            )
         # the range test's settings, named now rather than after Lightning's set-up at fit
         check_sweep_arguments(
             start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, "one_cycle", None
@@ -163,23 +183,31 @@ class OneCycle(pl.Callback):
             self._restored = None
             self._check_resumed_plan(trainer)
         else:
+            total = trainer.estimated_stepping_batches
+            if not math.isfinite(total):  # said before the range test, not after it
+                raise RuntimeError(
+                    "OneCycle needs a finite run: set max_epochs or max_steps on the Trainer"
+                )
             max_lr = self.max_lr
             if max_lr is None:
                 self.result = self.range_test(trainer, pl_module, optimizer)
                 max_lr = self._suggestion(trainer, self.result)
-            total = trainer.estimated_stepping_batches
-            if not math.isfinite(total):
-                raise RuntimeError(
-                    "OneCycle needs a finite run: set max_epochs or max_steps on the Trainer"
+            try:
+                self.plan = one_cycle(
+                    max(int(total), 2),
+                    max_lr,
+                    min_lr=self.min_lr,
+                    final_lr=self.final_lr,
+                    warmup_fraction=self.warmup_fraction,
+                    momentum=self.momentum,
                 )
-            self.plan = one_cycle(
-                max(int(total), 2),
-                max_lr,
-                min_lr=self.min_lr,
-                final_lr=self.final_lr,
-                warmup_fraction=self.warmup_fraction,
-                momentum=self.momentum,
-            )
+            except ValueError as error:
+                if self.max_lr is not None:
+                    raise
+                raise ValueError(
+                    f"OneCycle: the range test's max_lr {max_lr:.3g} does not fit the LRs "
+                    f"given ({error}); lower min_lr/final_lr or pass OneCycle(max_lr=...)"
+                ) from error
         self.scheduler = HyperparamScheduler(optimizer, self.plan)
         self.scheduler.load_state_dict({"step_count": trainer.global_step})
 

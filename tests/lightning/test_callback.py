@@ -261,3 +261,35 @@ def test_a_min_lr_above_the_range_tests_max_lr_says_where_max_lr_came_from(tmp_p
         trainer([OneCycle(min_lr=5.0, **SWEEP)], tmp_path, max_epochs=1).fit(
             DigitsModule(), digits_loader()
         )
+
+
+class _TwoLoaders(DigitsModule):
+    """train_dataloader returns a dict of loaders: a batch is {"a": (x, y), "b": (x, y)}."""
+
+    def training_step(self, batch, batch_idx):
+        losses = [
+            torch.nn.functional.cross_entropy(self.net(inputs), targets)
+            for inputs, targets in batch.values()
+        ]
+        return sum(losses) / len(losses)
+
+
+def _two_loaders():
+    return {"a": digits_loader(seed=1), "b": digits_loader(batch_size=64, seed=2, size=256)}
+
+
+def test_the_range_test_combines_several_train_loaders_as_lightning_does(tmp_path):
+    # a user's check: with {"a": loader, "b": loader} the sweep iterated the dict's keys and
+    # training_step got the string "a" as its batch ('str' object has no attribute 'values')
+    loaders, callback, before, after = _two_loaders(), OneCycle(**SWEEP), _State(), _State()
+    trainer([before, callback, after], tmp_path, max_epochs=1).fit(_TwoLoaders(), loaders)
+    assert callback.result is not None and callback.result.max_lr is not None
+    assert len(callback.result.lrs) > 16  # past the 16 batches of an epoch: it cycled
+    _same_state(before.state, after.state)
+    # both loaders' own generators end the epoch where they end without the range test
+    reference = _two_loaders()
+    trainer([], tmp_path, max_epochs=1).fit(_TwoLoaders(), reference)
+    for name in ("a", "b"):
+        assert torch.equal(
+            loaders[name].generator.get_state(), reference[name].generator.get_state()
+        )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import CombinedLoader, rank_zero_info
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
 from superconverge._checks import check_not_above, check_positive
@@ -72,6 +72,23 @@ def _ignore(*args: Any, **kwargs: Any) -> None:
     return None
 
 
+class _TrainBatches:
+    """The batches ``training_step`` gets from ``trainer.train_dataloader``: one loader's as
+    they are; from a collection of loaders (a dict or list, which Lightning combines), one
+    batch of each in the same collection, combined as Lightning's fit loop combines them
+    (``CombinedLoader(..., "max_size_cycle")``)."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.combined = isinstance(data, (Mapping, list, tuple))
+        self.loaders = CombinedLoader(data).flattened if self.combined else [data]
+
+    def __iter__(self) -> Iterator[Any]:
+        if not self.combined:
+            return iter(self.data)
+        return (batch for batch, _, _ in CombinedLoader(self.data, "max_size_cycle"))
+
+
 class OneCycle(pl.Callback):
     """Run the LR range test at the start of ``fit``, then train with 1cycle and cyclical
     momentum (SGD ``momentum`` or Adam's β1), whatever the ``LightningModule`` and data.
@@ -79,7 +96,8 @@ class OneCycle(pl.Callback):
     At ``on_train_start`` (data and optimizer are set up), unless `max_lr` is given: the range
     test sweeps the LR of the module's own optimizer from `start_lr` to `end_lr` over
     `num_steps` optimizer steps of the module's own ``training_step`` on the train dataloader
-    (``accumulate_grad_batches`` micro-batches per step; under DDP the gradients and the loss are
+    (several, as a dict or list, combined as Lightning's fit combines them:
+    ``"max_size_cycle"``; ``accumulate_grad_batches`` micro-batches per step; under DDP the gradients and the loss are
     averaged over the ranks, so every rank takes the same decisions). Then the weights, buffers
     (BatchNorm), train/eval modes, gradients, the optimizer's state and every RNG (the global
     ones and the data loader's own generators) are restored exactly (`TrainingSnapshot`), also
@@ -284,7 +302,9 @@ class OneCycle(pl.Callback):
         if data is None:
             raise RuntimeError("OneCycle's range test needs a train dataloader")
         # before the first iter(data): creating a DataLoader iterator draws from the RNGs
-        snapshot, generators = TrainingSnapshot(pl_module, optimizer), LoaderGenerators(data)
+        loaders = _TrainBatches(data)
+        snapshot = TrainingSnapshot(pl_module, optimizer)
+        generators = [LoaderGenerators(loader) for loader in loaders.loaders]
         accumulate = int(trainer.accumulate_grad_batches)
         world = trainer.world_size if torch.distributed.is_initialized() else 1
         params = [p for p in pl_module.parameters() if p.requires_grad]
@@ -313,7 +333,7 @@ class OneCycle(pl.Callback):
             return mean_across_ranks(total / accumulate, world)
 
         try:
-            batches = Cycle(data, "train_dataloader")
+            batches = Cycle(loaders, "train_dataloader")
             pl_module.train()
             with _NoLogging(pl_module):
                 return sweep(
@@ -328,7 +348,8 @@ class OneCycle(pl.Callback):
                 )
         finally:
             snapshot.restore()
-            generators.restore()
+            for each in generators:
+                each.restore()
 
     def _suggestion(self, trainer: pl.Trainer, result: RangeTestResult) -> float:
         if result.max_lr is None:

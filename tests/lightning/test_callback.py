@@ -293,3 +293,13 @@ def test_the_range_test_combines_several_train_loaders_as_lightning_does(tmp_pat
         assert torch.equal(
             loaders[name].generator.get_state(), reference[name].generator.get_state()
         )
+
+
+def test_a_short_warmup_fraction_is_accepted_and_trained(tmp_path):
+    # a user's check: OneCycle(warmup_fraction=0.1) raised "total_steps=10 is too few steps for
+    # the phases" when built: the settings were checked on a 10-step cycle the user never asked for
+    assert OneCycle(warmup_fraction=0.1).warmup_fraction == 0.1
+    callback, record = OneCycle(max_lr=0.1, warmup_fraction=0.05), RecordOptimizerSteps()
+    trainer([callback, record], tmp_path).fit(DigitsModule(), digits_loader())
+    assert callback.plan == one_cycle(32, 0.1, warmup_fraction=0.05)
+    assert record.seen == _planned(callback.plan, 32)

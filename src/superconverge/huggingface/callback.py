@@ -9,6 +9,8 @@ import torch
 import transformers
 from torch.optim.lr_scheduler import LRScheduler
 
+from superconverge._checks import check_momentum
+from superconverge.pytorch.external_loop import check_cycle_settings
 from superconverge.pytorch.scheduler import HyperparamScheduler, momentum_key
 from superconverge.schedules import Plan, one_cycle
 
@@ -75,17 +77,15 @@ class OneCycleCallback(transformers.TrainerCallback):
             or max_lr <= 0
         ):
             raise ValueError(f"max_lr must be a finite number > 0, got {max_lr!r}")
-        if momentum is not None:
-            momentum = tuple(momentum)  # type: ignore[assignment]
         self.max_lr = float(max_lr)
         self.settings: dict[str, Any] = {
-            "momentum": momentum,
+            "momentum": check_momentum(momentum),
             "warmup_fraction": warmup_fraction,
             "min_lr": min_lr,
             "final_lr": final_lr,
             "three_phase": three_phase,
         }
-        one_cycle(10, self.max_lr, **self.settings)  # checks them now, not when training starts
+        check_cycle_settings(self.max_lr, **self.settings)  # now, not when training starts
         self.plan: Plan | None = None
         self.scheduler: HyperparamScheduler | None = None
 

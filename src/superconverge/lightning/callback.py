@@ -12,7 +12,6 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader, rank_zero_info
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
-from superconverge._checks import check_not_above, check_positive
 from superconverge._warnings import warn
 from superconverge.finder.result import RangeTestResult
 from superconverge.finder.sweep import check_sweep_arguments, sweep_settings
@@ -20,6 +19,7 @@ from superconverge.pytorch.external_loop import (
     Cycle,
     LoaderGenerators,
     average_gradients,
+    check_cycle_settings,
     mean_across_ranks,
     sweep,
 )
@@ -158,23 +158,14 @@ class OneCycle(pl.Callback):
             or max_lr <= 0
         ):
             raise ValueError(f"max_lr must be a finite number > 0 or None, got {max_lr!r}")
-        # the cycle's settings now, not after Lightning's set-up and the range test: all of them
-        # against a given max_lr; without one, min_lr and final_lr as far as they go alone
-        if max_lr is None:
-            one_cycle(10, 1.0, warmup_fraction=warmup_fraction, momentum=momentum)
-            low = None if min_lr is None else check_positive("min_lr", min_lr)
-            final = None if final_lr is None else check_positive("final_lr", final_lr)
-            if low is not None and final is not None:
-                check_not_above("final_lr", final, "min_lr", low)
-        else:
-            one_cycle(
-                10,
-                max_lr,
-                min_lr=min_lr,
-                final_lr=final_lr,
-                warmup_fraction=warmup_fraction,
-                momentum=momentum,
-            )
+        # the cycle's settings now, not after Lightning's set-up and the range test
+        check_cycle_settings(
+            max_lr,
+            min_lr=min_lr,
+            final_lr=final_lr,
+            warmup_fraction=warmup_fraction,
+            momentum=momentum,
+        )
         # the range test's settings, named now rather than after Lightning's set-up at fit
         check_sweep_arguments(
             start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, "one_cycle", None

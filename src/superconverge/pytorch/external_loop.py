@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from superconverge._checks import check_not_above, check_positive
 from superconverge.finder.result import RangeTestResult, build_result
 from superconverge.finder.sweep import (
     SweepRecord,
@@ -21,6 +22,12 @@ from superconverge.finder.sweep import (
     sweep_settings,
 )
 from superconverge.pytorch.scheduler import HyperparamScheduler
+from superconverge.schedules import one_cycle
+
+# the run's length is the framework's, known only when training starts: the settings are checked
+# on a cycle this long, so that only the framework's own count can be too short for the phases
+# (warmup_fraction=0.1 on a 10-step probe gave "total_steps=10 is too few steps")
+PROBE_STEPS = 1_000_000
 
 
 class Cycle:
@@ -64,6 +71,23 @@ class LoaderGenerators:
     def restore(self) -> None:
         for generator, state in self.states:
             generator.set_state(state)
+
+
+def check_cycle_settings(max_lr: float | None, **settings: Any) -> None:
+    """`one_cycle`'s settings of a front end, checked when it is built rather than when
+    training starts: all of them against `max_lr` when it is given; without it (the range test
+    gives it at fit), ``min_lr`` and ``final_lr`` as far as they go alone. Raises
+    `one_cycle`'s ValueError/TypeError, which names the setting."""
+    if max_lr is not None:
+        one_cycle(PROBE_STEPS, max_lr, **settings)
+        return
+    others = {k: v for k, v in settings.items() if k not in ("min_lr", "final_lr")}
+    one_cycle(PROBE_STEPS, 1.0, **others)
+    min_lr, final_lr = settings.get("min_lr"), settings.get("final_lr")
+    low = None if min_lr is None else check_positive("min_lr", min_lr)
+    final = None if final_lr is None else check_positive("final_lr", final_lr)
+    if low is not None and final is not None:
+        check_not_above("final_lr", final, "min_lr", low)
 
 
 def mean_across_ranks(value: float, world: int) -> float:

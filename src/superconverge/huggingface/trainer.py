@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -12,9 +13,16 @@ from typing import Any
 import torch
 import transformers
 
+from superconverge._checks import check_momentum
 from superconverge.finder.result import RangeTestResult
-from superconverge.pytorch.external_loop import Cycle, LoaderGenerators, sweep
-from superconverge.pytorch.scheduler import HyperparamScheduler
+from superconverge.finder.sweep import check_sweep_arguments
+from superconverge.pytorch.external_loop import (
+    Cycle,
+    LoaderGenerators,
+    check_cycle_settings,
+    sweep,
+)
+from superconverge.pytorch.scheduler import HyperparamScheduler, momentum_key
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.schedules import one_cycle
 
@@ -42,6 +50,21 @@ def _model_loss(model: torch.nn.Module, batch: Any) -> torch.Tensor:
             "the model returned no loss: the batches need 'labels' (or pass compute_loss=...)"
         )
     return loss  # type: ignore[no-any-return]
+
+
+def _check_batches(train_data: object) -> None:
+    """`train_data` must be batches: a map-style ``Dataset`` (what ``Trainer(train_dataset=...)``
+    takes) yields single samples, which reached the model unbatched and failed deep inside it."""
+    is_samples = isinstance(train_data, torch.utils.data.Dataset) and not isinstance(
+        train_data, torch.utils.data.IterableDataset
+    )
+    if is_samples or not isinstance(train_data, Iterable):
+        what = "a Dataset of single samples" if is_samples else "not iterable"
+        raise TypeError(
+            f"train_data must be an iterable of batches (a DataLoader of dicts), got "
+            f"{type(train_data).__name__} ({what}): pass DataLoader(dataset, batch_size=..., "
+            "collate_fn=...), or a Trainer's own trainer.get_train_dataloader()"
+        )
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -86,7 +109,8 @@ def lr_find(
 
     Args:
         model: the model to probe (left untouched).
-        train_data: an iterable of batches (a ``DataLoader`` of dicts), cycled if short.
+        train_data: an iterable of batches (a ``DataLoader`` of dicts), cycled if short; not a
+            ``Dataset`` of single samples (wrap it in a ``DataLoader``).
         optimizer: used as is (its momentum/β1, weight decay). None: AdamW(β=(0.9, 0.999),
             weight_decay=0), the ``Trainer``'s default.
         compute_loss: ``compute_loss(model, batch) -> scalar tensor`` for other batches.
@@ -102,12 +126,25 @@ def lr_find(
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_batches(train_data)
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"optimizer must be a torch.optim.Optimizer or None (AdamW), got {optimizer!r}"
+        )
+    for name, function in (("compute_loss", compute_loss), ("prepare", prepare)):
+        if function is not None and not callable(function):
+            raise TypeError(f"{name} must be a function or None, got {function!r}")
+    if not isinstance(fine_tuning, bool):
+        raise TypeError(f"fine_tuning must be True or False, got {fine_tuning!r}")
     if (
         isinstance(accumulation_steps, bool)
         or not isinstance(accumulation_steps, int)
         or (accumulation_steps < 1)
     ):
         raise ValueError(f"accumulation_steps must be an integer >= 1, got {accumulation_steps!r}")
+    check_sweep_arguments(
+        start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, "one_cycle", None
+    )
     loss_of = compute_loss or _model_loss
     device = next(model.parameters()).device
     move = prepare or (lambda batch: _to_device(batch, device))
@@ -202,6 +239,25 @@ def one_cycle_scheduler(
     return HyperparamScheduler(optimizer, plan)
 
 
+# what OneCycleTrainer's one_cycle_settings and lr_find_settings may hold: the functions'
+# keywords less those it passes itself (max_lr, momentum and fine_tuning are its own arguments)
+ONE_CYCLE_KEYS = ("min_lr", "final_lr", "warmup_fraction", "shape", "three_phase")
+SWEEP_KEYS = ("start_lr", "end_lr", "num_steps", "mode", "smoothing", "diverge_factor", "rule")
+LR_FIND_KEYS = (*SWEEP_KEYS, "accumulation_steps")
+
+
+def _settings(name: str, given: object, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """A dict of settings whose keys are all in `allowed`; unknown keys are named."""
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping):
+        raise TypeError(f"{name} must be a dict or None, got {given!r}")
+    unknown = sorted(str(key) for key in given if key not in allowed)
+    if unknown:
+        raise ValueError(f"{name}: unknown keys {unknown}; allowed: {', '.join(allowed)}")
+    return dict(given)
+
+
 class OneCycleTrainer(transformers.Trainer):
     """A ``transformers.Trainer`` that trains with 1cycle and cyclical β1 (or momentum).
 
@@ -215,10 +271,17 @@ class OneCycleTrainer(transformers.Trainer):
     Args:
         max_lr: the peak LR; None: the range test's suggestion.
         fine_tuning: passed to `lr_find` (the model is pretrained: divide its max_lr).
-        momentum: ``(high, low)`` of β1/momentum over the cycle, or None.
-        one_cycle_settings: more arguments of `superconverge.one_cycle` (warmup_fraction, ...).
-        lr_find_settings: more arguments of `lr_find` (num_steps, end_lr, ...).
+        momentum: ``(high, low)`` of β1/momentum over the cycle, or None (needed for optimizers
+            without momentum, e.g. ``optim="adafactor"``).
+        one_cycle_settings: more arguments of `superconverge.one_cycle`: min_lr, final_lr,
+            warmup_fraction, shape, three_phase.
+        lr_find_settings: more arguments of `lr_find`: start_lr, end_lr, num_steps, mode,
+            smoothing, diverge_factor, rule, accumulation_steps.
         *args, **kwargs: the ``Trainer``'s.
+
+    Raises:
+        ValueError, TypeError: an invalid setting or an unknown key, when the Trainer is built;
+            an optimizer without momentum while `momentum` is set, before the range test.
     """
 
     def __init__(
@@ -231,12 +294,27 @@ class OneCycleTrainer(transformers.Trainer):
         lr_find_settings: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
-        if max_lr is not None and not (math.isfinite(max_lr) and max_lr > 0):
+        # every setting now, before the Trainer's set-up, the range test and the first update
+        if max_lr is not None and (
+            isinstance(max_lr, bool)
+            or not isinstance(max_lr, (int, float))
+            or not math.isfinite(max_lr)
+            or max_lr <= 0
+        ):
             raise ValueError(f"max_lr must be a finite number > 0 or None, got {max_lr!r}")
-        self.max_lr, self.fine_tuning, self.momentum = max_lr, fine_tuning, momentum
-        self.one_cycle_settings = dict(one_cycle_settings or {})
-        self.lr_find_settings = dict(lr_find_settings or {})
+        if not isinstance(fine_tuning, bool):
+            raise TypeError(f"fine_tuning must be True or False, got {fine_tuning!r}")
+        momentum = check_momentum(momentum)
+        cycle = _settings("one_cycle_settings", one_cycle_settings, ONE_CYCLE_KEYS)
+        check_cycle_settings(max_lr, momentum=momentum, **cycle)
+        sweep = _settings("lr_find_settings", lr_find_settings, LR_FIND_KEYS)
+        defaults = inspect.signature(lr_find).parameters
+        values = {key: sweep.get(key, defaults[key].default) for key in SWEEP_KEYS}
+        check_sweep_arguments(**values, policy="one_cycle", val_every=None)
+        super().__init__(*args, **kwargs)
+        self.max_lr = None if max_lr is None else float(max_lr)
+        self.fine_tuning, self.momentum = fine_tuning, momentum
+        self.one_cycle_settings, self.lr_find_settings = cycle, sweep
         self.lr_find_result: RangeTestResult | None = None
 
     def train(self, resume_from_checkpoint: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -267,6 +345,7 @@ class OneCycleTrainer(transformers.Trainer):
         built_here = self.optimizer is None
         optimizer = self.create_optimizer() if self.optimizer is None else self.optimizer
         try:
+            self._check_momentum(optimizer)  # before the sweep, not after it
             return self._sweep(model, optimizer)
         finally:
             if built_here:
@@ -293,6 +372,18 @@ class OneCycleTrainer(transformers.Trainer):
             logger.warning("OneCycleTrainer range test: %s", result.summary().replace("\n", "; "))
         return result
 
+    def _check_momentum(self, optimizer: torch.optim.Optimizer) -> None:
+        inner = getattr(
+            optimizer, "optimizer", optimizer
+        )  # accelerate's wrapper: name the one in it
+        if self.momentum is not None and any(
+            momentum_key(group) is None for group in optimizer.param_groups
+        ):
+            raise ValueError(
+                f"momentum: {type(inner).__name__} has no momentum (SGD/RMSprop 'momentum' or "
+                "Adam-style 'betas') to cycle; pass OneCycleTrainer(..., momentum=None)"
+            )
+
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
     ) -> Any:
@@ -305,6 +396,7 @@ class OneCycleTrainer(transformers.Trainer):
             target = optimizer or self.optimizer
             if target is None:
                 raise RuntimeError("OneCycleTrainer: create the optimizer before the scheduler")
+            self._check_momentum(target)
             self.lr_scheduler = one_cycle_scheduler(  # type: ignore[assignment]
                 num_training_steps,
                 target,

@@ -1,0 +1,189 @@
+"""What a Hugging Face user gets for settings the integrations cannot use: one message naming
+the parameter, the value and what is allowed, before any training; built on a tiny BERT from a
+config and random token ids (no data files, no downloads)."""
+
+import pytest
+
+pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+from transformers import (  # noqa: E402
+    BertConfig,
+    BertForSequenceClassification,
+    Trainer,
+    TrainingArguments,
+)
+
+from superconverge import one_cycle  # noqa: E402
+from superconverge.huggingface import OneCycleCallback, OneCycleTrainer, lr_find  # noqa: E402
+
+
+class RandomIds(torch.utils.data.Dataset):
+    """Dict samples as a Trainer's collator expects; the label is whether the first id is high."""
+
+    def __init__(self, size=32, seed=0):
+        generator = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(2, 50, (size, 8), generator=generator)
+        self.labels = (self.ids[:, 0] > 25).long()
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return {"input_ids": self.ids[index], "labels": self.labels[index]}
+
+
+class CountingBert(BertForSequenceClassification):
+    calls = 0
+
+    def forward(self, *args, **kwargs):
+        type(self).calls += 1
+        return super().forward(*args, **kwargs)
+
+
+def tiny_bert(cls=BertForSequenceClassification):
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=16, num_labels=2,
+    )  # fmt: skip
+    return cls(config)
+
+
+def arguments(path, **kwargs):
+    settings = {
+        "output_dir": str(path), "per_device_train_batch_size": 8, "report_to": [],
+        "save_strategy": "no", "use_cpu": True, "disable_tqdm": True, "seed": 0, **kwargs,
+    }  # fmt: skip
+    return TrainingArguments(**settings)
+
+
+def test_a_short_warmup_fraction_is_accepted_and_followed(tmp_path):
+    # a user's check: OneCycleCallback(3e-4, warmup_fraction=0.1) raised "total_steps=10 is too
+    # few steps for the phases": its settings were checked on a 10-step cycle
+    callback = OneCycleCallback(1e-3, warmup_fraction=0.1)
+    trainer = Trainer(
+        model=tiny_bert(), args=arguments(tmp_path, max_steps=20), train_dataset=RandomIds(),
+        callbacks=[callback],
+    )  # fmt: skip
+    trainer.train()
+    assert callback.plan == one_cycle(20, 1e-3, warmup_fraction=0.1)
+    assert trainer.optimizer.param_groups[0]["lr"] == callback.plan.lr(19)
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "message"),
+    [
+        ({"momentum": 0.9}, ValueError, "momentum must be None or a (high, low) pair, got 0.9"),
+        ({"max_lr": "3e-4"}, ValueError, "max_lr must be a finite number > 0, got '3e-4'"),
+        ({"min_lr": 1e-2}, ValueError, "min_lr must be <= max_lr (0.001), got 0.01"),
+    ],
+    ids=["momentum-float", "max_lr-str", "min_lr-above"],
+)
+def test_callback_settings_are_named(settings, error, message):
+    # a user's check: momentum=0.9 gave "TypeError: 'float' object is not iterable"
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        OneCycleCallback(**{"max_lr": 1e-3, **settings})
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "message"),
+    [
+        ({"max_lr": "1e-3"}, ValueError, "max_lr must be a finite number > 0 or None, got '1e-3'"),
+        ({"max_lr": True}, ValueError, "max_lr must be a finite number > 0 or None, got True"),
+        ({"momentum": 0.9}, ValueError, "momentum must be None or a (high, low) pair, got 0.9"),
+        ({"fine_tuning": "yes"}, TypeError, "fine_tuning must be True or False, got 'yes'"),
+        (
+            {"one_cycle_settings": {"warmup": 0.1}},
+            ValueError,
+            "one_cycle_settings: unknown keys ['warmup']; allowed: min_lr, final_lr,",
+        ),
+        (
+            {"one_cycle_settings": {"momentum": (0.9, 0.8)}},
+            ValueError,
+            "one_cycle_settings: unknown keys ['momentum']",
+        ),
+        (
+            {"one_cycle_settings": {"warmup_fraction": 2}},
+            ValueError,
+            "warmup_fraction must be in (0, 1), got 2",
+        ),
+        (
+            {"lr_find_settings": {"num_step": 20}},
+            ValueError,
+            "lr_find_settings: unknown keys ['num_step']; allowed: start_lr,",
+        ),
+        (
+            {"lr_find_settings": {"compute_loss": len}},
+            ValueError,
+            "lr_find_settings: unknown keys ['compute_loss']",
+        ),
+        (
+            {"lr_find_settings": {"num_steps": 5}},
+            ValueError,
+            "num_steps must be an integer >= 10 to analyse, got 5",
+        ),
+    ],
+    ids=[
+        "max_lr-str", "max_lr-bool", "momentum-float", "fine_tuning", "cycle-unknown",
+        "cycle-momentum", "cycle-value", "find-unknown", "find-own", "find-value",
+    ],
+)  # fmt: skip
+def test_one_cycle_trainer_settings_are_named_when_it_is_built(tmp_path, settings, error, message):
+    # a user's checks: max_lr="1e-3" gave "must be real number, not str"; momentum=0.9 and an
+    # unknown one_cycle_settings key passed, then failed after the whole range test
+    with pytest.raises(
+        error, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+    ):
+        OneCycleTrainer(
+            model=tiny_bert(), args=arguments(tmp_path), train_dataset=RandomIds(), **settings
+        )
+
+
+def test_an_optimizer_without_momentum_is_named_before_the_range_test(tmp_path):
+    # a user's check: optim="adafactor" ran the whole sweep, then "AcceleratedOptimizer has no
+    # momentum ...; build the plan with momentum=None" (no plan of theirs, and not its name)
+    CountingBert.calls = 0
+    trainer = OneCycleTrainer(
+        model=tiny_bert(CountingBert), args=arguments(tmp_path, max_steps=4, optim="adafactor"),
+        train_dataset=RandomIds(), lr_find_settings={"num_steps": 10},
+    )  # fmt: skip
+    with pytest.raises(
+        ValueError, match=r"Adafactor has no momentum .* OneCycleTrainer\(\.\.\., momentum=None\)"
+    ):
+        trainer.train()
+    assert CountingBert.calls == 0  # no sweep
+    given = OneCycleTrainer(
+        model=tiny_bert(), args=arguments(tmp_path, max_steps=4, optim="adafactor"),
+        train_dataset=RandomIds(), max_lr=1e-3,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"^momentum: Adafactor has no momentum"):
+        given.train()
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "message"),
+    [
+        ({"optimizer": "adamw"}, TypeError, "optimizer must be a torch.optim.Optimizer or None"),
+        ({"compute_loss": "loss"}, TypeError, "compute_loss must be a function or None, got 'loss'"),
+        ({"prepare": 1}, TypeError, "prepare must be a function or None, got 1"),
+        ({"fine_tuning": "yes"}, TypeError, "fine_tuning must be True or False, got 'yes'"),
+        ({"num_steps": 5}, ValueError, "num_steps must be an integer >= 10 to analyse, got 5"),
+    ],
+    ids=["optimizer", "compute_loss", "prepare", "fine_tuning", "num_steps"],
+)  # fmt: skip
+def test_lr_find_arguments_are_named(settings, error, message):
+    # a user's check: optimizer="adamw" gave "'str' object has no attribute 'state_dict'"
+    loader = torch.utils.data.DataLoader(RandomIds(), batch_size=8)
+    with pytest.raises(error, match=message):
+        lr_find(tiny_bert(), loader, **settings)
+
+
+@pytest.mark.parametrize("data", [RandomIds(), None], ids=["dataset", "none"])
+def test_lr_find_wants_batches_not_a_dataset_of_samples(data):
+    # a user's check: lr_find(model, train_dataset), the Trainer's argument, fed single samples
+    # to BERT: "ValueError: not enough values to unpack (expected 2, got 1)" from its embeddings
+    with pytest.raises(
+        TypeError, match=r"train_data must be an iterable of batches \(a DataLoader"
+    ):
+        lr_find(tiny_bert(), data)

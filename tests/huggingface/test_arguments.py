@@ -7,55 +7,11 @@ import pytest
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
-from transformers import (  # noqa: E402
-    BertConfig,
-    BertForSequenceClassification,
-    Trainer,
-    TrainingArguments,
-)
+from transformers import Trainer  # noqa: E402
 
 from superconverge import one_cycle  # noqa: E402
 from superconverge.huggingface import OneCycleCallback, OneCycleTrainer, lr_find  # noqa: E402
-
-
-class RandomIds(torch.utils.data.Dataset):
-    """Dict samples as a Trainer's collator expects; the label is whether the first id is high."""
-
-    def __init__(self, size=32, seed=0):
-        generator = torch.Generator().manual_seed(seed)
-        self.ids = torch.randint(2, 50, (size, 8), generator=generator)
-        self.labels = (self.ids[:, 0] > 25).long()
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, index):
-        return {"input_ids": self.ids[index], "labels": self.labels[index]}
-
-
-class CountingBert(BertForSequenceClassification):
-    calls = 0
-
-    def forward(self, *args, **kwargs):
-        type(self).calls += 1
-        return super().forward(*args, **kwargs)
-
-
-def tiny_bert(cls=BertForSequenceClassification):
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=16, num_labels=2,
-    )  # fmt: skip
-    return cls(config)
-
-
-def arguments(path, **kwargs):
-    settings = {
-        "output_dir": str(path), "per_device_train_batch_size": 8, "report_to": [],
-        "save_strategy": "no", "use_cpu": True, "disable_tqdm": True, "seed": 0, **kwargs,
-    }  # fmt: skip
-    return TrainingArguments(**settings)
+from tests.huggingface.tiny import CountingBert, RandomIds, arguments, tiny_bert  # noqa: E402
 
 
 def test_a_short_warmup_fraction_is_accepted_and_followed(tmp_path):

@@ -303,3 +303,34 @@ def test_a_short_warmup_fraction_is_accepted_and_trained(tmp_path):
     trainer([callback, record], tmp_path).fit(DigitsModule(), digits_loader())
     assert callback.plan == one_cycle(32, 0.1, warmup_fraction=0.05)
     assert record.seen == _planned(callback.plan, 32)
+
+
+class _ClippedNorms(DigitsModule):
+    """SGD whose step post-hook records the total gradient norm each update applied (a
+    pre-hook runs before Lightning's closure computes them)."""
+
+    def __init__(self):
+        super().__init__(dropout=0.0)
+        self.norms = []
+
+    def configure_optimizers(self):
+        optimizer = super().configure_optimizers()
+
+        def record(opt, args, kwargs):
+            grads = [p.grad for p in self.parameters() if p.grad is not None]
+            norms = torch.stack([torch.linalg.vector_norm(g) for g in grads])
+            self.norms.append(float(torch.linalg.vector_norm(norms)))
+
+        optimizer.register_step_post_hook(record)
+        return optimizer
+
+
+def test_the_range_test_clips_gradients_as_the_trainer_does(tmp_path):
+    # a user's check: Trainer(gradient_clip_val=0.05) clipped every update of fit but none of the
+    # sweep's; on clipped SGD the suggestion was 0.29 where the clipped sweep gives 1.7
+    module, callback = _ClippedNorms(), OneCycle(**{**SWEEP, "end_lr": 1000.0})
+    trainer([callback], tmp_path, max_epochs=1, gradient_clip_val=0.05).fit(module, digits_loader())
+    sweep_steps = len(callback.result.lrs)
+    assert len(module.norms) == sweep_steps + 16  # the sweep's updates, then the epoch's
+    assert max(module.norms) == pytest.approx(0.05, rel=1e-4)  # all clipped, sweep included
+    assert callback.result.settings["gradient_clip_val"] == 0.05

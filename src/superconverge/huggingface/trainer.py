@@ -93,6 +93,7 @@ def lr_find(
     rule: str = "minimum",
     fine_tuning: bool = False,
     prepare: Callable[[Any], Any] | None = None,
+    max_grad_norm: float | None = None,
 ) -> RangeTestResult:
     """The LR range test on a ``PreTrainedModel`` (or any module) with dict batches.
 
@@ -120,6 +121,10 @@ def lr_find(
         fine_tuning: the model is pretrained and is being fine-tuned (see above).
         prepare: called on each batch before the model (default: move tensors to the model's
             device); `OneCycleTrainer` passes its ``_prepare_inputs``.
+        max_grad_norm: clip the gradients' total norm to this before each update, as the
+            ``Trainer`` does (``TrainingArguments.max_grad_norm``, 1.0 by default; the sweep
+            probes the run it is for: clipped updates take higher LRs); None or 0: no clipping.
+            `OneCycleTrainer` passes its ``args.max_grad_norm``.
 
     Returns:
         A `RangeTestResult` (``settings["framework"] == "huggingface"``).
@@ -136,6 +141,15 @@ def lr_find(
             raise TypeError(f"{name} must be a function or None, got {function!r}")
     if not isinstance(fine_tuning, bool):
         raise TypeError(f"fine_tuning must be True or False, got {fine_tuning!r}")
+    if max_grad_norm is not None and (
+        isinstance(max_grad_norm, bool)
+        or not isinstance(max_grad_norm, (int, float))
+        or not math.isfinite(max_grad_norm)
+        or max_grad_norm < 0
+    ):
+        raise ValueError(
+            f"max_grad_norm must be a finite number >= 0 or None, got {max_grad_norm!r}"
+        )
     if (
         isinstance(accumulation_steps, bool)
         or not isinstance(accumulation_steps, int)
@@ -148,9 +162,8 @@ def lr_find(
     loss_of = compute_loss or _model_loss
     device = next(model.parameters()).device
     move = prepare or (lambda batch: _to_device(batch, device))
-    sweeper = optimizer or torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=start_lr, weight_decay=0.0
-    )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    sweeper = optimizer or torch.optim.AdamW(trainable, lr=start_lr, weight_decay=0.0)
     # before the first iter(train_data): creating a DataLoader iterator draws from the RNGs
     snapshot = TrainingSnapshot(model, sweeper)
     generators = LoaderGenerators(train_data)
@@ -164,6 +177,8 @@ def lr_find(
                 loss = loss_of(model, move(next(batches)))
                 torch.autograd.backward(loss / accumulation_steps)
                 total += float(loss.detach())
+            if max_grad_norm:  # after the whole accumulation, as the Trainer clips
+                torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
             return total / accumulation_steps
 
         result = sweep(
@@ -181,6 +196,7 @@ def lr_find(
                 "accumulation_steps": accumulation_steps,
                 "world_size": 1,
                 "fine_tuning": fine_tuning,
+                "max_grad_norm": max_grad_norm or None,
             },
         )
     finally:
@@ -358,7 +374,11 @@ class OneCycleTrainer(transformers.Trainer):
             loss = self.compute_loss(module, batch)
             return loss[0] if isinstance(loss, tuple) else loss
 
-        settings = {"accumulation_steps": args.gradient_accumulation_steps, **self.lr_find_settings}
+        settings = {
+            "accumulation_steps": args.gradient_accumulation_steps,
+            "max_grad_norm": args.max_grad_norm,
+            **self.lr_find_settings,
+        }
         result = lr_find(
             model,
             self.get_train_dataloader(),

@@ -97,7 +97,9 @@ class OneCycle(pl.Callback):
     test sweeps the LR of the module's own optimizer from `start_lr` to `end_lr` over
     `num_steps` optimizer steps of the module's own ``training_step`` on the train dataloader
     (several, as a dict or list, combined as Lightning's fit combines them:
-    ``"max_size_cycle"``; ``accumulate_grad_batches`` micro-batches per step; under DDP the gradients and the loss are
+    ``"max_size_cycle"``; ``accumulate_grad_batches`` micro-batches per step; the gradients
+    clipped as the Trainer's ``gradient_clip_val`` says, through the module's
+    ``configure_gradient_clipping``, as in fit; under DDP the gradients and the loss are
     averaged over the ranks, so every rank takes the same decisions). Then the weights, buffers
     (BatchNorm), train/eval modes, gradients, the optimizer's state and every RNG (the global
     ones and the data loader's own generators) are restored exactly (`TrainingSnapshot`), also
@@ -321,6 +323,14 @@ class OneCycle(pl.Callback):
                 torch.autograd.backward(loss / accumulate)
                 total += float(loss.detach())
             average_gradients(params, world)
+            # the Trainer's gradient_clip_val/algorithm, through the module's own hook, as fit
+            # clips before each update: a sweep without it probes another run (clipped SGD
+            # takes far higher LRs)
+            pl_module.configure_gradient_clipping(
+                optimizer,
+                gradient_clip_val=trainer.gradient_clip_val,
+                gradient_clip_algorithm=trainer.gradient_clip_algorithm,
+            )
             return mean_across_ranks(total / accumulate, world)
 
         try:
@@ -335,6 +345,7 @@ class OneCycle(pl.Callback):
                         "framework": "lightning",
                         "accumulation_steps": accumulate,
                         "world_size": world,
+                        "gradient_clip_val": trainer.gradient_clip_val,
                     },
                 )
         finally:

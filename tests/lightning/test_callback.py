@@ -1,4 +1,5 @@
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -334,3 +335,38 @@ def test_the_range_test_clips_gradients_as_the_trainer_does(tmp_path):
     assert len(module.norms) == sweep_steps + 16  # the sweep's updates, then the epoch's
     assert max(module.norms) == pytest.approx(0.05, rel=1e-4)  # all clipped, sweep included
     assert callback.result.settings["gradient_clip_val"] == 0.05
+
+
+class _TwoGroups(DigitsModule):
+    def __init__(self, scales=None):
+        super().__init__()
+        self.scales = scales
+
+    def configure_optimizers(self):
+        body = {"params": self.net[:-1].parameters(), "lr": 1e-4}
+        head = {"params": self.net[-1].parameters(), "lr": 1e-2}
+        if self.scales is not None:
+            body["lr_scale"], head["lr_scale"] = self.scales
+        return torch.optim.SGD([body, head], lr=0.1, momentum=0.9)
+
+
+def test_param_groups_with_lrs_of_their_own_are_warned_about_and_lr_scale_keeps_them(tmp_path):
+    # a user's check: per-group LRs (1e-4 body, 1e-2 head) from configure_optimizers were all
+    # set to the plan's LR without a word
+    with pytest.warns(UserWarning, match=r"OneCycle: the optimizer's param groups have LRs of "):
+        trainer([OneCycle(max_lr=0.1)], tmp_path, max_epochs=1).fit(_TwoGroups(), digits_loader())
+    seen = []
+
+    class _Groups(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append([group["lr"] for group in trainer.optimizers[0].param_groups])
+
+    callback = OneCycle(max_lr=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer([callback, _Groups()], tmp_path, max_epochs=1).fit(
+            _TwoGroups(scales=(0.01, 1.0)), digits_loader()
+        )
+    assert not [w for w in caught if "OneCycle:" in str(w.message)]  # lr_scale says how
+    plan = callback.plan
+    assert seen == [pytest.approx([plan.lr(k) * 0.01, plan.lr(k)]) for k in range(16)]

@@ -10,7 +10,7 @@ import transformers
 from torch.optim.lr_scheduler import LRScheduler
 
 from superconverge._checks import check_momentum
-from superconverge.pytorch.external_loop import check_cycle_settings
+from superconverge.pytorch.external_loop import check_cycle_settings, warn_if_group_lrs_differ
 from superconverge.pytorch.scheduler import HyperparamScheduler, momentum_key
 from superconverge.schedules import Plan, one_cycle
 
@@ -36,6 +36,10 @@ class OneCycleCallback(transformers.TrainerCallback):
     Trainer's scheduler keeps running underneath; its ``learning_rate`` (and ``warmup_*``) have
     no effect. The Trainer's scheduler type does not matter; ``lr_scheduler_type="constant"``
     makes it cheapest.
+
+    Every param group gets the plan's LR, times its ``"lr_scale"`` where the optimizer passed
+    in ``optimizers=(optimizer, None)`` gives one (discriminative LRs); groups with LRs of their
+    own and no ``lr_scale`` are warned about.
 
     Resume: the step is the Trainer's ``global_step`` (``trainer_state.json``) and the plan is
     rebuilt from this callback's settings and ``state.max_steps``, as the Trainer rebuilds its
@@ -104,6 +108,7 @@ class OneCycleCallback(transformers.TrainerCallback):
                 f"momentum: {type(optimizer).__name__} has no momentum (SGD/RMSprop 'momentum' "
                 "or Adam-style 'betas') to cycle; pass OneCycleCallback(..., momentum=None)"
             )
+        warn_if_group_lrs_differ(optimizer, "OneCycleCallback")
         self.plan = one_cycle(int(state.max_steps), self.max_lr, **self.settings)
         self.scheduler = HyperparamScheduler(optimizer, self.plan)
         self._write(state.global_step)  # update global_step: 0, or the checkpoint's on resume

@@ -22,6 +22,7 @@ from superconverge.pytorch.external_loop import (
     check_cycle_settings,
     mean_across_ranks,
     sweep,
+    warn_if_group_lrs_differ,
 )
 from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
@@ -108,6 +109,11 @@ class OneCycle(pl.Callback):
     (``rank_zero_info``), logged to the trainer's loggers as ``lr_find/max_lr`` and
     ``lr_find/min_lr``, and kept in `result`.
 
+    Every param group gets the plan's LR (as with torch's ``OneCycleLR`` and one max_lr),
+    times the group's ``"lr_scale"`` where ``configure_optimizers`` gives one (discriminative
+    LRs: ``{"params": backbone, "lr_scale": 0.01}``); groups with LRs of their own and no
+    ``lr_scale`` are warned about.
+
     Training then follows ``one_cycle(trainer.estimated_stepping_batches, max_lr, ...)``: before
     optimizer update k the optimizer holds the plan's values of step k, with k Lightning's
     ``global_step`` (optimizer steps: accumulation and DDP count once). The plan is saved in
@@ -187,6 +193,7 @@ class OneCycle(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         optimizer = self._the_optimizer(trainer, pl_module)
+        warn_if_group_lrs_differ(optimizer, "OneCycle")
         if self._restored is not None:  # resuming: the same plan, no new range test
             self.plan = Plan.from_dict(self._restored["plan"])
             result = self._restored.get("result")

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from superconverge._checks import check_not_above, check_positive
+from superconverge._warnings import warn
 from superconverge.finder.result import RangeTestResult, build_result
 from superconverge.finder.sweep import (
     SweepRecord,
@@ -21,7 +22,7 @@ from superconverge.finder.sweep import (
     sweep_plan,
     sweep_settings,
 )
-from superconverge.pytorch.scheduler import HyperparamScheduler
+from superconverge.pytorch.scheduler import LR_SCALE_KEY, HyperparamScheduler
 from superconverge.schedules import one_cycle
 
 # the run's length is the framework's, known only when training starts: the settings are checked
@@ -88,6 +89,26 @@ def check_cycle_settings(max_lr: float | None, **settings: Any) -> None:
     final = None if final_lr is None else check_positive("final_lr", final_lr)
     if low is not None and final is not None:
         check_not_above("final_lr", final, "min_lr", low)
+
+
+def warn_if_group_lrs_differ(optimizer: torch.optim.Optimizer, who: str) -> None:
+    """Say that 1cycle gives every param group the plan's LR when the groups came with LRs of
+    their own (discriminative LRs written into the optimizer) and no ``lr_scale`` says how
+    to keep them: they would be replaced without a word."""
+    groups = optimizer.param_groups
+    if any(LR_SCALE_KEY in group for group in groups):
+        return
+    lrs = sorted({float(group["lr"]) for group in groups})
+    if len(lrs) > 1:
+        warn(
+            f"{who}: the optimizer's param groups have LRs of their own "
+            f"({', '.join(f'{lr:g}' for lr in lrs)}); 1cycle gives every group the plan's LR, "
+            "as torch's OneCycleLR with one max_lr does. For discriminative LRs give each "
+            f"group an '{LR_SCALE_KEY}' (its share of the plan's LR), e.g. "
+            f"{{'params': ..., '{LR_SCALE_KEY}': 0.01}}",
+            stacklevel=3,
+            key=(who, "group lrs", tuple(lrs)),
+        )
 
 
 def mean_across_ranks(value: float, world: int) -> float:

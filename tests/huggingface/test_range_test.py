@@ -7,7 +7,7 @@ pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
 from superconverge.huggingface import OneCycleTrainer, lr_find  # noqa: E402
-from tests.huggingface.tiny import RandomIds, arguments, tiny_bert  # noqa: E402
+from tests.huggingface.tiny import CountingBert, RandomIds, arguments, tiny_bert  # noqa: E402
 
 
 class _GradientNorms:
@@ -55,3 +55,38 @@ def test_max_grad_norm_is_named():
     loader = torch.utils.data.DataLoader(RandomIds(), batch_size=8)
     with pytest.raises(ValueError, match="max_grad_norm must be a finite number >= 0 or None"):
         lr_find(tiny_bert(), loader, max_grad_norm=-1.0)
+
+
+def _one_cycle_trainer(model, output_dir):
+    return OneCycleTrainer(
+        model=model, args=arguments(output_dir, max_steps=4, save_strategy="steps", save_steps=2),
+        train_dataset=RandomIds(), lr_find_settings={"num_steps": 20, "end_lr": 10.0},
+    )  # fmt: skip
+
+
+def test_a_checkpoint_carries_its_range_test_into_another_output_dir(tmp_path):
+    # a user's check: resume_from_checkpoint="run1/checkpoint-2" with output_dir "run2" ran a new
+    # range test on the starting weights (the checkpoint loads after it): max_lr 0.0428 instead
+    # of the first run's 0.0183, a different cycle, without a word
+    first = _one_cycle_trainer(tiny_bert(), tmp_path / "run1")
+    first.train()
+    checkpoint = tmp_path / "run1" / "checkpoint-2"
+    assert (checkpoint / "lr_find.json").is_file()
+    (tmp_path / "run1" / "lr_find.json").unlink()  # only the checkpoint's copy is left
+    CountingBert.calls = 0
+    resumed = _one_cycle_trainer(tiny_bert(CountingBert), tmp_path / "run2")
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.lr_find_result == first.lr_find_result
+    assert CountingBert.calls == 2  # updates 3 and 4 only: no sweep
+    assert resumed.lr_scheduler.plan.max_lr == first.lr_find_result.max_lr
+
+
+def test_a_resume_without_its_range_test_says_so(tmp_path):
+    first = _one_cycle_trainer(tiny_bert(), tmp_path / "run1")
+    first.train()
+    checkpoint = tmp_path / "run1" / "checkpoint-2"
+    (checkpoint / "lr_find.json").unlink(missing_ok=True)
+    (tmp_path / "run1" / "lr_find.json").unlink()
+    again = _one_cycle_trainer(tiny_bert(), tmp_path / "run2")
+    with pytest.warns(UserWarning, match=r"OneCycleTrainer: resuming from .*checkpoint-2 without"):
+        again.train(resume_from_checkpoint=str(checkpoint))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import torch
 import transformers
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from superconverge._checks import check_momentum
 from superconverge.finder.result import RangeTestResult
@@ -279,8 +281,10 @@ class OneCycleTrainer(transformers.Trainer):
 
     ``max_lr=None`` runs `lr_find` on the Trainer's own train dataloader, optimizer settings and
     loss before training (the model and every RNG are restored) and uses its max_lr; the result
-    is kept in `lr_find_result` and written to ``output_dir/lr_find.json``, so that
-    ``train(resume_from_checkpoint=...)`` continues the same cycle without a new range test.
+    is kept in `lr_find_result` and written to ``output_dir/lr_find.json`` and into each
+    ``checkpoint-N`` folder, so that ``train(resume_from_checkpoint=...)`` continues the same
+    cycle without a new range test, also into another output_dir (a resume that finds none
+    warns: a new range test would give another max_lr).
     The scheduler is `HyperparamScheduler`: ``get_last_lr()`` logs the real LR, and its state
     (one integer) is saved with each checkpoint.
 
@@ -336,8 +340,9 @@ class OneCycleTrainer(transformers.Trainer):
     def train(self, resume_from_checkpoint: Any = None, *args: Any, **kwargs: Any) -> Any:
         if self.max_lr is None:
             saved = Path(str(self.args.output_dir)) / LR_FIND_FILE
-            if resume_from_checkpoint and saved.is_file():
-                self.lr_find_result = RangeTestResult.from_json(saved.read_text())
+            found = self._saved_range_test(resume_from_checkpoint)
+            if found is not None:
+                self.lr_find_result = RangeTestResult.from_json(found.read_text())
             else:
                 self.lr_find_result = self.run_lr_find()
                 if self.is_world_process_zero():
@@ -348,6 +353,42 @@ class OneCycleTrainer(transformers.Trainer):
                     f"the range test gave no max_lr: {self.lr_find_result.reason}; pass max_lr"
                 )
         return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _saved_range_test(self, resume_from_checkpoint: Any) -> Path | None:
+        """The range test a resumed run continues: ``lr_find.json`` in the checkpoint's folder
+        (written with each checkpoint), else beside it (the run's output_dir). Without it a
+        new range test would run on the starting weights (the checkpoint loads after it) and
+        give the resumed cycle another max_lr: that is warned about."""
+        if not resume_from_checkpoint:
+            return None
+        checkpoint = resume_from_checkpoint
+        if isinstance(checkpoint, bool):  # True: the Trainer's last checkpoint in output_dir
+            checkpoint = get_last_checkpoint(str(self.args.output_dir))  # type: ignore[no-untyped-call]
+        candidates = [Path(str(self.args.output_dir)) / LR_FIND_FILE]
+        if checkpoint:
+            folder = Path(str(checkpoint))
+            candidates = [folder / LR_FIND_FILE, folder.parent / LR_FIND_FILE]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        warnings.warn(
+            f"OneCycleTrainer: resuming from {checkpoint} without its range test (no "
+            f"{LR_FIND_FILE} in {' or '.join(str(c.parent) for c in candidates)}): a new one "
+            "runs on the starting weights, so the resumed cycle's max_lr may differ from the "
+            "checkpoint's; pass max_lr=... (the first run's) to continue its cycle exactly",
+            stacklevel=3,
+        )
+        return None
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        # the range test goes into each checkpoint: a resume from it, wherever it was moved,
+        # continues the same cycle
+        if self.lr_find_result is not None and self.is_world_process_zero():
+            folder = Path(self._get_output_dir(trial=trial))
+            checkpoint = folder / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            if checkpoint.is_dir():
+                (checkpoint / LR_FIND_FILE).write_text(self.lr_find_result.to_json())
 
     def run_lr_find(self) -> RangeTestResult:
         """`lr_find` with this Trainer's data, collator, loss and optimizer: the one passed as

@@ -370,3 +370,22 @@ def test_param_groups_with_lrs_of_their_own_are_warned_about_and_lr_scale_keeps_
     assert not [w for w in caught if "OneCycle:" in str(w.message)]  # lr_scale says how
     plan = callback.plan
     assert seen == [pytest.approx([plan.lr(k) * 0.01, plan.lr(k)]) for k in range(16)]
+
+
+class _Adagrad(_CountingSteps):
+    def configure_optimizers(self):
+        return torch.optim.Adagrad(self.parameters(), lr=0.01)
+
+
+def test_an_optimizer_without_momentum_is_named_before_the_range_test(tmp_path):
+    # a user's check: Adagrad ran the whole sweep, then "build the plan with momentum=None"
+    # (no plan of theirs: OneCycle builds it)
+    module = _Adagrad()
+    with pytest.raises(
+        ValueError, match=r"Adagrad has no momentum .* OneCycle\(\.\.\., momentum=None\)"
+    ):
+        trainer([OneCycle(**SWEEP)], tmp_path, max_epochs=1).fit(module, digits_loader())
+    assert module.calls == 0
+    callback = OneCycle(momentum=None, **SWEEP)
+    trainer([callback], tmp_path, max_epochs=1).fit(_Adagrad(), digits_loader())
+    assert callback.plan.momentum is None

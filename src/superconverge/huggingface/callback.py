@@ -10,8 +10,12 @@ import transformers
 from torch.optim.lr_scheduler import LRScheduler
 
 from superconverge._checks import check_momentum
-from superconverge.pytorch.external_loop import check_cycle_settings, warn_if_group_lrs_differ
-from superconverge.pytorch.scheduler import HyperparamScheduler, momentum_key
+from superconverge.pytorch.external_loop import (
+    check_cycle_settings,
+    check_has_momentum,
+    warn_if_group_lrs_differ,
+)
+from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.schedules import Plan, one_cycle
 
 
@@ -101,13 +105,7 @@ class OneCycleCallback(transformers.TrainerCallback):
             raise RuntimeError(
                 f"OneCycleCallback: the Trainer gave no optimizer at train begin, got {given!r}"
             )
-        if self.settings["momentum"] is not None and any(
-            momentum_key(group) is None for group in optimizer.param_groups
-        ):
-            raise ValueError(
-                f"momentum: {type(optimizer).__name__} has no momentum (SGD/RMSprop 'momentum' "
-                "or Adam-style 'betas') to cycle; pass OneCycleCallback(..., momentum=None)"
-            )
+        check_has_momentum(optimizer, self.settings["momentum"], "OneCycleCallback")
         warn_if_group_lrs_differ(optimizer, "OneCycleCallback")
         self.plan = one_cycle(int(state.max_steps), self.max_lr, **self.settings)
         self.scheduler = HyperparamScheduler(optimizer, self.plan)

@@ -22,9 +22,10 @@ from superconverge.pytorch.external_loop import (
     Cycle,
     LoaderGenerators,
     check_cycle_settings,
+    check_has_momentum,
     sweep,
 )
-from superconverge.pytorch.scheduler import HyperparamScheduler, momentum_key
+from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.schedules import one_cycle
 
@@ -402,7 +403,7 @@ class OneCycleTrainer(transformers.Trainer):
         built_here = self.optimizer is None
         optimizer = self.create_optimizer() if self.optimizer is None else self.optimizer
         try:
-            self._check_momentum(optimizer)  # before the sweep, not after it
+            check_has_momentum(optimizer, self.momentum, "OneCycleTrainer")  # before the sweep
             return self._sweep(model, optimizer)
         finally:
             if built_here:
@@ -433,18 +434,6 @@ class OneCycleTrainer(transformers.Trainer):
             logger.warning("OneCycleTrainer range test: %s", result.summary().replace("\n", "; "))
         return result
 
-    def _check_momentum(self, optimizer: torch.optim.Optimizer) -> None:
-        inner = getattr(
-            optimizer, "optimizer", optimizer
-        )  # accelerate's wrapper: name the one in it
-        if self.momentum is not None and any(
-            momentum_key(group) is None for group in optimizer.param_groups
-        ):
-            raise ValueError(
-                f"momentum: {type(inner).__name__} has no momentum (SGD/RMSprop 'momentum' or "
-                "Adam-style 'betas') to cycle; pass OneCycleTrainer(..., momentum=None)"
-            )
-
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
     ) -> Any:
@@ -457,7 +446,7 @@ class OneCycleTrainer(transformers.Trainer):
             target = optimizer or self.optimizer
             if target is None:
                 raise RuntimeError("OneCycleTrainer: create the optimizer before the scheduler")
-            self._check_momentum(target)
+            check_has_momentum(target, self.momentum, "OneCycleTrainer")
             self.lr_scheduler = one_cycle_scheduler(  # type: ignore[assignment]
                 num_training_steps,
                 target,

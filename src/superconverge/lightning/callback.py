@@ -20,6 +20,7 @@ from superconverge.pytorch.external_loop import (
     LoaderGenerators,
     average_gradients,
     check_cycle_settings,
+    check_has_momentum,
     mean_across_ranks,
     sweep,
     warn_if_group_lrs_differ,
@@ -131,7 +132,9 @@ class OneCycle(pl.Callback):
 
     Raises:
         ValueError: an invalid setting, when the callback is built (min_lr and final_lr
-            against max_lr when it is given; without it, at fit, against the range test's).
+            against max_lr when it is given; without it, at fit, against the range test's);
+            at fit, before the range test: an optimizer without momentum (e.g. Adagrad) while
+            `momentum` is set.
         RuntimeError (at fit): the range test found no honest max_lr (its reason is in the
             message), the module has several optimizers, manual optimization or a scheduler of
             its own, or the Trainer has no end (max_epochs=-1 and no max_steps; said before
@@ -193,6 +196,7 @@ class OneCycle(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         optimizer = self._the_optimizer(trainer, pl_module)
+        check_has_momentum(optimizer, self.momentum, "OneCycle")  # before the range test
         warn_if_group_lrs_differ(optimizer, "OneCycle")
         if self._restored is not None:  # resuming: the same plan, no new range test
             self.plan = Plan.from_dict(self._restored["plan"])

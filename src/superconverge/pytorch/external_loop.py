@@ -22,7 +22,7 @@ from superconverge.finder.sweep import (
     sweep_plan,
     sweep_settings,
 )
-from superconverge.pytorch.scheduler import LR_SCALE_KEY, HyperparamScheduler
+from superconverge.pytorch.scheduler import LR_SCALE_KEY, HyperparamScheduler, momentum_key
 from superconverge.schedules import one_cycle
 
 # the run's length is the framework's, known only when training starts: the settings are checked
@@ -89,6 +89,20 @@ def check_cycle_settings(max_lr: float | None, **settings: Any) -> None:
     final = None if final_lr is None else check_positive("final_lr", final_lr)
     if low is not None and final is not None:
         check_not_above("final_lr", final, "min_lr", low)
+
+
+def check_has_momentum(optimizer: torch.optim.Optimizer, momentum: object, who: str) -> None:
+    """A cycled `momentum` needs an optimizer with one (SGD/RMSprop ``momentum``, Adam-style
+    ``betas``); said before any range test, naming the optimizer (not accelerate's wrapper)
+    and the front end's own way out."""
+    if momentum is None:
+        return
+    if any(momentum_key(group) is None for group in optimizer.param_groups):
+        inner = getattr(optimizer, "optimizer", optimizer)
+        raise ValueError(
+            f"momentum: {type(inner).__name__} has no momentum (SGD/RMSprop 'momentum' or "
+            f"Adam-style 'betas') to cycle; pass {who}(..., momentum=None)"
+        )
 
 
 def warn_if_group_lrs_differ(optimizer: torch.optim.Optimizer, who: str) -> None:

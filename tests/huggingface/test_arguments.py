@@ -2,6 +2,8 @@
 the parameter, the value and what is allowed, before any training; built on a tiny BERT from a
 config and random token ids (no data files, no downloads)."""
 
+import warnings
+
 import pytest
 
 pytest.importorskip("transformers")
@@ -143,3 +145,24 @@ def test_lr_find_wants_batches_not_a_dataset_of_samples(data):
         TypeError, match=r"train_data must be an iterable of batches \(a DataLoader"
     ):
         lr_find(tiny_bert(), data)
+
+
+def test_the_trainers_own_scheduler_arguments_are_said_to_be_unused(tmp_path):
+    # a user's check: warmup_steps=10 and lr_scheduler_type="cosine" (what get_scheduler users
+    # set) were silently replaced by the 1cycle plan
+    settings = {"warmup_steps": 10, "lr_scheduler_type": "cosine"}
+    with pytest.warns(
+        UserWarning,
+        match=r"OneCycleTrainer: TrainingArguments lr_scheduler_type='cosine', warmup_steps=10 "
+        r"are not used",
+    ):
+        OneCycleTrainer(
+            model=tiny_bert(), args=arguments(tmp_path, **settings), train_dataset=RandomIds(),
+            max_lr=1e-3,
+        )  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        OneCycleTrainer(
+            model=tiny_bert(), args=arguments(tmp_path), train_dataset=RandomIds(), max_lr=1e-3
+        )
+    assert not [w for w in caught if "OneCycleTrainer:" in str(w.message)]

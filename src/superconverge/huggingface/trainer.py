@@ -298,7 +298,9 @@ class OneCycleTrainer(transformers.Trainer):
             warmup_fraction, shape, three_phase.
         lr_find_settings: more arguments of `lr_find`: start_lr, end_lr, num_steps, mode,
             smoothing, diverge_factor, rule, accumulation_steps.
-        *args, **kwargs: the ``Trainer``'s.
+        *args, **kwargs: the ``Trainer``'s. The plan replaces the Trainer's scheduler:
+            ``lr_scheduler_type``, ``warmup_steps`` and ``lr_scheduler_kwargs`` of its
+            ``TrainingArguments`` are not used (a warning says so when they are set).
 
     Raises:
         ValueError, TypeError: an invalid setting or an unknown key, when the Trainer is built;
@@ -333,10 +335,32 @@ class OneCycleTrainer(transformers.Trainer):
         values = {key: sweep.get(key, defaults[key].default) for key in SWEEP_KEYS}
         check_sweep_arguments(**values, policy="one_cycle", val_every=None)
         super().__init__(*args, **kwargs)
+        self._warn_about_unused_scheduler_arguments()
         self.max_lr = None if max_lr is None else float(max_lr)
         self.fine_tuning, self.momentum = fine_tuning, momentum
         self.one_cycle_settings, self.lr_find_settings = cycle, sweep
         self.lr_find_result: RangeTestResult | None = None
+
+    def _warn_about_unused_scheduler_arguments(self) -> None:
+        """The 1cycle plan is the scheduler: TrainingArguments that shape the Trainer's own
+        (``get_scheduler``'s type, warm-up and kwargs) are not used, and a user who set them
+        expects them to act."""
+        args = self.args
+        unused = []
+        if transformers.SchedulerType(args.lr_scheduler_type) != transformers.SchedulerType.LINEAR:
+            unused.append(
+                f"lr_scheduler_type={transformers.SchedulerType(args.lr_scheduler_type).value!r}"
+            )
+        for name in ("warmup_steps", "warmup_ratio", "lr_scheduler_kwargs"):
+            value = getattr(args, name, None)
+            if value:
+                unused.append(f"{name}={value!r}")
+        if unused:
+            warnings.warn(
+                f"OneCycleTrainer: TrainingArguments {', '.join(unused)} are not used: the 1cycle "
+                "plan sets the LR (its warm-up: one_cycle_settings={'warmup_fraction': ...})",
+                stacklevel=3,
+            )
 
     def train(self, resume_from_checkpoint: Any = None, *args: Any, **kwargs: Any) -> Any:
         if self.max_lr is None:

@@ -166,3 +166,27 @@ def test_the_trainers_own_scheduler_arguments_are_said_to_be_unused(tmp_path):
             model=tiny_bert(), args=arguments(tmp_path), train_dataset=RandomIds(), max_lr=1e-3
         )
     assert not [w for w in caught if "OneCycleTrainer:" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    ("max_steps", "need"),
+    [(1, "a cycle needs at least 2; train longer"), (3, "warmup_fraction > 1/3 = 0.333")],
+)
+def test_a_run_too_short_for_the_phases_is_named_in_the_trainers_terms(tmp_path, max_steps, need):
+    # a user's smoke test, max_steps=1 or 3: "total_steps must be >= 2, got 1" and "total_steps=3
+    # is too few steps for the phases", about a total_steps they never set
+    callback = Trainer(
+        model=tiny_bert(), args=arguments(tmp_path, max_steps=max_steps),
+        train_dataset=RandomIds(), callbacks=[OneCycleCallback(1e-3)],
+    )  # fmt: skip
+    expected = rf"OneCycleCallback: the Trainer makes {max_steps} optimizer update\(s\), .*{need}"
+    with pytest.raises(ValueError, match=expected):
+        callback.train()
+    CountingBert.calls = 0
+    trainer = OneCycleTrainer(
+        model=tiny_bert(CountingBert), args=arguments(tmp_path, max_steps=max_steps),
+        train_dataset=RandomIds(), lr_find_settings={"num_steps": 10},
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=expected.replace("OneCycleCallback", "OneCycleTrainer")):
+        trainer.train()
+    assert CountingBert.calls == 0  # before the range test

@@ -389,3 +389,27 @@ def test_an_optimizer_without_momentum_is_named_before_the_range_test(tmp_path):
     callback = OneCycle(momentum=None, **SWEEP)
     trainer([callback], tmp_path, max_epochs=1).fit(_Adagrad(), digits_loader())
     assert callback.plan.momentum is None
+
+
+def test_fast_dev_run_skips_the_callback_as_lightnings_lr_finder_does(tmp_path):
+    # a user's check: Trainer(fast_dev_run=True), Lightning's smoke test, failed with
+    # "total_steps=2 is too few steps for the phases"
+    module, callback = _CountingSteps(), OneCycle(**SWEEP)
+    with pytest.warns(UserWarning, match="OneCycle: skipped under fast_dev_run"):
+        trainer([callback], tmp_path, fast_dev_run=True).fit(module, digits_loader())
+    assert module.calls == 1 and callback.plan is None  # one step, no sweep, no cycle
+
+
+def test_a_run_too_short_for_the_phases_is_named_in_the_trainers_terms(tmp_path):
+    # max_steps=3 with warmup_fraction=0.3: the warm-up would end before step 0
+    module = _CountingSteps()
+    with pytest.raises(
+        ValueError,
+        match=r"OneCycle: this Trainer makes 3 optimizer update\(s\), too few for a cycle with "
+        r"warmup_fraction=0.3: the warm-up needs warmup_fraction > 1/3 = 0.333",
+    ):
+        trainer([OneCycle(**SWEEP)], tmp_path, max_steps=3).fit(module, digits_loader())
+    assert module.calls == 0  # said before the range test
+    callback = OneCycle(max_lr=0.1, warmup_fraction=0.5)
+    trainer([callback], tmp_path, max_steps=3).fit(DigitsModule(), digits_loader())
+    assert callback.plan == one_cycle(3, 0.1, warmup_fraction=0.5)

@@ -13,6 +13,7 @@ from superconverge._checks import check_momentum
 from superconverge.pytorch.external_loop import (
     check_cycle_settings,
     check_has_momentum,
+    check_run_length,
     warn_if_group_lrs_differ,
 )
 from superconverge.pytorch.scheduler import HyperparamScheduler
@@ -60,7 +61,8 @@ class OneCycleCallback(transformers.TrainerCallback):
 
     Raises:
         ValueError: an invalid setting (at construction); an optimizer without momentum while
-            `momentum` is set (when training starts).
+            `momentum` is set, or a run too short for the cycle's phases (``max_steps=3`` with
+            ``warmup_fraction=0.3``), when training starts.
 
     Example:
         >>> callback = OneCycleCallback(max_lr=3e-4)
@@ -107,6 +109,13 @@ class OneCycleCallback(transformers.TrainerCallback):
             )
         check_has_momentum(optimizer, self.settings["momentum"], "OneCycleCallback")
         warn_if_group_lrs_differ(optimizer, "OneCycleCallback")
+        check_run_length(
+            int(state.max_steps),
+            self.settings["warmup_fraction"],
+            "OneCycleCallback",
+            "the Trainer",
+            three_phase=self.settings["three_phase"],
+        )
         self.plan = one_cycle(int(state.max_steps), self.max_lr, **self.settings)
         self.scheduler = HyperparamScheduler(optimizer, self.plan)
         self._write(state.global_step)  # update global_step: 0, or the checkpoint's on resume

@@ -23,6 +23,7 @@ from superconverge.pytorch.external_loop import (
     LoaderGenerators,
     check_cycle_settings,
     check_has_momentum,
+    check_run_length,
     sweep,
 )
 from superconverge.pytorch.scheduler import HyperparamScheduler
@@ -363,6 +364,8 @@ class OneCycleTrainer(transformers.Trainer):
             )
 
     def train(self, resume_from_checkpoint: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if self.args.max_steps > 0:  # known now: said before the range test, not after it
+            self._check_run_length(self.args.max_steps)
         if self.max_lr is None:
             saved = Path(str(self.args.output_dir)) / LR_FIND_FILE
             found = self._saved_range_test(resume_from_checkpoint)
@@ -458,6 +461,15 @@ class OneCycleTrainer(transformers.Trainer):
             logger.warning("OneCycleTrainer range test: %s", result.summary().replace("\n", "; "))
         return result
 
+    def _check_run_length(self, total_steps: int) -> None:
+        check_run_length(
+            int(total_steps),
+            self.one_cycle_settings.get("warmup_fraction", 0.3),
+            "OneCycleTrainer",
+            "the Trainer",
+            three_phase=self.one_cycle_settings.get("three_phase", False),
+        )
+
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
     ) -> Any:
@@ -471,6 +483,7 @@ class OneCycleTrainer(transformers.Trainer):
             if target is None:
                 raise RuntimeError("OneCycleTrainer: create the optimizer before the scheduler")
             check_has_momentum(target, self.momentum, "OneCycleTrainer")
+            self._check_run_length(num_training_steps)
             self.lr_scheduler = one_cycle_scheduler(  # type: ignore[assignment]
                 num_training_steps,
                 target,

@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import CombinedLoader, rank_zero_info
+from lightning.pytorch.utilities import CombinedLoader, rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
 from superconverge._warnings import warn
@@ -21,6 +21,7 @@ from superconverge.pytorch.external_loop import (
     average_gradients,
     check_cycle_settings,
     check_has_momentum,
+    check_run_length,
     mean_across_ranks,
     sweep,
     warn_if_group_lrs_differ,
@@ -139,6 +140,9 @@ class OneCycle(pl.Callback):
             message), the module has several optimizers, manual optimization or a scheduler of
             its own, or the Trainer has no end (max_epochs=-1 and no max_steps; said before
             the range test runs).
+        ValueError (at fit, before the range test): the Trainer makes too few optimizer steps
+            for the cycle's phases (e.g. 3 with warmup_fraction=0.3). Under ``fast_dev_run``
+            the callback does nothing (a warning says so), as Lightning's LR finder.
 
     Example:
         >>> callback = OneCycle(max_lr=0.1)
@@ -195,6 +199,13 @@ class OneCycle(pl.Callback):
     # --- Lightning hooks -----------------------------------------------------------------
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # a smoke test of a step or few: skipped, as Lightning's own LR finder skips it
+        if getattr(trainer, "fast_dev_run", False):
+            rank_zero_warn(
+                "OneCycle: skipped under fast_dev_run (no range test, no schedule: the "
+                "optimizer keeps its own LR)"
+            )
+            return
         optimizer = self._the_optimizer(trainer, pl_module)
         check_has_momentum(optimizer, self.momentum, "OneCycle")  # before the range test
         warn_if_group_lrs_differ(optimizer, "OneCycle")
@@ -210,13 +221,14 @@ class OneCycle(pl.Callback):
                 raise RuntimeError(
                     "OneCycle needs a finite run: set max_epochs or max_steps on the Trainer"
                 )
+            check_run_length(int(total), self.warmup_fraction, "OneCycle", "this Trainer")
             max_lr = self.max_lr
             if max_lr is None:
                 self.result = self.range_test(trainer, pl_module, optimizer)
                 max_lr = self._suggestion(trainer, self.result)
             try:
                 self.plan = one_cycle(
-                    max(int(total), 2),
+                    int(total),
                     max_lr,
                     min_lr=self.min_lr,
                     final_lr=self.final_lr,

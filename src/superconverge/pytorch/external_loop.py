@@ -91,6 +91,33 @@ def check_cycle_settings(max_lr: float | None, **settings: Any) -> None:
         check_not_above("final_lr", final, "min_lr", low)
 
 
+def check_run_length(
+    total_steps: int, warmup_fraction: float, who: str, run: str, three_phase: bool = False
+) -> None:
+    """Say, before any range test or update, that the framework's run is too short for the
+    cycle's phases, in the front end's words: `one_cycle` would name a ``total_steps`` the
+    user never set ("total_steps=3 is too few steps for the phases")."""
+    try:
+        one_cycle(total_steps, 1.0, warmup_fraction=warmup_fraction, three_phase=three_phase)
+    except ValueError:
+        pass
+    else:
+        return
+    if total_steps < 2:
+        need = "a cycle needs at least 2; train longer"
+    elif three_phase:
+        need = "each of the three phases needs steps; train longer or raise warmup_fraction"
+    else:  # the warm-up ends at step warmup_fraction * total_steps - 1, after step 0
+        need = (
+            f"the warm-up needs warmup_fraction > 1/{total_steps} = {1 / total_steps:.3g}; "
+            "train longer or raise warmup_fraction"
+        )
+    raise ValueError(
+        f"{who}: {run} makes {total_steps} optimizer update(s), too few for a cycle with "
+        f"warmup_fraction={warmup_fraction}: {need}"
+    )
+
+
 def check_has_momentum(optimizer: torch.optim.Optimizer, momentum: object, who: str) -> None:
     """A cycled `momentum` needs an optimizer with one (SGD/RMSprop ``momentum``, Adam-style
     ``betas``); said before any range test, naming the optimizer (not accelerate's wrapper)

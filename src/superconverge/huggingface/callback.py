@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -19,8 +20,11 @@ from superconverge.pytorch.external_loop import (
 from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.schedules import Plan, one_cycle
 
+# transformers >= 4.41: a callback's state() is written into each checkpoint's trainer_state.json
+_ExportableState: Any = getattr(transformers.trainer_callback, "ExportableState", object)
 
-class OneCycleCallback(transformers.TrainerCallback):
+
+class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
     """Train a plain ``transformers.Trainer`` with 1cycle and cyclical momentum (Adam's β1 or
     SGD's ``momentum``), without subclassing it: ``Trainer(..., callbacks=[OneCycleCallback(
     max_lr=3e-4)])``. Smith, arXiv:1708.07120 and arXiv:1803.09820.
@@ -50,7 +54,8 @@ class OneCycleCallback(transformers.TrainerCallback):
     rebuilt from this callback's settings and ``state.max_steps``, as the Trainer rebuilds its
     own scheduler, so ``train(resume_from_checkpoint=...)`` continues the cycle exactly. Keep the
     callback's settings and the run's length (epochs, ``max_steps``, batch size, accumulation)
-    the same when resuming.
+    the same when resuming: the cycle's length is kept in each checkpoint's
+    ``trainer_state.json`` (``state()``), and a resume into a run of another length warns.
 
     Args:
         max_lr: the peak LR (e.g. from `superconverge.huggingface.lr_find`).
@@ -98,6 +103,7 @@ class OneCycleCallback(transformers.TrainerCallback):
         check_cycle_settings(self.max_lr, **self.settings)  # now, not when training starts
         self.plan: Plan | None = None
         self.scheduler: HyperparamScheduler | None = None
+        self.cycle_steps: int | None = None  # the plan's length, kept in checkpoints
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         given = kwargs.get("optimizer")
@@ -116,9 +122,44 @@ class OneCycleCallback(transformers.TrainerCallback):
             "the Trainer",
             three_phase=self.settings["three_phase"],
         )
+        self._check_resumed_length(state)
         self.plan = one_cycle(int(state.max_steps), self.max_lr, **self.settings)
+        self.cycle_steps = self.plan.total_steps
         self.scheduler = HyperparamScheduler(optimizer, self.plan)
         self._write(state.global_step)  # update global_step: 0, or the checkpoint's on resume
+
+    def state(self) -> dict[str, Any]:
+        """What each checkpoint's ``trainer_state.json`` keeps of this callback (transformers'
+        ``ExportableState``): its settings and its cycle's length, so that a resume can say
+        when the run's length changed."""
+        momentum = self.settings["momentum"]
+        settings = {**self.settings, "momentum": None if momentum is None else list(momentum)}
+        return {
+            "args": {"max_lr": self.max_lr, **settings},
+            "attributes": {"cycle_steps": self.cycle_steps},
+        }
+
+    def _check_resumed_length(self, state: Any) -> None:
+        """Say when a resumed run's length differs from the checkpoint's cycle: the plan is
+        rebuilt for the new length (as the Trainer rebuilds its own scheduler), so the LR
+        jumps at the resume point instead of continuing the saved cycle."""
+        saved = (getattr(state, "stateful_callbacks", None) or {}).get(type(self).__name__)
+        if not (state.global_step > 0 and isinstance(saved, dict)):
+            return
+        planned = saved.get("attributes", {}).get("cycle_steps")
+        total, step = int(state.max_steps), int(state.global_step)
+        if not isinstance(planned, int) or planned == total:
+            return
+        old = one_cycle(planned, self.max_lr, **self.settings).lr(step)
+        new = one_cycle(total, self.max_lr, **self.settings).lr(step)
+        warnings.warn(
+            f"OneCycleCallback: the checkpoint's cycle has {planned} updates, this Trainer makes "
+            f"{total} (num_train_epochs, max_steps, batch size or accumulation changed): the "
+            f"plan is rebuilt for {total}, so update {step} uses LR {new:.3g} where the saved "
+            f"cycle was at {old:.3g}; resume with the settings the cycle was made for to "
+            "continue it exactly",
+            stacklevel=2,
+        )
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._write(state.global_step)  # unconditionally: the Trainer's scheduler wrote its LR

@@ -1,0 +1,46 @@
+"""OneCycleCallback resumed into a run of another length: said, not a silent jump of the LR."""
+
+import warnings
+
+import pytest
+
+pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+from transformers import Trainer  # noqa: E402
+
+from superconverge import one_cycle  # noqa: E402
+from superconverge.huggingface import OneCycleCallback  # noqa: E402
+from tests.huggingface.tiny import RandomIds, arguments, tiny_bert  # noqa: E402
+
+
+def _train(output_dir, max_steps, resume=None):
+    callback = OneCycleCallback(1e-3)
+    trainer = Trainer(
+        model=tiny_bert(), train_dataset=RandomIds(), callbacks=[callback],
+        args=arguments(output_dir, max_steps=max_steps, save_strategy="steps", save_steps=4),
+    )  # fmt: skip
+    trainer.train(resume_from_checkpoint=resume)
+    return callback
+
+
+def test_a_resume_into_a_run_of_another_length_says_the_lr_jumps(tmp_path):
+    # a user's check: resuming an 8-update run's checkpoint-4 with max_steps=16 rebuilt the plan
+    # for 16 updates: update 4 used LR 1e-3 where the saved cycle was at 5.6e-4, without a word
+    _train(tmp_path, 8)
+    checkpoint = str(tmp_path / "checkpoint-4")
+    with pytest.warns(UserWarning) as caught:
+        longer = _train(tmp_path / "longer", 16, resume=checkpoint)
+    said = [str(w.message) for w in caught if "OneCycleCallback:" in str(w.message)]
+    old, new = one_cycle(8, 1e-3).lr(4), one_cycle(16, 1e-3).lr(4)
+    assert said == [
+        "OneCycleCallback: the checkpoint's cycle has 8 updates, this Trainer makes 16 "
+        "(num_train_epochs, max_steps, batch size or accumulation changed): the plan is rebuilt "
+        f"for 16, so update 4 uses LR {new:.3g} where the saved cycle was at {old:.3g}; resume "
+        "with the settings the cycle was made for to continue it exactly"
+    ]
+    assert longer.plan == one_cycle(16, 1e-3)  # rebuilt, as the Trainer rebuilds its own
+    with warnings.catch_warnings(record=True) as same:
+        warnings.simplefilter("always")
+        _train(tmp_path / "same", 8, resume=checkpoint)
+    assert not [w for w in same if "OneCycleCallback:" in str(w.message)]

@@ -190,3 +190,16 @@ def test_a_run_too_short_for_the_phases_is_named_in_the_trainers_terms(tmp_path,
     with pytest.raises(ValueError, match=expected.replace("OneCycleCallback", "OneCycleTrainer")):
         trainer.train()
     assert CountingBert.calls == 0  # before the range test
+
+
+def test_a_scheduler_of_ones_own_is_refused_by_one_cycle_trainer(tmp_path):
+    # a user's check: optimizers=(AdamW, StepLR) trained with the StepLR (LR 1e-3 throughout):
+    # create_scheduler keeps a scheduler it is given, and max_lr=1e-2 went unused without a word
+    model = tiny_bert()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 100)
+    with pytest.raises(ValueError, match=r"OneCycleTrainer sets the LR itself, .* got StepLR"):
+        OneCycleTrainer(
+            model=model, args=arguments(tmp_path), train_dataset=RandomIds(),
+            optimizers=(optimizer, scheduler), max_lr=1e-2,
+        )  # fmt: skip

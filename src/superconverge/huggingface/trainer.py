@@ -304,7 +304,9 @@ class OneCycleTrainer(transformers.Trainer):
             ``TrainingArguments`` are not used (a warning says so when they are set).
 
     Raises:
-        ValueError, TypeError: an invalid setting or an unknown key, when the Trainer is built;
+        ValueError, TypeError: an invalid setting or an unknown key, or a scheduler passed in
+            ``optimizers=(optimizer, scheduler)`` (it would replace the 1cycle), when the
+            Trainer is built;
             an optimizer without momentum while `momentum` is set, before the range test.
     """
 
@@ -336,6 +338,12 @@ class OneCycleTrainer(transformers.Trainer):
         values = {key: sweep.get(key, defaults[key].default) for key in SWEEP_KEYS}
         check_sweep_arguments(**values, policy="one_cycle", val_every=None)
         super().__init__(*args, **kwargs)
+        if self.lr_scheduler is not None:  # from optimizers=(optimizer, scheduler)
+            raise ValueError(
+                "optimizers: OneCycleTrainer sets the LR itself, so its scheduler must be None, "
+                f"got {type(self.lr_scheduler).__name__}: pass optimizers=(optimizer, None), or "
+                "a plain Trainer for a scheduler of your own"
+            )
         self._warn_about_unused_scheduler_arguments()
         self.max_lr = None if max_lr is None else float(max_lr)
         self.fine_tuning, self.momentum = fine_tuning, momentum

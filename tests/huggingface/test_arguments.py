@@ -12,7 +12,12 @@ torch = pytest.importorskip("torch")
 from transformers import Trainer  # noqa: E402
 
 from superconverge import one_cycle  # noqa: E402
-from superconverge.huggingface import OneCycleCallback, OneCycleTrainer, lr_find  # noqa: E402
+from superconverge.huggingface import (  # noqa: E402
+    OneCycleCallback,
+    OneCycleTrainer,
+    lr_find,
+    one_cycle_scheduler,
+)
 from tests.huggingface.tiny import CountingBert, RandomIds, arguments, tiny_bert  # noqa: E402
 
 
@@ -203,3 +208,15 @@ def test_a_scheduler_of_ones_own_is_refused_by_one_cycle_trainer(tmp_path):
             model=model, args=arguments(tmp_path), train_dataset=RandomIds(),
             optimizers=(optimizer, scheduler), max_lr=1e-2,
         )  # fmt: skip
+
+
+def test_one_cycle_scheduler_names_its_own_arguments():
+    # a user's check: one_cycle_scheduler(optimizer, 100, ...) (get_scheduler's order) said
+    # "total_steps must be an integer, got AdamW (" and forty lines of the optimizer's repr
+    optimizer = torch.optim.AdamW(torch.nn.Linear(2, 1).parameters())
+    with pytest.raises(TypeError, match=r"^num_training_steps must be an integer .* got AdamW$"):
+        one_cycle_scheduler(optimizer, 100, max_lr=1e-3)
+    with pytest.raises(ValueError, match=r"^num_training_steps must be >= 2, got 1$"):
+        one_cycle_scheduler(1, optimizer, max_lr=1e-3)
+    with pytest.raises(TypeError, match=r"one_cycle_scheduler: unknown settings \['warmup'\]"):
+        one_cycle_scheduler(100, optimizer, max_lr=1e-3, warmup=0.1)

@@ -237,6 +237,13 @@ def _warn_about_fine_tuning(result: RangeTestResult) -> RangeTestResult:
     return replace(result, notes=(*result.notes, note))
 
 
+# what OneCycleTrainer's one_cycle_settings and lr_find_settings may hold: the functions'
+# keywords less those it passes itself (max_lr, momentum and fine_tuning are its own arguments)
+ONE_CYCLE_KEYS = ("min_lr", "final_lr", "warmup_fraction", "shape", "three_phase")
+SWEEP_KEYS = ("start_lr", "end_lr", "num_steps", "mode", "smoothing", "diverge_factor", "rule")
+LR_FIND_KEYS = (*SWEEP_KEYS, "accumulation_steps")
+
+
 def one_cycle_scheduler(
     num_training_steps: int,
     optimizer: torch.optim.Optimizer,
@@ -255,15 +262,27 @@ def one_cycle_scheduler(
         >>> optimizer.param_groups[0]["betas"][0], scheduler.get_last_lr()
         (0.95, [4e-05])
     """
-    plan = one_cycle(num_training_steps, max_lr, momentum=momentum, **one_cycle_settings)
+    # named as create_scheduler names them: one_cycle would say "total_steps" and print the
+    # whole optimizer for arguments given the other way round
+    if isinstance(num_training_steps, bool) or not isinstance(num_training_steps, int):
+        raise TypeError(
+            "num_training_steps must be an integer (create_scheduler's order: "
+            f"num_training_steps, optimizer), got {type(num_training_steps).__name__}"
+        )
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+        )
+    unknown = sorted(set(one_cycle_settings) - set(ONE_CYCLE_KEYS))
+    if unknown:
+        raise TypeError(
+            f"one_cycle_scheduler: unknown settings {unknown}; allowed: {', '.join(ONE_CYCLE_KEYS)}"
+        )
+    try:
+        plan = one_cycle(num_training_steps, max_lr, momentum=momentum, **one_cycle_settings)
+    except ValueError as error:
+        raise ValueError(str(error).replace("total_steps", "num_training_steps")) from error
     return HyperparamScheduler(optimizer, plan)
-
-
-# what OneCycleTrainer's one_cycle_settings and lr_find_settings may hold: the functions'
-# keywords less those it passes itself (max_lr, momentum and fine_tuning are its own arguments)
-ONE_CYCLE_KEYS = ("min_lr", "final_lr", "warmup_fraction", "shape", "three_phase")
-SWEEP_KEYS = ("start_lr", "end_lr", "num_steps", "mode", "smoothing", "diverge_factor", "rule")
-LR_FIND_KEYS = (*SWEEP_KEYS, "accumulation_steps")
 
 
 def _settings(name: str, given: object, allowed: tuple[str, ...]) -> dict[str, Any]:

@@ -131,18 +131,19 @@ class OneCycle(pl.Callback):
         start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule: the range test's
             settings, as in `superconverge.lr_find`.
 
+    Under ``fast_dev_run`` the callback does nothing (a warning says so), as Lightning's own
+    LR finder.
+
     Raises:
         ValueError: an invalid setting, when the callback is built (min_lr and final_lr
             against max_lr when it is given; without it, at fit, against the range test's);
             at fit, before the range test: an optimizer without momentum (e.g. Adagrad) while
-            `momentum` is set.
+            `momentum` is set, or a Trainer with too few optimizer steps for the cycle's
+            phases (e.g. 3 with warmup_fraction=0.3).
         RuntimeError (at fit): the range test found no honest max_lr (its reason is in the
             message), the module has several optimizers, manual optimization or a scheduler of
             its own, or the Trainer has no end (max_epochs=-1 and no max_steps; said before
             the range test runs).
-        ValueError (at fit, before the range test): the Trainer makes too few optimizer steps
-            for the cycle's phases (e.g. 3 with warmup_fraction=0.3). Under ``fast_dev_run``
-            the callback does nothing (a warning says so), as Lightning's LR finder.
 
     Example:
         >>> callback = OneCycle(max_lr=0.1)

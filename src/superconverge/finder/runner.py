@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from superconverge._checks import check_count
+from superconverge._checks import check_count, check_positive
 from superconverge.batches import BatchFn, check_batch_fn, fitted_loss, forward, split_batch
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import resolve_device
@@ -198,6 +198,7 @@ def lr_find(
     steps_per_epoch: int | None = None,
     num_workers: int = 0,
     collate_fn: Callable[[list[Any]], Any] | None = None,
+    max_grad_norm: float | None = None,
 ) -> RangeTestResult:
     """Run the LR range test and return the curve, the suggestions and the bounds.
 
@@ -236,6 +237,10 @@ def lr_find(
         batch_fn: ``batch -> (inputs, targets)``, the batch hook (`superconverge.batches`).
         steps_per_epoch: batches per pass of a stream.
         num_workers, collate_fn: for the ``DataLoader`` built for a ``Dataset``.
+        max_grad_norm: clip the gradient norm to this before each update, as the run the test
+            is for does (`Trainer.lr_find` passes the trainer's own); None: no clipping.
+            Clipped updates tolerate higher LRs, so a sweep without the run's clipping suggests
+            for another run.
 
     Returns:
         A `RangeTestResult`; its ``max_lr`` is None, with a plain ``reason``, when the curve
@@ -269,6 +274,8 @@ def lr_find(
 
     check_batch_fn(batch_fn)
     check_count("val_batches", val_batches)
+    if max_grad_norm is not None:
+        max_grad_norm = check_positive("max_grad_norm", max_grad_norm)
     if batch_size is not None:
         check_count("batch_size", batch_size)
         if is_batches(train_data) and not has_position(train_data):  # the user's own loader
@@ -330,6 +337,7 @@ def lr_find(
                 accumulation_steps=accumulation_steps,
                 device=run_device,
                 world=world,
+                max_grad_norm=max_grad_norm,
             )
             record = SweepRecord(num_steps, smoothing, diverge_factor)
             scheduler = HyperparamScheduler(sweep_optimizer, plan)
@@ -350,6 +358,7 @@ def lr_find(
         val_every=every,
         optimizer=type(optimizer).__name__ if optimizer is not None else "SGD(momentum=0.9)",
         world_size=world,
+        max_grad_norm=max_grad_norm,
     )
     result = build_result(
         curves,
@@ -376,6 +385,7 @@ class _Sweep:
     accumulation_steps: int
     device: torch.device
     world: int
+    max_grad_norm: float | None = None
 
     def run(
         self,
@@ -388,6 +398,7 @@ class _Sweep:
     ) -> dict[str, Any]:
         model, optimizer, scaler = self.model, self.optimizer, self.scaler
         accumulation, device = self.accumulation_steps, self.device
+        clipped = list(model.parameters()) if self.max_grad_norm is not None else None
         model.train()
         optimizer.zero_grad(set_to_none=True)
         for step in range(num_steps):
@@ -404,7 +415,7 @@ class _Sweep:
             value = _mean_across_ranks(total / accumulation, self.world)
             if not record.add(step, scheduler.plan.lr(step), value):
                 break
-            optimizer_step(optimizer, scaler)
+            optimizer_step(optimizer, scaler, clipped, self.max_grad_norm)
             if val_subset is not None and (step % val_every == 0 or step == num_steps - 1):
                 loss_value, accuracy = _evaluate(
                     model, self.loss_fn, val_subset, device, self.world

@@ -256,12 +256,14 @@ class Trainer:
 
     # ----------------------------------------------------------------- public fitting API
     def lr_find(self, **kwargs: Any) -> Any:
-        """The LR range test on this trainer's model, optimizer and data (all restored after)."""
+        """The LR range test on this trainer's model, optimizer, gradient clipping and data (all
+        restored after)."""
         from superconverge.finder.runner import lr_find
 
         kwargs.setdefault("optimizer", self.optimizer)
         kwargs.setdefault("device", self.device)
         kwargs.setdefault("batch_fn", self.batch_fn)
+        kwargs.setdefault("max_grad_norm", self.max_grad_norm)  # the sweep clips as the fit does
         result = lr_find(self.model, self.loss_fn, self.train_loader, **kwargs)
         self.last_range_test = result
         return result

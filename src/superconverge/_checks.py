@@ -37,6 +37,13 @@ def check_count(name: str, value: object, minimum: int = 1) -> int:
     return value
 
 
+def check_flag(name: str, value: object) -> bool:
+    """True or False, nothing that merely tests as one (``"yes"``, 0, None)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return value
+
+
 def check_open_fraction(name: str, value: object, upper: float = 1.0) -> float:
     """A fraction strictly inside (0, upper)."""
     number = check_number(name, value)

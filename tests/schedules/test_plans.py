@@ -262,3 +262,5 @@ def test_wrong_types_raise_type_error():
         one_cycle(10.0, 0.1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="max_lr must be a number"):
         one_cycle(10, "0.1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"three_phase must be True or False, got 'yes' \(str\)"):
+        one_cycle(10, 0.1, three_phase="yes")  # type: ignore[arg-type]

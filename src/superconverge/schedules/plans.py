@@ -14,6 +14,7 @@ from typing import Any
 from superconverge._checks import (
     check_choice,
     check_count,
+    check_flag,
     check_momentum,
     check_not_above,
     check_number,
@@ -187,7 +188,7 @@ def one_cycle(
     check_count("total_steps", total_steps, minimum=2)
     peak, low, final = _lr_bounds(max_lr, min_lr, final_lr, TORCH_DIV, TORCH_FINAL_DIV)
     check_choice("shape", shape, ONE_CYCLE_SHAPES)
-    upper = 0.5 if three_phase else 1.0
+    upper = 0.5 if check_flag("three_phase", three_phase) else 1.0
     check_open_fraction("warmup_fraction", warmup_fraction, upper=upper)
     moms = check_momentum(momentum)
     ramp_shape = "cosine" if shape == "cosine" else "linear"

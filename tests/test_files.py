@@ -2,6 +2,7 @@
 
 import errno
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -38,6 +39,38 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path):
         write_atomically(target, fail)
     assert target.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+@pytest.mark.parametrize(
+    ("code", "named"),
+    [
+        ("EDQUOT", "disk quota exceeded"),  # a shared cluster's "disk full"
+        ("EFBIG", "file too large for this process's file-size limit (ulimit -f)"),
+    ],
+)
+def test_a_full_quota_and_the_file_size_limit_are_named_with_the_file(tmp_path, code, named):
+    # they were "[Errno 122] Disk quota exceeded" with no file, and the CLI said to check
+    # the path's permissions
+    from superconverge.cli._common import explain
+    from superconverge.cli.main import build_parser
+
+    number = getattr(errno, code, None)
+    if number is None:
+        pytest.skip(f"no {code} on this platform")
+    target = tmp_path / "a.txt"
+    write_text_atomically(target, "good")
+
+    def fail(handle):
+        raise OSError(number, os.strerror(number))
+
+    with pytest.raises(OSError, match=f"{re.escape(named)} while writing ") as failed:
+        write_atomically(target, fail)
+    assert failed.value.errno == number and str(target) in str(failed.value)
+    assert target.read_text() == "good"
+    status, message = explain(failed.value, build_parser())
+    room = "raise the file-size limit" if code == "EFBIG" else "free some space"
+    assert status == 1 and f"{target}; {room}" in message, message
+    assert "permissions" not in message
 
 
 def test_a_dead_writers_leftover_is_removed_by_the_next_write(tmp_path):

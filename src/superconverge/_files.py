@@ -22,13 +22,23 @@ if sys.platform != "win32":
 
 LOCK_NAME = ".superconverge.lock"
 
+# the writes that room would fix, in words: a full disk, a full quota (a shared cluster's usual
+# "disk full"), and the process's file-size limit (`ulimit -f`: Python ignores SIGXFSZ, so the
+# write fails with EFBIG); each is named with the file it stopped, not as a bare "[Errno 27]"
+NO_ROOM = {
+    errno.ENOSPC: "no space left on device",
+    errno.EFBIG: "file too large for this process's file-size limit (ulimit -f)",
+}
+if hasattr(errno, "EDQUOT"):
+    NO_ROOM[errno.EDQUOT] = "disk quota exceeded"
+
 
 def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call ``write(handle)`` on a fresh temporary file beside `path`, fsync, rename over `path`.
 
     Raises:
-        OSError: the write failed; a full disk says so and names the file. The previous file
-            at `path`, if any, is left as it was.
+        OSError: the write failed; a full disk, a full quota or the file-size limit says so
+            and names the file. The previous file at `path`, if any, is left as it was.
 
     Example:
         >>> import tempfile, pathlib
@@ -51,8 +61,8 @@ def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Pat
         os.replace(temporary, path)
         _remove_leftovers(path)
     except OSError as error:
-        if error.errno == errno.ENOSPC:
-            raise OSError(errno.ENOSPC, f"no space left on device while writing {path}") from error
+        if error.errno in NO_ROOM:
+            raise OSError(error.errno, f"{NO_ROOM[error.errno]} while writing {path}") from error
         raise
     except RuntimeError as error:  # torch.save reports a failed write as a RuntimeError
         if "No space left" in str(error) or "enforce fail" in str(error):

@@ -254,7 +254,7 @@ CLI_BATCH_FN = "--batch-fn module:function (a function batch -> (inputs, targets
 
 def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int, str]:
     """The exit status and one-line message for an exception that ended a subcommand."""
-    from superconverge._files import FolderBusyError
+    from superconverge._files import NO_ROOM, FolderBusyError
     from superconverge.data import DataFormatError
 
     if isinstance(error, UsageError):
@@ -287,8 +287,8 @@ def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int,
         text = error.strerror or str(error)  # without the "[Errno 28]" prefix
         if error.filename and str(error.filename) not in text:
             text = f"{text}: {error.filename}"
-        if error.errno == errno.ENOSPC:
-            return EXIT_FAILURE, f"{text}; free some space or choose another --out"
+        if error.errno in NO_ROOM:
+            return EXIT_FAILURE, f"{text}; {make_room(error)} or choose another --out"
         return EXIT_FAILURE, f"{text}; check the path and its permissions"
     if isinstance(error, MemoryError):
         return EXIT_FAILURE, "out of memory; lower --batch-size or use a smaller --model"
@@ -296,6 +296,14 @@ def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int,
         EXIT_FAILURE,
         f"{type(error).__name__}: {error} (run again with --debug for the traceback)",
     )
+
+
+def make_room(error: OSError) -> str:
+    """What gives a write that found no room (`NO_ROOM`) its room: the file-size limit is the
+    process's own, so space freed elsewhere would not help it."""
+    if error.errno == errno.EFBIG:
+        return "raise the file-size limit (ulimit -f unlimited)"
+    return "free some space"
 
 
 def check_seed(seed: int) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from superconverge._display import decision, plural
+from superconverge._files import NO_ROOM
 from superconverge.cli._common import (
     RunFailure,
     UsageError,
@@ -19,6 +20,7 @@ from superconverge.cli._common import (
     check_seed,
     claim_out_dir,
     flag_message,
+    make_room,
     model_from_flag,
     resolve_data,
     scores_line,
@@ -259,9 +261,14 @@ def run(args: argparse.Namespace) -> int:
             return _tune_and_report(
                 args, splits, model_fn, model_name, options, batch_size, out, start
             )
-    except Exception:
-        if created:  # a run refused before it wrote anything leaves no folder behind
-            _remove_if_only_the_lock(out)
+    except Exception as error:
+        # a run refused before it wrote anything leaves no folder behind
+        removed = created and _remove_if_only_the_lock(out)
+        if isinstance(error, OSError) and error.errno in NO_ROOM:
+            # not "choose another --out", which would start again: the journal keeps the search
+            when = f"once you {make_room(error)}, "
+            kept = f"nothing measured yet; {when}run the same command again" if removed else ""
+            raise RunFailure(f"{error.strerror or error}; {kept or _kept(out, when)}") from None
         raise
 
 
@@ -336,28 +343,29 @@ def _follow(args: argparse.Namespace) -> int:
     return 0
 
 
-def _remove_if_only_the_lock(folder: Path) -> None:
+def _remove_if_only_the_lock(folder: Path) -> bool:
     """Remove a folder this command made when it holds nothing a resume would use: the lock,
     and at most a journal whose only record is the batch size (not timed on the CPU: free to
     decide again). A run stopped by its data or model before any range test or short run would
-    otherwise leave a folder the same --out then refuses as not empty."""
+    otherwise leave a folder the same --out then refuses as not empty. Whether it was removed."""
     from superconverge._files import LOCK_NAME
     from superconverge.tuning.journal import JOURNAL, Journal
 
     if not folder.is_dir():
-        return
+        return False
     names = sorted(p.name for p in folder.iterdir())
     if names == sorted([LOCK_NAME, JOURNAL]):
         try:
             if set(Journal.load(folder).records) - {"batch_size"}:
-                return
+                return False
         except (OSError, ValueError):
-            return
+            return False
         (folder / JOURNAL).unlink()
     elif names != [LOCK_NAME]:
-        return
+        return False
     (folder / LOCK_NAME).unlink(missing_ok=True)
     folder.rmdir()
+    return True
 
 
 def _tune_and_report(
@@ -376,18 +384,7 @@ def _tune_and_report(
     try:
         plan = _tune(args, splits, model_fn, batch_size, out, _study(args, args.study))
     except KeyboardInterrupt:  # one line: what was kept and how to go on
-        from superconverge.tuning.journal import Journal
-        from superconverge.tuning.resumable import kept_on_interrupt, replaced_run_note
-
-        try:
-            journal = Journal.load(out)
-            kept, replaced = kept_on_interrupt(journal), replaced_run_note(journal)
-        except (FileNotFoundError, ValueError):
-            kept, replaced = "nothing measured yet", ""
-        raise KeyboardInterrupt(
-            f"interrupted: {kept} kept in {out}{replaced}; continue with: superconverge tune "
-            f"--resume {out}"
-        ) from None
+        raise KeyboardInterrupt(f"interrupted: {_kept(out)}") from None
     except ValueError as error:
         if str(error).startswith("total_steps"):  # the final run's updates: epochs x batches
             raise UsageError(
@@ -409,6 +406,13 @@ def _tune_and_report(
             f"interrupted while writing the report: the run finished and is saved in {out}; "
             f"render its report with: superconverge report {out}"
         ) from None
+    except OSError as error:
+        if error.errno not in NO_ROOM:
+            raise
+        raise RunFailure(
+            f"{error.strerror or error}: the run finished and is saved in {out}; once you "
+            f"{make_room(error)}, render its report with: superconverge report {out}"
+        ) from None
     seconds = time.perf_counter() - start
     _print_plan(plan)
     earlier = getattr(args, "earlier_seconds", 0.0)  # a resume: the seconds spent before it
@@ -417,6 +421,21 @@ def _tune_and_report(
     if plan.results.get("status") == "diverged":  # everything is written; the exit says it failed
         raise RunFailure(_diverged_text(plan, out))
     return 0
+
+
+def _kept(out: Path, when: str = "") -> str:
+    """What an unfinished run left in `out` (its journal's stages and measurements, the final
+    run's checkpoint) and the command that continues it, `when` the user has done what it says
+    first."""
+    from superconverge.tuning.journal import Journal
+    from superconverge.tuning.resumable import kept_on_interrupt, replaced_run_note
+
+    try:
+        journal = Journal.load(out)
+    except (FileNotFoundError, ValueError):  # --resume would find no run: start it again
+        return f"nothing measured yet; {when}run the same command again"
+    kept, replaced = kept_on_interrupt(journal), replaced_run_note(journal)
+    return f"{kept} kept in {out}{replaced}; {when}continue with: superconverge tune --resume {out}"
 
 
 def _diverged_text(plan: Any, out: Path) -> str:

@@ -135,3 +135,59 @@ def test_two_fits_into_one_folder_the_second_fails_and_the_first_is_intact(tmp_p
     assert finished.returncode == 0, finished.output[-3000:]
     weights = torch.load(tmp_path / "final_weights.pt", weights_only=True)
     assert_same_weights(reference["weights"], weights, "of the first writer")
+
+
+# ----------------------------------------------------------------------- superconverge fit --plan
+def _cli_plan(folder):
+    """A digits plan for `superconverge fit --plan`: 3 epochs of 21 steps (1295 samples, 64)."""
+    import json
+
+    plan = {"epochs": 3, "batch_size": 64, "max_lr": 0.1, "min_lr": 0.01, "weight_decay": 0.0,
+            "momentum": [0.95, 0.85], "data": "digits", "model": "mlp",
+            "model_options": {"in_features": 64, "num_classes": 10}}  # fmt: skip
+    path = folder / "plan.json"
+    path.write_text(json.dumps(plan))
+    return path
+
+
+def test_cli_fit_interrupted_says_what_it_kept_and_resume_ends_like_an_uninterrupted_run(
+    tmp_path,
+):
+    # a user's check: Ctrl-C in epoch 2 of 3 said only "interrupted"; the same command was then
+    # refused ("not empty; pass --force") and --force trained from scratch: fit had no resume
+    plan = _cli_plan(tmp_path)
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    run("cli", "fit", "--plan", plan, "--out", whole)
+    command = ("fit", "--plan", plan, "--out", out)
+    stopped = run("cli", *command, cues=("--signal", "INT", "--kill-step", "30"), expect=130)
+    assert stopped.stderr.strip().endswith(
+        f"interrupted: {out / 'checkpoint.pt'} holds epoch 1 of 3; continue with: superconverge "
+        f"fit --plan {plan} --out {out} --resume; files already written were left complete"
+    ), stopped.stderr[-1000:]
+    assert loadable_files(out) == {}
+    again = run("cli", *command, expect=2)
+    assert "holds a fit of this plan that did not finish (epoch 1 of 3); continue it with: " in (
+        again.stderr
+    )
+    resumed = run("cli", *command, "--resume")
+    assert "completed: 3 epochs" in resumed.stdout
+    weights = [load_checkpoint(folder / "checkpoint.pt")["model"] for folder in (whole, out)]
+    assert_same_weights(*weights, "after fit --resume")
+    assert run("cli", *command, "--resume").stdout.startswith(f"fit: {out} holds a finished run")
+
+
+def test_cli_fit_resume_without_a_checkpoint_of_the_plan_is_refused(tmp_path):
+    plan = _cli_plan(tmp_path)
+    out = tmp_path / "out"
+    stopped = run("cli", "fit", "--plan", plan, "--out", out,
+                  cues=("--signal", "INT", "--kill-step", "5"), expect=130)  # fmt: skip
+    again = f"superconverge fit --plan {plan} --out {out} --force"
+    assert f"interrupted: no epoch had finished, nothing kept; start again with: {again};" in (
+        stopped.stderr
+    )
+    refused = run("cli", "fit", "--plan", plan, "--out", out, "--resume", expect=2)
+    assert f"--resume: {out} holds no checkpoint.pt of --plan {plan}" in refused.stderr
+    assert "Traceback" not in refused.output
+    both = run("cli", "fit", "--plan", plan, "--out", out, "--resume", "--force", expect=2)
+    assert "--resume continues the run in --out and --force replaces it; pass one" in both.stderr
+    run("cli", "fit", "--plan", plan, "--out", out, "--force")  # what the line said

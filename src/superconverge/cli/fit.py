@@ -87,6 +87,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, help="output folder (default: <plan folder>/refit)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted fit of this plan in --out from its last epoch's "
+        "checkpoint.pt (the same flags as the run it continues)",
+    )
     p.set_defaults(handler=run, parser=p)
     return p
 
@@ -224,7 +230,20 @@ def run(args: argparse.Namespace) -> int:
         )
     factory = _factory(args, plan, splits)
     out = args.out or args.plan.parent / "refit"
-    claim_out_dir(out, args.force)
+    if args.resume:
+        if args.force:
+            raise UsageError(
+                "--resume continues the run in --out and --force replaces it; pass one"
+            )
+        if _finished_fit(out):
+            print(
+                f"fit: {out} holds a finished run: nothing to resume (its results: {out / 'plan.json'})"
+            )
+            return 0
+        _check_resumable(args, plan, out)
+    else:
+        _refuse_unfinished_fit(args, plan, out)
+    claim_out_dir(out, args.force or args.resume)
     from superconverge._run_folder import discard, move_aside
 
     # --force over a run: moved aside whole first (its report, journal and range tests would
@@ -245,14 +264,19 @@ def run(args: argparse.Namespace) -> int:
             out_dir=out,
             augment=None if own_data else default_augment(splits.name),
             overwrite=True,
+            resume=args.resume,
             # the guard of tune's final run: a divergence restores the epoch's start and goes
             # on at half the LR, so the same plan on the same data trains what tune trained
             backoff=RecipeSettings().backoff_retries,
             **_task_of(args, plan, known_size(splits.train)),
         )
+    except KeyboardInterrupt:  # one line: what was kept and how to go on
+        raise KeyboardInterrupt(f"interrupted: {_kept(args, plan, out)}") from None
     except (ValueError, TypeError) as error:
         if str(error).split(" ", 1)[0] in PLAN_FIELDS:  # a value the plan file holds
             raise UsageError(f"--plan {args.plan}: {error}") from None
+        if args.resume:  # the checkpoint's settings or data differ from this command's
+            raise UsageError(f"--resume {out}: {error}") from None
         raise
     write_text_atomically(out / "history.json", history.to_json())
     # what this folder trained, so that `fit --plan` of it trains the same: the data and the
@@ -294,6 +318,72 @@ def run(args: argparse.Namespace) -> int:
             "superconverge tune on this data for a max_lr that suits it"
         )
     return 0
+
+
+def _epochs_saved(plan: Any, out: Path) -> int | None:
+    """The epochs the fit of `plan` in `out` saved in its checkpoint.pt; None when `out` holds
+    no checkpoint of this plan (a fit stopped in its first epoch saved none)."""
+    from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
+
+    path = out / CHECKPOINT
+    try:
+        if not plan.is_own_checkpoint(path):
+            return None
+        return int(load_checkpoint(path)["fit"]["epochs_done"])
+    except Exception:  # unreadable: not one to continue
+        return None
+
+
+def _finished_fit(out: Path) -> bool:
+    """Whether `out` holds a fit that finished: it writes plan.json last."""
+    return (out / "plan.json").is_file() and (out / "history.json").is_file()
+
+
+def _command(args: argparse.Namespace, then: str) -> str:
+    """This command line without --force and --resume, then with `then` (one of them): what
+    continues its run, or starts it again over what it left."""
+    argv = [flag for flag in getattr(args, "argv", ["fit"]) if flag not in ("--force", "--resume")]
+    return shlex.join(["superconverge", *argv, then])
+
+
+def _kept(args: argparse.Namespace, plan: Any, out: Path) -> str:
+    """What a stopped fit left in `out` and how to go on from it."""
+    done = _epochs_saved(plan, out)
+    if done is None:  # stopped in its first epoch: no checkpoint yet
+        # its history.json of no epoch is in the way of the same command: --force replaces it
+        return f"no epoch had finished, nothing kept; start again with: {_command(args, '--force')}"
+    return (
+        f"{out / 'checkpoint.pt'} holds epoch {done} of {plan.epochs}; continue with: "
+        f"{_command(args, '--resume')}"
+    )
+
+
+def _check_resumable(args: argparse.Namespace, plan: Any, out: Path) -> None:
+    """--resume needs this plan's checkpoint in `out` (a fit stopped before its first epoch
+    ended saved none; another plan's is not continued)."""
+    from superconverge.training.checkpoint import CHECKPOINT
+
+    if _epochs_saved(plan, out) is None:
+        what = "another plan's" if (out / CHECKPOINT).is_file() else "no"
+        raise UsageError(
+            f"--resume: {out} holds {what} {CHECKPOINT} of --plan {args.plan} (max_lr "
+            f"{plan.max_lr:.3g}, {plural(plan.epochs, 'epoch')}) to continue; start again "
+            "without --resume (--force replaces what is there)"
+        )
+
+
+def _refuse_unfinished_fit(args: argparse.Namespace, plan: Any, out: Path) -> None:
+    """A fit of this plan that stopped in `out` is offered to resume, not only to --force
+    (which would discard its epochs)."""
+    if args.force or _finished_fit(out):
+        return
+    done = _epochs_saved(plan, out)
+    if done is not None:
+        raise UsageError(
+            f"--out {out} holds a fit of this plan that did not finish (epoch {done} of "
+            f"{plan.epochs}); continue it with: {_command(args, '--resume')}; or pass --force to "
+            "replace it"
+        )
 
 
 def _factory(args: argparse.Namespace, plan: Any, splits: Any) -> Any:

@@ -245,7 +245,7 @@ def test_cli_join_refuses_flags_the_coordinator_already_fixed(tmp_path, capsys):
     for given, differ in (
         (["--epochs", "3"], "these differ: --epochs 3 (the coordinator's: 2)"),
         (["--epochs", "2", "--seed", "0"], "these differ: --seed 0 (the coordinator's: 1)"),
-        (["--force"], "these differ: --force (the coordinator's run has it off)"),
+        (["--exact-epochs"], "these differ: --exact-epochs (the coordinator's run has it off)"),
         (["--metric", "mae"], "these differ: --metric mae (the coordinator's: ['accuracy'])"),
         (["--batch-fn", "a:b"], "these differ: --batch-fn a:b (not given)."),
     ):
@@ -263,6 +263,30 @@ def test_cli_join_refuses_flags_the_coordinator_already_fixed(tmp_path, capsys):
     main(["tune", "--join", url, *command, "--threads", "1"])
     out, err = capsys.readouterr()
     assert out.startswith("worker of study 'superconverge-tune'") and "these differ" not in err
+
+
+@pytest.mark.parametrize(
+    ("given", "refused"),
+    [
+        (["--resume", "runs/x"], "--resume runs/x continues a run of its own: pass one"),
+        (["--force"], "writes no run folder: --force has nothing to replace; drop it"),
+        (["--workers", "2"], "is one worker; --workers 2 does not apply"),
+        (["--study", "sqlite:///other.db"], "and --study sqlite:///other.db name two studies"),
+        (["--data-dir", "no-such-folder"], "--data-dir no-such-folder is not a folder"),
+    ],
+)
+def test_cli_join_refuses_what_no_coordinator_has_before_waiting_for_it(tmp_path, given, refused):
+    # a user's check: a worker started before its coordinator, with a flag no coordinator's
+    # command can hold, waited up to 10 minutes (JOIN_WAIT_S) to be told
+    url = f"sqlite:///{tmp_path / 'study.db'}"  # no study there: joining would wait
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, "-m", "superconverge", "tune", "--join", url, *given]
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and refused in done.stderr, done.stderr
+    assert "waiting for study" not in done.stderr
 
 
 COORDINATOR = """

@@ -296,6 +296,7 @@ def _study(args: argparse.Namespace, url: str | None) -> Any:
 def _join(args: argparse.Namespace) -> int:
     """A worker: the coordinator's flags, read from the study, then its trials."""
     others = _other_flags(_given_flags(args), ("--join", "--study-name", "--data-dir", "--threads"))
+    _refuse_before_joining(args)  # the wait below is for the coordinator: up to 10 minutes
     study = _study(args, args.join)
     from superconverge.tuning.trials import JOIN_WAIT_S
 
@@ -326,6 +327,32 @@ def _join(args: argparse.Namespace) -> int:
     plan = _tune(flags, splits, model_fn, _batch_size(flags.batch_size), None, study)
     print(f"the search is over; the coordinator chose: {plan!r}")
     return 0
+
+
+def _refuse_before_joining(args: argparse.Namespace) -> None:
+    """The flags no coordinator's command can hold (it records neither --force nor --resume,
+    and refuses --workers above 1 with --study), another study, and a --data-dir that is no
+    folder: refused before the worker waits for the coordinator, not after (a worker started
+    before its coordinator waited up to JOIN_WAIT_S to be told)."""
+    given = f"--join {args.join}"
+    if args.resume is not None:
+        raise UsageError(
+            f"{given} works on another run's trials; --resume {args.resume} continues a run of "
+            "its own: pass one"
+        )
+    if args.force:
+        raise UsageError(f"{given} writes no run folder: --force has nothing to replace; drop it")
+    if args.workers != 1:
+        raise UsageError(
+            f"{given} is one worker; --workers {args.workers} does not apply: start more "
+            "workers, each with --join URL"
+        )
+    if args.study is not None and args.study != args.join:
+        raise UsageError(
+            f"{given} and --study {args.study} name two studies; a worker takes --join URL alone"
+        )
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise UsageError(f"--data-dir {args.data_dir} is not a folder")
 
 
 def _follow(args: argparse.Namespace) -> int:

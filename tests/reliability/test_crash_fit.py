@@ -182,9 +182,8 @@ def test_cli_fit_resume_without_a_checkpoint_of_the_plan_is_refused(tmp_path):
     stopped = run("cli", "fit", "--plan", plan, "--out", out,
                   cues=("--signal", "INT", "--kill-step", "5"), expect=130)  # fmt: skip
     again = f"superconverge fit --plan {plan} --out {out} --force"
-    assert f"interrupted: no epoch had finished, nothing kept; start again with: {again};" in (
-        stopped.stderr
-    )
+    kept = "no checkpoint of an epoch was saved, nothing kept"
+    assert f"interrupted: {kept}; start again with: {again};" in stopped.stderr
     refused = run("cli", "fit", "--plan", plan, "--out", out, "--resume", expect=2)
     assert f"--resume: {out} holds no checkpoint.pt of --plan {plan}" in refused.stderr
     assert "Traceback" not in refused.output

@@ -75,3 +75,31 @@ def test_a_report_that_does_not_fit_says_the_run_is_saved_and_how_to_render_it(t
         f"report {out}"
     ), failed.stderr[-1000:]
     assert (out / "plan.json").is_file() and (out / "checkpoint.pt").is_file()
+
+
+def test_fit_stopped_by_the_file_size_limit_names_it_and_says_how_to_start_again(tmp_path):
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "epochs": 2,
+                "batch_size": 64,
+                "max_lr": 0.1,
+                "min_lr": 0.01,
+                "weight_decay": 0.0,
+                "momentum": [0.95, 0.85],
+                "data": "digits",
+                "model": "mlp",
+                "model_options": {"in_features": 64, "num_classes": 10},
+            }
+        )
+    )
+    out = tmp_path / "out"
+    failed = superconverge("fit", "--plan", str(plan), "--out", str(out), limit_kib=150)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert failed.stderr.strip().splitlines()[-1] == (
+        f"superconverge fit: error: {LIMIT} {out / 'checkpoint.pt'}; no checkpoint of an epoch "
+        "was saved, nothing kept; once you raise the file-size limit (ulimit -f unlimited), "
+        f"start again with: superconverge fit --plan {plan} --out {out} --threads 1 --force"
+    )
+    assert superconverge("fit", "--plan", str(plan), "--out", str(out), "--force").returncode == 0

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from superconverge._display import plural
-from superconverge._files import write_text_atomically
+from superconverge._files import NO_ROOM, write_text_atomically
 from superconverge.cli._common import (
     MAX_SEED,
     RunFailure,
     UsageError,
     claim_out_dir,
     data_names,
+    make_room,
     model_from_flag,
     read_json,
     resolve_data,
@@ -272,6 +273,12 @@ def run(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:  # one line: what was kept and how to go on
         raise KeyboardInterrupt(f"interrupted: {_kept(args, plan, out)}") from None
+    except OSError as error:
+        if error.errno not in NO_ROOM:
+            raise
+        # not "choose another --out", which would start again: the checkpoint keeps its epochs
+        when = f"once you {make_room(error)}, "
+        raise RunFailure(f"{error.strerror or error}; {_kept(args, plan, out, when)}") from None
     except (ValueError, TypeError) as error:
         if str(error).split(" ", 1)[0] in PLAN_FIELDS:  # a value the plan file holds
             raise UsageError(f"--plan {args.plan}: {error}") from None
@@ -346,14 +353,18 @@ def _command(args: argparse.Namespace, then: str) -> str:
     return shlex.join(["superconverge", *argv, then])
 
 
-def _kept(args: argparse.Namespace, plan: Any, out: Path) -> str:
-    """What a stopped fit left in `out` and how to go on from it."""
+def _kept(args: argparse.Namespace, plan: Any, out: Path, when: str = "") -> str:
+    """What a stopped fit left in `out` and how to go on from it, `when` the user has done
+    what it says first."""
     done = _epochs_saved(plan, out)
     if done is None:  # stopped in its first epoch: no checkpoint yet
         # its history.json of no epoch is in the way of the same command: --force replaces it
-        return f"no epoch had finished, nothing kept; start again with: {_command(args, '--force')}"
+        return (
+            f"no checkpoint of an epoch was saved, nothing kept; {when}start again with: "
+            f"{_command(args, '--force')}"
+        )
     return (
-        f"{out / 'checkpoint.pt'} holds epoch {done} of {plan.epochs}; continue with: "
+        f"{out / 'checkpoint.pt'} holds epoch {done} of {plan.epochs}; {when}continue with: "
         f"{_command(args, '--resume')}"
     )
 

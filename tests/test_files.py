@@ -113,6 +113,17 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
         pass
 
 
+def test_a_released_lock_names_no_writer(tmp_path):
+    # a finished run left "pid 5180 (superconverge tune ...) since ..." in its folder, which
+    # read as a writer still at work; the file itself stays (flock on a file that is removed
+    # and made anew would let two writers in)
+    with FolderLock(tmp_path):
+        assert f"pid {os.getpid()}" in (tmp_path / _files.LOCK_NAME).read_text()
+    assert (tmp_path / _files.LOCK_NAME).read_text() == ""
+    with FolderLock(tmp_path):  # and the next holder records itself again
+        assert f"pid {os.getpid()}" in (tmp_path / _files.LOCK_NAME).read_text()
+
+
 def test_lock_is_reentrant_and_released(tmp_path):
     outer = FolderLock(tmp_path).acquire()
     with FolderLock(tmp_path):

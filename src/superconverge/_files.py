@@ -7,6 +7,7 @@ never a half-written mix, and two writers never share a temporary file. Plain Py
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -156,7 +157,8 @@ class FolderLock:
 
     The lock is the operating system's (``flock``), so it dies with its process: a run that
     crashed or was killed never leaves a stale lock behind, and the next run simply takes it.
-    The lock file records the holder's pid and command line, for the message a second writer gets.
+    The lock file records the holder's pid and command line, for the message a second writer
+    gets, and is emptied (not removed) when the holder releases it.
     Re-entrant within a process. Use as a context manager.
 
     Raises:
@@ -209,6 +211,12 @@ class FolderLock:
         entry[1] -= 1
         if entry[1] == 0:
             del _HELD[self._key]
+            # the file stays (removing it would let a process that opened it before the
+            # removal and one that creates it anew each lock a file of their own), emptied
+            # while still held: a finished run leaves no pid and command that read as its
+            # writer's, still at work
+            with contextlib.suppress(OSError):
+                entry[0].truncate(0)
             entry[0].close()  # closing the file releases the flock
         self._key = None
 

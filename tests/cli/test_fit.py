@@ -212,3 +212,22 @@ def test_a_plan_made_with_an_optimizer_callable_names_it_with_the_optimizer_flag
     named = _digits_plan(tmp_path, optimizer="sgd")
     assert main(["fit", "--plan", str(named), "--optimizer", "adamw"]) == 2
     assert "--optimizer adamw: --plan" in capsys.readouterr().err
+
+
+def test_resume_into_a_tune_folder_points_at_tune_resume(tmp_path, capsys):
+    # the recipe's final run saves a checkpoint.pt of the same max_lr and epochs as its plan:
+    # fit --resume would have continued it and written a fit's plan.json into the tune's folder
+    from superconverge.tuning.journal import Journal
+
+    out = tmp_path / "tuned"
+    Journal.start(out, {"epochs": 1}, command=["--epochs", "1", "--out", str(out)])
+    args = ["fit", "--plan", str(_digits_plan(tmp_path)), "--out", str(out)]
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume: {out} holds a tune run (journal.json); continue it with: superconverge " in (
+        err
+    )
+    assert f"tune --resume {out}" in err and err.count("\n") == 1
+    assert main(args) == 2  # and without --resume, the tune that did not finish is named
+    assert f"--out {out} holds a tune that did not finish" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["journal.json"]

@@ -373,20 +373,31 @@ def _check_resumable(args: argparse.Namespace, plan: Any, out: Path) -> None:
     """--resume needs this plan's checkpoint in `out` (a fit stopped before its first epoch
     ended saved none; another plan's is not continued)."""
     from superconverge.training.checkpoint import CHECKPOINT
+    from superconverge.tuning.journal import JOURNAL
 
-    if _epochs_saved(plan, out) is None:
-        what = "another plan's" if (out / CHECKPOINT).is_file() else "no"
+    if (out / JOURNAL).is_file():  # its checkpoint is the recipe's final run, not a fit's
         raise UsageError(
-            f"--resume: {out} holds {what} {CHECKPOINT} of --plan {args.plan} (max_lr "
-            f"{plan.max_lr:.3g}, {plural(plan.epochs, 'epoch')}) to continue; start again "
-            "without --resume (--force replaces what is there)"
+            f"--resume: {out} holds a tune run ({JOURNAL}); continue it with: superconverge "
+            f"tune --resume {out}"
+        )
+    if _epochs_saved(plan, out) is None:
+        settings = f"max_lr {plan.max_lr:.3g}, {plural(plan.epochs, 'epoch')}"
+        what = (
+            f"{out / CHECKPOINT} is another plan's, not one of --plan {args.plan} ({settings})"
+            if (out / CHECKPOINT).is_file()
+            else f"{out} holds no {CHECKPOINT} of --plan {args.plan} ({settings})"
+        )
+        raise UsageError(
+            f"--resume: {what}; start again without --resume (--force replaces what is there)"
         )
 
 
 def _refuse_unfinished_fit(args: argparse.Namespace, plan: Any, out: Path) -> None:
     """A fit of this plan that stopped in `out` is offered to resume, not only to --force
     (which would discard its epochs)."""
-    if args.force or _finished_fit(out):
+    from superconverge.tuning.journal import JOURNAL
+
+    if args.force or _finished_fit(out) or (out / JOURNAL).is_file():  # a tune's: claim_out_dir
         return
     done = _epochs_saved(plan, out)
     if done is not None:

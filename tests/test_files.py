@@ -153,3 +153,18 @@ def test_files_get_the_permissions_a_plain_open_gives_not_mkstemps_private_ones(
         assert stat.S_IMODE(private.stat().st_mode) == 0o600
     finally:
         os.umask(previous)
+
+
+def test_the_lock_names_its_holder_without_a_url_password(tmp_path):
+    # the holder's command line is shown to a second writer, and was left in the folder
+    code = textwrap.dedent(f"""
+        from superconverge._files import FolderLock, LOCK_NAME
+        from pathlib import Path
+        with FolderLock({str(tmp_path)!r}):
+            print(Path({str(tmp_path)!r}, LOCK_NAME).read_text())
+    """)
+    url = "postgresql://ann:s3cret@db/runs"
+    out = subprocess.run([sys.executable, "-c", code, "tune", "--study", url],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert "tune --study postgresql://ann:***@db/runs" in out.stdout
+    assert "s3cret" not in out.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -167,3 +168,21 @@ def plan_html(plan: Any) -> str:
             rows.append(("next", str(verdict.get("next_step", ""))))
         parts.append(html_table("results", rows, max_rows=len(rows)))
     return "\n".join(parts)
+
+
+# user:password@ in a URL (an Optuna storage such as postgresql://user:password@host/db)
+_URL_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@")
+
+
+def without_passwords(text: str) -> str:
+    """`text` with the password of every ``scheme://user:password@`` URL in it as ``***``: a
+    command line recorded in a file that people share (plan.json, the report, the folder's
+    lock) names the storage, not its password.
+
+    Example:
+        >>> without_passwords("tune --study postgresql://ann:s3cr%40t@db:5432/runs --epochs 3")
+        'tune --study postgresql://ann:***@db:5432/runs --epochs 3'
+        >>> without_passwords("tune --study sqlite:///runs/x/study.db")
+        'tune --study sqlite:///runs/x/study.db'
+    """
+    return _URL_PASSWORD.sub(r"\g<scheme>:***@", text)

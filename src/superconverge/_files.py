@@ -18,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from superconverge._display import without_passwords
+
 if sys.platform != "win32":
     import fcntl
 
@@ -197,7 +199,7 @@ class FolderLock:
                 ) from None
         handle.seek(0)
         handle.truncate()
-        command = " ".join(sys.argv)[:200]
+        command = without_passwords(" ".join(sys.argv))[:200]
         handle.write(f"pid {os.getpid()} ({command}) since {time.strftime('%Y-%m-%d %H:%M:%S')}")
         handle.flush()
         _HELD[key] = [handle, 1]

@@ -328,3 +328,22 @@ def test_the_default_out_folder_of_entry_points_has_no_colon():
     assert folder == Path("runs") / "mydata.splits-mydata.make_net"
     given = _out_dir(argparse.Namespace(out=Path("a:b")), "x", "y")
     assert given == Path("a:b")  # the user's own --out is theirs
+
+
+def test_files_people_share_record_the_command_without_a_url_password(tmp_path, capsys):
+    # a user's check: `--study postgresql://user:password@host/db` (the storage the README
+    # suggests) was written whole into plan.json, report.html and report.md. Here the URL is
+    # a --study-name, which a run without --study records and does not use; the journal keeps
+    # the command whole, since --resume repeats it
+    out, secret = tmp_path / "run", "s3cr%40t"
+    url = f"postgresql://ann:{secret}@db.example:5432/runs"
+    tiny = ["--data", "tests.cli.entry:tiny_digits", "--model", "tests.cli.entry:small_mlp"]
+    flags = [*tiny, "--epochs", "1", "--batch-size", "32", "--weight-decays", "0"]
+    assert main(["tune", *flags, "--study-name", url, "--out", str(out)]) == 0
+    capsys.readouterr()
+    plan = json.loads((out / "plan.json").read_text())
+    command = plan["environment"]["command"]
+    assert "--study-name postgresql://ann:***@db.example:5432/runs" in command
+    for name in ("plan.json", "report.html", "report.md", ".superconverge.lock"):
+        assert secret not in (out / name).read_text(), name
+    assert url in json.loads((out / "journal.json").read_text())["command"]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from superconverge._display import decision, plural
+from superconverge._display import decision, plural, without_passwords
 from superconverge._files import NO_ROOM
 from superconverge.cli._common import (
     RunFailure,
@@ -424,7 +424,11 @@ def _tune_and_report(
     plan.data = args.data if ":" in args.data else splits.name
     plan.model, plan.model_options = model_name, options
     plan.data_options, plan.loss = saved_flags(args), args.loss
-    plan.environment["command"] = shlex.join(["superconverge", "tune", *args.command])
+    # the journal keeps the command whole (--resume repeats it); files people share do not
+    # hold a --study URL's password
+    plan.environment["command"] = without_passwords(
+        shlex.join(["superconverge", "tune", *args.command])
+    )
     save_run(out, plan)
     try:
         write_report(out, plan, plan.history, plan.range_tests, f"{splits.name}, {model_name}")

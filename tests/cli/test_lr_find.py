@@ -1,6 +1,8 @@
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from superconverge.cli.main import main
 
@@ -82,3 +84,27 @@ def test_a_loader_of_the_users_own_keeps_its_batch_size_and_says_so(tmp_path, ca
     assert main(["lr-find", *flags, *out]) == 0
     assert ", sgd, your loader's own batch size (32), 30 steps" in capsys.readouterr().out
     assert main(["lr-find", *flags, *out, "--batch-size", "32", "--force"]) == 0
+
+
+def test_an_out_being_written_by_another_run_is_refused_before_the_sweep(tmp_path, capsys):
+    # a user's check: lr-find --out into the folder a tune was writing swept, then wrote its
+    # lr_find.png and lr_find.json among the tune's files (the tune's report later replaced the
+    # png): lr-find was the one command that took no folder lock
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from superconverge._files import FolderLock; "
+         f"lock = FolderLock({str(out)!r}).acquire(); print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["lr-find", "--out", str(out), "--num-steps", "20"]) == 1
+        captured = capsys.readouterr()
+        assert f"--out {out} is being written by pid {holder.pid} " in captured.err
+        assert "LR range test" not in captured.out  # refused before the sweep
+    finally:
+        holder.communicate("")
+    assert sorted(p.name for p in out.iterdir()) == [".superconverge.lock"]
+    assert main(["lr-find", "--out", str(out), "--num-steps", "20"]) == 0  # once it is done
+    assert {"lr_find.png", "lr_find.json"} <= {p.name for p in out.iterdir()}

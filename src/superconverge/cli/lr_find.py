@@ -7,7 +7,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from superconverge._files import write_atomically, write_text_atomically
+from superconverge._files import (
+    FolderBusyError,
+    FolderLock,
+    folder_holder,
+    write_atomically,
+    write_text_atomically,
+)
 from superconverge.cli._common import (
     UsageError,
     add_data_flags,
@@ -96,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
         )
     factory, _, _ = model_from_flag(args.model, args.width, splits)
     check_outputs(args.out, OUTPUTS, args.force)
+    holder = folder_holder(args.out)
+    if holder is not None:  # a run writes there (a tune, whose lr_find.png this would replace)
+        raise FolderBusyError(
+            f"--out {args.out} is being written by {holder}; wait for it to finish, or choose "
+            "another --out"
+        )
     torch.manual_seed(args.seed)
     model = factory()
     if args.device != "auto":
@@ -127,8 +139,11 @@ def run(args: argparse.Namespace) -> int:
     print(result.summary())
     print(f"stopped: {result.stop_reason}")
     figure = result.plot()
-    write_atomically(args.out / "lr_find.png", lambda f: figure.savefig(f, dpi=120, format="png"))
-    write_text_atomically(args.out / "lr_find.json", result.to_json())
+    with FolderLock(args.out):  # one writer per folder, as for every run (checked again)
+        write_atomically(
+            args.out / "lr_find.png", lambda f: figure.savefig(f, dpi=120, format="png")
+        )
+        write_text_atomically(args.out / "lr_find.json", result.to_json())
     print(f"wrote {args.out / 'lr_find.png'} and {args.out / 'lr_find.json'}")
     return 0
 

@@ -65,3 +65,30 @@ def test_static_leaves_the_interactive_plots_out(tmp_path, capsys):
     page = (tmp_path / "report.html").read_text()
     assert "<script" not in page and page.count("<img ") == 3
     assert (tmp_path / "report.html").stat().st_size < 1_000_000
+
+
+def test_a_folder_being_written_by_a_run_is_not_rendered_into(tmp_path, capsys):
+    # report re-rendered report.html and the plots beside a run still writing the folder (a
+    # tune --resume writing its own report): the one writer that took no lock
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("matplotlib")
+    _old_style_run_folder(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from superconverge._files import FolderLock; "
+         f"lock = FolderLock({str(tmp_path)!r}).acquire(); print('held', flush=True); "
+         "sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["report", str(tmp_path), "--static"]) == 1
+        assert f"{tmp_path} is being written by pid {holder.pid} " in capsys.readouterr().err
+        assert not (tmp_path / "report.html").exists()
+    finally:
+        holder.communicate("")
+    assert main(["report", str(tmp_path), "--static"]) == 0

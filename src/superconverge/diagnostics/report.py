@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from superconverge._files import write_atomically, write_text_atomically
+from superconverge._files import FolderLock, write_atomically, write_text_atomically
 
 REPORT_FILES = (
     "report.html",
@@ -203,13 +203,15 @@ def render_report(folder: str | Path, *, interactive: bool | None = None) -> dic
     Raises:
         FileNotFoundError: the folder lacks plan.json or history.json (named in the message).
         ValueError: a file does not read as its kind (the file and the field named).
+        FolderBusyError: another process is writing the folder (a run, a ``tune --resume``).
         ImportError: `interactive` is True and plotly is not installed.
     """
     from superconverge.tuning.plan import load_run
 
     plan, history, range_tests = load_run(folder)
     title = f"{plan.data}, {plan.model}" if plan.data else ""
-    return write_report(folder, plan, history, range_tests, title, interactive=interactive)
+    with FolderLock(folder):  # one writer per folder: not beside a run still writing there
+        return write_report(folder, plan, history, range_tests, title, interactive=interactive)
 
 
 def write_report(

@@ -1,5 +1,8 @@
 """``module:function`` entry points that return Datasets (not DataSplits), for the CLI tests."""
 
+import errno
+import os
+
 import torch
 from torch.utils.data import Dataset, IterableDataset
 
@@ -21,6 +24,21 @@ class Rows(Dataset):
 
 def regression() -> tuple[Dataset, Dataset, Dataset]:
     return Rows(320, 0), Rows(64, 1), Rows(64, 2)
+
+
+class FlakyRows(Rows):
+    """`Rows` on a disk that fails to read while SUPERCONVERGE_TEST_FLAKY is set (a network
+    file system's hiccup)."""
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if os.environ.get("SUPERCONVERGE_TEST_FLAKY"):
+            raise OSError(errno.EIO, "Input/output error", "/mnt/data/test-rows.bin")
+        return super().__getitem__(index)
+
+
+def flaky_test_split() -> tuple[Dataset, Dataset, Dataset]:
+    """`regression` whose test split is read from a flaky disk: read only after the final run."""
+    return Rows(320, 0), Rows(64, 1), FlakyRows(64, 2)
 
 
 class RowStream(IterableDataset):

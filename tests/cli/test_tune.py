@@ -347,3 +347,25 @@ def test_files_people_share_record_the_command_without_a_url_password(tmp_path, 
     for name in ("plan.json", "report.html", "report.md", ".superconverge.lock"):
         assert secret not in (out / name).read_text(), name
     assert url in json.loads((out / "journal.json").read_text())["command"]
+
+
+def test_a_crash_mid_run_says_what_was_kept_and_how_to_resume(tmp_path, capsys, monkeypatch):
+    # a user's check: the test split's disk failed after the final run (a network file
+    # system's hiccup); the line was "Input/output error: ...; check the path and its
+    # permissions", without a word of the search and the weights the folder kept for --resume
+    out = tmp_path / "run"
+    data = ["--data", "tests.cli.entry_data:flaky_test_split"]
+    flags = [*data, "--model", "tests.cli.entry_data:regressor", "--loss", "mse", "--epochs",
+             "1", "--batch-size", "16", "--optimizer", "sgd", "--out", str(out)]  # fmt: skip
+    monkeypatch.setenv("SUPERCONVERGE_TEST_FLAKY", "1")
+    assert main(["tune", *flags]) == 1
+    err = capsys.readouterr().err
+    assert "Input/output error: /mnt/data/test-rows.bin; check the path" in err
+    assert err.strip().endswith(
+        "and the final run's checkpoint of its last finished epoch kept in "
+        f"{out}; once that is fixed, continue with: superconverge tune --resume {out}"
+    ), err
+    assert err.count("superconverge tune: error:") == 1 and "Traceback" not in err
+    monkeypatch.delenv("SUPERCONVERGE_TEST_FLAKY")
+    assert main(["tune", "--resume", str(out)]) == 0
+    assert json.loads((out / "plan.json").read_text())["results"]["test"]["loss"] > 0

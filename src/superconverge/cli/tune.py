@@ -13,12 +13,14 @@ from typing import Any
 from superconverge._display import decision, plural, without_passwords
 from superconverge._files import NO_ROOM
 from superconverge.cli._common import (
+    EXIT_FAILURE,
     RunFailure,
     UsageError,
     _usable_folder,
     add_data_flags,
     check_seed,
     claim_out_dir,
+    explain,
     flag_message,
     make_room,
     model_from_flag,
@@ -220,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         )
     model_fn, model_name, options = model_factory(args, splits)
     out = _out_dir(args, splits.name, model_name)
-    from superconverge._files import FolderLock
+    from superconverge._files import FolderBusyError, FolderLock
     from superconverge.data.sources import as_source, check_num_workers
 
     # refusals that need the data, before the header line: a usage error prints one line. A
@@ -269,6 +271,13 @@ def run(args: argparse.Namespace) -> int:
             when = f"once you {make_room(error)}, "
             kept = f"nothing measured yet; {when}run the same command again" if removed else ""
             raise RunFailure(f"{error.strerror or error}; {kept or _kept(out, when)}") from None
+        status, message = explain(error, args.parser)
+        if status == EXIT_FAILURE and not isinstance(error, (RunFailure, FolderBusyError)):
+            # a crash mid-run (a read error of the data, out of memory, a bug): the journal
+            # keeps what was measured, which the line alone did not say
+            kept = _kept(out, "once that is fixed, ")
+            if not removed and not kept.startswith("nothing measured"):
+                raise RunFailure(f"{message}; {kept}") from error
         raise
 
 

@@ -231,3 +231,28 @@ def test_resume_into_a_tune_folder_points_at_tune_resume(tmp_path, capsys):
     assert main(args) == 2  # and without --resume, the tune that did not finish is named
     assert f"--out {out} holds a tune that did not finish" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["journal.json"]
+
+
+def test_a_crash_after_an_epoch_says_what_was_kept_and_how_to_resume(
+    tmp_path, capsys, monkeypatch
+):
+    # the test split's disk failed after the last epoch (a network file system's hiccup):
+    # the line was the bare error, and the same command was then refused as "not empty"
+    data = "tests.cli.entry_data:flaky_test_split"
+    model = "tests.cli.entry_data:regressor"
+    plan = _digits_plan(tmp_path, epochs=2, batch_size=16, max_lr=0.04, min_lr=0.004,
+                        data=data, model=model, loss="mse", model_options={})  # fmt: skip
+    out = tmp_path / "out"
+    command = ["fit", "--plan", str(plan), "--data", data, "--model", model, "--out", str(out)]
+    monkeypatch.setenv("SUPERCONVERGE_TEST_FLAKY", "1")
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert "Input/output error: /mnt/data/test-rows.bin; check the path" in err
+    assert err.strip().endswith(
+        f"{out / 'checkpoint.pt'} holds epoch 2 of 2; once that is fixed, continue with: "
+        f"superconverge {' '.join(command)} --resume"
+    ), err
+    monkeypatch.delenv("SUPERCONVERGE_TEST_FLAKY")
+    assert main([*command, "--resume"]) == 0
+    assert "completed: 2 epochs" in capsys.readouterr().out
+    assert json.loads((out / "plan.json").read_text())["results"]["test"]["loss"] > 0

@@ -15,11 +15,13 @@ from typing import Any
 from superconverge._display import plural
 from superconverge._files import NO_ROOM, write_text_atomically
 from superconverge.cli._common import (
+    EXIT_FAILURE,
     MAX_SEED,
     RunFailure,
     UsageError,
     claim_out_dir,
     data_names,
+    explain,
     make_room,
     model_from_flag,
     read_json,
@@ -274,16 +276,21 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # one line: what was kept and how to go on
         raise KeyboardInterrupt(f"interrupted: {_kept(args, plan, out)}") from None
     except OSError as error:
-        if error.errno not in NO_ROOM:
-            raise
-        # not "choose another --out", which would start again: the checkpoint keeps its epochs
-        when = f"once you {make_room(error)}, "
-        raise RunFailure(f"{error.strerror or error}; {_kept(args, plan, out, when)}") from None
+        if error.errno in NO_ROOM:
+            # not "choose another --out", which starts again: the checkpoint keeps its epochs
+            when = f"once you {make_room(error)}, "
+            raise RunFailure(f"{error.strerror or error}; {_kept(args, plan, out, when)}") from None
+        _crashed(error, args, plan, out)
+        raise
     except (ValueError, TypeError) as error:
         if str(error).split(" ", 1)[0] in PLAN_FIELDS:  # a value the plan file holds
             raise UsageError(f"--plan {args.plan}: {error}") from None
         if args.resume:  # the checkpoint's settings or data differ from this command's
             raise UsageError(f"--resume {out}: {error}") from None
+        _crashed(error, args, plan, out)
+        raise
+    except Exception as error:
+        _crashed(error, args, plan, out)
         raise
     write_text_atomically(out / "history.json", history.to_json())
     # what this folder trained, so that `fit --plan` of it trains the same: the data and the
@@ -367,6 +374,15 @@ def _kept(args: argparse.Namespace, plan: Any, out: Path, when: str = "") -> str
         f"{out / 'checkpoint.pt'} holds epoch {done} of {plan.epochs}; {when}continue with: "
         f"{_command(args, '--resume')}"
     )
+
+
+def _crashed(error: Exception, args: argparse.Namespace, plan: Any, out: Path) -> None:
+    """A RunFailure naming what `out` kept and the command that continues, for a fit that
+    failed mid-run (a read error of the data, out of memory, a bug) after an epoch's checkpoint
+    was saved; nothing for usage errors, or when there is nothing to continue."""
+    status, message = explain(error, args.parser)
+    if status == EXIT_FAILURE and _epochs_saved(plan, out) is not None:
+        raise RunFailure(f"{message}; {_kept(args, plan, out, 'once that is fixed, ')}") from error
 
 
 def _check_resumable(args: argparse.Namespace, plan: Any, out: Path) -> None:

@@ -1,5 +1,7 @@
 """``module:function`` entry points the CLI tests name with --data and --model."""
 
+import sys
+
 import torch
 
 from superconverge.data import DataSplits, load
@@ -36,6 +38,17 @@ def not_data_splits() -> list:
 
 def raises() -> torch.nn.Module:
     raise RuntimeError("the user's code failed")
+
+
+def exits() -> torch.nn.Module:
+    """A training script's main turned entry point: it ends with sys.exit(0)."""
+    sys.exit(0)
+
+
+def exits_as_argparse() -> DataSplits:
+    """What an argparse parser inside an entry point does with superconverge's command line
+    (without its usage lines, printed to stderr before)."""
+    sys.exit(2)
 
 
 def no_validation() -> DataSplits:

@@ -404,6 +404,27 @@ CASES = {
         "--model tests.cli.entry:raises raised RuntimeError",
         None,
     ),
+    # an entry point that exits ended superconverge silently: status 0 for sys.exit(0)
+    "tune-model-exits": (
+        f"{TUNE} --model tests.cli.entry:exits",
+        1,
+        "--model tests.cli.entry:exits called sys.exit(0) instead of returning; fix that function",
+        None,
+    ),
+    "tune-data-exits-as-argparse": (
+        f"{TUNE} --data tests.cli.entry:exits_as_argparse",
+        1,
+        "--data tests.cli.entry:exits_as_argparse called sys.exit(2) instead of returning (an "
+        "argparse parser in it?); fix that function",
+        None,
+    ),
+    "tune-data-module-exits-on-import": (
+        f"{TUNE} --data exits_on_import:splits",
+        1,
+        "--data exits_on_import:splits: importing exits_on_import called sys.exit(4) (a "
+        "script's top level runs on import: guard it with if __name__ == '__main__':)",
+        _text("exits_on_import.py", "import sys\nsys.exit(4)\n"),
+    ),
     "tune-model-no-module": (f"{TUNE} --model nosuch_mod:f", 2, "--model nosuch_mod:f", None),
     "tune-model-no-function": (f"{TUNE} --model os:nosuch", 2, "--model os:nosuch", None),
     "tune-model-not-callable": (f"{TUNE} --model os:sep", 2, "--model os:sep", None),

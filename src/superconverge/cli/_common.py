@@ -344,6 +344,11 @@ def entry_point(spec: str, flag: str) -> Callable[[], Any]:
         module, function_name = import_named(spec, flag, "a name or module:function")
     except UsageError:
         raise
+    except SystemExit as error:  # a script's top level: its exit would end superconverge's
+        raise RunFailure(
+            f"{flag} {spec}: importing {module_name} {_exited(error)} (a script's top level "
+            "runs on import: guard it with if __name__ == '__main__':)"
+        ) from error
     except Exception as error:  # the module itself failed while being imported
         raise RunFailure(
             f"{flag} {spec}: importing {module_name} raised {type(error).__name__}: {error}"
@@ -368,10 +373,21 @@ def call_entry_point(function: Callable[[], Any], spec: str, flag: str) -> Any:
     """`function()`, with what it raised restated as a runtime failure naming the flag."""
     try:
         return function()
+    except SystemExit as error:  # it ended superconverge silently, with exit status 0 for exit(0)
+        # argparse exits with 2, having read superconverge's own command line
+        parser = " (an argparse parser in it?)" if error.code == EXIT_USAGE else ""
+        raise RunFailure(
+            f"{flag} {spec} {_exited(error)} instead of returning{parser}; fix that function"
+        ) from error
     except Exception as error:
         raise RunFailure(
             f"{flag} {spec} raised {type(error).__name__}: {error}; fix that function"
         ) from error
+
+
+def _exited(error: SystemExit) -> str:
+    """``called sys.exit(2)``, for an entry point that exited instead of returning."""
+    return f"called sys.exit({'' if error.code is None else repr(error.code)})"
 
 
 def model_from_flag(

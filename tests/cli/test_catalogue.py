@@ -509,6 +509,43 @@ CASES = {
         "plan.json: not a tune plan: max_lr missing",
         lambda tmp_path: _plan(tmp_path, max_lr="<drop>"),
     ),
+    # a hand-edited data_options or loss: num_workers -3 failed in the loader (exit 1), an
+    # unknown key was ignored, a plan's loss was blamed on a --loss flag nobody gave
+    "fit-plan-data-options-num-workers": (
+        FIT,
+        2,
+        "--plan {tmp}/plan.json: data_options num_workers must be an integer >= 0, got -3",
+        lambda tmp_path: _plan(tmp_path, data_options={"num_workers": -3}),
+    ),
+    "fit-plan-data-options-unknown-key": (
+        FIT,
+        2,
+        "--plan {tmp}/plan.json: unknown data_options: ['num_worker']",
+        lambda tmp_path: _plan(tmp_path, data_options={"num_worker": 2}),
+    ),
+    "fit-plan-loss-unknown": (
+        FIT,
+        2,
+        "--plan {tmp}/plan.json: loss must be one of cross_entropy, mse,",
+        lambda tmp_path: _plan(tmp_path, loss="hinge"),
+    ),
+    "fit-plan-metric-unknown": (
+        FIT,
+        2,
+        "--plan {tmp}/plan.json: metrics must be one of accuracy,",
+        lambda tmp_path: _plan(tmp_path, data_options={"metrics": ["f7"]}),
+    ),
+    # refused before --force moved the run in --out aside (it was left in refit/previous-*/)
+    "fit-force-with-a-bad-plan-moves-nothing": (
+        f"{FIT} --force",
+        2,
+        "--plan {tmp}/plan.json: data_options precision must be one of auto, 32, bf16, fp16",
+        lambda tmp_path: (
+            _plan(tmp_path, data_options={"precision": "fp8"}),
+            _text("refit/plan.json", json.dumps(GOOD_PLAN))(tmp_path),
+            _text("refit/history.json", json.dumps(GOOD_HISTORY))(tmp_path),
+        ),
+    ),
     "fit-plan-epochs-a-string": (
         FIT,
         2,

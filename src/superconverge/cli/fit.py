@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -150,9 +151,11 @@ def _task_of(args: argparse.Namespace, plan: Any, sized: bool) -> dict[str, Any]
     names instead (entry points the user named or trusts: `_refuse_plan_code` ran first)."""
     from superconverge.losses import CUSTOM
 
-    saved = plan.data_options
+    saved = _checked_options(args, plan)
     task: dict[str, Any] = {
-        "metrics": metrics_from_flags(args.metrics or saved.get("metrics")),
+        "metrics": _from_plan(args.metrics is None, args, "metrics", "--metric")(
+            metrics_from_flags, args.metrics or saved.get("metrics")
+        ),
         "num_workers": saved.get("num_workers", 0),
         # a stream's epoch length; data of known size has its own (a plan from a stream refit
         # on tensors, or an older plan that recorded the flag for tensors, which ignored it)
@@ -173,8 +176,70 @@ def _task_of(args: argparse.Namespace, plan: Any, sized: bool) -> dict[str, Any]
             "plan cannot hold: name it with --loss module:function (or a built-in loss)"
         )
     if loss is not None:
-        task["loss_fn"] = loss_from_flag(loss)
+        task["loss_fn"] = _from_plan(args.loss is None, args, "loss", "--loss")(
+            loss_from_flag, loss
+        )
     return task
+
+
+# what tune saves in plan.json's data_options (`saved_flags`): the flags that read the data
+_SAVED_OPTIONS = ("loss", "metrics", "num_workers", "steps_per_epoch", "val_steps", "test_steps",
+                  "batch_fn", "collate_fn", "device", "precision")  # fmt: skip
+
+
+def _checked_options(args: argparse.Namespace, plan: Any) -> dict[str, Any]:
+    """plan.json's data_options, each key known and each value of its kind, or a UsageError
+    naming the plan and the option (a hand-edited num_workers -3 failed in the loader with
+    exit 1; an unknown key was ignored)."""
+    from superconverge.training.device import PRECISIONS
+
+    saved: dict[str, Any] = plan.data_options
+    unknown = sorted(set(saved) - set(_SAVED_OPTIONS))
+    if unknown:
+        raise UsageError(f"--plan {args.plan}: unknown data_options: {unknown}")
+
+    def count(value: Any, least: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+    allowed: dict[str, tuple[str, Callable[[Any], bool]]] = {
+        "num_workers": ("an integer >= 0", lambda v: count(v, 0)),
+        "steps_per_epoch": ("an integer >= 1 or null", lambda v: v is None or count(v, 1)),
+        "val_steps": ("an integer >= 1 or null", lambda v: v is None or count(v, 1)),
+        "test_steps": ("an integer >= 1 or null", lambda v: v is None or count(v, 1)),
+        "precision": (f"one of {', '.join(PRECISIONS)}", lambda v: v in PRECISIONS),
+        "metrics": (
+            "a list of metric names or null",
+            lambda v: v is None or (isinstance(v, list) and all(isinstance(m, str) for m in v)),
+        ),
+    }
+    for key, (what, fits) in allowed.items():
+        if key in saved and not fits(saved[key]):
+            raise UsageError(
+                f"--plan {args.plan}: data_options {key} must be {what}, got {saved[key]!r}"
+            )
+    for key in ("loss", "batch_fn", "collate_fn", "device"):
+        if saved.get(key) is not None and not isinstance(saved[key], str):
+            raise UsageError(
+                f"--plan {args.plan}: data_options {key} must be a name or null, got {saved[key]!r}"
+            )
+    return saved
+
+
+def _from_plan(
+    from_plan: bool, args: argparse.Namespace, name: str, flag: str
+) -> Callable[..., Any]:
+    """Call a flag's converter on a value that came from the plan (`from_plan`) with its
+    refusal restated to name the plan's field, not a flag the user did not give."""
+
+    def convert(converter: Callable[..., Any], value: Any) -> Any:
+        try:
+            return converter(value)
+        except UsageError as error:
+            if not from_plan or not str(error).startswith(flag + " "):
+                raise
+            raise UsageError(f"--plan {args.plan}: {name}{str(error)[len(flag) :]}") from None
+
+    return convert
 
 
 def _optimizer_of(args: argparse.Namespace, plan: Any) -> Any:
@@ -232,6 +297,10 @@ def run(args: argparse.Namespace) -> int:
             f"{len(splits.train)} training samples of {splits.name}"
         )
     factory = _factory(args, plan, splits)
+    from superconverge.data.sources import known_size
+
+    # before the folder is claimed: a refusal must not have moved a --force's run aside
+    task = _task_of(args, plan, known_size(splits.train))
     out = args.out or args.plan.parent / "refit"
     if args.resume:
         if args.force:
@@ -255,7 +324,6 @@ def run(args: argparse.Namespace) -> int:
     if aside is not None:
         print(f"fit: moved the previous run to {aside}; it is deleted once this run finishes")
     from superconverge.data import default_augment
-    from superconverge.data.sources import known_size
     from superconverge.tuning.settings import RecipeSettings
 
     try:
@@ -271,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
             # the guard of tune's final run: a divergence restores the epoch's start and goes
             # on at half the LR, so the same plan on the same data trains what tune trained
             backoff=RecipeSettings().backoff_retries,
-            **_task_of(args, plan, known_size(splits.train)),
+            **task,
         )
     except KeyboardInterrupt:  # one line: what was kept and how to go on
         raise KeyboardInterrupt(f"interrupted: {_kept(args, plan, out)}") from None

@@ -308,9 +308,8 @@ def run(args: argparse.Namespace) -> int:
                 "--resume continues the run in --out and --force replaces it; pass one"
             )
         if _finished_fit(out):
-            print(
-                f"fit: {out} holds a finished run: nothing to resume (its results: {out / 'plan.json'})"
-            )
+            results = out / "plan.json"
+            print(f"fit: {out} holds a finished run: nothing to resume (its results: {results})")
             return 0
         _check_resumable(args, plan, out)
     else:

@@ -346,7 +346,9 @@ def run(args: argparse.Namespace) -> int:
         if error.errno in NO_ROOM:
             # not "choose another --out", which starts again: the checkpoint keeps its epochs
             when = f"once you {make_room(error)}, "
-            raise RunFailure(f"{error.strerror or error}; {_kept(args, plan, out, when)}") from None
+            raise RunFailure(
+                f"{error.strerror or error}; {_kept(args, plan, out, when)}"
+            ) from error
         _crashed(error, args, plan, out)
         raise
     except (ValueError, TypeError) as error:

@@ -270,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
             # not "choose another --out", which would start again: the journal keeps the search
             when = f"once you {make_room(error)}, "
             kept = f"nothing measured yet; {when}run the same command again" if removed else ""
-            raise RunFailure(f"{error.strerror or error}; {kept or _kept(out, when)}") from None
+            raise RunFailure(f"{error.strerror or error}; {kept or _kept(out, when)}") from error
         status, message = explain(error, args.parser)
         if status == EXIT_FAILURE and not isinstance(error, (RunFailure, FolderBusyError)):
             # a crash mid-run (a read error of the data, out of memory, a bug): the journal
@@ -452,7 +452,7 @@ def _tune_and_report(
         raise RunFailure(
             f"{error.strerror or error}: the run finished and is saved in {out}; once you "
             f"{make_room(error)}, render its report with: superconverge report {out}"
-        ) from None
+        ) from error
     seconds = time.perf_counter() - start
     _print_plan(plan)
     earlier = getattr(args, "earlier_seconds", 0.0)  # a resume: the seconds spent before it

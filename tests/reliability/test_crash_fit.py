@@ -190,3 +190,24 @@ def test_cli_fit_resume_without_a_checkpoint_of_the_plan_is_refused(tmp_path):
     both = run("cli", "fit", "--plan", plan, "--out", out, "--resume", "--force", expect=2)
     assert "--resume continues the run in --out and --force replaces it; pass one" in both.stderr
     run("cli", "fit", "--plan", plan, "--out", out, "--force")  # what the line said
+
+
+def test_cli_fit_force_interrupted_names_the_run_it_replaces_and_resume_deletes_it(tmp_path):
+    # a --force fit stopped mid-run left the run it replaced in previous-*/ without a word, and
+    # its --resume never deleted it (only a run started with --force did, once finished)
+    plan = _cli_plan(tmp_path)
+    out = tmp_path / "out"
+    command = ("fit", "--plan", plan, "--out", out)
+    run("cli", *command)
+    old = load_checkpoint(out / "checkpoint.pt")["model"]
+    stopped = run("cli", *command, "--force", cues=("--signal", "INT", "--kill-step", "30"),
+                  expect=130)  # fmt: skip
+    (aside,) = [p for p in out.iterdir() if p.name.startswith("previous-")]
+    assert f"holds epoch 1 of 3; the run it replaces is in {aside}/ until this one finishes; " in (
+        stopped.stderr
+    )
+    assert_same_weights(old, load_checkpoint(aside / "checkpoint.pt")["model"], "moved aside")
+    resumed = run("cli", *command, "--resume")
+    assert f"fit: deleted the previous run {aside}" in resumed.stdout
+    assert not aside.exists()
+    assert_same_weights(old, load_checkpoint(out / "checkpoint.pt")["model"], "after --resume")

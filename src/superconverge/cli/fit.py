@@ -319,8 +319,8 @@ def run(args: argparse.Namespace) -> int:
 
     # --force over a run: moved aside whole first (its report, journal and range tests would
     # otherwise stay beside this run's files), deleted once this run is written
-    aside = move_aside(out) if args.force else None
-    if aside is not None:
+    aside = move_aside(out) if args.force else _replaced(out) if args.resume else None
+    if aside is not None and args.force:
         print(f"fit: moved the previous run to {aside}; it is deleted once this run finishes")
     from superconverge.data import default_augment
     from superconverge.tuning.settings import RecipeSettings
@@ -383,6 +383,7 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomically(out / "plan.json", plan.to_json())
     if aside is not None:
         discard(aside)
+        print(f"fit: deleted the previous run {aside}")
     test = plan.results.get("test", {})
     scores = f"; {scores_line(test)}" if test else ""
     epochs = len(history.epochs)
@@ -433,16 +434,31 @@ def _kept(args: argparse.Namespace, plan: Any, out: Path, when: str = "") -> str
     """What a stopped fit left in `out` and how to go on from it, `when` the user has done
     what it says first."""
     done = _epochs_saved(plan, out)
+    aside = _replaced(out)
+    replaced = (
+        "" if aside is None else f"; the run it replaces is in {aside}/ until this one finishes"
+    )
     if done is None:  # stopped in its first epoch: no checkpoint yet
         # its history.json of no epoch is in the way of the same command: --force replaces it
         return (
-            f"no checkpoint of an epoch was saved, nothing kept; {when}start again with: "
-            f"{_command(args, '--force')}"
+            f"no checkpoint of an epoch was saved, nothing kept{replaced}; {when}start again "
+            f"with: {_command(args, '--force')}"
         )
     return (
-        f"{out / 'checkpoint.pt'} holds epoch {done} of {plan.epochs}; {when}continue with: "
-        f"{_command(args, '--resume')}"
+        f"{out / 'checkpoint.pt'} holds epoch {done} of {plan.epochs}{replaced}; {when}continue "
+        f"with: {_command(args, '--resume')}"
     )
+
+
+def _replaced(out: Path) -> Path | None:
+    """The run the fit in `out` replaced (--force), still waiting until that fit finishes: the
+    newest previous-* subfolder, since a later --force would have moved this fit aside too."""
+    from superconverge._run_folder import PREVIOUS
+
+    if not out.is_dir():
+        return None
+    asides = sorted(p for p in out.iterdir() if p.is_dir() and p.name.startswith(PREVIOUS))
+    return asides[-1] if asides else None
 
 
 def _crashed(error: Exception, args: argparse.Namespace, plan: Any, out: Path) -> None:

@@ -1,6 +1,7 @@
 import json
 
 from superconverge.cli.main import main
+from tests.cli.plans import digits_plan
 
 
 def test_a_missing_plan_is_named(tmp_path, capsys):
@@ -27,21 +28,7 @@ def test_a_plan_from_the_python_api_has_nothing_to_rebuild(tmp_path, capsys):
 
 
 def _digits_plan(tmp_path, **changes):
-    plan = {
-        "epochs": 1,
-        "batch_size": 64,
-        "max_lr": 0.1,
-        "min_lr": 0.01,
-        "weight_decay": 0.0,
-        "momentum": [0.95, 0.85],
-        "data": "digits",
-        "model": "mlp",
-        "model_options": {"in_features": 64, "num_classes": 10},
-        **changes,
-    }
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(plan))
-    return path
+    return digits_plan(tmp_path, **changes)
 
 
 def test_a_plan_naming_built_in_data_and_model_runs_and_writes_its_results(tmp_path, capsys):

@@ -10,6 +10,7 @@ import pytest
 from superconverge.cli import fit, lr_find, report, reproduce, schedule, tune
 from superconverge.cli._common import RunFailure, cli_logging
 from superconverge.cli.main import SUBCOMMANDS, build_parser, main
+from tests.cli.plans import digits_plan
 
 
 def test_one_module_per_subcommand_each_with_add_parser_and_run():
@@ -120,22 +121,7 @@ def test_help_shows_the_default_of_every_flag_that_has_one(command, capsys):
 
 def _fit_plan(tmp_path):
     """A saved plan on the bundled digits: one epoch of the MLP (a few seconds)."""
-    import json
-
-    plan = {
-        "epochs": 1,
-        "batch_size": 64,
-        "max_lr": 0.1,
-        "min_lr": 0.01,
-        "weight_decay": 0.0,
-        "momentum": [0.95, 0.85],
-        "data": "digits",
-        "model": "mlp",
-        "model_options": {"in_features": 64, "num_classes": 10},
-    }
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(plan))
-    return str(path)
+    return str(digits_plan(tmp_path))
 
 
 def test_quiet_and_verbose_set_what_reaches_stderr(tmp_path, capsys, monkeypatch):

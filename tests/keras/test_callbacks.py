@@ -83,11 +83,20 @@ def test_a_compiled_train_step_is_refused_because_it_would_freeze_momentum(digit
         model.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(OneCycle(10, 0.1))])
 
 
-def _past_end_warnings(fit):
+def _warnings_saying(text, fit):
+    """The messages of the warnings `fit()` gave that contain `text`."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit()
-    return [str(w.message) for w in caught if "training reached step" in str(w.message)]
+    return [str(w.message) for w in caught if text in str(w.message)]
+
+
+def _past_end_warnings(fit):  # the callback's
+    return _warnings_saying("training reached step", fit)
+
+
+def _schedule_warnings(fit):  # the schedule's own
+    return _warnings_saying("was asked for step", fit)
 
 
 def test_training_past_total_steps_warns_once_with_the_fix(digits):
@@ -128,13 +137,6 @@ def test_the_suggested_total_steps_counts_only_the_epochs_a_resumed_fit_runs(dig
     assert message.endswith("(total_steps=20 reaches the end of this fit)")
 
 
-def _schedule_warnings(fit):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fit()
-    return [str(w.message) for w in caught if "was asked for step" in str(w.message)]
-
-
 def test_a_schedule_used_without_the_callback_warns_once_past_its_end(digits):
     # total_steps=epochs (a common slip) held the LR at ~0 for the rest of training, silently
     x, y = digits
@@ -159,8 +161,10 @@ def test_with_the_callback_only_its_warning_is_shown(digits):
     x, y = x[:320], y[:320]
     schedule = OneCycle(15, 0.1)
     model = make_model(keras.optimizers.SGD(schedule, momentum=0.9))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[CyclicMomentum(schedule)])
-    messages = [str(w.message) for w in caught if "step" in str(w.message)]
+    messages = _warnings_saying(
+        "step",
+        lambda: model.fit(
+            x, y, batch_size=32, epochs=2, verbose=0, callbacks=[CyclicMomentum(schedule)]
+        ),
+    )
     assert len(messages) == 1 and messages[0].startswith("CyclicMomentum: the plan has 15 steps")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.plans import digits_plan
+
 resource = pytest.importorskip("resource")  # POSIX only
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,22 +80,7 @@ def test_a_report_that_does_not_fit_says_the_run_is_saved_and_how_to_render_it(t
 
 
 def test_fit_stopped_by_the_file_size_limit_names_it_and_says_how_to_start_again(tmp_path):
-    plan = tmp_path / "plan.json"
-    plan.write_text(
-        json.dumps(
-            {
-                "epochs": 2,
-                "batch_size": 64,
-                "max_lr": 0.1,
-                "min_lr": 0.01,
-                "weight_decay": 0.0,
-                "momentum": [0.95, 0.85],
-                "data": "digits",
-                "model": "mlp",
-                "model_options": {"in_features": 64, "num_classes": 10},
-            }
-        )
-    )
+    plan = digits_plan(tmp_path, epochs=2)
     out = tmp_path / "out"
     failed = superconverge("fit", "--plan", str(plan), "--out", str(out), limit_kib=150)
     assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr

@@ -14,20 +14,9 @@ import shlex
 import pytest
 
 from superconverge.cli.main import main
+from tests.cli.plans import DIGITS_PLAN
 
-GOOD_PLAN = {
-    "epochs": 1,
-    "batch_size": 64,
-    "max_lr": 0.1,
-    "min_lr": 0.01,
-    "weight_decay": 0.0,
-    "momentum": [0.95, 0.85],
-    "policy": "smith",
-    "seed": 0,
-    "data": "digits",
-    "model": "mlp",
-    "model_options": {"in_features": 64, "num_classes": 10},
-}
+GOOD_PLAN = DIGITS_PLAN
 GOOD_HISTORY = {
     "status": "completed",
     "epochs": [{"epoch": 1.0, "train_loss": 1.0, "val_loss": "nan"}],

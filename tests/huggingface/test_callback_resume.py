@@ -44,3 +44,18 @@ def test_a_resume_into_a_run_of_another_length_says_the_lr_jumps(tmp_path):
         warnings.simplefilter("always")
         _train(tmp_path / "same", 8, resume=checkpoint)
     assert not [w for w in same if "OneCycleCallback:" in str(w.message)]
+
+
+def test_a_checkpoint_without_the_callbacks_state_resumes_and_saves_again(tmp_path):
+    # a checkpoint of the previous release (the callback kept no state) or of a run without the
+    # callback: the Trainer's next save read stateful_callbacks["OneCycleCallback"] (KeyError)
+    import json
+
+    _train(tmp_path, 8)
+    state_file = tmp_path / "checkpoint-4" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state["stateful_callbacks"].pop("OneCycleCallback")
+    state_file.write_text(json.dumps(state))
+    _train(tmp_path / "resumed", 8, resume=str(tmp_path / "checkpoint-4"))
+    saved = json.loads((tmp_path / "resumed" / "checkpoint-8" / "trainer_state.json").read_text())
+    assert saved["stateful_callbacks"]["OneCycleCallback"]["attributes"] == {"cycle_steps": 8}

@@ -127,6 +127,10 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
         self.cycle_steps = self.plan.total_steps
         self.scheduler = HyperparamScheduler(optimizer, self.plan)
         self._write(state.global_step)  # update global_step: 0, or the checkpoint's on resume
+        # a checkpoint from before this callback kept a state (or of a run without it): the
+        # Trainer's next save reads stateful_callbacks[our name] with no fallback (KeyError)
+        if isinstance(getattr(state, "stateful_callbacks", None), dict):
+            state.stateful_callbacks.setdefault(type(self).__name__, self.state())
 
     def state(self) -> dict[str, Any]:
         """What each checkpoint's ``trainer_state.json`` keeps of this callback (transformers'

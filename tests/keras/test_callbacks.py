@@ -148,8 +148,11 @@ def test_a_schedule_used_without_the_callback_warns_once_past_its_end(digits):
         model.fit(x, y, batch_size=32, epochs=epochs, verbose=0)
 
     assert _schedule_warnings(lambda: fit(3)) == []  # steps 0..29: exactly the plan
+    # reading the LR after an exact fit (Keras's TensorBoard callback, a notebook) asks for
+    # step 30, where nothing was trained past the plan
+    assert _schedule_warnings(lambda: float(model.optimizer.learning_rate)) == []
     assert _schedule_warnings(lambda: fit(1)) == [
-        "OneCycle: the plan has 30 steps (total_steps) and was asked for step 30; the LR "
+        "OneCycle: the plan has 30 steps (total_steps) and was asked for step 31; the LR "
         "holds its final value (4e-07) for the rest of training: build the schedule with "
         "total_steps = epochs * steps_per_epoch"
     ]

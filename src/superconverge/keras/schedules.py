@@ -105,14 +105,16 @@ class PlanSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return self._lr(step)
 
     def _warn_past_end(self, step: Any) -> None:
-        """Warn once when the optimizer asks for an LR past the plan's last step (a concrete
+        """Warn once when the optimizer asks for an LR past the plan's end (a concrete
         step only: inside a compiled step it has no value). `CyclicMomentum` warns first, with
         the total_steps its fit needs, and marks this schedule warned."""
         total = self.plan.total_steps
         if total is None or getattr(self, "warned_past_end", False):
             return
         number = concrete_step(step)
-        if number is None or number < total:
+        # step == total is what a read after an exact fit sees (Keras's TensorBoard callback,
+        # a notebook reading optimizer.learning_rate): only a step past it was trained past
+        if number is None or number <= total:
             return
         self.warned_past_end = True
         warnings.warn(

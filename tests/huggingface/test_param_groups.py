@@ -47,3 +47,15 @@ def test_group_lrs_of_their_own_are_warned_about_and_lr_scale_keeps_them(tmp_pat
     assert not [w for w in caught if "OneCycleCallback:" in str(w.message)]  # lr_scale says how
     plan = callback.plan
     assert seen == [pytest.approx([plan.lr(k) * 0.01, plan.lr(k)]) for k in range(4)]
+
+
+def test_one_cycle_trainer_warns_about_group_lrs_of_their_own_too(tmp_path):
+    from superconverge.huggingface import OneCycleTrainer
+
+    model = tiny_bert()
+    trainer = OneCycleTrainer(
+        model=model, args=arguments(tmp_path, max_steps=4), train_dataset=RandomIds(),
+        optimizers=(_groups(model), None), max_lr=1e-3,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match=r"OneCycleTrainer: .* LRs of their own \(1e-05, 0.001\)"):
+        trainer.train()

@@ -90,3 +90,12 @@ def test_a_resume_without_its_range_test_says_so(tmp_path):
     again = _one_cycle_trainer(tiny_bert(), tmp_path / "run2")
     with pytest.warns(UserWarning, match=r"OneCycleTrainer: resuming from .*checkpoint-2 without"):
         again.train(resume_from_checkpoint=str(checkpoint))
+
+
+def test_resume_true_with_no_checkpoint_is_refused_before_the_sweep(tmp_path):
+    # it warned "resuming from None without its range test", swept, then the Trainer refused
+    CountingBert.calls = 0
+    trainer = _one_cycle_trainer(tiny_bert(CountingBert), tmp_path / "empty")
+    with pytest.raises(ValueError, match=r"resume_from_checkpoint=True: no checkpoint-N folder"):
+        trainer.train(resume_from_checkpoint=True)
+    assert CountingBert.calls == 0

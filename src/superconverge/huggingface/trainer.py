@@ -16,6 +16,7 @@ import transformers
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from superconverge._checks import check_momentum
+from superconverge._files import write_text_atomically
 from superconverge.finder.result import RangeTestResult
 from superconverge.finder.sweep import check_sweep_arguments
 from superconverge.pytorch.external_loop import (
@@ -25,6 +26,7 @@ from superconverge.pytorch.external_loop import (
     check_has_momentum,
     check_run_length,
     sweep,
+    warn_if_group_lrs_differ,
 )
 from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
@@ -402,7 +404,7 @@ class OneCycleTrainer(transformers.Trainer):
                 self.lr_find_result = self.run_lr_find()
                 if self.is_world_process_zero():
                     saved.parent.mkdir(parents=True, exist_ok=True)
-                    saved.write_text(self.lr_find_result.to_json())
+                    write_text_atomically(saved, self.lr_find_result.to_json())
             if self.lr_find_result.max_lr is None:
                 raise RuntimeError(
                     f"the range test gave no max_lr: {self.lr_find_result.reason}; pass max_lr"
@@ -419,6 +421,11 @@ class OneCycleTrainer(transformers.Trainer):
         checkpoint = resume_from_checkpoint
         if isinstance(checkpoint, bool):  # True: the Trainer's last checkpoint in output_dir
             checkpoint = get_last_checkpoint(str(self.args.output_dir))  # type: ignore[no-untyped-call]
+            if checkpoint is None:  # the Trainer refuses it itself: said before any sweep
+                raise ValueError(
+                    f"resume_from_checkpoint=True: no checkpoint-N folder in {self.args.output_dir}"
+                    " to resume from; train without it, or name the checkpoint's folder"
+                )
         candidates = [Path(str(self.args.output_dir)) / LR_FIND_FILE]
         if checkpoint:
             folder = Path(str(checkpoint))
@@ -443,7 +450,7 @@ class OneCycleTrainer(transformers.Trainer):
             folder = Path(self._get_output_dir(trial=trial))
             checkpoint = folder / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
             if checkpoint.is_dir():
-                (checkpoint / LR_FIND_FILE).write_text(self.lr_find_result.to_json())
+                write_text_atomically(checkpoint / LR_FIND_FILE, self.lr_find_result.to_json())
 
     def run_lr_find(self) -> RangeTestResult:
         """`lr_find` with this Trainer's data, collator, loss and optimizer: the one passed as
@@ -510,6 +517,7 @@ class OneCycleTrainer(transformers.Trainer):
             if target is None:
                 raise RuntimeError("OneCycleTrainer: create the optimizer before the scheduler")
             check_has_momentum(target, self.momentum, "OneCycleTrainer")
+            warn_if_group_lrs_differ(target, "OneCycleTrainer")
             self._check_run_length(num_training_steps)
             self.lr_scheduler = one_cycle_scheduler(  # type: ignore[assignment]
                 num_training_steps,

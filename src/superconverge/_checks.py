@@ -37,6 +37,19 @@ def check_count(name: str, value: object, minimum: int = 1) -> int:
     return value
 
 
+def check_max_lr(value: object, *, optional: bool = False) -> float | None:
+    """A peak LR: a finite number > 0 (None too where `optional`: the range test picks it).
+    One message for every front end; TypeError for a value that is no number."""
+    if value is None and optional:
+        return None
+    allowed = "a finite number > 0" + (" or None" if optional else "")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"max_lr must be {allowed}, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"max_lr must be {allowed}, got {value!r}")
+    return float(value)
+
+
 def check_flag(name: str, value: object) -> bool:
     """True or False, nothing that merely tests as one (``"yes"``, 0, None)."""
     if not isinstance(value, bool):

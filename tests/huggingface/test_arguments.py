@@ -38,7 +38,7 @@ def test_a_short_warmup_fraction_is_accepted_and_followed(tmp_path):
     ("settings", "error", "message"),
     [
         ({"momentum": 0.9}, ValueError, "momentum must be None or a (high, low) pair, got 0.9"),
-        ({"max_lr": "3e-4"}, ValueError, "max_lr must be a finite number > 0, got '3e-4'"),
+        ({"max_lr": "3e-4"}, TypeError, "max_lr must be a finite number > 0, got '3e-4'"),
         ({"min_lr": 1e-2}, ValueError, "min_lr must be <= max_lr (0.001), got 0.01"),
     ],
     ids=["momentum-float", "max_lr-str", "min_lr-above"],
@@ -52,8 +52,9 @@ def test_callback_settings_are_named(settings, error, message):
 @pytest.mark.parametrize(
     ("settings", "error", "message"),
     [
-        ({"max_lr": "1e-3"}, ValueError, "max_lr must be a finite number > 0 or None, got '1e-3'"),
-        ({"max_lr": True}, ValueError, "max_lr must be a finite number > 0 or None, got True"),
+        ({"max_lr": "1e-3"}, TypeError, "max_lr must be a finite number > 0 or None, got '1e-3'"),
+        ({"max_lr": True}, TypeError, "max_lr must be a finite number > 0 or None, got True"),
+        ({"max_lr": -1.0}, ValueError, "max_lr must be a finite number > 0 or None, got -1.0"),
         ({"momentum": 0.9}, ValueError, "momentum must be None or a (high, low) pair, got 0.9"),
         ({"fine_tuning": "yes"}, TypeError, "fine_tuning must be True or False, got 'yes'"),
         (
@@ -88,7 +89,8 @@ def test_callback_settings_are_named(settings, error, message):
         ),
     ],
     ids=[
-        "max_lr-str", "max_lr-bool", "momentum-float", "fine_tuning", "cycle-unknown",
+        "max_lr-str", "max_lr-bool", "max_lr-negative", "momentum-float", "fine_tuning",
+        "cycle-unknown",
         "cycle-momentum", "cycle-value", "find-unknown", "find-own", "find-value",
     ],
 )  # fmt: skip

@@ -119,18 +119,18 @@ def test_resume_from_a_mid_epoch_checkpoint_continues_the_cycle_exactly(sst2, tm
 
 
 @pytest.mark.parametrize(
-    ("settings", "message"),
+    ("settings", "error", "message"),
     [
-        ({"max_lr": 0.0}, "max_lr must be a finite number > 0, got 0.0"),
-        ({"max_lr": float("nan")}, "max_lr must be a finite number > 0"),
-        ({"max_lr": True}, "max_lr must be a finite number > 0, got True"),
-        ({"max_lr": 1e-3, "warmup_fraction": 1.0}, "warmup_fraction"),
-        ({"max_lr": 1e-3, "momentum": (0.95,)}, "momentum"),
+        ({"max_lr": 0.0}, ValueError, "max_lr must be a finite number > 0, got 0.0"),
+        ({"max_lr": float("nan")}, ValueError, "max_lr must be a finite number > 0"),
+        ({"max_lr": True}, TypeError, "max_lr must be a finite number > 0, got True"),
+        ({"max_lr": 1e-3, "warmup_fraction": 1.0}, ValueError, "warmup_fraction"),
+        ({"max_lr": 1e-3, "momentum": (0.95,)}, ValueError, "momentum"),
     ],
     ids=["zero", "nan", "bool", "warmup_fraction", "momentum"],
 )
-def test_invalid_settings_are_refused_at_construction(settings, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+def test_invalid_settings_are_refused_at_construction(settings, error, message):
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
         OneCycleCallback(**settings)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
@@ -10,7 +9,7 @@ import torch
 import transformers
 from torch.optim.lr_scheduler import LRScheduler
 
-from superconverge._checks import check_momentum
+from superconverge._checks import check_max_lr, check_momentum
 from superconverge.pytorch.external_loop import (
     check_cycle_settings,
     check_has_momentum,
@@ -85,14 +84,7 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
         final_lr: float | None = None,
         three_phase: bool = False,
     ) -> None:
-        if (
-            isinstance(max_lr, bool)
-            or not isinstance(max_lr, (int, float))
-            or not math.isfinite(max_lr)
-            or max_lr <= 0
-        ):
-            raise ValueError(f"max_lr must be a finite number > 0, got {max_lr!r}")
-        self.max_lr = float(max_lr)
+        self.max_lr = float(check_max_lr(max_lr))  # type: ignore[arg-type]
         self.settings: dict[str, Any] = {
             "momentum": check_momentum(momentum),
             "warmup_fraction": warmup_fraction,

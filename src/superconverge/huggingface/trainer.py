@@ -15,7 +15,7 @@ import torch
 import transformers
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from superconverge._checks import check_momentum
+from superconverge._checks import check_max_lr, check_momentum
 from superconverge._files import write_text_atomically
 from superconverge.finder.result import RangeTestResult
 from superconverge.finder.sweep import check_sweep_arguments
@@ -342,13 +342,7 @@ class OneCycleTrainer(transformers.Trainer):
         **kwargs: Any,
     ) -> None:
         # every setting now, before the Trainer's set-up, the range test and the first update
-        if max_lr is not None and (
-            isinstance(max_lr, bool)
-            or not isinstance(max_lr, (int, float))
-            or not math.isfinite(max_lr)
-            or max_lr <= 0
-        ):
-            raise ValueError(f"max_lr must be a finite number > 0 or None, got {max_lr!r}")
+        check_max_lr(max_lr, optional=True)
         if not isinstance(fine_tuning, bool):
             raise TypeError(f"fine_tuning must be True or False, got {fine_tuning!r}")
         momentum = check_momentum(momentum)

@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader, rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
+from superconverge._checks import check_max_lr
 from superconverge._warnings import warn
 from superconverge.finder.result import RangeTestResult
 from superconverge.finder.sweep import check_sweep_arguments, sweep_settings
@@ -167,13 +168,7 @@ class OneCycle(pl.Callback):
         diverge_factor: float = 4.0,
         rule: str = "minimum",
     ) -> None:
-        if max_lr is not None and (
-            isinstance(max_lr, bool)
-            or not isinstance(max_lr, (int, float))
-            or not math.isfinite(max_lr)
-            or max_lr <= 0
-        ):
-            raise ValueError(f"max_lr must be a finite number > 0 or None, got {max_lr!r}")
+        check_max_lr(max_lr, optional=True)
         # the cycle's settings now, not after Lightning's set-up and the range test
         check_cycle_settings(
             max_lr,

@@ -6,14 +6,13 @@ With `pytorch/scheduler.py`, the only code that writes ``optimizer.param_groups`
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from superconverge._checks import check_choice
+from superconverge._checks import check_choice, check_max_lr
 from superconverge.pytorch.scheduler import spread_max_lr
 
 # name -> (class, the settings it starts from; the scheduler overwrites lr and momentum)
@@ -157,9 +156,8 @@ def for_max_lr(
     one optimizer group per entry of `param_groups`: `old` is regrouped, keeping its state.
     """
     if isinstance(max_lr, (int, float)) and not isinstance(max_lr, bool):
-        if not math.isfinite(max_lr) or max_lr <= 0:
-            raise ValueError(f"max_lr must be a finite number > 0, got {max_lr!r}")
-        return old, float(max_lr), float(max_lr)
+        peak = check_max_lr(max_lr)
+        return old, peak, peak  # type: ignore[return-value]
     peaks = spread_max_lr(max_lr, len(param_groups))
     if len(old.param_groups) != len(param_groups):
         old = regroup(old, optimizer, param_groups, weight_decay)

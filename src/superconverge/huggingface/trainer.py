@@ -15,7 +15,7 @@ import torch
 import transformers
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from superconverge._checks import check_max_lr, check_momentum
+from superconverge._checks import check_flag, check_max_lr, check_momentum
 from superconverge._files import write_text_atomically
 from superconverge.finder.result import RangeTestResult
 from superconverge.finder.sweep import check_sweep_arguments
@@ -145,8 +145,7 @@ def lr_find(
     for name, function in (("compute_loss", compute_loss), ("prepare", prepare)):
         if function is not None and not callable(function):
             raise TypeError(f"{name} must be a function or None, got {function!r}")
-    if not isinstance(fine_tuning, bool):
-        raise TypeError(f"fine_tuning must be True or False, got {fine_tuning!r}")
+    check_flag("fine_tuning", fine_tuning)
     if max_grad_norm is not None and (
         isinstance(max_grad_norm, bool)
         or not isinstance(max_grad_norm, (int, float))
@@ -343,8 +342,7 @@ class OneCycleTrainer(transformers.Trainer):
     ) -> None:
         # every setting now, before the Trainer's set-up, the range test and the first update
         check_max_lr(max_lr, optional=True)
-        if not isinstance(fine_tuning, bool):
-            raise TypeError(f"fine_tuning must be True or False, got {fine_tuning!r}")
+        check_flag("fine_tuning", fine_tuning)
         momentum = check_momentum(momentum)
         cycle = _settings("one_cycle_settings", one_cycle_settings, ONE_CYCLE_KEYS)
         check_cycle_settings(max_lr, momentum=momentum, **cycle)

@@ -31,6 +31,8 @@ class FlakyRows(Rows):
     file system's hiccup)."""
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if os.environ.get("SUPERCONVERGE_TEST_FLAKY") == "oom":  # a machine out of memory
+            raise MemoryError
         if os.environ.get("SUPERCONVERGE_TEST_FLAKY"):
             raise OSError(errno.EIO, "Input/output error", "/mnt/data/test-rows.bin")
         return super().__getitem__(index)

@@ -369,3 +369,21 @@ def test_a_crash_mid_run_says_what_was_kept_and_how_to_resume(tmp_path, capsys, 
     monkeypatch.delenv("SUPERCONVERGE_TEST_FLAKY")
     assert main(["tune", "--resume", str(out)]) == 0
     assert json.loads((out / "plan.json").read_text())["results"]["test"]["loss"] > 0
+
+
+def test_out_of_memory_mid_run_points_at_a_new_run_not_at_resume(tmp_path, capsys, monkeypatch):
+    # "lower --batch-size" beside "continue with --resume", which keeps the batch size (and
+    # refuses --batch-size): the advice contradicted itself
+    out = tmp_path / "run"
+    flags = ["--data", "tests.cli.entry_data:flaky_test_split", "--model",
+             "tests.cli.entry_data:regressor", "--loss", "mse", "--epochs", "1", "--batch-size",
+             "16", "--optimizer", "sgd", "--out", str(out)]  # fmt: skip
+    monkeypatch.setenv("SUPERCONVERGE_TEST_FLAKY", "oom")
+    assert main(["tune", *flags]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        "superconverge tune: error: out of memory; lower --batch-size or use a smaller --model "
+        f"in a new run: add --force (it moves {out} aside; --resume would keep the batch size "
+        "and model that ran out of memory)"
+    ), err
+    assert "Traceback" not in err and (out / "journal.json").is_file()  # nothing removed

@@ -272,6 +272,11 @@ def run(args: argparse.Namespace) -> int:
             kept = f"nothing measured yet; {when}run the same command again" if removed else ""
             raise RunFailure(f"{error.strerror or error}; {kept or _kept(out, when)}") from error
         status, message = explain(error, args.parser)
+        if isinstance(error, MemoryError) and not removed:  # --resume keeps what ran out
+            raise RunFailure(
+                f"{message} in a new run: add --force (it moves {out} aside; --resume would "
+                "keep the batch size and model that ran out of memory)"
+            ) from error
         if status == EXIT_FAILURE and not isinstance(error, (RunFailure, FolderBusyError)):
             # a crash mid-run (a read error of the data, out of memory, a bug): the journal
             # keeps what was measured, which the line alone did not say

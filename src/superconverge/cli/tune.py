@@ -173,7 +173,7 @@ _budget = _finite("a number > 0 (final runs' worth of samples)", lambda number: 
 
 
 def run(args: argparse.Namespace) -> int:
-    from superconverge.pytorch.distributed import launched_ranks, start_process_group, world
+    from superconverge.pytorch.distributed import launched_ranks, process_group, world
 
     if args.join is not None:
         return _join(args)
@@ -187,9 +187,13 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
     if launched_ranks() > 1:  # torchrun: rank 0 searches while the others wait (or take trials)
-        start_process_group(timeout_s=RANK_TIMEOUT_S)
-        if world()[0] > 0:
-            return _follow(args)
+        with process_group(timeout_s=RANK_TIMEOUT_S):
+            return _follow(args) if world()[0] > 0 else _lead(args)
+    return _lead(args)
+
+
+def _lead(args: argparse.Namespace) -> int:
+    """The run itself (rank 0 under torchrun): check the flags, search, train, report."""
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
     if not (args.budget > 0 and args.budget < float("inf")):

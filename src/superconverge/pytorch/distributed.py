@@ -53,6 +53,20 @@ def start_process_group(timeout_s: float) -> None:
     torch.distributed.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
 
 
+@contextlib.contextmanager
+def process_group(timeout_s: float) -> Iterator[None]:
+    """`start_process_group`, and destroy the group on the way out if it was started here: a
+    rank that exits with a live gloo group can abort in its exit (``terminate called without
+    an active exception``), and torchrun then stops the other ranks, rank 0 in its report."""
+    started = not torch.distributed.is_initialized()
+    start_process_group(timeout_s)
+    try:
+        yield
+    finally:
+        if started and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
 def broadcast_from_rank0(value: Any) -> Any:
     """Rank 0's `value` on every rank (any picklable object)."""
     box = [value]

@@ -387,3 +387,42 @@ def test_out_of_memory_mid_run_points_at_a_new_run_not_at_resume(tmp_path, capsy
         "and model that ran out of memory)"
     ), err
     assert "Traceback" not in err and (out / "journal.json").is_file()  # nothing removed
+
+
+def test_a_run_that_loses_the_race_for_a_new_folder_leaves_the_winners_files(
+    tmp_path, capsys, monkeypatch
+):
+    # two tunes started at once into the same new --out: both saw no folder; the one refused
+    # as busy removed the folder "it had made" (the lock file, at most a batch-size-only
+    # journal) from under the one at work
+    import subprocess
+    import sys
+    import textwrap
+
+    from superconverge.cli import tune as tune_cli
+
+    out = tmp_path / "run"
+    winner = None
+    made = tune_cli._create
+
+    def the_other_run_wins(folder):  # between this run's check and its lock
+        nonlocal winner
+        made(folder)
+        code = textwrap.dedent(f"""
+            import sys
+            from superconverge._files import FolderLock
+            FolderLock({str(folder)!r}).acquire()
+            print("held", flush=True)
+            sys.stdin.read()
+        """)
+        winner = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert winner.stdout.readline().strip() == "held"
+
+    monkeypatch.setattr(tune_cli, "_create", the_other_run_wins)
+    try:
+        assert main(["tune", "--epochs", "1", "--out", str(out)]) == 1
+        assert f"pid {winner.pid}" in capsys.readouterr().err  # the busy line names the winner
+        assert [p.name for p in out.iterdir()] == [".superconverge.lock"]  # the winner's, kept
+    finally:
+        winner.communicate("")

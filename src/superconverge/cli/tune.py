@@ -268,8 +268,11 @@ def _lead(args: argparse.Namespace) -> int:
                 args, splits, model_fn, model_name, options, batch_size, out, start
             )
     except Exception as error:
-        # a run refused before it wrote anything leaves no folder behind
-        removed = created and _remove_if_only_the_lock(out)
+        # a run refused before it wrote anything leaves no folder behind; a folder another
+        # process holds is that run's, even where this one made it first (both started at once)
+        removed = (
+            created and not isinstance(error, FolderBusyError) and _remove_if_only_the_lock(out)
+        )
         if isinstance(error, OSError) and error.errno in NO_ROOM:
             # not "choose another --out", which would start again: the journal keeps the search
             when = f"once you {make_room(error)}, "

@@ -243,3 +243,21 @@ def test_a_crash_after_an_epoch_says_what_was_kept_and_how_to_resume(
     assert main([*command, "--resume"]) == 0
     assert "completed: 2 epochs" in capsys.readouterr().out
     assert json.loads((out / "plan.json").read_text())["results"]["test"]["loss"] > 0
+
+
+def test_resume_over_a_finished_fit_of_another_plan_says_so(tmp_path, capsys):
+    # it printed "holds a finished run: nothing to resume" as if this plan's run were done
+    first = tmp_path / "first"
+    first.mkdir()
+    other = tmp_path / "other"
+    other.mkdir()
+    out = tmp_path / "out"
+    assert main(["fit", "--plan", str(_digits_plan(first)), "--out", str(out), "-q"]) == 0
+    capsys.readouterr()
+    mine = _digits_plan(other, max_lr=0.05)
+    assert main(["fit", "--plan", str(mine), "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume: {out} holds a finished fit of another plan, not of --plan {mine}" in err
+    assert "--force replaces it" in err and err.count("\n") == 1
+    assert main(["fit", "--plan", str(_digits_plan(first)), "--out", str(out), "--resume"]) == 0
+    assert capsys.readouterr().out.startswith(f"fit: {out} holds a finished run")

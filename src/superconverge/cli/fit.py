@@ -308,6 +308,16 @@ def run(args: argparse.Namespace) -> int:
                 "--resume continues the run in --out and --force replaces it; pass one"
             )
         if _finished_fit(out):
+            from superconverge.training.checkpoint import CHECKPOINT
+
+            # finished, but its checkpoint is another plan's
+            if (out / CHECKPOINT).is_file() and _epochs_saved(plan, out) is None:
+                raise UsageError(
+                    f"--resume: {out} holds a finished fit of another plan, not of --plan "
+                    f"{args.plan} (max_lr {plan.max_lr:.3g}, {plural(plan.epochs, 'epoch')}); "
+                    "nothing of this plan to continue: start it without --resume in another "
+                    "--out (--force replaces it)"
+                )
             results = out / "plan.json"
             print(f"fit: {out} holds a finished run: nothing to resume (its results: {results})")
             return 0

@@ -373,3 +373,37 @@ def test_step_with_an_epoch_is_refused():
     scheduler = HyperparamScheduler(optimizer, one_cycle(5, 1.0))
     with pytest.raises(TypeError, match="step_count"):
         scheduler.step(3)
+
+
+def test_a_group_added_mid_run_keeps_its_share_of_the_plans_lr():
+    # an unfreezing callback (Lightning's BackboneFinetuning) adds the backbone at a tenth of
+    # the LR: the scheduler keeps that share instead of giving it the plan's LR at scale 1
+    head, backbone = torch.nn.Linear(2, 1), torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=0.1)
+    plan = one_cycle(10, max_lr=1.0)
+    scheduler = HyperparamScheduler(optimizer, plan)
+    for _ in range(3):
+        scheduler.step()
+    assert scheduler.adopt_added_groups() == []
+    optimizer.add_param_group({"params": backbone.parameters(), "lr": 0.1 * plan.lr(3)})
+    assert scheduler.adopt_added_groups() == [(1, pytest.approx(0.1 * plan.lr(3)), 0.1)]
+    assert optimizer.param_groups[1]["betas"][0] == plan.momentum(3)  # the cycle's, not AdamW's
+    for step in range(4, 10):
+        scheduler.step()
+        assert optimizer.param_groups[1]["lr"] == pytest.approx(0.1 * plan.lr(step))
+        assert optimizer.param_groups[1]["betas"][0] == plan.momentum(step)
+    assert scheduler.adopt_added_groups() == []  # adopted once
+
+
+def test_a_group_with_its_own_lr_scale_is_left_to_it_and_an_lr_written_between_updates_is_replaced():
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD([model.weight], lr=0.1, momentum=0.9)
+    plan = one_cycle(10, max_lr=1.0)
+    scheduler = HyperparamScheduler(optimizer, plan)
+    optimizer.add_param_group({"params": [model.bias], "lr_scale": 0.5})
+    assert scheduler.adopt_added_groups() == []  # its own share, not one read from its LR
+    assert optimizer.param_groups[1]["lr"] == 0.5 * plan.lr(0)
+    assert scheduler.rewrite_if_changed() == []
+    optimizer.param_groups[0]["lr"] = 0.05  # another schedule's write
+    assert scheduler.rewrite_if_changed() == [(0, 0.05, plan.lr(0))]
+    assert optimizer.param_groups[0]["lr"] == plan.lr(0)

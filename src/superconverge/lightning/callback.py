@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import LearningRateFinder
 from lightning.pytorch.utilities import CombinedLoader, rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
@@ -115,7 +116,10 @@ class OneCycle(pl.Callback):
     Every param group gets the plan's LR (as with torch's ``OneCycleLR`` and one max_lr),
     times the group's ``"lr_scale"`` where ``configure_optimizers`` gives one (discriminative
     LRs: ``{"params": backbone, "lr_scale": 0.01}``); groups with LRs of their own and no
-    ``lr_scale`` are warned about.
+    ``lr_scale`` are warned about. A group added mid-run (``BackboneFinetuning`` unfreezing a
+    backbone) keeps the share of the plan's LR it was added with; an LR another callback writes
+    between updates is replaced by the cycle's (both said once); ``LearningRateFinder`` beside
+    this callback is warned about (the cycle replaces the LR it sets).
 
     Training then follows ``one_cycle(trainer.estimated_stepping_batches, max_lr, ...)``: before
     optimizer update k the optimizer holds the plan's values of step k, with k Lightning's
@@ -204,6 +208,7 @@ class OneCycle(pl.Callback):
             return
         optimizer = self._the_optimizer(trainer, pl_module)
         check_has_momentum(optimizer, self.momentum, "OneCycle")  # before the range test
+        self._warn_of_lr_finder(trainer)
         warn_if_group_lrs_differ(optimizer, "OneCycle")
         if self._restored is not None:  # resuming: the same plan, no new range test
             self.plan = Plan.from_dict(self._restored["plan"])
@@ -241,6 +246,27 @@ class OneCycle(pl.Callback):
         self.scheduler = HyperparamScheduler(optimizer, self.plan)
         self.scheduler.load_state_dict({"step_count": trainer.global_step})
 
+    def _warn_of_lr_finder(self, trainer: pl.Trainer) -> None:
+        """Lightning's ``LearningRateFinder`` beside this callback: its sweep (at fit start)
+        only sets the optimizer's starting LR, which the cycle replaces at the first update."""
+        if self._restored is not None or not any(
+            isinstance(callback, LearningRateFinder)
+            for callback in getattr(trainer, "callbacks", ())
+        ):
+            return
+        uses = (
+            "its own range test's max_lr (a second sweep)"
+            if self.max_lr is None
+            else f"max_lr={self.max_lr:g}"
+        )
+        warn(
+            "OneCycle: LearningRateFinder's suggestion is not used: it sets the optimizer's "
+            f"starting LR, and OneCycle sets every update's LR from {uses}; remove "
+            "LearningRateFinder (OneCycle(max_lr=None) runs a range test itself), or pass its "
+            "suggestion as OneCycle(max_lr=...)",
+            key=("lightning lr finder", self.max_lr),
+        )
+
     def _check_resumed_plan(self, trainer: pl.Trainer) -> None:
         """Say when a resumed plan does not fit this Trainer: more (or fewer) steps than it
         was built for (max_epochs raised to train longer: past its end the LR stays at its
@@ -277,10 +303,34 @@ class OneCycle(pl.Callback):
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
     ) -> None:
+        scheduler = self.scheduler
+        if scheduler is None:
+            return
+        # a group an unfreezing callback (BackboneFinetuning) added keeps its share of the LR
+        for index, lr, scale in scheduler.adopt_added_groups():
+            warn(
+                f"OneCycle: param group {index} was added to the optimizer at update "
+                f"{trainer.global_step} (e.g. by BackboneFinetuning) with LR {lr:.3g}: it "
+                f"follows the cycle at that share of the plan's LR (lr_scale {scale:.3g}), and LRs "
+                "written into it later (BackboneFinetuning's per-epoch changes) are replaced "
+                "by the cycle's; to choose its share, add the group with an 'lr_scale'",
+                key=("lightning added group", index),
+            )
         # the values of update global_step (they are written after each update already; this
         # only acts when something else moved the step, e.g. a loop restarted mid-epoch)
-        if self.scheduler is not None and self.scheduler.step_count != trainer.global_step:
-            self.scheduler.load_state_dict({"step_count": trainer.global_step})
+        if scheduler.step_count != trainer.global_step:
+            scheduler.load_state_dict({"step_count": trainer.global_step})
+        # an LR another callback wrote since the last update (BackboneFinetuning's per-epoch
+        # LR, a callback's own schedule) is replaced by the cycle's, and said once
+        for index, found, written in scheduler.rewrite_if_changed():
+            warn(
+                f"OneCycle: the LR of param group {index} was changed between updates (to "
+                f"{found:.3g}; the cycle's is {written:.3g} at update {trainer.global_step}) by "
+                "another callback (e.g. BackboneFinetuning) or the module: OneCycle sets every "
+                "update's LR, so the cycle's is used; remove the other LR schedule, or drop "
+                "OneCycle to keep it",
+                key=("lightning lr changed", index),
+            )
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any

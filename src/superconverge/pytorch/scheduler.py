@@ -199,6 +199,7 @@ class HyperparamScheduler(LRScheduler):
                 )
         self.plan = plan
         self._warned_past_end = False
+        self._groups = len(optimizer.param_groups)  # those added later: `adopt_added_groups`
         if max_lr is not None:
             if plan.max_lr is None:
                 raise ValueError("max_lr per group needs a plan with a max_lr to scale from")
@@ -238,6 +239,49 @@ class HyperparamScheduler(LRScheduler):
             for group in self.optimizer.param_groups:
                 set_momentum(group, momentum)
         return [lr * group.get(LR_SCALE_KEY, 1.0) for group in self.optimizer.param_groups]
+
+    def adopt_added_groups(self) -> list[tuple[int, float, float]]:
+        """Param groups added to the optimizer since the scheduler was built or last asked (an
+        unfreezing callback, e.g. Lightning's ``BackboneFinetuning``) keep their share of the
+        plan's LR: one without an ``lr_scale`` gets its LR / the plan's LR of this update (1
+        where the plan's LR is 0), and every group this update's values. Call it before the
+        update that first uses them; returns ``(index, lr, scale)`` of each group adopted
+        (those that brought an ``lr_scale`` of their own are not listed).
+
+        Without it such a group follows the plan at scale 1: a backbone unfrozen at a tenth of
+        the head's LR would train at the head's from its second update on.
+        """
+        groups = self.optimizer.param_groups
+        adopted = []
+        if len(groups) > self._groups:
+            plan_lr = self.plan.lr(max(self.last_epoch, 0))
+            for index in range(self._groups, len(groups)):
+                group = groups[index]
+                if LR_SCALE_KEY in group:
+                    continue
+                lr = float(group["lr"])
+                scale = lr / plan_lr if plan_lr > 0 and lr > 0 else 1.0
+                group[LR_SCALE_KEY] = scale
+                group.setdefault("initial_lr", self.plan.lr(0) * scale)
+                adopted.append((index, lr, scale))
+            self._apply()  # this update's values, momentum included, in the new groups too
+        self._groups = len(groups)
+        return adopted
+
+    def rewrite_if_changed(self) -> list[tuple[int, float, float]]:
+        """Write this update's values again where something else changed a group's LR since
+        they were written (another callback's scheduler, an unfreezing callback's per-epoch LR,
+        the user's code); returns ``(index, lr found, lr written)`` of each group changed."""
+        changed = [
+            (index, float(group["lr"]), float(last))
+            for index, (group, last) in enumerate(
+                zip(self.optimizer.param_groups, self._last_lr, strict=False)
+            )
+            if float(group["lr"]) != float(last)
+        ]
+        if changed:
+            self._apply()
+        return changed
 
     def state_dict(self) -> dict[str, int]:
         return {"step_count": self.last_epoch}  # everything else is recomputed from the plan

@@ -199,6 +199,29 @@ def test_a_run_too_short_for_the_phases_is_named_in_the_trainers_terms(tmp_path,
     assert CountingBert.calls == 0  # before the range test
 
 
+@pytest.mark.parametrize(
+    ("settings", "updates", "need"),
+    [
+        ({"num_train_epochs": 0.75}, 3, "warmup_fraction > 1/3"),  # ceil(0.75 x 4 batches)
+        ({"num_train_epochs": 1, "gradient_accumulation_steps": 4}, 1, "at least 2"),
+    ],
+)
+def test_a_run_set_by_epochs_too_short_for_the_phases_is_said_before_the_range_test(
+    tmp_path, settings, updates, need
+):
+    # the check ran before the sweep only for max_steps; a run set by num_train_epochs was
+    # refused after its range test had run (32 samples at batch 8: 4 batches an epoch)
+    CountingBert.calls = 0
+    trainer = OneCycleTrainer(
+        model=tiny_bert(CountingBert), args=arguments(tmp_path, **settings),
+        train_dataset=RandomIds(), lr_find_settings={"num_steps": 10},
+    )  # fmt: skip
+    expected = rf"OneCycleTrainer: the Trainer makes {updates} optimizer update\(s\), .*{need}"
+    with pytest.raises(ValueError, match=expected):
+        trainer.train()
+    assert CountingBert.calls == 0  # before the range test
+
+
 def test_a_scheduler_of_ones_own_is_refused_by_one_cycle_trainer(tmp_path):
     # a user's check: optimizers=(AdamW, StepLR) trained with the StepLR (LR 1e-3 throughout):
     # create_scheduler keeps a scheduler it is given, and max_lr=1e-2 went unused without a word

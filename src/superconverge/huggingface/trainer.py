@@ -385,8 +385,10 @@ class OneCycleTrainer(transformers.Trainer):
             )
 
     def train(self, resume_from_checkpoint: Any = None, *args: Any, **kwargs: Any) -> Any:
-        if self.args.max_steps > 0:  # known now: said before the range test, not after it
-            self._check_run_length(self.args.max_steps)
+        # the run's updates, known now: a run too short is said before the range test
+        updates = self.args.max_steps if self.args.max_steps > 0 else self._epochs_updates()
+        if updates is not None:
+            self._check_run_length(updates)
         if self.max_lr is None:
             saved = Path(str(self.args.output_dir)) / LR_FIND_FILE
             found = self._saved_range_test(resume_from_checkpoint)
@@ -486,6 +488,18 @@ class OneCycleTrainer(transformers.Trainer):
         if self.is_world_process_zero():
             logger.warning("OneCycleTrainer range test: %s", result.summary().replace("\n", "; "))
         return result
+
+    def _epochs_updates(self) -> int | None:
+        """The updates of a run set by ``num_train_epochs``, as the Trainer counts them
+        (``set_initial_training_values``): ceil(epochs x batches / accumulation); None where
+        the train loader has no length (the Trainer then needs max_steps, and says so)."""
+        try:
+            batches = len(self.get_train_dataloader())
+        except (TypeError, ValueError, NotImplementedError):
+            return None
+        accumulation = self.args.gradient_accumulation_steps
+        per_epoch = max(-(-batches // accumulation), 1)
+        return math.ceil(self.args.num_train_epochs * per_epoch)
 
     def _check_run_length(self, total_steps: int) -> None:
         check_run_length(

@@ -4,6 +4,7 @@ import pytest
 
 from superconverge.diagnostics.verdicts import diagnose, diagnose_by_run_length, diagnose_losses
 from superconverge.training import History
+from superconverge.tuning import TunePlan
 
 
 @pytest.mark.parametrize(
@@ -48,6 +49,20 @@ def test_diagnose_any_history():
         diagnose(History(status="completed", epochs=[{"epoch": 1.0, "train_loss": 1.0}])).kind
         == "inconclusive"
     )
+
+
+def test_diagnose_takes_a_tune_plan_and_names_what_it_takes_otherwise(tmp_path):
+    history = History(status="completed", epochs=[
+        {"epoch": 1.0, "train_loss": 2.0, "val_loss": 1.5},
+        {"epoch": 2.0, "train_loss": 1.0, "val_loss": 0.8},
+    ])  # fmt: skip
+    plan = TunePlan(epochs=2, batch_size=8, max_lr=0.1, min_lr=0.01, weight_decay=0.0,
+                    momentum=(0.95, 0.85), history=history)  # fmt: skip
+    assert diagnose(plan) == diagnose(history)
+    # a run folder's path crashed with AttributeError: 'str' object has no attribute 'epochs'
+    for given in (str(tmp_path), tmp_path, None, TunePlan(2, 8, 0.1, 0.01, 0.0, None)):
+        with pytest.raises(TypeError, match=r"history must be a History .*History\.from_json"):
+            diagnose(given)
 
 
 def test_a_run_that_never_learned_is_flagged_even_without_nan():

@@ -253,7 +253,20 @@ def never_learned(step_losses: Sequence[float]) -> Verdict | None:
 
 
 def diagnose(history: Any) -> Verdict:
-    """Diagnose any `History` (from `Trainer`, `tune` or `History.from_json`)."""
+    """Diagnose any `History` (from `Trainer`, `tune` or `History.from_json`), or the final run
+    of a `TunePlan`.
+
+    Raises:
+        TypeError: anything else, such as a run folder's path (the message says how to load it).
+    """
+    if not _is_history(history) and _is_history(getattr(history, "history", None)):
+        history = history.history  # a TunePlan: its final run
+    if not _is_history(history):
+        raise TypeError(
+            "history must be a History (a fit's, a TunePlan's .history, or a saved one: "
+            "History.from_json(Path(folder, 'history.json').read_text())), got "
+            f"{type(history).__name__} {history!r:.80}"
+        )
     train = [row.get("train_loss", math.nan) for row in history.epochs]
     val = [row["val_loss"] for row in history.epochs if "val_loss" in row]
     if history.status == "diverged":
@@ -269,3 +282,8 @@ def diagnose(history: Any) -> Verdict:
             {},
         )
     return diagnose_losses(train, val, status=history.status)
+
+
+def _is_history(value: Any) -> bool:
+    """Whether `value` reads as a History: its epochs, status, message and step losses."""
+    return all(hasattr(value, name) for name in ("epochs", "status", "message", "step_losses"))

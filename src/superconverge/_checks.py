@@ -7,17 +7,60 @@ that shape to name the flag.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar, cast
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def plain(value: Any) -> Any:
+    """`value` with NumPy's scalars (``np.int64(32)``, ``np.float32(1e-3)``: anything registered
+    as a `numbers.Integral` or `numbers.Real`) made Python ``int`` and ``float``, also inside a
+    tuple or list of numbers and a ``slice``; everything else is returned as it is (a bool, a
+    tensor, a dataset). What is saved from the result stays JSON-serialisable."""
+    if isinstance(value, bool) or type(value) in (int, float):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (tuple, list)) and value and all(_is_number(v) for v in value):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, slice):
+        return slice(plain(value.start), plain(value.stop), plain(value.step))
+    return value
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def plain_arguments(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorate a public entry point so that its arguments go through `plain` first: torch takes
+    NumPy scalars as LRs, batch sizes and step counts, and so does every entry point here."""
+
+    @functools.wraps(function)
+    def with_plain_arguments(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        positional = cast(Any, [plain(value) for value in args])
+        keywords = cast(Any, {name: plain(value) for name, value in kwargs.items()})
+        return function(*positional, **keywords)
+
+    return with_plain_arguments
 
 
 def check_number(name: str, value: object) -> float:
-    """Return `value` as a float, or raise if it is not a real, finite number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """Return `value` as a float, or raise if it is not a real, finite number (a NumPy scalar
+    is one)."""
+    number = plain(value)
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-    if not math.isfinite(value):
+    if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+    return float(number)
 
 
 def check_positive(name: str, value: object) -> float:
@@ -29,12 +72,13 @@ def check_positive(name: str, value: object) -> float:
 
 
 def check_count(name: str, value: object, minimum: int = 1) -> int:
-    """An integer count >= `minimum`, such as `total_steps` or `step_size`."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """An integer count >= `minimum`, such as `total_steps` or `step_size` (``np.int64`` too)."""
+    count = plain(value)
+    if isinstance(count, bool) or not isinstance(count, int):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < minimum:
+    if count < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
+    return count
 
 
 def check_max_lr(value: object, *, optional: bool = False) -> float | None:
@@ -43,11 +87,12 @@ def check_max_lr(value: object, *, optional: bool = False) -> float | None:
     if value is None and optional:
         return None
     allowed = "a finite number > 0" + (" or None" if optional else "")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    number = plain(value)
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise TypeError(f"max_lr must be {allowed}, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
+    if not math.isfinite(number) or number <= 0:
         raise ValueError(f"max_lr must be {allowed}, got {value!r}")
-    return float(value)
+    return float(number)
 
 
 def check_flag(name: str, value: object) -> bool:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from superconverge._checks import check_count, check_positive
+from superconverge._checks import check_count, check_positive, plain_arguments
 from superconverge.batches import BatchFn, check_batch_fn, fitted_loss, forward, split_batch
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import resolve_device
@@ -172,6 +172,7 @@ def _validate_arguments(
     check_count("repeats", repeats)
 
 
+@plain_arguments
 def lr_find(
     model: nn.Module,
     loss_fn: Callable[..., torch.Tensor],

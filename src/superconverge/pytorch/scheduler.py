@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from superconverge._checks import check_positive
+from superconverge._checks import check_positive, plain_arguments
 from superconverge.schedules import Plan
 
 LR_SCALE_KEY = "lr_scale"  # per-group multiplier of the plan's LR (discriminative LRs)
@@ -178,6 +178,7 @@ class HyperparamScheduler(LRScheduler):
         (0, [0.04])
     """
 
+    @plain_arguments
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,

@@ -20,6 +20,7 @@ from superconverge._checks import (
     check_number,
     check_open_fraction,
     check_positive,
+    plain_arguments,
 )
 from superconverge.schedules.primitives import (
     CYCLIC_MODES,
@@ -70,10 +71,10 @@ class Plan:
             raise TypeError(f"lr must be a Schedule, got {self.lr!r}")
         if self.momentum is not None and not isinstance(self.momentum, Schedule):
             raise TypeError(f"momentum must be a Schedule or None, got {self.momentum!r}")
-        if self.total_steps is not None:
-            check_count("total_steps", self.total_steps)
+        if self.total_steps is not None:  # as Python numbers, for to_json (np.int64 too)
+            object.__setattr__(self, "total_steps", check_count("total_steps", self.total_steps))
         if self.max_lr is not None:
-            check_positive("max_lr", self.max_lr)
+            object.__setattr__(self, "max_lr", check_positive("max_lr", self.max_lr))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible dict; `Plan.from_dict` rebuilds an equal plan."""
@@ -142,6 +143,7 @@ def _too_few_steps(total_steps: int, detail: str) -> ValueError:
     return ValueError(f"total_steps={total_steps} is too few steps for the phases: {detail}")
 
 
+@plain_arguments
 def one_cycle(
     total_steps: int,
     max_lr: float,
@@ -227,6 +229,7 @@ def one_cycle(
     return Plan(lr, momentum_schedule, total_steps, peak, "one_cycle")
 
 
+@plain_arguments
 def smith_one_cycle(
     total_steps: int,
     max_lr: float,
@@ -294,6 +297,7 @@ def smith_one_cycle(
     return Plan(lr, momentum_schedule, total_steps, peak, "smith_one_cycle")
 
 
+@plain_arguments
 def fastai_one_cycle(
     total_steps: int,
     max_lr: float,
@@ -347,6 +351,7 @@ def fastai_one_cycle(
     return Plan(lr, momentum_schedule, total_steps, peak, "fastai_one_cycle")
 
 
+@plain_arguments
 def cyclic(
     base_lr: float,
     max_lr: float,
@@ -401,6 +406,7 @@ def cyclic(
     return Plan(lr, momentum_schedule, total_steps, peak, "cyclic")
 
 
+@plain_arguments
 def piecewise_constant(
     values: tuple[float, ...] | list[float],
     boundaries: tuple[int, ...] | list[int],
@@ -423,6 +429,7 @@ def piecewise_constant(
     return Plan(lr, _constant_momentum(momentum), total_steps, max(lr.values), "piecewise_constant")
 
 
+@plain_arguments
 def constant(lr: float, *, momentum: float | None = None, total_steps: int | None = None) -> Plan:
     """The same LR (and, if given, momentum) at every step.
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from superconverge._checks import plain_arguments
 from superconverge.training.checkpoint import BEST, load_checkpoint
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class EarlyStopping(Callback):
             what they hold).
     """
 
+    @plain_arguments
     def __init__(
         self,
         monitor: str = "val_loss",

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from superconverge import schedules
-from superconverge._checks import check_count
+from superconverge._checks import check_count, plain_arguments
 from superconverge.batches import BatchFn, check_batch_fn
 from superconverge.data.loader import Augment, resolve_device
 from superconverge.data.sources import LoaderOptions, has_position, naming_batched_streams
@@ -132,6 +132,7 @@ class Trainer:
     of the latest fit (also while it runs).
     """
 
+    @plain_arguments
     def __init__(
         self,
         model: nn.Module,
@@ -268,6 +269,7 @@ class Trainer:
         self.last_range_test = result
         return result
 
+    @plain_arguments
     def fit_one_cycle(
         self,
         epochs: int,
@@ -317,6 +319,7 @@ class Trainer:
             epochs, plan, max_lr=groups, weight_decay=weight_decay, notes=notes, backoff=backoff
         )
 
+    @plain_arguments
     def fit_cyclic(
         self,
         epochs: int,
@@ -338,6 +341,7 @@ class Trainer:
         )
         return self.fit(epochs, plan, weight_decay=weight_decay)
 
+    @plain_arguments
     def fine_tune(
         self,
         epochs: int,
@@ -353,6 +357,7 @@ class Trainer:
         check_count("epochs", epochs)
         return fine_tune(self, epochs, base_lr, freeze_epochs, lr_mult, policy, kwargs)
 
+    @plain_arguments
     def fit(
         self,
         epochs: int,
@@ -383,6 +388,7 @@ class Trainer:
             return self._run(FitLoop(self, scheduler, self.history, epochs=epochs, backoff=backoff))
 
     # ----------------------------------------------------------------- evaluation
+    @plain_arguments
     def evaluate(self, data: Any = None, *, steps: int | None = None) -> dict[str, float]:
         """Loss and metrics on `data` (default: the validation data), reduced across ranks; a
         stream is read to its end, or `steps` batches (an endless one needs them)."""
@@ -404,6 +410,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
     @classmethod
+    @plain_arguments
     def resume(
         cls,
         path: str | Path,

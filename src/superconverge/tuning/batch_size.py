@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from superconverge._checks import plain_arguments
 from superconverge.data.loader import resolve_device
 from superconverge.data.sources import as_source
 from superconverge.tuning.decisions import batch_sizes_to_try, choose_batch_size, lr_for_batch
@@ -58,6 +59,7 @@ class BatchSizeResult:
         return data
 
 
+@plain_arguments
 def find_batch_size(
     model_fn: Callable[[], nn.Module],
     train_data: Any,

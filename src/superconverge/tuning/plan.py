@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from superconverge._checks import plain_arguments
 from superconverge._files import write_text_atomically
 from superconverge._json import (
     check_fields,
@@ -139,6 +140,7 @@ class TunePlan:
             "plan.run does not import from a plan; pass the function again"
         )
 
+    @plain_arguments
     def run(
         self,
         model_fn: Callable[[], nn.Module],

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 import superconverge
-from superconverge._checks import check_choice
+from superconverge._checks import check_choice, plain_arguments
 from superconverge._display import plural
 from superconverge._files import FolderBusyError, FolderLock
 from superconverge._warnings import shown_once
@@ -85,6 +85,7 @@ RANGE_TEST_STEPS = 100  # lr_find's default sweep, for sizing the short runs bef
 
 
 @shown_once()  # a warning about the data once, not once per range test and short run
+@plain_arguments
 def tune(
     model_fn: Callable[[], nn.Module],
     train_data: Any,

@@ -80,3 +80,21 @@ def test_an_optimizer_without_weight_decay_takes_none_and_is_named_when_one_is_a
     assert "weight_decay" not in rprop.param_groups[0]
     with pytest.raises(TypeError, match="built Rprop, whose param groups have no weight_decay"):
         build_optimizer(lambda groups: torch.optim.Rprop(groups, lr=0.01), params, 0.1)
+
+
+def test_an_optimizer_instance_is_refused_with_the_class_or_lambda_to_pass():
+    # a PyTorch user's habit: the message was "must be a name or a callable, got AdamW (" and
+    # the optimizer's multi-line repr, with no word of what to pass instead
+    import superconverge as sc
+
+    model = nn.Linear(2, 3)
+    data = (torch.randn(16, 2), torch.randint(0, 3, (16,)))
+    instance = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    expected = (
+        r"optimizer must be a name or a callable of the param groups, got an instance of AdamW: .*"
+        r"pass optimizer=torch\.optim\.AdamW or lambda groups: torch\.optim\.AdamW\(groups, \.\.\.\)"
+    )
+    with pytest.raises(TypeError, match=expected):
+        sc.Trainer(model, nn.functional.cross_entropy, data, optimizer=instance, progress=False)
+    with pytest.raises(TypeError, match=expected):
+        sc.tune(lambda: nn.Linear(2, 3), data, data, epochs=1, optimizer=instance)

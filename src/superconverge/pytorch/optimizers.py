@@ -42,6 +42,14 @@ def check_optimizer_spec(optimizer: object) -> None:
     ``optimizer`` otherwise."""
     if isinstance(optimizer, str):
         check_choice("optimizer", optimizer, tuple(OPTIMIZERS))
+    elif isinstance(optimizer, torch.optim.Optimizer):  # built on parameters we cannot regroup
+        kind = type(optimizer).__name__
+        raise TypeError(
+            f"optimizer must be a name or a callable of the param groups, got an instance of {kind}: "
+            f"the optimizer is built here, over the param groups this library makes (one per "
+            f"layer group for discriminative LRs, a new one per run); pass "
+            f"optimizer=torch.optim.{kind} or lambda groups: torch.optim.{kind}(groups, ...)"
+        )
     elif not callable(optimizer):
         raise TypeError(f"optimizer must be a name or a callable, got {optimizer!r}")
     else:

@@ -230,6 +230,19 @@ def test_bad_data_and_models_are_named_and_leave_the_model_untouched():
         sc.lr_find(frozen, LOSS, [(torch.randn(2, 2), torch.zeros(2, dtype=torch.long))])
 
 
+def test_an_optimizer_over_another_models_parameters_is_refused():
+    # the sweep stepped an optimizer that held none of the model's parameters: the model never
+    # moved, and the flat curve came back as max_lr=None ('flat'), as if no LR trained it
+    model, optimizer, loader = _setup()
+    other = torch.optim.AdamW(Net().parameters(), lr=1e-3)
+    before = _state(model, optimizer, loader)
+    with pytest.raises(ValueError, match=r"optimizer must update model's parameters, got an AdamW"):
+        sc.lr_find(model, LOSS, loader, optimizer=other)
+    _assert_same(before, _state(model, optimizer, loader))
+    head_only = torch.optim.SGD(model.head.parameters(), lr=0.1, momentum=0.9)  # fine-tuning
+    assert len(sc.lr_find(model, LOSS, loader, optimizer=head_only, num_steps=10).lrs) == 10
+
+
 def test_digits_range_test_suggestion_trains_without_diverging():
     splits = load("digits")
     torch.manual_seed(0)

@@ -172,6 +172,19 @@ def _validate_arguments(
     check_count("repeats", repeats)
 
 
+def _check_updates_model(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
+    """Refuse an optimizer that holds none of the model's parameters: its steps would leave the
+    model as it is, and the flat curve would read as "no LR trains this model"."""
+    own = {id(p) for p in model.parameters()}
+    held = [p for group in optimizer.param_groups for p in group["params"]]
+    if not any(id(p) in own for p in held):
+        raise ValueError(
+            f"optimizer must update model's parameters, got an {type(optimizer).__name__} over "
+            f"{len(held)} other tensors (built on another model, or on this one before it was "
+            "replaced or copied): build it on model.parameters(), or pass optimizer=None"
+        )
+
+
 @plain_arguments
 def lr_find(
     model: nn.Module,
@@ -268,6 +281,8 @@ def lr_find(
     )
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {optimizer!r}")
+    if optimizer is not None:
+        _check_updates_model(optimizer, model)
     run_device = resolve_device(device) if device is not None else next(model.parameters()).device
     rank, world = process_world()
     every = val_every if val_every is not None else max(1, num_steps // 20)

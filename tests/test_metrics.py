@@ -107,6 +107,29 @@ def test_auto_with_a_binary_loss_reports_binary_accuracy_not_the_mse_of_logits()
                              torch.tensor([1, 1, 2, 0])) == []  # fmt: skip
 
 
+def test_auto_with_a_cross_entropy_on_class_probabilities_reports_their_accuracy():
+    # mixup / soft labels: F.cross_entropy(logits, probabilities) reported val_mse and val_mae
+    # of the logits against the probabilities, and no accuracy
+    probabilities = torch.tensor(
+        [[0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.0, 0.3, 0.7], [0.5, 0.25, 0.25]]
+    )  # arg-max 1, 2, 2, 0 against LOGITS' 1, 0, 2, 2: 2 of 4 right
+    for loss in (torch.nn.functional.cross_entropy, torch.nn.CrossEntropyLoss(label_smoothing=0.1)):
+        auto = resolve_metrics("auto", loss)
+        assert check_metrics(auto, LOGITS, probabilities) == ["accuracy"]
+        totals = MetricTotals(auto)
+        totals.add(LOGITS, probabilities, 4)
+        assert totals.result() == {"accuracy": pytest.approx(0.5)}
+        totals = MetricTotals(auto)
+        totals.add(LOGITS, torch.tensor([1, 0, 0, 0]), 4)  # class indices as before
+        assert totals.result() == {"accuracy": pytest.approx(0.5)}
+    # named, with a cross-entropy, accuracy reads the probabilities too; without a loss to tell,
+    # float targets of the outputs' shape may be a regression's: not read as classes
+    named = resolve_metrics(["accuracy"], torch.nn.functional.cross_entropy)
+    assert check_metrics(named, LOGITS, probabilities) == ["accuracy"]
+    with pytest.warns(UserWarning, match="'accuracy' does not apply"):
+        assert check_metrics(resolve_metrics(["accuracy"]), LOGITS, probabilities) == []
+
+
 # ---------------------------------------------------------------- what users write
 def test_metrics_from_names_callables_and_dicts():
     def max_error(outputs, targets):

@@ -6,7 +6,10 @@ binary and multi-label classification). A built-in is reported only where it app
 task, decided on the first batch: a regression gets no accuracy, a classifier no MSE.
 ``"auto"`` means every built-in that applies but ``top5``; with a binary cross-entropy loss
 (`is_binary_loss`) it means ``binary_accuracy`` alone (an MSE of logits against 0/1 targets
-measures nothing a user reads).
+measures nothing a user reads), and with a cross-entropy loss (`is_cross_entropy_loss`)
+``accuracy`` alone, which then also reads cross_entropy's other targets, class probabilities of
+the outputs' shape (mixup, soft labels, distillation): the arg-max of the outputs against the
+arg-max of the targets, where an MSE of logits against probabilities would be reported.
 
 ``binary_accuracy`` needs to know logits from probabilities, and only the loss tells: the
 outputs are logits (right when above 0) unless the loss is ``binary_cross_entropy`` /
@@ -148,6 +151,36 @@ def _classes(outputs: Any, targets: Any) -> bool:
     return _class_dim(outputs, targets) is not None
 
 
+def _class_probabilities(outputs: Any, targets: Any) -> bool:
+    """Targets that are class probabilities of the outputs' shape, classes on dimension 1 (the
+    other targets ``cross_entropy`` takes)."""
+    return (
+        isinstance(outputs, torch.Tensor)
+        and isinstance(targets, torch.Tensor)
+        and targets.dtype.is_floating_point
+        and outputs.ndim >= 2
+        and outputs.shape == targets.shape
+    )
+
+
+def _classes_or_probabilities(outputs: Any, targets: Any) -> bool:
+    return _classes(outputs, targets) or _class_probabilities(outputs, targets)
+
+
+def accuracy_of_cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """`accuracy` for a cross-entropy loss: class-index targets as `accuracy` reads them, class
+    probabilities by their arg-max (a mixup or soft-label target counts for its largest class).
+
+    Example:
+        >>> outputs = torch.tensor([[0.1, 0.9], [0.8, 0.2]])
+        >>> float(accuracy_of_cross_entropy(outputs, torch.tensor([[0.3, 0.7], [0.4, 0.6]])))
+        0.5
+    """
+    if not _class_probabilities(outputs, targets):
+        return accuracy(outputs, targets)
+    return (outputs.argmax(1) == targets.argmax(1)).float().mean()
+
+
 def _binary(outputs: Any, targets: Any) -> bool:
     """Targets of the outputs' size, every one in [0, 1] (0/1 labels, or soft ones)."""
     if not isinstance(outputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
@@ -169,6 +202,7 @@ BUILTINS: dict[str, Metric] = {
 }
 AUTO = ("accuracy", "mse", "mae")
 BINARY_AUTO = ("binary_accuracy",)
+CROSS_ENTROPY_AUTO = ("accuracy",)
 
 
 def _takes_probabilities(loss_fn: Any) -> bool:
@@ -186,10 +220,21 @@ def is_binary_loss(loss_fn: Any) -> bool:
     return with_logits or _takes_probabilities(loss_fn)
 
 
+def is_cross_entropy_loss(loss_fn: Any) -> bool:
+    """Whether `loss_fn` is ``cross_entropy`` / ``nn.CrossEntropyLoss``: the losses whose
+    "auto" metric is ``accuracy`` alone, also on class-probability targets."""
+    return loss_fn is torch.nn.functional.cross_entropy or isinstance(
+        loss_fn, torch.nn.CrossEntropyLoss
+    )
+
+
 def _for_loss(metric: Metric, loss_fn: Any) -> Metric:
-    """`metric` with `binary_accuracy` read at 0.5 where the loss takes probabilities."""
+    """`metric` with `binary_accuracy` read at 0.5 where the loss takes probabilities, and
+    `accuracy` reading class probabilities too where the loss is a cross-entropy."""
     if metric.fn is binary_accuracy and _takes_probabilities(loss_fn):
         return replace(metric, fn=binary_accuracy_of_probabilities)
+    if metric.fn is accuracy and is_cross_entropy_loss(loss_fn):
+        return replace(metric, fn=accuracy_of_cross_entropy, applies=_classes_or_probabilities)
     return metric
 
 
@@ -214,7 +259,13 @@ def resolve_metrics(metrics: MetricsSpec, loss_fn: Any = None) -> tuple[Metric, 
         return ()
     if isinstance(metrics, str):
         if metrics == "auto":
-            auto = BINARY_AUTO if is_binary_loss(loss_fn) else AUTO
+            auto = (
+                BINARY_AUTO
+                if is_binary_loss(loss_fn)
+                else CROSS_ENTROPY_AUTO
+                if is_cross_entropy_loss(loss_fn)
+                else AUTO
+            )
             return tuple(_for_loss(replace(BUILTINS[name], asked=False), loss_fn) for name in auto)
         names: list[tuple[str, str | MetricFn]] = [(metrics, metrics)]
     elif isinstance(metrics, Mapping):
@@ -353,7 +404,8 @@ def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list
             )
     totals = MetricTotals(metrics)
     totals.add(outputs, targets, 1)
-    if any(m.fn in (accuracy, top5) for m in totals.reported or ()) and _both_layouts(
+    class_metrics = (accuracy, accuracy_of_cross_entropy, top5)
+    if any(m.fn in class_metrics for m in totals.reported or ()) and _both_layouts(
         outputs, targets
     ):
         warn(

@@ -103,12 +103,16 @@ def test_discriminative_lrs_from_a_list_and_from_a_low_high_pair():
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.01 / 25, 0.1 / 25])
     HyperparamScheduler(optimizer, plan, max_lr=(1e-3, 1e-1))
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-3 / 25, 1e-1 / 25])
+    HyperparamScheduler(optimizer, plan, max_lr=slice(1e-1))  # fastai's: the body at a tenth
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-2 / 25, 1e-1 / 25])
 
 
 def test_spread_max_lr_is_geometric_like_fastai_slice():
     assert spread_max_lr((1e-4, 1e-2), 3) == pytest.approx([1e-4, 1e-3, 1e-2])
     assert spread_max_lr(slice(1e-5, 1e-1), 5) == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2, 1e-1])
-    assert spread_max_lr(slice(None, 0.3), 2) == [0.3, 0.3]
+    # fastai's slice(lr): the head at lr, the other groups at lr / 10 (every group got lr)
+    assert spread_max_lr(slice(0.3), 3) == pytest.approx([0.03, 0.03, 0.3])
+    assert spread_max_lr(slice(None, 0.3), 1) == [0.3]
     assert spread_max_lr(0.3, 2) == [0.3, 0.3]
     assert spread_max_lr((1e-3, 1e-2), 1) == [1e-2]
 

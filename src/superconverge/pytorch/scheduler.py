@@ -98,22 +98,31 @@ def set_lr_scales(optimizer: torch.optim.Optimizer, scales: Sequence[float]) -> 
         group[LR_SCALE_KEY] = float(scale)
 
 
+# fastai's Learner.lr_range: slice(lr) gives the last param group lr and the others lr / 10
+FASTAI_BODY_DIV = 10.0
+
+
 def spread_max_lr(max_lr: float | Sequence[float] | slice, num_groups: int) -> list[float]:
     """Per-group peak LRs from a float, a per-group list, or a ``(low, high)`` pair.
 
     A tuple ``(low, high)`` (or ``slice(low, high)``, as in fastai) is spread geometrically over
     the groups, from the first (the body's earliest layers) to the last (the head):
-    ``low * (high / low) ** (i / (n - 1))``. A list must hold one value per group.
+    ``low * (high / low) ** (i / (n - 1))``. ``slice(high)`` means what it means in fastai's
+    ``Learner.lr_range``: ``high`` for the last group, ``high / 10`` for every other. A list must
+    hold one value per group.
 
     Example:
         >>> spread_max_lr((1e-4, 1e-2), 3)
         [0.0001, 0.001, 0.01]
+        >>> spread_max_lr(slice(1e-2), 3)
+        [0.001, 0.001, 0.01]
     """
     if isinstance(max_lr, slice):
         if max_lr.step is not None:
             raise ValueError(f"max_lr as a slice takes (low, high) only, got {max_lr!r}")
-        if max_lr.start is None:
-            return [check_positive("max_lr", max_lr.stop)] * num_groups
+        if max_lr.start is None:  # fastai: the head at `stop`, the body a tenth of it
+            high = check_positive("max_lr", max_lr.stop)
+            return [high / FASTAI_BODY_DIV] * (num_groups - 1) + [high]
         max_lr = (max_lr.start, max_lr.stop)
     if isinstance(max_lr, tuple):
         if len(max_lr) != 2:

@@ -62,6 +62,26 @@ def test_max_lr_none_runs_the_range_test_and_says_so(digits):
     assert history.plan["max_lr"] == pytest.approx(trainer.last_range_test.max_lr)
 
 
+class _Flat(nn.Module):
+    """A model no LR trains: its loss never moves, so a range test finds no max_lr."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(10))
+
+    def forward(self, x):
+        return self.weight * 0 + x.flatten(1)[:, :10] * 0
+
+
+def test_max_lr_none_without_a_suggestion_says_how_to_run_the_range_test_again(digits):
+    # the message said "(...; raise end_lr); pass max_lr": fit_one_cycle takes no end_lr
+    trainer = _trainer(digits, model=_Flat())
+    with pytest.raises(ValueError, match=r"max_lr: the range test found none \(.*\); pass "
+                       r"max_lr, or run trainer\.lr_find\(\.\.\.\) with the settings"):  # fmt: skip
+        trainer.fit_one_cycle(1)
+    assert trainer.last_range_test.max_lr is None
+
+
 def test_discriminative_lrs_over_param_groups(digits):
     trainer = _trainer(digits)
     assert len(trainer.optimizer.param_groups) == 1  # one group is cheaper per step...

@@ -55,7 +55,11 @@ def range_test_max_lr(result: Any) -> tuple[float, str]:
     """The max_lr a range test (a `RangeTestResult`) suggests, and the note a History keeps of
     it; a ValueError naming max_lr when the test found none."""
     if result.max_lr is None:
-        raise ValueError(f"max_lr: the range test found none ({result.reason}); pass max_lr")
+        raise ValueError(
+            f"max_lr: the range test found none ({result.reason}); pass max_lr, or run "
+            "trainer.lr_find(...) with the settings this asks for (end_lr=, num_steps=; its "
+            "curve: trainer.last_range_test.plot()) and pass its max_lr"
+        )
     return result.max_lr, f"max_lr {result.max_lr:.3g} from the range test: {result.reason}"
 
 

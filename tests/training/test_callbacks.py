@@ -102,6 +102,9 @@ def test_cancel_fit_stops_with_status_cancelled():
     history = _trainer([StopAt()]).fit_one_cycle(3, 0.05)
     assert history.status == "cancelled" and "epoch 2" in history.message
     assert len(history.epochs) == 1
+    # every step made is in the history, its loss with its LR: the losses not yet read from
+    # the device when the callback cancelled were dropped (4 steps and 6 LRs)
+    assert history.steps == len(history.step_lrs) == len(history.step_momenta) == 6
 
 
 def test_cancel_epoch_ends_the_epoch_and_goes_on():

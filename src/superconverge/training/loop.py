@@ -364,6 +364,10 @@ class FitLoop:
                 loader.load_state_dict(
                     {**loader.state_dict(), "epoch": loader.epoch + 1, "batch_index": 0}
                 )
+        except CancelFit:  # the steps made keep their losses, as they keep their LRs
+            if pending and history.status != "diverged":
+                self._flush(pending)
+            raise
         finally:
             progress.end_epoch()
         if pending and history.status != "diverged":

@@ -4,7 +4,7 @@ from torch import nn
 
 from superconverge.data import ArrayData
 from superconverge.schedules import constant
-from superconverge.training import Callback, CancelEpoch, CancelFit, Trainer
+from superconverge.training import Callback, CancelEpoch, CancelFit, KeepBest, Trainer
 
 LOSS = nn.functional.cross_entropy
 
@@ -121,6 +121,18 @@ def test_cancel_epoch_ends_the_epoch_and_goes_on():
 def test_callbacks_must_be_callbacks():
     with pytest.raises(TypeError, match="callbacks must be Callback objects"):
         _trainer([object()])
+    # a class where an object is meant, or one that is no list: "'KeepBest' object is not
+    # iterable" named no argument
+    with pytest.raises(TypeError, match=r"got the class KeepBest: KeepBest\(\)"):
+        _trainer([KeepBest])
+    with pytest.raises(TypeError, match="callbacks must be a list of Callback objects, got 3"):
+        _trainer(3)
+
+
+def test_one_callback_needs_no_list():
+    events = Events()  # fastai's cbs= takes one callback as well as a list
+    _trainer(events).fit(1, constant(0.01))
+    assert events.events[0] == "before_fit" and events.events[-1] == "after_fit completed"
 
 
 # ----------------------------------------------------------------- early stopping, keep-best

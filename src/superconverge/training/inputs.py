@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -71,7 +71,12 @@ def check_trainer_arguments(
     if check_number("diverge_factor", diverge_factor) <= 1:
         raise ValueError(f"diverge_factor must be > 1, got {diverge_factor!r}")
     check_optional_count("sync_every", sync_every)
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+        raise TypeError(f"callbacks must be a list of Callback objects, got {callbacks!r}")
     for callback in callbacks:
+        if isinstance(callback, type) and issubclass(callback, Callback):
+            name = callback.__name__
+            raise TypeError(f"callbacks must be Callback objects, got the class {name}: {name}()")
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks must be Callback objects, got {callback!r}")
 

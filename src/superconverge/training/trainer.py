@@ -99,7 +99,7 @@ class Trainer:
         precision: ``"auto"`` (bf16 autocast on CUDA when supported, else fp32), ``"32"``,
             ``"bf16"``, or ``"fp16"`` (with a grad scaler).
         batch_size: what the trainer asks of its data (default 64; your loader keeps its own).
-        callbacks: `Callback` objects.
+        callbacks: `Callback` objects (a list, or one).
         out_dir: where checkpoints (``checkpoint.pt``, ``best.pt``) and ``history.csv`` go.
         seed: seeds the batch order and the initial RNG state of a fit.
         splitter: ``model -> list of param lists`` for param groups (default: top-level children).
@@ -146,7 +146,7 @@ class Trainer:
         device: str | torch.device = "auto",
         precision: str = "auto",
         batch_size: int | None = None,
-        callbacks: Sequence[Callback] = (),
+        callbacks: Sequence[Callback] | Callback = (),
         out_dir: str | Path | None = None,
         seed: int = 0,
         splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None,
@@ -164,6 +164,8 @@ class Trainer:
         collate_fn: Callable[[list[Any]], Any] | None = None,
         val_steps: int | None = None,
     ) -> None:
+        if isinstance(callbacks, Callback):  # one, as fastai's cbs= takes it
+            callbacks = [callbacks]
         check_trainer_arguments(
             model=model,
             loss_fn=loss_fn,

@@ -75,6 +75,16 @@ def test_load_run_names_the_missing_files(tmp_path):
     save_run(tmp_path, _plan())  # no history: plan.json and range_tests.json only
     with pytest.raises(FileNotFoundError, match=r"history\.json missing"):
         load_run(tmp_path)
+    # a user's check: sc.render_report / load_run of a Trainer's out_dir, or of plan.json itself,
+    # said "not a tune or fit run folder" with nothing on what to do with it
+    with pytest.raises(FileNotFoundError, match=r"plan\.json is a file; give the run folder"):
+        load_run(tmp_path / "plan.json")
+    trainer_dir = tmp_path / "trainer"
+    trainer_dir.mkdir()
+    (trainer_dir / "history.json").write_text(History(status="completed").to_json())
+    with pytest.raises(FileNotFoundError, match=r"plan\.json missing; a Trainer's out_dir holds "
+                       r"its History alone: History\.from_json"):  # fmt: skip
+        load_run(trainer_dir)
 
 
 def test_run_trains_with_the_loss_the_plan_was_tuned_with():

@@ -277,10 +277,19 @@ def load_run(folder: str | Path) -> tuple[TunePlan, History, dict[str, RangeTest
         FileNotFoundError: `folder` lacks plan.json or history.json (named in the message).
     """
     folder = Path(folder)
+    if folder.is_file():
+        raise FileNotFoundError(f"{folder} is a file; give the run folder that holds it")
     missing = [name for name in REQUIRED_RUN_FILES if not (folder / name).is_file()]
     if missing:
+        trainer = missing == ["plan.json"]  # history.json alone: a Trainer's out_dir
         raise FileNotFoundError(
             f"{folder} is not a tune or fit run folder: {', '.join(missing)} missing"
+            + (
+                "; a Trainer's out_dir holds its History alone: History.from_json(Path(folder, "
+                "'history.json').read_text()) reads it, its .plot() draws it"
+                if trainer
+                else ""
+            )
         )
     with _naming_the_file("plan.json"):
         plan = TunePlan.from_json((folder / "plan.json").read_text())

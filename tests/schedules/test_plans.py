@@ -264,3 +264,11 @@ def test_wrong_types_raise_type_error():
         one_cycle(10, "0.1")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"three_phase must be True or False, got 'yes' \(str\)"):
         one_cycle(10, 0.1, three_phase="yes")  # type: ignore[arg-type]
+    # torch's OneCycleLR(max_lr=[...]) and fastai's slice are per-group: say where they go
+    per_group = r"max_lr must be a number, the plan's peak, got .*; per-group peaks go to Hyper"
+    for build in (one_cycle, fastai_one_cycle, smith_one_cycle):
+        for max_lr in ([0.1, 0.01], (1e-4, 1e-2), slice(1e-3)):
+            with pytest.raises(TypeError, match=per_group):
+                build(10, max_lr)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=per_group):
+        cyclic(1e-3, [0.1, 0.01], 5)  # type: ignore[arg-type]

@@ -120,6 +120,18 @@ class Plan:
         return lrs, moms
 
 
+def _check_peak(max_lr: object) -> float:
+    """The plan's one peak LR; per-group peaks (torch's ``OneCycleLR(max_lr=[...])``, fastai's
+    ``slice``) are named with where they go: a plan scales every group from one peak."""
+    if isinstance(max_lr, (list, tuple, slice)):
+        raise TypeError(
+            f"max_lr must be a number, the plan's peak, got {max_lr!r}; per-group peaks go to "
+            "HyperparamScheduler(optimizer, plan, max_lr=...) or Trainer.fit_one_cycle(epochs, "
+            "max_lr=...), which scale the plan per param group"
+        )
+    return check_positive("max_lr", max_lr)
+
+
 def _lr_bounds(
     max_lr: object,
     min_lr: object,
@@ -130,7 +142,7 @@ def _lr_bounds(
 ) -> tuple[float, float, float]:
     """Validate the three LRs and fill defaults: ``min = max / min_div`` and
     ``final = min / final_div`` (torch, the paper) or ``max / final_div`` (fastai)."""
-    peak = check_positive("max_lr", max_lr)
+    peak = _check_peak(max_lr)
     low = peak / min_div if min_lr is None else check_positive("min_lr", min_lr)
     default_final = (peak if final_from_peak else low) / final_div
     final = default_final if final_lr is None else check_positive("final_lr", final_lr)
@@ -390,7 +402,7 @@ def cyclic(
         [0.1, 0.3, 0.5, 0.3, 0.1, 0.3]
     """
     low = check_positive("base_lr", base_lr)
-    peak = check_positive("max_lr", max_lr)
+    peak = _check_peak(max_lr)
     check_not_above("base_lr", low, "max_lr", peak)
     check_count("step_size", step_size)
     check_choice("mode", mode, CYCLIC_MODES)

@@ -82,6 +82,22 @@ def test_max_lr_none_without_a_suggestion_says_how_to_run_the_range_test_again(d
     assert trainer.last_range_test.max_lr is None
 
 
+def test_a_fit_too_short_for_its_1cycle_names_epochs_and_updates_before_the_range_test():
+    # the message was "total_steps must be >= 4, got 1", a name the caller never gave, and
+    # with max_lr=None it came after a range test's worth of training
+    data = ArrayData(torch.randn(40, 4), torch.arange(40) % 3)
+    trainer = Trainer(nn.Linear(4, 3), LOSS, data, batch_size=64, progress=False)
+    message = (r"epochs=1 at 1 optimizer updates per epoch give 1 updates, too few for the smith "
+               r"1cycle \(total_steps must be >= 4, got 1\); raise epochs, or lower batch_size")  # fmt: skip
+    with pytest.raises(ValueError, match=message):
+        trainer.fit_one_cycle(1)
+    assert trainer.last_range_test is None  # refused before the range test
+    with pytest.raises(ValueError, match=r"epochs=2 .* give 2 updates, too few for the torch 1cy"):
+        trainer.fit_one_cycle(2, 0.1, policy="torch")
+    with pytest.raises(ValueError, match="warmup_fraction applies to the torch and fastai"):
+        trainer.fit_one_cycle(9, 0.1, warmup_fraction=0.2)  # other arguments keep their message
+
+
 def test_discriminative_lrs_over_param_groups(digits):
     trainer = _trainer(digits)
     assert len(trainer.optimizer.param_groups) == 1  # one group is cheaper per step...

@@ -51,6 +51,28 @@ def one_cycle_plan(
     )
 
 
+def check_one_cycle_length(
+    policy: str,
+    epochs: int,
+    steps_per_epoch: int,
+    momentum: tuple[float, float] | None,
+    warmup_fraction: float | None,
+) -> None:
+    """Refuse, before any range test, a fit too short for its 1cycle: the plan's own message
+    names ``total_steps``, which the caller of `Trainer.fit_one_cycle` never gave."""
+    total = epochs * steps_per_epoch
+    try:
+        one_cycle_plan(policy, total, 1.0, None, None, momentum, warmup_fraction)
+    except ValueError as error:
+        if "total_steps" not in str(error):
+            raise  # another argument's own message
+        raise ValueError(
+            f"epochs={epochs} at {steps_per_epoch} optimizer updates per epoch give {total} "
+            f"updates, too few for the {policy} 1cycle ({error}); raise epochs, or lower "
+            "batch_size (or accumulation_steps) for more updates per epoch"
+        ) from None
+
+
 def range_test_max_lr(result: Any) -> tuple[float, str]:
     """The max_lr a range test (a `RangeTestResult`) suggests, and the note a History keeps of
     it; a ValueError naming max_lr when the test found none."""

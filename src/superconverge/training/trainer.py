@@ -64,6 +64,7 @@ from superconverge.training.inputs import (
 )
 from superconverge.training.loop import FitLoop
 from superconverge.training.plans import (
+    check_one_cycle_length,
     fine_tune,
     finish_fine_tune,
     one_cycle_plan,
@@ -304,6 +305,7 @@ class Trainer:
                 weights restored, and no stall check.
         """
         check_one_cycle_arguments(epochs, policy)
+        check_one_cycle_length(policy, epochs, self.steps_per_epoch, momentum, warmup_fraction)
         if self.run_folder is not None:
             self.run_folder.check_free()  # before the range test's time is spent
         notes = []

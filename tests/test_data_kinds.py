@@ -337,3 +337,21 @@ def test_a_dataloader_over_a_stream_keeps_its_batch_size_in_tune():
     with pytest.raises(ValueError, match=r"batch_size 64: train_data is a loader with its own "
                        r"batch size \(32\)"):  # fmt: skip
         sc.tune(_net, train, val, epochs=2, steps_per_epoch=10, batch_size=64)
+
+
+def test_a_pair_of_numpy_arrays_is_named_with_the_tensors_to_pass_instead():
+    # (x, y) as NumPy arrays was read as a sequence of two "batches": Trainer said "total_steps
+    # must be >= 4, got 2", lr_find "must yield (inputs, targets) pairs, got a ndarray"
+    import numpy as np
+
+    x, y = np.random.default_rng(0).normal(size=(64, FEATURES)), np.arange(64) % CLASSES
+    tensors = (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y))
+    message = r"train_data is a pair of NumPy arrays; pass tensors.*torch\.as_tensor\(x, dtype"
+    with pytest.raises(TypeError, match=message):
+        Trainer(_net(), nn.functional.cross_entropy, (x, y), progress=False)
+    with pytest.raises(TypeError, match=message.replace("train_data", "val_data")):
+        Trainer(_net(), nn.functional.cross_entropy, tensors, [x, y], progress=False)
+    with pytest.raises(TypeError, match=message):
+        sc.lr_find(_net(), nn.functional.cross_entropy, (x, y))
+    with pytest.raises(TypeError, match=message):
+        sc.tune(_net, (x, y), tensors, epochs=1)

@@ -336,6 +336,11 @@ class DataSource:
         )
 
 
+def is_numpy_array(value: Any) -> bool:
+    """A NumPy array (read as a sequence of rows, a pair of them passed as "two batches")."""
+    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
+
+
 def as_source(
     data: Any,
     name: str = "train_data",
@@ -389,6 +394,12 @@ def as_source(
         and all(isinstance(t, torch.Tensor) for t in data)
     ):
         data = ArrayData(*data)
+    if isinstance(data, (tuple, list)) and len(data) == 2 and is_numpy_array(data[0]):
+        raise TypeError(
+            f"{name} is a pair of NumPy arrays; pass tensors, the in-memory kind this library "
+            "serves: (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)) (a float64 "
+            "array would not fit a float32 model's weights)"
+        )
     sized = known_size(data)
     if evaluation and steps_per_epoch is not None and sized:
         raise ValueError(

@@ -26,6 +26,7 @@ from superconverge.data.sources import (
     as_source,
     check_num_workers,
     has_position,
+    is_numpy_array,
     naming_batched_streams,
 )
 from superconverge.finder.result import RangeTestResult, build_result
@@ -81,9 +82,9 @@ def is_batches(data: object) -> bool:
     if isinstance(data, ArrayData | Dataset) or (
         isinstance(data, tuple)
         and len(data) == 2
-        and all(isinstance(t, torch.Tensor) for t in data)
+        and all(isinstance(t, torch.Tensor) or is_numpy_array(t) for t in data)
     ):
-        return False
+        return False  # arrays: as_source takes tensors and names NumPy's
     return isinstance(data, Iterable)
 
 

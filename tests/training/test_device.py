@@ -63,3 +63,14 @@ def test_cuda_without_cuda_is_named_wherever_a_device_is_taken():
         ArrayLoader(data, 4, device="cuda")
     with pytest.raises(ValueError, match=message):
         lr_find(torch.nn.Linear(4, 2), torch.nn.functional.cross_entropy, data, device="cuda")
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without MPS")
+def test_mps_without_mps_is_named_like_cuda():
+    # a Mac user's device="mps" elsewhere failed in the model's .to() with torch's RuntimeError
+    # "PyTorch is not linked with support for mps devices", naming no argument
+    from superconverge import Trainer
+
+    data = (torch.randn(8, 4), torch.arange(8) % 2)
+    with pytest.raises(ValueError, match=r"device must be available, got 'mps' \(MPS is not"):
+        Trainer(torch.nn.Linear(4, 2), torch.nn.functional.cross_entropy, data, device="mps")

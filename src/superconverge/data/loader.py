@@ -298,6 +298,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
         ) from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device must be available, got {device!r} (CUDA is not available)")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():  # torch's own error
+        raise ValueError(f"device must be available, got {device!r} (MPS is not available)")
     return resolved
 
 

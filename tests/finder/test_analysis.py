@@ -134,6 +134,16 @@ def test_repeats_report_their_median_and_spread():
     assert result.min_lr == pytest.approx(result.max_lr / 10)
     assert result.confidence.repeat_ratio == pytest.approx(singles[2] / singles[0])
     assert result.bounds("cyclic") == (pytest.approx(result.max_lr / 4), result.max_lr)
+    assert result.bounds() == (result.min_lr, result.max_lr)
+
+
+def test_bounds_default_to_the_policy_the_test_was_run_for():
+    # lr_find(policy="cyclic").bounds() gave the one-cycle max/10, not its own min_lr (max/4)
+    result = build_result([_curve(0.0)], diverge_factor=4.0, rule="minimum", policy="cyclic",
+                          settings={})  # fmt: skip
+    assert result.min_lr == pytest.approx(result.max_lr / 4)
+    assert result.bounds() == (result.min_lr, result.max_lr)
+    assert result.bounds("one_cycle") == (pytest.approx(result.max_lr / 10), result.max_lr)
 
 
 def test_superconvergence_check():

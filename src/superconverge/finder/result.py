@@ -82,11 +82,12 @@ class RangeTestResult:
     # places its max_lr candidates below it (None in files saved before it was recorded)
     lowest_loss_lr: float | None = None
 
-    def bounds(self, policy: str = "one_cycle") -> tuple[float | None, float | None]:
-        """``(min_lr, max_lr)`` for one cycle (min = max/10) or several cycles (min = max/4)."""
+    def bounds(self, policy: str | None = None) -> tuple[float | None, float | None]:
+        """``(min_lr, max_lr)`` for one cycle (min = max/10) or several cycles (min = max/4);
+        None: for the policy the test was run for, ``(self.min_lr, self.max_lr)``."""
         if self.max_lr is None:
             return None, None
-        return min_lr_for(self.max_lr, policy)[0], self.max_lr
+        return min_lr_for(self.max_lr, policy or self.policy)[0], self.max_lr
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = encode_nonfinite(asdict(self))

@@ -524,3 +524,15 @@ def test_fine_tune_stopped_before_its_second_phase_resumes_into_it_from_numpy_se
     resumed = _trainer(digits, out_dir=tmp_path, overwrite=False)
     history = resumed.resume_from(tmp_path / "checkpoint.pt")
     assert history.status == "completed" and history.notes[0].startswith("after 1 frozen epoch")
+
+
+def test_fit_with_a_number_for_a_plan_says_which_call_takes_a_number():
+    # fastai's learn.fit(n, lr): the message was only "plan must be a superconverge Plan, got 0.001"
+    data = ArrayData(torch.randn(40, 4), torch.arange(40) % 3)
+    trainer = Trainer(nn.Linear(4, 3), LOSS, data, batch_size=8, progress=False)
+    message = (r"plan must be a superconverge Plan, got 0\.001; for a constant LR: fit\(epochs, "
+               r"superconverge\.constant\(0\.001\)\), for 1cycle: fit_one_cycle\(epochs, 0\.001\)")  # fmt: skip
+    with pytest.raises(TypeError, match=message):
+        trainer.fit(2, 1e-3)
+    with pytest.raises(TypeError, match=r"got <function one_cycle .*; build one, e\.g\. super"):
+        trainer.fit(2, sc.one_cycle)

@@ -101,7 +101,15 @@ def check_fit_arguments(
     check_count("epochs", epochs)
     check_count("backoff", backoff, minimum=0)
     if not isinstance(plan, Plan):
-        raise TypeError(f"plan must be a superconverge Plan, got {plan!r}")
+        hint = ""
+        if isinstance(plan, (int, float)) and not isinstance(plan, bool):  # fastai's fit(n, lr)
+            hint = (
+                f"; for a constant LR: fit(epochs, superconverge.constant({plan!r})), for 1cycle: "
+                f"fit_one_cycle(epochs, {plan!r})"
+            )
+        elif callable(plan):  # a plan builder or a schedule, not called or not wrapped
+            hint = "; build one, e.g. superconverge.one_cycle(total_steps, max_lr)"
+        raise TypeError(f"plan must be a superconverge Plan, got {plan!r}{hint}")
     if weight_decay is not None:
         check_non_negative("weight_decay", weight_decay)
 

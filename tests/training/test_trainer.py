@@ -152,6 +152,29 @@ def test_fine_tune_trains_the_head_first_then_everything(digits):
     assert len(lrs) == 3 and lrs[2] / lrs[0] == pytest.approx(100.0)
 
 
+def test_fine_tune_follows_fastais_curves():
+    # fastai's fine_tune: fit_one_cycle(freeze_epochs, pct_start=0.99), then the unfrozen phase
+    # fit_one_cycle(epochs, slice(base_lr / 2 / lr_mult, base_lr / 2), pct_start=0.3, div=5);
+    # both phases ran with fit_one_cycle's 25% warm-up from a 25th of the peak
+    data = ArrayData(torch.randn(64, 4), torch.arange(64) % 3)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    trainer = Trainer(model, LOSS, data, batch_size=8, progress=False)
+    first_lrs = []
+
+    class Watch(Callback):
+        def on_fit_end(self, trainer, history):
+            first_lrs.extend(lrs[-1] for lrs in history.step_lrs)
+
+    trainer.callbacks.append(Watch())
+    second = trainer.fine_tune(2, base_lr=0.02, freeze_epochs=1)
+    frozen = sc.fastai_one_cycle(8, 0.02, warmup_fraction=0.99)
+    assert first_lrs[:8] == pytest.approx([frozen.lr(k) for k in range(8)])
+    head = sc.fastai_one_cycle(16, 0.01, min_lr=0.01 / 5, warmup_fraction=0.3)
+    assert [lrs[-1] for lrs in second.step_lrs] == pytest.approx([head.lr(k) for k in range(16)])
+    assert second.step_lrs[0][0] == pytest.approx(0.01 / 100 / 5)  # the body: its peak / 5
+
+
 def test_gradient_accumulation_counts_optimizer_steps(digits):
     trainer = _trainer(digits, accumulation_steps=4)
     history = trainer.fit_one_cycle(1, 0.05)

@@ -96,6 +96,14 @@ def warn_if_short(plan: Plan, total_steps: int) -> None:
         )
 
 
+# fastai's Learner.fine_tune: fit_one_cycle(freeze_epochs, pct_start=0.99), then the unfrozen
+# fit_one_cycle(epochs, pct_start=0.3, div=5.0): its start is a fifth of its peak, not fastai's
+# usual 25th
+FASTAI_FROZEN_WARMUP = 0.99
+FASTAI_FINE_TUNE_WARMUP = 0.3
+FASTAI_FINE_TUNE_DIV = 5.0
+
+
 def fine_tune(
     trainer: Trainer,
     epochs: int,
@@ -111,19 +119,24 @@ def fine_tune(
     # plain Python values: both fits' checkpoints are read back with weights_only=True
     base_lr, options = float(base_lr), {name: _plain(value) for name, value in options.items()}
     half = base_lr / 2
+    first_options, second_options = dict(options), dict(options)
+    if policy == "fastai":  # fastai's fine_tune curves, unless the caller gave their own
+        first_options.setdefault("warmup_fraction", FASTAI_FROZEN_WARMUP)
+        second_options.setdefault("warmup_fraction", FASTAI_FINE_TUNE_WARMUP)
+        second_options.setdefault("min_lr", half / FASTAI_FINE_TUNE_DIV)
     then = {
         "fine_tune": {
             "epochs": int(epochs),
             "max_lr": (half / float(lr_mult), half),
             "freeze_epochs": int(freeze_epochs),
             "policy": str(policy),
-            "options": options,
+            "options": second_options,
         }
     }
     trainer.freeze()
     trainer.then = then
     try:
-        first = trainer.fit_one_cycle(freeze_epochs, base_lr, policy=policy, **options)
+        first = trainer.fit_one_cycle(freeze_epochs, base_lr, policy=policy, **first_options)
     finally:
         trainer.then = None
     return finish_fine_tune(trainer, first, then)

@@ -357,7 +357,10 @@ class Trainer:
         **kwargs: Any,
     ) -> History:
         """fastai's fine-tuning: the head on a frozen body for `freeze_epochs` (1cycle), then all
-        groups for `epochs`, LRs from ``base_lr / 2 / lr_mult`` (first) to ``base_lr / 2``."""
+        groups for `epochs`, LRs from ``base_lr / 2 / lr_mult`` (first) to ``base_lr / 2``.
+        With the ``fastai`` policy the curves are fastai's: 99% warm-up in the frozen phase,
+        then 30% warm-up from a fifth of each group's peak (``warmup_fraction`` / ``min_lr`` in
+        `kwargs` replace them); `kwargs` go to both `fit_one_cycle` calls."""
         check_count("epochs", epochs)
         return fine_tune(self, epochs, base_lr, freeze_epochs, lr_mult, policy, kwargs)
 

@@ -1,3 +1,4 @@
+import functools
 import math
 
 import pytest
@@ -84,7 +85,8 @@ def test_binary_accuracy_by_hand_on_logits_probabilities_and_multi_label():
 def test_auto_with_a_binary_loss_reports_binary_accuracy_not_the_mse_of_logits():
     # the user's case: --loss bce_with_logits reported MSE and MAE of raw logits against 0/1
     with_logits = torch.nn.functional.binary_cross_entropy_with_logits
-    for loss in (with_logits, torch.nn.BCEWithLogitsLoss(), torch.nn.BCELoss()):
+    weighted = functools.partial(with_logits, pos_weight=torch.tensor(2.0))  # a partial too
+    for loss in (with_logits, torch.nn.BCEWithLogitsLoss(), torch.nn.BCELoss(), weighted):
         auto = resolve_metrics("auto", loss)
         assert check_metrics(auto, torch.zeros(4, 5), torch.ones(4, 5)) == ["binary_accuracy"]
         assert check_metrics(auto, torch.zeros(4, 1), torch.ones(4)) == ["binary_accuracy"]
@@ -113,7 +115,8 @@ def test_auto_with_a_cross_entropy_on_class_probabilities_reports_their_accuracy
     probabilities = torch.tensor(
         [[0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.0, 0.3, 0.7], [0.5, 0.25, 0.25]]
     )  # arg-max 1, 2, 2, 0 against LOGITS' 1, 0, 2, 2: 2 of 4 right
-    for loss in (torch.nn.functional.cross_entropy, torch.nn.CrossEntropyLoss(label_smoothing=0.1)):
+    smoothed = functools.partial(torch.nn.functional.cross_entropy, label_smoothing=0.1)
+    for loss in (torch.nn.functional.cross_entropy, torch.nn.CrossEntropyLoss(), smoothed):
         auto = resolve_metrics("auto", loss)
         assert check_metrics(auto, LOGITS, probabilities) == ["accuracy"]
         totals = MetricTotals(auto)

@@ -24,6 +24,7 @@ layout, logits ``(N, C, d1, ...)`` with targets ``(N, d1, ...)``, or Hugging Fac
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -205,7 +206,16 @@ BINARY_AUTO = ("binary_accuracy",)
 CROSS_ENTROPY_AUTO = ("accuracy",)
 
 
+def _unwrapped(loss_fn: Any) -> Any:
+    """The function under ``functools.partial`` (``partial(F.cross_entropy,
+    label_smoothing=0.1)``, ``partial(F.binary_cross_entropy_with_logits, pos_weight=w)``)."""
+    while isinstance(loss_fn, functools.partial):
+        loss_fn = loss_fn.func
+    return loss_fn
+
+
 def _takes_probabilities(loss_fn: Any) -> bool:
+    loss_fn = _unwrapped(loss_fn)
     return loss_fn is torch.nn.functional.binary_cross_entropy or isinstance(
         loss_fn, torch.nn.BCELoss
     )
@@ -214,6 +224,7 @@ def _takes_probabilities(loss_fn: Any) -> bool:
 def is_binary_loss(loss_fn: Any) -> bool:
     """Whether `loss_fn` is a binary cross-entropy (on logits or on probabilities): the
     losses whose "auto" metric is ``binary_accuracy``."""
+    loss_fn = _unwrapped(loss_fn)
     with_logits = loss_fn is torch.nn.functional.binary_cross_entropy_with_logits or isinstance(
         loss_fn, torch.nn.BCEWithLogitsLoss
     )
@@ -223,6 +234,7 @@ def is_binary_loss(loss_fn: Any) -> bool:
 def is_cross_entropy_loss(loss_fn: Any) -> bool:
     """Whether `loss_fn` is ``cross_entropy`` / ``nn.CrossEntropyLoss``: the losses whose
     "auto" metric is ``accuracy`` alone, also on class-probability targets."""
+    loss_fn = _unwrapped(loss_fn)
     return loss_fn is torch.nn.functional.cross_entropy or isinstance(
         loss_fn, torch.nn.CrossEntropyLoss
     )

@@ -104,6 +104,16 @@ def test_resume_goes_on_writing_into_the_checkpoints_folder_unless_out_dir_is_gi
     assert {p.name: p.read_bytes() for p in other.iterdir() if p.is_file()} == before
 
 
+def test_resume_takes_the_run_folder_for_its_checkpoint(tmp_path):
+    # the out_dir the run was given: "checkpoint <folder> not found", though the folder held it
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(Scripted, tmp_path, callbacks=[KillAfterEpoch(1)]).fit_one_cycle(3, 0.05)
+    history = Scripted.resume(tmp_path, nn.Linear(4, 3), LOSS, _data(), _data(), batch_size=8,
+                              progress=False)  # fmt: skip
+    assert history.status == "completed" and len(history.epochs) == 3
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["fit"]["epochs_done"] == 3  # went on there
+
+
 def test_a_second_fit_into_the_folder_of_this_trainers_finished_fit_is_refused(tmp_path):
     # before: the second fit replaced checkpoint.pt, best.pt and history.json without a word
     trainer = _trainer(Scripted, tmp_path)

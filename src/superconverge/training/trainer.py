@@ -435,8 +435,10 @@ class Trainer:
         updated each epoch, so a second crash loses only the epoch it interrupts) unless
         `out_dir` is given (None: write nothing); from another file (``best.pt``, a copy under
         another name) it writes nothing unless `out_dir` is given, so that file's folder keeps
-        its run.
+        its run. `path` may be the run's folder (its ``checkpoint.pt``).
         """
+        if Path(path).is_dir():  # the out_dir the run was given
+            path = Path(path) / CHECKPOINT
         payload = load_checkpoint(path)
         check_signature(payload["signature"], model, path)
         if Path(path).name == CHECKPOINT:  # the run's own last epoch: its run goes on there

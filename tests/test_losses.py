@@ -38,3 +38,25 @@ def test_a_loss_name_where_a_callable_is_needed_says_which_callable(tmp_path):
         sc.Trainer(model, "cross_entropy", digits.train)
     with pytest.raises(TypeError, match=expected):
         sc.lr_find(model, "cross_entropy", digits.train)
+
+
+def test_a_class_where_an_instance_is_needed_says_the_call_to_make():
+    # loss_fn=nn.CrossEntropyLoss (the class, callable too) failed as "model outputs ... do not
+    # fit loss_fn: Boolean value of Tensor with more than one value is ambiguous"; model=nn.Linear
+    # as "model must be a torch.nn.Module, got type"
+    import superconverge as sc
+
+    data = (torch.randn(16, 4), torch.arange(16) % 3)
+    loss = r"loss_fn must be a loss, got the class CrossEntropyLoss: CrossEntropyLoss\(\)"
+    with pytest.raises(TypeError, match=loss):
+        sc.Trainer(torch.nn.Linear(4, 3), torch.nn.CrossEntropyLoss, data, progress=False)
+    with pytest.raises(TypeError, match=loss):
+        sc.lr_find(torch.nn.Linear(4, 3), torch.nn.CrossEntropyLoss, data)
+    with pytest.raises(TypeError, match=loss):
+        sc.tune(lambda: torch.nn.Linear(4, 3), data, data, epochs=1,
+                loss_fn=torch.nn.CrossEntropyLoss)  # fmt: skip
+    model = r"model must be a torch.nn.Module, got the class Linear: Linear\(\.\.\.\)"
+    with pytest.raises(TypeError, match=model):
+        sc.Trainer(torch.nn.Linear, torch.nn.functional.cross_entropy, data, progress=False)
+    with pytest.raises(TypeError, match=model):
+        sc.lr_find(torch.nn.Linear, torch.nn.functional.cross_entropy, data)

@@ -49,6 +49,11 @@ def check_loss_fn(loss_fn: object) -> None:
         ...
         TypeError: loss_fn must be callable, got 'mse' (a name, as the CLI's --loss takes it): pass superconverge.losses.resolve_loss('mse') or torch.nn.functional.mse_loss
     """
+    if isinstance(loss_fn, type) and issubclass(loss_fn, torch.nn.Module):  # callable, too
+        name = loss_fn.__name__
+        raise TypeError(
+            f"loss_fn must be a loss, got the class {name}: {name}() (or torch.nn.functional's)"
+        )
     if callable(loss_fn):
         return
     if isinstance(loss_fn, str) and loss_fn in LOSSES:

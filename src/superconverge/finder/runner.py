@@ -45,7 +45,7 @@ from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.training.device import to_device
 from superconverge.training.evaluation import evaluate_batches
-from superconverge.training.inputs import own_batch_message
+from superconverge.training.inputs import check_model, own_batch_message
 from superconverge.training.progress import tell
 
 logger = logging.getLogger(__name__)
@@ -161,8 +161,7 @@ def _validate_arguments(
     policy: str,
     val_every: int | None,
 ) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model(model)
     check_loss_fn(loss_fn)
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("model has no trainable parameters (every requires_grad is False)")

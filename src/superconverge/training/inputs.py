@@ -57,8 +57,7 @@ def check_trainer_arguments(
     sync_every: object,
 ) -> None:
     """The Trainer's argument checks: TypeError for a wrong type, ValueError for a bad value."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model(model)
     check_loss_fn(loss_fn)
     check_optimizer_spec(optimizer)
     if weight_decay is not None:
@@ -79,6 +78,16 @@ def check_trainer_arguments(
             raise TypeError(f"callbacks must be Callback objects, got the class {name}: {name}()")
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks must be Callback objects, got {callback!r}")
+
+
+def check_model(model: object) -> None:
+    """A ``torch.nn.Module`` instance; its class (``nn.Linear`` for ``nn.Linear(4, 2)``) is named
+    with the call to make."""
+    if isinstance(model, type) and issubclass(model, nn.Module):
+        name = model.__name__
+        raise TypeError(f"model must be a torch.nn.Module, got the class {name}: {name}(...)")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
 
 
 def check_trainable(param_groups: Sequence[Sequence[nn.Parameter]]) -> None:

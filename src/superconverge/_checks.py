@@ -129,7 +129,12 @@ def check_momentum(value: object, name: str = "momentum") -> tuple[float, float]
     if value is None:
         return None
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-        raise ValueError(f"{name} must be None or a (high, low) pair, got {value!r}")
+        hint = ""
+        if _is_number(value):
+            hint = f"; a constant {name} is ({value!r}, {value!r})"
+        elif isinstance(value, Sequence) and len(value) == 3:  # fastai's moms=(high, low, high)
+            hint = f"; fastai's moms=(0.95, 0.85, 0.95) is {name}=(0.95, 0.85)"
+        raise ValueError(f"{name} must be None or a (high, low) pair, got {value!r}{hint}")
     high = check_number(name, value[0])
     low = check_number(name, value[1])
     for bound in (high, low):

@@ -234,6 +234,14 @@ def test_plan_from_dict_rejects_unknown_keys():
             lambda: one_cycle(100, 0.1, momentum=(0.9,)),
             r"momentum must be None or a \(high, low\) pair",
         ),
+        (  # what to write instead of a torch-style constant or fastai's three-value moms
+            lambda: one_cycle(100, 0.1, momentum=0.9),
+            r"got 0\.9; a constant momentum is \(0\.9, 0\.9\)",
+        ),
+        (
+            lambda: fastai_one_cycle(100, 0.1, momentum=(0.95, 0.85, 0.95)),
+            r"got \(0\.95, 0\.85, 0\.95\); fastai's moms=\(0\.95, 0\.85, 0\.95\) is momentum=\(",
+        ),
         (
             lambda: smith_one_cycle(100, 0.1, annihilation_fraction=1.2),
             r"annihilation_fraction must be in \(0, 1\)",

@@ -1,6 +1,7 @@
 """NumPy scalars are numbers at every entry point, as torch takes them, and what is saved from
 them stays JSON and ``weights_only`` loadable."""
 
+import collections
 import json
 
 import numpy as np
@@ -35,6 +36,10 @@ def test_plain_makes_numpy_scalars_python_numbers_and_leaves_the_rest():
     assert plain((np.float32(0.5), 0.25)) == (0.5, 0.25)
     assert [type(v) for v in plain([np.float32(0.5), np.int64(2)])] == [float, int]
     assert plain(slice(np.float32(0.5), np.float32(1.0))) == slice(0.5, 1.0)
+    moms = collections.namedtuple("moms", "high low")
+    given = moms(0.95, 0.85)
+    assert plain(given) is given  # nothing to convert: left as it is
+    assert plain(moms(np.float32(0.5), 0.25)) == moms(0.5, 0.25)
     tensor, flag = torch.tensor(1.0), np.bool_(True)
     assert plain(tensor) is tensor and plain(flag) is flag and plain(True) is True
     assert check_count("steps", np.int64(3)) == 3 and check_number("lr", np.float32(0.5)) == 0.5

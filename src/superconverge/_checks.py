@@ -29,7 +29,10 @@ def plain(value: Any) -> Any:
     if isinstance(value, numbers.Real):
         return float(value)
     if isinstance(value, (tuple, list)) and value and all(_is_number(v) for v in value):
-        return type(value)(plain(v) for v in value)
+        items = [plain(v) for v in value]
+        if all(item is v for item, v in zip(items, value, strict=True)):
+            return value  # nothing to convert: the caller's own object, whatever its class
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     if isinstance(value, slice):
         return slice(plain(value.start), plain(value.stop), plain(value.step))
     return value

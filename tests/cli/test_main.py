@@ -61,6 +61,48 @@ def test_interrupt_exits_130_in_one_line(monkeypatch, capsys):
     )
 
 
+def test_an_interrupt_while_the_command_starts_exits_130_in_one_line(monkeypatch, capsys):
+    # building the parser imports torch (a second or more): a Ctrl-C then printed a
+    # KeyboardInterrupt traceback from deep inside torch's import
+    def interrupted(subparsers):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lr_find, "add_parser", interrupted)
+    assert main(["tune", "--epochs", "3"]) == 130
+    err = capsys.readouterr().err
+    assert err == "superconverge: error: interrupted before the command ran\n"
+    with pytest.raises(KeyboardInterrupt):  # --debug keeps the traceback
+        main(["--debug", "tune"])
+
+
+def test_the_interrupts_line_loads_no_torch():
+    # explain() imported superconverge.data (torch) before it looked at the error: after a
+    # Ctrl-C that stopped torch half-loaded, loading it again failed in other ways
+    code = (
+        "import sys, argparse\n"
+        "from superconverge.cli._common import explain\n"
+        "print(explain(KeyboardInterrupt(), argparse.ArgumentParser()))\n"
+        "assert 'torch' not in sys.modules, 'torch loaded'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "130" in done.stdout
+
+
+@pytest.mark.skipif(
+    signal.getsignal(signal.SIGTERM) != signal.SIG_DFL, reason="the runner handles SIGTERM itself"
+)
+def test_sigterm_while_the_command_starts_exits_130(monkeypatch, capsys):
+    def terminated(subparsers):
+        os.kill(os.getpid(), signal.SIGTERM)  # before the subcommand's handler ran
+        time.sleep(10)  # the handler raises before this ends
+
+    monkeypatch.setattr(lr_find, "add_parser", terminated)
+    assert main(["report", "x"]) == 130
+    assert capsys.readouterr().err == "superconverge: error: interrupted before the command ran\n"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
 @pytest.mark.skipif(
     signal.getsignal(signal.SIGTERM) != signal.SIG_DFL, reason="the runner handles SIGTERM itself"
 )

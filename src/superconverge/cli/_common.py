@@ -255,7 +255,6 @@ CLI_BATCH_FN = "--batch-fn module:function (a function batch -> (inputs, targets
 def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int, str]:
     """The exit status and one-line message for an exception that ended a subcommand."""
     from superconverge._files import NO_ROOM, FolderBusyError
-    from superconverge.data import DataFormatError
 
     if isinstance(error, UsageError):
         return EXIT_USAGE, str(error)
@@ -268,6 +267,9 @@ def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int,
             EXIT_INTERRUPTED,
             f"{str(error) or 'interrupted'}; files already written were left complete",
         )
+    # after the interrupt: one that stopped torch loading must not load it again here
+    from superconverge.data import DataFormatError
+
     if isinstance(error, DataFormatError):
         return EXIT_FAILURE, f"{error}; replace the file with the original (see --data-dir)"
     from superconverge.batches import DataError

@@ -17,8 +17,10 @@ from typing import Any
 
 from superconverge.cli import fit, lr_find, report, reproduce, schedule, tune
 from superconverge.cli._common import (
+    EXIT_INTERRUPTED,
     EXIT_USAGE,
     Parser,
+    UsageError,
     add_common_flags,
     cli_logging,
     explain,
@@ -85,6 +87,18 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
+    given = list(argv if argv is not None else sys.argv[1:])
+    try:  # SIGTERM too from the start: a stop while the command starts is a stop, not a kill
+        with _terminate_as_interrupt():
+            return _parse_and_run(given)
+    except KeyboardInterrupt:  # before the command ran: building the parser imports torch
+        if "--debug" in given:
+            raise
+        print("superconverge: error: interrupted before the command ran", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _parse_and_run(argv: list[str]) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -93,20 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return EXIT_USAGE
-    args.argv = list(argv if argv is not None else sys.argv[1:])  # e.g. for tune --resume
-    from superconverge.training.progress import resolve_interval
-
-    try:  # the environment's setting, checked before anything runs (it was read mid-search)
-        resolve_interval(None)
-    except ValueError as error:
-        print(f"{args.parser.prog}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)  # tune keeps a count below the usable cores
+    args.argv = argv  # e.g. for tune --resume
     try:
-        with cli_logging(args.quiet, args.verbose), _terminate_as_interrupt():
+        _apply_environment(args)
+        with cli_logging(args.quiet, args.verbose):
             return int(args.handler(args))
     except (Exception, KeyboardInterrupt) as error:
         status, message = explain(error, args.parser)
@@ -114,3 +118,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
     print(f"{args.parser.prog}: error: {one_line(message)}", file=sys.stderr)
     return status
+
+
+def _apply_environment(args: argparse.Namespace) -> None:
+    """Check SUPERCONVERGE_PROGRESS_INTERVAL and set --threads, before the command runs."""
+    from superconverge.training.progress import resolve_interval
+
+    try:  # the environment's setting, checked before anything runs (it was read mid-search)
+        resolve_interval(None)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)  # tune keeps a count below the usable cores

@@ -212,6 +212,20 @@ def test_a_flag_typo_is_named_by_its_subcommand_with_the_closest_flag(capsys):
     assert "did you mean" not in capsys.readouterr().err  # nothing close: no guess
 
 
+def test_a_typo_in_a_required_flag_is_named_not_reported_as_missing(capsys):
+    # argparse checks required flags first: "--total-steps is required" for --total_steps
+    assert main(["schedule", "one-cycle", "--total_steps", "100", "--max-lr", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "superconverge schedule: error: unrecognized arguments: --total_steps "
+        "(--total_steps: did you mean --total-steps?) (see --help)\n"
+    )
+    assert main(["fit", "--pan", "runs/x/plan.json"]) == 2
+    assert "unrecognized arguments: --pan (--pan: did you mean --plan?)" in capsys.readouterr().err
+    assert main(["fit"]) == 2  # nothing mistyped: what is missing
+    assert "the following arguments are required: --plan" in capsys.readouterr().err
+
+
 def test_threads_sets_torchs_threads_and_is_checked(capsys, monkeypatch):
     import torch
 

@@ -48,9 +48,29 @@ class Parser(argparse.ArgumentParser):
         # no prefixes of flags: `--epoch 3` is a typo to name, not `--epochs` guessed silently
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self._given: list[str] = []  # the arguments of the last parse, for `error`
 
     def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required"):
+            # argparse checks required flags before it reports unknown ones: `--total_steps
+            # 100` read "--total-steps is required"; the typo is the error to name
+            known = self._option_string_actions
+            typos = [
+                given
+                for given in self._given
+                if given.startswith("--") and given.split("=", 1)[0] not in known
+            ]
+            if typos:
+                message = unrecognized(typos, self)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """`argparse.ArgumentParser.parse_known_args`, remembering what it was given for
+        `error` (a subcommand's parser is given the arguments after its name)."""
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def parse_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None

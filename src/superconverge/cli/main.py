@@ -63,26 +63,58 @@ def build_parser() -> Parser:
     return parser
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM stops the command as Ctrl-C does (files complete, tune's resume line, exit 130)
     instead of killing it silently; only where SIGTERM has its default action, in the main
     thread (a host that set its own handler keeps it)."""
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
     try:
         installed = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
         if installed:
-            signal.signal(signal.SIGTERM, interrupt)
+            signal.signal(signal.SIGTERM, _raise_interrupt)
     except ValueError:  # not the main thread
         installed = False
     try:
         yield
     finally:
-        if installed and signal.getsignal(signal.SIGTERM) is interrupt:  # not one set since
+        if installed and signal.getsignal(signal.SIGTERM) is _raise_interrupt:  # none set since
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C (and SIGTERM, where it interrupts) wait for the end of the block, then interrupt.
+
+    Building the parser imports torch, and torch's import loses an interrupt that arrives while
+    its C code imports numpy: it clears the error and goes on, so the command then ran as if
+    never stopped, or failed later with a RecursionError from the half-loaded numpy (2 in 40
+    Ctrl-Cs in the first second of `superconverge tune`).
+    """
+    held: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        held.append(signum)
+
+    raising = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: _raise_interrupt}
+    replaced = []
+    try:
+        for signum, handler in raising.items():
+            if signal.getsignal(signum) is handler:  # a host's own handler is left alone
+                signal.signal(signum, hold)
+                replaced.append(signum)
+    except ValueError:  # not the main thread: signals reach only the main thread's handlers
+        pass
+    try:
+        yield
+    finally:
+        for signum in replaced:
+            signal.signal(signum, raising[signum])
+    if held:
+        raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parse_and_run(argv: list[str]) -> int:
-    parser = build_parser()
+    with _interrupts_held():
+        parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help, --version, or argparse's one-line usage error

@@ -13,7 +13,10 @@ from superconverge.cli._common import UsageError, claim_out_dir
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "reproduce", help="re-run a published comparison (see --list)"
+        "reproduce",
+        help="re-run a published comparison (see --list)",
+        description="Re-run a published comparison and write results.md, results.json and "
+        "accuracy.png into --out.",
     )
     p.add_argument("name", nargs="?", help="the experiment (see --list)")
     p.add_argument("--list", action="store_true", help="list the experiments")
@@ -27,7 +30,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="the data set's folder (default: $SUPERCONVERGE_DATA/<data set>)",
     )
     p.add_argument("--out", type=Path, help="output folder (default: runs/reproduce-NAME)")
-    p.add_argument("--force", action="store_true")
+    p.add_argument(
+        "--force", action="store_true", help="replace what an earlier run wrote into --out"
+    )
     p.set_defaults(handler=run, parser=p)
     return p
 
@@ -63,7 +68,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--data-dir {args.data_dir} is not a folder")
     out = args.out or Path("runs") / f"reproduce-{args.name}"
     claim_out_dir(out, args.force)
-    experiment.run(out, settings, args.data_dir)
+    try:
+        experiment.run(out, settings, args.data_dir)
+    except FileNotFoundError as error:
+        if error.errno is not None:  # an OS error (a file that went away mid-run): a failure
+            raise
+        # the loader's message (no errno) for a data file that is not where it looked, before
+        # anything ran: the folder is the fix, as tune, lr-find and fit say it
+        raise UsageError(f"--data-dir: {error}") from None
     print((out / "results.md").read_text())
     print(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'accuracy.png'}")
     return 0

@@ -4,6 +4,13 @@ from superconverge.cli.main import main
 from tests.cli.plans import digits_plan
 
 
+def test_help_says_loss_takes_the_built_in_names(capsys):
+    # it said "module:function loss", though fit --loss mse works as tune's --loss does
+    assert main(["fit", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--loss LOSS cross_entropy, mse, l1, smooth_l1, bce_with_logits, nll, or" in help_text
+
+
 def test_a_missing_plan_is_named(tmp_path, capsys):
     assert main(["fit", "--plan", str(tmp_path / "nope.json")]) == 2
     assert f"--plan {tmp_path / 'nope.json'} not found" in capsys.readouterr().err

@@ -68,7 +68,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--model", help="model name or module:function (default: the one the plan names)"
     )
     # the plan's own entry points, named again (a plan's code runs only when named or trusted)
-    p.add_argument("--loss", help="module:function loss (default: the one the plan names)")
+    from superconverge.losses import LOSSES
+
+    p.add_argument(
+        "--loss",
+        help=f"{', '.join(LOSSES)}, or module:function loss_fn(outputs, targets) (default: the "
+        "one the plan names)",
+    )
     p.add_argument(
         "--metric",
         action="append",

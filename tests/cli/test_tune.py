@@ -426,3 +426,16 @@ def test_a_run_that_loses_the_race_for_a_new_folder_leaves_the_winners_files(
         assert [p.name for p in out.iterdir()] == [".superconverge.lock"]  # the winner's, kept
     finally:
         winner.communicate("")
+
+
+def test_a_study_that_is_no_url_is_refused_before_the_data_load(tmp_path, capsys):
+    # the header line ("tune: mnist (54000 train ...") came first: the data were loaded, then
+    # the flag refused, where a usage error is one line and nothing run
+    out = tmp_path / "r"
+    assert main(["tune", "--study", "runs/study.db", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(
+        "superconverge tune: error: --study: study must be an Optuna storage URL"
+    )
+    assert "got 'runs/study.db'" in captured.err and not out.exists()

@@ -207,6 +207,7 @@ def _lead(args: argparse.Namespace) -> int:
             f"--workers must be 1 with --study (got {args.workers}): more processes join the "
             "study with superconverge tune --join URL"
         )
+    _study(args, args.study)  # a --study that is no URL, named before the data load
     batch_size = _batch_size(args.batch_size)
     check_seed(args.seed)
     if args.out is not None and args.resume is None:

@@ -225,6 +225,8 @@ def _lead(args: argparse.Namespace) -> int:
             f"--batch-size must be <= the {len(splits.train)} training samples of "
             f"{splits.name}, got {batch_size}"
         )
+    if not own_data and isinstance(batch_size, int):  # the library's check, before the header
+        _check_final_updates(batch_size, args.epochs, len(splits.train))
     model_fn, model_name, options = model_factory(args, splits)
     out = _out_dir(args, splits.name, model_name)
     from superconverge._files import FolderBusyError, FolderLock
@@ -295,6 +297,20 @@ def _lead(args: argparse.Namespace) -> int:
 
 
 RANK_TIMEOUT_S = 7 * 24 * 3600.0  # ranks > 0 wait in a collective while rank 0 searches
+
+
+def _check_final_updates(batch_size: int, epochs: int, samples: int) -> None:
+    """A --batch-size that leaves the final run fewer updates than a 1cycle needs, named with
+    the flags before the header line (tune() refuses it too, in the library's words)."""
+    from superconverge.tuning.recipe import MIN_FINAL_STEPS
+
+    updates = epochs * math.ceil(samples / batch_size)
+    if updates < MIN_FINAL_STEPS:
+        raise UsageError(
+            f"--batch-size {batch_size} with --epochs {epochs} leaves the final run "
+            f"{plural(updates, 'optimizer update')} over {samples} training samples; a 1cycle "
+            f"needs at least {MIN_FINAL_STEPS}: lower --batch-size or raise --epochs"
+        )
 
 
 def _out_dir(args: argparse.Namespace, data_name: str, model_name: str) -> Path:

@@ -178,3 +178,26 @@ def test_an_out_the_system_cannot_create_is_a_usage_error_even_for_root(command,
     # root passes access() and meets the probe; another user is stopped by access() first
     assert "--out /proc/superconverge-run: " in err
     assert "cannot create a folder in /proc" in err or "/proc is not writable" in err
+
+
+def test_data_dir_at_the_folder_above_the_data_set_says_which_folder_to_name(tmp_path, capsys):
+    # a user passed the folder that holds mnist/ (as SUPERCONVERGE_DATA is set) and was told
+    # only that the file is not there
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    flags = ["--data", "mnist", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "r")]
+    assert main(["lr-find", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("superconverge lr-find: error: --data-dir: train-images-idx3-ubyte.gz")
+    assert err.rstrip().endswith(f"pass --data-dir {tmp_path / 'data' / 'mnist'}")
+    assert len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_superconverge_data_at_the_data_sets_own_folder_says_what_to_set(
+    tmp_path, capsys, monkeypatch
+):
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    monkeypatch.setenv("SUPERCONVERGE_DATA", str(tmp_path / "data" / "mnist"))
+    assert main(["tune", "--data", "mnist", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"set SUPERCONVERGE_DATA={tmp_path / 'data'}, or pass --data-dir " in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "r").exists()

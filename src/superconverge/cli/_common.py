@@ -587,7 +587,28 @@ def resolve_data(data: str, data_dir: Path | None, seed: int, flag: str = "--dat
     try:
         return load(data, data_dir, seed=seed)
     except FileNotFoundError as error:
-        raise UsageError(f"--data-dir: {error}") from None
+        raise UsageError(f"--data-dir: {error}{_data_dir_hint(data, data_dir)}") from None
+
+
+def _data_dir_hint(data: str, data_dir: Path | None) -> str:
+    """The fix for the usual mix-up of the two folders, where the folders show it: --data-dir
+    names the data set's own folder (.../mnist), SUPERCONVERGE_DATA the folder above it."""
+    from superconverge.data.datasets import DATA_ENV
+
+    if data_dir is not None:
+        if (data_dir / data).is_dir():
+            return (
+                f" --data-dir names the folder that holds the files, not the one above it: "
+                f"pass --data-dir {data_dir / data}"
+            )
+        return ""
+    base = os.environ.get(DATA_ENV)
+    if base and Path(base).name == data and not (Path(base) / data).exists():
+        return (
+            f" {DATA_ENV} names the folder above each data set's own ({DATA_ENV}/{data}): set "
+            f"{DATA_ENV}={Path(base).parent}, or pass --data-dir {base}"
+        )
+    return ""
 
 
 def read_json(path: Path, flag: str) -> Any:

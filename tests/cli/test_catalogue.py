@@ -211,7 +211,7 @@ CASES = {
         "schedule cyclic --total-steps 100 --max-lr 0.1 --base-lr 0.2 --step-size 5 "
         "--out {tmp}/s.png",
         2,
-        "--base-lr must be <= max_lr",
+        "--base-lr must be <= --max-lr (0.1), got 0.2",
         None,
     ),
     "schedule-cyclic-negative-gamma": (

@@ -103,7 +103,7 @@ def test_schedule_table_values_and_steps(tmp_path, capsys):
                 "--step-size",
                 "5",
             ],
-            "--base-lr must be <= max_lr",
+            "--base-lr must be <= --max-lr (0.1), got 0.2",
         ),
         (
             ["one-cycle", "--total-steps", "100", "--max-lr", "0.1", "--momentum", "0.8", "0.9"],

@@ -256,7 +256,12 @@ def flag_message(error: Exception, parser: argparse.ArgumentParser) -> str | Non
         name, key = match.groups()
         flag = flag_of(_FLAG_NAMES.get(name, name), parser)
         if flag is not None:  # metrics['f1'] raised ... -> --metric f1 raised ...
-            return flag + ("" if key is None else f" {key}") + text[match.end() :]
+            rest = re.sub(  # "must be <= max_lr (0.1)": the other parameter is a flag too
+                r"\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+) \(",
+                lambda other: f"{flag_of(other[1], parser) or other[1]} (",
+                text[match.end() :],
+            )
+            return flag + ("" if key is None else f" {key}") + rest
     return None
 
 

@@ -247,6 +247,23 @@ def test_a_typo_in_a_required_flag_is_named_not_reported_as_missing(capsys):
     assert "the following arguments are required: --plan" in capsys.readouterr().err
 
 
+def test_output_closed_by_its_reader_is_named_as_that_not_as_a_path(tmp_path, capsys, monkeypatch):
+    # `superconverge schedule ... | head -1` said "Broken pipe; check the path and its
+    # permissions" (exit 1): there is no path to check
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line, as after `| head -0`
+    closed = os.fdopen(write_end, "w")  # buffered, as stdout is into a pipe
+    monkeypatch.setattr(sys, "stdout", closed)
+    flags = ["--total-steps", "10", "--max-lr", "0.1", "--out", str(tmp_path / "s.png")]
+    assert main(["schedule", "one-cycle", *flags]) == 1
+    closed.close()  # its descriptor now leads to os.devnull: no error at Python's exit
+    assert capsys.readouterr().err == (
+        "superconverge schedule: error: the output was closed before all the results were "
+        "printed (broken pipe: whatever read superconverge's standard output, e.g. `| head`, "
+        "stopped reading); the files written are complete\n"
+    )
+
+
 def test_threads_sets_torchs_threads_and_is_checked(capsys, monkeypatch):
     import torch
 

@@ -1,5 +1,8 @@
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -441,3 +444,30 @@ def test_a_study_that_is_no_url_is_refused_before_the_data_load(tmp_path, capsys
         "superconverge tune: error: --study: study must be an Optuna storage URL"
     )
     assert "got 'runs/study.db'" in captured.err and not out.exists()
+
+
+@pytest.mark.slow
+def test_tune_piped_into_head_says_the_output_closed_not_resume(tmp_path):
+    # `superconverge tune | head -1`: the run finished and wrote its report, then its summary
+    # met the closed pipe, and the line said "Broken pipe; check the path and its permissions;
+    # ... once that is fixed, continue with: superconverge tune --resume DIR"
+    out = tmp_path / "run"
+    tiny = ["--data", "tests.cli.entry:tiny_digits", "--model", "tests.cli.entry:small_mlp"]
+    command = [sys.executable, "-m", "superconverge", "tune", *tiny, "--epochs", "1"]
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([f"{root}/src", root])}
+    process = subprocess.Popen(
+        [*command, "--threads", "1", "-q", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None and process.stdout.readline().startswith("tune: ")
+    process.stdout.close()  # what `head -1` does after its line
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("superconverge tune: error: the output was closed"), err
+    assert "--resume" not in err and "Exception ignored" not in err
+    assert (out / "report.html").is_file() and (out / "plan.json").is_file()

@@ -277,10 +277,34 @@ def one_line(text: str) -> str:
 CLI_BATCH_FN = "--batch-fn module:function (a function batch -> (inputs, targets))"
 
 
+STDOUT_CLOSED = (
+    "the output was closed before all the results were printed (broken pipe: whatever read "
+    "superconverge's standard output, e.g. `| head`, stopped reading); the files written are "
+    "complete"
+)
+
+
+def stdout_closed(error: BaseException) -> bool:
+    """Whether `error` is the reader of standard output gone (``superconverge ... | head``),
+    not a failure of the run: poll reports an error on a pipe whose reading end is closed."""
+    if not isinstance(error, BrokenPipeError):
+        return False
+    import select
+
+    try:
+        poller = select.poll()  # not on Windows: there a broken pipe is explained as an OSError
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll, or a stdout without a descriptor
+        return False
+
+
 def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int, str]:
     """The exit status and one-line message for an exception that ended a subcommand."""
     from superconverge._files import NO_ROOM, FolderBusyError
 
+    if stdout_closed(error):  # not "check the path and its permissions": there is none
+        return EXIT_FAILURE, STDOUT_CLOSED
     if isinstance(error, UsageError):
         return EXIT_USAGE, str(error)
     if isinstance(error, RunFailure):

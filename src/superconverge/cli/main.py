@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,7 @@ from superconverge.cli._common import (
     cli_logging,
     explain,
     one_line,
+    stdout_closed,
 )
 
 SUBCOMMANDS = (schedule, lr_find, tune, fit, report, reproduce)
@@ -144,11 +146,15 @@ def _parse_and_run(argv: list[str]) -> int:
     try:
         _apply_environment(args)
         with cli_logging(args.quiet, args.verbose):
-            return int(args.handler(args))
+            status = int(args.handler(args))
+        sys.stdout.flush()  # a reader gone (`| head`) is found here, not in Python's exit
+        return status
     except (Exception, KeyboardInterrupt) as error:
         status, message = explain(error, args.parser)
         if args.debug and status != EXIT_USAGE:
             raise
+        if stdout_closed(error):  # Python's flush at exit would print a second error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     print(f"{args.parser.prog}: error: {one_line(message)}", file=sys.stderr)
     return status
 

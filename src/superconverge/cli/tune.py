@@ -26,6 +26,7 @@ from superconverge.cli._common import (
     model_from_flag,
     resolve_data,
     scores_line,
+    stdout_closed,
 )
 from superconverge.cli._data_flags import (
     UserData,
@@ -271,6 +272,8 @@ def _lead(args: argparse.Namespace) -> int:
                 args, splits, model_fn, model_name, options, batch_size, out, start
             )
     except Exception as error:
+        if stdout_closed(error):  # `tune | head`: nothing to fix or resume, the run is written
+            raise
         # a run refused before it wrote anything leaves no folder behind; a folder another
         # process holds is that run's, even where this one made it first (both started at once)
         removed = (

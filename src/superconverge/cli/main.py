@@ -154,7 +154,9 @@ def _parse_and_run(argv: list[str]) -> int:
         if args.debug and status != EXIT_USAGE:
             raise
         if stdout_closed(error):  # Python's flush at exit would print a second error
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
     print(f"{args.parser.prog}: error: {one_line(message)}", file=sys.stderr)
     return status
 

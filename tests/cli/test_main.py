@@ -243,8 +243,9 @@ def test_a_typo_in_a_required_flag_is_named_not_reported_as_missing(capsys):
     )
     assert main(["fit", "--pan", "runs/x/plan.json"]) == 2
     assert "unrecognized arguments: --pan (--pan: did you mean --plan?)" in capsys.readouterr().err
-    assert main(["fit"]) == 2  # nothing mistyped: what is missing
-    assert "the following arguments are required: --plan" in capsys.readouterr().err
+    for nothing_mistyped in ([], ["--"]):  # what is missing ("--" only ends the flags)
+        assert main(["fit", *nothing_mistyped]) == 2
+        assert "the following arguments are required: --plan" in capsys.readouterr().err
 
 
 def test_output_closed_by_its_reader_is_named_as_that_not_as_a_path(tmp_path, capsys, monkeypatch):

@@ -58,7 +58,7 @@ class Parser(argparse.ArgumentParser):
             typos = [
                 given
                 for given in self._given
-                if given.startswith("--") and given.split("=", 1)[0] not in known
+                if given.startswith("--") and given.split("=", 1)[0] not in (*known, "--")
             ]
             if typos:
                 message = unrecognized(typos, self)

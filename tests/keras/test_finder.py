@@ -49,6 +49,53 @@ def test_training_after_the_test_is_bitwise_what_it_would_have_been_without_it(d
     assert_bitwise_equal(values(twins[0].variables), values(twins[1].variables))
 
 
+class _UnseededNoise(keras.layers.Layer):
+    """Noise from keras.random without a seed: Keras's global seed generator."""
+
+    def call(self, inputs, training=False):
+        noise = keras.random.normal(keras.ops.shape(inputs), stddev=0.1)
+        return inputs + noise if training else inputs
+
+
+def _train_after(x, y, sweep_data):
+    """Weights after a short fit, with a range test on `sweep_data` first (None: without)."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((64,)), keras.layers.Dense(32, activation="relu"), _UnseededNoise(),
+        keras.layers.Dropout(0.3),  # no seed: on the torch backend, torch's global RNG
+        keras.layers.Dense(10),
+    ])  # fmt: skip
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit(x[:64], y[:64], batch_size=32, verbose=0)
+    if sweep_data is not None:
+        lr_find(model, *sweep_data, num_steps=10, validation_data=(x[:64], y[:64]))
+    model.fit(x[:256], y[:256], batch_size=32, verbose=0)  # shuffled: numpy's or torch's RNG
+    return values(model.variables)
+
+
+@pytest.mark.parametrize("data", ["arrays", "dataloader"])
+def test_the_global_rngs_are_put_back_so_training_after_the_test_is_unchanged(digits, data):
+    """An unseeded Dropout and keras.random draw from global RNGs, and iter() of a shuffling
+    DataLoader draws its seed from torch's: the sweep put none of them back, so training after
+    it was not what it would have been without it."""
+    torch = pytest.importorskip("torch")
+    x, y = digits
+    sweep_data = {
+        "arrays": (x, y),
+        "dataloader": (
+            torch.utils.data.DataLoader(
+                torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+                batch_size=32,
+                shuffle=True,
+            ),
+        ),
+    }[data]
+    assert_bitwise_equal(_train_after(x, y, sweep_data), _train_after(x, y, None))
+
+
 def test_validation_points_and_iterable_batches(digits):
     x, y = digits
     model = make_model(keras.optimizers.SGD(0.01, momentum=0.9))

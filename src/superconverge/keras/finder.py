@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -18,11 +20,13 @@ from superconverge.finder.sweep import (
     sweep_settings,
 )
 from superconverge.keras.optimizers import CyclicSGD
+from superconverge.pytorch.snapshot import cuda_in_use
 from superconverge.training.progress import tell
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_VAL_BATCHES = 4
+_KERAS_GLOBAL_SEED_GENERATOR = "global_seed_generator"  # keras.src.random.seed_generator's key
 
 
 def _arrays(name: str, data: Any) -> Any:
@@ -271,41 +275,43 @@ def lr_find(
         _check_sweep_optimizer(optimizer)
 
     plan = sweep_plan(start_lr, end_lr, num_steps, mode)
-    batches = _Batches(x, y, batch_size, seed)
-    val = _validation(validation_data, val_batches * batch_size)
-    every = val_every if val_every is not None else max(1, num_steps // 20)
-    compiled = model.optimizer
-    sweeper = optimizer if optimizer is not None else _sweep_optimizer(compiled, start_lr)
-    first = next(batches)
-    if not model.built:  # create the weights now, so that the snapshot holds them
-        model(first[0])
-    saved = [(v, np.array(keras.ops.convert_to_numpy(v), copy=True)) for v in _state(model)]
-    record = SweepRecord(num_steps, smoothing, diverge_factor)
-    try:
-        sweeper.learning_rate = float(start_lr)
-        model.optimizer = sweeper
-        model.make_train_function(force=True)
-        for step in range(num_steps):
-            lr = plan.lr(step)
-            sweeper.learning_rate = lr
-            inputs, targets = first if step == 0 else next(batches)
-            logs = model.train_on_batch(inputs, targets, return_dict=True)
-            # train_on_batch has updated the weights already: a non-finite loss ends the sweep
-            if not record.add(step, lr, float(logs["loss"])):
-                break
-            if val is not None and (step % every == 0 or step == num_steps - 1):
-                result = model.evaluate(
-                    val[0], val[1], batch_size=batch_size, verbose=0, return_dict=True
-                )
-                record.add_validation(step, float(result["loss"]), _accuracy_of(result))
-            if record.diverged():
-                break
-    finally:
-        model.optimizer = compiled
-        model.make_train_function(force=True)
-        model.reset_metrics()  # metrics the sweep built lazily start empty; the others are restored
-        for variable, value in saved:
-            variable.assign(value)
+    # the global RNGs are kept from before the data: iter() of a shuffling DataLoader draws
+    with _global_rngs_kept():
+        batches = _Batches(x, y, batch_size, seed)
+        val = _validation(validation_data, val_batches * batch_size)
+        every = val_every if val_every is not None else max(1, num_steps // 20)
+        compiled = model.optimizer
+        sweeper = optimizer if optimizer is not None else _sweep_optimizer(compiled, start_lr)
+        first = next(batches)
+        if not model.built:  # create the weights now, so that the snapshot holds them
+            model(first[0])
+        saved = [(v, np.array(keras.ops.convert_to_numpy(v), copy=True)) for v in _state(model)]
+        record = SweepRecord(num_steps, smoothing, diverge_factor)
+        try:
+            sweeper.learning_rate = float(start_lr)
+            model.optimizer = sweeper
+            model.make_train_function(force=True)
+            for step in range(num_steps):
+                lr = plan.lr(step)
+                sweeper.learning_rate = lr
+                inputs, targets = first if step == 0 else next(batches)
+                logs = model.train_on_batch(inputs, targets, return_dict=True)
+                # train_on_batch has updated the weights already: a non-finite loss ends the sweep
+                if not record.add(step, lr, float(logs["loss"])):
+                    break
+                if val is not None and (step % every == 0 or step == num_steps - 1):
+                    result = model.evaluate(
+                        val[0], val[1], batch_size=batch_size, verbose=0, return_dict=True
+                    )
+                    record.add_validation(step, float(result["loss"]), _accuracy_of(result))
+                if record.diverged():
+                    break
+        finally:
+            model.optimizer = compiled
+            model.make_train_function(force=True)
+            model.reset_metrics()  # metrics the sweep built lazily start empty; the others are restored
+            for variable, value in saved:
+                variable.assign(value)
     settings = sweep_settings(
         start_lr,
         end_lr,
@@ -325,6 +331,51 @@ def lr_find(
     )
     tell("keras lr_find: " + result.summary().replace("\n", "; "), logger)
     return result
+
+
+@contextmanager
+def _global_rngs_kept() -> Iterator[None]:
+    """Put back the process-wide RNGs a sweep draws from, also after an exception: Python's,
+    NumPy's, torch's (an unseeded ``Dropout`` on the torch backend draws from it, and so does
+    iterating a shuffling ``DataLoader``) and Keras's global seed generator (``keras.random``
+    calls without a seed)."""
+    import torch  # a dependency of superconverge, whatever keras's backend
+
+    python, numpy_state = random.getstate(), np.random.get_state()
+    torch_state = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if cuda_in_use() else None
+    keras_seeds = _keras_global_seed_generator()
+    keras_seed = None if keras_seeds is None else keras.ops.convert_to_numpy(keras_seeds.state)
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy_state)
+        torch.set_rng_state(torch_state)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        _put_back_keras_global_seed_generator(keras_seeds, keras_seed)
+
+
+def _keras_global_seed_generator() -> Any:
+    """Keras's global seed generator, or None while there is none (Keras makes it on first use,
+    seeded from Python's RNG, and drops it in ``keras.utils.set_random_seed``)."""
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:  # pragma: no cover - a keras that moved it: nothing of it to put back
+        return None
+    return global_state.get_global_attribute(_KERAS_GLOBAL_SEED_GENERATOR)
+
+
+def _put_back_keras_global_seed_generator(generator: Any, state: Any) -> None:
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:  # pragma: no cover
+        return
+    if generator is None:  # made during the sweep: drop it, to be made afresh as without it
+        global_state.set_global_attribute(_KERAS_GLOBAL_SEED_GENERATOR, None)
+    elif generator is global_state.get_global_attribute(_KERAS_GLOBAL_SEED_GENERATOR):
+        generator.state.assign(state)
 
 
 def _state(model: keras.Model) -> list[Any]:

@@ -250,10 +250,10 @@ def test_python_lists_are_taken_as_arrays(digits):
     [
         (
             "x",
-            r"validation_data must be an \(x_val, y_val\) pair of arrays, got ndarray of shape "
+            r"validation_data must be an \(x_val, y_val\) pair of arrays, .*got ndarray of shape "
             r"\(1797, 64\)",
         ),  # was "too many values to unpack (expected 2)"
-        ("xyw", r"pair of arrays, got a tuple of 3 items"),
+        ("xyww", r"pair of arrays, or \(x_val, y_val, sample_weight_val\), got a tuple of 4 items"),
         ("short_y", r"validation_data\[0\] has 1797 samples but validation_data\[1\] has 10"),
     ],
 )
@@ -261,7 +261,7 @@ def test_validation_data_that_is_no_pair_is_refused_before_the_sweep(
     digits, validation_data, message
 ):
     x, y = digits
-    validation_data = {"x": x, "xyw": (x, y, y), "short_y": (x, y[:10])}[validation_data]
+    validation_data = {"x": x, "xyww": (x, y, y, y), "short_y": (x, y[:10])}[validation_data]
     model = make_model(keras.optimizers.SGD(0.01, momentum=0.9))
     model.fit(x[:64], y[:64], verbose=0)
     before = _everything(model)
@@ -284,3 +284,66 @@ def test_an_optimizer_with_a_schedule_is_refused_with_the_fix(digits):
     compiled = make_model(keras.optimizers.SGD(OneCycle(100, 0.1), momentum=0.9))
     assert lr_find(compiled, x, y, num_steps=10).settings["optimizer"] == "SGD"
     assert isinstance(compiled.optimizer.get_config()["learning_rate"], dict)
+
+
+class _Batches(keras.utils.PyDataset):
+    """(inputs, targets) batches, or (inputs, targets, sample_weight) with `weight` given."""
+
+    def __init__(self, x, y, weight=None):
+        super().__init__()
+        self.x, self.y, self.weight = x, y, weight
+
+    def __len__(self):
+        return len(self.x) // 32
+
+    def __getitem__(self, index):
+        batch = slice(index * 32, (index + 1) * 32)
+        if self.weight is None:
+            return self.x[batch], self.y[batch]
+        return self.x[batch], self.y[batch], np.full(32, self.weight, dtype="float32")
+
+
+def test_sample_weights_are_used_as_fit_uses_them(digits):
+    """Weights of 2 double the first loss (measured before the first update). A PyDataset's
+    (x, y, w) batches lost their weights without a word; arrays and validation_data had no way
+    to pass them (validation_data=(x, y, w) was refused, as fit takes it)."""
+    x, y = digits
+    x, y = x[:256], y[:256]
+
+    def first_losses(*data, **kwargs):
+        model = make_model(keras.optimizers.SGD(0.01))
+        result = lr_find(model, *data, num_steps=10, val_every=1, **kwargs)
+        return result.losses[0], result.val_losses[0]
+
+    runs = {  # the same batches without weights, and with weights of 2
+        "PyDataset": (
+            first_losses(_Batches(x, y), validation_data=(x, y)),
+            first_losses(_Batches(x, y, weight=2.0), validation_data=(x, y, np.full(256, 2.0))),
+        ),
+        "arrays": (
+            first_losses(x, y, validation_data=(x, y)),
+            first_losses(
+                x, y, sample_weight=np.full(256, 2.0), validation_data=(x, y, [2.0] * 256)
+            ),
+        ),
+    }
+    for plain, weighted in runs.values():
+        assert weighted == pytest.approx((2 * plain[0], 2 * plain[1]), rel=1e-5)
+
+
+def test_bad_sample_weights_and_batches_name_the_parameter(digits):
+    x, y = digits
+    model = make_model(keras.optimizers.SGD(0.01))
+    with pytest.raises(
+        ValueError, match=r"sample_weight must hold one weight per sample \(1797\), got 10"
+    ):
+        lr_find(model, x, y, sample_weight=np.ones(10))
+    with pytest.raises(ValueError, match=r"sample_weight goes with arrays x and y.*third item"):
+        lr_find(model, _Batches(x, y), sample_weight=np.ones(1797))
+    with pytest.raises(ValueError, match=r"validation_data\[2\] must hold one weight per sample"):
+        lr_find(model, x, y, validation_data=(x, y, np.ones(3)))
+    four = [(x[:32], y[:32], np.ones(32), np.ones(32))]
+    with pytest.raises(
+        TypeError, match=r"\(inputs, targets, sample_weight\) batches, got a tuple of 4"
+    ):
+        lr_find(model, four, num_steps=10)

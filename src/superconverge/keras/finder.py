@@ -97,31 +97,56 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def _validation(validation_data: Any, count: int) -> tuple[Any, Any] | None:
-    """The first `count` samples of ``validation_data = (x_val, y_val)``, or None."""
+# (inputs, targets, sample weights or None): what train_on_batch and evaluate take
+Batch = tuple[Any, Any, Any]
+
+
+def _weights(name: str, weights: Any, count: int) -> Any:
+    """`weights` (None, or one weight per sample: `count` of them) as an array."""
+    if weights is None:
+        return None
+    array = _array(name, weights)
+    if len(array) != count:
+        raise ValueError(f"{name} must hold one weight per sample ({count}), got {len(array)}")
+    return array
+
+
+def _validation(validation_data: Any, count: int) -> Batch | None:
+    """The first `count` samples of ``validation_data = (x_val, y_val[, sample_weight_val])``
+    (as Keras's ``fit`` takes it), or None."""
     if validation_data is None:
         return None
-    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
         raise ValueError(
-            "validation_data must be an (x_val, y_val) pair of arrays, got "
-            f"{_describe(validation_data)}"
+            "validation_data must be an (x_val, y_val) pair of arrays, or (x_val, y_val, "
+            f"sample_weight_val), got {_describe(validation_data)}"
         )
     x = _arrays("validation_data[0]", validation_data[0])
     y = _arrays("validation_data[1]", validation_data[1])
-    _count_samples("validation_data[0]", x, "validation_data[1]", y)
-    return _take(x, slice(0, count)), _take(y, slice(0, count))
+    size = _count_samples("validation_data[0]", x, "validation_data[1]", y)
+    weights = None
+    if len(validation_data) == 3:
+        weights = _weights("validation_data[2]", validation_data[2], size)
+    first = slice(0, count)
+    return _take(x, first), _take(y, first), None if weights is None else weights[first]
 
 
 class _Batches:
-    """Endless batches: shuffled slices of arrays (own RNG), or a cycled iterable of pairs."""
+    """Endless batches: shuffled slices of arrays (own RNG), or a cycled iterable of
+    ``(inputs, targets)`` or ``(inputs, targets, sample_weight)`` batches."""
 
-    def __init__(self, x: Any, y: Any, batch_size: int, seed: int) -> None:
+    def __init__(self, x: Any, y: Any, sample_weight: Any, batch_size: int, seed: int) -> None:
         self.iterable = (
             y is None and not isinstance(x, (np.ndarray, dict)) and isinstance(x, Iterable)
         )
         self.batch_size = batch_size
         self.rng = np.random.default_rng(seed)
         if self.iterable:
+            if sample_weight is not None:
+                raise ValueError(
+                    "sample_weight goes with arrays x and y; x is an iterable of batches: give "
+                    "each batch its weights as a third item, (inputs, targets, sample_weight)"
+                )
             self.x = x
             self.iterator: Iterator[Any] = iter(x)
             self.served = 0
@@ -129,19 +154,22 @@ class _Batches:
             if y is None:
                 raise ValueError("y is None: pass targets, or x as an iterable of (x, y) batches")
             self.x, self.y = _arrays("x", x), _arrays("y", y)
-            self.order = self.rng.permutation(_count_samples("x", self.x, "y", self.y))
+            size = _count_samples("x", self.x, "y", self.y)
+            self.weights = _weights("sample_weight", sample_weight, size)
+            self.order = self.rng.permutation(size)
             self.position = 0
 
-    def __next__(self) -> tuple[Any, Any]:
+    def __next__(self) -> Batch:
         if self.iterable:
             return self._from_iterable()
         if self.position >= len(self.order):
             self.order, self.position = self.rng.permutation(len(self.order)), 0
         index = np.sort(self.order[self.position : self.position + self.batch_size])
         self.position += self.batch_size
-        return _take(self.x, index), _take(self.y, index)
+        weights = None if self.weights is None else self.weights[index]
+        return _take(self.x, index), _take(self.y, index), weights
 
-    def _from_iterable(self) -> tuple[Any, Any]:
+    def _from_iterable(self) -> Batch:
         try:
             batch = next(self.iterator)
         except StopIteration:
@@ -158,14 +186,17 @@ class _Batches:
                     f"{self.served}"
                 ) from None
         self.served += 1
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise TypeError(f"x must yield (inputs, targets) batches, got {type(batch).__name__}")
+        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+            raise TypeError(
+                "x must yield (inputs, targets) or (inputs, targets, sample_weight) batches, "
+                f"got {_describe(batch)}"
+            )
         if isinstance(batch[0], (int, float)):  # x a list of samples, y forgotten
             raise TypeError(
                 "x must yield (inputs, targets) batches, got a list of numbers: with y=None, x "
                 "is an iterable of batches; for a list of samples, pass the targets as y"
             )
-        return batch[0], batch[1]
+        return batch[0], batch[1], batch[2] if len(batch) == 3 else None
 
 
 def _sweep_optimizer(compiled: Any, start_lr: float) -> keras.optimizers.Optimizer:
@@ -211,8 +242,9 @@ def lr_find(
     end_lr: float = 10.0,
     num_steps: int = 100,
     mode: str = "exp",
+    sample_weight: Any = None,
     optimizer: keras.optimizers.Optimizer | None = None,
-    validation_data: tuple[Any, Any] | None = None,
+    validation_data: tuple[Any, ...] | None = None,
     val_every: int | None = None,
     val_batches: int = DEFAULT_VAL_BATCHES,
     smoothing: float = 0.98,
@@ -230,23 +262,27 @@ def lr_find(
     fresh copy of the compiled optimizer (same class and settings, a float LR; `CyclicSGD`
     becomes SGD at its high momentum) unless `optimizer` is given. Afterwards every model
     variable (weights, BatchNorm statistics, dropout seeds), the compiled optimizer (its state
-    and ``iterations``) and the metrics are bitwise what they were — also after an exception.
+    and ``iterations``), the metrics and the global RNGs (Python's, NumPy's, torch's, Keras's
+    seed generator) are bitwise what they were — also after an exception.
 
     Args:
         model: a compiled ``keras.Model`` (``model.compile(optimizer=..., loss=...)``).
         x, y: arrays (or tensors, or Python lists of numbers) of inputs and targets, drawn in
             shuffled batches of `batch_size` from a private RNG seeded by `seed`; for several
             inputs (or outputs) a list, tuple or dict of arrays, as Keras's ``fit`` takes; or
-            `x` an iterable of ``(inputs, targets)`` batches with ``y=None`` (a
-            ``keras.utils.PyDataset``, a generator function's output, a ``tf.data.Dataset``),
-            cycled if shorter.
+            `x` an iterable of ``(inputs, targets)`` or ``(inputs, targets, sample_weight)``
+            batches with ``y=None`` (a ``keras.utils.PyDataset``, a ``torch.utils.data.
+            DataLoader``, a generator function's output, a ``tf.data.Dataset``), cycled if
+            shorter.
+        sample_weight: one weight per sample of arrays `x` and `y`, as Keras's ``fit`` takes
+            it (batches of an iterable `x` carry theirs as a third item).
         start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, policy: as in
             `superconverge.lr_find`.
         optimizer: the optimizer to sweep with; it must have a float learning rate (one with a
             ``LearningRateSchedule`` is refused: the sweep sets the LR itself).
-        validation_data: ``(x_val, y_val)``, arrays as `x` and `y`: Smith's variant, loss (and
-            accuracy, if compiled with an accuracy metric) on its first `val_batches` batches
-            every `val_every` steps.
+        validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``, arrays
+            as `x` and `y`: Smith's variant, loss (and accuracy, if compiled with an accuracy
+            metric) on its first `val_batches` batches every `val_every` steps.
         seed: seeds the batches' shuffling, an integer >= 0.
 
     Returns:
@@ -277,7 +313,7 @@ def lr_find(
     plan = sweep_plan(start_lr, end_lr, num_steps, mode)
     # the global RNGs are kept from before the data: iter() of a shuffling DataLoader draws
     with _global_rngs_kept():
-        batches = _Batches(x, y, batch_size, seed)
+        batches = _Batches(x, y, sample_weight, batch_size, seed)
         val = _validation(validation_data, val_batches * batch_size)
         every = val_every if val_every is not None else max(1, num_steps // 20)
         compiled = model.optimizer
@@ -294,14 +330,21 @@ def lr_find(
             for step in range(num_steps):
                 lr = plan.lr(step)
                 sweeper.learning_rate = lr
-                inputs, targets = first if step == 0 else next(batches)
-                logs = model.train_on_batch(inputs, targets, return_dict=True)
+                inputs, targets, weights = first if step == 0 else next(batches)
+                logs = model.train_on_batch(
+                    inputs, targets, sample_weight=weights, return_dict=True
+                )
                 # train_on_batch has updated the weights already: a non-finite loss ends the sweep
                 if not record.add(step, lr, float(logs["loss"])):
                     break
                 if val is not None and (step % every == 0 or step == num_steps - 1):
                     result = model.evaluate(
-                        val[0], val[1], batch_size=batch_size, verbose=0, return_dict=True
+                        val[0],
+                        val[1],
+                        sample_weight=val[2],
+                        batch_size=batch_size,
+                        verbose=0,
+                        return_dict=True,
                     )
                     record.add_validation(step, float(result["loss"]), _accuracy_of(result))
                 if record.diverged():

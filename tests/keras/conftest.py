@@ -38,3 +38,12 @@ def assert_bitwise_equal(left, right):
     for a, b in zip(left, right, strict=True):
         assert a.dtype == b.dtype and a.shape == b.shape
         assert np.array_equal(a, b)
+
+
+@pytest.fixture
+def mixed_float16():
+    """Keras's mixed_float16 policy, under which compile wraps the optimizer in a
+    LossScaleOptimizer; the float32 policy again afterwards."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")

@@ -171,3 +171,16 @@ def test_with_the_callback_only_its_warning_is_shown(digits):
         ),
     )
     assert len(messages) == 1 and messages[0].startswith("CyclicMomentum: the plan has 15 steps")
+
+
+def test_under_mixed_float16_the_inner_optimizer_gets_the_momentum(digits, mixed_float16):
+    """compile wraps the optimizer in a LossScaleOptimizer, which has no momentum of its own:
+    the callback refused it ("has neither a float `momentum` ... nor a float `beta_1`")."""
+    x, y = digits
+    schedule = OneCycle(10, 0.1)
+    model = make_model(keras.optimizers.SGD(schedule, momentum=0.9))
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    callback = CyclicMomentum(schedule)
+    model.fit(x[:320], y[:320], batch_size=32, verbose=0, callbacks=[callback])
+    assert callback.momenta == one_cycle(10, 0.1).values()[1]
+    assert model.optimizer.inner_optimizer.momentum == callback.momenta[-1]

@@ -347,3 +347,24 @@ def test_bad_sample_weights_and_batches_name_the_parameter(digits):
         TypeError, match=r"\(inputs, targets, sample_weight\) batches, got a tuple of 4"
     ):
         lr_find(model, four, num_steps=10)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "cyclic_sgd"])
+def test_under_mixed_float16_the_loss_scale_optimizer_is_swept_and_restored(
+    digits, mixed_float16, optimizer
+):
+    """compile wraps the optimizer in a LossScaleOptimizer: the sweep's copy of it failed with
+    Keras's "LossScaleOptimizer does not support arguments: `learning_rate`"."""
+    x, y = digits
+    build = {
+        "adam": lambda: keras.optimizers.Adam(0.001),
+        "cyclic_sgd": lambda: CyclicSGD((0.01, 0.1), (0.95, 0.8), steps=20),
+    }[optimizer]
+    model = make_model(build())
+    model.fit(x[:64], y[:64], batch_size=32, verbose=0)
+    before = _everything(model)
+    compiled = model.optimizer
+    result = lr_find(model, x, y, num_steps=10)
+    assert result.settings["optimizer"] == "LossScaleOptimizer"
+    assert model.optimizer is compiled
+    assert_bitwise_equal(_everything(model), before)

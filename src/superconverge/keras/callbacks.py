@@ -15,6 +15,12 @@ from superconverge.schedules import Plan
 _MOMENTUM_ATTRIBUTES = ("momentum", "beta_1")
 
 
+def _hyperparameters_of(optimizer: Any) -> Any:
+    """The optimizer whose momentum counts: a ``LossScaleOptimizer``'s inner one (Keras wraps the
+    compiled optimizer in it under the ``mixed_float16`` policy), else `optimizer` itself."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
 def _momentum_attribute(optimizer: Any) -> str:
     for name in _MOMENTUM_ATTRIBUTES:
         if isinstance(getattr(optimizer, name, None), (int, float)):
@@ -69,7 +75,7 @@ class CyclicMomentum(keras.callbacks.Callback):
         self._warned_past_end = False
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        model, optimizer = self.model, self.model.optimizer
+        model, optimizer = self.model, _hyperparameters_of(self.model.optimizer)
         eager = bool(model.run_eagerly) or (
             keras.backend.backend() == "torch" and not model.jit_compile
         )
@@ -105,7 +111,7 @@ class CyclicMomentum(keras.callbacks.Callback):
 
     def _set(self, step: int) -> float:
         value = float(self.schedule.momentum(step))
-        setattr(self.model.optimizer, self._attribute, value)
+        setattr(_hyperparameters_of(self.model.optimizer), self._attribute, value)
         return value
 
     def _warn_past_end(self, step: int) -> None:

@@ -201,6 +201,12 @@ class _Batches:
 
 def _sweep_optimizer(compiled: Any, start_lr: float) -> keras.optimizers.Optimizer:
     """A fresh optimizer like the compiled one, with a plain float LR the sweep can set."""
+    if isinstance(compiled, keras.optimizers.LossScaleOptimizer):  # mixed_float16 wraps in one
+        return keras.optimizers.LossScaleOptimizer(
+            _sweep_optimizer(compiled.inner_optimizer, start_lr),
+            initial_scale=compiled.initial_scale,
+            dynamic_growth_steps=compiled.dynamic_growth_steps,
+        )
     if isinstance(compiled, CyclicSGD):
         high = 0.0 if compiled.momentum_bounds is None else compiled.momentum_bounds[0]
         return keras.optimizers.SGD(start_lr, momentum=high, nesterov=compiled.nesterov)
@@ -214,7 +220,8 @@ def _check_sweep_optimizer(optimizer: Any) -> None:
     """The sweep sets the LR of a given optimizer at every step: it needs a float LR."""
     if not isinstance(optimizer, keras.optimizers.Optimizer):
         raise TypeError(f"optimizer must be a keras optimizer or None, got {optimizer!r}")
-    learning_rate = optimizer.get_config().get("learning_rate")  # a schedule: its config, a dict
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's holds it
+    learning_rate = inner.get_config().get("learning_rate")  # a schedule: its config, a dict
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)):
         kind = learning_rate.get("class_name") if isinstance(learning_rate, dict) else None
         raise TypeError(

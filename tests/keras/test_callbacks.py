@@ -7,7 +7,7 @@ import pytest
 import keras
 from superconverge.keras import Cyclic, CyclicMomentum, OneCycle, PlanSchedule
 from superconverge.schedules import constant, one_cycle
-from tests.keras.conftest import make_model
+from tests.keras.conftest import assert_bitwise_equal, make_model, values
 
 
 def test_sgd_gets_the_plans_momentum_and_history_records_each_batch(digits):
@@ -184,3 +184,49 @@ def test_under_mixed_float16_the_inner_optimizer_gets_the_momentum(digits, mixed
     model.fit(x[:320], y[:320], batch_size=32, verbose=0, callbacks=[callback])
     assert callback.momenta == one_cycle(10, 0.1).values()[1]
     assert model.optimizer.inner_optimizer.momentum == callback.momenta[-1]
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_backup_and_restore_resumes_the_cycle_exactly_and_the_fix_counts_the_whole_fit(
+    digits, tmp_path
+):
+    """A fit interrupted after epoch 2 of 5 and run again with BackupAndRestore continues with
+    the LR, momentum and weights of an uninterrupted run. Its warning past the plan's end
+    suggested total_steps=12 for a fit of 20 steps: the callback read the optimizer's step
+    before BackupAndRestore (later in the list) had restored it."""
+    x, y = digits
+    x, y = x[:128], y[:128]  # 4 batches an epoch
+    schedule = OneCycle(12, 0.1)  # too short for 5 epochs: the resumed fit warns
+
+    def fit(*extra):
+        callback = CyclicMomentum(schedule)
+        callbacks = [callback, *extra]
+        model.fit(x, y, batch_size=32, epochs=5, shuffle=False, verbose=0, callbacks=callbacks)
+        return callback
+
+    model = make_model(keras.optimizers.SGD(schedule, momentum=0.9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = fit()
+    expected = values(model.variables)
+
+    model = make_model(keras.optimizers.SGD(schedule, momentum=0.9))
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    with pytest.raises(KeyboardInterrupt):
+        fit(backup, _Interrupt(epoch=1))
+    model = make_model(keras.optimizers.SGD(schedule, momentum=0.9))
+    resumed: list[CyclicMomentum] = []
+    (message,) = _past_end_warnings(lambda: resumed.append(fit(backup)))
+    assert message.endswith("(total_steps=20 reaches the end of this fit)")
+    assert resumed[0].momenta == whole.momenta[8:]  # steps 8..19, where it stopped
+    assert resumed[0].lrs == whole.lrs[8:]
+    assert_bitwise_equal(values(model.variables), expected)

@@ -104,6 +104,9 @@ class CyclicMomentum(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._initial_epoch is None:
             self._initial_epoch = epoch  # fit(initial_epoch=i) runs epochs i .. epochs-1
+            # read again here: a BackupAndRestore after this callback in the list restores the
+            # optimizer's iterations (and the epoch) in its on_train_begin, after ours
+            self._fit_start = self._step()
 
     def _step(self) -> int:
         step = concrete_step(self.model.optimizer.iterations)

@@ -105,6 +105,26 @@ def test_symbolic_steps_give_the_same_values_in_float32(schedule):
 
 @pytest.mark.parametrize(
     "schedule",
+    [OneCycle(40, 0.1), Cyclic(0.01, 0.05, 4, mode="triangular2")],
+    ids=lambda s: type(s).__name__,
+)
+def test_inside_torch_compile_the_step_stays_a_tensor(schedule):
+    """jit_compile=True on the torch backend: int(step) broke the graph and traced each step's
+    float in as a constant, so dynamo compiled the train step again at every step until its
+    recompile limit sent it back to eager, with a warning. One graph now serves every step."""
+
+    @torch.compile(backend="eager", fullgraph=True)  # fullgraph: a graph break raises
+    def values(step):
+        return schedule(step), schedule.momentum(step)
+
+    for step in (0, 7, 39, 55):  # 55: past the end of OneCycle's table, which holds its last value
+        lr, momentum = values(torch.tensor(step))
+        assert float(lr) == pytest.approx(schedule.plan.lr(step), rel=1e-6)
+        assert float(momentum) == pytest.approx(schedule.plan.momentum(step), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "schedule",
     [
         OneCycle(100, 0.3, min_lr=0.01, momentum=None),
         SmithOneCycle(80, 0.2, annihilation_fraction=0.2, momentum=(0.9, 0.8)),

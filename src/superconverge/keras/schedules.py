@@ -26,10 +26,26 @@ def concrete_step(step: Any) -> int | None:
     """The step as a Python int, or None when it is symbolic (inside a compiled function)."""
     if isinstance(step, (int, np.integer)):
         return int(step)
+    if _torch_compiling():  # a Python value would be a constant: recompiled at every step
+        return None
     try:
         return int(step)  # torch and eager TF tensors, keras Variables
     except Exception:  # a tf.function tensor or a JAX tracer has no value yet
         return None
+
+
+def _torch_compiling() -> bool:
+    """Whether torch.compile is tracing (``jit_compile=True`` on the torch backend). There,
+    ``int(step)`` breaks the graph and the float it gives is traced in as a constant: dynamo
+    compiled the train step again at every step, until its recompile limit sent it back to
+    eager with a warning."""
+    if keras.backend.backend() != "torch":
+        return False
+    import torch
+
+    # torch >= 2.3; on 2.2 a compiled step keeps recompiling, with the right values
+    is_compiling = getattr(torch.compiler, "is_compiling", None)
+    return is_compiling is not None and bool(is_compiling())
 
 
 class _Values:
@@ -37,7 +53,15 @@ class _Values:
 
     def __init__(self, schedule: Schedule, total_steps: int | None) -> None:
         self.schedule, self.total_steps = schedule, total_steps
-        self._table: Any = None
+        # made now, in plain Python (about 2 µs a step) and as a backend tensor: inside
+        # torch.compile the loop would be traced step by step, and numpy breaks the graph
+        self._table = (
+            None
+            if total_steps is None
+            else ops.convert_to_tensor(
+                np.asarray([schedule(k) for k in range(total_steps)], dtype="float32")
+            )
+        )
 
     def __call__(self, step: Any) -> Any:
         number = concrete_step(step)
@@ -47,12 +71,9 @@ class _Values:
 
     def symbolic(self, step: Any) -> Any:
         """The value for a symbolic step, built from keras.ops."""
-        if self.total_steps is not None:
-            if self._table is None:
-                values = [self.schedule(k) for k in range(self.total_steps)]
-                self._table = np.asarray(values, dtype="float32")
+        if self._table is not None and self.total_steps is not None:
             index = ops.clip(ops.cast(step, "int32"), 0, self.total_steps - 1)
-            return ops.take(ops.convert_to_tensor(self._table), index)
+            return ops.take(self._table, index)
         if isinstance(self.schedule, CyclicShape):
             return _cyclic_ops(self.schedule, step)
         raise TypeError(

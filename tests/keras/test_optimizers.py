@@ -118,6 +118,8 @@ def test_learns_digits(digits):
         # a user's check: learning_rate=0.5 was dropped without a word (the LR stayed 0.0005)
         ({"learning_rate": 0.5}, r"learning_rate: CyclicSGD cycles it .* got learning_rate=0.5"),
         ({"momentum": 0.9}, "momentum: CyclicSGD cycles it"),
+        # "yes" passed as True, and 0 / None as False, without a word
+        ({"nesterov": "yes"}, r"nesterov must be True or False, got 'yes' \(str\)"),
     ],
 )
 def test_bad_input_gets_one_clear_message(kwargs, message):

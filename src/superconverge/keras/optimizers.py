@@ -8,7 +8,13 @@ from typing import Any
 
 import keras
 from keras import ops
-from superconverge._checks import check_choice, check_count, check_momentum, check_number
+from superconverge._checks import (
+    check_choice,
+    check_count,
+    check_flag,
+    check_momentum,
+    check_number,
+)
 from superconverge.keras.schedules import PACKAGE, Cyclic
 from superconverge.schedules.primitives import CYCLIC_MODES
 
@@ -71,6 +77,7 @@ class CyclicSGD(keras.optimizers.SGD):
         check_choice("mode", mode, CYCLIC_MODES)
         if not 0.0 < check_number("gamma", gamma) <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+        check_flag("nesterov", nesterov)  # "yes" or 0 would pass as one silently
         for derived in ("learning_rate", "momentum"):  # the cycle sets them: a value is not used
             if derived in kwargs:
                 raise ValueError(

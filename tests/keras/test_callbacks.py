@@ -73,6 +73,10 @@ def test_bad_schedules_are_refused():
         CyclicMomentum(PlanSchedule(constant(0.1)))
     with pytest.raises(TypeError, match=r"schedule must be a superconverge.keras schedule"):
         CyclicMomentum(keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9))
+    # optimizer.learning_rate reads as the current value: "got float" alone left users guessing
+    optimizer = keras.optimizers.SGD(OneCycle(10, 0.1), momentum=0.9)
+    with pytest.raises(TypeError, match=r"got float 0.004.*pass the schedule object itself"):
+        CyclicMomentum(optimizer.learning_rate)
 
 
 def test_a_compiled_train_step_is_refused_because_it_would_freeze_momentum(digits):

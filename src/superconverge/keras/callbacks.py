@@ -57,9 +57,16 @@ class CyclicMomentum(keras.callbacks.Callback):
         if isinstance(schedule, Plan):
             schedule = PlanSchedule(schedule)
         if not isinstance(schedule, PlanSchedule):
+            # optimizer.learning_rate reads as the schedule's current value, a number
+            hint = (
+                f" {schedule!r}: the current LR that optimizer.learning_rate reads, not the "
+                "schedule; pass the schedule object itself, the one the optimizer was built with"
+                if isinstance(schedule, (int, float)) and not isinstance(schedule, bool)
+                else ""
+            )
             raise TypeError(
                 "schedule must be a superconverge.keras schedule (OneCycle, SmithOneCycle, "
-                f"Cyclic, PlanSchedule) or a Plan, got {type(schedule).__name__}"
+                f"Cyclic, PlanSchedule) or a Plan, got {type(schedule).__name__}{hint}"
             )
         if not schedule.cycles_momentum:
             raise ValueError(

@@ -368,3 +368,14 @@ def test_under_mixed_float16_the_loss_scale_optimizer_is_swept_and_restored(
     assert result.settings["optimizer"] == "LossScaleOptimizer"
     assert model.optimizer is compiled
     assert_bitwise_equal(_everything(model), before)
+
+
+def test_cyclic_sgd_is_swept_as_sgd_with_its_weight_decay_and_clipping(digits):
+    """The sweep's SGD for a CyclicSGD kept only its momentum and nesterov: weight_decay and
+    clipnorm were dropped, so the curve was that of another optimizer."""
+    x, y = digits
+    settings = {"weight_decay": 0.05, "clipnorm": 0.1, "nesterov": True}
+    cyclic = make_model(CyclicSGD((0.01, 0.1), (0.95, 0.85), steps=20, **settings))
+    sgd = make_model(keras.optimizers.SGD(0.01, momentum=0.95, **settings))
+    curves = [lr_find(model, x, y, num_steps=20, end_lr=1.0).losses for model in (cyclic, sgd)]
+    assert curves[0] == curves[1]

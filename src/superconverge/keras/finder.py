@@ -199,6 +199,10 @@ class _Batches:
         return batch[0], batch[1], batch[2] if len(batch) == 3 else None
 
 
+# what CyclicSGD's config adds to SGD's (and its own name)
+_CYCLE_SETTINGS = ("name", "bounds", "momentum_bounds", "steps", "mode", "gamma")
+
+
 def _sweep_optimizer(compiled: Any, start_lr: float) -> keras.optimizers.Optimizer:
     """A fresh optimizer like the compiled one, with a plain float LR the sweep can set."""
     if isinstance(compiled, keras.optimizers.LossScaleOptimizer):  # mixed_float16 wraps in one
@@ -207,9 +211,11 @@ def _sweep_optimizer(compiled: Any, start_lr: float) -> keras.optimizers.Optimiz
             initial_scale=compiled.initial_scale,
             dynamic_growth_steps=compiled.dynamic_growth_steps,
         )
-    if isinstance(compiled, CyclicSGD):
+    if isinstance(compiled, CyclicSGD):  # Keras's SGD with its other settings (weight decay,
+        # clipping, ...) at the cycle's high momentum
+        config = {k: v for k, v in compiled.get_config().items() if k not in _CYCLE_SETTINGS}
         high = 0.0 if compiled.momentum_bounds is None else compiled.momentum_bounds[0]
-        return keras.optimizers.SGD(start_lr, momentum=high, nesterov=compiled.nesterov)
+        return keras.optimizers.SGD(**config, learning_rate=start_lr, momentum=high)
     config = compiled.get_config()
     config["learning_rate"] = start_lr
     config.pop("name", None)
@@ -267,10 +273,11 @@ def lr_find(
     non-finite loss or when the smoothed loss exceeds `diverge_factor` x its minimum; the
     analysis (`rule`, `policy`, the honest failures) is the PyTorch finder's. The sweep trains a
     fresh copy of the compiled optimizer (same class and settings, a float LR; `CyclicSGD`
-    becomes SGD at its high momentum) unless `optimizer` is given. Afterwards every model
-    variable (weights, BatchNorm statistics, dropout seeds), the compiled optimizer (its state
-    and ``iterations``), the metrics and the global RNGs (Python's, NumPy's, torch's, Keras's
-    seed generator) are bitwise what they were — also after an exception.
+    becomes SGD at its high momentum, with its weight decay and clipping) unless `optimizer` is
+    given. Afterwards every model variable (weights, BatchNorm statistics, dropout seeds), the
+    compiled optimizer (its state and ``iterations``), the metrics and the global RNGs
+    (Python's, NumPy's, torch's, Keras's seed generator) are bitwise what they were — also
+    after an exception.
 
     Args:
         model: a compiled ``keras.Model`` (``model.compile(optimizer=..., loss=...)``).

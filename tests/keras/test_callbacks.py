@@ -5,7 +5,7 @@ import warnings
 import pytest
 
 import keras
-from superconverge.keras import Cyclic, CyclicMomentum, OneCycle, PlanSchedule
+from superconverge.keras import Cyclic, CyclicMomentum, CyclicSGD, OneCycle, PlanSchedule
 from superconverge.schedules import constant, one_cycle
 from tests.keras.conftest import assert_bitwise_equal, make_model, values
 
@@ -234,3 +234,14 @@ def test_backup_and_restore_resumes_the_cycle_exactly_and_the_fix_counts_the_who
     assert resumed[0].momenta == whole.momenta[8:]  # steps 8..19, where it stopped
     assert resumed[0].lrs == whole.lrs[8:]
     assert_bitwise_equal(values(model.variables), expected)
+
+
+def test_cyclic_sgd_which_cycles_its_own_momentum_is_refused(digits):
+    """CyclicSGD ignores the momentum the callback sets; the callback recorded it all the same,
+    so history["batch_momentum"] showed values the training never used."""
+    x, y = digits
+    model = make_model(CyclicSGD((0.01, 0.1), (0.95, 0.85), steps=5))
+    with pytest.raises(
+        ValueError, match=r"CyclicSGD cycles its own momentum.*leave CyclicMomentum"
+    ):
+        model.fit(x[:64], y[:64], verbose=0, callbacks=[CyclicMomentum(OneCycle(10, 0.1))])

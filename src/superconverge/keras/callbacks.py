@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 import keras
+from superconverge.keras.optimizers import CyclicSGD
 from superconverge.keras.schedules import PlanSchedule, concrete_step
 from superconverge.schedules import Plan
 
@@ -91,6 +92,13 @@ class CyclicMomentum(keras.callbacks.Callback):
                 f"CyclicMomentum needs a train step that reads momentum afresh each batch: on the "
                 f"{keras.backend.backend()} backend compile with run_eagerly=True (and "
                 "jit_compile=False), or use CyclicSGD, which cycles momentum inside the step"
+            )
+        if isinstance(optimizer, CyclicSGD):
+            raise ValueError(
+                "CyclicSGD cycles its own momentum (momentum_bounds) inside each step and does "
+                "not use the momentum this callback sets, which it would record as if it did: "
+                "leave CyclicMomentum out, or compile keras.optimizers.SGD(schedule, "
+                "momentum=0.9) to cycle with it"
             )
         self._attribute = _momentum_attribute(optimizer)
         if (

@@ -379,3 +379,19 @@ def test_cyclic_sgd_is_swept_as_sgd_with_its_weight_decay_and_clipping(digits):
     sgd = make_model(keras.optimizers.SGD(0.01, momentum=0.95, **settings))
     curves = [lr_find(model, x, y, num_steps=20, end_lr=1.0).losses for model in (cyclic, sgd)]
     assert curves[0] == curves[1]
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "acc", "sparse_categorical_accuracy"])
+def test_validation_accuracy_is_recorded_whatever_the_metric_is_called(digits, metric):
+    """metrics=["acc"] (the Keras 2 habit, a name Keras 3 keeps) gave no accuracies at all."""
+    x, y = digits
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[metric],
+    )
+    result = lr_find(model, x, y, num_steps=10, val_every=5, validation_data=(x, y))
+    assert len(result.val_accuracies) == 3
+    assert all(0.0 <= accuracy <= 1.0 for accuracy in result.val_accuracies)

@@ -239,8 +239,10 @@ def _check_sweep_optimizer(optimizer: Any) -> None:
 
 
 def _accuracy_of(logs: dict[str, Any]) -> float | None:
+    """The first accuracy among `logs`: ``accuracy``, ``sparse_categorical_accuracy``, ... or
+    ``acc`` (Keras 3 keeps the name ``metrics=["acc"]`` was given)."""
     for key, value in logs.items():
-        if "accuracy" in key and isinstance(value, (int, float)):
+        if ("accuracy" in key or key == "acc") and isinstance(value, (int, float)):
             return float(value)
     return None
 

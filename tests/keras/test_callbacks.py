@@ -245,3 +245,16 @@ def test_cyclic_sgd_which_cycles_its_own_momentum_is_refused(digits):
         ValueError, match=r"CyclicSGD cycles its own momentum.*leave CyclicMomentum"
     ):
         model.fit(x[:64], y[:64], verbose=0, callbacks=[CyclicMomentum(OneCycle(10, 0.1))])
+
+
+def test_with_gradient_accumulation_momentum_keeps_step_with_the_lr(digits):
+    """Keras gives the LR schedule the count of batches, while `iterations` counts updates:
+    the momentum, read at `iterations`, ran at half the LR's pace with 2 accumulation steps."""
+    x, y = digits
+    schedule = OneCycle(10, 0.1)
+    model = make_model(keras.optimizers.SGD(schedule, momentum=0.9, gradient_accumulation_steps=2))
+    callback = CyclicMomentum(schedule)
+    model.fit(x[:320], y[:320], batch_size=32, verbose=0, callbacks=[callback])  # 10 batches
+    lrs, moms = one_cycle(10, 0.1).values()
+    assert callback.lrs == pytest.approx(lrs, rel=1e-6)  # float32: Keras casts the LR
+    assert callback.momenta == moms  # at the LR's steps, not [moms[0], moms[0], moms[1], ...]

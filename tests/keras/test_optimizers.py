@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import keras
-from superconverge.keras import CyclicSGD
+from superconverge.keras import Cyclic, CyclicSGD
 from tests.keras.conftest import assert_bitwise_equal, make_model, values
 
 
@@ -126,3 +126,28 @@ def test_bad_input_gets_one_clear_message(kwargs, message):
     arguments = {"bounds": (0.0005, 0.002), "momentum_bounds": (0.95, 0.8), "steps": 40, **kwargs}
     with pytest.raises((ValueError, TypeError), match=message):
         CyclicSGD(**arguments)
+
+
+class _Recorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.pairs = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        optimizer = self.model.optimizer
+        lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        self.pairs.append((lr, float(optimizer.current_momentum())))
+
+
+def test_with_gradient_accumulation_momentum_keeps_step_with_the_lr(digits):
+    """Keras gives the LR schedule the count of batches and `iterations` counts updates: the
+    momentum, read at `iterations`, ran at half the LR's pace with 2 accumulation steps."""
+    x, y = digits
+    optimizer = CyclicSGD((0.01, 0.05), (0.95, 0.85), steps=2, gradient_accumulation_steps=2)
+    model = make_model(optimizer)
+    recorder = _Recorder()
+    model.fit(x[:256], y[:256], batch_size=32, verbose=0, callbacks=[recorder])  # 8 batches
+    schedule = Cyclic(0.01, 0.05, 2, momentum=(0.95, 0.85))
+    lrs, moms = zip(*recorder.pairs, strict=True)
+    assert lrs == pytest.approx([schedule.plan.lr(k) for k in range(8)], rel=1e-6)  # float32
+    assert moms == pytest.approx([schedule.plan.momentum(k) for k in range(8)], rel=1e-6)

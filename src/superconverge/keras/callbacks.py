@@ -9,7 +9,7 @@ import numpy as np
 
 import keras
 from superconverge.keras.optimizers import CyclicSGD
-from superconverge.keras.schedules import PlanSchedule, concrete_step
+from superconverge.keras.schedules import PlanSchedule, concrete_step, schedule_step
 from superconverge.schedules import Plan
 
 # the attribute that plays the part of momentum, per optimizer (Adam-like ones: beta_1)
@@ -38,8 +38,9 @@ class CyclicMomentum(keras.callbacks.Callback):
 
     Pass the same `OneCycle`/`SmithOneCycle`/`Cyclic` (or any `PlanSchedule` or `Plan`) that the
     optimizer uses as its ``learning_rate``: the momentum of batch k is ``plan.momentum(k)``,
-    with k the optimizer's ``iterations``, so it stays in step across several ``fit`` calls and
-    after loading a saved model. After training, ``callback.lrs`` and ``callback.momenta`` hold
+    with k the step Keras gives the LR schedule (the optimizer's ``iterations``; with
+    ``gradient_accumulation_steps``, the batches), so it stays in step across several ``fit``
+    calls and after loading a saved model. After training, ``callback.lrs`` and ``callback.momenta`` hold
     one value per batch of every ``fit`` call, and the ``History`` that ``fit`` returns gets them
     as ``history.history["batch_lr"]`` and ``["batch_momentum"]``.
 
@@ -124,7 +125,7 @@ class CyclicMomentum(keras.callbacks.Callback):
             self._fit_start = self._step()
 
     def _step(self) -> int:
-        step = concrete_step(self.model.optimizer.iterations)
+        step = concrete_step(schedule_step(_hyperparameters_of(self.model.optimizer)))
         return 0 if step is None else step
 
     def _set(self, step: int) -> float:

@@ -15,7 +15,7 @@ from superconverge._checks import (
     check_momentum,
     check_number,
 )
-from superconverge.keras.schedules import PACKAGE, Cyclic
+from superconverge.keras.schedules import PACKAGE, Cyclic, schedule_step
 from superconverge.schedules.primitives import CYCLIC_MODES
 
 
@@ -101,7 +101,7 @@ class CyclicSGD(keras.optimizers.SGD):
         """The momentum of the next update (a float when the step is concrete)."""
         if self.momentum_bounds is None:
             return 0.0
-        return self.schedule.momentum(self.iterations)
+        return self.schedule.momentum(schedule_step(self))  # the step the LR is read at
 
     def apply(self, grads: Any, trainable_variables: Any = None) -> Any:
         self._momentum_now = self.current_momentum()

@@ -34,6 +34,15 @@ def concrete_step(step: Any) -> int | None:
         return None
 
 
+def schedule_step(optimizer: Any) -> Any:
+    """The step a Keras optimizer gives its LR schedule: its ``iterations``, except with
+    ``gradient_accumulation_steps``, where Keras calls the schedule with the count of batches
+    (``_iterations``) and ``iterations`` counts updates. Momentum read from ``iterations`` ran
+    at half the LR's pace with two accumulation steps."""
+    batches = getattr(optimizer, "_iterations", None)  # keras 3's name for it
+    return optimizer.iterations if batches is None else batches
+
+
 def _torch_compiling() -> bool:
     """Whether torch.compile is tracing (``jit_compile=True`` on the torch backend). There,
     ``int(step)`` breaks the graph and the float it gives is traced in as a constant: dynamo

@@ -160,3 +160,15 @@ def test_config_round_trip_and_keras_serialisation(schedule):
 def test_bad_input_names_the_parameter_as_on_the_pytorch_side(build, message):
     with pytest.raises((ValueError, TypeError), match=message):
         build()
+
+
+def test_numpy_numbers_give_a_config_plain_json_can_write():
+    import json
+
+    for schedule in (
+        OneCycle(np.int64(10), np.float32(0.1), momentum=(np.float64(0.95), 0.85)),
+        SmithOneCycle(np.int64(10), np.float32(0.1)),
+        Cyclic(np.float32(0.01), 0.1, np.int64(4)),
+    ):
+        config = json.loads(json.dumps(schedule.get_config()))  # np.float32 is not JSON
+        assert type(schedule).from_config(config)(3) == pytest.approx(float(schedule(3)))

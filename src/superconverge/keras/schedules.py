@@ -16,6 +16,7 @@ import numpy as np
 
 import keras
 from keras import ops
+from superconverge._checks import plain
 from superconverge.schedules import Cyclic as CyclicShape
 from superconverge.schedules import Plan, Schedule, cyclic, one_cycle, smith_one_cycle
 
@@ -219,7 +220,7 @@ class OneCycle(PlanSchedule):
         )
 
     def get_config(self) -> dict[str, Any]:
-        return dict(self._settings)
+        return _plain_settings(self._settings)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -260,7 +261,7 @@ class SmithOneCycle(PlanSchedule):
         )
 
     def get_config(self) -> dict[str, Any]:
-        return dict(self._settings)
+        return _plain_settings(self._settings)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -300,7 +301,13 @@ class Cyclic(PlanSchedule):
         )
 
     def get_config(self) -> dict[str, Any]:
-        return dict(self._settings)
+        return _plain_settings(self._settings)
+
+
+def _plain_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings as given, NumPy scalars made Python numbers: ``json.dumps(get_config())``
+    works whatever the numbers were (``np.float32(0.1)`` as max_lr)."""
+    return {name: plain(value) for name, value in settings.items()}
 
 
 def _pair(value: Any) -> Any:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
+import os
 import sys
 import warnings
 from collections.abc import Hashable, Iterator
@@ -59,6 +61,22 @@ def warn(
         raised = category(message)
         raised.superconverge_key = key  # type: ignore[attr-defined]  # for `warn_explicit`
         warnings.warn(raised, stacklevel=stacklevel + 1)
+
+
+def user_stacklevel() -> int:
+    """The `stacklevel` that points a warning raised by this function's caller at the first
+    frame outside superconverge: the user's own call, whatever lies between (an entry point's
+    argument conversion, `_checks.plain_arguments`, adds a frame that a fixed stacklevel would
+    name instead: ``_checks.py:53: RuntimeWarning``)."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    here = inspect.currentframe()
+    assert here is not None and here.f_back is not None
+    frame, level = here.f_back, 1  # the caller: stacklevel 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        package
+    ):
+        frame, level = frame.f_back, level + 1
+    return level  # the outermost frame where all of them are ours (the CLI)
 
 
 def key_of(warning: Warning) -> Hashable | None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 
 from superconverge._compare import times, worse
+from superconverge._warnings import user_stacklevel
 from superconverge.batches import forward, split_batch
 from superconverge.data.loader import ArrayLoader
 from superconverge.data.sources import has_position
@@ -118,7 +119,7 @@ class FitLoop:
                         continue  # the same epoch again, from its first weights, lower
                     if trainer.rank == 0:
                         # once: the CLI shows Python warnings as its "warning:" lines
-                        warnings.warn(history.message, RuntimeWarning, stacklevel=4)
+                        warnings.warn(history.message, RuntimeWarning, stacklevel=user_stacklevel())
                     break
                 self._end_epoch()
                 last_good = TrainingSnapshot(

@@ -82,11 +82,16 @@ def test_max_lr_none_without_a_suggestion_says_how_to_run_the_range_test_again(d
     assert trainer.last_range_test.max_lr is None
 
 
+def _linear_trainer(batch_size):
+    """A linear model on 40 random rows of 3 classes: for messages, not training."""
+    data = ArrayData(torch.randn(40, 4), torch.arange(40) % 3)
+    return Trainer(nn.Linear(4, 3), LOSS, data, batch_size=batch_size, progress=False)
+
+
 def test_a_fit_too_short_for_its_1cycle_names_epochs_and_updates_before_the_range_test():
     # the message was "total_steps must be >= 4, got 1", a name the caller never gave, and
     # with max_lr=None it came after a range test's worth of training
-    data = ArrayData(torch.randn(40, 4), torch.arange(40) % 3)
-    trainer = Trainer(nn.Linear(4, 3), LOSS, data, batch_size=64, progress=False)
+    trainer = _linear_trainer(batch_size=64)
     message = (r"epochs=1 at 1 optimizer updates per epoch give 1 updates, too few for the smith "
                r"1cycle \(total_steps must be >= 4, got 1\); raise epochs, or lower batch_size")  # fmt: skip
     with pytest.raises(ValueError, match=message):
@@ -554,8 +559,7 @@ def test_fine_tune_stopped_before_its_second_phase_resumes_into_it_from_numpy_se
 
 def test_fit_with_a_number_for_a_plan_says_which_call_takes_a_number():
     # fastai's learn.fit(n, lr): the message was only "plan must be a superconverge Plan, got 0.001"
-    data = ArrayData(torch.randn(40, 4), torch.arange(40) % 3)
-    trainer = Trainer(nn.Linear(4, 3), LOSS, data, batch_size=8, progress=False)
+    trainer = _linear_trainer(batch_size=8)
     message = (r"plan must be a superconverge Plan, got 0\.001; for a constant LR: fit\(epochs, "
                r"superconverge\.constant\(0\.001\)\), for 1cycle: fit_one_cycle\(epochs, 0\.001\)")  # fmt: skip
     with pytest.raises(TypeError, match=message):

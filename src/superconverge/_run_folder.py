@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from superconverge._files import LOCK_NAME
+from superconverge._files import LOCK_NAME, FolderBusyError, folder_holder
 
 # every file a run (the recipe, its final Trainer, the CLI's report) leaves in its folder
 RUN_FILES = (
@@ -31,6 +31,7 @@ RUN_FILES = (
     "schedule.png",
     "losses.png",
     "short_runs.png",
+    "refit",  # `fit --plan`'s default folder: a refit of this run's plan goes with it
 )
 PREVIOUS = "previous-"  # prefix of the subfolders earlier runs are moved into
 _STAGING = ".moving-aside"  # prefix of a subfolder still being filled (a kill may leave one)
@@ -55,6 +56,8 @@ def run_files(folder: str | Path) -> list[Path]:
 
 def move_aside(folder: str | Path) -> Path | None:
     """Move the run in `folder` into ``folder/previous-<UTC time>/``; None when there is none.
+    Its ``refit/`` (what ``fit --plan`` made of its plan) goes with it; one that a live ``fit``
+    is writing is refused (`FolderBusyError`) before anything moves.
 
     Each file moves by an atomic rename inside one file system. The subfolder is filled under a
     hidden name and renamed when complete; a move that a kill interrupted is completed by the
@@ -75,6 +78,13 @@ def move_aside(folder: str | Path) -> Path | None:
     files = run_files(folder)
     if not files and not unfinished:
         return None
+    for path in files:  # a refit being written is not to be moved from under its writer
+        holder = folder_holder(path) if path.is_dir() else None
+        if holder is not None:
+            raise FolderBusyError(
+                f"{path} is being written by {holder}; wait for it to finish before replacing "
+                f"the run in {folder}"
+            )
     staging = unfinished[0] if unfinished else _new_staging(folder)
     for path in files:
         os.replace(path, staging / path.name)

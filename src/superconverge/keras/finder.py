@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,7 +19,7 @@ from superconverge.finder.sweep import (
     sweep_settings,
 )
 from superconverge.keras.optimizers import CyclicSGD
-from superconverge.pytorch.snapshot import cuda_in_use
+from superconverge.pytorch.snapshot import GlobalRngs
 from superconverge.training.progress import tell
 
 logger = logging.getLogger(__name__)
@@ -398,21 +397,13 @@ def _global_rngs_kept() -> Iterator[None]:
     NumPy's, torch's (an unseeded ``Dropout`` on the torch backend draws from it, and so does
     iterating a shuffling ``DataLoader``) and Keras's global seed generator (``keras.random``
     calls without a seed)."""
-    import torch  # a dependency of superconverge, whatever keras's backend
-
-    python, numpy_state = random.getstate(), np.random.get_state()
-    torch_state = torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if cuda_in_use() else None
+    rngs = GlobalRngs()  # torch is a dependency of superconverge, whatever keras's backend
     keras_seeds = _keras_global_seed_generator()
     keras_seed = None if keras_seeds is None else keras.ops.convert_to_numpy(keras_seeds.state)
     try:
         yield
     finally:
-        random.setstate(python)
-        np.random.set_state(numpy_state)
-        torch.set_rng_state(torch_state)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
+        rngs.restore()
         _put_back_keras_global_seed_generator(keras_seeds, keras_seed)
 
 

@@ -69,14 +69,8 @@ class TrainingSnapshot:
         self.grad_scaler = grad_scaler
         self.scaler_state = None if grad_scaler is None else _to_cpu(grad_scaler.state_dict())
         self.loaders = [(loader, loader.state_dict()) for loader in loaders if has_position(loader)]
-        self.rng = rng
-        if not rng:  # weights and optimizer only (the trainer's last-good copy)
-            return
-        self.python_rng = random.getstate()
-        self.numpy_rng = np.random.get_state()
-        self.torch_rng = torch.get_rng_state()
-        cuda = cuda_in_use()
-        self.cuda_rng = torch.cuda.get_rng_state_all() if cuda else None
+        # weights and optimizer only without `rng` (the trainer's last-good copy)
+        self.rngs = GlobalRngs() if rng else None
 
     def restore_training_state(self) -> None:
         """Weights, buffers, modes, grads and optimizer state (not the RNGs or loaders)."""
@@ -107,10 +101,23 @@ class TrainingSnapshot:
         self.restore_training_state()
         for loader, state in self.loaders:
             loader.load_state_dict(state)
-        if not self.rng:
-            return
-        random.setstate(self.python_rng)
-        np.random.set_state(self.numpy_rng)
-        torch.set_rng_state(self.torch_rng)
-        if self.cuda_rng is not None:
-            torch.cuda.set_rng_state_all(self.cuda_rng)
+        if self.rngs is not None:
+            self.rngs.restore()
+
+
+class GlobalRngs:
+    """The process-wide RNG states, captured when built: Python's, NumPy's and torch's (CPU,
+    and CUDA where it is in use); `restore` puts them back."""
+
+    def __init__(self) -> None:
+        self.python = random.getstate()
+        self.numpy = np.random.get_state()
+        self.torch = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state_all() if cuda_in_use() else None
+
+    def restore(self) -> None:
+        random.setstate(self.python)
+        np.random.set_state(self.numpy)
+        torch.set_rng_state(self.torch)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state_all(self.cuda)

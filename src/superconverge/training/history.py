@@ -48,6 +48,9 @@ class History:
     # optimizer steps made and then undone by a back-off after a divergence (their compute was
     # spent; their records were dropped so the lists follow the steps that count)
     discarded_steps: int = 0
+    # `fit_one_cycle(max_lr="search")`: where the rise found its edge, the max_lr it chose and
+    # the step whose weights came back (`superconverge.training.edge`); None for other fits
+    lr_search: dict[str, Any] | None = None
 
     @property
     def steps(self) -> int:
@@ -116,6 +119,7 @@ class History:
                 "plan": self.plan,
                 "notes": self.notes,
                 "discarded_steps": self.discarded_steps,
+                "lr_search": self.lr_search,
                 "epochs": self.epochs,
                 "step_losses": self.step_losses,
                 "step_lrs": self.step_lrs,
@@ -154,6 +158,7 @@ class History:
             plan=dict(values.get("plan", {})),
             notes=list(values.get("notes", [])),
             discarded_steps=values.get("discarded_steps", 0),
+            lr_search=values.get("lr_search"),
         )
 
     @classmethod

@@ -32,6 +32,7 @@ from superconverge.pytorch.scheduler import (
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.training.callbacks import CancelEpoch, CancelFit, overrides
 from superconverge.training.checkpoint import BEST, CHECKPOINT, build_payload
+from superconverge.training.edge import EdgeSearch
 from superconverge.training.history import History
 from superconverge.training.progress import FitProgress, say
 
@@ -72,8 +73,13 @@ class FitLoop:
         start_epoch: int = 0,
         best_val_loss: float = math.inf,
         backoff: int = 0,
+        edge: EdgeSearch | None = None,
     ) -> None:
         self.trainer, self.scheduler, self.history = trainer, scheduler, history
+        # `fit_one_cycle(max_lr="search")`: the rise searches the peak until its edge; where it
+        # was found (the epoch's start for a back-off after it, and the weights restored)
+        self.edge = edge
+        self.edge_restart: tuple[Any, TrainingSnapshot] | None = None
         # divergences answered by restoring the epoch's starting weights and halving the LR
         self.backoff_left = backoff
         self.epochs, self.start_epoch = epochs, start_epoch
@@ -112,7 +118,12 @@ class FitLoop:
                 self._event("before_epoch")
                 start = self._epoch_start()
                 self.record = self._train_epoch()
-                if history.status == "diverged" or self._stalled():
+                edge_epoch = self.edge_restart is not None
+                if self.edge_restart is not None:
+                    start, last_good = self.edge_restart
+                    self.edge_restart = None
+                # the epoch of the edge holds the rise's steps past it: no stall to read there
+                if history.status == "diverged" or (not edge_epoch and self._stalled()):
                     scales = lr_scales(trainer.optimizer)  # the restore resets them
                     last_good.restore_training_state()
                     if self._back_off(start, scales):
@@ -156,6 +167,15 @@ class FitLoop:
             floor_fraction=DIVERGENCE_FLOOR_FRACTION,
             first=first,
         )
+
+    def _step_value(self, loss: torch.Tensor) -> float:
+        """One step's loss as a number, the mean over the ranks under DDP."""
+        world_size = self.trainer.world_size
+        if world_size <= 1:
+            return loss.item()
+        reduced = loss.detach().double().reshape(1)
+        torch.distributed.all_reduce(reduced)
+        return float(reduced.item() / world_size)
 
     def _epoch_start(self) -> tuple[dict[str, int], dict[str, int] | None, int]:
         """Where this epoch starts: the scheduler's and loader's state and the steps recorded."""
@@ -244,6 +264,8 @@ class FitLoop:
             then=trainer.then,
             settings=trainer.checkpoint_settings(),
         )
+        if self.edge is not None:
+            payload["edge"] = self.edge.state_dict()
         folder.save(CHECKPOINT, payload)
         if improved:
             folder.save(BEST, payload)
@@ -295,6 +317,7 @@ class FitLoop:
         has_momentum = [momentum_key(g) is not None for g in optimizer.param_groups]
         single = len(scales) == 1 and scales[0] == 1.0 and has_momentum[0]
         step_lrs, step_momenta = history.step_lrs, history.step_momenta
+        edge = self.edge if self.edge is not None and self.edge.searching else None
         before_batch, after_batch = self._before_batch, self._after_batch
         sync_every = trainer.sync_every
         batches = len(trainer.train_loader)
@@ -348,7 +371,26 @@ class FitLoop:
                     )
                 scheduler.step()
                 epoch_steps += 1
-                pending.append(step_loss)
+                if edge is not None:
+                    # the search reads every loss until its edge (one sync per step; the mean
+                    # over the ranks, so that every rank finds the same edge), and answers a
+                    # non-finite one itself: no divergence check until then
+                    value = self._step_value(step_loss)
+                    history.step_losses.append(value)
+                    if edge.observe(self, scheduler.step_count - 1, value):
+                        edge = None
+                        self.smoother = self._new_smoother()
+                        # a back-off later in this epoch starts from the edge, not the rise
+                        self.edge_restart = (
+                            self._epoch_start(),
+                            TrainingSnapshot(trainer.module, optimizer, scaler, rng=False),
+                        )
+                        if trainer.rank == 0:
+                            logger.info(history.notes[-1])
+                    elif progress.on and epoch_steps % sync_every == 0:
+                        progress.advance(sync_every * accumulation, scheduler.step_count, value, lr)
+                else:
+                    pending.append(step_loss)
                 if after_batch:  # after the bookkeeping: a CancelEpoch here loses nothing
                     self.step, self.loss, self.lr = scheduler.step_count - 1, step_loss, lr
                     for callback in after_batch:
@@ -374,7 +416,11 @@ class FitLoop:
         if pending and history.status != "diverged":
             self._flush(pending)
         seconds = time.perf_counter() - start
-        train_loss = math.fsum(history.step_losses[first_step:]) / max(1, epoch_steps)
+        losses, count = history.step_losses[first_step:], epoch_steps
+        if self.edge is not None:  # the search answered a non-finite loss itself: not the epoch's
+            losses = [v for v in losses if math.isfinite(v)]
+            count = len(losses)
+        train_loss = math.fsum(losses) / max(1, count)
         return {
             "epoch": float(self.epoch + 1),
             "train_loss": train_loss,

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from superconverge import schedules
-from superconverge._checks import check_count, plain_arguments
+from superconverge._checks import check_count, check_momentum, plain_arguments
 from superconverge.batches import BatchFn, check_batch_fn
 from superconverge.data.loader import Augment, resolve_device
 from superconverge.data.sources import LoaderOptions, has_position, naming_batched_streams
@@ -51,6 +51,7 @@ from superconverge.training.device import (
     resolve_precision,
     to_device,
 )
+from superconverge.training.edge import EdgeSearch
 from superconverge.training.evaluation import evaluate_data, predict_data
 from superconverge.training.history import History
 from superconverge.training.inputs import (
@@ -276,7 +277,7 @@ class Trainer:
     def fit_one_cycle(
         self,
         epochs: int,
-        max_lr: MaxLR | None = None,
+        max_lr: MaxLR | str | None = None,
         *,
         policy: str = "smith",
         min_lr: float | None = None,
@@ -291,7 +292,11 @@ class Trainer:
         Args:
             epochs: passes over the training data (>= 1).
             max_lr: the peak LR; a per-group list or ``(low, high)`` pair for discriminative
-                LRs; None runs the LR range test first and uses its ``max_lr``.
+                LRs; None runs the LR range test first and uses its ``max_lr``; ``"search"``
+                makes the cycle's rise the range test: the LR rises exponentially while the
+                network trains, until the loss stops falling; the weights from the LR of the
+                lowest loss / 4 come back and the descent runs from there (`training.edge`;
+                Smith's policy only, with its own min_lr and final_lr).
             policy: ``smith`` (the paper: linear cycle, then annihilation), ``torch``
                 (``OneCycleLR``'s cosine curve) or ``fastai`` (``fit_one_cycle``'s curve).
             min_lr, final_lr: absolute LRs; defaults per policy (see the schedules).
@@ -305,6 +310,11 @@ class Trainer:
                 weights restored, and no stall check.
         """
         check_one_cycle_arguments(epochs, policy)
+        if isinstance(max_lr, str):
+            return self._fit_search(
+                epochs, max_lr, policy, (min_lr, final_lr, warmup_fraction), momentum,
+                weight_decay, backoff,
+            )  # fmt: skip
         check_one_cycle_length(policy, epochs, self.steps_per_epoch, momentum, warmup_fraction)
         if self.run_folder is not None:
             self.run_folder.check_free()  # before the range test's time is spent
@@ -321,6 +331,39 @@ class Trainer:
         plan = one_cycle_plan(policy, total, peak, min_lr, final_lr, momentum, warmup_fraction)
         return self.fit(
             epochs, plan, max_lr=groups, weight_decay=weight_decay, notes=notes, backoff=backoff
+        )
+
+    def _fit_search(
+        self,
+        epochs: int,
+        max_lr: str,
+        policy: str,
+        fixed: tuple[float | None, ...],
+        momentum: tuple[float, float] | None,
+        weight_decay: float | None,
+        backoff: int,
+    ) -> History:
+        """`fit_one_cycle(max_lr="search")`: the rise searches the peak (`training.edge`)."""
+        if max_lr != "search":
+            raise ValueError(
+                f"max_lr must be a number, a per-group list or pair, None (a range test first) "
+                f"or 'search' (the rise searches it), got {max_lr!r}"
+            )
+        if policy != "smith":
+            raise ValueError(
+                f"max_lr='search' descends as Smith's 1cycle does: policy must be 'smith', got "
+                f"{policy!r}"
+            )
+        named = zip(("min_lr", "final_lr", "warmup_fraction"), fixed, strict=True)
+        given = [f"{name}={value!r}" for name, value in named if value is not None]
+        if given:
+            raise ValueError(
+                f"max_lr='search' sets the cycle's LRs and its rise from what it finds; "
+                f"leave {', '.join(given)} unset"
+            )
+        search = EdgeSearch(epochs * self.steps_per_epoch, check_momentum(momentum))
+        return self._fit_plan(
+            epochs, search.rise_plan(), weight_decay=weight_decay, backoff=backoff, edge=search
         )
 
     @plain_arguments
@@ -377,6 +420,21 @@ class Trainer:
     ) -> History:
         """Train for `epochs` following any `Plan` (cyclic, piecewise constant, constant, ...);
         `backoff` as for `fit_one_cycle`."""
+        return self._fit_plan(
+            epochs, plan, max_lr=max_lr, weight_decay=weight_decay, notes=notes, backoff=backoff
+        )
+
+    def _fit_plan(
+        self,
+        epochs: int,
+        plan: Plan,
+        *,
+        max_lr: Any = None,
+        weight_decay: float | None = None,
+        notes: Sequence[str] = (),
+        backoff: int = 0,
+        edge: EdgeSearch | None = None,
+    ) -> History:
         check_fit_arguments(epochs, plan, weight_decay, backoff)
         check_fit_data(self.train_loader, self.val_loader, self.batch_fn, self.check_batch)
         with holding(self.run_folder):  # one writer per out_dir, from this check to the last save
@@ -392,7 +450,9 @@ class Trainer:
             loader = self.train_loader
             if has_position(loader) and loader.batch_index != 0:  # keeps a batch peeked at 0
                 loader.load_state_dict({**loader.state_dict(), "batch_index": 0})
-            return self._run(FitLoop(self, scheduler, self.history, epochs=epochs, backoff=backoff))
+            return self._run(
+                FitLoop(self, scheduler, self.history, epochs=epochs, backoff=backoff, edge=edge)
+            )
 
     # ----------------------------------------------------------------- evaluation
     @plain_arguments
@@ -484,6 +544,7 @@ class Trainer:
         loader = self.train_loader if has_position(self.train_loader) else None
         state = restore_fit(payload, path, self.module, self.optimizer, loader, self.scaler)
         self.history = state.history
+        edge = payload.get("edge")
         return FitLoop(
             self,
             state.scheduler,
@@ -491,6 +552,7 @@ class Trainer:
             epochs=state.epochs,
             start_epoch=state.epochs_done,
             best_val_loss=state.best_val_loss,
+            edge=None if edge is None else EdgeSearch.from_state(edge),
         )
 
     def _match_saved_groups(self, payload: dict[str, Any], path: str | Path) -> None:

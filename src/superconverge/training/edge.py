@@ -1,0 +1,290 @@
+"""The 1cycle's rise as an LR range test that trains: ``fit_one_cycle(max_lr="search")``.
+
+A range test before training costs its steps, and the short runs that check its pick cost
+more (on the full CIFAR-10 the recipe's search by short runs cost about a run; docs/
+benchmarks.md). Here the search is the run's own warm-up. The LR rises exponentially from
+`start_lr` (a rise that would reach `end_lr` after `rise_fraction` of the run), as in the range
+test (Smith, arXiv:1506.01186), but the network trains on: the steps before the edge are the
+warm-up. The loss is smoothed as the range test smooths it (bias-corrected EMA, β 0.98). The
+rise has passed the edge of stability when the smoothed loss is `rise` times its lowest value,
+or, once it has fallen 5% below its first value, has made no new low for `patience` decades of
+LR, or is not finite. Then ``max_lr`` is the
+LR of the lowest smoothed loss / `divisor`, the latest copy of the weights and optimizer state
+taken at an LR at or below it comes back (copies are taken every `copy_decades` of LR, the last
+`copies` kept, in CPU memory), and the rest of the run follows the 1cycle's descent from
+``max_lr`` (Smith's: linearly to ``max_lr / min_lr_divisor``, then the annihilation to a
+hundredth of that over the last `annihilation_fraction` of the run) with momentum rising from
+low to high. The steps between the copy and the edge are lost: they stay in the history (their
+losses and LRs) and count in the run's steps; the run's length does not change.
+
+The search reads each step's loss (one device sync per step) until the edge, and nothing
+after. A checkpoint saved before the edge carries the search's state but not its copies: a
+resumed search that finds its edge restores the oldest copy taken since the resume.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from superconverge._checks import check_count, check_number
+from superconverge._compare import gain, worse
+from superconverge.pytorch.snapshot import TrainingSnapshot
+from superconverge.schedules.plans import Plan
+from superconverge.schedules.primitives import Chain, Constant, Ramp
+
+if TYPE_CHECKING:
+    from superconverge.training.loop import FitLoop
+
+SMOOTHING = 0.98  # the range test's (superconverge.finder.smoothing)
+# no verdict before the smoothed loss has this many steps behind it (fewer on a short rise: a
+# fifth of it, at least 5)
+SETTLE_STEPS = 50
+FINAL_DIVISOR = 100.0  # the annihilation ends at min_lr / this (smith_one_cycle's default)
+# the patience rule waits until the smoothed loss has fallen this fraction below its first
+# settled value: at the rise's low start a loss may stay flat for decades (SGD from 1e-4), and
+# that is not the edge
+FALL = 0.05
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """The search's constants (measured in docs/benchmarks.md, "The LR search inside the final
+    run")."""
+
+    start_lr: float = 1e-4
+    end_lr: float = 10.0
+    rise_fraction: float = 0.3  # the rise's share of the run, were it to reach end_lr
+    rise: float = 1.1  # the smoothed loss this many times its lowest: past the edge
+    patience: float = 0.5  # decades of LR without a new lowest smoothed loss: past the edge
+    # max_lr = the LR of the lowest smoothed loss / divisor: on the full CIFAR-10, 4 gave a median
+    # 52.37% test accuracy, 3 51.36%, 2 lower still (docs/benchmarks.md)
+    divisor: float = 4.0
+    min_lr_divisor: float = 10.0  # the descent ends at max_lr / this (Smith: 10 to 20)
+    annihilation_fraction: float = 0.137  # smith_one_cycle's
+    copy_decades: float = 0.1  # a copy of the weights each this many decades of LR
+    copies: int = 12  # copies kept (the last 1.2 decades at the default spacing)
+
+    def __post_init__(self) -> None:
+        for name in ("start_lr", "end_lr", "rise_fraction", "patience", "divisor",
+                     "min_lr_divisor", "annihilation_fraction", "copy_decades"):  # fmt: skip
+            if check_number(name, getattr(self, name)) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.end_lr <= self.start_lr:
+            raise ValueError(
+                f"end_lr must be > start_lr, got end_lr={self.end_lr!r}, start_lr={self.start_lr!r}"
+            )
+        if self.rise_fraction >= 1 or self.annihilation_fraction >= 1:
+            raise ValueError(
+                "rise_fraction and annihilation_fraction must be < 1, got "
+                f"{self.rise_fraction!r} and {self.annihilation_fraction!r}"
+            )
+        if check_number("rise", self.rise) <= 1:
+            raise ValueError(f"rise must be > 1, got {self.rise!r}")
+        check_count("copies", self.copies)
+
+
+class EdgeSearch:
+    """The state of one run's search (see the module's docstring): the rise's plan, the
+    smoothed loss, its lowest value and LR, the copies, and once found the edge."""
+
+    def __init__(
+        self,
+        total_steps: int,
+        momentum: tuple[float, float] | None = (0.95, 0.85),
+        settings: EdgeSettings | None = None,
+    ) -> None:
+        self.settings = settings = settings or EdgeSettings()
+        self.total_steps = check_count("total_steps", total_steps, minimum=4)
+        self.momentum = None if momentum is None else (float(momentum[0]), float(momentum[1]))
+        self.rise_steps = max(2, round(settings.rise_fraction * total_steps))
+        decades = math.log10(settings.end_lr / settings.start_lr)
+        self.steps_per_decade = self.rise_steps / decades
+        self.patience_steps = max(1, round(settings.patience * self.steps_per_decade))
+        self.copy_every = max(1, round(settings.copy_decades * self.steps_per_decade))
+        self.settle_steps = min(SETTLE_STEPS, max(5, self.rise_steps // 5))
+        # copies kept: at least 1.2 decades of them (the peak lies up to log10(divisor) +
+        # patience decades below the edge), whatever the rounding of `copy_every`
+        decades = math.log10(settings.divisor) + settings.patience + 0.2
+        self.copies_kept = max(
+            settings.copies, math.ceil(decades * self.steps_per_decade / self.copy_every)
+        )
+        self.average, self.count = 0.0, 0
+        self.lowest, self.lowest_lr, self.lowest_step = math.inf, math.nan, -1
+        self.first = math.nan  # the smoothed loss when it settled
+        self.edge: dict[str, Any] | None = None  # what was found, once found
+        self._copies: list[tuple[int, float, TrainingSnapshot]] = []
+
+    @property
+    def searching(self) -> bool:
+        return self.edge is None
+
+    def rise_plan(self) -> Plan:
+        """The plan until the edge: the exponential rise (held at `end_lr` past its end, which
+        the search never reaches: it ends the rise there), momentum at the middle of its
+        range."""
+        settings = self.settings
+        rise = Ramp(settings.start_lr, settings.end_lr, self.rise_steps, "exponential")
+        return Plan(
+            Chain((rise, Constant(settings.end_lr))),
+            None if self.momentum is None else Constant(sum(self.momentum) / 2),
+            self.total_steps,
+            None,
+            "one_cycle_search",
+        )
+
+    def lr_at(self, step: int) -> float:
+        settings = self.settings
+        return float(
+            settings.start_lr * (settings.end_lr / settings.start_lr) ** (step / self.rise_steps)
+        )
+
+    def observe(self, fit: FitLoop, step: int, loss: float) -> bool:
+        """Step `step` (made at the rise's LR) had `loss`; True when it found the edge, after
+        restoring a copy and giving the fit's scheduler the descent."""
+        lr = self.lr_at(step)
+        finite = math.isfinite(loss)
+        smoothed = math.nan
+        if finite:
+            self.count += 1
+            self.average = SMOOTHING * self.average + (1 - SMOOTHING) * loss
+            smoothed = self.average / (1 - SMOOTHING**self.count)
+            if self.count == self.settle_steps:
+                self.first = smoothed
+            if self.count >= self.settle_steps and smoothed < self.lowest:
+                self.lowest, self.lowest_lr, self.lowest_step = smoothed, lr, step
+        settled = self.count >= self.settle_steps and math.isfinite(self.lowest)
+        why = None
+        if not finite:
+            why = f"the loss was {loss} at lr {lr:.3g}"
+        elif settled and worse(smoothed, self.lowest, self.settings.rise):
+            why = (f"the smoothed loss rose to {smoothed / self.lowest:.2f}x its lowest "
+                   f"({self.lowest:.4g} at lr {self.lowest_lr:.3g}) at lr {lr:.3g}")  # fmt: skip
+        elif (
+            settled
+            and gain(self.lowest, self.first) >= FALL
+            and step - self.lowest_step >= self.patience_steps
+        ):
+            why = (f"the smoothed loss made no new low for {self.settings.patience:g} decades "
+                   f"of LR (its lowest {self.lowest:.4g} at lr {self.lowest_lr:.3g})")  # fmt: skip
+        elif step + 1 >= self.rise_steps:
+            why = f"the rise reached its end ({lr:.3g}) with the loss still falling"
+        if why is None:
+            # a copy each `copy_every` steps, and at the first step of a fit (a resumed one
+            # too: the copies of the run before it are not in its checkpoint)
+            if step % self.copy_every == 0 or not self._copies:
+                self._take_copy(fit, step, lr)
+            return False
+        self._found(fit, step, lr, why)
+        return True
+
+    def _take_copy(self, fit: FitLoop, step: int, lr: float) -> None:
+        trainer = fit.trainer
+        snapshot = TrainingSnapshot(trainer.module, trainer.optimizer, trainer.scaler, rng=False)
+        self._copies.append((step, lr, snapshot))
+        del self._copies[: -self.copies_kept]
+
+    def _found(self, fit: FitLoop, step: int, lr: float, why: str) -> None:
+        settings = self.settings
+        peak_lr = self.lowest_lr if math.isfinite(self.lowest_lr) else lr
+        max_lr = peak_lr / settings.divisor
+        below = [c for c in self._copies if c[1] <= max_lr]
+        copy = below[-1] if below else (self._copies[0] if self._copies else None)
+        if copy is not None:
+            copy[2].restore_training_state()
+        restored = None if copy is None else copy[0]
+        self._copies = []
+        done = step + 1  # steps made, this one included: the descent starts at the next
+        plan = self.descent_plan(done, max_lr)
+        fit.scheduler.plan = plan
+        fit.history.plan = plan.to_dict()
+        fit.scheduler.load_state_dict(fit.scheduler.state_dict())  # the next step's values
+        self.edge = {
+            "step": step,
+            "lr": lr,
+            "lowest_lr": peak_lr,
+            "max_lr": max_lr,
+            "restored_step": restored,
+            "lost_steps": 0 if restored is None else step - restored,
+            "why": why,
+        }
+        fit.history.lr_search = dict(self.edge)
+        fit.history.notes.append(self.note())
+
+    def note(self) -> str:
+        edge = self.edge
+        assert edge is not None
+        back = (
+            "no copy to restore"
+            if edge["restored_step"] is None
+            else f"restored the weights of step {edge['restored_step']} "
+            f"({edge['lost_steps']} steps lost)"
+        )
+        return (
+            f"LR search: {edge['why']} (step {edge['step']}); max_lr {edge['max_lr']:.3g} "
+            f"(the lowest loss's LR / {self.settings.divisor:g}); {back}; the cycle descends "
+            "from there"
+        )
+
+    def descent_plan(self, done: int, max_lr: float) -> Plan:
+        """The whole run's plan once the edge is found after `done` steps: the rise as it ran
+        (steps 0 to done - 1), then Smith's descent from `max_lr` (step `done`) and the
+        annihilation over the steps left; the run's last step ends it."""
+        settings = self.settings
+        left = self.total_steps - done
+        annihilation = min(round(settings.annihilation_fraction * self.total_steps), left // 2)
+        descent = max(1, left - annihilation)
+        low = max_lr / settings.min_lr_divisor
+        # a `Chain` gives a step on a boundary to the earlier phase: the rise's phase ends on
+        # step done - 1, and each later phase starts one step into its ramp
+        lr: list[Any] = [Ramp(max_lr, low, descent)]
+        if annihilation > 0:
+            lr.append(Ramp(low, low / FINAL_DIVISOR, annihilation))
+        momentum: list[Any] = []
+        if self.momentum is not None:
+            high, low_m = self.momentum
+            momentum = [Ramp(low_m, high, descent), Constant(high)]
+        if done >= 2:
+            lr.insert(
+                0, Ramp(self.settings.start_lr, self.lr_at(done - 1), done - 1, "exponential")
+            )
+            if momentum:
+                momentum.insert(0, Constant(sum(self.momentum or (0, 0)) / 2, done - 1))
+        return Plan(
+            Chain(tuple(lr)),
+            Chain(tuple(momentum)) if momentum else None,
+            self.total_steps,
+            max_lr,
+            "one_cycle_search",
+        )
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the copies (see the module's docstring)."""
+        return {
+            "total_steps": self.total_steps,
+            "momentum": None if self.momentum is None else list(self.momentum),
+            "settings": {k: getattr(self.settings, k) for k in EdgeSettings.__dataclass_fields__},
+            "average": self.average,
+            "count": self.count,
+            "lowest": self.lowest,
+            "lowest_lr": self.lowest_lr,
+            "lowest_step": self.lowest_step,
+            "first": self.first,
+            "edge": self.edge,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EdgeSearch:
+        momentum = state.get("momentum")
+        search = cls(
+            int(state["total_steps"]),
+            None if momentum is None else (float(momentum[0]), float(momentum[1])),
+            EdgeSettings(**state["settings"]),
+        )
+        search.average, search.count = float(state["average"]), int(state["count"])
+        search.lowest, search.lowest_lr = float(state["lowest"]), float(state["lowest_lr"])
+        search.lowest_step, search.edge = int(state["lowest_step"]), state["edge"]
+        search.first = float(state.get("first", math.nan))
+        return search

@@ -1,0 +1,295 @@
+"""`fit_one_cycle(max_lr="search")`: the cycle's rise as a range test that trains."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from superconverge.data import ArrayData, load
+from superconverge.models import build
+from superconverge.pytorch.scheduler import HyperparamScheduler
+from superconverge.training import Callback, History, Trainer
+from superconverge.training.checkpoint import load_checkpoint
+from superconverge.training.edge import EdgeSearch, EdgeSettings
+
+LOSS = nn.functional.cross_entropy
+
+
+class _Fit:
+    """What `EdgeSearch.observe` reads of a `FitLoop`: the trainer's model and optimizer, the
+    scheduler and the history."""
+
+    def __init__(self, search: EdgeSearch) -> None:
+        self.model = nn.Linear(2, 1)
+        optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
+        self.trainer = type("T", (), {"module": self.model, "optimizer": optimizer,
+                                      "scaler": None})()  # fmt: skip
+        self.scheduler = HyperparamScheduler(optimizer, search.rise_plan())
+        self.history = History()
+
+    def step_to(self, step: int) -> None:
+        """The weights after step `step`: every weight equals the step (to see which came back)."""
+        with torch.no_grad():
+            for p in self.model.parameters():
+                p.fill_(float(step))
+        self.scheduler.step()
+
+
+def _drive(search: EdgeSearch, losses: list[float]) -> _Fit:
+    fit = _Fit(search)
+    for step, loss in enumerate(losses):
+        fit.step_to(step)
+        if search.observe(fit, step, loss):  # type: ignore[arg-type]
+            break
+    return fit
+
+
+def test_the_rise_is_exponential_and_ends_where_the_smoothed_loss_rises():
+    search = EdgeSearch(1000)  # rise: 300 steps from 1e-4 to 10, 60 steps a decade
+    plan = search.rise_plan()
+    assert plan.lr(0) == pytest.approx(1e-4) and plan.lr(60) == pytest.approx(1e-3)
+    assert plan.momentum is not None and plan.momentum(5) == pytest.approx(0.9)
+    # falling until step 120 (lr 1e-2), then up at 3.0: the smoothed loss passes 1.1x its
+    # lowest within a few steps
+    losses = [2.0 - 0.01 * k for k in range(121)] + [3.0] * 60
+    fit = _drive(search, losses)
+    edge = search.edge
+    assert edge is not None and not search.searching
+    assert "rose to" in edge["why"] and 121 < edge["step"] < 126
+    lowest_lr = edge["lowest_lr"]
+    assert 1e-2 <= lowest_lr <= 1.2e-2  # the smoothed minimum lags the raw one by a few steps
+    assert edge["max_lr"] == pytest.approx(lowest_lr / 4)
+    # the weights came back from the last copy at an LR <= max_lr, taken at step `restored`
+    restored = edge["restored_step"]
+    assert search.lr_at(restored) <= edge["max_lr"] < search.lr_at(restored + search.copy_every)
+    assert all(float(p.flatten()[0]) == restored for p in fit.model.parameters())
+    assert edge["lost_steps"] == edge["step"] - restored
+    # the descent: from max_lr on the next step to max_lr / 10, then the annihilation
+    plan = fit.scheduler.plan
+    done = edge["step"] + 1
+    assert plan.total_steps == 1000 and plan.max_lr == pytest.approx(edge["max_lr"])
+    assert [plan.lr(k) for k in range(done)] == pytest.approx([search.lr_at(k) for k in range(done)])
+    assert plan.lr(done) == pytest.approx(edge["max_lr"], rel=2e-3)  # a step into the descent
+    assert plan.lr(1000 - 1 - 137) == pytest.approx(edge["max_lr"] / 10, rel=2e-3)
+    assert plan.lr(999) == pytest.approx(edge["max_lr"] / 1000)
+    assert plan.momentum(done) == pytest.approx(0.85, rel=1e-3)
+    assert plan.momentum(999) == pytest.approx(0.95)
+    lr = fit.trainer.optimizer.param_groups[0]["lr"]  # the next step's, written at the edge
+    assert lr == pytest.approx(edge["max_lr"], rel=2e-3)
+    assert fit.history.lr_search == edge and fit.history.plan["policy"] == "one_cycle_search"
+    assert fit.history.notes[-1].startswith("LR search: the smoothed loss rose")
+
+
+def test_a_loss_that_stops_falling_ends_the_rise_after_its_patience():
+    search = EdgeSearch(2000)  # rise: 600 steps; patience: half a decade = 60 steps
+    # down from 2 to a noisy 1: the smoothed loss stops making new lows once it is within the noise
+    noise = torch.randn(550, generator=torch.Generator().manual_seed(0)) * 0.05
+    _drive(search, [2.0] * 50 + [1.0 + float(n) for n in noise])
+    assert search.edge is not None and "no new low" in search.edge["why"]
+    assert search.edge["step"] == search.lowest_step + 60 < 599
+
+
+def test_a_loss_flat_from_the_start_is_not_an_edge():
+    # at the rise's low start a loss may not move for decades (SGD from 1e-4): patience waits
+    # for a fall of 5% first
+    search = EdgeSearch(1000)
+    _drive(search, [2.0] * 250)
+    assert search.searching
+
+
+def test_a_non_finite_loss_ends_the_rise_and_brings_back_finite_weights():
+    search = EdgeSearch(1000)
+    losses = [2.0 - 0.01 * k for k in range(80)] + [math.nan]
+    fit = _drive(search, losses)
+    assert search.edge is not None and "nan" in search.edge["why"] and search.edge["step"] == 80
+    assert search.edge["restored_step"] is not None
+    assert all(torch.isfinite(p).all() for p in fit.model.parameters())
+
+
+def test_a_rise_that_never_turns_ends_at_its_end():
+    search = EdgeSearch(100)  # rise: 30 steps
+    _drive(search, [2.0 - 0.01 * k for k in range(40)])
+    assert search.edge is not None and "reached its end" in search.edge["why"]
+    assert search.edge["step"] == 29
+
+
+def test_the_search_state_survives_a_checkpoint():
+    search = EdgeSearch(1000, (0.9, 0.8), EdgeSettings(divisor=3.0))
+    _drive(search, [2.0 - 0.01 * k for k in range(70)])
+    state = search.state_dict()
+    again = EdgeSearch.from_state(state)
+    assert again.state_dict() == state and again.searching
+    assert again.lowest_step == search.lowest_step == 69 and again.settings.divisor == 3.0
+    assert again.momentum == (0.9, 0.8) and again.copy_every == search.copy_every
+    # both go on to the same edge (the copies are not in the state: the resumed one restores
+    # from those it takes after the resume)
+    rest = [1.31 * 1.02**k for k in range(1, 60)]
+    for step, loss in enumerate(rest, start=70):
+        for s in (search, again):
+            s.observe(_Fit(s), step, loss)  # type: ignore[arg-type]
+    assert search.edge is not None and again.edge is not None
+    assert again.edge["max_lr"] == search.edge["max_lr"] and again.edge["step"] == search.edge["step"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("start_lr", 0.0), ("end_lr", 1e-5), ("rise", 1.0), ("rise_fraction", 1.0),
+     ("divisor", -1.0), ("copies", 0)],
+)  # fmt: skip
+def test_bad_settings_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        EdgeSettings(**{field: value})
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits")
+
+
+def _digits_trainer(digits, **kwargs):
+    torch.manual_seed(0)
+    return Trainer(build("mlp"), LOSS, digits.train, digits.val, batch_size=16,
+                   optimizer="adamw", weight_decay=0.1, progress=False, seed=0, **kwargs)  # fmt: skip
+
+
+def test_fit_one_cycle_searches_its_peak_on_digits(digits):
+    trainer = _digits_trainer(digits)
+    history = trainer.fit_one_cycle(6, "search")
+    search = history.lr_search
+    assert history.status == "completed" and search is not None
+    steps = 6 * trainer.steps_per_epoch
+    assert history.steps == steps  # the lost steps are steps of the run: its length is kept
+    lrs = [row[0] for row in history.step_lrs]
+    assert lrs[search["step"]] == pytest.approx(search["lr"])  # the rise's last step
+    assert lrs[search["step"] + 1] == pytest.approx(search["max_lr"], rel=1e-2)
+    assert max(lrs[search["step"] + 1 :]) <= search["max_lr"]
+    assert 1e-3 < search["max_lr"] < 0.1  # AdamW on digits (0.008-0.06 across seeds and sizes)
+    assert trainer.evaluate(digits.test)["accuracy"] > 0.95
+
+
+class KillAfterEpoch(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def after_epoch(self, fit):
+        if fit.epoch + 1 == self.epoch:  # after its checkpoint was written
+            raise KeyboardInterrupt
+
+
+def test_a_search_resumed_after_its_edge_ends_as_the_uninterrupted_run(digits, tmp_path):
+    whole = _digits_trainer(digits)
+    expected = whole.fit_one_cycle(4, "search")
+    assert expected.lr_search is not None and expected.lr_search["step"] < whole.steps_per_epoch
+    with pytest.raises(KeyboardInterrupt):
+        _digits_trainer(digits, out_dir=tmp_path, callbacks=[KillAfterEpoch(2)]).fit_one_cycle(
+            4, "search"
+        )
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert saved["edge"]["edge"] == expected.lr_search  # the search's state went with it
+    assert saved["plan"]["max_lr"] == pytest.approx(expected.lr_search["max_lr"])
+    torch.manual_seed(0)
+    history = Trainer.resume(
+        tmp_path, build("mlp"), LOSS, digits.train, digits.val, batch_size=16,
+        optimizer="adamw", weight_decay=0.1, progress=False, seed=0,
+    )  # fmt: skip
+    assert history.status == "completed" and history.lr_search == expected.lr_search
+    assert history.step_losses == expected.step_losses
+    assert history.step_lrs == expected.step_lrs
+
+
+def test_a_search_resumed_before_its_edge_goes_on_searching(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(64, 4, generator=generator)
+    data = ArrayData(inputs, inputs[:, :3].argmax(1))  # learnable: the loss falls, then turns
+
+    def trainer(**kwargs):
+        torch.manual_seed(0)
+        return Trainer(nn.Linear(4, 3), LOSS, data, data, batch_size=8, progress=False,
+                       out_dir=tmp_path, **kwargs)  # fmt: skip
+
+    # 20 epochs of 8 steps: the rise spans 48 steps, the first 6 epochs
+    with pytest.raises(KeyboardInterrupt):
+        trainer(callbacks=[KillAfterEpoch(1)]).fit_one_cycle(20, "search")
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert saved["edge"]["edge"] is None and saved["edge"]["count"] == 8
+    assert saved["plan"]["policy"] == "one_cycle_search" and saved["plan"]["max_lr"] is None
+    torch.manual_seed(0)
+    history = Trainer.resume(tmp_path, nn.Linear(4, 3), LOSS, data, data, batch_size=8,
+                             progress=False)  # fmt: skip
+    assert history.status == "completed" and history.lr_search is not None
+    assert history.steps == 160
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"max_lr": "serch"}, r"max_lr must be .*'search'.*got 'serch'"),
+     ({"max_lr": "search", "policy": "torch"}, r"policy must be 'smith', got 'torch'"),
+     ({"max_lr": "search", "min_lr": 1e-3}, r"leave min_lr=0.001 unset"),
+     ({"max_lr": "search", "momentum": (0.95, 1.5)}, r"momentum")],
+)  # fmt: skip
+def test_bad_search_arguments_are_named_before_any_step(kwargs, message):
+    generator = torch.Generator().manual_seed(0)
+    data = ArrayData(torch.randn(64, 4, generator=generator), torch.arange(64) % 3)
+    trainer = Trainer(nn.Linear(4, 3), LOSS, data, batch_size=8, progress=False)
+    with pytest.raises(ValueError, match=message):
+        trainer.fit_one_cycle(2, **kwargs)
+    assert trainer.history is None or trainer.history.steps == 0
+
+
+def test_a_negative_loss_that_keeps_falling_is_no_edge():
+    # a loss below 0 (a Gaussian NLL) reads "1.1x its lowest" as 1.1 * -2 = -2.2: the same
+    # comparison as the fit's own divergence rule, whatever the sign
+    search = EdgeSearch(1000)
+    _drive(search, [-1.0 - 0.01 * k for k in range(200)])
+    assert search.searching
+
+
+class NaNAt:
+    """Cross-entropy, except NaN at the given training calls (counted from 0)."""
+
+    def __init__(self, *calls):
+        self.calls, self.count = set(calls), 0
+
+    def __call__(self, outputs, targets):
+        loss = LOSS(outputs, targets)
+        if torch.is_grad_enabled():
+            self.count += 1
+            if self.count - 1 in self.calls:
+                return loss * math.nan
+        return loss
+
+
+def _learnable(n=256):
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(n, 4, generator=generator)
+    return ArrayData(inputs, inputs[:, :3].argmax(1))
+
+
+def test_a_non_finite_loss_at_the_edge_is_not_the_epochs_loss_nor_a_stall():
+    data = _learnable()
+    torch.manual_seed(0)
+    trainer = Trainer(nn.Linear(4, 3), NaNAt(60), data, data, batch_size=8, progress=False)
+    history = trainer.fit_one_cycle(20, "search", backoff=2)  # 32 steps an epoch; rise 192
+    assert history.lr_search is not None and "nan" in history.lr_search["why"]
+    assert history.lr_search["step"] == 60
+    assert history.status == "completed" and not history.notes[1:]  # no back-off, no stall
+    assert all(math.isfinite(e["train_loss"]) for e in history.epochs)
+    from superconverge.diagnostics.verdicts import diagnose
+
+    assert diagnose(history).kind != "diverged"
+
+
+def test_a_back_off_after_the_edge_restarts_from_the_edge_not_the_rise():
+    data = _learnable()
+    torch.manual_seed(0)
+    trainer = Trainer(nn.Linear(4, 3), NaNAt(20, 24), data, data, batch_size=8, progress=False)
+    history = trainer.fit_one_cycle(6, "search", backoff=2)  # rise: 58 steps; edge at step 20
+    edge = history.lr_search
+    assert edge is not None and edge["step"] == 20
+    assert any("restored the weights of the epoch's start" in n for n in history.notes)
+    assert history.status == "completed"
+    # the epoch ran again from the edge at half the LR: never the rise's LRs past max_lr again
+    after = [row[0] for row in history.step_lrs[edge["step"] + 1 :]]
+    assert max(after) <= edge["max_lr"] * 0.5 * 1.001
+    assert history.steps == 6 * 32

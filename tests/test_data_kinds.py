@@ -12,6 +12,9 @@ from superconverge.data.sources import as_source
 from superconverge.training import Trainer
 from superconverge.tuning import RecipeSettings
 
+# the final run at the epochs asked for (tune lengthens it by the budget by default)
+EXACT = RecipeSettings(extend_final_run=False)
+
 FEATURES, CLASSES = 6, 3
 
 
@@ -239,20 +242,25 @@ def test_a_loader_of_the_users_own_trains_at_its_batch_size_and_says_so():
     # pick, also used for its budget) and trained at 32; batch_size=64 was ignored the same way
     train = DataLoader(Items(_arrays(320)), batch_size=32, shuffle=True)
     val = DataLoader(Items(_arrays(64, 1)), batch_size=64)
-    plan = sc.tune(_net, train, val, epochs=2, optimizer="sgd")
+    plan = sc.tune(_net, train, val, epochs=2, optimizer="sgd", settings=EXACT)
     assert plan.batch_size == 32 and "your loader's own" in plan.evidence[0]["why"]
     assert len(plan.history.step_losses) == 2 * 10  # 320 samples in batches of 32, twice
     with pytest.raises(ValueError, match=r"batch_size 64: train_data is a loader with its own "
                        r"batch size \(32\), which batch_size cannot change"):  # fmt: skip
-        sc.tune(_net, train, val, epochs=2, batch_size=64)
-    assert sc.tune(_net, train, val, epochs=2, batch_size=32, optimizer="sgd").batch_size == 32
+        sc.tune(_net, train, val, epochs=2, batch_size=64, settings=EXACT)
+    assert (
+        sc.tune(
+            _net, train, val, epochs=2, batch_size=32, optimizer="sgd", settings=EXACT
+        ).batch_size
+        == 32
+    )
     with pytest.raises(ValueError, match="batch_size 16: train_data is a loader"):
         Trainer(_net(), nn.functional.cross_entropy, train, batch_size=16)
     # its batch size leaving the final run under 4 updates is refused before the range test
     big = DataLoader(Items(_arrays(320)), batch_size=160)
     with pytest.raises(ValueError, match=r"leaves the final run 2 optimizer updates .* use a "
                        r"smaller batch in your loader or raise epochs"):  # fmt: skip
-        sc.tune(_net, big, val, epochs=1)
+        sc.tune(_net, big, val, epochs=1, settings=EXACT)
 
 
 class Batches(Dataset):
@@ -276,7 +284,7 @@ def test_a_loader_whose_items_are_batches_counts_their_samples():
     source = as_source(train, "train_data")
     assert source.fixed_batch_size == 32 and source.num_samples == 320
     val = DataLoader(Items(_arrays(64, 1)), batch_size=64)
-    plan = sc.tune(_net, train, val, epochs=2, optimizer="sgd")
+    plan = sc.tune(_net, train, val, epochs=2, optimizer="sgd", settings=EXACT)
     assert plan.batch_size == 32 and "your loader's own" in plan.evidence[0]["why"]
     assert len(plan.history.step_losses) == 2 * 10
     final = next(r for r in plan.evidence if r["step"] == "final_run")
@@ -331,12 +339,12 @@ def test_a_dataloader_over_a_stream_keeps_its_batch_size_in_tune():
 
     train = DataLoader(Endless(), batch_size=32)
     val = DataLoader(Items(_arrays(64, 1)), batch_size=64)
-    plan = sc.tune(_net, train, val, epochs=2, steps_per_epoch=10, optimizer="sgd")
+    plan = sc.tune(_net, train, val, epochs=2, steps_per_epoch=10, optimizer="sgd", settings=EXACT)
     assert plan.batch_size == 32 and "your loader's own" in plan.evidence[0]["why"]
     assert plan.compute["final_run_samples"] == 2 * 10 * 32
     with pytest.raises(ValueError, match=r"batch_size 64: train_data is a loader with its own "
                        r"batch size \(32\)"):  # fmt: skip
-        sc.tune(_net, train, val, epochs=2, steps_per_epoch=10, batch_size=64)
+        sc.tune(_net, train, val, epochs=2, steps_per_epoch=10, batch_size=64, settings=EXACT)
 
 
 def test_a_pair_of_numpy_arrays_is_named_with_the_tensors_to_pass_instead():

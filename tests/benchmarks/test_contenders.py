@@ -94,7 +94,7 @@ def test_verdicts_name_who_beats_the_recipe_and_the_grid_target():
     rows = contenders.summary_rows(records, contenders.DEFAULTS["digits"], "equal-compute")
     assert [row[0] for row in rows][:3] == [
         "recipe (tune)",
-        "recipe, final run of fixed epochs (before 2026-12-01 22:00)",
+        "recipe, final run of the epochs asked for (--exact-epochs)",
         "recipe, half the allowance held back for the final run (rejected)",
     ]
     assert "0.20 points below" in lines[1] and "0.12 of its compute: met" in lines[1]

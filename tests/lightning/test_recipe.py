@@ -23,7 +23,7 @@ def test_the_recipe_over_a_lightning_module_uses_its_training_step_and_trains_it
     train, val = _split()
     plan = tune_module(DigitsModule, train, val, epochs=3, budget=2.0, out_dir=tmp_path)
     assert plan.results["status"] == "completed"
-    assert [step["step"] for step in plan.evidence][:2] == ["batch_size", "lr_bounds"]
+    assert [step["step"] for step in plan.evidence][:2] == ["batch_size", "lr_search"]
     assert plan.optimizer in ("sgd", "adamw") and plan.max_lr > 0
     assert plan.compute["x_final_run"] <= 3.0 + 1e-9
     # the trained LightningModule, scored with its own training_step loss: well below chance

@@ -4,6 +4,7 @@ from torch.utils.data import DataLoader, IterableDataset, Subset, TensorDataset
 
 from superconverge.data.datasets import ArrayData
 from superconverge.data.sources import as_source
+from superconverge.tuning import RecipeSettings
 from superconverge.tuning.budget import (
     SearchBudget,
     can_subset,
@@ -12,6 +13,9 @@ from superconverge.tuning.budget import (
     usable_cores,
     use_usable_cores,
 )
+
+# the short runs of the recipe before its in-run LR search: what these tests measure
+SHORT = RecipeSettings(lr_search="short_runs")
 
 
 def _size(**kwargs):
@@ -111,7 +115,7 @@ def test_short_runs_over_data_that_cannot_be_indexed_stay_within_the_allowance(k
         else (_Stream(train), 4096 // 32)
     )
     plan = sc.tune(_model, data, val, epochs=2, batch_size=32, optimizer="sgd",
-                   steps_per_epoch=steps)  # fmt: skip
+                   steps_per_epoch=steps, settings=SHORT)  # fmt: skip
     compute = plan.compute
     assert compute["search_samples"] <= compute["allowance_samples"] == 2 * 4096
     assert compute["final_run_samples"] == 2 * 4096 and plan.results["status"] == "completed"
@@ -177,16 +181,15 @@ def test_a_search_that_cannot_fit_its_budget_says_so_before_it_runs(caplog, tmp_
     import superconverge as sc
 
     train, val = _linear_task(512, 0), _linear_task(128, 1)
-    kwargs = {"epochs": 2, "batch_size": 64, "optimizer": "sgd", "out_dir": tmp_path / "run"}
+    kwargs = {"epochs": 2, "batch_size": 64, "optimizer": "sgd", "out_dir": tmp_path / "run",
+              "settings": SHORT}  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="superconverge"):
         plan = sc.tune(_model, train, val, **kwargs)
     over = [r.getMessage() for r in caplog.records if "over its budget of 1" in r.getMessage()]
     assert len(over) == 1 and "at batch 64 the least search that decides" in over[0]
     compute = plan.compute
     assert compute["search_samples"] > compute["allowance_samples"] == 2 * 512
-    assert (
-        compute["search_samples"] <= compute["floor_samples"]
-    )  # this range test stopped early
+    assert compute["search_samples"] <= compute["floor_samples"]  # this range test stopped early
     assert compute["floor_samples"] > compute["allowance_samples"]
     caplog.clear()  # said once: not again when the run is resumed, and still recorded
     with caplog.at_level(logging.WARNING, logger="superconverge"):
@@ -196,7 +199,9 @@ def test_a_search_that_cannot_fit_its_budget_says_so_before_it_runs(caplog, tmp_
     # where it fits there is no warning and no floor in the account
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="superconverge"):
-        plan = sc.tune(_model, train, val, epochs=20, batch_size=16, optimizer="sgd")
+        plan = sc.tune(
+            _model, train, val, epochs=20, batch_size=16, optimizer="sgd", settings=SHORT
+        )
     assert not [r for r in caplog.records if "over its budget" in r.getMessage()]
     assert "floor_samples" not in plan.compute
     assert plan.compute["search_samples"] <= plan.compute["allowance_samples"]

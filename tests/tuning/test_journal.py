@@ -114,3 +114,38 @@ def test_a_journal_from_before_the_seconds_were_saved_still_loads(tmp_path):
     old = Journal.resume(tmp_path, {"epochs": 2})
     assert old.elapsed_before == 0.0 and old.stage_at_s == {}
     assert old.record("lr_bounds", {"seconds": 2.0})["seconds"] == 2.0
+
+
+def test_a_run_recorded_before_the_in_run_search_resumes_as_the_short_run_search(tmp_path):
+    # a journal without `lr_search` was made by the short-run search: a resume with today's
+    # default (in_run) would ignore its short runs and overwrite its final run
+    current = dataclasses.asdict(RecipeSettings())
+    earlier = {k: v for k, v in current.items() if k != "lr_search"}
+    Journal.start(tmp_path, {"epochs": 2, "settings": earlier})
+    short = dataclasses.asdict(RecipeSettings(lr_search="short_runs"))
+    Journal.resume(tmp_path, {"epochs": 2, "settings": short})
+    with pytest.raises(ValueError, match=r"settings\.lr_search 'short_runs' there, 'in_run' now"):
+        Journal.resume(tmp_path, {"epochs": 2, "settings": current})
+
+
+def test_cli_resume_of_a_run_from_before_the_in_run_search_continues_it_by_short_runs(tmp_path):
+    import json
+
+    from superconverge.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["tune", "--lr-search", "short-runs", "--epochs", "1", "--out", str(out)]) == 0
+    # as the previous version wrote it: no --lr-search, no lr_search setting, not finished
+    path = out / JOURNAL
+    data = json.loads(path.read_text())
+    data["command"] = [a for a in data["command"] if a not in ("--lr-search", "short-runs")]
+    del data["settings"]["settings"]["lr_search"]
+    data["finished"] = False
+    for key in ("final_run", "diagnosis"):
+        data["records"].pop(key, None)
+    path.write_text(json.dumps(data))
+    (out / "plan.json").unlink()
+    assert main(["tune", "--resume", str(out)]) == 0
+    plan = json.loads((out / "plan.json").read_text())
+    assert [e["step"] for e in plan["evidence"]][:2] == ["batch_size", "lr_bounds"]
+    assert plan["policy"] == "smith" and plan["results"]["status"] == "completed"

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import superconverge as sc
+from superconverge.tuning import RecipeSettings
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="counts child processes in /proc"
@@ -89,6 +90,7 @@ def test_tune_keeps_one_runs_workers_alive_and_none_after_it_returns():
             num_workers=WORKERS,
             batch_size=32,
             budget=2.0,
+            settings=RecipeSettings(lr_search="short_runs"),
         )
         left = children()
     assert plan.results["status"] == "completed"

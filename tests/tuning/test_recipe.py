@@ -1,6 +1,7 @@
 import base64
 import itertools
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -15,6 +16,9 @@ from superconverge.cli.main import main
 from superconverge.data import load
 from superconverge.models import build
 from superconverge.tuning import RecipeSettings, load_run
+
+# the recipe before its in-run LR search: range tests and short runs (what these tests check)
+SHORT = RecipeSettings(lr_search="short_runs")
 
 
 def make_mlp():
@@ -38,7 +42,9 @@ def test_tune_records_every_step_with_its_cost_and_trains(digits, tmp_path):
         test_data=digits.test,
         out_dir=tmp_path,
         budget=3.0,
-        settings=RecipeSettings(extend_final_run=False, weight_decay_runs="always"),
+        settings=RecipeSettings(
+            lr_search="short_runs", extend_final_run=False, weight_decay_runs="always"
+        ),
     )
     steps = [step["step"] for step in plan.evidence]
     assert steps == [
@@ -136,7 +142,9 @@ def test_a_model_where_a_function_is_needed_is_named(digits):
 
 
 def test_one_momentum_is_kept_constant(digits):
-    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=1, momentum=0.9, optimizer="sgd")
+    plan = sc.tune(
+        make_mlp, digits.train, digits.val, epochs=1, momentum=0.9, optimizer="sgd", settings=SHORT
+    )
     assert plan.momentum == (0.9, 0.9)
     assert plan.evidence[3]["why"] == "constant 0.9 (given)"  # not "the paper's default" cycle
     assert {m for step in plan.history.step_momenta for m in step} == {0.9}
@@ -149,7 +157,7 @@ def test_settings_must_be_recipe_settings(digits):
 
 def test_cli_tune_writes_the_run_folder_and_report(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["tune", "--epochs", "3", "--out", str(out)]) == 0
+    assert main(["tune", "--lr-search", "short-runs", "--epochs", "3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert (
         re.search(r"chosen: (sgd|adamw), batch", printed)
@@ -167,7 +175,8 @@ def test_cli_tune_writes_the_run_folder_and_report(tmp_path, capsys):
     )  # self-contained
     assert "Verdict:" in page and "weight decay" in page
     environment = page[page.index("<h2>Environment</h2>") :]
-    assert "superconverge tune --epochs 3 --out" in environment and "torch" in environment
+    assert "superconverge tune --lr-search short-runs --epochs 3 --out" in environment
+    assert "torch" in environment
     assert (out / "short_runs.png").is_file()
     plan, _, range_tests = load_run(out)
     assert plan.data == "digits" and plan.model == "mlp" and len(range_tests) >= 1
@@ -183,12 +192,77 @@ def test_cli_tune_writes_the_run_folder_and_report(tmp_path, capsys):
     assert refit["results"]["status"] == "completed"
 
 
+def test_tune_searches_the_lr_inside_its_final_run_by_default(digits, tmp_path):
+    # issue 16: the final run's rise is the range test; the budget's samples train it longer
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=3, test_data=digits.test,
+                   out_dir=tmp_path)  # fmt: skip
+    assert [s["step"] for s in plan.evidence] == ["batch_size", "lr_search", "final_run",
+                                                  "diagnosis"]  # fmt: skip
+    record, final = plan.evidence[1], plan.evidence[2]
+    assert plan.policy == "search" and plan.optimizer == "adamw" and plan.weight_decay == 0.1
+    assert record["details"]["extra_epochs"] == 3 and plan.epochs == 6
+    assert "20 epochs" not in record["why"] and "3 asked + 3 from the budget" in record["why"]
+    found = plan.history.lr_search
+    assert found is not None and plan.max_lr == found["max_lr"] == final["details"]["lr_search"]["max_lr"]
+    assert plan.min_lr == pytest.approx(plan.max_lr / 10)
+    assert "found by its rise" in final["decision"] and "LR search:" in final["why"]
+    assert plan.compute["search_samples"] == 0 and plan.compute["x_final_run"] == 2.0
+    assert final["samples"] == 6 * len(digits.train)
+    assert plan.results["status"] == "completed" and plan.results["test"]["accuracy"] > 0.9
+    # the folder reads back, resumes to the same run, and re-runs from plan.json
+    saved, history, range_tests = load_run(tmp_path)
+    assert saved.policy == "search" and saved.max_lr == plan.max_lr and range_tests == {}
+    assert history.lr_search == found
+    again = sc.tune(make_mlp, digits.train, digits.val, epochs=3, test_data=digits.test,
+                    out_dir=tmp_path, resume=True)  # fmt: skip
+    assert again.results["test"] == plan.results["test"] and again.compute == plan.compute
+    rerun = saved.run(make_mlp, digits.train, digits.val)
+    assert rerun.lr_search == found  # the same search on the same data and seed
+
+
+def test_an_in_run_search_keeps_the_epochs_and_the_optimizer_it_is_given(digits):
+    settings = RecipeSettings(extend_final_run=False)
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, optimizer="sgd",
+                   settings=settings)  # fmt: skip
+    assert plan.epochs == 2 and plan.optimizer == "sgd" and plan.weight_decay == 1e-4
+    assert plan.compute["x_final_run"] == 1.0 and plan.evidence[1]["details"]["extra_epochs"] == 0
+    assert plan.results["status"] == "completed" and math.isfinite(plan.max_lr)
+
+
+def test_asking_tune_to_compare_runs_the_short_run_search(digits):
+    # several weight decays (and compare_momentum) are compared by short runs, not given up
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, optimizer="sgd",
+                   weight_decays=(1e-4, 1e-3))  # fmt: skip
+    assert [s["step"] for s in plan.evidence][1:3] == ["lr_bounds", "weight_decay"]
+    assert plan.policy == "smith"
+
+
+def test_cli_tune_searches_in_the_final_run_and_reports_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["tune", "--epochs", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "chosen: adamw, batch" in printed and "verdict:" in printed
+    for name in ("report.html", "report.md", "plan.json", "history.json", "checkpoint.pt",
+                 "schedule.png", "losses.png"):  # fmt: skip
+        assert (out / name).is_file(), name
+    assert not (out / "short_runs.png").exists() and not (out / "lr_find.png").exists()
+    page = (out / "report.html").read_text()
+    assert "lr_search" in page and "found by its rise" in page
+    plan, history, _ = load_run(out)
+    assert plan.policy == "search" and plan.epochs == 4 and history.lr_search is not None
+    assert main(["fit", "--plan", str(out / "plan.json"), "--out", str(tmp_path / "refit")]) == 0
+    refit = json.loads((tmp_path / "refit" / "plan.json").read_text())
+    assert refit["results"]["status"] == "completed"
+    assert main(["tune", "--epochs", "2", "--exact-epochs", "--out", str(tmp_path / "x")]) == 0
+    assert load_run(tmp_path / "x")[0].epochs == 2
+
+
 def test_report_renders_in_headless_chromium_with_every_image_loaded(tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
     out = tmp_path / "run"
-    assert main(["tune", "--epochs", "2", "--out", str(out)]) == 0
+    assert main(["tune", "--lr-search", "short-runs", "--epochs", "2", "--out", str(out)]) == 0
     page = (out / "report.html").read_text()
     probe = ("<script>window.addEventListener('load', () => { const ok = [...document.images].every("
              "i => i.complete && i.naturalWidth > 0); document.title = 'images:' + document.images.length"
@@ -220,7 +294,7 @@ def test_a_diverged_final_run_is_reported_not_raised(digits):
 def test_a_final_run_that_falls_apart_is_redone_once_at_a_third_of_max_lr(digits, tmp_path):
     # every final run counts as fallen apart (factor 0): the real retry path, on real data
     kwargs = {"epochs": 2, "weight_decays": (1e-4,), "batch_size": 64, "test_data": digits.test,
-              "settings": RecipeSettings(retry_loss_factor=0.0), "optimizer": "sgd"}  # fmt: skip
+              "settings": RecipeSettings(lr_search="short_runs", retry_loss_factor=0.0), "optimizer": "sgd"}  # fmt: skip
     plan = sc.tune(make_mlp, digits.train, digits.val, out_dir=tmp_path, **kwargs)
     steps = [step["step"] for step in plan.evidence]
     assert steps[-3:] == ["final_run", "final_run", "diagnosis"]
@@ -237,7 +311,7 @@ def test_a_final_run_that_falls_apart_is_redone_once_at_a_third_of_max_lr(digits
 def test_a_one_epoch_final_run_is_judged_against_its_short_run(digits, tmp_path):
     # one validation point gives no trend; the short run at the same settings is a second point
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=1, optimizer="sgd",
-                   out_dir=tmp_path)  # fmt: skip
+                   out_dir=tmp_path, settings=SHORT)  # fmt: skip
     verdict = plan.results["verdict"]
     assert verdict["kind"] == "underfitting", verdict["explanation"]  # digits: 10 epochs do better
     evidence = verdict["evidence"]
@@ -254,11 +328,11 @@ def test_a_one_epoch_final_run_is_judged_against_its_short_run(digits, tmp_path)
     assert (tmp_path / "history.json").is_file() and (tmp_path / "range_tests.json").is_file()
     # resumed: the final run read back from its checkpoint, the same verdict
     again = sc.tune(make_mlp, digits.train, digits.val, epochs=1, optimizer="sgd",
-                    out_dir=tmp_path, resume=True)  # fmt: skip
+                    out_dir=tmp_path, resume=True, settings=SHORT)  # fmt: skip
     assert again.results["verdict"] == verdict
     # a final run redone at another LR is not at the short run's settings: no second point
     redone = sc.tune(make_mlp, digits.train, digits.val, epochs=1, optimizer="sgd",
-                     settings=RecipeSettings(retry_loss_factor=0.0))  # fmt: skip
+                     settings=RecipeSettings(lr_search="short_runs", retry_loss_factor=0.0))  # fmt: skip
     assert [r["step"] for r in redone.evidence][-3:] == ["final_run", "final_run", "diagnosis"]
     assert redone.results["verdict"]["kind"] == "inconclusive"
 
@@ -278,7 +352,7 @@ def test_when_the_lowest_candidate_wins_the_grid_extends_downwards(digits):
     # lowest (or nothing) wins and the recipe must look below the grid
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, weight_decays=(0.0,),
                    batch_size=64, test_data=digits.test, optimizer="sgd", budget=20.0,
-                   settings=RecipeSettings(lr_divisors=(1.0, 0.5), measure_noise=False))  # fmt: skip
+                   settings=RecipeSettings(lr_search="short_runs", lr_divisors=(1.0, 0.5), measure_noise=False))  # fmt: skip
     details = plan.evidence[1]["details"]
     extended = details["extended_below"]
     assert 1 <= len(extended) <= 3
@@ -293,7 +367,7 @@ def test_when_the_highest_candidate_wins_the_grid_extends_upwards(digits):
     # too timid, so the highest wins and the recipe must look above the grid, doubling each time
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, weight_decays=(0.0,),
                    batch_size=64, test_data=digits.test, optimizer="sgd", budget=20.0,
-                   settings=RecipeSettings(lr_divisors=(100.0, 30.0), measure_noise=False))  # fmt: skip
+                   settings=RecipeSettings(lr_search="short_runs", lr_divisors=(100.0, 30.0), measure_noise=False))  # fmt: skip
     details = plan.evidence[1]["details"]
     above = details["extended_above"]
     assert details["extended_below"] == []
@@ -323,7 +397,7 @@ def _tiny_logits_mlp():
 
 def test_a_range_test_flat_up_to_lr_10_is_swept_two_decades_further(digits):
     plan = sc.tune(_tiny_logits_mlp, digits.train, digits.val, epochs=1, weight_decays=(0.0,),
-                   batch_size=64, optimizer="sgd")  # fmt: skip
+                   batch_size=64, optimizer="sgd", settings=SHORT)  # fmt: skip
     why = plan.evidence[1]["why"]
     assert "first sweep to LR 10: the loss is flat" in why and "swept again to LR 1000" in why
     assert plan.max_lr > 1.0  # found beyond the first sweep's end
@@ -352,7 +426,7 @@ def test_tune_names_a_bad_label_before_any_training(digits, tmp_path):
 def test_the_same_call_makes_the_same_choices_on_an_idle_and_a_busy_machine(digits):
     # issue 16: the CPU batch rule timed sizes within the noise and flipped with the load; now
     # no timing decides, so two busy processes beside the second call change nothing
-    kwargs = {"epochs": 2, "budget": 2.0, "seed": 3}
+    kwargs = {"epochs": 2, "budget": 2.0, "seed": 3, "settings": SHORT}
     idle = sc.tune(make_mlp, digits.train, digits.val, **kwargs)
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
@@ -368,8 +442,8 @@ def test_the_same_call_makes_the_same_choices_on_an_idle_and_a_busy_machine(digi
 def test_a_short_run_that_does_not_overfit_hands_its_decay_runs_to_the_final_run(digits, tmp_path):
     # the defaults (`make run`'s job): on digits the short run at the chosen LR shows no
     # overfitting beyond the noise, and the LR search leaves more than an epoch of the allowance
-    settings = RecipeSettings()
-    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=10, out_dir=tmp_path)
+    settings = SHORT
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=10, out_dir=tmp_path, settings=SHORT)
     record, compute = plan.evidence[2], plan.compute
     extra = record["details"]["extra_epochs"]
     assert extra >= 1 and plan.epochs == 10 + extra
@@ -393,7 +467,7 @@ def test_a_short_run_that_does_not_overfit_hands_its_decay_runs_to_the_final_run
 
 def test_samples_held_back_during_the_lr_search_go_to_the_final_run(digits):
     # the rejected reserve, kept as a setting: half the allowance is not used by the LR search
-    settings = RecipeSettings(extension_reserve_fraction=0.5)
+    settings = RecipeSettings(lr_search="short_runs", extension_reserve_fraction=0.5)
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=6, optimizer="sgd",
                    settings=settings)  # fmt: skip
     compute, extra = plan.compute, plan.evidence[2]["details"]["extra_epochs"]
@@ -404,7 +478,9 @@ def test_samples_held_back_during_the_lr_search_go_to_the_final_run(digits):
 
 
 def test_the_final_run_keeps_its_epochs_when_asked(digits, capsys):
-    settings = RecipeSettings(extension_reserve_fraction=0.5, extend_final_run=False)
+    settings = RecipeSettings(
+        lr_search="short_runs", extension_reserve_fraction=0.5, extend_final_run=False
+    )
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=3, optimizer="sgd",
                    settings=settings)  # fmt: skip
     assert plan.epochs == 3 and plan.compute["handed_to_final_run_samples"] == 0
@@ -423,7 +499,7 @@ def test_the_final_run_keeps_its_epochs_when_asked(digits, capsys):
 def test_a_short_run_that_does_not_overfit_spends_nothing_on_weight_decay(digits):
     # the final run kept at its epochs: the weight-decay runs' samples are not spent either
     # (budget 3: room for every decay where they do run)
-    settings = RecipeSettings(extend_final_run=False)
+    settings = RecipeSettings(lr_search="short_runs", extend_final_run=False)
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=3, optimizer="sgd", budget=3.0,
                    settings=settings)  # fmt: skip
     record, compute = plan.evidence[2], plan.compute
@@ -439,12 +515,14 @@ def test_a_short_run_that_does_not_overfit_spends_nothing_on_weight_decay(digits
         epochs=3,
         optimizer="sgd",
         budget=3.0,
-        settings=RecipeSettings(extend_final_run=False, weight_decay_runs="always"),
+        settings=RecipeSettings(
+            lr_search="short_runs", extend_final_run=False, weight_decay_runs="always"
+        ),
     )
     # named candidates are compared even where the extension could take their share (it is on
     # here, and the same call without them lengthens the final run)
     named = sc.tune(make_mlp, digits.train, digits.val, epochs=3, optimizer="sgd", budget=3.0,
-                    weight_decays=(1e-4, 1e-3))  # fmt: skip
+                    weight_decays=(1e-4, 1e-3), settings=SHORT)  # fmt: skip
     assert named.epochs == 3 and named.compute["handed_to_final_run_samples"] == 0
     for other in (always, named):
         assert len(other.evidence[2]["details"]["runs"]) >= 2
@@ -456,7 +534,7 @@ def test_a_short_run_that_does_not_overfit_spends_nothing_on_weight_decay(digits
 
 def test_cli_exact_epochs_keeps_the_final_run_at_epochs(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["tune", "--epochs", "2", "--exact-epochs", "--optimizer", "sgd",
+    assert main(["tune", "--lr-search", "short-runs", "--epochs", "2", "--exact-epochs", "--optimizer", "sgd",
                  "--out", str(out)]) == 0  # fmt: skip
     plan, history, _ = load_run(out)
     assert plan.epochs == 2 and len(history.epochs) == 2
@@ -499,7 +577,8 @@ def test_a_noise_larger_than_the_losses_keeps_the_defaults_instead_of_failing(
 
     monkeypatch.setattr(stages, "measure_noise", noisy)
     out = tmp_path / "run"
-    assert main(["tune", "--epochs", "3", "--budget", "3", "--out", str(out)]) == 0
+    flags = ["--lr-search", "short-runs", "--epochs", "3", "--budget", "3", "--out", str(out)]
+    assert main(["tune", *flags]) == 0
     assert sc.load_run is load_run  # public: a notebook reads a CLI run back
     plan = sc.load_run(out)[0]
     lr_bounds = plan.evidence[1]
@@ -517,7 +596,7 @@ def test_a_loss_below_zero_is_decided_on_as_the_same_loss_above_it(digits):
     def shifted(outputs, targets):
         return torch.nn.functional.cross_entropy(outputs, targets) - 5.0
 
-    common = {"epochs": 3, "test_data": digits.test, "seed": 0}
+    common = {"epochs": 3, "test_data": digits.test, "seed": 0, "settings": SHORT}
     plain = sc.tune(make_mlp, digits.train, digits.val, **common)
     below = sc.tune(make_mlp, digits.train, digits.val, loss_fn=shifted, **common)
     final = [e for e in below.evidence if e["step"] == "final_run"]
@@ -533,7 +612,9 @@ def test_a_loss_below_zero_is_decided_on_as_the_same_loss_above_it(digits):
 
 def test_a_short_run_that_diverged_is_shown_as_diverged_not_nan(digits):
     # the evidence read "0.646: nan"; the run's status says what happened
-    settings = RecipeSettings(lr_divisors=(10.0, 0.01), measure_noise=False)  # 0.01: past it
+    settings = RecipeSettings(
+        lr_search="short_runs", lr_divisors=(10.0, 0.01), measure_noise=False
+    )  # 0.01: past it
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=1, optimizer="sgd",
                    settings=settings)  # fmt: skip
     why = plan.evidence[1]["why"]
@@ -574,7 +655,9 @@ class _HeavyBall(torch.optim.Optimizer):
 
 def test_an_optimizer_that_takes_no_weight_decay_is_tuned_without_a_decay_search(digits):
     # a review's check: such a callable was refused ("no weight_decay to set to 0.0001")
-    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, optimizer=_HeavyBall)
+    plan = sc.tune(
+        make_mlp, digits.train, digits.val, epochs=2, optimizer=_HeavyBall, settings=SHORT
+    )
     assert plan.weight_decay == 0.0 and set(plan.evidence[2]["details"]["runs"]) == {"0"}
     assert plan.results["status"] == "completed" and plan.results["final_val_loss"] < 0.5
 
@@ -602,7 +685,42 @@ def test_a_range_test_that_learned_nothing_in_its_steps_sweeps_again_longer():
 
     torch.manual_seed(2)
     plan = sc.tune(model, split(train), split(val), epochs=2, loss_fn=torch.nn.functional.mse_loss,
-                   seed=2)  # fmt: skip
+                   seed=2, settings=SHORT)  # fmt: skip
     why = plan.evidence[1]["why"]
     assert "the loss never went down" in why and "swept again over 300 steps" in why
     assert plan.results["final_val_loss"] < 0.5  # the mean predictor is 1 (standardised)
+
+
+class _NaNAfter:
+    """Cross-entropy, except NaN from the `start`-th training call on, for the first model that
+    trains only (the one `models` counted when training began)."""
+
+    def __init__(self, start):
+        self.start, self.count, self.models, self.first = start, 0, [0], None
+
+    def model(self):
+        self.models[0] += 1
+        return make_mlp()
+
+    def __call__(self, outputs, targets):
+        loss = torch.nn.functional.cross_entropy(outputs, targets)
+        if torch.is_grad_enabled():
+            self.first = self.models[0] if self.first is None else self.first
+            self.count += 1
+            if self.count > self.start and self.models[0] == self.first:
+                return loss * math.nan
+        return loss
+
+
+def test_an_in_run_final_run_that_diverges_is_redone_below_what_its_rise_found(digits):
+    # NaN from the 40th training step (the rise's edge) on: every back-off diverges again, so
+    # the run is redone (a new model) as Smith's cycle at a third of the max_lr its rise found
+    nan = _NaNAfter(40)
+    plan = sc.tune(nan.model, digits.train, digits.val, epochs=3, loss_fn=nan,
+                   settings=RecipeSettings(extend_final_run=False))  # fmt: skip
+    first, second = [r for r in plan.evidence if r["step"] == "final_run"]
+    found = first["details"]["lr_search"]["max_lr"]
+    assert "redone at max_lr / 3: it diverged" in first["why"]
+    assert plan.policy == "smith" and plan.max_lr == pytest.approx(found / 3)
+    assert plan.min_lr == pytest.approx(plan.max_lr / 10)
+    assert plan.results["status"] == "completed" and "found by its rise" not in second["decision"]

@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import superconverge as sc
+from superconverge.tuning import RecipeSettings
 from tests.huggingface.sst2 import read_split, sst2_dir
 
 
@@ -54,7 +55,13 @@ def test_a_family_whose_short_runs_do_not_learn_is_dropped_and_a_longer_sweep_fi
     train = Phrases(sentences, labels, vocabulary)
     val = Phrases(*read_split("dev"), vocabulary)
     plan = sc.tune(
-        lambda: Bag(len(vocabulary) + 1), train, val, epochs=2, collate_fn=collate, seed=0
+        lambda: Bag(len(vocabulary) + 1),
+        train,
+        val,
+        epochs=2,
+        collate_fn=collate,
+        seed=0,
+        settings=RecipeSettings(lr_search="short_runs"),
     )
     why = plan.evidence[1]["why"]
     assert "sgd dropped: its short runs did not learn: validation loss" in why, why

@@ -17,7 +17,7 @@ optuna = pytest.importorskip("optuna")
 
 import superconverge as sc  # noqa: E402
 from superconverge.cli.main import main  # noqa: E402
-from superconverge.tuning import TrialStudy  # noqa: E402
+from superconverge.tuning import RecipeSettings, TrialStudy  # noqa: E402
 from tests.torchrun import free_port  # noqa: E402
 from tests.tuning.trials_worker import arguments  # noqa: E402
 
@@ -63,7 +63,9 @@ def test_study_arguments_are_checked():
 
 def test_two_worker_processes_reach_the_single_process_decisions(tmp_path):
     positional, keywords = arguments(1, 0.0)
-    alone = sc.tune(*positional, **keywords)
+    # a study runs the short-run search; alone, the same call searches in its final run unless
+    # told otherwise
+    alone = sc.tune(*positional, **keywords, settings=RecipeSettings(lr_search="short_runs"))
     url = f"sqlite:///{tmp_path / 'study.db'}"
     workers = [start_worker(url, 1, 0.0) for _ in range(2)]
     try:
@@ -218,19 +220,27 @@ def test_a_worker_stops_with_the_reason_when_the_coordinator_stopped(tmp_path, m
 
 
 @pytest.mark.slow
-def test_every_rank_under_torchrun_reports_the_searchs_compute(tmp_path):
+@pytest.mark.parametrize("lr_search", ["short_runs", "in_run"])
+def test_every_rank_under_torchrun_reports_the_searchs_compute(tmp_path, lr_search):
     # ranks > 0 do not search; their plan's account was once an empty one (search 0 samples,
-    # x_final_run from a unit of 0): now each rank returns rank 0's account
+    # x_final_run from a unit of 0): now each rank returns rank 0's account. In the final run's
+    # rise every rank decides on the mean of the ranks' losses: the same edge on each
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                f"--master_port={free_port()}", "--master_addr=127.0.0.1",
-               str(Path(__file__).with_name("ddp_tune.py")), str(tmp_path)]  # fmt: skip
+               str(Path(__file__).with_name("ddp_tune.py")), str(tmp_path), lr_search]  # fmt: skip
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["status"] == ranks[1]["status"] == "completed"
     assert ranks[1]["compute"] == ranks[0]["compute"]
-    assert ranks[0]["compute"]["search_samples"] > 0 and ranks[0]["compute"]["x_final_run"] > 1
+    if lr_search == "short_runs":
+        assert ranks[0]["compute"]["search_samples"] > 0
+        assert ranks[0]["compute"]["x_final_run"] > 1
+    else:
+        assert ranks[0]["lr_search"] is not None and ranks[0]["lr_search"] == ranks[1]["lr_search"]
+        assert ranks[0]["max_lr"] == ranks[1]["max_lr"] == ranks[0]["lr_search"]["max_lr"]
+        assert ranks[0]["compute"]["search_samples"] == 0
 
 
 def test_cli_join_refuses_flags_the_coordinator_already_fixed(tmp_path, capsys):

@@ -62,7 +62,9 @@ def add_task_flags(
         "--optimizer",
         choices=choices,
         default=optimizer_default,
-        help="auto: SGD against AdamW by short runs (tune)" if "auto" in choices else None,
+        help="auto (tune): AdamW, or SGD against AdamW where the LR is searched by short runs"
+        if "auto" in choices
+        else None,
     )
     parser.add_argument(
         "--device", default="auto", type=_device_flag, help="auto, cpu, cuda or cuda:N"

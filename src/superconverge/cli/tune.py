@@ -68,14 +68,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=_budget,
         default=1.0,
         help="what the search may spend, in final runs' worth of training samples (default 1: "
-        "the whole recipe costs at most twice the final run)",
+        "the whole recipe costs at most twice the final run); with --lr-search in-run, "
+        "whole epochs of it lengthen the final run",
     )
     p.add_argument("--compare-momentum", action="store_true", help="also try constant momenta")
     p.add_argument(
+        "--lr-search",
+        choices=["in-run", "short-runs"],
+        default="in-run",
+        help="in-run (default): the final run's rise is the LR range test, and the budget trains "
+        "it longer; short-runs: range tests and short runs before it, SGD against AdamW (also "
+        "what --weight-decays with several values and --compare-momentum run)",
+    )
+    p.add_argument(
         "--exact-epochs",
         action="store_true",
-        help="train the final run for exactly --epochs (by default, when the short runs show no "
-        "overfitting, it takes the weight-decay runs' share of the budget as whole extra epochs)",
+        help="train the final run for exactly --epochs (by default it takes the budget's unspent "
+        "samples as whole extra epochs: all of them with --lr-search in-run; with short-runs, "
+        "the weight-decay runs' share when the short runs show no overfitting)",
     )
     p.add_argument("--workers", type=int, default=1, help="processes for the candidate runs")
     p.add_argument(
@@ -562,7 +572,9 @@ def _tune(
         **evaluation_options(args),
         compare_momentum=args.compare_momentum,
         budget=args.budget,
-        settings=RecipeSettings(extend_final_run=not args.exact_epochs),
+        settings=RecipeSettings(
+            extend_final_run=not args.exact_epochs, lr_search=args.lr_search.replace("-", "_")
+        ),
         workers=args.workers,
         seed=args.seed,
         out_dir=out,
@@ -610,6 +622,9 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
             "them, or start a new run (another --out, or --force to replace this one)"
         )
     resumed: argparse.Namespace = args.parser.parse_args(journal.command)
+    recorded = journal.settings.get("settings")
+    if isinstance(recorded, dict) and "lr_search" not in recorded:
+        resumed.lr_search = "short-runs"  # started before the in-run search: as it was started
     resumed.out, resumed.resume, resumed.force = args.resume, args.resume, False
     resumed.command, resumed.debug = journal.command, getattr(args, "debug", False)
     resumed.earlier_seconds = journal.elapsed_before  # what the run spent before this resume

@@ -451,3 +451,21 @@ def final_run_extension(
         f"{epochs * samples_per_epoch:,} of the {left_samples:,} samples left buy "
         f"{plural(epochs, 'more epoch')}"
     )
+
+
+def searches_in_run(
+    settings: RecipeSettings, weight_decays: object, compare_momentum: bool, parallel: bool = False
+) -> bool:
+    """Whether the recipe searches the LR inside its final run (`RecipeSettings.lr_search`):
+    not where the call asks for what only short runs do: compare several weight decays or the
+    momenta, or spread the short runs over processes (`workers`, a `study`): `parallel`.
+
+    Example:
+        >>> searches_in_run(RecipeSettings(), None, False)
+        True
+        >>> searches_in_run(RecipeSettings(), [1e-4, 1e-3], False)
+        False
+    """
+    several = weight_decays is not None and len(list(weight_decays)) > 1  # type: ignore[call-overload]
+    asked = several or compare_momentum or parallel
+    return settings.lr_search == "in_run" and not asked

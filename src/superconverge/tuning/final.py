@@ -3,6 +3,7 @@ diagnosis of its validation curve."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from superconverge.data.sources import DataSource
 from superconverge.diagnostics.verdicts import diagnose_by_run_length
 from superconverge.training.history import History
 from superconverge.tuning.decisions import final_run_failed
-from superconverge.tuning.plan import TunePlan
+from superconverge.tuning.plan import SEARCH, TunePlan
 from superconverge.tuning.setup import RecipeSetup
 from superconverge.tuning.stages import evidence, samples_per_epoch
 
@@ -51,10 +52,15 @@ def final_run_stage(
 
     def record(why: str) -> dict[str, Any]:
         decision = f"{plural(plan.epochs, 'epoch')} of 1cycle at max_lr {plan.max_lr:.3g}"
+        if history.lr_search is not None:
+            decision += " (found by its rise)"
+        elif plan.policy == SEARCH:  # stopped before its rise found an edge
+            decision = f"{plural(plan.epochs, 'epoch')} of 1cycle, its rise stopped before its edge"
         steps = history.steps + history.discarded_steps
         samples = steps * plan.batch_size if per_epoch is None else _run_samples(history, per_epoch)
         if history.notes:
             why += "; " + "; ".join(n for n in history.notes if "restored the weights" in n)
+        search = {} if history.lr_search is None else {"lr_search": history.lr_search}
         return evidence(
             "final_run",
             decision,
@@ -63,6 +69,7 @@ def final_run_stage(
             samples,
             epochs=history.epochs,
             backoffs=[n for n in history.notes if "restored the weights" in n],
+            **search,
         )
 
     records = []
@@ -73,12 +80,16 @@ def final_run_stage(
         failure = final_run_failed(
             history.status, plan.results.get("final_val_loss"), short_run_loss, settings
         )
-        if failure is not None:
+        if failure is not None and math.isfinite(plan.max_lr):
             why = f"redone at max_lr / {settings.retry_lr_divisor:g}: {failure}"
             first_attempt = journal.record("final_run/first_attempt", record(why))
     if first_attempt is not None:
         records.append(first_attempt)
         start = time.perf_counter()
+        if plan.policy == SEARCH:  # the redo runs Smith's cycle below what the search found
+            plan.max_lr = float(first_attempt["details"]["lr_search"]["max_lr"])
+            plan.min_lr = plan.max_lr / settings.min_lr_divisor
+            plan.policy = "smith"
         plan.max_lr /= settings.retry_lr_divisor
         plan.min_lr /= settings.retry_lr_divisor
         history = final_run()

@@ -255,7 +255,8 @@ def settings_differences(recorded: dict[str, Any], current: dict[str, Any]) -> l
         there, here = recorded.get(key), now.get(key)
         if key == "settings" and isinstance(there, dict) and isinstance(here, dict):
             # a constant added since the run was recorded: its default, what the earlier did
-            filled = {**_plain(asdict(RecipeSettings())), **there}
+            # (except the LR search: a run recorded before it had one searched by short runs)
+            filled = {**_plain(asdict(RecipeSettings())), "lr_search": "short_runs", **there}
             differ += [f"settings.{line}" for line in settings_differences(filled, here)]
         elif there != here:
             differ.append(

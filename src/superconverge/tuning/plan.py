@@ -35,9 +35,12 @@ from superconverge.losses import CUSTOM, LOSSES
 from superconverge.metrics import MetricsSpec
 from superconverge.pytorch.optimizers import OptimizerSpec
 from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
+from superconverge.training.edge import EdgeSettings
 from superconverge.training.history import History
 from superconverge.training.trainer import Trainer
 
+# the policy of a plan whose final run searches its max_lr (`fit_one_cycle(max_lr="search")`)
+SEARCH = "search"
 # objects, not data: kept on the plan for callers, never written to plan.json
 _NOT_SAVED = ("history", "range_tests", "trainer")
 REQUIRED_RUN_FILES = ("plan.json", "history.json")  # a fit --plan folder has no range tests
@@ -215,6 +218,10 @@ class TunePlan:
         checkpoint = None if out_dir is None else Path(out_dir) / CHECKPOINT
         if resume and checkpoint is not None and self.is_own_checkpoint(checkpoint):
             history = trainer.resume_from(checkpoint)
+        elif self.policy == SEARCH:
+            history = trainer.fit_one_cycle(
+                self.epochs, "search", momentum=momentum, backoff=backoff
+            )
         else:
             history = trainer.fit_one_cycle(
                 self.epochs,
@@ -224,6 +231,9 @@ class TunePlan:
                 momentum=momentum,
                 backoff=backoff,
             )
+        if self.policy == SEARCH and history.lr_search is not None:  # what the rise found
+            self.max_lr = float(history.lr_search["max_lr"])
+            self.min_lr = self.max_lr / EdgeSettings().min_lr_divisor
         last = history.epochs[-1] if history.epochs else {}
         self.results = {
             "status": history.status,
@@ -246,9 +256,11 @@ class TunePlan:
         if not path.is_file():
             return False
         saved = load_checkpoint(path)
-        return bool(
-            saved["plan"].get("max_lr") == self.max_lr and saved["fit"]["epochs"] == self.epochs
-        )
+        if saved["fit"]["epochs"] != self.epochs:
+            return False
+        if self.policy == SEARCH:  # its peak is the search's, before or after its edge
+            return bool(saved["plan"].get("policy") == "one_cycle_search")
+        return bool(saved["plan"].get("max_lr") == self.max_lr)
 
 
 def save_run(

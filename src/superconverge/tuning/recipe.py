@@ -1,5 +1,11 @@
 """`tune`: Smith's disciplined recipe (arXiv:1803.09820) as one call, within a budget.
 
+By default (`RecipeSettings.lr_search` "in_run"): 1. batch size, then the final run at once,
+AdamW (or the optimizer given) at its anchor weight decay with cyclical momentum; its rise is
+the LR range test (`fit_one_cycle(max_lr="search")`, `superconverge.training.edge`), and the
+budget's samples lengthen it by whole epochs; then the diagnosis.
+
+The search by short runs ("short_runs", and wherever the call asks for a comparison):
 1. batch size (the largest the data allow; GPU memory on CUDA), 2. the optimizer (SGD against
 AdamW when not given) and LR bounds (a range test each, then short runs at its lowest-loss LR
 / 10, / 5 and / 3, one repeated from another seed to measure the noise), 3. weight decay (short
@@ -58,7 +64,11 @@ from superconverge.tuning.budget import (
     size_short_runs,
     use_usable_cores,
 )
-from superconverge.tuning.decisions import final_run_extension, weight_decay_runs_skipped
+from superconverge.tuning.decisions import (
+    final_run_extension,
+    searches_in_run,
+    weight_decay_runs_skipped,
+)
 from superconverge.tuning.final import diagnosis_stage, final_run_stage, judge_one_epoch
 from superconverge.tuning.plan import TunePlan, save_run
 from superconverge.tuning.probes import ShortRun
@@ -72,6 +82,7 @@ from superconverge.tuning.stages import (
     batch_size_stage,
     extension_stage,
     family_bounds,
+    in_run_search_record,
     lr_bounds_stage,
     momentum_stage,
     own_batch_size,
@@ -120,10 +131,14 @@ def tune(
     study: str | TrialStudy | None = None,
     join: bool = False,
 ) -> TunePlan:
-    """Choose batch size, optimizer, LR bounds, weight decay and momentum by short runs within
-    `budget`, then train (README, "The recipe"). ``train_data``/``val_data``/``test_data``: any
+    """Choose batch size, optimizer, LR bounds, weight decay and momentum, then train (README,
+    "The recipe"). By default the LR is searched in the final run's own rise and the budget
+    lengthens that run; with ``settings=RecipeSettings(lr_search="short_runs")`` (or several
+    `weight_decays`, `compare_momentum`, ``workers > 1``, a `study`) short runs within `budget`
+    compare optimizers, LRs and decays first. ``train_data``/``val_data``/``test_data``: any
     data the `Trainer` takes; the validation loss decides, whatever the task. ``optimizer``:
-    ``"auto"`` (SGD against AdamW), a name or a callable ``fn(param_groups) -> Optimizer``.
+    ``"auto"`` (AdamW in the in-run search; SGD against AdamW by short runs), a name or a
+    callable ``fn(param_groups) -> Optimizer``.
     ``momentum``: ``(high, low)``, cycled against the LR (β1 for Adam-family optimizers), or one
     number kept constant. ``model_fn``: builds a new model (each run trains its own).
     ``weight_decays``: candidates, the first the anchor (default per optimizer: `settings`).
@@ -322,6 +337,41 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
             return [0.0]
         decoupled = decouples_weight_decay(family)
         return list(settings.decoupled_weight_decays if decoupled else settings.weight_decays)
+
+    parallel = setup.workers > 1 or setup.trials is not None
+    if searches_in_run(settings, request.weight_decays, request.compare_momentum, parallel):
+        family = families[0] if len(families) == 1 else settings.in_run_optimizer
+        record = journal.remember(
+            "lr_search",
+            lambda: in_run_search_record(
+                family, decays_for(family)[0], epochs, per_epoch, budget, settings
+            ),
+        )
+        extra = int(record["details"]["extra_epochs"])
+        budget.handed = extra * per_epoch
+        if extra:
+            logger.warning(
+                "tune: the final run trains %d epochs, not %d: the LR is searched inside it, so "
+                "the budget's samples train (keep %d: settings=RecipeSettings("
+                "extend_final_run=False), --exact-epochs)",
+                epochs + extra,
+                epochs,
+                epochs,
+            )
+        plan = TunePlan(
+            epochs=epochs + extra,
+            batch_size=batch,
+            max_lr=math.nan,  # found by the final run
+            min_lr=math.nan,
+            weight_decay=float(record["details"]["weight_decay"]),
+            momentum=momentum,
+            policy="search",
+            seed=setup.seed,
+            optimizer=family if isinstance(family, str) else None,
+            loss=loss_name(setup.loss_fn),
+            evidence=[batch_record, record],
+        )
+        return plan, math.inf
 
     room = len(families)  # the optimizers whose LR search the budget holds (at least one)
     size = _short_run_size(setup, batch, per_epoch, epochs, room, decays_for(families[0]))

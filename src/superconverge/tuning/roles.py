@@ -21,7 +21,7 @@ from superconverge.data.sources import DataSource
 from superconverge.pytorch.distributed import alone, broadcast_from_rank0
 from superconverge.tuning.budget import SearchBudget
 from superconverge.tuning.journal import Journal
-from superconverge.tuning.plan import TunePlan
+from superconverge.tuning.plan import SEARCH, TunePlan
 from superconverge.tuning.probes import run_short
 from superconverge.tuning.resumable import recipe_folder
 from superconverge.tuning.setup import RecipeSetup
@@ -139,6 +139,13 @@ def per_rank(plan: TunePlan, world: int) -> TunePlan:
     if world <= 1:
         return plan
     share = max(1, plan.batch_size // world)
+    if plan.policy == SEARCH:  # the final run's rise finds its LR at the global batch it has
+        note = (
+            f"on {world} ranks (DDP): batch {share} per rank, global {share * world}; the LR is "
+            "found by the final run's rise at that batch"
+        )
+        record = evidence("ranks", note, "the final run's global batch", 0.0)
+        return replace(plan, batch_size=share, evidence=[*plan.evidence, record])
     scale = share * world / plan.batch_size
     if scale != 1.0:
         logger.warning(

@@ -44,6 +44,23 @@ class RecipeSettings:
     # fraction of the GPU's memory: use at most 80% of it at the chosen batch (CUDA)
     gpu_memory_margin: float = 0.8
 
+    # --- how the LR is searched ---
+    # "in_run": the final run's rise is the LR range test (`fit_one_cycle(max_lr="search")`,
+    # `superconverge.training.edge`): no range test or short run before it, and the budget's
+    # samples lengthen the final run by whole epochs (with extend_final_run). On the full CIFAR-10
+    # the short-run search cost about a run and left the recipe 7 points under Prodigy at equal
+    # compute; the in-run search lost 5% of one run's steps and was ahead of every no-search
+    # default on the median (docs/benchmarks.md, "The LR search inside the final run").
+    # "short_runs": range tests, then short runs at LR divisors, the optimizers of
+    # optimizer_families compared, weight-decay runs (the recipe before). A call that asks for
+    # what only short runs do (several weight_decays, compare_momentum=True, workers > 1, a
+    # study) runs "short_runs"
+    lr_search: str = "in_run"
+    # the optimizer of an in-run search when tune's optimizer is "auto" (one run trains one
+    # optimizer): the short-run comparison chose AdamW on all 9 full-data seeds of issue 16's bar
+    # (MNIST, SST-2, CIFAR-10; benchmarks/contenders_budget.jsonl)
+    in_run_optimizer: str = "adamw"
+
     # --- the search's budget (tune's `budget` sets the allowance; these shape its use) ---
     # the optimizers compared by short runs when tune's optimizer is "auto": the paper's SGD and
     # AdamW (fastai's default optimizer), each with its own range test, LR grid and decays
@@ -177,6 +194,12 @@ class RecipeSettings:
         if not isinstance(self.extend_final_run, bool):
             raise TypeError(
                 f"extend_final_run must be True or False, got {self.extend_final_run!r}"
+            )
+        if self.lr_search not in ("in_run", "short_runs"):
+            raise ValueError(f"lr_search must be 'in_run' or 'short_runs', got {self.lr_search!r}")
+        if not isinstance(self.in_run_optimizer, str) or not self.in_run_optimizer:
+            raise ValueError(
+                f"in_run_optimizer must be an optimizer name, got {self.in_run_optimizer!r}"
             )
         if self.weight_decay_runs not in ("if_overfitting", "always"):
             raise ValueError(

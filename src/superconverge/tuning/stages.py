@@ -19,6 +19,7 @@ from superconverge.finder.analysis import SWEEP_FURTHER
 from superconverge.finder.result import RangeTestResult
 from superconverge.training.progress import tell
 from superconverge.tuning.batch_size import find_batch_size
+from superconverge.tuning.budget import SearchBudget
 from superconverge.tuning.decisions import (
     batch_sizes_to_try,
     choose_max_lr,
@@ -52,6 +53,42 @@ def evidence(
         "samples": samples,
         "details": details,
     }
+
+
+def in_run_search_record(
+    optimizer: Any,
+    weight_decay: float,
+    epochs: int,
+    per_epoch: int,
+    budget: SearchBudget,
+    settings: RecipeSettings,
+) -> dict[str, Any]:
+    """2-4 when the LR is searched inside the final run (`RecipeSettings.lr_search`): the
+    optimizer (the one given, or `in_run_optimizer`), its anchor weight decay, the momentum
+    given, and the final run's length: `epochs` plus the whole epochs the budget's samples hold
+    (with `extend_final_run`), since no short run spends them."""
+    extra = budget.left() // per_epoch if settings.extend_final_run else 0
+    name = optimizer if isinstance(optimizer, str) else "your optimizer"
+    length = (
+        f"{plural(epochs + extra, 'epoch')}: {epochs} asked + {extra} from the budget's "
+        f"{budget.left():,} samples"
+        if extra
+        else plural(epochs, "epoch")
+    )
+    why = (
+        f"{name} at weight decay {weight_decay:g}; the final run's rise is the range test "
+        f"(no short runs); {length}"
+    )
+    return evidence(
+        "lr_search",
+        "in the final run",
+        why,
+        0.0,
+        0,
+        optimizer=name,
+        weight_decay=weight_decay,
+        extra_epochs=extra,
+    )
 
 
 def samples_per_epoch(setup: RecipeSetup) -> int | None:

@@ -2,7 +2,9 @@
 
 Issue 16. Per data set and seed, from the same initial weights (the seed), on the same data:
 
-- recipe: ``superconverge.tune`` at its defaults (batch, LR bounds, weight decay, 1cycle);
+- recipe: ``superconverge.tune`` at its defaults (batch size, then one 1cycle run whose rise
+  searches the LR and which the budget lengthens; until 2026-12-03 range tests and short runs
+  first: ``recipe-short-runs``);
 - schedule-free AdamW (``schedulefree.AdamWScheduleFree``): the package's defaults (lr 0.0025,
   betas (0.9, 0.999), weight decay 0) with its README's practice: a linear warmup (5% of the
   steps), ``optimizer.train()/eval()``, BatchNorm statistics recomputed at the evaluated weights;
@@ -78,7 +80,7 @@ BATCH = 64  # every contender but the recipe (fastai's default; recipe.py's base
 EXTRAS = {"schedule-free": "schedulefree", "prodigy": "prodigyopt", "optuna": "optuna",
           "optuna-short": "optuna"}  # fmt: skip
 # tune, and its earlier or rejected variants
-RECIPES = ("recipe", "recipe-fixed", "recipe-reserve", "recipe-wd-always")
+RECIPES = ("recipe", "recipe-short-runs", "recipe-fixed", "recipe-reserve", "recipe-wd-always")
 CONTENDERS = (
     *RECIPES, "schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest", "optuna",
     "optuna-short", "grid",
@@ -87,7 +89,8 @@ SEARCHES = ("optuna", "optuna-short")  # only at equal compute: a search needs a
 NO_SEARCH = ("schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest")
 LABELS = {
     "recipe": "recipe (tune)",
-    "recipe-fixed": "recipe, final run of fixed epochs (before 2026-12-01 22:00)",
+    "recipe-short-runs": "recipe, LR by short runs before the final run (before 2026-12-03)",
+    "recipe-fixed": "recipe, final run of the epochs asked for (--exact-epochs)",
     "recipe-reserve": "recipe, half the allowance held back for the final run (rejected)",
     "recipe-wd-always": "recipe, weight-decay runs whether or not the short run may overfit",
     "schedule-free": "schedule-free AdamW",
@@ -504,14 +507,17 @@ def run_optuna_short(task: Task, factory: CountingFactory, budget: int) -> dict:
 
 
 def run_recipe(task: Task, factory: CountingFactory, variant: str = "recipe") -> dict:
-    """`tune` at its defaults ("recipe"); "recipe-fixed": the final run exactly the data set's
-    epochs (`RecipeSettings.extend_final_run` off, as the recipe was before the extension);
+    """`tune` at its defaults ("recipe"; since 2026-12-03 the LR is searched in the final run);
+    "recipe-short-runs": the search by short runs before the final run (the recipe until then);
+    "recipe-fixed": the final run exactly the data set's epochs (`RecipeSettings.extend_final_run`
+    off: with the in-run search, the recipe at equal epochs);
     "recipe-reserve": half the allowance held back for the extension while the LR is searched
     (`extension_reserve_fraction` 0.5, measured and rejected); "recipe-wd-always": the
     weight-decay runs whether or not the short run may overfit (as before
     `RecipeSettings.weight_decay_runs`)."""
     settings = {
         "recipe": RecipeSettings(),
+        "recipe-short-runs": RecipeSettings(lr_search="short_runs"),
         "recipe-fixed": RecipeSettings(extend_final_run=False),
         "recipe-reserve": RecipeSettings(extension_reserve_fraction=0.5),
         "recipe-wd-always": RecipeSettings(weight_decay_runs="always"),

@@ -212,7 +212,7 @@ def test_tune_on_a_regression_dataset_with_adamw_decides_on_validation_loss():
         # the range tests' floors (at budget 1 this tiny job's LR search alone spends 5.4 runs),
         # and no longer final run taking their share
         budget=20.0,
-        settings=RecipeSettings(extend_final_run=False),
+        settings=RecipeSettings(lr_search="short_runs", extend_final_run=False),
     )
     runs = plan.evidence[2]["details"]["runs"]
     assert set(runs) >= {"0.1", "0.01", "0"}  # the decoupled-decay candidates
@@ -223,6 +223,11 @@ def test_tune_on_a_regression_dataset_with_adamw_decides_on_validation_loss():
     again = sc.TunePlan.from_json(plan.to_json())
     history = again.run(lambda: _net(1), train, val, loss_fn=nn.functional.mse_loss)
     assert history.status == "completed"
+    # the default, in-run search: the same task, decided on the validation loss, reported as MSE
+    searched = sc.tune(lambda: _net(1), train, val, epochs=2, batch_size=16, optimizer="adamw",
+                       loss_fn=nn.functional.mse_loss, test_data=val)  # fmt: skip
+    assert searched.policy == "search" and searched.results["status"] == "completed"
+    assert "accuracy" not in searched.results["test"] and "mse" in searched.results["test"]
 
 
 def test_tune_refuses_a_factory_that_ignores_the_batch_size_before_training():

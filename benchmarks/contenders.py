@@ -146,6 +146,22 @@ DEFAULTS = {
 }
 
 
+def add_size_flags(parser: argparse.ArgumentParser) -> None:
+    """--epochs, --train-size, --val-size, --width: a data set's setup as the scripts that train
+    one setup take it (`setup_from`)."""
+    parser.add_argument("--epochs", type=int, help="override the data set's epochs")
+    parser.add_argument("--train-size", type=int, help="training subset (0: all)")
+    parser.add_argument("--val-size", type=int, help="validation subset (0: all)")
+    parser.add_argument("--width", type=float, help="cifar-resnet width")
+
+
+def setup_from(args: argparse.Namespace) -> Setup:
+    """The `Setup` of ``args.data`` with the size flags given (`add_size_flags`)."""
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size),
+                 ("val_size", args.val_size), ("width", args.width)) if v is not None}  # fmt: skip
+    return dataclasses.replace(DEFAULTS[args.data], **overrides)
+
+
 class SampleCounter:
     """Training samples processed: the batch size of every forward pass in training mode with
     gradients on (range tests, short runs, trials, final runs; not evaluation)."""

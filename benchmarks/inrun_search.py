@@ -41,7 +41,16 @@ import time
 import torch
 
 from _common import machine
-from contenders import DEFAULTS, LOSS, CountingFactory, SampleCounter, evaluate, load_task
+from contenders import (
+    DEFAULTS,
+    LOSS,
+    CountingFactory,
+    SampleCounter,
+    add_size_flags,
+    evaluate,
+    load_task,
+    setup_from,
+)
 from superconverge.data import ArrayLoader
 
 BETA = 0.98  # the range tests' smoothing
@@ -59,26 +68,29 @@ def main() -> None:
     parser.add_argument("--end-lr", type=float, default=10.0)
     parser.add_argument("--ramp-fraction", type=float, default=0.3)
     parser.add_argument("--rise", type=float, default=1.1)
-    parser.add_argument("--anneal-rise", type=float, default=4.0,
-                        help="after the edge: a smoothed loss this many times its lowest backs off")
-    parser.add_argument("--patience", type=float, default=0.5,
-                        help="decades of the ramp without a new lowest smoothed loss: the edge")
+    parser.add_argument(
+        "--anneal-rise",
+        type=float,
+        default=4.0,
+        help="after the edge: a smoothed loss this many times its lowest backs off",
+    )
+    parser.add_argument(
+        "--patience",
+        type=float,
+        default=0.5,
+        help="decades of the ramp without a new lowest smoothed loss: the edge",
+    )
     parser.add_argument("--descent", choices=("cosine", "smith"), default="smith")
     parser.add_argument("--divisor", type=float, default=3.0)
     parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--backoffs", type=int, default=2)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--train-size", type=int)
-    parser.add_argument("--val-size", type=int)
-    parser.add_argument("--width", type=float)
+    add_size_flags(parser)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--results", default="inrun_search.jsonl")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(machine())
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size),
-                 ("val_size", args.val_size), ("width", args.width)) if v is not None}  # fmt: skip
-    setup = dataclasses.replace(DEFAULTS[args.data], **overrides)
+    setup = setup_from(args)
     task = load_task(setup)
     counter = SampleCounter()
     model = CountingFactory(task.build_model, args.seed, counter)()

@@ -18,14 +18,20 @@ seeded part of it, shuffled together; with it the run has one validation point.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import torch
 
 import superconverge as sc
 from _common import machine
-from contenders import DEFAULTS, CountingFactory, SampleCounter, load_task
+from contenders import (
+    DEFAULTS,
+    CountingFactory,
+    SampleCounter,
+    add_size_flags,
+    load_task,
+    setup_from,
+)
 
 
 def main() -> None:
@@ -38,17 +44,12 @@ def main() -> None:
     parser.add_argument("--weight-decay", type=float, required=True)
     parser.add_argument("--factor", type=int, default=2, help="epochs x this (default 2)")
     parser.add_argument("--samples", type=int, help="train exactly this many samples (one run)")
-    parser.add_argument("--epochs", type=int, help="override the data set's epochs")
-    parser.add_argument("--train-size", type=int, help="training subset (0: all)")
-    parser.add_argument("--val-size", type=int, help="validation subset (0: all)")
-    parser.add_argument("--width", type=float, help="cifar-resnet width")
+    add_size_flags(parser)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(machine())
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size),
-                 ("val_size", args.val_size), ("width", args.width)) if v is not None}  # fmt: skip
-    setup = dataclasses.replace(DEFAULTS[args.data], **overrides)
+    setup = setup_from(args)
     task = load_task(setup)
     train, epochs = task.train, setup.epochs * args.factor
     if args.samples is not None:

@@ -9,9 +9,10 @@ from torch import nn
 from superconverge.data import ArrayData, load
 from superconverge.models import build
 from superconverge.pytorch.scheduler import HyperparamScheduler
-from superconverge.training import Callback, History, Trainer
+from superconverge.training import History, Trainer
 from superconverge.training.checkpoint import load_checkpoint
 from superconverge.training.edge import EdgeSearch, EdgeSettings
+from tests.training.test_checkpoint import KillAfterEpoch
 
 LOSS = nn.functional.cross_entropy
 
@@ -166,15 +167,6 @@ def test_fit_one_cycle_searches_its_peak_on_digits(digits):
     assert max(lrs[search["step"] + 1 :]) <= search["max_lr"]
     assert 1e-3 < search["max_lr"] < 0.1  # AdamW on digits (0.008-0.06 across seeds and sizes)
     assert trainer.evaluate(digits.test)["accuracy"] > 0.95
-
-
-class KillAfterEpoch(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def after_epoch(self, fit):
-        if fit.epoch + 1 == self.epoch:  # after its checkpoint was written
-            raise KeyboardInterrupt
 
 
 def test_a_search_resumed_after_its_edge_ends_as_the_uninterrupted_run(digits, tmp_path):

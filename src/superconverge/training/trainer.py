@@ -234,6 +234,7 @@ class Trainer:
         self.then: dict[str, Any] | None = None
         self.last_range_test: Any = None
         self._fit: FitLoop | None = None
+        self._next_search: EdgeSearch | None = None  # the search the next `fit` runs
 
     @property
     def overwrite(self) -> bool:
@@ -362,9 +363,8 @@ class Trainer:
                 f"leave {', '.join(given)} unset"
             )
         search = EdgeSearch(epochs * self.steps_per_epoch, check_momentum(momentum))
-        return self._fit_plan(
-            epochs, search.rise_plan(), weight_decay=weight_decay, backoff=backoff, edge=search
-        )
+        self._next_search = search  # the fit below runs it
+        return self.fit(epochs, search.rise_plan(), weight_decay=weight_decay, backoff=backoff)
 
     @plain_arguments
     def fit_cyclic(
@@ -420,21 +420,7 @@ class Trainer:
     ) -> History:
         """Train for `epochs` following any `Plan` (cyclic, piecewise constant, constant, ...);
         `backoff` as for `fit_one_cycle`."""
-        return self._fit_plan(
-            epochs, plan, max_lr=max_lr, weight_decay=weight_decay, notes=notes, backoff=backoff
-        )
-
-    def _fit_plan(
-        self,
-        epochs: int,
-        plan: Plan,
-        *,
-        max_lr: Any = None,
-        weight_decay: float | None = None,
-        notes: Sequence[str] = (),
-        backoff: int = 0,
-        edge: EdgeSearch | None = None,
-    ) -> History:
+        edge, self._next_search = self._next_search, None  # fit_one_cycle(max_lr="search")'s
         check_fit_arguments(epochs, plan, weight_decay, backoff)
         check_fit_data(self.train_loader, self.val_loader, self.batch_fn, self.check_batch)
         with holding(self.run_folder):  # one writer per out_dir, from this check to the last save

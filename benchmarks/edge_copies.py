@@ -1,0 +1,46 @@
+"""The in-run search's copy spacing on the full CIFAR-10: `tune` at its defaults but with the
+copies of the weights taken every `--copy-decades` of LR (default 0.1; the prototype in
+`inrun_search.py` copied every 10 steps, about 0.06 decade there), one seed per call, the
+contenders' data, model, initial weights and sample counting.
+
+    SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --seed 0 --copy-decades 0.05
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import torch
+
+import superconverge.training.edge as edge
+from _common import machine
+from contenders import DEFAULTS, CountingFactory, SampleCounter, load_task, run_recipe
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--copy-decades", type=float, default=0.1)
+    parser.add_argument("--results", default="edge_copies.jsonl")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(machine())
+    spaced = dataclasses.replace(edge.EdgeSettings(), copy_decades=args.copy_decades)
+    edge.EdgeSettings = lambda: spaced  # type: ignore[assignment,misc]  # what EdgeSearch builds
+    setup = dataclasses.replace(DEFAULTS["cifar10"], epochs=1, train_size=0, val_size=5000,
+                                width=0.125)  # fmt: skip
+    task = load_task(setup)
+    counter = SampleCounter()
+    result = run_recipe(task, CountingFactory(task.build_model, args.seed, counter))
+    record = {"seed": args.seed, "copy_decades": args.copy_decades,
+              "test": result["test"], "val": result["val"], "samples": counter.samples,
+              "why": result.get("recipe_why", {}).get("final_run", "")}  # fmt: skip
+    with open(args.results, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()

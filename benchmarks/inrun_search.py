@@ -81,7 +81,7 @@ def main() -> None:
         help="decades of the ramp without a new lowest smoothed loss: the edge",
     )
     parser.add_argument("--descent", choices=("cosine", "smith"), default="smith")
-    parser.add_argument("--divisor", type=float, default=3.0)
+    parser.add_argument("--divisor", type=float, default=4.0)
     parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--backoffs", type=int, default=2)
     add_size_flags(parser)

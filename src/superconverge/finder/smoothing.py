@@ -84,7 +84,7 @@ class LossSmoother:
         # the minimum is taken as at least this fraction of the first loss: a trained model's
         # loss near 0 rising 4x (0.002 to 0.008) is a batch's noise, not a divergence
         self.floor_fraction = float(floor_fraction)
-        self._average = 0.0
+        self.average = 0.0  # the moving average before its bias correction
 
     def add(self, value: float) -> float:
         """Record one step's loss; return the smoothed loss (NaN once a loss is not finite)."""
@@ -94,8 +94,8 @@ class LossSmoother:
         if self.count == 0 and math.isnan(self.first):
             self.first = value
         self.count += 1
-        self._average = self.smoothing * self._average + (1 - self.smoothing) * value
-        self.current = self._average / (1 - self.smoothing**self.count)
+        self.average = self.smoothing * self.average + (1 - self.smoothing) * value
+        self.current = self.average / (1 - self.smoothing**self.count)
         if self.count > self.warmup_steps:
             self.best = min(self.best, self.current)
         return self.current

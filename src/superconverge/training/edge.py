@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from superconverge._checks import check_count, check_number
 from superconverge._compare import gain, worse
+from superconverge.finder.smoothing import LossSmoother
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.schedules.plans import Plan
 from superconverge.schedules.primitives import Chain, Constant, Ramp
@@ -37,7 +38,6 @@ from superconverge.schedules.primitives import Chain, Constant, Ramp
 if TYPE_CHECKING:
     from superconverge.training.loop import FitLoop
 
-SMOOTHING = 0.98  # the range test's (superconverge.finder.smoothing)
 # no verdict before the smoothed loss has this many steps behind it (fewer on a short rise: a
 # fifth of it, at least 5)
 SETTLE_STEPS = 50
@@ -110,7 +110,7 @@ class EdgeSearch:
         self.copies_kept = max(
             settings.copies, math.ceil(decades * self.steps_per_decade / self.copy_every)
         )
-        self.average, self.count = 0.0, 0
+        self.smoother = LossSmoother()  # the range test's moving average (not its rule)
         self.lowest, self.lowest_lr, self.lowest_step = math.inf, math.nan, -1
         self.first = math.nan  # the smoothed loss when it settled
         self.edge: dict[str, Any] | None = None  # what was found, once found
@@ -147,14 +147,12 @@ class EdgeSearch:
         finite = math.isfinite(loss)
         smoothed = math.nan
         if finite:
-            self.count += 1
-            self.average = SMOOTHING * self.average + (1 - SMOOTHING) * loss
-            smoothed = self.average / (1 - SMOOTHING**self.count)
-            if self.count == self.settle_steps:
+            smoothed = self.smoother.add(loss)
+            if self.smoother.count == self.settle_steps:
                 self.first = smoothed
-            if self.count >= self.settle_steps and smoothed < self.lowest:
+            if self.smoother.count >= self.settle_steps and smoothed < self.lowest:
                 self.lowest, self.lowest_lr, self.lowest_step = smoothed, lr, step
-        settled = self.count >= self.settle_steps and math.isfinite(self.lowest)
+        settled = self.smoother.count >= self.settle_steps and math.isfinite(self.lowest)
         why = None
         if not finite:
             why = f"the loss was {loss} at lr {lr:.3g}"
@@ -266,8 +264,8 @@ class EdgeSearch:
             "total_steps": self.total_steps,
             "momentum": None if self.momentum is None else list(self.momentum),
             "settings": {k: getattr(self.settings, k) for k in EdgeSettings.__dataclass_fields__},
-            "average": self.average,
-            "count": self.count,
+            "average": self.smoother.average,
+            "count": self.smoother.count,
             "lowest": self.lowest,
             "lowest_lr": self.lowest_lr,
             "lowest_step": self.lowest_step,
@@ -283,7 +281,8 @@ class EdgeSearch:
             None if momentum is None else (float(momentum[0]), float(momentum[1])),
             EdgeSettings(**state["settings"]),
         )
-        search.average, search.count = float(state["average"]), int(state["count"])
+        search.smoother.average = float(state["average"])
+        search.smoother.count = int(state["count"])
         search.lowest, search.lowest_lr = float(state["lowest"]), float(state["lowest_lr"])
         search.lowest_step, search.edge = int(state["lowest_step"]), state["edge"]
         search.first = float(state.get("first", math.nan))

@@ -118,12 +118,11 @@ class FitLoop:
                 self._event("before_epoch")
                 start = self._epoch_start()
                 self.record = self._train_epoch()
-                edge_epoch = self.edge_restart is not None
-                if self.edge_restart is not None:
-                    start, last_good = self.edge_restart
-                    self.edge_restart = None
+                restart, self.edge_restart = self.edge_restart, None
+                if restart is not None:  # the edge was found in this epoch: a back-off starts there
+                    start, last_good = restart
                 # the epoch of the edge holds the rise's steps past it: no stall to read there
-                if history.status == "diverged" or (not edge_epoch and self._stalled()):
+                if history.status == "diverged" or (restart is None and self._stalled()):
                     scales = lr_scales(trainer.optimizer)  # the restore resets them
                     last_good.restore_training_state()
                     if self._back_off(start, scales):
@@ -167,15 +166,6 @@ class FitLoop:
             floor_fraction=DIVERGENCE_FLOOR_FRACTION,
             first=first,
         )
-
-    def _step_value(self, loss: torch.Tensor) -> float:
-        """One step's loss as a number, the mean over the ranks under DDP."""
-        world_size = self.trainer.world_size
-        if world_size <= 1:
-            return loss.item()
-        reduced = loss.detach().double().reshape(1)
-        torch.distributed.all_reduce(reduced)
-        return float(reduced.item() / world_size)
 
     def _epoch_start(self) -> tuple[dict[str, int], dict[str, int] | None, int]:
         """Where this epoch starts: the scheduler's and loader's state and the steps recorded."""
@@ -375,7 +365,7 @@ class FitLoop:
                     # the search reads every loss until its edge (one sync per step; the mean
                     # over the ranks, so that every rank finds the same edge), and answers a
                     # non-finite one itself: no divergence check until then
-                    value = self._step_value(step_loss)
+                    (value,) = self._read([step_loss])
                     history.step_losses.append(value)
                     if edge.observe(self, scheduler.step_count - 1, value):
                         edge = None
@@ -430,19 +420,23 @@ class FitLoop:
         }
 
     # ----------------------------------------------------------------- divergence
-    def _flush(self, pending: list[torch.Tensor]) -> bool:
-        """Read pending losses from the device and check for divergence; False stops the epoch."""
+    def _read(self, pending: list[torch.Tensor]) -> list[float]:
+        """The losses as numbers from the device: the mean over the ranks under DDP."""
         world_size = self.trainer.world_size
         if world_size > 1:
             stacked = torch.stack(pending).double()
             torch.distributed.all_reduce(stacked)
-            values = (stacked / world_size).tolist()
-        elif len(pending) == 1 or self.trainer.device.type == "cpu":
-            values = [loss.item() for loss in pending]  # no stacking: cheaper for a few values
-        else:
-            values = torch.stack(pending).tolist()  # one wait for the GPU instead of many
+            values: list[float] = (stacked / world_size).tolist()
+            return values
+        if len(pending) == 1 or self.trainer.device.type == "cpu":
+            return [loss.item() for loss in pending]  # no stacking: cheaper for a few values
+        gathered: list[float] = torch.stack(pending).tolist()  # one wait for the GPU
+        return gathered
+
+    def _flush(self, pending: list[torch.Tensor]) -> bool:
+        """Read pending losses from the device and check for divergence; False stops the epoch."""
         history = self.history
-        for value in values:
+        for value in self._read(pending):
             history.step_losses.append(value)
             self.smoother.add(value)
             reason = self.smoother.divergence()

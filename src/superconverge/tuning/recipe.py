@@ -70,7 +70,7 @@ from superconverge.tuning.decisions import (
     weight_decay_runs_skipped,
 )
 from superconverge.tuning.final import diagnosis_stage, final_run_stage, judge_one_epoch
-from superconverge.tuning.plan import TunePlan, save_run
+from superconverge.tuning.plan import SEARCH, TunePlan, save_run
 from superconverge.tuning.probes import ShortRun
 from superconverge.tuning.resumable import check_recipe_data, tune_settings
 from superconverge.tuning.roles import RecipeJob
@@ -341,37 +341,9 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     parallel = setup.workers > 1 or setup.trials is not None
     if searches_in_run(settings, request.weight_decays, request.compare_momentum, parallel):
         family = families[0] if len(families) == 1 else settings.in_run_optimizer
-        record = journal.remember(
-            "lr_search",
-            lambda: in_run_search_record(
-                family, decays_for(family)[0], epochs, per_epoch, budget, settings
-            ),
+        return _search_in_run(
+            setup, request, batch_record, per_epoch, family, decays_for(family)[0]
         )
-        extra = int(record["details"]["extra_epochs"])
-        budget.handed = extra * per_epoch
-        if extra:
-            logger.warning(
-                "tune: the final run trains %d epochs, not %d: the LR is searched inside it, so "
-                "the budget's samples train (keep %d: settings=RecipeSettings("
-                "extend_final_run=False), --exact-epochs)",
-                epochs + extra,
-                epochs,
-                epochs,
-            )
-        plan = TunePlan(
-            epochs=epochs + extra,
-            batch_size=batch,
-            max_lr=math.nan,  # found by the final run
-            min_lr=math.nan,
-            weight_decay=float(record["details"]["weight_decay"]),
-            momentum=momentum,
-            policy="search",
-            seed=setup.seed,
-            optimizer=family if isinstance(family, str) else None,
-            loss=loss_name(setup.loss_fn),
-            evidence=[batch_record, record],
-        )
-        return plan, math.inf
 
     room = len(families)  # the optimizers whose LR search the budget holds (at least one)
     size = _short_run_size(setup, batch, per_epoch, epochs, room, decays_for(families[0]))
@@ -428,15 +400,7 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
     wd_record = journal.remember("weight_decay", lambda: wd_record)
     extra = int(wd_record["details"].get("extra_epochs", 0))  # as recorded (read back on resume)
     budget.handed = extra * per_epoch
-    if extra:  # not what the caller asked for: say so where a plain script shows it
-        logger.warning(
-            "tune: the final run trains %d epochs, not %d: %s (keep %d: "
-            "settings=RecipeSettings(extend_final_run=False), --exact-epochs)",
-            epochs + extra,
-            epochs,
-            wd_record["details"].get("extension", ""),
-            epochs,
-        )
+    _say_longer(epochs, extra, wd_record["details"].get("extension", ""))
     chosen_momentum, momentum_record = momentum_stage(
         setup, anchor.at(max_lr, min_lr, weight_decay), request.compare_momentum
     )
@@ -459,6 +423,55 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
         },
     )
     return plan, short_loss
+
+
+def _search_in_run(
+    setup: RecipeSetup,
+    request: _Request,
+    batch_record: dict[str, Any],
+    per_epoch: int,
+    family: Any,
+    decay: float,
+) -> tuple[TunePlan, float]:
+    """The search inside the final run (`RecipeSettings.lr_search` "in_run"): the plan of a
+    final run whose rise finds max_lr, lengthened by the budget's whole epochs; no short run
+    (its validation loss: inf)."""
+    batch, epochs, budget = int(batch_record["decision"]), request.epochs, setup.budget
+    record = setup.journal.remember(
+        "lr_search",
+        lambda: in_run_search_record(family, decay, epochs, per_epoch, budget, setup.settings),
+    )
+    extra = int(record["details"]["extra_epochs"])
+    budget.handed = extra * per_epoch
+    _say_longer(epochs, extra, "the LR is searched inside it, so the budget's samples train")
+    plan = TunePlan(
+        epochs=epochs + extra,
+        batch_size=batch,
+        max_lr=math.nan,  # found by the final run
+        min_lr=math.nan,
+        weight_decay=float(record["details"]["weight_decay"]),
+        momentum=request.momentum,
+        policy=SEARCH,
+        seed=setup.seed,
+        optimizer=family if isinstance(family, str) else None,
+        loss=loss_name(setup.loss_fn),
+        evidence=[batch_record, record],
+    )
+    return plan, math.inf
+
+
+def _say_longer(epochs: int, extra: int, why: str) -> None:
+    """A final run longer than the epochs asked for is not what the caller asked for: say so
+    where a plain script shows it."""
+    if extra:
+        logger.warning(
+            "tune: the final run trains %d epochs, not %d: %s (keep %d: "
+            "settings=RecipeSettings(extend_final_run=False), --exact-epochs)",
+            epochs + extra,
+            epochs,
+            why,
+            epochs,
+        )
 
 
 def _finish(

@@ -285,3 +285,53 @@ def test_a_back_off_after_the_edge_restarts_from_the_edge_not_the_rise():
     after = [row[0] for row in history.step_lrs[edge["step"] + 1 :]]
     assert max(after) <= edge["max_lr"] * 0.5 * 1.001
     assert history.steps == 6 * 32
+
+
+def test_the_progress_bar_counts_the_steps_of_the_edges_epoch(monkeypatch):
+    from superconverge.training.progress import FitProgress
+
+    shown: dict[int, int] = {}
+
+    def advance(self, batches, step, loss, lr):
+        shown[self.epoch] = shown.get(self.epoch, 0) + batches
+
+    monkeypatch.setattr(FitProgress, "advance", advance)
+    data = _learnable()
+    torch.manual_seed(0)
+    trainer = Trainer(nn.Linear(4, 3), NaNAt(60), data, data, batch_size=8, progress="lines",
+                      progress_interval=1e9, sync_every=8)  # fmt: skip
+    history = trainer.fit_one_cycle(20, "search")  # 32 steps an epoch; the edge at step 60
+    assert history.lr_search is not None and history.lr_search["step"] == 60
+    # the edge is the 29th step of epoch 2: all 29 shown, then 3 left for the epoch's end as in
+    # any epoch whose steps are not a multiple of sync_every
+    assert shown[2] == 29
+    assert all(shown[epoch] == 32 for epoch in shown if epoch != 2)
+
+
+class TripledFrom:
+    """Cross-entropy, tripled from the given training call on."""
+
+    def __init__(self, call):
+        self.call, self.count = call, 0
+
+    def __call__(self, outputs, targets):
+        loss = LOSS(outputs, targets)
+        if torch.is_grad_enabled():
+            self.count += 1
+            if self.count > self.call:
+                return loss * 3
+        return loss
+
+
+def test_a_rise_still_searching_is_not_judged_a_stall():
+    data = _learnable(16)
+    torch.manual_seed(0)
+    # 2 steps an epoch, 40 epochs: a rise of 24 steps whose smoothed loss settles after 5; the
+    # loss triples from the third step on, so epoch 2 ends, still searching, at 3x epoch 1's
+    trainer = Trainer(nn.Linear(4, 3), TripledFrom(2), data, data, batch_size=8, progress=False)
+    history = trainer.fit_one_cycle(40, "search", backoff=2)
+    edge = history.lr_search
+    assert edge is not None and edge["step"] >= 4  # found after epoch 2
+    assert history.epochs[1]["train_loss"] > 2.5 * history.epochs[0]["train_loss"]
+    # the search judged the rise; a stall is read only after its edge's epoch
+    assert not any(note.startswith("epoch 2:") for note in history.notes), history.notes

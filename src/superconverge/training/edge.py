@@ -18,7 +18,8 @@ low to high. The steps between the copy and the edge are lost: they stay in the 
 losses and LRs) and count in the run's steps; the run's length does not change.
 
 The search reads each step's loss (one device sync per step) until the edge, and nothing
-after. A checkpoint saved before the edge carries the search's state but not its copies: a
+after. Until the edge the search's rules judge the loss: the fit's stall check (an epoch's mean
+loss 1.5x the best epoch's) waits for the epoch after the edge's. A checkpoint saved before the edge carries the search's state but not its copies: a
 resumed search that finds its edge restores the oldest copy taken since the resume.
 """
 

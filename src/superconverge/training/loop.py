@@ -121,8 +121,11 @@ class FitLoop:
                 restart, self.edge_restart = self.edge_restart, None
                 if restart is not None:  # the edge was found in this epoch: a back-off starts there
                     start, last_good = restart
-                # the epoch of the edge holds the rise's steps past it: no stall to read there
-                if history.status == "diverged" or (restart is None and self._stalled()):
+                # the epoch of the edge holds the rise's steps past it, and a rise still
+                # searching is judged by the search's own rules: no stall to read there
+                searching = self.edge is not None and self.edge.searching
+                stalled = restart is None and not searching and self._stalled()
+                if history.status == "diverged" or stalled:
                     scales = lr_scales(trainer.optimizer)  # the restore resets them
                     last_good.restore_training_state()
                     if self._back_off(start, scales):
@@ -369,6 +372,9 @@ class FitLoop:
                     history.step_losses.append(value)
                     if edge.observe(self, scheduler.step_count - 1, value):
                         edge = None
+                        if progress.on and epoch_steps % sync_every:  # the steps not yet shown
+                            counted = epoch_steps % sync_every * accumulation
+                            progress.advance(counted, scheduler.step_count, value, lr)
                         self.smoother = self._new_smoother()
                         # a back-off later in this epoch starts from the edge, not the rise
                         self.edge_restart = (

@@ -29,3 +29,28 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "device": device,
     }
+
+
+def machine_memory() -> int | None:
+    """The memory this process may use, in bytes: the machine's (``MemTotal``), capped by a
+    container's limit (cgroup v2 ``memory.max`` or v1 ``memory.limit_in_bytes``); None where
+    neither can be read (not Linux). The total, not what is free now: a decision sized by it
+    is the same on an idle and on a busy machine."""
+    from pathlib import Path
+
+    sizes = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                sizes.append(int(line.split()[1]) * 1024)
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) > 0:
+            sizes.append(int(text))  # v1's "no limit" is a huge number: the minimum drops it
+    return min(sizes) if sizes else None

@@ -9,6 +9,7 @@ from torch import nn
 from superconverge.data import ArrayData, load
 from superconverge.models import build
 from superconverge.pytorch.scheduler import HyperparamScheduler
+from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.training import History, Trainer
 from superconverge.training.checkpoint import load_checkpoint
 from superconverge.training.edge import EdgeSearch, EdgeSettings
@@ -25,7 +26,7 @@ class _Fit:
         self.model = nn.Linear(2, 1)
         optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
         self.trainer = type("T", (), {"module": self.model, "optimizer": optimizer,
-                                      "scaler": None})()  # fmt: skip
+                                      "scaler": None, "world_size": 1, "rank": 0})()  # fmt: skip
         self.scheduler = HyperparamScheduler(optimizer, search.rise_plan())
         self.history = History()
 
@@ -136,7 +137,7 @@ def test_the_search_state_survives_a_checkpoint():
 @pytest.mark.parametrize(
     ("field", "value"),
     [("start_lr", 0.0), ("end_lr", 1e-5), ("rise", 1.0), ("rise_fraction", 1.0),
-     ("divisor", -1.0), ("copies", 0)],
+     ("divisor", -1.0), ("copies", 0), ("copy_memory", 0.0), ("copy_memory", 1.5)],
 )  # fmt: skip
 def test_bad_settings_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -218,13 +219,15 @@ def test_a_search_resumed_before_its_edge_goes_on_searching(tmp_path):
     [({"max_lr": "serch"}, r"max_lr must be .*'search'.*got 'serch'"),
      ({"max_lr": "search", "policy": "torch"}, r"policy must be 'smith', got 'torch'"),
      ({"max_lr": "search", "min_lr": 1e-3}, r"leave min_lr=0.001 unset"),
-     ({"max_lr": "search", "momentum": (0.95, 1.5)}, r"momentum")],
+     ({"max_lr": "search", "momentum": (0.95, 1.5)}, r"momentum"),
+     ({"max_lr": 0.1, "search": EdgeSettings()}, r"search sets the constants of max_lr='search'"),
+     ({"max_lr": "search", "search": {"divisor": 3}}, r"search must be an EdgeSettings.*dict")],
 )  # fmt: skip
 def test_bad_search_arguments_are_named_before_any_step(kwargs, message):
     generator = torch.Generator().manual_seed(0)
     data = ArrayData(torch.randn(64, 4, generator=generator), torch.arange(64) % 3)
     trainer = Trainer(nn.Linear(4, 3), LOSS, data, batch_size=8, progress=False)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, TypeError), match=message):
         trainer.fit_one_cycle(2, **kwargs)
     assert trainer.history is None or trainer.history.steps == 0
 
@@ -335,3 +338,46 @@ def test_a_rise_still_searching_is_not_judged_a_stall():
     assert history.epochs[1]["train_loss"] > 2.5 * history.epochs[0]["train_loss"]
     # the search judged the rise; a stall is read only after its edge's epoch
     assert not any(note.startswith("epoch 2:") for note in history.notes), history.notes
+
+
+def test_copies_that_would_not_fit_the_memory_are_fewer_and_further_apart():
+    search = EdgeSearch(1000)  # 60 steps a decade: a copy each 6 steps, 14 kept (1.3 decades)
+    assert (search.copy_every, search.copies_kept) == (6, 14)
+    fit = _Fit(search)
+    search._size_copies(fit, nbytes=100, memory=10**6)  # type: ignore[arg-type]
+    assert (search.copy_every, search.copies_kept) == (6, 14) and not fit.history.notes
+    search._size_copies(fit, nbytes=100, memory=1600)  # a quarter of it: 4 copies
+    assert search.copies_kept == 4
+    assert search.copy_every * search.copies_kept >= search.span_steps  # the span still covered
+    assert "4 copies of the weights" in fit.history.notes[-1]
+
+
+def test_a_search_whose_copy_does_not_fit_descends_from_the_edge(monkeypatch):
+    monkeypatch.setattr("superconverge.training.edge.machine_memory", lambda: 10)
+    search = EdgeSearch(1000)
+    losses = [2.0 - 0.01 * k for k in range(70)] + [1.31 * 1.02**k for k in range(1, 60)]
+    fit = _drive(search, losses)
+    assert search.edge is not None and search.edge["restored_step"] is None
+    assert "no copies of the weights" in fit.history.notes[0]
+
+
+def test_fewer_copies_on_a_small_machine_still_restore_at_or_below_max_lr(digits, monkeypatch):
+    trainer = _digits_trainer(digits)
+    snapshot = TrainingSnapshot(trainer.module, trainer.optimizer, rng=False)
+    kept: list[int] = []
+    take = EdgeSearch._take_copy
+
+    def spy(self, fit, step, lr):
+        take(self, fit, step, lr)
+        kept.append(len(self._copies))
+
+    monkeypatch.setattr(EdgeSearch, "_take_copy", spy)
+    # the AdamW state doubles the weights' bytes: 3 copies fit in a quarter of this memory
+    memory = 4 * 3.5 * 3 * snapshot.nbytes()
+    monkeypatch.setattr("superconverge.training.edge.machine_memory", lambda: int(memory))
+    history = trainer.fit_one_cycle(6, "search", search=EdgeSettings(copy_memory=0.25))
+    edge = history.lr_search
+    assert edge is not None and edge["restored_step"] is not None
+    assert max(kept) == 3 and any("3 copies of the weights" in note for note in history.notes)
+    assert history.step_lrs[edge["restored_step"]][0] <= edge["max_lr"]
+    assert history.status == "completed"

@@ -34,6 +34,17 @@ def _to_cpu(value: Any) -> Any:
     return value
 
 
+def _nbytes(value: Any) -> int:
+    """The bytes of every tensor in a nest of dicts, lists and tuples."""
+    if isinstance(value, torch.Tensor):
+        return int(value.nbytes)
+    if isinstance(value, dict):
+        return sum(_nbytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(item) for item in value)
+    return 0
+
+
 class TrainingSnapshot:
     """Everything a short training run can change, copied to CPU memory, restorable exactly.
 
@@ -71,6 +82,18 @@ class TrainingSnapshot:
         self.loaders = [(loader, loader.state_dict()) for loader in loaders if has_position(loader)]
         # weights and optimizer only without `rng` (the trainer's last-good copy)
         self.rngs = GlobalRngs() if rng else None
+
+    def nbytes(self) -> int:
+        """The CPU memory the copy's tensors take (weights, grads, buffers, optimizer and
+        scaler state)."""
+        tensors = [value for _, value, _, _ in self.params]
+        tensors += [grad for _, _, _, grad in self.params if grad is not None]
+        tensors += [copy for _, _, _, copy in self.buffers]
+        return (
+            sum(int(t.nbytes) for t in tensors)
+            + _nbytes(self.optimizer_state)
+            + _nbytes(self.scaler_state)
+        )
 
     def restore_training_state(self) -> None:
         """Weights, buffers, modes, grads and optimizer state (not the RNGs or loaders)."""

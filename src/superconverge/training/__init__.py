@@ -9,6 +9,7 @@ from superconverge.training.callbacks import (
     EarlyStopping,
     KeepBest,
 )
+from superconverge.training.edge import EdgeSettings
 from superconverge.training.history import History
 from superconverge.training.loggers import CSVLogger, Logger, MLflowLogger, TensorBoardLogger
 from superconverge.training.loop import FitLoop
@@ -20,6 +21,7 @@ __all__ = [
     "CancelEpoch",
     "CancelFit",
     "EarlyStopping",
+    "EdgeSettings",
     "FitLoop",
     "History",
     "KeepBest",

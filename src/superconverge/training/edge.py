@@ -25,12 +25,16 @@ resumed search that finds its edge restores the oldest copy taken since the resu
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from superconverge._checks import check_count, check_number
 from superconverge._compare import gain, worse
+from superconverge._environment import machine_memory
 from superconverge.finder.smoothing import LossSmoother
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.schedules.plans import Plan
@@ -38,6 +42,8 @@ from superconverge.schedules.primitives import Chain, Constant, Ramp
 
 if TYPE_CHECKING:
     from superconverge.training.loop import FitLoop
+
+logger = logging.getLogger(__name__)
 
 # no verdict before the smoothed loss has this many steps behind it (fewer on a short rise: a
 # fifth of it, at least 5)
@@ -66,20 +72,25 @@ class EdgeSettings:
     annihilation_fraction: float = 0.137  # smith_one_cycle's
     copy_decades: float = 0.1  # a copy of the weights each this many decades of LR
     copies: int = 12  # copies kept (the last 1.2 decades at the default spacing)
+    # the copies take at most this share of the machine's memory (or its container's limit):
+    # fewer are kept, further apart, where more would not fit (a large model under AdamW)
+    copy_memory: float = 0.25
 
     def __post_init__(self) -> None:
         for name in ("start_lr", "end_lr", "rise_fraction", "patience", "divisor",
-                     "min_lr_divisor", "annihilation_fraction", "copy_decades"):  # fmt: skip
+                     "min_lr_divisor", "annihilation_fraction", "copy_decades",
+                     "copy_memory"):  # fmt: skip
             if check_number(name, getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.end_lr <= self.start_lr:
             raise ValueError(
                 f"end_lr must be > start_lr, got end_lr={self.end_lr!r}, start_lr={self.start_lr!r}"
             )
-        if self.rise_fraction >= 1 or self.annihilation_fraction >= 1:
+        if self.rise_fraction >= 1 or self.annihilation_fraction >= 1 or self.copy_memory > 1:
             raise ValueError(
-                "rise_fraction and annihilation_fraction must be < 1, got "
-                f"{self.rise_fraction!r} and {self.annihilation_fraction!r}"
+                "rise_fraction and annihilation_fraction must be < 1 and copy_memory <= 1, got "
+                f"{self.rise_fraction!r}, {self.annihilation_fraction!r} and "
+                f"{self.copy_memory!r}"
             )
         if check_number("rise", self.rise) <= 1:
             raise ValueError(f"rise must be > 1, got {self.rise!r}")
@@ -108,9 +119,9 @@ class EdgeSearch:
         # copies kept: at least 1.2 decades of them (the peak lies up to log10(divisor) +
         # patience decades below the edge), whatever the rounding of `copy_every`
         decades = math.log10(settings.divisor) + settings.patience + 0.2
-        self.copies_kept = max(
-            settings.copies, math.ceil(decades * self.steps_per_decade / self.copy_every)
-        )
+        self.span_steps = decades * self.steps_per_decade  # the LRs the copies must cover
+        self.copies_kept = max(settings.copies, math.ceil(self.span_steps / self.copy_every))
+        self._sized = False  # the copies' count checked against the memory (at the first)
         self.smoother = LossSmoother()  # the range test's moving average (not its rule)
         self.lowest, self.lowest_lr, self.lowest_step = math.inf, math.nan, -1
         self.first = math.nan  # the smoothed loss when it settled
@@ -179,10 +190,47 @@ class EdgeSearch:
         return True
 
     def _take_copy(self, fit: FitLoop, step: int, lr: float) -> None:
+        if self.copies_kept == 0:
+            return
         trainer = fit.trainer
         snapshot = TrainingSnapshot(trainer.module, trainer.optimizer, trainer.scaler, rng=False)
+        if not self._sized:
+            self._sized = True
+            self._size_copies(fit, snapshot.nbytes(), machine_memory())
+            if self.copies_kept == 0:
+                return
         self._copies.append((step, lr, snapshot))
         del self._copies[: -self.copies_kept]
+
+    def _size_copies(self, fit: FitLoop, nbytes: int, memory: int | None) -> None:
+        """Keep as many copies as fit in `copy_memory` of the machine's `memory`, each `nbytes`:
+        where fewer fit than the span of LRs needs, they are taken further apart to cover it
+        (the restored copy lies further below max_lr: more steps lost); none where one does not
+        fit (the descent then starts from the edge's weights). Every rank keeps the same count
+        (the fewest any rank can hold), so that every rank restores the same step."""
+        fits = self.copies_kept
+        if memory is not None and nbytes > 0:
+            fits = min(fits, int(self.settings.copy_memory * memory // nbytes))
+        trainer = fit.trainer
+        if trainer.world_size > 1:
+            count = torch.tensor([fits], dtype=torch.float64, device=trainer.device)
+            torch.distributed.all_reduce(count, op=torch.distributed.ReduceOp.MIN)
+            fits = int(count.item())
+        if fits >= self.copies_kept:
+            return
+        self.copies_kept = fits
+        mib = nbytes / 2**20
+        if fits:
+            self.copy_every = max(self.copy_every, math.ceil(self.span_steps / fits))
+            what = (f"{fits} copies of the weights, one each "
+                    f"{self.copy_every / self.steps_per_decade:.2g} decades of LR")  # fmt: skip
+        else:
+            what = "no copies of the weights: the descent starts from the edge's weights"
+        note = (f"LR search: {what} (a copy is {mib:,.0f} MiB; copy_memory "
+                f"{self.settings.copy_memory:g} of the machine's memory allows that)")  # fmt: skip
+        fit.history.notes.append(note)
+        if trainer.rank == 0:
+            logger.warning(note)
 
     def _found(self, fit: FitLoop, step: int, lr: float, why: str) -> None:
         settings = self.settings

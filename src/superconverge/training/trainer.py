@@ -51,7 +51,7 @@ from superconverge.training.device import (
     resolve_precision,
     to_device,
 )
-from superconverge.training.edge import EdgeSearch
+from superconverge.training.edge import EdgeSearch, EdgeSettings
 from superconverge.training.evaluation import evaluate_data, predict_data
 from superconverge.training.history import History
 from superconverge.training.inputs import (
@@ -287,6 +287,7 @@ class Trainer:
         weight_decay: float | None = None,
         warmup_fraction: float | None = None,
         backoff: int = 0,
+        search: EdgeSettings | None = None,
     ) -> History:
         """Train for `epochs` with the 1cycle policy and cyclical momentum.
 
@@ -309,13 +310,25 @@ class Trainer:
                 epoch's) answered by restoring the epoch's first weights and running it again
                 at half the LR (and the rest); 0: stop at the first divergence, last good
                 weights restored, and no stall check.
+            search: the constants of ``max_lr="search"`` (`training.edge.EdgeSettings`: where
+                the rise starts, its edge rules, the divisor, the copies of the weights and the
+                share of the machine's memory they may take); None: the measured defaults.
         """
         check_one_cycle_arguments(epochs, policy)
+        if search is not None and not isinstance(search, EdgeSettings):
+            raise TypeError(
+                f"search must be an EdgeSettings (superconverge.training.EdgeSettings) or None, "
+                f"got {type(search).__name__}"
+            )
         if isinstance(max_lr, str):
             return self._fit_search(
                 epochs, max_lr, policy, (min_lr, final_lr, warmup_fraction), momentum,
-                weight_decay, backoff,
+                weight_decay, backoff, search,
             )  # fmt: skip
+        if search is not None:
+            raise ValueError(
+                f"search sets the constants of max_lr='search'; got it with max_lr={max_lr!r}"
+            )
         check_one_cycle_length(policy, epochs, self.steps_per_epoch, momentum, warmup_fraction)
         if self.run_folder is not None:
             self.run_folder.check_free()  # before the range test's time is spent
@@ -343,6 +356,7 @@ class Trainer:
         momentum: tuple[float, float] | None,
         weight_decay: float | None,
         backoff: int,
+        settings: EdgeSettings | None = None,
     ) -> History:
         """`fit_one_cycle(max_lr="search")`: the rise searches the peak (`training.edge`)."""
         if max_lr != "search":
@@ -362,7 +376,7 @@ class Trainer:
                 f"max_lr='search' sets the cycle's LRs and its rise from what it finds; "
                 f"leave {', '.join(given)} unset"
             )
-        search = EdgeSearch(epochs * self.steps_per_epoch, check_momentum(momentum))
+        search = EdgeSearch(epochs * self.steps_per_epoch, check_momentum(momentum), settings)
         self._next_search = search  # the fit below runs it
         return self.fit(epochs, search.rise_plan(), weight_decay=weight_decay, backoff=backoff)
 

@@ -1,5 +1,5 @@
 """Run by test_distributed.py under torchrun: OneCycle with Lightning's DDP strategy, 2 gloo
-ranks on CPU, with gradient accumulation."""
+ranks on CPU, with gradient accumulation; with a second argument "search", OneCycle("search")."""
 
 import json
 import sys
@@ -28,20 +28,31 @@ class Probe(pl.Callback):
         self.state = [t.clone() for t in pl_module.state_dict().values()]
 
 
-def main(out: Path) -> None:
+def main(out: Path, search: bool = False) -> None:
     before, callback, after, record = (
         Probe(),
-        OneCycle(start_lr=1e-4, num_steps=30),
+        OneCycle("search") if search else OneCycle(start_lr=1e-4, num_steps=30),
         Probe(),
         RecordOptimizerSteps(),
     )
-    module = DigitsModule()
+    module = DigitsModule("adamw" if search else "sgd")
     trainer = pl.Trainer(
-        max_epochs=2, accelerator="cpu", devices=2, strategy="ddp", accumulate_grad_batches=2,
+        max_epochs=8 if search else 2, accelerator="cpu", devices=2, strategy="ddp", accumulate_grad_batches=2,
         logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, default_root_dir=str(out), callbacks=[before, callback, after, record],
     )  # fmt: skip
     trainer.fit(module, digits_loader(batch_size=16))
+    if search:
+        (out / f"rank{trainer.global_rank}.json").write_text(
+            json.dumps(
+                {
+                    "edge": callback.lr_search,
+                    "seen": record.seen,
+                    "weights": float(sum(p.double().sum() for p in module.parameters())),
+                }
+            )
+        )
+        return
     restored = all(torch.equal(a, b) for a, b in zip(before.state, after.state, strict=True))
     plan = callback.plan
     (out / f"rank{trainer.global_rank}.json").write_text(
@@ -60,4 +71,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[2:] == ["search"])

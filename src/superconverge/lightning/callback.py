@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import lightning.pytorch as pl
@@ -31,6 +32,8 @@ from superconverge.pytorch.external_loop import (
 from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.schedules import Plan, one_cycle
+from superconverge.training.edge import EdgeSearch, EdgeSettings
+from superconverge.training.history import History
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +55,8 @@ def _loss_of(output: Any) -> torch.Tensor:
     loss = output.get("loss") if isinstance(output, Mapping) else output
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise TypeError(
-            "OneCycle's range test needs training_step to return the loss (a scalar tensor or "
-            f"a dict with 'loss'), got {type(output).__name__}"
+            "OneCycle's range test (and max_lr='search') needs training_step to return the loss "
+            f"(a scalar tensor or a dict with 'loss'), got {type(output).__name__}"
         )
     return loss
 
@@ -127,12 +130,24 @@ class OneCycle(pl.Callback):
     the checkpoint (this callback's state), so ``fit(ckpt_path=...)`` continues the same cycle
     mid-way without a new range test.
 
+    ``max_lr="search"`` makes the cycle's rise the range test, as `Trainer.fit_one_cycle(epochs,
+    "search")` does (`superconverge.training.edge`): no sweep before training; the LR rises
+    exponentially from 1e-4 while the module trains, each update's loss (``training_step``'s,
+    averaged over the ranks) is smoothed, and once it has passed its edge the weights and
+    optimizer state copied at the LR of the lowest loss / 4 come back and Smith's descent
+    follows (linear to max_lr / 10, then the annihilation), momentum rising back. What was
+    found is in `lr_search` (and the loggers' ``lr_search/max_lr``); a checkpoint carries the
+    search, so a resumed fit continues it (after the edge exactly; before it, searching on).
+
     Args:
-        max_lr: the peak LR; None runs the range test and uses its ``max_lr``.
+        max_lr: the peak LR; None runs the range test and uses its ``max_lr``; ``"search"``
+            searches it in the run's rise (above).
         momentum: ``(high, low)`` momentum/β1 of the cycle (Smith: 0.95 → 0.85), or None to
             leave it alone (needed for optimizers without momentum).
         warmup_fraction, min_lr, final_lr: as in `superconverge.one_cycle` (torch's
-            ``OneCycleLR`` defaults: min_lr = max_lr / 25, final_lr = min_lr / 1e4).
+            ``OneCycleLR`` defaults: warmup 0.3, min_lr = max_lr / 25, final_lr = min_lr /
+            1e4); with ``max_lr="search"`` the search sets them: leave them unset.
+        search: the constants of ``max_lr="search"`` (`superconverge.training.EdgeSettings`).
         start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule: the range test's
             settings, as in `superconverge.lr_find`.
 
@@ -158,10 +173,10 @@ class OneCycle(pl.Callback):
 
     def __init__(
         self,
-        max_lr: float | None = None,
+        max_lr: float | str | None = None,
         *,
         momentum: tuple[float, float] | None = (0.95, 0.85),
-        warmup_fraction: float = 0.3,
+        warmup_fraction: float | None = None,
         min_lr: float | None = None,
         final_lr: float | None = None,
         start_lr: float = 1e-7,
@@ -171,11 +186,16 @@ class OneCycle(pl.Callback):
         smoothing: float = 0.98,
         diverge_factor: float = 4.0,
         rule: str = "minimum",
+        search: EdgeSettings | None = None,
     ) -> None:
-        check_max_lr(max_lr, optional=True)
+        searches = _check_search(max_lr, search, min_lr=min_lr, final_lr=final_lr,
+                                 warmup_fraction=warmup_fraction)  # fmt: skip
+        peak = None if searches or isinstance(max_lr, str) else max_lr
+        check_max_lr(peak, optional=True)
+        warmup_fraction = 0.3 if warmup_fraction is None else warmup_fraction
         # the cycle's settings now, not after Lightning's set-up and the range test
         check_cycle_settings(
-            max_lr,
+            peak,
             min_lr=min_lr,
             final_lr=final_lr,
             warmup_fraction=warmup_fraction,
@@ -185,7 +205,11 @@ class OneCycle(pl.Callback):
         check_sweep_arguments(
             start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, "one_cycle", None
         )
-        self.max_lr = None if max_lr is None else float(max_lr)
+        self.max_lr = None if peak is None else float(peak)
+        # max_lr="search": the search's constants, and its state once the fit starts
+        self.searches, self.search_settings = searches, search
+        self.edge_search: EdgeSearch | None = None
+        self.history = History()  # the search's notes and edge
         self.momentum, self.warmup_fraction = momentum, warmup_fraction
         self.min_lr, self.final_lr = min_lr, final_lr
         self.sweep_settings = sweep_settings(
@@ -212,6 +236,10 @@ class OneCycle(pl.Callback):
         warn_if_group_lrs_differ(optimizer, "OneCycle")
         if self._restored is not None:  # resuming: the same plan, no new range test
             self.plan = Plan.from_dict(self._restored["plan"])
+            search = self._restored.get("search")
+            if search is not None:
+                self.edge_search = EdgeSearch.from_state(search)
+                self.history.lr_search = self.edge_search.edge
             result = self._restored.get("result")
             self.result = None if result is None else RangeTestResult.from_dict(result)
             self._restored = None
@@ -222,6 +250,17 @@ class OneCycle(pl.Callback):
                 raise RuntimeError(
                     "OneCycle needs a finite run: set max_epochs or max_steps on the Trainer"
                 )
+            if self.searches:
+                if total < 4:
+                    raise ValueError(
+                        f"OneCycle(max_lr='search') needs at least 4 optimizer steps; this "
+                        f"Trainer runs {int(total)}: raise max_epochs or max_steps"
+                    )
+                self.edge_search = EdgeSearch(int(total), self.momentum, self.search_settings)
+                self.plan = self.edge_search.rise_plan()
+                self.scheduler = HyperparamScheduler(optimizer, self.plan)
+                self.scheduler.load_state_dict({"step_count": trainer.global_step})
+                return
             check_run_length(int(total), self.warmup_fraction, "OneCycle", "this Trainer")
             max_lr = self.max_lr
             if max_lr is None:
@@ -333,12 +372,44 @@ class OneCycle(pl.Callback):
             )
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, *args: Any
     ) -> None:
         # after an update (not after a micro-batch of an accumulation), write the next values
         scheduler = self.scheduler
-        if scheduler is not None and scheduler.step_count < trainer.global_step:
-            scheduler.step()
+        if scheduler is None or scheduler.step_count >= trainer.global_step:
+            return
+        scheduler.step()
+        search = self.edge_search
+        if search is None or not search.searching:
+            return
+        # the search reads each update's loss (one sync; the mean over the ranks, so that every
+        # rank finds the same edge and restores the same copy)
+        loss = trainer.strategy.reduce(_loss_of(outputs).detach().float(), reduce_op="mean")
+        host = SimpleNamespace(
+            trainer=SimpleNamespace(
+                module=pl_module, optimizer=scheduler.optimizer, scaler=None,
+                world_size=trainer.world_size, rank=trainer.global_rank, device=pl_module.device,
+            ),
+            scheduler=scheduler, history=self.history,
+        )  # fmt: skip
+        if search.observe(host, scheduler.step_count - 1, float(loss)):
+            self.plan = scheduler.plan
+            edge = search.edge
+            assert edge is not None
+            rank_zero_info(f"OneCycle: {self.history.notes[-1]}")
+            logger.info("lightning %s", self.history.notes[-1])
+            if trainer.is_global_zero:
+                for each in trainer.loggers:
+                    each.log_metrics(
+                        {"lr_search/max_lr": edge["max_lr"], "lr_search/step": edge["step"]},
+                        step=trainer.global_step,
+                    )
+
+    @property
+    def lr_search(self) -> dict[str, Any] | None:
+        """With ``max_lr="search"``, once found: where the rise found its edge, the max_lr it
+        chose, the step whose weights came back and why (as `History.lr_search`)."""
+        return self.history.lr_search
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.scheduler = None
@@ -349,6 +420,7 @@ class OneCycle(pl.Callback):
         return {
             "plan": self.plan.to_dict(),
             "result": None if self.result is None else self.result.to_dict(),
+            "search": None if self.edge_search is None else self.edge_search.state_dict(),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -454,3 +526,35 @@ class OneCycle(pl.Callback):
                 f"({type(trainer.lr_scheduler_configs[0].scheduler).__name__})"
             )
         return trainer.optimizers[0]
+
+
+def _check_search(
+    max_lr: object,
+    search: object,
+    **cycle: float | None,
+) -> bool:
+    """Whether `max_lr` asks for the in-run search; its arguments checked when the callback is
+    built (a string other than "search", settings of the wrong type, the cycle's LRs given)."""
+    if search is not None and not isinstance(search, EdgeSettings):
+        raise TypeError(
+            f"search must be an EdgeSettings (superconverge.training.EdgeSettings) or None, got "
+            f"{type(search).__name__}"
+        )
+    if not isinstance(max_lr, str):
+        if search is not None:
+            raise ValueError(
+                f"search sets the constants of max_lr='search'; got it with max_lr={max_lr!r}"
+            )
+        return False
+    if max_lr != "search":
+        raise ValueError(
+            f"max_lr must be a number, None (a range test first) or 'search' (the rise "
+            f"searches it), got {max_lr!r}"
+        )
+    given = [f"{name}={value!r}" for name, value in cycle.items() if value is not None]
+    if given:
+        raise ValueError(
+            f"OneCycle(max_lr='search') sets the cycle's LRs and its rise from what it finds; "
+            f"leave {', '.join(given)} unset"
+        )
+    return True

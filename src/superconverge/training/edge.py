@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -41,9 +41,21 @@ from superconverge.schedules.plans import Plan
 from superconverge.schedules.primitives import Chain, Constant, Ramp
 
 if TYPE_CHECKING:
-    from superconverge.training.loop import FitLoop
+    from superconverge.pytorch.scheduler import HyperparamScheduler
+    from superconverge.training.history import History
 
 logger = logging.getLogger(__name__)
+
+
+class SearchHost(Protocol):
+    """What the search reads of the fit that runs it (our `FitLoop`, or a Lightning or Hugging
+    Face callback's stand-in): ``trainer`` with ``module``, ``optimizer``, ``scaler``,
+    ``world_size``, ``rank`` and ``device``; the ``scheduler`` that sets each step's values;
+    the ``history`` that takes the notes, the plan and the edge."""
+
+    trainer: Any
+    scheduler: HyperparamScheduler
+    history: History
 
 # no verdict before the smoothed loss has this many steps behind it (fewer on a short rise: a
 # fifth of it, at least 5)
@@ -152,7 +164,7 @@ class EdgeSearch:
             settings.start_lr * (settings.end_lr / settings.start_lr) ** (step / self.rise_steps)
         )
 
-    def observe(self, fit: FitLoop, step: int, loss: float) -> bool:
+    def observe(self, fit: SearchHost, step: int, loss: float) -> bool:
         """Step `step` (made at the rise's LR) had `loss`; True when it found the edge, after
         restoring a copy and giving the fit's scheduler the descent."""
         lr = self.lr_at(step)
@@ -189,7 +201,7 @@ class EdgeSearch:
         self._found(fit, step, lr, why)
         return True
 
-    def _take_copy(self, fit: FitLoop, step: int, lr: float) -> None:
+    def _take_copy(self, fit: SearchHost, step: int, lr: float) -> None:
         if self.copies_kept == 0:
             return
         trainer = fit.trainer
@@ -202,7 +214,7 @@ class EdgeSearch:
         self._copies.append((step, lr, snapshot))
         del self._copies[: -self.copies_kept]
 
-    def _size_copies(self, fit: FitLoop, nbytes: int, memory: int | None) -> None:
+    def _size_copies(self, fit: SearchHost, nbytes: int, memory: int | None) -> None:
         """Keep as many copies as fit in `copy_memory` of the machine's `memory`, each `nbytes`:
         where fewer fit than the span of LRs needs, they are taken further apart to cover it
         (the restored copy lies further below max_lr: more steps lost); none where one does not
@@ -219,20 +231,19 @@ class EdgeSearch:
         if fits >= self.copies_kept:
             return
         self.copies_kept = fits
-        mib = nbytes / 2**20
         if fits:
             self.copy_every = max(self.copy_every, math.ceil(self.span_steps / fits))
-            what = (f"{fits} copies of the weights, one each "
+            what = (f"{fits} {'copy' if fits == 1 else 'copies'} of the weights, one each "
                     f"{self.copy_every / self.steps_per_decade:.2g} decades of LR")  # fmt: skip
         else:
             what = "no copies of the weights: the descent starts from the edge's weights"
-        note = (f"LR search: {what} (a copy is {mib:,.0f} MiB; copy_memory "
-                f"{self.settings.copy_memory:g} of the machine's memory allows that)")  # fmt: skip
+        note = (f"LR search: {what} (a copy is {nbytes / 2**20:.3g} MiB; copy_memory "
+                f"{self.settings.copy_memory:g} of the machine's memory allows no more)")  # fmt: skip
         fit.history.notes.append(note)
         if trainer.rank == 0:
             logger.warning(note)
 
-    def _found(self, fit: FitLoop, step: int, lr: float, why: str) -> None:
+    def _found(self, fit: SearchHost, step: int, lr: float, why: str) -> None:
         settings = self.settings
         peak_lr = self.lowest_lr if math.isfinite(self.lowest_lr) else lr
         max_lr = peak_lr / settings.divisor

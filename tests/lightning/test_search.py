@@ -83,7 +83,7 @@ def test_fewer_copies_when_the_memory_is_short(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
-    [({"max_lr": "serch"}, ValueError, r"max_lr must be .*'search'.*got 'serch'"),
+    [({"max_lr": "serch"}, TypeError, r"max_lr must be .*'search'.*got 'serch'"),
      ({"max_lr": "search", "min_lr": 1e-3}, ValueError, r"leave min_lr=0.001 unset"),
      ({"max_lr": "search", "warmup_fraction": 0.25}, ValueError, r"leave warmup_fraction=0.25"),
      ({"max_lr": 0.1, "search": EdgeSettings()}, ValueError, r"search sets the constants"),

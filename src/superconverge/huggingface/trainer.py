@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -30,7 +31,9 @@ from superconverge.pytorch.external_loop import (
 )
 from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
-from superconverge.schedules import one_cycle
+from superconverge.schedules import Plan, one_cycle
+from superconverge.training.edge import EdgeSearch, EdgeSettings
+from superconverge.training.history import History
 
 logger = logging.getLogger(__name__)
 
@@ -310,8 +313,17 @@ class OneCycleTrainer(transformers.Trainer):
     The scheduler is `HyperparamScheduler`: ``get_last_lr()`` logs the real LR, and its state
     (one integer) is saved with each checkpoint.
 
+    ``max_lr="search"`` makes the cycle's rise the range test, as `Trainer.fit_one_cycle(epochs,
+    "search")` does (`superconverge.training.edge`): no sweep before training; the LR rises
+    exponentially from 1e-4 while the model trains on the Trainer's batches, each update's loss
+    (the mean over the processes) is smoothed, and past the edge the weights and optimizer state
+    copied at the LR of the lowest loss / 4 come back and Smith's descent follows. `lr_search`
+    says where and why; the scheduler's state in each checkpoint (``scheduler.pt``) carries the
+    search and its plan, so a resume continues it.
+
     Args:
-        max_lr: the peak LR; None: the range test's suggestion.
+        max_lr: the peak LR; None: the range test's suggestion; ``"search"``: searched in the
+            run's rise (above; one_cycle_settings and lr_find_settings do not apply).
         fine_tuning: passed to `lr_find` (the model is pretrained: divide its max_lr).
         momentum: ``(high, low)`` of β1/momentum over the cycle, or None (needed for optimizers
             without momentum, e.g. ``optim="adafactor"``).
@@ -319,6 +331,7 @@ class OneCycleTrainer(transformers.Trainer):
             warmup_fraction, shape, three_phase.
         lr_find_settings: more arguments of `lr_find`: start_lr, end_lr, num_steps, mode,
             smoothing, diverge_factor, rule, accumulation_steps.
+        search: the constants of ``max_lr="search"`` (`superconverge.training.EdgeSettings`).
         *args, **kwargs: the ``Trainer``'s. The plan replaces the Trainer's scheduler:
             ``lr_scheduler_type``, ``warmup_steps`` and ``lr_scheduler_kwargs`` of its
             ``TrainingArguments`` are not used (a warning says so when they are set).
@@ -333,19 +346,22 @@ class OneCycleTrainer(transformers.Trainer):
     def __init__(
         self,
         *args: Any,
-        max_lr: float | None = None,
+        max_lr: float | str | None = None,
         fine_tuning: bool = False,
         momentum: tuple[float, float] | None = (0.95, 0.85),
         one_cycle_settings: dict[str, Any] | None = None,
         lr_find_settings: dict[str, Any] | None = None,
+        search: EdgeSettings | None = None,
         **kwargs: Any,
     ) -> None:
         # every setting now, before the Trainer's set-up, the range test and the first update
-        check_max_lr(max_lr, optional=True)
+        searches = _check_search(max_lr, search, one_cycle_settings, lr_find_settings)
+        peak = None if searches or isinstance(max_lr, str) else max_lr
+        check_max_lr(peak, optional=True)
         check_flag("fine_tuning", fine_tuning)
         momentum = check_momentum(momentum)
         cycle = _settings("one_cycle_settings", one_cycle_settings, ONE_CYCLE_KEYS)
-        check_cycle_settings(max_lr, momentum=momentum, **cycle)
+        check_cycle_settings(peak, momentum=momentum, **cycle)
         sweep = _settings("lr_find_settings", lr_find_settings, LR_FIND_KEYS)
         defaults = inspect.signature(lr_find).parameters
         values = {key: sweep.get(key, defaults[key].default) for key in SWEEP_KEYS}
@@ -358,7 +374,10 @@ class OneCycleTrainer(transformers.Trainer):
                 "a plain Trainer for a scheduler of your own"
             )
         self._warn_about_unused_scheduler_arguments()
-        self.max_lr = None if max_lr is None else float(max_lr)
+        self.max_lr = None if peak is None else float(peak)
+        # max_lr="search": its constants; its state lives in the scheduler once training starts
+        self.searches, self.search_settings = searches, search
+        self.search_history = History()  # the search's notes and edge
         self.fine_tuning, self.momentum = fine_tuning, momentum
         self.one_cycle_settings, self.lr_find_settings = cycle, sweep
         self.lr_find_result: RangeTestResult | None = None
@@ -389,7 +408,7 @@ class OneCycleTrainer(transformers.Trainer):
         updates = self.args.max_steps if self.args.max_steps > 0 else self._epochs_updates()
         if updates is not None:
             self._check_run_length(updates)
-        if self.max_lr is None:
+        if self.max_lr is None and not self.searches:
             saved = Path(str(self.args.output_dir)) / LR_FIND_FILE
             found = self._saved_range_test(resume_from_checkpoint)
             if found is not None:
@@ -445,6 +464,21 @@ class OneCycleTrainer(transformers.Trainer):
             checkpoint = folder / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
             if checkpoint.is_dir():
                 write_text_atomically(checkpoint / LR_FIND_FILE, self.lr_find_result.to_json())
+
+    def training_step(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        loss = super().training_step(model, inputs, *args, **kwargs)
+        scheduler = self.lr_scheduler
+        if isinstance(scheduler, _SearchScheduler) and scheduler.search.searching:
+            scheduler.losses.append(loss.detach().float())  # read once the update is made
+        return loss
+
+    @property
+    def lr_search(self) -> dict[str, Any] | None:
+        """With ``max_lr="search"``, once found: where the rise found its edge, the max_lr it
+        chose, the step whose weights came back and why (as `History.lr_search`)."""
+        if isinstance(self.lr_scheduler, _SearchScheduler):
+            return self.lr_scheduler.search.edge
+        return None
 
     def run_lr_find(self) -> RangeTestResult:
         """`lr_find` with this Trainer's data, collator, loss and optimizer: the one passed as
@@ -502,6 +536,13 @@ class OneCycleTrainer(transformers.Trainer):
         return math.ceil(self.args.num_train_epochs * per_epoch)
 
     def _check_run_length(self, total_steps: int) -> None:
+        if self.searches:
+            if total_steps < 4:
+                raise ValueError(
+                    f"OneCycleTrainer(max_lr='search') needs at least 4 optimizer updates; the "
+                    f"Trainer runs {total_steps}: raise num_train_epochs or max_steps"
+                )
+            return
         check_run_length(
             int(total_steps),
             self.one_cycle_settings.get("warmup_fraction", 0.3),
@@ -513,6 +554,16 @@ class OneCycleTrainer(transformers.Trainer):
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
     ) -> Any:
+        if self.lr_scheduler is None and self.searches:
+            target = optimizer or self.optimizer
+            if target is None:
+                raise RuntimeError("OneCycleTrainer: create the optimizer before the scheduler")
+            check_has_momentum(target, self.momentum, "OneCycleTrainer")
+            warn_if_group_lrs_differ(target, "OneCycleTrainer")
+            self._check_run_length(num_training_steps)
+            search = EdgeSearch(num_training_steps, self.momentum, self.search_settings)
+            self.lr_scheduler = _SearchScheduler(target, search, self)  # type: ignore[assignment]
+            self._created_lr_scheduler = True
         if self.lr_scheduler is None:
             max_lr = self.max_lr
             if max_lr is None:
@@ -534,3 +585,81 @@ class OneCycleTrainer(transformers.Trainer):
             )
             self._created_lr_scheduler = True
         return self.lr_scheduler
+
+
+def _check_search(max_lr: object, search: object, *settings: object) -> bool:
+    """Whether `max_lr` asks for the in-run search; its arguments checked when the Trainer is
+    built (a string other than "search", settings of the wrong type, cycle or sweep settings
+    that the search makes its own)."""
+    if search is not None and not isinstance(search, EdgeSettings):
+        raise TypeError(
+            f"search must be an EdgeSettings (superconverge.training.EdgeSettings) or None, got "
+            f"{type(search).__name__}"
+        )
+    if not isinstance(max_lr, str):
+        if search is not None:
+            raise ValueError(
+                f"search sets the constants of max_lr='search'; got it with max_lr={max_lr!r}"
+            )
+        return False
+    if max_lr != "search":
+        raise TypeError(
+            f"max_lr must be a finite number > 0, None (a range test first) or 'search' (the "
+            f"rise searches it), got {max_lr!r}"
+        )
+    cycle, sweep = settings
+    given = [name for name, value in (("one_cycle_settings", cycle), ("lr_find_settings", sweep))
+             if value]  # fmt: skip
+    if given:
+        raise ValueError(
+            f"OneCycleTrainer(max_lr='search') sets the cycle and its rise from what it finds; "
+            f"leave {' and '.join(given)} unset (the search's constants: search=EdgeSettings(...))"
+        )
+    return True
+
+
+class _SearchScheduler(HyperparamScheduler):
+    """`OneCycleTrainer(max_lr="search")`'s scheduler: the Trainer steps it after each update,
+    and it hands that update's loss (summed over the micro-batches, averaged over the processes)
+    to the search, which at its edge restores a copy and gives it the descent. Its state holds
+    the search and the plan, so that a checkpoint's ``scheduler.pt`` resumes both."""
+
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, search: EdgeSearch, trainer: OneCycleTrainer
+    ) -> None:
+        self.search, self._trainer = search, trainer
+        self.losses: list[torch.Tensor] = []  # the update's micro-batch losses, until read
+        super().__init__(optimizer, search.rise_plan())
+
+    def step(self, epoch: None = None) -> None:  # type: ignore[override]
+        super().step(epoch)
+        trainer = getattr(self, "_trainer", None)  # None in torch's first step, from __init__
+        if trainer is None or not self.search.searching or not self.losses:
+            return
+        losses, self.losses = self.losses, []
+        loss = trainer.accelerator.reduce(torch.stack(losses).sum(), reduction="mean")
+        args = trainer.args
+        host = SimpleNamespace(
+            trainer=SimpleNamespace(
+                module=trainer.model, optimizer=self.optimizer, scaler=None,
+                world_size=args.world_size, rank=args.process_index, device=args.device,
+            ),
+            scheduler=self, history=trainer.search_history,
+        )  # fmt: skip
+        found = self.search.observe(host, self.step_count - 1, float(loss))
+        if found and trainer.is_world_process_zero():
+            logger.warning("OneCycleTrainer %s", trainer.search_history.notes[-1])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step_count": self.step_count, "search": self.search.state_dict(),
+                "plan": self.plan.to_dict()}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if isinstance(state, dict) and "search" in state:  # a checkpoint's: search and plan
+            self.search = EdgeSearch.from_state(state["search"])
+            self.plan = Plan.from_dict(state["plan"])
+            trainer = getattr(self, "_trainer", None)
+            if trainer is not None:
+                trainer.search_history.lr_search = self.search.edge
+            state = {"step_count": state.get("step_count")}
+        super().load_state_dict(state)

@@ -547,9 +547,9 @@ def _check_search(
             )
         return False
     if max_lr != "search":
-        raise ValueError(
-            f"max_lr must be a number, None (a range test first) or 'search' (the rise "
-            f"searches it), got {max_lr!r}"
+        raise TypeError(
+            f"max_lr must be a finite number > 0, None (a range test first) or 'search' (the "
+            f"rise searches it), got {max_lr!r}"
         )
     given = [f"{name}={value!r}" for name, value in cycle.items() if value is not None]
     if given:

@@ -257,7 +257,8 @@ class EdgeSearch:
         plan = self.descent_plan(done, max_lr)
         fit.scheduler.plan = plan
         fit.history.plan = plan.to_dict()
-        fit.scheduler.load_state_dict(fit.scheduler.state_dict())  # the next step's values
+        # the next step's values (a scheduler whose state holds more, a front end's, keeps it)
+        fit.scheduler.load_state_dict({"step_count": fit.scheduler.step_count})
         self.edge = {
             "step": step,
             "lr": lr,

@@ -1,0 +1,107 @@
+"""`OneCycleTrainer(max_lr="search")`: the cycle's rise as the range test, inside a Hugging Face
+``Trainer``, on a tiny BERT (no data files)."""
+
+import pytest
+
+pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+from superconverge.huggingface import OneCycleTrainer  # noqa: E402
+from superconverge.training import EdgeSettings  # noqa: E402
+from tests.huggingface.tiny import RandomIds, arguments, tiny_bert  # noqa: E402
+
+# 64 samples at batch 8: 8 updates an epoch; 12 epochs: 96 updates, a rise of 29
+DATA, EPOCHS = 64, 12
+
+
+class _Recorder:
+    """A step pre-hook: the lr and β1 each optimizer update used."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, optimizer, args, kwargs):
+        group = optimizer.param_groups[0]
+        self.seen.append((float(group["lr"]), float(group["betas"][0])))
+
+
+def _trainer(path, model, **kwargs):
+    settings = {"num_train_epochs": EPOCHS, "learning_rate": 1e-3, **kwargs}
+    return OneCycleTrainer(model=model, args=arguments(path, **settings),
+                           train_dataset=RandomIds(DATA), max_lr="search")  # fmt: skip
+
+
+def _recording(trainer):
+    recorder, create = _Recorder(), trainer.create_optimizer
+
+    def create_optimizer(*args, **kwargs):
+        optimizer = create(*args, **kwargs)
+        optimizer.register_step_pre_hook(recorder)
+        return optimizer
+
+    trainer.create_optimizer = create_optimizer
+    return recorder
+
+
+def test_the_rise_finds_its_edge_and_every_update_follows_the_plan(tmp_path):
+    trainer = _trainer(tmp_path, tiny_bert())
+    recorder = _recording(trainer)
+    trainer.train()
+    edge = trainer.lr_search
+    assert edge is not None and edge["step"] < 29
+    plan = trainer.lr_scheduler.plan
+    assert plan.policy == "one_cycle_search" and plan.max_lr == edge["max_lr"]
+    assert len(recorder.seen) == EPOCHS * 8
+    for step, (lr, beta1) in enumerate(recorder.seen):
+        assert lr == pytest.approx(plan.lr(step), rel=1e-9), step
+        assert beta1 == pytest.approx(plan.momentum(step), rel=1e-9), step
+    assert max(lr for lr, _ in recorder.seen[edge["step"] + 1 :]) <= edge["max_lr"] * (1 + 1e-9)
+    assert trainer.search_history.notes and "LR search:" in trainer.search_history.notes[-1]
+    assert not (tmp_path / "lr_find.json").exists()  # no range test before training
+
+
+def test_a_resume_after_the_edge_ends_as_the_uninterrupted_run(tmp_path):
+    full_model = tiny_bert()
+    full = _trainer(tmp_path / "full", full_model, save_strategy="epoch")
+    full.train()
+    edge = full.lr_search
+    assert edge is not None and edge["step"] < 48
+    middle = tmp_path / "full" / "checkpoint-48"  # after 6 of 12 epochs, past the edge
+    saved = torch.load(middle / "scheduler.pt", weights_only=True)
+    assert saved["step_count"] == 48 and saved["search"]["edge"] == edge
+
+    torch.manual_seed(123)
+    resumed_model = tiny_bert()
+    with torch.no_grad():  # other weights: all must come from the checkpoint
+        for p in resumed_model.parameters():
+            p.add_(0.1)
+    resumed = _trainer(tmp_path / "resumed", resumed_model)
+    resumed.train(resume_from_checkpoint=str(middle))
+    assert resumed.lr_search == edge and resumed.lr_scheduler.plan == full.lr_scheduler.plan
+    for (name, a), b in zip(full_model.state_dict().items(), resumed_model.state_dict().values(),
+                            strict=True):  # fmt: skip
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "message"),
+    [({"max_lr": "serch"}, TypeError, r"max_lr must be .*'search'.*got 'serch'"),
+     ({"max_lr": "search", "one_cycle_settings": {"warmup_fraction": 0.2}}, ValueError,
+      r"leave one_cycle_settings unset"),
+     ({"max_lr": "search", "lr_find_settings": {"num_steps": 50}}, ValueError,
+      r"leave lr_find_settings unset"),
+     ({"max_lr": 1e-3, "search": EdgeSettings()}, ValueError, r"search sets the constants"),
+     ({"max_lr": "search", "search": {"divisor": 3}}, TypeError, r"EdgeSettings.*got dict")],
+)  # fmt: skip
+def test_bad_search_settings_are_named_when_the_trainer_is_built(tmp_path, settings, error,
+                                                                 message):  # fmt: skip
+    with pytest.raises(error, match=message):
+        OneCycleTrainer(model=tiny_bert(), args=arguments(tmp_path), train_dataset=RandomIds(),
+                        **settings)  # fmt: skip
+
+
+def test_a_run_too_short_to_search_is_named_before_training(tmp_path):
+    trainer = OneCycleTrainer(model=tiny_bert(), args=arguments(tmp_path, max_steps=3),
+                              train_dataset=RandomIds(), max_lr="search")  # fmt: skip
+    with pytest.raises(ValueError, match=r"at least 4 optimizer updates; the Trainer runs 3"):
+        trainer.train()

@@ -1,9 +1,12 @@
-"""The in-run search's copy spacing on the full CIFAR-10: `tune` at its defaults but with the
-copies of the weights taken every `--copy-decades` of LR (default 0.1; the prototype in
-`inrun_search.py` copied every 10 steps, about 0.06 decade there), one seed per call, the
+"""The in-run search's copies on the full CIFAR-10: `tune` at its defaults but with the copies
+of the weights taken every `--copy-decades` of LR (default 0.1; the prototype in
+`inrun_search.py` copied every 10 steps, about 0.06 decade there), or (`--plateau keep`) with
+no copy restored when the edge is a plateau (the smoothed loss made no new low for the
+patience's decades: the descent starts from the edge's weights), one seed per call, the
 contenders' data, model, initial weights and sample counting.
 
     SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --seed 0 --copy-decades 0.05
+    SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --seed 0 --plateau keep
 """
 
 from __future__ import annotations
@@ -23,18 +26,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--copy-decades", type=float, default=0.1)
+    parser.add_argument("--plateau", choices=["restore", "keep"], default="restore")
+    parser.add_argument("--data", default="cifar10", choices=list(DEFAULTS))
     parser.add_argument("--results", default="edge_copies.jsonl")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(machine())
     spaced = dataclasses.replace(edge.EdgeSettings(), copy_decades=args.copy_decades)
     edge.EdgeSettings = lambda: spaced  # type: ignore[assignment,misc]  # what EdgeSearch builds
-    setup = dataclasses.replace(DEFAULTS["cifar10"], epochs=1, train_size=0, val_size=5000,
-                                width=0.125)  # fmt: skip
+    if args.plateau == "keep":
+        found = edge.EdgeSearch._found  # noqa: SLF001 - a measured variant of the library's rule
+
+        def keep_on_plateau(self, fit, step, lr, why):  # no copy to restore: the edge's weights
+            if "made no new low" in why:
+                self._copies = []
+            found(self, fit, step, lr, why)
+
+        edge.EdgeSearch._found = keep_on_plateau  # type: ignore[method-assign]  # noqa: SLF001
+    setup = DEFAULTS[args.data]
+    if args.data == "cifar10":
+        setup = dataclasses.replace(setup, epochs=1, train_size=0, val_size=5000, width=0.125)
+    elif args.data in ("mnist", "sst2"):
+        setup = dataclasses.replace(setup, train_size=0, val_size=0)
     task = load_task(setup)
     counter = SampleCounter()
     result = run_recipe(task, CountingFactory(task.build_model, args.seed, counter))
-    record = {"seed": args.seed, "copy_decades": args.copy_decades,
+    record = {"data": args.data, "seed": args.seed, "copy_decades": args.copy_decades,
+              "plateau": args.plateau,
               "test": result["test"], "val": result["val"], "samples": counter.samples,
               "why": result.get("recipe_why", {}).get("final_run", "")}  # fmt: skip
     with open(args.results, "a") as handle:

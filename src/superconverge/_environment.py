@@ -31,26 +31,42 @@ def versions() -> dict[str, str]:
     }
 
 
-def machine_memory() -> int | None:
-    """The memory this process may use, in bytes: the machine's (``MemTotal``), capped by a
-    container's limit (cgroup v2 ``memory.max`` or v1 ``memory.limit_in_bytes``); None where
-    neither can be read (not Linux). The total, not what is free now: a decision sized by it
-    is the same on an idle and on a busy machine."""
-    from pathlib import Path
+def machine_memory(proc: str = "/proc", cgroup: str = "/sys/fs/cgroup") -> int | None:
+    """The memory this process may use, in bytes: the machine's (``MemTotal``), capped by the
+    memory limits of the process's own control group and its parents (cgroup v2 ``memory.max``,
+    v1 ``memory.limit_in_bytes``: a container's, a Slurm job's, a systemd unit's); None where
+    none can be read (not Linux). The total, not what is free now: a decision sized by it is the
+    same on an idle and on a busy machine. `proc` and `cgroup` are the file systems' roots."""
+    from pathlib import Path, PurePosixPath
 
     sizes = []
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in Path(proc, "meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 sizes.append(int(line.split()[1]) * 1024)
                 break
     except (OSError, ValueError, IndexError):
         pass
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            text = Path(path).read_text().strip()
-        except OSError:
+    try:
+        groups = Path(proc, "self", "cgroup").read_text().splitlines()
+    except OSError:
+        groups = ["0::/"]  # the root's limits, where they can be read
+    for line in groups:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
             continue
-        if text.isdigit() and int(text) > 0:
-            sizes.append(int(text))  # v1's "no limit" is a huge number: the minimum drops it
+        if parts[1] == "":  # cgroup v2's unified hierarchy
+            base, name = Path(cgroup), "memory.max"
+        elif "memory" in parts[1].split(","):
+            base, name = Path(cgroup, "memory"), "memory.limit_in_bytes"
+        else:
+            continue
+        group = PurePosixPath(parts[2].lstrip("/"))
+        for folder in (group, *group.parents):  # the group, then each parent up to the root
+            try:
+                text = (base / folder / name).read_text().strip()
+            except OSError:
+                continue
+            if text.isdigit() and int(text) > 0:
+                sizes.append(int(text))  # v1's "no limit" is a huge number: the minimum drops it
     return min(sizes) if sizes else None

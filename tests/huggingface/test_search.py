@@ -105,3 +105,48 @@ def test_a_run_too_short_to_search_is_named_before_training(tmp_path):
                               train_dataset=RandomIds(), max_lr="search")  # fmt: skip
     with pytest.raises(ValueError, match=r"at least 4 optimizer updates; the Trainer runs 3"):
         trainer.train()
+
+
+def _observed(monkeypatch):
+    from superconverge.training.edge import EdgeSearch
+
+    seen, observe = [], EdgeSearch.observe
+
+    def spy(self, fit, step, loss):
+        seen.append((step, loss))
+        return observe(self, fit, step, loss)
+
+    monkeypatch.setattr(EdgeSearch, "observe", spy)
+    return seen
+
+
+def test_an_update_the_trainer_skipped_is_not_read_into_the_next(tmp_path, monkeypatch):
+    import accelerate
+
+    seen, calls = _observed(monkeypatch), [0]
+
+    def skipped(self):  # fp16's scaler skips the step on an overflow: updates 3 and 4 here
+        calls[0] += 1
+        return calls[0] in (3, 4)
+
+    monkeypatch.setattr(accelerate.Accelerator, "optimizer_step_was_skipped", property(skipped))
+    trainer = _trainer(tmp_path, tiny_bert())
+    trainer.train()
+    assert trainer.lr_search is not None
+    # 2 updates made no scheduler step: the plan's steps are 2 behind the Trainer's
+    assert trainer.lr_scheduler.step_count == EPOCHS * 8 - 2
+    # each loss read is one update's (about log 2 at the start), never two or three added up
+    first = [loss for _, loss in seen[:8]]
+    assert max(first) < 1.0, first
+
+
+def test_with_accumulation_every_update_reads_the_mean_of_its_micro_batches(
+    tmp_path, monkeypatch
+):
+    seen = _observed(monkeypatch)
+    # 8 batches an epoch in updates of 3, 3 and 2: the last, shorter one reads alike
+    trainer = _trainer(tmp_path, tiny_bert(), gradient_accumulation_steps=3)
+    trainer.train()
+    assert trainer.lr_search is not None
+    first = [loss for _, loss in seen[:6]]
+    assert max(first) < 1.0 and min(first) > 0.5, first

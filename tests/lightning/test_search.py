@@ -97,3 +97,60 @@ def test_bad_search_arguments_are_named_when_the_callback_is_built(kwargs, error
 def test_a_run_too_short_to_search_is_named_in_the_trainers_terms(tmp_path):
     with pytest.raises(ValueError, match=r"at least 4 optimizer steps; this Trainer runs 2"):
         trainer([OneCycle("search")], tmp_path, max_steps=2).fit(DigitsModule(), digits_loader())
+
+
+class _Losses(DigitsModule):
+    """Records each training_step's loss; returns None (skips the batch) at `skip`."""
+
+    def __init__(self, skip=None):
+        super().__init__("adamw")
+        self.raw, self.skip = [], skip
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        if batch_idx == self.skip:
+            self.raw.append(None)
+            return None
+        self.raw.append(float(loss))
+        return loss
+
+
+def _observed(monkeypatch):
+    from superconverge.training.edge import EdgeSearch
+
+    seen, observe = [], EdgeSearch.observe
+
+    def spy(self, fit, step, loss):
+        seen.append((step, loss))
+        return observe(self, fit, step, loss)
+
+    monkeypatch.setattr(EdgeSearch, "observe", spy)
+    return seen
+
+
+def test_with_accumulation_the_search_reads_the_mean_of_the_updates_micro_batches(
+    tmp_path, monkeypatch
+):
+    seen = _observed(monkeypatch)
+    module, callback = _Losses(), OneCycle("search")
+    trainer([callback], tmp_path, max_epochs=EPOCHS, accumulate_grad_batches=2).fit(
+        module, digits_loader()
+    )
+    assert callback.lr_search is not None and seen
+    for step, loss in seen:  # Lightning divides each micro-batch's loss by the accumulation
+        pair = module.raw[2 * step : 2 * step + 2]
+        assert loss == pytest.approx(sum(pair) / 2 / 2, rel=1e-6), step
+
+
+def test_a_training_step_that_skips_batches_is_searched_and_trained(tmp_path, monkeypatch):
+    seen = _observed(monkeypatch)
+    module, callback = _Losses(skip=3), OneCycle("search")
+    trainer([callback], tmp_path, max_epochs=EPOCHS).fit(module, digits_loader())
+    assert callback.lr_search is not None
+    # Lightning counts each epoch's skipped batch as an update (its LR was set), but it has no
+    # loss to read: the search reads every other update's, in order
+    steps = [step for step, _ in seen]
+    expected = [step for step in range(2 * len(steps)) if step % 16 != 3]  # batch 3 of 16
+    assert steps == expected[: len(steps)]
+    kept = [loss for loss in module.raw if loss is not None]
+    assert [loss for _, loss in seen] == pytest.approx(kept[: len(seen)], rel=1e-6)

@@ -9,7 +9,7 @@ from torch import nn
 from superconverge.data import ArrayData, load
 from superconverge.models import build
 from superconverge.pytorch.scheduler import HyperparamScheduler
-from superconverge.pytorch.snapshot import TrainingSnapshot
+from superconverge.pytorch.snapshot import TrainingSnapshot, training_state_nbytes
 from superconverge.training import History, Trainer
 from superconverge.training.checkpoint import load_checkpoint
 from superconverge.training.edge import EdgeSearch, EdgeSettings
@@ -290,7 +290,8 @@ def test_a_back_off_after_the_edge_restarts_from_the_edge_not_the_rise():
     assert history.steps == 6 * 32
 
 
-def test_the_progress_bar_counts_the_steps_of_the_edges_epoch(monkeypatch):
+@pytest.mark.parametrize(("edge", "shown_in_epoch_2"), [(60, 29), (55, 32)])
+def test_the_progress_bar_counts_the_steps_of_the_edges_epoch(monkeypatch, edge, shown_in_epoch_2):
     from superconverge.training.progress import FitProgress
 
     shown: dict[int, int] = {}
@@ -301,13 +302,14 @@ def test_the_progress_bar_counts_the_steps_of_the_edges_epoch(monkeypatch):
     monkeypatch.setattr(FitProgress, "advance", advance)
     data = _learnable()
     torch.manual_seed(0)
-    trainer = Trainer(nn.Linear(4, 3), NaNAt(60), data, data, batch_size=8, progress="lines",
+    trainer = Trainer(nn.Linear(4, 3), NaNAt(edge), data, data, batch_size=8, progress="lines",
                       progress_interval=1e9, sync_every=8)  # fmt: skip
-    history = trainer.fit_one_cycle(20, "search")  # 32 steps an epoch; the edge at step 60
-    assert history.lr_search is not None and history.lr_search["step"] == 60
-    # the edge is the 29th step of epoch 2: all 29 shown, then 3 left for the epoch's end as in
-    # any epoch whose steps are not a multiple of sync_every
-    assert shown[2] == 29
+    history = trainer.fit_one_cycle(20, "search")  # 32 steps an epoch
+    assert history.lr_search is not None and history.lr_search["step"] == edge
+    # an edge at step 60 is the 29th step of epoch 2: all 29 shown, then 3 left for the epoch's
+    # end as in any epoch whose steps are not a multiple of sync_every; at step 55 (the 24th,
+    # on a sync_every boundary) all 24, and the 8 after it: all 32
+    assert shown[2] == shown_in_epoch_2
     assert all(shown[epoch] == 32 for epoch in shown if epoch != 2)
 
 
@@ -348,8 +350,51 @@ def test_copies_that_would_not_fit_the_memory_are_fewer_and_further_apart():
     assert (search.copy_every, search.copies_kept) == (6, 14) and not fit.history.notes
     search._size_copies(fit, nbytes=100, memory=1600)  # a quarter of it: 4 copies
     assert search.copies_kept == 4
-    assert search.copy_every * search.copies_kept >= search.span_steps  # the span still covered
+    # the oldest of the 4 lies the whole span back
+    assert search.copy_every * (search.copies_kept - 1) >= search.span_steps
     assert "4 copies of the weights" in fit.history.notes[-1]
+
+
+@pytest.mark.parametrize(
+    ("nbytes", "memory", "ranks", "fits"),
+    [(100, None, 1, 14), (100, 10**6, 1, 14), (100, 1600, 1, 4), (100, 1600, 2, 2),
+     (100, 1600, 4, 0), (100, 1000, 1, 2), (100, 799, 1, 0), (0, 10, 1, 14)],
+)  # fmt: skip
+def test_the_copies_that_fit_share_the_machine_between_its_ranks(nbytes, memory, ranks, fits):
+    from superconverge.training.edge import copies_that_fit
+
+    assert copies_that_fit(nbytes, memory, 0.25, 14, ranks) == fits
+
+
+def test_the_ranks_on_a_machine_are_torchruns_local_world_size(monkeypatch):
+    from superconverge.training.edge import local_ranks
+
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert local_ranks(1) == 1 and local_ranks(8) == 8  # not said: all of them, the cautious guess
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert local_ranks(8) == 4
+
+
+@pytest.mark.parametrize("fits", [2, 3, 5, 7])
+def test_fewer_copies_never_restore_weights_from_above_max_lr(monkeypatch, fits):
+    # the loss falls until step `until`, then rises gently: the edge comes by patience or by
+    # the rise, at every phase of the copies' spacing
+    for until in range(70, 230, 7):
+        search = EdgeSearch(1000)
+        fit = _Fit(search)
+        nbytes = training_state_nbytes(fit.model, fit.trainer.optimizer)
+        memory = int(4 * (fits + 0.5) * nbytes)
+        monkeypatch.setattr("superconverge.training.edge.machine_memory", lambda m=memory: m)
+        low = 2.0 - 0.01 * until
+        losses = [2.0 - 0.01 * i for i in range(until)] + [low * 1.002**j for j in range(1, 400)]
+        for step, loss in enumerate(losses):
+            fit.step_to(step)
+            if search.observe(fit, step, loss):  # type: ignore[arg-type]
+                break
+        edge = search.edge
+        assert search.copies_kept == fits and edge is not None
+        assert edge["restored_step"] is not None
+        assert search.lr_at(edge["restored_step"]) <= edge["max_lr"] * (1 + 1e-12), (until, edge)
 
 
 def test_a_search_whose_copy_does_not_fit_descends_from_the_edge(monkeypatch):

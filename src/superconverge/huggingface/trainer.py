@@ -469,7 +469,11 @@ class OneCycleTrainer(transformers.Trainer):
         loss = super().training_step(model, inputs, *args, **kwargs)
         scheduler = self.lr_scheduler
         if isinstance(scheduler, _SearchScheduler) and scheduler.search.searching:
-            scheduler.losses.append(loss.detach().float())  # read once the update is made
+            # read once the update is made; an update the Trainer skipped (fp16's scaler found
+            # an overflow: no scheduler step) leaves its losses behind: the next one drops them
+            if scheduler.losses_step != self.state.global_step:
+                scheduler.losses, scheduler.losses_step = [], self.state.global_step
+            scheduler.losses.append(loss.detach().float())
         return loss
 
     @property
@@ -620,7 +624,7 @@ def _check_search(max_lr: object, search: object, *settings: object) -> bool:
 
 class _SearchScheduler(HyperparamScheduler):
     """`OneCycleTrainer(max_lr="search")`'s scheduler: the Trainer steps it after each update,
-    and it hands that update's loss (summed over the micro-batches, averaged over the processes)
+    and it hands that update's loss (the mean of its micro-batches', averaged over the processes)
     to the search, which at its edge restores a copy and gives it the descent. Its state holds
     the search and the plan, so that a checkpoint's ``scheduler.pt`` resumes both."""
 
@@ -629,6 +633,7 @@ class _SearchScheduler(HyperparamScheduler):
     ) -> None:
         self.search, self._trainer = search, trainer
         self.losses: list[torch.Tensor] = []  # the update's micro-batch losses, until read
+        self.losses_step = -1  # the Trainer's global_step they were collected at
         super().__init__(optimizer, search.rise_plan())
 
     def step(self, epoch: None = None) -> None:  # type: ignore[override]
@@ -637,11 +642,14 @@ class _SearchScheduler(HyperparamScheduler):
         if trainer is None or not self.search.searching or not self.losses:
             return
         losses, self.losses = self.losses, []
-        loss = trainer.accelerator.reduce(torch.stack(losses).sum(), reduction="mean")
+        # their mean: the Trainer divides each by the accumulation, or not (a model that takes
+        # **kwargs), and an epoch's last update may have fewer: the mean reads them all alike
+        loss = trainer.accelerator.reduce(torch.stack(losses).mean(), reduction="mean")
         args = trainer.args
         host = SimpleNamespace(
             trainer=SimpleNamespace(
-                module=trainer.model, optimizer=self.optimizer, scaler=None,
+                module=trainer.model, optimizer=self.optimizer,
+                scaler=getattr(trainer.accelerator, "scaler", None),
                 world_size=args.world_size, rank=args.process_index, device=args.device,
             ),
             scheduler=self, history=trainer.search_history,

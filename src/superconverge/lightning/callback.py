@@ -132,8 +132,10 @@ class OneCycle(pl.Callback):
 
     ``max_lr="search"`` makes the cycle's rise the range test, as `Trainer.fit_one_cycle(epochs,
     "search")` does (`superconverge.training.edge`): no sweep before training; the LR rises
-    exponentially from 1e-4 while the module trains, each update's loss (``training_step``'s,
-    averaged over the ranks) is smoothed, and once it has passed its edge the weights and
+    exponentially from 1e-4 while the module trains, each update's loss (the mean of the losses
+    ``training_step`` returned for its micro-batches, as Lightning reports them, skipped batches
+    left out; averaged over the ranks) is smoothed, and once it has passed its edge the weights
+    and
     optimizer state copied at the LR of the lowest loss / 4 come back and Smith's descent
     follows (linear to max_lr / 10, then the annihilation), momentum rising back. What was
     found is in `lr_search` (and the loggers' ``lr_search/max_lr``); a checkpoint carries the
@@ -210,6 +212,7 @@ class OneCycle(pl.Callback):
         self.searches, self.search_settings = searches, search
         self.edge_search: EdgeSearch | None = None
         self.history = History()  # the search's notes and edge
+        self._losses: list[torch.Tensor] = []  # the update's micro-batch losses, until read
         self.momentum, self.warmup_fraction = momentum, warmup_fraction
         self.min_lr, self.final_lr = min_lr, final_lr
         self.sweep_settings = sweep_settings(
@@ -257,6 +260,7 @@ class OneCycle(pl.Callback):
                         f"Trainer runs {int(total)}: raise max_epochs or max_steps"
                     )
                 self.edge_search = EdgeSearch(int(total), self.momentum, self.search_settings)
+                self._losses = []
                 self.plan = self.edge_search.rise_plan()
                 self.scheduler = HyperparamScheduler(optimizer, self.plan)
                 self.scheduler.load_state_dict({"step_count": trainer.global_step})
@@ -374,25 +378,39 @@ class OneCycle(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, *args: Any
     ) -> None:
+        scheduler, search = self.scheduler, self.edge_search
+        if scheduler is None:
+            return
+        searching = search is not None and search.searching
+        if searching:  # every micro-batch's loss (Lightning's: divided by the accumulation)
+            loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+            if isinstance(loss, torch.Tensor) and loss.numel() == 1:  # None: a skipped batch
+                self._losses.append(loss.detach().double())
         # after an update (not after a micro-batch of an accumulation), write the next values
-        scheduler = self.scheduler
-        if scheduler is None or scheduler.step_count >= trainer.global_step:
+        if scheduler.step_count >= trainer.global_step:
             return
         scheduler.step()
-        search = self.edge_search
-        if search is None or not search.searching:
+        if search is None or not searching:
             return
-        # the search reads each update's loss (one sync; the mean over the ranks, so that every
-        # rank finds the same edge and restores the same copy)
-        loss = trainer.strategy.reduce(_loss_of(outputs).detach().float(), reduce_op="mean")
+        # the search reads each update's loss, the mean of its micro-batches' (one sync; the
+        # mean over the ranks that had one, so that every rank finds the same edge and restores
+        # the same copy; every rank joins the sync, also one whose batches were all skipped)
+        losses, self._losses = self._losses, []
+        mine = torch.stack(losses).mean() if losses else torch.zeros((), dtype=torch.float64)
+        local = torch.stack([mine, torch.tensor(float(bool(losses)), dtype=torch.float64)])
+        total, ranks = trainer.strategy.reduce(local.to(pl_module.device), reduce_op="sum").tolist()
+        if ranks == 0:
+            return
+        precision = getattr(trainer, "precision_plugin", None)
         host = SimpleNamespace(
             trainer=SimpleNamespace(
-                module=pl_module, optimizer=scheduler.optimizer, scaler=None,
-                world_size=trainer.world_size, rank=trainer.global_rank, device=pl_module.device,
+                module=pl_module, optimizer=scheduler.optimizer,
+                scaler=getattr(precision, "scaler", None), world_size=trainer.world_size,
+                rank=trainer.global_rank, device=pl_module.device,
             ),
             scheduler=scheduler, history=self.history,
         )  # fmt: skip
-        if search.observe(host, scheduler.step_count - 1, float(loss)):
+        if search.observe(host, scheduler.step_count - 1, total / ranks):
             self.plan = scheduler.plan
             edge = search.edge
             assert edge is not None

@@ -45,6 +45,20 @@ def _nbytes(value: Any) -> int:
     return 0
 
 
+def training_state_nbytes(model: nn.Module, optimizer: Any = None, grad_scaler: Any = None) -> int:
+    """The bytes a `TrainingSnapshot` of these would take, counted on the live tensors (no
+    copy made): weights, grads, buffers, optimizer and scaler state."""
+    params = list(model.parameters())
+    total = sum(int(p.nbytes) for p in params)
+    total += sum(int(p.grad.nbytes) for p in params if p.grad is not None)
+    total += sum(int(b.nbytes) for b in model.buffers())
+    if optimizer is not None:
+        total += _nbytes(optimizer.state_dict())
+    if grad_scaler is not None:
+        total += _nbytes(grad_scaler.state_dict())
+    return total
+
+
 class TrainingSnapshot:
     """Everything a short training run can change, copied to CPU memory, restorable exactly.
 

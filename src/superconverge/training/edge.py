@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,7 +37,7 @@ from superconverge._checks import check_count, check_number
 from superconverge._compare import gain, worse
 from superconverge._environment import machine_memory
 from superconverge.finder.smoothing import LossSmoother
-from superconverge.pytorch.snapshot import TrainingSnapshot
+from superconverge.pytorch.snapshot import TrainingSnapshot, training_state_nbytes
 from superconverge.schedules.plans import Plan
 from superconverge.schedules.primitives import Chain, Constant, Ramp
 
@@ -56,6 +57,7 @@ class SearchHost(Protocol):
     trainer: Any
     scheduler: HyperparamScheduler
     history: History
+
 
 # no verdict before the smoothed loss has this many steps behind it (fewer on a short rise: a
 # fifth of it, at least 5)
@@ -84,8 +86,9 @@ class EdgeSettings:
     annihilation_fraction: float = 0.137  # smith_one_cycle's
     copy_decades: float = 0.1  # a copy of the weights each this many decades of LR
     copies: int = 12  # copies kept (the last 1.2 decades at the default spacing)
-    # the copies take at most this share of the machine's memory (or its container's limit):
-    # fewer are kept, further apart, where more would not fit (a large model under AdamW)
+    # the copies take at most this share of the machine's memory (capped by its control
+    # groups' limits; shared by the DDP ranks on one machine): fewer are kept, further apart,
+    # where more would not fit (a large model under AdamW), none where fewer than two fit
     copy_memory: float = 0.25
 
     def __post_init__(self) -> None:
@@ -107,6 +110,28 @@ class EdgeSettings:
         if check_number("rise", self.rise) <= 1:
             raise ValueError(f"rise must be > 1, got {self.rise!r}")
         check_count("copies", self.copies)
+
+
+def local_ranks(world_size: int) -> int:
+    """The ranks sharing this machine: torchrun's ``LOCAL_WORLD_SIZE``, else (not said) all of
+    `world_size`, the cautious guess."""
+    if world_size <= 1:
+        return 1
+    try:
+        return max(1, min(world_size, int(os.environ["LOCAL_WORLD_SIZE"])))
+    except (KeyError, ValueError):
+        return world_size
+
+
+def copies_that_fit(
+    nbytes: int, memory: int | None, share: float, wanted: int, ranks: int = 1
+) -> int:
+    """How many copies of `nbytes` each of `ranks` processes may keep in `share` of `memory`
+    (None: unknown, no cap), at most `wanted`; 0 where fewer than 2 fit."""
+    if memory is None or nbytes <= 0:
+        return wanted
+    fits = min(wanted, int(share * memory / ranks // nbytes))
+    return fits if fits >= 2 else 0
 
 
 class EdgeSearch:
@@ -202,28 +227,28 @@ class EdgeSearch:
         return True
 
     def _take_copy(self, fit: SearchHost, step: int, lr: float) -> None:
+        trainer = fit.trainer
+        if not self._sized:  # sized before the first copy is made: none where none fits
+            self._sized = True
+            nbytes = training_state_nbytes(trainer.module, trainer.optimizer, trainer.scaler)
+            self._size_copies(fit, nbytes, machine_memory())
         if self.copies_kept == 0:
             return
-        trainer = fit.trainer
         snapshot = TrainingSnapshot(trainer.module, trainer.optimizer, trainer.scaler, rng=False)
-        if not self._sized:
-            self._sized = True
-            self._size_copies(fit, snapshot.nbytes(), machine_memory())
-            if self.copies_kept == 0:
-                return
         self._copies.append((step, lr, snapshot))
         del self._copies[: -self.copies_kept]
 
     def _size_copies(self, fit: SearchHost, nbytes: int, memory: int | None) -> None:
-        """Keep as many copies as fit in `copy_memory` of the machine's `memory`, each `nbytes`:
-        where fewer fit than the span of LRs needs, they are taken further apart to cover it
-        (the restored copy lies further below max_lr: more steps lost); none where one does not
-        fit (the descent then starts from the edge's weights). Every rank keeps the same count
-        (the fewest any rank can hold), so that every rank restores the same step."""
-        fits = self.copies_kept
-        if memory is not None and nbytes > 0:
-            fits = min(fits, int(self.settings.copy_memory * memory // nbytes))
+        """Keep as many copies as fit in `copy_memory` of the machine's `memory`, each `nbytes`
+        (under DDP the ranks on one machine share it: each gets its part): where fewer fit than
+        the span of LRs needs, they are taken further apart so that the oldest still lies the
+        span back (the restored copy lies up to one spacing below max_lr: more steps lost); none
+        where fewer than two fit (one copy cannot both trail the edge and cover the span: the
+        descent then starts from the edge's weights). Every rank keeps the same count (the
+        fewest any rank can hold), so that every rank restores the same step."""
         trainer = fit.trainer
+        fits = copies_that_fit(nbytes, memory, self.settings.copy_memory, self.copies_kept,
+                               local_ranks(trainer.world_size))  # fmt: skip
         if trainer.world_size > 1:
             count = torch.tensor([fits], dtype=torch.float64, device=trainer.device)
             torch.distributed.all_reduce(count, op=torch.distributed.ReduceOp.MIN)
@@ -232,7 +257,7 @@ class EdgeSearch:
             return
         self.copies_kept = fits
         if fits:
-            self.copy_every = max(self.copy_every, math.ceil(self.span_steps / fits))
+            self.copy_every = max(self.copy_every, math.ceil(self.span_steps / (fits - 1)))
             what = (f"{fits} {'copy' if fits == 1 else 'copies'} of the weights, one each "
                     f"{self.copy_every / self.steps_per_decade:.2g} decades of LR")  # fmt: skip
         else:
@@ -251,6 +276,11 @@ class EdgeSearch:
         copy = below[-1] if below else (self._copies[0] if self._copies else None)
         if copy is not None:
             copy[2].restore_training_state()
+            if not below:  # the edge came later than the copies reach back (a slow rise)
+                fit.history.notes.append(
+                    f"LR search: no copy at or below max_lr {max_lr:.3g} was kept; restored the "
+                    f"oldest, taken at LR {copy[1]:.3g}"
+                )
         restored = None if copy is None else copy[0]
         self._copies = []
         done = step + 1  # steps made, this one included: the descent starts at the next

@@ -372,9 +372,9 @@ class FitLoop:
                     history.step_losses.append(value)
                     if edge.observe(self, scheduler.step_count - 1, value):
                         edge = None
-                        if progress.on and epoch_steps % sync_every:  # the steps not yet shown
-                            counted = epoch_steps % sync_every * accumulation
-                            progress.advance(counted, scheduler.step_count, value, lr)
+                        if progress.on:  # the steps since the last shown, this one included
+                            unshown = epoch_steps % sync_every or sync_every
+                            progress.advance(unshown * accumulation, scheduler.step_count, value, lr)
                         self.smoother = self._new_smoother()
                         # a back-off later in this epoch starts from the edge, not the rise
                         self.edge_restart = (

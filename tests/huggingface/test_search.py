@@ -150,3 +150,10 @@ def test_with_accumulation_every_update_reads_the_mean_of_its_micro_batches(
     assert trainer.lr_search is not None
     first = [loss for _, loss in seen[:6]]
     assert max(first) < 1.0 and min(first) > 0.5, first
+
+
+def test_the_plain_trainers_callback_says_where_the_search_is():
+    from superconverge.huggingface import OneCycleCallback
+
+    with pytest.raises(ValueError, match=r"use OneCycleTrainer\(max_lr='search'\)"):
+        OneCycleCallback(max_lr="search")

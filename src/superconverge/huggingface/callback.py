@@ -84,6 +84,12 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
         final_lr: float | None = None,
         three_phase: bool = False,
     ) -> None:
+        if isinstance(max_lr, str) and max_lr == "search":
+            raise ValueError(
+                "OneCycleCallback cannot search max_lr: a callback of a plain Trainer does not "
+                "see each update's loss; use OneCycleTrainer(max_lr='search'), or give a max_lr "
+                "(superconverge.huggingface.lr_find finds one)"
+            )
         self.max_lr = float(check_max_lr(max_lr))  # type: ignore[arg-type]
         self.settings: dict[str, Any] = {
             "momentum": check_momentum(momentum),

@@ -8,21 +8,12 @@ torch = pytest.importorskip("torch")
 
 from superconverge.huggingface import OneCycleTrainer  # noqa: E402
 from superconverge.training import EdgeSettings  # noqa: E402
+from tests.huggingface.test_trainer import _Recorder  # noqa: E402
 from tests.huggingface.tiny import RandomIds, arguments, tiny_bert  # noqa: E402
+from tests.training.test_edge import observed_losses  # noqa: E402
 
 # 64 samples at batch 8: 8 updates an epoch; 12 epochs: 96 updates, a rise of 29
 DATA, EPOCHS = 64, 12
-
-
-class _Recorder:
-    """A step pre-hook: the lr and β1 each optimizer update used."""
-
-    def __init__(self):
-        self.seen = []
-
-    def __call__(self, optimizer, args, kwargs):
-        group = optimizer.param_groups[0]
-        self.seen.append((float(group["lr"]), float(group["betas"][0])))
 
 
 def _trainer(path, model, **kwargs):
@@ -107,23 +98,10 @@ def test_a_run_too_short_to_search_is_named_before_training(tmp_path):
         trainer.train()
 
 
-def _observed(monkeypatch):
-    from superconverge.training.edge import EdgeSearch
-
-    seen, observe = [], EdgeSearch.observe
-
-    def spy(self, fit, step, loss):
-        seen.append((step, loss))
-        return observe(self, fit, step, loss)
-
-    monkeypatch.setattr(EdgeSearch, "observe", spy)
-    return seen
-
-
 def test_an_update_the_trainer_skipped_is_not_read_into_the_next(tmp_path, monkeypatch):
     import accelerate
 
-    seen, calls = _observed(monkeypatch), [0]
+    seen, calls = observed_losses(monkeypatch), [0]
 
     def skipped(self):  # fp16's scaler skips the step on an overflow: updates 3 and 4 here
         calls[0] += 1
@@ -143,7 +121,7 @@ def test_an_update_the_trainer_skipped_is_not_read_into_the_next(tmp_path, monke
 def test_with_accumulation_every_update_reads_the_mean_of_its_micro_batches(
     tmp_path, monkeypatch
 ):
-    seen = _observed(monkeypatch)
+    seen = observed_losses(monkeypatch)
     # 8 batches an epoch in updates of 3, 3 and 2: the last, shorter one reads alike
     trainer = _trainer(tmp_path, tiny_bert(), gradient_accumulation_steps=3)
     trainer.train()

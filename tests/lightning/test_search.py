@@ -15,6 +15,7 @@ from tests.lightning.digits_module import (  # noqa: E402
     digits_loader,
     trainer,
 )
+from tests.training.test_edge import observed_losses  # noqa: E402
 
 EPOCHS = 8  # 16 updates an epoch: 128, a rise of 38 updates were it to reach 10
 
@@ -115,23 +116,10 @@ class _Losses(DigitsModule):
         return loss
 
 
-def _observed(monkeypatch):
-    from superconverge.training.edge import EdgeSearch
-
-    seen, observe = [], EdgeSearch.observe
-
-    def spy(self, fit, step, loss):
-        seen.append((step, loss))
-        return observe(self, fit, step, loss)
-
-    monkeypatch.setattr(EdgeSearch, "observe", spy)
-    return seen
-
-
 def test_with_accumulation_the_search_reads_the_mean_of_the_updates_micro_batches(
     tmp_path, monkeypatch
 ):
-    seen = _observed(monkeypatch)
+    seen = observed_losses(monkeypatch)
     module, callback = _Losses(), OneCycle("search")
     trainer([callback], tmp_path, max_epochs=EPOCHS, accumulate_grad_batches=2).fit(
         module, digits_loader()
@@ -143,7 +131,7 @@ def test_with_accumulation_the_search_reads_the_mean_of_the_updates_micro_batche
 
 
 def test_a_training_step_that_skips_batches_is_searched_and_trained(tmp_path, monkeypatch):
-    seen = _observed(monkeypatch)
+    seen = observed_losses(monkeypatch)
     module, callback = _Losses(skip=3), OneCycle("search")
     trainer([callback], tmp_path, max_epochs=EPOCHS).fit(module, digits_loader())
     assert callback.lr_search is not None

@@ -255,6 +255,18 @@ class NaNAt:
         return loss
 
 
+def observed_losses(monkeypatch):
+    """The (step, loss) pairs the search reads, as they are read (the front ends' tests)."""
+    seen, observe = [], EdgeSearch.observe
+
+    def spy(self, fit, step, loss):
+        seen.append((step, loss))
+        return observe(self, fit, step, loss)
+
+    monkeypatch.setattr(EdgeSearch, "observe", spy)
+    return seen
+
+
 def _learnable(n=256):
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(n, 4, generator=generator)

@@ -32,7 +32,7 @@ from superconverge.pytorch.external_loop import (
 from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.schedules import Plan, one_cycle
-from superconverge.training.edge import EdgeSearch, EdgeSettings
+from superconverge.training.edge import EdgeSearch, EdgeSettings, check_search_request
 from superconverge.training.history import History
 
 logger = logging.getLogger(__name__)
@@ -558,28 +558,24 @@ class OneCycleTrainer(transformers.Trainer):
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
     ) -> Any:
-        if self.lr_scheduler is None and self.searches:
-            target = optimizer or self.optimizer
-            if target is None:
-                raise RuntimeError("OneCycleTrainer: create the optimizer before the scheduler")
-            check_has_momentum(target, self.momentum, "OneCycleTrainer")
-            warn_if_group_lrs_differ(target, "OneCycleTrainer")
-            self._check_run_length(num_training_steps)
+        if self.lr_scheduler is not None:
+            return self.lr_scheduler
+        max_lr = self.max_lr
+        if max_lr is None and not self.searches:
+            if self.lr_find_result is None or self.lr_find_result.max_lr is None:
+                raise RuntimeError("OneCycleTrainer: no max_lr (call train(), not this)")
+            max_lr = self.lr_find_result.max_lr
+        target = optimizer or self.optimizer
+        if target is None:
+            raise RuntimeError("OneCycleTrainer: create the optimizer before the scheduler")
+        check_has_momentum(target, self.momentum, "OneCycleTrainer")
+        warn_if_group_lrs_differ(target, "OneCycleTrainer")
+        self._check_run_length(num_training_steps)
+        if self.searches:
             search = EdgeSearch(num_training_steps, self.momentum, self.search_settings)
             self.lr_scheduler = _SearchScheduler(target, search, self)  # type: ignore[assignment]
-            self._created_lr_scheduler = True
-        if self.lr_scheduler is None:
-            max_lr = self.max_lr
-            if max_lr is None:
-                if self.lr_find_result is None or self.lr_find_result.max_lr is None:
-                    raise RuntimeError("OneCycleTrainer: no max_lr (call train(), not this)")
-                max_lr = self.lr_find_result.max_lr
-            target = optimizer or self.optimizer
-            if target is None:
-                raise RuntimeError("OneCycleTrainer: create the optimizer before the scheduler")
-            check_has_momentum(target, self.momentum, "OneCycleTrainer")
-            warn_if_group_lrs_differ(target, "OneCycleTrainer")
-            self._check_run_length(num_training_steps)
+        else:
+            assert max_lr is not None
             self.lr_scheduler = one_cycle_scheduler(  # type: ignore[assignment]
                 num_training_steps,
                 target,
@@ -587,39 +583,20 @@ class OneCycleTrainer(transformers.Trainer):
                 momentum=self.momentum,
                 **self.one_cycle_settings,
             )
-            self._created_lr_scheduler = True
+        self._created_lr_scheduler = True
         return self.lr_scheduler
 
 
 def _check_search(max_lr: object, search: object, *settings: object) -> bool:
-    """Whether `max_lr` asks for the in-run search; its arguments checked when the Trainer is
-    built (a string other than "search", settings of the wrong type, cycle or sweep settings
-    that the search makes its own)."""
-    if search is not None and not isinstance(search, EdgeSettings):
-        raise TypeError(
-            f"search must be an EdgeSettings (superconverge.training.EdgeSettings) or None, got "
-            f"{type(search).__name__}"
-        )
-    if not isinstance(max_lr, str):
-        if search is not None:
-            raise ValueError(
-                f"search sets the constants of max_lr='search'; got it with max_lr={max_lr!r}"
-            )
-        return False
-    if max_lr != "search":
-        raise TypeError(
-            f"max_lr must be a finite number > 0, None (a range test first) or 'search' (the "
-            f"rise searches it), got {max_lr!r}"
-        )
+    """Whether `max_lr` asks for the in-run search (`check_search_request`); the cycle and sweep
+    settings that the search makes its own are refused with it."""
     cycle, sweep = settings
     given = [name for name, value in (("one_cycle_settings", cycle), ("lr_find_settings", sweep))
              if value]  # fmt: skip
-    if given:
-        raise ValueError(
-            f"OneCycleTrainer(max_lr='search') sets the cycle and its rise from what it finds; "
-            f"leave {' and '.join(given)} unset (the search's constants: search=EdgeSettings(...))"
-        )
-    return True
+    return check_search_request(
+        max_lr, search, "OneCycleTrainer", " and ".join(given),
+        "the cycle and its rise (its constants: search=EdgeSettings(...))",
+    )  # fmt: skip
 
 
 class _SearchScheduler(HyperparamScheduler):

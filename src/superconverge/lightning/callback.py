@@ -32,7 +32,7 @@ from superconverge.pytorch.external_loop import (
 from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.schedules import Plan, one_cycle
-from superconverge.training.edge import EdgeSearch, EdgeSettings
+from superconverge.training.edge import EdgeSearch, EdgeSettings, check_search_request
 from superconverge.training.history import History
 
 logger = logging.getLogger(__name__)
@@ -546,33 +546,8 @@ class OneCycle(pl.Callback):
         return trainer.optimizers[0]
 
 
-def _check_search(
-    max_lr: object,
-    search: object,
-    **cycle: float | None,
-) -> bool:
-    """Whether `max_lr` asks for the in-run search; its arguments checked when the callback is
-    built (a string other than "search", settings of the wrong type, the cycle's LRs given)."""
-    if search is not None and not isinstance(search, EdgeSettings):
-        raise TypeError(
-            f"search must be an EdgeSettings (superconverge.training.EdgeSettings) or None, got "
-            f"{type(search).__name__}"
-        )
-    if not isinstance(max_lr, str):
-        if search is not None:
-            raise ValueError(
-                f"search sets the constants of max_lr='search'; got it with max_lr={max_lr!r}"
-            )
-        return False
-    if max_lr != "search":
-        raise TypeError(
-            f"max_lr must be a finite number > 0, None (a range test first) or 'search' (the "
-            f"rise searches it), got {max_lr!r}"
-        )
-    given = [f"{name}={value!r}" for name, value in cycle.items() if value is not None]
-    if given:
-        raise ValueError(
-            f"OneCycle(max_lr='search') sets the cycle's LRs and its rise from what it finds; "
-            f"leave {', '.join(given)} unset"
-        )
-    return True
+def _check_search(max_lr: object, search: object, **cycle: float | None) -> bool:
+    """Whether `max_lr` asks for the in-run search (`check_search_request`); the cycle's LRs
+    and warm-up, which the search sets, are refused with it."""
+    given = ", ".join(f"{name}={value!r}" for name, value in cycle.items() if value is not None)
+    return check_search_request(max_lr, search, "OneCycle", given, "the cycle's LRs and its rise")

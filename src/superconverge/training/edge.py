@@ -112,6 +112,34 @@ class EdgeSettings:
         check_count("copies", self.copies)
 
 
+def check_search_request(max_lr: object, search: object, front: str, given: str, sets: str) -> bool:
+    """A front end's arguments (Lightning's `OneCycle`, Hugging Face's `OneCycleTrainer`):
+    whether `max_lr` asks for the in-run search. Raises when the search's settings are not an
+    `EdgeSettings`, come with a max_lr of its own, or when `max_lr` is another string; and,
+    with the search, when `given` names settings the search `sets` itself."""
+    if search is not None and not isinstance(search, EdgeSettings):
+        raise TypeError(
+            f"search must be an EdgeSettings (superconverge.training.EdgeSettings) or None, got "
+            f"{type(search).__name__}"
+        )
+    if not isinstance(max_lr, str):
+        if search is not None:
+            raise ValueError(
+                f"search sets the constants of max_lr='search'; got it with max_lr={max_lr!r}"
+            )
+        return False
+    if max_lr != "search":
+        raise TypeError(
+            f"max_lr must be a finite number > 0, None (a range test first) or 'search' (the "
+            f"rise searches it), got {max_lr!r}"
+        )
+    if given:
+        raise ValueError(
+            f"{front}(max_lr='search') sets {sets} from what it finds; leave {given} unset"
+        )
+    return True
+
+
 def local_ranks(world_size: int) -> int:
     """The ranks sharing this machine: torchrun's ``LOCAL_WORLD_SIZE``, else (not said) all of
     `world_size`, the cautious guess."""

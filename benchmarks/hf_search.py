@@ -1,6 +1,8 @@
-"""Hugging Face on SST-2: `OneCycleTrainer(max_lr="search")` (the rise is the range test)
-against `OneCycleTrainer()` (a range test, then 1cycle) and a plain ``Trainer`` at its defaults
-(AdamW, LR 5e-5 decaying linearly) and at LR 1e-3.
+"""Hugging Face on SST-2: `OneCycleTrainer(max_lr="search")` (the rise is the range test).
+
+Against it (also with `EdgeSettings(divisor=10)`, the range test's minimum/10):
+`OneCycleTrainer()` (a range test, then 1cycle) and a plain ``Trainer`` at its defaults (AdamW,
+LR 5e-5 decaying linearly) and at LR 1e-3.
 
 A tiny BERT (2 layers, hidden 64, from a config: trained from scratch, no hub) on the first
 `--train-size` training sentences of GLUE's SST-2 with a word-level vocabulary, batch 32,
@@ -33,9 +35,16 @@ from tests.huggingface.sst2 import datasets, tiny_bert
 
 from _common import machine, table
 from superconverge.huggingface import OneCycleTrainer
+from superconverge.training import EdgeSettings
 
 BATCH = 32
-VARIANTS = ("search", "range test + 1cycle", "Trainer defaults (5e-5)", "Trainer lr 1e-3")
+VARIANTS = (
+    "search",
+    "search, divisor 10",
+    "range test + 1cycle",
+    "Trainer defaults (5e-5)",
+    "Trainer lr 1e-3",
+)
 
 
 def accuracy(model, dataset) -> float:
@@ -63,8 +72,10 @@ def run(variant: str, seed: int, train, dev, vocab_size: int, epochs: int, out: 
         learning_rate=lr, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True,
         seed=seed, logging_strategy="no",
     )  # fmt: skip
-    if variant == "search":
-        trainer = OneCycleTrainer(model=model, args=args, train_dataset=train, max_lr="search")
+    if variant.startswith("search"):
+        settings = EdgeSettings(divisor=10.0) if variant.endswith("10") else None
+        trainer = OneCycleTrainer(model=model, args=args, train_dataset=train, max_lr="search",
+                                  search=settings)  # fmt: skip
     elif variant == "range test + 1cycle":
         trainer = OneCycleTrainer(model=model, args=args, train_dataset=train)
     else:
@@ -85,6 +96,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--train-size", type=int, default=16000)
     parser.add_argument("--json", help="append each run's record to this file")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     args = parser.parse_args()
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()
@@ -95,7 +107,7 @@ def main() -> None:
     records = []
     with tempfile.TemporaryDirectory() as folder:
         for seed in range(args.seeds):
-            for variant in VARIANTS:
+            for variant in args.variants:
                 record = run(variant, seed, train, dev, vocab_size, args.epochs, Path(folder))
                 records.append(record)
                 print(json.dumps(record), flush=True)
@@ -103,7 +115,7 @@ def main() -> None:
                     with open(args.json, "a") as handle:
                         handle.write(json.dumps(record) + "\n")
     rows = []
-    for variant in VARIANTS:
+    for variant in args.variants:
         mine = [r for r in records if r["variant"] == variant]
         dev_accuracy = [100 * r["dev"] for r in mine]
         rows.append([variant, " / ".join(f"{a:.2f}" for a in dev_accuracy),

@@ -102,7 +102,8 @@ def tune_module(
         The `TunePlan`; ``plan.trainer.model.module`` is the trained ``LightningModule``. To
         train it again inside Lightning with the chosen values: the plan's optimizer and weight
         decay in ``configure_optimizers`` and ``OneCycle(max_lr=plan.max_lr,
-        min_lr=plan.min_lr, momentum=plan.momentum)``.
+        min_lr=plan.min_lr, momentum=plan.momentum)``; or, as `tune`'s default final run did
+        (the LR searched in its rise), ``OneCycle("search")``.
     """
     taken = sorted({"loss_fn", "batch_fn", "metrics"} & set(options))
     if taken:

@@ -438,3 +438,12 @@ def test_fewer_copies_on_a_small_machine_still_restore_at_or_below_max_lr(digits
     assert max(kept) == 3 and any("3 copies of the weights" in note for note in history.notes)
     assert history.step_lrs[edge["restored_step"]][0] <= edge["max_lr"]
     assert history.status == "completed"
+
+
+def test_the_edge_is_told_as_a_range_tests_pick_is(capsys):
+    data = _learnable()
+    torch.manual_seed(0)
+    trainer = Trainer(nn.Linear(4, 3), NaNAt(60), data, data, batch_size=8, progress=False)
+    history = trainer.fit_one_cycle(20, "search")
+    assert history.lr_search is not None
+    assert f"fit_one_cycle: {history.notes[-1]}" in capsys.readouterr().err

@@ -34,7 +34,7 @@ from superconverge.training.callbacks import CancelEpoch, CancelFit, overrides
 from superconverge.training.checkpoint import BEST, CHECKPOINT, build_payload
 from superconverge.training.edge import EdgeSearch
 from superconverge.training.history import History
-from superconverge.training.progress import FitProgress, say
+from superconverge.training.progress import FitProgress, say, tell
 
 if TYPE_CHECKING:
     from superconverge.training.trainer import Trainer
@@ -381,8 +381,7 @@ class FitLoop:
                             self._epoch_start(),
                             TrainingSnapshot(trainer.module, optimizer, scaler, rng=False),
                         )
-                        if trainer.rank == 0:
-                            logger.info(history.notes[-1])
+                        tell(f"fit_one_cycle: {history.notes[-1]}", logger)  # as a range test's
                     elif progress.on and epoch_steps % sync_every == 0:
                         progress.advance(sync_every * accumulation, scheduler.step_count, value, lr)
                 else:

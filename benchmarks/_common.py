@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -50,3 +51,12 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def keep(record: dict, records: list[dict], path: str | None) -> None:
+    """A run's record: kept for the table, printed as a JSON line, and appended to `path`."""
+    records.append(record)
+    print(json.dumps(record), flush=True)
+    if path:
+        with open(path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")

@@ -16,7 +16,6 @@ processed (the range test's included), counted by a forward hook. Prints a markd
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import transformers
 from tests.huggingface.sst2 import datasets, tiny_bert
 
-from _common import machine, table
+from _common import keep, machine, table
 from superconverge.huggingface import OneCycleTrainer
 from superconverge.training import EdgeSettings
 
@@ -108,12 +107,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for seed in range(args.seeds):
             for variant in args.variants:
-                record = run(variant, seed, train, dev, vocab_size, args.epochs, Path(folder))
-                records.append(record)
-                print(json.dumps(record), flush=True)
-                if args.json:
-                    with open(args.json, "a") as handle:
-                        handle.write(json.dumps(record) + "\n")
+                keep(
+                    run(variant, seed, train, dev, vocab_size, args.epochs, Path(folder)),
+                    records,
+                    args.json,
+                )
     rows = []
     for variant in args.variants:
         mine = [r for r in records if r["variant"] == variant]

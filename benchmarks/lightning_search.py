@@ -12,7 +12,6 @@ test included), counted by a forward hook. Prints a markdown table (docs/benchma
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lightning.pytorch as pl
 
-from _common import machine, table
+from _common import keep, machine, table
 from superconverge.data import load
 from superconverge.lightning import OneCycle
 from superconverge.models import build
@@ -99,12 +98,7 @@ def main() -> None:
     records = []
     for seed in range(args.seeds):
         for variant in ("search", "range test + 1cycle", "AdamW lr 1e-3"):
-            record = run(variant, seed, splits)
-            records.append(record)
-            print(json.dumps(record), flush=True)
-            if args.json:
-                with open(args.json, "a") as handle:
-                    handle.write(json.dumps(record) + "\n")
+            keep(run(variant, seed, splits), records, args.json)
     rows = []
     for variant in ("search", "range test + 1cycle", "AdamW lr 1e-3"):
         mine = [r for r in records if r["variant"] == variant]

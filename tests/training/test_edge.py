@@ -9,7 +9,7 @@ from torch import nn
 from superconverge.data import ArrayData, load
 from superconverge.models import build
 from superconverge.pytorch.scheduler import HyperparamScheduler
-from superconverge.pytorch.snapshot import TrainingSnapshot, training_state_nbytes
+from superconverge.pytorch.snapshot import training_state_nbytes
 from superconverge.training import History, Trainer
 from superconverge.training.checkpoint import load_checkpoint
 from superconverge.training.edge import EdgeSearch, EdgeSettings
@@ -420,7 +420,6 @@ def test_a_search_whose_copy_does_not_fit_descends_from_the_edge(monkeypatch):
 
 def test_fewer_copies_on_a_small_machine_still_restore_at_or_below_max_lr(digits, monkeypatch):
     trainer = _digits_trainer(digits)
-    snapshot = TrainingSnapshot(trainer.module, trainer.optimizer, rng=False)
     kept: list[int] = []
     take = EdgeSearch._take_copy
 
@@ -430,7 +429,7 @@ def test_fewer_copies_on_a_small_machine_still_restore_at_or_below_max_lr(digits
 
     monkeypatch.setattr(EdgeSearch, "_take_copy", spy)
     # the AdamW state doubles the weights' bytes: 3 copies fit in a quarter of this memory
-    memory = 4 * 3.5 * 3 * snapshot.nbytes()
+    memory = 4 * 3.5 * 3 * training_state_nbytes(trainer.module, trainer.optimizer)
     monkeypatch.setattr("superconverge.training.edge.machine_memory", lambda: int(memory))
     history = trainer.fit_one_cycle(6, "search", search=EdgeSettings(copy_memory=0.25))
     edge = history.lr_search

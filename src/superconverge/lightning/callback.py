@@ -253,41 +253,45 @@ class OneCycle(pl.Callback):
                 raise RuntimeError(
                     "OneCycle needs a finite run: set max_epochs or max_steps on the Trainer"
                 )
-            if self.searches:
-                if total < 4:
-                    raise ValueError(
-                        f"OneCycle(max_lr='search') needs at least 4 optimizer steps; this "
-                        f"Trainer runs {int(total)}: raise max_epochs or max_steps"
-                    )
-                self.edge_search = EdgeSearch(int(total), self.momentum, self.search_settings)
-                self._losses = []
-                self.plan = self.edge_search.rise_plan()
-                self.scheduler = HyperparamScheduler(optimizer, self.plan)
-                self.scheduler.load_state_dict({"step_count": trainer.global_step})
-                return
-            check_run_length(int(total), self.warmup_fraction, "OneCycle", "this Trainer")
-            max_lr = self.max_lr
-            if max_lr is None:
-                self.result = self.range_test(trainer, pl_module, optimizer)
-                max_lr = self._suggestion(trainer, self.result)
-            try:
-                self.plan = one_cycle(
-                    int(total),
-                    max_lr,
-                    min_lr=self.min_lr,
-                    final_lr=self.final_lr,
-                    warmup_fraction=self.warmup_fraction,
-                    momentum=self.momentum,
-                )
-            except ValueError as error:
-                if self.max_lr is not None:
-                    raise
-                raise ValueError(
-                    f"OneCycle: the range test's max_lr {max_lr:.3g} does not fit the LRs "
-                    f"given ({error}); lower min_lr/final_lr or pass OneCycle(max_lr=...)"
-                ) from error
+            self.plan = self._new_plan(trainer, pl_module, optimizer, int(total))
+        self._losses = []  # an update's micro-batch losses, for the search
         self.scheduler = HyperparamScheduler(optimizer, self.plan)
         self.scheduler.load_state_dict({"step_count": trainer.global_step})
+
+    def _new_plan(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any, total: int
+    ) -> Plan:
+        """The plan of a fit that does not resume one: the search's rise, or 1cycle at the
+        max_lr given or found by the range test."""
+        if self.searches:
+            if total < 4:
+                raise ValueError(
+                    f"OneCycle(max_lr='search') needs at least 4 optimizer steps; this "
+                    f"Trainer runs {total}: raise max_epochs or max_steps"
+                )
+            self.edge_search = EdgeSearch(total, self.momentum, self.search_settings)
+            return self.edge_search.rise_plan()
+        check_run_length(total, self.warmup_fraction, "OneCycle", "this Trainer")
+        max_lr = self.max_lr
+        if max_lr is None:
+            self.result = self.range_test(trainer, pl_module, optimizer)
+            max_lr = self._suggestion(trainer, self.result)
+        try:
+            return one_cycle(
+                total,
+                max_lr,
+                min_lr=self.min_lr,
+                final_lr=self.final_lr,
+                warmup_fraction=self.warmup_fraction,
+                momentum=self.momentum,
+            )
+        except ValueError as error:
+            if self.max_lr is not None:
+                raise
+            raise ValueError(
+                f"OneCycle: the range test's max_lr {max_lr:.3g} does not fit the LRs "
+                f"given ({error}); lower min_lr/final_lr or pass OneCycle(max_lr=...)"
+            ) from error
 
     def _warn_of_lr_finder(self, trainer: pl.Trainer) -> None:
         """Lightning's ``LearningRateFinder`` beside this callback: its sweep (at fit start)

@@ -97,18 +97,6 @@ class TrainingSnapshot:
         # weights and optimizer only without `rng` (the trainer's last-good copy)
         self.rngs = GlobalRngs() if rng else None
 
-    def nbytes(self) -> int:
-        """The CPU memory the copy's tensors take (weights, grads, buffers, optimizer and
-        scaler state)."""
-        tensors = [value for _, value, _, _ in self.params]
-        tensors += [grad for _, _, _, grad in self.params if grad is not None]
-        tensors += [copy for _, _, _, copy in self.buffers]
-        return (
-            sum(int(t.nbytes) for t in tensors)
-            + _nbytes(self.optimizer_state)
-            + _nbytes(self.scaler_state)
-        )
-
     def restore_training_state(self) -> None:
         """Weights, buffers, modes, grads and optimizer state (not the RNGs or loaders)."""
         with torch.no_grad():

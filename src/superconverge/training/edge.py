@@ -286,7 +286,7 @@ class EdgeSearch:
         self.copies_kept = fits
         if fits:
             self.copy_every = max(self.copy_every, math.ceil(self.span_steps / (fits - 1)))
-            what = (f"{fits} {'copy' if fits == 1 else 'copies'} of the weights, one each "
+            what = (f"{fits} copies of the weights, one each "
                     f"{self.copy_every / self.steps_per_decade:.2g} decades of LR")  # fmt: skip
         else:
             what = "no copies of the weights: the descent starts from the edge's weights"

@@ -15,6 +15,7 @@ import superconverge as sc
 from superconverge.cli.main import main
 from superconverge.data import load
 from superconverge.models import build
+from superconverge.training import EdgeSettings
 from superconverge.tuning import RecipeSettings, load_run
 
 # the recipe before its in-run LR search: range tests and short runs (what these tests check)
@@ -227,6 +228,60 @@ def test_an_in_run_search_keeps_the_epochs_and_the_optimizer_it_is_given(digits)
     assert plan.epochs == 2 and plan.optimizer == "sgd" and plan.weight_decay == 1e-4
     assert plan.compute["x_final_run"] == 1.0 and plan.evidence[1]["details"]["extra_epochs"] == 0
     assert plan.results["status"] == "completed" and math.isfinite(plan.max_lr)
+
+
+def test_the_in_run_search_takes_its_constants_from_the_settings_and_the_plan_keeps_them(
+    digits, tmp_path
+):
+    # a transformer did better at the range test's minimum / 10: a tune user can ask for it,
+    # and the plan's re-run searches as the tune run did
+    search = EdgeSettings(divisor=10.0, min_lr_divisor=20.0)
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, out_dir=tmp_path,
+                   settings=RecipeSettings(search=search, extend_final_run=False))  # fmt: skip
+    found = plan.history.lr_search
+    assert plan.search == {"divisor": 10.0, "min_lr_divisor": 20.0}
+    assert plan.max_lr == pytest.approx(found["lowest_lr"] / 10)
+    assert plan.min_lr == pytest.approx(plan.max_lr / 20)
+    assert "the lowest loss's LR / 10" in plan.evidence[2]["why"]
+    saved = load_run(tmp_path)[0]
+    assert saved.search == plan.search
+    assert saved.run(make_mlp, digits.train, digits.val).lr_search == found
+    default = sc.tune(make_mlp, digits.train, digits.val, epochs=2,
+                      settings=RecipeSettings(extend_final_run=False))  # fmt: skip
+    assert default.search == {}
+    assert default.max_lr == pytest.approx(default.history.lr_search["lowest_lr"] / 4)
+
+
+def test_search_constants_are_checked_before_any_training(digits, tmp_path):
+    with pytest.raises(TypeError, match=r"settings\.search must be an EdgeSettings"):
+        sc.tune(make_mlp, digits.train, digits.val, epochs=1,
+                settings=RecipeSettings(search={"divisor": 10}))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="searches by short runs"):
+        sc.tune(make_mlp, digits.train, digits.val, epochs=1, weight_decays=(0.1, 0.01),
+                settings=RecipeSettings(search=EdgeSettings(divisor=10)))  # fmt: skip
+    data = json.loads(sc.TunePlan(epochs=1, batch_size=8, max_lr=0.1, min_lr=0.01,
+                                  weight_decay=0.0, momentum=None).to_json())  # fmt: skip
+    with pytest.raises(ValueError, match=r"unknown the plan's search constants: \['divisr'\]"):
+        sc.TunePlan.from_dict({**data, "search": {"divisr": 10}})
+    with pytest.raises(ValueError, match="the plan's search: divisor must be > 0"):
+        sc.TunePlan.from_dict({**data, "search": {"divisor": -1}})
+    assert sc.TunePlan.from_dict({**data, "search": {"divisor": 10}}).search == {"divisor": 10}
+
+
+def test_cli_search_divisor(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["tune", "--epochs", "1", "--search-divisor", "10", "--out", str(out)]) == 0
+    plan = load_run(out)[0]
+    assert plan.search == {"divisor": 10.0}
+    assert plan.max_lr == pytest.approx(plan.history.lr_search["lowest_lr"] / 10)
+    capsys.readouterr()
+    for flags, message in (
+        (["--search-divisor", "0"], "--search-divisor: must be a number > 0, got '0'"),
+        (["--search-divisor", "4", "--lr-search", "short-runs"], "searches by short runs"),
+    ):
+        assert main(["tune", *flags, "--out", str(tmp_path / "bad")]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "bad").exists()
 
 
 def test_asking_tune_to_compare_runs_the_short_run_search(digits):

@@ -81,6 +81,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "what --weight-decays with several values and --compare-momentum run)",
     )
     p.add_argument(
+        "--search-divisor",
+        type=_finite("a number > 0", lambda number: number > 0),
+        metavar="D",
+        help="with --lr-search in-run: max_lr = the rise's lowest-loss LR / D (default 4; 10 "
+        "did better on a transformer from scratch)",
+    )
+    p.add_argument(
         "--exact-epochs",
         action="store_true",
         help="train the final run for exactly --epochs (by default it takes the budget's unspent "
@@ -203,6 +210,13 @@ def run(args: argparse.Namespace) -> int:
     return _lead(args)
 
 
+def _searches_by_short_runs(args: argparse.Namespace) -> bool:
+    """Whether the flags ask for what only short runs do (`tuning.decisions.searches_in_run`)."""
+    several = args.weight_decays is not None and len(args.weight_decays) > 1
+    parallel = args.workers > 1 or args.study is not None
+    return args.lr_search == "short-runs" or several or args.compare_momentum or parallel
+
+
 def _lead(args: argparse.Namespace) -> int:
     """The run itself (rank 0 under torchrun): check the flags, search, train, report."""
     if args.epochs < 1:
@@ -217,6 +231,12 @@ def _lead(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--workers must be 1 with --study (got {args.workers}): more processes join the "
             "study with superconverge tune --join URL"
+        )
+    if args.search_divisor is not None and _searches_by_short_runs(args):
+        raise UsageError(
+            "--search-divisor sets the LR search inside the final run, but this run searches by "
+            "short runs (--lr-search short-runs, several --weight-decays, --compare-momentum, "
+            "--workers above 1 or --study): drop one or the other"
         )
     _study(args, args.study)  # a --study that is no URL, named before the data load
     batch_size = _batch_size(args.batch_size)
@@ -553,6 +573,7 @@ def _tune(
     study: Any = None,
 ) -> Any:
     from superconverge.data import default_augment
+    from superconverge.training import EdgeSettings
     from superconverge.tuning import RecipeSettings, tune
 
     return tune(
@@ -573,7 +594,9 @@ def _tune(
         compare_momentum=args.compare_momentum,
         budget=args.budget,
         settings=RecipeSettings(
-            extend_final_run=not args.exact_epochs, lr_search=args.lr_search.replace("-", "_")
+            extend_final_run=not args.exact_epochs,
+            lr_search=args.lr_search.replace("-", "_"),
+            search=None if args.search_divisor is None else EdgeSettings(divisor=args.search_divisor),
         ),
         workers=args.workers,
         seed=args.seed,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -36,6 +36,7 @@ import torch
 from superconverge._checks import check_count, check_number
 from superconverge._compare import gain, worse
 from superconverge._environment import machine_memory
+from superconverge._json import reject_unknown_keys
 from superconverge.finder.smoothing import LossSmoother
 from superconverge.pytorch.snapshot import TrainingSnapshot, training_state_nbytes
 from superconverge.schedules.plans import Plan
@@ -110,6 +111,34 @@ class EdgeSettings:
         if check_number("rise", self.rise) <= 1:
             raise ValueError(f"rise must be > 1, got {self.rise!r}")
         check_count("copies", self.copies)
+
+
+def search_overrides(settings: EdgeSettings | None) -> dict[str, float | int]:
+    """The constants of `settings` that differ from `EdgeSettings()`'s, as a plan records them
+    (``{}`` for None: the defaults).
+
+    Example:
+        >>> search_overrides(EdgeSettings(divisor=10))
+        {'divisor': 10}
+    """
+    if settings is None:
+        return {}
+    default = EdgeSettings()
+    return {
+        f.name: getattr(settings, f.name)
+        for f in fields(EdgeSettings)
+        if getattr(settings, f.name) != getattr(default, f.name)
+    }
+
+
+def search_from_overrides(values: dict[str, Any], what: str = "search") -> EdgeSettings:
+    """The `EdgeSettings` that `search_overrides` recorded; a ValueError names an unknown
+    constant or a bad value."""
+    reject_unknown_keys(values, [f.name for f in fields(EdgeSettings)], f"{what} constants")
+    try:
+        return EdgeSettings(**values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{what}: {error}") from None
 
 
 def check_search_request(max_lr: object, search: object, front: str, given: str, sets: str) -> bool:

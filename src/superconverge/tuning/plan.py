@@ -35,7 +35,7 @@ from superconverge.losses import CUSTOM, LOSSES
 from superconverge.metrics import MetricsSpec
 from superconverge.pytorch.optimizers import OptimizerSpec
 from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
-from superconverge.training.edge import EdgeSettings
+from superconverge.training.edge import search_from_overrides
 from superconverge.training.history import History
 from superconverge.training.trainer import Trainer
 
@@ -67,6 +67,9 @@ class TunePlan:
     policy: str = "smith"
     seed: int = 0
     optimizer: str | None = "sgd"  # a name from OPTIMIZERS; None: the caller's own callable
+    # a "search" plan's in-run search constants that are not EdgeSettings' defaults
+    # (`training.edge.search_overrides`): the re-run searches as the tune run did
+    search: dict[str, Any] = field(default_factory=dict)
     loss: str | None = None  # a name from superconverge.losses or module:function (CLI)
     data: str | None = None  # names for re-running from the CLI
     model: str | None = None
@@ -118,6 +121,7 @@ class TunePlan:
         values = decode_nonfinite(data)
         if isinstance(values.get("momentum"), list):
             values["momentum"] = tuple(values["momentum"])
+        search_from_overrides(values.get("search", {}), "the plan's search")  # checked now
         return cls(**values)
 
     @classmethod
@@ -183,6 +187,7 @@ class TunePlan:
         made with your own loss needs it again.
         """
         loss_fn = self._loss(loss_fn)
+        search = search_from_overrides(self.search, "the plan's search")
         if optimizer is None:
             if self.optimizer is None:
                 raise ValueError(
@@ -220,7 +225,7 @@ class TunePlan:
             history = trainer.resume_from(checkpoint)
         elif self.policy == SEARCH:
             history = trainer.fit_one_cycle(
-                self.epochs, "search", momentum=momentum, backoff=backoff
+                self.epochs, "search", momentum=momentum, backoff=backoff, search=search
             )
         else:
             history = trainer.fit_one_cycle(
@@ -233,7 +238,7 @@ class TunePlan:
             )
         if self.policy == SEARCH and history.lr_search is not None:  # what the rise found
             self.max_lr = float(history.lr_search["max_lr"])
-            self.min_lr = self.max_lr / EdgeSettings().min_lr_divisor
+            self.min_lr = self.max_lr / search.min_lr_divisor
         last = history.epochs[-1] if history.epochs else {}
         self.results = {
             "status": history.status,

@@ -55,6 +55,7 @@ from superconverge.pytorch.optimizers import (
     takes_weight_decay,
 )
 from superconverge.training.device import PRECISIONS
+from superconverge.training.edge import EdgeSettings, search_overrides
 from superconverge.training.inputs import own_batch_message
 from superconverge.training.progress import format_seconds, tell
 from superconverge.tuning.budget import (
@@ -182,6 +183,7 @@ def tune(
         )  # fmt: skip
     if join and study is None:
         raise ValueError("join=True needs study: the storage URL of the study whose trials to run")
+    _check_search(settings, weight_decays, compare_momentum, workers > 1 or study is not None)
     run_device = resolve_device(device)  # before any folder is made: a bad one costs nothing
     named = [("train_data", train_data), ("val_data", val_data), ("test_data", test_data)]
     loading = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
@@ -455,9 +457,30 @@ def _search_in_run(
         seed=setup.seed,
         optimizer=family if isinstance(family, str) else None,
         loss=loss_name(setup.loss_fn),
+        search=search_overrides(setup.settings.search),
         evidence=[batch_record, record],
     )
     return plan, math.inf
+
+
+def _check_search(
+    settings: RecipeSettings, weight_decays: Any, compare_momentum: bool, parallel: bool
+) -> None:
+    """`settings.search`: an `EdgeSettings`, and only where the LR is searched in the run."""
+    if settings.search is None:
+        return
+    if not isinstance(settings.search, EdgeSettings):
+        raise TypeError(
+            "settings.search must be an EdgeSettings (superconverge.training.EdgeSettings) or "
+            f"None, got {type(settings.search).__name__}"
+        )
+    if not searches_in_run(settings, weight_decays, compare_momentum, parallel):
+        raise ValueError(
+            "settings.search sets the constants of the LR search inside the final run, but this "
+            "call searches by short runs (lr_search='short_runs', several weight_decays, "
+            "compare_momentum, workers > 1 or a study): drop settings.search, or what asks for "
+            "short runs"
+        )
 
 
 def _say_longer(epochs: int, extra: int, why: str) -> None:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the search's constants live beside the search (torch); this module has none
+    from superconverge.training.edge import EdgeSettings
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,11 @@ class RecipeSettings:
     # optimizer): the short-run comparison chose AdamW on all 9 full-data seeds of issue 16's bar
     # (MNIST, SST-2, CIFAR-10; benchmarks/contenders_budget.jsonl)
     in_run_optimizer: str = "adamw"
+    # the in-run search's constants (`superconverge.training.EdgeSettings`: max_lr = the rise's
+    # lowest-loss LR / `divisor`, the rise's start and pace, the copies); None: its defaults.
+    # A transformer from scratch did better at divisor=10 (docs/benchmarks.md, "Hugging Face");
+    # the plan records them, so that `fit --plan` searches as `tune` did. Short runs have none
+    search: EdgeSettings | None = None
 
     # --- the search's budget (tune's `budget` sets the allowance; these shape its use) ---
     # the optimizers compared by short runs when tune's optimizer is "auto": the paper's SGD and

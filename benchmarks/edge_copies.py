@@ -2,11 +2,13 @@
 of the weights taken every `--copy-decades` of LR (default 0.1; the prototype in
 `inrun_search.py` copied every 10 steps, about 0.06 decade there), or (`--plateau keep`) with
 no copy restored when the edge is a plateau (the smoothed loss made no new low for the
-patience's decades: the descent starts from the edge's weights), one seed per call, the
-contenders' data, model, initial weights and sample counting.
+patience's decades: the descent starts from the edge's weights), or (`--divisor`) with max_lr
+the lowest smoothed loss's LR / that divisor instead of / 4, one seed per call, the contenders'
+data, model, initial weights and sample counting.
 
     SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --seed 0 --copy-decades 0.05
     SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --seed 0 --plateau keep
+    SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --seed 0 --divisor 10 --data sst2
 """
 
 from __future__ import annotations
@@ -27,13 +29,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--copy-decades", type=float, default=0.1)
     parser.add_argument("--plateau", choices=["restore", "keep"], default="restore")
+    parser.add_argument("--divisor", type=float, default=edge.EdgeSettings().divisor)
     parser.add_argument("--data", default="cifar10", choices=list(DEFAULTS))
     parser.add_argument("--results", default="edge_copies.jsonl")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(machine())
-    spaced = dataclasses.replace(edge.EdgeSettings(), copy_decades=args.copy_decades)
-    edge.EdgeSettings = lambda: spaced  # type: ignore[assignment,misc]  # what EdgeSearch builds
+    # the defaults every EdgeSettings() gets (what tune's search builds)
+    names = [f.name for f in dataclasses.fields(edge.EdgeSettings)]
+    defaults = dict(zip(names, edge.EdgeSettings.__init__.__defaults__, strict=True))
+    defaults.update(copy_decades=args.copy_decades, divisor=args.divisor)
+    edge.EdgeSettings.__init__.__defaults__ = tuple(defaults[name] for name in names)
     if args.plateau == "keep":
         found = edge.EdgeSearch._found  # noqa: SLF001 - a measured variant of the library's rule
 
@@ -52,7 +58,7 @@ def main() -> None:
     counter = SampleCounter()
     result = run_recipe(task, CountingFactory(task.build_model, args.seed, counter))
     record = {"data": args.data, "seed": args.seed, "copy_decades": args.copy_decades,
-              "plateau": args.plateau,
+              "plateau": args.plateau, "divisor": args.divisor,
               "test": result["test"], "val": result["val"], "samples": counter.samples,
               "why": result.get("recipe_why", {}).get("final_run", "")}  # fmt: skip
     with open(args.results, "a") as handle:

@@ -249,7 +249,7 @@ def test_the_in_run_search_takes_its_constants_from_the_settings_and_the_plan_ke
     default = sc.tune(make_mlp, digits.train, digits.val, epochs=2,
                       settings=RecipeSettings(extend_final_run=False))  # fmt: skip
     assert default.search == {}
-    assert default.max_lr == pytest.approx(default.history.lr_search["lowest_lr"] / 4)
+    assert default.max_lr == pytest.approx(default.history.lr_search["lowest_lr"] / 6)
 
 
 def test_search_constants_are_checked_before_any_training(digits, tmp_path):

@@ -317,7 +317,7 @@ class OneCycleTrainer(transformers.Trainer):
     "search")` does (`superconverge.training.edge`): no sweep before training; the LR rises
     exponentially from 1e-4 while the model trains on the Trainer's batches, each update's loss
     (the mean over the processes) is smoothed, and past the edge the weights and optimizer state
-    copied at the LR of the lowest loss / 4 come back and Smith's descent follows. `lr_search`
+    copied at the LR of the lowest loss / 6 come back and Smith's descent follows. `lr_search`
     says where and why; the scheduler's state in each checkpoint (``scheduler.pt``) carries the
     search and its plan, so a resume continues it.
 

@@ -136,7 +136,7 @@ class OneCycle(pl.Callback):
     ``training_step`` returned for its micro-batches, as Lightning reports them, skipped batches
     left out; averaged over the ranks) is smoothed, and once it has passed its edge the weights
     and
-    optimizer state copied at the LR of the lowest loss / 4 come back and Smith's descent
+    optimizer state copied at the LR of the lowest loss / 6 come back and Smith's descent
     follows (linear to max_lr / 10, then the annihilation), momentum rising back. What was
     found is in `lr_search` (and the loggers' ``lr_search/max_lr``); a checkpoint carries the
     search, so a resumed fit continues it (after the edge exactly; before it, searching on).

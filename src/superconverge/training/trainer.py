@@ -297,7 +297,7 @@ class Trainer:
                 LRs; None runs the LR range test first and uses its ``max_lr``; ``"search"``
                 makes the cycle's rise the range test: the LR rises exponentially while the
                 network trains, until the loss stops falling; the weights from the LR of the
-                lowest loss / 4 come back and the descent runs from there (`training.edge`;
+                lowest loss / 6 come back and the descent runs from there (`training.edge`;
                 Smith's policy only, with its own min_lr and final_lr).
             policy: ``smith`` (the paper: linear cycle, then annihilation), ``torch``
                 (``OneCycleLR``'s cosine curve) or ``fastai`` (``fit_one_cycle``'s curve).

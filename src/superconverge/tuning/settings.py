@@ -66,8 +66,9 @@ class RecipeSettings:
     in_run_optimizer: str = "adamw"
     # the in-run search's constants (`superconverge.training.EdgeSettings`: max_lr = the rise's
     # lowest-loss LR / `divisor`, the rise's start and pace, the copies); None: its defaults.
-    # A transformer from scratch did better at divisor=10 (docs/benchmarks.md, "Hugging Face");
-    # the plan records them, so that `fit --plan` searches as `tune` did. Short runs have none
+    # No divisor was best on every data set (docs/benchmarks.md, "The divisor": 4 on MNIST, 6
+    # on CIFAR-10); the plan records them, so that `fit --plan` searches as `tune` did. Short
+    # runs have none
     search: EdgeSettings | None = None
 
     # --- the search's budget (tune's `budget` sets the allowance; these shape its use) ---

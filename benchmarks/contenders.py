@@ -522,7 +522,9 @@ def run_optuna_short(task: Task, factory: CountingFactory, budget: int) -> dict:
             f"completed, {pruned} pruned, then one run"}  # fmt: skip
 
 
-def run_recipe(task: Task, factory: CountingFactory, variant: str = "recipe") -> dict:
+def run_recipe(
+    task: Task, factory: CountingFactory, variant: str = "recipe", settings: Any = None
+) -> dict:
     """`tune` at its defaults ("recipe"; since 2026-12-03 the LR is searched in the final run);
     "recipe-short-runs": the search by short runs before the final run (the recipe until then);
     "recipe-fixed": the final run exactly the data set's epochs (`RecipeSettings.extend_final_run`
@@ -530,8 +532,8 @@ def run_recipe(task: Task, factory: CountingFactory, variant: str = "recipe") ->
     "recipe-reserve": half the allowance held back for the extension while the LR is searched
     (`extension_reserve_fraction` 0.5, measured and rejected); "recipe-wd-always": the
     weight-decay runs whether or not the short run may overfit (as before
-    `RecipeSettings.weight_decay_runs`)."""
-    settings = {
+    `RecipeSettings.weight_decay_runs`). `settings`: a `RecipeSettings` instead of the variant's."""
+    settings = settings or {
         "recipe": RecipeSettings(),
         "recipe-short-runs": RecipeSettings(lr_search="short_runs"),
         "recipe-fixed": RecipeSettings(extend_final_run=False),

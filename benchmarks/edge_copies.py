@@ -22,6 +22,7 @@ import torch
 import superconverge.training.edge as edge
 from _common import machine
 from contenders import DEFAULTS, CountingFactory, SampleCounter, load_task, run_recipe
+from superconverge.tuning import RecipeSettings
 
 
 def main() -> None:
@@ -30,6 +31,8 @@ def main() -> None:
     parser.add_argument("--copy-decades", type=float, default=0.1)
     parser.add_argument("--plateau", choices=["restore", "keep"], default="restore")
     parser.add_argument("--divisor", type=float, default=edge.EdgeSettings().divisor)
+    parser.add_argument("--min-total-steps", type=int, default=RecipeSettings().min_total_steps,
+                        help="the batch rule's least updates of the final run (the recipe's)")
     parser.add_argument("--data", default="cifar10", choices=list(DEFAULTS))
     parser.add_argument("--results", default="edge_copies.jsonl")
     args = parser.parse_args()
@@ -56,9 +59,11 @@ def main() -> None:
         setup = dataclasses.replace(setup, train_size=0, val_size=0)
     task = load_task(setup)
     counter = SampleCounter()
-    result = run_recipe(task, CountingFactory(task.build_model, args.seed, counter))
+    settings = RecipeSettings(min_total_steps=args.min_total_steps)
+    result = run_recipe(task, CountingFactory(task.build_model, args.seed, counter), "recipe", settings)
     record = {"data": args.data, "seed": args.seed, "copy_decades": args.copy_decades,
               "plateau": args.plateau, "divisor": args.divisor,
+              "min_total_steps": args.min_total_steps, "setting": result["setting"],
               "test": result["test"], "val": result["val"], "samples": counter.samples,
               "why": result.get("recipe_why", {}).get("final_run", "")}  # fmt: skip
     with open(args.results, "a") as handle:

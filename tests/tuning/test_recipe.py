@@ -239,7 +239,8 @@ def test_the_in_run_search_takes_its_constants_from_the_settings_and_the_plan_ke
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, out_dir=tmp_path,
                    settings=RecipeSettings(search=search, extend_final_run=False))  # fmt: skip
     found = plan.history.lr_search
-    assert plan.search == {"divisor": 10.0, "min_lr_divisor": 20.0}
+    assert plan.search == {**plan.search, "divisor": 10.0, "min_lr_divisor": 20.0}
+    assert plan.search["start_lr"] == EdgeSettings().start_lr  # all of them: defaults change
     assert plan.max_lr == pytest.approx(found["lowest_lr"] / 10)
     assert plan.min_lr == pytest.approx(plan.max_lr / 20)
     assert "the lowest loss's LR / 10" in plan.evidence[2]["why"]
@@ -248,7 +249,7 @@ def test_the_in_run_search_takes_its_constants_from_the_settings_and_the_plan_ke
     assert saved.run(make_mlp, digits.train, digits.val).lr_search == found
     default = sc.tune(make_mlp, digits.train, digits.val, epochs=2,
                       settings=RecipeSettings(extend_final_run=False))  # fmt: skip
-    assert default.search == {}
+    assert default.search["divisor"] == 6.0
     assert default.max_lr == pytest.approx(default.history.lr_search["lowest_lr"] / 6)
 
 
@@ -266,13 +267,17 @@ def test_search_constants_are_checked_before_any_training(digits, tmp_path):
     with pytest.raises(ValueError, match="the plan's search: divisor must be > 0"):
         sc.TunePlan.from_dict({**data, "search": {"divisor": -1}})
     assert sc.TunePlan.from_dict({**data, "search": {"divisor": 10}}).search == {"divisor": 10}
+    # a search plan from before plans recorded its constants searched at the divisor of then
+    earlier = {**{k: v for k, v in data.items() if k != "search"}, "policy": "search"}
+    assert sc.TunePlan.from_dict(earlier).search == {"divisor": 4.0}
+    assert sc.TunePlan.from_dict(data).search == {}  # not a search plan: nothing to record
 
 
 def test_cli_search_divisor(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["tune", "--epochs", "1", "--search-divisor", "10", "--out", str(out)]) == 0
     plan = load_run(out)[0]
-    assert plan.search == {"divisor": 10.0}
+    assert plan.search["divisor"] == 10.0
     assert plan.max_lr == pytest.approx(plan.history.lr_search["lowest_lr"] / 10)
     capsys.readouterr()
     for flags, message in (

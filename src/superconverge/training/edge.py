@@ -114,27 +114,20 @@ class EdgeSettings:
         check_count("copies", self.copies)
 
 
-def search_overrides(settings: EdgeSettings | None) -> dict[str, float | int]:
-    """The constants of `settings` that differ from `EdgeSettings()`'s, as a plan records them
-    (``{}`` for None: the defaults).
+def search_constants(settings: EdgeSettings | None) -> dict[str, float | int]:
+    """Every constant of `settings` (None: the defaults), as a plan records them: all of them,
+    so that a plan re-runs the same search after a default changes.
 
     Example:
-        >>> search_overrides(EdgeSettings(divisor=10))
-        {'divisor': 10}
+        >>> search_constants(EdgeSettings(divisor=10))["divisor"]
+        10
     """
-    if settings is None:
-        return {}
-    default = EdgeSettings()
-    return {
-        f.name: getattr(settings, f.name)
-        for f in fields(EdgeSettings)
-        if getattr(settings, f.name) != getattr(default, f.name)
-    }
+    return {f.name: getattr(settings or EdgeSettings(), f.name) for f in fields(EdgeSettings)}
 
 
-def search_from_overrides(values: dict[str, Any], what: str = "search") -> EdgeSettings:
-    """The `EdgeSettings` that `search_overrides` recorded; a ValueError names an unknown
-    constant or a bad value."""
+def search_from_constants(values: dict[str, Any], what: str = "search") -> EdgeSettings:
+    """The `EdgeSettings` of recorded constants (`search_constants`; those missing take their
+    defaults); a ValueError names an unknown constant or a bad value."""
     reject_unknown_keys(values, [f.name for f in fields(EdgeSettings)], f"{what} constants")
     try:
         return EdgeSettings(**values)

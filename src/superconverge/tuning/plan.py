@@ -35,12 +35,15 @@ from superconverge.losses import CUSTOM, LOSSES
 from superconverge.metrics import MetricsSpec
 from superconverge.pytorch.optimizers import OptimizerSpec
 from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
-from superconverge.training.edge import search_from_overrides
+from superconverge.training.edge import search_from_constants
 from superconverge.training.history import History
 from superconverge.training.trainer import Trainer
 
 # the policy of a plan whose final run searches its max_lr (`fit_one_cycle(max_lr="search")`)
 SEARCH = "search"
+# the search's constants of a "search" plan written before plans recorded them: the defaults
+# then (max_lr = the lowest loss's LR / 4 until 2026-12-03's divisor change; the rest as now)
+EARLIER_SEARCH: dict[str, Any] = {"divisor": 4.0}
 # objects, not data: kept on the plan for callers, never written to plan.json
 _NOT_SAVED = ("history", "range_tests", "trainer")
 REQUIRED_RUN_FILES = ("plan.json", "history.json")  # a fit --plan folder has no range tests
@@ -67,8 +70,8 @@ class TunePlan:
     policy: str = "smith"
     seed: int = 0
     optimizer: str | None = "sgd"  # a name from OPTIMIZERS; None: the caller's own callable
-    # a "search" plan's in-run search constants that are not EdgeSettings' defaults
-    # (`training.edge.search_overrides`): the re-run searches as the tune run did
+    # a "search" plan's in-run search constants, all of them (`training.edge.search_constants`):
+    # the re-run searches as the tune run did, whatever the defaults are by then; {} otherwise
     search: dict[str, Any] = field(default_factory=dict)
     loss: str | None = None  # a name from superconverge.losses or module:function (CLI)
     data: str | None = None  # names for re-running from the CLI
@@ -121,7 +124,9 @@ class TunePlan:
         values = decode_nonfinite(data)
         if isinstance(values.get("momentum"), list):
             values["momentum"] = tuple(values["momentum"])
-        search_from_overrides(values.get("search", {}), "the plan's search")  # checked now
+        if values.get("policy") == SEARCH and "search" not in values:
+            values["search"] = dict(EARLIER_SEARCH)  # as it searched when it was written
+        search_from_constants(values.get("search", {}), "the plan's search")  # checked now
         return cls(**values)
 
     @classmethod
@@ -187,7 +192,7 @@ class TunePlan:
         made with your own loss needs it again.
         """
         loss_fn = self._loss(loss_fn)
-        search = search_from_overrides(self.search, "the plan's search")
+        search = search_from_constants(self.search, "the plan's search")
         if optimizer is None:
             if self.optimizer is None:
                 raise ValueError(

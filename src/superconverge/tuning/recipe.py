@@ -55,7 +55,7 @@ from superconverge.pytorch.optimizers import (
     takes_weight_decay,
 )
 from superconverge.training.device import PRECISIONS
-from superconverge.training.edge import EdgeSettings, search_overrides
+from superconverge.training.edge import EdgeSettings, search_constants
 from superconverge.training.inputs import own_batch_message
 from superconverge.training.progress import format_seconds, tell
 from superconverge.tuning.budget import (
@@ -457,7 +457,7 @@ def _search_in_run(
         seed=setup.seed,
         optimizer=family if isinstance(family, str) else None,
         loss=loss_name(setup.loss_fn),
-        search=search_overrides(setup.settings.search),
+        search=search_constants(setup.settings.search),
         evidence=[batch_record, record],
     )
     return plan, math.inf

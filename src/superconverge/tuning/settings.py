@@ -67,7 +67,7 @@ class RecipeSettings:
     # the in-run search's constants (`superconverge.training.EdgeSettings`: max_lr = the rise's
     # lowest-loss LR / `divisor`, the rise's start and pace, the copies); None: its defaults.
     # No divisor was best on every data set (docs/benchmarks.md, "The divisor": 4 on MNIST, 6
-    # on CIFAR-10); the plan records them, so that `fit --plan` searches as `tune` did. Short
+    # on CIFAR-10); the plan records all of them, so that `fit --plan` searches as `tune` did. Short
     # runs have none
     search: EdgeSettings | None = None
 

@@ -262,7 +262,7 @@ def test_search_constants_are_checked_before_any_training(digits, tmp_path):
                 settings=RecipeSettings(search=EdgeSettings(divisor=10)))  # fmt: skip
     data = json.loads(sc.TunePlan(epochs=1, batch_size=8, max_lr=0.1, min_lr=0.01,
                                   weight_decay=0.0, momentum=None).to_json())  # fmt: skip
-    with pytest.raises(ValueError, match=r"unknown the plan's search constants: \['divisr'\]"):
+    with pytest.raises(ValueError, match=r"unknown constants in the plan's search: \['divisr'\]"):
         sc.TunePlan.from_dict({**data, "search": {"divisr": 10}})
     with pytest.raises(ValueError, match="the plan's search: divisor must be > 0"):
         sc.TunePlan.from_dict({**data, "search": {"divisor": -1}})

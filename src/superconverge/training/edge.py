@@ -128,7 +128,7 @@ def search_constants(settings: EdgeSettings | None) -> dict[str, float | int]:
 def search_from_constants(values: dict[str, Any], what: str = "search") -> EdgeSettings:
     """The `EdgeSettings` of recorded constants (`search_constants`; those missing take their
     defaults); a ValueError names an unknown constant or a bad value."""
-    reject_unknown_keys(values, [f.name for f in fields(EdgeSettings)], f"{what} constants")
+    reject_unknown_keys(values, [f.name for f in fields(EdgeSettings)], f"constants in {what}")
     try:
         return EdgeSettings(**values)
     except (TypeError, ValueError) as error:

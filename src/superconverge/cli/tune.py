@@ -212,9 +212,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _searches_by_short_runs(args: argparse.Namespace) -> bool:
     """Whether the flags ask for what only short runs do (`tuning.decisions.searches_in_run`)."""
-    several = args.weight_decays is not None and len(args.weight_decays) > 1
+    from superconverge.tuning.decisions import searches_in_run
+    from superconverge.tuning.settings import RecipeSettings
+
+    settings = RecipeSettings(lr_search=args.lr_search.replace("-", "_"))
     parallel = args.workers > 1 or args.study is not None
-    return args.lr_search == "short-runs" or several or args.compare_momentum or parallel
+    return not searches_in_run(settings, args.weight_decays, args.compare_momentum, parallel)
 
 
 def _lead(args: argparse.Namespace) -> int:
@@ -596,7 +599,9 @@ def _tune(
         settings=RecipeSettings(
             extend_final_run=not args.exact_epochs,
             lr_search=args.lr_search.replace("-", "_"),
-            search=None if args.search_divisor is None else EdgeSettings(divisor=args.search_divisor),
+            search=None
+            if args.search_divisor is None
+            else EdgeSettings(divisor=args.search_divisor),
         ),
         workers=args.workers,
         seed=args.seed,

@@ -9,7 +9,6 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -32,7 +31,12 @@ from superconverge.pytorch.external_loop import (
 from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.schedules import Plan, one_cycle
-from superconverge.training.edge import EdgeSearch, EdgeSettings, check_search_request
+from superconverge.training.edge import (
+    EdgeSearch,
+    EdgeSettings,
+    check_search_request,
+    search_host,
+)
 from superconverge.training.history import History
 
 logger = logging.getLogger(__name__)
@@ -623,13 +627,10 @@ class _SearchScheduler(HyperparamScheduler):
         # **kwargs), and an epoch's last update may have fewer: the mean reads them all alike
         loss = trainer.accelerator.reduce(torch.stack(losses).mean(), reduction="mean")
         args = trainer.args
-        host = SimpleNamespace(
-            trainer=SimpleNamespace(
-                module=trainer.model, optimizer=self.optimizer,
-                scaler=getattr(trainer.accelerator, "scaler", None),
-                world_size=args.world_size, rank=args.process_index, device=args.device,
-            ),
-            scheduler=self, history=trainer.search_history,
+        host = search_host(
+            self, trainer.search_history, module=trainer.model, optimizer=self.optimizer,
+            scaler=getattr(trainer.accelerator, "scaler", None), world_size=args.world_size,
+            rank=args.process_index, device=args.device,
         )  # fmt: skip
         found = self.search.observe(host, self.step_count - 1, float(loss))
         if found and trainer.is_world_process_zero():

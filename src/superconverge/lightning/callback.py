@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Mapping
-from types import SimpleNamespace
 from typing import Any
 
 import lightning.pytorch as pl
@@ -32,7 +31,12 @@ from superconverge.pytorch.external_loop import (
 from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.schedules import Plan, one_cycle
-from superconverge.training.edge import EdgeSearch, EdgeSettings, check_search_request
+from superconverge.training.edge import (
+    EdgeSearch,
+    EdgeSettings,
+    check_search_request,
+    search_host,
+)
 from superconverge.training.history import History
 
 logger = logging.getLogger(__name__)
@@ -406,13 +410,10 @@ class OneCycle(pl.Callback):
         if ranks == 0:
             return
         precision = getattr(trainer, "precision_plugin", None)
-        host = SimpleNamespace(
-            trainer=SimpleNamespace(
-                module=pl_module, optimizer=scheduler.optimizer,
-                scaler=getattr(precision, "scaler", None), world_size=trainer.world_size,
-                rank=trainer.global_rank, device=pl_module.device,
-            ),
-            scheduler=scheduler, history=self.history,
+        host = search_host(
+            scheduler, self.history, module=pl_module, optimizer=scheduler.optimizer,
+            scaler=getattr(precision, "scaler", None), world_size=trainer.world_size,
+            rank=trainer.global_rank, device=pl_module.device,
         )  # fmt: skip
         if search.observe(host, scheduler.step_count - 1, total / ranks):
             self.plan = scheduler.plan

@@ -29,7 +29,8 @@ import logging
 import math
 import os
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Protocol
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import torch
 
@@ -135,16 +136,31 @@ def search_from_constants(values: dict[str, Any], what: str = "search") -> EdgeS
         raise ValueError(f"{what}: {error}") from None
 
 
+def check_edge_settings(value: object, name: str = "search") -> None:
+    """`value` is an `EdgeSettings` or None; else a TypeError naming `name`."""
+    if value is not None and not isinstance(value, EdgeSettings):
+        raise TypeError(
+            f"{name} must be an EdgeSettings (superconverge.training.EdgeSettings) or None, got "
+            f"{type(value).__name__}"
+        )
+
+
+def search_host(scheduler: Any, history: History, **trainer: Any) -> SearchHost:
+    """A front end's stand-in for the fit the search reads (`SearchHost`): its `scheduler`,
+    the `history` that takes the notes, and ``trainer`` with ``module``, ``optimizer``,
+    ``scaler``, ``world_size``, ``rank`` and ``device``."""
+    return cast(
+        SearchHost,
+        SimpleNamespace(trainer=SimpleNamespace(**trainer), scheduler=scheduler, history=history),
+    )
+
+
 def check_search_request(max_lr: object, search: object, front: str, given: str, sets: str) -> bool:
     """A front end's arguments (Lightning's `OneCycle`, Hugging Face's `OneCycleTrainer`):
     whether `max_lr` asks for the in-run search. Raises when the search's settings are not an
     `EdgeSettings`, come with a max_lr of its own, or when `max_lr` is another string; and,
     with the search, when `given` names settings the search `sets` itself."""
-    if search is not None and not isinstance(search, EdgeSettings):
-        raise TypeError(
-            f"search must be an EdgeSettings (superconverge.training.EdgeSettings) or None, got "
-            f"{type(search).__name__}"
-        )
+    check_edge_settings(search)
     if not isinstance(max_lr, str):
         if search is not None:
             raise ValueError(

@@ -374,7 +374,9 @@ class FitLoop:
                         edge = None
                         if progress.on:  # the steps since the last shown, this one included
                             unshown = epoch_steps % sync_every or sync_every
-                            progress.advance(unshown * accumulation, scheduler.step_count, value, lr)
+                            progress.advance(
+                                unshown * accumulation, scheduler.step_count, value, lr
+                            )
                         self.smoother = self._new_smoother()
                         # a back-off later in this epoch starts from the edge, not the rise
                         self.edge_restart = (

@@ -51,7 +51,7 @@ from superconverge.training.device import (
     resolve_precision,
     to_device,
 )
-from superconverge.training.edge import EdgeSearch, EdgeSettings
+from superconverge.training.edge import EdgeSearch, EdgeSettings, check_edge_settings
 from superconverge.training.evaluation import evaluate_data, predict_data
 from superconverge.training.history import History
 from superconverge.training.inputs import (
@@ -315,11 +315,7 @@ class Trainer:
                 share of the machine's memory they may take); None: the measured defaults.
         """
         check_one_cycle_arguments(epochs, policy)
-        if search is not None and not isinstance(search, EdgeSettings):
-            raise TypeError(
-                f"search must be an EdgeSettings (superconverge.training.EdgeSettings) or None, "
-                f"got {type(search).__name__}"
-            )
+        check_edge_settings(search)
         if isinstance(max_lr, str):
             return self._fit_search(
                 epochs, max_lr, policy, (min_lr, final_lr, warmup_fraction), momentum,

@@ -55,7 +55,7 @@ from superconverge.pytorch.optimizers import (
     takes_weight_decay,
 )
 from superconverge.training.device import PRECISIONS
-from superconverge.training.edge import EdgeSettings, search_constants
+from superconverge.training.edge import check_edge_settings, search_constants
 from superconverge.training.inputs import own_batch_message
 from superconverge.training.progress import format_seconds, tell
 from superconverge.tuning.budget import (
@@ -469,11 +469,7 @@ def _check_search(
     """`settings.search`: an `EdgeSettings`, and only where the LR is searched in the run."""
     if settings.search is None:
         return
-    if not isinstance(settings.search, EdgeSettings):
-        raise TypeError(
-            "settings.search must be an EdgeSettings (superconverge.training.EdgeSettings) or "
-            f"None, got {type(settings.search).__name__}"
-        )
+    check_edge_settings(settings.search, "settings.search")
     if not searches_in_run(settings, weight_decays, compare_momentum, parallel):
         raise ValueError(
             "settings.search sets the constants of the LR search inside the final run, but this "

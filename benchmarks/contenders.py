@@ -523,7 +523,11 @@ def run_optuna_short(task: Task, factory: CountingFactory, budget: int) -> dict:
 
 
 def run_recipe(
-    task: Task, factory: CountingFactory, variant: str = "recipe", settings: Any = None
+    task: Task,
+    factory: CountingFactory,
+    variant: str = "recipe",
+    settings: Any = None,
+    optimizer: Any = "auto",
 ) -> dict:
     """`tune` at its defaults ("recipe"; since 2026-12-03 the LR is searched in the final run);
     "recipe-short-runs": the search by short runs before the final run (the recipe until then);
@@ -541,7 +545,8 @@ def run_recipe(
         "recipe-wd-always": RecipeSettings(weight_decay_runs="always"),
     }[variant]
     plan = sc.tune(factory, task.train, task.val, epochs=task.setup.epochs, test_data=task.test,
-                   augment=task.augment, seed=factory.seed, settings=settings)  # fmt: skip
+                   augment=task.augment, seed=factory.seed, settings=settings,
+                   optimizer=optimizer)  # fmt: skip
     test = plan.results.get("test", {"accuracy": 0.0})
     return {"status": plan.results["status"],
             "setting": f"{plan.optimizer}, batch {plan.batch_size}, max_lr {plan.max_lr:.3g}, "

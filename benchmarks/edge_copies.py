@@ -9,6 +9,11 @@ data, model, initial weights and sample counting.
     SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --seed 0 --copy-decades 0.05
     SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --seed 0 --plateau keep
     SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --seed 0 --divisor 10 --data sst2
+    SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --data mnist --optimizer nadamw
+    SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --data sst2 --beta2 0.9955
+
+`--optimizer` / `--beta2`: the in-run search's optimizer (tune's `optimizer`; AdamW by default)
+and its second-moment decay (torch's 0.999 by default; AlgoPerf's NAdamW baseline uses 0.9955).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from typing import Any
 
 import torch
 
@@ -23,6 +29,16 @@ import superconverge.training.edge as edge
 from _common import machine
 from contenders import DEFAULTS, CountingFactory, SampleCounter, load_task, run_recipe
 from superconverge.tuning import RecipeSettings
+
+
+def optimizer_spec(name: str, beta2: float) -> Any:
+    """tune's `optimizer`: the name at torch's defaults, or a callable with this beta2 (the
+    scheduler cycles beta1 and sets the LR and the weight decay; beta2 stays as built)."""
+    if beta2 == 0.999:
+        return name
+    if name == "adamw":
+        return lambda groups: torch.optim.AdamW(groups, betas=(0.9, beta2))
+    return lambda groups: torch.optim.NAdam(groups, betas=(0.9, beta2), decoupled_weight_decay=True)
 
 
 def main() -> None:
@@ -33,6 +49,8 @@ def main() -> None:
     parser.add_argument("--divisor", type=float, default=edge.EdgeSettings().divisor)
     parser.add_argument("--min-total-steps", type=int, default=RecipeSettings().min_total_steps,
                         help="the batch rule's least updates of the final run (the recipe's)")
+    parser.add_argument("--optimizer", default="adamw", choices=["adamw", "nadamw"])
+    parser.add_argument("--beta2", type=float, default=0.999)
     parser.add_argument("--data", default="cifar10", choices=list(DEFAULTS))
     parser.add_argument("--results", default="edge_copies.jsonl")
     args = parser.parse_args()
@@ -60,10 +78,13 @@ def main() -> None:
     task = load_task(setup)
     counter = SampleCounter()
     settings = RecipeSettings(min_total_steps=args.min_total_steps)
-    result = run_recipe(task, CountingFactory(task.build_model, args.seed, counter), "recipe", settings)
+    optimizer = optimizer_spec(args.optimizer, args.beta2)
+    factory = CountingFactory(task.build_model, args.seed, counter)
+    result = run_recipe(task, factory, "recipe", settings, optimizer=optimizer)
     record = {"data": args.data, "seed": args.seed, "copy_decades": args.copy_decades,
               "plateau": args.plateau, "divisor": args.divisor,
-              "min_total_steps": args.min_total_steps, "setting": result["setting"],
+              "min_total_steps": args.min_total_steps, "optimizer": args.optimizer,
+              "beta2": args.beta2, "setting": result["setting"],
               "test": result["test"], "val": result["val"], "samples": counter.samples,
               "why": result.get("recipe_why", {}).get("final_run", "")}  # fmt: skip
     with open(args.results, "a") as handle:

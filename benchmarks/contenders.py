@@ -528,6 +528,7 @@ def run_recipe(
     variant: str = "recipe",
     settings: Any = None,
     optimizer: Any = "auto",
+    momentum: tuple[float, float] = (0.95, 0.85),
 ) -> dict:
     """`tune` at its defaults ("recipe"; since 2026-12-03 the LR is searched in the final run);
     "recipe-short-runs": the search by short runs before the final run (the recipe until then);
@@ -546,7 +547,7 @@ def run_recipe(
     }[variant]
     plan = sc.tune(factory, task.train, task.val, epochs=task.setup.epochs, test_data=task.test,
                    augment=task.augment, seed=factory.seed, settings=settings,
-                   optimizer=optimizer)  # fmt: skip
+                   optimizer=optimizer, momentum=momentum)  # fmt: skip
     test = plan.results.get("test", {"accuracy": 0.0})
     return {"status": plan.results["status"],
             "setting": f"{plan.optimizer}, batch {plan.batch_size}, max_lr {plan.max_lr:.3g}, "

@@ -12,8 +12,11 @@ data, model, initial weights and sample counting.
     SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --data mnist --optimizer nadamw
     SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --data sst2 --beta2 0.9955
 
-`--optimizer` / `--beta2`: the in-run search's optimizer (tune's `optimizer`; AdamW by default)
-and its second-moment decay (torch's 0.999 by default; AlgoPerf's NAdamW baseline uses 0.9955).
+`--optimizer` / `--beta2` / `--momentum`: the in-run search's optimizer (tune's `optimizer`;
+AdamW by default), its second-moment decay (torch's 0.999 by default; AlgoPerf's NAdamW baseline
+uses 0.9955) and tune's cyclical momentum (beta1: 0.95 to 0.85 by default; equal values hold it).
+`--val-rise`: the validation loss measured at each copy of the rise, and max_lr from the lower of
+its lowest point's LR and the training loss's (`read_validation_in_rise`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,43 @@ def optimizer_spec(name: str, beta2: float) -> Any:
     return lambda groups: torch.optim.NAdam(groups, betas=(0.9, beta2), decoupled_weight_decay=True)
 
 
+def validation_loss(module: torch.nn.Module, data: Any, batch: int = 512) -> float:
+    """The mean cross-entropy of `module` (in eval mode) over the ArrayData `data`."""
+    was = module.training
+    module.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(data), batch):
+            inputs, targets = data.inputs[start : start + batch], data.targets[start : start + batch]
+            loss = torch.nn.functional.cross_entropy(module(inputs), targets, reduction="sum")
+            total += loss.item()
+    module.train(was)
+    return total / len(data)
+
+
+def read_validation_in_rise(val: Any) -> None:
+    """The validation-aware rise (a measured variant): the validation loss at each copy of the
+    rise (every `copy_decades` of LR); at the edge, max_lr is the lower of the lowest smoothed
+    training loss's LR and the lowest validation loss's LR, / the divisor."""
+    curve: list[tuple[float, float]] = []  # (lr, validation loss) at each copy
+    take, found = edge.EdgeSearch._take_copy, edge.EdgeSearch._found  # noqa: SLF001
+
+    def take_and_validate(self, fit, step, lr):
+        take(self, fit, step, lr)
+        curve.append((lr, validation_loss(fit.trainer.module, val)))
+
+    def found_lower(self, fit, step, lr, why):
+        if curve:
+            val_lr = min(curve, key=lambda point: point[1])[0]
+            if val_lr < self.lowest_lr:
+                why += f"; val lowest at lr {val_lr:.3g}"
+                self.lowest_lr = val_lr
+        found(self, fit, step, lr, why)
+
+    edge.EdgeSearch._take_copy = take_and_validate  # type: ignore[method-assign]  # noqa: SLF001
+    edge.EdgeSearch._found = found_lower  # type: ignore[method-assign]  # noqa: SLF001
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -51,6 +91,11 @@ def main() -> None:
                         help="the batch rule's least updates of the final run (the recipe's)")
     parser.add_argument("--optimizer", default="adamw", choices=["adamw", "nadamw"])
     parser.add_argument("--beta2", type=float, default=0.999)
+    parser.add_argument("--momentum", type=float, nargs=2, default=(0.95, 0.85),
+                        metavar=("HIGH", "LOW"), help="tune's cyclical momentum (beta1)")
+    parser.add_argument("--val-rise", action="store_true",
+                        help="max_lr from the lower of the lowest smoothed training loss's LR "
+                             "and the lowest validation loss's LR (measured at each copy)")
     parser.add_argument("--data", default="cifar10", choices=list(DEFAULTS))
     parser.add_argument("--results", default="edge_copies.jsonl")
     args = parser.parse_args()
@@ -76,15 +121,19 @@ def main() -> None:
     elif args.data in ("mnist", "sst2"):
         setup = dataclasses.replace(setup, train_size=0, val_size=0)
     task = load_task(setup)
+    if args.val_rise:
+        read_validation_in_rise(task.val)
     counter = SampleCounter()
     settings = RecipeSettings(min_total_steps=args.min_total_steps)
     optimizer = optimizer_spec(args.optimizer, args.beta2)
     factory = CountingFactory(task.build_model, args.seed, counter)
-    result = run_recipe(task, factory, "recipe", settings, optimizer=optimizer)
+    result = run_recipe(task, factory, "recipe", settings, optimizer=optimizer,
+                        momentum=tuple(args.momentum))
     record = {"data": args.data, "seed": args.seed, "copy_decades": args.copy_decades,
               "plateau": args.plateau, "divisor": args.divisor,
               "min_total_steps": args.min_total_steps, "optimizer": args.optimizer,
-              "beta2": args.beta2, "setting": result["setting"],
+              "beta2": args.beta2, "momentum": list(args.momentum),
+              "val_rise": args.val_rise, "setting": result["setting"],
               "test": result["test"], "val": result["val"], "samples": counter.samples,
               "why": result.get("recipe_why", {}).get("final_run", "")}  # fmt: skip
     with open(args.results, "a") as handle:

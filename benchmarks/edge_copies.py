@@ -16,7 +16,8 @@ data, model, initial weights and sample counting.
 AdamW by default), its second-moment decay (torch's 0.999 by default; AlgoPerf's NAdamW baseline
 uses 0.9955) and tune's cyclical momentum (beta1: 0.95 to 0.85 by default; equal values hold it).
 `--val-rise`: the validation loss measured at each copy of the rise, and max_lr from the lower of
-its lowest point's LR and the training loss's (`read_validation_in_rise`).
+its lowest point's LR and the training loss's (`read_validation_in_rise`). `--descent-beta2`:
+Adam's beta2 from the edge on (`set_beta2_at_the_edge`).
 """
 
 from __future__ import annotations
@@ -81,6 +82,19 @@ def read_validation_in_rise(val: Any) -> None:
     edge.EdgeSearch._found = found_lower  # type: ignore[method-assign]  # noqa: SLF001
 
 
+def set_beta2_at_the_edge(beta2: float) -> None:
+    """A measured variant: Adam's beta2 becomes `beta2` once the edge is found (after the copy
+    is restored: its optimizer state carries the rise's)."""
+    found = edge.EdgeSearch._found  # noqa: SLF001
+
+    def found_then_beta2(self, fit, step, lr, why):
+        found(self, fit, step, lr, why)
+        for group in fit.trainer.optimizer.param_groups:
+            group["betas"] = (group["betas"][0], beta2)
+
+    edge.EdgeSearch._found = found_then_beta2  # type: ignore[method-assign]  # noqa: SLF001
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -96,6 +110,8 @@ def main() -> None:
     parser.add_argument("--val-rise", action="store_true",
                         help="max_lr from the lower of the lowest smoothed training loss's LR "
                              "and the lowest validation loss's LR (measured at each copy)")
+    parser.add_argument("--descent-beta2", type=float, default=None,
+                        help="Adam's beta2 from the edge on (the rise keeps --beta2)")
     parser.add_argument("--data", default="cifar10", choices=list(DEFAULTS))
     parser.add_argument("--results", default="edge_copies.jsonl")
     args = parser.parse_args()
@@ -123,6 +139,8 @@ def main() -> None:
     task = load_task(setup)
     if args.val_rise:
         read_validation_in_rise(task.val)
+    if args.descent_beta2 is not None:
+        set_beta2_at_the_edge(args.descent_beta2)
     counter = SampleCounter()
     settings = RecipeSettings(min_total_steps=args.min_total_steps)
     optimizer = optimizer_spec(args.optimizer, args.beta2)
@@ -133,7 +151,7 @@ def main() -> None:
               "plateau": args.plateau, "divisor": args.divisor,
               "min_total_steps": args.min_total_steps, "optimizer": args.optimizer,
               "beta2": args.beta2, "momentum": list(args.momentum),
-              "val_rise": args.val_rise, "setting": result["setting"],
+              "val_rise": args.val_rise, "descent_beta2": args.descent_beta2, "setting": result["setting"],
               "test": result["test"], "val": result["val"], "samples": counter.samples,
               "why": result.get("recipe_why", {}).get("final_run", "")}  # fmt: skip
     with open(args.results, "a") as handle:

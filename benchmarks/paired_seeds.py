@@ -9,7 +9,13 @@ rows of ``--compute equal-compute`` and the recipe's) and `edge_copies.py`'s (th
         edge_divisor.jsonl --divisor 6
 
 A recipe row of a `contenders.py` file counts only for the seeds that `--divisor-records` do
-not hold at `--divisor` (the records of the library's default at that time).
+not hold at `--divisor` (the records of the library's default at that time). `--variants`
+(`edge_copies.py` records of another optimizer, beta2, momentum or the validation-aware rise)
+adds a table per data set: each variant against `tune` at its defaults and against NAdamW.
+
+    python paired_seeds.py --contenders contenders_inrun.jsonl contenders_inrun_seeds34.jsonl \
+        contenders_seeds59.jsonl contenders_cifar_seeds59a.jsonl contenders_cifar_seeds59b.jsonl \
+        --divisor-records edge_divisor.jsonl --divisor 6 --variants edge_variants.jsonl
 """
 
 from __future__ import annotations
@@ -26,6 +32,24 @@ from _common import table
 RIVALS = ("prodigy", "nadamw", "schedule-free")
 NAMES = {"prodigy": "Prodigy + cosine", "nadamw": "NAdamW (AlgoPerf)",
          "schedule-free": "schedule-free AdamW"}  # fmt: skip
+
+
+# edge_copies.py's variants: the record's value where it differs from tune's default
+VARIANT_DEFAULTS = {"optimizer": "adamw", "beta2": 0.999, "momentum": [0.95, 0.85],
+                    "val_rise": False, "descent_beta2": None}  # fmt: skip
+
+
+def variant(record: dict) -> str:
+    """The variant an `edge_copies.py` record measured ("" for tune's defaults): its settings
+    that differ from tune's, e.g. ``"beta2 0.9955"``."""
+    parts = []
+    for key, default in VARIANT_DEFAULTS.items():
+        value = record.get(key, default)
+        if value != default:
+            shown = " ".join(map(str, value)) if isinstance(value, list) else value
+            name = key.replace("_", "-")
+            parts.append(name if value is True else f"{name} {shown}")
+    return ", ".join(parts)
 
 
 def read(contender_files: list[str], divisor_files: list[str], divisor: float | None):
@@ -46,9 +70,39 @@ def read(contender_files: list[str], divisor_files: list[str], divisor: float | 
         with open(path) as handle:
             for line in handle:
                 r = json.loads(line)
-                if r.get("divisor") == divisor and r.get("plateau", "restore") == "restore":
+                if (r.get("divisor") == divisor and r.get("plateau", "restore") == "restore"
+                        and not variant(r)):  # fmt: skip
                     runs[r["data"]]["recipe"][r["seed"]] = 100 * r["test"]["accuracy"]
     return runs
+
+
+def read_variants(paths: list[str]) -> dict[str, dict[str, dict[int, float]]]:
+    """{data: {variant: {seed: test accuracy %}}} of `edge_copies.py` records."""
+    runs: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for path in paths:
+        with open(path) as handle:
+            for line in handle:
+                r = json.loads(line)
+                if variant(r):
+                    runs[r["data"]][variant(r)][r["seed"]] = 100 * r["test"]["accuracy"]
+    return runs
+
+
+def paired_row(name: str, ours_by_seed: dict[int, float], theirs_by_seed: dict[int, float]):
+    """One table row: medians, means, the mean difference, its interval, the counts."""
+    seeds = sorted(set(ours_by_seed) & set(theirs_by_seed))
+    if not seeds:
+        return None
+    ours = [ours_by_seed[s] for s in seeds]
+    theirs = [theirs_by_seed[s] for s in seeds]
+    diff = [a - b for a, b in zip(ours, theirs, strict=True)]
+    low, high = interval(diff)
+    return [
+        name, len(seeds), f"{statistics.median(ours):.2f}", f"{statistics.median(theirs):.2f}",
+        f"{statistics.mean(ours):.2f}", f"{statistics.mean(theirs):.2f}",
+        f"{statistics.mean(diff):+.2f}", f"[{low:+.2f}, {high:+.2f}]",
+        f"{sum(d > 0 for d in diff)} / {sum(d == 0 for d in diff)} / {sum(d < 0 for d in diff)}",
+    ]  # fmt: skip
 
 
 def interval(differences: list[float], draws: int = 10_000) -> tuple[float, float]:
@@ -65,31 +119,33 @@ def main() -> None:
     parser.add_argument("--contenders", nargs="+", required=True, help="contenders.py results")
     parser.add_argument("--divisor-records", nargs="*", default=[], help="edge_copies.py results")
     parser.add_argument("--divisor", type=float, help="the recipe's divisor in those records")
+    parser.add_argument("--variants", nargs="*", default=[], help="edge_copies.py variants")
     args = parser.parse_args()
     runs = read(args.contenders, args.divisor_records, args.divisor)
     for data in sorted(runs):
         recipe = runs[data].get("recipe", {})
         rows = []
         for who in RIVALS:
-            theirs = runs[data].get(who, {})
-            seeds = sorted(set(recipe) & set(theirs))
-            if not seeds:
-                continue
-            ours = [recipe[s] for s in seeds]
-            rival = [theirs[s] for s in seeds]
-            diff = [a - b for a, b in zip(ours, rival, strict=True)]
-            low, high = interval(diff)
-            rows.append([
-                NAMES[who], len(seeds), f"{statistics.median(ours):.2f}",
-                f"{statistics.median(rival):.2f}", f"{statistics.mean(ours):.2f}",
-                f"{statistics.mean(rival):.2f}", f"{statistics.mean(diff):+.2f}",
-                f"[{low:+.2f}, {high:+.2f}]",
-                f"{sum(d > 0 for d in diff)} / {sum(d == 0 for d in diff)} / {sum(d < 0 for d in diff)}",
-            ])  # fmt: skip
+            row = paired_row(NAMES[who], recipe, runs[data].get(who, {}))
+            if row:
+                rows.append(row)
         print(f"\n#### {data}: `tune` against each contender, paired by seed (test %)\n")
         print(table(["contender", "seeds", "tune median", "its median", "tune mean",
                      "its mean", "mean difference", "95% interval", "tune ahead / level / behind"],
                     rows))  # fmt: skip
+    variants = read_variants(args.variants)
+    header = ["variant", "against", "seeds", "variant median", "its median", "variant mean",
+              "its mean", "mean difference", "95% interval", "variant ahead / level / behind"]
+    for data in sorted(variants):
+        rows = []
+        for name, results in sorted(variants[data].items()):
+            for against, theirs in (("tune", runs[data].get("recipe", {})),
+                                    (NAMES["nadamw"], runs[data].get("nadamw", {}))):  # fmt: skip
+                row = paired_row(name, results, theirs)
+                if row:
+                    rows.append([row[0], against, *row[1:]])
+        print(f"\n#### {data}: the variants against `tune` at its defaults and NAdamW (test %)\n")
+        print(table(header, rows))
 
 
 if __name__ == "__main__":

@@ -47,3 +47,27 @@ def test_the_interval_holds_the_mean_and_is_the_same_each_time():
     assert low < sum(differences) / 5 < high
     assert (low, high) == paired_seeds.interval(differences)
     assert paired_seeds.interval([0.5, 0.5, 0.5]) == pytest.approx((0.5, 0.5))
+
+
+def test_variants_are_named_by_what_differs_and_never_count_as_the_default(tmp_path):
+    default = {"data": "sst2", "seed": 0, "divisor": 6.0, "optimizer": "adamw", "beta2": 0.999,
+               "momentum": [0.95, 0.85], "val_rise": False, "test": {"accuracy": 0.81}}  # fmt: skip
+    beta2 = {**default, "beta2": 0.9955, "test": {"accuracy": 0.80}}
+    held = {**default, "seed": 1, "momentum": [0.9, 0.9], "val_rise": True,
+            "test": {"accuracy": 0.82}}  # fmt: skip
+    assert paired_seeds.variant(default) == ""
+    assert paired_seeds.variant(beta2) == "beta2 0.9955"
+    assert paired_seeds.variant(held) == "momentum 0.9 0.9, val-rise"
+    assert paired_seeds.variant({"seed": 0, "descent_beta2": 0.99}) == "descent-beta2 0.99"
+    records = _write(tmp_path / "v.jsonl", [default, beta2, held])
+    runs = paired_seeds.read([], [records], 6.0)
+    assert runs["sst2"]["recipe"] == pytest.approx({0: 81.0})  # the variants are not tune's
+    variants = paired_seeds.read_variants([records])
+    assert variants["sst2"]["beta2 0.9955"] == pytest.approx({0: 80.0})
+    assert variants["sst2"]["momentum 0.9 0.9, val-rise"] == pytest.approx({1: 82.0})
+
+
+def test_a_paired_row_counts_the_seeds_both_hold():
+    row = paired_seeds.paired_row("x", {0: 1.0, 1: 2.0, 2: 3.0}, {1: 1.0, 2: 3.0, 5: 0.0})
+    assert row[:2] == ["x", 2] and row[-1] == "1 / 1 / 0"
+    assert paired_seeds.paired_row("x", {0: 1.0}, {1: 1.0}) is None

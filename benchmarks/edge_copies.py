@@ -17,7 +17,7 @@ AdamW by default), its second-moment decay (torch's 0.999 by default; AlgoPerf's
 uses 0.9955) and tune's cyclical momentum (beta1: 0.95 to 0.85 by default; equal values hold it).
 `--val-rise`: the validation loss measured at each copy of the rise, and max_lr from the lower of
 its lowest point's LR and the training loss's (`read_validation_in_rise`). `--descent-beta2`:
-Adam's beta2 from the edge on (`set_beta2_at_the_edge`).
+Adam's beta2 from the edge on (`set_beta2_at_the_edge`). `--start-lr`: the rise's first LR.
 """
 
 from __future__ import annotations
@@ -52,7 +52,10 @@ def validation_loss(module: torch.nn.Module, data: Any, batch: int = 512) -> flo
     total = 0.0
     with torch.no_grad():
         for start in range(0, len(data), batch):
-            inputs, targets = data.inputs[start : start + batch], data.targets[start : start + batch]
+            inputs, targets = (
+                data.inputs[start : start + batch],
+                data.targets[start : start + batch],
+            )
             loss = torch.nn.functional.cross_entropy(module(inputs), targets, reduction="sum")
             total += loss.item()
     module.train(was)
@@ -101,17 +104,37 @@ def main() -> None:
     parser.add_argument("--copy-decades", type=float, default=0.1)
     parser.add_argument("--plateau", choices=["restore", "keep"], default="restore")
     parser.add_argument("--divisor", type=float, default=edge.EdgeSettings().divisor)
-    parser.add_argument("--min-total-steps", type=int, default=RecipeSettings().min_total_steps,
-                        help="the batch rule's least updates of the final run (the recipe's)")
+    parser.add_argument(
+        "--start-lr", type=float, default=edge.EdgeSettings().start_lr, help="the rise's first LR"
+    )
+    parser.add_argument(
+        "--min-total-steps",
+        type=int,
+        default=RecipeSettings().min_total_steps,
+        help="the batch rule's least updates of the final run (the recipe's)",
+    )
     parser.add_argument("--optimizer", default="adamw", choices=["adamw", "nadamw"])
     parser.add_argument("--beta2", type=float, default=0.999)
-    parser.add_argument("--momentum", type=float, nargs=2, default=(0.95, 0.85),
-                        metavar=("HIGH", "LOW"), help="tune's cyclical momentum (beta1)")
-    parser.add_argument("--val-rise", action="store_true",
-                        help="max_lr from the lower of the lowest smoothed training loss's LR "
-                             "and the lowest validation loss's LR (measured at each copy)")
-    parser.add_argument("--descent-beta2", type=float, default=None,
-                        help="Adam's beta2 from the edge on (the rise keeps --beta2)")
+    parser.add_argument(
+        "--momentum",
+        type=float,
+        nargs=2,
+        default=(0.95, 0.85),
+        metavar=("HIGH", "LOW"),
+        help="tune's cyclical momentum (beta1)",
+    )
+    parser.add_argument(
+        "--val-rise",
+        action="store_true",
+        help="max_lr from the lower of the lowest smoothed training loss's LR "
+        "and the lowest validation loss's LR (measured at each copy)",
+    )
+    parser.add_argument(
+        "--descent-beta2",
+        type=float,
+        default=None,
+        help="Adam's beta2 from the edge on (the rise keeps --beta2)",
+    )
     parser.add_argument("--data", default="cifar10", choices=list(DEFAULTS))
     parser.add_argument("--results", default="edge_copies.jsonl")
     args = parser.parse_args()
@@ -120,7 +143,7 @@ def main() -> None:
     # the defaults every EdgeSettings() gets (what tune's search builds)
     names = [f.name for f in dataclasses.fields(edge.EdgeSettings)]
     defaults = dict(zip(names, edge.EdgeSettings.__init__.__defaults__, strict=True))
-    defaults.update(copy_decades=args.copy_decades, divisor=args.divisor)
+    defaults.update(copy_decades=args.copy_decades, divisor=args.divisor, start_lr=args.start_lr)
     edge.EdgeSettings.__init__.__defaults__ = tuple(defaults[name] for name in names)
     if args.plateau == "keep":
         found = edge.EdgeSearch._found  # noqa: SLF001 - a measured variant of the library's rule
@@ -145,13 +168,15 @@ def main() -> None:
     settings = RecipeSettings(min_total_steps=args.min_total_steps)
     optimizer = optimizer_spec(args.optimizer, args.beta2)
     factory = CountingFactory(task.build_model, args.seed, counter)
-    result = run_recipe(task, factory, "recipe", settings, optimizer=optimizer,
-                        momentum=tuple(args.momentum))
+    result = run_recipe(
+        task, factory, "recipe", settings, optimizer=optimizer, momentum=tuple(args.momentum)
+    )
     record = {"data": args.data, "seed": args.seed, "copy_decades": args.copy_decades,
               "plateau": args.plateau, "divisor": args.divisor,
               "min_total_steps": args.min_total_steps, "optimizer": args.optimizer,
               "beta2": args.beta2, "momentum": list(args.momentum),
-              "val_rise": args.val_rise, "descent_beta2": args.descent_beta2, "setting": result["setting"],
+              "val_rise": args.val_rise, "descent_beta2": args.descent_beta2,
+              "start_lr": args.start_lr, "setting": result["setting"],
               "test": result["test"], "val": result["val"], "samples": counter.samples,
               "why": result.get("recipe_why", {}).get("final_run", "")}  # fmt: skip
     with open(args.results, "a") as handle:

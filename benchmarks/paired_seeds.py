@@ -36,7 +36,8 @@ NAMES = {"prodigy": "Prodigy + cosine", "nadamw": "NAdamW (AlgoPerf)",
 
 # edge_copies.py's variants: the record's value where it differs from tune's default
 VARIANT_DEFAULTS = {"optimizer": "adamw", "beta2": 0.999, "momentum": [0.95, 0.85],
-                    "val_rise": False, "descent_beta2": None}  # fmt: skip
+                    "val_rise": False, "descent_beta2": None,
+                    "start_lr": 1e-4}  # fmt: skip
 
 
 def variant(record: dict) -> str:
@@ -134,8 +135,18 @@ def main() -> None:
                      "its mean", "mean difference", "95% interval", "tune ahead / level / behind"],
                     rows))  # fmt: skip
     variants = read_variants(args.variants)
-    header = ["variant", "against", "seeds", "variant median", "its median", "variant mean",
-              "its mean", "mean difference", "95% interval", "variant ahead / level / behind"]
+    header = [
+        "variant",
+        "against",
+        "seeds",
+        "variant median",
+        "its median",
+        "variant mean",
+        "its mean",
+        "mean difference",
+        "95% interval",
+        "variant ahead / level / behind",
+    ]
     for data in sorted(variants):
         rows = []
         for name, results in sorted(variants[data].items()):

@@ -1,6 +1,7 @@
 """`fit_one_cycle(max_lr="search")`: the cycle's rise as a range test that trains."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -416,6 +417,36 @@ def test_a_search_whose_copy_does_not_fit_descends_from_the_edge(monkeypatch):
     fit = _drive(search, losses)
     assert search.edge is not None and search.edge["restored_step"] is None
     assert "no copies of the weights" in fit.history.notes[0]
+
+
+@pytest.mark.parametrize(("backoff", "status"), [(0, "diverged"), (2, "completed")])
+def test_a_non_finite_edge_with_no_copy_never_keeps_its_weights(monkeypatch, backoff, status):
+    # no copy fits, and a NaN loss ends the rise: its update is in the weights; the epoch's
+    # start stays the last good weights (before: the NaN weights became them)
+    monkeypatch.setattr("superconverge.training.edge.machine_memory", lambda: 10)
+    data = _learnable()
+    torch.manual_seed(0)
+    trainer = Trainer(nn.Linear(4, 3), NaNAt(40), data, data, batch_size=8, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the divergence's own warning (backoff 0)
+        history = trainer.fit_one_cycle(6, "search", backoff=backoff)
+    assert history.lr_search is not None and history.lr_search["restored_step"] is None
+    assert history.status == status
+    assert all(torch.isfinite(p).all() for p in trainer.module.parameters())
+
+
+def test_a_search_after_a_discriminative_fit_trains_every_group_at_the_plans_lr():
+    data = _learnable()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+    trainer = Trainer(model, LOSS, data, data, batch_size=8, progress=False)
+    trainer.fit_one_cycle(1, max_lr=(1e-3, 1e-1))  # scales 0.01 and 1 on the two groups
+    history = trainer.fit_one_cycle(4, "search")
+    assert history.step_lrs[0] == pytest.approx([1e-4] * len(trainer.optimizer.param_groups))
+    edge = history.lr_search
+    assert edge is not None
+    after = history.step_lrs[edge["step"] + 1]
+    assert after == pytest.approx([after[0]] * len(after)) and after[0] <= edge["max_lr"]
 
 
 def test_fewer_copies_on_a_small_machine_still_restore_at_or_below_max_lr(digits, monkeypatch):

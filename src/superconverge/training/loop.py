@@ -371,18 +371,21 @@ class FitLoop:
                     (value,) = self._read([step_loss])
                     history.step_losses.append(value)
                     if edge.observe(self, scheduler.step_count - 1, value):
-                        edge = None
+                        found, edge = edge.edge or {}, None
                         if progress.on:  # the steps since the last shown, this one included
                             unshown = epoch_steps % sync_every or sync_every
                             progress.advance(
                                 unshown * accumulation, scheduler.step_count, value, lr
                             )
                         self.smoother = self._new_smoother()
-                        # a back-off later in this epoch starts from the edge, not the rise
-                        self.edge_restart = (
-                            self._epoch_start(),
-                            TrainingSnapshot(trainer.module, optimizer, scaler, rng=False),
-                        )
+                        # a back-off later in this epoch starts from the edge, not the rise;
+                        # unless a non-finite loss ended the rise and no copy came back: its
+                        # update is in the weights, and the epoch's start is the last good
+                        if math.isfinite(value) or found.get("restored_step") is not None:
+                            self.edge_restart = (
+                                self._epoch_start(),
+                                TrainingSnapshot(trainer.module, optimizer, scaler, rng=False),
+                            )
                         tell(f"fit_one_cycle: {history.notes[-1]}", logger)  # as a range test's
                     elif progress.on and epoch_steps % sync_every == 0:
                         progress.advance(sync_every * accumulation, scheduler.step_count, value, lr)

@@ -122,12 +122,44 @@ def test_with_accumulation_every_update_reads_the_mean_of_its_micro_batches(
     tmp_path, monkeypatch
 ):
     seen = observed_losses(monkeypatch)
-    # 8 batches an epoch in updates of 3, 3 and 2: the last, shorter one reads alike
+    # 8 batches an epoch in updates of 3, 3 and 2: the last, shorter one is not read
     trainer = _trainer(tmp_path, tiny_bert(), gradient_accumulation_steps=3)
     trainer.train()
     assert trainer.lr_search is not None
-    first = [loss for _, loss in seen[:6]]
+    first = [loss for _, loss in seen[:4]]  # about log 2 each: one update's mean, alike
     assert max(first) < 1.0 and min(first) > 0.5, first
+    assert [step for step, _ in seen[:4]] == [0, 1, 3, 4]  # updates 2 and 5 were the short ones
+
+
+class _NoLossKwargs(torch.nn.Module):
+    """A model whose forward takes no ``**kwargs``: the Trainer divides its loss by the
+    update's count of micro-batches (a full update's and the short last one's differ)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed, self.out = torch.nn.Embedding(100, 8), torch.nn.Linear(8, 2)
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None):
+        logits = self.out(self.embed(input_ids).mean(1))
+        return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+
+def test_a_short_last_update_is_no_false_edge_when_the_trainer_scales_the_loss(
+    tmp_path, monkeypatch
+):
+    # 9 batches an epoch in updates of 8 and 1: the short one read 8x a full one's loss, and
+    # the rise ended at its first (before: max_lr 2e-4 where the same data without
+    # accumulation found about 0.1)
+    seen = observed_losses(monkeypatch)
+    settings = {"num_train_epochs": 60, "gradient_accumulation_steps": 8}
+    trainer = OneCycleTrainer(model=_NoLossKwargs(), args=arguments(tmp_path, **settings),
+                              train_dataset=RandomIds(72), max_lr="search")  # fmt: skip
+    trainer.train()
+    edge = trainer.lr_search
+    assert edge is not None and edge["max_lr"] > 0.01, edge
+    first = [loss for _, loss in seen[:10]]
+    assert max(first) < 1.5 * min(first), first
 
 
 def test_the_plain_trainers_callback_says_where_the_search_is():

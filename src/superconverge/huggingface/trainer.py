@@ -623,8 +623,13 @@ class _SearchScheduler(HyperparamScheduler):
         if trainer is None or not self.search.searching or not self.losses:
             return
         losses, self.losses = self.losses, []
+        if len(losses) < trainer.args.gradient_accumulation_steps:
+            # an epoch's last update, with fewer micro-batches: the Trainer divides its losses
+            # by their count (or the model by their items), so it reads up to the accumulation
+            # times higher than a full one; the search skips it (every rank alike)
+            return
         # their mean: the Trainer divides each by the accumulation, or not (a model that takes
-        # **kwargs), and an epoch's last update may have fewer: the mean reads them all alike
+        # **kwargs): either way every full update reads alike
         loss = trainer.accelerator.reduce(torch.stack(losses).mean(), reduction="mean")
         args = trainer.args
         host = search_host(

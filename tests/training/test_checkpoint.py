@@ -211,3 +211,19 @@ def test_the_same_trainer_stopped_mid_epoch_resumes_from_its_checkpoint(tmp_path
     trainer.callbacks.remove(stop)
     history = trainer.resume_from(tmp_path / "checkpoint.pt")
     assert history.status == "completed" and len(history.epochs) == 3
+
+
+def test_a_resumed_fit_keeps_the_back_offs_it_had_left(tmp_path):
+    from tests.training.test_edge import NaNAt
+
+    # a NaN in epoch 1 takes one of the two back-offs; the kill after epoch 1 leaves one
+    trainer = Trainer(nn.Linear(4, 3), NaNAt(2), _data(), _data(), batch_size=8, out_dir=tmp_path,
+                      progress=False, callbacks=[KillAfterEpoch(1)])  # fmt: skip
+    with pytest.raises(KeyboardInterrupt), pytest.warns(RuntimeWarning, match="diverged"):
+        trainer.fit_one_cycle(3, 0.05, backoff=2)
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert payload["backoff_left"] == 1
+    resumed = Trainer(nn.Linear(4, 3), LOSS, _data(), _data(), batch_size=8, progress=False)
+    assert resumed.load_checkpoint(tmp_path / "checkpoint.pt").backoff_left == 1
+    del payload["backoff_left"]  # a checkpoint saved before they were: none, as then
+    assert resumed.load_checkpoint(tmp_path / "checkpoint.pt", payload).backoff_left == 0

@@ -259,6 +259,7 @@ class FitLoop:
         )
         if self.edge is not None:
             payload["edge"] = self.edge.state_dict()
+        payload["backoff_left"] = self.backoff_left  # a resumed fit keeps what was left of it
         folder.save(CHECKPOINT, payload)
         if improved:
             folder.save(BEST, payload)

@@ -550,6 +550,8 @@ class Trainer:
             epochs=state.epochs,
             start_epoch=state.epochs_done,
             best_val_loss=state.best_val_loss,
+            # the back-offs the fit had left (a checkpoint from before they were saved: none)
+            backoff=int(payload.get("backoff_left", 0)),
             edge=None if edge is None else EdgeSearch.from_state(edge),
         )
 

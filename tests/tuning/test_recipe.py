@@ -368,6 +368,29 @@ def test_a_final_run_that_falls_apart_is_redone_once_at_a_third_of_max_lr(digits
     assert (tmp_path / "checkpoint.pt").exists()
 
 
+def test_a_searched_final_run_redone_keeps_the_searchs_min_lr_divisor(digits):
+    # the rise finds its edge, then the loss is NaN until the back-offs run out: the run
+    # diverged and is redone below what the search found, Smith's cycle at the search's
+    # min_lr_divisor (20 here; before: RecipeSettings' 10)
+    calls = [0]
+
+    def nan_for_a_while(outputs, targets):
+        loss = torch.nn.functional.cross_entropy(outputs, targets)
+        if torch.is_grad_enabled():
+            calls[0] += 1
+            if 150 <= calls[0] <= 260:
+                return loss * math.nan
+        return loss
+
+    settings = RecipeSettings(search=EdgeSettings(min_lr_divisor=20))
+    with pytest.warns(RuntimeWarning):
+        plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, loss_fn=nan_for_a_while,
+                       settings=settings)  # fmt: skip
+    first = next(e for e in plan.evidence if e["step"] == "final_run")
+    assert first["why"].startswith("redone at max_lr / 3: it diverged")
+    assert plan.policy == "smith" and plan.max_lr / plan.min_lr == pytest.approx(20)
+
+
 def test_a_one_epoch_final_run_is_judged_against_its_short_run(digits, tmp_path):
     # one validation point gives no trend; the short run at the same settings is a second point
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=1, optimizer="sgd",

@@ -178,3 +178,22 @@ def test_a_run_folder_with_a_history_or_range_test_of_the_wrong_shape_names_file
     message = "range_tests.json: field lrs must be tuple[float, ...], got 'oops'"
     with pytest.raises(ValueError, match=re.escape(message)):
         load_run(tmp_path)
+
+
+def test_a_search_plans_checkpoint_is_its_own_only_with_the_same_search_constants(tmp_path):
+    import torch
+
+    from superconverge.data import ArrayData
+
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(128, 4, generator=generator)
+    data = ArrayData(inputs, inputs[:, :3].argmax(1))
+    plan = TunePlan(epochs=4, batch_size=8, max_lr=math.nan, min_lr=math.nan, weight_decay=0.0,
+                    momentum=(0.95, 0.85), optimizer="adamw", policy="search",
+                    search={"divisor": 8.0})  # fmt: skip
+    plan.run(lambda: torch.nn.Linear(4, 3), data, data, out_dir=tmp_path)
+    checkpoint = tmp_path / "checkpoint.pt"
+    assert plan.is_own_checkpoint(checkpoint)
+    other = TunePlan.from_json(plan.to_json())
+    other.search = {"divisor": 6.0}  # another search: its run is not this one to resume
+    assert not other.is_own_checkpoint(checkpoint)

@@ -35,7 +35,7 @@ from superconverge.losses import CUSTOM, LOSSES
 from superconverge.metrics import MetricsSpec
 from superconverge.pytorch.optimizers import OptimizerSpec
 from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
-from superconverge.training.edge import search_from_constants
+from superconverge.training.edge import search_constants, search_from_constants
 from superconverge.training.history import History
 from superconverge.training.trainer import Trainer
 
@@ -269,7 +269,12 @@ class TunePlan:
         if saved["fit"]["epochs"] != self.epochs:
             return False
         if self.policy == SEARCH:  # its peak is the search's, before or after its edge
-            return bool(saved["plan"].get("policy") == "one_cycle_search")
+            if saved["plan"].get("policy") != "one_cycle_search":
+                return False
+            # searched with this plan's constants (a divisor changed since is another run)
+            wanted = search_constants(search_from_constants(self.search, "the plan's search"))
+            used = (saved.get("edge") or {}).get("settings") or {}
+            return all(wanted.get(name, value) == value for name, value in used.items())
         return bool(saved["plan"].get("max_lr") == self.max_lr)
 
 

@@ -441,8 +441,8 @@ class Trainer:
             warn_if_short(plan, epochs * self.steps_per_epoch)
             if max_lr is None:
                 max_lr = plan.max_lr  # one LR for every group: clears scales of an earlier fit
-            if max_lr is None:  # a plan in LRs (the search's rise): every group at the plan's
-                set_lr_scales(self.optimizer, [1.0] * len(self.optimizer.param_groups))
+                if max_lr is None:  # a plan in LRs (the search's rise): clears them here
+                    set_lr_scales(self.optimizer, [1.0] * len(self.optimizer.param_groups))
             scheduler = HyperparamScheduler(self.optimizer, plan, max_lr=max_lr)
             self.history = History(plan=plan.to_dict(), notes=list(notes))
             loader = self.train_loader

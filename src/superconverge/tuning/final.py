@@ -11,7 +11,6 @@ from typing import Any
 from superconverge._display import plural
 from superconverge.data.sources import DataSource
 from superconverge.diagnostics.verdicts import diagnose_by_run_length
-from superconverge.training.edge import search_from_constants
 from superconverge.training.history import History
 from superconverge.tuning.decisions import final_run_failed
 from superconverge.tuning.plan import SEARCH, TunePlan
@@ -88,9 +87,9 @@ def final_run_stage(
         records.append(first_attempt)
         start = time.perf_counter()
         if plan.policy == SEARCH:  # the redo runs Smith's cycle below what the search found
-            search = search_from_constants(plan.search, "the plan's search")
             plan.max_lr = float(first_attempt["details"]["lr_search"]["max_lr"])
-            plan.min_lr = plan.max_lr / search.min_lr_divisor  # as the search's descent
+            # as the search's own descent
+            plan.min_lr = plan.max_lr / plan.search_settings().min_lr_divisor
             plan.policy = "smith"
         plan.max_lr /= settings.retry_lr_divisor
         plan.min_lr /= settings.retry_lr_divisor

@@ -35,7 +35,7 @@ from superconverge.losses import CUSTOM, LOSSES
 from superconverge.metrics import MetricsSpec
 from superconverge.pytorch.optimizers import OptimizerSpec
 from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
-from superconverge.training.edge import search_constants, search_from_constants
+from superconverge.training.edge import EdgeSettings, search_constants, search_from_constants
 from superconverge.training.history import History
 from superconverge.training.trainer import Trainer
 
@@ -133,6 +133,11 @@ class TunePlan:
     def from_json(cls, text: str) -> TunePlan:
         return cls.from_dict(json.loads(text))
 
+    def search_settings(self) -> EdgeSettings:
+        """The in-run search's constants this plan records (`search`), as `EdgeSettings`;
+        a ValueError names a bad one."""
+        return search_from_constants(self.search, "the plan's search")
+
     def _loss(self, loss_fn: Callable[..., torch.Tensor] | None) -> Callable[..., torch.Tensor]:
         """`loss_fn`, else the loss the plan was tuned with (its training and validation loss
         would otherwise be another loss's: cross-entropy on a regression is 0 at every step)."""
@@ -192,7 +197,7 @@ class TunePlan:
         made with your own loss needs it again.
         """
         loss_fn = self._loss(loss_fn)
-        search = search_from_constants(self.search, "the plan's search")
+        search = self.search_settings()
         if optimizer is None:
             if self.optimizer is None:
                 raise ValueError(
@@ -272,7 +277,7 @@ class TunePlan:
             if saved["plan"].get("policy") != "one_cycle_search":
                 return False
             # searched with this plan's constants (a divisor changed since is another run)
-            wanted = search_constants(search_from_constants(self.search, "the plan's search"))
+            wanted = search_constants(self.search_settings())
             used = (saved.get("edge") or {}).get("settings") or {}
             return all(wanted.get(name, value) == value for name, value in used.items())
         return bool(saved["plan"].get("max_lr") == self.max_lr)

@@ -167,3 +167,12 @@ def test_the_plain_trainers_callback_says_where_the_search_is():
 
     with pytest.raises(ValueError, match=r"use OneCycleTrainer\(max_lr='search'\)"):
         OneCycleCallback(max_lr="search")
+
+
+def test_a_second_train_reports_only_its_own_search(tmp_path):
+    trainer = _trainer(tmp_path, tiny_bert())
+    trainer.train()
+    first = list(trainer.search_history.notes)
+    trainer.train()
+    assert trainer.lr_search is not None and "LR search:" in trainer.search_history.notes[-1]
+    assert not set(first) & set(trainer.search_history.notes)

@@ -142,3 +142,16 @@ def test_a_training_step_that_skips_batches_is_searched_and_trained(tmp_path, mo
     assert steps == expected[: len(steps)]
     kept = [loss for loss in module.raw if loss is not None]
     assert [loss for _, loss in seen] == pytest.approx(kept[: len(seen)], rel=1e-6)
+
+
+def test_a_reused_callback_reports_only_its_latest_fits_search(tmp_path):
+    callback = OneCycle("search")
+    trainer([callback], tmp_path, max_epochs=EPOCHS).fit(DigitsModule("adamw"), digits_loader())
+    first, first_notes = callback.lr_search, list(callback.history.notes)
+    trainer([callback], tmp_path, max_epochs=EPOCHS).fit(
+        DigitsModule("adamw", seed=7), digits_loader()
+    )
+    assert callback.lr_search is not None and callback.lr_search is not first
+    assert "LR search:" in callback.history.notes[-1]
+    assert not set(first_notes) & set(callback.history.notes)
+    assert callback.plan is not None and callback.plan.max_lr == callback.lr_search["max_lr"]

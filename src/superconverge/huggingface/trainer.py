@@ -577,6 +577,7 @@ class OneCycleTrainer(transformers.Trainer):
         self._check_run_length(num_training_steps)
         if self.searches:
             search = EdgeSearch(num_training_steps, self.momentum, self.search_settings)
+            self.search_history = History()  # a new train(): the last one's notes are not its own
             self.lr_scheduler = _SearchScheduler(target, search, self)  # type: ignore[assignment]
         else:
             assert max_lr is not None

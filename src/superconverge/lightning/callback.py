@@ -251,7 +251,8 @@ class OneCycle(pl.Callback):
             self.result = None if result is None else RangeTestResult.from_dict(result)
             self._restored = None
             self._check_resumed_plan(trainer)
-        else:
+        else:  # a new fit: a reused callback forgets the last fit's search, notes and sweep
+            self.history, self.edge_search, self.result = History(), None, None
             total = trainer.estimated_stepping_batches
             if not math.isfinite(total):  # said before the range test, not after it
                 raise RuntimeError(

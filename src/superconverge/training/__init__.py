@@ -1,7 +1,8 @@
 """The training loop: `Trainer` (fit_one_cycle, fit, fine_tune, resume), `History`, callbacks
-(early stopping, keep-best) and loggers (TensorBoard, CSV, MLflow)."""
+(early stopping, keep-best, weight averaging) and loggers (TensorBoard, CSV, MLflow)."""
 
 from superconverge.pytorch.optimizers import default_splitter
+from superconverge.training.averaging import WeightAverage
 from superconverge.training.callbacks import (
     Callback,
     CancelEpoch,
@@ -29,5 +30,6 @@ __all__ = [
     "MLflowLogger",
     "TensorBoardLogger",
     "Trainer",
+    "WeightAverage",
     "default_splitter",
 ]

@@ -11,7 +11,8 @@ The older hooks (``on_fit_start``, ``on_step_end``, ``on_epoch_end``, ``on_fit_e
 the default events call, so callbacks written for them keep working.
 
 Built in: `EarlyStopping` (stops through `CancelFit` when a monitored value stops improving) and
-`KeepBest` (ends the fit with its best epoch's weights); loggers: training/loggers.py.
+`KeepBest` (ends the fit with its best epoch's weights); `WeightAverage` (training/averaging.py)
+averages the end of a fit's weights; loggers: training/loggers.py.
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ class CancelEpoch(Exception):
 
 
 class Callback:
-    """Hooks into the training loop; override what you need."""
+    """Hooks into the training loop; override what you need.
+
+    A callback with a ``checkpoint_key`` (a str) has its ``state_dict()`` saved in each
+    checkpoint under that key and given to its ``load_state_dict`` when the fit resumes, before
+    ``before_fit`` (`WeightAverage` keeps its running mean that way).
+    """
+
+    checkpoint_key: str | None = None
 
     def before_fit(self, fit: FitLoop) -> None:
         self.on_fit_start(fit.trainer, fit.history)

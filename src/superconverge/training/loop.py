@@ -260,6 +260,13 @@ class FitLoop:
         if self.edge is not None:
             payload["edge"] = self.edge.state_dict()
         payload["backoff_left"] = self.backoff_left  # a resumed fit keeps what was left of it
+        states = {
+            key: cast(Any, callback).state_dict()
+            for callback in trainer.callbacks
+            if (key := getattr(callback, "checkpoint_key", None))
+        }
+        if states:  # callbacks whose state a resumed fit continues (`WeightAverage`'s mean)
+            payload["callbacks"] = states
         folder.save(CHECKPOINT, payload)
         if improved:
             folder.save(BEST, payload)

@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -542,6 +542,11 @@ class Trainer:
         loader = self.train_loader if has_position(self.train_loader) else None
         state = restore_fit(payload, path, self.module, self.optimizer, loader, self.scaler)
         self.history = state.history
+        saved = payload.get("callbacks") or {}
+        for callback in self.callbacks:  # those that keep state in checkpoints get it back
+            key = getattr(callback, "checkpoint_key", None)
+            if key is not None and key in saved:
+                cast(Any, callback).load_state_dict(saved[key])
         edge = payload.get("edge")
         return FitLoop(
             self,

@@ -289,6 +289,43 @@ def test_cli_search_divisor(tmp_path, capsys):
         assert not (tmp_path / "bad").exists()
 
 
+def test_the_final_run_keeps_the_average_of_its_weights_only_where_validation_says_so(
+    digits, tmp_path
+):
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, out_dir=tmp_path / "run")
+    assert plan.weight_average == RecipeSettings().weight_average == 1.0
+    kept = plan.results["weight_average"]
+    assert kept["kept"] in ("average", "last") and kept["steps"] > 0
+    chosen = kept["val_loss_average"] if kept["gain"] > kept["noise"] else kept["val_loss_last"]
+    assert kept["kept"] == ("average" if kept["gain"] > kept["noise"] else "last")
+    assert plan.results["final_val_loss"] == pytest.approx(chosen)
+    assert plan.trainer.evaluate()["loss"] == pytest.approx(chosen)  # the weights the model holds
+    final = next(r for r in plan.evidence if r["step"] == "final_run")
+    assert "WeightAverage: the model " in final["why"]
+    assert load_run(tmp_path / "run")[0].weight_average == 1.0  # plan.json: fit --plan again
+    # off: the last weights, as before
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2,
+                   settings=RecipeSettings(weight_average=None))  # fmt: skip
+    assert plan.weight_average is None and "weight_average" not in plan.results
+    assert plan.trainer.evaluate()["loss"] == pytest.approx(plan.results["final_val_loss"])
+    # a plan written before it averaged nothing
+    data = json.loads(plan.to_json())
+    del data["weight_average"]
+    assert sc.TunePlan.from_dict(data).weight_average is None
+    with pytest.raises(ValueError, match=r"weight_average must be None or in \(0, 1\], got 0"):
+        RecipeSettings(weight_average=0)
+
+
+def test_cli_weight_average(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["tune", "--epochs", "1", "--weight-average", "none", "--out", str(out)]) == 0
+    assert load_run(out)[0].weight_average is None
+    capsys.readouterr()
+    assert main(["tune", "--weight-average", "1.5", "--out", str(tmp_path / "bad")]) == 2
+    assert "--weight-average: must be a number in (0, 1] or none, got '1.5'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_asking_tune_to_compare_runs_the_short_run_search(digits):
     # several weight decays (and compare_momentum) are compared by short runs, not given up
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, optimizer="sgd",

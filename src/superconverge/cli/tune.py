@@ -88,6 +88,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "was 0.06 points higher on MNIST, 6 a point higher on CIFAR-10)",
     )
     p.add_argument(
+        "--weight-average",
+        type=_fraction_or_none,
+        default=_DEFAULT,
+        metavar="FRACTION",
+        help="average the final run's weights over its last FRACTION of steps and keep the "
+        "average where its validation loss is lower beyond the comparison's noise (default: "
+        "RecipeSettings.weight_average, 1: every step after the LR search's edge); none: keep "
+        "the last weights",
+    )
+    p.add_argument(
         "--exact-epochs",
         action="store_true",
         help="train the final run for exactly --epochs (by default it takes the budget's unspent "
@@ -187,6 +197,16 @@ def _finite(allowed: str, accepts: Callable[[float], bool]) -> Callable[[str], f
 
 
 _decay = _finite("finite numbers >= 0", lambda number: number >= 0)
+_DEFAULT = object()  # a flag left out: the library's default (not a str: argparse parses those)
+
+
+def _fraction_or_none(value: str) -> float | None:
+    """--weight-average: 'none', or a number in (0, 1]."""
+    if value.strip().lower() == "none":
+        return None
+    return _finite("a number in (0, 1] or none", lambda number: 0 < number <= 1)(value)
+
+
 _budget = _finite("a number > 0 (final runs' worth of samples)", lambda number: number > 0)
 
 
@@ -597,6 +617,7 @@ def _tune(
         compare_momentum=args.compare_momentum,
         budget=args.budget,
         settings=RecipeSettings(
+            **({} if args.weight_average is _DEFAULT else {"weight_average": args.weight_average}),
             extend_final_run=not args.exact_epochs,
             lr_search=args.lr_search.replace("-", "_"),
             search=None

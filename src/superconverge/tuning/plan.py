@@ -34,6 +34,7 @@ from superconverge.finder.result import RangeTestResult
 from superconverge.losses import CUSTOM, LOSSES
 from superconverge.metrics import MetricsSpec
 from superconverge.pytorch.optimizers import OptimizerSpec
+from superconverge.training.averaging import WeightAverage
 from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
 from superconverge.training.edge import EdgeSettings, search_constants, search_from_constants
 from superconverge.training.history import History
@@ -73,6 +74,9 @@ class TunePlan:
     # a "search" plan's in-run search constants, all of them (`training.edge.search_constants`):
     # the re-run searches as the tune run did, whatever the defaults are by then; {} otherwise
     search: dict[str, Any] = field(default_factory=dict)
+    # the final run's weights averaged over its last `weight_average` of steps and kept where
+    # that lowers the validation loss (`WeightAverage`); None: not averaged (plans before it)
+    weight_average: float | None = None
     loss: str | None = None  # a name from superconverge.losses or module:function (CLI)
     data: str | None = None  # names for re-running from the CLI
     model: str | None = None
@@ -194,7 +198,10 @@ class TunePlan:
         and `val_steps` as for `Trainer`; `test_steps`: batches of a `test_data` stream (as
         `Trainer.evaluate`'s `steps`). `loss_fn` defaults to the plan's loss when it is a
         built-in (``plan.loss``: "mse", ...; cross-entropy when the plan names none); a plan
-        made with your own loss needs it again.
+        made with your own loss needs it again. A plan with a `weight_average` averages the
+        run's last weights (`WeightAverage`, with `val_data` only) and keeps the average where
+        its validation loss is lower: ``results["weight_average"]`` says which weights the model
+        holds, and the final validation values are theirs.
         """
         loss_fn = self._loss(loss_fn)
         search = self.search_settings()
@@ -205,6 +212,9 @@ class TunePlan:
                     "which plan.json cannot name"
                 )
             optimizer = self.optimizer
+        averaging = None
+        if self.weight_average is not None and val_data is not None:
+            averaging = WeightAverage(self.weight_average)
         torch.manual_seed(self.seed)
         trainer = Trainer(
             model_fn(),
@@ -225,6 +235,7 @@ class TunePlan:
             collate_fn=collate_fn,
             precision=precision,
             val_steps=val_steps,
+            callbacks=[] if averaging is None else [averaging],
         )
         start = time.perf_counter()
         momentum = self.momentum
@@ -260,6 +271,13 @@ class TunePlan:
             "verdict": diagnose(history).to_dict(),
             "train_seconds": time.perf_counter() - start,
         }
+        if averaging is not None and averaging.outcome:  # the weights kept: their validation
+            kept = averaging.outcome
+            self.results["weight_average"] = {k: v for k, v in kept.items() if k != "val_metrics"}
+            values: dict[str, float] = kept["val_metrics"]
+            self.results["final_val_loss"] = values["loss"]
+            self.results["final_val_accuracy"] = values.get("accuracy")
+            self.results["final_val_metrics"] = {k: v for k, v in values.items() if k != "loss"}
         trainer.close()  # the training workers stop before the test's start (a Dataset)
         if test_data is not None and history.status == "completed":
             self.results["test"] = trainer.evaluate(test_data, steps=test_steps)

@@ -418,6 +418,7 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
         seed=setup.seed,
         optimizer=name if isinstance(name, str) else None,
         loss=loss_name(setup.loss_fn),
+        weight_average=setup.settings.weight_average,
         evidence=[batch_record, bounds_record, wd_record, momentum_record],
         range_tests={
             f"{f.optimizer if isinstance(f.optimizer, str) else 'custom'} (bounds)": f.range_test
@@ -458,6 +459,7 @@ def _search_in_run(
         optimizer=family if isinstance(family, str) else None,
         loss=loss_name(setup.loss_fn),
         search=search_constants(setup.settings.search),
+        weight_average=setup.settings.weight_average,
         evidence=[batch_record, record],
     )
     return plan, math.inf

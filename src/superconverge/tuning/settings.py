@@ -177,6 +177,13 @@ class RecipeSettings:
     # the recipe at 52% test accuracy against 78% (docs/benchmarks.md, "Handing the search's
     # samples to the final run")
     extension_reserve_fraction: float = 0.0
+    # the final run's weights averaged over its last `weight_average` of steps (`WeightAverage`;
+    # 1.0: every step after the in-run search's edge), kept where the average's validation loss
+    # is lower than the last weights' beyond the noise of the comparison; None: off. On SST-2
+    # (a run that overfits late) the average gained about a point of test accuracy over 10
+    # seeds; on MNIST, CIFAR-10 and digits the last weights stayed (docs/benchmarks.md, "Weight
+    # averaging in the descent")
+    weight_average: float | None = 1.0
 
     def __post_init__(self) -> None:
         counts = {
@@ -222,6 +229,13 @@ class RecipeSettings:
             raise ValueError(
                 f"optimizer_families must be optimizer names, got {self.optimizer_families!r}"
             )
+        average = self.weight_average
+        if average is not None and (
+            isinstance(average, bool)
+            or not isinstance(average, (int, float))
+            or not 0.0 < average <= 1.0
+        ):
+            raise ValueError(f"weight_average must be None or in (0, 1], got {average!r}")
         if not 0.0 <= self.extension_reserve_fraction < 1.0:
             raise ValueError(
                 "extension_reserve_fraction must be in [0, 1), got "

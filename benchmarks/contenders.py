@@ -82,11 +82,11 @@ EXTRAS = {"schedule-free": "schedulefree", "prodigy": "prodigyopt", "optuna": "o
 # tune, and its earlier or rejected variants
 RECIPES = ("recipe", "recipe-short-runs", "recipe-fixed", "recipe-reserve", "recipe-wd-always")
 CONTENDERS = (
-    *RECIPES, "schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest", "optuna",
-    "optuna-short", "grid",
+    *RECIPES, "schedule-free", "prodigy", "nadamw", "nadamw-average", "adam", "fastai",
+    "steepest", "optuna", "optuna-short", "grid",
 )  # fmt: skip
 SEARCHES = ("optuna", "optuna-short")  # only at equal compute: a search needs a budget
-NO_SEARCH = ("schedule-free", "prodigy", "nadamw", "adam", "fastai", "steepest")
+NO_SEARCH = ("schedule-free", "prodigy", "nadamw", "nadamw-average", "adam", "fastai", "steepest")
 LABELS = {
     "recipe": "recipe (tune)",
     "recipe-short-runs": "recipe, LR by short runs before the final run (before 2026-12-03)",
@@ -96,6 +96,7 @@ LABELS = {
     "schedule-free": "schedule-free AdamW",
     "prodigy": "Prodigy + cosine",
     "nadamw": "NAdamW + warmup + cosine (AlgoPerf)",
+    "nadamw-average": "NAdamW (AlgoPerf) + the recipe's weight averaging",
     "adam": "Adam defaults",
     "fastai": "fastai valley + 1cycle",
     "steepest": "lr-finder steepest + OneCycleLR",
@@ -311,8 +312,57 @@ def _steps_for(samples: int, size: int) -> int:
     return epochs * math.ceil(size / BATCH) + math.ceil(rest / BATCH)
 
 
+def _mean_and_keep(model: nn.Module, mean: list[torch.Tensor], task: Task, loader: Any) -> str:
+    """The recipe's weight-averaging rule (`WeightAverage(keep="better")`) on a contender: the
+    mean `mean` of its weights replaces the last ones where its per-sample validation loss is
+    lower beyond twice the standard error of the paired differences; BatchNorm statistics at
+    the mean from 50 training batches. Returns "average" or "last"."""
+    from superconverge.training.averaging import _paired_gain
+
+    def sample_losses() -> torch.Tensor:
+        model.eval()
+        with torch.no_grad():
+            losses = [LOSS(model(task.val.inputs[i : i + 512]), task.val.targets[i : i + 512],
+                           reduction="none") for i in range(0, len(task.val), 512)]  # fmt: skip
+        model.train()
+        return torch.cat(losses).double()
+
+    last = {name: t.detach().clone() for name, t in model.state_dict().items()}
+    last_losses = sample_losses()
+    with torch.no_grad():
+        for param, value in zip(model.parameters(), mean, strict=True):
+            param.copy_(value)
+    if _has_batchnorm(model):
+        _refresh_batchnorm(model, loader)
+    gain, noise = _paired_gain(last_losses - sample_losses())
+    if gain > noise:
+        return "average"
+    model.load_state_dict(last)
+    return "last"
+
+
+def _refresh_batchnorm(model: nn.Module, loader: Any) -> None:
+    """BatchNorm statistics at the current weights: a cumulative mean over 50 batches."""
+    layers = [m for m in model.modules()
+              if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))]  # fmt: skip
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None
+    model.train()
+    with torch.no_grad():
+        for index, (inputs, _) in enumerate(loader):
+            model(inputs)
+            if index + 1 == BN_RECOMPUTE_BATCHES:
+                break
+    for layer in layers:
+        layer.momentum = 0.1
+
+
 def train_no_search(task: Task, kind: str, factory: CountingFactory, samples: int) -> dict:
-    """Train one of the optimizer contenders for `samples` training samples at batch BATCH."""
+    """Train one of the optimizer contenders for `samples` training samples at batch BATCH
+    ("nadamw-average": NAdamW with the recipe's weight averaging after its warmup)."""
+    averaging = kind == "nadamw-average"
+    kind = "nadamw" if averaging else kind
     model = factory()
     total_steps = _steps_for(samples, len(task.train))
     schedule: Callable[[int], float] | None = None
@@ -347,6 +397,8 @@ def train_no_search(task: Task, kind: str, factory: CountingFactory, samples: in
     if schedule_free:
         optimizer.train()
     status, step = "completed", 0
+    first_averaged = round(ALGOPERF["warmup_fraction"] * total_steps)  # after the warmup
+    mean: list[torch.Tensor] = []
     while step < total_steps and status == "completed":
         for inputs, targets in loader:
             optimizer.zero_grad(set_to_none=True)
@@ -359,6 +411,12 @@ def train_no_search(task: Task, kind: str, factory: CountingFactory, samples: in
             if scheduler is not None:
                 scheduler.step()
             step += 1
+            if averaging and step > first_averaged:
+                params = [p.detach() for p in model.parameters()]
+                if not mean:
+                    mean = [p.clone() for p in params]
+                else:
+                    torch._foreach_lerp_(mean, params, 1 / (step - first_averaged))
             if step == total_steps:
                 break
     if schedule_free:
@@ -372,6 +430,8 @@ def train_no_search(task: Task, kind: str, factory: CountingFactory, samples: in
                     model(inputs)
                     if index + 1 == BN_RECOMPUTE_BATCHES:
                         break
+    if averaging and mean and status == "completed":
+        setting += f", weights averaged: {_mean_and_keep(model, mean, task, loader)} kept"
     return {"status": status, "setting": setting, "val": evaluate(model, task.val),
             "test": evaluate(model, task.test)}  # fmt: skip
 

@@ -18,6 +18,9 @@ uses 0.9955) and tune's cyclical momentum (beta1: 0.95 to 0.85 by default; equal
 `--val-rise`: the validation loss measured at each copy of the rise, and max_lr from the lower of
 its lowest point's LR and the training loss's (`read_validation_in_rise`). `--descent-beta2`:
 Adam's beta2 from the edge on (`set_beta2_at_the_edge`). `--start-lr`: the rise's first LR.
+`--average F`: `RecipeSettings.weight_average` (the final run's weights averaged over its last F
+of steps; tune's default, 1.0, when not given; `none`: off); the record holds the same run's
+test accuracy at its last weights and at the weights kept (`test_both_weights`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ import torch
 
 import superconverge.training.edge as edge
 from _common import machine
-from contenders import DEFAULTS, CountingFactory, SampleCounter, load_task, run_recipe
+from contenders import DEFAULTS, CountingFactory, SampleCounter, evaluate, load_task, run_recipe
+from superconverge.training import WeightAverage
 from superconverge.tuning import RecipeSettings
 
 
@@ -98,6 +102,22 @@ def set_beta2_at_the_edge(beta2: float) -> None:
     edge.EdgeSearch._found = found_then_beta2  # type: ignore[method-assign]  # noqa: SLF001
 
 
+def test_both_weights(test: Any) -> dict[str, Any]:
+    """The final run's test accuracy at its last weights and at the weights `WeightAverage`
+    kept (the same run: a paired measure of the averaging), filled in when the fit ends."""
+    seen: dict[str, Any] = {}
+    use = WeightAverage._use  # noqa: SLF001 - measured around the library's own rule
+
+    def use_and_test(self, fit, mean, count):
+        seen["test_last"] = evaluate(fit.trainer.module, test)["accuracy"]
+        use(self, fit, mean, count)
+        seen["test_kept"] = evaluate(fit.trainer.module, test)["accuracy"]
+        seen.update({k: v for k, v in self.outcome.items() if k != "val_metrics"})
+
+    WeightAverage._use = use_and_test  # type: ignore[method-assign]  # noqa: SLF001
+    return seen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -135,6 +155,14 @@ def main() -> None:
         default=None,
         help="Adam's beta2 from the edge on (the rise keeps --beta2)",
     )
+    parser.add_argument(
+        "--average",
+        type=lambda text: None if text == "none" else float(text),
+        default=RecipeSettings().weight_average,
+        metavar="FRACTION",
+        help="RecipeSettings.weight_average: the final run's weights averaged over its last "
+        "FRACTION of steps, kept where that lowers the validation loss; 'none': off",
+    )
     parser.add_argument("--data", default="cifar10", choices=list(DEFAULTS))
     parser.add_argument("--results", default="edge_copies.jsonl")
     args = parser.parse_args()
@@ -164,8 +192,9 @@ def main() -> None:
         read_validation_in_rise(task.val)
     if args.descent_beta2 is not None:
         set_beta2_at_the_edge(args.descent_beta2)
+    averaging = test_both_weights(task.test)
     counter = SampleCounter()
-    settings = RecipeSettings(min_total_steps=args.min_total_steps)
+    settings = RecipeSettings(min_total_steps=args.min_total_steps, weight_average=args.average)
     optimizer = optimizer_spec(args.optimizer, args.beta2)
     factory = CountingFactory(task.build_model, args.seed, counter)
     result = run_recipe(
@@ -176,7 +205,8 @@ def main() -> None:
               "min_total_steps": args.min_total_steps, "optimizer": args.optimizer,
               "beta2": args.beta2, "momentum": list(args.momentum),
               "val_rise": args.val_rise, "descent_beta2": args.descent_beta2,
-              "start_lr": args.start_lr, "setting": result["setting"],
+              "start_lr": args.start_lr, "average": args.average,
+              "average_outcome": averaging or None, "setting": result["setting"],
               "test": result["test"], "val": result["val"], "samples": counter.samples,
               "why": result.get("recipe_why", {}).get("final_run", "")}  # fmt: skip
     with open(args.results, "a") as handle:

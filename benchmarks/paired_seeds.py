@@ -11,7 +11,8 @@ rows of ``--compute equal-compute`` and the recipe's) and `edge_copies.py`'s (th
 A recipe row of a `contenders.py` file counts only for the seeds that `--divisor-records` do
 not hold at `--divisor` (the records of the library's default at that time). `--variants`
 (`edge_copies.py` records of another optimizer, beta2, momentum or the validation-aware rise)
-adds a table per data set: each variant against `tune` at its defaults and against NAdamW.
+adds a table per data set: each variant against `tune` at its defaults and against NAdamW
+(`--all-rivals`: against Prodigy and schedule-free AdamW too).
 
     python paired_seeds.py --contenders contenders_inrun.jsonl contenders_inrun_seeds34.jsonl \
         contenders_seeds59.jsonl contenders_cifar_seeds59a.jsonl contenders_cifar_seeds59b.jsonl \
@@ -29,15 +30,16 @@ import numpy as np
 
 from _common import table
 
-RIVALS = ("prodigy", "nadamw", "schedule-free")
+RIVALS = ("prodigy", "nadamw", "schedule-free", "nadamw-average")
 NAMES = {"prodigy": "Prodigy + cosine", "nadamw": "NAdamW (AlgoPerf)",
-         "schedule-free": "schedule-free AdamW"}  # fmt: skip
+         "schedule-free": "schedule-free AdamW",
+         "nadamw-average": "NAdamW + the recipe's weight averaging"}  # fmt: skip
 
 
 # edge_copies.py's variants: the record's value where it differs from tune's default
 VARIANT_DEFAULTS = {"optimizer": "adamw", "beta2": 0.999, "momentum": [0.95, 0.85],
                     "val_rise": False, "descent_beta2": None,
-                    "start_lr": 1e-4}  # fmt: skip
+                    "start_lr": 1e-4, "average": None}  # fmt: skip
 
 
 def variant(record: dict) -> str:
@@ -121,6 +123,9 @@ def main() -> None:
     parser.add_argument("--divisor-records", nargs="*", default=[], help="edge_copies.py results")
     parser.add_argument("--divisor", type=float, help="the recipe's divisor in those records")
     parser.add_argument("--variants", nargs="*", default=[], help="edge_copies.py variants")
+    parser.add_argument(
+        "--all-rivals", action="store_true", help="pair the variants with every rival, not NAdamW alone"
+    )
     args = parser.parse_args()
     runs = read(args.contenders, args.divisor_records, args.divisor)
     for data in sorted(runs):
@@ -150,12 +155,15 @@ def main() -> None:
     for data in sorted(variants):
         rows = []
         for name, results in sorted(variants[data].items()):
-            for against, theirs in (("tune", runs[data].get("recipe", {})),
-                                    (NAMES["nadamw"], runs[data].get("nadamw", {}))):  # fmt: skip
+            rivals = RIVALS if args.all_rivals else ("nadamw",)
+            pairs = [("tune", runs[data].get("recipe", {}))]
+            pairs += [(NAMES[who], runs[data].get(who, {})) for who in rivals]
+            for against, theirs in pairs:
                 row = paired_row(name, results, theirs)
                 if row:
                     rows.append([row[0], against, *row[1:]])
-        print(f"\n#### {data}: the variants against `tune` at its defaults and NAdamW (test %)\n")
+        rivals_named = "every rival" if args.all_rivals else "NAdamW"
+        print(f"\n#### {data}: the variants against `tune` at its defaults and {rivals_named} (test %)\n")
         print(table(header, rows))
 
 

@@ -59,6 +59,9 @@ def test_variants_are_named_by_what_differs_and_never_count_as_the_default(tmp_p
     assert paired_seeds.variant(beta2) == "beta2 0.9955"
     assert paired_seeds.variant(held) == "momentum 0.9 0.9, val-rise"
     assert paired_seeds.variant({"seed": 0, "descent_beta2": 0.99}) == "descent-beta2 0.99"
+    # the weight averaging: records before it have no "average" (tune's default then)
+    assert paired_seeds.variant({**default, "average": 1.0}) == "average 1.0"
+    assert paired_seeds.variant({**default, "average": None}) == ""
     records = _write(tmp_path / "v.jsonl", [default, beta2, held])
     runs = paired_seeds.read([], [records], 6.0)
     assert runs["sst2"]["recipe"] == pytest.approx({0: 81.0})  # the variants are not tune's

@@ -155,3 +155,28 @@ def test_a_reused_callback_reports_only_its_latest_fits_search(tmp_path):
     assert "LR search:" in callback.history.notes[-1]
     assert not set(first_notes) & set(callback.history.notes)
     assert callback.plan is not None and callback.plan.max_lr == callback.lr_search["max_lr"]
+
+
+def test_the_searchs_copies_hold_no_gradients(tmp_path, monkeypatch):
+    """Lightning keeps an update's gradients until the next one replaces them: a copy of them
+    would be a parameter-size tensor per copy spent on nothing."""
+    from superconverge.pytorch.snapshot import training_state_nbytes
+    from superconverge.training.edge import EdgeSearch
+
+    take, seen = EdgeSearch._take_copy, []
+
+    def recording(self, fit, step, lr):
+        take(self, fit, step, lr)
+        live = [p.grad is not None for p in fit.trainer.module.parameters()]
+        copied = [grad is not None for *_, grad in self._copies[-1][2].params]
+        seen.append((all(live), any(copied)))
+
+    monkeypatch.setattr(EdgeSearch, "_take_copy", recording)
+    callback = OneCycle("search")
+    trainer([callback], tmp_path, max_epochs=EPOCHS).fit(DigitsModule("adamw"), digits_loader())
+    assert seen and all(live and not copied for live, copied in seen[1:])
+    assert callback.lr_search is not None and callback.lr_search["restored_step"] is not None
+    module = DigitsModule("adamw")
+    module.net[0].weight.grad = torch.ones_like(module.net[0].weight)
+    with_grads, without = (training_state_nbytes(module, grads=g) for g in (True, False))
+    assert with_grads - without == module.net[0].weight.nbytes

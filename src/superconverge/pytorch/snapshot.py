@@ -45,12 +45,15 @@ def _nbytes(value: Any) -> int:
     return 0
 
 
-def training_state_nbytes(model: nn.Module, optimizer: Any = None, grad_scaler: Any = None) -> int:
+def training_state_nbytes(
+    model: nn.Module, optimizer: Any = None, grad_scaler: Any = None, *, grads: bool = True
+) -> int:
     """The bytes a `TrainingSnapshot` of these would take, counted on the live tensors (no
-    copy made): weights, grads, buffers, optimizer and scaler state."""
+    copy made): weights, grads (unless `grads` is False), buffers, optimizer and scaler state."""
     params = list(model.parameters())
     total = sum(int(p.nbytes) for p in params)
-    total += sum(int(p.grad.nbytes) for p in params if p.grad is not None)
+    if grads:
+        total += sum(int(p.grad.nbytes) for p in params if p.grad is not None)
     total += sum(int(b.nbytes) for b in model.buffers())
     if optimizer is not None:
         total += _nbytes(optimizer.state_dict())
@@ -65,7 +68,11 @@ class TrainingSnapshot:
     Parameters (values, ``requires_grad``, ``.grad``), every buffer (persistent or not, e.g.
     BatchNorm running statistics and ``num_batches_tracked``), each module's train/eval mode,
     the optimizer's state and param-group hyper-parameters, a grad scaler, ``ArrayLoader``
-    positions, and the Python, NumPy and torch (CPU and CUDA) RNG states.
+    positions, and the Python, NumPy and torch (CPU and CUDA) RNG states. With ``grads=False``
+    the gradients are not copied and a restore leaves ``.grad`` None: for a copy taken after an
+    optimizer step, whose gradients the next step replaces (the in-run search's copies under
+    Lightning and Hugging Face, which keep them until the next step; a parameter-size tensor
+    less per copy).
     """
 
     def __init__(
@@ -76,10 +83,16 @@ class TrainingSnapshot:
         loaders: Iterable[object] = (),
         *,
         rng: bool = True,
+        grads: bool = True,
     ) -> None:
         self.model = model
         self.params = [
-            (p, _to_cpu(p), p.requires_grad, None if p.grad is None else _to_cpu(p.grad))
+            (
+                p,
+                _to_cpu(p),
+                p.requires_grad,
+                None if p.grad is None or not grads else _to_cpu(p.grad),
+            )
             for p in model.parameters()
         ]
         self.buffers = [

@@ -297,11 +297,17 @@ class EdgeSearch:
         trainer = fit.trainer
         if not self._sized:  # sized before the first copy is made: none where none fits
             self._sized = True
-            nbytes = training_state_nbytes(trainer.module, trainer.optimizer, trainer.scaler)
+            nbytes = training_state_nbytes(
+                trainer.module, trainer.optimizer, trainer.scaler, grads=False
+            )
             self._size_copies(fit, nbytes, machine_memory())
         if self.copies_kept == 0:
             return
-        snapshot = TrainingSnapshot(trainer.module, trainer.optimizer, trainer.scaler, rng=False)
+        # after an optimizer step: its gradients are spent (Lightning and HF keep them until
+        # the next step, which replaces them), so a copy holds none
+        snapshot = TrainingSnapshot(
+            trainer.module, trainer.optimizer, trainer.scaler, rng=False, grads=False
+        )
         self._copies.append((step, lr, snapshot))
         del self._copies[: -self.copies_kept]
 

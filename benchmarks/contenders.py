@@ -348,14 +348,20 @@ def _refresh_batchnorm(model: nn.Module, loader: Any) -> None:
     for layer in layers:
         layer.reset_running_stats()
         layer.momentum = None
+    _forward_batches(model, loader)
+    for layer in layers:
+        layer.momentum = 0.1
+
+
+def _forward_batches(model: nn.Module, loader: Any) -> None:
+    """BN_RECOMPUTE_BATCHES training batches forward in training mode, without gradients (not
+    counted as training): what refreshes BatchNorm statistics at other weights."""
     model.train()
     with torch.no_grad():
         for index, (inputs, _) in enumerate(loader):
             model(inputs)
             if index + 1 == BN_RECOMPUTE_BATCHES:
                 break
-    for layer in layers:
-        layer.momentum = 0.1
 
 
 def train_no_search(task: Task, kind: str, factory: CountingFactory, samples: int) -> dict:
@@ -424,12 +430,7 @@ def train_no_search(task: Task, kind: str, factory: CountingFactory, samples: in
         if _has_batchnorm(model):
             # README: BatchNorm statistics computed at the training weights are wrong at x;
             # refresh them with forward passes (no gradients, not counted as training)
-            model.train()
-            with torch.no_grad():
-                for index, (inputs, _) in enumerate(loader):
-                    model(inputs)
-                    if index + 1 == BN_RECOMPUTE_BATCHES:
-                        break
+            _forward_batches(model, loader)
     if averaging and mean and status == "completed":
         setting += f", weights averaged: {_mean_and_keep(model, mean, task, loader)} kept"
     return {"status": status, "setting": setting, "val": evaluate(model, task.val),

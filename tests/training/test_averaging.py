@@ -10,6 +10,7 @@ from torch import nn
 from superconverge.data import ArrayData
 from superconverge.schedules import constant
 from superconverge.training import Callback, Trainer, WeightAverage
+from tests.training.test_callbacks import _InterruptAfter
 
 LOSS = nn.functional.cross_entropy
 
@@ -134,15 +135,6 @@ def test_the_steps_of_an_in_run_search_are_never_averaged():
     edge = history.lr_search
     assert edge is not None
     assert average.outcome["steps"] == 240 - edge["step"]  # the edge's step and those after it
-
-
-class _InterruptAfter(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def after_epoch(self, fit):
-        if int(fit.record["epoch"]) == self.epoch:  # after that epoch's checkpoint
-            raise KeyboardInterrupt
 
 
 def test_a_fit_resumed_inside_the_average_ends_as_the_uninterrupted_one(tmp_path):

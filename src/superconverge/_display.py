@@ -41,6 +41,34 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def averaged_weights_line(outcome: dict[str, Any]) -> str:
+    """Which weights a fit with `WeightAverage` ended with, from its outcome (as
+    ``plan.results["weight_average"]``).
+
+    Example:
+        >>> averaged_weights_line({"kept": "average", "steps": 2573, "val_loss_average": 0.4446,
+        ...                        "val_loss_last": 0.5377, "gain": 0.093, "noise": 0.028})
+        'the mean of the last 2573 steps (validation loss 0.4446; the last weights 0.5377)'
+        >>> averaged_weights_line({"kept": "last", "steps": 1379, "val_loss_average": 0.04385,
+        ...                        "val_loss_last": 0.04553, "gain": 0.0017, "noise": 0.0101})
+        'the last (validation loss 0.04553; the mean of the last 1379 steps 0.04385, a gain within its noise)'
+    """
+    steps = outcome.get("steps", 0)
+    if "val_loss_average" not in outcome:  # keep="always"
+        return f"the mean of the last {steps} steps"
+    average, last = outcome["val_loss_average"], outcome["val_loss_last"]
+    if outcome.get("kept") == "average":
+        return (
+            f"the mean of the last {steps} steps (validation loss {average:.4g}; the last "
+            f"weights {last:.4g})"
+        )
+    why = "a gain within its noise" if outcome.get("gain", 0.0) > 0 else "no gain"
+    return (
+        f"the last (validation loss {last:.4g}; the mean of the last {steps} steps "
+        f"{average:.4g}, {why})"
+    )
+
+
 def clip(text: str, limit: int) -> str:
     """`text` on one line, cut to at most `limit` characters (with an ellipsis).
 

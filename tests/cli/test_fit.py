@@ -66,6 +66,21 @@ def test_a_plan_naming_built_in_data_and_model_runs_and_writes_its_results(tmp_p
     assert chained["plan_made_by"] == f"the tune run of {plan}"
 
 
+def test_a_plan_that_averages_says_which_weights_the_model_kept(tmp_path, capsys):
+    plan = _digits_plan(tmp_path, weight_average=1.0)
+    assert main(["fit", "--plan", str(plan)]) == 0
+    saved = json.loads((tmp_path / "refit" / "plan.json").read_text())["results"]
+    kept = saved["weight_average"]
+    assert kept["kept"] in ("average", "last") and kept["steps"] > 0
+    said = "weights: the mean of the last" if kept["kept"] == "average" else "weights: the last ("
+    assert said in capsys.readouterr().out
+    # a plan without it (written before it existed): no line
+    other = tmp_path / "other"
+    other.mkdir()
+    assert main(["fit", "--plan", str(_digits_plan(other))]) == 0
+    assert "weights:" not in capsys.readouterr().out
+
+
 def test_entry_points_the_user_names_run_those_a_plan_names_do_not(tmp_path, capsys):
     plan = _digits_plan(tmp_path, model="tests.cli.entry:small_mlp", model_options={})
     assert main(["fit", "--plan", str(plan)]) == 2

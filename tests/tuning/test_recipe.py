@@ -320,7 +320,10 @@ def test_cli_weight_average(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["tune", "--epochs", "1", "--weight-average", "none", "--out", str(out)]) == 0
     assert load_run(out)[0].weight_average is None
-    capsys.readouterr()
+    assert "weights:" not in capsys.readouterr().out
+    assert main(["tune", "--epochs", "1", "--weight-average", "0.5", "--out", str(out), "--force"]) == 0
+    assert load_run(out)[0].weight_average == 0.5
+    assert "weights: " in capsys.readouterr().out
     assert main(["tune", "--weight-average", "1.5", "--out", str(tmp_path / "bad")]) == 2
     assert "--weight-average: must be a number in (0, 1] or none, got '1.5'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from superconverge._display import plural
+from superconverge._display import averaged_weights_line, plural
 from superconverge._files import NO_ROOM, write_text_atomically
 from superconverge.cli._common import (
     EXIT_FAILURE,
@@ -405,6 +405,9 @@ def run(args: argparse.Namespace) -> int:
     epochs = len(history.epochs)
     count = plural(epochs, "epoch")
     print(f"{history.status}: {count}; verdict {plan.results['verdict']['kind']}{scores}")
+    averaged = plan.results.get("weight_average")
+    if averaged:  # which weights the model ended with (`WeightAverage`)
+        print(f"weights: {averaged_weights_line(averaged)}")
     print(f"wrote {out}")
     if history.status == "diverged":  # the record is written; say what it holds
         kept = (

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from superconverge._display import decision, plural, without_passwords
+from superconverge._display import averaged_weights_line, decision, plural, without_passwords
 from superconverge._files import NO_ROOM
 from superconverge.cli._common import (
     EXIT_FAILURE,
@@ -782,6 +782,9 @@ def _print_plan(plan: Any) -> None:
         f"max_lr {plan.max_lr:.3g}, min_lr {plan.min_lr:.3g}, "
         f"weight decay {plan.weight_decay:g}, momentum {decision(plan.momentum)}"
     )
+    averaged = plan.results.get("weight_average")
+    if averaged:  # which weights the final run ended with (`WeightAverage`)
+        print(f"weights: {averaged_weights_line(averaged)}")
     if test:
         print(scores_line(test))
     print(f"verdict: {verdict['kind']}: {verdict['explanation']}; next: {verdict['next_step']}")

@@ -113,6 +113,15 @@ def check_open_fraction(name: str, value: object, upper: float = 1.0) -> float:
     return number
 
 
+def check_unit_fraction(name: str, value: object, allowed: str = "a number in (0, 1]") -> float:
+    """A fraction in (0, 1], such as the share of a fit's steps; a ValueError names `allowed`
+    (the caller's wording: "None or in (0, 1]" where None is allowed too)."""
+    number = plain(value)
+    if not _is_number(number) or not 0.0 < float(number) <= 1.0:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return float(number)
+
+
 def check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
     """One of the strings in `allowed`."""
     if value not in allowed:

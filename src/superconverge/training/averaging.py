@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from superconverge._checks import plain_arguments
+from superconverge._checks import check_choice, check_unit_fraction, plain_arguments
 from superconverge.batches import count, forward, split_batch
 from superconverge.training.callbacks import Callback
 from superconverge.training.device import to_device
@@ -77,27 +77,30 @@ class WeightAverage(Callback):
     def __init__(
         self, fraction: float = 1.0, *, keep: str = "better", bn_batches: int = 50
     ) -> None:
-        number = isinstance(fraction, (int, float)) and not isinstance(fraction, bool)
-        if not number or not 0.0 < float(fraction) <= 1.0:
-            raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
-        if keep not in KEEPS:
-            raise ValueError(f"keep must be one of {', '.join(map(repr, KEEPS))}, got {keep!r}")
+        self.fraction = check_unit_fraction("fraction", fraction)
+        self.keep = check_choice("keep", keep, KEEPS)
         if isinstance(bn_batches, bool) or not isinstance(bn_batches, int) or bn_batches < 1:
             raise ValueError(f"bn_batches must be an integer >= 1, got {bn_batches!r}")
-        self.fraction, self.keep, self.bn_batches = float(fraction), keep, bn_batches
+        self.bn_batches = bn_batches
         self.outcome: dict[str, Any] = {}
         self._mean: list[torch.Tensor] | None = None  # the completed epochs' average
         self._count = 0
         self._epoch_mean: list[torch.Tensor] | None = None  # the epoch in progress
         self._epoch_count = 0
         self._restored = False  # a checkpoint's state came in (load_state_dict)
+        # per fit, not per step: the parameters (views that see the optimizer's in-place
+        # updates) and the first step averaged
+        self._live: list[torch.Tensor] = []
+        self._first = 0
 
     # ----------------------------------------------------------------- events
     def before_fit(self, fit: FitLoop) -> None:
         self.outcome = {}
         self._check_val(fit)
+        self._live = [p.detach() for p in self._params(fit)]
+        self._first = math.floor((1 - self.fraction) * fit.epochs * fit.trainer.steps_per_epoch)
         if fit.start_epoch == 0 or not self._restored:
-            if fit.start_epoch and fit.step + 1 > self._first_step(fit):
+            if fit.start_epoch and fit.step + 1 > self._first:
                 warnings.warn(
                     "WeightAverage: the checkpoint holds no average (written without this "
                     "callback, or by an older version); the fit averages the steps from here on",
@@ -112,15 +115,14 @@ class WeightAverage(Callback):
         self._epoch_mean, self._epoch_count = None, 0  # a restarted epoch: its steps again
 
     def after_batch(self, fit: FitLoop) -> None:
-        if fit.step < self._first_step(fit) or (fit.edge is not None and fit.edge.searching):
+        if fit.step < self._first or (fit.edge is not None and fit.edge.searching):
             return
-        params = self._params(fit)
         if self._epoch_mean is None:
-            self._epoch_mean = [p.detach().clone() for p in params]
+            self._epoch_mean = [p.clone() for p in self._live]
             self._epoch_count = 1
             return
         self._epoch_count += 1
-        torch._foreach_lerp_(self._epoch_mean, [p.detach() for p in params], 1 / self._epoch_count)
+        torch._foreach_lerp_(self._epoch_mean, self._live, 1 / self._epoch_count)
 
     def after_epoch(self, fit: FitLoop) -> None:
         self._mean, self._count = self._merged()
@@ -150,10 +152,6 @@ class WeightAverage(Callback):
         self._restored = True
 
     # ----------------------------------------------------------------- helpers
-    def _first_step(self, fit: FitLoop) -> int:
-        total = fit.epochs * fit.trainer.steps_per_epoch
-        return math.floor((1 - self.fraction) * total)
-
     @staticmethod
     def _params(fit: FitLoop) -> list[nn.Parameter]:
         return list(fit.trainer.module.parameters())

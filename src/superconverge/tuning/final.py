@@ -58,8 +58,8 @@ def final_run_stage(
             decision = f"{plural(plan.epochs, 'epoch')} of 1cycle, its rise stopped before its edge"
         steps = history.steps + history.discarded_steps
         samples = steps * plan.batch_size if per_epoch is None else _run_samples(history, per_epoch)
-        kept = [n for n in history.notes if "restored the weights" in n]
-        kept += [n for n in history.notes if n.startswith("WeightAverage:")]
+        kept = [n for n in history.notes
+                if "restored the weights" in n or n.startswith("WeightAverage:")]  # fmt: skip
         if kept:
             why += "; " + "; ".join(kept)
         search = {} if history.lr_search is None else {"lr_search": history.lr_search}

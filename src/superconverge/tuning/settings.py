@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from superconverge._checks import check_unit_fraction
+
 if TYPE_CHECKING:  # the search's constants live beside the search (torch); this module has none
     from superconverge.training.edge import EdgeSettings
 
@@ -229,13 +231,8 @@ class RecipeSettings:
             raise ValueError(
                 f"optimizer_families must be optimizer names, got {self.optimizer_families!r}"
             )
-        average = self.weight_average
-        if average is not None and (
-            isinstance(average, bool)
-            or not isinstance(average, (int, float))
-            or not 0.0 < average <= 1.0
-        ):
-            raise ValueError(f"weight_average must be None or in (0, 1], got {average!r}")
+        if self.weight_average is not None:
+            check_unit_fraction("weight_average", self.weight_average, "None or in (0, 1]")
         if not 0.0 <= self.extension_reserve_fraction < 1.0:
             raise ValueError(
                 "extension_reserve_fraction must be in [0, 1), got "

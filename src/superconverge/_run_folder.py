@@ -21,6 +21,7 @@ RUN_FILES = (
     "journal.json",
     "checkpoint.pt",
     "best.pt",
+    "model.pt",
     "history.json",
     "history.csv",
     "plan.json",

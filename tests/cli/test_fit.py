@@ -73,7 +73,8 @@ def test_a_plan_that_averages_says_which_weights_the_model_kept(tmp_path, capsys
     kept = saved["weight_average"]
     assert kept["kept"] in ("average", "last") and kept["steps"] > 0
     said = "weights: the mean of the last" if kept["kept"] == "average" else "weights: the last ("
-    assert said in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert said in out and f"; model: {tmp_path / 'refit' / 'model.pt'}\n" in out
     # a plan without it (written before it existed): no line
     other = tmp_path / "other"
     other.mkdir()
@@ -199,8 +200,8 @@ def test_force_over_a_tune_folder_replaces_that_run_whole(tmp_path, capsys):
     assert main(["fit", "--plan", str(plan), "--out", str(out), "--force"]) == 0
     assert f"fit: moved the previous run to {out}/previous-" in capsys.readouterr().out
     names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
-    assert names == ["best.pt", "checkpoint.pt", "history.csv", "history.json", "notes.txt",
-                     "plan.json"]  # fmt: skip
+    assert names == ["best.pt", "checkpoint.pt", "history.csv", "history.json", "model.pt",
+                     "notes.txt", "plan.json"]  # fmt: skip
     assert json.loads((out / "plan.json").read_text())["results"]["status"] == "completed"
 
 

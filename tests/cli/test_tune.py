@@ -133,7 +133,9 @@ def test_tune_then_fit_then_report_on_tiny_data(tmp_path, capsys):
         "--exact-epochs",  # the final run of the 2 epochs asked for (the budget lengthens it)
     ]
     assert main(["tune", *flags, "--out", str(out)]) == 0
-    assert re.search(r"chosen: (sgd|adamw), batch 32", capsys.readouterr().out)
+    said = capsys.readouterr().out
+    assert re.search(r"chosen: (sgd|adamw), batch 32", said)
+    assert f"; model: {out / 'model.pt'}\n" in said  # where the trained weights are
     plan = json.loads((out / "plan.json").read_text())
     assert (plan["batch_size"], plan["epochs"], plan["weight_decay"]) == (32, 2, 0.0)
     assert plan["model"] == "tests.cli.entry:small_mlp"

@@ -165,12 +165,18 @@ def stage_steps(run: Run, journal_keys: list[str]) -> dict[str, tuple[int, int]]
 
 def loadable_files(folder: Path) -> dict[str, str]:
     """Every run file in `folder` read back the way its reader reads it: {name: problem}."""
+    import torch
+
     from superconverge.training.checkpoint import load_checkpoint
 
     problems = {}
     for path in sorted(folder.iterdir()):
         try:
-            if path.suffix == ".pt":
+            if path.name == "model.pt":  # the fit's final weights: a plain state_dict
+                weights = torch.load(path, weights_only=True)
+                if not weights or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+                    raise ValueError(f"not a state_dict: {sorted(weights)[:3]}")
+            elif path.suffix == ".pt":
                 load_checkpoint(path)
             elif path.suffix == ".json":
                 json.loads(path.read_text())

@@ -30,7 +30,7 @@ from tests.reliability.harness import (
 INTERRUPTED = 130  # the CLI's exit status after Ctrl-C (128 + SIGINT)
 STAGES = ("batch_size", "lr_bounds", "weight_decay", "momentum", "final_run", "diagnosis")
 WRITES = ("journal.json", "checkpoint.pt", "best.pt", "history.csv", "history.json", "plan.json",
-          "range_tests.json", "lr_find.png", "report.md", "report.html")  # fmt: skip
+          "range_tests.json", "lr_find.png", "report.md", "report.html", "model.pt")  # fmt: skip
 
 
 def cli_tune(out, *extra, cues=(), expect=0):

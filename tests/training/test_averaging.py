@@ -60,6 +60,17 @@ def test_the_average_is_the_mean_of_the_last_fractions_weights():
     )
 
 
+def test_model_pt_holds_the_average_and_checkpoint_pt_the_trained_weights(tmp_path):
+    steps, average = StepWeights(), WeightAverage(0.25, keep="always")
+    trainer = _trainer([steps, average], out_dir=tmp_path)
+    trainer.fit(4, constant(0.5))
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    expected = _mean([steps.by_step[s] for s in range(24, 32)])
+    torch.testing.assert_close(list(saved.values()), expected)
+    trained = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(t, s) for t, s in zip(trained.values(), steps.by_step[31], strict=True))
+
+
 def test_better_keeps_the_average_only_where_its_gain_is_beyond_the_noise():
     # a high constant LR: the last weights bounce around, their mean does not (SWA's case)
     steps, average = StepWeights(), WeightAverage(0.5)

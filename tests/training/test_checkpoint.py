@@ -61,7 +61,7 @@ def test_every_file_of_the_run_folder_is_written_atomically(tmp_path, monkeypatc
 
     monkeypatch.setattr(_files.os, "replace", spy)
     history = _trainer(Scripted, tmp_path).fit_one_cycle(2, 0.05)
-    assert set(renamed) == {"checkpoint.pt", "best.pt", "history.csv", "history.json"}
+    assert set(renamed) == {"checkpoint.pt", "best.pt", "model.pt", "history.csv", "history.json"}
     assert History.from_json((tmp_path / "history.json").read_text()).epochs == history.epochs
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".superconverge.lock",  # the fit's FolderLock: one writer per out_dir (issue 17)
@@ -69,12 +69,40 @@ def test_every_file_of_the_run_folder_is_written_atomically(tmp_path, monkeypatc
         "checkpoint.pt",
         "history.csv",
         "history.json",
+        "model.pt",
     ]  # no temporary files left
 
 
-def test_a_folder_with_another_runs_checkpoint_is_refused_unless_overwrite(tmp_path):
-    (tmp_path / "best.pt").write_bytes(b"older")
-    with pytest.raises(FileExistsError, match=r"already holds best\.pt"):
+def test_model_pt_holds_the_weights_the_fit_ended_with(tmp_path):
+    # KeepBest puts epoch 2's weights back when the fit ends: checkpoint.pt keeps epoch 3's
+    # (a resume goes on from them), model.pt the ones the model holds, which the user evaluates
+    from superconverge.training import KeepBest
+
+    trainer = _trainer(Scripted, tmp_path, callbacks=[KeepBest()])
+    trainer.fit_one_cycle(3, 0.05)
+    model = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert model.keys() == trainer.module.state_dict().keys()
+    for name, value in trainer.module.state_dict().items():
+        assert torch.equal(model[name], value)
+    best = load_checkpoint(tmp_path / "best.pt")["model"]
+    last = load_checkpoint(tmp_path / "checkpoint.pt")["model"]
+    assert all(torch.equal(model[name], best[name]) for name in model)
+    assert not torch.equal(model["weight"], last["weight"])
+
+
+def test_an_interrupted_fit_writes_no_model_pt(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(Scripted, tmp_path, callbacks=[KillAfterEpoch(2)]).fit_one_cycle(3, 0.05)
+    assert (tmp_path / "checkpoint.pt").is_file() and not (tmp_path / "model.pt").exists()
+    # the resumed fit that completes the run writes it
+    Scripted.resume(tmp_path, nn.Linear(4, 3), LOSS, _data(), _data(), batch_size=8, progress=False)
+    assert (tmp_path / "model.pt").is_file()
+
+
+@pytest.mark.parametrize("name", ["best.pt", "model.pt"])
+def test_a_folder_with_another_runs_checkpoint_is_refused_unless_overwrite(tmp_path, name):
+    (tmp_path / name).write_bytes(b"older")
+    with pytest.raises(FileExistsError, match=rf"already holds {name}"):
         RunFolder(tmp_path, overwrite=False, writer=True).check_free()
     RunFolder(tmp_path, overwrite=True, writer=True).check_free()
     RunFolder(tmp_path, overwrite=False, writer=False).check_free()  # other ranks write nothing

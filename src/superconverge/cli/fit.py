@@ -408,7 +408,10 @@ def run(args: argparse.Namespace) -> int:
     averaged = plan.results.get("weight_average")
     if averaged:  # which weights the model ended with (`WeightAverage`)
         print(f"weights: {averaged_weights_line(averaged)}")
-    print(f"wrote {out}")
+    from superconverge.training.checkpoint import MODEL
+
+    model = out / MODEL  # the weights the fit ended with: those the test scores are of
+    print(f"wrote {out}" + (f"; model: {model}" if model.is_file() else ""))
     if history.status == "diverged":  # the record is written; say what it holds
         kept = (
             f"checkpoint.pt holds the weights of epoch {epochs}, the last good one"

@@ -542,7 +542,11 @@ def _tune_and_report(
     _print_plan(plan)
     earlier = getattr(args, "earlier_seconds", 0.0)  # a resume: the seconds spent before it
     before = f" ({earlier:.1f} s of them before the resume)" if earlier else ""
-    print(f"total {seconds + earlier:.1f} s{before}; report: {out / 'report.html'}")
+    from superconverge.training.checkpoint import MODEL
+
+    model = out / MODEL  # the weights the final run ended with: those the test scores are of
+    weights = f"; model: {model}" if model.is_file() else ""
+    print(f"total {seconds + earlier:.1f} s{before}; report: {out / 'report.html'}{weights}")
     if plan.results.get("status") == "diverged":  # everything is written; the exit says it failed
         raise RunFailure(_diverged_text(plan, out))
     return 0

@@ -57,7 +57,7 @@ class WeightAverage(Callback):
     its standard error; ``steps``: how many steps the mean holds; ``val_metrics``: the kept
     weights' validation metrics). The fit's ``checkpoint.pt`` (written at each epoch's end)
     holds the last weights and the mean so far, so a resumed fit continues the same average;
-    the averaged model is not written to disk: save it yourself (``trainer.model``).
+    ``model.pt``, written when the fit ends, holds the weights kept.
 
     Args:
         fraction: the part of the fit's steps averaged, in (0, 1]: 0.5 averages the second half;

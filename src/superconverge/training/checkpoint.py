@@ -25,6 +25,7 @@ from superconverge.training.history import History
 FORMAT_VERSION = 1
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
+MODEL = "model.pt"  # the weights a fit ended with, after its callbacks (`RunFolder.save_model`)
 
 
 def save_atomically(payload: dict[str, Any], path: str | Path) -> Path:
@@ -224,8 +225,8 @@ def _match_optimizer(
 
 
 class RunFolder:
-    """The files of one run folder (``checkpoint.pt``, ``best.pt``, ``history.csv``,
-    ``history.json``), each written atomically, by rank 0 only.
+    """The files of one run folder (``checkpoint.pt``, ``best.pt``, ``model.pt``,
+    ``history.csv``, ``history.json``), each written atomically, by rank 0 only.
 
     A folder that holds another run's checkpoint is refused unless `overwrite`, and so is one
     that holds an earlier fit's of this object (`end_run`): each fit is a run of its own.
@@ -241,7 +242,7 @@ class RunFolder:
         object, is in the way."""
         if self.overwrite or not self.writer:
             return
-        for name in (CHECKPOINT, BEST):
+        for name in (CHECKPOINT, BEST, MODEL):
             path = self.path / name
             if not path.exists() or path in self._written:
                 continue
@@ -266,13 +267,22 @@ class RunFolder:
     def continue_run(self) -> None:
         """This object continues the run whose files are in the folder (a resume, or the
         second phase of `fine_tune`): they are its own, so the fit may replace them."""
-        for name in (CHECKPOINT, BEST):
+        for name in (CHECKPOINT, BEST, MODEL):
             if (self.path / name).exists():
                 self._written.add(self.path / name)
 
     def save(self, name: str, payload: dict[str, Any]) -> None:
         if self.writer:
             self._written.add(save_atomically(payload, self.path / name))
+
+    def save_model(self, module: torch.nn.Module) -> None:
+        """``model.pt``: the module's ``state_dict()`` as the fit left it, on the CPU. It can
+        differ from ``checkpoint.pt``'s weights, which are the last epoch's as trained: a
+        callback may have put others in the model when the fit ended (`WeightAverage`'s mean,
+        `KeepBest`'s best epoch). Load it with ``model.load_state_dict(torch.load(path))``."""
+        if self.writer:
+            weights = {k: v.detach().to("cpu") for k, v in module.state_dict().items()}
+            self._written.add(save_atomically(weights, self.path / MODEL))
 
     def write_history(self, history: History, *, table: bool = True) -> None:
         """``history.json`` (always) and the epoch table ``history.csv`` (with `table`)."""

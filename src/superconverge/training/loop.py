@@ -153,8 +153,14 @@ class FitLoop:
             raise
         finally:
             self._event("after_fit")
-            if trainer.run_folder is not None:
-                trainer.run_folder.write_history(history, table=False)
+            folder = trainer.run_folder
+            if folder is not None:
+                # the weights the fit ended with, callbacks' included; an interrupted or failed
+                # fit (status still running) leaves its last epoch's checkpoint.pt alone
+                ended = history.status in ("completed", "cancelled", "diverged")
+                if ended and history.epochs:
+                    folder.save_model(trainer.module)
+                folder.write_history(history, table=False)
         return history
 
     def _new_smoother(self) -> LossSmoother:

@@ -354,7 +354,9 @@ def test_history_round_trips_and_plots(digits, tmp_path):
     again = History.from_json(history.to_json())
     assert again.step_lrs == history.step_lrs and again.epochs == history.epochs
     assert history.to_csv(per="step").splitlines()[0] == "step,loss,lr_0,momentum_0"
-    rows = history.to_csv().splitlines()
+    text = history.to_csv()
+    rows = text.splitlines()
+    assert "\r" not in text and text.endswith("\n")  # plain lines: awk, cut and the shell read them
     assert rows[0].startswith("epoch,") and [row.split(",")[0] for row in rows[1:]] == ["1", "2"]
     figure = history.plot()
     assert [ax.get_ylabel() for ax in figure.axes] == [

@@ -169,7 +169,9 @@ class History:
         """The epoch table (``per="epoch"``) or the step table (``per="step"``) as CSV text,
         also written to `path` when given."""
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        # "\n" as every other text file the run writes: csv's default "\r\n" left a "\r" in
+        # the last column for awk, cut and the shell
+        writer = csv.writer(buffer, lineterminator="\n")
         if per == "epoch":
             columns: list[str] = []
             for row in self.epochs:

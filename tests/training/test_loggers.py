@@ -103,6 +103,8 @@ def test_csv_one_row_per_epoch_and_per_step(tmp_path):
     assert [float(row["momentum"]) for row in steps] == pytest.approx(
         [m[0] for m in history.step_momenta]
     )
+    for path in (logger.epochs_path, logger.steps_path):  # plain lines, also those appended
+        assert b"\r" not in path.read_bytes()
 
 
 def test_csv_per_epoch_only_and_a_second_fit_with_other_columns(tmp_path):

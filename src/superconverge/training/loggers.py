@@ -222,7 +222,7 @@ class CSVLogger(Logger):
             self._step_columns = columns
         else:
             with self.steps_path.open("a", newline="", encoding="utf-8") as file:
-                writer = csv.DictWriter(file, columns, restval="")
+                writer = csv.DictWriter(file, columns, restval="", lineterminator="\n")
                 writer.writerows(self._steps)
         self._steps = []
 
@@ -233,7 +233,7 @@ def _csv_text(rows: list[dict[str, Any]], columns: list[str] | None = None) -> s
         for row in rows:
             columns += [key for key in row if key not in columns]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, restval="")
+    writer = csv.DictWriter(buffer, columns, restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

@@ -84,12 +84,14 @@ def check_count(name: str, value: object, minimum: int = 1) -> int:
     return count
 
 
-def check_max_lr(value: object, *, optional: bool = False) -> float | None:
-    """A peak LR: a finite number > 0 (None too where `optional`: the range test picks it).
-    One message for every front end; TypeError for a value that is no number."""
+def check_max_lr(value: object, *, optional: bool = False, searches: bool = False) -> float | None:
+    """A peak LR: a finite number > 0 (None too where `optional`: the range test picks it;
+    the message names ``'search'`` too where the front end takes it, `searches`). One message
+    for every front end; TypeError for a value that is no number."""
     if value is None and optional:
         return None
-    allowed = "a finite number > 0" + (" or None" if optional else "")
+    choices = ["a finite number > 0", *(["None"] * optional), *(["'search'"] * searches)]
+    allowed = " or ".join([", ".join(choices[:-1]), choices[-1]] if len(choices) > 1 else choices)
     number = plain(value)
     if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise TypeError(f"max_lr must be {allowed}, got {value!r}")

@@ -53,8 +53,8 @@ def test_callback_settings_are_named(settings, error, message):
     ("settings", "error", "message"),
     [
         ({"max_lr": "1e-3"}, TypeError, "max_lr must be a finite number > 0, None .*got '1e-3'"),
-        ({"max_lr": True}, TypeError, "max_lr must be a finite number > 0 or None, got True"),
-        ({"max_lr": -1.0}, ValueError, "max_lr must be a finite number > 0 or None, got -1.0"),
+        ({"max_lr": True}, TypeError, "max_lr must be a finite number > 0, None or 'search', got True"),
+        ({"max_lr": -1.0}, ValueError, "max_lr must be a finite number > 0, None or 'search', got -1.0"),
         ({"momentum": 0.9}, ValueError, "momentum must be None or a (high, low) pair, got 0.9"),
         ({"fine_tuning": "yes"}, TypeError, "fine_tuning must be True or False, got 'yes'"),
         (

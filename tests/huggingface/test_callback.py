@@ -73,7 +73,8 @@ def test_plain_trainer_follows_the_plan_with_accumulation_over_epochs(sst2, tmp_
         tmp_path, gradient_accumulation_steps=3, learning_rate=5e-5, warmup_steps=2
     )
     callback = OneCycleCallback(max_lr=MAX_LR)
-    trainer, seen = _train(tiny_bert(vocab_size), arguments, train, callback)
+    with pytest.warns(UserWarning, match=r"TrainingArguments warmup_steps=2 have no effect"):
+        trainer, seen = _train(tiny_bert(vocab_size), arguments, train, callback)
     plan = callback.plan
     # 8 batches per epoch in updates of 3 (the last of 2): 3 updates per epoch, 2 epochs
     assert plan == one_cycle(6, MAX_LR) and trainer.state.global_step == 6
@@ -88,7 +89,9 @@ def test_max_steps_sgd_momentum_and_another_trainer_scheduler(sst2, tmp_path):
     sgd = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
     arguments = _arguments(tmp_path, max_steps=10, lr_scheduler_type="cosine_with_restarts")
     callback = OneCycleCallback(max_lr=0.05, momentum=(0.9, 0.8), warmup_fraction=0.4)
-    trainer, seen = _train(model, arguments, train, callback, optimizers=(sgd, None))
+    # a user's check: OneCycleTrainer said this, the callback did not
+    with pytest.warns(UserWarning, match=r"lr_scheduler_type='cosine_with_restarts' have no"):
+        trainer, seen = _train(model, arguments, train, callback, optimizers=(sgd, None))
     plan = callback.plan
     assert plan == one_cycle(10, 0.05, momentum=(0.9, 0.8), warmup_fraction=0.4)
     assert trainer.state.global_step == 10  # past the first epoch's 8 batches

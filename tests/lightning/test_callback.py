@@ -167,8 +167,44 @@ def test_a_module_with_its_own_scheduler_is_refused(tmp_path):
         trainer([OneCycle(max_lr=0.1)], tmp_path).fit(_ModuleWithOurScheduler(), digits_loader())
 
 
+def test_a_second_fit_of_the_same_trainer_runs_a_whole_new_cycle_over_its_updates(tmp_path):
+    # a user's check: fit, then max_epochs + 1 and fit again: the second fit's first update was
+    # at 77% of the peak (the tail of a cycle planned over both fits), with no warm-up
+    callback, record = OneCycle(max_lr=0.01), RecordOptimizerSteps()
+    run = trainer([callback, record], tmp_path, max_epochs=1)
+    module = DigitsModule()
+    run.fit(module, digits_loader())
+    assert record.seen == _planned(callback.plan, 16)
+    run.fit_loop.max_epochs = 2
+    run.fit(module, digits_loader())
+    assert callback.plan.total_steps == 16  # the 16 updates left, not the fit's 32
+    assert record.seen[16:] == _planned(callback.plan, 16)  # from the warm-up's first LR
+
+
+def test_a_checkpoint_without_onecycle_starts_a_new_cycle_and_resumes_it_exactly(tmp_path):
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "plain", save_top_k=-1, every_n_epochs=1)
+    trainer([checkpoints], tmp_path, max_epochs=1, enable_checkpointing=True).fit(
+        DigitsModule(dropout=0.0), digits_loader(shuffle=False)
+    )
+    plain = sorted((tmp_path / "plain").glob("*.ckpt"))[0]  # 16 updates, no cycle in it
+    # a new cycle over the 32 updates left; its own checkpoints resume it mid-way exactly
+    saves = ModelCheckpoint(dirpath=tmp_path / "cycle", save_top_k=-1, every_n_epochs=1)
+    full_cb, full_record = OneCycle(max_lr=0.01), RecordOptimizerSteps()
+    trainer([full_cb, full_record, saves], tmp_path, max_epochs=3, enable_checkpointing=True).fit(
+        DigitsModule(dropout=0.0), digits_loader(shuffle=False), ckpt_path=plain
+    )
+    assert full_cb.plan.total_steps == 32 and full_record.seen == _planned(full_cb.plan, 32)
+    middle = sorted((tmp_path / "cycle").glob("epoch=1*.ckpt"))[0]  # the cycle's step 16
+    resumed_cb, resumed_record = OneCycle(max_lr=0.01), RecordOptimizerSteps()
+    trainer([resumed_cb, resumed_record], tmp_path, max_epochs=3).fit(
+        DigitsModule(dropout=0.0, seed=123), digits_loader(shuffle=False), ckpt_path=middle
+    )
+    assert resumed_cb.plan == full_cb.plan
+    assert resumed_record.seen == full_record.seen[16:]
+
+
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match="max_lr"):
+    with pytest.raises(ValueError, match="max_lr must be a finite number > 0, None or 'search'"):
         OneCycle(max_lr=-1.0)
     with pytest.raises(ValueError, match="warmup_fraction"):
         OneCycle(warmup_fraction=1.5)

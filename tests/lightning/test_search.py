@@ -125,9 +125,9 @@ def test_with_accumulation_the_search_reads_the_mean_of_the_updates_micro_batche
         module, digits_loader()
     )
     assert callback.lr_search is not None and seen
-    for step, loss in seen:  # Lightning divides each micro-batch's loss by the accumulation
-        pair = module.raw[2 * step : 2 * step + 2]
-        assert loss == pytest.approx(sum(pair) / 2 / 2, rel=1e-6), step
+    for step, loss in seen:  # the losses training_step returned, not Lightning's divided
+        pair = module.raw[2 * step : 2 * step + 2]  # ones (a user's check: notes read 1/3 of
+        assert loss == pytest.approx(sum(pair) / 2, rel=1e-6), step  # the loss at 3)
 
 
 def test_a_training_step_that_skips_batches_is_searched_and_trained(tmp_path, monkeypatch):

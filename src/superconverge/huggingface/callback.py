@@ -23,6 +23,21 @@ from superconverge.schedules import Plan, one_cycle
 _ExportableState: Any = getattr(transformers.trainer_callback, "ExportableState", object)
 
 
+def unused_scheduler_arguments(args: Any, *quiet: str) -> list[str]:
+    """The ``TrainingArguments`` that shape the Trainer's own scheduler (``get_scheduler``'s
+    type, warm-up and kwargs), which a 1cycle plan overrides, as ``name=value``; the scheduler
+    types in `quiet` (the default, or the cheapest) are not named."""
+    unused = []
+    kind = transformers.SchedulerType(args.lr_scheduler_type).value
+    if kind not in quiet:
+        unused.append(f"lr_scheduler_type={kind!r}")
+    for name in ("warmup_steps", "warmup_ratio", "lr_scheduler_kwargs"):
+        value = getattr(args, name, None)
+        if value:
+            unused.append(f"{name}={value!r}")
+    return unused
+
+
 class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
     """Train a plain ``transformers.Trainer`` with 1cycle and cyclical momentum (Adam's β1 or
     SGD's ``momentum``), without subclassing it: ``Trainer(..., callbacks=[OneCycleCallback(
@@ -42,7 +57,8 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
     in ``on_optimizer_step`` it sets the Trainer's scheduler's last LR (what ``get_last_lr()``
     returns) to the one the update used, so the logged ``learning_rate`` is the plan's. The
     Trainer's scheduler keeps running underneath; its ``learning_rate`` (and ``warmup_*``) have
-    no effect. The Trainer's scheduler type does not matter; ``lr_scheduler_type="constant"``
+    no effect (setting them, or a scheduler type other than linear or constant, is warned
+    about). The Trainer's scheduler type does not matter; ``lr_scheduler_type="constant"``
     makes it cheapest.
 
     Every param group gets the plan's LR, times its ``"lr_scale"`` where the optimizer passed
@@ -113,6 +129,13 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
             )
         check_has_momentum(optimizer, self.settings["momentum"], "OneCycleCallback")
         warn_if_group_lrs_differ(optimizer, "OneCycleCallback")
+        unused = unused_scheduler_arguments(args, "linear", "constant")
+        if unused:  # as OneCycleTrainer says: a user who set them expects them to act
+            warnings.warn(
+                f"OneCycleCallback: TrainingArguments {', '.join(unused)} have no effect: the "
+                "1cycle plan sets every update's LR (its warm-up: warmup_fraction=...)",
+                stacklevel=2,
+            )
         check_run_length(
             int(state.max_steps),
             self.settings["warmup_fraction"],

@@ -19,6 +19,7 @@ from superconverge._checks import check_flag, check_max_lr, check_momentum
 from superconverge._files import write_text_atomically
 from superconverge.finder.result import RangeTestResult
 from superconverge.finder.sweep import check_sweep_arguments
+from superconverge.huggingface.callback import unused_scheduler_arguments
 from superconverge.pytorch.external_loop import (
     Cycle,
     LoaderGenerators,
@@ -361,7 +362,7 @@ class OneCycleTrainer(transformers.Trainer):
         # every setting now, before the Trainer's set-up, the range test and the first update
         searches = _check_search(max_lr, search, one_cycle_settings, lr_find_settings)
         peak = None if searches or isinstance(max_lr, str) else max_lr
-        check_max_lr(peak, optional=True)
+        check_max_lr(peak, optional=True, searches=True)
         check_flag("fine_tuning", fine_tuning)
         momentum = check_momentum(momentum)
         cycle = _settings("one_cycle_settings", one_cycle_settings, ONE_CYCLE_KEYS)
@@ -390,16 +391,7 @@ class OneCycleTrainer(transformers.Trainer):
         """The 1cycle plan is the scheduler: TrainingArguments that shape the Trainer's own
         (``get_scheduler``'s type, warm-up and kwargs) are not used, and a user who set them
         expects them to act."""
-        args = self.args
-        unused = []
-        if transformers.SchedulerType(args.lr_scheduler_type) != transformers.SchedulerType.LINEAR:
-            unused.append(
-                f"lr_scheduler_type={transformers.SchedulerType(args.lr_scheduler_type).value!r}"
-            )
-        for name in ("warmup_steps", "warmup_ratio", "lr_scheduler_kwargs"):
-            value = getattr(args, name, None)
-            if value:
-                unused.append(f"{name}={value!r}")
+        unused = unused_scheduler_arguments(self.args, "linear")
         if unused:
             warnings.warn(
                 f"OneCycleTrainer: TrainingArguments {', '.join(unused)} are not used: the 1cycle "

@@ -137,8 +137,8 @@ class OneCycle(pl.Callback):
     ``max_lr="search"`` makes the cycle's rise the range test, as `Trainer.fit_one_cycle(epochs,
     "search")` does (`superconverge.training.edge`): no sweep before training; the LR rises
     exponentially from 1e-4 while the module trains, each update's loss (the mean of the losses
-    ``training_step`` returned for its micro-batches, as Lightning reports them, skipped batches
-    left out; averaged over the ranks) is smoothed, and once it has passed its edge the weights
+    ``training_step`` returned for its micro-batches, undivided by the accumulation, skipped
+    batches left out; averaged over the ranks) is smoothed, and once it has passed its edge the weights
     and
     optimizer state copied at the LR of the lowest loss / 6 come back and Smith's descent
     follows (linear to max_lr / 10, then the annihilation), momentum rising back. What was
@@ -197,7 +197,7 @@ class OneCycle(pl.Callback):
         searches = _check_search(max_lr, search, min_lr=min_lr, final_lr=final_lr,
                                  warmup_fraction=warmup_fraction)  # fmt: skip
         peak = None if searches or isinstance(max_lr, str) else max_lr
-        check_max_lr(peak, optional=True)
+        check_max_lr(peak, optional=True, searches=True)
         warmup_fraction = 0.3 if warmup_fraction is None else warmup_fraction
         # the cycle's settings now, not after Lightning's set-up and the range test
         check_cycle_settings(
@@ -226,6 +226,7 @@ class OneCycle(pl.Callback):
         self.plan: Plan | None = None
         self.scheduler: HyperparamScheduler | None = None
         self._restored: dict[str, Any] | None = None
+        self._first_step = 0  # the trainer's global_step at the cycle's step 0
 
     # --- Lightning hooks -----------------------------------------------------------------
 
@@ -243,6 +244,7 @@ class OneCycle(pl.Callback):
         warn_if_group_lrs_differ(optimizer, "OneCycle")
         if self._restored is not None:  # resuming: the same plan, no new range test
             self.plan = Plan.from_dict(self._restored["plan"])
+            self._first_step = int(self._restored.get("first_step", 0))
             search = self._restored.get("search")
             if search is not None:
                 self.edge_search = EdgeSearch.from_state(search)
@@ -258,10 +260,25 @@ class OneCycle(pl.Callback):
                 raise RuntimeError(
                     "OneCycle needs a finite run: set max_epochs or max_steps on the Trainer"
                 )
-            self.plan = self._new_plan(trainer, pl_module, optimizer, int(total))
+            # a fit that starts past update 0 without a cycle saved (a second `fit` of the
+            # same Trainer, a checkpoint written without OneCycle): a whole new cycle over
+            # the updates left, not the tail of one over the whole run
+            self._first_step = trainer.global_step
+            left = int(total) - self._first_step
+            if self._first_step:
+                rank_zero_info(
+                    f"OneCycle: this fit starts at update {self._first_step} with no cycle "
+                    f"saved: a new cycle over its {left} updates left"
+                )
+            self.plan = self._new_plan(trainer, pl_module, optimizer, left)
         self._losses = []  # an update's micro-batch losses, for the search
         self.scheduler = HyperparamScheduler(optimizer, self.plan)
-        self.scheduler.load_state_dict({"step_count": trainer.global_step})
+        self.scheduler.load_state_dict({"step_count": self._step(trainer)})
+
+    def _step(self, trainer: pl.Trainer) -> int:
+        """The cycle's step of the trainer's next update: its ``global_step`` counted from
+        the update this cycle started at."""
+        return trainer.global_step - self._first_step
 
     def _new_plan(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any, total: int
@@ -324,7 +341,8 @@ class OneCycle(pl.Callback):
         was built for (max_epochs raised to train longer: past its end the LR stays at its
         final value, ~0), or a max_lr given now that the saved plan replaces."""
         assert self.plan is not None
-        planned, total = self.plan.total_steps, trainer.estimated_stepping_batches
+        planned = self.plan.total_steps
+        total = trainer.estimated_stepping_batches - self._first_step  # the cycle's updates
         if planned is not None and math.isfinite(total) and int(total) != planned:
             if int(total) > planned:
                 what = (
@@ -370,8 +388,8 @@ class OneCycle(pl.Callback):
             )
         # the values of update global_step (they are written after each update already; this
         # only acts when something else moved the step, e.g. a loop restarted mid-epoch)
-        if scheduler.step_count != trainer.global_step:
-            scheduler.load_state_dict({"step_count": trainer.global_step})
+        if scheduler.step_count != self._step(trainer):
+            scheduler.load_state_dict({"step_count": self._step(trainer)})
         # an LR another callback wrote since the last update (BackboneFinetuning's per-epoch
         # LR, a callback's own schedule) is replaced by the cycle's, and said once
         for index, found, written in scheduler.rewrite_if_changed():
@@ -391,12 +409,13 @@ class OneCycle(pl.Callback):
         if scheduler is None:
             return
         searching = search is not None and search.searching
-        if searching:  # every micro-batch's loss (Lightning's: divided by the accumulation)
+        if searching:  # every micro-batch's loss, as training_step returned it: Lightning
+            # divides it by the accumulation, which the search's notes would show
             loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
             if isinstance(loss, torch.Tensor) and loss.numel() == 1:  # None: a skipped batch
-                self._losses.append(loss.detach().double())
+                self._losses.append(loss.detach().double() * trainer.accumulate_grad_batches)
         # after an update (not after a micro-batch of an accumulation), write the next values
-        if scheduler.step_count >= trainer.global_step:
+        if scheduler.step_count >= self._step(trainer):
             return
         scheduler.step()
         if search is None or not searching:
@@ -445,6 +464,7 @@ class OneCycle(pl.Callback):
             "plan": self.plan.to_dict(),
             "result": None if self.result is None else self.result.to_dict(),
             "search": None if self.edge_search is None else self.edge_search.state_dict(),
+            "first_step": self._first_step,  # the update the cycle started at
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

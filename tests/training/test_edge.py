@@ -477,3 +477,15 @@ def test_the_edge_is_told_as_a_range_tests_pick_is(capsys):
     history = trainer.fit_one_cycle(20, "search")
     assert history.lr_search is not None
     assert f"fit_one_cycle: {history.notes[-1]}" in capsys.readouterr().err
+
+
+def test_a_rise_of_few_updates_a_decade_is_warned_about_once_when_the_search_starts():
+    # a user's check: a 12-update run took its max_lr from a rise of 3 losses, unsaid
+    with pytest.warns(UserWarning, match=r"run of 12 optimizer updates: .* 0\.8 updates a decade"):
+        search = EdgeSearch(12)
+    with pytest.warns(UserWarning, match=r"at least 334 updates"):
+        EdgeSearch(330)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        EdgeSearch(334)
+        EdgeSearch.from_state(search.state_dict())  # a resume does not say it again

@@ -38,6 +38,7 @@ from superconverge._checks import check_count, check_number
 from superconverge._compare import gain, worse
 from superconverge._environment import machine_memory
 from superconverge._json import reject_unknown_keys
+from superconverge._warnings import user_stacklevel, warn
 from superconverge.finder.smoothing import LossSmoother
 from superconverge.pytorch.snapshot import TrainingSnapshot, training_state_nbytes
 from superconverge.schedules.plans import Plan
@@ -64,6 +65,9 @@ class SearchHost(Protocol):
 # no verdict before the smoothed loss has this many steps behind it (fewer on a short rise: a
 # fifth of it, at least 5)
 SETTLE_STEPS = 50
+# fewer updates than this a decade of the rise (a run under ~330 updates at the defaults): the
+# edge rests on a handful of losses, which the smoothing (time constant ~50 updates) blurs
+FEW_STEPS_PER_DECADE = 20
 FINAL_DIVISOR = 100.0  # the annihilation ends at min_lr / this (smith_one_cycle's default)
 # the patience rule waits until the smoothed loss has fallen this fraction below its first
 # settled value: at the rise's low start a loss may stay flat for decades (SGD from 1e-4), and
@@ -210,6 +214,8 @@ class EdgeSearch:
         total_steps: int,
         momentum: tuple[float, float] | None = (0.95, 0.85),
         settings: EdgeSettings | None = None,
+        *,
+        warn_short: bool = True,
     ) -> None:
         self.settings = settings = settings or EdgeSettings()
         self.total_steps = check_count("total_steps", total_steps, minimum=4)
@@ -217,6 +223,17 @@ class EdgeSearch:
         self.rise_steps = max(2, round(settings.rise_fraction * total_steps))
         decades = math.log10(settings.end_lr / settings.start_lr)
         self.steps_per_decade = self.rise_steps / decades
+        if warn_short and self.steps_per_decade < FEW_STEPS_PER_DECADE:
+            enough = math.ceil(FEW_STEPS_PER_DECADE * decades / settings.rise_fraction)
+            warn(
+                f"max_lr='search' on a run of {total_steps} optimizer updates: the LR's rise "
+                f"has {self.steps_per_decade:.1f} updates a decade of LR (from "
+                f"{settings.start_lr:g} to {settings.end_lr:g}), so the edge it finds rests on "
+                f"a handful of losses; give the run at least {enough} updates (more epochs or "
+                "a smaller batch), or pass a max_lr (a range test's)",
+                stacklevel=user_stacklevel(),
+                key=("short search", total_steps),
+            )
         self.patience_steps = max(1, round(settings.patience * self.steps_per_decade))
         self.copy_every = max(1, round(settings.copy_decades * self.steps_per_decade))
         self.settle_steps = min(SETTLE_STEPS, max(5, self.rise_steps // 5))
@@ -444,6 +461,7 @@ class EdgeSearch:
             int(state["total_steps"]),
             None if momentum is None else (float(momentum[0]), float(momentum[1])),
             EdgeSettings(**state["settings"]),
+            warn_short=False,  # said when the search started
         )
         search.smoother.average = float(state["average"])
         search.smoother.count = int(state["count"])

@@ -200,6 +200,17 @@ def test_a_resume_without_a_saved_average_warns_and_averages_from_there(tmp_path
     assert average.outcome["steps"] == 8
 
 
+def test_a_resume_not_given_the_average_says_its_state_is_dropped(tmp_path):
+    # a user's check: Trainer.resume without callbacks= ended with other weights, unsaid
+    with pytest.raises(KeyboardInterrupt):
+        _trainer([WeightAverage(0.5), _InterruptAfter(3)], out_dir=tmp_path / "cut").fit_one_cycle(
+            4, 0.5
+        )
+    with pytest.warns(RuntimeWarning, match=r"holds the state of WeightAverage \('weight_average'\)"):
+        Trainer.resume(tmp_path / "cut", nn.Linear(4, 2), LOSS, _data(0), _data(1), batch_size=8,
+                       progress=False)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"fraction": 0}, r"fraction must be a number in \(0, 1\], got 0"),

@@ -266,13 +266,15 @@ class FitLoop:
         if self.edge is not None:
             payload["edge"] = self.edge.state_dict()
         payload["backoff_left"] = self.backoff_left  # a resumed fit keeps what was left of it
-        states = {
-            key: cast(Any, callback).state_dict()
+        keeping = {
+            key: callback
             for callback in trainer.callbacks
             if (key := getattr(callback, "checkpoint_key", None))
         }
-        if states:  # callbacks whose state a resumed fit continues (`WeightAverage`'s mean)
-            payload["callbacks"] = states
+        if keeping:  # callbacks whose state a resumed fit continues (`WeightAverage`'s mean)
+            payload["callbacks"] = {key: cast(Any, c).state_dict() for key, c in keeping.items()}
+            # by name, for a resume that is not given them (`Trainer.load_checkpoint` says so)
+            payload["callback_names"] = {key: type(c).__name__ for key, c in keeping.items()}
         folder.save(CHECKPOINT, payload)
         if improved:
             folder.save(BEST, payload)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -18,6 +19,7 @@ from torch import nn
 
 from superconverge import schedules
 from superconverge._checks import check_count, check_momentum, plain_arguments
+from superconverge._warnings import user_stacklevel
 from superconverge.batches import BatchFn, check_batch_fn
 from superconverge.data.loader import Augment, resolve_device
 from superconverge.data.sources import LoaderOptions, has_position, naming_batched_streams
@@ -543,10 +545,24 @@ class Trainer:
         state = restore_fit(payload, path, self.module, self.optimizer, loader, self.scaler)
         self.history = state.history
         saved = payload.get("callbacks") or {}
+        taken = set()
         for callback in self.callbacks:  # those that keep state in checkpoints get it back
             key = getattr(callback, "checkpoint_key", None)
             if key is not None and key in saved:
                 cast(Any, callback).load_state_dict(saved[key])
+                taken.add(key)
+        left = [key for key in saved if key not in taken]
+        if left and self.rank == 0:  # the interrupted fit's callbacks, not given to this one
+            names = payload.get("callback_names") or {}
+            named = ", ".join(f"{names.get(key, key)} ({key!r})" for key in left)
+            warnings.warn(
+                f"{path} holds the state of {named}, which none of this Trainer's callbacks "
+                "takes: the resumed fit goes on without it and ends otherwise than the "
+                "interrupted one would have (a WeightAverage's mean so far is dropped); pass "
+                "the interrupted fit's callbacks (callbacks=[...]) to continue them",
+                RuntimeWarning,
+                stacklevel=user_stacklevel(),
+            )
         edge = payload.get("edge")
         return FitLoop(
             self,

@@ -847,3 +847,27 @@ def test_an_in_run_final_run_that_diverges_is_redone_below_what_its_rise_found(d
     assert plan.policy == "smith" and plan.max_lr == pytest.approx(found / 3)
     assert plan.min_lr == pytest.approx(plan.max_lr / 10)
     assert plan.results["status"] == "completed" and "found by its rise" not in second["decision"]
+
+
+def test_a_resumed_final_run_is_charged_the_epochs_its_checkpoint_kept(digits, tmp_path, monkeypatch):
+    # a user's check: after a Ctrl-C in the final run's epoch 3, the resumed tune reported
+    # 4.3 s for a final run whose first two epochs had taken 3.8 s in the first process
+    import time
+
+    from superconverge.tuning import final
+
+    real = final._JournalClock.after_epoch
+
+    def slow_then_interrupted(self, fit):
+        time.sleep(1.0)  # two epochs of a second each, kept by the checkpoint
+        real(self, fit)
+        if fit.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(final._JournalClock, "after_epoch", slow_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sc.tune(make_mlp, digits.train, digits.val, epochs=2, out_dir=tmp_path)
+    monkeypatch.undo()
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, out_dir=tmp_path, resume=True)
+    record = next(r for r in plan.evidence if r["step"] == "final_run")
+    assert plan.epochs == 4 and record["seconds"] >= 2.0

@@ -11,8 +11,10 @@ from typing import Any
 from superconverge._display import plural
 from superconverge.data.sources import DataSource
 from superconverge.diagnostics.verdicts import diagnose_by_run_length
+from superconverge.training.callbacks import Callback
 from superconverge.training.history import History
 from superconverge.tuning.decisions import final_run_failed
+from superconverge.tuning.journal import Journal
 from superconverge.tuning.plan import SEARCH, TunePlan
 from superconverge.tuning.setup import RecipeSetup
 from superconverge.tuning.stages import evidence, samples_per_epoch
@@ -47,6 +49,7 @@ def final_run_stage(
             overwrite=True,
             resume=True,
             backoff=settings.backoff_retries,
+            callbacks=[_JournalClock(journal)],
             **options,
         )
 
@@ -98,6 +101,18 @@ def final_run_stage(
         history = final_run()
     records.append(journal.remember("final_run", lambda: record(history.status)))
     return records
+
+
+class _JournalClock(Callback):
+    """Saves the journal after each epoch's checkpoint: its ``elapsed_s`` then holds the
+    epochs a resume keeps, which the resumed final run is charged (`Journal.record`)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def after_epoch(self, fit: Any) -> None:
+        if fit.trainer.rank == 0:
+            self.journal.save()
 
 
 def _run_samples(history: History, per_epoch: int) -> int:

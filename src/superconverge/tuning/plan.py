@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from superconverge.losses import CUSTOM, LOSSES
 from superconverge.metrics import MetricsSpec
 from superconverge.pytorch.optimizers import OptimizerSpec
 from superconverge.training.averaging import WeightAverage
+from superconverge.training.callbacks import Callback
 from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
 from superconverge.training.edge import EdgeSettings, search_constants, search_from_constants
 from superconverge.training.history import History
@@ -184,6 +185,7 @@ class TunePlan:
         precision: str = "auto",
         val_steps: int | None = None,
         test_steps: int | None = None,
+        callbacks: Sequence[Callback] = (),
     ) -> History:
         """Train with these settings (the recipe's final 1cycle run); fills ``results``,
         ``history`` and ``trainer``.
@@ -201,7 +203,8 @@ class TunePlan:
         made with your own loss needs it again. A plan with a `weight_average` averages the
         run's last weights (`WeightAverage`, with `val_data` only) and keeps the average where
         its validation loss is lower: ``results["weight_average"]`` says which weights the model
-        holds, and the final validation values are theirs.
+        holds, and the final validation values are theirs. `callbacks`: more `Callback`s for
+        the run's `Trainer` (after the plan's own).
         """
         loss_fn = self._loss(loss_fn)
         search = self.search_settings()
@@ -235,7 +238,7 @@ class TunePlan:
             collate_fn=collate_fn,
             precision=precision,
             val_steps=val_steps,
-            callbacks=[] if averaging is None else [averaging],
+            callbacks=[*([] if averaging is None else [averaging]), *callbacks],
         )
         start = time.perf_counter()
         momentum = self.momentum

@@ -54,6 +54,10 @@ def test_plan_json_of_todays_files_still_loads_and_unknown_keys_are_named():
     assert TunePlan.from_dict(today).momentum == (0.95, 0.85)
     with pytest.raises(ValueError, match=r"unknown plan settings: \['history'\]"):
         TunePlan.from_dict({**today, "history": {}})
+    # a user's check: fit --plan named every policy but the search's, which tune's plans use
+    with pytest.raises(ValueError, match=r"policy must be one of .*'fastai', 'search', got 'serch'"):
+        TunePlan.from_dict({**today, "policy": "serch"})
+    assert TunePlan.from_dict({**today, "policy": "search"}).policy == "search"
 
 
 def test_the_run_folder_round_trips(tmp_path):

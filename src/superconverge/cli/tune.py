@@ -43,9 +43,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     p: argparse.ArgumentParser = subparsers.add_parser(
         "tune",
-        help="the whole recipe: batch size, LR bounds, weight decay, momentum, 1cycle, diagnosis",
-        description="Choose batch size, LR bounds, weight decay and momentum by short runs, train "
-        "with 1cycle, diagnose the validation curve and write runs/NAME/ with report.html.",
+        help="the whole recipe: batch size, max_lr searched in the 1cycle run, diagnosis",
+        description="Choose the batch size, train with 1cycle whose rise searches max_lr (the "
+        "search's samples lengthen the run; --lr-search short-runs: LR bounds, weight decay and "
+        "momentum by short runs first), keep the mean of its weights where validation says so, "
+        "diagnose the validation curve and write runs/NAME/ with report.html.",
     )
     add_data_flags(p)
     p.add_argument(

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from superconverge._checks import plain_arguments
+from superconverge._checks import check_choice, plain_arguments
 from superconverge._files import write_text_atomically
 from superconverge._json import (
     check_fields,
@@ -39,6 +39,7 @@ from superconverge.training.callbacks import Callback
 from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
 from superconverge.training.edge import EdgeSettings, search_constants, search_from_constants
 from superconverge.training.history import History
+from superconverge.training.plans import POLICIES
 from superconverge.training.trainer import Trainer
 
 # the policy of a plan whose final run searches its max_lr (`fit_one_cycle(max_lr="search")`)
@@ -129,6 +130,8 @@ class TunePlan:
         values = decode_nonfinite(data)
         if isinstance(values.get("momentum"), list):
             values["momentum"] = tuple(values["momentum"])
+        if "policy" in values:  # its own choices: the search's too, which no Trainer policy is
+            check_choice("policy", values["policy"], (*POLICIES, SEARCH))
         if values.get("policy") == SEARCH and "search" not in values:
             values["search"] = dict(EARLIER_SEARCH)  # as it searched when it was written
         search_from_constants(values.get("search", {}), "the plan's search")  # checked now

@@ -483,15 +483,13 @@ def _check_search(
 
 def _say_longer(epochs: int, extra: int, why: str) -> None:
     """A final run longer than the epochs asked for is not what the caller asked for: say so
-    where a plain script shows it."""
+    beside the decisions (as information: a warning on every default run was noise, and the
+    CLI showed it under -q and again on --resume)."""
     if extra:
-        logger.warning(
-            "tune: the final run trains %d epochs, not %d: %s (keep %d: "
-            "settings=RecipeSettings(extend_final_run=False), --exact-epochs)",
-            epochs + extra,
-            epochs,
-            why,
-            epochs,
+        tell(
+            f"tune: the final run trains {epochs + extra} epochs, not {epochs}: {why} (keep "
+            f"{epochs}: settings=RecipeSettings(extend_final_run=False), --exact-epochs)",
+            logger,
         )
 
 

@@ -99,6 +99,10 @@ def test_history_repr_of_a_real_fit_is_short():
     best = min(history.epoch_values("val_loss"))
     assert f"best val_loss {best:.3g} at epoch " in text
     assert text.endswith("; peak lr 0.05)")
+    # a searched cycle: its max_lr, not the rise's highest LR (a user read the edge as the peak)
+    history.lr_search = {"max_lr": 0.0179, "step": 20}
+    history.step_lrs[3] = [0.125]
+    assert repr(history).endswith("; max_lr 0.0179 (searched))")
 
 
 def test_a_diverged_history_keeps_its_message_short():

@@ -71,9 +71,13 @@ class History:
         best = self._best_val_loss()
         if best is not None:
             parts.append(f"best val_loss {number(best[1])} at epoch {best[0]}")
-        peaks = [max(lrs) for lrs in self.step_lrs if lrs]
-        if peaks:
-            parts.append(f"peak lr {number(max(peaks))}")
+        if self.lr_search is not None and "max_lr" in self.lr_search:
+            # a search's rise reaches past its edge: the cycle's peak is what it chose
+            parts.append(f"max_lr {number(self.lr_search['max_lr'])} (searched)")
+        else:
+            peaks = [max(lrs) for lrs in self.step_lrs if lrs]
+            if peaks:
+                parts.append(f"peak lr {number(max(peaks))}")
         if self.message:
             parts.append(f"message={clip(self.message, 60)!r}")
         return f"History({', '.join(parts[:3])}{''.join('; ' + part for part in parts[3:])})"

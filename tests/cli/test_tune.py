@@ -58,6 +58,9 @@ def test_an_entry_point_model_is_the_function_itself():
         (["--device", "foo"], "argument --device: must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
         (["--loss", "nosuch"], "--loss must be one of cross_entropy"),
         (["--metric", "nosuch"], "--metric must be one of accuracy"),
+        # a user's check: these two printed the run's header line before their message
+        (["--batch-fn", "nosuchmodule:fn"], "--batch-fn nosuchmodule:fn: cannot import"),
+        (["--collate-fn", "nosuchmodule:fn"], "--collate-fn nosuchmodule:fn: cannot import"),
         pytest.param(
             ["--device", "cuda"],
             "argument --device: must be available, got 'cuda'",

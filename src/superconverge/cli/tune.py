@@ -270,6 +270,7 @@ def _lead(args: argparse.Namespace) -> int:
         _usable_folder(args.out, "--out")  # before the data load: nothing to wait for
     loss_from_flag(args.loss)  # a bad --loss or --metric is named before the data load
     metrics_from_flags(args.metrics)
+    data_options(args)  # and a bad --batch-fn, --collate-fn or --num-workers
     splits = resolve_data(args.data, args.data_dir, args.seed)
     if splits.val is None:
         raise UsageError("--data gives no validation split; tune needs one to compare candidates")

@@ -217,3 +217,18 @@ def test_the_time_left_is_told_in_minutes_and_the_speed_with_thousands(caplog):
         "tune: about 1m40s left (60,000 search samples at most, then the final run's 90,000, "
         "at 1,500 samples/s so far)"
     )
+
+
+def test_a_factorys_dataloader_counts_its_last_short_batch_as_it_is():
+    # a user's check: 300 rows at batch 16 were counted 1,824 samples for 2 epochs, not 1,800
+    import superconverge as sc
+
+    train, val = _linear_task(300, 0), _linear_task(64, 1)
+    plan = sc.tune(_model, lambda size: DataLoader(train, batch_size=size, shuffle=True), val,
+                   epochs=2, batch_size=16, optimizer="sgd",
+                   settings=RecipeSettings(extend_final_run=False))  # fmt: skip
+    assert plan.compute["final_run_samples"] == 2 * 300
+    drop = sc.tune(_model, lambda size: DataLoader(train, batch_size=size, drop_last=True), val,
+                   epochs=2, batch_size=16, optimizer="sgd",
+                   settings=RecipeSettings(extend_final_run=False))  # fmt: skip
+    assert drop.compute["final_run_samples"] == 2 * 18 * 16  # the last 12 rows never train

@@ -101,7 +101,25 @@ def samples_per_epoch(setup: RecipeSetup) -> int | None:
     if source.steps_per_epoch is not None:
         return None
     size = min(setup.settings.batch_candidates)
-    return len(source.loader(size)) * size
+    loader = source.loader(size)
+    # the factory's own loader (`FactoryLoader.iterable`: what make_loader returned)
+    return _loader_samples(getattr(loader, "iterable", loader)) or len(loader) * size
+
+
+def _loader_samples(loader: Any) -> int | None:
+    """A factory's ``DataLoader`` that batches its sampler's indices itself: the samples of
+    an epoch, its last batch's short count included (``len(loader) * size`` counted it full:
+    1,824 samples reported for 1,800); None for any other loader."""
+    from torch.utils.data import BatchSampler, DataLoader
+
+    if not isinstance(loader, DataLoader) or not isinstance(loader.batch_sampler, BatchSampler):
+        return None
+    if loader.batch_sampler.drop_last:
+        return len(loader) * int(loader.batch_sampler.batch_size)
+    try:
+        return len(loader.batch_sampler.sampler)  # type: ignore[arg-type]
+    except TypeError:  # a sampler without a length
+        return None
 
 
 def own_batch_size(source: DataSource) -> int | None:

@@ -375,6 +375,11 @@ def test_evaluate_and_predict(digits):
     metrics = trainer.evaluate(digits.test)
     assert set(metrics) == {"loss", "accuracy"} and metrics["accuracy"] > 0.8
     assert trainer.predict(digits.test).shape == (len(digits.test), 10)
+    # a user's check: fit, lr_find and tune named mis-shaped batches, evaluate gave torch's
+    # bare "Expected target size ..."
+    wrong = ArrayData(digits.test.inputs[:64], torch.randn(64, 32))
+    with pytest.raises(ValueError, match=r"outputs of shape \(64, 10\) and targets of shape \(64, 32\)"):
+        trainer.evaluate(wrong)
 
 
 def test_other_optimizers_and_plans(digits):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from superconverge.batches import BatchFn, count, forward, split_batch
+from superconverge.batches import BatchFn, count, fitted_loss, forward, split_batch
 from superconverge.metrics import Metric, MetricTotals
 from superconverge.training.device import to_device
 from superconverge.training.inputs import EVAL_BATCH_SIZE, evaluation_loader
@@ -49,12 +49,16 @@ def evaluate_batches(
     totals = MetricTotals(metrics, device)
     try:
         with torch.no_grad(), autocast or contextlib.nullcontext():
-            for batch in batches:
+            for index, batch in enumerate(batches):
                 inputs, targets = split_batch(batch, batch_fn, name)
                 inputs, targets = to_device(inputs, device), to_device(targets, device)
-                outputs = forward(model, inputs)
+                if index == 0:  # a batch the model or loss cannot take: named, with its shapes
+                    outputs, loss = fitted_loss(model, loss_fn, inputs, targets, name)
+                else:
+                    outputs = forward(model, inputs)
+                    loss = loss_fn(outputs, targets)
                 samples = count(targets)
-                loss_total += loss_fn(outputs, targets).double() * samples
+                loss_total += loss.double() * samples
                 totals.add(outputs, targets, samples)
     finally:
         model.train(was_training)

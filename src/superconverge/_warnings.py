@@ -69,12 +69,16 @@ def user_stacklevel() -> int:
     argument conversion, `_checks.plain_arguments`, adds a frame that a fixed stacklevel would
     name instead: ``_checks.py:53: RuntimeWarning``)."""
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    # a context manager used as a decorator (`shown_once`, `kept_global_rng` on `tune`) puts
+    # contextlib's frame between ours: a warning from `tune` was shown at contextlib.py:81
+    wrappers = {os.path.abspath(contextlib.__file__)}
     here = inspect.currentframe()
     assert here is not None and here.f_back is not None
     frame, level = here.f_back, 1  # the caller: stacklevel 1
-    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-        package
-    ):
+    while frame.f_back is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not (path.startswith(package) or path in wrappers):
+            break
         frame, level = frame.f_back, level + 1
     return level  # the outermost frame where all of them are ours (the CLI)
 

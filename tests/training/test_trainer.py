@@ -359,6 +359,11 @@ def test_history_round_trips_and_plots(digits, tmp_path):
     assert "\r" not in text and text.endswith("\n")  # plain lines: awk, cut and the shell read them
     assert rows[0].startswith("epoch,") and [row.split(",")[0] for row in rows[1:]] == ["1", "2"]
     figure = history.plot()
+    # 82 steps: the smoothed curve ends near the last steps' loss (a memory of 50 steps left it
+    # at 3x that, reading as under-fitting in a user's check)
+    curve = figure.axes[0].get_lines()[0].get_ydata()
+    recent = sum(history.step_losses[-8:]) / 8
+    assert len(history.step_losses) == 82 and curve[-1] < 1.5 * recent
     assert [ax.get_ylabel() for ax in figure.axes] == [
         "loss (log scale)",
         "val accuracy",
@@ -573,3 +578,23 @@ def test_fit_with_a_number_for_a_plan_says_which_call_takes_a_number():
         trainer.fit(2, 1e-3)
     with pytest.raises(TypeError, match=r"got <function one_cycle .*; build one, e\.g\. super"):
         trainer.fit(2, sc.one_cycle)
+
+
+def test_a_fit_gives_the_callers_torch_generator_back(digits, tmp_path):
+    # a user's check: a fit seeded torch with trainer.seed and left it there, so two models
+    # built after two fits (random restarts) started from the same weights
+    trainer = _trainer(digits)  # (the helper seeds torch and builds the model)
+    torch.manual_seed(42)
+    expected = torch.rand(3)
+    torch.manual_seed(42)
+    trainer.fit_one_cycle(1, 0.05)
+    assert torch.equal(torch.rand(3), expected)
+    # a resume loads the checkpoint's generator for its fit, and gives the caller's back too
+    _trainer(digits, out_dir=tmp_path).fit_one_cycle(1, 0.05)
+    model = build("mlp")
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    Trainer.resume(tmp_path / "checkpoint.pt", model, LOSS, digits.train, out_dir=None,
+                   progress=False)  # fmt: skip
+    assert torch.equal(torch.rand(3), expected)

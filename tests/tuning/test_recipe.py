@@ -871,3 +871,17 @@ def test_a_resumed_final_run_is_charged_the_epochs_its_checkpoint_kept(digits, t
     plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, out_dir=tmp_path, resume=True)
     record = next(r for r in plan.evidence if r["step"] == "final_run")
     assert plan.epochs == 4 and record["seconds"] >= 2.0
+
+
+def test_tune_gives_the_callers_torch_generator_back_and_warns_at_the_callers_line(digits):
+    import warnings
+
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sc.tune(make_mlp, digits.train, digits.val, epochs=1)  # a rise too short: warned
+    assert torch.equal(torch.rand(3), expected)
+    short = [w for w in caught if "max_lr='search' on a run of" in str(w.message)]
+    assert short and short[0].filename == __file__  # not contextlib.py, which wraps tune

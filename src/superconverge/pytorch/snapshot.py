@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,17 @@ _cuda_initialized: Callable[[], bool] = torch.cuda.is_initialized
 def cuda_in_use() -> bool:
     """Whether CUDA is available and this process already uses it (so it has RNG state)."""
     return torch.cuda.is_available() and bool(_cuda_initialized())
+
+
+@contextlib.contextmanager
+def kept_global_rng() -> Iterator[None]:
+    """torch's global RNG (the CPU's, and each CUDA device's once CUDA is in use) given back
+    as it was before the block. A fit or `tune` seeds torch for its own reproducibility; left
+    at that seed, the caller's next draws repeat themselves (a user's check: two models built
+    after two fits had the same initial weights)."""
+    devices = list(range(torch.cuda.device_count())) if cuda_in_use() else []
+    with torch.random.fork_rng(devices=devices):
+        yield
 
 
 def _to_cpu(value: Any) -> Any:

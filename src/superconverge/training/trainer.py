@@ -34,6 +34,7 @@ from superconverge.pytorch.optimizers import (
     regroup,
 )
 from superconverge.pytorch.scheduler import HyperparamScheduler, set_lr_scales, set_weight_decay
+from superconverge.pytorch.snapshot import kept_global_rng
 from superconverge.schedules import Plan
 from superconverge.training.callbacks import Callback
 from superconverge.training.checkpoint import (
@@ -435,7 +436,9 @@ class Trainer:
         edge, self._next_search = self._next_search, None  # fit_one_cycle(max_lr="search")'s
         check_fit_arguments(epochs, plan, weight_decay, backoff)
         check_fit_data(self.train_loader, self.val_loader, self.batch_fn, self.check_batch)
-        with holding(self.run_folder):  # one writer per out_dir, from this check to the last save
+        # the fit seeds torch (`FitLoop.run`); the caller's generator is given back after it
+        # one writer per out_dir, from this check to the last save
+        with kept_global_rng(), holding(self.run_folder):
             if self.run_folder is not None:
                 self.run_folder.check_free()
             if weight_decay is not None:
@@ -517,7 +520,7 @@ class Trainer:
         then = payload.get("then")
         if self.run_folder is not None:
             self.run_folder.continue_run()
-        with holding(self.run_folder):
+        with kept_global_rng(), holding(self.run_folder):  # the checkpoint's RNG: the fit's own
             self.then = then
             try:
                 history = self._run(self.load_checkpoint(path, payload))

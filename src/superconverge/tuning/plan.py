@@ -34,6 +34,7 @@ from superconverge.finder.result import RangeTestResult
 from superconverge.losses import CUSTOM, LOSSES
 from superconverge.metrics import MetricsSpec
 from superconverge.pytorch.optimizers import OptimizerSpec
+from superconverge.pytorch.snapshot import kept_global_rng
 from superconverge.training.averaging import WeightAverage
 from superconverge.training.callbacks import Callback
 from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
@@ -165,6 +166,7 @@ class TunePlan:
             "plan.run does not import from a plan; pass the function again"
         )
 
+    @kept_global_rng()  # it seeds torch for the run; the caller's generator is given back
     @plain_arguments
     def run(
         self,

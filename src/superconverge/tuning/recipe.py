@@ -54,6 +54,7 @@ from superconverge.pytorch.optimizers import (
     decouples_weight_decay,
     takes_weight_decay,
 )
+from superconverge.pytorch.snapshot import kept_global_rng
 from superconverge.training.device import PRECISIONS
 from superconverge.training.edge import check_edge_settings, search_constants
 from superconverge.training.inputs import own_batch_message
@@ -97,6 +98,7 @@ RANGE_TEST_STEPS = 100  # lr_find's default sweep, for sizing the short runs bef
 
 
 @shown_once()  # a warning about the data once, not once per range test and short run
+@kept_global_rng()  # it seeds torch for its runs; the caller's generator is given back
 @plain_arguments
 def tune(
     model_fn: Callable[[], nn.Module],

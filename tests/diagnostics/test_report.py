@@ -102,3 +102,16 @@ def test_render_report_is_the_report_command_for_a_folder_tune_wrote_from_python
     (tmp_path / "plan.json").write_text('{"epochs": "3"}')
     with pytest.raises(ValueError, match=r"^plan.json: "):
         sc.render_report(tmp_path)
+
+
+def test_the_results_say_which_weights_the_scores_are_of(tmp_path):
+    # a user's check: the printed summary had a `weights:` line, the report only the final
+    # run's "why" cell
+    pytest.importorskip("matplotlib")
+    plan, history, curves = _run()
+    plan.results["weight_average"] = {"kept": "average", "steps": 40, "val_loss_average": 0.41,
+                                      "val_loss_last": 0.52, "gain": 0.11, "noise": 0.03}  # fmt: skip
+    write_report(tmp_path, plan, history, curves, "a title")
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| weights kept | the mean of the last 40 steps" in markdown
+    assert "weights kept" in (tmp_path / "report.html").read_text()

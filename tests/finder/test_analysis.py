@@ -195,3 +195,17 @@ def test_plot_returns_a_figure_with_the_bounds(tmp_path):
     assert "max_lr" in figure.axes[0].get_title()
     figure.savefig(tmp_path / "lr.png")
     assert (tmp_path / "lr.png").stat().st_size > 10_000
+
+
+def test_the_plot_shows_the_plateau_above_a_low_first_loss():
+    # a user's check: the top of the axis came from the first smoothed loss (0.893 from a
+    # lucky first batch) and cut off the plateau at 1.09-1.2 before the minimum
+    curve = _curve()
+    losses = list(curve["losses"])
+    losses[0] = min(losses[1:]) + 0.2 * (max(losses[: losses.index(min(losses))]) - min(losses))
+    curve = {**curve, "losses": losses, "smoothed": losses}
+    result = build_result([curve], diverge_factor=4.0, rule="minimum", policy="one_cycle",
+                          settings={})  # fmt: skip
+    low, top = result.plot().axes[0].get_ylim()
+    lowest = min(losses)
+    assert top >= max(losses[: losses.index(lowest) + 1]) and low < lowest

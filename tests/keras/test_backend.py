@@ -52,3 +52,12 @@ def test_a_missing_backend_the_user_asked_for_is_named_with_the_way_out(tmp_path
     assert "its 'jax' backend cannot be imported" in last
     assert "set KERAS_BACKEND=torch" in last
     assert "needs Keras 3" not in run.stderr  # keras is there: it was never the problem
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is not None, reason="jax is installed here")
+def test_the_numpy_backend_names_the_module_it_lacks(tmp_path):
+    # a user's check: "No module named 'jax'; install numpy", numpy being installed
+    run = _run(tmp_path, PROBE, KERAS_BACKEND="numpy")
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode == 1 and "'numpy' backend cannot be imported" in last
+    assert "install jax," in last and "install numpy" not in last

@@ -22,6 +22,7 @@ from superconverge.diagnostics.plots import (
     POLICY_TITLES,
     SUGGESTION_STYLES,
     accuracy_key,
+    history_smoothing,
     range_tests_title,
 )
 
@@ -289,7 +290,7 @@ def history_figure(history: Any, verdict: dict[str, Any] | None = None) -> Any:
     row = {name: index + 1 for index, (name, _) in enumerate(rows)}
     steps = len(history.step_losses)
     per_epoch = steps / max(1, len(history.epochs)) if history.epochs else float(max(steps, 1))
-    smoother, smoothed = LossSmoother(), []
+    smoother, smoothed = LossSmoother(history_smoothing(steps)), []
     for value in history.step_losses:
         if not math.isfinite(value):
             break  # as the PNG: the curve ends where the loss stopped being finite

@@ -23,6 +23,7 @@ POLICY_TITLES = {
     "cyclic": "cyclical LR (Smith, arXiv:1506.01186)",
     "piecewise_constant": "piecewise-constant LR",
     "constant": "constant LR",
+    "one_cycle_search": "1cycle whose rise searched max_lr (Smith's descent)",
 }
 
 
@@ -56,12 +57,23 @@ def plot_plan(plan: Plan, steps: int | None = None, *, title: str | None = None)
     ax_lr.plot(x, lrs, color=LR_COLOR, linewidth=2)
     ax_lr.set_ylabel("learning rate")
     peak_step = max(range(count), key=lrs.__getitem__)
-    ax_lr.scatter(
-        [0, peak_step, count - 1], [lrs[0], lrs[peak_step], lrs[-1]], color=LR_COLOR, zorder=3
-    )
-    _label(ax_lr, 0, lrs[0], "start", "left")
-    _label(ax_lr, peak_step, lrs[peak_step], "peak", "center")
-    _label(ax_lr, count - 1, lrs[-1], "end", "right")
+    marked = [(0, "start", "left"), (peak_step, "peak", "center"), (count - 1, "end", "right")]
+    if plan.max_lr is not None and lrs[peak_step] > plan.max_lr * (1 + 1e-6):
+        # a searched plan: its rise went past the edge, the cycle descends from max_lr (a user
+        # read the edge's "peak 0.101" as the cycle's peak of 0.00953)
+        descent = next(
+            (k for k in range(peak_step, count) if lrs[k] <= plan.max_lr * (1 + 1e-6)), None
+        )
+        marked[1] = (peak_step, "rise's edge", "center")
+        if descent is not None:
+            marked.insert(2, (descent, "max_lr", "left"))
+    elif peak_step == 0:  # a plan that starts at its peak: one label there
+        del marked[1]
+    ax_lr.scatter([k for k, _, _ in marked], [lrs[k] for k, _, _ in marked], color=LR_COLOR,
+                  zorder=3)  # fmt: skip
+    for k, text, align in marked:  # the descent's first step is a step into its ramp
+        shown = plan.max_lr if text == "max_lr" else lrs[k]
+        _label(ax_lr, k, lrs[k], text, align, shown)
     ax_lr.set_ylim(0, max(lrs) * 1.18)
 
     if moms is not None:
@@ -79,13 +91,13 @@ def plot_plan(plan: Plan, steps: int | None = None, *, title: str | None = None)
     axes[-1].set_xlabel("step (optimizer update)")
     peak = plan.max_lr if plan.max_lr is not None else max(lrs)
     name = POLICY_TITLES.get(plan.policy, plan.policy)
-    fig.suptitle(title or f"{name}: max lr {peak:g}, {count} steps")
+    fig.suptitle(title or f"{name}: max lr {peak:.3g}, {count} steps")
     return fig
 
 
-def _label(ax: Any, x: float, y: float, text: str, align: str) -> None:
+def _label(ax: Any, x: float, y: float, text: str, align: str, shown: float | None = None) -> None:
     ax.annotate(
-        f"{text} {y:.3g}",
+        f"{text} {y if shown is None else shown:.3g}",
         (x, y),
         textcoords="offset points",
         xytext=(0, 7),
@@ -131,7 +143,10 @@ def plot_range_test(result: Any, ax: Any = None) -> Figure:
     # keep the blow-up from flattening the interesting part of the curve
     if good:
         values = [s for _, s in good]
-        low, start = min(values), values[0]
+        low = min(values)
+        # the top: the highest smoothed loss before the minimum (the plateau), not the first,
+        # which a low first batch put under the whole plateau (a user's check)
+        start = max(values[: values.index(low) + 1])
         ax.set_ylim(
             low - 0.05 * abs(start - low) - 1e-12, max(start, low) + 0.6 * abs(start - low) + 1e-12
         )
@@ -188,6 +203,20 @@ def accuracy_key(history: Any) -> str | None:
     return next((k for k in ACCURACY_KEYS if any(k in row for row in history.epochs)), None)
 
 
+def history_smoothing(steps: int) -> float:
+    """The moving average's β for a history's per-step training loss: 0.98 (the range test's,
+    a memory of ~50 steps) on long runs, less where 50 steps are a large share of the run (a
+    memory of at most 5% of its steps). With 0.98 an 82-step fit's curve ended at 0.51 where
+    its last steps' loss was 0.17 (a user's check), reading as under-fitting.
+
+    Example:
+        >>> history_smoothing(2000), history_smoothing(82)
+        (0.98, 0.75)
+    """
+    window = min(50.0, max(1.0, round(steps / 20)))
+    return 1.0 - 1.0 / window
+
+
 def plot_history(history: Any, verdict: dict[str, Any] | None = None) -> Figure:
     """Training (per step, smoothed) and validation (per epoch) loss on a log axis; below it,
     sharing the epoch axis, the validation accuracy (when recorded), the LR and the momentum
@@ -212,12 +241,12 @@ def plot_history(history: Any, verdict: dict[str, Any] | None = None) -> Figure:
     steps = len(history.step_losses)
     per_epoch = steps / max(1, len(history.epochs)) if history.epochs else float(max(steps, 1))
     if steps:
-        smoothed, average = [], 0.0
+        smoothed, average, beta = [], 0.0, history_smoothing(steps)
         for count, value in enumerate(history.step_losses, start=1):
             if not math.isfinite(value):
                 break
-            average = 0.98 * average + 0.02 * value
-            smoothed.append(average / (1 - 0.98**count))
+            average = beta * average + (1 - beta) * value
+            smoothed.append(average / (1 - beta**count))
         x = [i / per_epoch for i in range(len(smoothed))]
         ax.plot(x, smoothed, color=LR_COLOR, linewidth=1.5, label="train loss (smoothed, per step)")
     epochs_x = [row["epoch"] for row in history.epochs]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from superconverge._display import averaged_weights_line
 from superconverge._files import FolderLock, write_atomically, write_text_atomically
 
 REPORT_FILES = (
@@ -264,6 +265,9 @@ def write_report(
     metrics = plan.results.get("final_val_metrics") or {}
     results += [(f"final validation {k}", v) for k, v in metrics.items() if k != "accuracy"]
     results += [(f"test {k}", v) for k, v in test.items()]
+    averaged = plan.results.get("weight_average")
+    if averaged:  # which weights the scores are of, as the CLI's `weights:` line says
+        results.append(("weights kept", averaged_weights_line(averaged)))
     total = sum(step.get("seconds", 0.0) for step in plan.evidence)
     compute = getattr(plan, "compute", None) or {}
     compute_names: list[str] = []

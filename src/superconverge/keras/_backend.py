@@ -60,9 +60,12 @@ except ImportError as error:
         raise ImportError(
             "superconverge.keras needs Keras 3: pip install 'superconverge[keras]'"
         ) from error
+    # the module that is missing, which is not always the backend's name (keras's numpy
+    # backend imports jax: "install numpy" was a user's answer to "No module named 'jax'")
+    missing = getattr(error, "name", None) or BACKEND
     raise ImportError(
         f"superconverge.keras: Keras is installed but its {BACKEND!r} backend cannot be "
-        f"imported ({error}); install {BACKEND}, or use the torch backend that superconverge "
+        f"imported ({error}); install {missing}, or use the torch backend that superconverge "
         "already installed: set KERAS_BACKEND=torch before importing keras"
     ) from error
 

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import transformers
@@ -519,6 +519,13 @@ class OneCycleTrainer(transformers.Trainer):
             prepare=self._prepare_inputs,
             **settings,
         )
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # each rank swept its own shard: rank 0's result for all, or the ranks train with
+            # different max_lrs and their copies of the model drift apart (a user's check:
+            # 0.0272 and 0.0120, different final weights)
+            shared = [result.to_dict() if self.is_world_process_zero() else None]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            result = RangeTestResult.from_dict(cast(dict[str, Any], shared[0]))
         if self.is_world_process_zero():
             logger.warning("OneCycleTrainer range test: %s", result.summary().replace("\n", "; "))
         return result

@@ -40,6 +40,7 @@ from superconverge._environment import machine_memory
 from superconverge._json import reject_unknown_keys
 from superconverge._warnings import user_stacklevel, warn
 from superconverge.finder.smoothing import LossSmoother
+from superconverge.pytorch.distributed import world
 from superconverge.pytorch.snapshot import TrainingSnapshot, training_state_nbytes
 from superconverge.schedules.plans import Plan
 from superconverge.schedules.primitives import Chain, Constant, Ramp
@@ -223,7 +224,8 @@ class EdgeSearch:
         self.rise_steps = max(2, round(settings.rise_fraction * total_steps))
         decades = math.log10(settings.end_lr / settings.start_lr)
         self.steps_per_decade = self.rise_steps / decades
-        if warn_short and self.steps_per_decade < FEW_STEPS_PER_DECADE:
+        # said once, by rank 0 (each rank of a torchrun said it: a user's check)
+        if warn_short and self.steps_per_decade < FEW_STEPS_PER_DECADE and world()[0] == 0:
             enough = math.ceil(FEW_STEPS_PER_DECADE * decades / settings.rise_fraction)
             warn(
                 f"max_lr='search' on a run of {total_steps} optimizer updates: the LR's rise "

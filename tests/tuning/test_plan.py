@@ -201,3 +201,15 @@ def test_a_search_plans_checkpoint_is_its_own_only_with_the_same_search_constant
     other = TunePlan.from_json(plan.to_json())
     other.search = {"divisor": 6.0}  # another search: its run is not this one to resume
     assert not other.is_own_checkpoint(checkpoint)
+
+
+def test_a_plan_tuned_under_torchrun_trains_its_global_batch_in_one_process():
+    # a user's check: a refit in one process of a plan tuned on 2 processes at batch 8 each
+    # trained at batch 8 with the max_lr found at 16, and reached 49% where the plan had 97%
+    from dataclasses import replace
+
+    plan = replace(_plan(environment={"world_size": 2}), batch_size=8)
+    assert plan.batch_size_here() == 16
+    assert replace(_plan(), batch_size=8).batch_size_here() == 8
+    odd = replace(_plan(environment={"world_size": 3}), batch_size=7)
+    assert odd.batch_size_here() == 21  # one process takes any global batch

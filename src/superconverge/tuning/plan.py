@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
@@ -33,6 +34,7 @@ from superconverge.diagnostics.verdicts import diagnose
 from superconverge.finder.result import RangeTestResult
 from superconverge.losses import CUSTOM, LOSSES
 from superconverge.metrics import MetricsSpec
+from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.optimizers import OptimizerSpec
 from superconverge.pytorch.snapshot import kept_global_rng
 from superconverge.training.averaging import WeightAverage
@@ -41,7 +43,10 @@ from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
 from superconverge.training.edge import EdgeSettings, search_constants, search_from_constants
 from superconverge.training.history import History
 from superconverge.training.plans import POLICIES
+from superconverge.training.progress import tell
 from superconverge.training.trainer import Trainer
+
+logger = logging.getLogger(__name__)
 
 # the policy of a plan whose final run searches its max_lr (`fit_one_cycle(max_lr="search")`)
 SEARCH = "search"
@@ -229,7 +234,7 @@ class TunePlan:
             loss_fn,
             train_data,
             val_data,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size_here(),
             weight_decay=self.weight_decay,
             out_dir=out_dir,
             seed=self.seed,
@@ -291,6 +296,30 @@ class TunePlan:
             self.results["test"] = trainer.evaluate(test_data, steps=test_steps)
         self.history, self.trainer = history, trainer
         return history
+
+    def batch_size_here(self) -> int:
+        """The batch size per process that trains this plan's global batch in this world: a
+        plan tuned under torchrun records its batch per process and its world size
+        (``environment["world_size"]``); its max_lr was found at their product. A refit in
+        one process at the per-process batch halved the global batch at the same max_lr and
+        reached 49% where the plan had 97% (a user's check)."""
+        then = int(self.environment.get("world_size", 1))
+        now = process_world()[1]
+        if then == now:
+            return self.batch_size
+        total = self.batch_size * then
+        if total % now:
+            raise ValueError(
+                f"the plan was tuned on {then} processes at batch {self.batch_size} each (a "
+                f"global batch of {total}), which {now} processes cannot split evenly; run it "
+                f"with torchrun --nproc_per_node {then}"
+            )
+        tell(
+            f"plan: tuned on {then} processes at batch {self.batch_size} each; {now} here "
+            f"train its global batch of {total} as {total // now} each",
+            logger,
+        )
+        return total // now
 
     def is_own_checkpoint(self, path: Path) -> bool:
         """Whether the checkpoint at `path` is this plan's final run (its peak LR and epochs)."""

@@ -2,6 +2,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.torchrun import run_two_ranks
@@ -22,3 +23,13 @@ def test_fit_one_cycle_under_torchrun_with_two_gloo_processes(tmp_path):
     w0, w1 = (torch.load(tmp_path / f"weights{r}.pt", weights_only=True) for r in range(2))
     assert all(torch.equal(w0[k], w1[k]) for k in w0)  # DDP kept the replicas identical
     assert (tmp_path / "run" / "checkpoint.pt").exists()  # written once, by rank 0
+
+
+@pytest.mark.slow  # two processes start torch: about 10 s
+def test_ranks_asked_for_different_runs_are_named_instead_of_hanging():
+    # a user's check: different epochs per rank hung until torchrun's timeout (gloo's default:
+    # 30 minutes); another batch size aborted in gloo with "collective mismatch"
+    run = run_two_ranks(Path(__file__).with_name("ddp_mismatch.py"))
+    assert run.returncode != 0
+    assert "the ranks of this torchrun would train different runs" in run.stderr
+    assert "epochs: rank 0 2, rank 1 3" in run.stderr

@@ -436,6 +436,7 @@ class Trainer:
         edge, self._next_search = self._next_search, None  # fit_one_cycle(max_lr="search")'s
         check_fit_arguments(epochs, plan, weight_decay, backoff)
         check_fit_data(self.train_loader, self.val_loader, self.batch_fn, self.check_batch)
+        self._check_ranks_agree(epochs, plan, edge is not None)
         # the fit seeds torch (`FitLoop.run`); the caller's generator is given back after it
         # one writer per out_dir, from this check to the last save
         with kept_global_rng(), holding(self.run_folder):
@@ -599,6 +600,35 @@ class Trainer:
             self.optimizer, self._optimizer_spec, self.param_groups, self.weight_decay
         )
 
+    def _check_ranks_agree(self, epochs: int, plan: Plan, searches: bool) -> None:
+        """Under torchrun, every rank's fit must take the same steps at the same LRs: ranks
+        given other epochs, data of another size, another batch or max_lr hung, aborted in
+        gloo with "collective mismatch", or trained replicas apart (a user's check). One
+        gather of five numbers names the difference before any step."""
+        if self.world_size < 2:
+            return
+        names = ("epochs", "steps per epoch", "planned steps", "max_lr", "max_lr='search'")
+        mine = torch.tensor(
+            [epochs, self.steps_per_epoch, plan.total_steps or -1, plan.max_lr or -1.0, searches],
+            dtype=torch.float64,
+            device=self.device,
+        )
+        every = [torch.empty_like(mine) for _ in range(self.world_size)]
+        torch.distributed.all_gather(every, mine)
+        values = torch.stack(every).cpu()
+        differ = [
+            f"{name}: "
+            + ", ".join(f"rank {r} {_agreed(values[r, i].item())}" for r in range(len(values)))
+            for i, name in enumerate(names)
+            if not bool((values[:, i] == values[0, i]).all())
+        ]
+        if differ:
+            raise ValueError(
+                "the ranks of this torchrun would train different runs, and hang or drift apart: "
+                + "; ".join(differ)
+                + " (give every rank the same data size, batch size, epochs and max_lr)"
+            )
+
     # ----------------------------------------------------------------- the loop
     def _run(self, fit: FitLoop) -> History:
         self._fit = fit
@@ -635,3 +665,8 @@ class Trainer:
             return check_model_on_batch(
                 self.module, self.loss_fn, self.metrics, self.autocast, inputs, targets
             )
+
+
+def _agreed(value: float) -> str:
+    """A number of `Trainer._check_ranks_agree`'s gather as a message shows it (-1: none)."""
+    return "none" if value == -1 else f"{value:g}"

@@ -303,8 +303,10 @@ class TunePlan:
         (``environment["world_size"]``); its max_lr was found at their product. A refit in
         one process at the per-process batch halved the global batch at the same max_lr and
         reached 49% where the plan had 97% (a user's check)."""
-        then = int(self.environment.get("world_size", 1))
         now = process_world()[1]
+        # a plan without a recorded environment (tune's own, in the making; one built by
+        # hand) is this world's; one recorded without a world size was tuned in one process
+        then = int(self.environment.get("world_size", 1)) if self.environment else now
         if then == now:
             return self.batch_size
         total = self.batch_size * then

@@ -322,3 +322,26 @@ def test_loaders_with_a_position_are_known():
     assert has_position(ArrayLoader(_arrays(4), 2)) and has_position(DatasetLoader(Counting(4), 2))
     assert has_position(as_source(Stream(), steps_per_epoch=1).loader(2))
     assert not has_position(DataLoader(Counting(4), batch_size=2))
+
+
+def test_a_users_loader_that_does_not_shard_under_torchrun_is_said_once():
+    # a user's check: a DataLoader without DistributedSampler (or an ArrayLoader built without
+    # the world size) gave both ranks the same batches, silently
+    import warnings
+
+    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data.distributed import DistributedSampler
+
+    from superconverge.data import ArrayData, ArrayLoader
+    from superconverge.data.sources import warn_if_unsharded
+
+    pairs = TensorDataset(torch.randn(8, 2), torch.zeros(8).long())
+    for own in (DataLoader(pairs, batch_size=4), ArrayLoader(ArrayData(*pairs.tensors), 4)):
+        with pytest.warns(UserWarning, match="does not shard its data over the 2 processes"):
+            warn_if_unsharded(own, "train_data", rank=0, world_size=2)
+    sharded = DataLoader(pairs, batch_size=4, sampler=DistributedSampler(pairs, 2, 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_unsharded(sharded, "train_data", rank=0, world_size=2)
+        warn_if_unsharded(DataLoader(pairs, batch_size=4), "train_data", rank=1, world_size=2)
+        warn_if_unsharded(ArrayData(*pairs.tensors), "train_data", rank=0, world_size=2)

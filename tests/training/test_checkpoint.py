@@ -255,3 +255,19 @@ def test_a_resumed_fit_keeps_the_back_offs_it_had_left(tmp_path):
     assert resumed.load_checkpoint(tmp_path / "checkpoint.pt").backoff_left == 1
     del payload["backoff_left"]  # a checkpoint saved before they were: none, as then
     assert resumed.load_checkpoint(tmp_path / "checkpoint.pt", payload).backoff_left == 0
+
+
+def test_a_resume_in_another_number_of_processes_is_named_as_such(tmp_path):
+    # a user's check: a 2-rank checkpoint resumed in one process was told "resume with the
+    # run's training data", the data being the same
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(Scripted, tmp_path, callbacks=[KillAfterEpoch(1)]).fit_one_cycle(3, 0.05)
+    path = tmp_path / "checkpoint.pt"
+    payload = load_checkpoint(path)
+    assert payload["settings"]["world_size"] == 1
+    payload["settings"] |= {"world_size": 2, "steps_per_epoch": 2}  # as rank 0 of 2 saw it
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=r"trained on 2 processes, this resume runs on 1: .* "
+                                         r"resume with torchrun --nproc_per_node 2"):  # fmt: skip
+        Scripted.resume(path, nn.Linear(4, 3), LOSS, _data(), _data(), batch_size=8,
+                        progress=False)  # fmt: skip

@@ -39,6 +39,7 @@ pass); a ``stream`` continues from a fresh iterator.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -47,6 +48,7 @@ from typing import Any, Protocol
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_convert
 
+from superconverge._warnings import user_stacklevel
 from superconverge.batches import BatchFn, check_batch_fn, split_batch
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import (
@@ -531,3 +533,30 @@ __all__ = [
     "has_position",
     "peek",
 ]
+
+
+def warn_if_unsharded(data: Any, name: str, rank: int, world_size: int) -> None:
+    """Under torchrun, a training loader of the user's own that gives every rank all of the
+    data (a ``DataLoader`` without a ``DistributedSampler``, an `ArrayLoader` built without
+    the world size): said once, by rank 0. Each rank then trained the same batches, and
+    the global batch was the per-rank one (a user's check)."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    if world_size < 2 or rank != 0:
+        return
+    if isinstance(data, DataLoader):
+        samplers = [data.sampler, getattr(data.batch_sampler, "sampler", None)]
+        sharded = any(isinstance(sampler, DistributedSampler) for sampler in samplers)
+    elif isinstance(data, ArrayLoader):
+        sharded = data.world_size > 1
+    else:  # tensors and Datasets are sharded here; other iterables are taken at their word
+        return
+    if not sharded:
+        warnings.warn(
+            f"{name} is a loader of your own that does not shard its data over the "
+            f"{world_size} processes (no DistributedSampler; an ArrayLoader built without "
+            "rank and world_size): every rank reads all of it, the same batches; pass its "
+            "Dataset or tensors (the library shards them) or shard it yourself",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )

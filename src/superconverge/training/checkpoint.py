@@ -165,6 +165,7 @@ def match_saved_settings(
     batch_size: int | None,
     loader: Any,
     steps_per_epoch: Callable[[], int],
+    world_size: int = 1,
 ) -> None:
     """Refuse, before any step, a resume whose optimizer, `batch_size` or training data differ
     from those of the run that saved `payload`: a foreign optimizer state does not load (a raw
@@ -190,9 +191,20 @@ def match_saved_settings(
         # a batch where the batch size cannot change (the setter refuses): start of an epoch
         loader.load_state_dict({**before, "batch_index": 0, "batch_size": run_batch})
     run_steps, steps = saved.get("steps_per_epoch"), steps_per_epoch()
+    run_world, world = saved.get("world_size"), world_size
     if run_steps is not None and steps != run_steps:
         if before is not None:  # refused: the trainer's loader as it was
             loader.load_state_dict(before)
+        if run_world is not None and run_world != world:  # the data were the same, the ranks not
+            raise ValueError(
+                f"the checkpoint {path} was trained on {run_world} processes, this resume runs "
+                f"on {world}: each reads its share of the data, so the schedule's "
+                f"{run_steps} steps per epoch become {steps}; resume with torchrun "
+                f"--nproc_per_node {run_world}"
+                if run_world > 1
+                else f"the checkpoint {path} was trained in one process, this resume runs on "
+                f"{world}: resume it without torchrun"
+            )
         raise ValueError(
             f"train_data: the checkpoint {path}'s schedule was planned for {run_steps} steps "
             f"per epoch, this train_data gives {steps}; resume with the run's training data "

@@ -30,7 +30,13 @@ from superconverge.data.checks import (
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import ArrayLoader, Augment
 from superconverge.data.pipelines import ENDLESS_EVAL_MIN_BATCHES, EvaluationLoader
-from superconverge.data.sources import LoaderOptions, as_source, first_batch, has_position
+from superconverge.data.sources import (
+    LoaderOptions,
+    as_source,
+    first_batch,
+    has_position,
+    warn_if_unsharded,
+)
 from superconverge.losses import check_loss_fn
 from superconverge.metrics import Metric, MetricsSpec, check_metrics, resolve_metrics
 from superconverge.pytorch.optimizers import check_optimizer_spec
@@ -201,6 +207,8 @@ def make_loader(
     ``Dataset``, the user's loader factory asked for `batch_size`, a stream of
     `steps_per_epoch` batches, or the user's own sized iterable as it is. With `evaluation`
     (validation, test), streams are read to their end or `steps_per_epoch` batches."""
+    if not evaluation and name == "train_data":
+        warn_if_unsharded(data, name, rank, world)
     if has_position(data):  # an ArrayLoader (or a loader built here) is used as it is
         if batch_size is not None and name == "train_data":
             data.batch_size = batch_size

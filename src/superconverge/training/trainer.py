@@ -543,6 +543,7 @@ class Trainer:
             batch_size=self._batch_size,
             loader=self.train_loader,
             steps_per_epoch=lambda: self.steps_per_epoch,
+            world_size=self.world_size,
         )
         self._match_saved_groups(payload, path)
         loader = self.train_loader if has_position(self.train_loader) else None
@@ -646,6 +647,7 @@ class Trainer:
             "steps_per_epoch": self.steps_per_epoch,
             "batch_size": loader.batch_size if has_position(loader) else self._batch_size,
             "optimizer": type(self.optimizer).__name__,
+            "world_size": self.world_size,  # a resume in another world is named as such
         }
 
     @property

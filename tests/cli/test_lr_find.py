@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from superconverge.cli.main import main
 
 
@@ -108,3 +110,13 @@ def test_an_out_being_written_by_another_run_is_refused_before_the_sweep(tmp_pat
     assert sorted(p.name for p in out.iterdir()) == [".superconverge.lock"]
     assert main(["lr-find", "--out", str(out), "--num-steps", "20"]) == 0  # once it is done
     assert {"lr_find.png", "lr_find.json"} <= {p.name for p in out.iterdir()}
+
+
+@pytest.mark.parametrize("command", [["lr-find"], ["fit", "--plan", "plan.json"]])
+def test_commands_of_one_process_refuse_torchrun(tmp_path, capsys, monkeypatch, command):
+    # a user's check: under torchrun both ranks ran the whole job, printed it twice, and the
+    # second failed on the first's folder lock
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main([*command, "--out", str(tmp_path / "x")]) == 2
+    assert "runs in one process, and torchrun started 2" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -679,3 +679,18 @@ def scores_line(test: dict[str, Any]) -> str:
         key=lambda name: (name not in ("accuracy", "binary_accuracy"), name != "loss"),
     )
     return ", ".join(f"test {name} {test[name]:.4f}" for name in names)
+
+
+def refuse_torchrun(command: str) -> None:
+    """`command` runs in one process: under torchrun each rank ran all of it, printed it, and
+    the second failed on the first's folder lock (a user's check). Said before anything runs;
+    `tune` is the command that joins the ranks."""
+    from superconverge.pytorch.distributed import launched_ranks
+
+    ranks = launched_ranks()
+    if ranks > 1:
+        raise UsageError(
+            f"{command} runs in one process, and torchrun started {ranks}: run it without "
+            "torchrun (superconverge tune trains on all of them; from Python, a Trainer "
+            "under torchrun shards the data itself)"
+        )

@@ -26,6 +26,7 @@ from superconverge.cli._common import (
     make_room,
     model_from_flag,
     read_json,
+    refuse_torchrun,
     resolve_data,
     scores_line,
 )
@@ -278,6 +279,7 @@ def _optimizer_of(args: argparse.Namespace, plan: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    refuse_torchrun("superconverge fit")
     plan = load_plan(args.plan)
     if (plan.data is None and args.data is None) or (plan.model is None and args.model is None):
         raise UsageError(

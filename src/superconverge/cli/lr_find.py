@@ -20,6 +20,7 @@ from superconverge.cli._common import (
     check_outputs,
     check_seed,
     model_from_flag,
+    refuse_torchrun,
     resolve_data,
 )
 from superconverge.cli._data_flags import (
@@ -69,6 +70,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    refuse_torchrun("superconverge lr-find")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_seed(args.seed)

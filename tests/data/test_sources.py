@@ -345,3 +345,23 @@ def test_a_users_loader_that_does_not_shard_under_torchrun_is_said_once():
         warn_if_unsharded(sharded, "train_data", rank=0, world_size=2)
         warn_if_unsharded(DataLoader(pairs, batch_size=4), "train_data", rank=1, world_size=2)
         warn_if_unsharded(ArrayData(*pairs.tensors), "train_data", rank=0, world_size=2)
+
+
+def test_an_evaluation_loader_reads_each_sample_once_over_the_ranks():
+    # a user's check: under torchrun the padding of a training epoch (every rank as many
+    # samples) counted a test sample twice: accuracy 343/360 for 342/359
+    from torch.utils.data import TensorDataset
+
+    from superconverge.data import ArrayData
+
+    inputs, targets = torch.randn(7, 2), torch.arange(7)
+    for data in (ArrayData(inputs, targets), TensorDataset(inputs, targets)):
+        seen = []
+        for rank in (0, 1):
+            loader = as_source(data, "val_data", evaluation=True).loader(
+                2, shuffle=False, rank=rank, world_size=2
+            )
+            seen += [int(t) for _, batch in loader for t in batch]
+        assert sorted(seen) == list(range(7))
+        training = as_source(data, "train_data").loader(2, rank=1, world_size=2)
+        assert training.num_samples == 4  # training still pads: both ranks step alike

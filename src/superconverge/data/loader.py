@@ -81,17 +81,27 @@ def _mixed_seed(seed: int, *keys: int) -> int:
 
 
 def epoch_order(
-    count: int, seed: int, epoch: int, *, shuffle: bool = True, rank: int = 0, world_size: int = 1
+    count: int,
+    seed: int,
+    epoch: int,
+    *,
+    shuffle: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
+    pad: bool = True,
 ) -> torch.Tensor:
     """This rank's sample indices for `epoch`: a permutation seeded by ``(seed, epoch)``, drawn
     on the CPU (the same order on every device), so a ``Dataset`` and the same data as
     `ArrayData` batch alike. Under DDP each rank takes every `world_size`-th index, padded by
-    wrapping around (as ``DistributedSampler``) so that every rank gets as many samples."""
+    wrapping around (as ``DistributedSampler``) so that every rank gets as many samples;
+    without `pad` (an evaluation, whose sums are reduced once) each sample is read once."""
     if shuffle:
         generator = torch.Generator().manual_seed(_mixed_seed(int(seed), epoch))
         order = torch.randperm(count, generator=generator)
     else:
         order = torch.arange(count)
+    if world_size > 1 and not pad:
+        return order[rank::world_size]
     if world_size > 1:
         total = samples_per_rank(count, world_size) * world_size
         if total > count:  # wrap around so every rank gets as many samples
@@ -179,6 +189,9 @@ class SampleOrder:
     rank: int
     world_size: int
     _batch_size: int
+    # ranks padded to equal sample counts (training: every rank steps alike); an evaluation
+    # loader reads each sample once (a padded one counted a duplicate: 343/360 for 342/359)
+    pad: bool = True
 
     def _sample_count(self) -> int:
         """How many samples the data holds (all ranks together)."""
@@ -187,6 +200,8 @@ class SampleOrder:
     @property
     def num_samples(self) -> int:
         """Samples this rank sees per epoch."""
+        if not self.pad:
+            return len(range(self.rank, self._sample_count(), self.world_size))
         return samples_per_rank(self._sample_count(), self.world_size)
 
     def __len__(self) -> int:
@@ -202,6 +217,7 @@ class SampleOrder:
             shuffle=self.shuffle,
             rank=self.rank,
             world_size=self.world_size,
+            pad=self.pad,
         )
 
 

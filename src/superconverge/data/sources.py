@@ -258,6 +258,25 @@ class DataSource:
                 f"{self.describe()}: put the transforms in the Dataset or the loader"
             )
         target = torch.device(device) if device is not None else None
+        if self.kind in ("arrays", "dataset"):
+            built = self._sample_loader(batch_size, shuffle, seed, target, augment, drop_last,
+                                        rank, world_size)  # fmt: skip
+            built.pad = not self.evaluation  # an evaluation reads each sample once
+            return built
+        return self._other_loader(batch_size, target)
+
+    def _sample_loader(
+        self,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        target: torch.device | None,
+        augment: Augment | None,
+        drop_last: bool,
+        rank: int,
+        world_size: int,
+    ) -> Any:
+        """An `ArrayLoader` of tensors or a `DatasetLoader` of a ``Dataset``."""
         if self.kind == "arrays":
             return ArrayLoader(
                 self.data,
@@ -295,6 +314,13 @@ class DataSource:
                 world_size=world_size,
                 name=self.name,
             )
+        raise AssertionError(self.kind)  # pragma: no cover - the caller's two kinds
+
+    def _other_loader(self, batch_size: int, target: torch.device | None) -> Any:
+        """A factory's, a stream's or the user's own loader."""
+        pin = self.options.pin_memory
+        if pin is None:
+            pin = target is not None and target.type == "cuda"
         if self.evaluation:
             return self._evaluation_loader(batch_size, pin)
         if self.kind == "factory":

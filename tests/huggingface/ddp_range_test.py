@@ -52,3 +52,5 @@ def main():
 
 if __name__ == "__main__":
     main()
+    if torch.distributed.is_initialized():  # gloo's threads left to the exit aborted a rank
+        torch.distributed.destroy_process_group()

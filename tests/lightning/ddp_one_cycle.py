@@ -72,3 +72,7 @@ def main(out: Path, search: bool = False) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]), sys.argv[2:] == ["search"])
+    import torch.distributed as dist
+
+    if dist.is_initialized():  # gloo's threads left to the exit aborted a rank now and then
+        dist.destroy_process_group()

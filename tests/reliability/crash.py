@@ -114,6 +114,20 @@ class Cues:
         pathlib.Path.write_text = write_text  # type: ignore[method-assign]
         pathlib.Path.write_bytes = write_bytes  # type: ignore[method-assign]
 
+        # the journal is also saved after each final-run epoch (its clock) without a new
+        # record: each save says how many records it holds, so tests find the records' writes
+        from superconverge.tuning import journal as journal_module
+
+        real_save = journal_module.Journal.save
+
+        def save(journal: Any) -> None:
+            if journal.path is not None:
+                cues._event({"journal_records": len(journal.records), "step": cues.steps,
+                             "count": cues.writes.get("journal.json", 0) + 1})  # fmt: skip
+            real_save(journal)
+
+        journal_module.Journal.save = save  # type: ignore[method-assign]
+
     def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self.steps += 1
         if self.steps == self.pause_step and self.pause_file is not None:

@@ -155,12 +155,29 @@ def assert_same_weights(expected: dict[str, torch.Tensor], actual: dict[str, tor
         assert torch.equal(tensor, actual[name]), f"{name} differs {what}"
 
 
+def _record_saves(run: Run) -> list[dict[str, Any]]:
+    """The journal's saves that added a record (its first save too), in order: it is also
+    saved after each final-run epoch, holding no new record."""
+    saves, held = [], -1
+    for event in run.events:
+        if "journal_records" in event and event["journal_records"] > held:
+            saves.append(event)
+            held = event["journal_records"]
+    return saves
+
+
 def stage_steps(run: Run, journal_keys: list[str]) -> dict[str, tuple[int, int]]:
     """For each journal record of an uninterrupted run, the optimizer steps ``(first, last)``
-    spent making it: the journal is written once at the start and once per record."""
-    steps = [e["step"] for e in run.writes("journal.json")]
+    spent making it: from the journal's save before it to the save that added it."""
+    steps = [e["step"] for e in _record_saves(run)]
     assert len(steps) >= len(journal_keys) + 1, (steps, journal_keys)
     return {key: (steps[i] + 1, steps[i + 1]) for i, key in enumerate(journal_keys)}
+
+
+def record_writes(run: Run, journal_keys: list[str]) -> dict[str, int]:
+    """For each journal record, which write of ``journal.json`` saved it (1 is the first)."""
+    counts = [e["count"] for e in _record_saves(run)]
+    return {key: counts[i + 1] for i, key in enumerate(journal_keys)}
 
 
 def loadable_files(folder: Path) -> dict[str, str]:

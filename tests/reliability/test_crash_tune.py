@@ -21,6 +21,7 @@ from tests.reliability.harness import (
     KILLED,
     assert_same_weights,
     loadable_files,
+    record_writes,
     run,
     stage_steps,
     start,
@@ -57,7 +58,8 @@ def reference(tmp_path_factory):
     assert tuple(stages) == STAGES, keys
     decisions, weights = outcome(out)
     return {"decisions": decisions, "weights": weights, "steps": stage_steps(done, keys),
-            "keys": keys, "run": done, "out": out}  # fmt: skip
+            "writes": record_writes(done, keys), "keys": keys, "run": done,
+            "out": out}  # fmt: skip
 
 
 def assert_like_reference(out, reference, what):
@@ -74,8 +76,7 @@ def interrupt_during(stage, reference):
     first, last = reference["steps"][stage]
     if last >= first:
         return ("--signal", "INT", "--kill-step", str((first + last) // 2))
-    index = reference["keys"].index(stage)
-    return ("--signal", "INT", "--kill-write", f"{JOURNAL}:{index + 2}")
+    return ("--signal", "INT", "--kill-write", f"{JOURNAL}:{reference['writes'][stage]}")
 
 
 @pytest.mark.parametrize("stage", [pytest.param(s, marks=() if s == "final_run" else pytest.mark.slow)

@@ -28,6 +28,9 @@ def main(out: Path) -> None:
         model, nn.functional.cross_entropy, loader, start_lr=1e-4, end_lr=1e4, num_steps=80
     )
     restored = all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    # the tensors themselves: sharded as the ArrayLoader above (every rank read all of them)
+    arrays = sc.lr_find(model, nn.functional.cross_entropy, data, batch_size=16, start_lr=1e-4,
+                        end_lr=1e4, num_steps=80)  # fmt: skip
     (out / f"rank{rank}.json").write_text(
         json.dumps(
             {
@@ -36,13 +39,14 @@ def main(out: Path) -> None:
                 "max_lr": result.max_lr,
                 "world": result.settings["world_size"],
                 "restored": restored,
+                "arrays_as_loader": arrays.losses == result.losses,
             }
         )
     )
     # tear down in order: a DDP model still holding the process group when the interpreter exits
     # aborts the process now and then ("terminate called without an active exception")
     dist.barrier()
-    del model, result
+    del model, result, arrays
     gc.collect()
     dist.destroy_process_group()
 

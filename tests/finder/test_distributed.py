@@ -17,4 +17,5 @@ def test_lr_find_under_torchrun_with_two_gloo_processes(tmp_path):
     assert len(ranks[0]["losses"]) < 80 or "reached end_lr" in ranks[0]["stop"]
     assert ranks[0]["max_lr"] == ranks[1]["max_lr"]
     assert all(r["restored"] for r in ranks)
+    assert all(r["arrays_as_loader"] for r in ranks)  # ArrayData is sharded by rank too
     assert not any(isinstance(v, float) and math.isnan(v) for v in ranks[0]["losses"][:-1])

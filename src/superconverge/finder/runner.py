@@ -317,7 +317,11 @@ def lr_find(
             options=options,
             evaluation=evaluation,
         )
-        return source.loader(batch_size, shuffle=not evaluation, device=run_device)
+        # under torchrun each rank sweeps its share, as `Trainer.lr_find` does (every rank read
+        # all of the data and the result said world_size 2: a user's check)
+        return source.loader(
+            batch_size, shuffle=not evaluation, device=run_device, rank=rank, world_size=world
+        )
 
     train_loader = batches_of(train_data, "train_data", steps_per_epoch)
     val_loader = None

@@ -371,3 +371,16 @@ def test_a_worker_waits_on_a_live_coordinator_and_ends_with_its_search(tmp_path)
     finally:
         end.join()
         coordinator.stop_beating()
+
+
+def test_a_worker_waits_for_a_missing_sqlite_file_without_creating_it(tmp_path, caplog):
+    # a user's check: --join of a mistyped path created an empty database there and waited on
+    # it for ever, saying only "waiting for study ..."
+    import logging
+
+    path = tmp_path / "typo.db"
+    study = TrialStudy(f"sqlite:///{path}", poll=0.05)
+    with caplog.at_level(logging.INFO), pytest.raises(ValueError, match="is not in"):
+        study.open(wait=0.2)
+    assert not path.exists()
+    assert f"no file {path} yet: the coordinator creates it" in caplog.text

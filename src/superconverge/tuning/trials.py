@@ -27,6 +27,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from superconverge._json import decode_nonfinite, encode_nonfinite
@@ -121,6 +122,15 @@ class TrialStudy:
                     time.sleep(0.2 * (attempt + 1))
         return self._storage
 
+    def _sqlite_file(self) -> Path | None:
+        """The database file of a ``sqlite:///`` URL (None for other databases, or memory)."""
+        if not self.url.startswith("sqlite"):
+            return None
+        from sqlalchemy.engine import make_url
+
+        database = make_url(self.url).database
+        return None if not database or database == ":memory:" else Path(database)
+
     def _open_storage(self, optuna: Any) -> Any:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -172,8 +182,13 @@ class TrialStudy:
         it; returns its user attributes (the settings and the command that made it)."""
         deadline = time.monotonic() + wait
         logged = False
+        file = self._sqlite_file()
         while True:
             try:
+                if file is not None and not file.exists():
+                    # not created here: a mistyped path made an empty database and waited on
+                    # it for ever (a user's check); the coordinator creates the file
+                    raise KeyError(self.name)
                 self._study_id = self.storage.get_study_id_from_name(self.name)
                 attrs = dict(self.storage.get_study_user_attrs(self._study_id))
             except KeyError:  # no such study yet
@@ -191,7 +206,13 @@ class TrialStudy:
                     "(tune with study=URL / superconverge tune --study URL) first"
                 )
             if not logged:
-                logger.info("waiting for study %r to appear in %s", self.name, self.url)
+                missing = (
+                    f" (no file {file.resolve()} yet: the coordinator creates it; check the "
+                    "path if none was started)"
+                    if file is not None and not file.exists()
+                    else ""
+                )
+                logger.info("waiting for study %r to appear in %s%s", self.name, self.url, missing)
                 logged = True
             time.sleep(self.poll)
 

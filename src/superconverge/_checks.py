@@ -90,8 +90,8 @@ def check_max_lr(value: object, *, optional: bool = False, searches: bool = Fals
     for every front end; TypeError for a value that is no number."""
     if value is None and optional:
         return None
-    choices = ["a finite number > 0", *(["None"] * optional), *(["'search'"] * searches)]
-    allowed = " or ".join([", ".join(choices[:-1]), choices[-1]] if len(choices) > 1 else choices)
+    *others, last = ["a finite number > 0", *(["None"] * optional), *(["'search'"] * searches)]
+    allowed = f"{', '.join(others)} or {last}" if others else last
     number = plain(value)
     if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise TypeError(f"max_lr must be {allowed}, got {value!r}")

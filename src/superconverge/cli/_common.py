@@ -694,3 +694,12 @@ def refuse_torchrun(command: str) -> None:
             "torchrun (superconverge tune trains on all of them; from Python, a Trainer "
             "under torchrun shards the data itself)"
         )
+
+
+def model_note(out: Path) -> str:
+    """``"; model: OUT/model.pt"`` where the run wrote it (the weights its test scores are of),
+    else ``""``: the end of the line `tune` and `fit --plan` finish with."""
+    from superconverge.training.checkpoint import MODEL
+
+    model = out / MODEL
+    return f"; model: {model}" if model.is_file() else ""

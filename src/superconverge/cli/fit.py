@@ -25,6 +25,7 @@ from superconverge.cli._common import (
     explain,
     make_room,
     model_from_flag,
+    model_note,
     read_json,
     refuse_torchrun,
     resolve_data,
@@ -410,10 +411,7 @@ def run(args: argparse.Namespace) -> int:
     averaged = plan.results.get("weight_average")
     if averaged:  # which weights the model ended with (`WeightAverage`)
         print(f"weights: {averaged_weights_line(averaged)}")
-    from superconverge.training.checkpoint import MODEL
-
-    model = out / MODEL  # the weights the fit ended with: those the test scores are of
-    print(f"wrote {out}" + (f"; model: {model}" if model.is_file() else ""))
+    print(f"wrote {out}{model_note(out)}")
     if history.status == "diverged":  # the record is written; say what it holds
         kept = (
             f"checkpoint.pt holds the weights of epoch {epochs}, the last good one"

@@ -24,6 +24,7 @@ from superconverge.cli._common import (
     flag_message,
     make_room,
     model_from_flag,
+    model_note,
     resolve_data,
     scores_line,
     stdout_closed,
@@ -545,11 +546,9 @@ def _tune_and_report(
     _print_plan(plan)
     earlier = getattr(args, "earlier_seconds", 0.0)  # a resume: the seconds spent before it
     before = f" ({earlier:.1f} s of them before the resume)" if earlier else ""
-    from superconverge.training.checkpoint import MODEL
-
-    model = out / MODEL  # the weights the final run ended with: those the test scores are of
-    weights = f"; model: {model}" if model.is_file() else ""
-    print(f"total {seconds + earlier:.1f} s{before}; report: {out / 'report.html'}{weights}")
+    print(
+        f"total {seconds + earlier:.1f} s{before}; report: {out / 'report.html'}{model_note(out)}"
+    )
     if plan.results.get("status") == "diverged":  # everything is written; the exit says it failed
         raise RunFailure(_diverged_text(plan, out))
     return 0

@@ -258,27 +258,8 @@ class DataSource:
                 f"{self.describe()}: put the transforms in the Dataset or the loader"
             )
         target = torch.device(device) if device is not None else None
-        if self.kind in ("arrays", "dataset"):
-            built = self._sample_loader(batch_size, shuffle, seed, target, augment, drop_last,
-                                        rank, world_size)  # fmt: skip
-            built.pad = not self.evaluation  # an evaluation reads each sample once
-            return built
-        return self._other_loader(batch_size, target)
-
-    def _sample_loader(
-        self,
-        batch_size: int,
-        shuffle: bool,
-        seed: int,
-        target: torch.device | None,
-        augment: Augment | None,
-        drop_last: bool,
-        rank: int,
-        world_size: int,
-    ) -> Any:
-        """An `ArrayLoader` of tensors or a `DatasetLoader` of a ``Dataset``."""
         if self.kind == "arrays":
-            return ArrayLoader(
+            arrays = ArrayLoader(
                 self.data,
                 batch_size,
                 shuffle=shuffle,
@@ -289,12 +270,14 @@ class DataSource:
                 rank=rank,
                 world_size=world_size,
             )
+            arrays.pad = not self.evaluation  # an evaluation reads each sample once
+            return arrays
         options = self.options
         pin = options.pin_memory
         if pin is None:
             pin = target is not None and target.type == "cuda"
         if self.kind == "dataset":
-            return DatasetLoader(
+            dataset = DatasetLoader(
                 self.data,
                 batch_size,
                 shuffle=shuffle,
@@ -314,13 +297,8 @@ class DataSource:
                 world_size=world_size,
                 name=self.name,
             )
-        raise AssertionError(self.kind)  # pragma: no cover - the caller's two kinds
-
-    def _other_loader(self, batch_size: int, target: torch.device | None) -> Any:
-        """A factory's, a stream's or the user's own loader."""
-        pin = self.options.pin_memory
-        if pin is None:
-            pin = target is not None and target.type == "cuda"
+            dataset.pad = not self.evaluation
+            return dataset
         if self.evaluation:
             return self._evaluation_loader(batch_size, pin)
         if self.kind == "factory":
@@ -545,20 +523,6 @@ def naming_batched_streams(loader: Any) -> Iterator[None]:
 
 # the loaders, epoch_order and has_position live in data/loader.py and data/pipelines.py; they
 # are imported from here too
-__all__ = [
-    "KINDS",
-    "DataSource",
-    "DatasetLoader",
-    "EvaluationLoader",
-    "FactoryLoader",
-    "Loader",
-    "LoaderOptions",
-    "as_source",
-    "epoch_order",
-    "first_batch",
-    "has_position",
-    "peek",
-]
 
 
 def warn_if_unsharded(data: Any, name: str, rank: int, world_size: int) -> None:
@@ -586,3 +550,19 @@ def warn_if_unsharded(data: Any, name: str, rank: int, world_size: int) -> None:
             UserWarning,
             stacklevel=user_stacklevel(),
         )
+
+
+__all__ = [
+    "KINDS",
+    "DataSource",
+    "DatasetLoader",
+    "EvaluationLoader",
+    "FactoryLoader",
+    "Loader",
+    "LoaderOptions",
+    "as_source",
+    "epoch_order",
+    "first_batch",
+    "has_position",
+    "peek",
+]

@@ -57,22 +57,21 @@ def plot_plan(plan: Plan, steps: int | None = None, *, title: str | None = None)
     ax_lr.plot(x, lrs, color=LR_COLOR, linewidth=2)
     ax_lr.set_ylabel("learning rate")
     peak_step = max(range(count), key=lrs.__getitem__)
-    marked = [(0, "start", "left"), (peak_step, "peak", "center"), (count - 1, "end", "right")]
-    if plan.max_lr is not None and lrs[peak_step] > plan.max_lr * (1 + 1e-6):
+    marked = [(0, "start", "left", lrs[0]), (peak_step, "peak", "center", lrs[peak_step]),
+              (count - 1, "end", "right", lrs[-1])]  # fmt: skip
+    cycle_peak = plan.max_lr
+    if cycle_peak is not None and lrs[peak_step] > cycle_peak * (1 + 1e-6):
         # a searched plan: its rise went past the edge, the cycle descends from max_lr (a user
         # read the edge's "peak 0.101" as the cycle's peak of 0.00953)
-        descent = next(
-            (k for k in range(peak_step, count) if lrs[k] <= plan.max_lr * (1 + 1e-6)), None
-        )
-        marked[1] = (peak_step, "rise's edge", "center")
-        if descent is not None:
-            marked.insert(2, (descent, "max_lr", "left"))
+        marked[1] = (peak_step, "rise's edge", "center", lrs[peak_step])
+        top = cycle_peak * (1 + 1e-6)
+        descent = next((k for k in range(peak_step, count) if lrs[k] <= top), None)
+        if descent is not None:  # its first step is one into the ramp: max_lr is shown
+            marked.insert(2, (descent, "max_lr", "left", cycle_peak))
     elif peak_step == 0:  # a plan that starts at its peak: one label there
         del marked[1]
-    ax_lr.scatter([k for k, _, _ in marked], [lrs[k] for k, _, _ in marked], color=LR_COLOR,
-                  zorder=3)  # fmt: skip
-    for k, text, align in marked:  # the descent's first step is a step into its ramp
-        shown = plan.max_lr if text == "max_lr" else lrs[k]
+    ax_lr.scatter([k for k, *_ in marked], [lrs[k] for k, *_ in marked], color=LR_COLOR, zorder=3)
+    for k, text, align, shown in marked:
         _label(ax_lr, k, lrs[k], text, align, shown)
     ax_lr.set_ylim(0, max(lrs) * 1.18)
 
@@ -95,9 +94,9 @@ def plot_plan(plan: Plan, steps: int | None = None, *, title: str | None = None)
     return fig
 
 
-def _label(ax: Any, x: float, y: float, text: str, align: str, shown: float | None = None) -> None:
+def _label(ax: Any, x: float, y: float, text: str, align: str, shown: float) -> None:
     ax.annotate(
-        f"{text} {y if shown is None else shown:.3g}",
+        f"{text} {shown:.3g}",
         (x, y),
         textcoords="offset points",
         xytext=(0, 7),

@@ -184,13 +184,15 @@ class TrialStudy:
         logged = False
         file = self._sqlite_file()
         while True:
+            # a sqlite file not there yet is not created here: a mistyped path made an empty
+            # database and waited on it for ever (a user's check); the coordinator creates it
+            absent = file is not None and not file.exists()
             try:
-                if file is not None and not file.exists():
-                    # not created here: a mistyped path made an empty database and waited on
-                    # it for ever (a user's check); the coordinator creates the file
-                    raise KeyError(self.name)
-                self._study_id = self.storage.get_study_id_from_name(self.name)
-                attrs = dict(self.storage.get_study_user_attrs(self._study_id))
+                if absent:
+                    attrs = {}
+                else:
+                    self._study_id = self.storage.get_study_id_from_name(self.name)
+                    attrs = dict(self.storage.get_study_user_attrs(self._study_id))
             except KeyError:  # no such study yet
                 attrs = {}
             except Exception as error:  # no database yet (e.g. its folder is not made yet)
@@ -209,7 +211,7 @@ class TrialStudy:
                 missing = (
                     f" (no file {file.resolve()} yet: the coordinator creates it; check the "
                     "path if none was started)"
-                    if file is not None and not file.exists()
+                    if absent and file is not None
                     else ""
                 )
                 logger.info("waiting for study %r to appear in %s%s", self.name, self.url, missing)

@@ -29,6 +29,11 @@ def main(out: Path) -> None:
         progress=False,
     )
     history = trainer.fit_one_cycle(2, 0.05)
+    # every rank predicts every test sample, in order, from tensors and from a Dataset
+    with torch.no_grad():
+        expected = model.eval()(splits.test.inputs)
+    dataset = torch.utils.data.TensorDataset(splits.test.inputs, splits.test.targets)
+    predicted = [trainer.predict(splits.test), trainer.predict(dataset)]
     torch.save(model.state_dict(), out / f"weights{rank}.pt")
     (out / f"rank{rank}.json").write_text(
         json.dumps(
@@ -38,6 +43,8 @@ def main(out: Path) -> None:
                 "epochs": history.epochs,
                 "world": trainer.world_size,
                 "per_rank_batches": len(trainer.train_loader),
+                "predicted_rows": [len(p) for p in predicted],
+                "predicted_equal": [torch.allclose(p, expected, atol=1e-6) for p in predicted],
             }
         )
     )

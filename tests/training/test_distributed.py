@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from superconverge.data import load
 from tests.torchrun import run_two_ranks
 
 
@@ -20,6 +21,10 @@ def test_fit_one_cycle_under_torchrun_with_two_gloo_processes(tmp_path):
     # metrics are reduced across ranks: both report the same validation numbers
     assert ranks[0]["epochs"][-1]["val_loss"] == ranks[1]["epochs"][-1]["val_loss"]
     assert ranks[0]["epochs"][-1]["val_accuracy"] > 0.8
+    # Trainer.predict gave each rank every test output in order (it returned the rank's half)
+    test_rows = len(load("digits").test.inputs)
+    assert all(r["predicted_rows"] == [test_rows, test_rows] for r in ranks)
+    assert all(r["predicted_equal"] == [True, True] for r in ranks)
     w0, w1 = (torch.load(tmp_path / f"weights{r}.pt", weights_only=True) for r in range(2))
     assert all(torch.equal(w0[k], w1[k]) for k in w0)  # DDP kept the replicas identical
     assert (tmp_path / "run" / "checkpoint.pt").exists()  # written once, by rank 0

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from superconverge.batches import BatchFn, count, fitted_loss, forward, split_batch
+from superconverge.data.loader import SampleOrder
 from superconverge.metrics import Metric, MetricTotals
 from superconverge.training.device import to_device
 from superconverge.training.inputs import EVAL_BATCH_SIZE, evaluation_loader
@@ -120,10 +121,32 @@ def evaluate_data(
 def predict_data(trainer: Trainer, make: Callable[..., Any], data: Any) -> torch.Tensor:
     """`Trainer.predict`: the model's outputs for every input of `data`."""
     loader = evaluation_loader(make, data, "data", EVAL_BATCH_SIZE, None, trainer.train_loader)
-    return predict_batches(
+    outputs = predict_batches(
         trainer.model,
         loader,
         device=trainer.device,
         autocast=trainer.autocast,
         batch_fn=trainer.batch_fn,
     )
+    if isinstance(loader, SampleOrder) and loader.world_size > 1:
+        # under torchrun each rank read every world_size-th sample: every rank gets them all,
+        # in the data's order (a user's check got rank 0's half of the test set)
+        return gather_strided(outputs, loader.world_size, trainer.device)
+    return outputs
+
+
+def gather_strided(mine: torch.Tensor, world: int, device: torch.device) -> torch.Tensor:
+    """The rows of every rank, rank r's being the data's rows r, r + world, r + 2 world, ...,
+    put back in the data's order on every rank (on the CPU, as `mine`)."""
+    count_here = torch.tensor([len(mine)], device=device)
+    counts = [torch.empty_like(count_here) for _ in range(world)]
+    torch.distributed.all_gather(counts, count_here)
+    sizes = [int(c) for c in counts]
+    padded = mine.new_zeros((max(sizes), *mine.shape[1:]), device=device)
+    padded[: len(mine)] = mine.to(device)
+    every = [torch.empty_like(padded) for _ in range(world)]
+    torch.distributed.all_gather(every, padded)
+    rows = mine.new_empty((sum(sizes), *mine.shape[1:]))
+    for rank, (size, part) in enumerate(zip(sizes, every, strict=True)):
+        rows[rank::world] = part[:size].cpu()
+    return rows

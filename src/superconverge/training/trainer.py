@@ -467,7 +467,10 @@ class Trainer:
 
     def predict(self, data: Any) -> torch.Tensor:
         """Model outputs for every input of `data` (any kind the trainer takes), concatenated on
-        the CPU; a stream is read to its end."""
+        the CPU; a stream is read to its end. Under torchrun the ranks share the work on data
+        the trainer splits (tensors, a ``Dataset``) and each rank returns every output, in the
+        data's order; a loader of your own is read as it is, so a ``DistributedSampler`` in it
+        gives each rank its own part."""
         return predict_data(self, self._loader, data)
 
     def close(self) -> None:

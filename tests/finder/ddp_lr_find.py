@@ -31,6 +31,13 @@ def main(out: Path) -> None:
     # the tensors themselves: sharded as the ArrayLoader above (every rank read all of them)
     arrays = sc.lr_find(model, nn.functional.cross_entropy, data, batch_size=16, start_lr=1e-4,
                         end_lr=1e4, num_steps=80)  # fmt: skip
+    # a plain model, swept by rank 0 alone (a common pattern; it waited for ever in the first
+    # all_reduce): this process on all of the data, a world of one
+    alone = None
+    if rank == 0:
+        plain = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+        alone = sc.lr_find(plain, nn.functional.cross_entropy, data, batch_size=16,
+                           start_lr=1e-4, end_lr=1e4, num_steps=40)  # fmt: skip
     (out / f"rank{rank}.json").write_text(
         json.dumps(
             {
@@ -40,13 +47,14 @@ def main(out: Path) -> None:
                 "world": result.settings["world_size"],
                 "restored": restored,
                 "arrays_as_loader": arrays.losses == result.losses,
+                "alone": None if alone is None else [alone.settings["world_size"], len(alone.losses)],
             }
         )
     )
     # tear down in order: a DDP model still holding the process group when the interpreter exits
     # aborts the process now and then ("terminate called without an active exception")
     dist.barrier()
-    del model, result, arrays
+    del model, result, arrays, alone
     gc.collect()
     dist.destroy_process_group()
 

@@ -18,4 +18,7 @@ def test_lr_find_under_torchrun_with_two_gloo_processes(tmp_path):
     assert ranks[0]["max_lr"] == ranks[1]["max_lr"]
     assert all(r["restored"] for r in ranks)
     assert all(r["arrays_as_loader"] for r in ranks)  # ArrayData is sharded by rank too
+    # a plain model swept on rank 0 alone finished, in a world of one (it hung)
+    assert ranks[0]["alone"][0] == 1 and ranks[0]["alone"][1] > 10
+    assert ranks[1]["alone"] is None
     assert not any(isinstance(v, float) and math.isnan(v) for v in ranks[0]["losses"][:-1])

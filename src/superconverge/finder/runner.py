@@ -38,6 +38,7 @@ from superconverge.finder.sweep import (
 )
 from superconverge.losses import check_loss_fn
 from superconverge.metrics import resolve_metrics
+from superconverge.pytorch.distributed import shared_by_ranks
 from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.external_loop import Cycle
 from superconverge.pytorch.optimizers import optimizer_step
@@ -285,6 +286,16 @@ def lr_find(
         _check_updates_model(optimizer, model)
     run_device = resolve_device(device) if device is not None else next(model.parameters()).device
     rank, world = process_world()
+    if world > 1 and not shared_by_ranks(model):
+        # a plain model under torchrun sweeps in this process alone, on all of the data: a
+        # user's `if rank == 0: lr_find(model, ...)` waited for ever in the first all_reduce,
+        # and called on every rank each copy trained on its shard without the others' gradients
+        tell(
+            f"lr_find: the model is not wrapped in DistributedDataParallel, so rank {rank} of "
+            f"{world} sweeps alone on all of the data; wrap it to share the sweep among the ranks",
+            logger,
+        )
+        world = 1
     every = val_every if val_every is not None else max(1, num_steps // 20)
     plan = sweep_plan(start_lr, end_lr, num_steps, mode)
 
@@ -320,7 +331,11 @@ def lr_find(
         # under torchrun each rank sweeps its share, as `Trainer.lr_find` does (every rank read
         # all of the data and the result said world_size 2: a user's check)
         return source.loader(
-            batch_size, shuffle=not evaluation, device=run_device, rank=rank, world_size=world
+            batch_size,
+            shuffle=not evaluation,
+            device=run_device,
+            rank=rank if world > 1 else 0,
+            world_size=world,
         )
 
     train_loader = batches_of(train_data, "train_data", steps_per_epoch)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from torch import nn
 
 
 def world() -> tuple[int, int]:
@@ -72,3 +73,16 @@ def broadcast_from_rank0(value: Any) -> Any:
     box = [value]
     torch.distributed.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def shared_by_ranks(model: nn.Module) -> bool:
+    """`model` trains with the other ranks: wrapped in ``DistributedDataParallel`` or sharded
+    by FSDP (either version). A plain module trains on this process alone."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        return True
+    try:
+        from torch.distributed import fsdp
+    except ImportError:  # a build without distributed support
+        return False
+    kinds = [getattr(fsdp, name, None) for name in ("FullyShardedDataParallel", "FSDPModule")]
+    return isinstance(model, tuple(kind for kind in kinds if isinstance(kind, type)))

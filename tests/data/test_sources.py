@@ -333,7 +333,7 @@ def test_a_users_loader_that_does_not_shard_under_torchrun_is_said_once():
     from torch.utils.data.distributed import DistributedSampler
 
     from superconverge.data import ArrayData, ArrayLoader
-    from superconverge.data.sources import warn_if_unsharded
+    from superconverge.data.pipelines import warn_if_unsharded
 
     pairs = TensorDataset(torch.randn(8, 2), torch.zeros(8).long())
     for own in (DataLoader(pairs, batch_size=4), ArrayLoader(ArrayData(*pairs.tensors), 4)):
@@ -345,6 +345,36 @@ def test_a_users_loader_that_does_not_shard_under_torchrun_is_said_once():
         warn_if_unsharded(sharded, "train_data", rank=0, world_size=2)
         warn_if_unsharded(DataLoader(pairs, batch_size=4), "train_data", rank=1, world_size=2)
         warn_if_unsharded(ArrayData(*pairs.tensors), "train_data", rank=0, world_size=2)
+
+
+def test_a_factory_whose_loader_does_not_shard_under_torchrun_is_said_once():
+    # make_loader(batch_size) returning a DataLoader without DistributedSampler gave every rank
+    # all of the data, unsaid (a user's DataLoader was warned about; a factory's was not)
+    import warnings
+
+    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data.distributed import DistributedSampler
+
+    from superconverge.data.sources import as_source
+
+    pairs = TensorDataset(torch.randn(8, 2), torch.zeros(8).long())
+
+    def loader_of(factory, rank=0):
+        return as_source(factory, "train_data").loader(
+            4, shuffle=True, seed=0, device=torch.device("cpu"), rank=rank, world_size=2
+        )
+
+    plain = loader_of(lambda bs: DataLoader(pairs, batch_size=bs))
+    with pytest.warns(UserWarning, match=r"make_loader\(4\) returned a loader that does not shard"):
+        assert len(plain) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sum(1 for _ in plain) == 2  # once
+        sharded = loader_of(
+            lambda bs: DataLoader(pairs, batch_size=bs, sampler=DistributedSampler(pairs, 2, 0))
+        )
+        assert len(sharded) == 1
+        assert len(loader_of(lambda bs: DataLoader(pairs, batch_size=bs), rank=1)) == 2
 
 
 def test_an_evaluation_loader_reads_each_sample_once_over_the_ranks():

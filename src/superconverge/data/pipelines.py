@@ -11,6 +11,7 @@ consume the user's data. `superconverge.data.sources` decides which loader a sou
 from __future__ import annotations
 
 import itertools
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any
@@ -18,8 +19,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from superconverge._warnings import user_stacklevel
 from superconverge.batches import BatchFn, count, split_batch
 from superconverge.data.loader import (
+    ArrayLoader,
     PositionLoader,
     SampleOrder,
     check_integer,
@@ -218,6 +221,8 @@ class FactoryLoader(PeekingLoader):
         batch_fn: the batch hook (`superconverge.batches.split_batch`), for the batch-size check.
         check_batch_size: the first batch must hold `batch_size` samples (or be the only one).
         name: the argument the data came from, for messages.
+        ranks: (rank, world size) of a training loader under torchrun: what `make_loader`
+            returns is checked for sharding (`warn_if_unsharded`) the first time.
     """
 
     def __init__(
@@ -229,8 +234,10 @@ class FactoryLoader(PeekingLoader):
         batch_fn: BatchFn | None = None,
         check_batch_size: bool = True,
         name: str = "train_data",
+        ranks: tuple[int, int] = (0, 1),
     ) -> None:
         super().__init__(name, batch_size, seed=0)
+        self.ranks = ranks
         if steps_per_epoch is not None:
             check_integer("steps_per_epoch", steps_per_epoch)
         self.make_loader = make_loader
@@ -262,6 +269,10 @@ class FactoryLoader(PeekingLoader):
                     f"{self.name}: make_loader({self._batch_size}) must return an iterable of "
                     f"batches, got {type(built).__name__}"
                 )
+            if self.ranks[1] > 1:  # said once: the world does not change
+                what = f"{self.name}: make_loader({self._batch_size}) returned a loader"
+                warn_if_unsharded(built, self.name, *self.ranks, what=what)
+                self.ranks = (self.ranks[0], 1)
             self._iterable = built
         return self._iterable
 
@@ -448,4 +459,34 @@ class EvaluationLoader(FactoryLoader):
             "end before, and a generator can be read once; pass an iterable that restarts (a "
             "list, an IterableDataset, a DataLoader) or make_loader(batch_size) returning a "
             f"fresh one, or declare {self.steps_argument}= for an endless stream"
+        )
+
+
+def warn_if_unsharded(
+    data: Any, name: str, rank: int, world_size: int, what: str | None = None
+) -> None:
+    """Under torchrun, a training loader of the user's own that gives every rank all of the
+    data (a ``DataLoader`` without a ``DistributedSampler``, an `ArrayLoader` built without
+    the world size): said once, by rank 0. Each rank then trained the same batches, and
+    the global batch was the per-rank one (a user's check). `what`: how the message names the
+    loader (default: "`name` is a loader of your own")."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    if world_size < 2 or rank != 0:
+        return
+    if isinstance(data, DataLoader):
+        samplers = [data.sampler, getattr(data.batch_sampler, "sampler", None)]
+        sharded = any(isinstance(sampler, DistributedSampler) for sampler in samplers)
+    elif isinstance(data, ArrayLoader):
+        sharded = data.world_size > 1
+    else:  # tensors and Datasets are sharded here; other iterables are taken at their word
+        return
+    if not sharded:
+        warnings.warn(
+            f"{what or f'{name} is a loader of your own'} that does not shard its data over the "
+            f"{world_size} processes (no DistributedSampler; an ArrayLoader built without "
+            "rank and world_size): every rank reads all of it, the same batches; pass its "
+            "Dataset or tensors (the library shards them) or shard it yourself",
+            UserWarning,
+            stacklevel=user_stacklevel(),
         )

@@ -39,7 +39,6 @@ pass); a ``stream`` continues from a fresh iterator.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -48,7 +47,6 @@ from typing import Any, Protocol
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_convert
 
-from superconverge._warnings import user_stacklevel
 from superconverge.batches import BatchFn, check_batch_fn, split_batch
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import (
@@ -308,6 +306,7 @@ class DataSource:
                 steps_per_epoch=self.steps_per_epoch,
                 batch_fn=self.batch_fn,
                 name=self.name,
+                ranks=(rank, world_size),
             )
         if self.kind == "stream":
             if isinstance(self.data, IterableDataset):
@@ -523,33 +522,6 @@ def naming_batched_streams(loader: Any) -> Iterator[None]:
 
 # the loaders, epoch_order and has_position live in data/loader.py and data/pipelines.py; they
 # are imported from here too
-
-
-def warn_if_unsharded(data: Any, name: str, rank: int, world_size: int) -> None:
-    """Under torchrun, a training loader of the user's own that gives every rank all of the
-    data (a ``DataLoader`` without a ``DistributedSampler``, an `ArrayLoader` built without
-    the world size): said once, by rank 0. Each rank then trained the same batches, and
-    the global batch was the per-rank one (a user's check)."""
-    from torch.utils.data.distributed import DistributedSampler
-
-    if world_size < 2 or rank != 0:
-        return
-    if isinstance(data, DataLoader):
-        samplers = [data.sampler, getattr(data.batch_sampler, "sampler", None)]
-        sharded = any(isinstance(sampler, DistributedSampler) for sampler in samplers)
-    elif isinstance(data, ArrayLoader):
-        sharded = data.world_size > 1
-    else:  # tensors and Datasets are sharded here; other iterables are taken at their word
-        return
-    if not sharded:
-        warnings.warn(
-            f"{name} is a loader of your own that does not shard its data over the "
-            f"{world_size} processes (no DistributedSampler; an ArrayLoader built without "
-            "rank and world_size): every rank reads all of it, the same batches; pass its "
-            "Dataset or tensors (the library shards them) or shard it yourself",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
 
 
 __all__ = [

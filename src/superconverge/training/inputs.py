@@ -29,13 +29,16 @@ from superconverge.data.checks import (
 )
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import ArrayLoader, Augment
-from superconverge.data.pipelines import ENDLESS_EVAL_MIN_BATCHES, EvaluationLoader
+from superconverge.data.pipelines import (
+    ENDLESS_EVAL_MIN_BATCHES,
+    EvaluationLoader,
+    warn_if_unsharded,
+)
 from superconverge.data.sources import (
     LoaderOptions,
     as_source,
     first_batch,
     has_position,
-    warn_if_unsharded,
 )
 from superconverge.losses import check_loss_fn
 from superconverge.metrics import Metric, MetricsSpec, check_metrics, resolve_metrics

@@ -33,6 +33,7 @@ def test_mnist_clr_quick_writes_table_json_and_plot(tmp_path, capsys):
     assert all(0.0 <= a <= 1.0 or math.isnan(a) for a in accuracies), results  # NaN: diverged
     assert results["unit"]["1cycle (range test)"][0]["accuracy"] > 0.6
     assert len(results["unit"]["CLR"][0]["curve"]) == 4  # test accuracy along the epoch
+    assert len(results["unit"]["recipe (tune)"][0]["curve"]) >= 3  # its final run's (it had none)
     table = (out / "results.md").read_text()
     assert "| CLR | 0.9664 |" in table and "±" not in table  # one seed: no spread to show
     assert "(one seed)" in table and "**A reduced run** (3,000 training, 1,000 test" in table

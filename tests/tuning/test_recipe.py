@@ -15,7 +15,7 @@ import superconverge as sc
 from superconverge.cli.main import main
 from superconverge.data import load
 from superconverge.models import build
-from superconverge.training import EdgeSettings
+from superconverge.training import Callback, EdgeSettings
 from superconverge.tuning import RecipeSettings, load_run
 
 # the recipe before its in-run LR search: range tests and short runs (what these tests check)
@@ -251,6 +251,26 @@ def test_the_in_run_search_takes_its_constants_from_the_settings_and_the_plan_ke
                       settings=RecipeSettings(extend_final_run=False))  # fmt: skip
     assert default.search["divisor"] == 6.0
     assert default.max_lr == pytest.approx(default.history.lr_search["lowest_lr"] / 6)
+
+
+def test_callbacks_given_to_tune_see_the_final_run_only(digits):
+    # a user's logger or test curve had no way into tune's final run
+    class Epochs(Callback):
+        def __init__(self):
+            self.fits, self.epochs = 0, []
+
+        def on_fit_start(self, trainer, history):
+            self.fits += 1
+
+        def on_epoch_end(self, trainer, record):
+            self.epochs.append(record["epoch"])
+
+    seen = Epochs()
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, callbacks=seen, settings=SHORT)
+    assert [s["step"] for s in plan.evidence][1:3] == ["lr_bounds", "weight_decay"]  # short runs
+    assert seen.fits == 1 and len(seen.epochs) == plan.epochs == len(plan.history.epochs)
+    with pytest.raises(TypeError, match="callbacks must be Callback objects, got the class Epochs"):
+        sc.tune(make_mlp, digits.train, digits.val, epochs=2, callbacks=[Epochs])
 
 
 def test_search_constants_are_checked_before_any_training(digits, tmp_path):

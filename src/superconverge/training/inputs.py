@@ -79,14 +79,25 @@ def check_trainer_arguments(
     if check_number("diverge_factor", diverge_factor) <= 1:
         raise ValueError(f"diverge_factor must be > 1, got {diverge_factor!r}")
     check_optional_count("sync_every", sync_every)
+    check_callbacks(callbacks)
+
+
+def check_callbacks(callbacks: object) -> list[Callback]:
+    """`callbacks` as a list: `Callback` objects, or one (as fastai's ``cbs=`` takes it); a
+    class given for an instance is named with the call to make."""
+    if isinstance(callbacks, Callback):
+        return [callbacks]
     if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
         raise TypeError(f"callbacks must be a list of Callback objects, got {callbacks!r}")
+    checked = []
     for callback in callbacks:
         if isinstance(callback, type) and issubclass(callback, Callback):
             name = callback.__name__
             raise TypeError(f"callbacks must be Callback objects, got the class {name}: {name}()")
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks must be Callback objects, got {callback!r}")
+        checked.append(callback)
+    return checked
 
 
 def check_model(model: object) -> None:

@@ -58,6 +58,7 @@ from superconverge.training.edge import EdgeSearch, EdgeSettings, check_edge_set
 from superconverge.training.evaluation import evaluate_data, predict_data
 from superconverge.training.history import History
 from superconverge.training.inputs import (
+    check_callbacks,
     check_fit_arguments,
     check_fit_data,
     check_model_on_batch,
@@ -169,8 +170,7 @@ class Trainer:
         collate_fn: Callable[[list[Any]], Any] | None = None,
         val_steps: int | None = None,
     ) -> None:
-        if isinstance(callbacks, Callback):  # one, as fastai's cbs= takes it
-            callbacks = [callbacks]
+        callbacks = check_callbacks(callbacks)
         check_trainer_arguments(
             model=model,
             loss_fn=loss_fn,

@@ -49,7 +49,7 @@ def final_run_stage(
             overwrite=True,
             resume=True,
             backoff=settings.backoff_retries,
-            callbacks=[_JournalClock(journal)],
+            callbacks=[_JournalClock(journal), *setup.callbacks],
             **options,
         )
 

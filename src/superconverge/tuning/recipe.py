@@ -55,9 +55,10 @@ from superconverge.pytorch.optimizers import (
     takes_weight_decay,
 )
 from superconverge.pytorch.snapshot import kept_global_rng
+from superconverge.training.callbacks import Callback
 from superconverge.training.device import PRECISIONS
 from superconverge.training.edge import check_edge_settings, search_constants
-from superconverge.training.inputs import own_batch_message
+from superconverge.training.inputs import check_callbacks, own_batch_message
 from superconverge.training.progress import format_seconds, tell
 from superconverge.tuning.budget import (
     SearchBudget,
@@ -133,6 +134,7 @@ def tune(
     test_steps: int | None = None,
     study: str | TrialStudy | None = None,
     join: bool = False,
+    callbacks: Sequence[Callback] | Callback = (),
 ) -> TunePlan:
     """Choose batch size, optimizer, LR bounds, weight decay and momentum, then train (README,
     "The recipe"). By default the LR is searched in the final run's own rise and the budget
@@ -155,7 +157,9 @@ def tune(
     ``study``: an Optuna storage URL (or `TrialStudy`): the short runs become trials there, for
     any process to take; ``join=True`` makes this call a worker of that study (same arguments as
     the coordinator's; returns the coordinator's plan, untrained). Under torchrun rank 0
-    searches and every rank trains the final run. The rest as for `Trainer`.
+    searches and every rank trains the final run. ``callbacks``: `Callback` objects for the
+    final run only (the short runs are the recipe's; give the same ones to a ``resume``). The
+    rest as for `Trainer`.
 
     Raises:
         DataError: a bad label or NaN/inf input (before any training). FolderBusyError: another
@@ -170,6 +174,7 @@ def tune(
     )
     check_model_fn(model_fn)
     check_loss_fn(loss_fn)
+    final_callbacks = tuple(check_callbacks(callbacks))
     momentum = _momentum_pair(momentum)
     if study is not None and workers > 1:
         raise ValueError(
@@ -212,6 +217,7 @@ def tune(
         "workers": workers,
         "settings": settings,
         "options": options,
+        "callbacks": final_callbacks,
     }
     job = RecipeJob(
         common, request, test, made_with, as_study(study), tuple(families), budget, _search, _finish

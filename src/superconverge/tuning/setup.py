@@ -15,6 +15,7 @@ from torch import nn
 from superconverge.data.loader import Augment
 from superconverge.data.sources import DataSource
 from superconverge.finder.result import RangeTestResult
+from superconverge.training.callbacks import Callback
 from superconverge.training.trainer import Trainer
 from superconverge.tuning.budget import SearchBudget, ShortRunSize, subset_source
 from superconverge.tuning.journal import Journal
@@ -45,6 +46,7 @@ class RecipeSetup:
     budget: SearchBudget  # the search's allowance and account, in training samples
     trials: TrialStudy | None = None  # where the short runs go when they are trials of a study
     families: tuple[Any, ...] = ()  # the optimizers the recipe may compare (names, a callable)
+    callbacks: tuple[Callback, ...] = ()  # the user's, for the final run only
 
     def short_run(
         self, batch_size: int, size: ShortRunSize, momentum: Momentum, optimizer: Any

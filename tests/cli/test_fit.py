@@ -187,6 +187,23 @@ def test_a_plan_that_diverges_on_this_data_exits_1_and_says_what_its_folder_hold
     assert json.loads((out / "plan.json").read_text())["results"]["status"] == "diverged"
 
 
+def test_a_force_run_that_diverges_keeps_the_run_it_was_to_replace(tmp_path, capsys):
+    # a user's check: fit --force with a plan too hot for the data exited 1 and had deleted the
+    # good run it replaced
+    out = tmp_path / "out"
+    assert main(["fit", "--plan", str(_digits_plan(tmp_path)), "--out", str(out)]) == 0
+    good = (out / "model.pt").read_bytes()
+    (tmp_path / "hot").mkdir()
+    hot = _digits_plan(tmp_path / "hot", max_lr=500.0, min_lr=50.0)
+    capsys.readouterr()
+    assert main(["fit", "--plan", str(hot), "--out", str(out), "--force"]) == 1
+    captured = capsys.readouterr()
+    (aside,) = out.glob("previous-*")
+    assert (aside / "model.pt").read_bytes() == good
+    assert "deleted the previous run" not in captured.out
+    assert f"; the run it was to replace is kept in {aside};" in captured.err
+
+
 def test_force_over_a_tune_folder_replaces_that_run_whole(tmp_path, capsys):
     # a user's check: fit --force into a tune run's folder replaced plan.json, checkpoint.pt
     # and history.json and left the old report, journal and range tests beside them, so the

@@ -292,9 +292,16 @@ def test_a_final_run_that_diverges_whatever_the_guard_does_exits_1_after_writing
     # a user's check: the final run diverged (at its max_lr, halved twice, and at a third of
     # it), the verdict said "diverged", and tune exited 0 as if it had trained a model
     out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"an earlier run's good weights")
     flags = ["--data", "tests.cli.entry:tiny_digits", "--model", "tests.cli.entry:goes_bad_late"]
-    assert main(["tune", *flags, "--epochs", "30", "--threads", "1", "--out", str(out)]) == 1
+    command = ["tune", *flags, "--epochs", "30", "--threads", "1", "--out", str(out), "--force"]
+    assert main(command) == 1
     captured = capsys.readouterr()
+    # the run --force replaced is kept (a user's check: it was deleted, and the new run failed)
+    (aside,) = out.glob("previous-*")
+    assert (aside / "checkpoint.pt").read_bytes() == b"an earlier run's good weights"
+    assert "deleted the previous run" not in captured.err
     assert "verdict: diverged:" in captured.out and "report: " in captured.out
     error = captured.err.strip().splitlines()[-1]
     assert error.startswith(
@@ -305,7 +312,10 @@ def test_a_final_run_that_diverges_whatever_the_guard_does_exits_1_after_writing
     plan = json.loads((out / "plan.json").read_text())
     assert plan["results"]["status"] == "diverged" and (out / "report.html").is_file()
     epochs = len(json.loads((out / "history.json").read_text())["epochs"])
-    assert error.endswith(f"checkpoint.pt holds the weights of epoch {epochs}, the last good one")
+    assert error.endswith(
+        f"checkpoint.pt holds the weights of epoch {epochs}, the last good one; the run it was "
+        f"to replace is kept in {aside}"
+    )
 
 
 def test_data_that_does_not_fit_the_model_is_a_usage_error_and_a_bad_environment_too(

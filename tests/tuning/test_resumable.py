@@ -61,6 +61,16 @@ def test_overwrite_moves_the_earlier_run_aside_until_the_new_one_finishes(tmp_pa
     assert "deleted the previous run" in caplog.text
 
 
+def test_a_run_that_keeps_what_it_replaces_does_not_delete_it(tmp_path, caplog):
+    # a user's check: tune --force whose final run diverged deleted the good run it replaced
+    (tmp_path / "model.pt").write_bytes(b"good weights")
+    with recipe_folder(tmp_path, {}, overwrite=True) as journal:
+        journal.keep_replaced = True  # what tune sets when its final run diverged
+    (aside,) = tmp_path.glob("previous-*")
+    assert (aside / "model.pt").read_bytes() == b"good weights"
+    assert f"kept the previous run {aside}: this run's final run diverged" in caplog.text
+
+
 def test_resume_needs_a_journal_with_the_same_settings(tmp_path):
     with (
         pytest.raises(FileNotFoundError, match="no tune run to resume"),

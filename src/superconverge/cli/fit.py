@@ -400,7 +400,7 @@ def run(args: argparse.Namespace) -> int:
         or f"the tune run of {args.plan}",
     }
     write_text_atomically(out / "plan.json", plan.to_json())
-    if aside is not None:
+    if aside is not None and history.status != "diverged":  # a diverged run keeps it
         discard(aside)
         print(f"fit: deleted the previous run {aside}")
     test = plan.results.get("test", {})
@@ -418,6 +418,8 @@ def run(args: argparse.Namespace) -> int:
             if epochs
             else "no trained weights were saved"
         )
+        if aside is not None:  # a user's check: --force had deleted the good run it replaced
+            kept += f"; the run it was to replace is kept in {aside}"
         raise RunFailure(
             f"the run diverged in epoch {epochs + 1} at max_lr {plan.max_lr:.3g}, also after "
             f"halving its LR; {out} holds its plan.json and history.json, and {kept}; run "

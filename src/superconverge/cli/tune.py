@@ -572,6 +572,7 @@ def _kept(out: Path, when: str = "") -> str:
 def _diverged_text(plan: Any, out: Path) -> str:
     """What a final run that diverged whatever the guard did leaves in `out`, in one line."""
     from superconverge.training.checkpoint import CHECKPOINT
+    from superconverge.tuning.journal import Journal
 
     epochs = len(plan.history.epochs) if plan.history is not None else 0
     redone = sum(1 for r in plan.evidence if r.get("step") == "final_run") > 1
@@ -587,6 +588,12 @@ def _diverged_text(plan: Any, out: Path) -> str:
         kept = f"{CHECKPOINT} is the first attempt's{at}, not this run's"
     else:
         kept = "no trained weights"
+    try:  # the run a --force moved aside stays where this one diverged
+        replaced = Journal.load(out).replaces
+    except (FileNotFoundError, ValueError):
+        replaced = None
+    if replaced and (out / replaced).is_dir():
+        kept += f"; the run it was to replace is kept in {out / replaced}"
     return (
         f"the final run diverged, also {tried} (max_lr {plan.max_lr:.3g}); {out} holds its "
         f"report and plan.json (verdict diverged: it says what to try) and {kept}"

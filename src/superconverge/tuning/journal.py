@@ -70,6 +70,9 @@ class Journal:
         self.records: dict[str, Any] = dict(records or {})
         self.command = None if command is None else list(command)
         self.replaces = replaces
+        # this process's run did not succeed (its final run diverged): the run it replaces is
+        # kept, not deleted when it finishes
+        self.keep_replaced = False
         self.started = started or time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         self.finished = finished
         # seconds the run's earlier processes spent (a resume's), and when each stage was

@@ -62,7 +62,8 @@ def recipe_folder(
     The folder is locked first (a second writer fails at once, naming the first). Then:
     with `resume`, the journal there is read back (its settings must match); otherwise the
     folder must hold no earlier run, or, with `overwrite`, the earlier run is moved whole into
-    ``previous-<time>/`` and deleted once this run has finished. A KeyboardInterrupt leaves
+    ``previous-<time>/`` and deleted once this run has finished (kept where the body set
+    ``journal.keep_replaced``: a run that diverged). A KeyboardInterrupt leaves
     with a note saying how to resume. Without `out_dir` the journal only computes.
 
     Raises:
@@ -107,7 +108,14 @@ def recipe_folder(
                 logger.warning("%s", interrupted_note(journal))
             raise
         journal.finish()
-        if journal.replaces:
+        if journal.replaces and journal.keep_replaced:  # a user's check: a diverged --force
+            # run deleted the good one it replaced
+            logger.warning(
+                "kept the previous run %s: this run's final run diverged (delete it when you no "
+                "longer need it)",
+                folder / journal.replaces,
+            )
+        elif journal.replaces:
             aside = folder / journal.replaces
             discard(aside)
             logger.warning("deleted the previous run %s, replaced by this finished one", aside)

@@ -96,7 +96,9 @@ class RecipeJob:
                     (plan.to_json(), short_loss, journal.get(FIRST_ATTEMPT), setup.budget)
                 )
                 plan = per_rank(plan, world)
-            return self.finish(setup, plan, short_loss, self.test, out_dir)
+            plan = self.finish(setup, plan, short_loss, self.test, out_dir)
+            journal.keep_replaced = plan.results.get("status") == "diverged"
+            return plan
 
     def follow(self, out_dir: str | Path | None, world: int) -> TunePlan:
         """A rank > 0 under torchrun: the study's trials while rank 0 searches (when there is

@@ -273,6 +273,28 @@ def test_threads_given_before_the_subcommand_are_recorded_for_resume(tmp_path):
     assert Journal.load(out).command[-2:] == ["--threads", "1"]
 
 
+def test_resume_runs_no_code_its_journal_names_unless_trusted(tmp_path, capsys, monkeypatch):
+    # a user's check: a journal edited to name --model evilmod:f had evilmod imported and f
+    # called by tune --resume; fit --plan refuses a plan's code unless named or trusted
+    from superconverge.tuning.journal import Journal
+
+    out = tmp_path / "run"
+    Journal.start(out, {}, command=["--epochs", "1", "--model", "evilmod:f"])  # unfinished
+    (tmp_path / "evilmod.py").write_text(
+        "open(__file__ + '.imported', 'w').close()\ndef f():\n    return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["tune", "--resume", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume {out}: its journal names code to run (--model evilmod:f)" in err
+    assert "add --trust-plan-code" in err
+    assert not (tmp_path / "evilmod.py.imported").exists()
+    # trusted, the code runs (and here fails as such code would)
+    assert main(["tune", "--resume", str(out), "--trust-plan-code"]) == 2
+    assert "--model evilmod:f must return a torch.nn.Module" in capsys.readouterr().err
+    assert (tmp_path / "evilmod.py.imported").exists()
+
+
 def test_resuming_a_finished_run_leaves_it_as_it_is(tmp_path, capsys):
     # a user's check: --resume of a finished run warned, then rewrote plan.json, history.json,
     # journal.json and the report (with other timings)

@@ -6,7 +6,7 @@ import argparse
 import math
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="continue the interrupted run in DIR, with the flags it was started with",
+    )
+    p.add_argument(
+        "--trust-plan-code",
+        action="store_true",
+        help="with --resume: run the module:function code DIR's journal names (a run folder "
+        "is data: its code runs only when you say so)",
     )
     from superconverge.cli._data_flags import add_task_flags
 
@@ -566,7 +572,34 @@ def _kept(out: Path, when: str = "") -> str:
     except (FileNotFoundError, ValueError):  # --resume would find no run: start it again
         return f"nothing measured yet; {when}run the same command again"
     kept, replaced = kept_on_interrupt(journal), replaced_run_note(journal)
-    return f"{kept} kept in {out}{replaced}; {when}continue with: superconverge tune --resume {out}"
+    # the code this process ran is the user's own: the command they continue with trusts it
+    trust = " --trust-plan-code" if named_code(journal.command or []) else ""
+    return (
+        f"{kept} kept in {out}{replaced}; {when}continue with: superconverge tune --resume "
+        f"{out}{trust}"
+    )
+
+
+CODE_FLAGS = ("--data", "--model", "--loss", "--metric", "--batch-fn", "--collate-fn")
+
+
+def named_code(command: Sequence[str]) -> list[str]:
+    """The ``module:function`` entry points `command` (a tune command line) names, as
+    ``--flag spec``: the code a resume of it would import and call.
+
+    Example:
+        >>> named_code(["--data", "mine:load", "--model=mlp", "--metric=mine:f1", "--epochs", "2"])
+        ['--data mine:load', '--metric mine:f1']
+    """
+    named, flag_before = [], None
+    for token in command:
+        flag, has_value, value = token.partition("=")
+        if has_value and flag in CODE_FLAGS and ":" in value:
+            named.append(f"{flag} {value}")
+        elif flag_before in CODE_FLAGS and ":" in token:
+            named.append(f"{flag_before} {token}")
+        flag_before = token
+    return named
 
 
 def _diverged_text(plan: Any, out: Path) -> str:
@@ -677,11 +710,21 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
             "superconverge.tune(..., resume=True)"
         )
     others = _other_flags(_given_flags(args), ("--resume", "--threads"))
+    others = [flag for flag in others if flag != "--trust-plan-code"]
     if others:
         raise UsageError(
             f"--resume {args.resume} continues that run with the flags it was started with "
             f"({shlex.join(journal.command) or 'none'}); also given: {shlex.join(others)}. Drop "
             "them, or start a new run (another --out, or --force to replace this one)"
+        )
+    code = named_code(journal.command)
+    if code and not getattr(args, "trust_plan_code", False):  # a user's check: an edited
+        # journal's --model evilmod:f was imported and called by --resume
+        listed = " ".join(code)
+        raise UsageError(
+            f"--resume {args.resume}: its journal names code to run ({listed}); a run folder "
+            "is data, so its code runs only when you trust it: check that code, then add "
+            "--trust-plan-code"
         )
     resumed: argparse.Namespace = args.parser.parse_args(journal.command)
     recorded = journal.settings.get("settings")

@@ -215,6 +215,36 @@ def test_a_search_resumed_before_its_edge_goes_on_searching(tmp_path):
     assert history.steps == 160
 
 
+def test_a_search_resumed_between_its_copy_and_its_edge_restores_that_copy(tmp_path):
+    # a user's check: a tune interrupted before the edge and resumed restored the weights of a
+    # later step (162 for 150) and ended with other weights: the copies were not in the
+    # checkpoint, so the resumed search restored one taken after the resume
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(64, 4, generator=generator)
+    data = ArrayData(inputs, inputs[:, :3].argmax(1))
+
+    def trainer(**kwargs):
+        torch.manual_seed(0)
+        return Trainer(nn.Linear(4, 3), LOSS, data, data, batch_size=8, progress=False, **kwargs)
+
+    whole = trainer()
+    expected = whole.fit_one_cycle(20, "search")
+    assert expected.lr_search is not None and expected.lr_search["restored_step"] == 39
+    # killed after epoch 5 (step 40): the copy of step 39 was taken before, the edge comes after
+    with pytest.raises(KeyboardInterrupt):
+        trainer(out_dir=tmp_path, callbacks=[KillAfterEpoch(5)]).fit_one_cycle(20, "search")
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert saved["edge"]["edge"] is None and 39 in [c["step"] for c in saved["edge_copies"]]
+    assert "edge_copies" not in load_checkpoint(tmp_path / "best.pt")  # the epoch's weights only
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    history = Trainer.resume(tmp_path, model, LOSS, data, data, batch_size=8, progress=False)
+    assert history.lr_search == expected.lr_search
+    assert history.step_losses == expected.step_losses
+    pairs = zip(model.parameters(), whole.model.parameters(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"max_lr": "serch"}, r"max_lr must be .*'search'.*got 'serch'"),

@@ -122,6 +122,56 @@ class TrainingSnapshot:
         # weights and optimizer only without `rng` (the trainer's last-good copy)
         self.rngs = GlobalRngs() if rng else None
 
+    def values(self) -> dict[str, Any]:
+        """What the copy holds (CPU tensors and plain values; not its loaders or RNGs), for a
+        checkpoint: `from_values` over the same model and optimizer makes it again."""
+        return {
+            "params": [value for _, value, _, _ in self.params],
+            "requires_grad": [requires_grad for _, _, requires_grad, _ in self.params],
+            "grads": [grad for _, _, _, grad in self.params],
+            "buffers": [value for _, _, _, value in self.buffers],
+            "modes": [training for _, training in self.modes],
+            "optimizer": self.optimizer_state,
+            "scaler": self.scaler_state,
+        }
+
+    @classmethod
+    def from_values(
+        cls,
+        values: dict[str, Any],
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        grad_scaler: Any = None,
+    ) -> TrainingSnapshot:
+        """The snapshot whose `values` a checkpoint holds, over `model` (the same architecture)
+        and `optimizer`: restoring it restores what the saved one would have."""
+        snapshot = cls.__new__(cls)
+        snapshot.model = model
+        snapshot.params = list(
+            zip(
+                model.parameters(),
+                values["params"],
+                values["requires_grad"],
+                values["grads"],
+                strict=True,
+            )
+        )
+        buffers = [
+            (module, name, tensor)
+            for module in model.modules()
+            for name, tensor in module._buffers.items()  # noqa: SLF001 - as __init__ reads them
+            if tensor is not None
+        ]
+        snapshot.buffers = [
+            (module, name, tensor, value)
+            for (module, name, tensor), value in zip(buffers, values["buffers"], strict=True)
+        ]
+        snapshot.modes = list(zip(model.modules(), values["modes"], strict=True))
+        snapshot.optimizer, snapshot.optimizer_state = optimizer, values["optimizer"]
+        snapshot.grad_scaler, snapshot.scaler_state = grad_scaler, values["scaler"]
+        snapshot.loaders, snapshot.rngs = [], None
+        return snapshot
+
     def restore_training_state(self) -> None:
         """Weights, buffers, modes, grads and optimizer state (not the RNGs or loaders)."""
         with torch.no_grad():

@@ -19,8 +19,10 @@ losses and LRs) and count in the run's steps; the run's length does not change.
 
 The search reads each step's loss (one device sync per step) until the edge, and nothing
 after. Until the edge the search's rules judge the loss: the fit's stall check (an epoch's mean
-loss 1.5x the best epoch's) waits for the epoch after the edge's. A checkpoint saved before the edge carries the search's state but not its copies: a
-resumed search that finds its edge restores the oldest copy taken since the resume.
+loss 1.5x the best epoch's) waits for the epoch after the edge's. The `Trainer`'s checkpoints
+saved before the edge carry the search's state and its copies (`copies_state`), so a resumed
+search restores the copy an uninterrupted run would; the Lightning and Hugging Face callbacks'
+checkpoints carry the state only: their resumed search restores the oldest copy taken since.
 """
 
 from __future__ import annotations
@@ -250,6 +252,7 @@ class EdgeSearch:
         self.first = math.nan  # the smoothed loss when it settled
         self.edge: dict[str, Any] | None = None  # what was found, once found
         self._copies: list[tuple[int, float, TrainingSnapshot]] = []
+        self._saved_copies: list[dict[str, Any]] = []  # a checkpoint's, until the first step
 
     @property
     def searching(self) -> bool:
@@ -278,6 +281,14 @@ class EdgeSearch:
     def observe(self, fit: SearchHost, step: int, loss: float) -> bool:
         """Step `step` (made at the rise's LR) had `loss`; True when it found the edge, after
         restoring a copy and giving the fit's scheduler the descent."""
+        if self._saved_copies:  # a resumed search: the copies its checkpoint holds
+            trainer = fit.trainer
+            self._copies = [
+                (int(saved["step"]), float(saved["lr"]), TrainingSnapshot.from_values(
+                    saved["values"], trainer.module, trainer.optimizer, trainer.scaler))
+                for saved in self._saved_copies
+            ]  # fmt: skip
+            self._saved_copies = []
         lr = self.lr_at(step)
         finite = math.isfinite(loss)
         smoothed = math.nan
@@ -305,7 +316,7 @@ class EdgeSearch:
             why = f"the rise reached its end ({lr:.3g}) with the loss still falling"
         if why is None:
             # a copy each `copy_every` steps, and at the first step of a fit (a resumed one
-            # too: the copies of the run before it are not in its checkpoint)
+            # too where its checkpoint held no copies: Lightning's, Hugging Face's)
             if step % self.copy_every == 0 or not self._copies:
                 self._take_copy(fit, step, lr)
             return False
@@ -441,8 +452,19 @@ class EdgeSearch:
         )
 
     # ----------------------------------------------------------------- checkpoints
+    def copies_state(self) -> list[dict[str, Any]]:
+        """The copies of the weights and optimizer state the search holds (none once the edge
+        is found), as CPU tensors for the `Trainer`'s checkpoint: ``from_state(...,
+        copies=...)`` takes them back, and the resumed search restores what an uninterrupted
+        one would (a user's check: resumed before the edge, it restored step 162's weights where
+        the uninterrupted run restored step 150's)."""
+        return [
+            {"step": step, "lr": lr, "values": snapshot.values()}
+            for step, lr, snapshot in self._copies
+        ]
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything but the copies (see the module's docstring)."""
+        """Everything but the copies (`copies_state`; see the module's docstring)."""
         return {
             "total_steps": self.total_steps,
             "momentum": None if self.momentum is None else list(self.momentum),
@@ -454,10 +476,16 @@ class EdgeSearch:
             "lowest_step": self.lowest_step,
             "first": self.first,
             "edge": self.edge,
+            "copies_kept": self.copies_kept,
+            "sized": self._sized,
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> EdgeSearch:
+    def from_state(
+        cls, state: dict[str, Any], copies: list[dict[str, Any]] | None = None
+    ) -> EdgeSearch:
+        """The search `state_dict` saved, with the `copies` `copies_state` saved beside it
+        (restored over the fit's model and optimizer at its first step)."""
         momentum = state.get("momentum")
         search = cls(
             int(state["total_steps"]),
@@ -470,4 +498,7 @@ class EdgeSearch:
         search.lowest, search.lowest_lr = float(state["lowest"]), float(state["lowest_lr"])
         search.lowest_step, search.edge = int(state["lowest_step"]), state["edge"]
         search.first = float(state.get("first", math.nan))
+        if "copies_kept" in state:  # as the memory sized them (a checkpoint before: re-sized)
+            search.copies_kept, search._sized = int(state["copies_kept"]), bool(state["sized"])
+        search._saved_copies = list(copies or [])
         return search

@@ -265,6 +265,9 @@ class FitLoop:
         )
         if self.edge is not None:
             payload["edge"] = self.edge.state_dict()
+            copies = self.edge.copies_state()  # before the edge: a resume restores the same
+            if copies:
+                payload["edge_copies"] = copies
         payload["backoff_left"] = self.backoff_left  # a resumed fit keeps what was left of it
         keeping = {
             key: callback
@@ -276,8 +279,8 @@ class FitLoop:
             # by name, for a resume that is not given them (`Trainer.load_checkpoint` says so)
             payload["callback_names"] = {key: type(c).__name__ for key, c in keeping.items()}
         folder.save(CHECKPOINT, payload)
-        if improved:
-            folder.save(BEST, payload)
+        if improved:  # best.pt is the epoch's weights: the search's copies are checkpoint.pt's
+            folder.save(BEST, {k: v for k, v in payload.items() if k != "edge_copies"})
         folder.write_history(history)
 
     def _event(self, name: str) -> None:

@@ -581,7 +581,7 @@ class Trainer:
             best_val_loss=state.best_val_loss,
             # the back-offs the fit had left (a checkpoint from before they were saved: none)
             backoff=int(payload.get("backoff_left", 0)),
-            edge=None if edge is None else EdgeSearch.from_state(edge),
+            edge=None if edge is None else EdgeSearch.from_state(edge, payload.get("edge_copies")),
         )
 
     def _match_saved_groups(self, payload: dict[str, Any], path: str | Path) -> None:

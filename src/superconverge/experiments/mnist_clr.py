@@ -77,6 +77,7 @@ def _contender(
             "max_lr": tuned.max_lr,
             "status": tuned.results["status"],
             "batch_size": tuned.batch_size,
+            "samples": tuned.compute.get("total_samples"),  # search and final run
             "seconds": time.perf_counter() - start,
         }
     optimizer = "adam" if name == "Adam" else "sgd"

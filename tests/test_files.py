@@ -73,6 +73,28 @@ def test_a_full_quota_and_the_file_size_limit_are_named_with_the_file(tmp_path, 
     assert "permissions" not in message
 
 
+def test_torch_saves_failure_is_named_by_the_write_it_failed_on(tmp_path):
+    # torch.save turns the OSError of its write into "enforce fail ... unexpected pos": the
+    # file-size limit was reported as a full disk (a user's check, ulimit -f 100)
+    target = tmp_path / "a.pt"
+
+    def fail(handle, number):
+        try:
+            raise OSError(number, os.strerror(number))
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704")  # noqa: B904 - as torch: the OSError only its context
+
+    with pytest.raises(OSError, match="file-size limit") as failed:
+        write_atomically(target, lambda handle: fail(handle, errno.EFBIG))
+    assert failed.value.errno == errno.EFBIG
+    with pytest.raises(OSError, match="no space left on device") as failed:
+        write_atomically(target, lambda handle: fail(handle, errno.ENOSPC))
+    assert failed.value.errno == errno.ENOSPC
+    with pytest.raises(OSError, match="no space left on device"):  # no OSError kept: a full disk
+        write_atomically(target, lambda handle: (_ for _ in ()).throw(RuntimeError("enforce fail")))
+    assert not target.exists()
+
+
 def test_a_dead_writers_leftover_is_removed_by_the_next_write(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip

@@ -69,12 +69,29 @@ def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Pat
         raise
     except RuntimeError as error:  # torch.save reports a failed write as a RuntimeError
         if "No space left" in str(error) or "enforce fail" in str(error):
-            raise OSError(errno.ENOSPC, f"no space left on device while writing {path}") from error
+            # the OSError of the write it failed on, when it kept one: the file-size limit was
+            # reported as a full disk, with the wrong remedy (a user's check)
+            number = next(
+                (e.errno for e in _causes(error) if isinstance(e, OSError) and e.errno in NO_ROOM),
+                errno.ENOSPC,
+            )
+            raise OSError(number, f"{NO_ROOM[number]} while writing {path}") from error
         raise
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
     return path
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The exceptions `error` was raised from or while handling, nearest first."""
+    chain, seen = [], {id(error)}
+    cause = error.__cause__ or error.__context__
+    while cause is not None and id(cause) not in seen:
+        chain.append(cause)
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return chain
 
 
 def _mode_for(path: Path) -> int:

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from superconverge.cli.main import main
 from tests.cli.plans import digits_plan
 
@@ -202,6 +204,31 @@ def test_a_force_run_that_diverges_keeps_the_run_it_was_to_replace(tmp_path, cap
     assert (aside / "model.pt").read_bytes() == good
     assert "deleted the previous run" not in captured.out
     assert f"; the run it was to replace is kept in {aside};" in captured.err
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_resume_of_an_unreadable_checkpoint_says_so_not_that_it_is_another_plans(
+    tmp_path, capsys, damage
+):
+    # a user's check: "checkpoint.pt is another plan's ... --force replaces what is there", for a
+    # checkpoint cut short; tune's line ran to 900 characters of torch's advice to load it with
+    # weights_only=False
+    plan = _digits_plan(tmp_path)
+    out = tmp_path / "out"
+    assert main(["fit", "--plan", str(plan), "--out", str(out)]) == 0
+    (out / "plan.json").unlink()  # as a fit stopped mid-run leaves it: unfinished
+    checkpoint = out / "checkpoint.pt"
+    whole = checkpoint.read_bytes()
+    damaged = {"truncated": whole[: len(whole) // 2], "garbage": b"garbage" * 9, "empty": b""}
+    checkpoint.write_bytes(damaged[damage])
+    capsys.readouterr()
+    assert main(["fit", "--plan", str(plan), "--out", str(out), "--resume"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert f"--resume: checkpoint {checkpoint} cannot be read: " in line
+    assert "another plan's" not in line and "weights_only" not in line
+    assert len(line.replace(str(tmp_path), "")) < 400  # not torch's 900 characters
+    assert f"start again with superconverge fit --plan {plan} --out {out} --force" in line
+    assert checkpoint.read_bytes() == damaged[damage]  # left as it was
 
 
 def test_force_over_a_tune_folder_replaces_that_run_whole(tmp_path, capsys):

@@ -295,6 +295,27 @@ def test_resume_runs_no_code_its_journal_names_unless_trusted(tmp_path, capsys, 
     assert (tmp_path / "evilmod.py.imported").exists()
 
 
+def test_resume_over_an_unreadable_final_run_checkpoint_says_how_to_go_on(tmp_path, capsys):
+    # a user's check: 900 characters of torch's advice (weights_only=False), and "once that is
+    # fixed, continue with --resume" without how; deleting the checkpoint is what works
+    out = tmp_path / "run"
+    assert main(["tune", "--epochs", "2", "--threads", "1", "--out", str(out)]) == 0
+    finished = json.loads((out / "journal.json").read_text())
+    (out / "journal.json").write_text(json.dumps({**finished, "finished": False}))
+    (out / "checkpoint.pt").write_bytes(b"garbage" * 9)
+    capsys.readouterr()
+    assert main(["tune", "--resume", str(out)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line.endswith(
+        f"checkpoint {out / 'checkpoint.pt'} cannot be read: it is corrupt or not a checkpoint of "
+        f"this library (it holds other objects); delete it and continue with: superconverge tune "
+        f"--resume {out} (the final run starts again from the decisions the journal kept)"
+    ), line
+    (out / "checkpoint.pt").unlink()  # what the line says
+    assert main(["tune", "--resume", str(out)]) == 0
+    assert json.loads((out / "plan.json").read_text())["results"]["status"] == "completed"
+
+
 def test_resuming_a_finished_run_leaves_it_as_it_is(tmp_path, capsys):
     # a user's check: --resume of a finished run warned, then rewrote plan.json, history.json,
     # journal.json and the report (with other timings)
@@ -406,11 +427,12 @@ def test_a_crash_mid_run_says_what_was_kept_and_how_to_resume(tmp_path, capsys, 
     assert "Input/output error: /mnt/data/test-rows.bin; check the path" in err
     assert err.strip().endswith(
         "and the final run's checkpoint of its last finished epoch kept in "
-        f"{out}; once that is fixed, continue with: superconverge tune --resume {out}"
+        f"{out}; once that is fixed, continue with: superconverge tune --resume {out} "
+        "--trust-plan-code"  # the run named its data and model as entry points
     ), err
     assert err.count("superconverge tune: error:") == 1 and "Traceback" not in err
     monkeypatch.delenv("SUPERCONVERGE_TEST_FLAKY")
-    assert main(["tune", "--resume", str(out)]) == 0
+    assert main(["tune", "--resume", str(out), "--trust-plan-code"]) == 0
     assert json.loads((out / "plan.json").read_text())["results"]["test"]["loss"] > 0
 
 

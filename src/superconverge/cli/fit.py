@@ -505,6 +505,17 @@ def _check_resumable(args: argparse.Namespace, plan: Any, out: Path) -> None:
             f"--resume: {out} holds a tune run ({JOURNAL}); continue it with: superconverge "
             f"tune --resume {out}"
         )
+    from superconverge.training.checkpoint import CheckpointError, load_checkpoint
+
+    if (out / CHECKPOINT).is_file():
+        try:
+            load_checkpoint(out / CHECKPOINT)
+        except CheckpointError as error:  # not "another plan's" (a user's check)
+            raise RunFailure(
+                f"--resume: {error}, so its epochs cannot be continued; start again with "
+                f"{_command(args, '--force')} (it moves {out} aside, and deletes it once the new "
+                "run finishes: copy its best.pt first to keep the best epoch's weights)"
+            ) from error
     if _epochs_saved(plan, out) is None:
         settings = f"max_lr {plan.max_lr:.3g}, {plural(plan.epochs, 'epoch')}"
         what = (

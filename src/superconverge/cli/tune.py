@@ -347,6 +347,15 @@ def _lead(args: argparse.Namespace) -> int:
             when = f"once you {make_room(error)}, "
             kept = f"nothing measured yet; {when}run the same command again" if removed else ""
             raise RunFailure(f"{error.strerror or error}; {kept or _kept(out, when)}") from error
+        from superconverge.training.checkpoint import CHECKPOINT, CheckpointError
+
+        if isinstance(error, CheckpointError) and error.path == out / CHECKPOINT:
+            # the final run's: the journal's decisions do not need it (a user's check: the line
+            # said to fix it and resume, and did not say how)
+            raise RunFailure(
+                f"{error}; delete it and continue with: superconverge tune --resume {out} (the "
+                "final run starts again from the decisions the journal kept)"
+            ) from error
         status, message = explain(error, args.parser)
         if isinstance(error, MemoryError) and not removed:  # --resume keeps what ran out
             raise RunFailure(

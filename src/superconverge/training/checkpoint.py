@@ -37,12 +37,21 @@ def save_atomically(payload: dict[str, Any], path: str | Path) -> Path:
     return write_atomically(path, lambda handle: torch.save(payload, handle))
 
 
+class CheckpointError(ValueError):
+    """A file that does not read as a checkpoint of this library (corrupt, truncated, foreign);
+    `path` names it."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by `save_atomically`, with ``weights_only=True``.
 
     Raises:
         FileNotFoundError: no file at `path`.
-        ValueError: the file is not a superconverge checkpoint (or is corrupt).
+        CheckpointError: the file is not a superconverge checkpoint (or is corrupt).
     """
     path = Path(path)
     if not path.is_file():
@@ -50,14 +59,33 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # a corrupt or foreign file: say which
-        raise ValueError(
-            f"checkpoint {path} cannot be read ({type(error).__name__}: {error})"
+        raise CheckpointError(
+            path, f"checkpoint {path} cannot be read: {unreadable(error)}"
         ) from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
-        raise ValueError(
-            f"checkpoint {path} is not a superconverge checkpoint (format {FORMAT_VERSION})"
+        raise CheckpointError(
+            path, f"checkpoint {path} is not a superconverge checkpoint (format {FORMAT_VERSION})"
         )
     return payload
+
+
+def unreadable(error: BaseException) -> str:
+    """Why ``torch.load`` could not read a file, in a few words: its own message runs to 900
+    characters and, for a corrupt file, advises ``weights_only=False`` (a user's check).
+
+    Example:
+        >>> unreadable(EOFError())
+        'the file is empty or cut short'
+    """
+    text = str(error)
+    if isinstance(error, EOFError) or not text:
+        return "the file is empty or cut short"
+    if "central directory" in text or "zip archive" in text:
+        return "it is cut short or corrupt (not a whole zip archive)"
+    if "Weights only load failed" in text:
+        return "it is corrupt or not a checkpoint of this library (it holds other objects)"
+    first = text.splitlines()[0]
+    return f"{type(error).__name__}: {first[:160]}"
 
 
 def rng_state() -> dict[str, Any]:

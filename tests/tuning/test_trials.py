@@ -380,7 +380,19 @@ def test_a_worker_waits_for_a_missing_sqlite_file_without_creating_it(tmp_path, 
 
     path = tmp_path / "typo.db"
     study = TrialStudy(f"sqlite:///{path}", poll=0.05)
-    with caplog.at_level(logging.INFO), pytest.raises(ValueError, match="is not in"):
+    with caplog.at_level(logging.INFO), pytest.raises(ValueError, match="is not in") as failed:
         study.open(wait=0.2)
     assert not path.exists()
+    # said in the error too: on a busy machine the wait could end before the first line
+    assert f"no file {path} yet: the coordinator creates it" in str(failed.value)
+    with caplog.at_level(logging.INFO), pytest.raises(ValueError, match="is not in"):
+        study.open(wait=1.0)
     assert f"no file {path} yet: the coordinator creates it" in caplog.text
+
+
+def test_the_coordinator_makes_the_folder_of_its_sqlite_file(tmp_path):
+    # a user's check: the docs' `--study sqlite:///runs/m/study.db` failed on a fresh checkout,
+    # "unable to open database file", as runs/m did not exist
+    path = tmp_path / "runs" / "m" / "study.db"
+    TrialStudy(f"sqlite:///{path}").create({"epochs": 1}, None)
+    assert path.is_file()

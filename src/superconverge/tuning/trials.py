@@ -155,6 +155,10 @@ class TrialStudy:
         with these `settings` (its complete trials are then read back)."""
         optuna = _optuna()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        file = self._sqlite_file()
+        if file is not None:  # the coordinator makes the database: its folder too (sqlite does
+            # not: "unable to open database file" for the docs' sqlite:///runs/m/study.db)
+            file.parent.mkdir(parents=True, exist_ok=True)
         study = optuna.create_study(
             storage=self.storage, study_name=self.name, load_if_exists=True, direction="minimize"
         )
@@ -180,9 +184,9 @@ class TrialStudy:
     def open(self, wait: float = 0.0) -> dict[str, Any]:
         """Open the study as a worker, waiting up to `wait` seconds for a coordinator to create
         it; returns its user attributes (the settings and the command that made it)."""
+        file = self._sqlite_file()  # imports sqlalchemy: before the clock starts
         deadline = time.monotonic() + wait
         logged = False
-        file = self._sqlite_file()
         while True:
             # a sqlite file not there yet is not created here: a mistyped path made an empty
             # database and waited on it for ever (a user's check); the coordinator creates it
@@ -202,18 +206,18 @@ class TrialStudy:
             if "state" in attrs:  # the coordinator's attributes are all written before it
                 self._adopt(attrs.get("heartbeat"))
                 return attrs
+            missing = (
+                f" (no file {file.resolve()} yet: the coordinator creates it; check the path if "
+                "none was started)"
+                if absent and file is not None
+                else ""
+            )
             if time.monotonic() >= deadline:
                 raise ValueError(
-                    f"study {self.name!r} is not in {self.url}: start the coordinator "
+                    f"study {self.name!r} is not in {self.url}{missing}: start the coordinator "
                     "(tune with study=URL / superconverge tune --study URL) first"
                 )
             if not logged:
-                missing = (
-                    f" (no file {file.resolve()} yet: the coordinator creates it; check the "
-                    "path if none was started)"
-                    if absent and file is not None
-                    else ""
-                )
                 logger.info("waiting for study %r to appear in %s%s", self.name, self.url, missing)
                 logged = True
             time.sleep(self.poll)

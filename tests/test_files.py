@@ -95,6 +95,21 @@ def test_torch_saves_failure_is_named_by_the_write_it_failed_on(tmp_path):
     assert not target.exists()
 
 
+def test_a_folder_that_is_not_writable_is_named_not_the_temporary_file(tmp_path, monkeypatch):
+    # a user's check: "Permission denied: .../.losses.png.7803.37v2omw0.partial"
+    import tempfile
+
+    def refused(**kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", "x/.losses.png.7803.q.partial")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError) as failed:
+        write_atomically(tmp_path / "losses.png", lambda handle: None)
+    assert str(failed.value) == (
+        f"[Errno 13] {tmp_path} is not writable (writing losses.png): '{tmp_path / 'losses.png'}'"
+    )
+
+
 def test_a_dead_writers_leftover_is_removed_by_the_next_write(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip

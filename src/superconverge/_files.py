@@ -53,7 +53,12 @@ def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     # the writer's pid in the name: a later write can tell a dead writer's leftovers
     prefix = f".{path.name}.{os.getpid()}."
-    descriptor, temporary = tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=path.parent)
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=path.parent)
+    except PermissionError as error:  # named by its temporary file, .losses.png.7803.x.partial
+        raise PermissionError(
+            error.errno, f"{path.parent} is not writable (writing {path.name})", str(path)
+        ) from error
     try:
         if hasattr(os, "fchmod"):  # mkstemp's 0o600 would hide a report from the user's team
             os.fchmod(descriptor, _mode_for(path))

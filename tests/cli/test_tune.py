@@ -316,6 +316,26 @@ def test_resume_over_an_unreadable_final_run_checkpoint_says_how_to_go_on(tmp_pa
     assert json.loads((out / "plan.json").read_text())["results"]["status"] == "completed"
 
 
+def test_resume_in_a_folder_that_is_not_writable_says_to_make_it_so(tmp_path, capsys, monkeypatch):
+    # a user's check: "is not writable; choose another --out", which starts the run over
+    import os
+
+    from superconverge.cli import _common
+    from superconverge.tuning.journal import Journal
+
+    out = tmp_path / "run"
+    Journal.start(out, {}, command=["--epochs", "1"])  # unfinished
+    writable = os.access
+    monkeypatch.setattr(
+        _common.os, "access", lambda path, mode: Path(path) != out and writable(path, mode)
+    )
+    assert main(["tune", "--resume", str(out)]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"--resume: {out} is not writable; make it writable (chmod u+w {out}) and run the same "
+        "command again (another folder would start the run over)"
+    )
+
+
 def test_resuming_a_finished_run_leaves_it_as_it_is(tmp_path, capsys):
     # a user's check: --resume of a finished run warned, then rewrote plan.json, history.json,
     # journal.json and the report (with other timings)

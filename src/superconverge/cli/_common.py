@@ -471,11 +471,19 @@ def check_model(model: Any, spec: str, flag: str) -> None:
         raise UsageError(f"{flag} {spec} must return a torch.nn.Module, got {type(model).__name__}")
 
 
-def _usable_folder(folder: Path, flag: str, given: Path | None = None) -> None:
+def _usable_folder(
+    folder: Path, flag: str, given: Path | None = None, resume: bool = False
+) -> None:
     """Refuse a folder that cannot be created or written, leaving nothing behind (a probe
     folder is created and removed where access() cannot tell); messages show the flag's value
-    `given` (default `folder`)."""
+    `given` (default `folder`). A folder to `resume` in is to be made writable, not replaced:
+    another would start the run over (a user's check)."""
     shown = folder if given is None else given
+    if resume and folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"{flag}: {folder} is not writable; make it writable (chmod u+w {folder}) and run "
+            "the same command again (another folder would start the run over)"
+        )
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{flag} {shown}: {folder} is a file, not a folder; choose a folder")
     existing = folder.absolute()
@@ -519,8 +527,8 @@ def check_output_file(path: Path, force: bool) -> None:
     _usable_folder(path.parent, "--out", path)
 
 
-def claim_out_dir(folder: Path, force: bool) -> None:
-    """Refuse a non-empty output folder without --force, or an unusable one."""
+def claim_out_dir(folder: Path, force: bool, resume: bool = False) -> None:
+    """Refuse a non-empty output folder without --force (or `resume`), or an unusable one."""
     from superconverge._files import FolderBusyError, folder_holder
     from superconverge._run_folder import is_empty_but_for_us
 
@@ -531,7 +539,7 @@ def claim_out_dir(folder: Path, force: bool) -> None:
             "another --out"
         )
     # the lock file, runs moved aside and dead writers' temporary files are not a run
-    if not force and not is_empty_but_for_us(folder):
+    if not (force or resume) and not is_empty_but_for_us(folder):
         unfinished = unfinished_tune(folder)
         if unfinished is not None:  # --force would discard it once the new run finished
             raise UsageError(
@@ -542,7 +550,7 @@ def claim_out_dir(folder: Path, force: bool) -> None:
             f"--out {folder} already exists and is not empty; pass --force to overwrite "
             "or choose another --out"
         )
-    _usable_folder(folder, "--out")
+    _usable_folder(folder, "--resume" if resume else "--out", resume=resume)
 
 
 def unfinished_tune(folder: Path) -> str | None:

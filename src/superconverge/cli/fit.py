@@ -333,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
         _check_resumable(args, plan, out)
     else:
         _refuse_unfinished_fit(args, plan, out)
-    claim_out_dir(out, args.force or args.resume)
+    claim_out_dir(out, args.force, resume=args.resume)
     from superconverge._run_folder import discard, move_aside
 
     # --force over a run: moved aside whole first (its report, journal and range tests would

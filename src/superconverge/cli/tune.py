@@ -299,7 +299,7 @@ def _lead(args: argparse.Namespace) -> int:
     # refusals that need the data, before the header line: a usage error prints one line. A
     # usable folder, refused untouched when it holds a run and neither --force nor --resume;
     # checked again under the lock, in case another run started in between
-    claim_out_dir(out, force=args.force or args.resume is not None)
+    claim_out_dir(out, args.force, resume=args.resume is not None)
     steps = (args.steps_per_epoch, args.val_steps, args.test_steps)
     named = (("train_data", splits.train), ("val_data", splits.val), ("test_data", splits.test))
     try:

@@ -90,6 +90,9 @@ def test_torch_saves_failure_is_named_by_the_write_it_failed_on(tmp_path):
     with pytest.raises(OSError, match="no space left on device") as failed:
         write_atomically(target, lambda handle: fail(handle, errno.ENOSPC))
     assert failed.value.errno == errno.ENOSPC
+    with pytest.raises(OSError, match="Input/output error while writing") as failed:
+        write_atomically(target, lambda handle: fail(handle, errno.EIO))  # not a full disk
+    assert failed.value.errno == errno.EIO
     with pytest.raises(OSError, match="no space left on device"):  # no OSError kept: a full disk
         write_atomically(target, lambda handle: (_ for _ in ()).throw(RuntimeError("enforce fail")))
     assert not target.exists()

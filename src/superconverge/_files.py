@@ -76,10 +76,11 @@ def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Pat
         if "No space left" in str(error) or "enforce fail" in str(error):
             # the OSError of the write it failed on, when it kept one: the file-size limit was
             # reported as a full disk, with the wrong remedy (a user's check)
-            number = next(
-                (e.errno for e in _causes(error) if isinstance(e, OSError) and e.errno in NO_ROOM),
-                errno.ENOSPC,
-            )
+            failed = next((e for e in _causes(error) if isinstance(e, OSError)), None)
+            if failed is not None and failed.errno is not None and failed.errno not in NO_ROOM:
+                # an I/O error, say: named as such, not as a full disk
+                raise OSError(failed.errno, f"{failed.strerror} while writing {path}") from error
+            number = errno.ENOSPC if failed is None or failed.errno is None else failed.errno
             raise OSError(number, f"{NO_ROOM[number]} while writing {path}") from error
         raise
     finally:

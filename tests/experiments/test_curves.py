@@ -30,3 +30,16 @@ def test_curve_points_count_steps_and_training_time_on_digits():
     seconds = [p[1] for p in per_epoch.points]
     assert seconds == sorted(seconds) and seconds[0] > 0
     assert per_epoch.points[-1][2] > 0.8  # it learned: real accuracy, not a placeholder
+
+
+def test_a_second_fit_draws_its_own_curve():
+    # a reviewer's check: a final run redone at a lower LR (tune(callbacks=[curve])) would have
+    # appended its points to the first attempt's
+    splits = load("digits")
+    curve = TestCurve(splits.test)
+    torch.manual_seed(0)
+    trainer = Trainer(build("mlp"), torch.nn.functional.cross_entropy, splits.train,
+                      batch_size=64, callbacks=[curve], progress=False)  # fmt: skip
+    trainer.fit(2, schedules.constant(0.01))
+    trainer.fit(1, schedules.constant(0.01))
+    assert [point[0] for point in curve.points] == [len(trainer.train_loader)]

@@ -38,3 +38,19 @@ def test_a_group_the_caller_started_is_left_to_the_caller(monkeypatch):
         assert dist.is_initialized()
     finally:
         dist.destroy_process_group()
+
+
+def test_a_compiled_ddp_model_shares_its_sweep_with_the_ranks(monkeypatch):
+    # a reviewer's check: torch.compile(DDP(model)) is an OptimizedModule, taken for a plain
+    # model, so lr_find swept it alone while DDP still synchronised its gradients
+    import torch
+    from torch import nn
+
+    from superconverge.pytorch.distributed import shared_by_ranks
+
+    _single_rank(monkeypatch)
+    with process_group(timeout_s=60):
+        ddp = nn.parallel.DistributedDataParallel(nn.Linear(2, 2))
+        assert shared_by_ranks(ddp) and shared_by_ranks(torch.compile(ddp))
+        assert not shared_by_ranks(torch.compile(nn.Linear(2, 2)))
+        assert not shared_by_ranks(nn.Linear(2, 2))

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from superconverge.data import load
+from superconverge.data import ArrayData, ArrayLoader, load
 from superconverge.models import build
 from superconverge.training import Trainer
 
@@ -34,6 +34,10 @@ def main(out: Path) -> None:
         expected = model.eval()(splits.test.inputs)
     dataset = torch.utils.data.TensorDataset(splits.test.inputs, splits.test.targets)
     predicted = [trainer.predict(splits.test), trainer.predict(dataset)]
+    # one sample for two ranks: rank 1 reads none (it failed and left rank 0 in all_gather)
+    one = trainer.predict(ArrayData(splits.test.inputs[:1], splits.test.targets[:1]))
+    # a loader of the user's own, sharded by them: read as it is (it was gathered, padded)
+    own = trainer.predict(ArrayLoader(splits.test, 64, shuffle=False, rank=rank, world_size=2))
     torch.save(model.state_dict(), out / f"weights{rank}.pt")
     (out / f"rank{rank}.json").write_text(
         json.dumps(
@@ -45,6 +49,8 @@ def main(out: Path) -> None:
                 "per_rank_batches": len(trainer.train_loader),
                 "predicted_rows": [len(p) for p in predicted],
                 "predicted_equal": [torch.allclose(p, expected, atol=1e-6) for p in predicted],
+                "one_row": torch.allclose(one, expected[:1], atol=1e-6),
+                "own_rows": len(own),
             }
         )
     )

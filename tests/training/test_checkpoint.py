@@ -271,3 +271,23 @@ def test_a_resume_in_another_number_of_processes_is_named_as_such(tmp_path):
                                          r"resume with torchrun --nproc_per_node 2"):  # fmt: skip
         Scripted.resume(path, nn.Linear(4, 3), LOSS, _data(), _data(), batch_size=8,
                         progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "error", [MemoryError(), PermissionError(13, "Permission denied"), OSError(5, "I/O error")]
+)
+def test_a_checkpoint_the_machine_cannot_read_is_not_called_corrupt(tmp_path, monkeypatch, error):
+    # a reviewer's check: MemoryError became "the file is empty or cut short", and the CLI's
+    # advice for a corrupt checkpoint (delete it, or --force) would have discarded a good file
+    from superconverge.training.checkpoint import CheckpointError
+
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"format": 1}, path)
+
+    def fails(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(torch, "load", fails)
+    with pytest.raises(type(error)) as raised:
+        load_checkpoint(path)
+    assert not isinstance(raised.value, CheckpointError)

@@ -25,6 +25,8 @@ def test_fit_one_cycle_under_torchrun_with_two_gloo_processes(tmp_path):
     test_rows = len(load("digits").test.inputs)
     assert all(r["predicted_rows"] == [test_rows, test_rows] for r in ranks)
     assert all(r["predicted_equal"] == [True, True] for r in ranks)
+    assert all(r["one_row"] for r in ranks)  # a rank without samples (it hung rank 0)
+    assert all(r["own_rows"] == math.ceil(test_rows / 2) for r in ranks)  # the user's shard
     w0, w1 = (torch.load(tmp_path / f"weights{r}.pt", weights_only=True) for r in range(2))
     assert all(torch.equal(w0[k], w1[k]) for k in w0)  # DDP kept the replicas identical
     assert (tmp_path / "run" / "checkpoint.pt").exists()  # written once, by rank 0

@@ -396,3 +396,26 @@ def test_the_coordinator_makes_the_folder_of_its_sqlite_file(tmp_path):
     path = tmp_path / "runs" / "m" / "study.db"
     TrialStudy(f"sqlite:///{path}").create({"epochs": 1}, None)
     assert path.is_file()
+
+
+def test_a_worker_runs_the_code_a_study_names_only_when_named_again_or_trusted(tmp_path, capsys):
+    # a reviewer's check: --join imported and called the module:function code the study's
+    # command named, as --resume did with a journal's (a study is data, as a plan is)
+    from superconverge.cli.main import main
+    from superconverge.tuning.trials import STOPPED
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    coordinator = TrialStudy(url)
+    command = ["--epochs", "2", "--model", "evilmod:f", "--study", url, "--out", "runs/x"]
+    coordinator.create({"epochs": 2}, command)
+    coordinator.set_state(STOPPED)
+    assert main(["tune", "--join", url, "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "the study's command names code to run (--model evilmod:f); name it again" in err
+    assert "or add --trust-plan-code" in err
+    for let_in in (["--model", "evilmod:f"], ["--trust-plan-code"]):  # past the refusal
+        main(["tune", "--join", url, *let_in, "--threads", "1"])
+        assert "names code to run" not in capsys.readouterr().err, let_in
+    # and without --resume or --join the flag is refused, not ignored
+    assert main(["tune", "--trust-plan-code", "--epochs", "1"]) == 2
+    assert "--trust-plan-code applies to --resume DIR and --join URL" in capsys.readouterr().err

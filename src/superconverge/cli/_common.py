@@ -527,8 +527,9 @@ def check_output_file(path: Path, force: bool) -> None:
     _usable_folder(path.parent, "--out", path)
 
 
-def claim_out_dir(folder: Path, force: bool, resume: bool = False) -> None:
-    """Refuse a non-empty output folder without --force (or `resume`), or an unusable one."""
+def claim_out_dir(folder: Path, force: bool, resume: bool = False, flag: str = "--out") -> None:
+    """Refuse a non-empty output folder without --force (or `resume`), or an unusable one,
+    named by `flag` (the one the user gave the folder with)."""
     from superconverge._files import FolderBusyError, folder_holder
     from superconverge._run_folder import is_empty_but_for_us
 
@@ -550,7 +551,7 @@ def claim_out_dir(folder: Path, force: bool, resume: bool = False) -> None:
             f"--out {folder} already exists and is not empty; pass --force to overwrite "
             "or choose another --out"
         )
-    _usable_folder(folder, "--resume" if resume else "--out", resume=resume)
+    _usable_folder(folder, flag, resume=resume)
 
 
 def unfinished_tune(folder: Path) -> str | None:

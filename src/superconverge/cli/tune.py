@@ -140,8 +140,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--trust-plan-code",
         action="store_true",
-        help="with --resume: run the module:function code DIR's journal names (a run folder "
-        "is data: its code runs only when you say so)",
+        help="with --resume or --join: run the module:function code DIR's journal or the "
+        "study names (a run folder is data: its code runs only when you say so)",
     )
     from superconverge.cli._data_flags import add_task_flags
 
@@ -224,6 +224,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.join is not None:
         return _join(args)
+    if args.trust_plan_code and args.resume is None:  # a new run's code is what it names
+        raise UsageError(
+            "--trust-plan-code applies to --resume DIR and --join URL (code a run folder or a "
+            "study names); a new run runs the code its own flags name"
+        )
     if args.resume is not None:
         args = _resumed(args)  # refuses other flags first
         if _finished(args.resume):  # nothing to continue: its files are left as they are
@@ -299,7 +304,8 @@ def _lead(args: argparse.Namespace) -> int:
     # refusals that need the data, before the header line: a usage error prints one line. A
     # usable folder, refused untouched when it holds a run and neither --force nor --resume;
     # checked again under the lock, in case another run started in between
-    claim_out_dir(out, args.force, resume=args.resume is not None)
+    resuming = args.resume is not None
+    claim_out_dir(out, args.force, resume=resuming, flag="--resume" if resuming else "--out")
     steps = (args.steps_per_epoch, args.val_steps, args.test_steps)
     named = (("train_data", splits.train), ("val_data", splits.val), ("test_data", splits.test))
     try:
@@ -409,6 +415,7 @@ def _study(args: argparse.Namespace, url: str | None) -> Any:
 def _join(args: argparse.Namespace) -> int:
     """A worker: the coordinator's flags, read from the study, then its trials."""
     others = _other_flags(_given_flags(args), ("--join", "--study-name", "--data-dir", "--threads"))
+    others = [flag for flag in others if flag != "--trust-plan-code"]
     _refuse_before_joining(args)  # the wait below is for the coordinator: up to 10 minutes
     study = _study(args, args.join)
     from superconverge.tuning.trials import JOIN_WAIT_S
@@ -419,6 +426,15 @@ def _join(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--join {args.join}: study {args.study_name!r} was started from Python; join it "
             "from Python with superconverge.tune(..., study=URL, join=True) and the same arguments"
+        )
+    # the study's code runs where this command names it too, or is trusted: a study is data,
+    # as a plan and a journal are (a reviewer's check: a worker imported what the study named)
+    unnamed = [spec for spec in named_code(command) if spec not in named_code(others)]
+    if unnamed and not args.trust_plan_code:
+        listed = " ".join(unnamed)
+        raise UsageError(
+            f"--join {args.join}: the study's command names code to run ({listed}); name it "
+            f"again ({listed}) once you have checked that code, or add --trust-plan-code"
         )
     flags: argparse.Namespace = args.parser.parse_args(command)
     # the coordinator's command repeated with --join is fine; a flag that would change a run

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from superconverge._warnings import user_stacklevel
 from superconverge.batches import BatchFn, count, split_batch
@@ -475,6 +475,8 @@ def warn_if_unsharded(
     if world_size < 2 or rank != 0:
         return
     if isinstance(data, DataLoader):
+        if isinstance(data.dataset, IterableDataset):  # it shards itself, or not: its own
+            return
         samplers = [data.sampler, getattr(data.batch_sampler, "sampler", None)]
         sharded = any(isinstance(sampler, DistributedSampler) for sampler in samplers)
     elif isinstance(data, ArrayLoader):

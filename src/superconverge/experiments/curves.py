@@ -29,6 +29,8 @@ class TestCurve(Callback):
         self.steps, self._start, self._evaluating = 0, 0.0, 0.0
 
     def on_fit_start(self, trainer: Trainer, history: History) -> None:
+        # a new fit, a final run redone at a lower LR too: its own curve, not the first's tail
+        self.points, self.steps = [], 0
         self._start, self._evaluating = time.perf_counter(), 0.0
 
     def _record(self, trainer: Trainer) -> None:

@@ -78,6 +78,7 @@ def broadcast_from_rank0(value: Any) -> Any:
 def shared_by_ranks(model: nn.Module) -> bool:
     """`model` trains with the other ranks: wrapped in ``DistributedDataParallel`` or sharded
     by FSDP (either version). A plain module trains on this process alone."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: what it compiled
     if isinstance(model, nn.parallel.DistributedDataParallel):
         return True
     try:

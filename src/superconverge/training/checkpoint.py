@@ -58,6 +58,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise FileNotFoundError(f"checkpoint {path} not found")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (MemoryError, OSError):  # the machine's trouble, not the file's: as it is
+        raise
     except Exception as error:  # a corrupt or foreign file: say which
         raise CheckpointError(
             path, f"checkpoint {path} cannot be read: {unreadable(error)}"
@@ -78,8 +80,10 @@ def unreadable(error: BaseException) -> str:
         'the file is empty or cut short'
     """
     text = str(error)
-    if isinstance(error, EOFError) or not text:
+    if isinstance(error, EOFError):
         return "the file is empty or cut short"
+    if not text:
+        return type(error).__name__
     if "central directory" in text or "zip archive" in text:
         return "it is cut short or corrupt (not a whole zip archive)"
     if "Weights only load failed" in text:

@@ -453,14 +453,21 @@ class EdgeSearch:
 
     # ----------------------------------------------------------------- checkpoints
     def copies_state(self) -> list[dict[str, Any]]:
-        """The copies of the weights and optimizer state the search holds (none once the edge
-        is found), as CPU tensors for the `Trainer`'s checkpoint: ``from_state(...,
+        """The copies of the weights and optimizer state the search may still restore (none
+        once the edge is found), as CPU tensors for the `Trainer`'s checkpoint: ``from_state(...,
         copies=...)`` takes them back, and the resumed search restores what an uninterrupted
         one would (a user's check: resumed before the edge, it restored step 162's weights where
-        the uninterrupted run restored step 150's)."""
+        the uninterrupted run restored step 150's). The lowest loss's LR only rises, so max_lr
+        never falls below its value / divisor now: copies older than the last one at or below
+        that are never restored and are left out."""
+        copies = self._copies
+        if math.isfinite(self.lowest_lr):
+            floor = self.lowest_lr / self.settings.divisor
+            below = [i for i, (_, lr, _) in enumerate(copies) if lr <= floor]
+            if below:
+                copies = copies[below[-1] :]
         return [
-            {"step": step, "lr": lr, "values": snapshot.values()}
-            for step, lr, snapshot in self._copies
+            {"step": step, "lr": lr, "values": snapshot.values()} for step, lr, snapshot in copies
         ]
 
     def state_dict(self) -> dict[str, Any]:
@@ -477,6 +484,7 @@ class EdgeSearch:
             "first": self.first,
             "edge": self.edge,
             "copies_kept": self.copies_kept,
+            "copy_every": self.copy_every,  # as the memory sized them (`_size_copies`)
             "sized": self._sized,
         }
 
@@ -500,5 +508,8 @@ class EdgeSearch:
         search.first = float(state.get("first", math.nan))
         if "copies_kept" in state:  # as the memory sized them (a checkpoint before: re-sized)
             search.copies_kept, search._sized = int(state["copies_kept"]), bool(state["sized"])
+            # a reviewer's check: 4 copies fitting, the resumed search took them at the
+            # settings' spacing and restored step 43's weights for step 35's
+            search.copy_every = int(state.get("copy_every", search.copy_every))
         search._saved_copies = list(copies or [])
         return search

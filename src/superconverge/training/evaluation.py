@@ -77,16 +77,17 @@ def predict_batches(
     autocast: contextlib.AbstractContextManager[Any],
     batch_fn: BatchFn | None = None,
     name: str = "data",
-) -> torch.Tensor:
+) -> torch.Tensor | None:
     """The model's outputs for every input of `batches` in eval mode without gradients,
-    concatenated on the CPU in float32."""
+    concatenated on the CPU in float32; None when there were no batches (a rank given no
+    sample under torchrun)."""
     model.eval()
     outputs = []
     with torch.no_grad(), autocast:
         for batch in batches:
             inputs, _ = split_batch(batch, batch_fn, name)
             outputs.append(forward(model, to_device(inputs, device)).float().cpu())
-    return torch.cat(outputs)
+    return torch.cat(outputs) if outputs else None
 
 
 def evaluate_data(
@@ -128,25 +129,42 @@ def predict_data(trainer: Trainer, make: Callable[..., Any], data: Any) -> torch
         autocast=trainer.autocast,
         batch_fn=trainer.batch_fn,
     )
-    if isinstance(loader, SampleOrder) and loader.world_size > 1:
+    sharded_here = (  # a loader built here over the data, each sample read once, in order
+        loader is not data
+        and isinstance(loader, SampleOrder)
+        and loader.world_size > 1
+        and not loader.pad
+        and not loader.shuffle
+    )
+    if sharded_here:
         # under torchrun each rank read every world_size-th sample: every rank gets them all,
         # in the data's order (a user's check got rank 0's half of the test set)
         return gather_strided(outputs, loader.world_size, trainer.device)
+    if outputs is None:
+        raise ValueError("data holds no samples to predict")
     return outputs
 
 
-def gather_strided(mine: torch.Tensor, world: int, device: torch.device) -> torch.Tensor:
+def gather_strided(mine: torch.Tensor | None, world: int, device: torch.device) -> torch.Tensor:
     """The rows of every rank, rank r's being the data's rows r, r + world, r + 2 world, ...,
-    put back in the data's order on every rank (on the CPU, as `mine`)."""
-    count_here = torch.tensor([len(mine)], device=device)
-    counts = [torch.empty_like(count_here) for _ in range(world)]
-    torch.distributed.all_gather(counts, count_here)
-    sizes = [int(c) for c in counts]
-    padded = mine.new_zeros((max(sizes), *mine.shape[1:]), device=device)
+    put back in the data's order on every rank (on the CPU); `mine` is None on a rank that had
+    no rows (fewer samples than ranks). Every rank must call it."""
+    shapes: list[Any] = [None] * world  # each rank's rows, row shape and dtype
+    torch.distributed.all_gather_object(
+        shapes, None if mine is None else (len(mine), tuple(mine.shape[1:]), mine.dtype)
+    )
+    known = [shape for shape in shapes if shape is not None]
+    if not known:
+        raise ValueError("data holds no samples to predict")
+    _, row_shape, dtype = known[0]
+    if mine is None:
+        mine = torch.zeros((0, *row_shape), dtype=dtype)
+    sizes = [0 if shape is None else int(shape[0]) for shape in shapes]
+    padded = mine.new_zeros((max(sizes), *row_shape), device=device)
     padded[: len(mine)] = mine.to(device)
     every = [torch.empty_like(padded) for _ in range(world)]
     torch.distributed.all_gather(every, padded)
-    rows = mine.new_empty((sum(sizes), *mine.shape[1:]))
+    rows = mine.new_empty((sum(sizes), *row_shape))
     for rank, (size, part) in enumerate(zip(sizes, every, strict=True)):
         rows[rank::world] = part[:size].cpu()
     return rows

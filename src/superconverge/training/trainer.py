@@ -469,8 +469,9 @@ class Trainer:
         """Model outputs for every input of `data` (any kind the trainer takes), concatenated on
         the CPU; a stream is read to its end. Under torchrun the ranks share the work on data
         the trainer splits (tensors, a ``Dataset``) and each rank returns every output, in the
-        data's order; a loader of your own is read as it is, so a ``DistributedSampler`` in it
-        gives each rank its own part."""
+        data's order: call it on every rank (not ``if rank == 0``: the ranks gather). A loader
+        of your own is read as it is, so a ``DistributedSampler`` in it gives each rank its
+        own part."""
         return predict_data(self, self._loader, data)
 
     def close(self) -> None:
@@ -572,6 +573,8 @@ class Trainer:
                 stacklevel=user_stacklevel(),
             )
         edge = payload.get("edge")
+        # the search's copies go to it, not kept for the run's length with the payload
+        copies = payload.pop("edge_copies", None)
         return FitLoop(
             self,
             state.scheduler,
@@ -581,7 +584,7 @@ class Trainer:
             best_val_loss=state.best_val_loss,
             # the back-offs the fit had left (a checkpoint from before they were saved: none)
             backoff=int(payload.get("backoff_left", 0)),
-            edge=None if edge is None else EdgeSearch.from_state(edge, payload.get("edge_copies")),
+            edge=None if edge is None else EdgeSearch.from_state(edge, copies),
         )
 
     def _match_saved_groups(self, payload: dict[str, Any], path: str | Path) -> None:

@@ -158,8 +158,9 @@ def tune(
     any process to take; ``join=True`` makes this call a worker of that study (same arguments as
     the coordinator's; returns the coordinator's plan, untrained). Under torchrun rank 0
     searches and every rank trains the final run. ``callbacks``: `Callback` objects for the
-    final run only (the short runs are the recipe's; give the same ones to a ``resume``). The
-    rest as for `Trainer`.
+    final run only (the short runs are the recipe's; give the same ones to a ``resume``; a
+    final run redone at a lower LR calls them again, from ``on_fit_start``). The rest as for
+    `Trainer`.
 
     Raises:
         DataError: a bad label or NaN/inf input (before any training). FolderBusyError: another

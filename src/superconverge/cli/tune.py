@@ -358,9 +358,10 @@ def _lead(args: argparse.Namespace) -> int:
         if isinstance(error, CheckpointError) and error.path == out / CHECKPOINT:
             # the final run's: the journal's decisions do not need it (a user's check: the line
             # said to fix it and resume, and did not say how)
+            trust = " --trust-plan-code" if named_code(getattr(args, "command", None) or []) else ""
             raise RunFailure(
-                f"{error}; delete it and continue with: superconverge tune --resume {out} (the "
-                "final run starts again from the decisions the journal kept)"
+                f"{error}; delete it and continue with: superconverge tune --resume {out}{trust} "
+                "(the final run starts again from the decisions the journal kept)"
             ) from error
         status, message = explain(error, args.parser)
         if isinstance(error, MemoryError) and not removed:  # --resume keeps what ran out

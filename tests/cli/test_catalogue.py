@@ -506,6 +506,14 @@ CASES = {
         "--plan {tmp}/plan.json: data_options num_workers must be an integer >= 0, got -3",
         lambda tmp_path: _plan(tmp_path, data_options={"num_workers": -3}),
     ),
+    # a reviewer's check: a device that is no device was accepted and copied
+    "fit-plan-data-options-device": (
+        FIT,
+        2,
+        "--plan {tmp}/plan.json: data_options device must be auto, cpu, cuda or cuda:N, got "
+        "'evilmod:f'",
+        lambda tmp_path: _plan(tmp_path, data_options={"device": "evilmod:f"}),
+    ),
     "fit-plan-data-options-unknown-key": (
         FIT,
         2,

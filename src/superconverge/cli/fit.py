@@ -230,6 +230,16 @@ def _checked_options(args: argparse.Namespace, plan: Any) -> dict[str, Any]:
             raise UsageError(
                 f"--plan {args.plan}: data_options {key} must be a name or null, got {saved[key]!r}"
             )
+    if isinstance(saved.get("device"), str) and saved["device"] != "auto":
+        import torch
+
+        try:  # its form only: a plan made on a GPU re-runs on a CPU (a reviewer's check took
+            torch.device(saved["device"])  # 'evilmod:f' and copied it into the refit's plan)
+        except RuntimeError:
+            raise UsageError(
+                f"--plan {args.plan}: data_options device must be auto, cpu, cuda or cuda:N, "
+                f"got {saved['device']!r}"
+            ) from None
     return saved
 
 

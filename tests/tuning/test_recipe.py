@@ -273,6 +273,16 @@ def test_callbacks_given_to_tune_see_the_final_run_only(digits):
         sc.tune(make_mlp, digits.train, digits.val, epochs=2, callbacks=[Epochs])
 
 
+def test_a_short_final_run_is_told_what_tune_can_do_not_to_shrink_its_batch(digits):
+    # two users' checks: `tune --epochs 2` on digits warned "more epochs or a smaller batch, or
+    # pass a max_lr", where tune had chosen its smallest batch and takes no max_lr
+    with pytest.warns(UserWarning, match="updates a decade") as caught:
+        sc.tune(make_mlp, digits.train, digits.val, epochs=2)
+    (said,) = [str(w.message) for w in caught if "updates a decade" in str(w.message)]
+    assert "give the final run at least 334 updates (more epochs), or search by short runs" in said
+    assert "smaller batch" not in said and "pass a max_lr" not in said
+
+
 def test_search_constants_are_checked_before_any_training(digits, tmp_path):
     with pytest.raises(TypeError, match=r"settings\.search must be an EdgeSettings"):
         sc.tune(make_mlp, digits.train, digits.val, epochs=1,

@@ -27,9 +27,12 @@ checkpoints carry the state only: their resumed search restores the oldest copy 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -71,6 +74,24 @@ SETTLE_STEPS = 50
 # fewer updates than this a decade of the rise (a run under ~330 updates at the defaults): the
 # edge rests on a handful of losses, which the smoothing (time constant ~50 updates) blurs
 FEW_STEPS_PER_DECADE = 20
+# what the warning of a short rise advises, where a caller knows better (`short_search_advice`)
+_SHORT_SEARCH_ADVICE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "short_search_advice", default=None
+)
+
+
+@contextlib.contextmanager
+def short_search_advice(advice: str) -> Iterator[None]:
+    """Inside it, a search whose rise has too few updates advises `advice` (``{enough}``: the
+    updates that would do): `tune` chose the batch itself, so "a smaller batch" or "pass a
+    max_lr" are not the user's to follow there (two users' checks)."""
+    token = _SHORT_SEARCH_ADVICE.set(advice)
+    try:
+        yield
+    finally:
+        _SHORT_SEARCH_ADVICE.reset(token)
+
+
 FINAL_DIVISOR = 100.0  # the annihilation ends at min_lr / this (smith_one_cycle's default)
 # the patience rule waits until the smoothed loss has fallen this fraction below its first
 # settled value: at the rise's low start a loss may stay flat for decades (SGD from 1e-4), and
@@ -229,12 +250,15 @@ class EdgeSearch:
         # said once, by rank 0 (each rank of a torchrun said it: a user's check)
         if warn_short and self.steps_per_decade < FEW_STEPS_PER_DECADE and world()[0] == 0:
             enough = math.ceil(FEW_STEPS_PER_DECADE * decades / settings.rise_fraction)
+            advice = _SHORT_SEARCH_ADVICE.get() or (
+                "give the run at least {enough} updates (more epochs or a smaller batch), or "
+                "pass a max_lr (a range test's)"
+            )
             warn(
                 f"max_lr='search' on a run of {total_steps} optimizer updates: the LR's rise "
                 f"has {self.steps_per_decade:.1f} updates a decade of LR (from "
                 f"{settings.start_lr:g} to {settings.end_lr:g}), so the edge it finds rests on "
-                f"a handful of losses; give the run at least {enough} updates (more epochs or "
-                "a smaller batch), or pass a max_lr (a range test's)",
+                f"a handful of losses; {advice.format(enough=enough)}",
                 stacklevel=user_stacklevel(),
                 key=("short search", total_steps),
             )

@@ -12,12 +12,20 @@ from superconverge._display import plural
 from superconverge.data.sources import DataSource
 from superconverge.diagnostics.verdicts import diagnose_by_run_length
 from superconverge.training.callbacks import Callback
+from superconverge.training.edge import short_search_advice
 from superconverge.training.history import History
 from superconverge.tuning.decisions import final_run_failed
 from superconverge.tuning.journal import Journal
 from superconverge.tuning.plan import SEARCH, TunePlan
 from superconverge.tuning.setup import RecipeSetup
 from superconverge.tuning.stages import evidence, samples_per_epoch
+
+# tune chose the batch (the smallest it tries, where the rise is this short) and has no max_lr
+# to pass: more epochs, or the search that does not depend on the run's length
+SHORT_SEARCH_ADVICE = (
+    "give the final run at least {enough} updates (more epochs), or search by short runs "
+    "instead (--lr-search short-runs; RecipeSettings(lr_search='short_runs'))"
+)
 
 
 def final_run_stage(
@@ -38,6 +46,10 @@ def final_run_stage(
     per_epoch = samples_per_epoch(setup)
 
     def final_run() -> Any:
+        with short_search_advice(SHORT_SEARCH_ADVICE):
+            return _run()
+
+    def _run() -> Any:
         return plan.run(
             setup.model_fn,
             setup.train_data,

@@ -387,6 +387,27 @@ def test_evaluate_and_predict(digits):
         trainer.evaluate(wrong)
 
 
+def test_predict_takes_inputs_without_targets(digits):
+    # a user's check: predicting on new, unlabeled inputs raised "data must yield (inputs,
+    # targets) pairs" for a tensor, a 1-tuple, a TensorDataset of one tensor and its DataLoader
+    from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+    trainer = _trainer(digits)
+    inputs = digits.test.inputs
+    expected = trainer.predict(digits.test)
+
+    class Images(Dataset):
+        def __len__(self):
+            return len(inputs)
+
+        def __getitem__(self, index):
+            return inputs[index]
+
+    for data in (inputs, (inputs,), TensorDataset(inputs), DataLoader(TensorDataset(inputs), 50),
+                 Images(), DataLoader(Images(), batch_size=50)):  # fmt: skip
+        assert torch.allclose(trainer.predict(data), expected, atol=1e-6), type(data)
+
+
 def test_other_optimizers_and_plans(digits):
     adam = _trainer(digits, optimizer="adamw", weight_decay=1e-4)
     history = adam.fit_one_cycle(1, 3e-3)

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from superconverge.batches import BatchFn, count, fitted_loss, forward, split_batch
+from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import SampleOrder
 from superconverge.metrics import Metric, MetricTotals
 from superconverge.training.device import to_device
@@ -85,9 +87,32 @@ def predict_batches(
     outputs = []
     with torch.no_grad(), autocast:
         for batch in batches:
-            inputs, _ = split_batch(batch, batch_fn, name)
+            inputs = _inputs_of(batch, batch_fn, name)
             outputs.append(forward(model, to_device(inputs, device)).float().cpu())
     return torch.cat(outputs) if outputs else None
+
+
+def _inputs_of(batch: Any, batch_fn: BatchFn | None, name: str) -> Any:
+    """A batch's inputs: a batch of inputs alone (a tensor, or the 1-tuple a ``TensorDataset``
+    of one tensor yields) as it is, else the inputs of its (inputs, targets) pair."""
+    if batch_fn is None and isinstance(batch, torch.Tensor):
+        return batch
+    if batch_fn is None and isinstance(batch, (tuple, list)) and len(batch) == 1:
+        return batch[0]
+    return split_batch(batch, batch_fn, name)[0]
+
+
+def inputs_only(data: Any) -> Any:
+    """`data` as `Trainer.predict` reads it: inputs without targets (a tensor, a 1-tuple of one,
+    a ``TensorDataset`` of one tensor) become `ArrayData` with placeholder targets, which
+    nothing reads (a user's check: predicting on new, unlabeled inputs needed targets)."""
+    if isinstance(data, TensorDataset) and len(data.tensors) == 1:
+        data = data.tensors[0]
+    if isinstance(data, (tuple, list)) and len(data) == 1 and isinstance(data[0], torch.Tensor):
+        data = data[0]
+    if isinstance(data, torch.Tensor):
+        return ArrayData(data, torch.zeros(len(data), dtype=torch.long, device=data.device))
+    return data
 
 
 def evaluate_data(
@@ -121,6 +146,7 @@ def evaluate_data(
 
 def predict_data(trainer: Trainer, make: Callable[..., Any], data: Any) -> torch.Tensor:
     """`Trainer.predict`: the model's outputs for every input of `data`."""
+    data = inputs_only(data)
     loader = evaluation_loader(make, data, "data", EVAL_BATCH_SIZE, None, trainer.train_loader)
     outputs = predict_batches(
         trainer.model,

@@ -419,3 +419,27 @@ def test_a_worker_runs_the_code_a_study_names_only_when_named_again_or_trusted(t
     # and without --resume or --join the flag is refused, not ignored
     assert main(["tune", "--trust-plan-code", "--epochs", "1"]) == 2
     assert "--trust-plan-code applies to --resume DIR and --join URL" in capsys.readouterr().err
+
+
+def test_a_study_without_optuna_installed_is_named_before_anything_runs(
+    tmp_path, capsys, monkeypatch
+):
+    # a user's check: --join without the [optuna] extra said "ModuleNotFoundError: No module
+    # named 'sqlalchemy'", exit 1; --study said it after the run's header, exit 1
+    import importlib.util
+
+    from superconverge.cli.main import main
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else found(name, *a)
+    )
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    for flags, flag in ((["--join", url], "--join"), (["--study", url, "--epochs", "1"], "--study")):
+        assert main(["tune", *flags]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag}: a study needs Optuna: pip install 'superconverge[optuna]'" in err, err
+    assert list(tmp_path.iterdir()) == []  # no runs/ folder, no database
+    with pytest.raises(ImportError, match=r"superconverge\[optuna\]"):
+        TrialStudy(url)

@@ -409,7 +409,7 @@ def _study(args: argparse.Namespace, url: str | None) -> Any:
         return None
     try:
         return TrialStudy(url, args.study_name)
-    except ValueError as error:
+    except (ValueError, ImportError) as error:  # a bad URL; Optuna not installed
         raise UsageError(f"--{'join' if args.join else 'study'}: {error}") from None
 
 

@@ -18,6 +18,7 @@ the one with heartbeats. Optuna is an optional dependency (the ``[optuna]`` extr
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
@@ -91,6 +92,9 @@ class TrialStudy:
             raise ValueError(f"grace must exceed heartbeat ({heartbeat}), got {grace}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+        if importlib.util.find_spec("optuna") is None:  # said before anything runs (a user's
+            # check: "No module named 'sqlalchemy'" after the run's header, exit 1)
+            raise ImportError(OPTUNA_MISSING)
         self.url, self.name = url, name
         self.heartbeat, self.grace, self.retries, self.poll = heartbeat, grace, retries, poll
         self.work = work
@@ -542,9 +546,12 @@ def _check_same(study: TrialStudy, recorded: dict[str, Any], settings: dict[str,
         )
 
 
+OPTUNA_MISSING = "a study needs Optuna: pip install 'superconverge[optuna]'"
+
+
 def _optuna() -> Any:
     try:
         import optuna
     except ImportError:
-        raise ImportError("study=... needs Optuna: pip install 'superconverge[optuna]'") from None
+        raise ImportError(OPTUNA_MISSING) from None
     return optuna

@@ -63,6 +63,8 @@ def choose_batch_size(
     Example:
         >>> choose_batch_size({32: 1000.0, 64: 1800.0, 128: 1900.0, 256: 1950.0}, 10_000)
         (64, '128 gave 1,900 samples/s, only 6% more than 64 (1,800)')
+        >>> choose_batch_size({32: 74549.0, 64: 32527.0}, 10_000)[1]
+        '64 gave 32,527 samples/s, 56% fewer than 32 (74,549)'
     """
     sizes = sorted(size for size in throughput if size <= max_batch)
     if not sizes:
@@ -70,9 +72,11 @@ def choose_batch_size(
     for small, large in itertools.pairwise(sizes):
         gain = throughput[large] / throughput[small] - 1.0
         if gain < settings.throughput_gain:
+            # a slower larger batch is "fewer", not "only -56% more" (a user's check)
+            change = f"only {100 * gain:.0f}% more" if gain >= 0 else f"{-100 * gain:.0f}% fewer"
             return small, (
-                f"{large} gave {throughput[large]:,.0f} samples/s, only {100 * gain:.0f}% more "
-                f"than {small} ({throughput[small]:,.0f})"
+                f"{large} gave {throughput[large]:,.0f} samples/s, {change} than {small} "
+                f"({throughput[small]:,.0f})"
             )
     last = sizes[-1]
     if len(sizes) == 1:

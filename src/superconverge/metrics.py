@@ -381,6 +381,13 @@ class MetricTotals:
             self.sums += values * samples
         self.samples += samples
 
+    def adopt(self, names: Iterable[str]) -> None:
+        """Report `names` (another rank's `names`) though no batch was added here: a rank of a
+        torchrun given no sample adds zeros to the others' sums, in their layout."""
+        wanted = set(names)
+        self.reported = tuple(m for m in self.metrics if m.name in wanted)
+        self.sums = torch.zeros(len(self.reported), dtype=torch.float64, device=self.device)
+
     def as_tensor(self) -> torch.Tensor:
         """The sums and the sample count in one tensor (to all-reduce across ranks)."""
         count = torch.tensor([float(self.samples)], dtype=torch.float64, device=self.device)

@@ -38,6 +38,10 @@ def main(out: Path) -> None:
     one = trainer.predict(ArrayData(splits.test.inputs[:1], splits.test.targets[:1]))
     # a loader of the user's own, sharded by them: read as it is (it was gathered, padded)
     own = trainer.predict(ArrayLoader(splits.test, 64, shuffle=False, rank=rank, world_size=2))
+    first = ArrayData(splits.test.inputs[:1], splits.test.targets[:1])
+    one_sample = trainer.evaluate(first)
+    with torch.no_grad():
+        one_expected = float(torch.nn.functional.cross_entropy(model(first.inputs), first.targets))
     torch.save(model.state_dict(), out / f"weights{rank}.pt")
     (out / f"rank{rank}.json").write_text(
         json.dumps(
@@ -51,6 +55,8 @@ def main(out: Path) -> None:
                 "predicted_equal": [torch.allclose(p, expected, atol=1e-6) for p in predicted],
                 "one_row": torch.allclose(one, expected[:1], atol=1e-6),
                 "own_rows": len(own),
+                "one_sample": one_sample,
+                "one_sample_expected": one_expected,
             }
         )
     )

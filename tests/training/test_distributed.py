@@ -27,6 +27,10 @@ def test_fit_one_cycle_under_torchrun_with_two_gloo_processes(tmp_path):
     assert all(r["predicted_equal"] == [True, True] for r in ranks)
     assert all(r["one_row"] for r in ranks)  # a rank without samples (it hung rank 0)
     assert all(r["own_rows"] == math.ceil(test_rows / 2) for r in ranks)  # the user's shard
+    # a test set of one sample: rank 1 reads none (its shorter sums hung rank 0 or gave 4226)
+    assert ranks[0]["one_sample"] == ranks[1]["one_sample"]
+    assert ranks[0]["one_sample"]["loss"] == pytest.approx(ranks[0]["one_sample_expected"])
+    assert "accuracy" in ranks[1]["one_sample"]
     w0, w1 = (torch.load(tmp_path / f"weights{r}.pt", weights_only=True) for r in range(2))
     assert all(torch.equal(w0[k], w1[k]) for k in w0)  # DDP kept the replicas identical
     assert (tmp_path / "run" / "checkpoint.pt").exists()  # written once, by rank 0
@@ -40,3 +44,7 @@ def test_ranks_asked_for_different_runs_are_named_instead_of_hanging():
     assert run.returncode != 0
     assert "the ranks of this torchrun would train different runs" in run.stderr
     assert "epochs: rank 0 2, rank 1 3" in run.stderr
+    # a user's check: seed=rank made the ranks read overlapping samples (26 of 100 twice)
+    seeded = run_two_ranks(Path(__file__).with_name("ddp_mismatch.py"), "seed")
+    assert seeded.returncode != 0
+    assert "seed: rank 0 0, rank 1 1" in seeded.stderr

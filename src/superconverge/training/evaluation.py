@@ -65,10 +65,26 @@ def evaluate_batches(
                 totals.add(outputs, targets, samples)
     finally:
         model.train(was_training)
+    if world_size > 1:
+        _agree_on_metrics(totals, world_size, device)
     reduced = torch.cat([loss_total, totals.as_tensor()])
     if world_size > 1:
         torch.distributed.all_reduce(reduced)
     return {"loss": float(reduced[0] / reduced[-1]), **totals.result(reduced[1:])}
+
+
+def _agree_on_metrics(totals: MetricTotals, world_size: int, device: torch.device) -> None:
+    """A rank that read no batch (fewer samples than ranks) knows no metric to report: it takes
+    the others' so that every rank all-reduces sums of one layout (a user's check: its
+    shorter tensor gave a loss of 4226 on one rank and hung the other)."""
+    empty = torch.tensor([float(totals.reported is None)], device=device)
+    torch.distributed.all_reduce(empty)
+    if not empty.item():
+        return
+    names: list[Any] = [None] * world_size
+    torch.distributed.all_gather_object(names, None if totals.reported is None else totals.names)
+    if totals.reported is None:
+        totals.adopt(next((n for n in names if n is not None), []))
 
 
 def predict_batches(

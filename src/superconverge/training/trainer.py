@@ -21,7 +21,7 @@ from superconverge import schedules
 from superconverge._checks import check_count, check_momentum, plain_arguments
 from superconverge._warnings import user_stacklevel
 from superconverge.batches import BatchFn, check_batch_fn
-from superconverge.data.loader import Augment, resolve_device
+from superconverge.data.loader import Augment, SampleOrder, resolve_device
 from superconverge.data.sources import LoaderOptions, has_position, naming_batched_streams
 from superconverge.metrics import MetricsSpec, resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
@@ -614,12 +614,17 @@ class Trainer:
         gather of five numbers names the difference before any step."""
         if self.world_size < 2:
             return
-        names = ("epochs", "steps per epoch", "planned steps", "max_lr", "max_lr='search'")
+        names = ("epochs", "steps per epoch", "planned steps", "max_lr", "max_lr='search'", "seed")
+        # the seed orders a loader built here: ranks seeded apart read overlapping samples (a
+        # user's check with seed=rank: 74 of 100 read in an epoch, 26 twice); a loader of the
+        # user's own orders itself
+        seed = self.seed if isinstance(self.train_loader, SampleOrder) else -1
         mine = torch.tensor(
-            [epochs, self.steps_per_epoch, plan.total_steps or -1, plan.max_lr or -1.0, searches],
+            [epochs, self.steps_per_epoch, plan.total_steps or -1, plan.max_lr or -1.0, searches,
+             seed],
             dtype=torch.float64,
             device=self.device,
-        )
+        )  # fmt: skip
         every = [torch.empty_like(mine) for _ in range(self.world_size)]
         torch.distributed.all_gather(every, mine)
         values = torch.stack(every).cpu()
@@ -633,7 +638,7 @@ class Trainer:
             raise ValueError(
                 "the ranks of this torchrun would train different runs, and hang or drift apart: "
                 + "; ".join(differ)
-                + " (give every rank the same data size, batch size, epochs and max_lr)"
+                + " (give every rank the same data size, batch size, epochs, max_lr and seed)"
             )
 
     # ----------------------------------------------------------------- the loop

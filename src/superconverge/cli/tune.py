@@ -358,10 +358,10 @@ def _lead(args: argparse.Namespace) -> int:
         if isinstance(error, CheckpointError) and error.path == out / CHECKPOINT:
             # the final run's: the journal's decisions do not need it (a user's check: the line
             # said to fix it and resume, and did not say how)
-            trust = " --trust-plan-code" if named_code(getattr(args, "command", None) or []) else ""
+            command = _resume_command(out, getattr(args, "command", None))
             raise RunFailure(
-                f"{error}; delete it and continue with: superconverge tune --resume {out}{trust} "
-                "(the final run starts again from the decisions the journal kept)"
+                f"{error}; delete it and continue with: {command} (the final run starts again "
+                "from the decisions the journal kept)"
             ) from error
         status, message = explain(error, args.parser)
         if isinstance(error, MemoryError) and not removed:  # --resume keeps what ran out
@@ -416,7 +416,6 @@ def _study(args: argparse.Namespace, url: str | None) -> Any:
 def _join(args: argparse.Namespace) -> int:
     """A worker: the coordinator's flags, read from the study, then its trials."""
     others = _other_flags(_given_flags(args), ("--join", "--study-name", "--data-dir", "--threads"))
-    others = [flag for flag in others if flag != "--trust-plan-code"]
     _refuse_before_joining(args)  # the wait below is for the coordinator: up to 10 minutes
     study = _study(args, args.join)
     from superconverge.tuning.trials import JOIN_WAIT_S
@@ -598,12 +597,14 @@ def _kept(out: Path, when: str = "") -> str:
     except (FileNotFoundError, ValueError):  # --resume would find no run: start it again
         return f"nothing measured yet; {when}run the same command again"
     kept, replaced = kept_on_interrupt(journal), replaced_run_note(journal)
-    # the code this process ran is the user's own: the command they continue with trusts it
-    trust = " --trust-plan-code" if named_code(journal.command or []) else ""
-    return (
-        f"{kept} kept in {out}{replaced}; {when}continue with: superconverge tune --resume "
-        f"{out}{trust}"
-    )
+    return f"{kept} kept in {out}{replaced}; {when}continue with: {_resume_command(out, journal.command)}"
+
+
+def _resume_command(out: Path, command: Sequence[str] | None) -> str:
+    """The command that continues the run in `out` that `command` started: the code this
+    process ran is the user's own, so the command trusts it where it names some."""
+    trust = " --trust-plan-code" if named_code(command or []) else ""
+    return f"superconverge tune --resume {out}{trust}"
 
 
 CODE_FLAGS = ("--data", "--model", "--loss", "--metric", "--batch-fn", "--collate-fn")
@@ -736,7 +737,6 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
             "superconverge.tune(..., resume=True)"
         )
     others = _other_flags(_given_flags(args), ("--resume", "--threads"))
-    others = [flag for flag in others if flag != "--trust-plan-code"]
     if others:
         raise UsageError(
             f"--resume {args.resume} continues that run with the flags it was started with "
@@ -778,20 +778,21 @@ def _given_flags(args: argparse.Namespace) -> list[str]:
 
 def _other_flags(flags: list[str], taken: tuple[str, ...]) -> list[str]:
     """`flags` without the `taken` flags (each with its value) and those that change how a run
-    is shown, not what it decides (``--debug``, ``--quiet``, ``--verbose``): what else the user
-    asked of a run whose flags are already fixed (``--resume DIR``, ``--join URL``)."""
+    is shown or what code it may run, not what it decides (``--debug``, ``--quiet``,
+    ``--verbose``, ``--trust-plan-code``): what else the user asked of a run whose flags are
+    already fixed (``--resume DIR``, ``--join URL``)."""
     rest, skip = [], False
     for flag in flags:
         if skip:
             skip = False
         elif flag in taken:
             skip = True
-        elif flag.split("=", 1)[0] not in (*taken, *_SHOWING_FLAGS):
+        elif flag.split("=", 1)[0] not in (*taken, *_NOT_DECIDING_FLAGS):
             rest.append(flag)
     return rest
 
 
-_SHOWING_FLAGS = ("--debug", "-q", "--quiet", "-v", "--verbose")
+_NOT_DECIDING_FLAGS = ("--debug", "-q", "--quiet", "-v", "--verbose", "--trust-plan-code")
 
 
 def _flags_that_differ(
@@ -811,7 +812,7 @@ def _flags_that_differ(
     values = vars(parser.parse_args(given, namespace=blank))
     differ = []
     for action in actions:
-        if set(action.option_strings) & set(_SHOWING_FLAGS):  # how a run is shown (-qv too)
+        if set(action.option_strings) & set(_NOT_DECIDING_FLAGS):  # how a run is shown (-qv too)
             continue
         value, theirs = values.get(action.dest, unset), getattr(fixed, action.dest, None)
         if value is unset or value is None or value == theirs:

@@ -108,10 +108,7 @@ class TrainingSnapshot:
             for p in model.parameters()
         ]
         self.buffers = [
-            (module, name, tensor, _to_cpu(tensor))
-            for module in model.modules()
-            for name, tensor in module._buffers.items()  # noqa: SLF001 - non-persistent ones too
-            if tensor is not None
+            (module, name, tensor, _to_cpu(tensor)) for module, name, tensor in _buffers_of(model)
         ]
         self.modes = [(module, module.training) for module in model.modules()]
         self.optimizer = optimizer
@@ -156,15 +153,11 @@ class TrainingSnapshot:
                 strict=True,
             )
         )
-        buffers = [
-            (module, name, tensor)
-            for module in model.modules()
-            for name, tensor in module._buffers.items()  # noqa: SLF001 - as __init__ reads them
-            if tensor is not None
-        ]
         snapshot.buffers = [
             (module, name, tensor, value)
-            for (module, name, tensor), value in zip(buffers, values["buffers"], strict=True)
+            for (module, name, tensor), value in zip(
+                _buffers_of(model), values["buffers"], strict=True
+            )
         ]
         snapshot.modes = list(zip(model.modules(), values["modes"], strict=True))
         snapshot.optimizer, snapshot.optimizer_state = optimizer, values["optimizer"]
@@ -203,6 +196,17 @@ class TrainingSnapshot:
             loader.load_state_dict(state)
         if self.rngs is not None:
             self.rngs.restore()
+
+
+def _buffers_of(model: nn.Module) -> list[tuple[nn.Module, str, torch.Tensor]]:
+    """Every buffer of `model` with its module and name, non-persistent ones too, in the order
+    a snapshot keeps them."""
+    return [
+        (module, name, tensor)
+        for module in model.modules()
+        for name, tensor in module._buffers.items()  # noqa: SLF001 - non-persistent ones too
+        if tensor is not None
+    ]
 
 
 class GlobalRngs:

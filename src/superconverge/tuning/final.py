@@ -47,23 +47,20 @@ def final_run_stage(
 
     def final_run() -> Any:
         with short_search_advice(SHORT_SEARCH_ADVICE):
-            return _run()
-
-    def _run() -> Any:
-        return plan.run(
-            setup.model_fn,
-            setup.train_data,
-            setup.val_data,
-            test_data=test_data,
-            out_dir=out_dir,
-            loss_fn=setup.loss_fn,
-            augment=setup.augment,
-            overwrite=True,
-            resume=True,
-            backoff=settings.backoff_retries,
-            callbacks=[_JournalClock(journal), *setup.callbacks],
-            **options,
-        )
+            return plan.run(
+                setup.model_fn,
+                setup.train_data,
+                setup.val_data,
+                test_data=test_data,
+                out_dir=out_dir,
+                loss_fn=setup.loss_fn,
+                augment=setup.augment,
+                overwrite=True,
+                resume=True,
+                backoff=settings.backoff_retries,
+                callbacks=[_JournalClock(journal), *setup.callbacks],
+                **options,
+            )
 
     def record(why: str) -> dict[str, Any]:
         decision = f"{plural(plan.epochs, 'epoch')} of 1cycle at max_lr {plan.max_lr:.3g}"

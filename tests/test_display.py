@@ -139,6 +139,19 @@ def test_tune_plan_html_shows_the_choices_the_evidence_and_the_results():
     assert "<td>test accuracy</td><td>0.969</td>" in page and "<td>verdict</td>" in page
 
 
+def test_a_verdict_and_a_superconvergence_sign_print_without_their_curves():
+    # both printed whole lists of losses / LRs (a notebook cell of numbers)
+    from superconverge.diagnostics.verdicts import diagnose_losses
+    from superconverge.finder.result import Superconvergence
+
+    verdict = diagnose_losses([2.0 - i / 100 for i in range(100)], [2.0 - i / 99 for i in range(100)])
+    assert len(verdict.evidence["train_losses"]) == 100
+    assert len(repr(verdict)) <= LIMIT and "evidence" not in repr(verdict)
+    assert verdict.to_dict()["evidence"] == verdict.evidence  # kept, only not shown
+    sign = Superconvergence(True, "high accuracy up to lr 3", tuple(LRS), (0.9,) * 100)
+    assert repr(sign) == "Superconvergence(likely=True, explanation='high accuracy up to lr 3')"
+
+
 @pytest.mark.parametrize("make", [_range_test, _history, _plan])
 def test_a_repr_is_one_line(make):
     assert "\n" not in repr(make())

@@ -156,6 +156,14 @@ def test_settings_must_be_recipe_settings(digits):
         sc.tune(make_mlp, digits.train, digits.val, epochs=1, settings={"lr_divisors": (2.0,)})
 
 
+def test_settings_none_is_the_defaults(digits):
+    # a user's habit (None for "the default"): it was refused as "got NoneType"
+    given = sc.tune(make_mlp, digits.train, digits.val, epochs=1, settings=None)
+    default = sc.tune(make_mlp, digits.train, digits.val, epochs=1)
+    assert (given.max_lr, given.batch_size) == (default.max_lr, default.batch_size)
+    assert given.history.epoch_values("val_loss") == default.history.epoch_values("val_loss")
+
+
 def test_cli_tune_writes_the_run_folder_and_report(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["tune", "--lr-search", "short-runs", "--epochs", "3", "--out", str(out)]) == 0

@@ -29,7 +29,8 @@ class Verdict:
     kind: str
     explanation: str
     next_step: str
-    evidence: dict[str, Any] = field(default_factory=dict)
+    # the losses it was judged on: in `to_dict`, not in the repr (whole lists of losses)
+    evidence: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -36,8 +36,9 @@ class Superconvergence:
 
     likely: bool
     explanation: str
-    lrs: tuple[float, ...] = ()
-    accuracies: tuple[float, ...] = ()
+    # the points it was judged on: kept, not shown in the repr (whole curves)
+    lrs: tuple[float, ...] = field(default=(), repr=False)
+    accuracies: tuple[float, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

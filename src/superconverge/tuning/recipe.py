@@ -122,7 +122,7 @@ def tune(
     device: str | torch.device = "auto",
     precision: str = "auto",
     overwrite: bool = False,
-    settings: RecipeSettings = DEFAULT_SETTINGS,
+    settings: RecipeSettings | None = None,
     resume: bool = False,
     command: Sequence[str] | None = None,
     metrics: MetricsSpec = "auto",
@@ -140,7 +140,7 @@ def tune(
     "The recipe"). By default the LR is searched in the final run's own rise and the budget
     lengthens that run; with ``settings=RecipeSettings(lr_search="short_runs")`` (or several
     `weight_decays`, `compare_momentum`, ``workers > 1``, a `study`) short runs within `budget`
-    compare optimizers, LRs and decays first. ``train_data``/``val_data``/``test_data``: any
+    compare optimizers, LRs and decays first (``settings=None``: `RecipeSettings()`). ``train_data``/``val_data``/``test_data``: any
     data the `Trainer` takes; the validation loss decides, whatever the task. ``optimizer``:
     ``"auto"`` (AdamW in the in-run search; SGD against AdamW by short runs), a name or a
     callable ``fn(param_groups) -> Optimizer``.
@@ -170,6 +170,7 @@ def tune(
         A `TunePlan`: the choices, each stage's evidence (seconds, samples), ``compute``,
         ``environment``, the final run's ``results``, ``history`` and ``trainer``.
     """
+    settings = DEFAULT_SETTINGS if settings is None else settings  # None: the defaults
     families = _check_arguments(
         optimizer, metrics, precision, epochs, budget, weight_decays, workers, batch_size, settings
     )

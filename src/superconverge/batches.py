@@ -17,6 +17,7 @@ a dict with a ``"logits"`` key) is reduced to those logits before `loss_fn` and 
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -187,7 +188,8 @@ def fitted_loss(
     except ModelCannotRunHere:
         raise  # not the inputs' fault: its own message says why
     except Exception as error:
-        role = {"train_data": "training", "val_data": "validation"}.get(name, name)
+        roles = {"train_data": "training", "val_data": "validation", "test_data": "test"}
+        role = roles.get(name, name)
         raise ValueError(
             f"the model cannot take the {role} inputs of shape {shape_of(inputs)}"
             f"{dtype_of(inputs)} ({name}): {error}"
@@ -236,9 +238,16 @@ def check_first_batch(
     model.eval()
     try:
         with torch.no_grad(), autocast or contextlib.nullcontext():
-            outputs, _ = fitted_loss(model, loss_fn, inputs, targets, name)
+            outputs, loss = fitted_loss(model, loss_fn, inputs, targets, name)
     finally:
         model.train(was_training)
+    value = float(loss.detach().float())
+    if not math.isfinite(value):  # it went through every LR halving, then "try a lower max_lr"
+        raise ValueError(
+            f"loss_fn gave {value} on the first batch of {name}, before any update: no learning "
+            f"rate causes that; check loss_fn, the model's outputs ({shape_of(outputs)}) and "
+            "the batch's values"
+        )
     return outputs
 
 

@@ -543,6 +543,61 @@ def test_bad_labels_and_nan_inputs_are_named_before_training(digits, tmp_path):
     assert not (tmp_path / "checkpoint.pt").exists()
 
 
+def test_a_loss_that_is_nan_before_any_update_is_not_blamed_on_the_lr(digits, tmp_path):
+    # a user's check: it went through every LR halving, then "try a lower max_lr (e.g. 4.6e-08)"
+    def loss_nan(outputs, targets):
+        return nn.functional.cross_entropy(outputs, targets) * float("nan")
+
+    trainer = Trainer(build("mlp"), loss_nan, digits.train, digits.val, out_dir=tmp_path,
+                      progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match=r"loss_fn gave nan on the first batch of train_data, "
+                       "before any update: no learning rate causes that"):  # fmt: skip
+        trainer.fit_one_cycle(1, 0.1)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_a_nan_past_a_datasets_first_batch_is_not_only_blamed_on_the_lr():
+    # a user's check: a NaN target at sample 250 of a Dataset (its first batch only is checked)
+    # was "max_lr 0.01 diverged at step 11: the loss became non-finite; try a lower max_lr"
+    generator = torch.Generator().manual_seed(0)
+    inputs, targets = torch.randn(256, 3, generator=generator), torch.randn(256, 1, generator=generator)
+    targets[100, 0] = float("nan")  # in the 13th batch of the seeded order
+
+    class Samples(torch.utils.data.Dataset):
+        def __len__(self):
+            return 256
+
+        def __getitem__(self, index):
+            return inputs[index], targets[index]
+
+    trainer = Trainer(nn.Linear(3, 1), nn.functional.mse_loss, Samples(), batch_size=16,
+                      progress=False)  # fmt: skip
+    history = trainer.fit_one_cycle(1, 0.01)
+    assert history.status == "diverged", history
+    assert "at step 12 (lr 0.001): the loss became non-finite; try a lower max_lr" in history.message
+    assert history.message.endswith(
+        "one step before: a jump from there to NaN/inf is also what a NaN or "
+        "inf in that batch's inputs or targets gives, at any LR (of data not in memory, only the "
+        "first batch is checked)"
+    )
+
+
+def test_nan_in_in_memory_validation_data_is_named_for_any_task(tmp_path):
+    # only classification's validation data was scanned: a regression fit "completed" with
+    # val_loss nan, and KeepBest kept nothing
+    from superconverge.data.checks import DataError
+
+    generator = torch.Generator().manual_seed(0)
+    train = ArrayData(torch.randn(64, 3, generator=generator), torch.randn(64, 1, generator=generator))
+    targets = torch.randn(16, 1, generator=generator)
+    targets[5, 0] = float("nan")
+    val = ArrayData(torch.randn(16, 3, generator=generator), targets)
+    trainer = Trainer(nn.Linear(3, 1), nn.functional.mse_loss, train, val, batch_size=8,
+                      progress=False)  # fmt: skip
+    with pytest.raises(DataError, match="val_data sample 5 has nan in its targets"):
+        trainer.fit_one_cycle(1, 0.01)
+
+
 @pytest.mark.parametrize("loss", [nn.functional.cross_entropy, nn.CrossEntropyLoss()])
 def test_cross_entropy_over_one_output_is_named_before_training(loss):
     # a regression model given the default loss trained "fine" with a loss of 0 at every step

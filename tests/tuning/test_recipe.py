@@ -156,6 +156,19 @@ def test_settings_must_be_recipe_settings(digits):
         sc.tune(make_mlp, digits.train, digits.val, epochs=1, settings={"lr_divisors": (2.0,)})
 
 
+def test_test_inputs_the_model_cannot_take_are_named_before_any_training(digits, tmp_path):
+    # a user's check: the final run trained its 6 epochs, then "cannot take the data inputs"
+    # (test_data first met the model there), and no plan came back
+    from superconverge.data import ArrayData
+
+    narrow = ArrayData(digits.test.inputs.flatten(1)[:, :32], digits.test.targets)
+    with pytest.raises(ValueError, match=r"cannot take the test inputs of shape \(32, 32\).*"
+                       r"\(test_data\)"):  # fmt: skip
+        sc.tune(make_mlp, digits.train, digits.val, epochs=1, test_data=narrow,
+                out_dir=tmp_path / "run")  # fmt: skip
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 def test_settings_none_is_the_defaults(digits):
     # a user's habit (None for "the default"): it was refused as "got NoneType"
     given = sc.tune(make_mlp, digits.train, digits.val, epochs=1, settings=None)

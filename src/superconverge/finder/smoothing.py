@@ -38,6 +38,10 @@ def rose_past(loss: float, best: float, first: float, factor: float) -> bool:
     return armed and loss - best > (factor - 1) * fall
 
 
+# the reason `LossSmoother.divergence` gives for a NaN/inf loss
+NON_FINITE = "the loss became non-finite"
+
+
 class LossSmoother:
     """Bias-corrected moving average of the loss, ``avg_k / (1 - beta ** (k + 1))``, and the rule
     that says a run diverged.
@@ -103,7 +107,7 @@ class LossSmoother:
     def divergence(self) -> str | None:
         """Why the run diverged at the latest loss, or None while it is fine."""
         if math.isnan(self.current):
-            return "the loss became non-finite"
+            return NON_FINITE
         if self.count <= self.warmup_steps:
             return None
         floor = self.floor_fraction * self.first if self.first > 0 else 0.0

@@ -308,9 +308,8 @@ def check_fit_data(
     classes = check(*first_batch(train_loader, batch_fn, "train_data"))
     if isinstance(train_loader, ArrayLoader) and classes is not None:
         check_labels(train_loader.targets, classes, "train_data")
-        if isinstance(val_loader, ArrayLoader):
-            val = ArrayData(val_loader.inputs, val_loader.targets)
-            check_array_data(val, "val_data", classes)
+    if isinstance(val_loader, ArrayLoader):  # any task: a NaN target made val_loss nan unsaid
+        check_array_data(ArrayData(val_loader.inputs, val_loader.targets), "val_data", classes)
 
 
 def check_model_on_batch(

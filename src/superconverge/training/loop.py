@@ -20,7 +20,7 @@ from superconverge._warnings import user_stacklevel
 from superconverge.batches import forward, split_batch
 from superconverge.data.loader import ArrayLoader
 from superconverge.data.sources import has_position
-from superconverge.finder.smoothing import SMOOTHING, LossSmoother
+from superconverge.finder.smoothing import NON_FINITE, SMOOTHING, LossSmoother
 from superconverge.pytorch.optimizers import optimizer_step
 from superconverge.pytorch.scheduler import (
     HyperparamScheduler,
@@ -490,7 +490,26 @@ class FitLoop:
         if last is not None and last.max_lr is not None:
             text += f"the range test suggested {last.max_lr:.3g}; "
         text += f"try a lower max_lr (e.g. {lower / 3:.3g}); the last good weights were restored"
-        return text
+        return text + self._data_hint(step, what)
+
+    def _data_hint(self, step: int, what: str) -> str:
+        """Where a loss no higher than twice its first turned non-finite in one step on data not scanned
+        whole (a Dataset, a loader: their first batch only), a NaN in that batch is as likely
+        as the LR (a user's NaN target at step 11 was blamed on the LR, at every LR tried)."""
+        losses = self.history.step_losses
+        before = losses[step - 1] if 0 < step <= len(losses) else math.nan
+        first = self.smoother.first
+        if (
+            what != NON_FINITE
+            or isinstance(self.trainer.train_loader, ArrayLoader)
+            or not (math.isfinite(before) and math.isfinite(first) and before <= 2 * first)
+        ):
+            return ""
+        return (
+            f"; the loss was {before:.3g} one step before: a jump from there to NaN/inf is also "
+            "what a NaN or inf in that batch's inputs or targets gives, at any LR (of data not "
+            "in memory, only the first batch is checked)"
+        )
 
 
 def _log_epoch(record: dict[str, float], epochs: int, progress: bool) -> None:

@@ -260,10 +260,13 @@ def check_recipe_data(
         model.train(was_training)
     if metrics and isinstance(outputs, torch.Tensor) and outputs.shape[:1] == targets.shape[:1]:
         check_metrics(metrics, outputs.detach().cpu(), targets)
+    others = []  # the other splits' first samples: through the model and loss after training's
     for index, (name, source) in enumerate(sources):
         whole = None if source is None else _in_memory(source)
+        batch = None
         if whole is not None:
             check_array_data(whole, name, classes)
+            batch = (whole.inputs[:CHECK_SAMPLES], whole.targets[:CHECK_SAMPLES])
         elif source is not None:
             # a loader's first batch is the one read above (not read again: its workers would
             # start again); a Dataset's first items, in order: row k is item k
@@ -271,8 +274,16 @@ def check_recipe_data(
             batch = first if again else _first_batch(source, CHECK_SAMPLES)
             if batch is not None:
                 check_batch(*batch, name, classes)
+        if index > 0 and batch is not None:
+            others.append((name, batch))
     if loss_fn is not None and outputs is not None:  # the model took the inputs
         check_first_batch(model, loss_fn, *placed, name=sources[0][0])
+        # test_data's inputs were first fed to the model after the whole final run (a user's
+        # check: 6 epochs trained, then "cannot take the data inputs", and no plan returned)
+        for name, (inputs, targets) in others:
+            if where is not None:
+                inputs, targets = to_device(inputs, where), to_device(targets, where)
+            check_first_batch(model, loss_fn, inputs, targets, name=name)
 
 
 CHECK_SAMPLES = 32  # the samples the data check reads (a training batch's worth)

@@ -145,8 +145,16 @@ def test_evaluation_steps_for_data_of_known_size_are_refused_by_name():
         _trainer(None, val_steps=2)
     with pytest.raises(ValueError, match="steps applies to data given here"):
         _trainer(_arrays(40)).evaluate(steps=2)
-    with pytest.raises(ValueError, match="steps_per_epoch must be an integer >= 1, got 0"):
-        _trainer(Samples(_arrays(40), endless=True), val_steps=0)
+    # each named as the caller named it: all were "steps_per_epoch must be an integer >= 1"
+    endless = Samples(_arrays(40), endless=True)
+    with pytest.raises(ValueError, match=r"^val_steps must be an integer >= 1, got 0$"):
+        _trainer(endless, val_steps=0)
+    with pytest.raises(ValueError, match=r"^val_steps must be an integer >= 1, got 2.5$"):
+        _trainer(lambda batch_size: _batches(_arrays(40), batch_size), val_steps=2.5)
+    with pytest.raises(ValueError, match=r"^steps must be an integer >= 1, got 0$"):
+        _trainer().evaluate(endless, steps=0)
+    with pytest.raises(ValueError, match=r"^test_steps must be an integer >= 1, got -1$"):
+        sc.tune(_net, _arrays(64), _arrays(40), epochs=1, test_data=endless, test_steps=-1)
 
 
 def test_a_factory_of_generators_is_asked_again_for_each_evaluation():

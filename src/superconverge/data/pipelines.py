@@ -393,6 +393,8 @@ class EvaluationLoader(FactoryLoader):
         name: str = "val_data",
         max_batches: int = ENDLESS_EVAL_MIN_BATCHES,
     ) -> None:
+        if steps is not None:  # named as the caller named it (not steps_per_epoch)
+            check_integer(STEPS_ARGUMENTS.get(name, "steps"), steps)
         super().__init__(
             make_loader,
             batch_size,

@@ -381,8 +381,9 @@ def as_source(
         'factory'
     """
     check_batch_fn(batch_fn)
-    if steps_per_epoch is not None:
-        check_integer("steps_per_epoch", steps_per_epoch)
+    if steps_per_epoch is not None:  # named as the caller named it: val_steps, test_steps...
+        argument = STEPS_ARGUMENTS.get(name, "steps") if evaluation else "steps_per_epoch"
+        check_integer(argument, steps_per_epoch)
     options = options if options is not None else LoaderOptions()
     if isinstance(data, DataSource):
         return replace(data, evaluation=True) if evaluation and not data.evaluation else data

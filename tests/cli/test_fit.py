@@ -206,6 +206,38 @@ def test_a_force_run_that_diverges_keeps_the_run_it_was_to_replace(tmp_path, cap
     assert f"; the run it was to replace is kept in {aside};" in captured.err
 
 
+def test_a_force_run_that_fails_before_an_epoch_says_where_the_run_it_replaces_is(
+    tmp_path, capsys
+):
+    # a user's check: "moved the previous run to ...", then an error line that did not say
+    # where that run was (tune's does)
+    out = tmp_path / "out"
+    assert main(["fit", "--plan", str(_digits_plan(tmp_path)), "--out", str(out)]) == 0
+    good = (out / "model.pt").read_bytes()
+    flags = ["--model", "tests.cli.entry:unflattened", "--trust-plan-code", "--force"]
+    capsys.readouterr()
+    assert main(["fit", "--plan", str(tmp_path / "plan.json"), "--out", str(out), *flags]) == 1
+    (aside,) = out.glob("previous-*")
+    assert (aside / "model.pt").read_bytes() == good
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "cannot take the training inputs" in line
+    assert line.endswith(f"; the run it was to replace is kept in {aside}/")
+
+
+def test_a_hand_edited_weight_average_is_refused_before_anything_moves(tmp_path, capsys):
+    # it passed the plan's check, the run was moved aside, then the fit failed with exit 1
+    out = tmp_path / "out"
+    assert main(["fit", "--plan", str(_digits_plan(tmp_path)), "--out", str(out)]) == 0
+    (tmp_path / "edited").mkdir()
+    edited = _digits_plan(tmp_path / "edited", weight_average=5)
+    capsys.readouterr()
+    assert main(["fit", "--plan", str(edited), "--out", str(out), "--force"]) == 2
+    assert f"--plan {edited}: weight_average must be in (0, 1] or null, got 5" in (
+        capsys.readouterr().err
+    )
+    assert not list(out.glob("previous-*")) and (out / "model.pt").is_file()
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 def test_resume_of_an_unreadable_checkpoint_says_so_not_that_it_is_another_plans(
     tmp_path, capsys, damage

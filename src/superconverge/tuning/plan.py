@@ -141,6 +141,9 @@ class TunePlan:
         if values.get("policy") == SEARCH and "search" not in values:
             values["search"] = dict(EARLIER_SEARCH)  # as it searched when it was written
         search_from_constants(values.get("search", {}), "the plan's search")  # checked now
+        average = values.get("weight_average")
+        if average is not None and not 0 < average <= 1:  # a hand-edited 5 failed mid-fit
+            raise ValueError(f"weight_average must be in (0, 1] or null, got {average!r}")
         return cls(**values)
 
     @classmethod

@@ -224,6 +224,16 @@ def test_a_force_run_that_fails_before_an_epoch_says_where_the_run_it_replaces_i
     assert line.endswith(f"; the run it was to replace is kept in {aside}/")
 
 
+def test_own_data_with_the_plans_zoo_model_needs_model(tmp_path, capsys):
+    # a user's check: "AttributeError: 'UserData' object has no attribute 'input_shape'", exit 1
+    plan = _digits_plan(tmp_path)
+    flags = ["--data", "tests.cli.entry:own_loaders", "--out", str(tmp_path / "o")]
+    assert main(["fit", "--plan", str(plan), *flags]) == 2
+    err = capsys.readouterr().err
+    assert "--model module:function is needed with --data tests.cli.entry:own_loaders" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_hand_edited_weight_average_is_refused_before_anything_moves(tmp_path, capsys):
     # it passed the plan's check, the run was moved aside, then the fit failed with exit 1
     out = tmp_path / "out"

@@ -310,6 +310,13 @@ def run(args: argparse.Namespace) -> int:
     if splits.val is None:
         raise UsageError(f"--data {data} gives no validation split; fit needs one")
     own_data = isinstance(splits, UserData)  # Datasets or loader factories
+    if own_data and args.model is None and ":" not in (plan.model or ""):
+        # a zoo model is sized from the data's shapes, which a Dataset does not declare (it
+        # failed with "AttributeError: 'UserData' object has no attribute 'input_shape'")
+        raise UsageError(
+            f"--model module:function is needed with --data {data} (the plan's model "
+            f"{plan.model!r} is sized from a built-in data set's shapes)"
+        )
     if not own_data and plan.batch_size > len(splits.train):
         raise UsageError(
             f"--plan {args.plan}: batch_size {plan.batch_size} is more than the "

@@ -14,8 +14,8 @@ from superconverge.huggingface import OneCycleCallback  # noqa: E402
 from tests.huggingface.tiny import RandomIds, arguments, tiny_bert  # noqa: E402
 
 
-def _train(output_dir, max_steps, resume=None):
-    callback = OneCycleCallback(1e-3)
+def _train(output_dir, max_steps, resume=None, max_lr=1e-3):
+    callback = OneCycleCallback(max_lr)
     trainer = Trainer(
         model=tiny_bert(), train_dataset=RandomIds(), callbacks=[callback],
         args=arguments(output_dir, max_steps=max_steps, save_strategy="steps", save_steps=4),
@@ -36,14 +36,29 @@ def test_a_resume_into_a_run_of_another_length_says_the_lr_jumps(tmp_path):
     assert said == [
         "OneCycleCallback: the checkpoint's cycle has 8 updates, this Trainer makes 16 "
         "(num_train_epochs, max_steps, batch size or accumulation changed): the plan is rebuilt "
-        f"for 16, so update 4 uses LR {new:.3g} where the saved cycle was at {old:.3g}; resume "
-        "with the settings the cycle was made for to continue it exactly"
+        f"for this run, so update 4 uses LR {new:.3g} where the saved cycle was at {old:.3g}; "
+        "resume with the settings the cycle was made for to continue it exactly"
     ]
     assert longer.plan == one_cycle(16, 1e-3)  # rebuilt, as the Trainer rebuilds its own
     with warnings.catch_warnings(record=True) as same:
         warnings.simplefilter("always")
         _train(tmp_path / "same", 8, resume=checkpoint)
     assert not [w for w in same if "OneCycleCallback:" in str(w.message)]
+
+
+def test_a_resume_with_another_max_lr_says_the_lr_jumps(tmp_path):
+    # a user's check: a run saved at max_lr 0.05 resumed with 0.5 (another lr_find) went on at
+    # 10x the LR without a word; only a change of length was said
+    _train(tmp_path, 8)
+    with pytest.warns(UserWarning) as caught:
+        _train(tmp_path / "hotter", 8, resume=str(tmp_path / "checkpoint-4"), max_lr=1e-2)
+    said = [str(w.message) for w in caught if "OneCycleCallback:" in str(w.message)]
+    old, new = one_cycle(8, 1e-3).lr(4), one_cycle(8, 1e-2).lr(4)
+    assert said == [
+        "OneCycleCallback: the checkpoint's cycle peaks at 0.001, this one at 0.01: the plan is "
+        f"rebuilt for this run, so update 4 uses LR {new:.3g} where the saved cycle was at "
+        f"{old:.3g}; resume with the settings the cycle was made for to continue it exactly"
+    ]
 
 
 def test_a_checkpoint_without_the_callbacks_state_resumes_and_saves_again(tmp_path):

@@ -1,4 +1,5 @@
 import os
+import warnings
 
 import pytest
 
@@ -136,11 +137,11 @@ def test_the_range_test_sweeps_the_optimizer_the_trainer_will_train_with(sst2, t
 def test_resume_from_a_mid_cycle_checkpoint_is_exact(sst2, tmp_path):
     train, _, vocab_size = sst2
 
-    def run(output, resume=None, seed=0):
+    def run(output, resume=None, seed=0, max_lr=1e-3, **changes):
         model = tiny_bert(vocab_size, seed=seed)
         trainer = OneCycleTrainer(
-            model=model, args=_arguments(output, save_strategy="epoch"), train_dataset=train,
-            max_lr=1e-3,
+            model=model, args=_arguments(output, save_strategy="epoch", **changes),
+            train_dataset=train, max_lr=max_lr,
         )  # fmt: skip
         trainer.train(resume_from_checkpoint=resume)
         return model, trainer
@@ -148,9 +149,20 @@ def test_resume_from_a_mid_cycle_checkpoint_is_exact(sst2, tmp_path):
     full, _ = run(tmp_path / "full")
     middle = tmp_path / "full" / "checkpoint-8"  # after epoch 1 of 2
     assert torch.load(middle / "scheduler.pt", weights_only=True) == {"step_count": 8}
-    resumed, _ = run(tmp_path / "full", resume=str(middle), seed=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed, _ = run(tmp_path / "full", resume=str(middle), seed=1)
+    assert not [w for w in caught if "OneCycleTrainer:" in str(w.message)]
     for key, value in _state(resumed).items():
         assert torch.equal(value, full.state_dict()[key]), key
+    # another cycle from the same checkpoint: said (a user's check: 10x the LR without a word)
+    for changed, (steps, peak) in (({"max_lr": 1e-2}, (16, 0.01)),
+                                   ({"num_train_epochs": 3}, (24, 0.001))):  # fmt: skip
+        with pytest.warns(UserWarning, match=(
+            rf"OneCycleTrainer: the checkpoint's cycle has 16 updates at max_lr 0.001, this "
+            rf"run's {steps} at max_lr {peak:g} .*the LR jumps at the resume"
+        )):  # fmt: skip
+            run(tmp_path / "other", resume=str(middle), **changed)
 
 
 def test_one_cycle_scheduler_has_create_schedulers_arguments():

@@ -165,24 +165,36 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
         }
 
     def _check_resumed_length(self, state: Any) -> None:
-        """Say when a resumed run's length differs from the checkpoint's cycle: the plan is
-        rebuilt for the new length (as the Trainer rebuilds its own scheduler), so the LR
-        jumps at the resume point instead of continuing the saved cycle."""
+        """Say when a resumed run's cycle differs from the checkpoint's (its length or its
+        max_lr): the plan is rebuilt from this run's settings (as the Trainer rebuilds its own
+        scheduler), so the LR jumps at the resume point instead of continuing the saved cycle."""
         saved = (getattr(state, "stateful_callbacks", None) or {}).get(type(self).__name__)
         if not (state.global_step > 0 and isinstance(saved, dict)):
             return
         planned = saved.get("attributes", {}).get("cycle_steps")
+        peak = saved.get("args", {}).get("max_lr")
         total, step = int(state.max_steps), int(state.global_step)
-        if not isinstance(planned, int) or planned == total:
+        planned = planned if isinstance(planned, int) else total
+        # a max_lr given anew (another lr_find before resuming, a user's check) was not said
+        peak = float(peak) if isinstance(peak, (int, float)) else self.max_lr
+        if planned == total and peak == self.max_lr:
             return
-        old = one_cycle(planned, self.max_lr, **self.settings).lr(step)
+        changed = []
+        if planned != total:
+            changed.append(
+                f"the checkpoint's cycle has {planned} updates, this Trainer makes {total} "
+                "(num_train_epochs, max_steps, batch size or accumulation changed)"
+            )
+        if peak != self.max_lr:
+            changed.append(
+                f"the checkpoint's cycle peaks at {peak:.3g}, this one at {self.max_lr:.3g}"
+            )
+        old = one_cycle(planned, peak, **self.settings).lr(step)
         new = one_cycle(total, self.max_lr, **self.settings).lr(step)
         warnings.warn(
-            f"OneCycleCallback: the checkpoint's cycle has {planned} updates, this Trainer makes "
-            f"{total} (num_train_epochs, max_steps, batch size or accumulation changed): the "
-            f"plan is rebuilt for {total}, so update {step} uses LR {new:.3g} where the saved "
-            f"cycle was at {old:.3g}; resume with the settings the cycle was made for to "
-            "continue it exactly",
+            f"OneCycleCallback: {' and '.join(changed)}: the plan is rebuilt for this run, so "
+            f"update {step} uses LR {new:.3g} where the saved cycle was at {old:.3g}; resume "
+            "with the settings the cycle was made for to continue it exactly",
             stacklevel=2,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import math
 import warnings
@@ -48,6 +49,8 @@ logger = logging.getLogger(__name__)
 # `lr_find(..., fine_tuning=True)` divides by it and says so
 FINE_TUNING_DIVISOR = 10.0
 LR_FIND_FILE = "lr_find.json"  # beside the Trainer's checkpoints: a resumed run reuses max_lr
+# in each checkpoint: the cycle's length and max_lr, so that a resume into another cycle is said
+CYCLE_FILE = "one_cycle.json"
 
 
 def _model_loss(model: torch.nn.Module, batch: Any) -> torch.Tensor:
@@ -383,6 +386,7 @@ class OneCycleTrainer(transformers.Trainer):
         # max_lr="search": its constants; its state lives in the scheduler once training starts
         self.searches, self.search_settings = searches, search
         self.search_history = History()  # the search's notes and edge
+        self._resumed_from: Path | None = None  # the checkpoint train() resumes from
         self.fine_tuning, self.momentum = fine_tuning, momentum
         self.one_cycle_settings, self.lr_find_settings = cycle, sweep
         self.lr_find_result: RangeTestResult | None = None
@@ -402,6 +406,7 @@ class OneCycleTrainer(transformers.Trainer):
     def train(self, resume_from_checkpoint: Any = None, *args: Any, **kwargs: Any) -> Any:
         # the run's updates, known now: a run too short is said before the range test
         updates = self.args.max_steps if self.args.max_steps > 0 else self._epochs_updates()
+        self._resumed_from = self._checkpoint_of(resume_from_checkpoint)
         if updates is not None:
             self._check_run_length(updates)
         if self.max_lr is None and not self.searches:
@@ -425,16 +430,9 @@ class OneCycleTrainer(transformers.Trainer):
         (written with each checkpoint), else beside it (the run's output_dir). Without it a
         new range test would run on the starting weights (the checkpoint loads after it) and
         give the resumed cycle another max_lr: that is warned about."""
-        if not resume_from_checkpoint:
+        checkpoint = self._checkpoint_of(resume_from_checkpoint)
+        if checkpoint is None:
             return None
-        checkpoint = resume_from_checkpoint
-        if isinstance(checkpoint, bool):  # True: the Trainer's last checkpoint in output_dir
-            checkpoint = get_last_checkpoint(str(self.args.output_dir))  # type: ignore[no-untyped-call]
-            if checkpoint is None:  # the Trainer refuses it itself: said before any sweep
-                raise ValueError(
-                    f"resume_from_checkpoint=True: no checkpoint-N folder in {self.args.output_dir}"
-                    " to resume from; train without it, or name the checkpoint's folder"
-                )
         candidates = [Path(str(self.args.output_dir)) / LR_FIND_FILE]
         if checkpoint:
             folder = Path(str(checkpoint))
@@ -451,15 +449,64 @@ class OneCycleTrainer(transformers.Trainer):
         )
         return None
 
+    def _checkpoint_of(self, resume_from_checkpoint: Any) -> Path | None:
+        """The checkpoint folder `train(resume_from_checkpoint=...)` resumes from, or None."""
+        if not resume_from_checkpoint:
+            return None
+        checkpoint = resume_from_checkpoint
+        if isinstance(checkpoint, bool):  # True: the Trainer's last checkpoint in output_dir
+            checkpoint = get_last_checkpoint(str(self.args.output_dir))  # type: ignore[no-untyped-call]
+            if checkpoint is None:  # the Trainer refuses it itself: said before any sweep
+                raise ValueError(
+                    f"resume_from_checkpoint=True: no checkpoint-N folder in {self.args.output_dir}"
+                    " to resume from; train without it, or name the checkpoint's folder"
+                )
+        return Path(str(checkpoint))
+
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         super()._save_checkpoint(model, trial)
+        if not self.is_world_process_zero():
+            return
+        folder = Path(self._get_output_dir(trial=trial))
+        checkpoint = folder / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if not checkpoint.is_dir():
+            return
         # the range test goes into each checkpoint: a resume from it, wherever it was moved,
         # continues the same cycle
-        if self.lr_find_result is not None and self.is_world_process_zero():
-            folder = Path(self._get_output_dir(trial=trial))
-            checkpoint = folder / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            if checkpoint.is_dir():
-                write_text_atomically(checkpoint / LR_FIND_FILE, self.lr_find_result.to_json())
+        if self.lr_find_result is not None:
+            write_text_atomically(checkpoint / LR_FIND_FILE, self.lr_find_result.to_json())
+        scheduler = self.lr_scheduler
+        if isinstance(scheduler, HyperparamScheduler) and not isinstance(
+            scheduler, _SearchScheduler
+        ):
+            cycle = {"total_steps": scheduler.plan.total_steps, "max_lr": scheduler.plan.max_lr}
+            write_text_atomically(checkpoint / CYCLE_FILE, json.dumps(cycle))
+
+    def _check_resumed_cycle(self, total_steps: int | None, max_lr: float | None) -> None:
+        """Say when the run resumed from a checkpoint whose cycle had another length or max_lr
+        (a user's check: 2 epochs saved, resumed with 3 or with max_lr x10, went on at another
+        LR without a word): the plan is rebuilt for this run, as the Trainer rebuilds its own
+        scheduler, so the LR jumps at the resume instead of continuing the saved cycle."""
+        path = None if self._resumed_from is None else self._resumed_from / CYCLE_FILE
+        try:
+            saved = json.loads(path.read_text()) if path is not None and path.is_file() else None
+        except (OSError, ValueError):
+            saved = None
+        if not isinstance(saved, dict):
+            return
+        steps, peak = saved.get("total_steps"), saved.get("max_lr")
+        if (steps, peak) == (total_steps, max_lr) or not all(
+            isinstance(v, (int, float)) for v in (steps, peak, total_steps, max_lr)
+        ):
+            return
+        warnings.warn(
+            f"OneCycleTrainer: the checkpoint's cycle has {steps} updates at max_lr {peak:.3g}, "
+            f"this run's {total_steps} at max_lr {max_lr:.3g} (num_train_epochs, max_steps, batch "
+            "size, accumulation or max_lr changed): the plan is rebuilt for this run, so the LR "
+            "jumps at the resume instead of continuing the saved cycle; resume with the "
+            "settings the cycle was made for to continue it exactly",
+            stacklevel=3,
+        )
 
     def training_step(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
         loss = super().training_step(model, inputs, *args, **kwargs)
@@ -580,13 +627,15 @@ class OneCycleTrainer(transformers.Trainer):
             self.lr_scheduler = _SearchScheduler(target, search, self)  # type: ignore[assignment]
         else:
             assert max_lr is not None
-            self.lr_scheduler = one_cycle_scheduler(  # type: ignore[assignment]
+            cycle = one_cycle_scheduler(
                 num_training_steps,
                 target,
                 max_lr=max_lr,
                 momentum=self.momentum,
                 **self.one_cycle_settings,
             )
+            self._check_resumed_cycle(cycle.plan.total_steps, cycle.plan.max_lr)
+            self.lr_scheduler = cycle  # type: ignore[assignment]
         self._created_lr_scheduler = True
         return self.lr_scheduler
 

@@ -167,6 +167,20 @@ def test_a_module_with_its_own_scheduler_is_refused(tmp_path):
         trainer([OneCycle(max_lr=0.1)], tmp_path).fit(_ModuleWithOurScheduler(), digits_loader())
 
 
+class _NoOptimizer(DigitsModule):
+    def configure_optimizers(self):
+        return None
+
+
+@pytest.mark.parametrize("max_lr", [None, 0.1])
+def test_a_module_without_an_optimizer_is_refused(tmp_path, max_lr):
+    # a user's check: Lightning's stand-in optimizer passed as "one optimizer": the range test
+    # on it printed "max_lr 0.107" (read from noise) and a given max_lr trained nothing, unsaid
+    with pytest.raises(RuntimeError, match="OneCycle needs an optimizer: configure_optimizers "
+                       "returned None"):  # fmt: skip
+        trainer([OneCycle(max_lr=max_lr)], tmp_path).fit(_NoOptimizer(), digits_loader())
+
+
 def test_a_second_fit_of_the_same_trainer_runs_a_whole_new_cycle_over_its_updates(tmp_path):
     # a user's check: fit, then max_epochs + 1 and fit again: the second fit's first update was
     # at 77% of the peak (the tail of a cycle planned over both fits), with no warm-up

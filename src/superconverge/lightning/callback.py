@@ -569,7 +569,14 @@ class OneCycle(pl.Callback):
                 "OneCycle sets the LR itself: remove the scheduler configure_optimizers returns "
                 f"({type(trainer.lr_scheduler_configs[0].scheduler).__name__})"
             )
-        return trainer.optimizers[0]
+        optimizer = trainer.optimizers[0]
+        if type(optimizer).__name__ == "_MockOptimizer":  # Lightning's stand-in for None
+            # its steps change nothing: a range test on it printed a max_lr read from noise
+            raise RuntimeError(
+                "OneCycle needs an optimizer: configure_optimizers returned None (Lightning "
+                "then trains nothing); return one, e.g. torch.optim.AdamW(self.parameters())"
+            )
+        return optimizer
 
 
 def _check_search(max_lr: object, search: object, **cycle: float | None) -> bool:

@@ -201,6 +201,24 @@ def test_early_stopping_min_delta_mode_and_a_monitor_that_does_not_exist():
         EarlyStopping(mode="lowest")
 
 
+@pytest.mark.parametrize("kind", ["EarlyStopping", "KeepBest"])
+def test_a_validation_monitor_without_val_data_is_refused_before_any_step(kind):
+    # a user's check: KeepBest() in a fit without val_data was refused after the first epoch
+    import superconverge.training as training
+
+    steps = []
+
+    class Steps(Callback):
+        def after_batch(self, fit):
+            steps.append(fit.step)
+
+    trainer = _trainer([getattr(training, kind)(), Steps()])
+    with pytest.raises(ValueError, match=f"{kind}: monitor 'val_loss' is a validation value, "
+                       "but the Trainer has no val_data"):  # fmt: skip
+        trainer.fit(2, constant(0.1))
+    assert steps == []
+
+
 def test_early_stopping_never_cancels_after_the_last_epoch():
     from superconverge.training import EarlyStopping
 

@@ -116,6 +116,7 @@ class EarlyStopping(Callback):
         self.best, self.best_epoch, self.wait = math.nan, 0, 0
 
     def before_fit(self, fit: FitLoop) -> None:
+        _check_monitor_has_data(fit, self.monitor, "EarlyStopping")
         self.best, self.best_epoch, self.wait = math.nan, 0, 0
         for record in fit.history.epochs:  # a resumed fit: the epochs already done
             self._update(record)
@@ -164,6 +165,7 @@ class KeepBest(Callback):
         self.weights: dict[str, torch.Tensor] | None = None
 
     def before_fit(self, fit: FitLoop) -> None:
+        _check_monitor_has_data(fit, self.monitor, "KeepBest")
         self.best, self.best_epoch, self.weights = math.nan, 0, None
         for record in fit.history.epochs:  # a resumed fit: the epochs already done
             value = _monitored(record, self.monitor)
@@ -219,6 +221,16 @@ def _check_monitor(monitor: str, mode: str) -> None:
         raise ValueError(f"monitor must be the name of an epoch value, got {monitor!r}")
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+
+
+def _check_monitor_has_data(fit: FitLoop, monitor: str, who: str) -> None:
+    """A validation value monitored in a fit without val_data, refused before its first step
+    (it was refused after the first epoch's training, a user's check)."""
+    if monitor.startswith("val_") and fit.trainer.val_loader is None:
+        raise ValueError(
+            f"{who}: monitor {monitor!r} is a validation value, but the Trainer has no val_data; "
+            "give it val_data, or monitor 'train_loss'"
+        )
 
 
 def _monitored(record: dict[str, float], monitor: str) -> float:

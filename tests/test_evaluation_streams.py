@@ -157,6 +157,23 @@ def test_evaluation_steps_for_data_of_known_size_are_refused_by_name():
         sc.tune(_net, _arrays(64), _arrays(40), epochs=1, test_data=endless, test_steps=-1)
 
 
+@pytest.mark.parametrize("target", [int, torch.tensor])
+def test_a_list_of_samples_is_told_to_be_stacked_or_wrapped(target):
+    # a user's first try: [(x_i, y_i), ...] failed in the metrics with "IndexError: tuple index
+    # out of range", and lr_find swept one unbatched sample at a time without a word
+    data = _arrays(40)
+    samples = [(x, target(int(y))) for x, y in zip(data.inputs, data.targets, strict=True)]
+    message = r"train_data is a list of samples \(\(inputs, target\) pairs with one number"
+    with pytest.raises(TypeError, match=message):
+        Trainer(_net(), nn.functional.cross_entropy, samples, progress=False).fit_one_cycle(1, 0.1)
+    with pytest.raises(TypeError, match=message):
+        sc.lr_find(_net(), nn.functional.cross_entropy, samples)
+    batches = list(_batches(data, 8))  # a list of batches is what a list is taken as
+    assert Trainer(_net(), nn.functional.cross_entropy, batches, progress=False).fit_one_cycle(
+        1, 0.1
+    ).status == "completed"
+
+
 def test_a_factory_of_generators_is_asked_again_for_each_evaluation():
     calls = []
 

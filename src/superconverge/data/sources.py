@@ -442,6 +442,7 @@ def as_source(
     if isinstance(data, Iterable):  # sized: a loader the user built, with its own batch size
         if isinstance(data, Sized) and len(data) == 0:
             raise ValueError(f"{name} must not be empty, got 0 batches")
+        refuse_list_of_samples(data, name)
         return DataSource("loader", data, **common)
     if callable(data) and not isinstance(data, torch.nn.Module | type):
         return DataSource("factory", data, **common)
@@ -450,6 +451,26 @@ def as_source(
         f"factory make_loader(batch_size), an IterableDataset with steps_per_epoch, or an "
         f"iterable of batches; got {type(data).__name__}"
     )
+
+
+def refuse_list_of_samples(data: Any, name: str) -> None:
+    """A list whose items are ``(inputs, target)`` pairs with one number as the target is a
+    list of samples, not of batches (a user's first try: it failed in the metrics with
+    "IndexError: tuple index out of range", and lr_find swept one sample at a time)."""
+    if not isinstance(data, (list, tuple)) or not data:
+        return
+    item = data[0]
+    if not (isinstance(item, (tuple, list)) and len(item) == 2):
+        return
+    target = item[1]
+    single = isinstance(target, (int, float)) and not isinstance(target, bool)
+    if single or (isinstance(target, torch.Tensor) and target.dim() == 0):
+        raise TypeError(
+            f"{name} is a {type(data).__name__} of samples ((inputs, target) pairs with one "
+            "number as the target), where a list is taken as batches; stack it into tensors, "
+            "(torch.stack([x for x, _ in samples]), torch.tensor([y for _, y in samples])), or "
+            "wrap it in a Dataset"
+        )
 
 
 def known_size(data: Any) -> bool:

@@ -28,6 +28,7 @@ from superconverge.data.sources import (
     has_position,
     is_numpy_array,
     naming_batched_streams,
+    refuse_list_of_samples,
 )
 from superconverge.finder.result import RangeTestResult, build_result
 from superconverge.finder.sweep import (
@@ -317,6 +318,7 @@ def lr_find(
         """A loader at `batch_size` for data that is not batches yet; batches (a trainer's
         loader, the user's own) as they are: the sweep cycles them."""
         if has_position(data) or is_batches(data):
+            refuse_list_of_samples(data, name)  # it swept one unbatched sample at a time
             return data
         if steps is None and isinstance(data, IterableDataset) and not evaluation:
             steps = num_steps * accumulation_steps  # no epochs here: the batches the sweep needs

@@ -74,7 +74,7 @@ def check_world(rank: int, world_size: int) -> None:
         raise ValueError(f"rank must be in [0, {world_size}), got {rank!r}")
 
 
-def _mixed_seed(seed: int, *keys: int) -> int:
+def mixed_seed(seed: int, *keys: int) -> int:
     for key in keys:
         seed = (seed * _MIX + key + 1) % (2**63)
     return seed
@@ -96,7 +96,7 @@ def epoch_order(
     wrapping around (as ``DistributedSampler``) so that every rank gets as many samples;
     without `pad` (an evaluation, whose sums are reduced once) each sample is read once."""
     if shuffle:
-        generator = torch.Generator().manual_seed(_mixed_seed(int(seed), epoch))
+        generator = torch.Generator().manual_seed(mixed_seed(int(seed), epoch))
         order = torch.randperm(count, generator=generator)
     else:
         order = torch.arange(count)
@@ -387,7 +387,7 @@ class ArrayLoader(SampleOrder, PositionLoader):
     def _generator(self, *keys: int) -> torch.Generator:
         # always a CPU generator: the same draws on every device (a CUDA generator would give
         # another order, and torch.randperm refuses one without an explicit device)
-        return torch.Generator().manual_seed(_mixed_seed(self.seed, *keys))
+        return torch.Generator().manual_seed(mixed_seed(self.seed, *keys))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.epoch_indices().to(self.device)

@@ -241,10 +241,8 @@ def check_first_batch(
             outputs, loss = fitted_loss(model, loss_fn, inputs, targets, name)
     finally:
         model.train(was_training)
-    value = math.nan if loss.device.type == "meta" else float(loss.detach().float())
-    if loss.device.type != "meta" and not math.isfinite(
-        value
-    ):  # meta: shapes only  # it went through every LR halving, then "try a lower max_lr"
+    value = 0.0 if loss.device.type == "meta" else float(loss.detach().float())  # meta: shapes
+    if not math.isfinite(value):  # it went through every LR halving, then "try a lower max_lr"
         raise ValueError(
             f"loss_fn gave {value} on the first batch of {name}, before any update: no learning "
             f"rate causes that; check loss_fn, the model's outputs ({shape_of(outputs)}) and "

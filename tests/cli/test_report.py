@@ -89,6 +89,13 @@ def test_a_folder_being_written_by_a_run_is_not_rendered_into(tmp_path, capsys):
         assert main(["report", str(tmp_path), "--static"]) == 1
         assert f"{tmp_path} is being written by pid {holder.pid} " in capsys.readouterr().err
         assert not (tmp_path / "report.html").exists()
+        # a running fit has no plan.json yet: it was called "not a tune or fit run folder"
+        (tmp_path / "plan.json").rename(tmp_path / "plan.json.kept")
+        assert main(["report", str(tmp_path), "--static"]) == 1
+        err = capsys.readouterr().err
+        assert f"{tmp_path} is being written by pid {holder.pid} " in err
+        assert err.endswith("; its report is written when it ends\n") and "missing" not in err
+        (tmp_path / "plan.json.kept").rename(tmp_path / "plan.json")
     finally:
         holder.communicate("")
     assert main(["report", str(tmp_path), "--static"]) == 0

@@ -527,18 +527,23 @@ def check_output_file(path: Path, force: bool) -> None:
     _usable_folder(path.parent, "--out", path)
 
 
-def claim_out_dir(folder: Path, force: bool, resume: bool = False, flag: str = "--out") -> None:
-    """Refuse a non-empty output folder without --force (or `resume`), or an unusable one,
-    named by `flag` (the one the user gave the folder with)."""
+def refuse_busy_folder(folder: Path, flag: str = "--out", advice: str = "") -> None:
+    """A FolderBusyError (exit 1) naming the process that writes `folder`, if one does: before
+    any advice about what the folder holds (--resume, --force: both refused while it runs)."""
     from superconverge._files import FolderBusyError, folder_holder
-    from superconverge._run_folder import is_empty_but_for_us
 
     holder = folder_holder(folder)
     if holder is not None:  # not "pass --force": a folder being written is not to be replaced
-        raise FolderBusyError(
-            f"--out {folder} is being written by {holder}; wait for it to finish, or choose "
-            "another --out"
-        )
+        advice = advice or f"wait for it to finish, or choose another {flag}"
+        raise FolderBusyError(f"{flag} {folder} is being written by {holder}; {advice}")
+
+
+def claim_out_dir(folder: Path, force: bool, resume: bool = False, flag: str = "--out") -> None:
+    """Refuse a non-empty output folder without --force (or `resume`), or an unusable one,
+    named by `flag` (the one the user gave the folder with)."""
+    from superconverge._run_folder import is_empty_but_for_us
+
+    refuse_busy_folder(folder, flag)
     # the lock file, runs moved aside and dead writers' temporary files are not a run
     if not (force or resume) and not is_empty_but_for_us(folder):
         unfinished = unfinished_tune(folder)

@@ -27,6 +27,7 @@ from superconverge.cli._common import (
     model_from_flag,
     model_note,
     read_json,
+    refuse_busy_folder,
     refuse_torchrun,
     resolve_data,
     scores_line,
@@ -328,6 +329,9 @@ def run(args: argparse.Namespace) -> int:
     # before the folder is claimed: a refusal must not have moved a --force's run aside
     task = _task_of(args, plan, known_size(splits.train))
     out = args.out or args.plan.parent / "refit"
+    # a user's check: a second fit into a running one's folder was told to --resume or --force,
+    # both then refused by the lock
+    refuse_busy_folder(out)
     if args.resume:
         if args.force:
             raise UsageError(

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from superconverge.cli._common import UsageError, read_json, unfinished_tune
+from superconverge.cli._common import UsageError, read_json, refuse_busy_folder, unfinished_tune
 
 REQUIRED_FILES = ("plan.json", "history.json")  # a fit --plan folder has no range_tests.json
 RUN_FILES = (*REQUIRED_FILES, "range_tests.json")
@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"FOLDER {folder} is not a folder; name a runs/NAME folder written by tune"
         )
+    # a running tune was called unfinished ("continue it with tune --resume"), a running fit
+    # "not a run folder"
+    refuse_busy_folder(folder, "FOLDER", "its report is written when it ends")
     missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
     unfinished = unfinished_tune(folder) if missing else None
     if unfinished is not None:  # an interrupted tune: no report yet, and how to go on

@@ -190,7 +190,7 @@ def fitted_loss(
     except Exception as error:
         roles = {"train_data": "training", "val_data": "validation", "test_data": "test"}
         role = roles.get(name, name)
-        raise ValueError(
+        raise DataError(  # a ValueError: the data the caller gave does not fit the model
             f"the model cannot take the {role} inputs of shape {shape_of(inputs)}"
             f"{dtype_of(inputs)} ({name}): {error}"
         ) from error
@@ -208,7 +208,7 @@ def fitted_loss(
                 f"must be in [0, {classes - 1}]; build the model with at least "
                 f"{int(targets.max()) + 1} outputs (num_classes) or fix the labels"
             ) from error
-        raise ValueError(
+        raise DataError(
             f"model outputs of shape {shape_of(outputs)} and targets of shape "
             f"{shape_of(targets)}{dtype_of(targets)} ({name}) do not fit loss_fn: {error}"
             f"{_shape_hint(loss_fn, outputs, targets)}"

@@ -216,7 +216,7 @@ def test_a_force_run_that_fails_before_an_epoch_says_where_the_run_it_replaces_i
     good = (out / "model.pt").read_bytes()
     flags = ["--model", "tests.cli.entry:unflattened", "--trust-plan-code", "--force"]
     capsys.readouterr()
-    assert main(["fit", "--plan", str(tmp_path / "plan.json"), "--out", str(out), *flags]) == 1
+    assert main(["fit", "--plan", str(tmp_path / "plan.json"), "--out", str(out), *flags]) == 2
     (aside,) = out.glob("previous-*")
     assert (aside / "model.pt").read_bytes() == good
     line = capsys.readouterr().err.strip().splitlines()[-1]

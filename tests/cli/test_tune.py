@@ -392,6 +392,13 @@ def test_data_that_does_not_fit_the_model_is_a_usage_error_and_a_bad_environment
     err = capsys.readouterr().err
     assert "error: train_data" in err and "but the model has 1 outputs" in err
     assert "DataError" not in err and "--debug" not in err
+    # inputs the model cannot take: exit 1 after the search had journaled its stages, with a
+    # --resume that the fixed model's new shape then refused (a user's check)
+    flags[-1] = "tests.cli.entry:unflattened"
+    assert main(["tune", *flags, "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "error: the model cannot take the training inputs of shape (32, 1, 8, 8)" in err
+    assert "--resume" not in err and not (tmp_path / "c").exists()
     monkeypatch.setenv("SUPERCONVERGE_PROGRESS_INTERVAL", "abc")
     assert main(["tune", "--epochs", "1", "--out", str(tmp_path / "b")]) == 2
     assert capsys.readouterr().err == (

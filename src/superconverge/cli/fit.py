@@ -514,9 +514,10 @@ def _crashed(error: Exception, args: argparse.Namespace, plan: Any, out: Path) -
     if status == EXIT_FAILURE and _epochs_saved(plan, out) is not None:
         raise RunFailure(f"{message}; {_kept(args, plan, out, 'once that is fixed, ')}") from error
     aside = _replaced(out)
-    if status == EXIT_FAILURE and aside is not None:  # a --force that failed before an epoch
-        # ended: where the run it moved aside is (the line said nothing of it)
-        raise RunFailure(f"{message}; the run it was to replace is kept in {aside}/") from error
+    if aside is not None:  # a --force that failed before an epoch ended: where the run it moved
+        # aside is (the line said nothing of it)
+        failure = RunFailure if status == EXIT_FAILURE else UsageError
+        raise failure(f"{message}; the run it was to replace is kept in {aside}/") from error
 
 
 def _check_resumable(args: argparse.Namespace, plan: Any, out: Path) -> None:

@@ -276,6 +276,10 @@ def check_recipe_data(
                 check_batch(*batch, name, classes)
         if index > 0 and batch is not None:
             others.append((name, batch))
+    if loss_fn is not None and outputs is None:  # the model cannot take the inputs: say so
+        # now, before the journal holds a stage (a user's check: it failed at the final run,
+        # whose resume the fixed model's new shape then refused)
+        check_first_batch(model, loss_fn, *placed, name=sources[0][0])
     if loss_fn is not None and outputs is not None:  # the model took the inputs
         check_first_batch(model, loss_fn, *placed, name=sources[0][0])
         # test_data's inputs were first fed to the model after the whole final run (a user's

@@ -49,6 +49,24 @@ def test_no_verdict_inside_the_warm_up():
     assert smoother.divergence() is None
 
 
+def test_a_blow_up_of_orders_of_magnitude_inside_the_warm_up_is_divergence():
+    # a user's check: a 7-step fit whose losses went 2.34, 4.4e7, 1.6e17, 1.1e22 was reported
+    # "completed" (the warm-up judged nothing but NaN)
+    smoother = LossSmoother(0.0, diverge_factor=4.0, warmup_steps=10)
+    for loss in (2.34, 2000.0):  # under 1000 x 2.34: a loss still settling
+        smoother.add(loss)
+        assert smoother.divergence() is None
+    smoother.add(4.4e7)
+    assert smoother.divergence() == (
+        "the smoothed loss 4.4e+07 passed 1000x the first loss 2.34 (or 1) within its first 10 "
+        "steps"
+    )
+    tiny = LossSmoother(0.0, diverge_factor=4.0, warmup_steps=10)  # a fine-tuned model's 0.001
+    for loss in (0.001, 0.5, 900.0):  # 1000 x 1, not 1000 x 0.001
+        tiny.add(loss)
+        assert tiny.divergence() is None
+
+
 def test_a_floor_keeps_a_trained_models_noise_from_counting_as_divergence():
     """Digits final run after a back-off: losses near 0.002 then a batch or two at 0.01 passed
     4x the running minimum, and the recipe redid its final run (2026-12-01)."""

@@ -38,6 +38,8 @@ def rose_past(loss: float, best: float, first: float, factor: float) -> bool:
     return armed and loss - best > (factor - 1) * fall
 
 
+# inside the warm-up, a smoothed loss this many times the first loss (or 1, if larger) diverged
+WARMUP_BLOWUP = 1000.0
 # the reason `LossSmoother.divergence` gives for a NaN/inf loss
 NON_FINITE = "the loss became non-finite"
 
@@ -109,6 +111,14 @@ class LossSmoother:
         if math.isnan(self.current):
             return NON_FINITE
         if self.count <= self.warmup_steps:
+            # the warm-up judges no ratio of a loss still settling, but a blow-up of orders of
+            # magnitude is no settling (a 7-step fit at 1e21 was reported "completed")
+            scale = max(abs(self.first), 1.0) if math.isfinite(self.first) else math.inf
+            if self.current > WARMUP_BLOWUP * scale:
+                return (
+                    f"the smoothed loss {self.current:.3g} passed {WARMUP_BLOWUP:g}x the first "
+                    f"loss {self.first:.3g} (or 1) within its first {self.warmup_steps} steps"
+                )
             return None
         floor = self.floor_fraction * self.first if self.first > 0 else 0.0
         if self.best > 0 and self.current > self.diverge_factor * max(self.best, floor):

@@ -208,3 +208,20 @@ def test_the_lock_names_its_holder_without_a_url_password(tmp_path):
                          capture_output=True, text=True, check=True)  # fmt: skip
     assert "tune --study postgresql://ann:***@db/runs" in out.stdout
     assert "s3cret" not in out.stdout
+
+
+def test_an_out_dir_that_is_a_file_is_named(tmp_path):
+    # a user's check: pathlib's bare "FileExistsError: [Errno 17] File exists: '/tmp/...'"
+    import torch
+    from torch import nn
+
+    from superconverge.training import Trainer
+
+    path = tmp_path / "notes.txt"
+    path.write_text("mine")
+    data = (torch.randn(16, 4), torch.arange(16) % 3)
+    trainer = Trainer(nn.Linear(4, 3), nn.functional.cross_entropy, data, batch_size=8,
+                      out_dir=path, progress=False)  # fmt: skip
+    with pytest.raises(NotADirectoryError, match=f"out_dir {path} is a file; out_dir names the"):
+        trainer.fit_one_cycle(2, 0.1)
+    assert path.read_text() == "mine"

@@ -202,6 +202,11 @@ class FolderLock:
         self._key: Path | None = None
 
     def acquire(self) -> FolderLock:
+        if self.folder.exists() and not self.folder.is_dir():  # was pathlib's bare "File exists"
+            raise NotADirectoryError(
+                f"out_dir {self.folder} is a file; out_dir names the folder a run writes its "
+                "files into: choose another path"
+            )
         self.folder.mkdir(parents=True, exist_ok=True)
         key = self.folder.resolve()
         if key in _HELD:

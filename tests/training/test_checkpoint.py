@@ -291,3 +291,25 @@ def test_a_checkpoint_the_machine_cannot_read_is_not_called_corrupt(tmp_path, mo
     with pytest.raises(type(error)) as raised:
         load_checkpoint(path)
     assert not isinstance(raised.value, CheckpointError)
+
+
+def test_a_compiled_models_weights_load_into_the_network_it_compiled(tmp_path):
+    # a user's check: model.pt of a torch.compile'd model held "_orig_mod.0.weight", which the
+    # README's load_state_dict line could not load into the plain network; the resume of its
+    # checkpoint into the plain network said only "another model"
+    from superconverge.training import Trainer
+
+    def net():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(4, 3))
+
+    data = (torch.randn(32, 4), torch.arange(32) % 3)
+    compiled = torch.compile(net(), backend="eager")
+    Trainer(compiled, torch.nn.functional.cross_entropy, data, batch_size=8, out_dir=tmp_path,
+            progress=False).fit_one_cycle(2, 0.1)  # fmt: skip
+    plain = net()
+    plain.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    assert torch.equal(plain[0].weight, compiled._orig_mod[0].weight)
+    with pytest.raises(ValueError, match=r"wrapped by torch.compile .*compile both or neither"):
+        Trainer.resume(tmp_path / "checkpoint.pt", net(), torch.nn.functional.cross_entropy,
+                       data, batch_size=8, progress=False)  # fmt: skip

@@ -148,6 +148,13 @@ def check_signature(saved: dict[str, list[int]], model: torch.nn.Module, path: s
         if shapes:
             key = shapes[0]
             details.append(f"shape of {key}: checkpoint {saved[key]}, model {current[key]}")
+        compiled = "_orig_mod."
+        if {k.startswith(compiled) for k in saved} != {k.startswith(compiled) for k in current}:
+            # a user's check: the same network, compiled in one run and not in the other
+            details.append(
+                "one of the two was wrapped by torch.compile (its names start with _orig_mod.): "
+                "compile both or neither"
+            )
         raise ValueError(f"checkpoint {path} was written for another model ({'; '.join(details)})")
 
 
@@ -325,6 +332,9 @@ class RunFolder:
         callback may have put others in the model when the fit ended (`WeightAverage`'s mean,
         `KeepBest`'s best epoch). Load it with ``model.load_state_dict(torch.load(path))``."""
         if self.writer:
+            # a torch.compile'd model's own weights: they load into the network it compiled
+            # (its wrapper's names, "_orig_mod.0.weight", did not)
+            module = getattr(module, "_orig_mod", module)
             weights = {k: v.detach().to("cpu") for k, v in module.state_dict().items()}
             self._written.add(save_atomically(weights, self.path / MODEL))
 

@@ -279,6 +279,9 @@ def test_num_workers_without_a_dataset_is_refused_not_ignored():
     digits = load("digits")
     with pytest.raises(ValueError, match="num_workers applies to a Dataset"):
         sc.lr_find(build("mlp"), nn.functional.cross_entropy, digits.train, num_workers=2)
+    with pytest.raises(ValueError, match=r"num_workers applies to a Dataset \(read through the "
+                       r"DataLoader Trainer builds\)"):  # fmt: skip
+        sc.Trainer(build("mlp"), nn.functional.cross_entropy, digits.train, num_workers=2)
     dataset = torch.utils.data.TensorDataset(digits.train.inputs, digits.train.targets)
     result = sc.lr_find(build("mlp"), nn.functional.cross_entropy, dataset, num_workers=2,
                         num_steps=20)  # fmt: skip

@@ -22,7 +22,12 @@ from superconverge._checks import check_count, check_momentum, plain_arguments
 from superconverge._warnings import user_stacklevel
 from superconverge.batches import BatchFn, check_batch_fn
 from superconverge.data.loader import Augment, SampleOrder, resolve_device
-from superconverge.data.sources import LoaderOptions, has_position, naming_batched_streams
+from superconverge.data.sources import (
+    LoaderOptions,
+    check_num_workers,
+    has_position,
+    naming_batched_streams,
+)
 from superconverge.metrics import MetricsSpec, resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.optimizers import (
@@ -194,6 +199,8 @@ class Trainer:
         self.loss_fn = loss_fn
         self.metrics = resolve_metrics(metrics, loss_fn)
         self.batch_fn = check_batch_fn(batch_fn)
+        # workers asked of tensors or the user's own loader did nothing, unsaid (tune refused)
+        check_num_workers(num_workers, (train_data, val_data), "Trainer")
         self._loader, self.train_loader, self.val_loader = trainer_loaders(
             train_data,
             val_data,

@@ -558,3 +558,19 @@ def test_tune_piped_into_head_says_the_output_closed_not_resume(tmp_path):
     assert last.startswith("superconverge tune: error: the output was closed"), err
     assert "--resume" not in err and "Exception ignored" not in err
     assert (out / "report.html").is_file() and (out / "plan.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--lr-search", "in-run", "--compare-momentum"], "--lr-search in-run, but several"),
+        (["--exact-epochs", "--budget", "2"], "--budget lengthens the final run when the LR"),
+        (["--budget=2", "--exact-epochs"], "--budget lengthens the final run when the LR"),
+    ],
+)
+def test_flags_that_would_change_nothing_are_refused(tmp_path, capsys, flags, said):
+    # a user's check: each exited 0 having done nothing, or not what it said (--compare-momentum
+    # quietly searched by short runs)
+    assert main(["tune", "--epochs", "1", *flags, "--out", str(tmp_path / "o")]) == 2
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

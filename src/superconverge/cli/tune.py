@@ -254,6 +254,29 @@ def _searches_by_short_runs(args: argparse.Namespace) -> bool:
     return not searches_in_run(settings, args.weight_decays, args.compare_momentum, parallel)
 
 
+def _refuse_flags_that_change_nothing(args: argparse.Namespace) -> None:
+    """Flags that another flag overrides or that apply to nothing here, refused (a user's
+    check: each was taken, exit 0, and did nothing or not what it said)."""
+    if args.resume is not None:  # its flags were taken when it started (and may predate this)
+        return
+    given = _given_flags(args)
+
+    def gave(flag: str) -> bool:
+        return any(each == flag or each.startswith(f"{flag}=") for each in given)
+
+    short_runs = _searches_by_short_runs(args)
+    if gave("--lr-search") and args.lr_search == "in-run" and short_runs:
+        raise UsageError(
+            "--lr-search in-run, but several --weight-decays, --compare-momentum, --workers "
+            "above 1 or --study compare candidates by short runs: drop one or the other"
+        )
+    if gave("--budget") and args.exact_epochs and not short_runs:
+        raise UsageError(
+            "--budget lengthens the final run when the LR is searched inside it, which "
+            "--exact-epochs keeps at --epochs: pass one or the other"
+        )
+
+
 def _lead(args: argparse.Namespace) -> int:
     """The run itself (rank 0 under torchrun): check the flags, search, train, report."""
     if args.epochs < 1:
@@ -275,6 +298,7 @@ def _lead(args: argparse.Namespace) -> int:
             "short runs (--lr-search short-runs, several --weight-decays, --compare-momentum, "
             "--workers above 1 or --study): drop one or the other"
         )
+    _refuse_flags_that_change_nothing(args)
     _study(args, args.study)  # a --study that is no URL, named before the data load
     batch_size = _batch_size(args.batch_size)
     check_seed(args.seed)

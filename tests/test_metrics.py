@@ -50,6 +50,19 @@ def test_mse_and_mae_by_hand_with_a_trailing_unit_dimension():
     assert float(mae(outputs, targets)) == pytest.approx((1 + 2) / 2)
 
 
+def test_top5_of_five_classes_or_fewer_is_said_to_be_always_one():
+    # a user's check: top5 on 3 classes reported 1.0 without a word
+    with pytest.warns(UserWarning, match="'top5' of a model with 3 outputs is 1.0 whatever"):
+        assert check_metrics(resolve_metrics(["top5"]), LOGITS, torch.tensor([1, 1, 2, 0])) == [
+            "top5"
+        ]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ten classes: a real top five
+        check_metrics(resolve_metrics(["top5"]), torch.randn(4, 10), torch.tensor([1, 1, 2, 0]))
+
+
 def test_builtins_are_reported_only_where_they_apply():
     auto = resolve_metrics("auto")
     assert check_metrics(auto, LOGITS, torch.tensor([1, 1, 2, 0])) == ["accuracy"]

@@ -421,6 +421,14 @@ def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list
                 stacklevel=2,
                 key=("metric does not apply", metric.name),  # whatever the batch's shape
             )
+        few = metric.fn is top5 and isinstance(outputs, torch.Tensor) and outputs.ndim >= 2
+        if metric.asked and few and outputs.shape[1] <= 5:  # a user's check: 1.0, unsaid
+            warn(
+                f"metrics: 'top5' of a model with {outputs.shape[1]} outputs is 1.0 whatever it "
+                "predicts (every class is among its top five)",
+                stacklevel=2,
+                key=("metric always 1", metric.name),
+            )
     totals = MetricTotals(metrics)
     totals.add(outputs, targets, 1)
     class_metrics = (accuracy, accuracy_of_cross_entropy, top5)

@@ -430,6 +430,13 @@ class FitLoop:
             if pending and history.status != "diverged":
                 self._flush(pending)
             raise
+        except KeyboardInterrupt:  # the same: the losses not yet read (33 losses for 41 LRs)
+            if pending and trainer.world_size == 1:  # no collective: other ranks may be gone
+                history.step_losses.extend(loss.item() for loss in pending)
+            elif pending:
+                del history.step_lrs[len(history.step_losses) :]
+                del history.step_momenta[len(history.step_losses) :]
+            raise
         finally:
             progress.end_epoch()
         if pending and history.status != "diverged":

@@ -272,6 +272,9 @@ def test_resuming_with_more_epochs_or_another_max_lr_says_what_the_saved_cycle_d
     said = [str(w.message) for w in caught if "OneCycle:" in str(w.message)]
     assert any("the checkpoint's cycle has 32 steps, this Trainer runs 64" in m for m in said)
     assert any(m.startswith("OneCycle: max_lr=0.5 is not used") for m in said)
+    # said at the resume, not again mid-run (a user's check: "the plan has 32 steps and the
+    # scheduler was stepped 33 times" came at update 32, without the OneCycle: prefix)
+    assert not [w for w in caught if "holding the final values" in str(w.message)]
 
 
 def test_min_lr_and_final_lr_are_checked_when_the_callback_is_built():

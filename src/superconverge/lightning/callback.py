@@ -227,6 +227,7 @@ class OneCycle(pl.Callback):
         self.scheduler: HyperparamScheduler | None = None
         self._restored: dict[str, Any] | None = None
         self._first_step = 0  # the trainer's global_step at the cycle's step 0
+        self._past_end_said = False  # a resume into a longer run said the cycle ends first
 
     # --- Lightning hooks -----------------------------------------------------------------
 
@@ -242,6 +243,7 @@ class OneCycle(pl.Callback):
         check_has_momentum(optimizer, self.momentum, "OneCycle")  # before the range test
         self._warn_of_lr_finder(trainer)
         warn_if_group_lrs_differ(optimizer, "OneCycle")
+        self._past_end_said = False
         if self._restored is not None:  # resuming: the same plan, no new range test
             self.plan = Plan.from_dict(self._restored["plan"])
             self._first_step = int(self._restored.get("first_step", 0))
@@ -273,6 +275,8 @@ class OneCycle(pl.Callback):
             self.plan = self._new_plan(trainer, pl_module, optimizer, left)
         self._losses = []  # an update's micro-batch losses, for the search
         self.scheduler = HyperparamScheduler(optimizer, self.plan)
+        if self._past_end_said:
+            self.scheduler.past_end_said()
         self.scheduler.load_state_dict({"step_count": self._step(trainer)})
 
     def _step(self, trainer: pl.Trainer) -> int:
@@ -344,6 +348,7 @@ class OneCycle(pl.Callback):
         planned = self.plan.total_steps
         total = trainer.estimated_stepping_batches - self._first_step  # the cycle's updates
         if planned is not None and math.isfinite(total) and int(total) != planned:
+            self._past_end_said = int(total) > planned  # not again mid-run (the docs say so)
             if int(total) > planned:
                 what = (
                     f"past step {planned} the LR stays at its final value "

@@ -304,6 +304,11 @@ class HyperparamScheduler(LRScheduler):
         self._step_count = max(self._step_count, step_count + 1)
         self._apply()
 
+    def past_end_said(self) -> None:
+        """The caller has said that the run goes past the plan's end: holding the final
+        values is not warned about again mid-run (Lightning's resume into a longer run)."""
+        self._warned_past_end = True
+
     def _values(self) -> tuple[float, float | None]:
         """The plan's lr and momentum for update ``last_epoch`` (held past the end)."""
         step = max(self.last_epoch, 0)  # -1 only inside SequentialLR, before its milestone

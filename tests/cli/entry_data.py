@@ -123,3 +123,11 @@ def breast_cancer() -> tuple[Dataset, Dataset, Dataset]:
 
 def one_logit() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(30, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+
+
+def numpy_pairs() -> tuple:
+    """Training and validation data as (inputs, targets) pairs of NumPy arrays."""
+    import numpy as np
+
+    inputs = np.random.default_rng(0).random((40, 1), dtype=np.float32)
+    return (inputs, inputs[:, 0] * 2), (inputs, inputs[:, 0] * 2)

@@ -201,3 +201,13 @@ def test_superconverge_data_at_the_data_sets_own_folder_says_what_to_set(
     err = capsys.readouterr().err
     assert f"set SUPERCONVERGE_DATA={tmp_path / 'data'}, or pass --data-dir " in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_numpy_arrays_from_data_are_a_usage_error(tmp_path, capsys):
+    # a user's check: exit 1 with "error: TypeError: train_data is a pair of NumPy arrays; ...
+    # (run again with --debug for the traceback)"
+    flags = ["--data", "tests.cli.entry_data:numpy_pairs", "--model", "tests.cli.entry_data:regressor"]
+    assert main(["tune", *flags, "--loss", "mse", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "error: --data: train_data is a pair of NumPy arrays; pass tensors" in err
+    assert "TypeError" not in err and "--debug" not in err

@@ -334,6 +334,9 @@ def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int,
         text = str(error)
         if BATCH_FN_ADVICE in text and flag_of("batch_fn", parser):  # batches the flags can read
             return EXIT_USAGE, text.replace(BATCH_FN_ADVICE, CLI_BATCH_FN)
+        if text.startswith(("train_data ", "val_data ", "test_data ")) and flag_of("data", parser):
+            # what --data module:function returned (NumPy arrays: exit 1, "TypeError: ...")
+            return EXIT_USAGE, f"--data: {one_line(text)}"
     if isinstance(error, OSError):
         text = error.strerror or str(error)  # without the "[Errno 28]" prefix
         if error.filename and str(error.filename) not in text:

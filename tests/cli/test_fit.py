@@ -237,28 +237,18 @@ def test_own_data_with_the_plans_zoo_model_needs_model(tmp_path, capsys):
 def test_a_folder_a_fit_is_writing_names_that_fit_not_resume_or_force(tmp_path, capsys):
     # a user's check: a second fit into a running one's folder was told to --resume or --force
     # (exit 2), and both were then refused by the lock
-    import subprocess
-    import sys
+    from tests.cli.locks import folder_held
 
     plan, out = _digits_plan(tmp_path), tmp_path / "out"
     assert main(["fit", "--plan", str(plan), "--out", str(out)]) == 0
     (out / "plan.json").unlink()  # as a running fit's folder: no plan.json until it ends
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from superconverge._files import FolderLock; "
-         "FolderLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)", str(out)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with folder_held(out) as holder:
         capsys.readouterr()
         for flags in ([], ["--resume"], ["--force"]):
             assert main(["fit", "--plan", str(plan), "--out", str(out), *flags]) == 1
             err = capsys.readouterr().err
             assert f"--out {out} is being written by pid {holder.pid}" in err
             assert "continue it with" not in err and "--force" not in err
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_hand_edited_weight_average_is_refused_before_anything_moves(tmp_path, capsys):

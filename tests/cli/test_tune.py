@@ -237,27 +237,17 @@ def test_resume_runs_at_the_threads_the_run_was_started_with(tmp_path):
 
 
 def test_an_out_being_written_by_another_run_is_named_not_offered_to_force(tmp_path, capsys):
-    import subprocess
-    import sys
+    from tests.cli.locks import folder_held
 
     out = tmp_path / "run"
     out.mkdir()
     (out / "journal.json").write_text("{}")  # the other run's first file
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from superconverge._files import FolderLock; "
-         "FolderLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)", str(out)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with folder_held(out) as holder:
         for force in ([], ["--force"]):
             assert main(["tune", "--epochs", "1", "--out", str(out), *force]) == 1
             err = capsys.readouterr().err
             assert f"--out {out} is being written by pid {holder.pid}" in err
             assert "--force" not in err and err.count("\n") == 1
-    finally:
-        holder.kill()
-        holder.wait()
     assert (out / "journal.json").read_text() == "{}"  # nothing touched
 
 

@@ -144,7 +144,20 @@ def test_lr_find_arguments_are_named(settings, error, message):
         lr_find(tiny_bert(), loader, **settings)
 
 
-@pytest.mark.parametrize("data", [RandomIds(), None], ids=["dataset", "none"])
+class _Columns:
+    """Stands in for a `datasets.Dataset` (not a torch Dataset): samples, with column names."""
+
+    column_names = ("input_ids", "labels")
+
+    def __iter__(self):
+        return iter([{"input_ids": [1, 2, 3], "labels": 0}])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [RandomIds(), None, [{"input_ids": torch.arange(8), "labels": 1}] * 4, _Columns()],
+    ids=["dataset", "none", "list of sample dicts", "datasets.Dataset"],
+)
 def test_lr_find_wants_batches_not_a_dataset_of_samples(data):
     # a user's check: lr_find(model, train_dataset), the Trainer's argument, fed single samples
     # to BERT: "ValueError: not enough values to unpack (expected 2, got 1)" from its embeddings

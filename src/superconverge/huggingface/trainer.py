@@ -75,6 +75,9 @@ def _check_batches(train_data: object) -> None:
     is_samples = isinstance(train_data, torch.utils.data.Dataset) and not isinstance(
         train_data, torch.utils.data.IterableDataset
     )
+    # a `datasets.Dataset` (its columns) or a list of sample dicts (one label each): samples too
+    # (a user's list failed inside BERT: "not enough values to unpack (expected 2, got 1)")
+    is_samples = is_samples or hasattr(train_data, "column_names") or _sample_dicts(train_data)
     if is_samples or not isinstance(train_data, Iterable):
         what = "a Dataset of single samples" if is_samples else "not iterable"
         raise TypeError(
@@ -82,6 +85,15 @@ def _check_batches(train_data: object) -> None:
             f"{type(train_data).__name__} ({what}): pass DataLoader(dataset, batch_size=..., "
             "collate_fn=...), or a Trainer's own trainer.get_train_dataloader()"
         )
+
+
+def _sample_dicts(data: object) -> bool:
+    """A list or tuple of dicts whose label is one number: samples, not batches."""
+    if not isinstance(data, (list, tuple)) or not data or not isinstance(data[0], Mapping):
+        return False
+    label = data[0].get("labels", data[0].get("label"))
+    single = isinstance(label, (int, float)) and not isinstance(label, bool)
+    return single or (isinstance(label, torch.Tensor) and label.dim() == 0)
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

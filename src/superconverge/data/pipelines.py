@@ -76,16 +76,23 @@ class _SeededItems(Dataset[Any]):
 
     def __init__(self, dataset: Dataset[Any]) -> None:
         self.dataset = dataset
+        self._seeded: int | None = None  # the batch seed this process's RNGs were last given
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
+    def _seed(self, seed: int) -> None:
+        """Once per batch: items read one by one must not each restart the batch's RNG."""
+        if seed != self._seeded:
+            _seed_everything(seed)
+            self._seeded = seed
+
     def __getitem__(self, key: tuple[int, int]) -> Any:
-        _seed_everything(key[0])
+        self._seed(key[0])
         return self.dataset[key[1]]
 
     def __getitems__(self, keys: list[tuple[int, int]]) -> list[Any]:
-        _seed_everything(keys[0][0])  # one batch: one seed
+        self._seed(keys[0][0])  # one batch: one seed
         indices = [index for _, index in keys]
         many = getattr(self.dataset, "__getitems__", None)
         return list(many(indices)) if callable(many) else [self.dataset[i] for i in indices]

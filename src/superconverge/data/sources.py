@@ -453,6 +453,13 @@ def as_source(
     )
 
 
+def is_one_number(value: Any) -> bool:
+    """A Python number or a 0-d tensor: one sample's target, not a batch's."""
+    if isinstance(value, torch.Tensor):
+        return value.dim() == 0
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def refuse_list_of_samples(data: Any, name: str) -> None:
     """A list whose items are ``(inputs, target)`` pairs with one number as the target is a
     list of samples, not of batches (a user's first try: it failed in the metrics with
@@ -462,9 +469,7 @@ def refuse_list_of_samples(data: Any, name: str) -> None:
     item = data[0]
     if not (isinstance(item, (tuple, list)) and len(item) == 2):
         return
-    target = item[1]
-    single = isinstance(target, (int, float)) and not isinstance(target, bool)
-    if single or (isinstance(target, torch.Tensor) and target.dim() == 0):
+    if is_one_number(item[1]):
         raise TypeError(
             f"{name} is a {type(data).__name__} of samples ((inputs, target) pairs with one "
             "number as the target), where a list is taken as batches; stack it into tensors, "

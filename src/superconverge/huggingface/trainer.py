@@ -18,6 +18,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 
 from superconverge._checks import check_flag, check_max_lr, check_momentum
 from superconverge._files import write_text_atomically
+from superconverge.data.sources import is_one_number
 from superconverge.finder.result import RangeTestResult
 from superconverge.finder.sweep import check_sweep_arguments
 from superconverge.huggingface.callback import unused_scheduler_arguments
@@ -91,9 +92,7 @@ def _sample_dicts(data: object) -> bool:
     """A list or tuple of dicts whose label is one number: samples, not batches."""
     if not isinstance(data, (list, tuple)) or not data or not isinstance(data[0], Mapping):
         return False
-    label = data[0].get("labels", data[0].get("label"))
-    single = isinstance(label, (int, float)) and not isinstance(label, bool)
-    return single or (isinstance(label, torch.Tensor) and label.dim() == 0)
+    return is_one_number(data[0].get("labels", data[0].get("label")))
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

@@ -500,9 +500,9 @@ class FitLoop:
         return text + self._data_hint(step, what)
 
     def _data_hint(self, step: int, what: str) -> str:
-        """Where a loss no higher than twice its first turned non-finite in one step on data not scanned
-        whole (a Dataset, a loader: their first batch only), a NaN in that batch is as likely
-        as the LR (a user's NaN target at step 11 was blamed on the LR, at every LR tried)."""
+        """Where a loss no higher than twice its first turned non-finite in one step, on data
+        not scanned whole (a Dataset, a loader: their first batch only), a NaN in that batch is
+        as likely as the LR (a user's NaN target at step 11 was blamed on the LR at every LR)."""
         losses = self.history.step_losses
         before = losses[step - 1] if 0 < step <= len(losses) else math.nan
         first = self.smoother.first

@@ -40,6 +40,10 @@ def raises() -> torch.nn.Module:
     raise RuntimeError("the user's code failed")
 
 
+def out_of_memory() -> torch.nn.Module:
+    raise MemoryError
+
+
 def exits() -> torch.nn.Module:
     """A training script's main turned entry point: it ends with sys.exit(0)."""
     sys.exit(0)

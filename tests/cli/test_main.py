@@ -49,6 +49,14 @@ def test_debug_shows_the_traceback_of_a_runtime_failure(tmp_path, capsys):
         main(["--debug", "tune", *flags])
 
 
+def test_an_error_without_a_message_is_named(tmp_path, capsys):
+    # a MemoryError from a user's function printed "raised MemoryError: ; fix that function"
+    flags = ["--model", "tests.cli.entry:out_of_memory", "--out", str(tmp_path / "run")]
+    assert main(["tune", *flags]) == 1
+    err = capsys.readouterr().err
+    assert "raised MemoryError (out of memory); fix that function" in err
+
+
 def test_interrupt_exits_130_in_one_line(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt

@@ -154,3 +154,11 @@ def test_force_overwrites_an_existing_plot(tmp_path, capsys):
     assert out.read_bytes() == b"old"
     assert main(["schedule", *flags, "--force"]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_bad_progress_setting_does_not_stop_what_trains_nothing(tmp_path, capsys, monkeypatch):
+    # SUPERCONVERGE_PROGRESS_INTERVAL=abc stopped `schedule` (exit 2), which prints no progress
+    monkeypatch.setenv("SUPERCONVERGE_PROGRESS_INTERVAL", "abc")
+    flags = ["one-cycle", "--max-lr", "0.1", "--total-steps", "50"]
+    assert main(["schedule", *flags, "--out", str(tmp_path / "s.png")]) == 0
+    assert "lr peak" in capsys.readouterr().out

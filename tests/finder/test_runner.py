@@ -282,6 +282,14 @@ def test_num_workers_without_a_dataset_is_refused_not_ignored():
     with pytest.raises(ValueError, match=r"num_workers applies to a Dataset \(read through the "
                        r"DataLoader Trainer builds\)"):  # fmt: skip
         sc.Trainer(build("mlp"), nn.functional.cross_entropy, digits.train, num_workers=2)
+    # a collate_fn for tensors was taken and never called (tune's and Trainer's alike)
+    collate = torch.utils.data.default_collate
+    with pytest.raises(ValueError, match="collate_fn applies to a Dataset"):
+        sc.lr_find(build("mlp"), nn.functional.cross_entropy, digits.train, collate_fn=collate)
+    with pytest.raises(ValueError, match="got collate_fn=default_collate and no Dataset"):
+        sc.Trainer(build("mlp"), nn.functional.cross_entropy, digits.train, collate_fn=collate)
+    with pytest.raises(ValueError, match="collate_fn applies to a Dataset"):
+        sc.tune(lambda: build("mlp"), digits.train, digits.val, epochs=1, collate_fn=collate)
     dataset = torch.utils.data.TensorDataset(digits.train.inputs, digits.train.targets)
     result = sc.lr_find(build("mlp"), nn.functional.cross_entropy, dataset, num_workers=2,
                         num_steps=20)  # fmt: skip

@@ -405,7 +405,7 @@ def entry_point(spec: str, flag: str) -> Callable[[], Any]:
         ) from error
     except Exception as error:  # the module itself failed while being imported
         raise RunFailure(
-            f"{flag} {spec}: importing {module_name} raised {type(error).__name__}: {error}"
+            f"{flag} {spec}: importing {module_name} raised {described(error)}"
         ) from error
     function = getattr(module, function_name, None)
     if not callable(function):
@@ -423,6 +423,15 @@ def entry_point(spec: str, flag: str) -> Callable[[], Any]:
     return checked
 
 
+def described(error: BaseException) -> str:
+    """``Type: message``, or the type alone where the error has no message (``MemoryError`` from
+    a user's function printed "raised MemoryError: ; fix that function")."""
+    text = str(error)
+    if isinstance(error, MemoryError) and not text:
+        return "MemoryError (out of memory)"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def call_entry_point(function: Callable[[], Any], spec: str, flag: str) -> Any:
     """`function()`, with what it raised restated as a runtime failure naming the flag."""
     try:
@@ -434,9 +443,7 @@ def call_entry_point(function: Callable[[], Any], spec: str, flag: str) -> Any:
             f"{flag} {spec} {_exited(error)} instead of returning{parser}; fix that function"
         ) from error
     except Exception as error:
-        raise RunFailure(
-            f"{flag} {spec} raised {type(error).__name__}: {error}; fix that function"
-        ) from error
+        raise RunFailure(f"{flag} {spec} raised {described(error)}; fix that function") from error
 
 
 def _exited(error: SystemExit) -> str:

@@ -102,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
             f"--batch-size must be <= the {len(splits.train)} training samples of {args.data}, "
             f"got {args.batch_size}"
         )
+    if not own_data and args.steps_per_epoch is not None:  # batched here: it was ignored
+        from superconverge.data.sources import as_source
+
+        as_source(splits.train, "train_data", steps_per_epoch=args.steps_per_epoch)  # refuses
     factory, _, _ = model_from_flag(args.model, args.width, splits)
     check_outputs(args.out, OUTPUTS, args.force)
     holder = folder_holder(args.out)

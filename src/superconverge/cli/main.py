@@ -30,6 +30,8 @@ from superconverge.cli._common import (
 )
 
 SUBCOMMANDS = (schedule, lr_find, tune, fit, report, reproduce)
+# the commands that train nothing, so print no progress (nor read its setting)
+NOT_TRAINING = ("schedule", "report")
 
 
 class _Versions(argparse.Action):
@@ -162,11 +164,13 @@ def _parse_and_run(argv: list[str]) -> int:
 
 
 def _apply_environment(args: argparse.Namespace) -> None:
-    """Check SUPERCONVERGE_PROGRESS_INTERVAL and set --threads, before the command runs."""
+    """Check SUPERCONVERGE_PROGRESS_INTERVAL where the command trains, and set --threads,
+    before the command runs."""
     from superconverge.training.progress import resolve_interval
 
     try:  # the environment's setting, checked before anything runs (it was read mid-search)
-        resolve_interval(None)
+        if args.command not in NOT_TRAINING:  # a bad one stopped `schedule` and `report` too
+            resolve_interval(None)
     except ValueError as error:
         raise UsageError(str(error)) from error
     if args.threads is not None:

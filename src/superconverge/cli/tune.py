@@ -306,7 +306,7 @@ def _lead(args: argparse.Namespace) -> int:
         _usable_folder(args.out, "--out")  # before the data load: nothing to wait for
     loss_from_flag(args.loss)  # a bad --loss or --metric is named before the data load
     metrics_from_flags(args.metrics)
-    data_options(args)  # and a bad --batch-fn, --collate-fn or --num-workers
+    reading = data_options(args)  # and a bad --batch-fn, --collate-fn or --num-workers
     splits = resolve_data(args.data, args.data_dir, args.seed)
     if splits.val is None:
         raise UsageError("--data gives no validation split; tune needs one to compare candidates")
@@ -323,7 +323,7 @@ def _lead(args: argparse.Namespace) -> int:
     model_fn, model_name, options = model_factory(args, splits)
     out = _out_dir(args, splits.name, model_name)
     from superconverge._files import FolderBusyError, FolderLock
-    from superconverge.data.sources import as_source, check_num_workers
+    from superconverge.data.sources import LoaderOptions, as_source, check_dataset_options
 
     # refusals that need the data, before the header line: a usage error prints one line. A
     # usable folder, refused untouched when it holds a run and neither --force nor --resume;
@@ -333,7 +333,8 @@ def _lead(args: argparse.Namespace) -> int:
     steps = (args.steps_per_epoch, args.val_steps, args.test_steps)
     named = (("train_data", splits.train), ("val_data", splits.val), ("test_data", splits.test))
     try:
-        check_num_workers(args.num_workers, (splits.train, splits.val, splits.test), "tune")
+        loading = LoaderOptions(args.num_workers, collate_fn=reading["collate_fn"])
+        check_dataset_options(loading, (splits.train, splits.val, splits.test), "tune")
         for (name, data), count in zip(named, steps, strict=True):
             if data is not None and count is not None and count >= 1:  # for data of known size
                 as_source(data, name, steps_per_epoch=count, evaluation=name != "train_data")

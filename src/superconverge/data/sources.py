@@ -487,19 +487,29 @@ def known_size(data: Any) -> bool:
     return pair or (isinstance(data, ArrayData | Dataset) and not isinstance(data, IterableDataset))
 
 
-def check_num_workers(num_workers: int, data: Iterable[Any], reader: str) -> None:
-    """DataLoader workers apply to a ``Dataset`` (map-style or iterable) that `reader` builds a
-    loader for; asked of other data (tensors, the user's own loader) they would change nothing.
+def check_dataset_options(options: LoaderOptions, data: Iterable[Any], reader: str) -> None:
+    """DataLoader workers and a ``collate_fn`` apply to a ``Dataset`` (map-style or iterable)
+    that `reader` builds a loader for; asked of other data (tensors, the user's own loader) they
+    would change nothing.
 
     Raises:
-        ValueError: `num_workers` > 0 and none of `data` is a ``Dataset``.
+        ValueError: `options` set workers or a collate_fn and none of `data` is a ``Dataset``.
     """
     datasets = [d.data if isinstance(d, DataSource) else d for d in data if d is not None]
-    if num_workers and not any(isinstance(d, Dataset) for d in datasets):
+    if any(isinstance(d, Dataset) for d in datasets):
+        return
+    if options.num_workers:
         raise ValueError(
             f"num_workers applies to a Dataset (read through the DataLoader {reader} builds); "
-            f"got num_workers={num_workers!r} and no Dataset: leave it out, or give your own "
-            "loader its workers"
+            f"got num_workers={options.num_workers!r} and no Dataset: leave it out, or give "
+            "your own loader its workers"
+        )
+    if options.collate_fn is not None:  # was taken and never called
+        name = getattr(options.collate_fn, "__name__", type(options.collate_fn).__name__)
+        raise ValueError(
+            f"collate_fn applies to a Dataset (read through the DataLoader {reader} builds); "
+            f"got collate_fn={name} and no Dataset: leave it out, or give your own loader "
+            "its collate_fn"
         )
 
 

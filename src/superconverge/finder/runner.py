@@ -24,7 +24,7 @@ from superconverge.data.sources import (
     DataSource,
     LoaderOptions,
     as_source,
-    check_num_workers,
+    check_dataset_options,
     has_position,
     is_numpy_array,
     naming_batched_streams,
@@ -312,7 +312,7 @@ def lr_find(
                 raise ValueError(own_batch_message(batch_size, own, "train_data"))
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     options = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
-    check_num_workers(num_workers, (train_data, val_data), "lr_find")
+    check_dataset_options(options, (train_data, val_data), "lr_find")
 
     def batches_of(data: Any, name: str, steps: int | None, evaluation: bool = False) -> Any:
         """A loader at `batch_size` for data that is not batches yet; batches (a trainer's

@@ -24,7 +24,7 @@ from superconverge.batches import BatchFn, check_batch_fn
 from superconverge.data.loader import Augment, SampleOrder, resolve_device
 from superconverge.data.sources import (
     LoaderOptions,
-    check_num_workers,
+    check_dataset_options,
     has_position,
     naming_batched_streams,
 )
@@ -200,14 +200,15 @@ class Trainer:
         self.metrics = resolve_metrics(metrics, loss_fn)
         self.batch_fn = check_batch_fn(batch_fn)
         # workers asked of tensors or the user's own loader did nothing, unsaid (tune refused)
-        check_num_workers(num_workers, (train_data, val_data), "Trainer")
+        loading = LoaderOptions(num_workers=num_workers, collate_fn=collate_fn)
+        check_dataset_options(loading, (train_data, val_data), "Trainer")
         self._loader, self.train_loader, self.val_loader = trainer_loaders(
             train_data,
             val_data,
             batch_size,
             augment=augment,
             steps_per_epoch=steps_per_epoch,
-            options=LoaderOptions(num_workers=num_workers, collate_fn=collate_fn),
+            options=loading,
             seed=self.seed,
             device=self.device,
             rank=self.rank,

@@ -44,7 +44,7 @@ from superconverge.batches import BatchFn
 from superconverge.data.checks import check_rereadable
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import Augment, resolve_device
-from superconverge.data.sources import DataSource, LoaderOptions, as_source, check_num_workers
+from superconverge.data.sources import DataSource, LoaderOptions, as_source, check_dataset_options
 from superconverge.losses import check_loss_fn, loss_name
 from superconverge.metrics import MetricsSpec, resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
@@ -200,7 +200,7 @@ def tune(
     sources = [("train_data", train), ("val_data", val), ("test_data", test)]
     _check_own_batch(batch_size, train)
     _check_final_steps(batch_size, epochs, train)
-    check_num_workers(num_workers, (train, val, test), "tune")
+    check_dataset_options(loading, (train, val, test), "tune")
     check_recipe_data(model_fn(), sources, run_device, resolve_metrics(metrics, loss_fn), loss_fn)
     request = _Request(epochs, batch_size, families, weight_decays, momentum, compare_momentum)
     fingerprint = request.fingerprint(budget, seed, precision, settings)

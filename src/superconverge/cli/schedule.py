@@ -89,7 +89,8 @@ APPLIES = {
 
 def _check_flags(args: argparse.Namespace) -> None:
     """Flags that would change nothing are refused, not ignored: a flag of another policy,
-    --momentum with --no-momentum, a piecewise boundary at or past the last step."""
+    --gamma of a triangular mode, --momentum with --no-momentum, a piecewise boundary at or past
+    the last step."""
     parser = args.parser
     given = [name for name in APPLIES if getattr(args, name) != parser.get_default(name)]
     for name in given:
@@ -99,6 +100,8 @@ def _check_flags(args: argparse.Namespace) -> None:
                 f"{flag} applies to the {', '.join(APPLIES[name])} "
                 f"polic{'ies' if len(APPLIES[name]) > 1 else 'y'}, not {args.policy}: leave it out"
             )
+    if "gamma" in given and args.mode != "exp_range":  # triangular modes have no decay
+        raise UsageError(f"--gamma applies to --mode exp_range, not {args.mode}: leave it out")
     if args.no_momentum and "momentum" in given:
         raise UsageError("--momentum has no effect with --no-momentum: give one of them")
     late = [b for b in args.boundaries if b >= args.total_steps]

@@ -62,6 +62,25 @@ def test_max_lr_none_runs_the_range_test_and_says_so(digits):
     assert history.plan["max_lr"] == pytest.approx(trainer.last_range_test.max_lr)
 
 
+def test_max_lr_none_uses_the_users_own_range_test_while_the_weights_are_unchanged(digits):
+    # a user's check: trainer.lr_find(num_steps=...) then fit_one_cycle(1) ran a second range
+    # test at the default settings, whose max_lr could differ from the one the user had looked at
+    trainer = _trainer(digits)
+    own = trainer.lr_find(num_steps=40, end_lr=3.0)
+    history = trainer.fit_one_cycle(1)
+    assert trainer.last_range_test is own  # no second range test
+    assert history.plan["max_lr"] == pytest.approx(own.max_lr)
+    assert "from the range test run before (lr_find)" in history.notes[0]
+    # the weights trained since: the next max_lr=None tests them again
+    trainer.fit_one_cycle(1)
+    assert trainer.last_range_test is not own and len(trainer.last_range_test.lrs) == 100
+    # a frozen group changes what trains: tested again too
+    tested = trainer.lr_find(num_steps=40)
+    trainer.freeze_to(1)
+    trainer.fit_one_cycle(1)
+    assert trainer.last_range_test is not tested
+
+
 class _Flat(nn.Module):
     """A model no LR trains: its loss never moves, so a range test finds no max_lr."""
 

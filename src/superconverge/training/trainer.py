@@ -244,6 +244,7 @@ class Trainer:
         # the fit that follows the current one (fine_tune's second phase), saved in checkpoints
         self.then: dict[str, Any] | None = None
         self.last_range_test: Any = None
+        self._tested_state: tuple[tuple[int, bool], ...] | None = None  # `_weights_state` then
         self._fit: FitLoop | None = None
         self._next_search: EdgeSearch | None = None  # the search the next `fit` runs
 
@@ -282,8 +283,24 @@ class Trainer:
         kwargs.setdefault("batch_fn", self.batch_fn)
         kwargs.setdefault("max_grad_norm", self.max_grad_norm)  # the sweep clips as the fit does
         result = lr_find(self.model, self.loss_fn, self.train_loader, **kwargs)
-        self.last_range_test = result
+        self.last_range_test, self._tested_state = result, self._weights_state()
         return result
+
+    def _weights_state(self) -> tuple[tuple[int, bool], ...]:
+        """Each parameter's and buffer's in-place write count and whether it trains: equal
+        before and after anything that changed the weights or froze them (a fit, a checkpoint
+        loaded, the user's own writes) only where nothing did."""
+        tensors = [*self.module.parameters(), *self.module.buffers()]
+        return tuple((t._version, t.requires_grad) for t in tensors)
+
+    def _range_test_max_lr(self) -> tuple[float, str]:
+        """`fit_one_cycle(max_lr=None)`'s max_lr: the user's own `lr_find()` where the weights
+        are still those it tested (a second one, at the default settings, redid its work and
+        could disagree with what the user had chosen, e.g. num_steps=200), else a new one."""
+        if self.last_range_test is not None and self._tested_state == self._weights_state():
+            max_lr, note = range_test_max_lr(self.last_range_test)
+            return max_lr, note.replace("the range test", "the range test run before (lr_find)")
+        return range_test_max_lr(self.lr_find())
 
     @plain_arguments
     def fit_one_cycle(
@@ -305,7 +322,8 @@ class Trainer:
         Args:
             epochs: passes over the training data (>= 1).
             max_lr: the peak LR; a per-group list or ``(low, high)`` pair for discriminative
-                LRs; None runs the LR range test first and uses its ``max_lr``; ``"search"``
+                LRs; None uses the ``max_lr`` of the LR range test (the one `lr_find` ran
+                before, where the weights have not changed since; else a new one); ``"search"``
                 makes the cycle's rise the range test: the LR rises exponentially while the
                 network trains, until the loss stops falling; the weights from the LR of the
                 lowest loss / 6 come back and the descent runs from there (`training.edge`;
@@ -341,7 +359,7 @@ class Trainer:
             self.run_folder.check_free()  # before the range test's time is spent
         notes = []
         if max_lr is None:
-            max_lr, note = range_test_max_lr(self.lr_find())
+            max_lr, note = self._range_test_max_lr()
             notes.append(note)
             if self.rank == 0:
                 tell(f"fit_one_cycle: {note}", logger)

@@ -111,10 +111,21 @@ def test_schedule_table_values_and_steps(tmp_path, capsys):
         ),
         (["spiral", "--total-steps", "100"], "invalid choice: 'spiral'"),
         (  # a decay for a mode that has none was taken and changed nothing
-            ["cyclic", "--total-steps", "100", "--max-lr", "0.1", "--base-lr", "0.01",
-             "--step-size", "10", "--gamma", "0.99"],
+            [
+                "cyclic",
+                "--total-steps",
+                "100",
+                "--max-lr",
+                "0.1",
+                "--base-lr",
+                "0.01",
+                "--step-size",
+                "10",
+                "--gamma",
+                "0.99",
+            ],
             "--gamma applies to --mode exp_range, not triangular: leave it out",
-        ),  # fmt: skip
+        ),
         (
             ["one-cycle", "--total-steps", "100", "--max-lr", "0.1", "--out", "plot.jpg"],
             "--out must end in one of .png",

@@ -291,7 +291,7 @@ class Trainer:
         before and after anything that changed the weights or froze them (a fit, a checkpoint
         loaded, the user's own writes) only where nothing did."""
         tensors = [*self.module.parameters(), *self.module.buffers()]
-        return tuple((t._version, t.requires_grad) for t in tensors)
+        return tuple((t._version, t.requires_grad) for t in tensors)  # noqa: SLF001 - autograd's
 
     def _range_test_max_lr(self) -> tuple[float, str]:
         """`fit_one_cycle(max_lr=None)`'s max_lr: the user's own `lr_find()` where the weights

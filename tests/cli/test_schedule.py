@@ -12,6 +12,9 @@ def _run_cli(*args):
     )
 
 
+CYCLIC = ["cyclic", "--total-steps", "100", "--max-lr", "0.1", "--base-lr", "0.01"]
+
+
 @pytest.mark.parametrize(
     "flags",
     [
@@ -88,7 +91,7 @@ def test_schedule_table_values_and_steps(tmp_path, capsys):
             "--warmup-fraction must be in (0, 1), got 1.5",
         ),
         (
-            ["cyclic", "--total-steps", "100", "--max-lr", "0.1", "--base-lr", "0.01"],
+            CYCLIC,
             "--step-size is required",
         ),
         (
@@ -111,19 +114,7 @@ def test_schedule_table_values_and_steps(tmp_path, capsys):
         ),
         (["spiral", "--total-steps", "100"], "invalid choice: 'spiral'"),
         (  # a decay for a mode that has none was taken and changed nothing
-            [
-                "cyclic",
-                "--total-steps",
-                "100",
-                "--max-lr",
-                "0.1",
-                "--base-lr",
-                "0.01",
-                "--step-size",
-                "10",
-                "--gamma",
-                "0.99",
-            ],
+            [*CYCLIC, "--step-size", "10", "--gamma", "0.99"],
             "--gamma applies to --mode exp_range, not triangular: leave it out",
         ),
         (

@@ -33,6 +33,9 @@ RUN_FILES = (
     "losses.png",
     "short_runs.png",
     "refit",  # `fit --plan`'s default folder: a refit of this run's plan goes with it
+    "results.json",  # `reproduce`'s
+    "results.md",
+    "accuracy.png",
 )
 PREVIOUS = "previous-"  # prefix of the subfolders earlier runs are moved into
 _STAGING = ".moving-aside"  # prefix of a subfolder still being filled (a kill may leave one)

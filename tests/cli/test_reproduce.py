@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from superconverge.cli.main import main
@@ -43,3 +45,80 @@ def test_a_data_dir_without_the_data_files_is_a_usage_error_naming_it(tmp_path, 
     assert err.startswith("superconverge reproduce: error: --data-dir: train-images-idx3-ubyte.gz")
     assert "permissions" not in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def _tiny_cifar10_full(tmp_path, monkeypatch):
+    """`reproduce cifar10-full --quick` on a tiny archive: two contenders of a few steps."""
+    from superconverge.experiments import cifar_full
+    from superconverge.experiments import cifar_superconvergence as contenders
+    from tests.data.conftest import make_cifar_archive
+
+    archive, _ = make_cifar_archive(tmp_path / "data", batches=(1, 2), per_batch=48, test=20)
+    quick = contenders.Settings(epochs=1, width=0.125, blocks=1, batch_size=16,
+                                train_samples=64, val_samples=32,
+                                contenders=("one cycle 0.1-3.5", "Adam"))  # fmt: skip
+    monkeypatch.setattr(cifar_full, "QUICK", quick)
+    return ["reproduce", "cifar10-full", "--quick", "--data-dir", str(archive.parent)]
+
+
+def test_an_interrupted_reproduction_resumes_with_what_it_ran(tmp_path, monkeypatch, capsys):
+    # an interrupt said only "interrupted"; continuing took --force, which (as said) replaces
+    from superconverge.experiments import cifar_superconvergence as contenders
+
+    command = _tiny_cifar10_full(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    real, ran = contenders._contender, []
+
+    def interrupted_at_adam(name, *args):
+        if name == "Adam" and not ran:
+            ran.append(name)
+            raise KeyboardInterrupt
+        return real(name, *args)
+
+    monkeypatch.setattr(contenders, "_contender", interrupted_at_adam)
+    assert main([*command, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert f"the runs that finished are in {out / 'results.json'}; continue with " in err
+    assert f"`superconverge reproduce cifar10-full --resume --out {out}`" in err
+    first = json.loads((out / "results.json").read_text())["results"]
+    assert list(first) == ["one cycle 0.1-3.5"]
+
+    assert main([*command, "--out", str(out)]) == 2  # neither flag: what to do is said
+    assert "pass --resume to continue it, --force to start over" in capsys.readouterr().err
+    assert main([*command[:-3], "--data-dir", command[-1], "--out", str(out), "--resume"]) == 2
+    assert "records no run of cifar10-full with these settings" in capsys.readouterr().err
+    assert main([*command, "--out", str(out), "--resume", "--force"]) == 2
+
+    assert main([*command, "--out", str(out), "--resume"]) == 0
+    assert "resuming: 1 run recorded in" in capsys.readouterr().out
+    resumed = json.loads((out / "results.json").read_text())["results"]
+    assert resumed["one cycle 0.1-3.5"] == first["one cycle 0.1-3.5"]  # kept, not run again
+    assert "Adam" in resumed
+
+
+def test_force_starts_over_and_keeps_the_old_results_until_the_new_run_ends(
+    tmp_path, monkeypatch, capsys
+):
+    # --force read the old results.json and kept its runs: it continued, it did not start over
+    from superconverge.experiments import cifar_superconvergence as contenders
+
+    command = _tiny_cifar10_full(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    assert main([*command, "--out", str(out)]) == 0
+    old = json.loads((out / "results.json").read_text())
+    old["results"]["Adam"]["accuracy"] = 2.0  # a mark: a run kept would keep it
+    (out / "results.json").write_text(json.dumps(old))
+
+    def failing(name, *args):
+        raise RuntimeError("the new run failed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(contenders, "_contender", failing)
+        assert main([*command, "--out", str(out), "--force"]) == 1
+    aside = [p for p in out.iterdir() if p.name.startswith("previous-")]
+    assert len(aside) == 1 and json.loads((aside[0] / "results.json").read_text()) == old
+    capsys.readouterr()
+    assert main([*command, "--out", str(out), "--force"]) == 0
+    new = json.loads((out / "results.json").read_text())["results"]
+    assert new["Adam"]["accuracy"] <= 1.0  # run again
+    assert [p.name for p in out.iterdir() if p.name.startswith("previous-")] == [aside[0].name]

@@ -79,3 +79,33 @@ def test_the_table_flags_chance_level_runs_and_lists_max_lr_per_scaling_in_seed_
     cycle = next(line for line in table.splitlines() if line.startswith("| 1cycle"))
     assert "(1 diverged)" in cycle and cycle.endswith("| 0.05, 0.01 |")  # the same: said once
     assert "chance" not in next(line for line in table.splitlines() if line.startswith("| CLR"))
+
+
+def test_an_interrupted_run_keeps_its_finished_runs_and_resumes(tmp_path, monkeypatch):
+    # results.json was written once, at the end: an interrupt lost every run made
+    from superconverge.experiments import mnist_clr
+    from tests.data.conftest import make_mnist
+
+    make_mnist(tmp_path / "mnist", train=320, test=40)
+    settings = mnist_clr.Settings(seeds=1, evaluations=2)
+    real, calls = mnist_clr._contender, []
+
+    def interrupted_at_the_third(name, seed, *args):
+        calls.append((name, seed))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(name, seed, *args)
+
+    monkeypatch.setattr(mnist_clr, "_contender", interrupted_at_the_third)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        mnist_clr.run(out, settings, str(tmp_path / "mnist"))
+    first = json.loads((out / "results.json").read_text())["results"]
+    assert {name: len(runs) for name, runs in first["raw"].items()} == {"CLR": 1, "Adam": 1}
+    assert mnist_clr.recorded_runs(out, settings) == 2
+    assert mnist_clr.recorded_runs(out, mnist_clr.Settings(seeds=2, evaluations=2)) == 0
+    monkeypatch.setattr(mnist_clr, "_contender", real)
+    results = mnist_clr.run(out, settings, str(tmp_path / "mnist"))
+    assert results["raw"]["CLR"] == first["raw"]["CLR"]  # kept, not run again
+    assert all(len(runs) == 1 for scaling in results.values() for runs in scaling.values())
+    assert (out / "results.md").is_file() and (out / "accuracy.png").is_file()

@@ -8,7 +8,8 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from superconverge.cli._common import UsageError, claim_out_dir
+from superconverge._run_folder import discard, move_aside
+from superconverge.cli._common import UsageError, claim_out_dir, refuse_busy_folder
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -31,10 +32,50 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, help="output folder (default: runs/reproduce-NAME)")
     p.add_argument(
-        "--force", action="store_true", help="replace what an earlier run wrote into --out"
+        "--force",
+        action="store_true",
+        help="start over: an earlier run's results in --out are moved into "
+        "--out/previous-<time>/ first and deleted once the new run has finished",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in --out: the runs its results.json records under "
+        "the same settings (--quick, --seeds) are kept, the rest run",
     )
     p.set_defaults(handler=run, parser=p)
     return p
+
+
+RESULTS = "results.json"
+
+
+def _claim(out: Path, args: argparse.Namespace, experiment: Any, settings: Any) -> Path | None:
+    """`out` made ready for the run: refused when it holds an earlier run and neither --force
+    nor --resume is given; with --force that run moved aside (returned, to be discarded once the
+    new one has finished); with --resume checked to hold runs of these settings."""
+    if args.force and args.resume:
+        raise UsageError("--force and --resume exclude each other: start over, or continue")
+    if args.resume:
+        if not (out / RESULTS).is_file():
+            raise UsageError(f"--resume: {out} holds no {RESULTS} to continue; leave --resume out")
+        kept = experiment.recorded_runs(out, settings)
+        if kept == 0:  # settings changed: resuming would start over, replacing what is there
+            raise UsageError(
+                f"--resume: {out / RESULTS} records no run of {args.name} with these settings "
+                "(--quick and --seeds as before?); pass those, or --force to start over"
+            )
+        claim_out_dir(out, False, resume=True)
+        print(f"resuming: {kept} run{'s' * (kept != 1)} recorded in {out / RESULTS} are kept")
+        return None
+    if not args.force and (out / RESULTS).is_file():
+        refuse_busy_folder(out, "--out")
+        raise UsageError(
+            f"--out {out} holds a reproduction ({RESULTS}); pass --resume to continue it, "
+            "--force to start over, or choose another --out"
+        )
+    claim_out_dir(out, args.force)
+    return move_aside(out) if args.force else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,15 +108,24 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir} is not a folder")
     out = args.out or Path("runs") / f"reproduce-{args.name}"
-    claim_out_dir(out, args.force)
+    aside = _claim(out, args, experiment, settings)
     try:
         experiment.run(out, settings, args.data_dir)
+    except KeyboardInterrupt:  # what ran is in results.json: say how to go on from it
+        if not (out / RESULTS).is_file():
+            raise
+        raise KeyboardInterrupt(
+            f"interrupted: the runs that finished are in {out / RESULTS}; continue with "
+            f"`superconverge reproduce {args.name} --resume --out {out}` and the same flags"
+        ) from None
     except FileNotFoundError as error:
         if error.errno is not None:  # an OS error (a file that went away mid-run): a failure
             raise
         # the loader's message (no errno) for a data file that is not where it looked, before
         # anything ran: the folder is the fix, as tune, lr-find and fit say it
         raise UsageError(f"--data-dir: {error}") from None
+    if aside is not None:
+        discard(aside)  # the new run has finished: the one it replaced goes
     print((out / "results.md").read_text())
     print(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'accuracy.png'}")
     return 0

@@ -226,6 +226,11 @@ def _key(size: int, seed: int, policy: str) -> str:
     return f"{size}/{seed}/{policy}"
 
 
+def recorded_runs(out: Path, settings: Settings) -> int:
+    """How many runs `run` would keep from ``out/results.json`` (`reproduce --resume`)."""
+    return len(_resume(out / "results.json", settings))
+
+
 def _resume(path: Path, settings: Settings) -> dict[str, Any]:
     if not path.is_file():
         return {}

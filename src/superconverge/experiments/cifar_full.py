@@ -22,7 +22,12 @@ from typing import Any
 
 from superconverge.experiments import cifar_superconvergence
 from superconverge.experiments.cifar import data_root
-from superconverge.experiments.cifar_superconvergence import CONTENDERS, PUBLISHED, Settings
+from superconverge.experiments.cifar_superconvergence import (
+    CONTENDERS,
+    PUBLISHED,
+    Settings,
+    recorded_runs,
+)
 
 TRAIN, VAL = 40_000, 10_000  # Keras validation_split=0.2 of the 50,000 training images
 
@@ -56,4 +61,14 @@ def run(
     return cifar_superconvergence.run(out, settings, data_root(data_dir), device)
 
 
-__all__ = ["CONTENDERS", "FULL", "FULL_CUDA", "PUBLISHED", "QUICK", "Settings", "data_root", "run"]
+__all__ = [
+    "CONTENDERS",
+    "FULL",
+    "FULL_CUDA",
+    "PUBLISHED",
+    "QUICK",
+    "Settings",
+    "data_root",
+    "recorded_runs",
+    "run",
+]

@@ -194,6 +194,11 @@ def _slice(data: ArrayData, start: int, stop: int) -> ArrayData:
     return ArrayData(data.inputs[start:stop], data.targets[start:stop])
 
 
+def recorded_runs(out: Path, settings: Settings) -> int:
+    """How many contenders `run` would keep from ``out/results.json`` (`reproduce --resume`)."""
+    return len(_resume(out / "results.json", settings))
+
+
 def _resume(path: Path, settings: Settings) -> dict[str, Any]:
     """The contenders recorded at `path` that `settings` would run the same way.
 

@@ -12,13 +12,14 @@ import json
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from superconverge import schedules
+from superconverge._files import write_atomically, write_text_atomically
 from superconverge.data import ArrayData, load
 from superconverge.experiments.curves import TestCurve, curve_trainer, head, split_tail
 from superconverge.models import build
@@ -112,8 +113,12 @@ def _contender(
 
 def run(out: Path, settings: Settings, data_dir: str | None = None) -> dict[str, Any]:
     """Run every contender on both input scalings for `settings.seeds` seeds; write the table
-    (``results.md``, ``results.json``) and the curves (``accuracy.png``) into `out`."""
-    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    (``results.md``, ``results.json``) and the curves (``accuracy.png``) into `out`.
+
+    ``results.json`` is rewritten after each run, and a run already recorded there under the
+    same settings is not run again: an interrupted run resumes where it stopped.
+    """
+    results = _resume(out / "results.json", settings)
     for scaling in SCALINGS:
         splits = load("mnist", data_dir, val_fraction=0.0, normalize=scaling)
         train, test = splits.train, splits.test
@@ -122,20 +127,40 @@ def run(out: Path, settings: Settings, data_dir: str | None = None) -> dict[str,
         # the recipe needs validation data to compare candidates: the last 5,000 training images
         held = min(5000, len(train) // 10)
         fit_part, val = split_tail(train, held)
-        results[scaling] = {}
         for name in CONTENDERS:
-            runs = []
-            for seed in range(settings.seeds):
+            runs = results.setdefault(scaling, {}).setdefault(name, [])
+            for seed in range(len(runs), settings.seeds):  # those recorded are kept
                 data = fit_part if name == "recipe (tune)" else train
                 runs.append(_contender(name, seed, data, val, test, settings))
-            results[scaling][name] = runs
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(
-        json.dumps({"settings": settings.__dict__, "results": results}, indent=1)
-    )
-    (out / "results.md").write_text(_table(results, settings))
-    _plot(results).savefig(out / "accuracy.png", dpi=110)
+                _write_json(out, settings, results)
+    _write_json(out, settings, results)
+    write_text_atomically(out / "results.md", _table(results, settings))
+    figure = _plot(results)
+    write_atomically(out / "accuracy.png", lambda f: figure.savefig(f, dpi=110, format="png"))
     return results
+
+
+def _write_json(out: Path, settings: Settings, results: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"settings": asdict(settings), "results": results}
+    write_text_atomically(out / "results.json", json.dumps(record, indent=1))
+
+
+def recorded_runs(out: Path, settings: Settings) -> int:
+    """How many runs `run` would keep from ``out/results.json`` (`reproduce --resume`)."""
+    kept = _resume(out / "results.json", settings)
+    return sum(len(runs) for contenders in kept.values() for runs in contenders.values())
+
+
+def _resume(path: Path, settings: Settings) -> dict[str, Any]:
+    """The runs recorded at `path` under the same `settings` (each contender's seeds in order,
+    as `run` makes them), else none."""
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text())
+    if saved.get("settings") != json.loads(json.dumps(asdict(settings))):
+        return {}
+    return dict(saved.get("results", {}))
 
 
 def _mean_sd(values: list[float]) -> str:

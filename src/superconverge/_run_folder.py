@@ -38,6 +38,9 @@ RUN_FILES = (
     "accuracy.png",
 )
 PREVIOUS = "previous-"  # prefix of the subfolders earlier runs are moved into
+# `fit --force`'s note of the previous-* subfolder it moved the earlier run into (tune's is in
+# its journal): only that one is deleted when the fit finishes, also after a --resume
+REPLACES = ".replaces"
 _STAGING = ".moving-aside"  # prefix of a subfolder still being filled (a kill may leave one)
 
 
@@ -104,14 +107,39 @@ def discard(aside: Path) -> None:
         shutil.rmtree(aside)
 
 
+def note_replaced(folder: Path, aside: Path | None) -> None:
+    """Record in `folder` that the run now starting there replaces `aside` (None: nothing)."""
+    from superconverge._files import write_text_atomically
+
+    mark = folder / REPLACES
+    if aside is None:
+        mark.unlink(missing_ok=True)
+    else:
+        write_text_atomically(mark, aside.name)
+
+
+def replaced_run(folder: Path) -> Path | None:
+    """The previous-* subfolder of `folder` that its run (a `fit --force`) replaces and is to
+    delete when it finishes, as `note_replaced` recorded it; None when it replaces none, or the
+    note names anything but a subfolder of `folder` called previous-*."""
+    try:
+        name = (folder / REPLACES).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    aside = folder / name
+    if Path(name).name != name or not name.startswith(PREVIOUS) or not aside.is_dir():
+        return None
+    return aside
+
+
 def is_empty_but_for_us(folder: str | Path) -> bool:
-    """True when `folder` is missing or holds nothing but the lock, runs moved aside and
-    temporary files."""
+    """True when `folder` is missing or holds nothing but the lock, runs moved aside (and the
+    note of the one a fit replaces) and temporary files."""
     folder = Path(folder)
     if not folder.is_dir():
         return True
     return all(
-        entry.name == LOCK_NAME
+        entry.name in (LOCK_NAME, REPLACES)
         or (entry.name.startswith(".") and entry.name.endswith(".partial"))  # a dead writer's
         or (entry.is_dir() and entry.name.startswith(PREVIOUS))
         for entry in folder.iterdir()

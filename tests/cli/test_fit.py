@@ -251,18 +251,72 @@ def test_a_folder_a_fit_is_writing_names_that_fit_not_resume_or_force(tmp_path, 
             assert "continue it with" not in err and "--force" not in err
 
 
-def test_a_hand_edited_weight_average_is_refused_before_anything_moves(tmp_path, capsys):
-    # it passed the plan's check, the run was moved aside, then the fit failed with exit 1
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [  # each passed the plan's type check; the run was moved aside, then the fit was refused
+        ({"weight_average": 5}, "weight_average must be in (0, 1] or null, got 5"),
+        ({"epochs": 0}, "epochs must be >= 1, got 0"),
+        ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
+        ({"max_lr": -1.0}, "max_lr must be a finite number > 0, got -1.0"),
+        ({"min_lr": 5.0}, "min_lr must be <= max_lr (0.1), got 5.0"),
+        ({"weight_decay": -1.0}, "weight_decay must be >= 0, got -1.0"),
+        ({"momentum": [2.0, 0.5]}, "momentum values must be in [0, 1), got (2.0, 0.5)"),
+        ({"optimizer": "bogus"}, "optimizer must be one of 'sgd', "),
+        ({"environment": {"world_size": "x"}}, "environment.world_size must be an integer >= 1"),
+    ],
+)
+def test_a_hand_edited_value_is_refused_before_anything_moves(tmp_path, capsys, change, message):
     out = tmp_path / "out"
     assert main(["fit", "--plan", str(_digits_plan(tmp_path)), "--out", str(out)]) == 0
     (tmp_path / "edited").mkdir()
-    edited = _digits_plan(tmp_path / "edited", weight_average=5)
+    edited = _digits_plan(tmp_path / "edited", **change)
     capsys.readouterr()
     assert main(["fit", "--plan", str(edited), "--out", str(out), "--force"]) == 2
-    assert f"--plan {edited}: weight_average must be in (0, 1] or null, got 5" in (
-        capsys.readouterr().err
-    )
+    assert f"--plan {edited}: {message}" in capsys.readouterr().err
     assert not list(out.glob("previous-*")) and (out / "model.pt").is_file()
+
+
+def test_only_the_run_a_fit_replaced_is_deleted_when_it_finishes(tmp_path, capsys):
+    # a user's check: after a --force that failed (its run moved aside), a plain fit into the
+    # folder was accepted; resumed, it deleted that earlier run, which it had never replaced
+    out = tmp_path / "out"
+    assert main(["fit", "--plan", str(_digits_plan(tmp_path)), "--out", str(out)]) == 0
+    flags = ["--model", "tests.cli.entry:unflattened", "--trust-plan-code", "--force"]
+    assert main(["fit", "--plan", str(tmp_path / "plan.json"), "--out", str(out), *flags]) == 2
+    (aside,) = out.glob("previous-*")
+    plain = ["fit", "--plan", str(tmp_path / "plan.json"), "--out", str(out)]
+    assert main(plain) == 0
+    (out / "plan.json").unlink()  # as a fit stopped after its epoch leaves it
+    capsys.readouterr()
+    assert main([*plain, "--resume"]) == 0
+    assert "deleted the previous run" not in capsys.readouterr().out
+    assert list(out.glob("previous-*")) == [aside] and (aside / "model.pt").is_file()
+
+
+def test_advice_after_a_force_over_the_plans_own_folder_names_the_plan_where_it_went(
+    tmp_path, capsys, monkeypatch
+):
+    # a user's check: fit --plan DIR/plan.json --out DIR --force moves the tune run aside, its
+    # plan.json too; the line said "continue with: ... --plan DIR/plan.json ..." (not found)
+    data = "tests.cli.entry_data:flaky_test_split"
+    model = "tests.cli.entry_data:regressor"
+    out = tmp_path / "out"
+    out.mkdir()
+    plan = _digits_plan(out, epochs=2, batch_size=16, max_lr=0.04, min_lr=0.004, data=data,
+                        model=model, loss="mse", model_options={})  # fmt: skip
+    command = ["fit", "--plan", str(plan), "--data", data, "--model", model, "--out", str(out)]
+    monkeypatch.setenv("SUPERCONVERGE_TEST_FLAKY", "1")
+    assert main([*command, "--force"]) == 1
+    (aside,) = out.glob("previous-*")
+    moved = aside / "plan.json"
+    assert capsys.readouterr().err.strip().endswith(
+        f"continue with: superconverge fit --plan {moved} --data {data} --model {model} --out "
+        f"{out} --resume"
+    )
+    monkeypatch.delenv("SUPERCONVERGE_TEST_FLAKY")
+    advised = ["fit", "--plan", str(moved), "--data", data, "--model", model, "--out", str(out)]
+    assert main([*advised, "--resume"]) == 0
+    assert f"fit: deleted the previous run {aside}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])

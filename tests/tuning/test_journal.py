@@ -60,6 +60,26 @@ def test_nothing_to_resume_and_a_foreign_file_are_named(tmp_path):
         Journal.load(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [  # a resume deleted any folder called previous-* that `replaces` named, anywhere on disk
+        ("replaces", "/elsewhere/previous-keep", "replaces must be null or the name of a previous-"),
+        ("replaces", "../other/previous-1", "replaces must be null or the name of a previous-"),
+        ("replaces", "checkpoint-folder", "replaces must be null or the name of a previous-"),
+        ("command", "--epochs 3", "command must be null or a list of flags"),  # split in letters
+        ("records", [], "records must be a JSON object, got list"),  # started over, unsaid
+    ],
+)
+def test_a_journal_edited_by_hand_is_refused_naming_the_field(tmp_path, field, value, message):
+    Journal.start(tmp_path, {"epochs": 2}, command=["--epochs", "2"], replaces="previous-1")
+    assert Journal.load(tmp_path).replaces == "previous-1"
+    saved = json.loads((tmp_path / JOURNAL).read_text())
+    saved[field] = value
+    (tmp_path / JOURNAL).write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=f"{JOURNAL}: {message}"):
+        Journal.load(tmp_path)
+
+
 def test_a_record_that_json_cannot_hold_fails_before_anything_is_saved(tmp_path):
     journal = Journal.start(tmp_path, {})
     with pytest.raises(TypeError, match="must be JSON data"):

@@ -293,6 +293,10 @@ def _optimizer_of(args: argparse.Namespace, plan: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     refuse_torchrun("superconverge fit")
     plan = load_plan(args.plan)
+    try:  # before anything is moved aside (a --force) or trained
+        plan.check_values()
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"--plan {args.plan}: {error}") from None
     if (plan.data is None and args.data is None) or (plan.model is None and args.model is None):
         raise UsageError(
             f"--plan {args.plan} names no data/model to rebuild (it came from the Python API); "
@@ -355,11 +359,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         _refuse_unfinished_fit(args, plan, out)
     claim_out_dir(out, args.force, resume=args.resume)
-    from superconverge._run_folder import discard, move_aside
+    from superconverge._run_folder import discard, move_aside, note_replaced
 
     # --force over a run: moved aside whole first (its report, journal and range tests would
-    # otherwise stay beside this run's files), deleted once this run is written
+    # otherwise stay beside this run's files), deleted once this run is written; only the run
+    # this fit moved aside (a plain fit after a failed --force deleted that one on --resume)
     aside = move_aside(out) if args.force else _replaced(out) if args.resume else None
+    if not args.resume:
+        note_replaced(out, aside)
     if aside is not None and args.force:
         print(f"fit: moved the previous run to {aside}; it is deleted once this run finishes")
     from superconverge.data import default_augment
@@ -393,7 +400,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     except (ValueError, TypeError) as error:
         if str(error).split(" ", 1)[0] in PLAN_FIELDS:  # a value the plan file holds
-            raise UsageError(f"--plan {args.plan}: {error}") from None
+            kept = "" if aside is None else f"; the run it was to replace is kept in {aside}/"
+            raise UsageError(f"--plan {args.plan}: {error}{kept}") from None
         if args.resume:  # the checkpoint's settings or data differ from this command's
             raise UsageError(f"--resume {out}: {error}") from None
         _crashed(error, args, plan, out)
@@ -423,6 +431,7 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomically(out / "plan.json", plan.to_json())
     if aside is not None and history.status != "diverged":  # a diverged run keeps it
         discard(aside)
+        note_replaced(out, None)
         print(f"fit: deleted the previous run {aside}")
     test = plan.results.get("test", {})
     scores = f"; {scores_line(test)}" if test else ""
@@ -470,9 +479,24 @@ def _finished_fit(out: Path) -> bool:
 
 def _command(args: argparse.Namespace, then: str) -> str:
     """This command line without --force and --resume, then with `then` (one of them): what
-    continues its run, or starts it again over what it left."""
+    continues its run, or starts it again over what it left. A --plan inside the --out that a
+    --force moved aside is named where it is now (`fit --plan DIR/plan.json --out DIR --force`
+    replaces the tune run whole, its plan.json too: the line named a file no longer there)."""
     argv = [flag for flag in getattr(args, "argv", ["fit"]) if flag not in ("--force", "--resume")]
+    moved = _moved_plan(args)
+    if moved is not None:
+        argv = [str(moved) if flag == str(args.plan) else flag for flag in argv]
+        argv = [f"--plan={moved}" if flag == f"--plan={args.plan}" else flag for flag in argv]
     return shlex.join(["superconverge", *argv, then])
+
+
+def _moved_plan(args: argparse.Namespace) -> Path | None:
+    """Where --plan is now if the run it belonged to was moved aside with it, else None."""
+    out = args.out or args.plan.parent / "refit"
+    aside = _replaced(out)
+    if aside is None or args.plan.exists() or not (aside / args.plan.name).is_file():
+        return None
+    return aside / args.plan.name if args.plan.parent.resolve() == out.resolve() else None
 
 
 def _kept(args: argparse.Namespace, plan: Any, out: Path, when: str = "") -> str:
@@ -496,14 +520,11 @@ def _kept(args: argparse.Namespace, plan: Any, out: Path, when: str = "") -> str
 
 
 def _replaced(out: Path) -> Path | None:
-    """The run the fit in `out` replaced (--force), still waiting until that fit finishes: the
-    newest previous-* subfolder, since a later --force would have moved this fit aside too."""
-    from superconverge._run_folder import PREVIOUS
+    """The run the fit in `out` replaced (--force), still waiting until that fit finishes; None
+    for a fit that replaced none (an earlier --force's previous-* folder is not its own)."""
+    from superconverge._run_folder import replaced_run
 
-    if not out.is_dir():
-        return None
-    asides = sorted(p for p in out.iterdir() if p.is_dir() and p.name.startswith(PREVIOUS))
-    return asides[-1] if asides else None
+    return replaced_run(out)
 
 
 def _crashed(error: Exception, args: argparse.Namespace, plan: Any, out: Path) -> None:

@@ -123,6 +123,7 @@ class Journal:
             raise ValueError(f"{path} cannot be read as a tune journal ({error})") from error
         if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
             raise ValueError(f"{path} is not a tune journal (format {FORMAT_VERSION})")
+        _check_fields(path, data)
         return cls(
             folder,
             decode_nonfinite(data.get("settings", {})),
@@ -266,6 +267,36 @@ def settings_differences(recorded: dict[str, Any], current: dict[str, Any]) -> l
                 f"{key} {recorded.get(key, 'unset')!r} there, {now.get(key, 'unset')!r} now"
             )
     return differ
+
+
+def _check_fields(path: Path, data: dict[str, Any]) -> None:
+    """A ValueError naming `path` and the field, for a journal edited by hand (or copied badly)
+    whose fields are not what a run writes: ``replaces`` named any folder called previous-*,
+    anywhere (a resume then deleted it), and a string ``command`` was split into letters."""
+    from superconverge._run_folder import PREVIOUS
+
+    replaces = data.get("replaces")
+    if replaces is not None and not (
+        isinstance(replaces, str)
+        and replaces.startswith(PREVIOUS)
+        and Path(replaces).name == replaces
+        and "\\" not in replaces
+        and replaces not in (".", "..")
+    ):
+        raise ValueError(
+            f"{path}: replaces must be null or the name of a {PREVIOUS}* subfolder of the run "
+            f"folder, got {replaces!r}"
+        )
+    command = data.get("command")
+    if command is not None and not (
+        isinstance(command, list) and all(isinstance(flag, str) for flag in command)
+    ):
+        raise ValueError(f"{path}: command must be null or a list of flags, got {command!r}")
+    for name in ("settings", "records"):
+        if not isinstance(data.get(name, {}), dict):
+            raise ValueError(
+                f"{path}: {name} must be a JSON object, got {type(data[name]).__name__}"
+            )
 
 
 def _seconds(value: Any) -> float:

@@ -150,6 +150,37 @@ class TunePlan:
     def from_json(cls, text: str) -> TunePlan:
         return cls.from_dict(json.loads(text))
 
+    def check_values(self) -> None:
+        """A ValueError (TypeError for a wrong type) naming the first field whose value no run
+        can train with: `from_dict` checks types, a hand-edited ``epochs: 0`` or ``max_lr: -1``
+        was only found by the run (after `fit --force` had moved the earlier run aside)."""
+        from superconverge._checks import (
+            check_count,
+            check_max_lr,
+            check_momentum,
+            check_non_negative,
+            check_not_above,
+            check_positive,
+        )
+        from superconverge.pytorch.optimizers import OPTIMIZERS
+
+        check_count("epochs", self.epochs)
+        check_count("batch_size", self.batch_size)
+        if self.policy != SEARCH:  # a search plan's max_lr and min_lr are found again
+            check_max_lr(self.max_lr)
+            check_positive("min_lr", self.min_lr)
+            check_not_above("min_lr", self.min_lr, "max_lr", self.max_lr)
+        check_non_negative("weight_decay", self.weight_decay)
+        if isinstance(self.momentum, (int, float)):  # one value, held
+            check_momentum((self.momentum, self.momentum))
+        else:
+            check_momentum(self.momentum)
+        if self.optimizer is not None:
+            check_choice("optimizer", self.optimizer, tuple(OPTIMIZERS))
+        world = (self.environment or {}).get("world_size", 1)
+        if isinstance(world, bool) or not isinstance(world, int) or world < 1:
+            raise ValueError(f"environment.world_size must be an integer >= 1, got {world!r}")
+
     def search_settings(self) -> EdgeSettings:
         """The in-run search's constants this plan records (`search`), as `EdgeSettings`;
         a ValueError names a bad one."""

@@ -97,7 +97,9 @@ def _contender(
         )
         return {
             "accuracy": tuned.results.get("test", {}).get("accuracy", math.nan),
-            "epochs": epochs,
+            # what its final run trained: the budget lengthens it (2E by default), and the
+            # table said E
+            "epochs": tuned.epochs,
             "curve": [],
             "max_lr": tuned.max_lr,
             "weight_decay": tuned.weight_decay,

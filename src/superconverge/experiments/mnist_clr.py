@@ -78,6 +78,7 @@ def _contender(
             "max_lr": tuned.max_lr,
             "status": tuned.results["status"],
             "batch_size": tuned.batch_size,
+            "epochs": tuned.epochs,  # its final run's: the budget lengthens it
             "samples": tuned.compute.get("total_samples"),  # search and final run
             "seconds": time.perf_counter() - start,
         }
@@ -220,7 +221,23 @@ def _table(results: dict[str, Any], settings: Settings) -> str:
         lines.append(
             f"| {name} | {published if published else '-'} | {_mean_sd(raw)} | {_mean_sd(unit)} | {_lrs(results, name)} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _recipe_note(results)
+
+
+def _recipe_note(results: dict[str, Any]) -> str:
+    """What the recipe's final run trained where it was not the one epoch of the heading (the
+    budget lengthens it, 2 epochs by default): the table said nothing of it."""
+    runs = [run for scaling in results.values() for run in scaling.get("recipe (tune)", [])]
+    epochs = sorted({run["epochs"] for run in runs if run.get("epochs", 1) != 1})
+    if not epochs:
+        return ""
+    samples = sorted({run["samples"] for run in runs if run.get("samples")})
+    spent = f" ({', '.join(f'{s:,}' for s in samples)} training samples with its search)"
+    return (
+        f"\nThe recipe's final run trained {' or '.join(map(str, epochs))} epochs"
+        f"{spent if samples else ''}, not one: `tune` spends its budget (2x one run) on a longer "
+        "final run. The others trained one epoch.\n"
+    )
 
 
 def _plot(results: dict[str, Any]) -> Any:

@@ -228,13 +228,27 @@ def diagnose_by_run_length(
 
 NEVER_LEARNED = 0.95  # the last steps' loss is still >= 95% of the first steps': no learning
 EDGE_STEPS = 10
+# what shows a model learned although its training loss did not fall (it started trained)
+LEARNED_ACCURACY = 0.9  # a stuck network is at chance, its majority class's share at most
+LEARNED_FALL = 0.02  # the validation loss's fall from its first epoch, as a share of it
 
 
-def never_learned(step_losses: Sequence[float]) -> Verdict | None:
+def never_learned(
+    step_losses: Sequence[float], val_losses: Sequence[float] = (), val_accuracy: float = math.nan
+) -> Verdict | None:
     """A run whose training loss never fell (e.g. dead ReLUs after a too-large LR: the loss sits
-    at chance level without ever becoming NaN), or None when the loss did fall."""
+    at chance level without ever becoming NaN), or None when the loss did fall, or when the
+    validation data say the model has learned (a continued fit of a trained model starts at its
+    loss's floor: its best validation accuracy is `LEARNED_ACCURACY` or more, or its validation
+    loss fell by `LEARNED_FALL` of its first value or more; both were "diverged: the model did
+    not learn" at 97.9% validation accuracy)."""
     finite = [v for v in step_losses if math.isfinite(v)]
     if len(finite) < 2 * EDGE_STEPS:
+        return None
+    val = [v for v in val_losses if math.isfinite(v)]
+    if val_accuracy >= LEARNED_ACCURACY or (
+        len(val) >= 2 and val[0] > 0 and min(val) <= (1 - LEARNED_FALL) * val[0]
+    ):
         return None
     first = sum(finite[:EDGE_STEPS]) / EDGE_STEPS
     last = sum(finite[-EDGE_STEPS:]) / EDGE_STEPS
@@ -272,7 +286,9 @@ def diagnose(history: Any) -> Verdict:
     val = [row["val_loss"] for row in history.epochs if "val_loss" in row]
     if history.status == "diverged":
         return diagnose_losses(train, val, status="diverged", message=history.message)
-    stuck = never_learned(history.step_losses)
+    accuracies = [row.get("val_accuracy", math.nan) for row in history.epochs]
+    best = max((a for a in accuracies if math.isfinite(a)), default=math.nan)
+    stuck = never_learned(history.step_losses, val, best)
     if stuck is not None:
         return stuck
     if not val:

@@ -121,6 +121,18 @@ def test_a_generator_shorter_than_the_sweep_is_named_not_a_bare_stop_iteration(d
                        r"batches.* num_steps <= 10"):  # fmt: skip
         lr_find(model, batches(), num_steps=30)
     assert_bitwise_equal(_everything(model), before)
+    # fewer batches than any sweep: num_steps <= 8 was advised, then refused (>= 10)
+    with pytest.raises(ValueError, match=r"gave 8 batches.* or one that yields at least 10 "):
+        lr_find(model, (b for i, b in enumerate(batches()) if i < 8), num_steps=30)
+
+
+def test_numpy_numbers_are_taken_as_the_pytorch_range_test_takes_them(digits):
+    # a user's check: "batch_size must be an integer >= 1, got np.int64(32)"
+    x, y = digits
+    model = make_model(keras.optimizers.SGD(0.01))
+    result = lr_find(model, x, y, batch_size=np.int64(32), num_steps=np.int64(20),
+                     start_lr=np.float32(1e-6))  # fmt: skip
+    assert len(result.lrs) == 20
 
 
 def test_exception_mid_sweep_still_restores_everything(digits):

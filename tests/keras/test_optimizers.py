@@ -70,6 +70,15 @@ def test_config_round_trip():
     assert isinstance(restored, CyclicSGD) and restored.get_config() == optimizer.get_config()
 
 
+def test_a_config_of_numpy_numbers_is_json():
+    # a user's check: steps=np.int64(40) stayed NumPy's, so json.dumps(get_config()) failed
+    import json
+
+    optimizer = CyclicSGD((np.float32(0.0005), np.float64(0.002)), steps=np.int64(40),
+                          gamma=np.float32(1.0))  # fmt: skip
+    assert json.loads(json.dumps(optimizer.get_config()))["steps"] == 40
+
+
 def test_saved_model_loads_and_continues_at_the_saved_step(digits, tmp_path):
     """Train 1 epoch, save to .keras, load, train 1 more: bitwise what 2 epochs in one go give."""
     x, y = digits

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 import keras
+from superconverge._checks import plain_arguments
+from superconverge.finder.analysis import MIN_POINTS
 from superconverge.finder.result import RangeTestResult, build_result
 from superconverge.finder.sweep import (
     SweepRecord,
@@ -178,11 +180,18 @@ class _Batches:
             try:
                 batch = next(self.iterator)
             except StopIteration:  # a one-pass generator: iter() gives it back, spent
+                # fewer batches than any sweep needs: num_steps <= served would be refused
+                fewer = (
+                    f"num_steps <= {self.served}"
+                    if self.served >= MIN_POINTS
+                    else (
+                        f"one that yields at least {MIN_POINTS} batches (a sweep needs {MIN_POINTS})"
+                    )
+                )
                 raise ValueError(
                     f"x is a one-pass iterable (a generator) that gave {self.served} batches, "
                     "fewer than the sweep's steps, and cannot be read again: pass a "
-                    "keras.utils.PyDataset, a list of batches or arrays, or num_steps <= "
-                    f"{self.served}"
+                    f"keras.utils.PyDataset, a list of batches or arrays, or {fewer}"
                 ) from None
         self.served += 1
         if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
@@ -246,6 +255,7 @@ def _accuracy_of(logs: dict[str, Any]) -> float | None:
     return None
 
 
+@plain_arguments  # NumPy's numbers, as the PyTorch range test takes them
 def lr_find(
     model: keras.Model,
     x: Any,

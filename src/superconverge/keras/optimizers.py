@@ -94,7 +94,8 @@ class CyclicSGD(keras.optimizers.SGD):
         )
         self.schedule = schedule
         self.bounds, self.momentum_bounds = (low, high), moms
-        self.steps, self.mode, self.gamma = steps, mode, float(gamma)
+        # plain numbers: json.dumps(get_config()) failed on NumPy's (a count from len(x) // n)
+        self.steps, self.mode, self.gamma = int(steps), mode, float(gamma)
         self._momentum_now: Any = self.momentum
 
     def current_momentum(self) -> Any:

@@ -13,6 +13,23 @@ def test_a_folder_without_a_run_is_one_line_naming_the_missing_files(tmp_path, c
     assert "is not a tune or fit run folder" in error and "plan.json" in error
 
 
+def test_a_fit_that_did_not_finish_is_named_with_how_to_continue_it(tmp_path, capsys):
+    # a user's check: an interrupted fit --plan folder was "not a tune or fit run folder:
+    # plan.json missing" (an interrupted tune's says how to go on)
+    from tests.cli.plans import digits_plan
+
+    plan, out = digits_plan(tmp_path), tmp_path / "out"
+    assert main(["fit", "--plan", str(plan), "--out", str(out)]) == 0
+    (out / "plan.json").unlink()  # as a fit stopped after its first epoch leaves its folder
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"superconverge report: error: FOLDER {out} holds a fit that did not finish (1 epoch "
+        f"saved; continue it with superconverge fit --plan PLAN --out {out} --resume, with the "
+        "plan and flags it was started with; its report is written when it ends)"
+    )
+
+
 def _old_style_run_folder(folder):
     """A run folder as the first recipe wrote it: no compute or environment in plan.json, no
     samples in the evidence, one range test per weight decay, short runs as records."""

@@ -113,6 +113,16 @@ def test_a_continued_fit_of_a_trained_model_is_not_said_to_have_never_learned():
     assert diagnose(stuck).kind == "diverged"
 
 
+def test_an_interrupted_run_is_inconclusive_not_underfitting():
+    # a user's check: 2 of 10 epochs, interrupted: "underfitting: train longer or raise max_lr"
+    epochs = [{"epoch": 1.0, "train_loss": 2.0, "val_loss": 1.5},
+              {"epoch": 2.0, "train_loss": 1.0, "val_loss": 0.8}]  # fmt: skip
+    verdict = diagnose(History(status="interrupted", epochs=epochs))
+    assert verdict.kind == "inconclusive" and "interrupted after 2 epochs" in verdict.explanation
+    assert "resume it" in verdict.next_step
+    assert diagnose(History(status="completed", epochs=epochs)).kind == "underfitting"
+
+
 def test_a_rise_within_the_noise_is_not_overfitting():
     # issue 17: the validation loss rose by 5e-4 at 100% validation accuracy, after falling by
     # 2: a rise of 4% of its minimum, but 0.03% of the run's improvement

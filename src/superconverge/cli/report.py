@@ -34,6 +34,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _unfinished_fit(folder: Path) -> str | None:
+    """How far a `fit --plan` stopped before its end got, and how to go on; None where `folder`
+    holds no such fit (it writes plan.json last, after its checkpoint and history)."""
+    import json
+
+    if (folder / "plan.json").is_file() or not (folder / "checkpoint.pt").is_file():
+        return None
+    try:
+        done = len(json.loads((folder / "history.json").read_text())["epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        done = None
+    saved = "its checkpoint.pt" if done is None else f"{done} epoch{'s' * (done != 1)} saved"
+    return (
+        f"{saved}; continue it with superconverge fit --plan PLAN --out {folder} --resume, with "
+        "the plan and flags it was started with; its report is written when it ends"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from superconverge.diagnostics.report import render_report
 
@@ -49,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     unfinished = unfinished_tune(folder) if missing else None
     if unfinished is not None:  # an interrupted tune: no report yet, and how to go on
         raise UsageError(f"FOLDER {folder} holds a tune that did not finish ({unfinished})")
+    stopped = _unfinished_fit(folder) if missing else None
+    if stopped is not None:  # was "not a tune or fit run folder: plan.json missing"
+        raise UsageError(f"FOLDER {folder} holds a fit that did not finish ({stopped})")
     if missing:
         raise UsageError(
             f"FOLDER {folder} is not a tune or fit run folder: {', '.join(missing)} missing"

@@ -286,6 +286,17 @@ def diagnose(history: Any) -> Verdict:
     val = [row["val_loss"] for row in history.epochs if "val_loss" in row]
     if history.status == "diverged":
         return diagnose_losses(train, val, status="diverged", message=history.message)
+    if history.status in ("interrupted", "running"):  # judged as finished: "train longer"
+        done = len(history.epochs)
+        return Verdict(
+            "inconclusive",
+            f"the run was {history.status} after {done} epoch{'s' * (done != 1)}: its schedule "
+            "had not reached its low-LR end, so its curve says nothing yet of under- or "
+            "over-fitting",
+            "resume it (Trainer.resume, or --resume on the command line) and diagnose the "
+            "finished run",
+            {"epochs_done": done},
+        )
     accuracies = [row.get("val_accuracy", math.nan) for row in history.epochs]
     best = max((a for a in accuracies if math.isfinite(a)), default=math.nan)
     stuck = never_learned(history.step_losses, val, best)

@@ -312,6 +312,26 @@ def test_resume_over_an_unreadable_final_run_checkpoint_says_how_to_go_on(tmp_pa
     assert json.loads((out / "plan.json").read_text())["results"]["status"] == "completed"
 
 
+def test_resume_of_a_journal_whose_settings_were_edited_is_a_usage_error_not_a_loop(
+    tmp_path, capsys
+):
+    # a user's check: exit 1, "resume it with the settings it was started with ...; once that is
+    # fixed, continue with: superconverge tune --resume DIR", the command that had just failed
+    out = tmp_path / "run"
+    assert main(["tune", "--epochs", "2", "--threads", "1", "--out", str(out)]) == 0
+    journal = json.loads((out / "journal.json").read_text())
+    journal["finished"], journal["settings"]["epochs"] = False, 5
+    (out / "journal.json").write_text(json.dumps(journal))
+    capsys.readouterr()
+    assert main(["tune", "--resume", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"--resume {out}: its journal's settings differ from what its own command asks now " in (
+        line
+    )
+    assert "(epochs 5 there, 2 now)" in line and "--force moves this one aside" in line
+    assert "continue with" not in line
+
+
 def test_resume_in_a_folder_that_is_not_writable_says_to_make_it_so(tmp_path, capsys, monkeypatch):
     # a user's check: "is not writable; choose another --out", which starts the run over
     import os

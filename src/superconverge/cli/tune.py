@@ -388,6 +388,18 @@ def _lead(args: argparse.Namespace) -> int:
                 f"{error}; delete it and continue with: {command} (the final run starts again "
                 "from the decisions the journal kept)"
             ) from error
+        from superconverge.tuning.journal import SettingsMismatch
+
+        if isinstance(error, SettingsMismatch) and args.resume is not None:
+            # the flags are the journal's own command: "resume it with the settings it was
+            # started with" (exit 1, then "once that is fixed, continue with" the same command)
+            # could not be followed
+            raise UsageError(
+                f"--resume {out}: its journal's settings differ from what its own command asks "
+                f"now ({'; '.join(error.differences)}): the journal was edited, or this version's "
+                "defaults differ from those of the version that started it; start a new run "
+                "(--force moves this one aside)"
+            ) from None
         status, message = explain(error, args.parser)
         if isinstance(error, MemoryError) and not removed:  # --resume keeps what ran out
             raise RunFailure(

@@ -154,10 +154,11 @@ class Journal:
     def check_settings(self, settings: dict[str, Any]) -> None:
         differ = settings_differences(self.settings, settings)
         if differ:
-            raise ValueError(
+            raise SettingsMismatch(
+                differ,
                 f"{self.folder} holds a tune run made with other settings ({'; '.join(differ)}); "
                 "resume it with the settings it was started with, or start a new run "
-                "(overwrite=True / --force moves this one aside)"
+                "(overwrite=True / --force moves this one aside)",
             )
 
     # ------------------------------------------------------------------ records
@@ -267,6 +268,14 @@ def settings_differences(recorded: dict[str, Any], current: dict[str, Any]) -> l
                 f"{key} {recorded.get(key, 'unset')!r} there, {now.get(key, 'unset')!r} now"
             )
     return differ
+
+
+class SettingsMismatch(ValueError):
+    """A resume with other settings than the journal's; `differences` says which, in words."""
+
+    def __init__(self, differences: list[str], message: str) -> None:
+        super().__init__(message)
+        self.differences = differences
 
 
 def _check_fields(path: Path, data: dict[str, Any]) -> None:

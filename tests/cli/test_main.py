@@ -57,6 +57,35 @@ def test_an_error_without_a_message_is_named(tmp_path, capsys):
     assert "raised MemoryError (out of memory); fix that function" in err
 
 
+def test_a_second_interrupt_while_the_first_is_told_still_gets_the_first_ones_line(
+    monkeypatch, capsys
+):
+    # a user's check: two Ctrl-Cs 20 ms apart printed "interrupted before the command ran" after
+    # the run had saved its work, without the line saying what it kept and how to go on
+    import os
+    import signal
+
+    from superconverge.cli import main as cli_main
+
+    def interrupted(args):
+        raise KeyboardInterrupt("interrupted: what was kept, and how to go on")
+
+    real = cli_main.explain
+
+    def explain_while_interrupted_again(error, parser):
+        os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C, while the line is made
+        return real(error, parser)
+
+    monkeypatch.setattr(report, "run", interrupted)
+    monkeypatch.setattr(cli_main, "explain", explain_while_interrupted_again)
+    assert main(["report", "x"]) == 130
+    assert capsys.readouterr().err.strip() == (
+        "superconverge report: error: interrupted: what was kept, and how to go on; files already "
+        "written were left complete"
+    )
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
 def test_interrupt_exits_130_in_one_line(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt

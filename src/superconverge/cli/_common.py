@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import tempfile
 import warnings
@@ -546,6 +547,24 @@ def refuse_busy_folder(folder: Path, flag: str = "--out", advice: str = "") -> N
     if holder is not None:  # not "pass --force": a folder being written is not to be replaced
         advice = advice or f"wait for it to finish, or choose another {flag}"
         raise FolderBusyError(f"{flag} {folder} is being written by {holder}; {advice}")
+
+
+@contextlib.contextmanager
+def interrupts_ignored() -> Iterator[None]:
+    """Ctrl-C and SIGTERM ignored for the block: what the first interrupt's line says (what was
+    kept, how to go on) is made and printed whole; only in the main thread (where handlers are
+    set), and the handlers are put back after."""
+    saved = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            saved[signum] = signal.signal(signum, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def claim_out_dir(folder: Path, force: bool, resume: bool = False, flag: str = "--out") -> None:

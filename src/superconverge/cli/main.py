@@ -25,6 +25,7 @@ from superconverge.cli._common import (
     add_common_flags,
     cli_logging,
     explain,
+    interrupts_ignored,
     one_line,
     stdout_closed,
 )
@@ -122,8 +123,19 @@ def _interrupts_held() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
-    given = list(argv if argv is not None else sys.argv[1:])
+    """Run the CLI; returns the exit status. Without `argv` (the process's own command line:
+    the console script, ``python -m superconverge``) Ctrl-C and SIGTERM are ignored once the
+    command has ended: one more that arrived while the interpreter exits printed a traceback
+    from torch's finalisers after the command's last line."""
+    status = _main(list(argv if argv is not None else sys.argv[1:]))
+    if argv is None:
+        with contextlib.suppress(ValueError):  # not the main thread
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_IGN)
+    return status
+
+
+def _main(given: list[str]) -> int:
     try:  # SIGTERM too from the start: a stop while the command starts is a stop, not a kill
         with _terminate_as_interrupt():
             return _parse_and_run(given)
@@ -152,15 +164,18 @@ def _parse_and_run(argv: list[str]) -> int:
         sys.stdout.flush()  # a reader gone (`| head`) is found here, not in Python's exit
         return status
     except (Exception, KeyboardInterrupt) as error:
-        status, message = explain(error, args.parser)
-        if args.debug and status != EXIT_USAGE:
-            raise
-        if stdout_closed(error):  # Python's flush at exit would print a second error
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-    print(f"{args.parser.prog}: error: {one_line(message)}", file=sys.stderr)
-    return status
+        # a second Ctrl-C while the first one's line is made: that line still comes (it
+        # escaped as "interrupted before the command ran", after the run had saved its work)
+        with interrupts_ignored():
+            status, message = explain(error, args.parser)
+            if args.debug and status != EXIT_USAGE:
+                raise
+            if stdout_closed(error):  # Python's flush at exit would print a second error
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            print(f"{args.parser.prog}: error: {one_line(message)}", file=sys.stderr)
+        return status
 
 
 def _apply_environment(args: argparse.Namespace) -> None:

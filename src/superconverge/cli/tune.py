@@ -22,6 +22,7 @@ from superconverge.cli._common import (
     claim_out_dir,
     explain,
     flag_message,
+    interrupts_ignored,
     make_room,
     model_from_flag,
     model_note,
@@ -577,7 +578,9 @@ def _tune_and_report(
     try:
         plan = _tune(args, splits, model_fn, batch_size, out, _study(args, args.study))
     except KeyboardInterrupt:  # one line: what was kept and how to go on
-        raise KeyboardInterrupt(f"interrupted: {_kept(out)}") from None
+        with interrupts_ignored():  # a second Ctrl-C: the line still says what was kept
+            kept = _kept(out)
+        raise KeyboardInterrupt(f"interrupted: {kept}") from None
     except ValueError as error:
         if str(error).startswith("total_steps"):  # the final run's updates: epochs x batches
             raise UsageError(

@@ -150,7 +150,8 @@ def test_a_run_folder_with_a_broken_file_names_the_file(tmp_path):
     save_run(tmp_path, _plan(), History(status="completed"), {"lr_find": _range_test()})
     load_run(tmp_path)  # as written
     (tmp_path / "range_tests.json").write_text("[1]")
-    with pytest.raises(ValueError, match=r"^range_tests.json: AttributeError: "):
+    # it was "AttributeError: 'list' object has no attribute 'items'"
+    with pytest.raises(ValueError, match=r"^range_tests.json: it must hold a JSON object of "):
         load_run(tmp_path)
     (tmp_path / "history.json").write_text('"done"')
     with pytest.raises(ValueError, match=r"^history.json: a history is a JSON object, got str"):
@@ -180,6 +181,11 @@ def test_a_run_folder_with_a_history_or_range_test_of_the_wrong_shape_names_file
     tests["lr_find"]["lrs"] = "oops"
     (tmp_path / "range_tests.json").write_text(json.dumps(tests))
     message = "range_tests.json: field lrs must be tuple[float, ...], got 'oops'"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_run(tmp_path)
+    tests["lr_find"]["lrs"] = [-1.0] * len(tests["lr_find"]["losses"])  # was "math domain error"
+    (tmp_path / "range_tests.json").write_text(json.dumps(tests))
+    message = "range_tests.json: field lrs[0] must be an LR > 0, got -1.0"
     with pytest.raises(ValueError, match=re.escape(message)):
         load_run(tmp_path)
 

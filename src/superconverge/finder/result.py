@@ -205,6 +205,9 @@ def _check_curves(data: dict[str, Any]) -> None:
                 f"fields {', '.join(names)} must be as long as each other, got lengths "
                 f"{', '.join(map(str, lengths))}"
             )
+    for index, lr in enumerate(data.get("lrs", ())):  # plotted on a log axis: "math domain error"
+        if isinstance(lr, (int, float)) and not lr > 0:
+            raise ValueError(f"field lrs[{index}] must be an LR > 0, got {lr!r}")
     for index, step in enumerate(data.get("val_steps", ())):
         if not 0 <= step < len(data["lrs"]):
             raise ValueError(

@@ -421,6 +421,8 @@ def load_run(folder: str | Path) -> tuple[TunePlan, History, dict[str, RangeTest
     tests = folder / "range_tests.json"
     with _naming_the_file("range_tests.json"):
         raw = json.loads(tests.read_text()) if tests.is_file() else {}
+        if not isinstance(raw, dict):  # was "AttributeError: 'list' object has no attribute..."
+            raise ValueError(f"it must hold a JSON object of range tests by label, got {raw!r:.40}")
         ranges = {label: RangeTestResult.from_dict(data) for label, data in raw.items()}
     plan.history, plan.range_tests = history, ranges
     return plan, history, plan.range_tests

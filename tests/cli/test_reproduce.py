@@ -12,6 +12,13 @@ def test_list_names_every_experiment(capsys):
     assert all(name in printed for name in EXPERIMENTS)
 
 
+def test_list_with_a_name_is_refused_not_a_run_silently_skipped(capsys):
+    assert main(["reproduce", "--list", "mnist-clr"]) == 2
+    assert "--list lists the experiments and runs none: leave out 'mnist-clr'" in (
+        capsys.readouterr().err
+    )
+
+
 def test_no_name_is_a_usage_error_naming_the_experiments(capsys):
     assert main(["reproduce"]) == 2
     err = capsys.readouterr().err  # on stderr, where a script's log sees why it failed

@@ -82,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
     from superconverge.experiments import EXPERIMENTS, MODULES
 
     if args.list:
+        if args.name is not None:  # it was ignored, and the experiment not run, without a word
+            raise UsageError(
+                f"--list lists the experiments and runs none: leave out {args.name!r}, or "
+                "--list to run it"
+            )
         for name, text in EXPERIMENTS.items():
             print(f"{name:25} {text}")
         return 0

@@ -280,3 +280,13 @@ def test_wrong_types_raise_type_error():
                 build(10, max_lr)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=per_group):
         cyclic(1e-3, [0.1, 0.01], 5)  # type: ignore[arg-type]
+
+
+def test_a_max_lr_of_none_points_at_the_range_test_that_gave_it():
+    # a user's check: OneCycle(max_lr=result.max_lr) after a range test that found no LR said
+    # only "max_lr must be a number, got None (NoneType)"
+    from superconverge.keras import OneCycle
+
+    for build in (lambda: one_cycle(100, None), lambda: OneCycle(100, max_lr=None)):
+        with pytest.raises(TypeError, match=r"got None: a range test that found no LR returns "):
+            build()

@@ -129,6 +129,11 @@ def _check_peak(max_lr: object) -> float:
             "HyperparamScheduler(optimizer, plan, max_lr=...) or Trainer.fit_one_cycle(epochs, "
             "max_lr=...), which scale the plan per param group"
         )
+    if max_lr is None:  # a range test that found no LR (`result.max_lr`), passed on as it is
+        raise TypeError(
+            "max_lr must be a number, got None: a range test that found no LR returns "
+            "max_lr=None (its .reason says why; its .plot() shows the curve): pass an LR"
+        )
     return check_positive("max_lr", max_lr)
 
 

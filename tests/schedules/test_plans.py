@@ -290,3 +290,12 @@ def test_a_max_lr_of_none_points_at_the_range_test_that_gave_it():
     for build in (lambda: one_cycle(100, None), lambda: OneCycle(100, max_lr=None)):
         with pytest.raises(TypeError, match=r"got None: a range test that found no LR returns "):
             build()
+
+
+def test_values_of_no_steps_are_refused_naming_steps():
+    # plot_plan(plan, 0) failed with "max() arg is an empty sequence"
+    from superconverge.diagnostics.plots import plot_plan
+
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
+        plot_plan(one_cycle(100, 0.1), 0)
+    assert len(one_cycle(100, 0.1).values(3)[0]) == 3

@@ -112,7 +112,7 @@ class Plan:
 
     def values(self, steps: int | None = None) -> tuple[list[float], list[float] | None]:
         """The LR and momentum of steps 0..steps-1 (default: the plan's `total_steps`)."""
-        count = self.total_steps if steps is None else steps
+        count = self.total_steps if steps is None else check_count("steps", steps)
         if count is None:
             raise ValueError("steps must be given for a plan without total_steps")
         lrs = [self.lr(step) for step in range(count)]

@@ -118,6 +118,16 @@ def note_replaced(folder: Path, aside: Path | None) -> None:
         write_text_atomically(mark, aside.name)
 
 
+def is_aside_name(name: object) -> bool:
+    """Whether `name` can name a run moved aside: ``previous-...``, one folder name (no path)."""
+    return (
+        isinstance(name, str)
+        and name.startswith(PREVIOUS)
+        and Path(name).name == name
+        and "\\" not in name
+    )
+
+
 def replaced_run(folder: Path) -> Path | None:
     """The previous-* subfolder of `folder` that its run (a `fit --force`) replaces and is to
     delete when it finishes, as `note_replaced` recorded it; None when it replaces none, or the
@@ -127,9 +137,7 @@ def replaced_run(folder: Path) -> Path | None:
     except (OSError, UnicodeDecodeError):
         return None
     aside = folder / name
-    if Path(name).name != name or not name.startswith(PREVIOUS) or not aside.is_dir():
-        return None
-    return aside
+    return aside if is_aside_name(name) and aside.is_dir() else None
 
 
 def is_empty_but_for_us(folder: str | Path) -> bool:

@@ -554,17 +554,22 @@ def interrupts_ignored() -> Iterator[None]:
     """Ctrl-C and SIGTERM ignored for the block: what the first interrupt's line says (what was
     kept, how to go on) is made and printed whole; only in the main thread (where handlers are
     set), and the handlers are put back after."""
-    saved = {}
-    try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            saved[signum] = signal.signal(signum, signal.SIG_IGN)
-    except ValueError:  # not the main thread
-        pass
+    saved = ignore_interrupts()
     try:
         yield
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+
+
+def ignore_interrupts() -> dict[int, Any]:
+    """Ignore Ctrl-C and SIGTERM from now on (in the main thread; elsewhere nothing changes);
+    the handlers they had, by signal."""
+    saved: dict[int, Any] = {}
+    with contextlib.suppress(ValueError):  # not the main thread
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            saved[signum] = signal.signal(signum, signal.SIG_IGN)
+    return saved
 
 
 def claim_out_dir(folder: Path, force: bool, resume: bool = False, flag: str = "--out") -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from superconverge._display import averaged_weights_line, plural
 from superconverge._files import NO_ROOM, write_text_atomically
+from superconverge._run_folder import discard, move_aside, note_replaced, replaced_run
 from superconverge.cli._common import (
     EXIT_FAILURE,
     MAX_SEED,
@@ -359,12 +360,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         _refuse_unfinished_fit(args, plan, out)
     claim_out_dir(out, args.force, resume=args.resume)
-    from superconverge._run_folder import discard, move_aside, note_replaced
-
     # --force over a run: moved aside whole first (its report, journal and range tests would
     # otherwise stay beside this run's files), deleted once this run is written; only the run
     # this fit moved aside (a plain fit after a failed --force deleted that one on --resume)
-    aside = move_aside(out) if args.force else _replaced(out) if args.resume else None
+    aside = move_aside(out) if args.force else replaced_run(out) if args.resume else None
     if not args.resume:
         note_replaced(out, aside)
     if aside is not None and args.force:
@@ -493,7 +492,7 @@ def _command(args: argparse.Namespace, then: str) -> str:
 def _moved_plan(args: argparse.Namespace) -> Path | None:
     """Where --plan is now if the run it belonged to was moved aside with it, else None."""
     out = args.out or args.plan.parent / "refit"
-    aside = _replaced(out)
+    aside = replaced_run(out)
     if aside is None or args.plan.exists() or not (aside / args.plan.name).is_file():
         return None
     return aside / args.plan.name if args.plan.parent.resolve() == out.resolve() else None
@@ -503,7 +502,7 @@ def _kept(args: argparse.Namespace, plan: Any, out: Path, when: str = "") -> str
     """What a stopped fit left in `out` and how to go on from it, `when` the user has done
     what it says first."""
     done = _epochs_saved(plan, out)
-    aside = _replaced(out)
+    aside = replaced_run(out)
     replaced = (
         "" if aside is None else f"; the run it replaces is in {aside}/ until this one finishes"
     )
@@ -519,14 +518,6 @@ def _kept(args: argparse.Namespace, plan: Any, out: Path, when: str = "") -> str
     )
 
 
-def _replaced(out: Path) -> Path | None:
-    """The run the fit in `out` replaced (--force), still waiting until that fit finishes; None
-    for a fit that replaced none (an earlier --force's previous-* folder is not its own)."""
-    from superconverge._run_folder import replaced_run
-
-    return replaced_run(out)
-
-
 def _crashed(error: Exception, args: argparse.Namespace, plan: Any, out: Path) -> None:
     """A RunFailure naming what `out` kept and the command that continues, for a fit that
     failed mid-run (a read error of the data, out of memory, a bug) after an epoch's checkpoint
@@ -534,7 +525,7 @@ def _crashed(error: Exception, args: argparse.Namespace, plan: Any, out: Path) -
     status, message = explain(error, args.parser)
     if status == EXIT_FAILURE and _epochs_saved(plan, out) is not None:
         raise RunFailure(f"{message}; {_kept(args, plan, out, 'once that is fixed, ')}") from error
-    aside = _replaced(out)
+    aside = replaced_run(out)
     if aside is not None:  # a --force that failed before an epoch ended: where the run it moved
         # aside is (the line said nothing of it)
         failure = RunFailure if status == EXIT_FAILURE else UsageError

@@ -25,6 +25,7 @@ from superconverge.cli._common import (
     add_common_flags,
     cli_logging,
     explain,
+    ignore_interrupts,
     interrupts_ignored,
     one_line,
     stdout_closed,
@@ -129,9 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from torch's finalisers after the command's last line."""
     status = _main(list(argv if argv is not None else sys.argv[1:]))
     if argv is None:
-        with contextlib.suppress(ValueError):  # not the main thread
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, signal.SIG_IGN)
+        ignore_interrupts()
     return status
 
 

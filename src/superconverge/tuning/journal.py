@@ -282,16 +282,10 @@ def _check_fields(path: Path, data: dict[str, Any]) -> None:
     """A ValueError naming `path` and the field, for a journal edited by hand (or copied badly)
     whose fields are not what a run writes: ``replaces`` named any folder called previous-*,
     anywhere (a resume then deleted it), and a string ``command`` was split into letters."""
-    from superconverge._run_folder import PREVIOUS
+    from superconverge._run_folder import PREVIOUS, is_aside_name
 
     replaces = data.get("replaces")
-    if replaces is not None and not (
-        isinstance(replaces, str)
-        and replaces.startswith(PREVIOUS)
-        and Path(replaces).name == replaces
-        and "\\" not in replaces
-        and replaces not in (".", "..")
-    ):
+    if replaces is not None and not is_aside_name(replaces):
         raise ValueError(
             f"{path}: replaces must be null or the name of a {PREVIOUS}* subfolder of the run "
             f"folder, got {replaces!r}"

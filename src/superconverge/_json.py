@@ -72,6 +72,21 @@ def check_fields(cls: Any, data: dict[str, Any], what: str, required: Any = None
                 raise ValueError(f"field {where} must be {type_text(hint)}, got {value!r}")
 
 
+def check_parts(data: dict[str, Any], hints: dict[str, Any], where: str) -> None:
+    """Each key of `data` named in `hints` fits its annotation, as `check_fields` checks a
+    dataclass's fields; keys not in `hints` are not checked, a missing one is allowed.
+
+    Raises:
+        ValueError: ``field results.test must be dict[str, float | null], got [1]``.
+    """
+    for key, hint in hints.items():
+        if key in data:
+            wrong = _mismatch(data[key], hint, f"{where}.{key}")
+            if wrong is not None:
+                place, part, value = wrong
+                raise ValueError(f"field {place} must be {type_text(part)}, got {value!r}")
+
+
 def _mismatch(value: Any, hint: Any, where: str) -> tuple[str, Any, Any] | None:
     """``(where, annotation, value)`` of the first part of JSON `value` that does not fit
     `hint` (the annotations dataclasses here use), or None where it all fits."""

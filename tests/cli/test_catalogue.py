@@ -785,6 +785,41 @@ CASES = {
         "cannot be read",
         _run_folder(plan_json=json.dumps({**GOOD_PLAN, "lr": 1})),
     ),
+    # the parts of results, compute and evidence the report takes apart: each was an
+    # AttributeError / KeyError / TypeError (exit 1)
+    "report-plan-test-results-a-list": (
+        "report {tmp}/run",
+        2,
+        "(plan.json: field results.test must be dict[str, float | null], got [1])",
+        _run_folder(plan_json=json.dumps({**GOOD_PLAN, "results": {"test": [1]}})),
+    ),
+    "report-plan-verdict-kind-a-number": (
+        "report {tmp}/run",
+        2,
+        "(plan.json: field results.verdict.kind must be str, got 3)",
+        _run_folder(plan_json=json.dumps({**GOOD_PLAN, "results": {"verdict": {"kind": 3}}})),
+    ),
+    "report-plan-weight-average-a-number": (
+        "report {tmp}/run",
+        2,
+        "(plan.json: field results.weight_average must be dict[str, Any] | null, got 5)",
+        _run_folder(plan_json=json.dumps({**GOOD_PLAN, "results": {"weight_average": 5}})),
+    ),
+    "report-plan-compute-cut": (
+        "report {tmp}/run",
+        2,
+        "(plan.json: not a tune plan: compute.search_samples, compute.final_run_samples, "
+        "compute.x_final_run missing)",
+        _run_folder(plan_json=json.dumps({**GOOD_PLAN, "compute": {"budget": 2.0}})),
+    ),
+    "report-plan-step-seconds-a-string": (
+        "report {tmp}/run",
+        2,
+        "(plan.json: field evidence[0].seconds must be float, got '1s')",
+        _run_folder(
+            plan_json=json.dumps({**GOOD_PLAN, "evidence": [{"step": "lr", "seconds": "1s"}]})
+        ),
+    ),
     # --- reproduce -------------------------------------------------------------------------
     "reproduce-unknown": ("reproduce imagenet --out {tmp}/r", 2, "NAME must be one of", None),
     "reproduce-zero-seeds": ("reproduce mnist-clr --seeds 0 --out {tmp}/r", 2, "--seeds", None),

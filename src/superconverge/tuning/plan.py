@@ -24,6 +24,7 @@ from superconverge._checks import check_choice, plain_arguments
 from superconverge._files import write_text_atomically
 from superconverge._json import (
     check_fields,
+    check_parts,
     decode_nonfinite,
     encode_nonfinite,
     reject_unknown_keys,
@@ -55,6 +56,38 @@ SEARCH = "search"
 EARLIER_SEARCH: dict[str, Any] = {"divisor": 4.0}
 # objects, not data: kept on the plan for callers, never written to plan.json
 _NOT_SAVED = ("history", "range_tests", "trainer")
+# the parts of a plan's results, compute and evidence that its readers (the report, the CLI's
+# lines, the notebook view) take apart, as tune writes them: a hand-edited "test": [1] was
+# "AttributeError: 'list' object has no attribute 'items'" in `superconverge report`
+_RESULTS = {
+    "status": str,
+    "final_val_loss": float | None,
+    "final_val_accuracy": float | None,
+    "final_val_metrics": dict[str, float | None],
+    "verdict": dict[str, Any],
+    "test": dict[str, float | None],
+    "weight_average": dict[str, Any] | None,
+    "train_seconds": float,
+}
+_VERDICT = {"kind": str, "explanation": str, "next_step": str, "evidence": dict[str, Any]}
+_AVERAGE = {
+    "steps": int,
+    "kept": str,
+    "val_loss_average": float | None,
+    "val_loss_last": float | None,
+    "gain": float | None,
+    "noise": float | None,
+}
+_COMPUTE = {
+    "budget": float,
+    "search_samples": int,
+    "final_run_samples": int,
+    "handed_to_final_run_samples": int,
+    "x_final_run": float,
+    "floor_samples": int | None,
+}
+_COMPUTE_READ = ("budget", "search_samples", "final_run_samples", "x_final_run")
+_STEP = {"step": str, "why": str, "seconds": float, "samples": int}
 REQUIRED_RUN_FILES = ("plan.json", "history.json")  # a fit --plan folder has no range tests
 RUN_FILES = (*REQUIRED_RUN_FILES, "range_tests.json")
 
@@ -133,6 +166,7 @@ class TunePlan:
         saved = [f.name for f in fields(cls) if f.name not in _NOT_SAVED]
         reject_unknown_keys(data, saved, "plan settings")
         check_fields(cls, data, "a tune plan")
+        _check_parts(data)
         values = decode_nonfinite(data)
         if isinstance(values.get("momentum"), list):
             values["momentum"] = tuple(values["momentum"])
@@ -390,6 +424,23 @@ def save_run(
         write_text_atomically(folder / "history.json", history.to_json())
     saved = {label: result.to_dict() for label, result in tests.items()}
     write_text_atomically(folder / "range_tests.json", json.dumps(saved, allow_nan=False))
+
+
+def _check_parts(data: dict[str, Any]) -> None:
+    """The parts of a plan's (type-checked) `results`, `compute` and `evidence` that its readers
+    take apart: a ValueError names the first that does not fit (``field results.test must be
+    ...``) or is missing (``compute.search_samples missing``)."""
+    results = data.get("results", {})
+    check_parts(results, _RESULTS, "results")
+    check_parts(results.get("verdict") or {}, _VERDICT, "results.verdict")
+    check_parts(results.get("weight_average") or {}, _AVERAGE, "results.weight_average")
+    compute = data.get("compute", {})
+    check_parts(compute, _COMPUTE, "compute")
+    missing = [f"compute.{key}" for key in _COMPUTE_READ if compute and key not in compute]
+    if missing:  # an older plan has no compute at all; one with part of it was cut by hand
+        raise ValueError(f"not a tune plan: {', '.join(missing)} missing")
+    for index, step in enumerate(data.get("evidence", [])):
+        check_parts(step, _STEP, f"evidence[{index}]")
 
 
 def load_run(folder: str | Path) -> tuple[TunePlan, History, dict[str, RangeTestResult]]:

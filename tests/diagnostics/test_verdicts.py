@@ -186,3 +186,22 @@ def test_a_good_verdict_gives_the_reason_a_rise_did_not_count():
     assert "1.6% of its best, within the 2% that reads as overfitting" in verdict.explanation
     flat_train = diagnose_losses([1.0, 0.6, 0.5, 0.55], [0.8, 0.5, 0.40, 0.45])
     assert flat_train.kind == "good" and "training loss did not fall" in flat_train.explanation
+
+
+def test_epochs_without_a_validation_loss_keep_their_numbers():
+    # validated every other epoch: the best is epoch 4 (not the 2nd point), and the training
+    # loss of epoch 4 is the one the rise is weighed against (was: lists of unequal length,
+    # so no overfitting was ever found)
+    verdict = diagnose_losses([2.0, 1.0, 0.5, 0.3, 0.2, 0.1], [None, 1.0, None, 0.8, None, 1.2])
+    assert verdict.kind == "overfitting"
+    assert verdict.evidence["best_epoch"] == 4
+    assert "lowest at epoch 4 (0.8)" in verdict.explanation
+
+
+def test_an_epoch_without_a_training_loss_is_not_a_type_error():
+    # was: TypeError float(None)
+    verdict = diagnose_losses([2.0, 1.0, None, 0.3], [2.0, 1.0, 1.1, 1.3])
+    assert verdict.kind == "overfitting"  # the training losses at the best epoch and the end
+    # unknown at the best epoch: overfitting cannot be told from a rise
+    assert diagnose_losses([2.0, None, 0.5, 0.3], [2.0, 1.0, 1.1, 1.3]).kind != "overfitting"
+    assert diagnose_losses([None, None, None], [2.0, 1.0, 0.9]).kind == "good"

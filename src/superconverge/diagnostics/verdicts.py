@@ -42,8 +42,8 @@ class Verdict:
 
 
 def diagnose_losses(
-    train_losses: Sequence[float],
-    val_losses: Sequence[float],
+    train_losses: Sequence[float | None],
+    val_losses: Sequence[float | None],
     *,
     status: str = "completed",
     message: str = "",
@@ -57,11 +57,20 @@ def diagnose_losses(
         'overfitting'
         >>> diagnose_losses([2.0, 0.3, 0.1, 0.05], [2.0, 0.3, 0.0120, 0.0125]).kind  # noise
         'good'
+
+    An epoch without a validation (or training) loss is None. Where the two lists are as long
+    as each other, an epoch is numbered by its place in them, so a run validated every other
+    epoch names its best epoch as the run counted it.
     """
-    train = [float(v) for v in train_losses]
+    train = [None if v is None else float(v) for v in train_losses]
+    validated = [i for i, v in enumerate(val_losses) if v is not None]
     val = [float(v) for v in val_losses if v is not None]
+    paired = len(val_losses) == len(train)
+    if not paired:  # no epoch numbers to pair them by: 1, 2, ... in order
+        validated = list(range(len(val)))
     evidence: dict[str, Any] = {"train_losses": train, "val_losses": val}
-    if status == "diverged" or any(not math.isfinite(v) for v in val + train):
+    known = [v for v in train if v is not None]
+    if status == "diverged" or any(not math.isfinite(v) for v in val + known):
         return Verdict(
             "diverged",
             message or "the loss became NaN/inf or blew up during training",
@@ -78,7 +87,8 @@ def diagnose_losses(
     lowest = min(range(len(val)), key=val.__getitem__)
     span = max(val) - min(val)
     improvement = val[0] - val[lowest]
-    evidence |= {"best_epoch": lowest + 1, "best_val_loss": val[lowest], "final_val_loss": val[-1]}
+    best_epoch = validated[lowest] + 1  # as the run counted its epochs
+    evidence |= {"best_epoch": best_epoch, "best_val_loss": val[lowest], "final_val_loss": val[-1]}
     swings = sum(1 for a, b in itertools.pairwise(val) if b - a > 0.05 * span and span > 0)
     rises_then_falls = swings >= UNSTABLE_SWINGS and lowest == len(val) - 1
     if rises_then_falls:
@@ -93,11 +103,12 @@ def diagnose_losses(
     earlier_rises = [b - a for a, b in itertools.pairwise(val[: lowest + 1])]
     noise = max([NOISE_OF_IMPROVEMENT * improvement, *earlier_rises])
     evidence |= {"rise": rise, "noise": noise}
-    train_fell_after = len(train) == len(val) and train[-1] < train[lowest]
+    at_best, at_end = (train[validated[lowest]], train[-1]) if paired else (None, None)
+    train_fell_after = at_best is not None and at_end is not None and at_end < at_best
     if lowest < len(val) - 1 and final_rise > ROSE and rise > noise and train_fell_after:
         return Verdict(
             "overfitting",
-            f"the validation loss was lowest at epoch {lowest + 1} ({val[lowest]:.4g}) and rose "
+            f"the validation loss was lowest at epoch {best_epoch} ({val[lowest]:.4g}) and rose "
             f"{100 * final_rise:.1f}% by the end while the training loss kept falling",
             "raise weight decay, add augmentation or dropout, or train for fewer epochs",
             evidence,
@@ -136,22 +147,22 @@ def diagnose_losses(
             within = " without rising"
         elif rise <= noise:
             within = (
-                f"; its rise of {rise:.2g} after epoch {lowest + 1} is within the curve's noise "
+                f"; its rise of {rise:.2g} after epoch {best_epoch} is within the curve's noise "
                 f"({noise:.2g})"
             )
         elif final_rise <= ROSE:
             within = (
-                f"; its rise of {rise:.2g} after epoch {lowest + 1} is {100 * final_rise:.1f}% of "
+                f"; its rise of {rise:.2g} after epoch {best_epoch} is {100 * final_rise:.1f}% of "
                 f"its best, within the {100 * ROSE:.0f}% that reads as overfitting"
             )
         else:  # the training loss did not fall after the minimum either
             within = (
-                f"; it rose {100 * final_rise:.1f}% after epoch {lowest + 1}, but the training "
+                f"; it rose {100 * final_rise:.1f}% after epoch {best_epoch}, but the training "
                 "loss did not fall meanwhile (not overfitting)"
             )
         explanation = (
             f"the validation loss levelled off at {val[-1]:.4g} (best {val[lowest]:.4g} at "
-            f"epoch {lowest + 1}){within}"
+            f"epoch {best_epoch}){within}"
         )
     return Verdict(
         "good", explanation, "keep these settings; more epochs may still add a little", evidence
@@ -283,9 +294,10 @@ def diagnose(history: Any) -> Verdict:
             f"{type(history).__name__} {history!r:.80}"
         )
     train = [row.get("train_loss", math.nan) for row in history.epochs]
-    val = [row["val_loss"] for row in history.epochs if "val_loss" in row]
+    by_epoch = [row.get("val_loss") for row in history.epochs]  # None: not validated
+    val = [v for v in by_epoch if v is not None]
     if history.status == "diverged":
-        return diagnose_losses(train, val, status="diverged", message=history.message)
+        return diagnose_losses(train, by_epoch, status="diverged", message=history.message)
     if history.status in ("interrupted", "running"):  # judged as finished: "train longer"
         done = len(history.epochs)
         return Verdict(
@@ -309,7 +321,7 @@ def diagnose(history: Any) -> Verdict:
             "pass val_data to see under- or over-fitting",
             {},
         )
-    return diagnose_losses(train, val, status=history.status)
+    return diagnose_losses(train, by_epoch, status=history.status)
 
 
 def _is_history(value: Any) -> bool:

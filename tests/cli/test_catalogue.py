@@ -368,6 +368,12 @@ CASES = {
     "lr-find-typo-flag": (f"{LR_FIND} --num-step 50 --bach-size 3", 2, "--bach-size", None),
     # --- tune -----------------------------------------------------------------------------
     "tune-zero-epochs": (f"{TUNE} --epochs 0", 2, "--epochs must be >= 1", None),
+    "tune-study-name-without-a-study": (  # was taken and ignored: a plain run, exit 0
+        f"{TUNE} --study-name mine",
+        2,
+        "--study-name mine names a study in --study URL or --join URL",
+        None,
+    ),
     "tune-negative-epochs": (f"{TUNE} --epochs -1", 2, "--epochs must be >= 1", None),
     "tune-word-epochs": (f"{TUNE} --epochs three", 2, "--epochs: invalid int", None),
     "tune-word-batch": (f"{TUNE} --batch-size big", 2, "--batch-size must be 'auto'", None),

@@ -265,6 +265,11 @@ def _refuse_flags_that_change_nothing(args: argparse.Namespace) -> None:
     def gave(flag: str) -> bool:
         return any(each == flag or each.startswith(f"{flag}=") for each in given)
 
+    if gave("--study-name") and args.study is None:  # was taken and ignored (exit 0)
+        raise UsageError(
+            f"--study-name {args.study_name} names a study in --study URL or --join URL: give "
+            "one, or drop --study-name"
+        )
     short_runs = _searches_by_short_runs(args)
     if gave("--lr-search") and args.lr_search == "in-run" and short_runs:
         raise UsageError(

@@ -440,13 +440,14 @@ def test_the_default_out_folder_of_entry_points_has_no_colon():
 def test_files_people_share_record_the_command_without_a_url_password(tmp_path, capsys):
     # a user's check: `--study postgresql://user:password@host/db` (the storage the README
     # suggests) was written whole into plan.json, report.html and report.md. Here the URL is
-    # a --study-name, which a run without --study records and does not use; the journal keeps
+    # a --study-name in a local study (no server to reach); the journal keeps
     # the command whole, since --resume repeats it
     out, secret = tmp_path / "run", "s3cr%40t"
     url = f"postgresql://ann:{secret}@db.example:5432/runs"
     tiny = ["--data", "tests.cli.entry:tiny_digits", "--model", "tests.cli.entry:small_mlp"]
     flags = [*tiny, "--epochs", "1", "--batch-size", "32", "--weight-decays", "0"]
-    assert main(["tune", *flags, "--study-name", url, "--out", str(out)]) == 0
+    study = ["--study", f"sqlite:///{tmp_path / 'study.db'}", "--study-name", url]
+    assert main(["tune", *flags, *study, "--out", str(out)]) == 0
     capsys.readouterr()
     plan = json.loads((out / "plan.json").read_text())
     command = plan["environment"]["command"]

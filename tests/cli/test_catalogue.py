@@ -420,6 +420,20 @@ CASES = {
         "script's top level runs on import: guard it with if __name__ == '__main__':)",
         _text("exits_on_import.py", "import sys\nsys.exit(4)\n"),
     ),
+    "tune-data-module-with-a-syntax-error": (  # was exit 1, "raised SyntaxError"
+        f"{TUNE} --data typo_mod:splits",
+        2,
+        "--data typo_mod:splits: typo_mod has a syntax error (invalid syntax; ",
+        _text("typo_mod.py", "def splits(:\n    pass\n"),
+    ),
+    "tune-data-module-missing-a-dependency": (  # was "cannot import needs_dep (...; looked in
+        # the current folder and the installed packages)": it was found there
+        f"{TUNE} --data needs_dep:splits",
+        2,
+        "--data needs_dep:splits: importing needs_dep failed: it imports no_such_dep_zz, which "
+        "is not installed here",
+        _text("needs_dep.py", "import no_such_dep_zz\n"),
+    ),
     "tune-model-no-module": (f"{TUNE} --model nosuch_mod:f", 2, "--model nosuch_mod:f", None),
     "tune-model-no-function": (f"{TUNE} --model os:nosuch", 2, "--model os:nosuch", None),
     "tune-model-not-callable": (f"{TUNE} --model os:sep", 2, "--model os:sep", None),

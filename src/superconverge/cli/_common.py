@@ -385,10 +385,29 @@ def import_named(spec: str, flag: str, form: str = "module:function") -> tuple[A
     try:
         return importlib.import_module(module_name), name
     except ImportError as error:
+        missing = getattr(error, "name", None) or ""
+        if isinstance(error, ModuleNotFoundError) and not _names_part_of(missing, module_name):
+            # the module was found: one it imports is not installed (was "cannot import
+            # mymod (No module named 'x'; looked in the current folder ...)")
+            raise UsageError(
+                f"{flag} {spec}: importing {module_name} failed: it imports {missing}, which "
+                f"is not installed here ({error})"
+            ) from None
         raise UsageError(
             f"{flag} {spec}: cannot import {module_name} ({error}; looked in the current folder "
             "and the installed packages)"
         ) from None
+    except SyntaxError as error:  # a typo in the file the flag names, as a typo in the flag
+        where = f"{error.filename}, line {error.lineno}" if error.filename else "its source"
+        raise UsageError(
+            f"{flag} {spec}: {module_name} has a syntax error ({error.msg}; {where})"
+        ) from None
+
+
+def _names_part_of(missing: str, module_name: str) -> bool:
+    """Whether the module `missing` is `module_name` or a package above it (``a`` or ``a.b``
+    of ``a.b.c``): then `module_name` itself was not found."""
+    return missing == module_name or module_name.startswith(f"{missing}.")
 
 
 def entry_point(spec: str, flag: str) -> Callable[[], Any]:

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -129,3 +130,40 @@ def test_force_starts_over_and_keeps_the_old_results_until_the_new_run_ends(
     new = json.loads((out / "results.json").read_text())["results"]
     assert new["Adam"]["accuracy"] <= 1.0  # run again
     assert [p.name for p in out.iterdir() if p.name.startswith("previous-")] == [aside[0].name]
+
+
+def test_a_reproduction_holds_its_folder_so_a_second_one_is_refused(tmp_path, monkeypatch, capsys):
+    # two reproductions into one --out each ran and wrote results.json over the other's
+    import subprocess
+    import sys
+
+    from superconverge.experiments import cifar_superconvergence as contenders
+    from tests.cli.locks import folder_held
+
+    command = _tiny_cifar10_full(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    real, seen = contenders._contender, []
+
+    def looked_at_from_another_process(name, *args):
+        if not seen:
+            look = "from superconverge._files import folder_holder; import sys; "
+            look += "print(folder_holder(sys.argv[1]))"
+            holder = subprocess.run([sys.executable, "-c", look, str(out)],
+                                    capture_output=True, text=True, check=True)  # fmt: skip
+            seen.append(holder.stdout.strip())
+        return real(name, *args)
+
+    monkeypatch.setattr(contenders, "_contender", looked_at_from_another_process)
+    assert main([*command, "--out", str(out)]) == 0
+    assert seen[0].startswith(f"pid {os.getpid()} (")  # held while it ran
+    capsys.readouterr()
+    before = (out / "results.json").read_bytes()
+    with folder_held(out):
+        assert main([*command, "--out", str(out), "--force"]) == 1
+    assert "is being written by pid" in capsys.readouterr().err
+    assert (out / "results.json").read_bytes() == before  # nothing moved aside
+    assert not [p for p in out.iterdir() if p.name.startswith("previous-")]
+    fresh = tmp_path / "fresh"
+    with folder_held(fresh):
+        assert main([*command, "--out", str(fresh)]) == 1
+    assert sorted(p.name for p in fresh.iterdir()) == [".superconverge.lock"]  # the holder's

@@ -105,7 +105,7 @@ def test_registered_for_reproduce_with_its_cli_seeds(tmp_path, archive_dir, monk
     )
     seen = {}
     monkeypatch.setattr(experiment, "run", lambda out, settings, data_dir: seen.update(
-        settings=settings) or (out.mkdir(parents=True) or (out / "results.md").write_text("ok")))  # fmt: skip
+        settings=settings) or (out.mkdir(parents=True, exist_ok=True) or (out / "results.md").write_text("ok")))  # fmt: skip
     assert main(["reproduce", "cifar10-data-size", "--quick", "--seeds", "3",
                  "--out", str(tmp_path / "r")]) == 0  # fmt: skip
     assert seen["settings"].seeds == 3 and seen["settings"].sizes == experiment.QUICK.sizes

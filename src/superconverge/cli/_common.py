@@ -612,6 +612,31 @@ def claim_out_dir(folder: Path, force: bool, resume: bool = False, flag: str = "
     _usable_folder(folder, flag, resume=resume)
 
 
+def remove_if_only_the_lock(folder: Path) -> bool:
+    """Remove a folder this command made when it holds nothing a resume would use: the lock,
+    and at most a tune journal whose only record is the batch size (not timed on the CPU: free to
+    decide again). A run stopped by its data or model before any range test or short run would
+    otherwise leave a folder the same --out then refuses as not empty. Whether it was removed."""
+    from superconverge._files import LOCK_NAME
+    from superconverge.tuning.journal import JOURNAL, Journal
+
+    if not folder.is_dir():
+        return False
+    names = sorted(p.name for p in folder.iterdir())
+    if names == sorted([LOCK_NAME, JOURNAL]):
+        try:
+            if set(Journal.load(folder).records) - {"batch_size"}:
+                return False
+        except (OSError, ValueError):
+            return False
+        (folder / JOURNAL).unlink()
+    elif names != [LOCK_NAME]:
+        return False
+    (folder / LOCK_NAME).unlink(missing_ok=True)
+    folder.rmdir()
+    return True
+
+
 def unfinished_tune(folder: Path) -> str | None:
     """What an interrupted or killed tune left in `folder` and how to continue it, or None: no
     journal, a finished one, or one that cannot be read."""

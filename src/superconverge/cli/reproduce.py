@@ -8,8 +8,14 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from superconverge._files import FolderBusyError, FolderLock
 from superconverge._run_folder import discard, move_aside
-from superconverge.cli._common import UsageError, claim_out_dir, refuse_busy_folder
+from superconverge.cli._common import (
+    UsageError,
+    claim_out_dir,
+    refuse_busy_folder,
+    remove_if_only_the_lock,
+)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -50,10 +56,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 RESULTS = "results.json"
 
 
-def _claim(out: Path, args: argparse.Namespace, experiment: Any, settings: Any) -> Path | None:
-    """`out` made ready for the run: refused when it holds an earlier run and neither --force
-    nor --resume is given; with --force that run moved aside (returned, to be discarded once the
-    new one has finished); with --resume checked to hold runs of these settings."""
+def _claim(out: Path, args: argparse.Namespace, experiment: Any, settings: Any) -> int | None:
+    """`out` checked for the run: refused when it holds an earlier run and neither --force
+    nor --resume is given; with --resume checked to hold runs of these settings (how many it
+    holds, returned)."""
     if args.force and args.resume:
         raise UsageError("--force and --resume exclude each other: start over, or continue")
     if args.resume:
@@ -66,8 +72,7 @@ def _claim(out: Path, args: argparse.Namespace, experiment: Any, settings: Any) 
                 "(--quick and --seeds as before?); pass those, or --force to start over"
             )
         claim_out_dir(out, False, resume=True)
-        print(f"resuming: {kept} run{'s' * (kept != 1)} recorded in {out / RESULTS} are kept")
-        return None
+        return int(kept)
     if not args.force and (out / RESULTS).is_file():
         refuse_busy_folder(out, "--out")
         raise UsageError(
@@ -75,7 +80,7 @@ def _claim(out: Path, args: argparse.Namespace, experiment: Any, settings: Any) 
             "--force to start over, or choose another --out"
         )
     claim_out_dir(out, args.force)
-    return move_aside(out) if args.force else None
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,7 +118,32 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir} is not a folder")
     out = args.out or Path("runs") / f"reproduce-{args.name}"
-    aside = _claim(out, args, experiment, settings)
+    _claim(out, args, experiment, settings)  # refusals before the folder is made or locked
+    created = not out.exists()
+    try:
+        # one writer, as for tune and fit: two reproductions into one --out each wrote
+        # results.json over the other's; checked again under the lock (one may have started)
+        with FolderLock(out):
+            kept = _claim(out, args, experiment, settings)
+            if kept is not None:
+                print(
+                    f"resuming: {kept} run{'s' * (kept != 1)} recorded in {out / RESULTS} are kept"
+                )
+            aside = move_aside(out) if args.force else None
+            _run(args, experiment, settings, out)
+    except BaseException as error:
+        if created and not isinstance(error, FolderBusyError):  # a refusal leaves no folder
+            remove_if_only_the_lock(out)
+        raise
+    if aside is not None:
+        discard(aside)  # the new run has finished: the one it replaced goes
+    print((out / "results.md").read_text())
+    print(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'accuracy.png'}")
+    return 0
+
+
+def _run(args: argparse.Namespace, experiment: Any, settings: Any, out: Path) -> None:
+    """The experiment, its interrupt and a missing data file said in the CLI's words."""
     try:
         experiment.run(out, settings, args.data_dir)
     except KeyboardInterrupt:  # what ran is in results.json: say how to go on from it
@@ -129,8 +159,3 @@ def run(args: argparse.Namespace) -> int:
         # the loader's message (no errno) for a data file that is not where it looked, before
         # anything ran: the folder is the fix, as tune, lr-find and fit say it
         raise UsageError(f"--data-dir: {error}") from None
-    if aside is not None:
-        discard(aside)  # the new run has finished: the one it replaced goes
-    print((out / "results.md").read_text())
-    print(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'accuracy.png'}")
-    return 0

@@ -26,6 +26,7 @@ from superconverge.cli._common import (
     make_room,
     model_from_flag,
     model_note,
+    remove_if_only_the_lock,
     resolve_data,
     scores_line,
     stdout_closed,
@@ -377,7 +378,7 @@ def _lead(args: argparse.Namespace) -> int:
         # a run refused before it wrote anything leaves no folder behind; a folder another
         # process holds is that run's, even where this one made it first (both started at once)
         removed = (
-            created and not isinstance(error, FolderBusyError) and _remove_if_only_the_lock(out)
+            created and not isinstance(error, FolderBusyError) and remove_if_only_the_lock(out)
         )
         if isinstance(error, OSError) and error.errno in NO_ROOM:
             # not "choose another --out", which would start again: the journal keeps the search
@@ -540,31 +541,6 @@ def _follow(args: argparse.Namespace) -> int:
     args.command = None
     _tune(args, splits, model_fn, _batch_size(args.batch_size), out, _study(args, args.study))
     return 0
-
-
-def _remove_if_only_the_lock(folder: Path) -> bool:
-    """Remove a folder this command made when it holds nothing a resume would use: the lock,
-    and at most a journal whose only record is the batch size (not timed on the CPU: free to
-    decide again). A run stopped by its data or model before any range test or short run would
-    otherwise leave a folder the same --out then refuses as not empty. Whether it was removed."""
-    from superconverge._files import LOCK_NAME
-    from superconverge.tuning.journal import JOURNAL, Journal
-
-    if not folder.is_dir():
-        return False
-    names = sorted(p.name for p in folder.iterdir())
-    if names == sorted([LOCK_NAME, JOURNAL]):
-        try:
-            if set(Journal.load(folder).records) - {"batch_size"}:
-                return False
-        except (OSError, ValueError):
-            return False
-        (folder / JOURNAL).unlink()
-    elif names != [LOCK_NAME]:
-        return False
-    (folder / LOCK_NAME).unlink(missing_ok=True)
-    folder.rmdir()
-    return True
 
 
 def _tune_and_report(

@@ -552,6 +552,13 @@ CASES = {
         "--plan {tmp}/plan.json: metrics must be one of accuracy,",
         lambda tmp_path: _plan(tmp_path, data_options={"metrics": ["f7"]}),
     ),
+    "fit-plan-metrics-a-string": (  # was read letter by letter: ":" refused as code to run
+        FIT,
+        2,
+        "--plan {tmp}/plan.json: data_options metrics must be a list of metric names or null, "
+        "got 'mine:f1'",
+        lambda tmp_path: _plan(tmp_path, data_options={"metrics": "mine:f1"}),
+    ),
     # refused before --force moved the run in --out aside (it was left in refit/previous-*/)
     "fit-force-with-a-bad-plan-moves-nothing": (
         f"{FIT} --force",

@@ -137,8 +137,9 @@ def _refuse_plan_code(args: argparse.Namespace, plan: Any) -> None:
         if given is None and spec is not None and ":" in spec
     ]
     # the loss, metrics and batch/collate functions the plan's tune run named as entry points,
-    # unless this command names its own
-    saved = plan.data_options
+    # unless this command names its own; their types checked first (a metrics string
+    # "mod:fn" was read letter by letter, and ":" refused as code to run)
+    saved = _checked_options(args, plan)
     for flag, given, spec in (
         ("--loss", args.loss, plan.loss),
         ("--batch-fn", args.batch_fn, saved.get("batch_fn")),

@@ -153,3 +153,17 @@ def test_superconverge_tune_runs_from_the_installed_wheel(venv, tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "run" / "report.html").is_file() and "verdict:" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("package", "module", "extra"),
+    [("lightning", "lightning", "lightning"), ("transformers", "huggingface", "huggingface")],
+)
+def test_an_integration_without_its_extra_names_the_extra(package, module, extra):
+    # was a bare "ModuleNotFoundError: No module named 'lightning'", where TensorBoardLogger,
+    # MLflowLogger and superconverge.keras each name their extra
+    absent = f"import sys; sys.modules[{package!r}] = None; import superconverge.{module}"
+    run = subprocess.run([sys.executable, "-c", absent], capture_output=True, text=True)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: superconverge.") and f"'superconverge[{extra}]'" in last

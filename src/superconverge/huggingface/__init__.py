@@ -8,6 +8,15 @@ callback. `HyperparamScheduler` is a torch ``LRScheduler``, so
 ``Trainer(optimizers=(optimizer, HyperparamScheduler(optimizer, plan)))`` works as well.
 """
 
+try:  # one line naming the extra, as TensorBoardLogger, MLflowLogger and Keras say theirs
+    import transformers  # noqa: F401
+except ModuleNotFoundError as error:
+    if (error.name or "").partition(".")[0] != "transformers":
+        raise
+    raise ImportError(
+        "superconverge.huggingface needs Transformers: pip install 'superconverge[huggingface]'"
+    ) from error
+
 from superconverge.huggingface.callback import OneCycleCallback
 from superconverge.huggingface.trainer import (
     FINE_TUNING_DIVISOR,

@@ -6,6 +6,15 @@ callback runs the LR range test before fitting, then trains with 1cycle and cycl
 return it directly (``{"scheduler": s, "interval": "step"}``).
 """
 
+try:  # one line naming the extra, as TensorBoardLogger, MLflowLogger and Keras say theirs
+    import lightning.pytorch  # noqa: F401
+except ModuleNotFoundError as error:
+    if (error.name or "").partition(".")[0] != "lightning":
+        raise
+    raise ImportError(
+        "superconverge.lightning needs Lightning: pip install 'superconverge[lightning]'"
+    ) from error
+
 from superconverge.lightning.callback import OneCycle
 from superconverge.lightning.recipe import tune_module
 

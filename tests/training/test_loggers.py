@@ -167,3 +167,161 @@ def test_mlflow_with_its_local_file_store(tmp_path, monkeypatch):
     assert {m.key for m in [*val, *losses]} == {"epoch/val_loss", "step/loss"}
     momentum = client.get_metric_history(logger.run_id, "step/momentum")
     assert len(momentum) == 4
+
+
+class _Stop(Logger):
+    """Stands for a job killed after epoch `epoch` (its checkpoint written)."""
+
+    def __init__(self, epoch):
+        super().__init__(0)
+        self.epoch = epoch
+
+    def after_epoch(self, fit):
+        if fit.record["epoch"] == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_csv_a_resumed_fit_continues_the_files_it_left(tmp_path):
+    # the resumed run's new logger replaced epochs.csv and steps.csv: epochs 1-2 and steps
+    # 0-7 were lost
+    logger = CSVLogger(tmp_path / "csv", per_step=True)
+    with pytest.raises(KeyboardInterrupt):
+        _trainer([logger, _Stop(2)], out_dir=tmp_path / "run").fit_one_cycle(4, 0.05)
+    with logger.steps_path.open("a") as file:  # a row logged after the checkpoint: logged again
+        file.write("1,8,9.0,0.1,0.9,0.0\n")
+    torch.manual_seed(0)
+    again = CSVLogger(tmp_path / "csv", per_step=True)
+    history = Trainer.resume(tmp_path / "run", nn.Linear(4, 3), LOSS, _data(), _data(16, seed=1),
+                             batch_size=8, callbacks=[again], progress=False, sync_every=3)  # fmt: skip
+    epochs = _rows(again.epochs_path)
+    assert [(row["fit"], row["epoch"]) for row in epochs] == [("1", str(e)) for e in (1, 2, 3, 4)]
+    assert [float(row["val_loss"]) for row in epochs] == pytest.approx(
+        [row["val_loss"] for row in history.epochs]
+    )
+    steps = _rows(again.steps_path)
+    assert [int(row["step"]) for row in steps] == list(range(16))  # step 8 once, the resumed one
+    assert [float(row["loss"]) for row in steps] == pytest.approx(history.step_losses)
+
+
+def test_csv_a_new_logger_adds_its_fit_to_the_files_there(tmp_path):
+    # a second run into the same folder replaced the first's files
+    _trainer([CSVLogger(tmp_path / "csv", per_step=True)]).fit_one_cycle(1, 0.05)
+    logger = CSVLogger(tmp_path / "csv", per_step=True)
+    _trainer([logger]).fit_one_cycle(2, 0.05)
+    assert [(r["fit"], r["epoch"]) for r in _rows(logger.epochs_path)] == [
+        ("1", "1"), ("2", "1"), ("2", "2")
+    ]  # fmt: skip
+    assert [r["fit"] for r in _rows(logger.steps_path)] == ["1"] * 4 + ["2"] * 8
+
+
+@pytest.mark.parametrize("folder", [None, 123, "", True])
+def test_a_logger_folder_that_is_no_path_is_named(folder):
+    # CSVLogger(None) was pathlib's "expected str, bytes or os.PathLike object, not NoneType"
+    with pytest.raises(TypeError, match=f"folder must be a folder path \\(str or Path\\), got {folder!r}"):
+        CSVLogger(folder)
+    with pytest.raises(TypeError, match=r"every_steps must be an integer >= 0, got 1\.5"):
+        CSVLogger("x", per_step=True, every_steps=1.5)
+
+
+def test_a_tensorboard_log_dir_that_is_no_path_is_named(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    from superconverge.training import TensorBoardLogger
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match="log_dir must be a folder path \\(str or Path\\), got 123"):
+        TensorBoardLogger(123)  # made a folder ./123
+    assert not (tmp_path / "123").exists()
+
+
+def _mlflow(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    from mlflow.tracking import MlflowClient
+
+    uri = (tmp_path / "mlruns").as_uri()
+    return uri, MlflowClient(tracking_uri=uri)
+
+
+def test_mlflow_two_fits_in_one_active_run_keep_both_fits_params(tmp_path, monkeypatch):
+    # fine_tune inside mlflow.start_run(): its second fit failed with "Changing param values
+    # is not allowed" after the first had trained
+    uri, client = _mlflow(tmp_path, monkeypatch)
+    import mlflow
+
+    from superconverge.training import MLflowLogger
+
+    mlflow.set_tracking_uri(uri)
+    logger = MLflowLogger()
+    trainer = _trainer([logger])
+    with mlflow.start_run() as run:
+        trainer.fit_one_cycle(1, 0.05)
+        trainer.fit_one_cycle(2, 0.02)
+    params = client.get_run(run.info.run_id).data.params
+    assert params["max_lr"] == "0.05" and params["fit2/max_lr"] == "0.02"
+    assert params["epochs"] == "1" and params["fit2/epochs"] == "2"
+    assert "fit2/optimizer" not in params  # the same value: not again
+
+
+def test_mlflow_a_resumed_fit_continues_the_run_it_names(tmp_path, monkeypatch):
+    # a resumed fit made a second run (epochs 3-4), the first left KILLED with epochs 1-2
+    uri, client = _mlflow(tmp_path, monkeypatch)
+    from superconverge.training import MLflowLogger
+
+    first = MLflowLogger("e", tracking_uri=uri)
+    with pytest.raises(KeyboardInterrupt):
+        _trainer([first, _Stop(2)], out_dir=tmp_path / "run").fit_one_cycle(4, 0.05)
+    assert client.get_run(first.run_id).info.status == "KILLED"
+    torch.manual_seed(0)
+    again = MLflowLogger("e", tracking_uri=uri, run_id=first.run_id)
+    Trainer.resume(tmp_path / "run", nn.Linear(4, 3), LOSS, _data(), _data(16, seed=1),
+                   batch_size=8, callbacks=[again], progress=False, sync_every=3)  # fmt: skip
+    assert again.run_id == first.run_id
+    run = client.get_run(first.run_id)
+    assert run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch/val_loss")] == [
+        1, 2, 3, 4
+    ]  # fmt: skip
+    assert len(client.search_runs([run.info.experiment_id])) == 1
+    with pytest.raises(TypeError, match="run_id must be an MLflow run ID"):
+        MLflowLogger(tracking_uri=uri, run_id=7)
+
+
+def _scalars(folder, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return [(event.step, event.value) for event in events.Scalars(tag)]
+
+
+def test_tensorboard_a_second_fit_goes_on_after_the_first_and_another_run_is_warned(tmp_path):
+    # fine_tune's two fits (and two runs into one folder) were drawn over each other: epochs
+    # 1, 2, 1, 2, a zigzag
+    pytest.importorskip("tensorboard")
+    from superconverge.training import TensorBoardLogger
+
+    logger = TensorBoardLogger(tmp_path / "tb")
+    trainer = _trainer([logger])
+    trainer.fit_one_cycle(2, 0.05)
+    trainer.fit_one_cycle(1, 0.01)
+    assert [step for step, _ in _scalars(tmp_path / "tb", "epoch/val_loss")] == [1, 2, 3]
+    assert [step for step, _ in _scalars(tmp_path / "tb", "train/lr")] == list(range(12))
+    with pytest.warns(UserWarning, match="holds another run's events; TensorBoard draws"):
+        _trainer([TensorBoardLogger(tmp_path / "tb")]).fit_one_cycle(1, 0.05)
+
+
+def test_tensorboard_a_resumed_fit_continues_its_curves_without_a_warning(tmp_path):
+    pytest.importorskip("tensorboard")
+    import warnings
+
+    from superconverge.training import TensorBoardLogger
+
+    with pytest.raises(KeyboardInterrupt):
+        _trainer([TensorBoardLogger(tmp_path / "tb"), _Stop(1)], out_dir=tmp_path / "run").fit_one_cycle(2, 0.05)
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer.resume(tmp_path / "run", nn.Linear(4, 3), LOSS, _data(), _data(16, seed=1),
+                       batch_size=8, callbacks=[TensorBoardLogger(tmp_path / "tb")],
+                       progress=False, sync_every=3)  # fmt: skip
+    assert [step for step, _ in _scalars(tmp_path / "tb", "epoch/val_loss")] == [1, 2]

@@ -26,12 +26,14 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from superconverge._files import write_text_atomically
+from superconverge._warnings import warn
 from superconverge.training.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -49,7 +51,9 @@ class Logger(Callback):
     """
 
     def __init__(self, every_steps: int = 1) -> None:
-        if isinstance(every_steps, bool) or not isinstance(every_steps, int) or every_steps < 0:
+        if isinstance(every_steps, bool) or not isinstance(every_steps, int):
+            raise TypeError(f"every_steps must be an integer >= 0, got {every_steps!r}")
+        if every_steps < 0:
             raise ValueError(f"every_steps must be an integer >= 0, got {every_steps!r}")
         self.every_steps = every_steps
         self._next_step = 0  # the first History step not yet handed to log_step
@@ -137,6 +141,11 @@ class TensorBoardLogger(Logger):
     ``train/weight_decay`` per step, ``epoch/<name>`` per epoch, and the fit's settings as text.
 
     Needs the ``tensorboard`` package (``pip install 'superconverge[tensorboard]'``).
+
+    A resumed fit continues the curves of the fit it resumes; a later fit with the same logger
+    (``fine_tune``'s second) continues after the first (its steps and epochs counted on from
+    the first's). TensorBoard draws every event file in `log_dir` as one run, so a new fit into
+    a folder holding another run's events is warned about: give each run its own folder.
     """
 
     def __init__(self, log_dir: str | Path, every_steps: int = 1) -> None:
@@ -147,20 +156,41 @@ class TensorBoardLogger(Logger):
             raise ImportError(
                 "TensorBoardLogger needs tensorboard: pip install 'superconverge[tensorboard]'"
             ) from error
-        self.writer: Any = SummaryWriter(str(log_dir))
+        folder = _folder("log_dir", log_dir)
+        self._others = folder.is_dir() and any(folder.glob("events.out.tfevents.*"))
+        self.writer: Any = SummaryWriter(str(folder))
+        self._fits, self._offsets, self._ends = 0, (0, 0), (0, 0)
+
+    def before_fit(self, fit: FitLoop) -> None:
+        resumed = bool(fit.history.epochs or fit.history.step_losses)
+        if self._fits:  # a later fit of this logger: its x axes go on from the earlier ones'
+            self._offsets = self._ends
+        elif self._others and not resumed:  # two runs' curves drawn as one, zigzagging
+            warn(
+                f"TensorBoardLogger: {self.writer.log_dir} holds another run's events; "
+                "TensorBoard draws all of a folder's events as one run, so this fit's curves "
+                "start over on top of them: give each run its own log_dir (runs/tb/NAME)"
+            )
+        self._fits += 1
+        super().before_fit(fit)
+
+    def after_fit(self, fit: FitLoop) -> None:
+        super().after_fit(fit)
+        steps, epochs = self._offsets
+        self._ends = (steps + len(fit.history.step_losses), epochs + len(fit.history.epochs))
 
     def log_params(self, params: Params) -> None:
         table = "\n".join(f"| {k} | {v} |" for k, v in params.items())
-        self.writer.add_text("params", "| setting | value |\n|---|---|\n" + table)
+        self.writer.add_text("params", "| setting | value |\n|---|---|\n" + table, self._fits)
 
     def log_step(self, step: int, values: dict[str, float]) -> None:
         for name, value in values.items():
             tag = "train/loss_step" if name == "loss" else f"train/{name}"
-            self.writer.add_scalar(tag, value, step)
+            self.writer.add_scalar(tag, value, step + self._offsets[0])
 
     def log_epoch(self, epoch: int, values: dict[str, float]) -> None:
         for name, value in values.items():
-            self.writer.add_scalar(f"epoch/{name}", value, epoch)
+            self.writer.add_scalar(f"epoch/{name}", value, epoch + self._offsets[1])
         self.writer.flush()
 
     def close(self, status: str) -> None:
@@ -173,17 +203,44 @@ class CSVLogger(Logger):
     optimizer step, every `every_steps`) in `folder`.
 
     ``epochs.csv`` is rewritten whole (atomically) after each epoch; ``steps.csv`` grows by the
-    epoch's rows at each epoch's end. A new logger starts new files; a second fit with the same
-    logger (``fine_tune``) adds its rows, with a ``fit`` column counting the fits from 1.
+    epoch's rows at each epoch's end. A ``fit`` column counts the fits from 1: a second fit with
+    the same logger (``fine_tune``) adds its rows. Files already in `folder` are kept: a new
+    logger's fit adds its rows as the next fit, and a resumed fit (``Trainer.resume``) continues
+    its fit's rows from where its checkpoint was (rows logged after it, which the resumed fit
+    logs again, are dropped).
     """
 
     def __init__(self, folder: str | Path, *, per_step: bool = False, every_steps: int = 1) -> None:
         super().__init__(every_steps if per_step else 0)
-        self.folder = Path(folder)
+        self.folder = _folder("folder", folder)
         self.fit_index = 0
         self._epochs: list[dict[str, Any]] = []
         self._steps: list[dict[str, Any]] = []  # rows not yet in steps.csv
         self._step_columns: list[str] = []
+        self._read = False  # whether the files already in `folder` were read
+
+    def before_fit(self, fit: FitLoop) -> None:
+        if not self._read:  # a resumed run, or another run's files: kept, not replaced
+            self._read = True
+            done = (len(fit.history.epochs), len(fit.history.step_losses))
+            self._continue_files(resumed=done if any(done) else None)
+        super().before_fit(fit)
+
+    def _continue_files(self, resumed: tuple[int, int] | None) -> None:
+        """Take up the rows in `folder`: all of them for a new fit (it becomes the next fit);
+        for a fit resumed after `resumed` = (epochs, steps), the last fit's rows up to there."""
+        epochs, steps = _read_rows(self.epochs_path), _read_rows(self.steps_path)
+        last = max((_fit_of(row) for row in epochs + steps), default=0)
+        if resumed is not None and last:  # the resumed fit goes on as the file's last fit
+            done_epochs, done_steps = resumed
+            epochs = [r for r in epochs if _fit_of(r) < last or _int(r, "epoch") <= done_epochs]
+            steps = [r for r in steps if _fit_of(r) < last or _int(r, "step") < done_steps]
+            last -= 1  # log_params counts it again
+        self.fit_index, self._epochs = last, epochs
+        if steps or self.steps_path.is_file():
+            columns = _columns(steps, self.steps_path)
+            write_text_atomically(self.steps_path, _csv_text(steps, columns))
+            self._step_columns = columns
 
     @property
     def epochs_path(self) -> Path:
@@ -227,6 +284,62 @@ class CSVLogger(Logger):
         self._steps = []
 
 
+def _new_params(params: Params, logged: dict[str, str]) -> list[tuple[str, str]]:
+    """The params of a fit to log into a run that holds `logged`: those it lacks as they are,
+    those it holds with another value as ``fit<n>/<name>`` (the first n from 2 that is free or
+    holds that value); MLflow refuses a param's value to change.
+
+    Example:
+        >>> _new_params({"max_lr": 0.1, "epochs": 3}, {"max_lr": "0.1", "epochs": "2"})
+        [('fit2/epochs', '3')]
+    """
+    new = []
+    for name, value in params.items():
+        text, key, fit = str(value), name, 1
+        while logged.get(key, text) != text:
+            fit += 1
+            key = f"fit{fit}/{name}"
+        if key not in logged:
+            new.append((key, text))
+    return new
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a CSV file this logger wrote (none where there is no file)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def _columns(rows: list[dict[str, Any]], path: Path) -> list[str]:
+    """The header of `path` (which may hold no rows), then any other key of `rows`."""
+    with path.open(newline="", encoding="utf-8") as file:
+        columns = list(next(csv.reader(file), []))
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    return columns
+
+
+def _int(row: dict[str, Any], key: str) -> int:
+    try:
+        return int(float(row.get(key) or 0))
+    except ValueError:  # a hand-edited cell: the row is kept as another fit's
+        return 0
+
+
+def _fit_of(row: dict[str, Any]) -> int:
+    return _int(row, "fit") if row.get("fit") else 1
+
+
+def _folder(name: str, value: Any) -> Path:
+    """A logger's folder argument as a Path, or a TypeError naming it (pathlib's said "expected
+    str, bytes or os.PathLike object, not NoneType"; an int 123 made a folder ./123)."""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)) or str(value) == "":
+        raise TypeError(f"{name} must be a folder path (str or Path), got {value!r}")
+    return Path(value)
+
+
 def _csv_text(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
     if columns is None:
         columns = []
@@ -252,9 +365,13 @@ class MLflowLogger(Logger):
     """MLflow: the fit's settings as params, ``step/<name>`` metrics per step and
     ``epoch/<name>`` per epoch, the run ended with the fit's status.
 
-    Logs into the active MLflow run when there is one (and leaves it open), else into a new
-    run of `experiment` (default: MLflow's default experiment) that ends with the fit. Needs
-    MLflow (``pip install 'superconverge[mlflow]'``).
+    Logs into the active MLflow run when there is one (and leaves it open), else into the run
+    `run_id` names, else into a new run of `experiment` (default: MLflow's default experiment);
+    the last two end with the fit. Needs MLflow (``pip install 'superconverge[mlflow]'``).
+
+    A run's params cannot change in MLflow: a second fit into the same run (``fine_tune`` in an
+    active run, a resume into `run_id` with other settings) logs the params that differ as
+    ``fit2/<name>`` (``fit3/``, ...); those equal to the run's are not logged again.
 
     Args:
         experiment: experiment name (created when missing).
@@ -262,6 +379,9 @@ class MLflowLogger(Logger):
         tracking_uri: where to log (default: MLflow's own setting, ``MLFLOW_TRACKING_URI``);
             e.g. ``"file:./mlruns"`` for a local file store.
         every_steps: log every this many optimizer steps (0: epochs only).
+        run_id: continue this run instead of starting one: for ``Trainer.resume``, the
+            interrupted fit's run (its logger's ``run_id``, or the MLflow UI's run ID), so the
+            resumed epochs join the earlier ones; a resumed fit otherwise logs a new run.
     """
 
     def __init__(
@@ -271,6 +391,7 @@ class MLflowLogger(Logger):
         run_name: str | None = None,
         tracking_uri: str | None = None,
         every_steps: int = 1,
+        run_id: str | None = None,
     ) -> None:
         super().__init__(every_steps)
         try:
@@ -283,6 +404,9 @@ class MLflowLogger(Logger):
         self._mlflow = mlflow
         self.client: Any = MlflowClient(tracking_uri=tracking_uri)
         self.experiment, self.run_name = experiment, run_name
+        if run_id is not None and (not isinstance(run_id, str) or not run_id):
+            raise TypeError(f"run_id must be an MLflow run ID (a str) or None, got {run_id!r}")
+        self._continued = run_id
         self.run_id: str | None = None
         self._own_run = False
         self._metrics: list[Any] = []
@@ -291,6 +415,9 @@ class MLflowLogger(Logger):
         active = self._mlflow.active_run()
         if active is not None:
             self.run_id, self._own_run = active.info.run_id, False
+        elif self._continued is not None:
+            self.run_id, self._own_run = self.client.get_run(self._continued).info.run_id, True
+            self.client.update_run(self.run_id, "RUNNING")
         else:
             experiment_id = "0"
             if self.experiment is not None:
@@ -304,7 +431,10 @@ class MLflowLogger(Logger):
             self.run_id, self._own_run = run.info.run_id, True
         from mlflow.entities import Param
 
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        logged = self.client.get_run(self.run_id).data.params
+        self.client.log_batch(
+            self.run_id, params=[Param(k, v) for k, v in _new_params(params, logged)]
+        )
 
     def log_step(self, step: int, values: dict[str, float]) -> None:
         self._add(values, "step", step)

@@ -127,6 +127,7 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
             raise RuntimeError(
                 f"OneCycleCallback: the Trainer gave no optimizer at train begin, got {given!r}"
             )
+        self._refuse_another_writer(state, kwargs.get("lr_scheduler"))
         check_has_momentum(optimizer, self.settings["momentum"], "OneCycleCallback")
         warn_if_group_lrs_differ(optimizer, "OneCycleCallback")
         unused = unused_scheduler_arguments(args, "linear", "constant")
@@ -153,6 +154,24 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
         if isinstance(getattr(state, "stateful_callbacks", None), dict):
             state.stateful_callbacks.setdefault(type(self).__name__, self.state())
 
+    def _refuse_another_writer(self, state: Any, trainer_scheduler: Any) -> None:
+        """Refuse a second 1cycle over the same updates (a user's check: OneCycleTrainer with
+        this callback, or two of these callbacks, trained at the last one's peak while
+        ``trainer.lr_scheduler.plan`` named the other), as the Lightning side refuses it."""
+        if isinstance(trainer_scheduler, HyperparamScheduler):
+            raise ValueError(
+                "OneCycleCallback: the Trainer's own scheduler is already a superconverge plan "
+                "(OneCycleTrainer, or a HyperparamScheduler passed in optimizers=): two 1cycles "
+                "would fight over every update's LR; drop the callback, or use a plain Trainer"
+            )
+        other = getattr(state, "superconverge_one_cycle", None)
+        if other is not None and other is not self:
+            raise ValueError(
+                f"OneCycleCallback: two OneCycleCallbacks in one Trainer (max_lr {other.max_lr:g} "
+                f"and {self.max_lr:g}) would fight over every update's LR; keep one"
+            )
+        state.superconverge_one_cycle = self  # this train()'s state: a new run starts clear
+
     def state(self) -> dict[str, Any]:
         """What each checkpoint's ``trainer_state.json`` keeps of this callback (transformers'
         ``ExportableState``): its settings and its cycle's length, so that a resume can say
@@ -177,9 +196,18 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
         planned = planned if isinstance(planned, int) else total
         # a max_lr given anew (another lr_find before resuming, a user's check) was not said
         peak = float(peak) if isinstance(peak, (int, float)) else self.max_lr
-        if planned == total and peak == self.max_lr:
+        # and the other settings (a warm-up of another length sent update 3 back into it)
+        before = self._saved_settings(saved.get("args", {}), peak)
+        others = [
+            f"{name} {before[name]!r} → {self.settings[name]!r}"
+            for name in self.settings
+            if before[name] != self.settings[name]
+        ]
+        if planned == total and peak == self.max_lr and not others:
             return
         changed = []
+        if others:
+            changed.append(f"the checkpoint's cycle had other settings ({', '.join(others)})")
         if planned != total:
             changed.append(
                 f"the checkpoint's cycle has {planned} updates, this Trainer makes {total} "
@@ -189,7 +217,7 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
             changed.append(
                 f"the checkpoint's cycle peaks at {peak:.3g}, this one at {self.max_lr:.3g}"
             )
-        old = one_cycle(planned, peak, **self.settings).lr(step)
+        old = one_cycle(planned, peak, **before).lr(step)
         new = one_cycle(total, self.max_lr, **self.settings).lr(step)
         warnings.warn(
             f"OneCycleCallback: {' and '.join(changed)}: the plan is rebuilt for this run, so "
@@ -197,6 +225,23 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
             "with the settings the cycle was made for to continue it exactly",
             stacklevel=2,
         )
+
+    def _saved_settings(self, saved: Any, peak: float) -> dict[str, Any]:
+        """The cycle settings a checkpoint's state kept (this callback's own for any that it
+        lacks or that does not read as one: an older checkpoint, a hand-edited file)."""
+        before = dict(self.settings)
+        if not isinstance(saved, dict):
+            return before
+        for name in before:
+            value = saved.get(name, before[name])
+            if name == "momentum" and isinstance(value, list) and len(value) == 2:
+                value = tuple(value)
+            try:
+                check_cycle_settings(peak, **{**self.settings, name: value})
+            except (TypeError, ValueError):
+                continue
+            before[name] = value
+        return before
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._write(state.global_step)  # unconditionally: the Trainer's scheduler wrote its LR

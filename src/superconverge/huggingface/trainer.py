@@ -472,7 +472,13 @@ class OneCycleTrainer(transformers.Trainer):
                     f"resume_from_checkpoint=True: no checkpoint-N folder in {self.args.output_dir}"
                     " to resume from; train without it, or name the checkpoint's folder"
                 )
-        return Path(str(checkpoint))
+        folder = Path(str(checkpoint))
+        if not folder.is_dir():  # a typo: said before a range test ran and wrote lr_find.json
+            raise ValueError(
+                f"resume_from_checkpoint={str(checkpoint)!r} is not a folder; name a "
+                f"checkpoint-N folder (resume_from_checkpoint=True: the last in output_dir)"
+            )
+        return folder
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         super()._save_checkpoint(model, trial)

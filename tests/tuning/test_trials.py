@@ -443,3 +443,62 @@ def test_a_study_without_optuna_installed_is_named_before_anything_runs(
     assert list(tmp_path.iterdir()) == []  # no runs/ folder, no database
     with pytest.raises(ImportError, match=r"superconverge\[optuna\]"):
         TrialStudy(url)
+
+
+def _interrupted(spec):
+    raise KeyboardInterrupt
+
+
+def test_a_trial_interrupted_in_a_worker_is_run_again_not_counted_as_lost(tmp_path, caplog):
+    # a user's check: Ctrl-C (or SIGTERM) of a --join worker mid-trial failed the trial as
+    # "lost" ("no heartbeat for 60 s", at once) and nothing enqueued it again: the coordinator
+    # waited for ever
+    caplog.set_level(logging.INFO, logger="superconverge")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    coordinator = TrialStudy(url, poll=0.05, retries=0, work=False)  # one loss would stop it
+    coordinator.create({"case": 1}, None)
+    specs = [{"label": "a"}, {"label": "bb"}]
+    out: dict = {}
+
+    def coordinate():
+        try:
+            out["results"] = coordinator.run(specs, _interrupted)
+        except BaseException as error:  # the test reads it
+            out["error"] = error
+
+    thread = threading.Thread(target=coordinate)
+    thread.start()
+    worker = TrialStudy(url, poll=0.05)
+    worker.open(wait=30)
+    deadline = time.monotonic() + 60
+    with pytest.raises(KeyboardInterrupt):
+        while time.monotonic() < deadline:
+            if not worker.work_once(_interrupted):
+                time.sleep(0.05)
+    while thread.is_alive() and time.monotonic() < deadline:
+        if not worker.work_once(lambda spec: {"val_loss": float(len(spec["label"]))}):
+            time.sleep(0.05)
+    thread.join(timeout=10)
+    coordinator.set_state("searched")
+    assert "error" not in out, out.get("error")
+    assert out["results"] == [{"val_loss": 1.0}, {"val_loss": 2.0}]
+    assert "was interrupted (Ctrl-C or SIGTERM); its short run is run again" in caplog.text
+    assert "no heartbeat" not in caplog.text
+
+
+def test_a_coordinator_interrupted_mid_trial_again_and_again_still_resumes(tmp_path):
+    # three Ctrl-Cs during one short run (each followed by --resume) counted as three losses:
+    # "TrialError: ... was lost 3 times", and every later --resume failed the same way
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    specs = [{"label": "a"}]
+    for _ in range(4):
+        coordinator = TrialStudy(url, poll=0.05, retries=2)
+        coordinator.create({"case": 2}, None)
+        with pytest.raises(KeyboardInterrupt):
+            coordinator.run(specs, _interrupted)
+        coordinator.stop_beating()
+    coordinator = TrialStudy(url, poll=0.05, retries=2)
+    coordinator.create({"case": 2}, None)
+    assert coordinator.run(specs, lambda spec: {"val_loss": 0.5}) == [{"val_loss": 0.5}]
+    coordinator.set_state("searched")
+    assert [t.state.name for t in trials(url)] == ["FAIL"] * 4 + ["COMPLETE"]

@@ -8,8 +8,9 @@ itself, and makes the stage's decision once every result is in the study. Worker
 the bookkeeping: a waiting trial goes to exactly one process (the storage's WAITING -> RUNNING
 update), a running trial's process records a heartbeat, and a trial whose heartbeat stops (a
 killed worker) is failed and enqueued again (`RetryFailedTrialCallback`), `retries` times at
-most; after that the coordinator stops with an error naming it. A trial that raised is failed
-with its error and stops the coordinator with that error: nothing is lost silently.
+most; after that the coordinator stops with an error naming it. A trial stopped by Ctrl-C or
+SIGTERM is marked interrupted and enqueued again, not counted as lost. A trial that raised is
+failed with its error and stops the coordinator with that error: nothing is lost silently.
 
 A trial already complete in the study (a coordinator restarted with the same settings) is read
 back, not run again. Storage: Optuna's RDB storage (``sqlite:///path.db``, PostgreSQL, MySQL),
@@ -291,6 +292,7 @@ class TrialStudy:
         """Each spec's result, in order: read from a complete trial of the same spec, else
         enqueued as a trial and run by whichever process takes it (this one included)."""
         labels = [spec["label"] for spec in specs]
+        by_label = {spec["label"]: spec for spec in specs}
         trials = self._trials_by_label()
         for spec in specs:
             if not any(
@@ -303,6 +305,12 @@ class TrialStudy:
         while True:
             self._fail_stale()
             trials = self._trials_by_label()
+            for label in set(labels) - set(results):  # a trial interrupted in a worker: again
+                runs = trials.get(label, [])
+                states = {t.state.name for t in runs}
+                if runs and "interrupted" in runs[-1].user_attrs and states <= {"FAIL"}:
+                    self._enqueue(by_label[label])
+                    trials = self._trials_by_label()
             for label in labels:
                 if label not in results:
                     found = self._result(label, trials.get(label, []))
@@ -323,12 +331,28 @@ class TrialStudy:
         for trial in (t for label in sorted(missing) for t in trials.get(label, [])):
             # a trial failed with no error of its own: whichever process noticed its missing
             # heartbeats failed it
-            lost = trial.state.name == "FAIL" and "error" not in trial.user_attrs
-            kind = "waiting" if trial.state.name == "RUNNING" else "lost" if lost else None
+            lost = trial.state.name == "FAIL" and not {"error", "interrupted"} & set(
+                trial.user_attrs
+            )
+            interrupted = trial.state.name == "FAIL" and "interrupted" in trial.user_attrs
+            kind = (
+                "waiting"
+                if trial.state.name == "RUNNING"
+                else "lost"
+                if lost
+                else "interrupted"
+                if interrupted
+                else None
+            )
             if kind is None or (kind, trial.number) in said:
                 continue
             said.add((kind, trial.number))
-            if kind == "waiting":
+            if kind == "interrupted":
+                logger.info(
+                    "%s was interrupted (Ctrl-C or SIGTERM); its short run is run again",
+                    _named(trial),
+                )
+            elif kind == "waiting":
                 logger.info(
                     "waiting for %s; a worker that stops sending heartbeats for %g s loses its "
                     "trial, which is run again",
@@ -348,7 +372,8 @@ class TrialStudy:
         for trial in trials:
             if trial.state.name == "COMPLETE":
                 return dict(decode_nonfinite(json.loads(trial.user_attrs["result"])))
-        failed = [t for t in trials if t.state.name == "FAIL"]
+        # an interrupted trial is not lost (its process said so): run again, not counted
+        failed = [t for t in trials if t.state.name == "FAIL" and "interrupted" not in t.user_attrs]
         for trial in failed:
             if "error" in trial.user_attrs:
                 raise TrialError(
@@ -462,9 +487,14 @@ class TrialStudy:
             self.storage.set_trial_user_attr(trial_id, "error", f"{type(error).__name__}: {error}")
             self._finish(trial_id, optuna.trial.TrialState.FAIL)
             raise
-        except BaseException:  # Ctrl-C: the trial goes back to be run by another process
+        except BaseException:  # Ctrl-C, SIGTERM: the trial goes back to be run again
             stop.set()
             beat.join()
+            # marked, so that it is enqueued again (by the coordinator, or by `run` when the
+            # coordinator itself resumes) and not counted as lost towards `retries`: it was
+            # failed as lost ("no heartbeat for 60 s") and never run again, and a coordinator
+            # waited for it for ever
+            self.storage.set_trial_user_attr(trial_id, "interrupted", self.worker)
             self._finish(trial_id, optuna.trial.TrialState.FAIL)
             raise
         stop.set()

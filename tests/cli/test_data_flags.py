@@ -158,9 +158,14 @@ def test_dict_batches_without_a_target_key_name_the_batch_fn_flag(command, tmp_p
     ]
     out = tmp_path / "run"
     assert main([command, *flags, "--loss", "mse", "--out", str(out)]) == 2
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert "dict batches with keys ['features', 'value']" in err
     assert "--batch-fn module:function" in err and "lambda" not in err
+    # said by the data check, before any stage: tune's was said by the final run, after the
+    # batch size and the LR search were journaled, and the corrected command was then refused
+    # as "a tune that did not finish" in --out
+    assert "batch_size =" not in captured.out + err and not out.exists()
 
 
 def test_lr_find_has_no_metric_flag_to_ignore(tmp_path, capsys):

@@ -612,11 +612,18 @@ def claim_out_dir(folder: Path, force: bool, resume: bool = False, flag: str = "
     _usable_folder(folder, flag, resume=resume)
 
 
+# a tune journal's records that cost nothing to decide again: the batch size (not timed on the
+# CPU) and the in-run search's setup (a rule, no measurement); a folder holding only them is
+# not worth a --resume (a user's check: one refused with a usage error after both were decided
+# was kept, and the corrected command refused as "a tune that did not finish")
+FREE_RECORDS = frozenset({"batch_size", "lr_search"})
+
+
 def remove_if_only_the_lock(folder: Path) -> bool:
     """Remove a folder this command made when it holds nothing a resume would use: the lock,
-    and at most a tune journal whose only record is the batch size (not timed on the CPU: free to
-    decide again). A run stopped by its data or model before any range test or short run would
-    otherwise leave a folder the same --out then refuses as not empty. Whether it was removed."""
+    and at most a tune journal whose only records are `FREE_RECORDS`. A run stopped by its data
+    or model before any range test or short run would otherwise leave a folder the same --out
+    then refuses as not empty. Whether it was removed."""
     from superconverge._files import LOCK_NAME
     from superconverge.tuning.journal import JOURNAL, Journal
 
@@ -625,7 +632,7 @@ def remove_if_only_the_lock(folder: Path) -> bool:
     names = sorted(p.name for p in folder.iterdir())
     if names == sorted([LOCK_NAME, JOURNAL]):
         try:
-            if set(Journal.load(folder).records) - {"batch_size"}:
+            if set(Journal.load(folder).records) - FREE_RECORDS:
                 return False
         except (OSError, ValueError):
             return False

@@ -350,10 +350,13 @@ def _first_batch(
             batch = next(batches)
         else:  # a factory or a stream: building or reading one costs or consumes
             return None
-        inputs, targets = split_batch(batch, source.batch_fn)
     except Exception:  # the loop's own first-batch check names what is wrong
         logger.debug("data check: no first batch of %s", source.name, exc_info=True)
         return None
+    # a batch that is no pair (dict batches without a target key, a batch_fn that raises):
+    # said now, before the journal holds a stage (a user's check: it was said by the final
+    # run, and the corrected command was then refused by the journal it had left)
+    inputs, targets = split_batch(batch, source.batch_fn, source.name)
     return (inputs, targets) if isinstance(targets, torch.Tensor) else None
 
 

@@ -4,6 +4,7 @@ import math
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -208,3 +209,44 @@ def test_a_worker_that_dies_is_explained_not_left_as_brokenprocesspool():
     with pytest.raises(RuntimeError, match=r"a short run's worker process died .*guard its top "
                        r"level with `if __name__ == \"__main__\":`"):  # fmt: skip
         map_in_processes(_die, [1, 2], 2)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl's parent-death signal")
+def test_workers_end_with_a_killed_main_process():
+    # tune --workers 2 killed with SIGKILL (a scheduler's hard stop) left its spawned workers
+    # behind for ever, holding the output pipes a wrapper waited on
+    import subprocess
+
+    script = (
+        "import os, time; from superconverge.tuning.probes import map_in_processes\n"
+        "print(os.getpid(), flush=True)\n"
+        "map_in_processes(time.sleep, [60, 60], 2)\n"
+    )
+    main = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    assert main.stdout is not None and int(main.stdout.readline()) == main.pid
+    workers: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{main.pid}/task/{main.pid}/children").read_text().split()
+        workers = [pid for pid in children if "spawn_main" in _command_line(pid)]
+        if len(workers) == 2:
+            break
+        time.sleep(0.1)
+    assert len(workers) == 2, "the workers never started"
+    main.kill()
+    main.wait()
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    for pid in left:  # not to leave them to the next test
+        os.kill(int(pid), signal.SIGKILL)
+    assert not left
+
+
+def _command_line(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""

@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import functools
 import math
 import multiprocessing
+import os
 import pickle
 import signal
 import statistics
@@ -300,7 +302,10 @@ def map_in_processes(
     them have returned, so an interrupted batch is run again on resume; earlier stages are kept."""
     context = multiprocessing.get_context("spawn")
     pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_worker_start
+        max_workers=workers,
+        mp_context=context,
+        initializer=_worker_start,
+        initargs=(os.getpid(),),
     )
     try:
         results = []
@@ -362,11 +367,30 @@ def _module_of(filename: str) -> str:
     return "superconverge.worker"
 
 
-def _worker_start() -> None:
+def _worker_start(parent: int) -> None:
+    _end_with(parent)
     torch.set_num_threads(1)
     # Ctrl-C reaches the whole process group: the main process stops the workers (no traceback
     # from each of them)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+PR_SET_PDEATHSIG = 1  # Linux's prctl option: a signal for this process when its parent dies
+
+
+def _end_with(parent: int) -> None:
+    """On Linux, end this worker when `parent` (the process that spawned it) dies: a tune killed
+    with SIGKILL (a scheduler's hard stop, an out-of-memory kill) left its workers behind for
+    ever, idle, holding the output pipes the killer's wrapper waited on. Elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl to call: the worker ends with its pipe
+        return
+    if os.getppid() != parent:  # the parent died before the line above: end now
+        os._exit(1)
 
 
 def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:

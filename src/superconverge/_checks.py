@@ -170,3 +170,19 @@ def check_non_negative(name: str, value: object) -> float:
 def check_optional_count(name: str, value: object, minimum: int = 1) -> int | None:
     """None, or an integer count >= `minimum`."""
     return None if value is None else check_count(name, value, minimum)
+
+
+def import_extra(module: str, front_end: str, needs: str, extra: str) -> None:
+    """Import `module` (the package a front end is built on), or an ImportError of one line
+    naming the extra that installs it, as TensorBoardLogger, MLflowLogger and
+    superconverge.keras name theirs; a module *inside* it that is missing is not re-worded."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] != module.partition(".")[0]:
+            raise
+        raise ImportError(
+            f"{front_end} needs {needs}: pip install 'superconverge[{extra}]'"
+        ) from error

@@ -8,17 +8,12 @@ callback. `HyperparamScheduler` is a torch ``LRScheduler``, so
 ``Trainer(optimizers=(optimizer, HyperparamScheduler(optimizer, plan)))`` works as well.
 """
 
-try:  # one line naming the extra, as TensorBoardLogger, MLflowLogger and Keras say theirs
-    import transformers  # noqa: F401
-except ModuleNotFoundError as error:
-    if (error.name or "").partition(".")[0] != "transformers":
-        raise
-    raise ImportError(
-        "superconverge.huggingface needs Transformers: pip install 'superconverge[huggingface]'"
-    ) from error
+from superconverge._checks import import_extra
 
-from superconverge.huggingface.callback import OneCycleCallback
-from superconverge.huggingface.trainer import (
+import_extra("transformers", "superconverge.huggingface", "Transformers", "huggingface")
+
+from superconverge.huggingface.callback import OneCycleCallback  # noqa: E402 - after the check
+from superconverge.huggingface.trainer import (  # noqa: E402
     FINE_TUNING_DIVISOR,
     OneCycleTrainer,
     lr_find,

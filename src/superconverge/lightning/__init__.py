@@ -6,16 +6,11 @@ callback runs the LR range test before fitting, then trains with 1cycle and cycl
 return it directly (``{"scheduler": s, "interval": "step"}``).
 """
 
-try:  # one line naming the extra, as TensorBoardLogger, MLflowLogger and Keras say theirs
-    import lightning.pytorch  # noqa: F401
-except ModuleNotFoundError as error:
-    if (error.name or "").partition(".")[0] != "lightning":
-        raise
-    raise ImportError(
-        "superconverge.lightning needs Lightning: pip install 'superconverge[lightning]'"
-    ) from error
+from superconverge._checks import import_extra
 
-from superconverge.lightning.callback import OneCycle
-from superconverge.lightning.recipe import tune_module
+import_extra("lightning.pytorch", "superconverge.lightning", "Lightning", "lightning")
+
+from superconverge.lightning.callback import OneCycle  # noqa: E402 - after the check
+from superconverge.lightning.recipe import tune_module  # noqa: E402
 
 __all__ = ["OneCycle", "tune_module"]

@@ -9,6 +9,7 @@ files a run writes are moved; anything else the user keeps there stays put. Plai
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -105,6 +106,19 @@ def discard(aside: Path) -> None:
     """Delete a run moved aside by `move_aside` (once the run that replaced it has finished)."""
     if aside.name.startswith(PREVIOUS) and aside.is_dir():
         shutil.rmtree(aside)
+
+
+def move_back(folder: Path, aside: Path) -> None:
+    """Put the run `move_aside` moved into `aside` back into `folder` (whose run, replacing it,
+    was refused before it had measured anything); a name taken in `folder` meanwhile stays
+    in `aside`, which is then kept."""
+    for path in sorted(aside.iterdir()):
+        target = folder / path.name
+        if not target.exists():
+            os.replace(path, target)
+    with contextlib.suppress(OSError):  # not empty: what could not go back stays there
+        aside.rmdir()
+    _sync(folder)
 
 
 def note_replaced(folder: Path, aside: Path | None) -> None:

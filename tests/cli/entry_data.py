@@ -131,3 +131,28 @@ def numpy_pairs() -> tuple:
 
     inputs = np.random.default_rng(0).random((40, 1), dtype=np.float32)
     return (inputs, inputs[:, 0] * 2), (inputs, inputs[:, 0] * 2)
+
+
+def fixed_batch_factory() -> tuple:
+    """A loader factory that ignores the batch size it is asked for (always 40 rows): found by
+    the final run's first batch, after the stages before it."""
+    rows = Rows(320, 0)
+
+    def make_loader(batch_size: int) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(rows, batch_size=40, shuffle=True)
+
+    return make_loader, Rows(64, 1), Rows(64, 2)
+
+
+class Opaque(Dataset):
+    """Items the default collate function cannot batch (an object, as a PIL image is)."""
+
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, index: int) -> tuple[object, int]:
+        return object(), index % 2
+
+
+def uncollatable() -> tuple[Dataset, Dataset, Dataset]:
+    return Opaque(), Opaque(), Opaque()

@@ -591,3 +591,36 @@ def test_flags_that_would_change_nothing_are_refused(tmp_path, capsys, flags, sa
     assert main(["tune", "--epochs", "1", *flags, "--out", str(tmp_path / "o")]) == 2
     assert said in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_force_run_refused_by_its_first_batch_puts_the_run_it_replaces_back(tmp_path, capsys):
+    # a user's check: a loader factory that ignores the batch size was said by the final run's
+    # first batch (exit 1, "ValueError: ... run again with --debug"), after --force had moved the
+    # finished run into previous-*/ and a journal had refused the corrected command
+    out = tmp_path / "run"
+    model = ["--model", "tests.cli.entry_data:regressor", "--loss", "mse", "--epochs", "1"]
+    assert main(["tune", "--data", "tests.cli.entry_data:regression", *model, "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    bad = ["tune", "--data", "tests.cli.entry_data:fixed_batch_factory", *model]
+    assert main([*bad, "--out", str(out), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --data: train_data: make_loader(16) yielded a first batch of 40 samples" in err
+    assert "put the previous run back" in err and "--debug" not in err
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before and not [p for p in out.iterdir() if p.is_dir()]
+    fresh = tmp_path / "fresh"  # a new folder: left as it was found (none), not holding a journal
+    assert main([*bad, "--out", str(fresh)]) == 2
+    assert not fresh.exists()
+
+
+def test_items_the_loader_cannot_batch_are_a_usage_error_before_any_stage(tmp_path, capsys):
+    # a user's check: PIL images in a Dataset were said by the final run (exit 1, "TypeError: ...
+    # run again with --debug"), after the stages, and advised Python's collate_fn=
+    out = tmp_path / "run"
+    flags = ["--data", "tests.cli.entry_data:uncollatable", "--model", "tests.cli.entry_data:regressor"]
+    assert main(["tune", *flags, "--epochs", "1", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "error: --data: train_data: the DataLoader could not make a batch" in captured.err
+    assert "(or pass --collate-fn module:function)" in captured.err
+    assert "batch_size =" not in captured.out + captured.err and not out.exists()

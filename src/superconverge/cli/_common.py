@@ -335,7 +335,11 @@ def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int,
         text = str(error)
         if BATCH_FN_ADVICE in text and flag_of("batch_fn", parser):  # batches the flags can read
             return EXIT_USAGE, text.replace(BATCH_FN_ADVICE, CLI_BATCH_FN)
-        if text.startswith(("train_data ", "val_data ", "test_data ")) and flag_of("data", parser):
+        from superconverge.data.pipelines import COLLATE_FN_ADVICE
+
+        if COLLATE_FN_ADVICE in text and flag_of("collate_fn", parser):
+            text = text.replace(COLLATE_FN_ADVICE, "(or pass --collate-fn module:function)")
+        if re.match(r"(train|val|test)_data[ :]", text) and flag_of("data", parser):
             # what --data module:function returned (NumPy arrays: exit 1, "TypeError: ...")
             return EXIT_USAGE, f"--data: {one_line(text)}"
     if isinstance(error, OSError):
@@ -612,20 +616,13 @@ def claim_out_dir(folder: Path, force: bool, resume: bool = False, flag: str = "
     _usable_folder(folder, flag, resume=resume)
 
 
-# a tune journal's records that cost nothing to decide again: the batch size (not timed on the
-# CPU) and the in-run search's setup (a rule, no measurement); a folder holding only them is
-# not worth a --resume (a user's check: one refused with a usage error after both were decided
-# was kept, and the corrected command refused as "a tune that did not finish")
-FREE_RECORDS = frozenset({"batch_size", "lr_search"})
-
-
 def remove_if_only_the_lock(folder: Path) -> bool:
     """Remove a folder this command made when it holds nothing a resume would use: the lock,
     and at most a tune journal whose only records are `FREE_RECORDS`. A run stopped by its data
     or model before any range test or short run would otherwise leave a folder the same --out
     then refuses as not empty. Whether it was removed."""
     from superconverge._files import LOCK_NAME
-    from superconverge.tuning.journal import JOURNAL, Journal
+    from superconverge.tuning.journal import FREE_RECORDS, JOURNAL, Journal
 
     if not folder.is_dir():
         return False

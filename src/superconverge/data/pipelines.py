@@ -246,12 +246,23 @@ class DatasetLoader(SampleOrder, PeekingLoader):
         except ValueError:
             raise
         except Exception as error:
-            item = describe_item(self.dataset)
-            raise TypeError(
-                f"{self.name}: the DataLoader could not make a batch of the Dataset's items "
-                f"(item 0 is {item}): {type(error).__name__}: {error}. Items must be "
-                "(inputs, targets) pairs or dicts of tensors (or pass collate_fn=)"
-            ) from error
+            raise collate_error(self.name, self.dataset, error) from error
+
+
+COLLATE_FN_ADVICE = "(or pass collate_fn=)"  # the CLI names its flag instead
+
+
+class CollateError(TypeError):
+    """A Dataset whose items the DataLoader's collate function cannot batch."""
+
+
+def collate_error(name: str, dataset: Any, error: Exception) -> CollateError:
+    """The error for a Dataset whose items the DataLoader's collate function cannot batch."""
+    return CollateError(
+        f"{name}: the DataLoader could not make a batch of the Dataset's items (item 0 is "
+        f"{describe_item(dataset)}): {type(error).__name__}: {error}. Items must be "
+        f"(inputs, targets) pairs or dicts of tensors {COLLATE_FN_ADVICE}"
+    )
 
 
 class FactoryLoader(PeekingLoader):

@@ -24,6 +24,11 @@ from superconverge._json import decode_nonfinite, encode_nonfinite
 from superconverge.tuning.settings import RecipeSettings
 
 JOURNAL = "journal.json"
+# records that cost nothing to decide again: the batch size (not timed on the CPU) and the
+# in-run search's setup (a rule, no measurement). A journal holding only them is not worth a
+# resume (a user's check: a run refused with a usage error after both were decided was kept,
+# and the corrected command refused as "a tune that did not finish")
+FREE_RECORDS = frozenset({"batch_size", "lr_search"})
 FORMAT_VERSION = 1
 
 

@@ -27,15 +27,16 @@ from torch.utils.data import TensorDataset, default_collate
 
 from superconverge._display import plural
 from superconverge._files import FolderLock
-from superconverge._run_folder import discard, move_aside, run_files
+from superconverge._run_folder import discard, move_aside, move_back, run_files
 from superconverge.batches import check_first_batch, forward, split_batch
 from superconverge.data.checks import check_array_data, check_batch, class_count
 from superconverge.data.datasets import ArrayData
+from superconverge.data.pipelines import CollateError, collate_error
 from superconverge.data.sources import DataSource, as_source
 from superconverge.metrics import Metric, check_metrics
 from superconverge.training.checkpoint import CHECKPOINT
 from superconverge.training.device import to_device
-from superconverge.tuning.journal import JOURNAL, Journal
+from superconverge.tuning.journal import FREE_RECORDS, JOURNAL, Journal
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,10 @@ def recipe_folder(
             if not journal.command:  # the CLI says it in its one error line
                 logger.warning("%s", interrupted_note(journal))
             raise
+        except BaseException:
+            if not resume:
+                _undo_if_nothing_measured(folder, journal)
+            raise
         journal.finish()
         if journal.replaces and journal.keep_replaced:  # a user's check: a diverged --force
             # run deleted the good one it replaced
@@ -119,6 +124,24 @@ def recipe_folder(
             aside = folder / journal.replaces
             discard(aside)
             logger.warning("deleted the previous run %s, replaced by this finished one", aside)
+
+
+def _undo_if_nothing_measured(folder: Path, journal: Journal) -> None:
+    """A new run that failed before it measured anything (its journal holds only
+    `FREE_RECORDS`, the folder nothing else of it): its journal goes, and the run it was to
+    replace (``overwrite``, ``--force``) comes back from ``previous-*/``. A usage error found
+    by the first batch (a loader factory that ignores the batch size) left the finished run
+    moved aside, and a journal that refused the corrected command."""
+    if set(journal.records) - FREE_RECORDS:
+        return
+    aside = folder / journal.replaces if journal.replaces else None
+    others = [p for p in run_files(folder) if p.name != JOURNAL]
+    if others:  # the final run's checkpoint, a history: something was trained
+        return
+    (folder / JOURNAL).unlink(missing_ok=True)
+    if aside is not None and aside.is_dir():
+        move_back(folder, aside)
+        logger.warning("put the previous run back from %s: this run measured nothing", aside)
 
 
 def kept_on_interrupt(journal: Journal) -> str:
@@ -342,7 +365,10 @@ def _first_batch(
             items = [data[i] for i in _some(len(data), count, drawn).tolist()]
             if not items:
                 return None
-            batch = (source.options.collate_fn or default_collate)(items)
+            try:
+                batch = (source.options.collate_fn or default_collate)(items)
+            except Exception as error:  # said now, not by the final run after the stages
+                raise collate_error(source.name, data, error) from error
         elif source.kind == "loader":
             batches = iter(data)
             if batches is data:  # an iterator: reading would lose the batch
@@ -350,6 +376,8 @@ def _first_batch(
             batch = next(batches)
         else:  # a factory or a stream: building or reading one costs or consumes
             return None
+    except CollateError:
+        raise
     except Exception:  # the loop's own first-batch check names what is wrong
         logger.debug("data check: no first batch of %s", source.name, exc_info=True)
         return None

@@ -122,10 +122,6 @@ def test_weight_decay_candidates_run_in_worker_processes(digits):
             r"momentum must be a \(high, low\) pair .* got \(0.95, 0.85, 0.9\)",
         ),
         ({"epochs": 1, "momentum": (0.95,)}, r"momentum must be a \(high, low\) pair"),
-        (
-            {"epochs": 1, "momentum": None},
-            r"got None; an optimizer without momentum cannot be tuned",
-        ),
         ({"epochs": 1, "momentum": 1.5}, r"momentum must be .* got 1.5$"),
     ],
 )
@@ -936,3 +932,19 @@ def test_tune_gives_the_callers_torch_generator_back_and_warns_at_the_callers_li
     assert torch.equal(torch.rand(3), expected)
     short = [w for w in caught if "max_lr='search' on a run of" in str(w.message)]
     assert short and short[0].filename == __file__  # not contextlib.py, which wraps tune
+
+
+def test_an_optimizer_without_momentum_is_tuned_with_momentum_none(digits):
+    # a user's check: tune(optimizer=Rprop) said "build the plan with momentum=None", and
+    # tune(..., momentum=None) then said "an optimizer without momentum cannot be tuned"
+    with pytest.raises(ValueError, match=r"Rprop has no momentum .* pass tune\(\.\.\., momentum=None\)"):
+        sc.tune(make_mlp, digits.train, digits.val, epochs=1, optimizer=torch.optim.Rprop)
+    with pytest.raises(ValueError, match="compare_momentum compares momenta, but momentum=None"):
+        sc.tune(make_mlp, digits.train, digits.val, epochs=1, optimizer=torch.optim.Rprop,
+                momentum=None, compare_momentum=True)  # fmt: skip
+    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=1, optimizer=torch.optim.Rprop,
+                   momentum=None, settings=RecipeSettings(lr_search="short_runs"))  # fmt: skip
+    assert plan.momentum is None and plan.weight_decay == 0  # no momentum, no decay searched
+    (step,) = [step for step in plan.evidence if step["step"] == "momentum"]
+    assert step["decision"] is None and "left alone (momentum=None)" in step["why"]
+    assert {m for momenta in plan.history.step_momenta for m in momenta} <= {None}  # none set

@@ -211,7 +211,7 @@ class ShortRun:
     max_lr: float
     min_lr: float
     weight_decay: float
-    momentum: Momentum
+    momentum: Momentum | None  # None: the optimizer's own, left alone (one without momentum)
     seed: int
     augment: Augment | None = None
     # the Trainer's other keyword arguments: optimizer, metrics, data loading (tune's own)

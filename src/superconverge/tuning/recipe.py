@@ -111,7 +111,7 @@ def tune(
     batch_size: int | str = "auto",
     optimizer: OptimizerSpec = "auto",
     weight_decays: Sequence[float] | None = None,
-    momentum: tuple[float, float] = (0.95, 0.85),
+    momentum: tuple[float, float] | float | None = (0.95, 0.85),
     compare_momentum: bool = False,
     budget: float = 1.0,
     out_dir: str | Path | None = None,
@@ -178,6 +178,12 @@ def tune(
     check_loss_fn(loss_fn)
     final_callbacks = tuple(check_callbacks(callbacks))
     momentum = _momentum_pair(momentum)
+    _check_momentum_to_cycle(families, momentum)
+    if momentum is None and compare_momentum:
+        raise ValueError(
+            "compare_momentum compares momenta, but momentum=None leaves the optimizer's alone: "
+            "give a (high, low) pair, or drop compare_momentum"
+        )
     if study is not None and workers > 1:
         raise ValueError(
             f"workers must be 1 with a study (got {workers}): more processes join the study "
@@ -260,7 +266,7 @@ class _Request:
     batch_size: int | str
     families: list[Any]  # the optimizers to compare (one unless "auto")
     weight_decays: Sequence[float] | None  # None: the settings' per optimizer
-    momentum: tuple[float, float]
+    momentum: tuple[float, float] | None
     compare_momentum: bool
 
     def fingerprint(
@@ -271,7 +277,7 @@ class _Request:
         return {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
-            "momentum": list(self.momentum),
+            "momentum": None if self.momentum is None else list(self.momentum),
             "weight_decays": None if decays is None else [float(w) for w in decays],
             "compare_momentum": self.compare_momentum,
             "budget": budget,
@@ -673,7 +679,7 @@ def _families(
     setup: RecipeSetup,
     batch: int,
     size: ShortRunSize,
-    momentum: tuple[float, float],
+    momentum: tuple[float, float] | None,
     families: list[Any],
     room: int,
     decays_for: Callable[[Any], list[float]],
@@ -688,7 +694,7 @@ def _families(
 
     def search(family: Any, long: bool = False) -> None:
         name = family if isinstance(family, str) else "custom"
-        short = setup.short_run(batch, size, (momentum[0], momentum[1]), family)
+        short = setup.short_run(batch, size, momentum, family)
         anchor = decays_for(family)[0]
         result = family_bounds(setup, short.at(0.0, 0.0, anchor), family, anchor, long)
         if isinstance(result, FamilyFailure):
@@ -730,8 +736,11 @@ def check_model_fn(model_fn: Any, name: str = "model_fn", made: str = "model") -
         raise TypeError(f"{name} must be a function that returns a {made}, got {model_fn!r}")
 
 
-def _momentum_pair(momentum: Any) -> tuple[float, float]:
-    """``(high, low)`` in [0, 1) (cycled against the LR), or one number kept constant."""
+def _momentum_pair(momentum: Any) -> tuple[float, float] | None:
+    """``(high, low)`` in [0, 1) (cycled against the LR), or one number kept constant; None
+    leaves the optimizer's own momentum alone (one without momentum or betas, such as Rprop)."""
+    if momentum is None:
+        return None
     given = momentum
     if isinstance(momentum, (int, float)) and not isinstance(momentum, bool):
         momentum = (momentum, momentum)
@@ -745,15 +754,27 @@ def _momentum_pair(momentum: Any) -> tuple[float, float]:
     if not valid:
         raise ValueError(
             f"momentum must be a (high, low) pair in [0, 1) (cycled against the LR; β1 for "
-            f"Adam-family optimizers) or one number kept constant, got {given!r}"
-            + (
-                "; an optimizer without momentum cannot be tuned (Trainer.fit_one_cycle takes "
-                "momentum=None)"
-                if given is None
-                else ""
-            )
+            f"Adam-family optimizers), one number kept constant, or None (for an optimizer "
+            f"without momentum), got {given!r}"
         )
     return float(momentum[0]), float(momentum[1])
+
+
+def _check_momentum_to_cycle(families: Sequence[Any], momentum: Any) -> None:
+    """A momentum to cycle needs optimizers that have one: said by tune's own argument (the
+    scheduler's "build the plan with momentum=None" named nothing tune takes), before any run."""
+    if momentum is None:
+        return
+    from superconverge.pytorch.optimizers import build_optimizer
+    from superconverge.pytorch.scheduler import momentum_key
+
+    for family in families:
+        built = build_optimizer(family, [torch.nn.Parameter(torch.zeros(1))])
+        if any(momentum_key(group) is None for group in built.param_groups):
+            raise ValueError(
+                f"momentum: {type(built).__name__} has no momentum (SGD/RMSprop 'momentum' or "
+                f"Adam-style 'betas') to cycle; pass tune(..., momentum=None) to leave it alone"
+            )
 
 
 def _check_arguments(

@@ -49,7 +49,7 @@ class RecipeSetup:
     callbacks: tuple[Callback, ...] = ()  # the user's, for the final run only
 
     def short_run(
-        self, batch_size: int, size: ShortRunSize, momentum: Momentum, optimizer: Any
+        self, batch_size: int, size: ShortRunSize, momentum: Momentum | None, optimizer: Any
     ) -> ShortRun:
         """A short run at these settings (its LRs and weight decay set by `ShortRun.at`), on a
         seeded subset of the training set when `size` asks for one."""
@@ -85,7 +85,9 @@ class RecipeSetup:
         run = self.short_run(
             spec["batch_size"],
             size,
-            momentum if isinstance(momentum, float) else (momentum[0], momentum[1]),
+            momentum
+            if momentum is None or isinstance(momentum, float)
+            else (momentum[0], momentum[1]),
             optimizer,
         ).at(spec["max_lr"], spec["min_lr"], spec["weight_decay"])
         run = replace(run, seed=spec["seed"])
@@ -147,7 +149,7 @@ class RecipeSetup:
 
 def short_run_label(run: ShortRun) -> str:
     """A short run's journal label: what varies between the recipe's short runs."""
-    momentum = run.momentum if isinstance(run.momentum, float) else tuple(run.momentum)
+    momentum = run.momentum if not isinstance(run.momentum, list) else tuple(run.momentum)
     optimizer = run.options.get("optimizer")
     name = optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", "custom")
     return (
@@ -161,7 +163,7 @@ def short_run_spec(run: ShortRun) -> dict[str, Any]:
     """What a trial records of a short run: enough for a process holding the same model and
     data to rebuild it (`RecipeSetup.short_run_from`); JSON data."""
     optimizer = run.options.get("optimizer")
-    momentum = run.momentum if isinstance(run.momentum, float) else list(run.momentum)
+    momentum = run.momentum if not isinstance(run.momentum, tuple) else list(run.momentum)
     return {
         "label": short_run_label(run),
         "optimizer": optimizer if isinstance(optimizer, str) else "custom",

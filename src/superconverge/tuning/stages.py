@@ -581,11 +581,14 @@ DEFAULT_MOMENTUM = (0.95, 0.85)  # tune's default: the paper's cycle
 
 def momentum_stage(
     setup: RecipeSetup, short: ShortRun, compare: bool
-) -> tuple[Momentum, dict[str, Any]]:
+) -> tuple[Momentum | None, dict[str, Any]]:
     """4. Momentum: the cyclical one, or (`compare`, when the budget allows) the best of it and
     constant momenta."""
     start = time.perf_counter()
     chosen = short.momentum
+    if chosen is None:  # momentum=None: an optimizer without momentum (Rprop), left alone
+        why = "none: the optimizer's own momentum is left alone (momentum=None)"
+        return None, evidence("momentum", None, why, 0.0, 0, runs={})
     high, low = (chosen, chosen) if isinstance(chosen, float) else chosen
     if high == low:
         why = f"constant {high:g} (given)"
@@ -598,7 +601,7 @@ def momentum_stage(
     if compare and not setup.budget.affords(len(constants) * short.samples):
         why += "; constant momenta not compared: the budget is spent"
     elif compare:
-        options: list[Momentum] = [short.momentum, *constants]
+        options: list[Momentum] = [chosen, *constants]
         short_runs = [short.at(short.max_lr, short.min_lr, short.weight_decay, m) for m in options]
         results = setup.run_short_runs("momentum", short_runs)
         runs = {str(m): r for m, r in zip(options, results, strict=True)}

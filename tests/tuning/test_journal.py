@@ -169,3 +169,24 @@ def test_cli_resume_of_a_run_from_before_the_in_run_search_continues_it_by_short
     plan = json.loads((out / "plan.json").read_text())
     assert [e["step"] for e in plan["evidence"]][:2] == ["batch_size", "lr_bounds"]
     assert plan["policy"] == "smith" and plan["results"]["status"] == "completed"
+
+
+def test_a_loss_partial_is_recorded_with_its_arguments(tmp_path):
+    # every functools.partial was recorded as 'partial': a resume with another label_smoothing
+    # (or a study worker with one) was taken
+    import functools
+
+    import torch
+
+    from superconverge.tuning.resumable import tune_settings
+
+    def settings(loss):
+        data = (torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))
+        return tune_settings(torch.nn.Linear(2, 2), data, data, None, loss_fn=loss, augment=None)
+
+    smooth = functools.partial(torch.nn.functional.cross_entropy, label_smoothing=0.1)
+    Journal.start(tmp_path, settings(smooth))
+    Journal.resume(tmp_path, settings(smooth))
+    other = functools.partial(torch.nn.functional.cross_entropy, label_smoothing=0.5)
+    with pytest.raises(ValueError, match=r"loss_fn 'partial\(cross_entropy, label_smoothing=0\.1\)'"):
+        Journal.resume(tmp_path, settings(other))

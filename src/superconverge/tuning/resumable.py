@@ -14,6 +14,7 @@ then differ), and the settings must be the ones the run was started with (checke
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -184,6 +185,22 @@ def interrupted_note(journal: Journal) -> str:
     )
 
 
+def _loss_name(loss_fn: Any) -> str:
+    """A loss as the journal and a study record it: its name, and a ``functools.partial``'s
+    arguments (every partial was 'partial': a resume with another label_smoothing was taken).
+
+    Example:
+        >>> import functools
+        >>> _loss_name(functools.partial(nn.functional.cross_entropy, label_smoothing=0.1))
+        'partial(cross_entropy, label_smoothing=0.1)'
+    """
+    if isinstance(loss_fn, functools.partial):
+        parts = [_loss_name(loss_fn.func), *map(repr, loss_fn.args)]
+        parts += [f"{key}={value!r}" for key, value in sorted(loss_fn.keywords.items())]
+        return f"partial({', '.join(parts)})"[:500]
+    return str(getattr(loss_fn, "__qualname__", type(loss_fn).__name__))
+
+
 def tune_settings(
     model: nn.Module,
     train_data: Any,
@@ -202,7 +219,7 @@ def tune_settings(
     return {
         **arguments,
         "model": f"{type(model).__name__} {digest}",
-        "loss_fn": getattr(loss_fn, "__qualname__", type(loss_fn).__name__),
+        "loss_fn": _loss_name(loss_fn),
         "augment": None if augment is None else repr(augment),
         "train_data": _data_fingerprint(train_data),
         "val_data": _data_fingerprint(val_data),

@@ -502,3 +502,26 @@ def test_a_coordinator_interrupted_mid_trial_again_and_again_still_resumes(tmp_p
     assert coordinator.run(specs, lambda spec: {"val_loss": 0.5}) == [{"val_loss": 0.5}]
     coordinator.set_state("searched")
     assert [t.state.name for t in trials(url)] == ["FAIL"] * 4 + ["COMPLETE"]
+
+
+def test_a_lost_trial_is_said_also_when_the_coordinator_runs_its_copy_itself(tmp_path, caplog):
+    # a user's check: a SIGKILLed worker's trial, re-run by the coordinator, went unexplained
+    # (the warning was only said while the coordinator had nothing to run)
+    caplog.set_level(logging.INFO, logger="superconverge")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    coordinator = TrialStudy(url, poll=0.05, retries=2)
+    coordinator.create({"case": 3}, None)
+    spec = {"label": "a"}
+    coordinator._enqueue(spec)
+    worker = TrialStudy(url, poll=0.05)
+    worker.open(wait=10)
+    (trial,) = [t for t in trials(url) if t.state.name == "WAITING"]
+    trial_id = worker.storage.get_trial_id_from_study_id_trial_number(worker._id, trial.number)
+    assert worker._take(trial_id)
+    # what the heartbeat check does to a killed worker's trial: failed, and a copy enqueued
+    worker.storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
+    coordinator._enqueue(spec)
+    assert coordinator.run([spec], lambda s: {"val_loss": 1.0}) == [{"val_loss": 1.0}]
+    coordinator.set_state("searched")
+    assert f"trial {trial.number} (a) in worker" in caplog.text
+    assert "stopped: no heartbeat for 60 s; the trial is failed" in caplog.text

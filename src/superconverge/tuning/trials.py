@@ -318,16 +318,25 @@ class TrialStudy:
                         results[label] = found
             if len(results) == len(set(labels)):
                 return [results[label] for label in labels]
-            if not (self.work and self.work_once(run_spec, only=set(labels) - set(results))):
-                self._say_waiting(trials, set(labels) - set(results), said)
+            missing = set(labels) - set(results)
+            # a lost trial is said before this process takes its copy (it took it at once and
+            # the 60 s wait went unexplained)
+            self._say_waiting(trials, missing, said, waiting=False)
+            if not (self.work and self.work_once(run_spec, only=missing)):
+                self._say_waiting(trials, missing, said)
                 time.sleep(self.poll)
 
     def _say_waiting(
-        self, trials: dict[str, list[Any]], missing: set[str], said: set[tuple[str, int]]
+        self,
+        trials: dict[str, list[Any]],
+        missing: set[str],
+        said: set[tuple[str, int]],
+        waiting: bool = True,
     ) -> None:
         """One line per trial another process runs while this one waits for it, and a warning
         per trial lost with its worker: a long wait (a worker killed mid-run is only failed
-        after `grace` seconds) is not silent."""
+        after `grace` seconds) is not silent; without `waiting` (this process is about to run
+        a trial itself) only the lost and interrupted ones."""
         for trial in (t for label in sorted(missing) for t in trials.get(label, [])):
             # a trial failed with no error of its own: whichever process noticed its missing
             # heartbeats failed it
@@ -344,7 +353,7 @@ class TrialStudy:
                 if interrupted
                 else None
             )
-            if kind is None or (kind, trial.number) in said:
+            if kind is None or (kind, trial.number) in said or (kind == "waiting" and not waiting):
                 continue
             said.add((kind, trial.number))
             if kind == "interrupted":

@@ -1,4 +1,5 @@
 import gc
+import warnings
 import weakref
 
 import pytest
@@ -404,3 +405,21 @@ def test_an_evaluation_loader_reads_each_sample_once_over_the_ranks():
         assert sorted(seen) == list(range(7))
         training = as_source(data, "train_data").loader(2, rank=1, world_size=2)
         assert training.num_samples == 4  # training still pads: both ranks step alike
+
+
+def test_workers_over_a_stream_are_warned_about_as_reading_it_once_each():
+    # a user's check: num_workers=2 with an IterableDataset was taken without a word, and each
+    # worker yielded the whole stream: every sample read twice (torch's documented pitfall)
+    from torch.utils.data import IterableDataset
+
+    from superconverge.data.sources import LoaderOptions, check_dataset_options
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            yield from zip(torch.zeros(4, 2), torch.zeros(4), strict=True)
+
+    with pytest.warns(UserWarning, match=r"num_workers=2 with an IterableDataset \(Stream\): each"):
+        check_dataset_options(LoaderOptions(num_workers=2), [Stream()], "tune")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_dataset_options(LoaderOptions(num_workers=0), [Stream()], "tune")

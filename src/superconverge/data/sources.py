@@ -47,6 +47,7 @@ from typing import Any, Protocol
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_convert
 
+from superconverge._warnings import warn
 from superconverge.batches import BatchFn, check_batch_fn, split_batch
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import (
@@ -496,6 +497,16 @@ def check_dataset_options(options: LoaderOptions, data: Iterable[Any], reader: s
         ValueError: `options` set workers or a collate_fn and none of `data` is a ``Dataset``.
     """
     datasets = [d.data if isinstance(d, DataSource) else d for d in data if d is not None]
+    streams = [d for d in datasets if isinstance(d, IterableDataset)]
+    if streams and options.num_workers:  # torch's pitfall: each worker runs the whole stream
+        warn(
+            f"num_workers={options.num_workers} with an IterableDataset "
+            f"({type(streams[0]).__name__}): each DataLoader worker iterates the whole stream "
+            "unless the stream shards itself by torch.utils.data.get_worker_info(), so every "
+            f"sample is read (trained on, validated) {options.num_workers} times; shard it "
+            "there, or leave num_workers out",
+            key=("stream workers", type(streams[0])),
+        )
     if any(isinstance(d, Dataset) for d in datasets):
         return
     if options.num_workers:

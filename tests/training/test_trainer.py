@@ -176,6 +176,26 @@ def test_fine_tune_trains_the_head_first_then_everything(digits):
     assert len(lrs) == 3 and lrs[2] / lrs[0] == pytest.approx(100.0)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"base_lr": 0}, "base_lr must be > 0, got 0"),
+        ({"freeze_epochs": 0}, "freeze_epochs must be >= 1, got 0"),
+        ({"lr_mult": 0}, "lr_mult must be > 0, got 0"),  # was a bare ZeroDivisionError
+        ({"warmup_fraction": 3}, r"warmup_fraction must be in \(0, 1\), got 3"),
+    ],
+)
+def test_a_refused_fine_tune_names_its_argument_and_leaves_the_body_trainable(
+    digits, arguments, message
+):
+    # base_lr=0 was "max_lr must be ...", freeze_epochs=0 "epochs must be >= 1", and each refusal
+    # left the body frozen: a later fit trained only the head, without a word
+    trainer = _trainer(digits)
+    with pytest.raises(ValueError, match=message):
+        trainer.fine_tune(1, **arguments)
+    assert all(p.requires_grad for p in trainer.model.parameters())
+
+
 def test_fine_tune_follows_fastais_curves():
     # fastai's fine_tune: fit_one_cycle(freeze_epochs, pct_start=0.99), then the unfrozen phase
     # fit_one_cycle(epochs, slice(base_lr / 2 / lr_mult, base_lr / 2), pct_start=0.3, div=5);

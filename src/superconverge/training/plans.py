@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from superconverge import schedules
+from superconverge._checks import check_count, check_positive
 from superconverge.schedules import Plan
 from superconverge.training.history import History
 
@@ -116,8 +117,13 @@ def fine_tune(
     """`Trainer.fine_tune`: the frozen body's 1cycle, then all groups with spread LRs. The
     second fit's arguments ride in the first fit's checkpoints (`Trainer.then`), so that a
     resume after a kill in the frozen phase goes on to the second (`finish_fine_tune`)."""
+    # its own arguments named (base_lr=0 was "max_lr must be ...", lr_mult=0 a bare
+    # ZeroDivisionError), before the body is frozen
+    base_lr = check_positive("base_lr", base_lr)
+    freeze_epochs = check_count("freeze_epochs", freeze_epochs)
+    lr_mult = check_positive("lr_mult", lr_mult)
     # plain Python values: both fits' checkpoints are read back with weights_only=True
-    base_lr, options = float(base_lr), {name: _plain(value) for name, value in options.items()}
+    options = {name: _plain(value) for name, value in options.items()}
     half = base_lr / 2
     first_options, second_options = dict(options), dict(options)
     if policy == "fastai":  # fastai's fine_tune curves, unless the caller gave their own
@@ -133,10 +139,18 @@ def fine_tune(
             "options": second_options,
         }
     }
+    trainable = [(p, p.requires_grad) for p in trainer.model.parameters()]
+    earlier = trainer.history
     trainer.freeze()
     trainer.then = then
     try:
         first = trainer.fit_one_cycle(freeze_epochs, base_lr, policy=policy, **first_options)
+    except Exception:
+        if trainer.history is earlier:  # refused before it trained: the body as it was (a
+            # later fit trained only the head, silently)
+            for parameter, flag in trainable:
+                parameter.requires_grad_(flag)
+        raise
     finally:
         trainer.then = None
     return finish_fine_tune(trainer, first, then)

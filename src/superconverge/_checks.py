@@ -186,3 +186,22 @@ def import_extra(module: str, front_end: str, needs: str, extra: str) -> None:
         raise ImportError(
             f"{front_end} needs {needs}: pip install 'superconverge[{extra}]'"
         ) from error
+
+
+MAX_SEED = 2**32 - 1  # NumPy's and the DataLoader workers' seed range
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """A seed every generator the library seeds takes: an integer in [0, 2**32 - 1] (a seed of
+    -1 trained from Python and made a plan that ``fit --plan`` refused).
+
+    Example:
+        >>> check_seed(7)
+        7
+    """
+    seed = plain(value)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"{name} must be an integer in [0, {MAX_SEED}], got {value!r}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be in [0, {MAX_SEED}], got {value!r}")
+    return seed

@@ -948,3 +948,12 @@ def test_an_optimizer_without_momentum_is_tuned_with_momentum_none(digits):
     (step,) = [step for step in plan.evidence if step["step"] == "momentum"]
     assert step["decision"] is None and "left alone (momentum=None)" in step["why"]
     assert {m for momenta in plan.history.step_momenta for m in momenta} <= {None}  # none set
+
+
+@pytest.mark.parametrize(("seed", "error"), [(-1, ValueError), (2**32, ValueError), (1.5, TypeError)])
+def test_a_seed_out_of_the_generators_range_is_refused_by_name(digits, seed, error):
+    # tune(seed=-1) trained, and wrote a plan that fit --plan refused ("seed must be in ...")
+    with pytest.raises(error, match=r"seed must be .*in \[0, 4294967295\]"):
+        sc.tune(make_mlp, digits.train, digits.val, epochs=1, seed=seed)
+    with pytest.raises(error, match=r"seed must be .*in \[0, 4294967295\]"):
+        sc.Trainer(make_mlp(), torch.nn.functional.cross_entropy, digits.train, seed=seed)

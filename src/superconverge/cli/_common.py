@@ -25,11 +25,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from superconverge._checks import MAX_SEED
+
 EXIT_OK = 0
 EXIT_FAILURE = 1  # the command was fine; running it failed (disk full, diverged, bad data file)
 EXIT_USAGE = 2  # a bad flag or value: nothing was run
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
-MAX_SEED = 2**32 - 1  # numpy's and the loaders' seed range
 
 
 class UsageError(Exception):

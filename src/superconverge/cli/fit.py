@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from superconverge._checks import MAX_SEED
 from superconverge._display import averaged_weights_line, plural
 from superconverge._files import NO_ROOM, write_text_atomically
 from superconverge._run_folder import discard, move_aside, note_replaced, replaced_run
 from superconverge.cli._common import (
     EXIT_FAILURE,
-    MAX_SEED,
     RunFailure,
     UsageError,
     claim_out_dir,

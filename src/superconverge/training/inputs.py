@@ -18,6 +18,7 @@ from superconverge._checks import (
     check_number,
     check_optional_count,
     check_positive,
+    check_seed,
 )
 from superconverge.batches import BatchFn, check_first_batch, forward, logits_of
 from superconverge.data.checks import (
@@ -64,9 +65,11 @@ def check_trainer_arguments(
     max_grad_norm: object,
     diverge_factor: object,
     sync_every: object,
+    seed: object = 0,
 ) -> None:
     """The Trainer's argument checks: TypeError for a wrong type, ValueError for a bad value."""
     check_model(model)
+    check_seed(seed)
     check_loss_fn(loss_fn)
     check_optimizer_spec(optimizer)
     if weight_decay is not None:

@@ -188,6 +188,7 @@ class Trainer:
             max_grad_norm=max_grad_norm,
             diverge_factor=diverge_factor,
             sync_every=sync_every,
+            seed=seed,
         )
         self.rank, self.world_size = process_world()
         self.device = resolve_device(device)

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 import superconverge
-from superconverge._checks import check_choice, plain_arguments
+from superconverge._checks import check_choice, check_seed, plain_arguments
 from superconverge._display import plural
 from superconverge._files import FolderBusyError, FolderLock
 from superconverge._warnings import shown_once
@@ -176,6 +176,7 @@ def tune(
     )
     check_model_fn(model_fn)
     check_loss_fn(loss_fn)
+    check_seed(seed)  # -1 trained, and made a plan that fit --plan refused
     final_callbacks = tuple(check_callbacks(callbacks))
     momentum = _momentum_pair(momentum)
     _check_momentum_to_cycle(families, momentum)

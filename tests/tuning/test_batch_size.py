@@ -94,3 +94,13 @@ def test_bad_arguments_are_named(digits, kwargs, message):
 def test_it_is_public():
     assert "find_batch_size" in sc.__all__ and "BatchSizeResult" in sc.__all__
     assert sc.find_batch_size is sc.tuning.find_batch_size
+
+
+def test_the_callers_generator_is_given_back(digits):
+    # fit, lr_find and tune gave the caller's torch generator back; find_batch_size left it
+    # advanced, so the next model a user built differed from one built without the call
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    sc.find_batch_size(make_mlp, digits.train, max_batch=32)
+    assert torch.equal(torch.rand(3), expected)

@@ -25,6 +25,7 @@ from torch import nn
 from superconverge._checks import plain_arguments
 from superconverge.data.loader import resolve_device
 from superconverge.data.sources import as_source
+from superconverge.pytorch.snapshot import kept_global_rng
 from superconverge.tuning.decisions import batch_sizes_to_try, choose_batch_size, lr_for_batch
 from superconverge.tuning.probes import (
     largest_batch_on_gpu,
@@ -59,6 +60,7 @@ class BatchSizeResult:
         return data
 
 
+@kept_global_rng()  # it builds and trains models: the caller's generator is given back
 @plain_arguments
 def find_batch_size(
     model_fn: Callable[[], nn.Module],

@@ -3,6 +3,7 @@ import pytest
 pytest.importorskip("lightning")
 torch = pytest.importorskip("torch")
 
+import lightning.pytorch as pl  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 
@@ -85,3 +86,19 @@ def test_a_module_where_a_function_is_needed_is_named():
     train, val = _split()
     with pytest.raises(TypeError, match=r"module_fn must be a function .* got a DigitsModule"):
         tune_module(DigitsModule(), train, val, epochs=1)
+
+
+class _NoTrainingStep(pl.LightningModule):  # defines no training_step
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(64, 10)
+
+
+def test_a_module_fn_that_builds_no_lightning_module_with_a_training_step_is_named():
+    # a user's check: both were blamed on the data ("the model cannot take the training inputs
+    # ... (train_data)"; "training_step returned None (it skipped the batch)")
+    train, val = _split()
+    with pytest.raises(TypeError, match=r"module_fn must return a LightningModule .* got Linear"):
+        tune_module(lambda: torch.nn.Linear(64, 10), train, val, epochs=1)
+    with pytest.raises(TypeError, match="_NoTrainingStep has none of its own"):
+        tune_module(_NoTrainingStep, train, val, epochs=1)

@@ -78,6 +78,23 @@ def step_loss(outputs: torch.Tensor, targets: Any) -> torch.Tensor:
     return outputs
 
 
+def _check_module(module: Any) -> None:
+    """What `module_fn` built: a LightningModule with a ``training_step`` of its own (a plain
+    module, or one without it, was blamed on the data: "the model cannot take the training
+    inputs (train_data)", "training_step returned None (it skipped the batch)")."""
+    if not isinstance(module, pl.LightningModule):
+        raise TypeError(
+            f"module_fn must return a LightningModule (whose training_step returns the loss), "
+            f"got {type(module).__name__}; for a plain torch module use superconverge.tune "
+            "with its loss_fn"
+        )
+    if type(module).training_step is pl.LightningModule.training_step:
+        raise TypeError(
+            f"module_fn must return a LightningModule with a training_step that returns the "
+            f"loss; {type(module).__name__} has none of its own"
+        )
+
+
 def tune_module(
     module_fn: Callable[[], pl.LightningModule],
     train_data: Any,
@@ -109,6 +126,7 @@ def tune_module(
     if taken:
         raise TypeError(f"tune_module sets {', '.join(taken)} itself (training_step is the loss)")
     check_model_fn(module_fn, "module_fn", "LightningModule")  # each run needs its own
+    _check_module(module_fn())
 
     def model_fn() -> StepLoss:
         return StepLoss(module_fn())

@@ -178,6 +178,33 @@ def test_the_gain_and_its_noise_are_a_paired_comparison():
     assert _paired_gain(torch.tensor([0.5], dtype=torch.float64)) == (0.5, math.inf)
 
 
+def _batch_loss(outputs, targets):
+    """A loss that reads whole batches only (as tune_module's training_step loss does)."""
+    if len(targets) < 2:
+        raise ValueError("a batch of one")
+    return LOSS(outputs, targets)
+
+
+def test_a_loss_per_batch_is_compared_batch_by_batch_not_as_samples_without_noise():
+    # a user's check with tune_module: each sample got its batch's mean loss, so with one
+    # validation batch every difference was equal and the noise 0 ("twice its standard error
+    # 0"): any gain replaced the last weights
+    from superconverge.training.averaging import _paired_gain
+
+    one_batch = WeightAverage(0.5)
+    torch.manual_seed(0)
+    trainer = Trainer(nn.Linear(4, 2), _batch_loss, _data(0), _data(1), batch_size=8,
+                      callbacks=[one_batch], progress=False)  # fmt: skip
+    trainer.fit(4, constant(3.0))  # 64 validation samples: one batch (of up to 256)
+    assert one_batch.outcome["noise"] == math.inf and one_batch.outcome["kept"] == "last"
+    # batch means weighed by their samples; the error is over the batches measured
+    differences = torch.tensor([0.1, 0.3], dtype=torch.float64)
+    gain, noise = _paired_gain(differences, weights=torch.tensor([8.0, 24.0]))
+    assert gain == pytest.approx((0.8 + 7.2) / 32)
+    spread = (8 * (0.1 - gain) ** 2 + 24 * (0.3 - gain) ** 2) / 32 * 2  # x units / (units - 1)
+    assert noise == pytest.approx(2 * math.sqrt(spread / 2))
+
+
 def test_the_state_saves_and_restores():
     average = WeightAverage(0.5)
     _trainer([average]).fit(4, constant(0.5))

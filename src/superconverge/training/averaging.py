@@ -188,11 +188,11 @@ class WeightAverage(Callback):
                 f"WeightAverage: the model holds the mean of the last {count} steps' weights"
             )
             return
-        averaged, averaged_losses = trainer.evaluate(), _sample_losses(trainer)
+        averaged, (averaged_losses, weights) = trainer.evaluate(), _sample_losses(trainer)
         average = {name: t.detach().clone() for name, t in module.state_dict().items()}
         module.load_state_dict(last)
-        ended, ended_losses = trainer.evaluate(), _sample_losses(trainer)  # another callback's too
-        gain, noise = _paired_gain(ended_losses - averaged_losses, trainer.world_size)
+        ended, (ended_losses, _) = trainer.evaluate(), _sample_losses(trainer)  # another's too
+        gain, noise = _paired_gain(ended_losses - averaged_losses, trainer.world_size, weights)
         self.outcome.update(
             val_loss_average=averaged["loss"],
             val_loss_last=ended["loss"],
@@ -244,14 +244,17 @@ class WeightAverage(Callback):
                 layer.momentum = momentum
 
 
-def _sample_losses(trainer: Any) -> torch.Tensor:
+def _sample_losses(trainer: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Each validation sample's loss (the trainer's loss on a one-sample slice of the batch's
-    outputs and targets), in eval mode without gradients; where a batch's outputs or targets do
-    not slice by sample, the batch's mean loss stands for each of its samples."""
+    outputs and targets), in eval mode without gradients, and its weight (1). Where a batch's
+    outputs or targets do not slice by sample (`tune_module`'s loss per batch), the batch is
+    one unit: its mean loss, weighed by its samples. Each sample given its batch's mean made
+    the noise too small by the square root of the batch size, and 0 with one batch."""
     model, device, loss_fn = trainer.model, trainer.device, trainer.loss_fn
     was_training = model.training
     model.eval()
     losses: list[torch.Tensor] = []
+    weights: list[float] = []
     try:
         with torch.no_grad(), trainer.autocast:
             for batch in trainer.val_loader:
@@ -264,24 +267,39 @@ def _sample_losses(trainer: Any) -> torch.Tensor:
                         loss_fn(outputs[i : i + 1], targets[i : i + 1]).float().reshape(())
                         for i in range(samples)
                     ]
+                    weights += [1.0] * samples
                 except (TypeError, IndexError, KeyError, RuntimeError, ValueError):
-                    losses += [loss_fn(outputs, targets).float().reshape(())] * samples
+                    losses.append(loss_fn(outputs, targets).float().reshape(()))
+                    weights.append(float(samples))
     finally:
         model.train(was_training)
-    return torch.stack(losses).double()
+    return torch.stack(losses).double(), torch.tensor(weights, dtype=torch.float64)
 
 
-def _paired_gain(differences: torch.Tensor, world_size: int = 1) -> tuple[float, float]:
+def _paired_gain(
+    differences: torch.Tensor, world_size: int = 1, weights: torch.Tensor | None = None
+) -> tuple[float, float]:
     """The mean of per-sample loss differences and twice its standard error (over every rank's
-    samples): the average replaces the last weights only where its gain is above that."""
+    samples): the average replaces the last weights only where its gain is above that. With
+    `weights` (a batch's mean counted as its samples: see `_sample_losses`) the mean is
+    weighted and the standard error is over the units measured; one unit has no noise
+    estimate (infinite: the last weights stay)."""
+    if weights is None:
+        weights = torch.ones_like(differences, dtype=torch.float64)
+    weights = weights.to(differences.device, torch.float64)
     totals = torch.stack(
-        [differences.sum(), (differences**2).sum(), torch.tensor(float(len(differences)))]
+        [
+            (weights * differences).sum(),
+            (weights * differences**2).sum(),
+            weights.sum(),
+            torch.tensor(float(len(differences)), device=differences.device),
+        ]
     ).to(differences.device, torch.float64)
     if world_size > 1:
         torch.distributed.all_reduce(totals)
-    total, squares, samples = (float(v) for v in totals)
-    if samples < 2:
-        return total / max(samples, 1.0), math.inf
-    gain = total / samples
-    variance = max(0.0, (squares - samples * gain**2) / (samples - 1))
-    return gain, 2 * math.sqrt(variance / samples)
+    total, squares, weight, units = (float(v) for v in totals)
+    if units < 2:
+        return total / max(weight, 1.0), math.inf
+    gain = total / weight
+    variance = max(0.0, (squares - weight * gain**2) / weight * units / (units - 1))
+    return gain, 2 * math.sqrt(variance / units)

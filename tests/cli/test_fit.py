@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from superconverge.cli.main import main
 from tests.cli.plans import digits_plan
@@ -441,3 +442,32 @@ def test_resume_over_a_finished_fit_of_another_plan_says_so(tmp_path, capsys):
     assert "--force replaces it" in err and err.count("\n") == 1
     assert main(["fit", "--plan", str(_digits_plan(first)), "--out", str(out), "--resume"]) == 0
     assert capsys.readouterr().out.startswith(f"fit: {out} holds a finished run")
+
+
+def test_a_plan_made_from_python_keeps_its_metrics_and_names_those_it_cannot_hold(
+    tmp_path, capsys
+):
+    # a user's check: tune(metrics={"accuracy": ..., "worst": fn}) recorded nothing, and
+    # fit --plan silently reported other metrics
+    import superconverge as sc
+    from superconverge.data import load
+
+    digits = load("digits")
+
+    def net():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+    def worst(outputs, targets):
+        return (outputs.argmax(1) != targets).float().max()
+
+    metrics = {"accuracy": "accuracy", "worst": worst}
+    plan = sc.tune(net, digits.train, digits.val, epochs=1, metrics=metrics,
+                   out_dir=tmp_path / "run")  # fmt: skip
+    assert plan.data_options == {"metrics": ["accuracy"], "own_metrics": ["worst"]}
+    capsys.readouterr()
+    flags = ["--data", "digits", "--model", "mlp", "--out", str(tmp_path / "fit")]
+    assert main(["fit", "--plan", str(tmp_path / "run" / "plan.json"), *flags]) == 0
+    out = capsys.readouterr().out
+    assert "fit: the plan was tuned with metrics of your own (worst), which plan.json" in out
+    assert "test accuracy" in out

@@ -163,6 +163,12 @@ def _task_of(args: argparse.Namespace, plan: Any, sized: bool) -> dict[str, Any]
     from superconverge.losses import CUSTOM
 
     saved = _checked_options(args, plan)
+    own = saved.get("own_metrics") or []
+    if own and args.metrics is None:  # a plan made from Python: the re-run measured others
+        print(
+            f"fit: the plan was tuned with metrics of your own ({', '.join(own)}), which "
+            "plan.json cannot hold: not measured here; name them with --metric module:function"
+        )
     task: dict[str, Any] = {
         "metrics": _from_plan(args.metrics is None, args, "metrics", "--metric")(
             metrics_from_flags, args.metrics or saved.get("metrics")
@@ -195,7 +201,8 @@ def _task_of(args: argparse.Namespace, plan: Any, sized: bool) -> dict[str, Any]
 
 # what tune saves in plan.json's data_options (`saved_flags`): the flags that read the data
 _SAVED_OPTIONS = ("loss", "metrics", "num_workers", "steps_per_epoch", "val_steps", "test_steps",
-                  "batch_fn", "collate_fn", "device", "precision")  # fmt: skip
+                  "batch_fn", "collate_fn", "device", "precision",
+                  "own_metrics")  # fmt: skip  # a Python tune's metrics of the user's own
 
 
 def _checked_options(args: argparse.Namespace, plan: Any) -> dict[str, Any]:
@@ -221,6 +228,10 @@ def _checked_options(args: argparse.Namespace, plan: Any) -> dict[str, Any]:
         "metrics": (
             "a list of metric names or null",
             lambda v: v is None or (isinstance(v, list) and all(isinstance(m, str) for m in v)),
+        ),
+        "own_metrics": (
+            "a list of metric names",
+            lambda v: isinstance(v, list) and all(isinstance(m, str) for m in v),
         ),
     }
     for key, (what, fits) in allowed.items():

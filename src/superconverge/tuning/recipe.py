@@ -27,7 +27,7 @@ import math
 import pickle
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -243,9 +243,35 @@ def tune(
     finally:
         torch.set_num_threads(threads_before)
     plan.environment = {**environment, "world_size": world} if world > 1 else environment
+    if not plan.data_options:  # from Python: what fit --plan can serve the same way again
+        plan.data_options = _python_options(metrics, loss_fn, num_workers)
     if out_dir is not None and rank == 0 and not join:
         _save(Path(out_dir), plan)
     return plan
+
+
+def _python_options(metrics: MetricsSpec, loss_fn: Any, num_workers: int) -> dict[str, Any]:
+    """A plan's ``data_options`` for a tune called from Python: the built-in metrics by name,
+    the names of the user's own (which a plan cannot hold: `fit --plan` says they are not
+    measured) and the DataLoader workers. They were not recorded, and `fit --plan` silently
+    reported other metrics."""
+    options: dict[str, Any] = {"num_workers": num_workers} if num_workers else {}
+    if metrics == "auto":  # fit --plan's default too
+        return options
+    named: list[tuple[str, Any]] = []  # (its name, the built-in's name or the function)
+    if isinstance(metrics, str):
+        named = [(metrics, metrics)]
+    elif isinstance(metrics, Mapping):
+        named = list(metrics.items())
+    elif metrics is not None:
+        named = [
+            (m if isinstance(m, str) else getattr(m, "__name__", "metric"), m) for m in metrics
+        ]
+    options["metrics"] = [spec for _, spec in named if isinstance(spec, str)]
+    own = [name for name, spec in named if not isinstance(spec, str)]
+    if own:
+        options["own_metrics"] = own
+    return options
 
 
 def _save(folder: Path, plan: TunePlan) -> None:

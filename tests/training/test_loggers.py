@@ -325,3 +325,45 @@ def test_tensorboard_a_resumed_fit_continues_its_curves_without_a_warning(tmp_pa
                        batch_size=8, callbacks=[TensorBoardLogger(tmp_path / "tb")],
                        progress=False, sync_every=3)  # fmt: skip
     assert [step for step, _ in _scalars(tmp_path / "tb", "epoch/val_loss")] == [1, 2]
+
+
+def test_loggers_given_back_to_the_same_trainer_continue_the_fit_they_logged(tmp_path):
+    # a reviewer's check: Trainer.resume_from on the trainer whose fit was interrupted, with the
+    # same loggers, filed the resumed epochs as fit 2 (CSV) and shifted TensorBoard's x axes
+    # (epochs 1, 2, 5, 6)
+    pytest.importorskip("tensorboard")
+    from superconverge.training import TensorBoardLogger
+
+    table, board, stop = CSVLogger(tmp_path / "csv", per_step=True), TensorBoardLogger(tmp_path / "tb"), _Stop(2)
+    trainer = _trainer([table, board, stop], out_dir=tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit_one_cycle(4, 0.05)
+    stop.epoch = -1
+    history = trainer.resume_from(tmp_path / "run" / "checkpoint.pt")
+    assert [(r["fit"], r["epoch"]) for r in _rows(table.epochs_path)] == [("1", str(e)) for e in range(1, 5)]
+    assert [int(r["step"]) for r in _rows(table.steps_path)] == list(range(len(history.step_losses)))
+    assert [step for step, _ in _scalars(tmp_path / "tb", "epoch/val_loss")] == [1, 2, 3, 4]
+
+
+def test_csv_a_resumed_run_continues_its_own_fit_not_the_one_logged_since(tmp_path):
+    # a reviewer's check: run A interrupted, run B logged into the same folder, A resumed: B's
+    # epochs 3-4 were deleted and A's written in their place, as B's fit
+    folder = tmp_path / "csv"
+    with pytest.raises(KeyboardInterrupt):
+        _trainer([CSVLogger(folder), _Stop(2)], out_dir=tmp_path / "A").fit_one_cycle(4, 0.05)
+    _trainer([CSVLogger(folder)], out_dir=tmp_path / "B").fit_one_cycle(4, 0.3)
+    before = [(r["fit"], r["epoch"], r["val_loss"]) for r in _rows(folder / "epochs.csv")]
+    torch.manual_seed(0)
+    Trainer.resume(tmp_path / "A", nn.Linear(4, 3), LOSS, _data(), _data(16, seed=1),
+                   batch_size=8, callbacks=[CSVLogger(folder)], progress=False, sync_every=3)  # fmt: skip
+    after = [(r["fit"], r["epoch"], r["val_loss"]) for r in _rows(folder / "epochs.csv")]
+    assert [row for row in after if row[0] == "2"] == [row for row in before if row[0] == "2"]
+    assert [(fit, epoch) for fit, epoch, _ in after if fit == "1"] == [("1", str(e)) for e in range(1, 5)]
+    # an unknown History (another folder's fit): nothing dropped, a fit of its own
+    with pytest.raises(KeyboardInterrupt):
+        _trainer([_Stop(1)], out_dir=tmp_path / "C").fit_one_cycle(3, 0.1)
+    torch.manual_seed(0)
+    Trainer.resume(tmp_path / "C", nn.Linear(4, 3), LOSS, _data(), _data(16, seed=1),
+                   batch_size=8, callbacks=[CSVLogger(folder)], progress=False, sync_every=3)  # fmt: skip
+    last = [(r["fit"], r["epoch"]) for r in _rows(folder / "epochs.csv")][len(after):]
+    assert last == [("3", "2"), ("3", "3")]

@@ -163,6 +163,10 @@ class TensorBoardLogger(Logger):
 
     def before_fit(self, fit: FitLoop) -> None:
         resumed = bool(fit.history.epochs or fit.history.step_losses)
+        if self._fits and resumed:  # `Trainer.resume_from` on the same trainer: the fit it
+            # continues keeps its offsets (they were counted on past it: epochs 1, 2, 5, 6)
+            super().before_fit(fit)
+            return
         if self._fits:  # a later fit of this logger: its x axes go on from the earlier ones'
             self._offsets = self._ends
         elif self._others and not resumed:  # two runs' curves drawn as one, zigzagging
@@ -220,22 +224,27 @@ class CSVLogger(Logger):
         self._read = False  # whether the files already in `folder` were read
 
     def before_fit(self, fit: FitLoop) -> None:
-        if not self._read:  # a resumed run, or another run's files: kept, not replaced
+        resumed = bool(fit.history.epochs or fit.history.step_losses)
+        if not self._read or resumed:  # another run's files, or a fit resumed (by a new logger
+            # or this one: `Trainer.resume_from`): kept, not replaced
             self._read = True
-            done = (len(fit.history.epochs), len(fit.history.step_losses))
-            self._continue_files(resumed=done if any(done) else None)
+            self._continue_files(fit.history if resumed else None)
         super().before_fit(fit)
 
-    def _continue_files(self, resumed: tuple[int, int] | None) -> None:
+    def _continue_files(self, resumed: Any) -> None:
         """Take up the rows in `folder`: all of them for a new fit (it becomes the next fit);
-        for a fit resumed after `resumed` = (epochs, steps), the last fit's rows up to there."""
+        for a fit resumed from the History `resumed`, the rows of the fit it continues up to
+        its checkpoint (the fit whose epochs' losses are that History's, to the last digit:
+        another run may have logged here since), which it then goes on with. When no fit's
+        rows match, nothing is dropped and it logs as the next fit."""
         epochs, steps = _read_rows(self.epochs_path), _read_rows(self.steps_path)
         last = max((_fit_of(row) for row in epochs + steps), default=0)
-        if resumed is not None and last:  # the resumed fit goes on as the file's last fit
-            done_epochs, done_steps = resumed
-            epochs = [r for r in epochs if _fit_of(r) < last or _int(r, "epoch") <= done_epochs]
-            steps = [r for r in steps if _fit_of(r) < last or _int(r, "step") < done_steps]
-            last -= 1  # log_params counts it again
+        found = _resumed_fit(epochs, resumed) if resumed is not None else None
+        if found is not None:
+            done_epochs, done_steps = len(resumed.epochs), len(resumed.step_losses)
+            epochs = [r for r in epochs if _fit_of(r) != found or _int(r, "epoch") <= done_epochs]
+            steps = [r for r in steps if _fit_of(r) != found or _int(r, "step") < done_steps]
+            last = found - 1  # log_params counts it again
         self.fit_index, self._epochs = last, epochs
         if steps or self.steps_path.is_file():
             columns = _columns(steps, self.steps_path)
@@ -302,6 +311,32 @@ def _new_params(params: Params, logged: dict[str, str]) -> list[tuple[str, str]]
         if key not in logged:
             new.append((key, text))
     return new
+
+
+def _resumed_fit(rows: list[dict[str, Any]], history: Any) -> int | None:
+    """The latest fit in `rows` whose first epochs are `history`'s (training and validation
+    losses equal as written), or None."""
+    done = history.epochs
+    for fit in sorted({_fit_of(row) for row in rows}, reverse=True):
+        kept = [row for row in rows if _fit_of(row) == fit and _int(row, "epoch") <= len(done)]
+        if len(kept) == len(done) and all(
+            _same(row, key, epoch.get(key))
+            for row, epoch in zip(sorted(kept, key=lambda r: _int(r, "epoch")), done, strict=True)
+            for key in ("train_loss", "val_loss")
+        ):
+            return fit
+    return None
+
+
+def _same(row: dict[str, Any], key: str, value: Any) -> bool:
+    """Whether a CSV cell holds `value` (a float written by repr reads back equal)."""
+    cell = row.get(key)
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return cell in (None, "")
+    try:
+        return float(cell) == float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

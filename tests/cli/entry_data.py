@@ -156,3 +156,8 @@ class Opaque(Dataset):
 
 def uncollatable() -> tuple[Dataset, Dataset, Dataset]:
     return Opaque(), Opaque(), Opaque()
+
+
+def flaky_train() -> tuple[Dataset, Dataset, Dataset]:
+    """`regression` whose training split is read from a flaky disk (SUPERCONVERGE_TEST_FLAKY)."""
+    return FlakyRows(320, 0), Rows(64, 1), Rows(64, 2)

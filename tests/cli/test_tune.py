@@ -624,3 +624,24 @@ def test_items_the_loader_cannot_batch_are_a_usage_error_before_any_stage(tmp_pa
     assert "error: --data: train_data: the DataLoader could not make a batch" in captured.err
     assert "(or pass --collate-fn module:function)" in captured.err
     assert "batch_size =" not in captured.out + captured.err and not out.exists()
+
+
+def test_a_read_error_of_a_force_run_that_measured_nothing_says_the_old_run_is_back(
+    tmp_path, capsys, monkeypatch
+):
+    # a reviewer's check: the line described the run put back (its stages, its checkpoint) as
+    # this one's and told the user to --resume it; and a read error of the first batch was
+    # called a collate error, exit 2, "(or pass --collate-fn ...)"
+    out = tmp_path / "run"
+    model = ["--model", "tests.cli.entry_data:regressor", "--loss", "mse", "--epochs", "1"]
+    flaky = ["tune", "--data", "tests.cli.entry_data:flaky_train", *model, "--out", str(out)]
+    assert main(flaky) == 0
+    before = (out / "plan.json").read_bytes()
+    capsys.readouterr()
+    monkeypatch.setenv("SUPERCONVERGE_TEST_FLAKY", "1")
+    assert main([*flaky, "--force"]) == 1
+    err = capsys.readouterr().err
+    assert "error: Input/output error: /mnt/data/test-rows.bin" in err
+    assert f"nothing was measured, and the run it was to replace is back in {out}" in err
+    assert "--resume" not in err and "collate" not in err
+    assert (out / "plan.json").read_bytes() == before

@@ -102,3 +102,13 @@ def test_a_module_fn_that_builds_no_lightning_module_with_a_training_step_is_nam
         tune_module(lambda: torch.nn.Linear(64, 10), train, val, epochs=1)
     with pytest.raises(TypeError, match="_NoTrainingStep has none of its own"):
         tune_module(_NoTrainingStep, train, val, epochs=1)
+
+
+def test_tune_module_gives_the_callers_generator_back():
+    # a reviewer's check: the module check built a module outside tune's guard
+    train, val = _split()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    tune_module(DigitsModule, train, val, epochs=1, optimizer="sgd")
+    assert torch.equal(torch.rand(3), expected)

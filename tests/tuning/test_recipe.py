@@ -957,3 +957,40 @@ def test_a_seed_out_of_the_generators_range_is_refused_by_name(digits, seed, err
         sc.tune(make_mlp, digits.train, digits.val, epochs=1, seed=seed)
     with pytest.raises(error, match=r"seed must be .*in \[0, 4294967295\]"):
         sc.Trainer(make_mlp(), torch.nn.functional.cross_entropy, digits.train, seed=seed)
+
+
+def test_an_optimizer_callable_that_needs_the_models_parameters_is_not_refused_early(digits):
+    # a reviewer's check: the momentum check built the callable on one 1-element parameter,
+    # where a factory keeping only matrices (as for Muon) has none: "empty parameter list"
+    def matrices_only(params):
+        return torch.optim.SGD([p for p in params if p.ndim == 2], lr=0.1, momentum=0.9)
+
+    from superconverge.tuning.recipe import _check_momentum_to_cycle
+
+    _check_momentum_to_cycle([matrices_only], (0.95, 0.85))  # no error: checked by its run
+    with pytest.raises(ValueError, match="Adagrad has no momentum"):
+        _check_momentum_to_cycle([torch.optim.Adagrad], (0.95, 0.85))
+
+
+def test_a_loss_partials_fingerprint_is_the_same_in_another_process():
+    # a reviewer's check: repr() of a function argument holds its address, which differs per
+    # process: a resume or a study worker was refused though nothing had changed
+    import functools
+    import subprocess
+    import sys
+
+    from superconverge.tuning.resumable import _loss_name
+
+    code = (
+        "import functools, torch; from superconverge.tuning.resumable import _loss_name; "
+        "print(_loss_name(functools.partial(torch.nn.functional.cross_entropy, "
+        "weight=torch.arange(3.0), reduction='sum', label_smoothing=0.1)), end='')"
+    )
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    here = _loss_name(functools.partial(torch.nn.functional.cross_entropy,
+                                        weight=torch.arange(3.0), reduction="sum",
+                                        label_smoothing=0.1))  # fmt: skip
+    assert here == there.stdout and "0x" not in here
+    assert _loss_name(functools.partial(torch.nn.functional.l1_loss, reduction=object())) == (
+        "partial(l1_loss, reduction=object)"
+    )

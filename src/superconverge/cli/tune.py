@@ -413,6 +413,15 @@ def _lead(args: argparse.Namespace) -> int:
                 f"{message} in a new run: add --force (it moves {out} aside; --resume would "
                 "keep the batch size and model that ran out of memory)"
             ) from error
+        from superconverge.tuning.resumable import PUT_BACK
+
+        put_back = any(note.startswith(PUT_BACK) for note in getattr(error, "__notes__", []))
+        if put_back and status == EXIT_FAILURE:
+            # the journal there now is the run it was to replace, put back: not this one's
+            raise RunFailure(
+                f"{message}; nothing was measured, and the run it was to replace is back in "
+                f"{out}; once that is fixed, run the same command again"
+            ) from error
         if status == EXIT_FAILURE and not isinstance(error, (RunFailure, FolderBusyError)):
             # a crash mid-run (a read error of the data, out of memory, a bug): the journal
             # keeps what was measured, which the line alone did not say

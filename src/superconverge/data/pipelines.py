@@ -243,7 +243,7 @@ class DatasetLoader(SampleOrder, PeekingLoader):
     def _first(self, batches: Iterator[Any]) -> Any:
         try:
             return super()._first(batches)
-        except ValueError:
+        except (ValueError, OSError, MemoryError):  # a read error is not the items' fault
             raise
         except Exception as error:
             raise collate_error(self.name, self.dataset, error) from error

@@ -19,6 +19,7 @@ from torch import nn
 
 from superconverge.batches import ModelCannotRunHere
 from superconverge.lightning.callback import _loss_of, _NoLogging, training_step
+from superconverge.pytorch.snapshot import kept_global_rng
 from superconverge.tuning.plan import TunePlan
 from superconverge.tuning.recipe import check_model_fn, tune
 
@@ -126,7 +127,8 @@ def tune_module(
     if taken:
         raise TypeError(f"tune_module sets {', '.join(taken)} itself (training_step is the loss)")
     check_model_fn(module_fn, "module_fn", "LightningModule")  # each run needs its own
-    _check_module(module_fn())
+    with kept_global_rng():  # building it draws from torch's generator: the caller's stays
+        _check_module(module_fn())
 
     def model_fn() -> StepLoss:
         return StepLoss(module_fn())

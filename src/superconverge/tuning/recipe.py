@@ -796,7 +796,11 @@ def _check_momentum_to_cycle(families: Sequence[Any], momentum: Any) -> None:
     from superconverge.pytorch.scheduler import momentum_key
 
     for family in families:
-        built = build_optimizer(family, [torch.nn.Parameter(torch.zeros(1))])
+        try:  # on a probe parameter: a callable that needs the model's (Muon's 2-D ones, a
+            # filter that leaves none) is checked by its first run instead
+            built = build_optimizer(family, [torch.nn.Parameter(torch.zeros(2, 2))])
+        except Exception:
+            continue
         if any(momentum_key(group) is None for group in built.param_groups):
             raise ValueError(
                 f"momentum: {type(built).__name__} has no momentum (SGD/RMSprop 'momentum' or "

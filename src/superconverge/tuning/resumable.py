@@ -109,9 +109,9 @@ def recipe_folder(
             if not journal.command:  # the CLI says it in its one error line
                 logger.warning("%s", interrupted_note(journal))
             raise
-        except BaseException:
-            if not resume:
-                _undo_if_nothing_measured(folder, journal)
+        except BaseException as error:
+            if not resume and _undo_if_nothing_measured(folder, journal):
+                error.add_note(f"{PUT_BACK}{folder}")  # the CLI's line must not offer a resume
             raise
         journal.finish()
         if journal.replaces and journal.keep_replaced:  # a user's check: a diverged --force
@@ -127,22 +127,27 @@ def recipe_folder(
             logger.warning("deleted the previous run %s, replaced by this finished one", aside)
 
 
-def _undo_if_nothing_measured(folder: Path, journal: Journal) -> None:
+PUT_BACK = "superconverge: nothing was measured; the run it was to replace is back in "
+
+
+def _undo_if_nothing_measured(folder: Path, journal: Journal) -> bool:
     """A new run that failed before it measured anything (its journal holds only
     `FREE_RECORDS`, the folder nothing else of it): its journal goes, and the run it was to
     replace (``overwrite``, ``--force``) comes back from ``previous-*/``. A usage error found
     by the first batch (a loader factory that ignores the batch size) left the finished run
-    moved aside, and a journal that refused the corrected command."""
+    moved aside, and a journal that refused the corrected command. Whether a run was put back."""
     if set(journal.records) - FREE_RECORDS:
-        return
+        return False
     aside = folder / journal.replaces if journal.replaces else None
     others = [p for p in run_files(folder) if p.name != JOURNAL]
     if others:  # the final run's checkpoint, a history: something was trained
-        return
+        return False
     (folder / JOURNAL).unlink(missing_ok=True)
-    if aside is not None and aside.is_dir():
-        move_back(folder, aside)
-        logger.warning("put the previous run back from %s: this run measured nothing", aside)
+    if aside is None or not aside.is_dir():
+        return False
+    move_back(folder, aside)
+    logger.warning("put the previous run back from %s: this run measured nothing", aside)
+    return True
 
 
 def kept_on_interrupt(journal: Journal) -> str:
@@ -195,10 +200,28 @@ def _loss_name(loss_fn: Any) -> str:
         'partial(cross_entropy, label_smoothing=0.1)'
     """
     if isinstance(loss_fn, functools.partial):
-        parts = [_loss_name(loss_fn.func), *map(repr, loss_fn.args)]
-        parts += [f"{key}={value!r}" for key, value in sorted(loss_fn.keywords.items())]
+        parts = [_loss_name(loss_fn.func), *map(_argument, loss_fn.args)]
+        parts += [f"{key}={_argument(value)}" for key, value in sorted(loss_fn.keywords.items())]
         return f"partial({', '.join(parts)})"[:500]
     return str(getattr(loss_fn, "__qualname__", type(loss_fn).__name__))
+
+
+def _argument(value: Any) -> str:
+    """A loss argument as the same in every process: a plain value by repr, a tensor by a digest
+    of its values (torch's repr elides large ones), a function by its name, anything else by
+    its type (a default repr holds a memory address, which differs per process: a resume, or a
+    study worker, was refused though nothing had changed)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(map(_argument, value)) + ")"
+    if isinstance(value, torch.Tensor):
+        data = value.detach().to("cpu", copy=True).contiguous().reshape(-1)
+        digest = hashlib.sha256(data.view(torch.uint8).numpy().tobytes()).hexdigest()[:16]
+        return f"tensor({list(value.shape)}, {str(value.dtype).removeprefix('torch.')}, {digest})"
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}".lstrip(".")
+    return type(value).__name__
 
 
 def tune_settings(

@@ -260,6 +260,10 @@ def test_mlflow_two_fits_in_one_active_run_keep_both_fits_params(tmp_path, monke
     assert params["max_lr"] == "0.05" and params["fit2/max_lr"] == "0.02"
     assert params["epochs"] == "1" and params["fit2/epochs"] == "2"
     assert "fit2/optimizer" not in params  # the same value: not again
+    # the second fit's metrics go on after the first's (they were drawn over them: 1, 1, 2)
+    epochs = client.get_metric_history(run.info.run_id, "epoch/val_loss")
+    assert sorted(m.step for m in epochs) == [1, 2, 3]
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "step/loss")) == list(range(12))
 
 
 def test_mlflow_a_resumed_fit_continues_the_run_it_names(tmp_path, monkeypatch):

@@ -445,8 +445,21 @@ class MLflowLogger(Logger):
         self.run_id: str | None = None
         self._own_run = False
         self._metrics: list[Any] = []
+        # a later fit into the same run (fine_tune's second in an active run) goes on after
+        # the earlier ones on MLflow's x axes, as in TensorBoard: (steps, epochs) before it
+        self._offsets, self._ends, self._resumed = (0, 0), (0, 0), False
+
+    def before_fit(self, fit: FitLoop) -> None:
+        self._resumed = bool(fit.history.epochs or fit.history.step_losses)
+        super().before_fit(fit)
+
+    def after_fit(self, fit: FitLoop) -> None:
+        super().after_fit(fit)
+        steps, epochs = self._offsets
+        self._ends = (steps + len(fit.history.step_losses), epochs + len(fit.history.epochs))
 
     def log_params(self, params: Params) -> None:
+        earlier = self.run_id
         active = self._mlflow.active_run()
         if active is not None:
             self.run_id, self._own_run = active.info.run_id, False
@@ -464,6 +477,10 @@ class MLflowLogger(Logger):
                 )
             run = self.client.create_run(experiment_id, run_name=self.run_name)
             self.run_id, self._own_run = run.info.run_id, True
+        if self.run_id != earlier:  # a run of its own: its axes start at 0
+            self._offsets = (0, 0)
+        elif not self._resumed:  # another fit in the run the last one logged
+            self._offsets = self._ends
         from mlflow.entities import Param
 
         logged = self.client.get_run(self.run_id).data.params
@@ -472,10 +489,10 @@ class MLflowLogger(Logger):
         )
 
     def log_step(self, step: int, values: dict[str, float]) -> None:
-        self._add(values, "step", step)
+        self._add(values, "step", step + self._offsets[0])
 
     def log_epoch(self, epoch: int, values: dict[str, float]) -> None:
-        self._add(values, "epoch", epoch)
+        self._add(values, "epoch", epoch + self._offsets[1])
         self._flush()
 
     def close(self, status: str) -> None:

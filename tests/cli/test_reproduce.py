@@ -120,8 +120,24 @@ def test_force_starts_over_and_keeps_the_old_results_until_the_new_run_ends(
     def failing(name, *args):
         raise RuntimeError("the new run failed")
 
+    # failed before any run of its own finished: the old results come back (a reviewer's
+    # check: they stayed in previous-*/ with nothing in their place)
     with monkeypatch.context() as patched:
         patched.setattr(contenders, "_contender", failing)
+        assert main([*command, "--out", str(out), "--force"]) == 1
+    assert json.loads((out / "results.json").read_text()) == old
+    assert not [p for p in out.iterdir() if p.name.startswith("previous-")]
+    assert "put the previous results back" in capsys.readouterr().out
+    real = contenders._contender
+
+    def adam_fails(name, *args):
+        if name == "Adam":
+            raise RuntimeError("the new run failed")
+        return real(name, *args)
+
+    # failed after a run of its own: the old results stay aside until a new run finishes
+    with monkeypatch.context() as patched:
+        patched.setattr(contenders, "_contender", adam_fails)
         assert main([*command, "--out", str(out), "--force"]) == 1
     aside = [p for p in out.iterdir() if p.name.startswith("previous-")]
     assert len(aside) == 1 and json.loads((aside[0] / "results.json").read_text()) == old

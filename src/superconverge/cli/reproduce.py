@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from superconverge._files import FolderBusyError, FolderLock
-from superconverge._run_folder import discard, move_aside
+from superconverge._run_folder import discard, move_aside, move_back
 from superconverge.cli._common import (
     UsageError,
     claim_out_dir,
@@ -130,7 +130,14 @@ def run(args: argparse.Namespace) -> int:
                     f"resuming: {kept} run{'s' * (kept != 1)} recorded in {out / RESULTS} are kept"
                 )
             aside = move_aside(out) if args.force else None
-            _run(args, experiment, settings, out)
+            try:
+                _run(args, experiment, settings, out)
+            except BaseException:
+                if aside is not None and not (out / RESULTS).is_file():  # nothing ran: the
+                    # reproduction it was to replace comes back (it stayed in previous-*/)
+                    move_back(out, aside)
+                    print(f"reproduce: put the previous results back from {aside}")
+                raise
     except BaseException as error:
         if created and not isinstance(error, FolderBusyError):  # a refusal leaves no folder
             remove_if_only_the_lock(out)

@@ -288,6 +288,13 @@ CASES = {
     "schedule-typo-policy": ("schedule onecycle --total-steps 9", 2, "policy: invalid", None),
     # --- lr-find --------------------------------------------------------------------------
     "lr-find-zero-batch": (f"{LR_FIND} --batch-size 0", 2, "--batch-size must be >= 1", None),
+    "lr-find-steps-per-epoch-of-a-stream": (  # was taken: the same sweep either way
+        f"{LR_FIND} --data tests.cli.entry_data:streams --model tests.cli.entry_data:regressor "
+        "--loss mse --steps-per-epoch 5",
+        2,
+        "--steps-per-epoch 5 changes nothing in a range test",
+        None,
+    ),
     "lr-find-huge-batch": (f"{LR_FIND} --batch-size 100000", 2, "--batch-size must be <=", None),
     "lr-find-word-batch": (f"{LR_FIND} --batch-size big", 2, "--batch-size: invalid int", None),
     "lr-find-few-steps": (f"{LR_FIND} --num-steps 5", 2, "--num-steps must be", None),

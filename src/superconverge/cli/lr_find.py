@@ -106,6 +106,11 @@ def run(args: argparse.Namespace) -> int:
         from superconverge.data.sources import as_source
 
         as_source(splits.train, "train_data", steps_per_epoch=args.steps_per_epoch)  # refuses
+    if own_data and args.steps_per_epoch is not None:  # a user's check: the same sweep either way
+        raise UsageError(
+            f"--steps-per-epoch {args.steps_per_epoch} changes nothing in a range test, which "
+            "reads --num-steps batches of one continuing stream whatever its epochs: leave it out"
+        )
     factory, _, _ = model_from_flag(args.model, args.width, splits)
     check_outputs(args.out, OUTPUTS, args.force)
     holder = folder_holder(args.out)

@@ -57,6 +57,10 @@ class Logger(Callback):
             raise ValueError(f"every_steps must be an integer >= 0, got {every_steps!r}")
         self.every_steps = every_steps
         self._next_step = 0  # the first History step not yet handed to log_step
+        # (steps, epochs) a fit's x axes are counted on from, for a backend whose later fits go
+        # on after the earlier ones (TensorBoard, an MLflow run), and where the last fit ended
+        self._offsets, self._ends = (0, 0), (0, 0)
+        self._resumed = False  # whether the current fit continues a checkpoint's History
 
     # ----------------------------------------------------------------- the backend's part
     def log_params(self, params: Params) -> None: ...
@@ -70,6 +74,7 @@ class Logger(Callback):
     # ----------------------------------------------------------------- events
     def before_fit(self, fit: FitLoop) -> None:
         self._next_step = len(fit.history.step_losses)  # a resumed fit logged the earlier ones
+        self._resumed = continues(fit)
         self.log_params(fit_params(fit))
 
     def after_batch(self, fit: FitLoop) -> None:
@@ -85,6 +90,8 @@ class Logger(Callback):
     def after_fit(self, fit: FitLoop) -> None:
         self._drain(fit)
         self.close(fit.history.status)
+        steps, epochs = self._offsets
+        self._ends = (steps + len(fit.history.step_losses), epochs + len(fit.history.epochs))
 
     def _drain(self, fit: FitLoop) -> None:
         """Hand over the steps whose losses the loop has read since the last call."""
@@ -96,6 +103,11 @@ class Logger(Callback):
                 if step % self.every_steps == 0:
                     self.log_step(step, step_values(history, step, groups))
         self._next_step = ready
+
+
+def continues(fit: FitLoop) -> bool:
+    """Whether `fit` is a resumed one: it starts from a checkpoint's History."""
+    return bool(fit.history.epochs or fit.history.step_losses)
 
 
 def step_values(history: Any, step: int, groups: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -159,10 +171,10 @@ class TensorBoardLogger(Logger):
         folder = _folder("log_dir", log_dir)
         self._others = folder.is_dir() and any(folder.glob("events.out.tfevents.*"))
         self.writer: Any = SummaryWriter(str(folder))
-        self._fits, self._offsets, self._ends = 0, (0, 0), (0, 0)
+        self._fits = 0
 
     def before_fit(self, fit: FitLoop) -> None:
-        resumed = bool(fit.history.epochs or fit.history.step_losses)
+        resumed = continues(fit)
         if self._fits and resumed:  # `Trainer.resume_from` on the same trainer: the fit it
             # continues keeps its offsets (they were counted on past it: epochs 1, 2, 5, 6)
             super().before_fit(fit)
@@ -177,11 +189,6 @@ class TensorBoardLogger(Logger):
             )
         self._fits += 1
         super().before_fit(fit)
-
-    def after_fit(self, fit: FitLoop) -> None:
-        super().after_fit(fit)
-        steps, epochs = self._offsets
-        self._ends = (steps + len(fit.history.step_losses), epochs + len(fit.history.epochs))
 
     def log_params(self, params: Params) -> None:
         table = "\n".join(f"| {k} | {v} |" for k, v in params.items())
@@ -224,7 +231,7 @@ class CSVLogger(Logger):
         self._read = False  # whether the files already in `folder` were read
 
     def before_fit(self, fit: FitLoop) -> None:
-        resumed = bool(fit.history.epochs or fit.history.step_losses)
+        resumed = continues(fit)
         if not self._read or resumed:  # another run's files, or a fit resumed (by a new logger
             # or this one: `Trainer.resume_from`): kept, not replaced
             self._read = True
@@ -445,18 +452,6 @@ class MLflowLogger(Logger):
         self.run_id: str | None = None
         self._own_run = False
         self._metrics: list[Any] = []
-        # a later fit into the same run (fine_tune's second in an active run) goes on after
-        # the earlier ones on MLflow's x axes, as in TensorBoard: (steps, epochs) before it
-        self._offsets, self._ends, self._resumed = (0, 0), (0, 0), False
-
-    def before_fit(self, fit: FitLoop) -> None:
-        self._resumed = bool(fit.history.epochs or fit.history.step_losses)
-        super().before_fit(fit)
-
-    def after_fit(self, fit: FitLoop) -> None:
-        super().after_fit(fit)
-        steps, epochs = self._offsets
-        self._ends = (steps + len(fit.history.step_losses), epochs + len(fit.history.epochs))
 
     def log_params(self, params: Params) -> None:
         earlier = self.run_id
@@ -479,7 +474,8 @@ class MLflowLogger(Logger):
             self.run_id, self._own_run = run.info.run_id, True
         if self.run_id != earlier:  # a run of its own: its axes start at 0
             self._offsets = (0, 0)
-        elif not self._resumed:  # another fit in the run the last one logged
+        elif not self._resumed:  # another fit in the run the last one logged (fine_tune's
+            # second in an active run): it goes on after it, as in TensorBoard
             self._offsets = self._ends
         from mlflow.entities import Param
 

@@ -790,22 +790,16 @@ def _momentum_pair(momentum: Any) -> tuple[float, float] | None:
 def _check_momentum_to_cycle(families: Sequence[Any], momentum: Any) -> None:
     """A momentum to cycle needs optimizers that have one: said by tune's own argument (the
     scheduler's "build the plan with momentum=None" named nothing tune takes), before any run."""
-    if momentum is None:
-        return
+    from superconverge.pytorch.external_loop import check_has_momentum
     from superconverge.pytorch.optimizers import build_optimizer
-    from superconverge.pytorch.scheduler import momentum_key
 
-    for family in families:
+    for family in families if momentum is not None else ():
         try:  # on a probe parameter: a callable that needs the model's (Muon's 2-D ones, a
             # filter that leaves none) is checked by its first run instead
             built = build_optimizer(family, [torch.nn.Parameter(torch.zeros(2, 2))])
         except Exception:
             continue
-        if any(momentum_key(group) is None for group in built.param_groups):
-            raise ValueError(
-                f"momentum: {type(built).__name__} has no momentum (SGD/RMSprop 'momentum' or "
-                f"Adam-style 'betas') to cycle; pass tune(..., momentum=None) to leave it alone"
-            )
+        check_has_momentum(built, momentum, "tune")
 
 
 def _check_arguments(

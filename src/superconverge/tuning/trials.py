@@ -305,12 +305,17 @@ class TrialStudy:
         while True:
             self._fail_stale()
             trials = self._trials_by_label()
-            for label in set(labels) - set(results):  # a trial interrupted in a worker: again
-                runs = trials.get(label, [])
-                states = {t.state.name for t in runs}
-                if runs and "interrupted" in runs[-1].user_attrs and states <= {"FAIL"}:
-                    self._enqueue(by_label[label])
-                    trials = self._trials_by_label()
+            again = [  # a trial interrupted in a worker, with no copy waiting or running
+                label
+                for label in set(labels) - set(results)
+                if (runs := trials.get(label, []))
+                and "interrupted" in runs[-1].user_attrs
+                and {t.state.name for t in runs} <= {"FAIL"}
+            ]
+            for label in again:
+                self._enqueue(by_label[label])
+            if again:
+                trials = self._trials_by_label()
             for label in labels:
                 if label not in results:
                     found = self._result(label, trials.get(label, []))
@@ -338,21 +343,7 @@ class TrialStudy:
         after `grace` seconds) is not silent; without `waiting` (this process is about to run
         a trial itself) only the lost and interrupted ones."""
         for trial in (t for label in sorted(missing) for t in trials.get(label, [])):
-            # a trial failed with no error of its own: whichever process noticed its missing
-            # heartbeats failed it
-            lost = trial.state.name == "FAIL" and not {"error", "interrupted"} & set(
-                trial.user_attrs
-            )
-            interrupted = trial.state.name == "FAIL" and "interrupted" in trial.user_attrs
-            kind = (
-                "waiting"
-                if trial.state.name == "RUNNING"
-                else "lost"
-                if lost
-                else "interrupted"
-                if interrupted
-                else None
-            )
+            kind = _kind(trial)
             if kind is None or (kind, trial.number) in said or (kind == "waiting" and not waiting):
                 continue
             said.add((kind, trial.number))
@@ -558,6 +549,17 @@ class TrialStudy:
         for trial in self.storage.get_all_trials(self._id, deepcopy=False):
             grouped.setdefault(trial.user_attrs.get("label"), []).append(trial)
         return grouped
+
+
+def _kind(trial: Any) -> str | None:
+    """What a trial another process holds means to a waiting coordinator: "waiting" (running),
+    "interrupted" (its process was stopped: enqueued again), "lost" (failed with no error of its
+    own: whichever process noticed its missing heartbeats failed it) or None."""
+    if trial.state.name == "RUNNING":
+        return "waiting"
+    if trial.state.name != "FAIL" or "error" in trial.user_attrs:
+        return None
+    return "interrupted" if "interrupted" in trial.user_attrs else "lost"
 
 
 def _named(trial: Any) -> str:

@@ -13,7 +13,7 @@ import torch
 import superconverge as sc
 from superconverge.data import ArrayData, ArrayLoader, Augment, load
 from superconverge.models import build
-from superconverge.training import Trainer
+from superconverge.training import Callback, Trainer
 from superconverge.tuning import probes
 from superconverge.tuning.settings import DEFAULT_SETTINGS
 
@@ -154,3 +154,90 @@ def test_tune_on_cuda_probes_memory_and_trains(digits, tmp_path):
     assert plan.batch_size <= len(digits.train) // DEFAULT_SETTINGS.min_steps_per_epoch
     assert plan.results["status"] == "completed"
     assert plan.results["test"]["accuracy"] > 0.9
+
+
+class _DigitsItems(torch.utils.data.Dataset):
+    """A user's own map-style Dataset: one (inputs, target) pair per item, on the CPU."""
+
+    def __init__(self, data: ArrayData):
+        self.inputs, self.targets = data.inputs, data.targets
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, index):
+        return self.inputs[index], self.targets[index]
+
+
+def test_a_dataset_with_workers_on_cuda_follows_the_cpu_run(digits):
+    """The library's own DataLoader (2 workers, pinned memory on CUDA) feeds the same batches."""
+    runs = {}
+    for device in ("cpu", "cuda"):
+        trainer = Trainer(mlp(), LOSS, _DigitsItems(digits.train), _DigitsItems(digits.val),
+                          batch_size=64, device=device, precision="32", num_workers=2,
+                          progress=False)  # fmt: skip
+        runs[device] = trainer.fit_one_cycle(2, 0.1)
+    cpu, gpu = (torch.tensor(runs[d].step_losses) for d in ("cpu", "cuda"))
+    assert len(cpu) == len(gpu) == 2 * math.ceil(len(digits.train) / 64)
+    assert torch.allclose(cpu, gpu, rtol=1e-3, atol=1e-4)
+
+
+def test_tune_with_adamw_over_a_dataset_on_cuda_and_its_plan_runs_again(digits, tmp_path):
+    train, val, test = (_DigitsItems(d) for d in (digits.train, digits.val, digits.test))
+    plan = sc.tune(mlp, train, val, epochs=3, optimizer="adamw", test_data=test, device="cuda",
+                   num_workers=2, out_dir=tmp_path / "tune")  # fmt: skip
+    assert plan.optimizer == "adamw" and plan.results["status"] == "completed"
+    assert plan.environment["device"].startswith("cuda")
+    assert plan.compute["x_final_run"] <= 2.0 + 1e-9
+    assert plan.results["test"]["accuracy"] > 0.9
+    again = sc.TunePlan.from_json((tmp_path / "tune" / "plan.json").read_text())
+    again.run(mlp, train, val, test_data=test, device="cuda", out_dir=tmp_path / "again")
+    assert again.trainer.device.type == "cuda"
+    assert again.results["status"] == "completed"
+    assert again.results["test"]["accuracy"] > 0.9
+
+
+def test_fp16_one_cycle_with_adamw_cycles_beta1_and_resumes_exactly(digits, tmp_path):
+    """GradScaler state and β1 travel in the checkpoint: a resumed fp16 run ends where the whole
+    one did."""
+
+    class Stop(Callback):
+        def __init__(self, after):
+            self.after = after
+
+        def after_epoch(self, fit):
+            if fit.epoch + 1 == self.after:  # after its checkpoint was written
+                raise KeyboardInterrupt
+
+    def run(out, stop_after=None):
+        trainer = Trainer(mlp(), LOSS, digits.train, digits.val, batch_size=64, device="cuda",
+                          precision="fp16", optimizer="adamw", out_dir=out, progress=False,
+                          callbacks=[Stop(stop_after)])  # fmt: skip
+        return trainer, trainer.fit_one_cycle(3, 3e-3)
+
+    whole, history = run(tmp_path / "whole")
+    assert trainer_betas(whole) and history.status == "completed"
+    assert whole.scaler is not None and whole.scaler.get_scale() > 0
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", stop_after=1)
+    resumed = Trainer.resume(tmp_path / "cut" / "checkpoint.pt", mlp(), LOSS, digits.train,
+                             digits.val, batch_size=64, device="cuda", precision="fp16",
+                             optimizer="adamw", out_dir=tmp_path / "cut", progress=False)  # fmt: skip
+    assert resumed.status == "completed"
+    assert resumed.step_losses[-5:] == pytest.approx(history.step_losses[-5:], rel=1e-2, abs=1e-3)
+
+
+def trainer_betas(trainer: Trainer) -> bool:
+    """β1 ends the cycle at its high value (0.95) after rising from the low one."""
+    return all(group["betas"][0] == pytest.approx(0.95) for group in trainer.optimizer.param_groups)
+
+
+def test_a_cuda_index_past_the_devices_is_a_usage_error_before_any_work(tmp_path, capsys):
+    from superconverge.cli.main import main
+
+    past = f"cuda:{torch.cuda.device_count()}"
+    with pytest.raises(ValueError, match=rf"device must be available, got '{past}'"):
+        Trainer(mlp(), LOSS, images(8), device=past)
+    assert main(["tune", "--device", past, "--out", str(tmp_path / "run")]) == 2
+    assert f"'{past}'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

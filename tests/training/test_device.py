@@ -65,6 +65,17 @@ def test_cuda_without_cuda_is_named_wherever_a_device_is_taken():
         lr_find(torch.nn.Linear(4, 2), torch.nn.functional.cross_entropy, data, device="cuda")
 
 
+def test_a_cuda_index_past_the_devices_is_named(monkeypatch):
+    # a GPU machine's check: --device cuda:7 with one GPU failed after the data were loaded,
+    # with torch's "CUDA error: invalid device ordinal" (exit 1); the real path is test_cuda.py's
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    assert resolve_device("cuda") == torch.device("cuda")
+    with pytest.raises(ValueError, match=r"got 'cuda:2' \(CUDA devices here: cuda:0, cuda:1\)"):
+        resolve_device("cuda:2")
+
+
 @pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without MPS")
 def test_mps_without_mps_is_named_like_cuda():
     # a Mac user's device="mps" elsewhere failed in the model's .to() with torch's RuntimeError

@@ -118,6 +118,23 @@ def test_run_trains_with_the_loss_the_plan_was_tuned_with():
         own.run(lambda: torch.nn.Linear(10, 1), train, val)
 
 
+def test_run_trains_on_the_device_named():
+    # plan.run had no device: a plan re-ran on CUDA wherever there was one
+    import torch
+
+    from superconverge.data import ArrayData
+
+    data = ArrayData(torch.randn(64, 4), torch.randint(0, 3, (64,)))
+    plan = TunePlan(epochs=1, batch_size=16, max_lr=0.05, min_lr=0.005, weight_decay=0.0,
+                    momentum=(0.95, 0.85), optimizer="sgd")  # fmt: skip
+    plan.run(lambda: torch.nn.Linear(4, 3), data, data, device="cpu")
+    assert plan.trainer.device == torch.device("cpu")
+    assert next(plan.trainer.module.parameters()).device.type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device must be available, got 'cuda'"):
+            plan.run(lambda: torch.nn.Linear(4, 3), data, data, device="cuda")
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -15,7 +15,7 @@ OPTIMIZER_NAMES = ("sgd", "adamw", "nadamw", "adam")  # superconverge.pytorch.op
 PRECISION_NAMES = ("auto", "32", "bf16", "fp16")  # superconverge.training.device
 
 
-def _device_flag(value: str) -> str:
+def device_flag(value: str) -> str:
     """--device checked as it is parsed (a name torch knows, CUDA only where it is available),
     so that a bad one stops the command before it loads data or makes a folder."""
     from superconverge.data.loader import resolve_device
@@ -67,7 +67,7 @@ def add_task_flags(
         else None,
     )
     parser.add_argument(
-        "--device", default="auto", type=_device_flag, help="auto, cpu, cuda or cuda:N"
+        "--device", default="auto", type=device_flag, help="auto, cpu, cuda or cuda:N"
     )
     if precision:
         parser.add_argument("--precision", choices=PRECISION_NAMES, default="auto")

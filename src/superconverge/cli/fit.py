@@ -36,6 +36,7 @@ from superconverge.cli._common import (
 from superconverge.cli._data_flags import (
     UserData,
     callable_from_flag,
+    device_flag,
     loss_from_flag,
     metrics_from_flags,
 )
@@ -93,6 +94,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-fn", help="module:function (default: the one the plan names)")
     p.add_argument("--collate-fn", help="module:function (default: the one the plan names)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        type=device_flag,
+        help="auto, cpu, cuda or cuda:N (default: auto, CUDA where there is one, whatever "
+        "device the plan was tuned on)",
+    )
     p.add_argument(
         "--trust-plan-code",
         action="store_true",
@@ -184,6 +192,7 @@ def _task_of(args: argparse.Namespace, plan: Any, sized: bool) -> dict[str, Any]
             args.collate_fn or saved.get("collate_fn"), "--collate-fn"
         ),
         "precision": saved.get("precision", "auto"),
+        "device": args.device,
     }
     task["optimizer"] = _optimizer_of(args, plan)
     loss = args.loss or plan.loss
@@ -434,6 +443,7 @@ def run(args: argparse.Namespace) -> int:
     plan.environment = {
         **plan.environment,
         "command": shlex.join(["superconverge", *getattr(args, "argv", ["fit"])]),
+        "device": str(plan.trainer.device),  # this run's, not the tune run's
         # a plan re-run from an earlier fit --plan folder still credits the tune run
         "plan_made_by": plan.environment.get("plan_made_by")
         or plan.environment.get("command")

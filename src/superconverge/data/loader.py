@@ -314,6 +314,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
         ) from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device must be available, got {device!r} (CUDA is not available)")
+    count = torch.cuda.device_count() if resolved.type == "cuda" else 0
+    if resolved.index is not None and resolved.type == "cuda" and resolved.index >= count:
+        # torch's own error came at the first tensor moved there: "invalid device ordinal"
+        raise ValueError(
+            f"device must be available, got {device!r} (CUDA devices here: "
+            f"{', '.join(f'cuda:{i}' for i in range(count))})"
+        )
     if resolved.type == "mps" and not torch.backends.mps.is_available():  # torch's own error
         raise ValueError(f"device must be available, got {device!r} (MPS is not available)")
     return resolved

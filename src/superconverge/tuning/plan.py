@@ -261,6 +261,7 @@ class TunePlan:
         collate_fn: Callable[[list[Any]], Any] | None = None,
         backoff: int = 0,
         precision: str = "auto",
+        device: str | torch.device = "auto",
         val_steps: int | None = None,
         test_steps: int | None = None,
         callbacks: Sequence[Callback] = (),
@@ -274,8 +275,9 @@ class TunePlan:
         loss, every validation metric (``final_val_metrics``) and, with `test_data`, the test
         loss and metrics. With `resume`, a ``checkpoint.pt`` in `out_dir` saved by a run of these
         settings is continued from its last epoch instead of starting again. `backoff`: as for
-        `Trainer.fit_one_cycle` (divergences answered by restoring and halving the LR); `precision`
-        and `val_steps` as for `Trainer`; `test_steps`: batches of a `test_data` stream (as
+        `Trainer.fit_one_cycle` (divergences answered by restoring and halving the LR); `precision`,
+        `device` and `val_steps` as for `Trainer` (``device="auto"``: CUDA where there is one,
+        whatever device the plan was tuned on); `test_steps`: batches of a `test_data` stream (as
         `Trainer.evaluate`'s `steps`). `loss_fn` defaults to the plan's loss when it is a
         built-in (``plan.loss``: "mse", ...; cross-entropy when the plan names none); a plan
         made with your own loss needs it again. A plan with a `weight_average` averages the
@@ -315,6 +317,7 @@ class TunePlan:
             num_workers=num_workers,
             collate_fn=collate_fn,
             precision=precision,
+            device=device,
             val_steps=val_steps,
             callbacks=[*([] if averaging is None else [averaging]), *callbacks],
         )

@@ -10,7 +10,7 @@
 set -u
 cd "$(dirname "$0")/.."
 out=${OUT:-runs/gpu-checks}
-mkdir -p "$out"
+mkdir -p "$out" && out=$(cd "$out" && pwd)
 export PYTHONUNBUFFERED=1
 if [ -n "${WHEELS:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -45,9 +45,9 @@ echo "== cli: $((SECONDS - start)) s"
 fi
 if [[ $parts == *" suite "* ]]; then
 start=$SECONDS
-# -v: each test's outcome is printed as it ends, so a run stopped by the timeout still names
-# its failures
-timeout "${SUITE_S:-300}" python3 -m pytest -p no:cacheprovider -v --tb=short -p no:benchmark \
+# -v: each test's outcome is printed as it ends, and failures.txt gets each traceback, so a run
+# stopped by the timeout still says what failed and why
+SUPERCONVERGE_TEST_CUDA=1 SUPERCONVERGE_FAILURE_LOG="$out/failures.txt" timeout "${SUITE_S:-300}" python3 -m pytest -p no:cacheprovider -v --tb=short -p no:benchmark \
   -n "${SUITE_PROCESSES:-12}" --timeout 120 -o addopts="-ra --strict-markers --doctest-modules -m 'not slow and not gpu'" \
   2>&1 | tee "$out/suite.log" | grep -E "FAILED|ERROR|passed|failed" | tail -60
 echo "== suite with CUDA visible: $((SECONDS - start)) s"

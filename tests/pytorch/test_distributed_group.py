@@ -2,10 +2,14 @@
 exits with a live gloo group (seen once: rank 1 aborted in its exit, and torchrun stopped rank 0
 while it wrote the report); a group the caller started is left to the caller."""
 
+import pytest
+import torch
 import torch.distributed as dist
 
 from superconverge.pytorch.distributed import process_group
 from tests.torchrun import free_port
+
+CPU = torch.device("cpu")
 
 
 def _single_rank(monkeypatch):
@@ -16,13 +20,13 @@ def _single_rank(monkeypatch):
 
 def test_a_group_it_starts_is_destroyed_also_after_an_error(monkeypatch):
     _single_rank(monkeypatch)
-    with process_group(timeout_s=60):
+    with process_group(timeout_s=60, device=CPU):
         assert dist.is_initialized() and dist.get_world_size() == 1
         box = [7]
         dist.broadcast_object_list(box, src=0)
     assert not dist.is_initialized()
     try:
-        with process_group(timeout_s=60):
+        with process_group(timeout_s=60, device=CPU):
             raise KeyboardInterrupt
     except KeyboardInterrupt:
         pass
@@ -33,7 +37,7 @@ def test_a_group_the_caller_started_is_left_to_the_caller(monkeypatch):
     _single_rank(monkeypatch)
     dist.init_process_group("gloo")
     try:
-        with process_group(timeout_s=60):
+        with process_group(timeout_s=60, device=CPU):
             pass
         assert dist.is_initialized()
     finally:
@@ -43,14 +47,35 @@ def test_a_group_the_caller_started_is_left_to_the_caller(monkeypatch):
 def test_a_compiled_ddp_model_shares_its_sweep_with_the_ranks(monkeypatch):
     # a reviewer's check: torch.compile(DDP(model)) is an OptimizedModule, taken for a plain
     # model, so lr_find swept it alone while DDP still synchronised its gradients
-    import torch
     from torch import nn
 
     from superconverge.pytorch.distributed import shared_by_ranks
 
     _single_rank(monkeypatch)
-    with process_group(timeout_s=60):
+    with process_group(timeout_s=60, device=CPU):
         ddp = nn.parallel.DistributedDataParallel(nn.Linear(2, 2))
         assert shared_by_ranks(ddp) and shared_by_ranks(torch.compile(ddp))
         assert not shared_by_ranks(torch.compile(nn.Linear(2, 2)))
         assert not shared_by_ranks(nn.Linear(2, 2))
+
+
+def test_the_backend_follows_the_device_and_more_ranks_than_gpus_are_named(monkeypatch):
+    # a GPU machine's check: NCCL was taken wherever CUDA existed (--device cpu too), and a
+    # second rank on a one-GPU machine failed with torch's "invalid device ordinal"
+    from superconverge.pytorch import distributed
+
+    started = []
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **_: started.append(backend))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: started.append(index))
+    distributed.start_process_group(60, CPU)
+    assert started == ["gloo"]
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    distributed.start_process_group(60, torch.device("cuda"))
+    assert started[1:] == [0, "nccl"]
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(
+        ValueError, match=r"LOCAL_RANK must be below the 1 CUDA device\(s\) here, got 1"
+    ):
+        distributed.start_process_group(60, torch.device("cuda"))
+    assert started[3:] == []

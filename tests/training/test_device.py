@@ -85,3 +85,13 @@ def test_mps_without_mps_is_named_like_cuda():
     data = (torch.randn(8, 4), torch.arange(8) % 2)
     with pytest.raises(ValueError, match=r"device must be available, got 'mps' \(MPS is not"):
         Trainer(torch.nn.Linear(4, 2), torch.nn.functional.cross_entropy, data, device="mps")
+
+
+def test_the_default_test_run_hides_cuda_so_the_cpu_numbers_hold():
+    # conftest.py: on a GPU machine 21 tests failed with CUDA visible (they expect CPU numbers)
+    import os
+
+    if os.environ.get("SUPERCONVERGE_TEST_CUDA") == "1":
+        pytest.skip("SUPERCONVERGE_TEST_CUDA=1 keeps CUDA visible")
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
+    assert not torch.cuda.is_available()

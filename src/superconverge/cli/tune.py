@@ -241,7 +241,9 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
     if launched_ranks() > 1:  # torchrun: rank 0 searches while the others wait (or take trials)
-        with process_group(timeout_s=RANK_TIMEOUT_S):
+        from superconverge.data.loader import resolve_device
+
+        with process_group(timeout_s=RANK_TIMEOUT_S, device=resolve_device(args.device)):
             return _follow(args) if world()[0] > 0 else _lead(args)
     return _lead(args)
 

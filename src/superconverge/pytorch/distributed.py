@@ -42,25 +42,39 @@ def launched_ranks() -> int:
         return 1
 
 
-def start_process_group(timeout_s: float) -> None:
-    """Join the process group torchrun describes (gloo on the CPU, NCCL with CUDA), unless one
-    is started already; `timeout_s` bounds a collective, so it must exceed the longest wait
-    (ranks > 0 wait for rank 0's search)."""
+def start_process_group(timeout_s: float, device: torch.device) -> None:
+    """Join the process group torchrun describes for training on `device` (gloo on the CPU,
+    NCCL on CUDA, each rank on the GPU of its ``LOCAL_RANK``), unless one is started already;
+    `timeout_s` bounds a collective, so it must exceed the longest wait (ranks > 0 wait for
+    rank 0's search).
+
+    Raises:
+        ValueError: CUDA with more ranks on this machine than it has GPUs.
+    """
     if torch.distributed.is_initialized():
         return
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    # by the device, not by whether CUDA exists: --device cpu on a GPU machine took NCCL, which
+    # cannot reduce CPU tensors (a GPU machine's check)
+    backend = "nccl" if device.type == "cuda" else "gloo"
     if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        local, count = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+        if local >= count:  # torch's own error: "CUDA error: invalid device ordinal"
+            raise ValueError(
+                f"LOCAL_RANK must be below the {count} CUDA device(s) here, got {local}: start "
+                f"at most {count} processes on this machine (torchrun --nproc-per-node), or "
+                "train on the CPU (--device cpu)"
+            )
+        torch.cuda.set_device(local)
     torch.distributed.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
 
 
 @contextlib.contextmanager
-def process_group(timeout_s: float) -> Iterator[None]:
+def process_group(timeout_s: float, device: torch.device) -> Iterator[None]:
     """`start_process_group`, and destroy the group on the way out if it was started here: a
     rank that exits with a live gloo group can abort in its exit (``terminate called without
     an active exception``), and torchrun then stops the other ranks, rank 0 in its report."""
     started = not torch.distributed.is_initialized()
-    start_process_group(timeout_s)
+    start_process_group(timeout_s, device)
     try:
         yield
     finally:

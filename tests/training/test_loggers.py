@@ -266,6 +266,26 @@ def test_mlflow_two_fits_in_one_active_run_keep_both_fits_params(tmp_path, monke
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "step/loss")) == list(range(12))
 
 
+def test_mlflow_fine_tune_without_an_active_run_is_one_run(tmp_path, monkeypatch):
+    # its second fit made a second run: one call, two runs, the frozen phase's cut from the rest
+    uri, client = _mlflow(tmp_path, monkeypatch)
+    from superconverge.training import MLflowLogger
+
+    logger = MLflowLogger("e", tracking_uri=uri)
+    body_and_head = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 3))
+    _trainer([logger], model=body_and_head).fine_tune(2, base_lr=0.02, freeze_epochs=1)
+    runs = client.search_runs([client.get_experiment_by_name("e").experiment_id])
+    assert len(runs) == 1 and runs[0].info.run_id == logger.run_id
+    assert runs[0].info.status == "FINISHED"
+    assert runs[0].data.params["epochs"] == "1" and runs[0].data.params["fit2/epochs"] == "2"
+    epochs = client.get_metric_history(logger.run_id, "epoch/val_loss")
+    assert sorted(m.step for m in epochs) == [1, 2, 3]
+    # a later fit with the same logger is a run of its own, as before
+    _trainer([logger]).fit_one_cycle(1, 0.05)
+    assert logger.run_id != runs[0].info.run_id
+    assert len(client.search_runs([runs[0].info.experiment_id])) == 2
+
+
 def test_mlflow_a_resumed_fit_continues_the_run_it_names(tmp_path, monkeypatch):
     # a resumed fit made a second run (epochs 3-4), the first left KILLED with epochs 1-2
     uri, client = _mlflow(tmp_path, monkeypatch)

@@ -61,6 +61,8 @@ class Logger(Callback):
         # on after the earlier ones (TensorBoard, an MLflow run), and where the last fit ended
         self._offsets, self._ends = (0, 0), (0, 0)
         self._resumed = False  # whether the current fit continues a checkpoint's History
+        # whether the next fit is the second phase of the last one's call (fine_tune's)
+        self._phase_follows = False
 
     # ----------------------------------------------------------------- the backend's part
     def log_params(self, params: Params) -> None: ...
@@ -76,6 +78,7 @@ class Logger(Callback):
         self._next_step = len(fit.history.step_losses)  # a resumed fit logged the earlier ones
         self._resumed = continues(fit)
         self.log_params(fit_params(fit))
+        self._phase_follows = False
 
     def after_batch(self, fit: FitLoop) -> None:
         if self.every_steps and len(fit.history.step_losses) > self._next_step:
@@ -89,6 +92,9 @@ class Logger(Callback):
 
     def after_fit(self, fit: FitLoop) -> None:
         self._drain(fit)
+        # fine_tune's frozen phase carries its second fit (`Trainer.then`), which follows it
+        # when it completes
+        self._phase_follows = fit.trainer.then is not None and fit.history.status == "completed"
         self.close(fit.history.status)
         steps, epochs = self._offsets
         self._ends = (steps + len(fit.history.step_losses), epochs + len(fit.history.epochs))
@@ -411,9 +417,10 @@ class MLflowLogger(Logger):
     `run_id` names, else into a new run of `experiment` (default: MLflow's default experiment);
     the last two end with the fit. Needs MLflow (``pip install 'superconverge[mlflow]'``).
 
-    A run's params cannot change in MLflow: a second fit into the same run (``fine_tune`` in an
-    active run, a resume into `run_id` with other settings) logs the params that differ as
-    ``fit2/<name>`` (``fit3/``, ...); those equal to the run's are not logged again.
+    A run's params cannot change in MLflow: a second fit into the same run (``fine_tune``'s, which
+    logs both of its fits into one run; a resume into `run_id` with other settings) logs the
+    params that differ as ``fit2/<name>`` (``fit3/``, ...); those equal to the run's are not
+    logged again.
 
     Args:
         experiment: experiment name (created when missing).
@@ -460,6 +467,9 @@ class MLflowLogger(Logger):
             self.run_id, self._own_run = active.info.run_id, False
         elif self._continued is not None:
             self.run_id, self._own_run = self.client.get_run(self._continued).info.run_id, True
+            self.client.update_run(self.run_id, "RUNNING")
+        elif self._phase_follows and self.run_id is not None and self._own_run:
+            # fine_tune's second fit: the run its first made (one call, one run; it made two)
             self.client.update_run(self.run_id, "RUNNING")
         else:
             experiment_id = "0"

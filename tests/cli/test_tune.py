@@ -346,9 +346,13 @@ def test_resume_in_a_folder_that_is_not_writable_says_to_make_it_so(tmp_path, ca
         _common.os, "access", lambda path, mode: Path(path) != out and writable(path, mode)
     )
     assert main(["tune", "--resume", str(out)]) == 2
-    assert capsys.readouterr().err.strip().endswith(
-        f"--resume: {out} is not writable; make it writable (chmod u+w {out}) and run the same "
-        "command again (another folder would start the run over)"
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            f"--resume: {out} is not writable; make it writable (chmod u+w {out}) and run the same "
+            "command again (another folder would start the run over)"
+        )
     )
 
 
@@ -599,7 +603,9 @@ def test_a_force_run_refused_by_its_first_batch_puts_the_run_it_replaces_back(tm
     # finished run into previous-*/ and a journal had refused the corrected command
     out = tmp_path / "run"
     model = ["--model", "tests.cli.entry_data:regressor", "--loss", "mse", "--epochs", "1"]
-    assert main(["tune", "--data", "tests.cli.entry_data:regression", *model, "--out", str(out)]) == 0
+    assert (
+        main(["tune", "--data", "tests.cli.entry_data:regression", *model, "--out", str(out)]) == 0
+    )
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     capsys.readouterr()
     bad = ["tune", "--data", "tests.cli.entry_data:fixed_batch_factory", *model]
@@ -618,7 +624,12 @@ def test_items_the_loader_cannot_batch_are_a_usage_error_before_any_stage(tmp_pa
     # a user's check: PIL images in a Dataset were said by the final run (exit 1, "TypeError: ...
     # run again with --debug"), after the stages, and advised Python's collate_fn=
     out = tmp_path / "run"
-    flags = ["--data", "tests.cli.entry_data:uncollatable", "--model", "tests.cli.entry_data:regressor"]
+    flags = [
+        "--data",
+        "tests.cli.entry_data:uncollatable",
+        "--model",
+        "tests.cli.entry_data:regressor",
+    ]
     assert main(["tune", *flags, "--epochs", "1", "--out", str(out)]) == 2
     captured = capsys.readouterr()
     assert "error: --data: train_data: the DataLoader could not make a batch" in captured.err
@@ -645,3 +656,33 @@ def test_a_read_error_of_a_force_run_that_measured_nothing_says_the_old_run_is_b
     assert f"nothing was measured, and the run it was to replace is back in {out}" in err
     assert "--resume" not in err and "collate" not in err
     assert (out / "plan.json").read_bytes() == before
+
+
+def test_a_run_trained_on_torchrun_ranks_is_resumed_the_way_it_was_launched(tmp_path, capsys):
+    # an auditor's check: a torchrun tune's interrupt line said `superconverge tune --resume`,
+    # which refused it for a --batch-size its user never gave; under torchrun, rank 1's resume
+    # failed with AttributeError 'verbose' (the resumed flags lacked the global ones)
+    from superconverge.cli import tune as cli_tune
+    from superconverge.tuning.journal import Journal
+
+    out = tmp_path / "run"
+    assert main(["tune", "--epochs", "1", "--exact-epochs", "--out", str(out), "-q"]) == 0
+    journal = Journal.load(out)
+    journal.settings["world_size"], journal.finished = 2, False  # as a 2-rank run left it
+    journal.save()
+    capsys.readouterr()
+    assert main(["tune", "--resume", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "that run trained on 2 processes (torchrun), this one is 1" in err
+    assert f"torchrun --nproc-per-node 2 -m superconverge tune --resume {out}" in err
+    # the same command again is offered the same resume
+    assert main(["tune", "--epochs", "1", "--exact-epochs", "--out", str(out)]) == 2
+    assert f"`torchrun --nproc-per-node 2 -m superconverge tune --resume {out}`" in (
+        capsys.readouterr().err
+    )
+    args = build_parser().parse_args(["-v", "tune", "--resume", str(out)])
+    args.argv = ["-v", "tune", "--resume", str(out)]
+    resumed = cli_tune._resumed(args)
+    assert (resumed.verbose, resumed.quiet, resumed.debug) == (True, False, False)
+    gloo = RuntimeError("[pair.cc:553] Connection closed by peer [127.0.0.1]:55942. GLHF!")
+    assert cli_tune._peer_gone(gloo) and not cli_tune._peer_gone(RuntimeError("NaN"))

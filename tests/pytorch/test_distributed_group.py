@@ -2,6 +2,8 @@
 exits with a live gloo group (seen once: rank 1 aborted in its exit, and torchrun stopped rank 0
 while it wrote the report); a group the caller started is left to the caller."""
 
+import warnings
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -79,3 +81,20 @@ def test_the_backend_follows_the_device_and_more_ranks_than_gpus_are_named(monke
     ):
         distributed.start_process_group(60, torch.device("cuda"))
     assert started[3:] == []
+
+
+def test_a_launcher_without_a_process_group_is_warned_once(monkeypatch):
+    # an auditor's script under torchrun forgot init_process_group: each rank trained the
+    # whole data set alone, without a word, and the second found the first's checkpoint
+    from superconverge.pytorch import distributed
+
+    monkeypatch.setattr(distributed, "_warned_no_group", False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.warns(UserWarning, match=r"WORLD_SIZE is 2 .* no process group is initialised"):
+        assert distributed.world() == (0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert distributed.world() == (0, 1)  # once
+        monkeypatch.setattr(distributed, "_warned_no_group", False)
+        monkeypatch.setenv("WORLD_SIZE", "1")
+        assert distributed.world() == (0, 1)

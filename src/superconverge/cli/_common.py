@@ -642,6 +642,46 @@ def remove_if_only_the_lock(folder: Path) -> bool:
     return True
 
 
+def resume_command(
+    out: Path, command: Sequence[str] | None, ranks: int = 1, *, trusted: bool = True
+) -> str:
+    """The command that continues the run in `out` that `command` started on `ranks`
+    processes (torchrun's, in a journal's ``world_size``). `trusted`: the code the command
+    names is the user's own (this process ran it), so the command trusts it.
+
+    Example:
+        >>> resume_command(Path("runs/x"), ["--data", "mine:load"], 2)
+        'torchrun --nproc-per-node 2 -m superconverge tune --resume runs/x --trust-plan-code'
+    """
+    trust = " --trust-plan-code" if trusted and named_code(command or []) else ""
+    launcher = (
+        f"torchrun --nproc-per-node {ranks} -m superconverge" if ranks > 1 else "superconverge"
+    )
+    return f"{launcher} tune --resume {out}{trust}"
+
+
+CODE_FLAGS = ("--data", "--model", "--loss", "--metric", "--batch-fn", "--collate-fn")
+
+
+def named_code(command: Sequence[str]) -> list[str]:
+    """The ``module:function`` entry points `command` (a tune command line) names, as
+    ``--flag spec``: the code a resume of it would import and call.
+
+    Example:
+        >>> named_code(["--data", "mine:load", "--model=mlp", "--metric=mine:f1", "--epochs", "2"])
+        ['--data mine:load', '--metric mine:f1']
+    """
+    named, flag_before = [], None
+    for token in command:
+        flag, has_value, value = token.partition("=")
+        if has_value and flag in CODE_FLAGS and ":" in value:
+            named.append(f"{flag} {value}")
+        elif flag_before in CODE_FLAGS and ":" in token:
+            named.append(f"{flag_before} {token}")
+        flag_before = token
+    return named
+
+
 def unfinished_tune(folder: Path) -> str | None:
     """What an interrupted or killed tune left in `folder` and how to continue it, or None: no
     journal, a finished one, or one that cannot be read."""
@@ -656,8 +696,17 @@ def unfinished_tune(folder: Path) -> str | None:
         return None
     if journal.finished:
         return None
+    ranks = journal.settings.get("world_size", 1)
+    command = resume_command(folder, journal.command, ranks if isinstance(ranks, int) else 1,
+                             trusted=False)  # fmt: skip
+    code = named_code(journal.command or [])
+    checked = (  # refused without the flag (an auditor's check): said, not added unasked
+        f", adding --trust-plan-code once you have checked the code it names ({' '.join(code)})"
+        if code
+        else ""
+    )
     how = (
-        f"continue it with `superconverge tune --resume {folder}`"
+        f"continue it with `{command}`{checked}"
         if journal.command
         else f"it was started from Python: continue it with tune(..., out_dir={str(folder)!r}, "
         "resume=True) and the same arguments"

@@ -6,7 +6,7 @@ import argparse
 import math
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,10 @@ from superconverge.cli._common import (
     make_room,
     model_from_flag,
     model_note,
+    named_code,
     remove_if_only_the_lock,
     resolve_data,
+    resume_command,
     scores_line,
     stdout_closed,
 )
@@ -392,14 +394,23 @@ def _lead(args: argparse.Namespace) -> int:
         if isinstance(error, CheckpointError) and error.path == out / CHECKPOINT:
             # the final run's: the journal's decisions do not need it (a user's check: the line
             # said to fix it and resume, and did not say how)
-            command = _resume_command(out, getattr(args, "command", None))
+            command = resume_command(out, getattr(args, "command", None))
             raise RunFailure(
                 f"{error}; delete it and continue with: {command} (the final run starts again "
                 "from the decisions the journal kept)"
             ) from error
-        from superconverge.tuning.journal import SettingsMismatch
+        from superconverge.pytorch.distributed import launched_ranks
+        from superconverge.tuning.journal import Journal, SettingsMismatch
 
         if isinstance(error, SettingsMismatch) and args.resume is not None:
+            ranks = [d for d in error.differences if d.startswith("world_size ")]
+            if ranks and len(ranks) == len(error.differences):  # trained on other ranks
+                there = Journal.load(out).settings.get("world_size", 1)
+                raise UsageError(
+                    f"--resume {out}: that run trained on {there} processes "
+                    f"(torchrun), this one is {launched_ranks()}; continue "
+                    f"it as it was launched: {resume_command(out, args.command, there)}"
+                ) from None
             # the flags are the journal's own command: "resume it with the settings it was
             # started with" (exit 1, then "once that is fixed, continue with" the same command)
             # could not be followed
@@ -424,6 +435,13 @@ def _lead(args: argparse.Namespace) -> int:
                 f"{message}; nothing was measured, and the run it was to replace is back in "
                 f"{out}; once that is fixed, run the same command again"
             ) from error
+        if launched_ranks() > 1 and _peer_gone(error):  # gloo's own words, with an emoji
+            message = (
+                "another torchrun process stopped (interrupted or failed: its own output says "
+                "which), so this one cannot go on"
+            )
+            kept = _kept(out)
+            raise RunFailure(f"{message}; {kept}") from error
         if status == EXIT_FAILURE and not isinstance(error, (RunFailure, FolderBusyError)):
             # a crash mid-run (a read error of the data, out of memory, a bug): the journal
             # keeps what was measured, which the line alone did not say
@@ -434,6 +452,13 @@ def _lead(args: argparse.Namespace) -> int:
 
 
 RANK_TIMEOUT_S = 7 * 24 * 3600.0  # ranks > 0 wait in a collective while rank 0 searches
+# how gloo says that the other end of a collective is gone (a rank interrupted or crashed)
+PEER_GONE = ("Connection closed by peer", "Connection reset by peer")
+
+
+def _peer_gone(error: BaseException) -> bool:
+    """Whether `error` is a collective's failure because another rank left."""
+    return isinstance(error, RuntimeError) and any(text in str(error) for text in PEER_GONE)
 
 
 def _check_final_updates(batch_size: int, epochs: int, samples: int) -> None:
@@ -550,7 +575,20 @@ def _follow(args: argparse.Namespace) -> int:
     model_fn, model_name, _ = model_factory(args, splits)
     out = _out_dir(args, splits.name, model_name)
     args.command = None
-    _tune(args, splits, model_fn, _batch_size(args.batch_size), out, _study(args, args.study))
+    try:
+        _tune(args, splits, model_fn, _batch_size(args.batch_size), out, _study(args, args.study))
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            "interrupted: this torchrun process writes nothing; the first one's line says what "
+            "was kept"
+        ) from None
+    except RuntimeError as error:
+        if not _peer_gone(error):
+            raise
+        raise RunFailure(
+            "another torchrun process stopped (interrupted or failed: its own output says "
+            "which), so this one cannot go on; the first one's line says what was kept"
+        ) from error
     return 0
 
 
@@ -629,36 +667,9 @@ def _kept(out: Path, when: str = "") -> str:
     except (FileNotFoundError, ValueError):  # --resume would find no run: start it again
         return f"nothing measured yet; {when}run the same command again"
     kept, replaced = kept_on_interrupt(journal), replaced_run_note(journal)
-    return f"{kept} kept in {out}{replaced}; {when}continue with: {_resume_command(out, journal.command)}"
-
-
-def _resume_command(out: Path, command: Sequence[str] | None) -> str:
-    """The command that continues the run in `out` that `command` started: the code this
-    process ran is the user's own, so the command trusts it where it names some."""
-    trust = " --trust-plan-code" if named_code(command or []) else ""
-    return f"superconverge tune --resume {out}{trust}"
-
-
-CODE_FLAGS = ("--data", "--model", "--loss", "--metric", "--batch-fn", "--collate-fn")
-
-
-def named_code(command: Sequence[str]) -> list[str]:
-    """The ``module:function`` entry points `command` (a tune command line) names, as
-    ``--flag spec``: the code a resume of it would import and call.
-
-    Example:
-        >>> named_code(["--data", "mine:load", "--model=mlp", "--metric=mine:f1", "--epochs", "2"])
-        ['--data mine:load', '--metric mine:f1']
-    """
-    named, flag_before = [], None
-    for token in command:
-        flag, has_value, value = token.partition("=")
-        if has_value and flag in CODE_FLAGS and ":" in value:
-            named.append(f"{flag} {value}")
-        elif flag_before in CODE_FLAGS and ":" in token:
-            named.append(f"{flag_before} {token}")
-        flag_before = token
-    return named
+    ranks = journal.settings.get("world_size", 1)
+    command = resume_command(out, journal.command, ranks if isinstance(ranks, int) else 1)
+    return f"{kept} kept in {out}{replaced}; {when}continue with: {command}"
 
 
 def _diverged_text(plan: Any, out: Path) -> str:
@@ -789,7 +800,10 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
     if isinstance(recorded, dict) and "lr_search" not in recorded:
         resumed.lr_search = "short-runs"  # started before the in-run search: as it was started
     resumed.out, resumed.resume, resumed.force = args.resume, args.resume, False
-    resumed.command, resumed.debug = journal.command, getattr(args, "debug", False)
+    resumed.command = journal.command
+    for flag in ("debug", "quiet", "verbose"):  # the main parser's, given now: the
+        # subcommand's parser has none (a torchrun rank > 0 read args.verbose and failed)
+        setattr(resumed, flag, getattr(args, flag, False))
     resumed.earlier_seconds = journal.elapsed_before  # what the run spent before this resume
     if getattr(args, "threads", None) is not None:
         resumed.threads = args.threads  # given now: already set by main

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,13 +14,30 @@ from torch import nn
 
 
 def world() -> tuple[int, int]:
-    """(rank, world size) when a process group is initialised, else (0, 1)."""
-    if not _alone and torch.distributed.is_available() and torch.distributed.is_initialized():
+    """(rank, world size) when a process group is initialised, else (0, 1); warned once where
+    a launcher started several processes (``WORLD_SIZE``) and none started the group."""
+    if _alone:
+        return 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    global _warned_no_group
+    if not _warned_no_group and launched_ranks() > 1:
+        _warned_no_group = True
+        # an auditor's script under torchrun without init_process_group: each rank trained
+        # the whole data set alone, and the second then found the first's checkpoint
+        warnings.warn(
+            f"WORLD_SIZE is {launched_ranks()} (torchrun or another launcher) but no process "
+            "group is initialised: this process trains alone, on all the data, as each of the "
+            "others does; call torch.distributed.init_process_group(...) before the Trainer "
+            "(docs/distributed.md)",
+            UserWarning,
+            stacklevel=3,
+        )
     return 0, 1
 
 
 _alone = False
+_warned_no_group = False
 
 
 @contextlib.contextmanager
@@ -77,6 +95,10 @@ def process_group(timeout_s: float, device: torch.device) -> Iterator[None]:
     start_process_group(timeout_s, device)
     try:
         yield
+        if started:  # no rank leaves while another still works: a rank that left early
+            # (rank 1 while rank 0 wrote the report) aborted in its exit now and then, and
+            # torchrun then stopped rank 0 (an auditor's 2 of 12 runs)
+            torch.distributed.barrier()
     finally:
         if started and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

@@ -72,8 +72,12 @@ class RecipeJob:
     ) -> TunePlan:
         """The search (trials in the study, if any) and the final run: a single process, a
         study's coordinator, or rank 0 of `world` ranks."""
+        # the ranks the final run trains on: a resume on another number would train another
+        # per-rank batch from the checkpoint (a single-process resume of a 2-rank run was
+        # refused for a --batch-size its user never gave)
+        made_with = {**self.made_with, "world_size": world} if world > 1 else self.made_with
         with recipe_folder(
-            out_dir, self.made_with, resume=resume, overwrite=overwrite, command=command
+            out_dir, made_with, resume=resume, overwrite=overwrite, command=command
         ) as journal:
             setup = self.setup(journal)
             if self.trials is not None:

@@ -18,10 +18,12 @@ def test_sgd_gets_the_plans_momentum_and_history_records_each_batch(digits):
     callback = CyclicMomentum(schedule)
     history = model.fit(x, y, batch_size=32, epochs=3, verbose=0, callbacks=[callback])
     lrs, moms = one_cycle(30, 0.1).values()
-    assert history.history["batch_lr"] == pytest.approx(lrs, rel=1e-12)
-    assert history.history["batch_momentum"] == moms
+    assert history.batch_lr == pytest.approx(lrs, rel=1e-12)
+    assert history.batch_momentum == moms
     assert model.optimizer.momentum == moms[-1]
-    assert len(history.history["loss"]) == 3  # the per-epoch keys are untouched
+    # history.history keeps one value per epoch: pd.DataFrame(history.history) works (it
+    # failed with "All arrays must be of the same length" when the batches' lists were there)
+    assert {len(values) for values in history.history.values()} == {3}
 
 
 def test_adam_beta_1_follows_the_schedule_and_a_second_fit_continues(digits):
@@ -34,14 +36,15 @@ def test_adam_beta_1_follows_the_schedule_and_a_second_fit_continues(digits):
     second = model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
     expected = [schedule.momentum(k) for k in range(20)]
     assert callback.momenta == expected
-    assert second.history["batch_momentum"] == expected[10:]  # steps 10..19, not 0..9
+    assert second.batch_momentum == expected[10:]  # steps 10..19, not 0..9
     assert model.optimizer.beta_1 == expected[-1]
 
 
 def test_a_plain_plan_works_too(digits):
     x, y = digits
-    callback = CyclicMomentum(one_cycle(10, 0.05))
-    model = make_model(keras.optimizers.RMSprop(0.001, momentum=0.5))
+    plan = one_cycle(10, 0.05)
+    callback = CyclicMomentum(plan)
+    model = make_model(keras.optimizers.RMSprop(PlanSchedule(plan), momentum=0.5))
     model.fit(x[:320], y[:320], batch_size=32, verbose=0, callbacks=[callback])
     assert callback.momenta[0] == 0.95 and model.optimizer.momentum == pytest.approx(0.95)
 
@@ -258,3 +261,20 @@ def test_with_gradient_accumulation_momentum_keeps_step_with_the_lr(digits):
     lrs, moms = one_cycle(10, 0.1).values()
     assert callback.lrs == pytest.approx(lrs, rel=1e-6)  # float32: Keras casts the LR
     assert callback.momenta == moms  # at the LR's steps, not [moms[0], moms[0], moms[1], ...]
+
+
+def test_an_optimizer_whose_lr_follows_another_plan_is_refused(digits):
+    # an auditor's check: SGD(0.01) trained at a constant LR while the momentum cycled, and a
+    # callback built with other arguments than a loaded model's schedule cycled another plan
+    x, y = digits
+    constant_lr = make_model(keras.optimizers.SGD(0.01, momentum=0.9))
+    with pytest.raises(ValueError, match=r"SGD's learning_rate follows a constant 0.01: compile"):
+        constant_lr.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(OneCycle(10, 0.1))])
+    other = make_model(keras.optimizers.SGD(OneCycle(80, 0.1), momentum=0.9))
+    with pytest.raises(ValueError, match=r"follows another plan .*total_steps=80"):
+        other.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(OneCycle(200, 0.5))])
+    decay = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)
+    keras_own = make_model(keras.optimizers.SGD(decay, momentum=0.9))
+    with pytest.raises(ValueError, match=r"follows a ExponentialDecay, not this plan"):
+        keras_own.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(OneCycle(10, 0.1))])
+    assert other.optimizer.iterations == 0  # refused before the first batch

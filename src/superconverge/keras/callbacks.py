@@ -41,8 +41,10 @@ class CyclicMomentum(keras.callbacks.Callback):
     with k the step Keras gives the LR schedule (the optimizer's ``iterations``; with
     ``gradient_accumulation_steps``, the batches), so it stays in step across several ``fit``
     calls and after loading a saved model. After training, ``callback.lrs`` and ``callback.momenta`` hold
-    one value per batch of every ``fit`` call, and the ``History`` that ``fit`` returns gets them
-    as ``history.history["batch_lr"]`` and ``["batch_momentum"]``.
+    one value per batch of every ``fit`` call, and the ``History`` that ``fit`` returns gets this
+    fit's as ``history.batch_lr`` and ``history.batch_momentum`` (``history.history`` keeps one
+    value per epoch, for ``pd.DataFrame(history.history)``). The optimizer's ``learning_rate``
+    must be the same plan; another (a constant, another schedule) is refused at the fit's start.
 
     Keras's SGD and RMSprop only keep a velocity when built with momentum > 0: compile them with
     e.g. ``SGD(momentum=0.9)``. The value is set from Python before each batch, so the train step
@@ -112,10 +114,32 @@ class CyclicMomentum(keras.callbacks.Callback):
                 f"{name} was built with momentum=0, so it has no velocity to cycle; compile "
                 f"with {name}(momentum=0.9, ...)"
             )
+        self._check_same_plan(optimizer)
         self._first = len(self.lrs)
         self._fit_start = self._step()
         self._initial_epoch = None
         self._set(self._fit_start)
+
+    def _check_same_plan(self, optimizer: Any) -> None:
+        """The optimizer's LR must follow this callback's plan: an auditor's SGD(0.01) trained
+        at a constant LR while the momentum cycled, and a model loaded with one plan took its
+        momentum from another, both without a word."""
+        name, rate = type(optimizer).__name__, getattr(optimizer, "_learning_rate", None)
+        if isinstance(rate, PlanSchedule) and rate.plan == self.schedule.plan:
+            return
+        if isinstance(rate, PlanSchedule):
+            found = f"another plan ({rate.plan!r})"
+        elif isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+            found = f"a {type(rate).__name__}, not this plan"
+        else:
+            found = f"a constant {float(keras.ops.convert_to_numpy(optimizer.learning_rate)):g}"
+        raise ValueError(
+            f"CyclicMomentum cycles the momentum in step with its plan's LR, but {name}'s "
+            f"learning_rate follows {found}: compile {name}(learning_rate=schedule, ...) with "
+            f"the schedule given to the callback ({self.schedule.plan!r}); after "
+            "keras.models.load_model, build the callback with the arguments the saved schedule "
+            "was built with"
+        )
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._initial_epoch is None:
@@ -164,5 +188,7 @@ class CyclicMomentum(keras.callbacks.Callback):
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         history = getattr(self.model, "history", None)
         if isinstance(history, keras.callbacks.History):
-            history.history["batch_lr"] = self.lrs[self._first :]
-            history.history["batch_momentum"] = self.momenta[self._first :]
+            # attributes, not keys of history.history, whose lists are one value per epoch
+            # (per-batch lists there broke pd.DataFrame(history.history), an auditor's check)
+            history.batch_lr = self.lrs[self._first :]
+            history.batch_momentum = self.momenta[self._first :]

@@ -302,6 +302,21 @@ def test_output_closed_by_its_reader_is_named_as_that_not_as_a_path(tmp_path, ca
     )
 
 
+def test_a_reader_gone_before_the_table_leaves_the_plot_written(tmp_path):
+    # an auditor's `superconverge schedule ... | true` left no plot (the table came first),
+    # and the line said "the files written are complete"
+    import shlex
+    import subprocess
+
+    out = tmp_path / "s.png"
+    command = [sys.executable, "-m", "superconverge", "schedule", "one-cycle", "--total-steps",
+               "1000", "--max-lr", "0.1", "--out", str(out)]  # fmt: skip
+    done = subprocess.run(f"{shlex.join(command)} | true", shell=True, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert "the files written are complete" in done.stderr
+    assert out.stat().st_size > 0
+
+
 def test_threads_sets_torchs_threads_and_is_checked(capsys, monkeypatch):
     import torch
 
@@ -346,3 +361,21 @@ def test_a_diverged_fit_under_the_cli_is_one_warning_line(capsys):
     assert history.status == "diverged"
     lines = [line for line in capsys.readouterr().err.splitlines() if "diverged" in line]
     assert len(lines) == 1 and lines[0].startswith("warning: max_lr 1e+06 diverged")
+
+
+def test_a_torchrun_process_ends_at_once_with_its_status_and_its_output_flushed(tmp_path):
+    # a finished torchrun rank aborted now and then in the interpreter's exit (SIGABRT), and
+    # torchrun reported the run failed: such a process now leaves by os._exit, output flushed
+    import subprocess
+
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import atexit, sys; from superconverge.cli.main import main; "
+         "atexit.register(lambda: print('finalised', file=sys.stderr)); print('out'); "
+         "sys.exit(main())", "schedule", "one-cycle", "--total-steps", "10", "--max-lr", "0.1",
+         "--out", str(tmp_path / "s.png")],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("out\n") and done.stdout.endswith(f"wrote {tmp_path / 's.png'}\n")
+    assert "finalised" not in done.stderr  # left before the interpreter's exit

@@ -131,7 +131,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = _main(list(argv if argv is not None else sys.argv[1:]))
     if argv is None:
         ignore_interrupts()
+        from superconverge.pytorch.distributed import launched_ranks
+
+        if launched_ranks() > 1:
+            _leave_without_finalisers(status)
     return status
+
+
+def _leave_without_finalisers(status: int) -> None:
+    """End a torchrun process now, its output flushed: in 1 run of 10 here (2 of 12 in an
+    auditor's), a rank that had finished, its process group destroyed, aborted in the
+    interpreter's own exit (C++ finalisers: "terminate called without an active exception",
+    SIGABRT), and torchrun then reported the whole run failed."""
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a reader gone (`| head`): nothing to flush to
+            stream.flush()
+    os._exit(status)
 
 
 def _main(given: list[str]) -> int:

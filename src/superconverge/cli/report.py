@@ -48,7 +48,8 @@ def _unfinished_fit(folder: Path) -> str | None:
     saved = "its checkpoint.pt" if done is None else f"{done} epoch{'s' * (done != 1)} saved"
     return (
         f"{saved}; continue it with superconverge fit --plan PLAN --out {folder} --resume, with "
-        "the plan and flags it was started with; its report is written when it ends"
+        "the plan and flags it was started with, then render its report with superconverge "
+        f"report {folder}"
     )
 
 
@@ -62,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
         )
     # a running tune was called unfinished ("continue it with tune --resume"), a running fit
     # "not a run folder"
-    refuse_busy_folder(folder, "FOLDER", "its report is written when it ends")
+    refuse_busy_folder(  # a tune writes its report as it ends; a fit --plan writes none
+        folder,
+        "FOLDER",
+        f"run superconverge report {folder} once it has ended, if no report is there",
+    )
     missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
     unfinished = unfinished_tune(folder) if missing else None
     if unfinished is not None:  # an interrupted tune: no report yet, and how to go on

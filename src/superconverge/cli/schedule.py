@@ -185,14 +185,15 @@ def run(args: argparse.Namespace) -> int:
     rows = _summary_rows("lr", lrs, "peak")
     if moms is not None:
         rows += _summary_rows("momentum", moms, "low")
+    from superconverge.diagnostics.plots import plot_plan
+
+    # the file first: a reader of the table that stops early (`| head -1`) stopped the command
+    # before it wrote the plot, and the line then said "the files written are complete"
+    figure = plot_plan(plan, args.total_steps)
+    write_atomically(args.out, lambda f: figure.savefig(f, dpi=120, format=args.out.suffix[1:]))
     print(f"{plan.policy} schedule, {args.total_steps} steps")
     print(f"{'':16}{'value':>12}{'step':>8}")
     for label, value, step in rows:
         print(f"{label:16}{value:>12.4g}{step:>8d}")
-
-    from superconverge.diagnostics.plots import plot_plan
-
-    figure = plot_plan(plan, args.total_steps)
-    write_atomically(args.out, lambda f: figure.savefig(f, dpi=120, format=args.out.suffix[1:]))
     print(f"wrote {args.out}")
     return 0

@@ -183,3 +183,42 @@ def test_a_reproduction_holds_its_folder_so_a_second_one_is_refused(tmp_path, mo
     with folder_held(fresh):
         assert main([*command, "--out", str(fresh)]) == 1
     assert sorted(p.name for p in fresh.iterdir()) == [".superconverge.lock"]  # the holder's
+
+
+def test_force_over_a_tune_run_is_refused_and_an_interrupted_force_names_its_previous_results(
+    tmp_path, monkeypatch, capsys
+):
+    # an auditor's checks: --force over a tune run deleted its model and checkpoints without a
+    # word; an interrupted --force kept the earlier results in previous-*/ for good, unnamed
+    from superconverge.experiments import cifar_superconvergence as contenders
+
+    command = _tiny_cifar10_full(tmp_path, monkeypatch)
+    tune_run = tmp_path / "tune"
+    tune_run.mkdir()
+    for name in ("plan.json", "model.pt", "journal.json"):
+        (tune_run / name).write_text("a tune run's")
+    assert main([*command, "--out", str(tune_run), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {tune_run} holds a tune or fit run (journal.json, model.pt, plan.json)" in err
+    assert sorted(p.name for p in tune_run.iterdir()) == ["journal.json", "model.pt", "plan.json"]
+
+    out = tmp_path / "out"
+    assert main([*command, "--out", str(out)]) == 0
+    real = contenders._contender
+
+    def interrupted_at_adam(name, *args):
+        if name == "Adam":
+            raise KeyboardInterrupt
+        return real(name, *args)
+
+    capsys.readouterr()
+    with monkeypatch.context() as patched:
+        patched.setattr(contenders, "_contender", interrupted_at_adam)
+        assert main([*command, "--out", str(out), "--force"]) == 130
+    aside = [p for p in out.iterdir() if p.name.startswith("previous-")]
+    said = capsys.readouterr()
+    assert len(aside) == 1 and f"moved the previous results to {aside[0]}" in said.out
+    assert f"the previous results stay in {aside[0]} until it finishes" in said.err
+    assert main([*command, "--out", str(out), "--resume"]) == 0
+    assert f"deleted the previous results {aside[0]}" in capsys.readouterr().out
+    assert not aside[0].exists()

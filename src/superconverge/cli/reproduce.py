@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from superconverge._files import FolderBusyError, FolderLock
-from superconverge._run_folder import discard, move_aside, move_back
+from superconverge._run_folder import (
+    discard,
+    move_aside,
+    move_back,
+    note_replaced,
+    replaced_run,
+    run_files,
+)
 from superconverge.cli._common import (
     UsageError,
     claim_out_dir,
@@ -40,8 +47,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--force",
         action="store_true",
-        help="start over: an earlier run's results in --out are moved into "
-        "--out/previous-<time>/ first and deleted once the new run has finished",
+        help="start over: an earlier reproduction's results in --out are moved into "
+        "--out/previous-<time>/ first and deleted once the new run (or the --resume of it) has "
+        "finished; a folder holding a tune or fit run is refused",
     )
     p.add_argument(
         "--resume",
@@ -54,6 +62,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 RESULTS = "results.json"
+# what a tune or fit run leaves: a trained model that --force must not delete as a reproduction's
+TRAINING_FILES = ("journal.json", "plan.json", "checkpoint.pt", "best.pt", "model.pt")
 
 
 def _claim(out: Path, args: argparse.Namespace, experiment: Any, settings: Any) -> int | None:
@@ -73,6 +83,14 @@ def _claim(out: Path, args: argparse.Namespace, experiment: Any, settings: Any) 
             )
         claim_out_dir(out, False, resume=True)
         return int(kept)
+    training = [p.name for p in run_files(out) if p.name in TRAINING_FILES]
+    if args.force and training and not (out / RESULTS).is_file():
+        # an auditor's reproduce --force over a tune run deleted its model and checkpoints
+        # without a word: --force replaces an earlier reproduction, not another kind of run
+        raise UsageError(
+            f"--out {out} holds a tune or fit run ({', '.join(training)}), not a reproduction: "
+            "--force replaces only an earlier reproduction's results; choose another --out"
+        )
     if not args.force and (out / RESULTS).is_file():
         refuse_busy_folder(out, "--out")
         raise UsageError(
@@ -129,13 +147,23 @@ def run(args: argparse.Namespace) -> int:
                 print(
                     f"resuming: {kept} run{'s' * (kept != 1)} recorded in {out / RESULTS} are kept"
                 )
-            aside = move_aside(out) if args.force else None
+            # an interrupted --force's earlier results stay in previous-*/ until a --resume
+            # finishes (they were kept for good, and the interrupt line did not name them)
+            aside = move_aside(out) if args.force else replaced_run(out) if args.resume else None
+            if args.force:
+                note_replaced(out, aside)
+                if aside is not None:
+                    print(
+                        f"reproduce: moved the previous results to {aside}; they are deleted "
+                        "once this run finishes"
+                    )
             try:
-                _run(args, experiment, settings, out)
+                _run(args, experiment, settings, out, aside)
             except BaseException:
                 if aside is not None and not (out / RESULTS).is_file():  # nothing ran: the
                     # reproduction it was to replace comes back (it stayed in previous-*/)
                     move_back(out, aside)
+                    note_replaced(out, None)
                     print(f"reproduce: put the previous results back from {aside}")
                 raise
     except BaseException as error:
@@ -144,21 +172,30 @@ def run(args: argparse.Namespace) -> int:
         raise
     if aside is not None:
         discard(aside)  # the new run has finished: the one it replaced goes
+        note_replaced(out, None)
+        print(f"reproduce: deleted the previous results {aside}, replaced by this finished run")
     print((out / "results.md").read_text())
     print(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'accuracy.png'}")
     return 0
 
 
-def _run(args: argparse.Namespace, experiment: Any, settings: Any, out: Path) -> None:
-    """The experiment, its interrupt and a missing data file said in the CLI's words."""
+def _run(
+    args: argparse.Namespace, experiment: Any, settings: Any, out: Path, aside: Path | None
+) -> None:
+    """The experiment, its interrupt and a missing data file said in the CLI's words; `aside`:
+    where the results it replaces wait (a --force's)."""
     try:
         experiment.run(out, settings, args.data_dir)
     except KeyboardInterrupt:  # what ran is in results.json: say how to go on from it
         if not (out / RESULTS).is_file():
             raise
+        earlier = (
+            f"; the previous results stay in {aside} until it finishes" if aside is not None else ""
+        )
         raise KeyboardInterrupt(
             f"interrupted: the runs that finished are in {out / RESULTS}; continue with "
             f"`superconverge reproduce {args.name} --resume --out {out}` and the same flags"
+            f"{earlier}"
         ) from None
     except FileNotFoundError as error:
         if error.errno is not None:  # an OS error (a file that went away mid-run): a failure

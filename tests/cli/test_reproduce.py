@@ -222,3 +222,29 @@ def test_force_over_a_tune_run_is_refused_and_an_interrupted_force_names_its_pre
     assert main([*command, "--out", str(out), "--resume"]) == 0
     assert f"deleted the previous results {aside[0]}" in capsys.readouterr().out
     assert not aside[0].exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b'{"settings": ', "not JSON: Expecting value"),
+        (b"[1, 2]", "not an object of settings and results"),
+        (b"\xb4\x00\xff", "not JSON: 'utf-8' codec can't decode"),
+        (b'{"settings": {}, "results": {"raw": {"CLR": [{"accuracy": "high"}]}}}',
+         "a run records accuracy 'high', not a number"),
+    ],
+)  # fmt: skip
+def test_resume_over_a_damaged_results_file_names_it_and_the_way_out(
+    tmp_path, monkeypatch, capsys, content, said
+):
+    # an auditor's check: a bare "JSONDecodeError: ..." (exit 1) naming no file, or a failure
+    # at the very end ("TypeError: must be real number, not str")
+    command = _tiny_cifar10_full(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_bytes(content)
+    assert main([*command, "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume: {out / 'results.json'} cannot be read as a reproduction's results (" in err
+    assert said in err and err.endswith("); --force moves it aside and starts over\n")
+    assert (out / "results.json").read_bytes() == content

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,17 @@ def _claim(out: Path, args: argparse.Namespace, experiment: Any, settings: Any) 
     if args.resume:
         if not (out / RESULTS).is_file():
             raise UsageError(f"--resume: {out} holds no {RESULTS} to continue; leave --resume out")
-        kept = experiment.recorded_runs(out, settings)
+        damage = _damage(out / RESULTS)
+        if damage is None:
+            try:
+                kept = experiment.recorded_runs(out, settings)
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
+                damage = f"{type(error).__name__}: {error}"
+        if damage is not None:  # an auditor's damaged file: a bare JSONDecodeError, exit 1
+            raise UsageError(
+                f"--resume: {out / RESULTS} cannot be read as a reproduction's results "
+                f"({damage}); --force moves it aside and starts over"
+            )
         if kept == 0:  # settings changed: resuming would start over, replacing what is there
             raise UsageError(
                 f"--resume: {out / RESULTS} records no run of {args.name} with these settings "
@@ -99,6 +110,40 @@ def _claim(out: Path, args: argparse.Namespace, experiment: Any, settings: Any) 
         )
     claim_out_dir(out, args.force)
     return None
+
+
+def _damage(path: Path) -> str | None:
+    """What keeps `path` from being a reproduction's results.json (JSON, an object of
+    ``settings`` and ``results``, numbers where runs record them), or None."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"not JSON: {error}"
+    if not isinstance(saved, dict) or not all(
+        isinstance(saved.get(key), dict) for key in ("settings", "results")
+    ):
+        return "not an object of settings and results"
+    wrong = [
+        f"{key} {value!r}" for key, value in _leaves(saved["results"])
+        if key in NUMBERS and (isinstance(value, bool) or not isinstance(value, (int, float)))
+    ]  # fmt: skip
+    return f"a run records {wrong[0]}, not a number" if wrong else None
+
+
+# what a run of any experiment records as a number
+NUMBERS = ("accuracy", "seconds", "max_lr", "final_val_loss", "test_accuracy")
+
+
+def _leaves(value: Any) -> list[tuple[str, Any]]:
+    """Every (key, value) pair of the objects nested in `value`."""
+    if isinstance(value, dict):
+        found = list(value.items())
+        for item in value.values():
+            found += _leaves(item)
+        return found
+    if isinstance(value, list):
+        return [pair for item in value for pair in _leaves(item)]
+    return []
 
 
 def run(args: argparse.Namespace) -> int:

@@ -204,6 +204,11 @@ def test_force_over_a_tune_run_is_refused_and_an_interrupted_force_names_its_pre
 
     out = tmp_path / "out"
     assert main([*command, "--out", str(out)]) == 0
+    # its files name the experiment run (they said cifar10-superconvergence, another protocol)
+    assert (out / "results.md").read_text().startswith("# cifar10-full: cifar-resnet")
+    assert json.loads((out / "results.json").read_text())["environment"]["experiment"] == (
+        "cifar10-full"
+    )
     real = contenders._contender
 
     def interrupted_at_adam(name, *args):

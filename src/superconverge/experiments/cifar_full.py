@@ -58,7 +58,7 @@ def run(
     out: Path, settings: Settings, data_dir: str | None = None, device: str = "auto"
 ) -> dict[str, Any]:
     """`cifar_superconvergence.run` on the full archive (default ``$SUPERCONVERGE_DATA/cifar10-full``)."""
-    return cifar_superconvergence.run(out, settings, data_root(data_dir), device)
+    return cifar_superconvergence.run(out, settings, data_root(data_dir), device, "cifar10-full")
 
 
 __all__ = [

@@ -153,9 +153,14 @@ def _adam(groups: Any) -> torch.optim.Optimizer:
 
 
 def run(
-    out: Path, settings: Settings, data_dir: str | None = None, device: str = "auto"
+    out: Path,
+    settings: Settings,
+    data_dir: str | None = None,
+    device: str = "auto",
+    experiment: str = "cifar10-superconvergence",
 ) -> dict[str, Any]:
-    """Run every contender; write ``results.md``, ``results.json`` and ``accuracy.png``.
+    """Run every contender; write ``results.md``, ``results.json`` and ``accuracy.png``, which
+    name the `experiment` (``cifar10-full`` runs this one on the full archive).
 
     ``results.json`` is rewritten after each contender, and a contender already recorded there
     under the same settings is not run again: an interrupted run resumes where it stopped.
@@ -174,6 +179,7 @@ def run(
                 f"training images; {data_dir} has {len(everything)}"
             )
     environment = {
+        "experiment": experiment,
         "device": device,
         "torch": torch.__version__,
         "train": len(train),
@@ -227,12 +233,16 @@ def _resume(path: Path, settings: Settings) -> dict[str, Any]:
 def _write(
     out: Path, settings: Settings, environment: dict[str, Any], results: dict[str, Any]
 ) -> None:
-    cifar.write_results(out, settings, environment, "results", results, _table, _plot)
+    cifar.write_results(
+        out, settings, environment, "results", results, _table,
+        lambda rows, settings: _plot(rows, settings, environment),
+    )  # fmt: skip
 
 
 def _table(results: dict[str, Any], settings: Settings, environment: dict[str, Any]) -> str:
     lines = [
-        f"# cifar10-superconvergence: cifar-resnet width {settings.width}, {settings.blocks} blocks, "
+        f"# {environment.get('experiment', 'cifar10-superconvergence')}: cifar-resnet width "
+        f"{settings.width}, {settings.blocks} blocks, "
         f"batch {settings.batch_size}, E = {settings.epochs}, {environment['train']} training / "
         f"{environment['test']} test images, {environment['device']}",
         "",
@@ -252,7 +262,7 @@ def _table(results: dict[str, Any], settings: Settings, environment: dict[str, A
     return "\n".join(lines) + "\n"
 
 
-def _plot(results: dict[str, Any], settings: Settings) -> Any:
+def _plot(results: dict[str, Any], settings: Settings, environment: dict[str, Any]) -> Any:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8.0, 4.5), layout="constrained")
@@ -264,13 +274,17 @@ def _plot(results: dict[str, Any], settings: Settings) -> Any:
         if curve:
             ax.plot([p[0] for p in curve], [p[-1] for p in curve], marker=".", label=name)
         elif math.isfinite(results[name]["accuracy"]):
-            steps = results[name]["epochs"] * math.ceil(
-                (settings.train_samples or 10_000) * 0.9 / settings.batch_size
+            # the recipe trains on what it does not validate on: 90% of the training images,
+            # or all of them where a validation split is set apart (cifar10-full)
+            trained = environment.get("train", settings.train_samples or 10_000) - (
+                environment.get("val", 0) if settings.val_samples is None else 0
             )
+            steps = results[name]["epochs"] * math.ceil(trained / settings.batch_size)
             ax.scatter([steps], [results[name]["accuracy"]], marker="*", s=120, label=name)
     ax.set_xscale("log")
     cifar.finish_axes(ax, "optimizer step (log)", "test accuracy")
     fig.suptitle(
-        f"cifar10-superconvergence: cifar-resnet width {settings.width}, E = {settings.epochs}"
+        f"{environment.get('experiment', 'cifar10-superconvergence')}: cifar-resnet width "
+        f"{settings.width}, E = {settings.epochs}"
     )
     return fig

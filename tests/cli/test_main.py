@@ -379,3 +379,24 @@ def test_a_torchrun_process_ends_at_once_with_its_status_and_its_output_flushed(
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("out\n") and done.stdout.endswith(f"wrote {tmp_path / 's.png'}\n")
     assert "finalised" not in done.stderr  # left before the interpreter's exit
+
+
+def test_version_into_a_closed_pipe_and_a_closed_stdout_print_no_traceback(tmp_path):
+    # an auditor's checks: `--version | true` printed a BrokenPipeError traceback; with
+    # standard output closed (`>&-`) every command failed: "'NoneType' object has no
+    # attribute 'flush'", exit 1
+    import shlex
+    import subprocess
+
+    cli = shlex.join([sys.executable, "-m", "superconverge"])
+
+    def shell(line):
+        return subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=120)
+
+    piped = shell(f"{cli} --version | true; exit ${{PIPESTATUS[0]}}")
+    assert piped.returncode == 1 and "Traceback" not in piped.stderr
+    assert "the output was closed before all the results were printed" in piped.stderr
+    out = tmp_path / "s.png"
+    closed = shell(f"{cli} schedule one-cycle --total-steps 100 --max-lr 0.1 --out {out} >&-")
+    assert closed.returncode == 0, closed.stderr
+    assert out.stat().st_size > 0

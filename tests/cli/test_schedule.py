@@ -121,6 +121,16 @@ def test_schedule_table_values_and_steps(tmp_path, capsys):
             ["one-cycle", "--total-steps", "100", "--max-lr", "0.1", "--out", "plot.jpg"],
             "--out must end in one of .png",
         ),
+        (  # an auditor's check: "warmup_fraction=0.3 gives phases of [-0.10000000000000009"
+            ["one-cycle", "--total-steps", "3", "--max-lr", "0.1"],
+            "--warmup-fraction=0.3 gives phases of [-0.1, 2.1] steps",
+        ),
+        (  # it blamed --total-steps alone, in Python's names
+            ["smith", "--total-steps", "1000", "--max-lr", "0.1", "--annihilation-fraction",
+             "0.999"],
+            "--annihilation-fraction=0.999 leaves half-cycles of 0 and an annihilation of 999 "
+            "steps; each needs at least 1 step, so use more steps or a smaller fraction",
+        ),
     ],
 )
 def test_bad_flags_exit_2_with_one_line_naming_the_flag(

@@ -263,6 +263,12 @@ def flag_message(error: Exception, parser: argparse.ArgumentParser) -> str | Non
                 lambda other: f"{flag_of(other[1], parser) or other[1]} (",
                 text[match.end() :],
             )
+            rest = re.sub(  # "warmup_fraction=0.3 gives phases ...": its flag (a number after
+                # "=", so that Python advice such as RecipeSettings(lr_search='...') stays)
+                r"\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+)=(?=[-0-9.])",
+                lambda other: f"{flag_of(other[1], parser) or other[1]}=",
+                rest,
+            )
             return flag + ("" if key is None else f" {key}") + rest
     return None
 

@@ -18,8 +18,10 @@ from typing import Any
 
 from superconverge.cli import fit, lr_find, report, reproduce, schedule, tune
 from superconverge.cli._common import (
+    EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    STDOUT_CLOSED,
     Parser,
     UsageError,
     add_common_flags,
@@ -164,12 +166,23 @@ def _main(given: list[str]) -> int:
 
 
 def _parse_and_run(argv: list[str]) -> int:
+    if sys.stdout is None:  # started with its standard output closed (`>&-`): what it prints
+        # goes nowhere, as asked ("'NoneType' object has no attribute 'flush'", exit 1)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # for the rest of the process
     with _interrupts_held():
         parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help, --version, or argparse's one-line usage error
         return done.code if isinstance(done.code, int) else EXIT_USAGE
+    except BrokenPipeError as error:  # `--version | true`: a traceback (an auditor's check)
+        if not stdout_closed(error):
+            raise
+        devnull = os.open(os.devnull, os.O_WRONLY)  # Python's flush at exit would fail again
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        print(f"superconverge: error: {STDOUT_CLOSED}", file=sys.stderr)
+        return EXIT_FAILURE
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return EXIT_USAGE

@@ -225,8 +225,9 @@ def one_cycle(
     if min(lengths) <= 0:
         raise _too_few_steps(
             total_steps,
-            f"warmup_fraction={warmup_fraction} gives phases of {lengths} steps; every phase "
-            "must be longer than 0 steps, so use more steps or a larger warmup_fraction",
+            f"warmup_fraction={warmup_fraction} gives phases of {[round(n, 3) for n in lengths]} "
+            "steps; every phase must be longer than 0 steps, so use more steps or a larger "
+            "fraction",
         )
     lr = Chain(
         tuple(
@@ -302,7 +303,8 @@ def smith_one_cycle(
         raise _too_few_steps(
             total_steps,
             f"annihilation_fraction={annihilation_fraction} leaves half-cycles of {half} and an "
-            f"annihilation of {annihilation} steps; each needs at least 1 step",
+            f"annihilation of {annihilation} steps; each needs at least 1 step, so use more "
+            "steps or a smaller fraction",
         )
     lr = Chain((Ramp(low, peak, half), Ramp(peak, low, half), Ramp(low, final, annihilation)))
     momentum_schedule: Schedule | None = None

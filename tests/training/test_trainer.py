@@ -714,3 +714,36 @@ def test_a_fit_gives_the_callers_torch_generator_back(digits, tmp_path):
     Trainer.resume(tmp_path / "checkpoint.pt", model, LOSS, digits.train, out_dir=None,
                    progress=False)  # fmt: skip
     assert torch.equal(torch.rand(3), expected)
+
+
+class _SearchRestoredStepZero(Callback):
+    """What an auditor's 200-epoch in-run search did in epoch `at`: its edge restored the
+    weights of `restored` (the untrained ones for step 0), recorded as the search records it."""
+
+    def __init__(self, at, restored):
+        self.at, self.restored = at, restored
+
+    def before_epoch(self, fit):
+        if fit.epoch == self.at and fit.history.lr_search is None:
+            torch.manual_seed(1)
+            for module in fit.trainer.module.modules():
+                if isinstance(module, nn.Linear):
+                    module.reset_parameters()
+            step = len(fit.history.step_losses)
+            fit.history.lr_search = {"step": step, "restored_step": self.restored(step)}
+
+
+@pytest.mark.parametrize(
+    ("restored", "stalls"),
+    [(lambda step: 0, False),  # the weights of an epoch before the edge's: those epochs are gone
+     (lambda step: step, True)],  # the edge's own epoch: the earlier epochs still count
+)  # fmt: skip
+def test_the_stall_guard_compares_with_the_epochs_the_search_kept(digits, restored, stalls):
+    # an auditor's fit: the search restored step 0's weights after 9 epochs, and the guard,
+    # comparing epoch 11 with those 9, called it a stall and quartered an already tiny LR
+    trainer = _trainer(digits, callbacks=[_SearchRestoredStepZero(2, restored)])
+    history = trainer.fit(4, sc.constant(0.05), backoff=1)
+    assert any("stalled" in note for note in history.notes) == stalls, history.notes
+    if not stalls:  # the restored weights trained on at the plan's LR
+        assert history.epochs[2]["train_loss"] > 3 * history.epochs[1]["train_loss"]
+        assert trainer.optimizer.param_groups[0].get("lr_scale", 1.0) == 1.0

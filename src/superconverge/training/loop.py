@@ -188,7 +188,7 @@ class FitLoop:
         without them trains on, as a plain loop would)."""
         if self.backoff_left <= 0:
             return False
-        best = min((r["train_loss"] for r in self.history.epochs), default=math.inf)
+        best = min((r["train_loss"] for r in self._stall_references()), default=math.inf)
         loss = self.record["train_loss"]
         if not (math.isfinite(best) and worse(loss, best, STALL_FACTOR)):
             return False
@@ -198,6 +198,20 @@ class FitLoop:
             f"{loss:.4g} is {times(loss, best)} the best epoch's {best:.4g}"
         )
         return True
+
+    def _stall_references(self) -> list[dict[str, float]]:
+        """The epochs a stall is measured against: all, unless the LR search restored weights
+        from before the epoch it found its edge in. Then the epochs up to the edge trained
+        weights that are gone (an auditor's 200-epoch fit: the search restored step 0's after 9
+        epochs, and the guard, comparing with those, halved the LR twice)."""
+        epochs, edge = self.history.epochs, self.history.lr_search
+        if not edge or edge.get("restored_step") is None:
+            return epochs
+        per_epoch = max(1, self.trainer.steps_per_epoch)
+        edge_epoch = int(edge["step"]) // per_epoch
+        if int(edge["restored_step"]) // per_epoch >= edge_epoch:  # within the edge's epoch
+            return epochs
+        return epochs[edge_epoch + 1 :]
 
     def _back_off(
         self, start: tuple[dict[str, int], dict[str, int] | None, int], scales: list[float]

@@ -253,3 +253,19 @@ def test_resume_over_a_damaged_results_file_names_it_and_the_way_out(
     assert f"--resume: {out / 'results.json'} cannot be read as a reproduction's results (" in err
     assert said in err and err.endswith("); --force moves it aside and starts over\n")
     assert (out / "results.json").read_bytes() == content
+
+
+def test_resume_takes_a_results_file_whose_range_test_found_no_max_lr(
+    tmp_path, monkeypatch, capsys
+):
+    # a reviewer's check: mnist-clr records "max_lr": null where its range test found none, and
+    # the damage check refused that file, advising --force (which discards the finished runs)
+    command = _tiny_cifar10_full(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    out.mkdir()
+    row = {"accuracy": 0.5, "max_lr": None, "seconds": 1.0}
+    (out / "results.json").write_text(json.dumps({"settings": {}, "results": {"x": [row]}}))
+    assert main([*command, "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "records no run of cifar10-full with these settings" in err  # its settings differ
+    assert "cannot be read" not in err

@@ -98,3 +98,23 @@ def test_a_launcher_without_a_process_group_is_warned_once(monkeypatch):
         monkeypatch.setattr(distributed, "_warned_no_group", False)
         monkeypatch.setenv("WORLD_SIZE", "1")
         assert distributed.world() == (0, 1)
+
+
+def test_a_short_run_worker_trains_alone_without_the_launcher_warning():
+    # a reviewer's check: tune --workers 2 under torchrun: each worker process inherited
+    # WORLD_SIZE=2 and warned "no process group is initialised", telling a CLI user to call
+    # init_process_group
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, warnings; warnings.simplefilter('error'); "
+        "from superconverge.tuning import probes; probes._end_with = lambda parent: None; "
+        "probes._worker_start(os.getppid()); "
+        "from superconverge.pytorch.distributed import world; print(world())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "WORLD_SIZE": "2"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(0, 1)"

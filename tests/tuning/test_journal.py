@@ -190,3 +190,17 @@ def test_a_loss_partial_is_recorded_with_its_arguments(tmp_path):
     other = functools.partial(torch.nn.functional.cross_entropy, label_smoothing=0.5)
     with pytest.raises(ValueError, match=r"loss_fn 'partial\(cross_entropy, label_smoothing=0\.1\)'"):
         Journal.resume(tmp_path, settings(other))
+
+
+def test_the_ranks_differ_only_where_the_journal_recorded_them():
+    # a reviewer's check: a torchrun run's journal from before world_size was recorded was
+    # told it "trained on 1 processes (torchrun)", and neither resume worked
+    from superconverge.tuning.journal import settings_differences
+
+    assert settings_differences({"epochs": 2}, {"epochs": 2, "world_size": 2}) == []
+    assert settings_differences({"epochs": 2, "world_size": 2}, {"epochs": 2}) == [
+        "world_size 2 there, 'unset' now"
+    ]
+    assert settings_differences({"world_size": 2}, {"world_size": 4}) == [
+        "world_size 2 there, 4 now"
+    ]

@@ -125,7 +125,8 @@ def _damage(path: Path) -> str | None:
         return "not an object of settings and results"
     wrong = [
         f"{key} {value!r}" for key, value in _leaves(saved["results"])
-        if key in NUMBERS and (isinstance(value, bool) or not isinstance(value, (int, float)))
+        if key in NUMBERS and value is not None  # null: none found (mnist-clr's max_lr)
+        and (isinstance(value, bool) or not isinstance(value, (int, float)))
     ]  # fmt: skip
     return f"a run records {wrong[0]}, not a number" if wrong else None
 

@@ -245,8 +245,16 @@ def run(args: argparse.Namespace) -> int:
     if launched_ranks() > 1:  # torchrun: rank 0 searches while the others wait (or take trials)
         from superconverge.data.loader import resolve_device
 
-        with process_group(timeout_s=RANK_TIMEOUT_S, device=resolve_device(args.device)):
-            return _follow(args) if world()[0] > 0 else _lead(args)
+        try:
+            with process_group(timeout_s=RANK_TIMEOUT_S, device=resolve_device(args.device)):
+                return _follow(args) if world()[0] > 0 else _lead(args)
+        except RuntimeError as error:  # the group's last barrier: another rank failed after
+            if not _peer_gone(error):  # this one had finished (a reviewer's check)
+                raise
+            raise RunFailure(
+                "another torchrun process stopped (interrupted or failed: its own output says "
+                "which) after this one had finished its part"
+            ) from error
     return _lead(args)
 
 

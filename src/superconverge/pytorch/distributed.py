@@ -40,6 +40,13 @@ _alone = False
 _warned_no_group = False
 
 
+def alone_from_now() -> None:
+    """This process trains alone for the rest of its life (a short-run worker process that
+    inherited torchrun's environment: `world` says (0, 1) there, without the warning)."""
+    global _alone
+    _alone = True
+
+
 @contextlib.contextmanager
 def alone() -> Iterator[None]:
     """Inside it, `world` says (0, 1) even under torchrun: what runs there (the recipe's

@@ -261,7 +261,10 @@ def settings_differences(recorded: dict[str, Any], current: dict[str, Any]) -> l
     does not trigger on them)."""
     now = _plain(current)
     differ = []
-    for key in sorted(set(recorded) | set(now)):
+    keys = set(recorded) | set(now)
+    if "world_size" not in recorded:  # a journal of one process, or of torchrun ranks before
+        keys.discard("world_size")  # journals recorded them: told apart by nothing, as before
+    for key in sorted(keys):
         there, here = recorded.get(key), now.get(key)
         if key == "settings" and isinstance(there, dict) and isinstance(here, dict):
             # a constant added since the run was recorded: its default, what the earlier did

@@ -30,6 +30,7 @@ from superconverge._warnings import key_of, warn_explicit
 from superconverge.batches import forward, split_batch
 from superconverge.data.loader import Augment
 from superconverge.data.sources import as_source
+from superconverge.pytorch.distributed import alone_from_now
 from superconverge.training.device import to_device
 from superconverge.training.trainer import Trainer
 from superconverge.tuning.decisions import batch_sizes_to_try
@@ -369,6 +370,9 @@ def _module_of(filename: str) -> str:
 
 def _worker_start(parent: int) -> None:
     _end_with(parent)
+    # its short runs train alone, whatever WORLD_SIZE it inherited from torchrun (it warned
+    # "no process group is initialised", a reviewer's check)
+    alone_from_now()
     torch.set_num_threads(1)
     # Ctrl-C reaches the whole process group: the main process stops the workers (no traceback
     # from each of them)

@@ -271,10 +271,21 @@ def test_an_optimizer_whose_lr_follows_another_plan_is_refused(digits):
     with pytest.raises(ValueError, match=r"SGD's learning_rate follows a constant 0.01: compile"):
         constant_lr.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(OneCycle(10, 0.1))])
     other = make_model(keras.optimizers.SGD(OneCycle(80, 0.1), momentum=0.9))
-    with pytest.raises(ValueError, match=r"follows another plan .*total_steps=80"):
+    with pytest.raises(ValueError, match=r"follows another plan \(one_cycle, total_steps 80, max_lr 0.1\)"):
         other.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(OneCycle(200, 0.5))])
     decay = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)
     keras_own = make_model(keras.optimizers.SGD(decay, momentum=0.9))
     with pytest.raises(ValueError, match=r"follows a ExponentialDecay, not this plan"):
         keras_own.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(OneCycle(10, 0.1))])
     assert other.optimizer.iterations == 0  # refused before the first batch
+
+
+def test_a_refused_bare_plan_is_told_to_wrap_it_as_keras_needs(digits):
+    # a reviewer's check: "compile SGD(learning_rate=schedule, ...)" with a Plan's long repr;
+    # SGD(learning_rate=plan) then failed in Keras
+    x, y = digits
+    model = make_model(keras.optimizers.SGD(0.05, momentum=0.9))
+    with pytest.raises(ValueError, match=r"compile SGD\(learning_rate=PlanSchedule\(plan\), \.\.\.\) "
+                                         r"with the plan given to the callback \(one_cycle, "
+                                         r"total_steps 16, max_lr 0.05\)"):  # fmt: skip
+        model.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(one_cycle(16, 0.05))])

@@ -77,7 +77,7 @@ def test_the_backend_follows_the_device_and_more_ranks_than_gpus_are_named(monke
     assert started[1:] == [0, "nccl"]
     monkeypatch.setenv("LOCAL_RANK", "1")
     with pytest.raises(
-        ValueError, match=r"LOCAL_RANK must be below the 1 CUDA device\(s\) here, got 1"
+        distributed.TooManyRanks, match=r"LOCAL_RANK must be below the 1 CUDA device\(s\) here, got 1"
     ):
         distributed.start_process_group(60, torch.device("cuda"))
     assert started[3:] == []

@@ -224,7 +224,12 @@ _budget = _finite("a number > 0 (final runs' worth of samples)", lambda number: 
 
 
 def run(args: argparse.Namespace) -> int:
-    from superconverge.pytorch.distributed import launched_ranks, process_group, world
+    from superconverge.pytorch.distributed import (
+        TooManyRanks,
+        launched_ranks,
+        process_group,
+        world,
+    )
 
     if args.join is not None:
         return _join(args)
@@ -248,6 +253,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             with process_group(timeout_s=RANK_TIMEOUT_S, device=resolve_device(args.device)):
                 return _follow(args) if world()[0] > 0 else _lead(args)
+        except TooManyRanks as error:  # how torchrun was launched: a usage error (exit 2)
+            raise UsageError(str(error)) from None
         except RuntimeError as error:  # the group's last barrier: another rank failed after
             if not _peer_gone(error):  # this one had finished (a reviewer's check)
                 raise

@@ -22,6 +22,12 @@ def _hyperparameters_of(optimizer: Any) -> Any:
     return getattr(optimizer, "inner_optimizer", optimizer)
 
 
+def _described(plan: Plan) -> str:
+    """A plan in a few words: its policy, steps and peak."""
+    peak = "" if plan.max_lr is None else f", max_lr {plan.max_lr:g}"
+    return f"{plan.policy}, total_steps {plan.total_steps}{peak}"
+
+
 def _momentum_attribute(optimizer: Any) -> str:
     for name in _MOMENTUM_ATTRIBUTES:
         if isinstance(getattr(optimizer, name, None), (int, float)):
@@ -128,15 +134,17 @@ class CyclicMomentum(keras.callbacks.Callback):
         if isinstance(rate, PlanSchedule) and rate.plan == self.schedule.plan:
             return
         if isinstance(rate, PlanSchedule):
-            found = f"another plan ({rate.plan!r})"
+            found = f"another plan ({_described(rate.plan)})"
         elif isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
             found = f"a {type(rate).__name__}, not this plan"
         else:
             found = f"a constant {float(keras.ops.convert_to_numpy(optimizer.learning_rate)):g}"
+        # a callback made from a bare Plan: Keras takes it as PlanSchedule(plan) only
+        given = "schedule" if type(self.schedule) is not PlanSchedule else "PlanSchedule(plan)"
         raise ValueError(
             f"CyclicMomentum cycles the momentum in step with its plan's LR, but {name}'s "
-            f"learning_rate follows {found}: compile {name}(learning_rate=schedule, ...) with "
-            f"the schedule given to the callback ({self.schedule.plan!r}); after "
+            f"learning_rate follows {found}: compile {name}(learning_rate={given}, ...) with "
+            f"the plan given to the callback ({_described(self.schedule.plan)}); after "
             "keras.models.load_model, build the callback with the arguments the saved schedule "
             "was built with"
         )

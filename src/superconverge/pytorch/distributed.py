@@ -67,6 +67,10 @@ def launched_ranks() -> int:
         return 1
 
 
+class TooManyRanks(ValueError):
+    """More ranks on this machine than it has GPUs: how the processes were launched."""
+
+
 def start_process_group(timeout_s: float, device: torch.device) -> None:
     """Join the process group torchrun describes for training on `device` (gloo on the CPU,
     NCCL on CUDA, each rank on the GPU of its ``LOCAL_RANK``), unless one is started already;
@@ -74,7 +78,7 @@ def start_process_group(timeout_s: float, device: torch.device) -> None:
     rank 0's search).
 
     Raises:
-        ValueError: CUDA with more ranks on this machine than it has GPUs.
+        TooManyRanks: CUDA with more ranks on this machine than it has GPUs.
     """
     if torch.distributed.is_initialized():
         return
@@ -84,7 +88,7 @@ def start_process_group(timeout_s: float, device: torch.device) -> None:
     if backend == "nccl":
         local, count = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
         if local >= count:  # torch's own error: "CUDA error: invalid device ordinal"
-            raise ValueError(
+            raise TooManyRanks(
                 f"LOCAL_RANK must be below the {count} CUDA device(s) here, got {local}: start "
                 f"at most {count} processes on this machine (torchrun --nproc-per-node), or "
                 "train on the CPU (--device cpu)"

@@ -115,3 +115,17 @@ def test_the_results_say_which_weights_the_scores_are_of(tmp_path):
     markdown = (tmp_path / "report.md").read_text()
     assert "| weights kept | the mean of the last 40 steps" in markdown
     assert "weights kept" in (tmp_path / "report.html").read_text()
+
+
+def test_a_refits_compute_rows_read_as_the_tune_runs(tmp_path):
+    # an auditor's check: a fit --plan folder's report read "tune run's of them handed to the
+    # final run", the prefix pasted onto a label that needed the row above
+    pytest.importorskip("matplotlib")
+    plan, history, curves = _run()
+    plan.compute = {"search_samples": 100, "final_run_samples": 200, "x_final_run": 1.5,
+                    "budget": 1.0, "handed_to_final_run_samples": 50}  # fmt: skip
+    plan.environment = {"command": "superconverge fit --plan p.json", "plan_made_by": "tune"}
+    write_report(tmp_path, plan, history, curves, "a title")
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| tune run's search samples handed to the final run | 50 |" in markdown
+    assert "tune run's of them" not in markdown

@@ -276,7 +276,7 @@ def write_report(
             ("search samples (training samples processed)", f"{compute['search_samples']:,}"),
             ("final run samples", f"{compute['final_run_samples']:,}"),
             (
-                "of them handed to the final run",
+                "search samples handed to the final run",
                 f"{compute.get('handed_to_final_run_samples', 0):,}",
             ),
             (

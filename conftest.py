@@ -70,6 +70,7 @@ def pytest_runtest_logreport(report):
     """With SUPERCONVERGE_FAILURE_LOG=FILE, each failure's traceback is appended to FILE as it
     happens (benchmarks/gpu_checks.sh: a run stopped by its time limit prints none at its end)."""
     path = os.environ.get("SUPERCONVERGE_FAILURE_LOG")
-    if path and report.failed:
+    # under pytest-xdist the controller gets each worker's report again (with its `node`)
+    if path and report.failed and getattr(report, "node", None) is None:
         with open(path, "a", encoding="utf-8") as log:
             log.write(f"\n==== {report.nodeid} ({report.when})\n{report.longreprtext}\n")

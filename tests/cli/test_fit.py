@@ -69,13 +69,18 @@ def test_a_plan_naming_built_in_data_and_model_runs_and_writes_its_results(tmp_p
     assert chained["plan_made_by"] == f"the tune run of {plan}"
 
 
-def test_device_chooses_where_the_plan_re_runs_and_a_bad_one_is_a_usage_error(tmp_path, capsys):
+def test_device_chooses_where_the_plan_re_runs_and_a_bad_one_is_a_usage_error(
+    tmp_path, capsys, monkeypatch
+):
     # fit --plan had no --device: a plan re-ran on CUDA wherever there was one
     plan = _digits_plan(tmp_path)
     assert main(["fit", "--plan", str(plan), "--device", "gpu"]) == 2
     err = capsys.readouterr().err
     assert "--device" in err and "'gpu'" in err and "Traceback" not in err
     assert not (tmp_path / "refit").exists()
+    # where "auto" would pick CUDA (which this machine cannot run), --device cpu must reach the
+    # run (a reviewer's check: on a CPU machine "auto" is the CPU too)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert main(["fit", "--plan", str(plan), "--device", "cpu"]) == 0
     saved = json.loads((tmp_path / "refit" / "plan.json").read_text())["environment"]
     assert saved["device"] == "cpu"

@@ -127,7 +127,9 @@ def test_run_trains_on_the_device_named():
     data = ArrayData(torch.randn(64, 4), torch.randint(0, 3, (64,)))
     plan = TunePlan(epochs=1, batch_size=16, max_lr=0.05, min_lr=0.005, weight_decay=0.0,
                     momentum=(0.95, 0.85), optimizer="sgd")  # fmt: skip
-    plan.run(lambda: torch.nn.Linear(4, 3), data, data, device="cpu")
+    with pytest.MonkeyPatch.context() as patched:  # "auto" would pick CUDA: "cpu" must reach it
+        patched.setattr(torch.cuda, "is_available", lambda: True)
+        plan.run(lambda: torch.nn.Linear(4, 3), data, data, device="cpu")
     assert plan.trainer.device == torch.device("cpu")
     assert next(plan.trainer.module.parameters()).device.type == "cpu"
     if not torch.cuda.is_available():

@@ -100,7 +100,8 @@ def _claim(out: Path, args: argparse.Namespace, experiment: Any, settings: Any) 
         claim_out_dir(out, False, resume=True)
         return int(kept)
     training = [p.name for p in run_files(out) if p.name in TRAINING_FILES]
-    if args.force and training and not (out / RESULTS).is_file():
+    if training and not (out / RESULTS).is_file():  # with or without --force (a reviewer's
+        # check: without it, "pass --force", then with it this refusal)
         # an auditor's reproduce --force over a tune run deleted its model and checkpoints
         # without a word: --force replaces an earlier reproduction, not another kind of run
         raise UsageError(

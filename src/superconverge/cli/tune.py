@@ -258,10 +258,7 @@ def run(args: argparse.Namespace) -> int:
         except RuntimeError as error:  # the group's last barrier: another rank failed after
             if not _peer_gone(error):  # this one had finished (a reviewer's check)
                 raise
-            raise RunFailure(
-                "another torchrun process stopped (interrupted or failed: its own output says "
-                "which) after this one had finished its part"
-            ) from error
+            raise RunFailure(f"{PEER_STOPPED} after this one had finished its part") from error
     return _lead(args)
 
 
@@ -409,7 +406,7 @@ def _lead(args: argparse.Namespace) -> int:
         if isinstance(error, CheckpointError) and error.path == out / CHECKPOINT:
             # the final run's: the journal's decisions do not need it (a user's check: the line
             # said to fix it and resume, and did not say how)
-            command = resume_command(out, getattr(args, "command", None))
+            command = resume_command(out, getattr(args, "command", None), _ranks_of(out))
             raise RunFailure(
                 f"{error}; delete it and continue with: {command} (the final run starts again "
                 "from the decisions the journal kept)"
@@ -451,12 +448,7 @@ def _lead(args: argparse.Namespace) -> int:
                 f"{out}; once that is fixed, run the same command again"
             ) from error
         if launched_ranks() > 1 and _peer_gone(error):  # gloo's own words, with an emoji
-            message = (
-                "another torchrun process stopped (interrupted or failed: its own output says "
-                "which), so this one cannot go on"
-            )
-            kept = _kept(out)
-            raise RunFailure(f"{message}; {kept}") from error
+            raise RunFailure(f"{PEER_STOPPED}, so this one cannot go on; {_kept(out)}") from error
         if status == EXIT_FAILURE and not isinstance(error, (RunFailure, FolderBusyError)):
             # a crash mid-run (a read error of the data, out of memory, a bug): the journal
             # keeps what was measured, which the line alone did not say
@@ -469,6 +461,18 @@ def _lead(args: argparse.Namespace) -> int:
 RANK_TIMEOUT_S = 7 * 24 * 3600.0  # ranks > 0 wait in a collective while rank 0 searches
 # how gloo says that the other end of a collective is gone (a rank interrupted or crashed)
 PEER_GONE = ("Connection closed by peer", "Connection reset by peer")
+PEER_STOPPED = "another torchrun process stopped (interrupted or failed: its own output says which)"
+
+
+def _ranks_of(out: Path) -> int:
+    """The processes the run in `out` trained on (its journal's ``world_size``; 1 without)."""
+    from superconverge.tuning.journal import Journal
+
+    try:
+        ranks = Journal.load(out).settings.get("world_size", 1)
+    except (FileNotFoundError, ValueError):
+        return 1
+    return ranks if isinstance(ranks, int) and ranks > 1 else 1
 
 
 def _peer_gone(error: BaseException) -> bool:
@@ -601,8 +605,7 @@ def _follow(args: argparse.Namespace) -> int:
         if not _peer_gone(error):
             raise
         raise RunFailure(
-            "another torchrun process stopped (interrupted or failed: its own output says "
-            "which), so this one cannot go on; the first one's line says what was kept"
+            f"{PEER_STOPPED}, so this one cannot go on; the first one's line says what was kept"
         ) from error
     return 0
 
@@ -682,8 +685,7 @@ def _kept(out: Path, when: str = "") -> str:
     except (FileNotFoundError, ValueError):  # --resume would find no run: start it again
         return f"nothing measured yet; {when}run the same command again"
     kept, replaced = kept_on_interrupt(journal), replaced_run_note(journal)
-    ranks = journal.settings.get("world_size", 1)
-    command = resume_command(out, journal.command, ranks if isinstance(ranks, int) else 1)
+    command = resume_command(out, journal.command, _ranks_of(out))
     return f"{kept} kept in {out}{replaced}; {when}continue with: {command}"
 
 

@@ -13,7 +13,7 @@ import torch
 import superconverge as sc
 from superconverge.data import ArrayData, ArrayLoader, Augment, load
 from superconverge.models import build
-from superconverge.training import Callback, Trainer
+from superconverge.training import Trainer
 from superconverge.tuning import probes
 from superconverge.tuning.settings import DEFAULT_SETTINGS
 
@@ -201,18 +201,13 @@ def test_fp16_one_cycle_with_adamw_cycles_beta1_and_resumes_exactly(digits, tmp_
     """GradScaler state and β1 travel in the checkpoint: a resumed fp16 run ends where the whole
     one did."""
 
-    class Stop(Callback):
-        def __init__(self, after):
-            self.after = after
-
-        def after_epoch(self, fit):
-            if fit.epoch + 1 == self.after:  # after its checkpoint was written
-                raise KeyboardInterrupt
+    from tests.training.test_checkpoint import KillAfterEpoch
 
     def run(out, stop_after=None):
+        stop = [] if stop_after is None else [KillAfterEpoch(stop_after)]
         trainer = Trainer(mlp(), LOSS, digits.train, digits.val, batch_size=64, device="cuda",
                           precision="fp16", optimizer="adamw", out_dir=out, progress=False,
-                          callbacks=[Stop(stop_after)])  # fmt: skip
+                          callbacks=stop)  # fmt: skip
         return trainer, trainer.fit_one_cycle(3, 3e-3)
 
     whole, history = run(tmp_path / "whole")

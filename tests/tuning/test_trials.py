@@ -97,6 +97,10 @@ def test_a_killed_worker_s_trial_is_run_again_and_the_recipe_finishes(tmp_path, 
     victim, survivor = start_worker(url, 1, 0.02), start_worker(url, 1, 0.02)
     killed: list[int] = []
 
+    # imported whole before the watcher's thread reads the study: two threads importing
+    # SQLAlchemy at once failed once with "partially initialized module 'sqlalchemy.engine'"
+    import sqlalchemy.engine  # noqa: F401
+
     def kill_mid_trial() -> None:
         deadline = time.monotonic() + 240
         while not killed and time.monotonic() < deadline:

@@ -24,3 +24,15 @@ def test_a_searched_plan_labels_its_rises_edge_and_its_max_lr_apart():
 def test_a_plan_that_starts_at_its_peak_has_one_label_there():
     labels = _labels(plot_plan(piecewise_constant([0.35, 0.035], [50], total_steps=100)))
     assert labels == ["start 0.35", "end 0.035"]
+
+
+def test_a_run_stopped_inside_an_epoch_is_drawn_at_its_steps_not_stretched():
+    # an auditor's check: a run that diverged at its second step of 81 was drawn reaching half
+    # an epoch (its steps divided by the steps it made, for want of a finished epoch)
+    from superconverge.diagnostics.plots import plot_history
+    from superconverge.training.history import History
+
+    history = History(step_losses=[2.3, 2.2], step_lrs=[[0.1], [0.2]], step_momenta=[[0.9], [0.9]],
+                      status="diverged", steps_per_epoch=81)  # fmt: skip
+    loss_axes = plot_history(history).axes[0]
+    assert max(max(line.get_xdata()) for line in loss_axes.lines) == 1 / 81

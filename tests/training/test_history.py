@@ -18,6 +18,7 @@ def _history() -> History:
         status="completed",
         notes=["a note"],
         discarded_steps=2,
+        steps_per_epoch=3,
     )
 
 
@@ -27,6 +28,7 @@ def test_a_history_with_non_finite_numbers_round_trips():
     again = History.from_json(text)
     assert math.isnan(again.step_losses[1]) and again.step_losses[2] == math.inf
     assert again.epochs[0]["val_loss"] == -math.inf and again.to_json() == text
+    assert again.steps_per_epoch == 3
 
 
 def test_a_history_of_an_earlier_version_loads():
@@ -37,6 +39,7 @@ def test_a_history_of_an_earlier_version_loads():
     history = History.from_dict(old)
     assert history.step_lrs == [[0.1], [0.2]] and history.step_momenta == [[0.9], [0.8]]
     assert history.message == "" and history.notes == [] and history.discarded_steps == 0
+    assert history.steps_per_epoch is None  # not recorded before 2026-12-04
 
 
 def _broken(**change) -> dict:

@@ -238,7 +238,16 @@ def plot_history(history: Any, verdict: dict[str, Any] | None = None) -> Figure:
     panel = dict(zip((name for name, _ in rows), axes, strict=True))
     ax = panel["loss"]
     steps = len(history.step_losses)
-    per_epoch = steps / max(1, len(history.epochs)) if history.epochs else float(max(steps, 1))
+    # the fit's own steps per epoch where its History records them: a run that stopped inside
+    # an epoch (2 steps of 81 were drawn as half an epoch, an auditor's check) is placed right
+    recorded = getattr(history, "steps_per_epoch", None)
+    per_epoch = (
+        float(recorded)
+        if isinstance(recorded, int) and recorded > 0
+        else steps / max(1, len(history.epochs))
+        if history.epochs
+        else float(max(steps, 1))
+    )
     if steps:
         smoothed, average, beta = [], 0.0, history_smoothing(steps)
         for count, value in enumerate(history.step_losses, start=1):

@@ -51,6 +51,9 @@ class History:
     # `fit_one_cycle(max_lr="search")`: where the rise found its edge, the max_lr it chose and
     # the step whose weights came back (`superconverge.training.edge`); None for other fits
     lr_search: dict[str, Any] | None = None
+    # optimizer steps an epoch of this fit makes (its plots place a partial epoch's steps by
+    # it); None in files of earlier versions
+    steps_per_epoch: int | None = None
 
     @property
     def steps(self) -> int:
@@ -124,6 +127,7 @@ class History:
                 "notes": self.notes,
                 "discarded_steps": self.discarded_steps,
                 "lr_search": self.lr_search,
+                "steps_per_epoch": self.steps_per_epoch,
                 "epochs": self.epochs,
                 "step_losses": self.step_losses,
                 "step_lrs": self.step_lrs,
@@ -163,6 +167,7 @@ class History:
             notes=list(values.get("notes", [])),
             discarded_steps=values.get("discarded_steps", 0),
             lr_search=values.get("lr_search"),
+            steps_per_epoch=values.get("steps_per_epoch"),
         )
 
     @classmethod

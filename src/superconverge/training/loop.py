@@ -76,6 +76,7 @@ class FitLoop:
         edge: EdgeSearch | None = None,
     ) -> None:
         self.trainer, self.scheduler, self.history = trainer, scheduler, history
+        history.steps_per_epoch = trainer.steps_per_epoch  # also for a resumed fit's History
         # `fit_one_cycle(max_lr="search")`: the rise searches the peak until its edge; where it
         # was found (the epoch's start for a back-off after it, and the weights restored)
         self.edge = edge

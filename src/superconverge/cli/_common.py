@@ -702,9 +702,7 @@ def unfinished_tune(folder: Path) -> str | None:
         return None
     if journal.finished:
         return None
-    ranks = journal.settings.get("world_size", 1)
-    command = resume_command(folder, journal.command, ranks if isinstance(ranks, int) else 1,
-                             trusted=False)  # fmt: skip
+    command = resume_command(folder, journal.command, journal.ranks, trusted=False)
     code = named_code(journal.command or [])
     checked = (  # refused without the flag (an auditor's check): said, not added unasked
         f", adding --trust-plan-code once you have checked the code it names ({' '.join(code)})"

@@ -417,7 +417,7 @@ def _lead(args: argparse.Namespace) -> int:
         if isinstance(error, SettingsMismatch) and args.resume is not None:
             ranks = [d for d in error.differences if d.startswith("world_size ")]
             if ranks and len(ranks) == len(error.differences):  # trained on other ranks
-                there = Journal.load(out).settings.get("world_size", 1)
+                there = Journal.load(out).ranks
                 raise UsageError(
                     f"--resume {out}: that run trained on {there} processes "
                     f"(torchrun), this one is {launched_ranks()}; continue "
@@ -469,10 +469,9 @@ def _ranks_of(out: Path) -> int:
     from superconverge.tuning.journal import Journal
 
     try:
-        ranks = Journal.load(out).settings.get("world_size", 1)
+        return Journal.load(out).ranks
     except (FileNotFoundError, ValueError):
         return 1
-    return ranks if isinstance(ranks, int) and ranks > 1 else 1
 
 
 def _peer_gone(error: BaseException) -> bool:
@@ -685,7 +684,7 @@ def _kept(out: Path, when: str = "") -> str:
     except (FileNotFoundError, ValueError):  # --resume would find no run: start it again
         return f"nothing measured yet; {when}run the same command again"
     kept, replaced = kept_on_interrupt(journal), replaced_run_note(journal)
-    command = resume_command(out, journal.command, _ranks_of(out))
+    command = resume_command(out, journal.command, journal.ranks)
     return f"{kept} kept in {out}{replaced}; {when}continue with: {command}"
 
 

@@ -176,6 +176,12 @@ class Journal:
     def keys(self) -> list[str]:
         return list(self.records)
 
+    @property
+    def ranks(self) -> int:
+        """The processes the run trains on (torchrun's ranks, ``world_size``; 1 without)."""
+        ranks = self.settings.get("world_size", 1)
+        return ranks if isinstance(ranks, int) and ranks > 1 else 1
+
     def record(self, key: str, value: Any) -> Any:
         """Add (or replace) one record and save the journal; returns the record as it will be
         read back on resume (JSON's lists for tuples), so that a run that recorded a value and

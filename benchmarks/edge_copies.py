@@ -2,9 +2,11 @@
 of the weights taken every `--copy-decades` of LR (default 0.1; the prototype in
 `inrun_search.py` copied every 10 steps, about 0.06 decade there), or (`--plateau keep`) with
 no copy restored when the edge is a plateau (the smoothed loss made no new low for the
-patience's decades: the descent starts from the edge's weights), or (`--divisor`) with max_lr
-the lowest smoothed loss's LR / that divisor instead of / 4, one seed per call, the contenders'
-data, model, initial weights and sample counting.
+patience's decades: the descent starts from the edge's weights), or (`--divisor`,
+`--plateau-factor`) with max_lr the lowest smoothed loss's LR / that divisor (times the factor
+on a plateau edge), one seed per call, the contenders' data, model, initial weights and sample
+counting. Records made before 2026-12-04 have no "plateau_factor": they divided every edge by
+their "divisor" (`--plateau-factor 1` repeats them).
 
     SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --seed 0 --copy-decades 0.05
     SUPERCONVERGE_DATA=../../shared/data python edge_copies.py --seed 0 --plateau keep
@@ -125,6 +127,13 @@ def main() -> None:
     parser.add_argument("--plateau", choices=["restore", "keep"], default="restore")
     parser.add_argument("--divisor", type=float, default=edge.EdgeSettings().divisor)
     parser.add_argument(
+        "--plateau-factor",
+        type=float,
+        default=edge.EdgeSettings().plateau_factor,
+        help="a plateau edge's max_lr is divided by this too (1: one divisor for every edge, "
+        "the rule before 2026-12-04)",
+    )
+    parser.add_argument(
         "--start-lr", type=float, default=edge.EdgeSettings().start_lr, help="the rise's first LR"
     )
     parser.add_argument(
@@ -171,15 +180,16 @@ def main() -> None:
     # the defaults every EdgeSettings() gets (what tune's search builds)
     names = [f.name for f in dataclasses.fields(edge.EdgeSettings)]
     defaults = dict(zip(names, edge.EdgeSettings.__init__.__defaults__, strict=True))
-    defaults.update(copy_decades=args.copy_decades, divisor=args.divisor, start_lr=args.start_lr)
+    defaults.update(copy_decades=args.copy_decades, divisor=args.divisor, start_lr=args.start_lr,
+                    plateau_factor=args.plateau_factor)  # fmt: skip
     edge.EdgeSettings.__init__.__defaults__ = tuple(defaults[name] for name in names)
     if args.plateau == "keep":
         found = edge.EdgeSearch._found  # noqa: SLF001 - a measured variant of the library's rule
 
-        def keep_on_plateau(self, fit, step, lr, why):  # no copy to restore: the edge's weights
+        def keep_on_plateau(self, fit, step, lr, why, flat):  # no copy: the edge's weights
             if "made no new low" in why:
                 self._copies = []
-            found(self, fit, step, lr, why)
+            found(self, fit, step, lr, why, flat)
 
         edge.EdgeSearch._found = keep_on_plateau  # type: ignore[method-assign]  # noqa: SLF001
     setup = DEFAULTS[args.data]
@@ -202,6 +212,7 @@ def main() -> None:
     )
     record = {"data": args.data, "seed": args.seed, "copy_decades": args.copy_decades,
               "plateau": args.plateau, "divisor": args.divisor,
+              "plateau_factor": args.plateau_factor,
               "min_total_steps": args.min_total_steps, "optimizer": args.optimizer,
               "beta2": args.beta2, "momentum": list(args.momentum),
               "val_rise": args.val_rise, "descent_beta2": args.descent_beta2,

@@ -13,7 +13,7 @@ from superconverge.pytorch.scheduler import HyperparamScheduler
 from superconverge.pytorch.snapshot import training_state_nbytes
 from superconverge.training import History, Trainer
 from superconverge.training.checkpoint import load_checkpoint
-from superconverge.training.edge import EdgeSearch, EdgeSettings
+from superconverge.training.edge import EdgeSearch, EdgeSettings, search_from_constants
 from tests.training.test_checkpoint import KillAfterEpoch
 
 LOSS = nn.functional.cross_entropy
@@ -62,7 +62,8 @@ def test_the_rise_is_exponential_and_ends_where_the_smoothed_loss_rises():
     assert "rose to" in edge["why"] and 121 < edge["step"] < 126
     lowest_lr = edge["lowest_lr"]
     assert 1e-2 <= lowest_lr <= 1.2e-2  # the smoothed minimum lags the raw one by a few steps
-    assert edge["max_lr"] == pytest.approx(lowest_lr / 6)
+    assert edge["max_lr"] == pytest.approx(lowest_lr / 3)  # an edge where the loss turned up
+    assert edge["divisor"] == 3.0 and "(the lowest loss's LR / 3)" in search.note()
     # the weights came back from the last copy at an LR <= max_lr, taken at step `restored`
     restored = edge["restored_step"]
     assert search.lr_at(restored) <= edge["max_lr"] < search.lr_at(restored + search.copy_every)
@@ -91,6 +92,12 @@ def test_a_loss_that_stops_falling_ends_the_rise_after_its_patience():
     _drive(search, [2.0] * 50 + [1.0 + float(n) for n in noise])
     assert search.edge is not None and "no new low" in search.edge["why"]
     assert search.edge["step"] == search.lowest_step + 60 < 599
+    # a plateau: its lowest point lies anywhere along the flat stretch, and max_lr is halved
+    # again (divisor 3 x plateau_factor 2)
+    assert search.edge["max_lr"] == pytest.approx(search.edge["lowest_lr"] / 6)
+    assert search.edge["divisor"] == 6.0 and "(the lowest loss's LR / 6)" in search.note()
+    # the copies reach back far enough for it: one at or below max_lr was restored
+    assert search.lr_at(search.edge["restored_step"]) <= search.edge["max_lr"]
 
 
 def test_a_loss_flat_from_the_start_is_not_an_edge():
@@ -108,6 +115,7 @@ def test_a_non_finite_loss_ends_the_rise_and_brings_back_finite_weights():
     assert search.edge is not None and "nan" in search.edge["why"] and search.edge["step"] == 80
     assert search.edge["restored_step"] is not None
     assert all(torch.isfinite(p).all() for p in fit.model.parameters())
+    assert search.edge["max_lr"] == pytest.approx(search.edge["lowest_lr"] / 3)  # a divergence
 
 
 def test_a_rise_that_never_turns_ends_at_its_end():
@@ -115,6 +123,32 @@ def test_a_rise_that_never_turns_ends_at_its_end():
     _drive(search, [2.0 - 0.01 * k for k in range(40)])
     assert search.edge is not None and "reached its end" in search.edge["why"]
     assert search.edge["step"] == 29
+    # no edge was seen: the lowest loss's LR is divided as a plateau's
+    assert search.edge["max_lr"] == pytest.approx(search.edge["lowest_lr"] / 6)
+
+
+def test_the_divisors_are_the_settings_and_a_record_without_the_plateau_factor_divides_once():
+    noise = torch.randn(550, generator=torch.Generator().manual_seed(0)) * 0.05
+    plateau = [2.0] * 50 + [1.0 + float(n) for n in noise]
+    search = EdgeSearch(2000, settings=EdgeSettings(divisor=4.0, plateau_factor=2.5))
+    _drive(search, plateau)
+    assert search.edge is not None
+    assert search.edge["max_lr"] == pytest.approx(search.edge["lowest_lr"] / 10)
+    # a checkpoint or a plan of before the factor existed searched with one divisor: it resumes so
+    state = search.state_dict()
+    del state["settings"]["plateau_factor"]
+    assert EdgeSearch.from_state(state).settings.plateau_factor == 1.0
+    assert search_from_constants({"divisor": 4.0}).plateau_factor == 1.0
+    assert search_from_constants({}).divisor == 3.0  # the rest take their defaults
+    earlier = EdgeSearch(2000, settings=search_from_constants({"divisor": 4.0}))
+    _drive(earlier, plateau)
+    assert earlier.edge is not None
+    assert earlier.edge["max_lr"] == pytest.approx(earlier.edge["lowest_lr"] / 4)
+    # an edge recorded before it held its divisor: the note names the settings'
+    del earlier.edge["divisor"]
+    assert "(the lowest loss's LR / 4)" in earlier.note()
+    with pytest.raises(ValueError, match=r"plateau_factor must be >= 1, got 0\.5"):
+        EdgeSettings(plateau_factor=0.5)
 
 
 def test_the_search_state_survives_a_checkpoint():

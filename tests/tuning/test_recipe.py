@@ -258,16 +258,20 @@ def test_the_in_run_search_takes_its_constants_from_the_settings_and_the_plan_ke
     found = plan.history.lr_search
     assert plan.search == {**plan.search, "divisor": 10.0, "min_lr_divisor": 20.0}
     assert plan.search["start_lr"] == EdgeSettings().start_lr  # all of them: defaults change
-    assert plan.max_lr == pytest.approx(found["lowest_lr"] / 10)
+    divisor = 20.0 if "no new low" in found["why"] else 10.0  # a plateau: / (10 x 2)
+    assert found["divisor"] == divisor
+    assert plan.max_lr == pytest.approx(found["lowest_lr"] / divisor)
     assert plan.min_lr == pytest.approx(plan.max_lr / 20)
-    assert "the lowest loss's LR / 10" in plan.evidence[2]["why"]
+    assert f"the lowest loss's LR / {divisor:g}" in plan.evidence[2]["why"]
     saved = load_run(tmp_path)[0]
     assert saved.search == plan.search
     assert saved.run(make_mlp, digits.train, digits.val).lr_search == found
     default = sc.tune(make_mlp, digits.train, digits.val, epochs=2,
                       settings=RecipeSettings(extend_final_run=False))  # fmt: skip
-    assert default.search["divisor"] == 6.0
-    assert default.max_lr == pytest.approx(default.history.lr_search["lowest_lr"] / 6)
+    assert default.search["divisor"] == 3.0 and default.search["plateau_factor"] == 2.0
+    found = default.history.lr_search
+    assert found["divisor"] == (6.0 if "no new low" in found["why"] else 3.0)
+    assert default.max_lr == pytest.approx(found["lowest_lr"] / found["divisor"])
 
 
 def test_callbacks_given_to_tune_see_the_final_run_only(digits):
@@ -316,7 +320,7 @@ def test_search_constants_are_checked_before_any_training(digits, tmp_path):
     assert sc.TunePlan.from_dict({**data, "search": {"divisor": 10}}).search == {"divisor": 10}
     # a search plan from before plans recorded its constants searched at the divisor of then
     earlier = {**{k: v for k, v in data.items() if k != "search"}, "policy": "search"}
-    assert sc.TunePlan.from_dict(earlier).search == {"divisor": 4.0}
+    assert sc.TunePlan.from_dict(earlier).search == {"divisor": 4.0, "plateau_factor": 1.0}
     assert sc.TunePlan.from_dict(data).search == {}  # not a search plan: nothing to record
 
 
@@ -325,7 +329,9 @@ def test_cli_search_divisor(tmp_path, capsys):
     assert main(["tune", "--epochs", "1", "--search-divisor", "10", "--out", str(out)]) == 0
     plan = load_run(out)[0]
     assert plan.search["divisor"] == 10.0
-    assert plan.max_lr == pytest.approx(plan.history.lr_search["lowest_lr"] / 10)
+    found = plan.history.lr_search  # / 10 where the loss turned up, / 20 on a plateau
+    assert found["divisor"] == (20.0 if "no new low" in found["why"] else 10.0)
+    assert plan.max_lr == pytest.approx(found["lowest_lr"] / found["divisor"])
     capsys.readouterr()
     for flags, message in (
         (["--search-divisor", "0"], "--search-divisor: must be a number > 0, got '0'"),

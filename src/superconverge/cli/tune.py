@@ -91,8 +91,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--search-divisor",
         type=_finite("a number > 0", lambda number: number > 0),
         metavar="D",
-        help="with --lr-search in-run: max_lr = the rise's lowest-loss LR / D (default 6; 4 "
-        "was 0.06 points higher on MNIST, 6 a point higher on CIFAR-10)",
+        help="with --lr-search in-run: max_lr = the rise's lowest-loss LR / D where the loss "
+        "turned up, / 2D where it went flat (default 3: / 6 on a plateau)",
     )
     p.add_argument(
         "--weight-average",

@@ -8,8 +8,10 @@ test (Smith, arXiv:1506.01186), but the network trains on: the steps before the 
 warm-up. The loss is smoothed as the range test smooths it (bias-corrected EMA, β 0.98). The
 rise has passed the edge of stability when the smoothed loss is `rise` times its lowest value,
 or, once it has fallen 5% below its first value, has made no new low for `patience` decades of
-LR, or is not finite. Then ``max_lr`` is the
-LR of the lowest smoothed loss / `divisor`, the latest copy of the weights and optimizer state
+LR, or is not finite. Then ``max_lr`` is the LR of the lowest smoothed loss / `divisor` where
+the loss turned up (or was not finite), and / (`divisor` x `plateau_factor`) where it went flat
+(or the rise ended): a plateau's lowest point lies anywhere along its flat stretch, at LRs that
+already harm the weights. The latest copy of the weights and optimizer state
 taken at an LR at or below it comes back (copies are taken every `copy_decades` of LR, the last
 `copies` kept, in CPU memory), and the rest of the run follows the 1cycle's descent from
 ``max_lr`` (Smith's: linearly to ``max_lr / min_lr_divisor``, then the annihilation to a
@@ -109,10 +111,13 @@ class EdgeSettings:
     rise_fraction: float = 0.3  # the rise's share of the run, were it to reach end_lr
     rise: float = 1.1  # the smoothed loss this many times its lowest: past the edge
     patience: float = 0.5  # decades of LR without a new lowest smoothed loss: past the edge
-    # max_lr = the LR of the lowest smoothed loss / divisor: 6 against 4 and 10 on 5 seeds of four
-    # data sets (docs/benchmarks.md, "The divisor"): 6 higher on every CIFAR-10 seed (mean +1.15
-    # points) and on 4 of 5 SST-2 seeds (+0.30); 0.06 lower on MNIST and digits
-    divisor: float = 6.0
+    # max_lr = the LR of the lowest smoothed loss / divisor where the loss turned up, and
+    # / (divisor x plateau_factor) where it went flat (docs/benchmarks.md, "The divisor" and "The
+    # edge's kind"): every CIFAR-10 edge was a plateau, where / 6 beat / 4 and / 10 on every
+    # seed; every MNIST, SST-2 and digits edge turned up, where / 3 had a lower validation loss
+    # than / 6 on 28 of 30 seeds
+    divisor: float = 3.0
+    plateau_factor: float = 2.0
     min_lr_divisor: float = 10.0  # the descent ends at max_lr / this (Smith: 10 to 20)
     annihilation_fraction: float = 0.137  # smith_one_cycle's
     copy_decades: float = 0.1  # a copy of the weights each this many decades of LR
@@ -124,7 +129,7 @@ class EdgeSettings:
 
     def __post_init__(self) -> None:
         for name in ("start_lr", "end_lr", "rise_fraction", "patience", "divisor",
-                     "min_lr_divisor", "annihilation_fraction", "copy_decades",
+                     "plateau_factor", "min_lr_divisor", "annihilation_fraction", "copy_decades",
                      "copy_memory"):  # fmt: skip
             if check_number(name, getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -140,6 +145,8 @@ class EdgeSettings:
             )
         if check_number("rise", self.rise) <= 1:
             raise ValueError(f"rise must be > 1, got {self.rise!r}")
+        if self.plateau_factor < 1:
+            raise ValueError(f"plateau_factor must be >= 1, got {self.plateau_factor!r}")
         check_count("copies", self.copies)
 
 
@@ -154,14 +161,25 @@ def search_constants(settings: EdgeSettings | None) -> dict[str, float | int]:
     return {f.name: getattr(settings or EdgeSettings(), f.name) for f in fields(EdgeSettings)}
 
 
+# the constants a search recorded before they existed, at the value that searched as it did
+# then (a plan or a checkpoint of before 2026-12-04 divided every edge by one divisor)
+EARLIER_CONSTANTS: dict[str, float] = {"plateau_factor": 1.0}
+
+
 def search_from_constants(values: dict[str, Any], what: str = "search") -> EdgeSettings:
     """The `EdgeSettings` of recorded constants (`search_constants`; those missing take their
-    defaults); a ValueError names an unknown constant or a bad value."""
+    defaults, but for `EARLIER_CONSTANTS`: a record without them was made before they existed);
+    a ValueError names an unknown constant or a bad value."""
     reject_unknown_keys(values, [f.name for f in fields(EdgeSettings)], f"constants in {what}")
     try:
-        return EdgeSettings(**values)
+        return EdgeSettings(**{**EARLIER_CONSTANTS, **values})
     except (TypeError, ValueError) as error:
         raise ValueError(f"{what}: {error}") from None
+
+
+def largest_divisor(settings: EdgeSettings) -> float:
+    """What a plateau's lowest-loss LR is divided by (the most any edge's is)."""
+    return settings.divisor * settings.plateau_factor
 
 
 def check_edge_settings(value: object, name: str = "search") -> None:
@@ -265,9 +283,10 @@ class EdgeSearch:
         self.patience_steps = max(1, round(settings.patience * self.steps_per_decade))
         self.copy_every = max(1, round(settings.copy_decades * self.steps_per_decade))
         self.settle_steps = min(SETTLE_STEPS, max(5, self.rise_steps // 5))
-        # copies kept: at least 1.2 decades of them (the peak lies up to log10(divisor) +
-        # patience decades below the edge), whatever the rounding of `copy_every`
-        decades = math.log10(settings.divisor) + settings.patience + 0.2
+        # copies kept: at least 1.2 decades of them (the peak lies up to log10(divisor x
+        # plateau_factor) + patience decades below the edge), whatever the rounding of
+        # `copy_every`
+        decades = math.log10(largest_divisor(settings)) + settings.patience + 0.2
         self.span_steps = decades * self.steps_per_decade  # the LRs the copies must cover
         self.copies_kept = max(settings.copies, math.ceil(self.span_steps / self.copy_every))
         self._sized = False  # the copies' count checked against the memory (at the first)
@@ -323,7 +342,7 @@ class EdgeSearch:
             if self.smoother.count >= self.settle_steps and smoothed < self.lowest:
                 self.lowest, self.lowest_lr, self.lowest_step = smoothed, lr, step
         settled = self.smoother.count >= self.settle_steps and math.isfinite(self.lowest)
-        why = None
+        why, flat = None, False
         if not finite:
             why = f"the loss was {loss} at lr {lr:.3g}"
         elif settled and worse(smoothed, self.lowest, self.settings.rise):
@@ -336,15 +355,17 @@ class EdgeSearch:
         ):
             why = (f"the smoothed loss made no new low for {self.settings.patience:g} decades "
                    f"of LR (its lowest {self.lowest:.4g} at lr {self.lowest_lr:.3g})")  # fmt: skip
+            flat = True
         elif step + 1 >= self.rise_steps:
             why = f"the rise reached its end ({lr:.3g}) with the loss still falling"
+            flat = True
         if why is None:
             # a copy each `copy_every` steps, and at the first step of a fit (a resumed one
             # too where its checkpoint held no copies: Lightning's, Hugging Face's)
             if step % self.copy_every == 0 or not self._copies:
                 self._take_copy(fit, step, lr)
             return False
-        self._found(fit, step, lr, why)
+        self._found(fit, step, lr, why, flat)
         return True
 
     def _take_copy(self, fit: SearchHost, step: int, lr: float) -> None:
@@ -395,10 +416,11 @@ class EdgeSearch:
         if trainer.rank == 0:
             logger.warning(note)
 
-    def _found(self, fit: SearchHost, step: int, lr: float, why: str) -> None:
+    def _found(self, fit: SearchHost, step: int, lr: float, why: str, flat: bool) -> None:
         settings = self.settings
         peak_lr = self.lowest_lr if math.isfinite(self.lowest_lr) else lr
-        max_lr = peak_lr / settings.divisor
+        divisor = largest_divisor(settings) if flat else settings.divisor
+        max_lr = peak_lr / divisor
         below = [c for c in self._copies if c[1] <= max_lr]
         copy = below[-1] if below else (self._copies[0] if self._copies else None)
         if copy is not None:
@@ -424,6 +446,7 @@ class EdgeSearch:
             "restored_step": restored,
             "lost_steps": 0 if restored is None else step - restored,
             "why": why,
+            "divisor": divisor,
         }
         fit.history.lr_search = dict(self.edge)
         fit.history.notes.append(self.note())
@@ -437,10 +460,11 @@ class EdgeSearch:
             else f"restored the weights of step {edge['restored_step']} "
             f"({edge['lost_steps']} steps lost)"
         )
+        # an edge recorded before it held its divisor was divided by the settings' one
+        divisor = edge.get("divisor", self.settings.divisor)
         return (
             f"LR search: {edge['why']} (step {edge['step']}); max_lr {edge['max_lr']:.3g} "
-            f"(the lowest loss's LR / {self.settings.divisor:g}); {back}; the cycle descends "
-            "from there"
+            f"(the lowest loss's LR / {divisor:g}); {back}; the cycle descends from there"
         )
 
     def descent_plan(self, done: int, max_lr: float) -> Plan:
@@ -486,7 +510,7 @@ class EdgeSearch:
         that are never restored and are left out."""
         copies = self._copies
         if math.isfinite(self.lowest_lr):
-            floor = self.lowest_lr / self.settings.divisor
+            floor = self.lowest_lr / largest_divisor(self.settings)
             below = [i for i, (_, lr, _) in enumerate(copies) if lr <= floor]
             if below:
                 copies = copies[below[-1] :]
@@ -522,7 +546,7 @@ class EdgeSearch:
         search = cls(
             int(state["total_steps"]),
             None if momentum is None else (float(momentum[0]), float(momentum[1])),
-            EdgeSettings(**state["settings"]),
+            search_from_constants(state["settings"], "the checkpoint's search"),
             warn_short=False,  # said when the search started
         )
         search.smoother.average = float(state["average"])

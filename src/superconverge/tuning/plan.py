@@ -52,8 +52,9 @@ logger = logging.getLogger(__name__)
 # the policy of a plan whose final run searches its max_lr (`fit_one_cycle(max_lr="search")`)
 SEARCH = "search"
 # the search's constants of a "search" plan written before plans recorded them: the defaults
-# then (max_lr = the lowest loss's LR / 4 until 2026-12-03's divisor change; the rest as now)
-EARLIER_SEARCH: dict[str, Any] = {"divisor": 4.0}
+# then (max_lr = the lowest loss's LR / 4 until 2026-12-03's divisor change, on every edge; the
+# rest as now)
+EARLIER_SEARCH: dict[str, Any] = {"divisor": 4.0, "plateau_factor": 1.0}
 # objects, not data: kept on the plan for callers, never written to plan.json
 _NOT_SAVED = ("history", "range_tests", "trainer")
 # the parts of a plan's results, compute and evidence that its readers (the report, the CLI's

@@ -67,10 +67,9 @@ class RecipeSettings:
     # (MNIST, SST-2, CIFAR-10; benchmarks/contenders_budget.jsonl)
     in_run_optimizer: str = "adamw"
     # the in-run search's constants (`superconverge.training.EdgeSettings`: max_lr = the rise's
-    # lowest-loss LR / `divisor`, the rise's start and pace, the copies); None: its defaults.
-    # No divisor was best on every data set (docs/benchmarks.md, "The divisor": 4 on MNIST, 6
-    # on CIFAR-10); the plan records all of them, so that `fit --plan` searches as `tune` did. Short
-    # runs have none
+    # lowest-loss LR / `divisor`, twice that on a plateau, the rise's start and pace, the
+    # copies); None: its defaults (docs/benchmarks.md, "The divisor" and "The edge's kind"); the
+    # plan records all of them, so that `fit --plan` searches as `tune` did. Short runs have none
     search: EdgeSettings | None = None
 
     # --- the search's budget (tune's `budget` sets the allowance; these shape its use) ---

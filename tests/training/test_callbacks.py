@@ -303,3 +303,53 @@ def test_a_resumed_fit_stops_and_restores_like_an_uninterrupted_one(tmp_path):
                              callbacks=callbacks(), progress=False, out_dir=out)  # fmt: skip
     assert history.status == full_history.status and history.message == full_history.message
     assert _equal(model.state_dict(), full.module.state_dict())
+
+
+class _Counter(Callback):
+    """A user's callback with state: the epochs it has seen end."""
+
+    checkpoint_key = "counter"
+
+    def __init__(self):
+        self.n = 0
+
+    def on_epoch_end(self, trainer, record):
+        self.n += 1
+
+    def state_dict(self):
+        return {"n": self.n}
+
+    def load_state_dict(self, state):
+        self.n = state["n"]
+
+
+def test_a_callbacks_saved_state_holds_the_epoch_it_was_saved_after(tmp_path):
+    # a user's check: the checkpoint after epoch 4 held {'n': 3} (saved before the callbacks'
+    # epoch end), and a fit resumed after epoch 2 ended with n == 3 where the whole one had 4
+    from superconverge.training.checkpoint import load_checkpoint
+
+    whole = _Counter()
+    _trainer([whole], out_dir=tmp_path / "whole").fit_one_cycle(4, 0.05)
+    assert whole.n == 4
+    assert load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["callbacks"]["counter"] == {"n": 4}
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):  # after the callbacks' end of epoch 2, as a Ctrl-C
+        _trainer([_Counter(), _InterruptAfter(2)], out_dir=cut).fit_one_cycle(4, 0.05)
+    assert load_checkpoint(cut / "checkpoint.pt")["callbacks"]["counter"] == {"n": 2}
+    resumed = _Counter()
+    torch.manual_seed(0)
+    Trainer.resume(cut / "checkpoint.pt", nn.Linear(4, 3), LOSS, _data(), batch_size=8,
+                   callbacks=[resumed], progress=False, out_dir=cut)  # fmt: skip
+    assert resumed.n == 4
+
+
+def test_the_epoch_is_saved_when_a_callback_fails_at_its_end(tmp_path):
+    class Fails(Callback):
+        def after_epoch(self, fit):
+            raise RuntimeError("my callback's bug")
+
+    from superconverge.training.checkpoint import load_checkpoint
+
+    with pytest.raises(RuntimeError, match="my callback's bug"):
+        _trainer([Fails()], out_dir=tmp_path).fit_one_cycle(3, 0.05)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["fit"]["epochs_done"] == 1

@@ -135,11 +135,17 @@ class FitLoop:
                         # once: the CLI shows Python warnings as its "warning:" lines
                         warnings.warn(history.message, RuntimeWarning, stacklevel=user_stacklevel())
                     break
-                self._end_epoch()
+                improved = self._end_epoch()
                 last_good = TrainingSnapshot(
                     trainer.module, trainer.optimizer, trainer.scaler, rng=False
                 )
-                self._event("after_epoch")
+                try:
+                    self._event("after_epoch")
+                finally:
+                    # after the callbacks' epoch end: the state a callback saves holds this
+                    # epoch (a user's counter resumed one epoch behind); saved also when one
+                    # of them stops the fit or fails, so the epoch's work is kept
+                    self._save_epoch(improved)
                 epoch += 1
             else:
                 history.status = "completed"
@@ -245,8 +251,8 @@ class FitLoop:
             logger.warning(note)
         return True
 
-    def _end_epoch(self) -> None:
-        """Validate, record, log, and save the checkpoint (and best.pt when the best so far)."""
+    def _end_epoch(self) -> bool:
+        """Validate, record and log the epoch; whether its validation loss is the best so far."""
         trainer, history, record = self.trainer, self.history, self.record
         if trainer.val_loader is not None:
             metrics = trainer.evaluate()
@@ -261,6 +267,12 @@ class FitLoop:
         improved = math.isfinite(val_loss) and val_loss < self.best_val_loss
         if improved:
             self.best_val_loss = val_loss  # before the payload: it holds the best so far
+        return improved
+
+    def _save_epoch(self, improved: bool) -> None:
+        """Save the checkpoint (and best.pt when the epoch's validation loss is the best so far)
+        with the callbacks' state after their epoch end."""
+        trainer, history = self.trainer, self.history
         folder = trainer.run_folder
         if folder is None or not folder.writer:
             return

@@ -446,6 +446,23 @@ def test_predict_takes_inputs_without_targets(digits):
     for data in (inputs, (inputs,), TensorDataset(inputs), DataLoader(TensorDataset(inputs), 50),
                  Images(), DataLoader(Images(), batch_size=50)):  # fmt: skip
         assert torch.allclose(trainer.predict(data), expected, atol=1e-6), type(data)
+    # a list of batches is read as batches
+    assert torch.allclose(trainer.predict(list(inputs.split(50))), expected, atol=1e-6)
+
+
+def test_samples_where_batches_are_read_are_named(digits):
+    # a user's checks: predict on a list of 5 samples gave a flat tensor of 50 outputs, and
+    # evaluate on a generator of (x, y) samples died in the metrics ("tuple index out of range")
+    flat = ArrayData(digits.train.inputs.flatten(1), digits.train.targets)
+    trainer = Trainer(nn.Linear(64, 10), LOSS, flat, batch_size=32, progress=False)
+    inputs, targets = digits.test.inputs.flatten(1), digits.test.targets
+    with pytest.raises(TypeError, match=r"data is a list of 5 tensors, read as batches, but the "
+                       r"model's output for one of shape \(64,\) has shape \(10,\).*a list of "
+                       r"samples\? stack the samples"):  # fmt: skip
+        trainer.predict(list(inputs[:5]))
+    with pytest.raises(TypeError, match=r"data yields samples \(\(inputs, target\) pairs with one "
+                       r"number as the target\), where batches are read; stack"):  # fmt: skip
+        trainer.evaluate((inputs[i], targets[i]) for i in range(10))
 
 
 def test_other_optimizers_and_plans(digits):

@@ -56,6 +56,7 @@ def evaluate_batches(
                 inputs, targets = split_batch(batch, batch_fn, name)
                 inputs, targets = to_device(inputs, device), to_device(targets, device)
                 if index == 0:  # a batch the model or loss cannot take: named, with its shapes
+                    _refuse_a_sample(targets, name)
                     outputs, loss = fitted_loss(model, loss_fn, inputs, targets, name)
                 else:
                     outputs = forward(model, inputs)
@@ -71,6 +72,28 @@ def evaluate_batches(
     if world_size > 1:
         torch.distributed.all_reduce(reduced)
     return {"loss": float(reduced[0] / reduced[-1]), **totals.result(reduced[1:])}
+
+
+SAMPLES_ADVICE = (
+    "stack the samples into tensors (torch.stack(...)) or wrap them in a Dataset, whose "
+    "batches the trainer makes"
+)
+
+
+def _refuse_a_sample(targets: Any, name: str) -> None:
+    """A batch whose target is one number is one sample: `name` yields samples, not batches
+    (a user's generator of (x, y) pairs failed in the metrics with "IndexError: tuple index out
+    of range"; a list of them is refused where it is given, `refuse_list_of_samples`)."""
+    one = (
+        targets.dim() == 0
+        if isinstance(targets, torch.Tensor)
+        else isinstance(targets, int | float)
+    )
+    if one and not isinstance(targets, bool):
+        raise TypeError(
+            f"{name} yields samples ((inputs, target) pairs with one number as the target), "
+            f"where batches are read; {SAMPLES_ADVICE}"
+        )
 
 
 def _agree_on_metrics(totals: MetricTotals, world_size: int, device: torch.device) -> None:
@@ -95,16 +118,27 @@ def predict_batches(
     autocast: contextlib.AbstractContextManager[Any],
     batch_fn: BatchFn | None = None,
     name: str = "data",
+    listed: int = 0,
 ) -> torch.Tensor | None:
     """The model's outputs for every input of `batches` in eval mode without gradients,
     concatenated on the CPU in float32; None when there were no batches (a rank given no
-    sample under torchrun)."""
+    sample under torchrun). `listed`: `batches` is a list of that many tensors, which are
+    batches only where the model gives one row of output per row of input."""
     model.eval()
     outputs = []
     with torch.no_grad(), autocast:
         for batch in batches:
             inputs = _inputs_of(batch, batch_fn, name)
-            outputs.append(forward(model, to_device(inputs, device)).float().cpu())
+            output = forward(model, to_device(inputs, device)).float().cpu()
+            if listed and (output.dim() == 0 or len(output) != len(inputs)):
+                # a user's list of 5 samples gave a flat tensor of 50 outputs, without a word
+                raise TypeError(
+                    f"{name} is a list of {listed} tensors, read as batches, but the model's "
+                    f"output for one of shape {tuple(inputs.shape)} has shape "
+                    f"{tuple(output.shape)}, not one row per input row: a list of samples? "
+                    f"{SAMPLES_ADVICE}"
+                )
+            outputs.append(output)
     return torch.cat(outputs) if outputs else None
 
 
@@ -163,6 +197,7 @@ def evaluate_data(
 def predict_data(trainer: Trainer, make: Callable[..., Any], data: Any) -> torch.Tensor:
     """`Trainer.predict`: the model's outputs for every input of `data`."""
     data = inputs_only(data)
+    tensors = isinstance(data, (list, tuple)) and all(isinstance(x, torch.Tensor) for x in data)
     loader = evaluation_loader(make, data, "data", EVAL_BATCH_SIZE, None, trainer.train_loader)
     outputs = predict_batches(
         trainer.model,
@@ -170,6 +205,7 @@ def predict_data(trainer: Trainer, make: Callable[..., Any], data: Any) -> torch
         device=trainer.device,
         autocast=trainer.autocast,
         batch_fn=trainer.batch_fn,
+        listed=len(data) if tensors else 0,
     )
     sharded_here = (  # a loader built here over the data, each sample read once, in order
         loader is not data

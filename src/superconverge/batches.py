@@ -208,10 +208,12 @@ def fitted_loss(
                 f"must be in [0, {classes - 1}]; build the model with at least "
                 f"{int(targets.max()) + 1} outputs (num_classes) or fix the labels"
             ) from error
+        # "loss_fn raised", not "do not fit": a user's loss raising its own error on the usual
+        # shapes was blamed on them (an auditor's finding); torch's own say what does not fit
         raise DataError(
-            f"model outputs of shape {shape_of(outputs)} and targets of shape "
-            f"{shape_of(targets)}{dtype_of(targets)} ({name}) do not fit loss_fn: {error}"
-            f"{_shape_hint(loss_fn, outputs, targets)}"
+            f"loss_fn raised {type(error).__name__} on model outputs of shape "
+            f"{shape_of(outputs)} and targets of shape {shape_of(targets)}{dtype_of(targets)} "
+            f"({name}): {error}{_shape_hint(loss_fn, outputs, targets)}"
         ) from error
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise ValueError(

@@ -323,6 +323,11 @@ def resolve_metrics(metrics: MetricsSpec, loss_fn: Any = None) -> tuple[Metric, 
     return tuple(resolved)
 
 
+class MetricError(ValueError):
+    """A metric function raised: the user's code failed, possibly mid-run (the CLI's exit 1,
+    with what was kept; it said "usage error" after epochs had run: an auditor's finding)."""
+
+
 def _value(metric: Metric, outputs: Any, targets: Any) -> torch.Tensor:
     try:
         value = metric.fn(outputs, targets)
@@ -331,7 +336,7 @@ def _value(metric: Metric, outputs: Any, targets: Any) -> torch.Tensor:
             f"{tuple(x.shape)} ({x.dtype})" if isinstance(x, torch.Tensor) else type(x).__name__
             for x in (outputs, targets)
         ]
-        raise ValueError(
+        raise MetricError(
             f"metrics[{metric.name!r}] raised {type(error).__name__} on outputs {shapes[0]} and "
             f"targets {shapes[1]}: {error}"
         ) from error
@@ -430,7 +435,10 @@ def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list
                 key=("metric always 1", metric.name),
             )
     totals = MetricTotals(metrics)
-    totals.add(outputs, targets, 1)
+    try:
+        totals.add(outputs, targets, 1)
+    except MetricError as error:  # before any training: a bad argument (the CLI's exit 2)
+        raise ValueError(str(error)) from error.__cause__
     class_metrics = (accuracy, accuracy_of_cross_entropy, top5)
     if any(m.fn in class_metrics for m in totals.reported or ()) and _both_layouts(
         outputs, targets

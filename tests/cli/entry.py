@@ -123,3 +123,18 @@ def one_output() -> torch.nn.Module:
 def unflattened() -> torch.nn.Module:
     """A model for flat 64-value inputs, given digits' 8x8 images (it cannot take them)."""
     return torch.nn.Linear(64, 10)
+
+
+_calls = {"metric": 0}
+
+
+def metric_fails_late(outputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """A metric that works on its first few batches, then raises (mid-run)."""
+    _calls["metric"] += 1
+    if _calls["metric"] > 3:
+        raise RuntimeError("the metric failed late")
+    return 0.5
+
+
+def loss_raises(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    raise ValueError("the user's loss failed")

@@ -88,6 +88,30 @@ def test_a_metric_that_raises_is_named_by_its_flag_before_the_range_test(tmp_pat
     assert err.count("\n") == 1 and not (tmp_path / "run").exists()
 
 
+def test_a_metric_that_raises_mid_run_is_a_failure_that_keeps_the_run(tmp_path, capsys):
+    # an auditor's check: exit 2 ("usage error: nothing was run") after epochs had run, and
+    # no word of what was kept or how to go on
+    from tests.cli import entry
+
+    entry._calls["metric"] = 0
+    out = tmp_path / "run"
+    flags = ["--metric", "tests.cli.entry:metric_fails_late", "--epochs", "2", "--out", str(out)]
+    assert main(["tune", "--data", "tests.cli.entry:tiny_digits", *flags, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "error: --metric metric_fails_late raised RuntimeError" in err
+    assert f"kept in {out}" in err and f"continue with: superconverge tune --resume {out}" in err
+
+
+def test_a_loss_that_raises_is_said_to_raise_not_to_misfit(tmp_path, capsys):
+    # an auditor's check: "model outputs of shape (32, 10) and targets of shape (32,) do not fit
+    # loss_fn: the user's loss failed", the usual shapes blamed
+    flags = ["--loss", "tests.cli.entry:loss_raises", "--out", str(tmp_path / "run")]
+    assert main(["tune", "--data", "tests.cli.entry:tiny_digits", *flags]) == 2
+    err = capsys.readouterr().err
+    assert "error: --loss raised ValueError on model outputs of shape (" in err
+    assert "the user's loss failed" in err and "do not fit" not in err
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [

@@ -332,7 +332,11 @@ def explain(error: BaseException, parser: argparse.ArgumentParser) -> tuple[int,
     from superconverge.batches import DataError
 
     if isinstance(error, DataError):  # the data the flags name do not fit the model or loss
-        return EXIT_USAGE, str(error)
+        return EXIT_USAGE, flag_message(error, parser) or str(error)  # "loss_fn" is --loss
+    from superconverge.metrics import MetricError
+
+    if isinstance(error, MetricError):  # the user's --metric function raised, maybe mid-run
+        return EXIT_FAILURE, flag_message(error, parser) or str(error)
     if isinstance(error, (ValueError, TypeError)):
         named = flag_message(error, parser)
         if named is not None:  # a library check of a value this subcommand's flag passed in

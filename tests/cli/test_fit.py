@@ -182,6 +182,25 @@ def test_a_saved_steps_per_epoch_does_not_stop_a_refit_on_data_of_known_size(tmp
     assert "completed: 1 epoch" in capsys.readouterr().out
 
 
+def test_a_plan_refit_on_a_stream_takes_its_steps_per_epoch_from_the_flag(tmp_path, capsys):
+    # an auditor's check: a plan tuned on Datasets refit on a stream failed with exit 1 asking
+    # for steps_per_epoch, which fit had no flag for
+    plan = _digits_plan(tmp_path, data="tests.cli.entry_data:regression",
+                        model="tests.cli.entry_data:regressor", model_options={}, loss="mse",
+                        batch_size=32, max_lr=0.01, min_lr=0.001)  # fmt: skip
+    flags = ["fit", "--plan", str(plan), "--data", "tests.cli.entry_data:streams",
+             "--model", "tests.cli.entry_data:regressor"]  # fmt: skip
+    assert main([*flags, "--out", str(tmp_path / "a")]) == 2
+    assert "--steps-per-epoch" in capsys.readouterr().err
+    assert main([*flags, "--steps-per-epoch", "0", "--out", str(tmp_path / "b")]) == 2
+    assert "--steps-per-epoch must be >= 1, got 0" in capsys.readouterr().err
+    out = tmp_path / "c"
+    assert main([*flags, "--steps-per-epoch", "10", "--test-steps", "2", "--out", str(out)]) == 0
+    assert "completed: 1 epoch" in capsys.readouterr().out
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["step_losses"]) == 10
+
+
 def test_a_plan_that_diverges_on_this_data_exits_1_and_says_what_its_folder_holds(
     tmp_path, capsys
 ):

@@ -92,6 +92,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="module:function returning an optimizer of the param groups, for a plan made with "
         "an optimizer callable (tune(optimizer=...) from Python); default: the plan's",
     )
+    for flag, what in (
+        ("--steps-per-epoch", "batches per epoch of a stream (IterableDataset)"),
+        ("--val-steps", "batches of a validation stream per evaluation"),
+        ("--test-steps", "batches of a test stream"),
+    ):  # a user's check: a plan re-run on a stream asked for --steps-per-epoch, which fit lacked
+        p.add_argument(flag, type=int, metavar="N", help=f"{what} (default: the plan's tune run's)")
     p.add_argument("--batch-fn", help="module:function (default: the one the plan names)")
     p.add_argument("--collate-fn", help="module:function (default: the one the plan names)")
     p.add_argument(
@@ -184,9 +190,10 @@ def _task_of(args: argparse.Namespace, plan: Any, sized: bool) -> dict[str, Any]
         "num_workers": saved.get("num_workers", 0),
         # a stream's epoch length; data of known size has its own (a plan from a stream refit
         # on tensors, or an older plan that recorded the flag for tensors, which ignored it)
-        "steps_per_epoch": None if sized else saved.get("steps_per_epoch"),
-        "val_steps": saved.get("val_steps"),
-        "test_steps": saved.get("test_steps"),
+        "steps_per_epoch": _steps(args.steps_per_epoch, "--steps-per-epoch")
+        or (None if sized else saved.get("steps_per_epoch")),
+        "val_steps": _steps(args.val_steps, "--val-steps") or saved.get("val_steps"),
+        "test_steps": _steps(args.test_steps, "--test-steps") or saved.get("test_steps"),
         "batch_fn": callable_from_flag(args.batch_fn or saved.get("batch_fn"), "--batch-fn"),
         "collate_fn": callable_from_flag(
             args.collate_fn or saved.get("collate_fn"), "--collate-fn"
@@ -206,6 +213,12 @@ def _task_of(args: argparse.Namespace, plan: Any, sized: bool) -> dict[str, Any]
             loss_from_flag, loss
         )
     return task
+
+
+def _steps(value: int | None, flag: str) -> int | None:
+    if value is not None and value < 1:
+        raise UsageError(f"{flag} must be >= 1, got {value}")
+    return value
 
 
 # what tune saves in plan.json's data_options (`saved_flags`): the flags that read the data

@@ -271,3 +271,26 @@ def test_a_named_metric_that_does_not_apply_warns_and_auto_stays_quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "auto" picks what applies: nothing to warn about
         assert check_metrics(resolve_metrics("auto"), outputs, targets) == ["mse", "mae"]
+
+
+def test_auto_under_an_unknown_loss_on_0_1_targets_points_to_binary_accuracy():
+    # an auditor's check: a multi-label task with a loss of the user's own reported "test mse
+    # 17.6" (logits against 0/1 labels) without a word
+    import warnings
+
+    def my_bce(outputs, targets):
+        return torch.nn.functional.binary_cross_entropy_with_logits(outputs, targets)
+
+    labels = torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    with pytest.warns(UserWarning, match=r"targets hold only 0 and 1 .* name the metric: "
+                      r"binary_accuracy"):  # fmt: skip
+        assert check_metrics(resolve_metrics("auto", my_bce), torch.randn(2, 3), labels) == [
+            "mse",
+            "mae",
+        ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # soft targets or a regression's: nothing to say
+        check_metrics(resolve_metrics("auto", my_bce), torch.randn(2, 3), labels * 0.5 + 0.2)
+        check_metrics(resolve_metrics("auto", my_bce), torch.randn(2, 1), torch.randn(2, 1))
+        named = resolve_metrics(["mse", "binary_accuracy"], my_bce)  # the user chose
+        check_metrics(named, torch.randn(2, 3), labels)

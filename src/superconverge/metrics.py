@@ -194,6 +194,12 @@ def _binary(outputs: Any, targets: Any) -> bool:
     return bool(((values >= 0) & (values <= 1)).all())
 
 
+def _labels(targets: torch.Tensor) -> bool:
+    """Targets that are all 0 or 1 (labels, not soft targets), both present."""
+    values = targets.float()
+    return bool(((values == 0) | (values == 1)).all()) and 0 < int(values.sum()) < values.numel()
+
+
 BUILTINS: dict[str, Metric] = {
     "accuracy": Metric("accuracy", accuracy, _classes),
     "top5": Metric("top5", top5, _classes),
@@ -434,6 +440,18 @@ def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list
                 stacklevel=2,
                 key=("metric always 1", metric.name),
             )
+    auto = {m.name for m in metrics if not m.asked}
+    if {"mse", "mae"} <= auto and _binary(outputs, targets) and _labels(targets):
+        # an auditor's check: a multi-label task under a loss of the user's own reported "test
+        # mse 17.6" (logits against 0/1 labels), which reads as a failed model
+        warn(
+            "metrics: the targets hold only 0 and 1 in the outputs' shape (binary or "
+            "multi-label classification?), and 'auto' reports mse and mae for a loss it does "
+            "not know; name the metric: binary_accuracy (outputs that are logits; where they "
+            "are probabilities, pass the loss binary_cross_entropy, or your own metric)",
+            stacklevel=2,
+            key="binary targets under an unknown loss",
+        )
     totals = MetricTotals(metrics)
     try:
         totals.add(outputs, targets, 1)

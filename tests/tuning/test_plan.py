@@ -238,3 +238,28 @@ def test_a_plan_tuned_under_torchrun_trains_its_global_batch_in_one_process():
     assert replace(_plan(), batch_size=8).batch_size_here() == 8
     odd = replace(_plan(environment={"world_size": 3}), batch_size=7)
     assert odd.batch_size_here() == 21  # one process takes any global batch
+
+
+def test_the_verdict_says_the_mean_of_the_weights_was_kept():
+    # an auditor's check: "overfitting ... train for fewer epochs" where the weights kept (the
+    # mean of the descent's) had a lower validation loss than every epoch
+    from types import SimpleNamespace
+
+    from superconverge.tuning.plan import _verdict_of_the_mean
+
+    history = SimpleNamespace(epochs=[{"val_loss": 0.52}, {"val_loss": 0.50}, {"val_loss": 0.61}])
+    kept = {"kept": "average", "steps": 300, "val_loss_average": 0.48, "val_loss_last": 0.61}
+    verdict = {"kind": "overfitting", "explanation": "the validation loss was lowest at epoch 2",
+               "next_step": "raise weight decay, ... or train for fewer epochs"}  # fmt: skip
+    _verdict_of_the_mean(verdict, kept, history)
+    assert verdict["explanation"].endswith(
+        "; the model keeps the mean of the last 300 steps' weights, validation loss 0.48, below "
+        "every epoch's (best 0.5)"
+    )
+    assert verdict["next_step"].startswith("the weights kept already undo it")
+    # a mean above the best epoch: said, and the advice stands
+    verdict = {"kind": "overfitting", "explanation": "x", "next_step": "fewer epochs"}
+    _verdict_of_the_mean(verdict, {**kept, "val_loss_average": 0.55}, history)
+    assert verdict == {"kind": "overfitting", "next_step": "fewer epochs",
+                       "explanation": "x; the model keeps the mean of the last 300 steps' "
+                       "weights, validation loss 0.55"}  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
@@ -363,6 +364,8 @@ class TunePlan:
             self.results["final_val_loss"] = values["loss"]
             self.results["final_val_accuracy"] = values.get("accuracy")
             self.results["final_val_metrics"] = {k: v for k, v in values.items() if k != "loss"}
+            if kept.get("kept") == "average":
+                _verdict_of_the_mean(self.results["verdict"], kept, history)
         trainer.close()  # the training workers stop before the test's start (a Dataset)
         if test_data is not None and history.status == "completed":
             self.results["test"] = trainer.evaluate(test_data, steps=test_steps)
@@ -410,6 +413,26 @@ class TunePlan:
             used = (saved.get("edge") or {}).get("settings") or {}
             return all(wanted.get(name, value) == value for name, value in used.items())
         return bool(saved["plan"].get("max_lr") == self.max_lr)
+
+
+def _verdict_of_the_mean(verdict: dict[str, Any], kept: dict[str, Any], history: Any) -> None:
+    """The verdict, read on the epochs' validation curve, told that the model holds the mean
+    of the descent's weights (an auditor's check: "overfitting ... train for fewer epochs" where
+    the mean kept had a lower validation loss than every epoch)."""
+    mean = float(kept["val_loss_average"])
+    losses = [e["val_loss"] for e in history.epochs if e.get("val_loss") is not None]
+    best = min(losses, default=math.inf)
+    below = mean < best
+    verdict["explanation"] += (
+        f"; the model keeps the mean of the last {kept.get('steps', 0)} steps' weights, "
+        f"validation loss {mean:.4g}"
+        + (f", below every epoch's (best {best:.4g})" if below else "")
+    )
+    if verdict["kind"] == "overfitting" and below:
+        verdict["next_step"] = (
+            "the weights kept already undo it (their validation loss is below the best epoch's); "
+            "for more, raise weight decay or add augmentation; fewer epochs would save compute"
+        )
 
 
 def save_run(

@@ -353,3 +353,24 @@ def test_the_epoch_is_saved_when_a_callback_fails_at_its_end(tmp_path):
     with pytest.raises(RuntimeError, match="my callback's bug"):
         _trainer([Fails()], out_dir=tmp_path).fit_one_cycle(3, 0.05)
     assert load_checkpoint(tmp_path / "checkpoint.pt")["fit"]["epochs_done"] == 1
+
+
+def test_a_fit_ended_by_an_error_says_so_in_its_history(tmp_path):
+    # an auditor's check: after a callback raised, history.status stayed "running"
+    import json
+
+    from superconverge.diagnostics.verdicts import diagnose
+
+    class Fails(Callback):
+        def after_epoch(self, fit):
+            if fit.epoch == 1:
+                raise RuntimeError("my callback's bug")
+
+    trainer = _trainer([Fails()], out_dir=tmp_path)
+    with pytest.raises(RuntimeError):
+        trainer.fit_one_cycle(3, 0.05)
+    history = trainer.history
+    assert history.status == "failed" and history.message == "RuntimeError: my callback's bug"
+    assert json.loads((tmp_path / "history.json").read_text())["status"] == "failed"
+    verdict = diagnose(history)
+    assert verdict.kind == "inconclusive" and "the run stopped on an error after 2 epochs" in verdict.explanation

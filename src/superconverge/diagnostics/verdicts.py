@@ -41,6 +41,10 @@ class Verdict:
         }
 
 
+# how a run that did not finish ended, in the verdict's words
+_ENDED = {"failed": "stopped on an error"}
+
+
 def diagnose_losses(
     train_losses: Sequence[float | None],
     val_losses: Sequence[float | None],
@@ -298,11 +302,12 @@ def diagnose(history: Any) -> Verdict:
     val = [v for v in by_epoch if v is not None]
     if history.status == "diverged":
         return diagnose_losses(train, by_epoch, status="diverged", message=history.message)
-    if history.status in ("interrupted", "running"):  # judged as finished: "train longer"
+    if history.status in ("interrupted", "running", "failed"):  # not "train longer"
         done = len(history.epochs)
         return Verdict(
             "inconclusive",
-            f"the run was {history.status} after {done} epoch{'s' * (done != 1)}: its schedule "
+            f"the run {_ENDED.get(history.status, 'was ' + history.status)} after {done} "
+            f"epoch{'s' * (done != 1)}: its schedule "
             "had not reached its low-LR end, so its curve says nothing yet of under- or "
             "over-fitting",
             "resume it (Trainer.resume, or --resume on the command line) and diagnose the "

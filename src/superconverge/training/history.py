@@ -22,7 +22,7 @@ from superconverge._json import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-STATUSES = ("running", "completed", "diverged", "interrupted", "cancelled")
+STATUSES = ("running", "completed", "diverged", "interrupted", "cancelled", "failed")
 # what every version of `History.to_dict` wrote and a history cannot do without (the others
 # have defaults: files of earlier versions lack some)
 _REQUIRED_FIELDS = ("status", "epochs", "step_losses", "step_lrs", "step_momenta")
@@ -33,8 +33,9 @@ class History:
     """Per step: the loss and every param group's lr and momentum; per epoch: a dict with
     ``epoch``, ``train_loss``, ``val_loss``, ``val_<metric>``, ``seconds``, ``samples_per_s``.
 
-    ``status`` is ``completed``, ``diverged`` (``message`` says what to do), ``interrupted``
-    or ``cancelled`` (a callback raised `CancelFit`).
+    ``status`` is ``completed``, ``diverged`` (``message`` says what to do), ``interrupted``,
+    ``cancelled`` (a callback raised `CancelFit`) or ``failed`` (an exception ended the fit:
+    ``message`` names it).
     """
 
     step_losses: list[float] = field(default_factory=list)

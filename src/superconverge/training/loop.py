@@ -158,12 +158,16 @@ class FitLoop:
             history.status = "interrupted"
             history.message = "interrupted; the last epoch checkpoint is intact"
             raise
+        except Exception as error:  # a callback's, a metric's, the data's: it said "running"
+            history.status = "failed"
+            history.message = f"{type(error).__name__}: {error}"
+            raise
         finally:
             self._event("after_fit")
             folder = trainer.run_folder
             if folder is not None:
                 # the weights the fit ended with, callbacks' included; an interrupted or failed
-                # fit (status still running) leaves its last epoch's checkpoint.pt alone
+                # fit leaves its last epoch's checkpoint.pt alone
                 ended = history.status in ("completed", "cancelled", "diverged")
                 if ended and history.epochs:
                     folder.save_model(trainer.module)

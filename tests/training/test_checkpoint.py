@@ -212,6 +212,22 @@ def test_a_resume_without_batch_size_takes_the_runs(tmp_path):
     assert history.status == "completed" and history.steps == 12
 
 
+@pytest.mark.parametrize("optimizer", ["adamw", "nadamw"])
+def test_a_resume_without_optimizer_takes_the_runs(tmp_path, optimizer):
+    # a user's check: "pass optimizer='adamw'" for a run whose checkpoint says it was AdamW
+    import shutil
+
+    path = _killed_after_epoch_1(tmp_path / "run", optimizer=optimizer)
+    shutil.copytree(tmp_path / "run", tmp_path / "copy")
+    model, named = nn.Linear(4, 3), nn.Linear(4, 3)
+    history = Scripted.resume(path, model, LOSS, _data(), _data(), progress=False)
+    assert history.status == "completed" and history.steps == 12
+    Scripted.resume(tmp_path / "copy" / "checkpoint.pt", named, LOSS, _data(), _data(),
+                    progress=False, optimizer=optimizer)  # fmt: skip
+    pairs = zip(model.state_dict().values(), named.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
 def test_the_same_trainer_stopped_mid_epoch_resumes_from_its_checkpoint(tmp_path):
     # a review's check: Ctrl-C in a notebook mid-epoch, then trainer.resume_from(...) raised
     # "batch_size can change between epochs only" (the resume set the loader's batch size while

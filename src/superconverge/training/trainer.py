@@ -31,6 +31,7 @@ from superconverge.data.sources import (
 from superconverge.metrics import MetricsSpec, resolve_metrics
 from superconverge.pytorch.distributed import world as process_world
 from superconverge.pytorch.optimizers import (
+    OPTIMIZERS,
     MaxLR,
     build_optimizer,
     default_splitter,
@@ -539,6 +540,14 @@ class Trainer:
         if Path(path).name == CHECKPOINT:  # the run's own last epoch: its run goes on there
             kwargs.setdefault("out_dir", Path(path).parent)
         kwargs.setdefault("overwrite", True)  # continuing the same run may replace its checkpoint
+        if "optimizer" not in kwargs:  # the checkpoint names it, as it gives the batch size (a
+            # user's check: "pass optimizer='adamw'" for a run the checkpoint says was AdamW)
+            saved = (payload.get("settings") or {}).get("optimizer")
+            named = [name for name, (built, _) in OPTIMIZERS.items() if built.__name__ == saved]
+            groups = payload["optimizer"]["param_groups"]
+            decoupled = bool(groups and groups[0].get("decoupled_weight_decay"))
+            if named and (named[0] != "nadamw" or decoupled):  # torch's NAdam is not ours
+                kwargs["optimizer"] = named[0]
         trainer = cls(model, loss_fn, train_data, val_data, **kwargs)
         return trainer.resume_from(path, payload)
 

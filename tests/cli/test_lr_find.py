@@ -120,3 +120,25 @@ def test_commands_of_one_process_refuse_torchrun(tmp_path, capsys, monkeypatch, 
     assert main([*command, "--out", str(tmp_path / "x")]) == 2
     assert "runs in one process, and torchrun started 2" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+REGRESSION = ["--data", "tests.cli.entry_data:regression", "--model", "tests.cli.entry_data:regressor"]  # fmt: skip
+
+
+def test_a_batch_size_above_a_users_dataset_is_refused_and_the_json_records_the_batch(
+    tmp_path, capsys
+):
+    # an auditor's --batch-size 5000 on a Dataset of 400 from --data module:function: accepted,
+    # the header said batch 5000, every batch was the whole 400, and lr_find.json said neither
+    out = ["--out", str(tmp_path / "lr"), "--num-steps", "12", "--loss", "mse"]
+    assert main(["lr-find", *REGRESSION, *out, "--batch-size", "321"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "superconverge lr-find: error: --batch-size must be <= the 320 training samples of "
+        "tests.cli.entry_data:regression, got 321"
+    )
+    assert not (tmp_path / "lr").exists()
+    assert main(["lr-find", *REGRESSION, *out, "--batch-size", "320"]) == 0  # the whole set
+    saved = json.loads((tmp_path / "lr" / "lr_find.json").read_text())
+    assert saved["settings"]["batch_size"] == 320
+
+

@@ -348,3 +348,11 @@ def test_a_batch_size_a_loader_of_the_users_own_cannot_take_is_refused():
     assert len(sc.lr_find(build("mlp"), LOSS, items, batch_size=32, num_steps=20).lrs) == 20
     with pytest.raises(ValueError, match=r"its own batch size \(32\)"):
         sc.lr_find(build("mlp"), LOSS, items, batch_size=64, num_steps=20)
+
+
+def test_the_library_records_the_batch_each_step_read():
+    inputs, targets = torch.randn(40, 3), torch.randn(40, 1)
+    for asked, read in ((8, 8), (100, 40)):  # 100 from 40 samples: every batch is all 40
+        model, mse = nn.Linear(3, 1), nn.functional.mse_loss
+        result = sc.lr_find(model, mse, (inputs, targets), batch_size=asked, num_steps=10)
+        assert result.settings["batch_size"] == read

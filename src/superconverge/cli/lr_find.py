@@ -97,9 +97,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         args.batch_size = args.batch_size or DEFAULT_BATCH
         batch_text = f"batch {args.batch_size}"
-    if not own_data and args.batch_size > len(splits.train):
+    samples = _samples(splits.train) if own_batch is None else None
+    if samples is not None and args.batch_size > samples:  # a user's Dataset or tensors too
+        # (an auditor's --batch-size 5000 on 400 samples: the header said batch 5000, and
+        # every batch was the whole 400)
         raise UsageError(
-            f"--batch-size must be <= the {len(splits.train)} training samples of {args.data}, "
+            f"--batch-size must be <= the {samples} training samples of {args.data}, "
             f"got {args.batch_size}"
         )
     if not own_data and args.steps_per_epoch is not None:  # batched here: it was ignored
@@ -171,6 +174,19 @@ def _own_batch(train: Any) -> tuple[int | None, str] | None:
         return None
     size = loader_batch_size(train)
     return size, (f"batch size {size}" if size is not None else "batches of its own")
+
+
+def _samples(train: Any) -> int | None:
+    """The training samples of data the range test batches whose size is known (tensors, a
+    map-style Dataset); None for the rest (a loader factory, a stream), and for data the
+    library refuses, in its own words, when the sweep starts."""
+    from superconverge.data.sources import as_source
+
+    try:
+        source = as_source(train, "train_data")
+    except (TypeError, ValueError):
+        return None
+    return source.num_samples if source.kind in ("arrays", "dataset") else None
 
 
 def _check_sweep_flags(args: argparse.Namespace) -> None:

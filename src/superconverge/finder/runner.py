@@ -78,6 +78,18 @@ def loader_batch_size(loader: object) -> int | None:
         return None
 
 
+def _sweep_batch_size(loader: object) -> int | None:
+    """Samples in one training batch of the sweep (in each process, under torchrun): a loader
+    built here holds its batch size, less where the data holds fewer samples (each batch is
+    then all of it); a loader of the user's own, its own (None: unknown)."""
+    if has_position(loader):
+        samples = getattr(loader, "num_samples", None)
+        if isinstance(samples, int) and 0 < samples < loader.batch_size:
+            return samples
+        return loader.batch_size
+    return loader_batch_size(loader)
+
+
 def is_batches(data: object) -> bool:
     """An iterable of batches already (a list, the user's DataLoader or generator), not data
     to batch (tensors, a map-style or iterable Dataset) nor a loader factory."""
@@ -396,6 +408,8 @@ def lr_find(
         optimizer=type(optimizer).__name__ if optimizer is not None else "SGD(momentum=0.9)",
         world_size=world,
         max_grad_norm=max_grad_norm,
+        # the max_lr belongs to the batch size: the file alone said neither (an auditor's check)
+        batch_size=_sweep_batch_size(train_loader),
     )
     result = build_result(
         curves,

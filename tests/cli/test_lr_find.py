@@ -142,3 +142,32 @@ def test_a_batch_size_above_a_users_dataset_is_refused_and_the_json_records_the_
     assert saved["settings"]["batch_size"] == 320
 
 
+
+@pytest.mark.parametrize("second", [["lr-find"], ["tune", "--epochs", "1"]])
+def test_the_folder_is_held_for_the_whole_sweep(tmp_path, capsys, monkeypatch, second):
+    # an auditor's two lr-finds into one --out: the second, started during the first's sweep,
+    # was let in, and the first then wrote over its results without --force; a tune started
+    # there was let in too, and the lr-find's finished sweep was thrown away at the end
+    from superconverge.cli import lr_find
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "superconverge", *second, "--out", str(out), "-q"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    refusals = []
+
+    def sweep_while_another_starts(*args, **kwargs):
+        started = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        refusals.append(started)
+        return real_run(*args, **kwargs)
+
+    real_run = lr_find._run
+    monkeypatch.setattr(lr_find, "_run", sweep_while_another_starts)
+    assert main(["lr-find", "--out", str(out), "--num-steps", "20"]) == 0
+    (refused,) = refusals
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert refused.stderr.startswith(
+        f"superconverge {second[0]}: error: --out {out} is being written by pid {os.getpid()} ("
+    )
+    assert sorted(p.name for p in out.iterdir()) == [".superconverge.lock", "lr_find.json", "lr_find.png"]
+    assert json.loads((out / "lr_find.json").read_text())["settings"]["num_steps"] == 20
+

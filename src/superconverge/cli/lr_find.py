@@ -10,7 +10,6 @@ from typing import Any
 from superconverge._files import (
     FolderBusyError,
     FolderLock,
-    folder_holder,
     write_atomically,
     write_text_atomically,
 )
@@ -20,7 +19,9 @@ from superconverge.cli._common import (
     check_outputs,
     check_seed,
     model_from_flag,
+    refuse_busy_folder,
     refuse_torchrun,
+    remove_if_only_the_lock,
     resolve_data,
 )
 from superconverge.cli._data_flags import (
@@ -75,11 +76,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_seed(args.seed)
     _check_sweep_flags(args)  # before the data load and the header line
-    import torch
-
-    from superconverge.data import ArrayLoader
-    from superconverge.pytorch.optimizers import build_optimizer
-
     splits = resolve_data(args.data, args.data_dir, args.seed)
     own_data = isinstance(splits, UserData)  # Datasets or loader factories
     if own_data and ":" not in args.model:
@@ -115,13 +111,46 @@ def run(args: argparse.Namespace) -> int:
             "reads --num-steps batches of one continuing stream whatever its epochs: leave it out"
         )
     factory, _, _ = model_from_flag(args.model, args.width, splits)
-    check_outputs(args.out, OUTPUTS, args.force)
-    holder = folder_holder(args.out)
-    if holder is not None:  # a run writes there (a tune, whose lr_find.png this would replace)
-        raise FolderBusyError(
-            f"--out {args.out} is being written by {holder}; wait for it to finish, or choose "
-            "another --out"
-        )
+    _claim(args.out, args.force)  # refusals before the folder is made or locked
+    created = not args.out.exists()
+    try:
+        # one writer from the check of the folder to the last file, as for tune and fit: two
+        # lr-finds into one --out each wrote over the other's results, and a tune started into
+        # the folder during the sweep was let in (an auditor's finding)
+        with FolderLock(args.out):
+            _claim(args.out, args.force)  # again under the lock: a run may have started
+            result = _sweep(args, splits, own_data, batch_text, factory)
+            print(result.summary())
+            print(f"stopped: {result.stop_reason}")
+            figure = result.plot()
+            write_atomically(
+                args.out / "lr_find.png", lambda f: figure.savefig(f, dpi=120, format="png")
+            )
+            write_text_atomically(args.out / "lr_find.json", result.to_json())
+    except BaseException as error:
+        if created and not isinstance(error, FolderBusyError):  # a refusal leaves no folder
+            remove_if_only_the_lock(args.out)
+        raise
+    print(f"wrote {args.out / 'lr_find.png'} and {args.out / 'lr_find.json'}")
+    return 0
+
+
+def _claim(out: Path, force: bool) -> None:
+    """`out` checked for the range test's files: refused while another run writes there,
+    and when it holds lr_find.* without --force."""
+    refuse_busy_folder(out)  # before any advice about what it holds
+    check_outputs(out, OUTPUTS, force)
+
+
+def _sweep(
+    args: argparse.Namespace, splits: Any, own_data: bool, batch_text: str, factory: Any
+) -> Any:
+    """The header line, then the range test of a fresh model on the data (its result)."""
+    import torch
+
+    from superconverge.data import ArrayLoader
+    from superconverge.pytorch.optimizers import build_optimizer
+
     torch.manual_seed(args.seed)
     model = factory()
     if args.device != "auto":
@@ -147,19 +176,9 @@ def run(args: argparse.Namespace) -> int:
     runner_log = logging.getLogger("superconverge.finder.runner")
     runner_log.addFilter(_printed_below)  # the summary is printed in full below: not twice
     try:
-        result = _run(args, model, train, val, optimizer, reading)
+        return _run(args, model, train, val, optimizer, reading)
     finally:
         runner_log.removeFilter(_printed_below)
-    print(result.summary())
-    print(f"stopped: {result.stop_reason}")
-    figure = result.plot()
-    with FolderLock(args.out):  # one writer per folder, as for every run (checked again)
-        write_atomically(
-            args.out / "lr_find.png", lambda f: figure.savefig(f, dpi=120, format="png")
-        )
-        write_text_atomically(args.out / "lr_find.json", result.to_json())
-    print(f"wrote {args.out / 'lr_find.png'} and {args.out / 'lr_find.json'}")
-    return 0
 
 
 DEFAULT_BATCH = 64  # --batch-size for data the range test batches

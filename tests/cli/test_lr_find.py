@@ -171,3 +171,19 @@ def test_the_folder_is_held_for_the_whole_sweep(tmp_path, capsys, monkeypatch, s
     assert sorted(p.name for p in out.iterdir()) == [".superconverge.lock", "lr_find.json", "lr_find.png"]
     assert json.loads((out / "lr_find.json").read_text())["settings"]["num_steps"] == 20
 
+
+def test_a_reader_that_stops_early_loses_no_file(tmp_path):
+    # an auditor's `lr-find | head -1`: the summary was printed before the files were written,
+    # so the finished sweep was lost, and the line said "the files written are complete"
+    out = tmp_path / "run"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "superconverge", "lr-find", "--out", str(out), "--num-steps", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert run.stdout is not None and run.stdout.readline().startswith("LR range test: digits")
+    run.stdout.close()  # as `head -1` does after its line
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 1 and "the output was closed" in err and "Traceback" not in err
+    assert json.loads((out / "lr_find.json").read_text())["settings"]["num_steps"] == 20
+    assert (out / "lr_find.png").read_bytes()[:4] == b"\x89PNG"
+

@@ -120,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
         with FolderLock(args.out):
             _claim(args.out, args.force)  # again under the lock: a run may have started
             result = _sweep(args, splits, own_data, batch_text, factory)
-            print(result.summary())
-            print(f"stopped: {result.stop_reason}")
             figure = result.plot()
+            # the files before the summary: a reader that stops early (`| head -1`) then
+            # loses nothing (the summary came first, and the finished sweep was not saved)
             write_atomically(
                 args.out / "lr_find.png", lambda f: figure.savefig(f, dpi=120, format="png")
             )
@@ -131,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         if created and not isinstance(error, FolderBusyError):  # a refusal leaves no folder
             remove_if_only_the_lock(args.out)
         raise
+    print(result.summary())
+    print(f"stopped: {result.stop_reason}")
     print(f"wrote {args.out / 'lr_find.png'} and {args.out / 'lr_find.json'}")
     return 0
 

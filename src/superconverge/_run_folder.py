@@ -38,6 +38,9 @@ RUN_FILES = (
     "results.md",
     "accuracy.png",
 )
+# what a tune or fit run leaves: a trained model (and its own lr_find.png) that another
+# command's --force (reproduce's, lr-find's) must not replace as its own earlier results
+TRAINING_FILES = ("journal.json", "plan.json", "checkpoint.pt", "best.pt", "model.pt")
 PREVIOUS = "previous-"  # prefix of the subfolders earlier runs are moved into
 # `fit --force`'s note of the previous-* subfolder it moved the earlier run into (tune's is in
 # its journal): only that one is deleted when the fit finishes, also after a --resume

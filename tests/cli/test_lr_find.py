@@ -187,3 +187,21 @@ def test_a_reader_that_stops_early_loses_no_file(tmp_path):
     assert json.loads((out / "lr_find.json").read_text())["settings"]["num_steps"] == 20
     assert (out / "lr_find.png").read_bytes()[:4] == b"\x89PNG"
 
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_a_tune_or_fit_run_folder_is_refused_with_or_without_force(tmp_path, capsys, force):
+    # an auditor's lr-find into a tune run: "pass --force to overwrite", and --force then
+    # replaced the tune's own lr_find.png, which its report and range_tests.json describe
+    out = tmp_path / "tune"
+    out.mkdir()
+    (out / "plan.json").write_text("{}")
+    (out / "lr_find.png").write_bytes(b"the tune's")
+    assert main(["lr-find", "--out", str(out), "--num-steps", "20", *force]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"superconverge lr-find: error: --out {out} holds a tune or fit run (plan.json), not a "
+        "range test's results: --force replaces only an earlier lr-find's lr_find.png and "
+        "lr_find.json; choose another --out"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["lr_find.png", "plan.json"]
+    assert (out / "lr_find.png").read_bytes() == b"the tune's"

@@ -13,6 +13,7 @@ from superconverge._files import (
     write_atomically,
     write_text_atomically,
 )
+from superconverge._run_folder import TRAINING_FILES
 from superconverge.cli._common import (
     UsageError,
     add_data_flags,
@@ -139,8 +140,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _claim(out: Path, force: bool) -> None:
     """`out` checked for the range test's files: refused while another run writes there,
+    when it holds a tune or fit run (with or without --force: its lr_find.png is that run's),
     and when it holds lr_find.* without --force."""
     refuse_busy_folder(out)  # before any advice about what it holds
+    training = [name for name in TRAINING_FILES if (out / name).exists()]
+    if training:  # an auditor's lr-find --force replaced a tune run's own lr_find.png
+        raise UsageError(
+            f"--out {out} holds a tune or fit run ({', '.join(training)}), not a range test's "
+            "results: --force replaces only an earlier lr-find's lr_find.png and lr_find.json; "
+            "choose another --out"
+        )
     check_outputs(out, OUTPUTS, force)
 
 

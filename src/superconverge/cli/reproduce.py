@@ -11,6 +11,7 @@ from typing import Any
 
 from superconverge._files import FolderBusyError, FolderLock
 from superconverge._run_folder import (
+    TRAINING_FILES,
     discard,
     move_aside,
     move_back,
@@ -68,8 +69,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 RESULTS = "results.json"
-# what a tune or fit run leaves: a trained model that --force must not delete as a reproduction's
-TRAINING_FILES = ("journal.json", "plan.json", "checkpoint.pt", "best.pt", "model.pt")
 
 
 def _claim(out: Path, args: argparse.Namespace, experiment: Any, settings: Any) -> int | None:

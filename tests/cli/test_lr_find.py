@@ -205,3 +205,16 @@ def test_a_tune_or_fit_run_folder_is_refused_with_or_without_force(tmp_path, cap
     )
     assert sorted(p.name for p in out.iterdir()) == ["lr_find.png", "plan.json"]
     assert (out / "lr_find.png").read_bytes() == b"the tune's"
+
+
+def test_the_sweep_shows_its_progress_unless_quiet(tmp_path, capsys, monkeypatch):
+    # an auditor's 3000-step sweep printed its header and nothing else for 30 s, so -q (no
+    # progress) changed nothing; outside a terminal the progress is a line every interval
+    monkeypatch.setenv("SUPERCONVERGE_PROGRESS_INTERVAL", "0")
+    out = ["--out", str(tmp_path / "run"), "--num-steps", "12", "--end-lr", "0.01"]
+    assert main(["lr-find", *out]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("lr_find: step 1/12, loss ") and lines[0].endswith(", lr 1e-07")
+    assert lines[11].startswith("lr_find: step 12/12, loss ") and lines[11].endswith(", lr 0.01")
+    assert main(["lr-find", *out, "--force", "-q"]) == 0
+    assert capsys.readouterr().err == ""

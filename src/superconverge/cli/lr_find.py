@@ -262,4 +262,5 @@ def _run(
         rule=args.rule,
         policy=args.policy,
         val_data=val,
+        progress="auto",  # a bar in a terminal, else a line every 30 s; nothing under -q
     )

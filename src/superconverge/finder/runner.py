@@ -48,7 +48,12 @@ from superconverge.pytorch.snapshot import TrainingSnapshot
 from superconverge.training.device import to_device
 from superconverge.training.evaluation import evaluate_batches
 from superconverge.training.inputs import check_model, own_batch_message
-from superconverge.training.progress import tell
+from superconverge.training.progress import (
+    SweepProgress,
+    resolve_interval,
+    resolve_progress,
+    tell,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -227,6 +232,7 @@ def lr_find(
     num_workers: int = 0,
     collate_fn: Callable[[list[Any]], Any] | None = None,
     max_grad_norm: float | None = None,
+    progress: bool | str = False,
 ) -> RangeTestResult:
     """Run the LR range test and return the curve, the suggestions and the bounds.
 
@@ -269,6 +275,11 @@ def lr_find(
             is for does (`Trainer.lr_find` passes the trainer's own); None: no clipping.
             Clipped updates tolerate higher LRs, so a sweep without the run's clipping suggests
             for another run.
+        progress: the sweep's progress on stderr: ``"auto"`` (a bar in a terminal or Jupyter,
+            else a line every ``SUPERCONVERGE_PROGRESS_INTERVAL`` s, default 30; nothing when
+            logging hides superconverge's info lines), ``"bar"`` (or True), ``"lines"``, or
+            ``"off"`` (or False, the default: `tune` and `Trainer` run range tests inside a
+            run that reports its own progress). Only rank 0 shows it under torchrun.
 
     Returns:
         A `RangeTestResult`; its ``max_lr`` is None, with a plain ``reason``, when the curve
@@ -309,6 +320,12 @@ def lr_find(
             logger,
         )
         world = 1
+    shown = SweepProgress(
+        resolve_progress(progress) if rank == 0 else "off",
+        num_steps=num_steps,
+        repeats=repeats,
+        interval_s=resolve_interval(None),
+    )
     every = val_every if val_every is not None else max(1, num_steps // 20)
     plan = sweep_plan(start_lr, end_lr, num_steps, mode)
 
@@ -391,9 +408,13 @@ def lr_find(
             record = SweepRecord(num_steps, smoothing, diverge_factor)
             scheduler = HyperparamScheduler(sweep_optimizer, plan)
             batches = _Cycle(train_loader, "train_data", batch_fn)
+            shown.start_sweep(repeat)
             with naming_batched_streams(train_loader):
-                curves.append(sweep.run(record, scheduler, batches, num_steps, val_subset, every))
+                curves.append(
+                    sweep.run(record, scheduler, batches, num_steps, val_subset, every, shown)
+                )
     finally:
+        shown.close()
         snapshot.restore()
     settings = sweep_settings(
         start_lr,
@@ -446,6 +467,7 @@ class _Sweep:
         num_steps: int,
         val_subset: list[tuple[Any, Any]] | None,
         val_every: int,
+        progress: SweepProgress,
     ) -> dict[str, Any]:
         model, optimizer, scaler = self.model, self.optimizer, self.scaler
         accumulation, device = self.accumulation_steps, self.device
@@ -466,6 +488,7 @@ class _Sweep:
             value = _mean_across_ranks(total / accumulation, self.world)
             if not record.add(step, scheduler.plan.lr(step), value):
                 break
+            progress.advance(step, value, scheduler.plan.lr(step))
             optimizer_step(optimizer, scaler, clipped, self.max_grad_norm)
             if val_subset is not None and (step % val_every == 0 or step == num_steps - 1):
                 loss_value, accuracy = _evaluate(

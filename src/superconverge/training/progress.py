@@ -209,3 +209,52 @@ def progress_bar(total: int, description: str) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=description, leave=False, mininterval=0.5, dynamic_ncols=True)
+
+
+class SweepProgress:
+    """The progress of a range test's sweeps, in the `mode` of `resolve_progress`: a bar of
+    its steps, or a line every `interval_s` seconds (``lr_find 1/2: step 40/100, loss 0.41,
+    lr 0.0123``), or nothing. ``advance`` takes the loss the sweep reads each step anyway: no
+    extra synchronisation with the device."""
+
+    def __init__(
+        self,
+        mode: str,
+        *,
+        num_steps: int,
+        repeats: int = 1,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.mode, self.num_steps, self.repeats = mode, num_steps, repeats
+        self.interval_s, self.clock = interval_s, clock
+        self.last_line = clock()
+        self.name = "lr_find"
+        self._bar: Any = None
+        self._updates = 0
+
+    def start_sweep(self, repeat: int) -> None:
+        """`repeat` counts from 0."""
+        self.close()
+        self.name = "lr_find" if self.repeats == 1 else f"lr_find {repeat + 1}/{self.repeats}"
+        if self.mode == "bar":
+            self._bar = progress_bar(self.num_steps, self.name)
+            self._updates = 0
+
+    def advance(self, step: int, loss: float, lr: float) -> None:
+        """Steps 0 .. `step` done, the last with `loss` at `lr`."""
+        if self._bar is not None:
+            self._bar.update(1)
+            self._updates += 1
+            if self._updates % _POSTFIX_EVERY == 1:
+                self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", refresh=False)
+        elif self.mode == "lines":
+            now = self.clock()
+            if now - self.last_line >= self.interval_s:
+                self.last_line = now
+                say(f"{self.name}: step {step + 1}/{self.num_steps}, loss {loss:.4f}, lr {lr:.3g}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -12,7 +12,11 @@ A recipe row of a `contenders.py` file counts only for the seeds that `--divisor
 not hold at `--divisor` (the records of the library's default at that time). `--variants`
 (`edge_copies.py` records of another optimizer, beta2, momentum or the validation-aware rise)
 adds a table per data set: each variant against `tune` at its defaults and against NAdamW
-(`--all-rivals`: against Prodigy and schedule-free AdamW too).
+(`--all-rivals`: against Prodigy and schedule-free AdamW too). `--default-records`
+(`edge_copies.py` records of `tune` at the defaults of the day they ran, no flag given) replace
+the recipe's record of their data set and seed, whatever the files before hold.
+
+    python paired_seeds.py --contenders ... --default-records edge_kind.jsonl
 
     python paired_seeds.py --contenders contenders_inrun.jsonl contenders_inrun_seeds34.jsonl \
         contenders_seeds59.jsonl contenders_cifar_seeds59a.jsonl contenders_cifar_seeds59b.jsonl \
@@ -55,7 +59,12 @@ def variant(record: dict) -> str:
     return ", ".join(parts)
 
 
-def read(contender_files: list[str], divisor_files: list[str], divisor: float | None):
+def read(
+    contender_files: list[str],
+    divisor_files: list[str],
+    divisor: float | None,
+    default_files: list[str] = (),  # type: ignore[assignment]
+):
     """{data: {contender: {seed: test accuracy %}}}."""
     runs: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     for path in contender_files:
@@ -76,6 +85,11 @@ def read(contender_files: list[str], divisor_files: list[str], divisor: float | 
                 if (r.get("divisor") == divisor and r.get("plateau", "restore") == "restore"
                         and not variant(r)):  # fmt: skip
                     runs[r["data"]]["recipe"][r["seed"]] = 100 * r["test"]["accuracy"]
+    for path in default_files:  # tune at its defaults of the day: every seed it holds
+        with open(path) as handle:
+            for line in handle:
+                r = json.loads(line)
+                runs[r["data"]]["recipe"][r["seed"]] = 100 * r["test"]["accuracy"]
     return runs
 
 
@@ -124,10 +138,16 @@ def main() -> None:
     parser.add_argument("--divisor", type=float, help="the recipe's divisor in those records")
     parser.add_argument("--variants", nargs="*", default=[], help="edge_copies.py variants")
     parser.add_argument(
+        "--default-records",
+        nargs="*",
+        default=[],
+        help="edge_copies.py records of tune at its defaults of the day (they replace the recipe's)",
+    )
+    parser.add_argument(
         "--all-rivals", action="store_true", help="pair the variants with every rival, not NAdamW alone"
     )
     args = parser.parse_args()
-    runs = read(args.contenders, args.divisor_records, args.divisor)
+    runs = read(args.contenders, args.divisor_records, args.divisor, args.default_records)
     for data in sorted(runs):
         recipe = runs[data].get("recipe", {})
         rows = []

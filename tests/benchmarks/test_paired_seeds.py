@@ -39,6 +39,12 @@ def test_records_pair_by_seed_and_the_divisor_records_replace_the_recipe(tmp_pat
     assert runs["mnist"]["recipe"] == pytest.approx({0: 95.0, 1: 91.0})
     assert runs["mnist"]["nadamw"] == pytest.approx({0: 92.0})  # equal compute only
     assert "prodigy" not in runs["mnist"] and "adam" not in runs["mnist"]
+    # tune at the defaults of a later day: its records replace the recipe's, whatever they hold
+    later = _write(tmp_path / "k.jsonl", [
+        {"data": "mnist", "seed": 1, "divisor": 3.0, "average": 1.0, "test": {"accuracy": 0.97}},
+    ])  # fmt: skip
+    runs = paired_seeds.read([contenders], [divisor], 6.0, [later])
+    assert runs["mnist"]["recipe"] == pytest.approx({0: 95.0, 1: 97.0})
 
 
 def test_the_interval_holds_the_mean_and_is_the_same_each_time():

@@ -138,3 +138,6 @@ def metric_fails_late(outputs: torch.Tensor, targets: torch.Tensor) -> float:
 
 def loss_raises(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     raise ValueError("the user's loss failed")
+
+
+NOT_A_FUNCTION = 3

@@ -161,3 +161,8 @@ def uncollatable() -> tuple[Dataset, Dataset, Dataset]:
 def flaky_train() -> tuple[Dataset, Dataset, Dataset]:
     """`regression` whose training split is read from a flaky disk (SUPERCONVERGE_TEST_FLAKY)."""
     return FlakyRows(320, 0), Rows(64, 1), Rows(64, 2)
+
+
+def four_splits() -> tuple:
+    """One split too many: (train, val, test, and what?)."""
+    return tuple(Rows(8, seed) for seed in range(4))

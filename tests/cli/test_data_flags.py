@@ -27,6 +27,9 @@ def test_data_that_is_neither_splits_nor_datasets_is_named(capsys, tmp_path):
     flags = ["--data", "tests.cli.entry_data:a_number", "--model", "tests.cli.entry_data:regressor"]
     assert main(["tune", *flags, "--out", str(tmp_path / "run")]) == 2
     assert "must return superconverge.data.DataSplits, (train, val)" in capsys.readouterr().err
+    flags[1] = "tests.cli.entry_data:four_splits"  # an auditor's check: "got tuple"
+    assert main(["tune", *flags, "--out", str(tmp_path / "run")]) == 2
+    assert "Datasets or loader factories), got a tuple of 4" in capsys.readouterr().err
     assert main(["tune", "--data", "tests.cli.entry_data:regression", "--out", str(tmp_path)]) == 2
     assert "--model module:function is needed" in capsys.readouterr().err
 

@@ -58,6 +58,9 @@ def test_an_entry_point_model_is_the_function_itself():
         (["--device", "foo"], "argument --device: must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
         (["--loss", "nosuch"], "--loss must be one of cross_entropy"),
         (["--metric", "nosuch"], "--metric must be one of accuracy"),
+        # an auditor's check: "tests.cli.entry has no function NOT_A_FUNCTION", which it has
+        (["--model", "tests.cli.entry:NOT_A_FUNCTION"], "--model tests.cli.entry:NOT_A_FUNCTION: "
+         "tests.cli.entry.NOT_A_FUNCTION is not a function (type int)"),
         # a user's check: these two printed the run's header line before their message
         (["--batch-fn", "nosuchmodule:fn"], "--batch-fn nosuchmodule:fn: cannot import"),
         (["--collate-fn", "nosuchmodule:fn"], "--collate-fn nosuchmodule:fn: cannot import"),

@@ -443,8 +443,13 @@ def entry_point(spec: str, flag: str) -> Callable[[], Any]:
             f"{flag} {spec}: importing {module_name} raised {described(error)}"
         ) from error
     function = getattr(module, function_name, None)
-    if not callable(function):
+    if function is None:
         raise UsageError(f"{flag} {spec}: {module_name} has no function {function_name}")
+    if not callable(function):  # it is there: "has no function x" misled a user's check
+        raise UsageError(
+            f"{flag} {spec}: {module_name}.{function_name} is not a function (type "
+            f"{type(function).__name__})"
+        )
     try:
         inspect.signature(function).bind()
     except TypeError:

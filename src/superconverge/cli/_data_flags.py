@@ -202,7 +202,7 @@ def user_data(spec: str, value: Any) -> UserData:
         unknown = sorted(set(value) - {"train", "val", "test"})
         if "train" not in value or unknown:
             raise UsageError(
-                f"--data {spec} must return a dict with the keys train, val and optionally "
+                f"--data {spec} must return a dict with the key train, and optionally val and "
                 f"test, got the keys {sorted(value)}"
             )
         return UserData(spec, value["train"], value.get("val"), value.get("test"))
@@ -211,5 +211,5 @@ def user_data(spec: str, value: Any) -> UserData:
     raise UsageError(
         f"--data {spec} must return superconverge.data.DataSplits, (train, val), "
         f"(train, val, test) or a dict of them (tensors, Datasets or loader factories), got "
-        f"{type(value).__name__}"
+        + (f"a tuple of {len(value)}" if isinstance(value, tuple) else type(value).__name__)
     )

@@ -393,7 +393,8 @@ class FactoryLoader(PeekingLoader):
         ):
             raise ValueError(
                 f"{self.name}: make_loader({self._batch_size}) yielded a first batch of {found} "
-                f"samples; the loader must use the batch size it is given (the recipe chooses it)"
+                f"samples; the loader must use the batch size it is given (the caller chooses it: tune, "
+                "lr_find or the Trainer)"
             )
 
     def __iter__(self) -> Iterator[Any]:

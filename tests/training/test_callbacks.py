@@ -374,3 +374,13 @@ def test_a_fit_ended_by_an_error_says_so_in_its_history(tmp_path):
     assert json.loads((tmp_path / "history.json").read_text())["status"] == "failed"
     verdict = diagnose(history)
     assert verdict.kind == "inconclusive" and "the run stopped on an error after 2 epochs" in verdict.explanation
+
+
+def test_an_epochs_lr_is_its_last_steps():
+    # an auditor's check: the epoch row's lr was the next step's (written after the last step),
+    # so a history cut by EarlyStopping showed an epoch lr above its peak
+    history = _trainer([]).fit_one_cycle(3, 0.05)
+    per_epoch = history.steps // 3
+    for row, k in zip(history.epochs, range(per_epoch - 1, history.steps, per_epoch), strict=True):
+        assert row["lr"] == history.step_lrs[k][0]
+    assert max(row["lr"] for row in history.epochs) <= max(lr[0] for lr in history.step_lrs)

@@ -483,7 +483,9 @@ class FitLoop:
             "train_loss": train_loss,
             "seconds": seconds,
             "samples_per_s": samples * trainer.world_size / seconds if seconds > 0 else math.nan,
-            "lr": float(scheduler.last_lr),
+            # the LR of the epoch's last step (the scheduler's is the next step's, already
+            # written: an EarlyStopping-cut history showed an epoch above its peak LR)
+            "lr": float(history.step_lrs[-1][0] if epoch_steps else scheduler.last_lr),
         }
 
     # ----------------------------------------------------------------- divergence

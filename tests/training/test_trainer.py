@@ -463,6 +463,9 @@ def test_samples_where_batches_are_read_are_named(digits):
     with pytest.raises(TypeError, match=r"data yields samples \(\(inputs, target\) pairs with one "
                        r"number as the target\), where batches are read; stack"):  # fmt: skip
         trainer.evaluate((inputs[i], targets[i]) for i in range(10))
+    # a NumPy array: predict needs no targets, so it is not "(inputs, targets) pairs" it lacks
+    with pytest.raises(TypeError, match=r"data is a NumPy array; pass a tensor"):
+        trainer.predict(inputs.numpy())
 
 
 def test_other_optimizers_and_plans(digits):

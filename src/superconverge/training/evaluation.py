@@ -18,6 +18,7 @@ from torch.utils.data import TensorDataset
 from superconverge.batches import BatchFn, count, fitted_loss, forward, split_batch
 from superconverge.data.datasets import ArrayData
 from superconverge.data.loader import SampleOrder
+from superconverge.data.sources import is_numpy_array
 from superconverge.metrics import Metric, MetricTotals
 from superconverge.training.device import to_device
 from superconverge.training.inputs import EVAL_BATCH_SIZE, evaluation_loader
@@ -160,6 +161,12 @@ def inputs_only(data: Any) -> Any:
         data = data.tensors[0]
     if isinstance(data, (tuple, list)) and len(data) == 1 and isinstance(data[0], torch.Tensor):
         data = data[0]
+    if is_numpy_array(data):  # a user's check: "data must yield (inputs, targets) pairs"
+        raise TypeError(
+            "data is a NumPy array; pass a tensor, the in-memory kind this library serves: "
+            "torch.as_tensor(x, dtype=torch.float32) (a float64 array would not fit a float32 "
+            "model's weights)"
+        )
     if isinstance(data, torch.Tensor):
         return ArrayData(data, torch.zeros(len(data), dtype=torch.long, device=data.device))
     return data

@@ -258,3 +258,22 @@ def test_one_cycle_scheduler_names_its_own_arguments():
         one_cycle_scheduler(1, optimizer, max_lr=1e-3)
     with pytest.raises(TypeError, match=r"one_cycle_scheduler: unknown settings \['warmup'\]"):
         one_cycle_scheduler(100, optimizer, max_lr=1e-3, warmup=0.1)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [({"max_lr": "search", "fine_tuning": True},
+      r"fine_tuning=True apply to the range test \(max_lr=None\) only; the search finds max_lr"),
+     ({"max_lr": 1e-3, "fine_tuning": True},
+      r"fine_tuning=True apply .*max_lr=0.001 is given, so no range test runs"),
+     ({"max_lr": 1e-3, "lr_find_settings": {"num_steps": 50}},
+      r"lr_find_settings apply .*max_lr=0.001 is given.*leave lr_find_settings unset")],
+    ids=["search-fine_tuning", "max_lr-fine_tuning", "max_lr-lr_find_settings"],
+)  # fmt: skip
+def test_range_test_settings_without_a_range_test_are_refused(tmp_path, settings, message):
+    # a user's checks: max_lr="search" with fine_tuning=True searched the same max_lr as
+    # without it, and max_lr=1e-3 with lr_find_settings ran no range test; neither was said
+    with pytest.raises(ValueError, match=message):
+        OneCycleTrainer(
+            model=tiny_bert(), args=arguments(tmp_path), train_dataset=RandomIds(), **settings
+        )

@@ -343,13 +343,15 @@ class OneCycleTrainer(transformers.Trainer):
     Args:
         max_lr: the peak LR; None: the range test's suggestion; ``"search"``: searched in the
             run's rise (above; one_cycle_settings and lr_find_settings do not apply).
-        fine_tuning: passed to `lr_find` (the model is pretrained: divide its max_lr).
+        fine_tuning: passed to `lr_find` (the model is pretrained: divide its max_lr); with
+            max_lr given or ``"search"`` no range test runs, and it is refused.
         momentum: ``(high, low)`` of β1/momentum over the cycle, or None (needed for optimizers
             without momentum, e.g. ``optim="adafactor"``).
         one_cycle_settings: more arguments of `superconverge.one_cycle`: min_lr, final_lr,
             warmup_fraction, shape, three_phase.
         lr_find_settings: more arguments of `lr_find`: start_lr, end_lr, num_steps, mode,
-            smoothing, diverge_factor, rule, accumulation_steps.
+            smoothing, diverge_factor, rule, accumulation_steps (max_lr=None only, as
+            fine_tuning).
         search: the constants of ``max_lr="search"`` (`superconverge.training.EdgeSettings`).
         *args, **kwargs: the ``Trainer``'s. The plan replaces the Trainer's scheduler:
             ``lr_scheduler_type``, ``warmup_steps`` and ``lr_scheduler_kwargs`` of its
@@ -378,6 +380,7 @@ class OneCycleTrainer(transformers.Trainer):
         peak = None if searches or isinstance(max_lr, str) else max_lr
         check_max_lr(peak, optional=True, searches=True)
         check_flag("fine_tuning", fine_tuning)
+        _check_range_test_settings(max_lr, fine_tuning, lr_find_settings)
         momentum = check_momentum(momentum)
         cycle = _settings("one_cycle_settings", one_cycle_settings, ONE_CYCLE_KEYS)
         check_cycle_settings(peak, momentum=momentum, **cycle)
@@ -667,6 +670,25 @@ def _check_search(max_lr: object, search: object, *settings: object) -> bool:
         max_lr, search, "OneCycleTrainer", " and ".join(given),
         "the cycle and its rise (its constants: search=EdgeSettings(...))",
     )  # fmt: skip
+
+
+def _check_range_test_settings(max_lr: object, fine_tuning: bool, sweep: object) -> None:
+    """`fine_tuning` and `lr_find_settings` shape the range test, which runs only with
+    ``max_lr=None``: with a max_lr given or searched they did nothing, without a word (a user's
+    check: ``max_lr="search", fine_tuning=True`` searched the same max_lr as without it)."""
+    given = [name for name, value in (("fine_tuning=True", fine_tuning),
+                                      ("lr_find_settings", sweep)) if value]  # fmt: skip
+    if max_lr is None or not given:
+        return
+    instead = (
+        "the search finds max_lr in the run's rise, without a range test"
+        if max_lr == "search"
+        else f"max_lr={max_lr!r} is given, so no range test runs"
+    )
+    raise ValueError(
+        f"OneCycleTrainer: {' and '.join(given)} apply to the range test (max_lr=None) only; "
+        f"{instead}: leave {' and '.join(given)} unset, or pass max_lr=None for the range test"
+    )
 
 
 class _SearchScheduler(HyperparamScheduler):

@@ -176,3 +176,38 @@ def test_a_second_train_reports_only_its_own_search(tmp_path):
     trainer.train()
     assert trainer.lr_search is not None and "LR search:" in trainer.search_history.notes[-1]
     assert not set(first) & set(trainer.search_history.notes)
+
+
+def _saved_run(path, max_lr):
+    trainer = OneCycleTrainer(
+        model=tiny_bert(), args=arguments(path, num_train_epochs=4, save_strategy="epoch"),
+        train_dataset=RandomIds(DATA), max_lr=max_lr,
+    )  # fmt: skip
+    trainer.train()
+    return path / "checkpoint-8"
+
+
+@pytest.mark.parametrize(
+    ("saved", "asked", "message"),
+    [(1e-3, "search",
+      r"OneCycleTrainer\(max_lr='search'\) cannot resume from .*checkpoint-8: it was written by a "
+      r"cycle at a fixed max_lr \(scheduler.pt holds only \{'step_count': 8\}\).*resume with the "
+      r"first run's max_lr"),
+     ("search", 1e-3,
+      r"OneCycleTrainer\(max_lr=0.001\) cannot resume from .*checkpoint-8: it was written by a "
+      r"max_lr='search' run \(scheduler.pt holds the search and its plan.*resume with "
+      r"max_lr='search'"),
+     ("search", None, r"OneCycleTrainer\(max_lr=None \(a range test\)\) cannot resume")],
+    ids=["fixed-into-search", "search-into-fixed", "search-into-range-test"],
+)  # fmt: skip
+def test_a_checkpoint_of_the_other_kind_of_cycle_is_refused(tmp_path, saved, asked, message):
+    # a user's check: a fixed max_lr run's checkpoint-80 resumed with max_lr="search" jumped the
+    # rise to step 80: LR 10, then 1e9, the weights wrecked without a word
+    checkpoint = _saved_run(tmp_path / "first", saved)
+    trainer = OneCycleTrainer(
+        model=tiny_bert(), args=arguments(tmp_path / "second", num_train_epochs=4),
+        train_dataset=RandomIds(DATA), max_lr=asked,
+    )  # fmt: skip
+    trainer.run_lr_find = None  # refused before a range test would run
+    with pytest.raises(ValueError, match=message):
+        trainer.train(resume_from_checkpoint=str(checkpoint))

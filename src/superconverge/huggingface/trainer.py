@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import torch
 import transformers
+from transformers.trainer import SCHEDULER_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from superconverge._checks import check_flag, check_max_lr, check_momentum
@@ -423,6 +424,7 @@ class OneCycleTrainer(transformers.Trainer):
         self._resumed_from = self._checkpoint_of(resume_from_checkpoint)
         if updates is not None:
             self._check_run_length(updates)
+        self._check_resumed_mode(self._resumed_from)
         if self.max_lr is None and not self.searches:
             saved = Path(str(self.args.output_dir)) / LR_FIND_FILE
             found = self._saved_range_test(resume_from_checkpoint)
@@ -438,6 +440,50 @@ class OneCycleTrainer(transformers.Trainer):
                     f"the range test gave no max_lr: {self.lr_find_result.reason}; pass max_lr"
                 )
         return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _check_resumed_mode(self, checkpoint: Path | None) -> None:
+        """Refuse a checkpoint of the other kind of cycle, before the range test: a fixed cycle's
+        ``scheduler.pt`` holds only its step, so ``max_lr="search"`` on it jumped the rise to that
+        step (a user's check: update 80 at LR 10, then 1e9, without a word); a search's holds
+        the search and its plan, which a cycle at a max_lr given or from a range test replaced
+        by its own, silently."""
+        path = None if checkpoint is None else checkpoint / SCHEDULER_NAME
+        if path is None or not path.is_file():
+            return
+        try:
+            state = torch.load(path, weights_only=True, map_location="cpu")
+        except Exception:  # unreadable: the Trainer's own load says why
+            return
+        if not isinstance(state, dict) or "step_count" not in state:
+            return  # not a superconverge scheduler's: loading it refuses it by name
+        saved_search = "search" in state
+        if saved_search == self.searches:
+            return
+        step = state.get("step_count")
+        if saved_search:
+            edge = (state.get("search") or {}).get("edge")
+            found = (
+                f"max_lr {edge['max_lr']:.3g} found at update {edge['step']}"
+                if isinstance(edge, dict) and isinstance(edge.get("max_lr"), (int, float))
+                else "its edge not found yet"
+            )
+            holds = f"a max_lr='search' run (scheduler.pt holds the search and its plan: {found})"
+            fix = "resume with max_lr='search' to continue that search"
+        else:
+            holds = f"a cycle at a fixed max_lr (scheduler.pt holds only {{'step_count': {step}}})"
+            fix = "resume with the first run's max_lr=... to continue its cycle"
+        asked = (
+            "max_lr='search'"
+            if self.searches
+            else "max_lr=None (a range test)"
+            if self.max_lr is None
+            else f"max_lr={self.max_lr:g}"
+        )
+        raise ValueError(
+            f"OneCycleTrainer({asked}) cannot resume from {checkpoint}: it was written by {holds}, "
+            f"which this cycle cannot continue; {fix}, or train without resume_from_checkpoint "
+            "for a new cycle"
+        )
 
     def _saved_range_test(self, resume_from_checkpoint: Any) -> Path | None:
         """The range test a resumed run continues: ``lr_find.json`` in the checkpoint's folder

@@ -466,3 +466,54 @@ def test_a_run_too_short_for_the_phases_is_named_in_the_trainers_terms(tmp_path)
     callback = OneCycle(max_lr=0.1, warmup_fraction=0.5)
     trainer([callback], tmp_path, max_steps=3).fit(DigitsModule(), digits_loader())
     assert callback.plan == one_cycle(3, 0.1, warmup_fraction=0.5)
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [({"max_lr": "search"},
+      "OneCycle: max_lr='search' is not used: a resumed run continues the checkpoint's cycle "
+      "(no search: max_lr 0.05)"),
+     ({"max_lr": 0.05, "momentum": (0.9, 0.8)},
+      "OneCycle: momentum=(0.9, 0.8) is not used: a resumed run continues the checkpoint's cycle "
+      "(momentum (0.95, 0.85))"),
+     ({"max_lr": 0.05, "momentum": None, "warmup_fraction": 0.5, "min_lr": 1e-4},
+      "OneCycle: momentum=None, warmup_fraction=0.5, min_lr=0.0001 are not used: a resumed run "
+      "continues the checkpoint's cycle (momentum (0.95, 0.85), warmup_fraction 0.3, min_lr None)"),
+     ({"max_lr": 0.5, "final_lr": 1e-6},
+      "OneCycle: max_lr=0.5, final_lr=1e-06 are not used: a resumed run continues the "
+      "checkpoint's cycle (max_lr 0.05, final_lr None)")],
+    ids=["search", "momentum", "three", "max_lr-final_lr"],
+)  # fmt: skip
+def test_resuming_with_other_cycle_settings_names_each_and_the_one_used(tmp_path, settings, said):
+    # a user's check: momentum=(0.9, 0.8), warmup_fraction, min_lr, momentum=None and even
+    # "search" on a fixed cycle's checkpoint were dropped without a word (only max_lr was said)
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    trainer([OneCycle(max_lr=0.05), checkpoints], tmp_path, enable_checkpointing=True).fit(
+        DigitsModule(), digits_loader()
+    )
+    middle = sorted((tmp_path / "ckpt").glob("epoch=0*.ckpt"))[0]
+    callback = OneCycle(**settings)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer([callback], tmp_path).fit(DigitsModule(), digits_loader(), ckpt_path=middle)
+    messages = [str(w.message) for w in caught if str(w.message).startswith("OneCycle:")]
+    assert [m for m in messages if "not used" in m] == [
+        said + "; to train with them, start a new cycle on the checkpoint's weights (load them "
+        "into the module, fit without ckpt_path)"
+    ]
+    assert callback.plan.max_lr == 0.05 and callback.plan.total_steps == 32  # the saved cycle
+
+
+def test_resuming_a_search_with_a_max_lr_says_the_search_goes_on(tmp_path):
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    trainer([OneCycle("search"), checkpoints], tmp_path, enable_checkpointing=True).fit(
+        DigitsModule(), digits_loader()
+    )
+    middle = sorted((tmp_path / "ckpt").glob("epoch=0*.ckpt"))[0]
+    with pytest.warns(UserWarning, match=(
+        r"OneCycle: max_lr=0.05 is not used: a resumed run continues the checkpoint's cycle "
+        r"\(max_lr='search', (its edge not found yet|max_lr [0-9.e-]+)\)"
+    )):  # fmt: skip
+        trainer([OneCycle(max_lr=0.05)], tmp_path).fit(
+            DigitsModule(), digits_loader(), ckpt_path=middle
+        )

@@ -253,8 +253,10 @@ class OneCycle(pl.Callback):
                 self.history.lr_search = self.edge_search.edge
             result = self._restored.get("result")
             self.result = None if result is None else RangeTestResult.from_dict(result)
+            saved = self._restored.get("settings")
             self._restored = None
             self._check_resumed_plan(trainer)
+            self._check_resumed_settings(saved if isinstance(saved, dict) else {}, search)
         else:  # a new fit: a reused callback forgets the last fit's search, notes and sweep
             self.history, self.edge_search, self.result = History(), None, None
             total = trainer.estimated_stepping_batches
@@ -367,13 +369,48 @@ class OneCycle(pl.Callback):
                 "made for",
                 key=("lightning resume steps", planned, int(total)),
             )
+
+    def _settings(self) -> dict[str, Any]:
+        """The cycle's settings as given, kept in each checkpoint: a resume with other ones
+        is said (their values: JSON-compatible, as a checkpoint's state)."""
+        momentum = None if self.momentum is None else [float(m) for m in self.momentum]
+        return {"momentum": momentum, "warmup_fraction": self.warmup_fraction,
+                "min_lr": self.min_lr, "final_lr": self.final_lr}  # fmt: skip
+
+    def _check_resumed_settings(self, saved: dict[str, Any], search: object) -> None:
+        """Say which settings given now a resumed run does not use: it continues the
+        checkpoint's cycle (a user's check: momentum, warmup_fraction, min_lr, momentum=None
+        and even "search" on a fixed cycle's checkpoint were dropped without a word; only
+        another max_lr was said). One warning names each with the checkpoint's value."""
+        assert self.plan is not None
         peak = self.plan.max_lr
-        if self.max_lr is not None and peak is not None and not math.isclose(self.max_lr, peak):
-            warn(
-                f"OneCycle: max_lr={self.max_lr:g} is not used: a resumed run continues the "
-                f"checkpoint's cycle (max_lr {peak:.3g})",
-                key=("lightning resume max_lr", self.max_lr, peak),
-            )
+        given, kept = [], []
+        if self.searches and search is None:
+            given.append("max_lr='search'")
+            kept.append("no search: max_lr " + ("?" if peak is None else f"{peak:.3g}"))
+        elif not self.searches and search is not None:
+            given.append("max_lr=None (a range test)" if self.max_lr is None
+                         else f"max_lr={self.max_lr:g}")  # fmt: skip
+            edge = self.edge_search.edge if self.edge_search is not None else None
+            found = "its edge not found yet" if edge is None else f"max_lr {edge['max_lr']:.3g}"
+            kept.append(f"max_lr='search', {found}")
+        elif self.max_lr is not None and peak is not None and not math.isclose(self.max_lr, peak):
+            given.append(f"max_lr={self.max_lr:g}")
+            kept.append(f"max_lr {peak:.3g}")
+        mine = self._settings()
+        for name, before in saved.items():  # a checkpoint of an older version keeps none
+            if name in mine and before != mine[name]:
+                given.append(f"{name}={_shown(mine[name])!r}")
+                kept.append(f"{name} {_shown(before)!r}")
+        if not given:
+            return
+        warn(
+            f"OneCycle: {', '.join(given)} {'is' if len(given) == 1 else 'are'} not used: a "
+            f"resumed run continues the checkpoint's cycle ({', '.join(kept)}); to train with "
+            "them, start a new cycle on the checkpoint's weights (load them into the module, "
+            "fit without ckpt_path)",
+            key=("lightning resume settings", *given),
+        )
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
@@ -470,6 +507,7 @@ class OneCycle(pl.Callback):
             "result": None if self.result is None else self.result.to_dict(),
             "search": None if self.edge_search is None else self.edge_search.state_dict(),
             "first_step": self._first_step,  # the update the cycle started at
+            "settings": self._settings(),  # as given: a resume with others is said
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -582,6 +620,11 @@ class OneCycle(pl.Callback):
                 "then trains nothing); return one, e.g. torch.optim.AdamW(self.parameters())"
             )
         return optimizer
+
+
+def _shown(value: object) -> object:
+    """A setting as the user gave it: a checkpoint's momentum list as the tuple it was."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _check_search(max_lr: object, search: object, **cycle: float | None) -> bool:

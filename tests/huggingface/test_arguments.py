@@ -277,3 +277,27 @@ def test_range_test_settings_without_a_range_test_are_refused(tmp_path, settings
         OneCycleTrainer(
             model=tiny_bert(), args=arguments(tmp_path), train_dataset=RandomIds(), **settings
         )
+
+
+def test_a_learning_rate_given_in_the_arguments_is_said_to_be_unused(tmp_path):
+    # a user's check: learning_rate=3e-2 trained at max_lr 1e-3 without a word, while
+    # lr_scheduler_type and warmup_steps in the same arguments were each named
+    given = arguments(tmp_path, learning_rate=3e-2, max_steps=8)
+    with pytest.warns(UserWarning, match=(
+        r"OneCycleTrainer: TrainingArguments learning_rate=0.03 are not used: the 1cycle plan "
+        r"sets the LR \(its peak: max_lr="
+    )):  # fmt: skip
+        OneCycleTrainer(model=tiny_bert(), args=given, train_dataset=RandomIds(), max_lr=1e-3)
+    trainer = Trainer(model=tiny_bert(), args=given, train_dataset=RandomIds(),
+                      callbacks=[OneCycleCallback(1e-3)])  # fmt: skip
+    with pytest.warns(UserWarning, match=(
+        r"OneCycleCallback: TrainingArguments learning_rate=0.03 have no effect: the 1cycle plan "
+        r"sets every update's LR \(its peak: max_lr=0.001"
+    )):  # fmt: skip
+        trainer.train()
+    # the default cannot be told from one given: not said
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        OneCycleTrainer(model=tiny_bert(), args=arguments(tmp_path), train_dataset=RandomIds(),
+                        max_lr=1e-3)  # fmt: skip
+    assert not [w for w in caught if "learning_rate" in str(w.message)]

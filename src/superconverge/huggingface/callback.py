@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -23,10 +24,20 @@ from superconverge.schedules import Plan, one_cycle
 _ExportableState: Any = getattr(transformers.trainer_callback, "ExportableState", object)
 
 
-def unused_scheduler_arguments(args: Any, *quiet: str) -> list[str]:
+# TrainingArguments' own learning_rate: one that differs was given, and a 1cycle run ignores it
+DEFAULT_LEARNING_RATE = next(
+    field.default
+    for field in dataclasses.fields(transformers.TrainingArguments)
+    if field.name == "learning_rate"
+)
+
+
+def unused_scheduler_arguments(args: Any, *quiet: str, lr_used: bool = False) -> list[str]:
     """The ``TrainingArguments`` that shape the Trainer's own scheduler (``get_scheduler``'s
-    type, warm-up and kwargs), which a 1cycle plan overrides, as ``name=value``; the scheduler
-    types in `quiet` (the default, or the cheapest) are not named."""
+    type, warm-up and kwargs) and its peak (``learning_rate``, where it is not the default: the
+    default cannot be told from one given), which a 1cycle plan overrides, as ``name=value``;
+    the scheduler types in `quiet` (the default, or the cheapest) are not named, nor
+    ``learning_rate`` where the run uses it (`lr_used`: a search trial's)."""
     unused = []
     kind = transformers.SchedulerType(args.lr_scheduler_type).value
     if kind not in quiet:
@@ -35,6 +46,8 @@ def unused_scheduler_arguments(args: Any, *quiet: str) -> list[str]:
         value = getattr(args, name, None)
         if value:
             unused.append(f"{name}={value!r}")
+    if not lr_used and args.learning_rate != DEFAULT_LEARNING_RATE:
+        unused.append(f"learning_rate={args.learning_rate!r}")
     return unused
 
 
@@ -58,7 +71,8 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
     returns) to the one the update used, so the logged ``learning_rate`` is the plan's. The
     Trainer's scheduler keeps running underneath; its ``learning_rate`` (and ``warmup_*``) have
     no effect (setting them, or a scheduler type other than linear or constant, is warned
-    about). The Trainer's scheduler type does not matter; ``lr_scheduler_type="constant"``
+    about), except under ``hyperparameter_search``: a trial's ``learning_rate`` is that trial's
+    max_lr. The Trainer's scheduler type does not matter; ``lr_scheduler_type="constant"``
     makes it cheapest.
 
     Every param group gets the plan's LR, times its ``"lr_scale"`` where the optimizer passed
@@ -107,6 +121,7 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
                 "(superconverge.huggingface.lr_find finds one)"
             )
         self.max_lr = float(check_max_lr(max_lr))  # type: ignore[arg-type]
+        self._given_max_lr = self.max_lr  # a search trial's learning_rate replaces it for a run
         self.settings: dict[str, Any] = {
             "momentum": check_momentum(momentum),
             "warmup_fraction": warmup_fraction,
@@ -128,13 +143,20 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
                 f"OneCycleCallback: the Trainer gave no optimizer at train begin, got {given!r}"
             )
         self._refuse_another_writer(state, kwargs.get("lr_scheduler"))
+        # a hyperparameter_search trial's learning_rate is this run's max_lr (a user's check:
+        # with hp_space(plan) every trial trained at the same peak, BestRun named another LR)
+        trial = getattr(state, "trial_params", None) or {}
+        from_trial = "learning_rate" in trial
+        given = float(check_max_lr(args.learning_rate)) if from_trial else None  # type: ignore[arg-type]
+        self.max_lr = self._given_max_lr if given is None else given
         check_has_momentum(optimizer, self.settings["momentum"], "OneCycleCallback")
         warn_if_group_lrs_differ(optimizer, "OneCycleCallback")
-        unused = unused_scheduler_arguments(args, "linear", "constant")
+        unused = unused_scheduler_arguments(args, "linear", "constant", lr_used=from_trial)
         if unused:  # as OneCycleTrainer says: a user who set them expects them to act
             warnings.warn(
                 f"OneCycleCallback: TrainingArguments {', '.join(unused)} have no effect: the "
-                "1cycle plan sets every update's LR (its warm-up: warmup_fraction=...)",
+                f"1cycle plan sets every update's LR (its peak: max_lr={self.max_lr:g}, its "
+                "warm-up: warmup_fraction=...)",
                 stacklevel=2,
             )
         check_run_length(

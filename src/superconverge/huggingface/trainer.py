@@ -355,8 +355,11 @@ class OneCycleTrainer(transformers.Trainer):
             fine_tuning).
         search: the constants of ``max_lr="search"`` (`superconverge.training.EdgeSettings`).
         *args, **kwargs: the ``Trainer``'s. The plan replaces the Trainer's scheduler:
-            ``lr_scheduler_type``, ``warmup_steps`` and ``lr_scheduler_kwargs`` of its
-            ``TrainingArguments`` are not used (a warning says so when they are set).
+            ``lr_scheduler_type``, ``warmup_steps``, ``lr_scheduler_kwargs`` and
+            ``learning_rate`` of its ``TrainingArguments`` are not used (a warning says so
+            when they are set; learning_rate: when it is not the default 5e-5). Under
+            ``hyperparameter_search`` a trial's ``learning_rate`` is that trial's max_lr
+            (refused with ``"search"`` and ``None``, which choose it themselves).
 
     Raises:
         ValueError, TypeError: an invalid setting or an unknown key, or a scheduler passed in
@@ -398,6 +401,7 @@ class OneCycleTrainer(transformers.Trainer):
             )
         self._warn_about_unused_scheduler_arguments()
         self.max_lr = None if peak is None else float(peak)
+        self._given_max_lr = self.max_lr  # a search trial's learning_rate replaces it for a run
         # max_lr="search": its constants; its state lives in the scheduler once training starts
         self.searches, self.search_settings = searches, search
         self.search_history = History()  # the search's notes and edge
@@ -414,9 +418,31 @@ class OneCycleTrainer(transformers.Trainer):
         if unused:
             warnings.warn(
                 f"OneCycleTrainer: TrainingArguments {', '.join(unused)} are not used: the 1cycle "
-                "plan sets the LR (its warm-up: one_cycle_settings={'warmup_fraction': ...})",
+                "plan sets the LR (its peak: max_lr=..., or a hyperparameter_search trial's "
+                "learning_rate; its warm-up: one_cycle_settings={'warmup_fraction': ...})",
                 stacklevel=3,
             )
+
+    def _hp_search_setup(self, trial: Any) -> None:
+        """A ``hyperparameter_search`` trial's ``learning_rate`` is the cycle's max_lr (a user's
+        check: with ``hp_space(plan)`` every trial trained at the same peak, and ``BestRun``
+        named an LR no trial used); with ``"search"`` or a range test it has no use: refused."""
+        super()._hp_search_setup(trial)
+        self.max_lr = self._given_max_lr
+        if self.hp_search_backend is None or trial is None:
+            return
+        params = trial if isinstance(trial, Mapping) else getattr(trial, "params", None) or {}
+        if "learning_rate" not in params:
+            return
+        if self.max_lr is None:
+            asked = "max_lr='search' finds" if self.searches else "max_lr=None: the range test sets"
+            raise ValueError(
+                f"OneCycleTrainer: the trial sets learning_rate={self.args.learning_rate:g}, "
+                f"which this run does not use ({asked} the cycle's peak); give "
+                "OneCycleTrainer(max_lr=...) (the trial's learning_rate then is each trial's "
+                "max_lr), or leave learning_rate out of hp_space"
+            )
+        self.max_lr = float(check_max_lr(self.args.learning_rate))
 
     def train(self, resume_from_checkpoint: Any = None, *args: Any, **kwargs: Any) -> Any:
         # the run's updates, known now: a run too short is said before the range test

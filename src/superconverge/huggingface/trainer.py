@@ -406,6 +406,7 @@ class OneCycleTrainer(transformers.Trainer):
         self.searches, self.search_settings = searches, search
         self.search_history = History()  # the search's notes and edge
         self._resumed_from: Path | None = None  # the checkpoint train() resumes from
+        self._past_end_said = False  # a resumed search longer than its plan: said at the resume
         self.fine_tuning, self.momentum = fine_tuning, momentum
         self.one_cycle_settings, self.lr_find_settings = cycle, sweep
         self.lr_find_result: RangeTestResult | None = None
@@ -451,6 +452,7 @@ class OneCycleTrainer(transformers.Trainer):
         if updates is not None:
             self._check_run_length(updates)
         self._check_resumed_mode(self._resumed_from)
+        self._check_resumed_search(updates)
         if self.max_lr is None and not self.searches:
             saved = Path(str(self.args.output_dir)) / LR_FIND_FILE
             found = self._saved_range_test(resume_from_checkpoint)
@@ -473,15 +475,9 @@ class OneCycleTrainer(transformers.Trainer):
         step (a user's check: update 80 at LR 10, then 1e9, without a word); a search's holds
         the search and its plan, which a cycle at a max_lr given or from a range test replaced
         by its own, silently."""
-        path = None if checkpoint is None else checkpoint / SCHEDULER_NAME
-        if path is None or not path.is_file():
+        state = _saved_scheduler(checkpoint)
+        if state is None:
             return
-        try:
-            state = torch.load(path, weights_only=True, map_location="cpu")
-        except Exception:  # unreadable: the Trainer's own load says why
-            return
-        if not isinstance(state, dict) or "step_count" not in state:
-            return  # not a superconverge scheduler's: loading it refuses it by name
         saved_search = "search" in state
         if saved_search == self.searches:
             return
@@ -509,6 +505,42 @@ class OneCycleTrainer(transformers.Trainer):
             f"OneCycleTrainer({asked}) cannot resume from {checkpoint}: it was written by {holds}, "
             f"which this cycle cannot continue; {fix}, or train without resume_from_checkpoint "
             "for a new cycle"
+        )
+
+    def _check_resumed_search(self, updates: int | None) -> None:
+        """Say when a resumed search's checkpoint was made for another run (a user's check:
+        resumed with num_train_epochs 4 after 3, the saved 96-update plan went on and updates
+        96..127 trained at its final LR, said only mid-run; another momentum was dropped): the
+        search and its plan come from ``scheduler.pt``, so the checkpoint's settings are used."""
+        self._past_end_said = False
+        state = _saved_scheduler(self._resumed_from) if self.searches else None
+        search = None if state is None else state.get("search")
+        if not isinstance(search, dict):
+            return
+        steps, momentum = search.get("total_steps"), search.get("momentum")
+        momentum = None if momentum is None else tuple(momentum)
+        changed = []
+        if isinstance(steps, int) and updates is not None and steps != updates:
+            changed.append(
+                f"its plan has {steps} updates, this run's {updates} (num_train_epochs, "
+                "max_steps, batch size or accumulation changed)"
+            )
+        if momentum != self.momentum:
+            changed.append(f"momentum {momentum!r} there, {self.momentum!r} here")
+        if not changed:
+            return
+        what = ""
+        if isinstance(steps, int) and updates is not None and updates > steps:
+            self._past_end_said = True  # not again mid-run, at update `steps`
+            what = f"; past update {steps} the LR holds the plan's final value"
+        elif isinstance(steps, int) and updates is not None:
+            what = f"; the run stops at update {updates}, before the plan anneals"
+        warnings.warn(
+            f"OneCycleTrainer: the checkpoint's search was made for another run ({'; '.join(changed)}):"
+            f" a resumed search continues the checkpoint's plan, whose settings are used{what}; "
+            "resume with the settings the search was made for, or train without "
+            "resume_from_checkpoint for a new search",
+            stacklevel=3,
         )
 
     def _saved_range_test(self, resume_from_checkpoint: Any) -> Path | None:
@@ -571,7 +603,8 @@ class OneCycleTrainer(transformers.Trainer):
         if isinstance(scheduler, HyperparamScheduler) and not isinstance(
             scheduler, _SearchScheduler
         ):
-            cycle = {"total_steps": scheduler.plan.total_steps, "max_lr": scheduler.plan.max_lr}
+            cycle = {"total_steps": scheduler.plan.total_steps, "max_lr": scheduler.plan.max_lr,
+                     "settings": self._cycle_settings()}  # fmt: skip
             write_text_atomically(checkpoint / CYCLE_FILE, json.dumps(cycle))
 
     def _check_resumed_cycle(self, total_steps: int | None, max_lr: float | None) -> None:
@@ -587,18 +620,40 @@ class OneCycleTrainer(transformers.Trainer):
         if not isinstance(saved, dict):
             return
         steps, peak = saved.get("total_steps"), saved.get("max_lr")
-        if (steps, peak) == (total_steps, max_lr) or not all(
+        changed = []
+        if (steps, peak) != (total_steps, max_lr) and all(
             isinstance(v, (int, float)) for v in (steps, peak, total_steps, max_lr)
         ):
+            changed.append(
+                f"the checkpoint's cycle has {steps} updates at max_lr {peak:.3g}, this run's "
+                f"{total_steps} at max_lr {max_lr:.3g} (num_train_epochs, max_steps, batch size, "
+                "accumulation or max_lr changed)"
+            )
+        # and the other settings (a user's check: momentum and warmup_fraction changed the
+        # LR and β1 at the resume without a word); a checkpoint of an older version keeps none
+        before, now = saved.get("settings"), self._cycle_settings()
+        if isinstance(before, dict):
+            others = [f"{name} {_shown(before[name])!r} → {_shown(now[name])!r}"
+                      for name in now if name in before and before[name] != now[name]]  # fmt: skip
+            if others:
+                changed.append(f"the checkpoint's cycle had other settings ({', '.join(others)})")
+        if not changed:
             return
         warnings.warn(
-            f"OneCycleTrainer: the checkpoint's cycle has {steps} updates at max_lr {peak:.3g}, "
-            f"this run's {total_steps} at max_lr {max_lr:.3g} (num_train_epochs, max_steps, batch "
-            "size, accumulation or max_lr changed): the plan is rebuilt for this run, so the LR "
-            "jumps at the resume instead of continuing the saved cycle; resume with the "
-            "settings the cycle was made for to continue it exactly",
+            f"OneCycleTrainer: {' and '.join(changed)}: the plan is rebuilt for this run (its "
+            "settings are used), so the LR jumps at the resume instead of continuing the saved "
+            "cycle; resume with the settings the cycle was made for to continue it exactly",
             stacklevel=3,
         )
+
+    def _cycle_settings(self) -> dict[str, Any]:
+        """The cycle's settings besides its length and max_lr, the defaults filled in, as a
+        checkpoint's ``one_cycle.json`` keeps them (JSON: momentum as a list)."""
+        defaults = inspect.signature(one_cycle).parameters
+        momentum = None if self.momentum is None else [float(m) for m in self.momentum]
+        settings = {key: self.one_cycle_settings.get(key, defaults[key].default)
+                    for key in ONE_CYCLE_KEYS}  # fmt: skip
+        return {"momentum": momentum, **settings}
 
     def training_step(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
         loss = super().training_step(model, inputs, *args, **kwargs)
@@ -744,6 +799,25 @@ def _check_search(max_lr: object, search: object, *settings: object) -> bool:
     )  # fmt: skip
 
 
+def _saved_scheduler(checkpoint: Path | None) -> dict[str, Any] | None:
+    """A checkpoint's ``scheduler.pt`` when a superconverge scheduler wrote it, else None
+    (none, unreadable: the Trainer's own load says why, or another scheduler's, which
+    loading refuses by name)."""
+    path = None if checkpoint is None else checkpoint / SCHEDULER_NAME
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception:  # unreadable: the Trainer's own load says why
+        return None
+    return state if isinstance(state, dict) and "step_count" in state else None
+
+
+def _shown(value: object) -> object:
+    """A setting as the user gave it: a checkpoint's momentum list as the tuple it was."""
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _check_range_test_settings(max_lr: object, fine_tuning: bool, sweep: object) -> None:
     """`fine_tuning` and `lr_find_settings` shape the range test, which runs only with
     ``max_lr=None``: with a max_lr given or searched they did nothing, without a word (a user's
@@ -812,5 +886,7 @@ class _SearchScheduler(HyperparamScheduler):
             trainer = getattr(self, "_trainer", None)
             if trainer is not None:
                 trainer.search_history.lr_search = self.search.edge
+                if getattr(trainer, "_past_end_said", False):  # said at the resume
+                    self.past_end_said()
             state = {"step_count": state.get("step_count")}
         super().load_state_dict(state)

@@ -517,3 +517,25 @@ def test_resuming_a_search_with_a_max_lr_says_the_search_goes_on(tmp_path):
         trainer([OneCycle(max_lr=0.05)], tmp_path).fit(
             DigitsModule(), digits_loader(), ckpt_path=middle
         )
+
+
+def test_a_resume_with_another_accumulation_says_where_the_run_really_stops(tmp_path):
+    # a user's check: accumulation 1 -> 2 at update 32 of 64 was told "this Trainer runs 32
+    # ... the run stops at step 32"; it ran to 48 (the updates already made count at 1)
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    trainer([OneCycle(max_lr=0.05), checkpoints], tmp_path, enable_checkpointing=True).fit(
+        DigitsModule(), digits_loader()
+    )
+    middle = sorted((tmp_path / "ckpt").glob("epoch=0*.ckpt"))[0]  # update 16 of 32
+    callback = OneCycle(max_lr=0.05)
+    resumed = trainer([callback], tmp_path, accumulate_grad_batches=2)
+    with pytest.warns(UserWarning) as caught:
+        resumed.fit(DigitsModule(), digits_loader(), ckpt_path=middle)
+    said = [str(w.message) for w in caught if str(w.message).startswith("OneCycle:")]
+    assert resumed.global_step == 16 + 8  # the second epoch at 2 batches an update
+    assert said == [
+        "OneCycle: the checkpoint's cycle has 32 steps, this Trainer runs 24 (max_epochs, "
+        "max_steps or accumulate_grad_batches changed): a resumed run continues the saved cycle, "
+        f"so the run stops at step 24, mid-cycle at LR {callback.plan.lr(23):.3g}, before the "
+        "cycle anneals; or resume with the Trainer settings the cycle was made for"
+    ]

@@ -348,7 +348,7 @@ class OneCycle(pl.Callback):
         final value, ~0), or a max_lr given now that the saved plan replaces."""
         assert self.plan is not None
         planned = self.plan.total_steps
-        total = trainer.estimated_stepping_batches - self._first_step  # the cycle's updates
+        total = _resumed_run_updates(trainer) - self._first_step  # the cycle's updates
         if planned is not None and math.isfinite(total) and int(total) != planned:
             self._past_end_said = int(total) > planned  # not again mid-run (the docs say so)
             if int(total) > planned:
@@ -364,7 +364,8 @@ class OneCycle(pl.Callback):
                 )
             warn(
                 f"OneCycle: the checkpoint's cycle has {planned} steps, this Trainer runs "
-                f"{int(total)} (max_epochs or max_steps changed): a resumed run continues the "
+                f"{int(total)} (max_epochs, max_steps or accumulate_grad_batches changed): a "
+                "resumed run continues the "
                 f"saved cycle, so {what}; or resume with the Trainer settings the cycle was "
                 "made for",
                 key=("lightning resume steps", planned, int(total)),
@@ -620,6 +621,29 @@ class OneCycle(pl.Callback):
                 "then trains nothing); return one, e.g. torch.optim.AdamW(self.parameters())"
             )
         return optimizer
+
+
+def _resumed_run_updates(trainer: pl.Trainer) -> float:
+    """The update a resumed fit ends at: the updates made before the resume plus those left,
+    at this Trainer's accumulation (``estimated_stepping_batches`` counts every epoch at it: a
+    user's check, accumulation 1 -> 2 at update 32 of 64, was told the run stopped at 32, and
+    it ran to 48). Lightning steps after each `accumulate` batches and after an epoch's last."""
+    estimated = trainer.estimated_stepping_batches
+    batches, epochs = trainer.num_training_batches, trainer.max_epochs
+    try:
+        ready = int(trainer.fit_loop.epoch_loop.batch_progress.current.ready)
+    except (AttributeError, TypeError, ValueError):  # another Lightning: its own estimate
+        return estimated
+    if not math.isfinite(batches) or epochs is None or epochs < 0:
+        return estimated  # a run set by max_steps alone: the count is global already
+    batches, accumulate = int(batches), int(trainer.accumulate_grad_batches)
+    done = ready if ready < batches else 0  # at an epoch's end, the next one has begun
+    rest = batches // accumulate - done // accumulate + (1 if batches % accumulate else 0)
+    per_epoch = -(-batches // accumulate)
+    updates = trainer.global_step + rest + (epochs - trainer.current_epoch - 1) * per_epoch
+    if trainer.max_steps is not None and trainer.max_steps >= 0:
+        updates = min(updates, trainer.max_steps)
+    return updates
 
 
 def _shown(value: object) -> object:

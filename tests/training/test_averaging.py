@@ -197,6 +197,13 @@ def test_a_loss_per_batch_is_compared_batch_by_batch_not_as_samples_without_nois
                       callbacks=[one_batch], progress=False)  # fmt: skip
     trainer.fit(4, constant(3.0))  # 64 validation samples: one batch (of up to 256)
     assert one_batch.outcome["noise"] == math.inf and one_batch.outcome["kept"] == "last"
+    # and the note says why, not "twice its standard error inf" (a user's check, tune_module)
+    note = trainer.history.notes[-1]
+    assert "inf" not in note and note.endswith(
+        "the validation data is one batch, which gives no estimate of the noise, so the mean "
+        "cannot be shown to be better and the last weights stay; give at least two validation "
+        "batches of data to compare them"
+    )
     # batch means weighed by their samples; the error is over the batches measured
     differences = torch.tensor([0.1, 0.3], dtype=torch.float64)
     gain, noise = _paired_gain(differences, weights=torch.tensor([8.0, 24.0]))

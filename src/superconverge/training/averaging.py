@@ -207,9 +207,20 @@ class WeightAverage(Callback):
             self.outcome["kept"] = "last"
             self.outcome["val_metrics"] = ended
             kept = "keeps its last weights, not the mean of the last"
+        losses = (
+            f"validation loss {averaged['loss']:.4g} for the mean, {ended['loss']:.4g} for the last"
+        )
+        if math.isinf(noise):  # one unit: "twice its standard error inf" read as a bug
+            fit.history.notes.append(
+                f"WeightAverage: the model {kept} {count} steps' weights ({losses}): the loss "
+                "is read per batch (it does not split by sample, as tune_module's "
+                "training_step) and the validation data is one batch, which gives no estimate "
+                "of the noise, so the mean cannot be shown to be better and the last weights "
+                "stay; give at least two validation batches of data to compare them"
+            )
+            return
         fit.history.notes.append(
-            f"WeightAverage: the model {kept} {count} steps' weights (validation loss "
-            f"{averaged['loss']:.4g} for the mean, {ended['loss']:.4g} for the last; the mean's "
+            f"WeightAverage: the model {kept} {count} steps' weights ({losses}; the mean's "
             f"gain per sample {gain:.3g}, twice its standard error {noise:.3g})"
         )
 

@@ -62,6 +62,8 @@ def test_each_trials_learning_rate_is_the_callbacks_max_lr(tmp_path):
     assert len(peaks.seen) == 2 and peaks.seen[0][1] != peaks.seen[1][1]
     for learning_rate, peak in peaks.seen:
         assert peak == pytest.approx(learning_rate, rel=1e-12)
+    trainer.train()  # after the search: the max_lr given again
+    assert callback.plan.max_lr == callback.max_lr == 1e-3
 
 
 def test_a_trials_learning_rate_with_the_search_is_refused(tmp_path):

@@ -121,7 +121,7 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
                 "(superconverge.huggingface.lr_find finds one)"
             )
         self.max_lr = float(check_max_lr(max_lr))  # type: ignore[arg-type]
-        self._given_max_lr = self.max_lr  # a search trial's learning_rate replaces it for a run
+        self._max_lr_before_trial: float | None = None  # while a trial's learning_rate is max_lr
         self.settings: dict[str, Any] = {
             "momentum": check_momentum(momentum),
             "warmup_fraction": warmup_fraction,
@@ -147,8 +147,11 @@ class OneCycleCallback(transformers.TrainerCallback, _ExportableState):
         # with hp_space(plan) every trial trained at the same peak, BestRun named another LR)
         trial = getattr(state, "trial_params", None) or {}
         from_trial = "learning_rate" in trial
-        given = float(check_max_lr(args.learning_rate)) if from_trial else None  # type: ignore[arg-type]
-        self.max_lr = self._given_max_lr if given is None else given
+        if self._max_lr_before_trial is not None:  # the last trial's: the one from before
+            self.max_lr, self._max_lr_before_trial = self._max_lr_before_trial, None
+        if from_trial:
+            self._max_lr_before_trial = self.max_lr
+            self.max_lr = float(check_max_lr(args.learning_rate))  # type: ignore[arg-type]
         check_has_momentum(optimizer, self.settings["momentum"], "OneCycleCallback")
         warn_if_group_lrs_differ(optimizer, "OneCycleCallback")
         unused = unused_scheduler_arguments(args, "linear", "constant", lr_used=from_trial)

@@ -401,7 +401,8 @@ class OneCycleTrainer(transformers.Trainer):
             )
         self._warn_about_unused_scheduler_arguments()
         self.max_lr = None if peak is None else float(peak)
-        self._given_max_lr = self.max_lr  # a search trial's learning_rate replaces it for a run
+        self._max_lr_before_trial: float | None = None  # while a trial's learning_rate is max_lr
+        self._trial_sets_max_lr = False
         # max_lr="search": its constants; its state lives in the scheduler once training starts
         self.searches, self.search_settings = searches, search
         self.search_history = History()  # the search's notes and edge
@@ -429,7 +430,8 @@ class OneCycleTrainer(transformers.Trainer):
         check: with ``hp_space(plan)`` every trial trained at the same peak, and ``BestRun``
         named an LR no trial used); with ``"search"`` or a range test it has no use: refused."""
         super()._hp_search_setup(trial)
-        self.max_lr = self._given_max_lr
+        if self._trial_sets_max_lr:  # the last trial's: the max_lr from before the search again
+            self.max_lr, self._trial_sets_max_lr = self._max_lr_before_trial, False
         if self.hp_search_backend is None or trial is None:
             return
         params = trial if isinstance(trial, Mapping) else getattr(trial, "params", None) or {}
@@ -443,6 +445,7 @@ class OneCycleTrainer(transformers.Trainer):
                 "OneCycleTrainer(max_lr=...) (the trial's learning_rate then is each trial's "
                 "max_lr), or leave learning_rate out of hp_space"
             )
+        self._max_lr_before_trial, self._trial_sets_max_lr = self.max_lr, True
         self.max_lr = float(check_max_lr(self.args.learning_rate))
 
     def train(self, resume_from_checkpoint: Any = None, *args: Any, **kwargs: Any) -> Any:

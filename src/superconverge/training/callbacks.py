@@ -45,7 +45,9 @@ class Callback:
 
     A callback with a ``checkpoint_key`` (a str) has its ``state_dict()`` saved in each
     checkpoint under that key and given to its ``load_state_dict`` when the fit resumes, before
-    ``before_fit`` (`WeightAverage` keeps its running mean that way).
+    ``before_fit`` (`WeightAverage` keeps its running mean that way). Such callbacks end each
+    epoch (``after_epoch``) before its checkpoint is saved, so the state saved holds that epoch;
+    the other callbacks end it after the save.
     """
 
     checkpoint_key: str | None = None

@@ -139,13 +139,20 @@ class FitLoop:
                 last_good = TrainingSnapshot(
                     trainer.module, trainer.optimizer, trainer.scaler, rng=False
                 )
+                # the callbacks whose state the checkpoint saves end their epoch before it is
+                # saved, so that state holds this epoch (a user's counter resumed one epoch
+                # behind); the others after it, so a kill there keeps the epoch
+                keeping = [c for c in trainer.callbacks if getattr(c, "checkpoint_key", None)]
                 try:
-                    self._event("after_epoch")
-                finally:
-                    # after the callbacks' epoch end: the state a callback saves holds this
-                    # epoch (a user's counter resumed one epoch behind); saved also when one
-                    # of them stops the fit or fails, so the epoch's work is kept
+                    self._event("after_epoch", keeping)
+                except CancelFit:  # the fit ends with this epoch: it is kept all the same
                     self._save_epoch(improved)
+                    raise
+                self._save_epoch(improved)
+                self._event(
+                    "after_epoch",
+                    [c for c in trainer.callbacks if not any(c is k for k in keeping)],
+                )
                 epoch += 1
             else:
                 history.status = "completed"
@@ -314,8 +321,8 @@ class FitLoop:
             folder.save(BEST, {k: v for k, v in payload.items() if k != "edge_copies"})
         folder.write_history(history)
 
-    def _event(self, name: str) -> None:
-        for callback in self.trainer.callbacks:
+    def _event(self, name: str, callbacks: list[Any] | None = None) -> None:
+        for callback in self.trainer.callbacks if callbacks is None else callbacks:
             getattr(callback, name)(self)
 
     # ----------------------------------------------------------------- one epoch

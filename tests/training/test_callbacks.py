@@ -391,3 +391,9 @@ def test_an_epochs_lr_is_its_last_steps():
     for row, k in zip(history.epochs, range(per_epoch - 1, history.steps, per_epoch), strict=True):
         assert row["lr"] == history.step_lrs[k][0]
     assert max(row["lr"] for row in history.epochs) <= max(lr[0] for lr in history.step_lrs)
+    # discriminative LRs: the last group's, the head's, as the plots show (a reviewer's check:
+    # the first group's recorded the body's 1e-6)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 3))
+    trainer = Trainer(model, LOSS, _data(), batch_size=8, progress=False)
+    history = trainer.fit_one_cycle(2, [0.001, 0.1])
+    assert history.epochs[-1]["lr"] == history.step_lrs[-1][-1] > history.step_lrs[-1][0]

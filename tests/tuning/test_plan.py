@@ -226,6 +226,16 @@ def test_a_search_plans_checkpoint_is_its_own_only_with_the_same_search_constant
     other = TunePlan.from_json(plan.to_json())
     other.search = {"divisor": 6.0}  # another search: its run is not this one to resume
     assert not other.is_own_checkpoint(checkpoint)
+    # a checkpoint from before plateau_factor searched with one divisor (a reviewer's check: it
+    # matched a plan at the factor 2)
+    from superconverge.training.checkpoint import load_checkpoint, save_atomically
+
+    saved = load_checkpoint(checkpoint)
+    del saved["edge"]["settings"]["plateau_factor"]
+    save_atomically(saved, checkpoint)
+    assert plan.is_own_checkpoint(checkpoint)  # its search {"divisor": 8.0}: factor 1
+    other.search = {"divisor": 8.0, "plateau_factor": 2.0}
+    assert not other.is_own_checkpoint(checkpoint)
 
 
 def test_a_plan_tuned_under_torchrun_trains_its_global_batch_in_one_process():

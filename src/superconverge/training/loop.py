@@ -492,7 +492,9 @@ class FitLoop:
             "samples_per_s": samples * trainer.world_size / seconds if seconds > 0 else math.nan,
             # the LR of the epoch's last step (the scheduler's is the next step's, already
             # written: an EarlyStopping-cut history showed an epoch above its peak LR)
-            "lr": float(history.step_lrs[-1][0] if epoch_steps else scheduler.last_lr),
+            # (the last group's, as the plots show: with discriminative LRs the first group is
+            # the lowest-LR body, a reviewer's check)
+            "lr": float(history.step_lrs[-1][-1] if epoch_steps else scheduler.last_lr),
         }
 
     # ----------------------------------------------------------------- divergence

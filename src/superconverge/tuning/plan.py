@@ -42,7 +42,12 @@ from superconverge.pytorch.snapshot import kept_global_rng
 from superconverge.training.averaging import WeightAverage
 from superconverge.training.callbacks import Callback
 from superconverge.training.checkpoint import CHECKPOINT, load_checkpoint
-from superconverge.training.edge import EdgeSettings, search_constants, search_from_constants
+from superconverge.training.edge import (
+    EARLIER_CONSTANTS,
+    EdgeSettings,
+    search_constants,
+    search_from_constants,
+)
 from superconverge.training.history import History
 from superconverge.training.plans import POLICIES
 from superconverge.training.progress import tell
@@ -411,6 +416,8 @@ class TunePlan:
             # searched with this plan's constants (a divisor changed since is another run)
             wanted = search_constants(self.search_settings())
             used = (saved.get("edge") or {}).get("settings") or {}
+            if used:  # a checkpoint from before a constant existed searched as it then did
+                used = {**EARLIER_CONSTANTS, **used}
             return all(wanted.get(name, value) == value for name, value in used.items())
         return bool(saved["plan"].get("max_lr") == self.max_lr)
 

@@ -559,7 +559,7 @@ def naming_batched_streams(loader: Any) -> Iterator[None]:
         yield
     except ValueError as error:
         batched = getattr(getattr(loader, "make_loader", None), "batches_stream_items", False)
-        if not batched or not str(error).startswith("model outputs of shape"):
+        if not batched or not str(error).startswith("loss_fn raised"):
             raise
         raise ValueError(
             f"{error}; the items of an IterableDataset are taken as samples and batched here: "

@@ -50,8 +50,17 @@ def test_each_trials_learning_rate_is_the_one_cycle_trainers_max_lr(tmp_path):
     for learning_rate, peak in peaks.seen:
         assert peak == pytest.approx(learning_rate, rel=1e-12)
     assert best.hyperparameters["learning_rate"] in [lr for lr, _ in peaks.seen]
-    trainer.train()  # after the search: the max_lr given again
-    assert trainer.lr_scheduler.plan.max_lr == 1e-3
+    # Hugging Face's next step: the best run's values set on the arguments, then train(); the
+    # cycle does not read learning_rate, and says so (a reviewer's check: it trained at 1e-3
+    # without a word)
+    chosen = best.hyperparameters["learning_rate"]
+    trainer.args.learning_rate = chosen
+    with pytest.warns(UserWarning, match=r"learning_rate is .* set trainer.max_lr = "):
+        trainer.train()
+    assert trainer.lr_scheduler.plan.max_lr == 1e-3  # the max_lr given again
+    trainer.max_lr = chosen
+    trainer.train()
+    assert trainer.lr_scheduler.plan.max_lr == chosen
 
 
 def test_each_trials_learning_rate_is_the_callbacks_max_lr(tmp_path):

@@ -403,6 +403,7 @@ class OneCycleTrainer(transformers.Trainer):
         self.max_lr = None if peak is None else float(peak)
         self._max_lr_before_trial: float | None = None  # while a trial's learning_rate is max_lr
         self._trial_sets_max_lr = False
+        self._built_learning_rate = self.args.learning_rate  # one set later is said (train)
         # max_lr="search": its constants; its state lives in the scheduler once training starts
         self.searches, self.search_settings = searches, search
         self.search_history = History()  # the search's notes and edge
@@ -425,6 +426,22 @@ class OneCycleTrainer(transformers.Trainer):
                 stacklevel=3,
             )
 
+    def _say_a_learning_rate_set_since(self) -> None:
+        """Hugging Face's step after a search, ``setattr(trainer.args, "learning_rate",
+        best.hyperparameters["learning_rate"])`` then ``train()``, trained at the max_lr given
+        to the trainer, without a word (a reviewer's check): say which LR the cycle uses."""
+        lr = self.args.learning_rate
+        if lr == self._built_learning_rate or self.max_lr == lr:
+            return
+        self._built_learning_rate = lr  # said once per change
+        warnings.warn(
+            f"OneCycleTrainer: TrainingArguments.learning_rate is {lr:g} (set after the trainer "
+            f"was built: a hyperparameter_search's best run?), and the cycle's max_lr "
+            f"{'is searched' if self.max_lr is None else f'is {self.max_lr:g}'}: the cycle "
+            f"does not read learning_rate; set trainer.max_lr = {lr:g} to train at it",
+            stacklevel=3,
+        )
+
     def _hp_search_setup(self, trial: Any) -> None:
         """A ``hyperparameter_search`` trial's ``learning_rate`` is the cycle's max_lr (a user's
         check: with ``hp_space(plan)`` every trial trained at the same peak, and ``BestRun``
@@ -433,6 +450,7 @@ class OneCycleTrainer(transformers.Trainer):
         if self._trial_sets_max_lr:  # the last trial's: the max_lr from before the search again
             self.max_lr, self._trial_sets_max_lr = self._max_lr_before_trial, False
         if self.hp_search_backend is None or trial is None:
+            self._say_a_learning_rate_set_since()  # a run of its own (after a search, too)
             return
         params = trial if isinstance(trial, Mapping) else getattr(trial, "params", None) or {}
         if "learning_rate" not in params:

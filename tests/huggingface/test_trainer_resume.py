@@ -61,3 +61,12 @@ def test_a_search_resumed_into_a_longer_run_with_other_momentum_says_its_plan_go
         "resume_from_checkpoint for a new search"
     ]
     assert trainer.lr_scheduler.plan.total_steps == 32
+    # other search constants: the checkpoint's go on, and are named (a reviewer's check: a
+    # resume with search=EdgeSettings(divisor=10) searched at 3 without a word)
+    from superconverge.training import EdgeSettings
+
+    _, said = _run(tmp_path / "divisor", 4, resume=middle, max_lr="search",
+                   search=EdgeSettings(divisor=10.0))  # fmt: skip
+    assert len(said) == 1 and (
+        "search=EdgeSettings: divisor 10.0 (the checkpoint's 3.0)" in said[0]
+    ), said

@@ -517,6 +517,16 @@ def test_resuming_a_search_with_a_max_lr_says_the_search_goes_on(tmp_path):
         trainer([OneCycle(max_lr=0.05)], tmp_path).fit(
             DigitsModule(), digits_loader(), ckpt_path=middle
         )
+    # other search constants: the checkpoint's go on, and are named (a reviewer's check)
+    from superconverge.training import EdgeSettings
+
+    with pytest.warns(UserWarning, match=(
+        r"OneCycle: search=EdgeSettings\(\.\.\.\) is not used: .*its search's constants: divisor "
+        r"10\.0 \(the checkpoint's 3\.0\)"
+    )):  # fmt: skip
+        trainer([OneCycle("search", search=EdgeSettings(divisor=10.0))], tmp_path).fit(
+            DigitsModule(), digits_loader(), ckpt_path=middle
+        )
 
 
 def test_a_resume_with_another_accumulation_says_where_the_run_really_stops(tmp_path):

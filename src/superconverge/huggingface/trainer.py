@@ -38,6 +38,7 @@ from superconverge.schedules import Plan, one_cycle
 from superconverge.training.edge import (
     EdgeSearch,
     EdgeSettings,
+    changed_constants,
     check_search_request,
     search_host,
 )
@@ -548,6 +549,9 @@ class OneCycleTrainer(transformers.Trainer):
             )
         if momentum != self.momentum:
             changed.append(f"momentum {momentum!r} there, {self.momentum!r} here")
+        constants = changed_constants(search.get("settings"), self.search_settings)
+        if constants:
+            changed.append(f"search=EdgeSettings: {', '.join(constants)}")
         if not changed:
             return
         what = ""

@@ -34,6 +34,7 @@ from superconverge.schedules import Plan, one_cycle
 from superconverge.training.edge import (
     EdgeSearch,
     EdgeSettings,
+    changed_constants,
     check_search_request,
     search_host,
 )
@@ -398,6 +399,11 @@ class OneCycle(pl.Callback):
         elif self.max_lr is not None and peak is not None and not math.isclose(self.max_lr, peak):
             given.append(f"max_lr={self.max_lr:g}")
             kept.append(f"max_lr {peak:.3g}")
+        if self.searches and isinstance(search, dict):  # the checkpoint's search constants
+            constants = changed_constants(search.get("settings"), self.search_settings)
+            if constants:
+                given.append("search=EdgeSettings(...)")
+                kept.append(f"its search's constants: {', '.join(constants)}")
         mine = self._settings()
         for name, before in saved.items():  # a checkpoint of an older version keeps none
             if name in mine and before != mine[name]:

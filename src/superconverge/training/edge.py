@@ -177,6 +177,22 @@ def search_from_constants(values: dict[str, Any], what: str = "search") -> EdgeS
         raise ValueError(f"{what}: {error}") from None
 
 
+def changed_constants(saved: Any, given: EdgeSettings | None) -> list[str]:
+    """The constants a resumed search's checkpoint (`saved`: its state's ``settings``) holds
+    other than those `given` now (None: the defaults), as ``"name X (the checkpoint's Y)"``: a
+    resumed search goes on with the checkpoint's (a reviewer's check: a resume with
+    ``search=EdgeSettings(divisor=10)`` searched at 3 without a word)."""
+    if not isinstance(saved, dict):
+        return []
+    try:
+        used = search_constants(search_from_constants(saved, "the checkpoint's search"))
+    except ValueError:
+        return []
+    wanted = search_constants(given)
+    return [f"{name} {wanted[name]!r} (the checkpoint's {used[name]!r})"
+            for name in wanted if wanted[name] != used[name]]  # fmt: skip
+
+
 def largest_divisor(settings: EdgeSettings) -> float:
     """What a plateau's lowest-loss LR is divided by (the most any edge's is)."""
     return settings.divisor * settings.plateau_factor

@@ -134,7 +134,44 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-class FitProgress:
+class _Ticks:
+    """What a fit's and a sweep's progress share: the bar's moves and its loss/LR postfix, and
+    the clock of the lines."""
+
+    mode: str
+    interval_s: float
+    clock: Callable[[], float]
+    last_line: float
+    _bar: Any
+    _updates: int
+
+    def _tick(self, count: int, loss: float, lr: float) -> bool:
+        """The bar moved `count`; False where there is no bar."""
+        if self._bar is None:
+            return False
+        self._bar.update(count)
+        self._updates += 1
+        if self._updates % _POSTFIX_EVERY == 1:
+            self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", refresh=False)
+        return True
+
+    def _line_due(self) -> float | None:
+        """The time now where a line is due (``"lines"``, `interval_s` since the last), else None."""
+        if self.mode != "lines":
+            return None
+        now = self.clock()
+        if now - self.last_line < self.interval_s:
+            return None
+        self.last_line = now
+        return now
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class FitProgress(_Ticks):
     """The progress of one fit, in the `mode` of `resolve_progress`.
 
     ``advance`` is called after each read of the losses (every ``sync_every`` optimizer steps),
@@ -178,16 +215,8 @@ class FitProgress:
     def advance(self, batches: int, step: int, loss: float, lr: float) -> None:
         """`batches` more micro-batches done; `step` optimizer steps done in all, the last with
         `loss` and `lr`."""
-        if self._bar is not None:
-            self._bar.update(batches)
-            self._updates += 1
-            if self._updates % _POSTFIX_EVERY == 1:
-                self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", refresh=False)
-        elif self.mode == "lines":
-            now = self.clock()
-            if now - self.last_line >= self.interval_s:
-                self.last_line = now
-                say(self.line(step, loss, lr, now))
+        if not self._tick(batches, loss, lr) and (now := self._line_due()) is not None:
+            say(self.line(step, loss, lr, now))
 
     def line(self, step: int, loss: float, lr: float, now: float) -> str:
         """``epoch 2/5, step 130/500, loss 0.4123, lr 0.0123, 1m05s left``."""
@@ -199,9 +228,7 @@ class FitProgress:
         )
 
     def end_epoch(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self._close_bar()
 
 
 def progress_bar(total: int, description: str) -> Any:
@@ -211,7 +238,7 @@ def progress_bar(total: int, description: str) -> Any:
     return tqdm(total=total, desc=description, leave=False, mininterval=0.5, dynamic_ncols=True)
 
 
-class SweepProgress:
+class SweepProgress(_Ticks):
     """The progress of a range test's sweeps, in the `mode` of `resolve_progress`: a bar of
     its steps, or a line every `interval_s` seconds (``lr_find 1/2: step 40/100, loss 0.41,
     lr 0.0123``), or nothing. ``advance`` takes the loss the sweep reads each step anyway: no
@@ -243,18 +270,8 @@ class SweepProgress:
 
     def advance(self, step: int, loss: float, lr: float) -> None:
         """Steps 0 .. `step` done, the last with `loss` at `lr`."""
-        if self._bar is not None:
-            self._bar.update(1)
-            self._updates += 1
-            if self._updates % _POSTFIX_EVERY == 1:
-                self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", refresh=False)
-        elif self.mode == "lines":
-            now = self.clock()
-            if now - self.last_line >= self.interval_s:
-                self.last_line = now
-                say(f"{self.name}: step {step + 1}/{self.num_steps}, loss {loss:.4f}, lr {lr:.3g}")
+        if not self._tick(1, loss, lr) and self._line_due() is not None:
+            say(f"{self.name}: step {step + 1}/{self.num_steps}, loss {loss:.4f}, lr {lr:.3g}")
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self._close_bar()

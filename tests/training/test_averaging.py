@@ -204,6 +204,17 @@ def test_a_loss_per_batch_is_compared_batch_by_batch_not_as_samples_without_nois
         "cannot be shown to be better and the last weights stay; give at least two validation "
         "batches of data to compare them"
     )
+    # one validation sample: said as such (a reviewer's check: "one batch" was said)
+    alone = WeightAverage(0.5)
+    torch.manual_seed(0)
+    trainer = Trainer(nn.Linear(4, 2), LOSS, _data(0), _data(1, samples=1), batch_size=8,
+                      callbacks=[alone], progress=False)  # fmt: skip
+    trainer.fit(4, constant(3.0))
+    assert alone.outcome["noise"] == math.inf and trainer.history.notes[-1].endswith(
+        "the validation data is one sample, which gives no estimate of the noise, so the mean "
+        "cannot be shown to be better and the last weights stay; give at least two validation "
+        "samples of data to compare them"
+    )
     # batch means weighed by their samples; the error is over the batches measured
     differences = torch.tensor([0.1, 0.3], dtype=torch.float64)
     gain, noise = _paired_gain(differences, weights=torch.tensor([8.0, 24.0]))

@@ -211,12 +211,18 @@ class WeightAverage(Callback):
             f"validation loss {averaged['loss']:.4g} for the mean, {ended['loss']:.4g} for the last"
         )
         if math.isinf(noise):  # one unit: "twice its standard error inf" read as a bug
+            batch = bool((weights > 1).any())  # a unit of several samples: a batch's mean
+            one = (
+                "the loss is read per batch (it does not split by sample, as tune_module's "
+                "training_step) and the validation data is one batch"
+                if batch
+                else "the validation data is one sample"  # a reviewer's check: "one batch"
+            )
+            more = "two validation batches" if batch else "two validation samples"
             fit.history.notes.append(
-                f"WeightAverage: the model {kept} {count} steps' weights ({losses}): the loss "
-                "is read per batch (it does not split by sample, as tune_module's "
-                "training_step) and the validation data is one batch, which gives no estimate "
-                "of the noise, so the mean cannot be shown to be better and the last weights "
-                "stay; give at least two validation batches of data to compare them"
+                f"WeightAverage: the model {kept} {count} steps' weights ({losses}): {one}, "
+                "which gives no estimate of the noise, so the mean cannot be shown to be better "
+                f"and the last weights stay; give at least {more} of data to compare them"
             )
             return
         fit.history.notes.append(

@@ -214,3 +214,8 @@ def without_passwords(text: str) -> str:
         'tune --study sqlite:///runs/x/study.db'
     """
     return _URL_PASSWORD.sub(r"\g<scheme>:***@", text)
+
+
+def as_given(value: object) -> object:
+    """A setting as the user gave it: a checkpoint's JSON list (momentum) as the tuple it was."""
+    return tuple(value) if isinstance(value, list) else value

@@ -18,6 +18,7 @@ from transformers.trainer import SCHEDULER_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from superconverge._checks import check_flag, check_max_lr, check_momentum
+from superconverge._display import as_given
 from superconverge._files import write_text_atomically
 from superconverge.data.sources import is_one_number
 from superconverge.finder.result import RangeTestResult
@@ -473,8 +474,9 @@ class OneCycleTrainer(transformers.Trainer):
         self._resumed_from = self._checkpoint_of(resume_from_checkpoint)
         if updates is not None:
             self._check_run_length(updates)
-        self._check_resumed_mode(self._resumed_from)
-        self._check_resumed_search(updates)
+        scheduler_state = _saved_scheduler(self._resumed_from)  # read once, for both checks
+        self._check_resumed_mode(self._resumed_from, scheduler_state)
+        self._check_resumed_search(updates, scheduler_state)
         if self.max_lr is None and not self.searches:
             saved = Path(str(self.args.output_dir)) / LR_FIND_FILE
             found = self._saved_range_test(resume_from_checkpoint)
@@ -491,13 +493,12 @@ class OneCycleTrainer(transformers.Trainer):
                 )
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
-    def _check_resumed_mode(self, checkpoint: Path | None) -> None:
+    def _check_resumed_mode(self, checkpoint: Path | None, state: dict[str, Any] | None) -> None:
         """Refuse a checkpoint of the other kind of cycle, before the range test: a fixed cycle's
         ``scheduler.pt`` holds only its step, so ``max_lr="search"`` on it jumped the rise to that
         step (a user's check: update 80 at LR 10, then 1e9, without a word); a search's holds
         the search and its plan, which a cycle at a max_lr given or from a range test replaced
-        by its own, silently."""
-        state = _saved_scheduler(checkpoint)
+        by its own, silently. `state`: the checkpoint's ``scheduler.pt`` (`_saved_scheduler`)."""
         if state is None:
             return
         saved_search = "search" in state
@@ -529,14 +530,13 @@ class OneCycleTrainer(transformers.Trainer):
             "for a new cycle"
         )
 
-    def _check_resumed_search(self, updates: int | None) -> None:
+    def _check_resumed_search(self, updates: int | None, state: dict[str, Any] | None) -> None:
         """Say when a resumed search's checkpoint was made for another run (a user's check:
         resumed with num_train_epochs 4 after 3, the saved 96-update plan went on and updates
         96..127 trained at its final LR, said only mid-run; another momentum was dropped): the
         search and its plan come from ``scheduler.pt``, so the checkpoint's settings are used."""
         self._past_end_said = False
-        state = _saved_scheduler(self._resumed_from) if self.searches else None
-        search = None if state is None else state.get("search")
+        search = state.get("search") if state is not None and self.searches else None
         if not isinstance(search, dict):
             return
         steps, momentum = search.get("total_steps"), search.get("momentum")
@@ -658,7 +658,7 @@ class OneCycleTrainer(transformers.Trainer):
         # LR and β1 at the resume without a word); a checkpoint of an older version keeps none
         before, now = saved.get("settings"), self._cycle_settings()
         if isinstance(before, dict):
-            others = [f"{name} {_shown(before[name])!r} → {_shown(now[name])!r}"
+            others = [f"{name} {as_given(before[name])!r} → {as_given(now[name])!r}"
                       for name in now if name in before and before[name] != now[name]]  # fmt: skip
             if others:
                 changed.append(f"the checkpoint's cycle had other settings ({', '.join(others)})")
@@ -836,11 +836,6 @@ def _saved_scheduler(checkpoint: Path | None) -> dict[str, Any] | None:
     except Exception:  # unreadable: the Trainer's own load says why
         return None
     return state if isinstance(state, dict) and "step_count" in state else None
-
-
-def _shown(value: object) -> object:
-    """A setting as the user gave it: a checkpoint's momentum list as the tuple it was."""
-    return tuple(value) if isinstance(value, list) else value
 
 
 def _check_range_test_settings(max_lr: object, fine_tuning: bool, sweep: object) -> None:

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import CombinedLoader, rank_zero_info, rank_zer
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
 from superconverge._checks import check_max_lr
+from superconverge._display import as_given
 from superconverge._warnings import warn
 from superconverge.finder.result import RangeTestResult
 from superconverge.finder.sweep import check_sweep_arguments, sweep_settings
@@ -407,8 +408,8 @@ class OneCycle(pl.Callback):
         mine = self._settings()
         for name, before in saved.items():  # a checkpoint of an older version keeps none
             if name in mine and before != mine[name]:
-                given.append(f"{name}={_shown(mine[name])!r}")
-                kept.append(f"{name} {_shown(before)!r}")
+                given.append(f"{name}={as_given(mine[name])!r}")
+                kept.append(f"{name} {as_given(before)!r}")
         if not given:
             return
         warn(
@@ -650,11 +651,6 @@ def _resumed_run_updates(trainer: pl.Trainer) -> float:
     if trainer.max_steps is not None and trainer.max_steps >= 0:
         updates = min(updates, trainer.max_steps)
     return updates
-
-
-def _shown(value: object) -> object:
-    """A setting as the user gave it: a checkpoint's momentum list as the tuple it was."""
-    return tuple(value) if isinstance(value, list) else value
 
 
 def _check_search(max_lr: object, search: object, **cycle: float | None) -> bool:

@@ -463,6 +463,13 @@ def test_samples_where_batches_are_read_are_named(digits):
     with pytest.raises(TypeError, match=r"data yields samples \(\(inputs, target\) pairs with one "
                        r"number as the target\), where batches are read; stack"):  # fmt: skip
         trainer.evaluate((inputs[i], targets[i]) for i in range(10))
+    # a model that cannot take one sample (it flattens from dimension 1): said the same way
+    flattening = Trainer(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), LOSS, flat, batch_size=32,
+                         progress=False)  # fmt: skip
+    with pytest.raises(TypeError, match=r"data is a list of 3 tensors, read as batches, but the "
+                       r"model cannot take one of shape \(64,\) \(IndexError: .*a list of "
+                       r"samples\?"):  # fmt: skip
+        flattening.predict(list(inputs[:3]))
     # a NumPy array: predict needs no targets, so it is not "(inputs, targets) pairs" it lacks
     with pytest.raises(TypeError, match=r"data is a NumPy array; pass a tensor"):
         trainer.predict(inputs.numpy())

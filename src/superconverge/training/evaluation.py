@@ -130,7 +130,17 @@ def predict_batches(
     with torch.no_grad(), autocast:
         for batch in batches:
             inputs = _inputs_of(batch, batch_fn, name)
-            output = forward(model, to_device(inputs, device)).float().cpu()
+            try:
+                output = forward(model, to_device(inputs, device)).float().cpu()
+            except Exception as error:
+                if not listed:
+                    raise
+                # a user's list of 1-D samples to a model that flattens from dimension 1
+                raise TypeError(
+                    f"{name} is a list of {listed} tensors, read as batches, but the model "
+                    f"cannot take one of shape {tuple(inputs.shape)} ({type(error).__name__}: "
+                    f"{error}): a list of samples? {SAMPLES_ADVICE}"
+                ) from error
             if listed and (output.dim() == 0 or len(output) != len(inputs)):
                 # a user's list of 5 samples gave a flat tensor of 50 outputs, without a word
                 raise TypeError(

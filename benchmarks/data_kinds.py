@@ -15,6 +15,7 @@
     SUPERCONVERGE_DATA=../shared/data python benchmarks/data_kinds.py sst2 --epochs 2
     python benchmarks/_png_folder.py /tmp/cifar-png
     python benchmarks/data_kinds.py cifar-png --png /tmp/cifar-png --epochs 2
+    python benchmarks/data_kinds.py cifar-png --handwritten --batch-size 32 --max-lr 0.0039
 """
 
 from __future__ import annotations
@@ -173,6 +174,8 @@ def cifar_png(args: argparse.Namespace) -> dict:
     def model() -> nn.Module:
         return build("cifar-resnet", width=args.width, bn_momentum=0.05)
 
+    if args.handwritten:
+        return _cifar_png_handwritten(args, model, train, val, test)
     # stage lines with their times, to line up with the memory timeline
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     memory = _TreeMemory()
@@ -201,6 +204,66 @@ def cifar_png(args: argparse.Namespace) -> dict:
     return result
 
 
+def _cifar_png_handwritten(args, model, train, val, test) -> dict:
+    """The same data, model and compute as `tune` on its default, in a loop a user would write:
+    AdamW under `OneCycleLR` at the plan's batch, max_lr and weight decay (given as flags), the
+    training DataLoader's 2 workers persistent, each evaluation's 2 workers started for it. The
+    memory this costs is PyTorch's and the DataLoader's, not the library's: `tune`'s own share
+    is its peak less this one."""
+    torch.manual_seed(args.seed)
+    net = model()
+    memory = _TreeMemory()
+    time.sleep(1)
+    start = time.perf_counter()
+    loader = DataLoader(
+        train, batch_size=args.batch_size, shuffle=True, num_workers=2, persistent_workers=True
+    )
+    epochs = args.epochs or 2
+    optimizer = torch.optim.AdamW(net.parameters(), lr=args.max_lr, weight_decay=args.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=args.max_lr, epochs=epochs, steps_per_epoch=len(loader)
+    )
+    loss_fn = nn.CrossEntropyLoss()
+
+    def evaluate(data) -> dict[str, float]:
+        net.eval()
+        total = correct = seen = 0.0
+        with torch.no_grad():
+            for x, y in DataLoader(data, batch_size=256, num_workers=2):
+                out = net(x)
+                total += loss_fn(out, y).item() * len(y)
+                correct += (out.argmax(1) == y).sum().item()
+                seen += len(y)
+        net.train()
+        return {"loss": total / seen, "accuracy": correct / seen}
+
+    val_results = []
+    for _ in range(epochs):
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss_fn(net(x), y).backward()
+            optimizer.step()
+            schedule.step()
+        val_results.append(evaluate(val))
+    del loader  # its workers stop, as `tune`'s do before its test evaluation
+    result = {
+        "handwritten": True,
+        "batch_size": args.batch_size,
+        "max_lr": args.max_lr,
+        "weight_decay": args.weight_decay,
+        "val": val_results,
+        "test": evaluate(test),
+        "compute": {"total_samples": epochs * len(train)},
+        "seconds": time.perf_counter() - start,
+        "width": args.width,
+        "train_size": len(train),
+        "seed": args.seed,
+    }
+    result["peak_tree_mib"] = memory.stop()
+    result["decoded_float32_mib"] = len(train) * 3 * 32 * 32 * 4 / 2**20
+    return result
+
+
 class _TreeMemory:
     """The peak, over samples every half second, of this process's and its children's (the
     DataLoader workers') memory together: RSS summed (counts pages shared after fork once per
@@ -213,7 +276,9 @@ class _TreeMemory:
 
         self.pid = os.getpid()
         self.peak = {"rss_sum": 0.0, "pss_sum": 0.0, "processes": 0}
-        self.main = {"pss": 0.0, "rss": 0.0}  # this process alone (its own peaks)
+        # this process alone (its own peaks); "anonymous": memory it allocated (heap, tensors),
+        # not the pages of torch's libraries mapped from disk
+        self.main = {"pss": 0.0, "rss": 0.0, "anonymous": 0.0}
         self.most_processes = 0
         self.timeline: list[tuple[float, float, float, int]] = []  # (unix time, main, tree, n)
         self.start: dict[str, float] | None = None  # the first sample: before any worker starts
@@ -246,10 +311,13 @@ class _TreeMemory:
                 except OSError:
                     continue
                 for line in text.splitlines():
-                    for key in ("Rss", "Pss"):
+                    for key in ("Rss", "Pss", "Anonymous"):
                         if line.startswith(key + ":"):
                             mib = int(line.split()[1]) / 1024
-                            rss, pss = (rss + mib, pss) if key == "Rss" else (rss, pss + mib)
+                            if key == "Rss":
+                                rss += mib
+                            elif key == "Pss":
+                                pss += mib
                             if pid == self.pid:
                                 self.main[key.lower()] = max(self.main[key.lower()], mib)
                                 main_pss = mib if key == "Pss" else main_pss
@@ -293,8 +361,19 @@ def main() -> None:
         choices=["tune adamw", "tune sgd", "adamw defaults"],
         help="sst2: run this contender alone",
     )
+    parser.add_argument(
+        "--handwritten",
+        action="store_true",
+        help="cifar-png: a hand-written AdamW + OneCycleLR loop instead of tune (the baseline)",
+    )
+    parser.add_argument("--max-lr", type=float, help="cifar-png --handwritten: its max_lr")
+    parser.add_argument(
+        "--weight-decay", type=float, default=0.1, help="cifar-png --handwritten: AdamW's"
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
+    if args.handwritten and (args.batch_size is None or args.max_lr is None):
+        parser.error("--handwritten needs --batch-size and --max-lr (the plan's, to compare)")
     torch.set_num_threads(1)
     result = {"diabetes": diabetes, "sst2": sst2, "cifar-png": cifar_png}[args.task](args)
     print(machine())

@@ -294,3 +294,10 @@ def test_auto_under_an_unknown_loss_on_0_1_targets_points_to_binary_accuracy():
         check_metrics(resolve_metrics("auto", my_bce), torch.randn(2, 1), torch.randn(2, 1))
         named = resolve_metrics(["mse", "binary_accuracy"], my_bce)  # the user chose
         check_metrics(named, torch.randn(2, 3), labels)
+
+
+def test_a_named_metric_that_does_not_apply_names_the_built_ins_that_do():
+    # a user's check: --metric mae on a classification said only "not reported"
+    outputs, targets = torch.randn(8, 10), torch.randint(0, 10, (8,))
+    with pytest.warns(UserWarning, match=r"'mae' does not apply .*apply: accuracy, top5$"):
+        assert check_metrics(resolve_metrics(["mae"]), outputs, targets) == []

@@ -425,6 +425,8 @@ def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list
             instead = ""
             if metric.fn is accuracy and _binary(outputs, targets):
                 instead = " (targets in [0, 1] of the outputs' shape: binary_accuracy reads them)"
+            elif fitting := [n for n, m in BUILTINS.items() if m.is_reported(outputs, targets)]:
+                instead = f"; the built-ins that apply: {', '.join(fitting)}"
             warn(
                 f"metrics: {metric.name!r} does not apply to these outputs and targets "
                 f"(outputs {shape_of(outputs)}{dtype_of(outputs)}, targets {shape_of(targets)}"

@@ -82,3 +82,14 @@ def test_a_trials_learning_rate_with_the_search_is_refused(tmp_path):
         r"\(max_lr='search' finds the cycle's peak\); give OneCycleTrainer\(max_lr=...\)"
     )):  # fmt: skip
         _search(trainer)
+
+
+def test_a_trials_learning_rate_with_a_range_test_is_refused_before_it_runs(tmp_path, monkeypatch):
+    # a user's check: with max_lr=None the refusal came only after the first trial's range test
+    trainer = OneCycleTrainer(**_settings(tmp_path))
+    monkeypatch.setattr(trainer, "run_lr_find", lambda: pytest.fail("the range test ran"))
+    with pytest.raises(ValueError, match=(
+        r"the trial sets learning_rate=[0-9.e-]+, which this run does not use \(max_lr=None: "
+        r"the range test sets the cycle's peak\)"
+    )):  # fmt: skip
+        _search(trainer)

@@ -457,16 +457,30 @@ class OneCycleTrainer(transformers.Trainer):
         params = trial if isinstance(trial, Mapping) else getattr(trial, "params", None) or {}
         if "learning_rate" not in params:
             return
-        if self.max_lr is None:
-            asked = "max_lr='search' finds" if self.searches else "max_lr=None: the range test sets"
-            raise ValueError(
-                f"OneCycleTrainer: the trial sets learning_rate={self.args.learning_rate:g}, "
-                f"which this run does not use ({asked} the cycle's peak); give "
-                "OneCycleTrainer(max_lr=...) (the trial's learning_rate then is each trial's "
-                "max_lr), or leave learning_rate out of hp_space"
-            )
+        self._refuse_a_trials_learning_rate(self.args.learning_rate)
         self._max_lr_before_trial, self._trial_sets_max_lr = self.max_lr, True
         self.max_lr = float(check_max_lr(self.args.learning_rate))
+
+    def _refuse_a_trials_learning_rate(self, learning_rate: Any) -> None:
+        """A trial's learning_rate where no max_lr is given: the run would not use it."""
+        if self.max_lr is not None:
+            return
+        asked = "max_lr='search' finds" if self.searches else "max_lr=None: the range test sets"
+        raise ValueError(
+            f"OneCycleTrainer: the trial sets learning_rate={float(learning_rate):g}, "
+            f"which this run does not use ({asked} the cycle's peak); give "
+            "OneCycleTrainer(max_lr=...) (the trial's learning_rate then is each trial's "
+            "max_lr), or leave learning_rate out of hp_space"
+        )
+
+    def _trial_learning_rate(self, trial: Any) -> Any:
+        """The learning_rate a ``hyperparameter_search`` trial will set, read as Hugging Face's
+        ``_hp_search_setup`` reads the trial's values (Optuna: ``hp_space(trial)``, which
+        suggests the same values again; Ray and W&B: the trial is the dict), or None."""
+        if self.hp_search_backend is None or trial is None:
+            return None
+        params = trial if isinstance(trial, Mapping) else self.hp_space(trial)
+        return params.get("learning_rate") if isinstance(params, Mapping) else None
 
     def train(self, resume_from_checkpoint: Any = None, *args: Any, **kwargs: Any) -> Any:
         # the run's updates, known now: a run too short is said before the range test
@@ -477,6 +491,9 @@ class OneCycleTrainer(transformers.Trainer):
         scheduler_state = _saved_scheduler(self._resumed_from)  # read once, for both checks
         self._check_resumed_mode(self._resumed_from, scheduler_state)
         self._check_resumed_search(updates, scheduler_state)
+        trial = kwargs.get("trial", args[0] if args else None)
+        if (learning_rate := self._trial_learning_rate(trial)) is not None:
+            self._refuse_a_trials_learning_rate(learning_rate)  # before a range test's time
         if self.max_lr is None and not self.searches:
             saved = Path(str(self.args.output_dir)) / LR_FIND_FILE
             found = self._saved_range_test(resume_from_checkpoint)

@@ -37,7 +37,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="the experiment (see --list)")
     p.add_argument("--list", action="store_true", help="list the experiments")
     p.add_argument(
-        "--quick", action="store_true", help="a reduced version that runs in about a minute"
+        "--quick", action="store_true", help="a reduced version: a minute or two on 2 CPU cores"
     )
     p.add_argument(
         "--seeds",

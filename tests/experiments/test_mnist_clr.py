@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,4 +112,9 @@ def test_an_interrupted_run_keeps_its_finished_runs_and_resumes(tmp_path, monkey
     assert (out / "accuracy.png").is_file()
     # the heading says one epoch; the recipe's final run trained the budget's 2 (unsaid)
     assert results["raw"]["recipe (tune)"][0]["epochs"] == 2
-    assert "The recipe's final run trained 2 epochs (" in (out / "results.md").read_text()
+    # each number names its scaling (a user's check: "(5,400, 6,162 training samples ...)")
+    assert re.search(
+        r"The recipe's final run trained 2 epochs \(training samples, its search's included: "
+        r"raw [0-9,]+; \[0, 1\] [0-9,]+\)",
+        (out / "results.md").read_text(),
+    )

@@ -231,8 +231,12 @@ def _recipe_note(results: dict[str, Any]) -> str:
     epochs = sorted({run["epochs"] for run in runs if run.get("epochs", 1) != 1})
     if not epochs:
         return ""
-    samples = sorted({run["samples"] for run in runs if run.get("samples")})
-    spent = f" ({', '.join(f'{s:,}' for s in samples)} training samples with its search)"
+    samples = []  # per scaling: "raw 5,400"
+    for scaling in SCALINGS:
+        counts = [r["samples"] for r in results.get(scaling, {}).get("recipe (tune)", [])]
+        if counts := [f"{count:,}" for count in counts if count]:
+            samples.append(f"{SCALING_NAMES[scaling]} {', '.join(counts)}")
+    spent = f" (training samples, its search's included: {'; '.join(samples)})"
     return (
         f"\nThe recipe's final run trained {' or '.join(map(str, epochs))} epochs"
         f"{spent if samples else ''}, not one: `tune` spends its budget (2x one run) on a longer "

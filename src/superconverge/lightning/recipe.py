@@ -1,10 +1,12 @@
 """`tune_module`: the whole recipe (`superconverge.tune`) over a ``LightningModule``.
 
-The module's own ``training_step`` is the loss: every range test, short run and the final run
-calls it on a batch (its ``self.log`` calls are silenced), so a module written for Lightning
-needs no separate model and loss function. The recipe chooses the optimizer (SGD or AdamW, or
-the one given), the LR bounds, weight decay and momentum; the module's ``configure_optimizers``
-is not called. The validation loss is ``training_step``'s loss on the validation data in eval
+The module's own ``training_step`` is the loss: the final run (and, searching by short runs,
+every range test and short run) calls it on a batch (its ``self.log`` calls are silenced), so a
+module written for Lightning needs no separate model and loss function. At `tune`'s default the
+LR is searched inside the final run (AdamW at weight decay 0.1, or the optimizer given); with
+``RecipeSettings(lr_search="short_runs")`` the recipe chooses the optimizer (SGD or AdamW), the
+LR bounds, weight decay and momentum by short runs. The module's ``configure_optimizers`` is
+not called. The validation loss is ``training_step``'s loss on the validation data in eval
 mode, without gradients.
 """
 
@@ -111,7 +113,7 @@ def tune_module(
         train_data, val_data: what `tune` takes: ``Dataset``s (the recipe chooses the batch
             size), DataLoaders (their own batch size) or loader factories; batches are whatever
             ``training_step`` expects.
-        epochs: of the final run.
+        epochs: as `tune`'s (at its default the final run trains more: the budget's samples).
         options: `tune`'s other keyword arguments (``optimizer``, ``budget``, ``out_dir``,
             ``test_data``, ``seed``, ...); ``loss_fn``, ``batch_fn`` and ``metrics`` are set
             here (test results hold the loss only).

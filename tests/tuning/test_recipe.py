@@ -1,6 +1,7 @@
 import base64
 import itertools
 import json
+import logging
 import math
 import re
 import shutil
@@ -81,10 +82,17 @@ def test_tune_records_every_step_with_its_cost_and_trains(digits, tmp_path):
     assert again.max_lr == plan.max_lr and again.evidence == json.loads(plan.to_json())["evidence"]
 
 
-def test_explicit_batch_size_wins_and_momentum_can_be_compared(digits):
-    plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, batch_size=48, compare_momentum=True,
-                   weight_decays=(1e-4, 0.0), optimizer="sgd", budget=20.0)  # fmt: skip
+def test_explicit_batch_size_wins_and_momentum_can_be_compared(digits, caplog):
+    with caplog.at_level(logging.INFO, logger="superconverge"):
+        plan = sc.tune(make_mlp, digits.train, digits.val, epochs=2, batch_size=48,
+                       compare_momentum=True, weight_decays=(1e-4, 0.0), optimizer="sgd",
+                       budget=20.0)  # fmt: skip
     assert plan.batch_size == 48 and plan.evidence[0]["why"] == "given"
+    # the default's in-run search was overridden: said, with why (an auditor's check)
+    assert (
+        "tune: the LR is searched by range tests and short runs before the final run, not inside "
+        "it: this run compares several weight decays and the momenta, which only short runs do"
+    ) in caplog.messages
     assert set(plan.evidence[3]["details"]["runs"]) == {
         "(0.95, 0.85)",
         "0.99",

@@ -389,6 +389,17 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
         return _search_in_run(
             setup, request, batch_record, per_epoch, family, decays_for(family)[0]
         )
+    if settings.lr_search == "in_run" and not resumed:  # the default, overridden: say why
+        asked = [
+            *(["several weight decays"] if len(list(request.weight_decays or ())) > 1 else []),
+            *(["the momenta"] if request.compare_momentum else []),
+            *(["trials spread over processes (workers, a study)"] if parallel else []),
+        ]
+        logger.info(
+            "tune: the LR is searched by range tests and short runs before the final run, not "
+            "inside it: this run compares %s, which only short runs do",
+            " and ".join(asked),
+        )
 
     room = len(families)  # the optimizers whose LR search the budget holds (at least one)
     size = _short_run_size(setup, batch, per_epoch, epochs, room, decays_for(families[0]))

@@ -99,8 +99,9 @@ def test_interrupt_exits_130_in_one_line(monkeypatch, capsys):
 
 
 def test_an_interrupt_while_the_command_starts_exits_130_in_one_line(monkeypatch, capsys):
-    # building the parser imports torch (a second or more): a Ctrl-C then printed a
-    # KeyboardInterrupt traceback from deep inside torch's import
+    # the start imports torch (a second or more; since the names in --help are the CLI's own,
+    # after the parser is built): a Ctrl-C then printed a KeyboardInterrupt traceback from deep
+    # inside torch's import
     def interrupted(subparsers):
         raise KeyboardInterrupt
 
@@ -113,7 +114,7 @@ def test_an_interrupt_while_the_command_starts_exits_130_in_one_line(monkeypatch
 
 
 def test_a_ctrl_c_that_torchs_import_would_lose_still_stops_the_command(monkeypatch, capsys):
-    # torch's import (which building the parser starts) clears an interrupt that arrives while
+    # torch's import (as the command starts) clears an interrupt that arrives while
     # its C code imports numpy: `superconverge tune` then ran on as if never stopped
     real_add_parser = lr_find.add_parser
 
@@ -400,3 +401,32 @@ def test_version_into_a_closed_pipe_and_a_closed_stdout_print_no_traceback(tmp_p
     closed = shell(f"{cli} schedule one-cycle --total-steps 100 --max-lr 0.1 --out {out} >&-")
     assert closed.returncode == 0, closed.stderr
     assert out.stat().st_size > 0
+
+
+def test_the_names_in_the_help_are_the_librarys():
+    # the help lists names kept beside the CLI, so that --help need not import torch
+    from superconverge.cli._common import DATA_NAMES, MODEL_NAMES
+    from superconverge.cli._data_flags import LOSS_NAMES, OPTIMIZER_NAMES
+    from superconverge.data import DATASETS
+    from superconverge.losses import LOSSES
+    from superconverge.models import MODELS
+    from superconverge.pytorch.optimizers import OPTIMIZERS
+
+    assert tuple(MODELS) == MODEL_NAMES
+    assert tuple(name for name in DATASETS if name != "csv") == DATA_NAMES
+    assert tuple(LOSSES) == LOSS_NAMES
+    assert set(OPTIMIZER_NAMES) == set(OPTIMIZERS)
+
+
+def test_help_does_not_import_torch():
+    # a user's check: every --help took over a second, most of it importing torch
+    for command in ([], ["tune"], ["fit"], ["lr-find"], ["report"], ["reproduce"], ["schedule"]):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "superconverge", *command, "--help"],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "usage: superconverge" in done.stdout
+        imported = [line.rpartition("|")[2].strip() for line in done.stderr.splitlines()]
+        assert "torch" not in imported, command

@@ -31,6 +31,11 @@ EXIT_OK = 0
 EXIT_FAILURE = 1  # the command was fine; running it failed (disk full, diverged, bad data file)
 EXIT_USAGE = 2  # a bad flag or value: nothing was run
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+# `superconverge.models.MODELS`' names, for the flags' help without importing torch (which
+# would make every --help take a second); tests/cli/test_main.py checks they are the same
+MODEL_NAMES = ("mlp", "mnist-cnn", "cifar-resnet", "resnet56", "resnet9")
+# `superconverge.data.DATASETS` but csv (it needs a label column: the Python API only), alike
+DATA_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10")
 
 
 class UsageError(Exception):
@@ -741,10 +746,8 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def data_names() -> list[str]:
-    """The data sets the CLI loads by name (csv needs a label column: the Python API only)."""
-    from superconverge.data import DATASETS
-
-    return [name for name in DATASETS if name != "csv"]
+    """The data sets the CLI loads by name (`DATA_NAMES`)."""
+    return list(DATA_NAMES)
 
 
 def resolve_data(data: str, data_dir: Path | None, seed: int, flag: str = "--data") -> Any:

@@ -12,6 +12,8 @@ from typing import Any
 from superconverge.cli._common import UsageError, import_named
 
 OPTIMIZER_NAMES = ("sgd", "adamw", "nadamw", "adam")  # superconverge.pytorch.optimizers
+# `superconverge.losses.LOSSES`' names, for the help without importing torch (test_main.py)
+LOSS_NAMES = ("cross_entropy", "mse", "l1", "smooth_l1", "bce_with_logits", "nll")
 PRECISION_NAMES = ("auto", "32", "bf16", "fp16")  # superconverge.training.device
 
 
@@ -38,12 +40,10 @@ def add_task_flags(
     """--loss, --metric (with `metrics`), --optimizer, --device, --precision, --num-workers,
     --steps-per-epoch, --val-steps and --test-steps (with `evaluation`), --batch-fn,
     --collate-fn."""
-    from superconverge.losses import LOSSES
-
     parser.add_argument(
         "--loss",
         default="cross_entropy",
-        help=f"{', '.join(LOSSES)}, or module:function loss_fn(outputs, targets)",
+        help=f"{', '.join(LOSS_NAMES)}, or module:function loss_fn(outputs, targets)",
     )
     if metrics:
         parser.add_argument(

@@ -34,6 +34,7 @@ from superconverge.cli._common import (
     scores_line,
 )
 from superconverge.cli._data_flags import (
+    LOSS_NAMES,
     UserData,
     callable_from_flag,
     device_flag,
@@ -73,11 +74,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--model", help="model name or module:function (default: the one the plan names)"
     )
     # the plan's own entry points, named again (a plan's code runs only when named or trusted)
-    from superconverge.losses import LOSSES
-
     p.add_argument(
         "--loss",
-        help=f"{', '.join(LOSSES)}, or module:function loss_fn(outputs, targets) (default: the "
+        help=f"{', '.join(LOSS_NAMES)}, or module:function loss_fn(outputs, targets) (default: the "
         "one the plan names)",
     )
     p.add_argument(

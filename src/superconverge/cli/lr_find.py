@@ -15,6 +15,7 @@ from superconverge._files import (
 )
 from superconverge._run_folder import TRAINING_FILES
 from superconverge.cli._common import (
+    MODEL_NAMES,
     UsageError,
     add_data_flags,
     check_outputs,
@@ -36,8 +37,6 @@ OUTPUTS = ("lr_find.json", "lr_find.png")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from superconverge.models import MODELS
-
     p: argparse.ArgumentParser = subparsers.add_parser(
         "lr-find",
         help="run the LR range test and suggest max_lr / min_lr",
@@ -46,7 +45,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_data_flags(p)
     p.add_argument(
-        "--model", default="mlp", help=f"{', '.join(sorted(MODELS))}, or module:function"
+        "--model", default="mlp", help=f"{', '.join(sorted(MODEL_NAMES))}, or module:function"
     )
     p.add_argument("--width", type=float, help="width option of cifar-resnet / resnet9")
     p.add_argument(

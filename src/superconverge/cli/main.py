@@ -97,7 +97,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 def _interrupts_held() -> Iterator[None]:
     """Ctrl-C (and SIGTERM, where it interrupts) wait for the end of the block, then interrupt.
 
-    Building the parser imports torch, and torch's import loses an interrupt that arrives while
+    A command imports torch, and torch's import loses an interrupt that arrives while
     its C code imports numpy: it clears the error and goes on, so the command then ran as if
     never stopped, or failed later with a RecursionError from the half-loaded numpy (2 in 40
     Ctrl-Cs in the first second of `superconverge tune`).
@@ -133,10 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = _main(list(argv if argv is not None else sys.argv[1:]))
     if argv is None:
         ignore_interrupts()
-        from superconverge.pytorch.distributed import launched_ranks
+        if "torch" in sys.modules:  # not after --help: importing torch would take a second
+            from superconverge.pytorch.distributed import launched_ranks
 
-        if launched_ranks() > 1:
-            _leave_without_finalisers(status)
+            if launched_ranks() > 1:
+                _leave_without_finalisers(status)
     return status
 
 
@@ -158,7 +159,7 @@ def _main(given: list[str]) -> int:
     try:  # SIGTERM too from the start: a stop while the command starts is a stop, not a kill
         with _terminate_as_interrupt():
             return _parse_and_run(given)
-    except KeyboardInterrupt:  # before the command ran: building the parser imports torch
+    except KeyboardInterrupt:  # before the command ran (the parser, or the command's imports)
         if "--debug" in given:
             raise
         print("superconverge: error: interrupted before the command ran", file=sys.stderr)
@@ -186,6 +187,8 @@ def _parse_and_run(argv: list[str]) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return EXIT_USAGE
+    with _interrupts_held():  # the commands' torch, here and not in --help's parser (a second)
+        import torch  # noqa: F401
     args.argv = argv  # e.g. for tune --resume
     try:
         _apply_environment(args)

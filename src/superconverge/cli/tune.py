@@ -14,6 +14,7 @@ from superconverge._display import averaged_weights_line, decision, plural, with
 from superconverge._files import NO_ROOM
 from superconverge.cli._common import (
     EXIT_FAILURE,
+    MODEL_NAMES,
     RunFailure,
     UsageError,
     _usable_folder,
@@ -44,8 +45,6 @@ from superconverge.cli._data_flags import (
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from superconverge.models import MODELS
-
     p: argparse.ArgumentParser = subparsers.add_parser(
         "tune",
         help="the whole recipe: batch size, max_lr searched in the 1cycle run, diagnosis",
@@ -57,7 +56,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_data_flags(p)
     p.add_argument(
         "--model",
-        help=f"{', '.join(MODELS)}, or module:function (default: chosen for the data)",
+        help=f"{', '.join(MODEL_NAMES)}, or module:function (default: chosen for the data)",
     )
     p.add_argument("--width", type=float, help="width option of cifar-resnet / resnet9")
     p.add_argument("--epochs", type=int, default=10)

@@ -24,6 +24,9 @@ def test_sgd_gets_the_plans_momentum_and_history_records_each_batch(digits):
     # history.history keeps one value per epoch: pd.DataFrame(history.history) works (it
     # failed with "All arrays must be of the same length" when the batches' lists were there)
     assert {len(values) for values in history.history.values()} == {3}
+    # each epoch's last LR and momentum, as Keras's LearningRateScheduler logs learning_rate
+    assert history.history["learning_rate"] == [lrs[9], lrs[19], lrs[29]]
+    assert history.history["momentum"] == [moms[9], moms[19], moms[29]]
 
 
 def test_adam_beta_1_follows_the_schedule_and_a_second_fit_continues(digits):
@@ -38,6 +41,8 @@ def test_adam_beta_1_follows_the_schedule_and_a_second_fit_continues(digits):
     assert callback.momenta == expected
     assert second.batch_momentum == expected[10:]  # steps 10..19, not 0..9
     assert model.optimizer.beta_1 == expected[-1]
+    assert second.history["beta_1"] == [expected[-1]]  # the Adam family's name, in the logs
+    assert "momentum" not in second.history
 
 
 def test_a_plain_plan_works_too(digits):
@@ -122,11 +127,14 @@ def test_training_past_total_steps_warns_once_with_the_fix(digits):
     assert messages == [
         "CyclicMomentum: the plan has 30 steps (total_steps) and training reached step 30; "
         "holding the final values (lr 4e-07, momentum 0.95) for the rest of training: build the "
-        "schedule with total_steps = epochs * steps_per_epoch (total_steps=50 reaches the end of "
-        "this fit)"
+        "schedule with total_steps = epochs * steps_per_epoch (this fit's 10 steps per epoch: "
+        "total_steps=50 reaches its end)"
     ]  # once, not at each of the 20 batches past the end
     assert callback.momenta[30:] == [0.95] * 20
-    assert _past_end_warnings(lambda: fit(1)) == []  # warned already
+    # once a fit: the next fit (or another model given the same callback, an auditor's check:
+    # it trained at the final LR without a word) is said again
+    (again,) = _past_end_warnings(lambda: fit(1))
+    assert "training reached step 50" in again
 
 
 def test_the_suggested_total_steps_counts_only_the_epochs_a_resumed_fit_runs(digits):
@@ -141,7 +149,7 @@ def test_the_suggested_total_steps_counts_only_the_epochs_a_resumed_fit_runs(dig
         model.fit(x, y, batch_size=32, epochs=4, initial_epoch=2, verbose=0, callbacks=[callback])
 
     (message,) = _past_end_warnings(fit)
-    assert message.endswith("(total_steps=20 reaches the end of this fit)")
+    assert message.endswith("(this fit's 10 steps per epoch: total_steps=20 reaches its end)")
 
 
 def test_a_schedule_used_without_the_callback_warns_once_past_its_end(digits):
@@ -233,7 +241,7 @@ def test_backup_and_restore_resumes_the_cycle_exactly_and_the_fix_counts_the_who
     model = make_model(keras.optimizers.SGD(schedule, momentum=0.9))
     resumed: list[CyclicMomentum] = []
     (message,) = _past_end_warnings(lambda: resumed.append(fit(backup)))
-    assert message.endswith("(total_steps=20 reaches the end of this fit)")
+    assert message.endswith("(this fit's 4 steps per epoch: total_steps=20 reaches its end)")
     assert resumed[0].momenta == whole.momenta[8:]  # steps 8..19, where it stopped
     assert resumed[0].lrs == whole.lrs[8:]
     assert_bitwise_equal(values(model.variables), expected)

@@ -48,8 +48,10 @@ class CyclicMomentum(keras.callbacks.Callback):
     ``gradient_accumulation_steps``, the batches), so it stays in step across several ``fit``
     calls and after loading a saved model. After training, ``callback.lrs`` and ``callback.momenta`` hold
     one value per batch of every ``fit`` call, and the ``History`` that ``fit`` returns gets this
-    fit's as ``history.batch_lr`` and ``history.batch_momentum`` (``history.history`` keeps one
-    value per epoch, for ``pd.DataFrame(history.history)``). The optimizer's ``learning_rate``
+    fit's as ``history.batch_lr`` and ``history.batch_momentum``; ``history.history`` (and a
+    ``CSVLogger`` after this callback) gets each epoch's last as ``learning_rate`` and
+    ``momentum`` (``beta_1`` for the Adam family), one value per epoch, for
+    ``pd.DataFrame(history.history)``. The optimizer's ``learning_rate``
     must be the same plan; another (a constant, another schedule) is refused at the fit's start.
 
     Keras's SGD and RMSprop only keep a velocity when built with momentum > 0: compile them with
@@ -58,8 +60,9 @@ class CyclicMomentum(keras.callbacks.Callback):
     `CyclicSGD` computes its momentum inside the step and needs neither.
 
     Past the plan's last step the LR and momentum hold their final values; the callback warns
-    once, at the first batch past it (the schedule itself cannot: inside a compiled step its
-    step has no value). Build the schedule with ``total_steps = epochs * steps_per_epoch``.
+    once a fit, at the first batch past it (the schedule itself cannot: inside a compiled step
+    its step has no value). Build the schedule with ``total_steps = epochs * steps_per_epoch``,
+    ``steps_per_epoch = math.ceil(len(x) / batch_size)`` (Keras trains the last, smaller batch).
     """
 
     def __init__(self, schedule: PlanSchedule | Plan) -> None:
@@ -121,6 +124,7 @@ class CyclicMomentum(keras.callbacks.Callback):
                 f"with {name}(momentum=0.9, ...)"
             )
         self._check_same_plan(optimizer)
+        self._warned_past_end = False  # once per fit: a callback used again warns again
         self._first = len(self.lrs)
         self._fit_start = self._step()
         self._initial_epoch = None
@@ -177,7 +181,7 @@ class CyclicMomentum(keras.callbacks.Callback):
         needed = ""
         if epochs and steps:
             end = self._fit_start + (epochs - (self._initial_epoch or 0)) * steps
-            needed = f" (total_steps={end} reaches the end of this fit)"
+            needed = f" (this fit's {steps} steps per epoch: total_steps={end} reaches its end)"
         warnings.warn(
             f"CyclicMomentum: the plan has {total} steps (total_steps) and training reached "
             f"step {step}; holding the final values (lr {self.schedule.plan.lr(step):.3g}, "
@@ -192,6 +196,14 @@ class CyclicMomentum(keras.callbacks.Callback):
         self.momenta.append(self._set(step))
         optimizer = self.model.optimizer
         self.lrs.append(float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate))))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """The epoch's last LR and momentum (``beta_1`` for the Adam family) in `logs`, as
+        Keras's `LearningRateScheduler` puts ``learning_rate``: `History` and `CSVLogger`
+        get a column each (an auditor's check: ``history.history`` had neither)."""
+        if logs is not None and len(self.lrs) > self._first:
+            logs["learning_rate"] = self.lrs[-1]
+            logs[self._attribute] = self.momenta[-1]
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         history = getattr(self.model, "history", None)

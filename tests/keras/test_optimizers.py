@@ -129,6 +129,9 @@ def test_learns_digits(digits):
         ({"momentum": 0.9}, "momentum: CyclicSGD cycles it"),
         # "yes" passed as True, and 0 / None as False, without a word
         ({"nesterov": "yes"}, r"nesterov must be True or False, got 'yes' \(str\)"),
+        # an auditor's check: Keras said only "Argument(s) not recognized: {'momentum_bound': ..}"
+        ({"momentum_bound": (0.9, 0.8)}, "'momentum_bound'; did you mean momentum_bounds?"),
+        ({"zzz": 1}, r"'zzz'; it takes bounds, momentum_bounds, steps, mode, gamma, nesterov, "),
     ],
 )
 def test_bad_input_gets_one_clear_message(kwargs, message):

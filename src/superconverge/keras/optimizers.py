@@ -19,6 +19,25 @@ from superconverge.keras.schedules import PACKAGE, Cyclic, schedule_step
 from superconverge.schedules.primitives import CYCLIC_MODES
 
 
+def _check_keywords(given: dict[str, Any]) -> None:
+    """A keyword neither CyclicSGD's nor Keras's SGD's, named with the closest one (Keras's own
+    message is "Argument(s) not recognized: {'momentum_bound': ...}" alone)."""
+    import difflib
+    import inspect
+
+    known = [
+        *inspect.signature(CyclicSGD.__init__).parameters,
+        *inspect.signature(keras.optimizers.SGD.__init__).parameters,
+    ]
+    known = [name for name in dict.fromkeys(known) if name not in ("self", "kwargs")]
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            takes = [k for k in known if k not in ("learning_rate", "momentum")]  # cycled
+            hint = f"; did you mean {close[0]}?" if close else f"; it takes {', '.join(takes)}"
+            raise TypeError(f"CyclicSGD got an unexpected keyword argument {name!r}{hint}")
+
+
 def _check_bounds(bounds: object) -> tuple[float, float]:
     if isinstance(bounds, (str, bytes)) or not isinstance(bounds, Sequence) or len(bounds) != 2:
         raise ValueError(f"bounds must be a (low, high) pair of learning rates, got {bounds!r}")
@@ -78,6 +97,7 @@ class CyclicSGD(keras.optimizers.SGD):
         if not 0.0 < check_number("gamma", gamma) <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
         check_flag("nesterov", nesterov)  # "yes" or 0 would pass as one silently
+        _check_keywords(kwargs)
         for derived in ("learning_rate", "momentum"):  # the cycle sets them: a value is not used
             if derived in kwargs:
                 raise ValueError(

@@ -276,6 +276,7 @@ def lr_find(
     rule: str = "minimum",
     policy: str = "one_cycle",
     seed: int = 0,
+    repeats: int = 1,
 ) -> RangeTestResult:
     """Run the LR range test on a compiled Keras model and return the curve and the bounds.
 
@@ -309,6 +310,10 @@ def lr_find(
             as `x` and `y`: Smith's variant, loss (and accuracy, if compiled with an accuracy
             metric) on its first `val_batches` batches every `val_every` steps.
         seed: seeds the batches' shuffling, an integer >= 0.
+        repeats: sweeps from the same weights with other batch orders (arrays: another seed;
+            an iterable: its next batches), as `superconverge.lr_find`'s: max_lr is their
+            median and ``result.confidence`` says how far they spread. Each sweep after the
+            first trains a fresh copy of the optimizer (of `optimizer` where given).
 
     Returns:
         A `RangeTestResult` (``settings["framework"] == "keras"``).
@@ -327,7 +332,8 @@ def lr_find(
     check_sweep_arguments(
         start_lr, end_lr, num_steps, mode, smoothing, diverge_factor, rule, policy, val_every
     )
-    for name, count in (("batch_size", batch_size), ("val_batches", val_batches)):
+    counts = (("batch_size", batch_size), ("val_batches", val_batches), ("repeats", repeats))
+    for name, count in counts:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {count!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -347,33 +353,21 @@ def lr_find(
         if not model.built:  # create the weights now, so that the snapshot holds them
             model(first[0])
         saved = [(v, np.array(keras.ops.convert_to_numpy(v), copy=True)) for v in _state(model)]
-        record = SweepRecord(num_steps, smoothing, diverge_factor)
+        curves = []
         try:
-            sweeper.learning_rate = float(start_lr)
-            model.optimizer = sweeper
-            model.make_train_function(force=True)
-            for step in range(num_steps):
-                lr = plan.lr(step)
-                sweeper.learning_rate = lr
-                inputs, targets, weights = first if step == 0 else next(batches)
-                logs = model.train_on_batch(
-                    inputs, targets, sample_weight=weights, return_dict=True
-                )
-                # train_on_batch has updated the weights already: a non-finite loss ends the sweep
-                if not record.add(step, lr, float(logs["loss"])):
-                    break
-                if val is not None and (step % every == 0 or step == num_steps - 1):
-                    result = model.evaluate(
-                        val[0],
-                        val[1],
-                        sample_weight=val[2],
-                        batch_size=batch_size,
-                        verbose=0,
-                        return_dict=True,
+            for repeat in range(repeats):
+                if repeat:  # the same weights, a fresh optimizer, other batches
+                    for variable, value in saved:
+                        variable.assign(value)
+                    sweeper = _sweep_optimizer(
+                        optimizer if optimizer is not None else compiled, start_lr
                     )
-                    record.add_validation(step, float(result["loss"]), _accuracy_of(result))
-                if record.diverged():
-                    break
+                    if not batches.iterable:
+                        batches = _Batches(x, y, sample_weight, batch_size, seed + 7919 * repeat)
+                    first = next(batches)
+                record = SweepRecord(num_steps, smoothing, diverge_factor)
+                _sweep(model, sweeper, plan, batches, first, val, every, batch_size, record)
+                curves.append(record.curve())
         finally:
             model.optimizer = compiled
             model.make_train_function(force=True)
@@ -389,16 +383,53 @@ def lr_find(
         diverge_factor,
         framework="keras",
         batch_size=batch_size,
-        repeats=1,
+        repeats=repeats,
         val_every=every,
         optimizer=type(sweeper).__name__,
         world_size=1,
     )
     result = build_result(
-        [record.curve()], diverge_factor=diverge_factor, rule=rule, policy=policy, settings=settings
+        curves, diverge_factor=diverge_factor, rule=rule, policy=policy, settings=settings
     )
     tell("keras lr_find: " + result.summary().replace("\n", "; "), logger)
     return result
+
+
+def _sweep(
+    model: keras.Model,
+    sweeper: Any,
+    plan: Any,
+    batches: _Batches,
+    first: Batch,
+    val: Batch | None,
+    every: int,
+    batch_size: int,
+    record: SweepRecord,
+) -> None:
+    """One sweep of `plan`'s LRs into `record`, with `sweeper` as the model's optimizer."""
+    sweeper.learning_rate = float(plan.lr(0))
+    model.optimizer = sweeper
+    model.make_train_function(force=True)
+    for step in range(plan.total_steps):
+        lr = plan.lr(step)
+        sweeper.learning_rate = lr
+        inputs, targets, weights = first if step == 0 else next(batches)
+        logs = model.train_on_batch(inputs, targets, sample_weight=weights, return_dict=True)
+        # train_on_batch has updated the weights already: a non-finite loss ends the sweep
+        if not record.add(step, lr, float(logs["loss"])):
+            break
+        if val is not None and (step % every == 0 or step == plan.total_steps - 1):
+            result = model.evaluate(
+                val[0],
+                val[1],
+                sample_weight=val[2],
+                batch_size=batch_size,
+                verbose=0,
+                return_dict=True,
+            )
+            record.add_validation(step, float(result["loss"]), _accuracy_of(result))
+        if record.diverged():
+            break
 
 
 @contextmanager

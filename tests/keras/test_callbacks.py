@@ -297,3 +297,40 @@ def test_a_refused_bare_plan_is_told_to_wrap_it_as_keras_needs(digits):
                                          r"with the plan given to the callback \(one_cycle, "
                                          r"total_steps 16, max_lr 0.05\)"):  # fmt: skip
         model.fit(x[:32], y[:32], verbose=0, callbacks=[CyclicMomentum(one_cycle(16, 0.05))])
+
+
+def test_without_a_schedule_the_callback_takes_the_loaded_optimizers_own(digits, tmp_path):
+    # an auditor's check: after load_model the callback had to be rebuilt by hand with the
+    # schedule's first arguments, although the loaded optimizer holds the schedule
+    x, y = digits
+    x, y = x[:320], y[:320]  # 10 batches an epoch
+
+    def fit(model, callback, epochs, initial_epoch=0):
+        model.fit(x, y, batch_size=32, epochs=epochs, initial_epoch=initial_epoch,
+                  shuffle=False, verbose=0, callbacks=[callback])  # fmt: skip
+
+    schedule = OneCycle(40, 0.1)
+    whole = make_model(keras.optimizers.Adam(schedule))
+    fit(whole, uninterrupted := CyclicMomentum(schedule), 4)
+
+    first = make_model(keras.optimizers.Adam(OneCycle(40, 0.1)))
+    fit(first, CyclicMomentum(), 2)
+    first.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    fit(loaded, resumed := CyclicMomentum(), 4, initial_epoch=2)
+    assert resumed.momenta == uninterrupted.momenta[20:]
+    assert resumed.lrs == uninterrupted.lrs[20:]
+    assert_bitwise_equal(values(loaded.variables), values(whole.variables))
+
+
+def test_without_a_schedule_an_optimizer_at_a_constant_lr_is_refused_with_the_fix(digits):
+    x, y = digits
+    model = make_model(keras.optimizers.SGD(0.01, momentum=0.9))
+    with pytest.raises(ValueError, match=(
+        r"CyclicMomentum\(\) cycles the momentum of the optimizer's own plan, but SGD's "
+        r"learning_rate is a constant: compile SGD\(learning_rate=OneCycle\(...\), ...\)"
+    )):  # fmt: skip
+        model.fit(x[:64], y[:64], batch_size=32, verbose=0, callbacks=[CyclicMomentum()])
+    model = make_model(keras.optimizers.SGD(OneCycle(10, 0.1, momentum=None), momentum=0.9))
+    with pytest.raises(ValueError, match="has no momentum schedule"):
+        model.fit(x[:64], y[:64], batch_size=32, verbose=0, callbacks=[CyclicMomentum()])

@@ -43,7 +43,9 @@ class CyclicMomentum(keras.callbacks.Callback):
     batch from a plan, in step with the LR schedule, and record the LR and momentum of each batch.
 
     Pass the same `OneCycle`/`SmithOneCycle`/`Cyclic` (or any `PlanSchedule` or `Plan`) that the
-    optimizer uses as its ``learning_rate``: the momentum of batch k is ``plan.momentum(k)``,
+    optimizer uses as its ``learning_rate``, or nothing: ``CyclicMomentum()`` takes the
+    optimizer's own schedule when each fit starts (a model from ``keras.models.load_model``
+    needs no rebuilt schedule); the momentum of batch k is ``plan.momentum(k)``,
     with k the step Keras gives the LR schedule (the optimizer's ``iterations``; with
     ``gradient_accumulation_steps``, the batches), so it stays in step across several ``fit``
     calls and after loading a saved model. After training, ``callback.lrs`` and ``callback.momenta`` hold
@@ -65,8 +67,14 @@ class CyclicMomentum(keras.callbacks.Callback):
     ``steps_per_epoch = math.ceil(len(x) / batch_size)`` (Keras trains the last, smaller batch).
     """
 
-    def __init__(self, schedule: PlanSchedule | Plan) -> None:
+    schedule: PlanSchedule  # with schedule=None: the optimizer's, from the start of a fit
+
+    def __init__(self, schedule: PlanSchedule | Plan | None = None) -> None:
         super().__init__()
+        self._from_optimizer = schedule is None
+        self._init_records()
+        if schedule is None:  # the compiled optimizer's own (after keras.models.load_model)
+            return
         if isinstance(schedule, Plan):
             schedule = PlanSchedule(schedule)
         if not isinstance(schedule, PlanSchedule):
@@ -86,6 +94,8 @@ class CyclicMomentum(keras.callbacks.Callback):
                 f"schedule has no momentum schedule (momentum=None): nothing to cycle in {schedule!r}"
             )
         self.schedule = schedule
+
+    def _init_records(self) -> None:
         self.lrs: list[float] = []
         self.momenta: list[float] = []
         self._attribute = "momentum"
@@ -93,6 +103,29 @@ class CyclicMomentum(keras.callbacks.Callback):
         self._fit_start = 0  # the optimizer step this fit began at
         self._initial_epoch: int | None = None  # the first epoch of this fit (fit's initial_epoch)
         self._warned_past_end = False
+
+    def _optimizers_schedule(self, optimizer: Any) -> PlanSchedule:
+        """`CyclicMomentum()`'s plan: the one the optimizer's learning_rate follows."""
+        rate = getattr(optimizer, "_learning_rate", None)
+        name = type(optimizer).__name__
+        if not isinstance(rate, PlanSchedule):
+            found = (
+                f"a {type(rate).__name__}"
+                if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule)
+                else "a constant"
+            )
+            raise ValueError(
+                f"CyclicMomentum() cycles the momentum of the optimizer's own plan, but {name}'s "
+                f"learning_rate is {found}: compile {name}(learning_rate=OneCycle(...), ...) "
+                "(or SmithOneCycle, Cyclic, PlanSchedule), or pass the schedule: "
+                "CyclicMomentum(schedule)"
+            )
+        if not rate.cycles_momentum:
+            raise ValueError(
+                f"{name}'s schedule has no momentum schedule (momentum=None): nothing to cycle "
+                f"in {rate!r}"
+            )
+        return rate
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         model, optimizer = self.model, _hyperparameters_of(self.model.optimizer)
@@ -123,6 +156,8 @@ class CyclicMomentum(keras.callbacks.Callback):
                 f"{name} was built with momentum=0, so it has no velocity to cycle; compile "
                 f"with {name}(momentum=0.9, ...)"
             )
+        if self._from_optimizer:
+            self.schedule = self._optimizers_schedule(optimizer)
         self._check_same_plan(optimizer)
         self._warned_past_end = False  # once per fit: a callback used again warns again
         self._first = len(self.lrs)
@@ -149,8 +184,7 @@ class CyclicMomentum(keras.callbacks.Callback):
             f"CyclicMomentum cycles the momentum in step with its plan's LR, but {name}'s "
             f"learning_rate follows {found}: compile {name}(learning_rate={given}, ...) with "
             f"the plan given to the callback ({_described(self.schedule.plan)}); after "
-            "keras.models.load_model, build the callback with the arguments the saved schedule "
-            "was built with"
+            "keras.models.load_model, CyclicMomentum() takes the loaded optimizer's own schedule"
         )
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

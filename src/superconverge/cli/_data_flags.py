@@ -20,6 +20,8 @@ PRECISION_NAMES = ("auto", "32", "bf16", "fp16")  # superconverge.training.devic
 def device_flag(value: str) -> str:
     """--device checked as it is parsed (a name torch knows, CUDA only where it is available),
     so that a bad one stops the command before it loads data or makes a folder."""
+    if value == "auto":  # the default: always valid, and a usage error need not import torch
+        return value
     from superconverge.data.loader import resolve_device
 
     try:

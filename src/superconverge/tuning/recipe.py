@@ -395,10 +395,10 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
             *(["the momenta"] if request.compare_momentum else []),
             *(["trials spread over processes (workers, a study)"] if parallel else []),
         ]
-        logger.info(
+        tell(
             "tune: the LR is searched by range tests and short runs before the final run, not "
-            "inside it: this run compares %s, which only short runs do",
-            " and ".join(asked),
+            f"inside it: this run compares {' and '.join(asked)}, which only short runs do",
+            logger,
         )
 
     room = len(families)  # the optimizers whose LR search the budget holds (at least one)

@@ -435,3 +435,27 @@ def test_help_and_a_mistyped_flag_do_not_import_torch():
         assert "usage: superconverge" in done.stdout or "error: unrecognized" in done.stderr
         imported = [line.rpartition("|")[2].strip() for line in done.stderr.splitlines()]
         assert "torch" not in imported, command
+
+
+def test_a_ctrl_c_that_torchs_import_would_lose_while_parsing_still_stops(
+    monkeypatch, capsys, tmp_path
+):
+    # a reviewer's check: --device cpu imports torch while the flags are parsed (--help's
+    # parser no longer does), and an interrupt torch's import swallowed there was lost
+    from superconverge.cli import _data_flags
+
+    real = _data_flags.device_flag
+
+    def loses_the_interrupt(value):
+        try:  # what torch's import does with a Ctrl-C that reaches it there
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        return real(value)
+
+    monkeypatch.setattr(_data_flags, "device_flag", loses_the_interrupt)
+    assert main(["lr-find", "--device", "cpu", "--out", str(tmp_path / "out")]) == 130
+    assert not (tmp_path / "out").exists()
+    assert capsys.readouterr().err == "superconverge: error: interrupted before the command ran\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

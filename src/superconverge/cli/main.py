@@ -173,7 +173,8 @@ def _parse_and_run(argv: list[str]) -> int:
     with _interrupts_held():
         parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        with _interrupts_held():  # --device cpu and --version import torch while parsing
+            args = parser.parse_args(argv)
     except SystemExit as done:  # --help, --version, or argparse's one-line usage error
         return done.code if isinstance(done.code, int) else EXIT_USAGE
     except BrokenPipeError as error:  # `--version | true`: a traceback (an auditor's check)

@@ -93,3 +93,19 @@ def test_a_trials_learning_rate_with_a_range_test_is_refused_before_it_runs(tmp_
         r"the range test sets the cycle's peak\)"
     )):  # fmt: skip
         _search(trainer)
+
+
+def test_a_given_max_lr_reads_each_trials_hp_space_once(tmp_path):
+    # a reviewer's check: the early refusal called the user's hp_space a second time per
+    # trial, also where a max_lr is given and nothing can be refused
+    calls = []
+
+    def counted(trial):
+        calls.append(trial.number)
+        return hp_space(PLAN)(trial)
+
+    trainer = OneCycleTrainer(**_settings(tmp_path), max_lr=1e-3)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trainer.hyperparameter_search(backend="optuna", direction="minimize", hp_space=counted,
+                                  n_trials=2, sampler=optuna.samplers.RandomSampler(seed=0))  # fmt: skip
+    assert calls == [0, 1]

@@ -491,10 +491,12 @@ class OneCycleTrainer(transformers.Trainer):
         scheduler_state = _saved_scheduler(self._resumed_from)  # read once, for both checks
         self._check_resumed_mode(self._resumed_from, scheduler_state)
         self._check_resumed_search(updates, scheduler_state)
-        trial = kwargs.get("trial", args[0] if args else None)
-        if (learning_rate := self._trial_learning_rate(trial)) is not None:
-            self._refuse_a_trials_learning_rate(learning_rate)  # before a range test's time
-        if self.max_lr is None and not self.searches:
+        if self.max_lr is None and not self.searches:  # a range test runs first: a trial's
+            # learning_rate is refused before its time (reading it calls an Optuna hp_space
+            # once more, as Hugging Face does again; only where the range test would run)
+            trial = kwargs.get("trial", args[0] if args else None)
+            if (learning_rate := self._trial_learning_rate(trial)) is not None:
+                self._refuse_a_trials_learning_rate(learning_rate)
             saved = Path(str(self.args.output_dir)) / LR_FIND_FILE
             found = self._saved_range_test(resume_from_checkpoint)
             if found is not None:

@@ -301,3 +301,27 @@ def test_a_named_metric_that_does_not_apply_names_the_built_ins_that_do():
     outputs, targets = torch.randn(8, 10), torch.randint(0, 10, (8,))
     with pytest.warns(UserWarning, match=r"'mae' does not apply .*apply: accuracy, top5$"):
         assert check_metrics(resolve_metrics(["mae"]), outputs, targets) == []
+
+
+@pytest.mark.parametrize(
+    ("asked", "outputs", "targets", "named"),
+    [
+        # a reviewer's check: a batch of one squeezed to 0-dim made the hint raise IndexError
+        ("accuracy", torch.tensor(0.3), torch.tensor(1.0), None),
+        # soft labels: accuracy reads them under a cross-entropy loss
+        ("top5", torch.randn(8, 4), torch.softmax(torch.randn(8, 4), 1),
+         "accuracy, mse, mae, binary_accuracy"),
+        ("mae", torch.randn(8, 3), torch.randint(0, 3, (8,)), "accuracy"),  # no top5 of 3
+        ("accuracy", torch.randn(8, 3), torch.randn(8, 3) * 5, "mse, mae"),  # a regression
+    ],
+)  # fmt: skip
+def test_the_hint_of_a_metric_that_does_not_apply_never_raises_and_names_what_fits(
+    asked, outputs, targets, named
+):
+    with pytest.warns(UserWarning, match=f"'{asked}' does not apply") as caught:
+        check_metrics(resolve_metrics([asked]), outputs, targets)
+    message = str(next(w.message for w in caught if "does not apply" in str(w.message)))
+    if named is None:
+        assert "the built-ins that apply" not in message
+    else:
+        assert message.endswith(f"the built-ins that apply: {named}")

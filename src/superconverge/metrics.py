@@ -65,6 +65,7 @@ def _same_shape(outputs: Any, targets: Any) -> bool:
         and isinstance(targets, torch.Tensor)
         and targets.dtype.is_floating_point
         and outputs.numel() == targets.numel()
+        and min(outputs.ndim, targets.ndim) >= 1  # a 0-dim pair has no batch dimension
         and outputs.shape[0] == targets.shape[0]
     )
 
@@ -187,6 +188,8 @@ def _binary(outputs: Any, targets: Any) -> bool:
     if not isinstance(outputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
         return False
     if targets.dtype.is_complex or outputs.numel() != targets.numel() or targets.numel() == 0:
+        return False
+    if min(outputs.ndim, targets.ndim) < 1:  # a 0-dim pair has no batch dimension
         return False
     if outputs.shape[0] != targets.shape[0] or not outputs.dtype.is_floating_point:
         return False
@@ -414,6 +417,28 @@ class MetricTotals:
         return dict(zip(self.names, self.values(reduced), strict=True))
 
 
+def _builtins_that_apply(outputs: Any, targets: Any) -> list[str]:
+    """The built-ins worth naming for these outputs and targets (a hint: it never raises):
+    accuracy also on rows of class probabilities (soft labels, which it reads under a
+    cross-entropy loss), top5 where there are more than five classes."""
+    named = []
+    for name, metric in BUILTINS.items():
+        try:
+            applies = metric.is_reported(outputs, targets)
+            if name == "accuracy" and not applies and _class_probabilities(outputs, targets):
+                rows = targets.float().sum(1)  # soft labels: rows of probabilities
+                applies = bool((targets >= 0).all()) and bool(
+                    torch.allclose(rows, torch.ones_like(rows))
+                )
+            if name == "top5":
+                applies = applies and outputs.shape[1] > 5
+        except Exception:  # an odd shape (a 0-dim tensor) is no place for a hint to fail
+            applies = False
+        if applies:
+            named.append(name)
+    return named
+
+
 def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list[str]:
     """Run every metric that applies on one batch (the first-batch check) and return the names
     reported; a metric that raises or returns no number fails here, before any training. A
@@ -425,7 +450,7 @@ def check_metrics(metrics: Iterable[Metric], outputs: Any, targets: Any) -> list
             instead = ""
             if metric.fn is accuracy and _binary(outputs, targets):
                 instead = " (targets in [0, 1] of the outputs' shape: binary_accuracy reads them)"
-            elif fitting := [n for n, m in BUILTINS.items() if m.is_reported(outputs, targets)]:
+            elif fitting := _builtins_that_apply(outputs, targets):
                 instead = f"; the built-ins that apply: {', '.join(fitting)}"
             warn(
                 f"metrics: {metric.name!r} does not apply to these outputs and targets "

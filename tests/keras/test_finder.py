@@ -1,5 +1,7 @@
 """The Keras LR range test: the PyTorch finder's result and analysis, nothing left changed."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -142,6 +144,12 @@ def test_a_generator_shorter_than_the_sweep_is_named_not_a_bare_stop_iteration(d
     # fewer batches than any sweep: num_steps <= 8 was advised, then refused (>= 10)
     with pytest.raises(ValueError, match=r"gave 8 batches.* or one that yields at least 10 "):
         lr_find(model, (b for i, b in enumerate(batches()) if i < 8), num_steps=30)
+    # with repeats the sweeps read the generator one after another (a reviewer's check: it
+    # advised num_steps <= 25 for num_steps=20 and repeats=2)
+    with pytest.raises(ValueError, match=r"gave 25 batches.* num_steps \* repeats \(2\) <= 25"):
+        lr_find(model, itertools.islice(itertools.chain(batches(), batches(), batches()), 25),
+                num_steps=20, repeats=2)  # fmt: skip
+    assert_bitwise_equal(_everything(model), before)
 
 
 def test_numpy_numbers_are_taken_as_the_pytorch_range_test_takes_them(digits):

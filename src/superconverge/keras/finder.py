@@ -136,7 +136,10 @@ class _Batches:
     """Endless batches: shuffled slices of arrays (own RNG), or a cycled iterable of
     ``(inputs, targets)`` or ``(inputs, targets, sample_weight)`` batches."""
 
-    def __init__(self, x: Any, y: Any, sample_weight: Any, batch_size: int, seed: int) -> None:
+    def __init__(
+        self, x: Any, y: Any, sample_weight: Any, batch_size: int, seed: int, repeats: int = 1
+    ) -> None:
+        self.repeats = repeats  # sweeps that read these batches one after another
         self.iterable = (
             y is None and not isinstance(x, (np.ndarray, dict)) and isinstance(x, Iterable)
         )
@@ -181,9 +184,12 @@ class _Batches:
                 batch = next(self.iterator)
             except StopIteration:  # a one-pass generator: iter() gives it back, spent
                 # fewer batches than any sweep needs: num_steps <= served would be refused
+                steps = (
+                    "num_steps" if self.repeats == 1 else f"num_steps * repeats ({self.repeats})"
+                )
                 fewer = (
-                    f"num_steps <= {self.served}"
-                    if self.served >= MIN_POINTS
+                    f"{steps} <= {self.served}"
+                    if self.served >= MIN_POINTS * self.repeats
                     else (
                         f"one that yields at least {MIN_POINTS} batches (a sweep needs {MIN_POINTS})"
                     )
@@ -344,7 +350,7 @@ def lr_find(
     plan = sweep_plan(start_lr, end_lr, num_steps, mode)
     # the global RNGs are kept from before the data: iter() of a shuffling DataLoader draws
     with _global_rngs_kept():
-        batches = _Batches(x, y, sample_weight, batch_size, seed)
+        batches = _Batches(x, y, sample_weight, batch_size, seed, repeats)
         val = _validation(validation_data, val_batches * batch_size)
         every = val_every if val_every is not None else max(1, num_steps // 20)
         compiled = model.optimizer

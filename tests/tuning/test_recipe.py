@@ -91,7 +91,8 @@ def test_explicit_batch_size_wins_and_momentum_can_be_compared(digits, caplog):
     # the default's in-run search was overridden: said, with why (an auditor's check)
     assert (
         "tune: the LR is searched by range tests and short runs before the final run, not inside "
-        "it: this run compares several weight decays and the momenta, which only short runs do"
+        "it: this run compares several weight decays and compares the momenta, which only short "
+        "runs do"
     ) in caplog.messages
     assert set(plan.evidence[3]["details"]["runs"]) == {
         "(0.95, 0.85)",

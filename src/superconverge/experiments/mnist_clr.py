@@ -234,7 +234,7 @@ def _recipe_note(results: dict[str, Any]) -> str:
     samples = []  # per scaling: "raw 5,400"
     for scaling in SCALINGS:
         counts = [r["samples"] for r in results.get(scaling, {}).get("recipe (tune)", [])]
-        if counts := [f"{count:,}" for count in counts if count]:
+        if counts := [f"{count:,}" for count in sorted(set(counts)) if count]:  # seeds alike
             samples.append(f"{SCALING_NAMES[scaling]} {', '.join(counts)}")
     spent = f" (training samples, its search's included: {'; '.join(samples)})"
     return (

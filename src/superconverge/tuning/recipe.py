@@ -391,13 +391,17 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
         )
     if settings.lr_search == "in_run" and not resumed:  # the default, overridden: say why
         asked = [
-            *(["several weight decays"] if len(list(request.weight_decays or ())) > 1 else []),
-            *(["the momenta"] if request.compare_momentum else []),
-            *(["trials spread over processes (workers, a study)"] if parallel else []),
+            *(
+                ["compares several weight decays"]
+                if len(list(request.weight_decays or ())) > 1
+                else []
+            ),
+            *(["compares the momenta"] if request.compare_momentum else []),
+            *(["spreads trials over processes (workers, a study)"] if parallel else []),
         ]
         tell(
             "tune: the LR is searched by range tests and short runs before the final run, not "
-            f"inside it: this run compares {' and '.join(asked)}, which only short runs do",
+            f"inside it: this run {' and '.join(asked)}, which only short runs do",
             logger,
         )
 

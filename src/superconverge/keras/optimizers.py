@@ -30,10 +30,11 @@ def _check_keywords(given: dict[str, Any]) -> None:
         *inspect.signature(keras.optimizers.SGD.__init__).parameters,
     ]
     known = [name for name in dict.fromkeys(known) if name not in ("self", "kwargs")]
+    known.append("decay")  # Keras's base class takes it and warns it is ignored: its word stands
     for name in given:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-            takes = [k for k in known if k not in ("learning_rate", "momentum")]  # cycled
+            takes = [k for k in known if k not in ("learning_rate", "momentum", "decay")]
             hint = f"; did you mean {close[0]}?" if close else f"; it takes {', '.join(takes)}"
             raise TypeError(f"CyclicSGD got an unexpected keyword argument {name!r}{hint}")
 

@@ -113,20 +113,25 @@ def test_an_interrupt_while_the_command_starts_exits_130_in_one_line(monkeypatch
         main(["--debug", "tune"])
 
 
-def test_a_ctrl_c_that_torchs_import_would_lose_still_stops_the_command(monkeypatch, capsys):
-    # torch's import (as the command starts) clears an interrupt that arrives while
-    # its C code imports numpy: `superconverge tune` then ran on as if never stopped
-    real_add_parser = lr_find.add_parser
+def _losing_an_interrupt(real):
+    """`real`, after a Ctrl-C that it swallows, as torch's import does with one that reaches it
+    while its C code imports numpy."""
 
-    def loses_the_interrupt(subparsers):
-        try:  # what torch's import does with a Ctrl-C that reaches it there
+    def loses_the_interrupt(*args):
+        try:
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)
         except KeyboardInterrupt:
             pass
-        return real_add_parser(subparsers)
+        return real(*args)
 
-    monkeypatch.setattr(lr_find, "add_parser", loses_the_interrupt)
+    return loses_the_interrupt
+
+
+def test_a_ctrl_c_that_torchs_import_would_lose_still_stops_the_command(monkeypatch, capsys):
+    # torch's import (as the command starts) clears an interrupt that arrives while
+    # its C code imports numpy: `superconverge tune` then ran on as if never stopped
+    monkeypatch.setattr(lr_find, "add_parser", _losing_an_interrupt(lr_find.add_parser))
     assert main(["report", "no-such-folder"]) == 130
     assert capsys.readouterr().err == "superconverge: error: interrupted before the command ran\n"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -444,17 +449,7 @@ def test_a_ctrl_c_that_torchs_import_would_lose_while_parsing_still_stops(
     # parser no longer does), and an interrupt torch's import swallowed there was lost
     from superconverge.cli import _data_flags
 
-    real = _data_flags.device_flag
-
-    def loses_the_interrupt(value):
-        try:  # what torch's import does with a Ctrl-C that reaches it there
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(1)
-        except KeyboardInterrupt:
-            pass
-        return real(value)
-
-    monkeypatch.setattr(_data_flags, "device_flag", loses_the_interrupt)
+    monkeypatch.setattr(_data_flags, "device_flag", _losing_an_interrupt(_data_flags.device_flag))
     assert main(["lr-find", "--device", "cpu", "--out", str(tmp_path / "out")]) == 130
     assert not (tmp_path / "out").exists()
     assert capsys.readouterr().err == "superconverge: error: interrupted before the command ran\n"

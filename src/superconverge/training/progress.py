@@ -138,12 +138,17 @@ class _Ticks:
     """What a fit's and a sweep's progress share: the bar's moves and its loss/LR postfix, and
     the clock of the lines."""
 
-    mode: str
-    interval_s: float
-    clock: Callable[[], float]
-    last_line: float
-    _bar: Any
-    _updates: int
+    def __init__(self, mode: str, interval_s: float, clock: Callable[[], float]) -> None:
+        self.mode, self.interval_s, self.clock = mode, interval_s, clock
+        self.last_line = clock()
+        self._bar: Any = None
+        self._updates = 0
+
+    def _open_bar(self, total: int, description: str) -> None:
+        """A new bar of `total` (``"bar"`` mode only)."""
+        if self.mode == "bar":
+            self._bar = progress_bar(total, description)
+            self._updates = 0
 
     def _tick(self, count: int, loss: float, lr: float) -> bool:
         """The bar moved `count`; False where there is no bar."""
@@ -197,20 +202,16 @@ class FitProgress(_Ticks):
         interval_s: float = DEFAULT_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.mode, self.on = mode, mode != "off"
+        super().__init__(mode, interval_s, clock)
+        self.on = mode != "off"
         self.epochs, self.total_steps, self.start_step = epochs, total_steps, start_step
-        self.interval_s, self.clock = interval_s, clock
-        self.started = self.last_line = clock()
+        self.started = self.last_line
         self.epoch = 0
-        self._bar: Any = None
-        self._updates = 0
 
     def start_epoch(self, epoch: int, batches: int) -> None:
         """`epoch` counts from 1; `batches` are the epoch's micro-batches (the bar's total)."""
         self.epoch = epoch
-        if self.mode == "bar":
-            self._bar = progress_bar(batches, f"epoch {epoch}/{self.epochs}")
-            self._updates = 0
+        self._open_bar(batches, f"epoch {epoch}/{self.epochs}")
 
     def advance(self, batches: int, step: int, loss: float, lr: float) -> None:
         """`batches` more micro-batches done; `step` optimizer steps done in all, the last with
@@ -253,20 +254,15 @@ class SweepProgress(_Ticks):
         interval_s: float = DEFAULT_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.mode, self.num_steps, self.repeats = mode, num_steps, repeats
-        self.interval_s, self.clock = interval_s, clock
-        self.last_line = clock()
+        super().__init__(mode, interval_s, clock)
+        self.num_steps, self.repeats = num_steps, repeats
         self.name = "lr_find"
-        self._bar: Any = None
-        self._updates = 0
 
     def start_sweep(self, repeat: int) -> None:
         """`repeat` counts from 0."""
         self.close()
         self.name = "lr_find" if self.repeats == 1 else f"lr_find {repeat + 1}/{self.repeats}"
-        if self.mode == "bar":
-            self._bar = progress_bar(self.num_steps, self.name)
-            self._updates = 0
+        self._open_bar(self.num_steps, self.name)
 
     def advance(self, step: int, loss: float, lr: float) -> None:
         """Steps 0 .. `step` done, the last with `loss` at `lr`."""

@@ -142,17 +142,15 @@ class FitLoop:
                 # the callbacks whose state the checkpoint saves end their epoch before it is
                 # saved, so that state holds this epoch (a user's counter resumed one epoch
                 # behind); the others after it, so a kill there keeps the epoch
-                keeping = [c for c in trainer.callbacks if getattr(c, "checkpoint_key", None)]
+                kept = [c for c in trainer.callbacks if getattr(c, "checkpoint_key", None)]
+                others = [c for c in trainer.callbacks if not getattr(c, "checkpoint_key", None)]
                 try:
-                    self._event("after_epoch", keeping)
+                    self._event("after_epoch", kept)
                 except CancelFit:  # the fit ends with this epoch: it is kept all the same
                     self._save_epoch(improved)
                     raise
                 self._save_epoch(improved)
-                self._event(
-                    "after_epoch",
-                    [c for c in trainer.callbacks if not any(c is k for k in keeping)],
-                )
+                self._event("after_epoch", others)
                 epoch += 1
             else:
                 history.status = "completed"

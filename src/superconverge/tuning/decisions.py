@@ -470,6 +470,24 @@ def searches_in_run(
         >>> searches_in_run(RecipeSettings(), [1e-4, 1e-3], False)
         False
     """
-    several = weight_decays is not None and len(list(weight_decays)) > 1  # type: ignore[call-overload]
-    asked = several or compare_momentum or parallel
+    asked = only_short_runs(weight_decays, compare_momentum, parallel)
     return settings.lr_search == "in_run" and not asked
+
+
+def only_short_runs(weight_decays: object, compare_momentum: bool, parallel: bool) -> list[str]:
+    """What a call asks that only short runs do, as "this run ..." phrases; [] for nothing.
+
+    Example:
+        >>> only_short_runs([1e-4, 1e-3], True, False)
+        ['compares several weight decays', 'compares the momenta']
+    """
+    several = weight_decays is not None and len(list(weight_decays)) > 1  # type: ignore[call-overload]
+    return [
+        reason
+        for reason, asked in (
+            ("compares several weight decays", several),
+            ("compares the momenta", compare_momentum),
+            ("spreads trials over processes (workers, a study)", parallel),
+        )
+        if asked
+    ]

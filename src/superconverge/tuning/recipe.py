@@ -69,6 +69,7 @@ from superconverge.tuning.budget import (
 )
 from superconverge.tuning.decisions import (
     final_run_extension,
+    only_short_runs,
     searches_in_run,
     weight_decay_runs_skipped,
 )
@@ -390,15 +391,7 @@ def _search(setup: RecipeSetup, request: _Request) -> tuple[TunePlan, float]:
             setup, request, batch_record, per_epoch, family, decays_for(family)[0]
         )
     if settings.lr_search == "in_run" and not resumed:  # the default, overridden: say why
-        asked = [
-            *(
-                ["compares several weight decays"]
-                if len(list(request.weight_decays or ())) > 1
-                else []
-            ),
-            *(["compares the momenta"] if request.compare_momentum else []),
-            *(["spreads trials over processes (workers, a study)"] if parallel else []),
-        ]
+        asked = only_short_runs(request.weight_decays, request.compare_momentum, parallel)
         tell(
             "tune: the LR is searched by range tests and short runs before the final run, not "
             f"inside it: this run {' and '.join(asked)}, which only short runs do",

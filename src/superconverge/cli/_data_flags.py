@@ -151,23 +151,28 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
     the data, from the flags."""
     if args.num_workers < 0:
         raise UsageError(f"--num-workers must be >= 0, got {args.num_workers}")
-    if args.steps_per_epoch is not None and args.steps_per_epoch < 1:
-        raise UsageError(f"--steps-per-epoch must be >= 1, got {args.steps_per_epoch}")
+    steps_per_epoch = steps_flag(args.steps_per_epoch, "--steps-per-epoch")
     return {
         "batch_fn": callable_from_flag(args.batch_fn, "--batch-fn"),
         "collate_fn": callable_from_flag(args.collate_fn, "--collate-fn"),
         "num_workers": args.num_workers,
-        "steps_per_epoch": args.steps_per_epoch,
+        "steps_per_epoch": steps_per_epoch,
     }
 
 
 def evaluation_options(args: argparse.Namespace) -> dict[str, Any]:
     """``val_steps`` and ``test_steps`` for `tune` and `TunePlan.run`, from the flags."""
-    options = {"val_steps": args.val_steps, "test_steps": args.test_steps}
-    for name, value in options.items():
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    return options
+    return {
+        "val_steps": steps_flag(args.val_steps, "--val-steps"),
+        "test_steps": steps_flag(args.test_steps, "--test-steps"),
+    }
+
+
+def steps_flag(value: int | None, flag: str) -> int | None:
+    """A count of batches from `flag` (None: not given), at least 1."""
+    if value is not None and value < 1:
+        raise UsageError(f"{flag} must be >= 1, got {value}")
+    return value
 
 
 def saved_flags(args: argparse.Namespace) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from superconverge.cli._data_flags import (
     device_flag,
     loss_from_flag,
     metrics_from_flags,
+    steps_flag,
 )
 
 # the plan's settings as the library names them in its messages (epochs, max_lr, ...)
@@ -189,10 +190,10 @@ def _task_of(args: argparse.Namespace, plan: Any, sized: bool) -> dict[str, Any]
         "num_workers": saved.get("num_workers", 0),
         # a stream's epoch length; data of known size has its own (a plan from a stream refit
         # on tensors, or an older plan that recorded the flag for tensors, which ignored it)
-        "steps_per_epoch": _steps(args.steps_per_epoch, "--steps-per-epoch")
+        "steps_per_epoch": steps_flag(args.steps_per_epoch, "--steps-per-epoch")
         or (None if sized else saved.get("steps_per_epoch")),
-        "val_steps": _steps(args.val_steps, "--val-steps") or saved.get("val_steps"),
-        "test_steps": _steps(args.test_steps, "--test-steps") or saved.get("test_steps"),
+        "val_steps": steps_flag(args.val_steps, "--val-steps") or saved.get("val_steps"),
+        "test_steps": steps_flag(args.test_steps, "--test-steps") or saved.get("test_steps"),
         "batch_fn": callable_from_flag(args.batch_fn or saved.get("batch_fn"), "--batch-fn"),
         "collate_fn": callable_from_flag(
             args.collate_fn or saved.get("collate_fn"), "--collate-fn"
@@ -212,12 +213,6 @@ def _task_of(args: argparse.Namespace, plan: Any, sized: bool) -> dict[str, Any]
             loss_from_flag, loss
         )
     return task
-
-
-def _steps(value: int | None, flag: str) -> int | None:
-    if value is not None and value < 1:
-        raise UsageError(f"{flag} must be >= 1, got {value}")
-    return value
 
 
 # what tune saves in plan.json's data_options (`saved_flags`): the flags that read the data
